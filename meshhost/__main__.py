@@ -1,0 +1,3 @@
+from meshhost.cli import main
+
+main()

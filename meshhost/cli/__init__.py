@@ -1,0 +1,31 @@
+"""The ``meshhost`` command line. Each area adds its commands from its own module."""
+
+from __future__ import annotations
+
+import click
+
+from meshhost import __version__
+from meshhost.cli.output import emit_json, json_option, stdout
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """meshhost: run WebAssembly actors on a lattice of hosts with no broker."""
+
+
+@main.command()
+@json_option
+def version(as_json: bool) -> None:
+    """Print the meshhost version and the protocol versions it speaks."""
+    import wasmtime
+
+    info = {"meshhost": __version__, "protocol": 1, "wasmtime": wasmtime.__version__}
+    if as_json:
+        emit_json(info)
+    else:
+        stdout.print(f"meshhost {__version__} (protocol 1, wasmtime {wasmtime.__version__})")
+
+
+from meshhost.cli import keys  # noqa: E402,F401  (registers commands)
+
+__all__ = ["main"]

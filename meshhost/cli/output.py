@@ -1,0 +1,75 @@
+"""Shared CLI plumbing: JSON or rich output, secrets from files, error exits.
+
+Exit codes: 0 success, 1 the operation failed (a MeshError, printed as one
+line), 2 bad usage (click's own).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from meshhost.errors import MeshError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (bytes as hex)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def fails_cleanly(func: F) -> F:
+    """Turn a MeshError into one red line on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MeshError as exc:
+            stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def read_secret(value: str | None, env_var: str, what: str) -> str:
+    """Read a secret from ``@file``, a file path, or an environment variable.
+
+    Secrets are never taken literally from the command line (they would end up
+    in shell history and ``ps``).
+    """
+    if value:
+        path = Path(value[1:] if value.startswith("@") else value)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {what} file {str(path)!r}: {exc.strerror}. "
+                f"Pass a file holding the {what}, or set {env_var}."
+            ) from None
+    from_env = os.environ.get(env_var, "").strip()
+    if from_env:
+        return from_env
+    raise click.UsageError(f"no {what} given: pass a file holding it, or set {env_var}")

@@ -1,0 +1,356 @@
+"""Host configuration: frozen dataclasses, named profiles, layered sources.
+
+Precedence, lowest first: profile defaults < TOML file < ``MESHHOST_*``
+environment variables < CLI flags.  Every field has its unit in its name.
+
+Profiles:
+
+* ``lan``   - hashicorp/memberlist ``DefaultLANConfig`` numbers; the default.
+* ``local`` - several hosts on one machine: shorter timeouts, fewer retransmits
+  (memberlist ``DefaultLocalConfig``).
+* ``wan``   - high-latency links (memberlist ``DefaultWANConfig``).
+* ``sim``   - like ``lan`` but for the simulator; identical numbers so that
+  simulated figures predict real ones.
+
+A TOML file has one table per section, e.g.::
+
+    profile = "lan"
+    lattice = "default"
+    [membership]
+    probe_interval_s = 2.0
+
+Environment variables are ``MESHHOST_<FIELD>`` for top-level fields and
+``MESHHOST_<SECTION>__<FIELD>`` for section fields, e.g.
+``MESHHOST_MEMBERSHIP__PROBE_TIMEOUT_S=0.3``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from meshhost.errors import ConfigError
+
+__all__ = [
+    "PROFILES",
+    "HostConfig",
+    "MembershipConfig",
+    "TransportConfig",
+    "load",
+]
+
+ENV_PREFIX = "MESHHOST_"
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not value > 0:
+            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipConfig:
+    """SWIM + Lifeguard parameters (memberlist names and LAN defaults)."""
+
+    probe_interval_s: float = 1.0
+    """Time between failure-detection probes of one random member."""
+    probe_timeout_s: float = 0.5
+    """Wait for a direct ack before asking k peers to probe indirectly."""
+    indirect_checks: int = 3
+    """k: how many peers are asked to probe a member that missed its ack."""
+    suspicion_mult: int = 4
+    """Suspicion timeout = mult * max(1, log10 N) * probe interval (minimum)."""
+    suspicion_max_timeout_mult: int = 6
+    """Upper bound of the suspicion timeout, as a multiple of its minimum."""
+    retransmit_mult: int = 4
+    """A broadcast is piggybacked mult * ceil(log10(N + 1)) times."""
+    gossip_interval_s: float = 0.2
+    """How often broadcasts are pushed to gossip_nodes random members."""
+    gossip_nodes: int = 3
+    """Fan-out of each gossip round."""
+    gossip_to_dead_s: float = 30.0
+    """Keep gossiping to a dead member this long so it learns and can refute."""
+    push_pull_interval_s: float = 30.0
+    """Full-state anti-entropy with one random member over TCP."""
+    reconnect_interval_s: float = 10.0
+    """How often we try to rejoin one failed member, so partitions heal alone."""
+    dead_tombstone_s: float = 60.0
+    """How long a dead member is remembered, so stale alives are refused."""
+    awareness_max_multiplier: int = 8
+    """Lifeguard local health: probe timeouts stretch up to this factor."""
+    udp_packet_bytes: int = 1200
+    """Largest sealed UDP datagram we send (fits any sane path MTU)."""
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "probe_interval_s",
+            "probe_timeout_s",
+            "gossip_interval_s",
+            "push_pull_interval_s",
+            "reconnect_interval_s",
+            "suspicion_mult",
+            "retransmit_mult",
+            "gossip_nodes",
+            "awareness_max_multiplier",
+        )
+        if self.probe_timeout_s >= self.probe_interval_s:
+            raise ConfigError("membership.probe_timeout_s must be below probe_interval_s")
+        if self.suspicion_max_timeout_mult < 1:
+            raise ConfigError("membership.suspicion_max_timeout_mult must be >= 1")
+        if not 576 <= self.udp_packet_bytes <= 65507:
+            raise ConfigError("membership.udp_packet_bytes must be within 576..65507")
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """Noise-over-TCP session parameters."""
+
+    handshake_timeout_s: float = 5.0
+    """A peer that has not finished the handshake by then is dropped."""
+    idle_timeout_s: float = 120.0
+    """A session with no traffic for this long is closed (pings keep it open)."""
+    connect_timeout_s: float = 3.0
+    """TCP connect deadline per attempt."""
+    max_connections: int = 1024
+    """Refuse inbound connections beyond this count."""
+    rekey_after_messages: int = 1 << 20
+    """Rekey each direction's cipher after this many messages."""
+    send_buffer_frames: int = 256
+    """Frames queued per session before writers block (backpressure)."""
+    backoff_initial_s: float = 0.1
+    """First reconnect delay; doubles per failure, with jitter."""
+    backoff_max_s: float = 10.0
+    """Ceiling of the reconnect delay."""
+
+    def __post_init__(self) -> None:
+        _positive(
+            self,
+            "handshake_timeout_s",
+            "idle_timeout_s",
+            "connect_timeout_s",
+            "max_connections",
+            "rekey_after_messages",
+            "send_buffer_frames",
+            "backoff_initial_s",
+            "backoff_max_s",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """Everything a host needs to start. Sections are their own dataclasses."""
+
+    profile: str = "lan"
+    """Name of the profile the defaults came from."""
+    lattice: str = "default"
+    """Lattice name: bound into every handshake and packet; hosts of other lattices never mix."""
+    data_dir: str = ""
+    """Host key, lattice secret, module cache, kv store, links. Empty: the per-user default."""
+    bind_host: str = "0.0.0.0"
+    """Address the TCP listener and UDP socket bind to."""
+    port: int = 0
+    """TCP and UDP port (same number for both); 0 picks a free one."""
+    seeds: tuple[str, ...] = ()
+    """Static ``host:port`` addresses to join, for networks without multicast."""
+    mdns: bool = True
+    """Announce and browse with mDNS."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """``key=value`` labels for placement constraints."""
+    allowed_issuers: tuple[str, ...] = ()
+    """Account keys (A...) whose actors this host runs; empty: any valid issuer."""
+    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    transport: TransportConfig = field(default_factory=TransportConfig)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(
+                f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}"
+            )
+        if not self.lattice or len(self.lattice) > 64 or not self.lattice.isprintable():
+            raise ConfigError("lattice name must be 1..64 printable characters")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be within 0..65535, got {self.port}")
+        for key, _ in self.labels:
+            if not key:
+                raise ConfigError("label keys must not be empty")
+
+
+def _lan() -> HostConfig:
+    return HostConfig(profile="lan")
+
+
+def _local() -> HostConfig:
+    # memberlist DefaultLocalConfig: loopback RTTs are microseconds, so time-outs
+    # can be short and fewer retransmits reach everyone.
+    return HostConfig(
+        profile="local",
+        membership=MembershipConfig(
+            probe_interval_s=1.0,
+            probe_timeout_s=0.2,
+            suspicion_mult=3,
+            retransmit_mult=2,
+            gossip_interval_s=0.1,
+            push_pull_interval_s=15.0,
+            gossip_to_dead_s=15.0,
+            reconnect_interval_s=2.0,
+        ),
+        transport=TransportConfig(handshake_timeout_s=2.0),
+    )
+
+
+def _wan() -> HostConfig:
+    # memberlist DefaultWANConfig: RTTs of hundreds of ms and loss.
+    return HostConfig(
+        profile="wan",
+        membership=MembershipConfig(
+            probe_interval_s=5.0,
+            probe_timeout_s=3.0,
+            suspicion_mult=6,
+            retransmit_mult=4,
+            gossip_interval_s=0.5,
+            gossip_nodes=4,
+            push_pull_interval_s=60.0,
+            gossip_to_dead_s=60.0,
+            reconnect_interval_s=30.0,
+        ),
+        transport=TransportConfig(handshake_timeout_s=15.0, connect_timeout_s=10.0),
+    )
+
+
+def _sim() -> HostConfig:
+    # Same numbers as LAN so simulated figures predict the real lattice.
+    return HostConfig(profile="sim")
+
+
+PROFILES = {"lan": _lan, "local": _local, "wan": _wan, "sim": _sim}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a TOML value or environment string to the field's type."""
+    hint = annotation
+    origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError("expected an integer, not a boolean")
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number, not a boolean")
+            return float(value)
+        if hint is str:
+            if not isinstance(value, str):
+                raise ValueError(f"expected text, got {type(value).__name__}")
+            return value
+        if origin is tuple:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            args = typing.get_args(hint)
+            if args and typing.get_origin(args[0]) is tuple:  # labels: k=v pairs
+                pairs = []
+                for item in items:
+                    if isinstance(item, str):
+                        key, sep, val = item.partition("=")
+                        if not sep:
+                            raise ValueError(f"label {item!r} is not key=value")
+                        pairs.append((key.strip(), val.strip()))
+                    else:
+                        key, val = item
+                        pairs.append((str(key), str(val)))
+                return tuple(pairs)
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    raise ConfigError(f"{where}: unsupported type {hint!r}")
+
+
+def _apply(obj: Any, values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(type(obj))
+    by_name = {f.name: f for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in by_name:
+            known = ", ".join(sorted(by_name))
+            raise ConfigError(f"{where}: unknown setting {key!r}; known settings: {known}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key} must be a table")
+            changes[key] = _apply(getattr(obj, key), value, f"{where}.{key}")
+        else:
+            if isinstance(hint, types.UnionType):
+                hint = typing.get_args(hint)[0]
+            changes[key] = _coerce(value, hint, f"{where}.{key}")
+    try:
+        return replace(obj, **changes)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "PROFILE":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> HostConfig:
+    """Build a HostConfig: profile < TOML file < environment < overrides.
+
+    ``overrides`` uses the same shape as the TOML file (nested dicts for
+    sections); ``None`` values are ignored so CLI flags left unset change
+    nothing.  Raises ConfigError naming the file, variable or flag at fault.
+    """
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    env_values = _env_values(environ)
+    clean_overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+
+    profile = (
+        clean_overrides.get("profile")
+        or environ.get(ENV_PREFIX + "PROFILE")
+        or file_values.get("profile")
+        or "lan"
+    )
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    config = PROFILES[profile]()
+    config = _apply(config, {k: v for k, v in file_values.items() if k != "profile"}, str(path))
+    config = _apply(config, env_values, "environment")
+    config = _apply(config, {k: v for k, v in clean_overrides.items() if k != "profile"}, "flags")
+    return config

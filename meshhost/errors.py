@@ -1,0 +1,104 @@
+"""Typed errors for every layer of meshhost.
+
+Everything meshhost raises on purpose derives from :class:`MeshError`.  The
+split that matters most is whose fault an error is:
+
+* :class:`LocalProtocolError` - we (or the user driving us) misused an API or
+  gave bad input: a wrong CLI argument, a malformed manifest, a bad key file.
+* :class:`RemoteProtocolError` - a peer sent bytes that break the protocol.
+  Decoders of network input raise only this family, so a driver can catch it
+  at one receive point, count it, and drop the peer without crashing.
+
+Every error message names what was wrong and, where it can, what to do about
+it.  Sections below are grouped by layer; each layer adds its own classes in
+its own section.
+"""
+
+from __future__ import annotations
+
+
+class MeshError(Exception):
+    """Base of every error meshhost raises on purpose."""
+
+
+class LocalProtocolError(MeshError):
+    """We, or the person driving us, misused an API or gave invalid input."""
+
+
+class RemoteProtocolError(MeshError):
+    """A peer sent something that breaks the protocol."""
+
+
+class DecodeError(RemoteProtocolError):
+    """Bytes could not be decoded: truncated, oversized, garbage or wrong type."""
+
+
+class ConfigError(LocalProtocolError):
+    """A configuration file, environment variable or flag is invalid."""
+
+
+# --- identity: nkeys, claims, wasm module parsing ---------------------------
+
+
+class IdentityError(MeshError):
+    """Base for key and claims problems."""
+
+
+class NkeyError(IdentityError, LocalProtocolError):
+    """An nkey string or seed is malformed."""
+
+
+class NkeyPrefixError(NkeyError):
+    """The key has the wrong or an unknown prefix."""
+
+
+class NkeyChecksumError(NkeyError):
+    """The CRC16 checksum at the end of the key does not match."""
+
+
+class NkeyLengthError(NkeyError):
+    """The decoded key has the wrong number of bytes."""
+
+
+class NkeyEncodingError(NkeyError):
+    """The key has characters outside the base32 alphabet."""
+
+
+class SignatureError(IdentityError):
+    """An ed25519 signature does not verify."""
+
+
+class WasmFormatError(IdentityError, DecodeError):
+    """A WebAssembly binary is malformed (bad magic, truncated section, bad LEB128)."""
+
+
+class ClaimsError(IdentityError):
+    """Base for problems with an actor's or provider's signed claims."""
+
+
+class ClaimsMissing(ClaimsError):
+    """The module carries no claims section: it is unsigned."""
+
+
+class ClaimsMalformed(ClaimsError):
+    """The claims token is not a well-formed wascap JWT."""
+
+
+class ClaimsSignatureInvalid(ClaimsError):
+    """The token's signature does not verify against its issuer."""
+
+
+class ClaimsHashMismatch(ClaimsError):
+    """The module was changed after it was signed."""
+
+
+class ClaimsExpired(ClaimsError):
+    """The token's `exp` is in the past."""
+
+
+class ClaimsNotYetValid(ClaimsError):
+    """The token's `nbf` is in the future."""
+
+
+class IssuerNotAllowed(ClaimsError):
+    """The token's issuer is not on this host's allow-list."""

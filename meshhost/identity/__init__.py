@@ -1,0 +1,1 @@
+"""Keys and signed claims: who a host or an actor is."""

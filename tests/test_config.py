@@ -1,0 +1,67 @@
+"""Configuration: profiles, TOML, environment and flag precedence, validation."""
+
+from pathlib import Path
+
+import pytest
+
+from meshhost import config
+from meshhost.errors import ConfigError
+
+
+def test_lan_profile_uses_memberlist_numbers() -> None:
+    cfg = config.load(environ={})
+    assert cfg.profile == "lan"
+    m = cfg.membership
+    assert (m.probe_interval_s, m.probe_timeout_s, m.indirect_checks) == (1.0, 0.5, 3)
+    assert (m.suspicion_mult, m.retransmit_mult, m.gossip_interval_s) == (4, 4, 0.2)
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "host.toml"
+    path.write_text(
+        'profile = "local"\nlattice = "lab"\nport = 7000\n'
+        "[membership]\nprobe_interval_s = 2.0\ngossip_nodes = 5\n"
+    )
+    env = {"MESHHOST_PORT": "7001", "MESHHOST_MEMBERSHIP__GOSSIP_NODES": "4"}
+    cfg = config.load(path, environ=env, overrides={"port": 7002, "lattice": None})
+    assert cfg.profile == "local"
+    assert cfg.lattice == "lab"
+    assert cfg.port == 7002
+    assert cfg.membership.probe_interval_s == 2.0
+    assert cfg.membership.gossip_nodes == 4
+    assert cfg.membership.probe_timeout_s == 0.2  # from the local profile
+
+
+def test_labels_and_seeds_parse_from_environment() -> None:
+    env = {"MESHHOST_LABELS": "zone=a,gpu=yes", "MESHHOST_SEEDS": "127.0.0.1:7000, 127.0.0.2:7000"}
+    cfg = config.load(environ=env)
+    assert cfg.labels == (("zone", "a"), ("gpu", "yes"))
+    assert cfg.seeds == ("127.0.0.1:7000", "127.0.0.2:7000")
+
+
+@pytest.mark.parametrize(
+    ("toml", "match"),
+    [
+        ('profile = "fast"', "unknown profile 'fast'"),
+        ("colour = 1", "unknown setting 'colour'"),
+        ("port = 70000", "port must be within"),
+        ('port = "x"', "invalid literal"),
+        ("[membership]\nprobe_timeout_s = 5.0", "probe_timeout_s must be below"),
+        ("[membership]\ngossip_nodes = 0", "gossip_nodes must be > 0"),
+        ("membership = 3", "must be a table"),
+        ("port = ", "not valid TOML"),
+        ('lattice = ""', "lattice name"),
+    ],
+)
+def test_invalid_files_get_clear_errors(tmp_path: Path, toml: str, match: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=match):
+        config.load(path, environ={})
+
+
+def test_missing_file_and_bad_environment() -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        config.load("/nonexistent/meshhost.toml", environ={})
+    with pytest.raises(ConfigError, match="environment.mdns: not a boolean"):
+        config.load(environ={"MESHHOST_MDNS": "maybe"})
