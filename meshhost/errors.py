@@ -16,9 +16,38 @@ its own section.
 
 from __future__ import annotations
 
+import enum
+from typing import ClassVar
+
+
+class ErrorCode(enum.IntEnum):
+    """Wire error codes (proto/SPEC.md, "Error codes"). Append-only."""
+
+    OK = 0
+    PROTOCOL = 1
+    UNSUPPORTED = 2
+    TOO_LARGE = 3
+    TIMEOUT = 4
+    CANCELLED = 5
+    UNAUTHENTICATED = 6
+    DENIED = 7
+    NOT_FOUND = 8
+    UNAVAILABLE = 9
+    ACTOR_FAILED = 10
+    PROVIDER_FAILED = 11
+    SHUTTING_DOWN = 12
+    OVERLOADED = 13
+    INVALID = 14
+
 
 class MeshError(Exception):
-    """Base of every error meshhost raises on purpose."""
+    """Base of every error meshhost raises on purpose.
+
+    ``code`` is the wire error code sent to a remote caller when this error
+    ends a request; subclasses override it.
+    """
+
+    code: ClassVar[ErrorCode] = ErrorCode.INVALID
 
 
 class LocalProtocolError(MeshError):
@@ -27,6 +56,8 @@ class LocalProtocolError(MeshError):
 
 class RemoteProtocolError(MeshError):
     """A peer sent something that breaks the protocol."""
+
+    code = ErrorCode.PROTOCOL
 
 
 class DecodeError(RemoteProtocolError):
@@ -74,6 +105,8 @@ class WasmFormatError(IdentityError, DecodeError):
 
 class ClaimsError(IdentityError):
     """Base for problems with an actor's or provider's signed claims."""
+
+    code = ErrorCode.DENIED
 
 
 class ClaimsMissing(ClaimsError):
