@@ -135,3 +135,26 @@ class ClaimsNotYetValid(ClaimsError):
 
 class IssuerNotAllowed(ClaimsError):
     """The token's issuer is not on this host's allow-list."""
+
+
+# --- keyring and discovery: lattice secret, sealing, mDNS, seeds -------------
+
+
+class KeyringError(IdentityError, LocalProtocolError):
+    """The lattice keyring was misused (unknown key, removing the primary, ...)."""
+
+
+class LatticeSecretError(KeyringError):
+    """A lattice secret string (``SL...``) is malformed."""
+
+
+class LatticeSecretChecksumError(LatticeSecretError):
+    """The lattice secret's checksum does not match: it was mistyped or truncated."""
+
+
+class DiscoveryError(MeshError):
+    """Discovery could not start or was misconfigured (bad seed, bad service type)."""
+
+
+class SeedAddressError(DiscoveryError, ConfigError):
+    """A static seed address is not ``host:port``."""
