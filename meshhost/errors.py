@@ -158,3 +158,49 @@ class DiscoveryError(MeshError):
 
 class SeedAddressError(DiscoveryError, ConfigError):
     """A static seed address is not ``host:port``."""
+
+
+# --- rpc: invocations between hosts ---------------------------------------
+
+
+class InvocationError(MeshError):
+    """An invocation could not be completed."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class NoHostForActor(InvocationError):
+    """No live host in the lattice runs the target actor."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class HostUnreachable(InvocationError):
+    """The chosen host could not be reached (connection lost or refused, or no answer)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class DeadlineExceeded(InvocationError):
+    """The caller's deadline passed before an answer came."""
+
+    code = ErrorCode.TIMEOUT
+
+
+class HopLimitExceeded(InvocationError):
+    """A chain of actor-to-actor calls grew longer than the hop limit (a loop?)."""
+
+    code = ErrorCode.INVALID
+
+
+class RemoteInvocationError(InvocationError):
+    """The host that ran the call answered with an error; ``code`` is the wire code it sent."""
+
+    def __init__(self, code: ErrorCode, message: str, host: str = "") -> None:
+        super().__init__(message)
+        self.remote_code = code
+        self.host = host
+
+    @property  # type: ignore[override]
+    def code(self) -> ErrorCode:  # the code the remote host sent, passed on unchanged
+        return self.remote_code

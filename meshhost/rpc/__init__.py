@@ -1,0 +1,7 @@
+"""Invocations: envelopes, the router that picks a host, and the trio invoker."""
+
+from meshhost.rpc.envelope import CHANNEL, Invocation, InvocationResult
+from meshhost.rpc.invoker import Invoker
+from meshhost.rpc.router import Placement, Router
+
+__all__ = ["CHANNEL", "Invocation", "InvocationResult", "Invoker", "Placement", "Router"]

@@ -1,0 +1,173 @@
+"""Invocation envelopes: what one host asks another to run, and the answer.
+
+Both travel on transport channel 1 (``CHANNEL``) as the request and reply
+bodies of one transport request; the transport streams bodies of any size,
+so a payload here is not limited by the Noise message size.  Layout and
+limits are specified in proto/spec/rpc.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from meshhost.errors import DecodeError, ErrorCode
+
+__all__ = [
+    "CHANNEL",
+    "MAX_HOPS",
+    "Invocation",
+    "InvocationResult",
+    "decode_invocation",
+    "decode_result",
+    "encode_invocation",
+    "encode_result",
+]
+
+CHANNEL = 1
+"""Transport channel that carries invocations."""
+
+MSG_INVOKE = 1
+MSG_RESULT = 2
+# Append-only: message type numbers on the wire.
+
+MAX_HOPS = 8
+"""An actor may call an actor that calls an actor...; a chain longer than this is a loop."""
+MAX_NAME_CHARS = 512
+"""Host ids are 56 characters; call aliases and operation names are short."""
+MAX_ERROR_CHARS = 4096
+"""Error messages are for people; longer ones are cut."""
+MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
+"""Largest invocation payload a host accepts (the transport streams it)."""
+ID_BYTES = 16
+"""Invocation ids and trace ids are 128-bit random values."""
+
+_UNPACK_LIMITS: dict[str, Any] = {
+    "max_bin_len": MAX_PAYLOAD_BYTES,
+    "max_str_len": MAX_ERROR_CHARS * 4,
+    "max_array_len": 16,
+    "max_map_len": 0,
+    "max_ext_len": 0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One call of ``operation`` on actor ``target`` (an ``M…`` key or a call alias)."""
+
+    id: bytes
+    origin_host: str
+    origin_actor: str
+    """The calling actor's ``M…`` key, or "" for the CLI, HTTP and other hosts' control."""
+    target: str
+    operation: str
+    payload: bytes
+    deadline_unix_ms: int
+    trace_id: bytes
+    hops: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResult:
+    """The answer: ``code`` OK with ``payload``, or an error code with a message."""
+
+    id: bytes
+    code: ErrorCode
+    payload: bytes = b""
+    error: str = ""
+    host: str = ""
+    """The host that ran (or refused) the call."""
+
+
+def encode_invocation(inv: Invocation) -> bytes:
+    return msgpack.packb(
+        [
+            MSG_INVOKE,
+            inv.id,
+            inv.origin_host,
+            inv.origin_actor,
+            inv.target,
+            inv.operation,
+            inv.payload,
+            inv.deadline_unix_ms,
+            inv.trace_id,
+            inv.hops,
+        ],
+        use_bin_type=True,
+    )
+
+
+def encode_result(res: InvocationResult) -> bytes:
+    return msgpack.packb(
+        [MSG_RESULT, res.id, int(res.code), res.payload, res.error[:MAX_ERROR_CHARS], res.host],
+        use_bin_type=True,
+    )
+
+
+def _unpack(data: bytes, msg_type: int, min_fields: int, what: str) -> list[Any]:
+    if len(data) > MAX_PAYLOAD_BYTES + 64 * 1024:
+        raise DecodeError(f"{what} of {len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES} limit")
+    try:
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+    except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError) as exc:
+        raise DecodeError(f"{what} is not valid msgpack: {exc}") from None
+    if not isinstance(value, list) or not value:
+        raise DecodeError(f"{what} must be a msgpack array")
+    if value[0] != msg_type:
+        raise DecodeError(f"{what}: expected message type {msg_type}, got {value[0]!r}")
+    if len(value) < min_fields:
+        raise DecodeError(f"{what} has {len(value)} fields, needs at least {min_fields}")
+    return value
+
+
+def _field(value: Any, kind: type, name: str, what: str, limit: int | None = None) -> Any:
+    if type(value) is not kind:
+        raise DecodeError(f"{what}.{name} must be {kind.__name__}, got {type(value).__name__}")
+    if limit is not None and len(value) > limit:
+        raise DecodeError(f"{what}.{name} is longer than {limit}")
+    return value
+
+
+def decode_invocation(data: bytes) -> Invocation:
+    """Decode an invocation; raises DecodeError naming the bad field."""
+    v = _unpack(data, MSG_INVOKE, 10, "invocation")
+    w = "invocation"
+    inv_id = _field(v[1], bytes, "id", w, ID_BYTES)
+    trace = _field(v[8], bytes, "trace_id", w, ID_BYTES)
+    hops = _field(v[9], int, "hops", w)
+    deadline = _field(v[7], int, "deadline_unix_ms", w)
+    if not 0 <= hops <= MAX_HOPS:
+        raise DecodeError(f"invocation.hops {hops} outside 0..{MAX_HOPS}")
+    if deadline < 0:
+        raise DecodeError("invocation.deadline_unix_ms must not be negative")
+    return Invocation(
+        id=inv_id,
+        origin_host=_field(v[2], str, "origin_host", w, MAX_NAME_CHARS),
+        origin_actor=_field(v[3], str, "origin_actor", w, MAX_NAME_CHARS),
+        target=_field(v[4], str, "target", w, MAX_NAME_CHARS),
+        operation=_field(v[5], str, "operation", w, MAX_NAME_CHARS),
+        payload=_field(v[6], bytes, "payload", w),
+        deadline_unix_ms=deadline,
+        trace_id=trace,
+        hops=hops,
+    )
+
+
+def decode_result(data: bytes) -> InvocationResult:
+    """Decode an invocation result; unknown error codes become PROTOCOL."""
+    v = _unpack(data, MSG_RESULT, 6, "invocation result")
+    w = "result"
+    raw_code = _field(v[2], int, "code", w)
+    try:
+        code = ErrorCode(raw_code)
+    except ValueError:
+        raise DecodeError(f"result.code {raw_code} is not a known error code") from None
+    return InvocationResult(
+        id=_field(v[1], bytes, "id", w, ID_BYTES),
+        code=code,
+        payload=_field(v[3], bytes, "payload", w),
+        error=_field(v[4], str, "error", w, MAX_ERROR_CHARS),
+        host=_field(v[5], str, "host", w, MAX_NAME_CHARS),
+    )

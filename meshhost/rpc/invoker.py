@@ -1,0 +1,205 @@
+"""The trio side of invocations: send, fail over, answer.
+
+``Invoker.invoke`` asks the router for candidate hosts and tries them in
+order within the caller's deadline.  What happens on each kind of failure:
+
+* connection loss, refused connection, or a remote ``unavailable`` /
+  ``overloaded`` / ``shutting_down`` / ``not_found`` answer (the actor moved):
+  try the next candidate at once;
+* no answer before the attempt's time-out: if another candidate exists,
+  the first attempt gets half of the remaining time, so a hung host costs at
+  most half the budget before we fail over; the last attempt gets the rest;
+* an answer that the actor failed, was denied, or the input was invalid: that
+  is the result; it is not retried (running it elsewhere would fail the same).
+
+Calls are at-most-once per host but may run on two hosts when a host hangs
+after starting a call: the same as wasmCloud's NATS request semantics.
+
+``Invoker.handle`` is the transport handler for channel 1: it decodes the
+envelope, refuses expired or looping calls, runs the actor locally and
+encodes the result.  A remote host never gets a Python traceback, only a
+code and a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+
+from meshhost.errors import (
+    DeadlineExceeded,
+    ErrorCode,
+    HopLimitExceeded,
+    MeshError,
+    NoHostForActor,
+    RemoteInvocationError,
+)
+from meshhost.rpc.envelope import (
+    MAX_HOPS,
+    Invocation,
+    InvocationResult,
+    decode_invocation,
+    decode_result,
+    encode_invocation,
+    encode_result,
+)
+from meshhost.rpc.router import Placement, Router
+
+__all__ = ["Invoker", "Locator", "Sender"]
+
+log = logging.getLogger(__name__)
+
+RETRY_ELSEWHERE = frozenset(
+    {ErrorCode.UNAVAILABLE, ErrorCode.OVERLOADED, ErrorCode.SHUTTING_DOWN, ErrorCode.NOT_FOUND}
+)
+"""Remote answers that mean "not here, not now": another host may serve the call."""
+
+
+class Sender(Protocol):
+    """Sends an encoded invocation to a host and returns the encoded result.
+
+    Raises HostUnreachable on connection loss, refusal or time-out.
+    """
+
+    async def __call__(self, host_id: str, data: bytes, timeout_s: float) -> bytes: ...
+
+
+class Locator(Protocol):
+    """Resolves a target (``M…`` key or call alias) to (actor id, placements)."""
+
+    def __call__(self, target: str) -> tuple[str, list[Placement]]: ...
+
+
+LocalRunner = Callable[[Invocation], Awaitable[bytes]]
+
+
+class Invoker:
+    def __init__(
+        self,
+        *,
+        host_id: str,
+        lattice: str,
+        router: Router,
+        locate: Locator,
+        send: Sender,
+        run_local: LocalRunner,
+        clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.host_id = host_id
+        self.lattice = lattice
+        self.router = router
+        self._locate = locate
+        self._send = send
+        self._run_local = run_local
+        self._clock = clock
+        self._random_bytes = random_bytes
+
+    async def invoke(
+        self,
+        target: str,
+        operation: str,
+        payload: bytes,
+        *,
+        timeout_s: float,
+        origin_actor: str = "",
+        trace_id: bytes | None = None,
+        hops: int = 0,
+        deadline_unix_ms: int | None = None,
+    ) -> bytes:
+        """Run ``operation`` on actor ``target`` somewhere in the lattice; return its answer.
+
+        Raises NoHostForActor, DeadlineExceeded, HopLimitExceeded, or
+        RemoteInvocationError / the local MeshError when the actor failed.
+        """
+        if hops > MAX_HOPS:
+            raise HopLimitExceeded(f"call chain to {target} exceeds {MAX_HOPS} hops")
+        now = self._clock()
+        deadline = now + timeout_s
+        if deadline_unix_ms is not None:
+            deadline = min(deadline, deadline_unix_ms / 1000)
+        actor_id, placements = self._locate(target)
+        inv = Invocation(
+            id=self._random_bytes(16),
+            origin_host=self.host_id,
+            origin_actor=origin_actor,
+            target=actor_id,
+            operation=operation,
+            payload=payload,
+            deadline_unix_ms=int(deadline * 1000),
+            trace_id=trace_id or self._random_bytes(16),
+            hops=hops,
+        )
+        tried: list[str] = []
+        last_error: MeshError | None = None
+        while True:
+            now = self._clock()
+            remaining = deadline - now
+            if remaining <= 0:
+                raise DeadlineExceeded(
+                    f"no answer from actor {target} within {timeout_s:g} s"
+                    + (f" (tried {', '.join(h[:8] for h in tried)})" if tried else "")
+                ) from last_error
+            order = [h for h in self.router.candidates(placements, now) if h not in tried]
+            if not order:
+                if last_error is not None:
+                    raise last_error
+                known = len({p.host_id for p in placements})
+                raise NoHostForActor(
+                    f"no host in lattice {self.lattice!r} runs actor {target}"
+                    f" ({known} host{'s' if known != 1 else ''} known to run it, none alive)"
+                    if known
+                    else f"no host in lattice {self.lattice!r} runs actor {target}"
+                )
+            host = order[0]
+            tried.append(host)
+            attempt_s = remaining / 2 if len(order) > 1 else remaining
+            try:
+                return await self._attempt(host, inv, attempt_s)
+            except MeshError as exc:
+                # HostUnreachable is UNAVAILABLE; remote answers carry the remote code.
+                if exc.code not in RETRY_ELSEWHERE:
+                    raise
+                log.info("invocation %s on %s failed over: %s", inv.id.hex(), host[:8], exc)
+                last_error = exc
+            placements = self._locate(target)[1]
+
+    async def _attempt(self, host: str, inv: Invocation, timeout_s: float) -> bytes:
+        self.router.started(host)
+        reachable = False
+        try:
+            if host == self.host_id:
+                reachable = True
+                return await self._run_local(inv)
+            data = await self._send(host, encode_invocation(inv), timeout_s)
+            reachable = True
+            result = decode_result(data)
+            if result.code != ErrorCode.OK:
+                raise RemoteInvocationError(result.code, result.error, result.host or host)
+            return result.payload
+        finally:
+            self.router.finished(host, reachable=reachable, now=self._clock())
+
+    async def handle(self, peer_id: str, data: bytes) -> bytes:
+        """Answer an invocation sent by ``peer_id`` (transport channel 1 handler)."""
+        inv = decode_invocation(data)
+        code, payload, error = ErrorCode.OK, b"", ""
+        if inv.deadline_unix_ms / 1000 <= self._clock():
+            code, error = ErrorCode.TIMEOUT, "the caller's deadline passed before the call arrived"
+        else:
+            try:
+                remaining = inv.deadline_unix_ms / 1000 - self._clock()
+                with trio.fail_after(max(0.0, remaining)):
+                    payload = await self._run_local(inv)
+            except trio.TooSlowError:
+                code, error = ErrorCode.TIMEOUT, f"actor {inv.target} did not answer in time"
+            except MeshError as exc:
+                code, error = exc.code, str(exc)
+        return encode_result(
+            InvocationResult(id=inv.id, code=code, payload=payload, error=error, host=self.host_id)
+        )

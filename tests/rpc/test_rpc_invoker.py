@@ -1,0 +1,139 @@
+"""Invoker: local and remote calls, failover within the deadline, clear errors."""
+
+import random
+
+import pytest
+import trio
+import trio.testing
+
+from meshhost.errors import (
+    DeadlineExceeded,
+    ErrorCode,
+    HostUnreachable,
+    MeshError,
+    NoHostForActor,
+    RemoteInvocationError,
+)
+from meshhost.rpc import Invocation, Invoker, Placement, Router
+
+
+class ActorFailed(MeshError):
+    code = ErrorCode.ACTOR_FAILED
+
+
+class Lattice:
+    """Hosts wired by function calls; each host can be up, dead or hung."""
+
+    def __init__(self, hosts: dict[str, int], runs_actor: set[str]) -> None:
+        self.state = {h: "up" for h in hosts}
+        self.runs_actor = runs_actor
+        self.calls: list[tuple[str, str]] = []
+        self.invokers = {h: self._make(h) for h in hosts}
+
+    def _make(self, host: str) -> Invoker:
+        async def run_local(inv: Invocation) -> bytes:
+            self.calls.append((host, inv.operation))
+            if host not in self.runs_actor:
+                raise RemoteInvocationError(ErrorCode.NOT_FOUND, "actor not here")
+            if inv.operation == "Fail":
+                raise ActorFailed("actor trapped: unreachable")
+            return host.encode() + b":" + inv.payload
+
+        async def send(target: str, data: bytes, timeout_s: float) -> bytes:
+            state = self.state[target]
+            if state == "dead":
+                raise HostUnreachable(f"connection to {target} refused")
+            if state == "hung":
+                await trio.sleep(timeout_s)
+                raise HostUnreachable(f"{target} did not answer in {timeout_s} s")
+            return await self.invokers[target].handle(host, data)
+
+        def locate(target: str) -> tuple[str, list[Placement]]:
+            return target, [
+                Placement(h, 1, alive=self.state[h] != "gone") for h in sorted(self.runs_actor)
+            ]
+
+        return Invoker(
+            host_id=host,
+            lattice="lab",
+            router=Router(host, random.Random(1)),
+            locate=locate,
+            send=send,
+            run_local=run_local,
+            clock=trio.current_time,
+        )
+
+
+async def test_local_call_never_leaves_the_host() -> None:
+    lat = Lattice({"A": 0, "B": 0}, runs_actor={"A", "B"})
+    assert await lat.invokers["A"].invoke("M1", "Echo", b"hi", timeout_s=5) == b"A:hi"
+    assert lat.calls == [("A", "Echo")]
+
+
+async def test_remote_call_runs_on_the_host_that_has_the_actor() -> None:
+    lat = Lattice({"A": 0, "B": 0}, runs_actor={"B"})
+    assert await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=5) == b"B:x"
+
+
+async def test_dead_host_fails_over_to_another_instance() -> None:
+    lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+    lat.state["B"] = "dead"
+    for _ in range(10):
+        assert await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=5) == b"C:x"
+
+
+async def test_hung_host_costs_at_most_half_the_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+    lat.state["B"] = lat.state["C"] = "hung"
+    start = trio.current_time()
+    with pytest.raises(DeadlineExceeded, match="within 4 s"):
+        await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=4)
+    assert trio.current_time() - start == pytest.approx(4, abs=0.01)
+
+
+async def test_hung_host_is_skipped_after_one_time_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+    lat.state["B"] = "hung"
+    for _ in range(5):
+        start = trio.current_time()
+        assert await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=4) == b"C:x"
+        assert trio.current_time() - start <= 2.0 + 1e-6
+    # Only the first call (if it chose B) may have waited; B is on probation after that.
+    start = trio.current_time()
+    assert await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=4) == b"C:x"
+    assert trio.current_time() - start < 1e-6
+
+
+async def test_actor_failure_is_the_answer_and_is_not_retried() -> None:
+    lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+    with pytest.raises(RemoteInvocationError, match="actor trapped") as info:
+        await lat.invokers["A"].invoke("M1", "Fail", b"", timeout_s=5)
+    assert info.value.code == ErrorCode.ACTOR_FAILED
+    assert len([c for c in lat.calls if c[1] == "Fail"]) == 1
+
+
+async def test_no_host_runs_the_actor_says_so() -> None:
+    lat = Lattice({"A": 0, "B": 0}, runs_actor=set())
+    with pytest.raises(NoHostForActor, match="no host in lattice 'lab' runs actor M1"):
+        await lat.invokers["A"].invoke("M1", "Echo", b"", timeout_s=5)
+    lat = Lattice({"A": 0, "B": 0}, runs_actor={"B"})
+    lat.state["B"] = "gone"
+    with pytest.raises(NoHostForActor, match=r"\(1 host known to run it, none alive\)"):
+        await lat.invokers["A"].invoke("M1", "Echo", b"", timeout_s=5)
+
+
+async def test_all_hosts_dead_gives_the_last_reason() -> None:
+    lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+    lat.state["B"] = lat.state["C"] = "dead"
+    with pytest.raises(HostUnreachable, match="refused"):
+        await lat.invokers["A"].invoke("M1", "Echo", b"", timeout_s=5)
+
+
+async def test_expired_invocation_is_refused_by_the_target() -> None:
+    lat = Lattice({"A": 0, "B": 0}, runs_actor={"B"})
+    with pytest.raises(DeadlineExceeded):
+        await lat.invokers["A"].invoke("M1", "Echo", b"", timeout_s=0)
