@@ -1,0 +1,251 @@
+"""Control requests: codec, the local Unix-socket server, and its client.
+
+A control request is ``{"op": str, "args": map}``; the reply is
+``{"ok": true, "result": ...}``, ``{"ok": false, "code": n, "error": str}``,
+or, for streaming ops, any number of ``{"ok": true, "event": map}``.  Over
+the local socket each message is framed by a 4-byte big-endian length
+(proto/spec/rpc.md, "Control").  The same request and reply bodies travel
+between hosts on transport channel 3.
+
+The server does not know what ops mean: the host hands it a ``dispatch``
+coroutine for plain ops and async iterators for streaming ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import trio
+
+from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError
+
+__all__ = [
+    "CHANNEL",
+    "ControlClient",
+    "ControlError",
+    "decode_reply",
+    "decode_request",
+    "encode_reply",
+    "encode_request",
+    "serve_unix",
+]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = 3
+"""Transport channel for control requests between hosts."""
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest control message: room for a big actor module in `start`."""
+MAX_OP_CHARS = 64
+_HEADER = struct.Struct(">I")
+_UNPACK_LIMITS: dict[str, Any] = {
+    "max_bin_len": MAX_MESSAGE_BYTES,
+    "max_str_len": 1024 * 1024,
+    "max_array_len": 100_000,
+    "max_map_len": 100_000,
+    "max_ext_len": 0,
+}
+
+Dispatch = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
+Streamer = Callable[[Mapping[str, Any]], AsyncIterator[Mapping[str, Any]]]
+
+
+class ControlError(MeshError):
+    """A control request failed on the host; ``code`` is the wire code it sent."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.remote_code = code
+
+    @property  # type: ignore[override]
+    def code(self) -> ErrorCode:
+        return self.remote_code
+
+
+def _unpack(data: bytes, what: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+    except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError) as exc:
+        raise DecodeError(f"{what} is not valid msgpack: {exc}") from None
+
+
+def encode_request(op: str, args: Mapping[str, Any]) -> bytes:
+    return msgpack.packb({"op": op, "args": dict(args)}, use_bin_type=True)
+
+
+def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
+    """Return ``(op, args)``; raises DecodeError for anything malformed."""
+    value = _unpack(data, "control request")
+    if not isinstance(value, dict):
+        raise DecodeError("control request must be a map with 'op' and 'args'")
+    op, args = value.get("op"), value.get("args", {})
+    if not isinstance(op, str) or not op or len(op) > MAX_OP_CHARS:
+        raise DecodeError("control request 'op' must be a short non-empty string")
+    if not isinstance(args, dict):
+        raise DecodeError("control request 'args' must be a map")
+    return op, args
+
+
+def encode_reply(result: Any = None, *, error: MeshError | None = None) -> bytes:
+    if error is not None:
+        return msgpack.packb(
+            {"ok": False, "code": int(error.code), "error": str(error)}, use_bin_type=True
+        )
+    return msgpack.packb({"ok": True, "result": result}, use_bin_type=True)
+
+
+def encode_event(event: Mapping[str, Any]) -> bytes:
+    return msgpack.packb({"ok": True, "event": dict(event)}, use_bin_type=True)
+
+
+def decode_reply(data: bytes) -> dict[str, Any]:
+    """Return the reply map; raises ControlError when the host reported a failure."""
+    value = _unpack(data, "control reply")
+    if not isinstance(value, dict) or not isinstance(value.get("ok"), bool):
+        raise DecodeError("control reply must be a map with a boolean 'ok'")
+    if not value["ok"]:
+        try:
+            code = ErrorCode(value.get("code", ErrorCode.INVALID))
+        except ValueError:
+            code = ErrorCode.PROTOCOL
+        raise ControlError(code, str(value.get("error", "unknown error")))
+    return value
+
+
+async def _read_message(stream: trio.abc.ReceiveStream) -> bytes | None:
+    header = await _read_exactly(stream, _HEADER.size)
+    if header is None:
+        return None
+    (length,) = _HEADER.unpack(header)
+    if length > MAX_MESSAGE_BYTES:
+        raise DecodeError(f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}")
+    body = await _read_exactly(stream, length)
+    if body is None:
+        raise DecodeError("control connection closed in the middle of a message")
+    return body
+
+
+async def _read_exactly(stream: trio.abc.ReceiveStream, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await stream.receive_some(min(n - len(buf), 1 << 20))
+        if not chunk:
+            if buf:
+                raise DecodeError("control connection closed in the middle of a message")
+            return None
+        buf += chunk
+    return bytes(buf)
+
+
+async def _write_message(stream: trio.abc.SendStream, body: bytes) -> None:
+    await stream.send_all(_HEADER.pack(len(body)) + body)
+
+
+async def handle_request(
+    data: bytes, dispatch: Dispatch
+) -> bytes:
+    """Answer one encoded control request (used for channel 3 and the socket)."""
+    try:
+        op, args = decode_request(data)
+        return encode_reply(await dispatch(op, args))
+    except MeshError as exc:
+        return encode_reply(error=exc)
+
+
+async def serve_unix(
+    path: Path,
+    dispatch: Dispatch,
+    streamers: Mapping[str, Streamer],
+    *,
+    task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve control requests on a Unix socket at ``path`` (mode 0600) until cancelled."""
+    if path.exists() or path.is_symlink():
+        path.unlink()  # left by a crashed host; we own the data dir
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        await sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    sock.listen(64)
+    listener = trio.SocketListener(sock)
+
+    async def connection(stream: trio.SocketStream) -> None:
+        async with stream:
+            try:
+                while (data := await _read_message(stream)) is not None:
+                    try:
+                        op, args = decode_request(data)
+                    except MeshError as exc:
+                        await _write_message(stream, encode_reply(error=exc))
+                        return
+                    if op in streamers:
+                        async for event in streamers[op](args):
+                            await _write_message(stream, encode_event(event))
+                        return
+                    try:
+                        reply = encode_reply(await dispatch(op, args))
+                    except MeshError as exc:
+                        reply = encode_reply(error=exc)
+                    await _write_message(stream, reply)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the CLI went away: nothing to answer
+            except DecodeError as exc:
+                log.warning("control client sent a bad message: %s", exc)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, connection, [listener])
+            task_status.started(path)
+    finally:
+        with trio.CancelScope(shield=True):
+            path.unlink(missing_ok=True)
+
+
+class ControlClient:
+    """Talks to the local host over its control socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def _connect(self) -> trio.SocketStream:
+        try:
+            return await trio.open_unix_socket(str(self.path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise LocalProtocolError(
+                f"no meshhost host is running with data dir {self.path.parent} "
+                f"(no control socket at {self.path}); start one with `meshhost up`"
+            ) from None
+        except PermissionError:
+            raise LocalProtocolError(
+                f"permission denied on {self.path}: run as the user who started the host"
+            ) from None
+
+    async def request(self, op: str, **args: Any) -> Any:
+        """Send one request; return its result or raise ControlError."""
+        stream = await self._connect()
+        async with stream:
+            await _write_message(stream, encode_request(op, args))
+            data = await _read_message(stream)
+        if data is None:
+            raise ControlError(ErrorCode.UNAVAILABLE, "the host closed the connection")
+        return decode_reply(data).get("result")
+
+    async def stream(self, op: str, **args: Any) -> AsyncIterator[dict[str, Any]]:
+        """Yield the events of a streaming op until the host or the caller stops."""
+        stream = await self._connect()
+        async with stream:
+            await _write_message(stream, encode_request(op, args))
+            while (data := await _read_message(stream)) is not None:
+                reply = decode_reply(data)
+                if "event" in reply:
+                    yield reply["event"]
+                else:
+                    return

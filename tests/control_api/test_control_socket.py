@@ -1,0 +1,69 @@
+"""Control socket: requests, typed errors, streams, bad clients, permissions."""
+
+import stat
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from meshhost.control import api
+from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, NoHostForActor
+
+
+async def dispatch(op: str, args: Mapping[str, Any]) -> Any:
+    if op == "echo":
+        return {"args": dict(args)}
+    if op == "fail":
+        raise NoHostForActor("no host in lattice 'x' runs actor M1")
+    raise api.ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
+
+
+async def count_events(args: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+    for i in range(int(args.get("n", 3))):
+        yield {"kind": "tick", "n": i}
+
+
+async def test_requests_errors_and_streams(nursery: trio.Nursery, tmp_path: Path) -> None:
+    path = await nursery.start(api.serve_unix, tmp_path / "control.sock", dispatch,
+                               {"events": count_events})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    client = api.ControlClient(path)
+    assert await client.request("echo", x=1, blob=b"\x00\xff") == {
+        "args": {"x": 1, "blob": b"\x00\xff"}
+    }
+    with pytest.raises(api.ControlError, match="runs actor M1") as info:
+        await client.request("fail")
+    assert info.value.code == ErrorCode.NOT_FOUND
+    with pytest.raises(api.ControlError, match="unknown control op 'nope'"):
+        await client.request("nope")
+    events = [e async for e in client.stream("events", n=4)]
+    assert [e["n"] for e in events] == [0, 1, 2, 3]
+
+
+async def test_garbage_from_a_client_does_not_stop_the_server(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    path = await nursery.start(api.serve_unix, tmp_path / "c.sock", dispatch, {})
+    for garbage in (b"\x00\x00\x00\x03abc", b"\xff\xff\xff\xff", b"\x00\x00\x00\x05\x81\xa2op"):
+        stream = await trio.open_unix_socket(str(path))
+        async with stream:
+            await stream.send_all(garbage)
+            with trio.move_on_after(1):
+                await stream.receive_some(1000)
+    assert await api.ControlClient(path).request("echo") == {"args": {}}
+
+
+async def test_missing_host_says_how_to_start_one(tmp_path: Path) -> None:
+    with pytest.raises(LocalProtocolError, match="meshhost up"):
+        await api.ControlClient(tmp_path / "control.sock").request("hosts")
+
+
+def test_request_decoder_rejects_malformed_input() -> None:
+    with pytest.raises(DecodeError, match="map"):
+        api.decode_request(b"\x91\x01")
+    with pytest.raises(DecodeError, match="'op'"):
+        api.decode_request(api.encode_request("", {}))
+    with pytest.raises(DecodeError, match="msgpack"):
+        api.decode_request(b"\xc1")
