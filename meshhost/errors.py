@@ -204,3 +204,72 @@ class RemoteInvocationError(InvocationError):
     @property  # type: ignore[override]
     def code(self) -> ErrorCode:  # the code the remote host sent, passed on unchanged
         return self.remote_code
+
+
+# --- control: manifests and leaderless placement ----------------------------
+
+
+class ManifestError(LocalProtocolError):
+    """A manifest is invalid.
+
+    ``str(err)`` reads ``file:line:column: field.path: problem`` so an editor
+    can jump to it; the parts are also attributes (``line``/``column`` are
+    1-based, 0 when unknown, e.g. for a manifest decoded from the directory).
+    """
+
+    code = ErrorCode.INVALID
+
+    def __init__(
+        self, problem: str, *, source: str = "<manifest>", line: int = 0, column: int = 0,
+        field: str = "",
+    ) -> None:
+        self.problem = problem
+        self.source = source
+        self.line = line
+        self.column = column
+        self.field = field
+        where = f"{source}:{line}:{column}" if line else source
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+class ManifestTooLarge(ManifestError):
+    """A manifest file (or its stored form) is over the size limit."""
+
+    code = ErrorCode.TOO_LARGE
+
+
+class ManifestVersionConflict(ManifestError):
+    """The same application name and version is already stored with other content."""
+
+
+class ManifestNotFound(LocalProtocolError):
+    """No stored manifest has that name (and version)."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class StoredManifestInvalid(DecodeError):
+    """A manifest record read from the directory (written by a peer) is malformed."""
+
+
+# --- directory: host state, links, config, LWW-HLC --------------------------
+
+
+class DirectoryError(MeshError):
+    """Base for problems in the lattice directory."""
+
+
+class DirectoryDecodeError(DirectoryError, DecodeError):
+    """A peer's directory message (piggyback or push-pull state) is malformed."""
+
+
+class ClockDriftError(DirectoryError, RemoteProtocolError):
+    """A peer's clock stamp is further ahead of ours than the drift limit allows."""
+
+
+class DirectoryValueError(DirectoryError, LocalProtocolError):
+    """A key or value given to the directory is invalid (wrong type, too large, too deep)."""
+
+
+class DirectoryStoreCorrupt(DirectoryError):
+    """The directory file in the data dir cannot be read; it names the file and line."""
