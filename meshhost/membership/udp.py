@@ -1,0 +1,346 @@
+"""Trio driver for the SWIM core: one UDP socket, one timer, sealed datagrams.
+
+Theory of operation.  The core (:mod:`meshhost.membership.swim`) decides
+everything; this shell only moves bytes and time:
+
+* a receive task reads datagrams, drops any larger than
+  ``udp_packet_bytes`` (counted as ``oversized``), opens the rest with the
+  lattice :class:`~meshhost.identity.keyring.Keyring` (failures are counted
+  there, before a single byte is parsed) and hands the plaintext to
+  ``core.receive_datagram``;
+* a timer task sleeps until ``core.get_timer()`` and calls
+  ``core.handle_timer``; every input re-arms it, so there is exactly one
+  timer, always the core's latest;
+* after any input the driver *pumps*: seals and sends every datagram the core
+  queued, moves every event into a bounded trio memory channel for the host,
+  and starts a push-pull exchange if the core says one is due.
+
+Push-pull (full-state anti-entropy) runs over the transport's Noise sessions
+on channel :data:`PUSH_PULL_CHANNEL`; the host routes inbound requests on that
+channel to :meth:`MembershipDriver.handle_push_pull`.
+
+Time is ``trio.current_time()`` so tests can run the driver under a
+``MockClock`` when no real sockets or threads are involved.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import socket as stdlib_socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from meshhost.config import MembershipConfig
+from meshhost.errors import MeshError
+from meshhost.identity.keyring import Keyring
+
+__all__ = [
+    "EVENT_BUFFER",
+    "PUSH_PULL_CHANNEL",
+    "Addr",
+    "MembershipDriver",
+    "PushPullTransport",
+    "UdpStats",
+]
+
+Addr = tuple[str, int]
+
+PUSH_PULL_CHANNEL = 2
+"""Transport channel number of push-pull requests (append-only registry in spec/transport.md)."""
+EVENT_BUFFER = 4096
+"""Membership events buffered for the host; beyond it events are dropped and
+counted (the host can always read ``core.members()`` for the current truth)."""
+RECV_BUFFER_BYTES = 65536
+"""Read whole datagrams, even oversized ones, so they are counted, not truncated."""
+PUSH_PULL_TIMEOUT_S = 5.0
+"""Deadline of one push-pull exchange; a slow peer must not pin state."""
+MAX_PUSH_PULLS_IN_FLIGHT = 2
+"""Outbound exchanges at once; a due exchange beyond this waits for the next tick."""
+
+
+class SwimCore(Protocol):
+    """What the driver needs of the sans-IO core (``meshhost.membership.swim.Swim``)."""
+
+    def receive_datagram(self, data: bytes, addr: Any, now: float) -> None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def get_timer(self) -> float | None: ...
+    def datagrams_to_send(self) -> list[tuple[Any, bytes]]: ...
+    def next_event(self) -> object | None: ...
+    def join(self, addrs: Sequence[Any], now: float) -> None: ...
+    def leave(self, now: float) -> None: ...
+    def update_meta(self, meta: bytes, now: float) -> None: ...
+    def push_pull_due(self, now: float) -> Any | None: ...
+    def push_pull_payload(self, now: float) -> bytes: ...
+    def merge_push_pull(self, data: bytes, addr: Any, now: float) -> None: ...
+
+
+class PushPullTransport(Protocol):
+    """The slice of :class:`meshhost.transport.tcp.Transport` push-pull uses."""
+
+    async def request(
+        self, addr: Any, channel: int, payload: bytes, *, timeout_s: float = ...
+    ) -> bytes: ...
+
+
+@dataclass(slots=True)
+class UdpStats:
+    """Counters of the driver (the keyring counts what failed to open)."""
+
+    received: int = 0
+    """Datagrams read from the socket, whatever became of them."""
+    delivered: int = 0
+    """Datagrams that opened and went to the core."""
+    oversized: int = 0
+    """Inbound datagrams above ``udp_packet_bytes``: dropped unopened."""
+    oversized_out: int = 0
+    """Outbound datagrams that would exceed the limit once sealed: not sent (a core bug)."""
+    sent: int = 0
+    """Datagrams handed to the kernel."""
+    send_errors: int = 0
+    """``sendto`` failures (unreachable network, no buffer space)."""
+    core_errors: int = 0
+    """Peer bytes the core rejected by raising instead of reporting an event."""
+    events_dropped: int = 0
+    """Events lost because the host did not drain the channel in time."""
+    push_pulls: int = 0
+    """Push-pull exchanges completed (both directions)."""
+    push_pull_failures: int = 0
+    """Outbound exchanges that failed or timed out."""
+
+
+class MembershipDriver:
+    """Runs a SWIM core on a trio UDP socket.
+
+    Use: ``addr = await driver.bind(host, port)``, then
+    ``await nursery.start(driver.serve)``.  Events come out of
+    :attr:`events`.  Methods that feed the core (``join``, ``leave``,
+    ``update_meta``, ``handle_push_pull``) must be called from trio.
+    """
+
+    def __init__(
+        self,
+        core: SwimCore,
+        keyring: Keyring,
+        config: MembershipConfig,
+        *,
+        transport: PushPullTransport | None = None,
+        event_buffer: int = EVENT_BUFFER,
+    ) -> None:
+        self.core = core
+        self.keyring = keyring
+        self.config = config
+        self.transport = transport
+        self.stats = UdpStats()
+        self._sock: trio.socket.SocketType | None = None
+        self._send_events, self.events = trio.open_memory_channel[object](event_buffer)
+        self._rearm = trio.Event()
+        self._outbox: list[tuple[Any, bytes]] = []
+        self._outbox_ready = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._push_pulls_in_flight = 0
+
+    # -- setup --------------------------------------------------------------
+
+    async def bind(self, host: str, port: int) -> Addr:
+        """Open the UDP socket on ``(host, port)``; returns the bound address.
+
+        Raises ``OSError`` (e.g. ``EADDRINUSE``) for the caller to handle.
+        """
+        if self._sock is not None:
+            raise MeshError("the membership socket is already bound")
+        sock = trio.socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM)
+        try:
+            await sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        bound = sock.getsockname()
+        return (bound[0], bound[1])
+
+    @property
+    def bound_addr(self) -> Addr:
+        """The socket's local address."""
+        if self._sock is None:
+            raise MeshError("the membership socket is not bound; call bind() first")
+        name = self._sock.getsockname()
+        return (name[0], name[1])
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        if self._sock is not None:
+            self._sock.close()
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the receive, send and timer loops until cancelled."""
+        if self._sock is None:
+            raise MeshError("bind() the membership socket before serve()")
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._receive_loop)
+                nursery.start_soon(self._send_loop)
+                nursery.start_soon(self._timer_loop)
+                self._pump()
+                task_status.started(self.bound_addr)
+        finally:
+            self._nursery = None
+            self.close()
+
+    # -- inputs from the host -----------------------------------------------
+
+    def join(self, addrs: Sequence[Any]) -> None:
+        """Propose peers to the core (discovery calls this; the core decides)."""
+        if not addrs:
+            return
+        self.core.join(list(addrs), trio.current_time())
+        self._pump()
+
+    def update_meta(self, meta: bytes) -> None:
+        """Change this host's metadata; the core gossips it."""
+        self.core.update_meta(meta, trio.current_time())
+        self._pump()
+
+    async def leave(self, timeout_s: float = 1.0) -> None:
+        """Announce a graceful leave and give the broadcast a moment to go out.
+
+        Returns after ``timeout_s`` at most; the caller then cancels ``serve``.
+        """
+        self.core.leave(trio.current_time())
+        self._pump()
+        with trio.move_on_after(timeout_s):
+            # Let the send loop flush and a few gossip rounds carry the intent.
+            await self._flushed()
+            await trio.sleep(min(timeout_s, 3 * self.config.gossip_interval_s))
+
+    async def handle_push_pull(self, peer_id: str, payload: bytes, addr: Any = None) -> bytes:
+        """Answer an inbound push-pull: merge the peer's state, reply with ours.
+
+        The host's transport handler calls this for channel :data:`PUSH_PULL_CHANNEL`.
+        """
+        now = trio.current_time()
+        reply = self.core.push_pull_payload(now)
+        try:
+            self.core.merge_push_pull(payload, addr if addr is not None else peer_id, now)
+        except MeshError:
+            self.stats.push_pull_failures += 1
+            raise
+        self.stats.push_pulls += 1
+        self._pump()
+        return reply
+
+    # -- loops -------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        assert self._sock is not None
+        limit = self.config.udp_packet_bytes
+        while True:
+            try:
+                data, addr = await self._sock.recvfrom(RECV_BUFFER_BYTES)
+            except OSError as exc:
+                # ICMP errors surface here on some kernels; they say nothing
+                # about our socket's health.
+                if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    continue
+                raise
+            self.stats.received += 1
+            if len(data) > limit:
+                self.stats.oversized += 1
+                continue
+            plaintext = self.keyring.open(data)
+            if plaintext is None:
+                continue  # counted by the keyring
+            self.stats.delivered += 1
+            try:
+                self.core.receive_datagram(plaintext, (addr[0], addr[1]), trio.current_time())
+            except MeshError:
+                # The core should turn bad peer bytes into PeerMisbehaved
+                # events; if one escapes, count it rather than die.
+                self.stats.core_errors += 1
+            self._pump()
+
+    async def _timer_loop(self) -> None:
+        while True:
+            self._rearm = trio.Event()
+            deadline = self.core.get_timer()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await self._rearm.wait()
+                continue
+            self.core.handle_timer(trio.current_time())
+            self._pump()
+
+    async def _send_loop(self) -> None:
+        assert self._sock is not None
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready = trio.Event()
+            batch, self._outbox = self._outbox, []
+            for addr, sealed in batch:
+                try:
+                    await self._sock.sendto(sealed, addr)
+                except OSError:
+                    self.stats.send_errors += 1
+                else:
+                    self.stats.sent += 1
+
+    async def _flushed(self) -> None:
+        while self._outbox:
+            await trio.sleep(0)
+
+    # -- pump ----------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """After any input: queue sealed datagrams, drain events, start push-pull, re-arm."""
+        limit = self.config.udp_packet_bytes
+        for addr, plaintext in self.core.datagrams_to_send():
+            sealed = self.keyring.seal(plaintext)
+            if len(sealed) > limit:
+                self.stats.oversized_out += 1
+                continue
+            self._outbox.append((addr, sealed))
+        if self._outbox:
+            self._outbox_ready.set()
+        while (event := self.core.next_event()) is not None:
+            try:
+                self._send_events.send_nowait(event)
+            except trio.WouldBlock:
+                self.stats.events_dropped += 1
+        self._maybe_push_pull()
+        self._rearm.set()
+
+    def _maybe_push_pull(self) -> None:
+        if self.transport is None or self._nursery is None:
+            return
+        if self._push_pulls_in_flight >= MAX_PUSH_PULLS_IN_FLIGHT:
+            return
+        now = trio.current_time()
+        addr = self.core.push_pull_due(now)
+        if addr is None:
+            return
+        payload = self.core.push_pull_payload(now)
+        self._push_pulls_in_flight += 1
+        self._nursery.start_soon(self._push_pull, addr, payload)
+
+    async def _push_pull(self, addr: Any, payload: bytes) -> None:
+        assert self.transport is not None
+        try:
+            reply = await self.transport.request(
+                addr, PUSH_PULL_CHANNEL, payload, timeout_s=PUSH_PULL_TIMEOUT_S
+            )
+        except (MeshError, OSError, trio.TooSlowError):
+            self.stats.push_pull_failures += 1
+            return
+        finally:
+            self._push_pulls_in_flight -= 1
+        try:
+            self.core.merge_push_pull(reply, addr, trio.current_time())
+        except MeshError:
+            self.stats.push_pull_failures += 1
+            return
+        self.stats.push_pulls += 1
+        self._pump()
+
