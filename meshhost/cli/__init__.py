@@ -26,6 +26,8 @@ def version(as_json: bool) -> None:
         stdout.print(f"meshhost {__version__} (protocol 1, wasmtime {wasmtime.__version__})")
 
 
-from meshhost.cli import keys  # noqa: E402,F401  (registers commands)
+# Each module below registers its commands on `main`. Keep one import per line.
+from meshhost.cli import keys  # noqa: E402,F401
+from meshhost.cli import lattice  # noqa: E402,F401
 
 __all__ = ["main"]

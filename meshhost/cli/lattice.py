@@ -1,0 +1,427 @@
+"""Commands that talk to a running host over its control socket.
+
+``hosts``, ``inventory``, ``start``, ``stop``, ``scale``, ``link``,
+``config``, ``call``, ``events`` and ``host stop``.  Each finds the local
+host through ``--data-dir`` (or ``--lattice`` for the default data dir).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgpack
+import trio
+from rich.table import Table
+
+from meshhost.cli import main
+from meshhost.cli.output import emit_json, fails_cleanly, json_option, stderr, stdout
+from meshhost.control.api import ControlClient
+from meshhost.datadir import CONTROL_SOCKET, default_data_dir
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def host_options(func: F) -> F:
+    """--data-dir / --lattice: which local host to talk to."""
+    func = click.option(
+        "--lattice",
+        default="default",
+        envvar="MESHHOST_LATTICE",
+        show_default=True,
+        help="Lattice name; picks the default data dir.",
+    )(func)
+    func = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="MESHHOST_DATA_DIR",
+        help="Data dir of the local host (default: per lattice, see `meshhost up --help`).",
+    )(func)
+    return func
+
+
+def _client(data_dir: Path | None, lattice: str) -> ControlClient:
+    directory = data_dir if data_dir is not None else default_data_dir(lattice)
+    return ControlClient(directory / CONTROL_SOCKET)
+
+
+def _request(data_dir: Path | None, lattice: str, op: str, **args: Any) -> Any:
+    client = _client(data_dir, lattice)
+    return trio.run(lambda: client.request(op, **args))
+
+
+def _short(key: str) -> str:
+    return key[:12] + "…" if len(key) > 13 else key
+
+
+def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--label")
+        labels[key] = value
+    return labels
+
+
+@main.command()
+@host_options
+@json_option
+@fails_cleanly
+def hosts(data_dir: Path | None, lattice: str, as_json: bool) -> None:
+    """List the hosts of the lattice as this host sees them."""
+    rows = _request(data_dir, lattice, "hosts")
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title=f"lattice {lattice!r}: {len(rows)} hosts")
+    for column in ("host", "address", "state", "actors", "labels"):
+        table.add_column(column)
+    for row in rows:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(row.get("labels", {}).items()))
+        table.add_row(
+            row["id"], row.get("address", ""), row["state"], str(row.get("actors", 0)), labels
+        )
+    stdout.print(table)
+
+
+@main.command()
+@click.argument("host", required=False)
+@host_options
+@json_option
+@fails_cleanly
+def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bool) -> None:
+    """Actors and providers of HOST (default: the local host)."""
+    inv = _request(data_dir, lattice, "inventory", host=host)
+    if as_json:
+        emit_json(inv)
+        return
+    table = Table(title=f"host {inv['host']}")
+    for column in ("actor", "name", "instances", "capabilities"):
+        table.add_column(column)
+    for actor in inv.get("actors", []):
+        table.add_row(
+            actor["id"], actor.get("name", ""), str(actor["instances"]), ", ".join(actor["caps"])
+        )
+    stdout.print(table)
+    providers = inv.get("providers", [])
+    if providers:
+        stdout.print("providers: " + ", ".join(providers), highlight=False)
+
+
+@main.command()
+@click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--host", help="Start on this host (N… key); default: the local host.")
+@click.option("--label", "labels", multiple=True, help="Start on a host with this label (k=v).")
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
+@host_options
+@json_option
+@fails_cleanly
+def start(
+    module: Path,
+    host: str | None,
+    labels: tuple[str, ...],
+    count: int,
+    data_dir: Path | None,
+    lattice: str,
+    as_json: bool,
+) -> None:
+    """Start COUNT instances of the signed actor in MODULE."""
+    result = _request(
+        data_dir,
+        lattice,
+        "start",
+        module=module.read_bytes(),
+        count=count,
+        host=host,
+        labels=_parse_labels(labels),
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        stdout.print(
+            f"started {result['actor']} ({result.get('name', '')}) x{count} "
+            f"on {_short(result['host'])}",
+            highlight=False,
+        )
+
+
+@main.command()
+@click.argument("actor")
+@click.option("--host", help="Stop on this host only.")
+@click.option("--count", type=click.IntRange(1), help="Stop this many instances (default all).")
+@host_options
+@json_option
+@fails_cleanly
+def stop(
+    actor: str,
+    host: str | None,
+    count: int | None,
+    data_dir: Path | None,
+    lattice: str,
+    as_json: bool,
+) -> None:
+    """Stop ACTOR (an M… key or call alias)."""
+    result = _request(data_dir, lattice, "stop", actor=actor, host=host, count=count)
+    if as_json:
+        emit_json(result)
+    else:
+        stdout.print(f"stopped {result['stopped']} instance(s) of {actor}", highlight=False)
+
+
+@main.command()
+@click.argument("actor")
+@click.argument("count", type=click.IntRange(0, 1000))
+@click.option("--host", help="Scale on this host (default: the local host).")
+@host_options
+@json_option
+@fails_cleanly
+def scale(
+    actor: str, count: int, host: str | None, data_dir: Path | None, lattice: str, as_json: bool
+) -> None:
+    """Set the number of instances of ACTOR on a host to COUNT."""
+    result = _request(data_dir, lattice, "scale", actor=actor, count=count, host=host)
+    if as_json:
+        emit_json(result)
+    else:
+        stdout.print(f"{actor} now has {result['count']} instance(s)", highlight=False)
+
+
+@main.group()
+def link() -> None:
+    """Link definitions: grant an actor a capability with its config."""
+
+
+@link.command("put")
+@click.argument("actor")
+@click.argument("contract")
+@click.option("--name", "link_name", default="default", show_default=True, help="Link name.")
+@click.option("--provider", default="", help="Provider id (default: the built-in provider).")
+@click.option("--value", "values", multiple=True, help="Link config entry KEY=VALUE.")
+@host_options
+@json_option
+@fails_cleanly
+def link_put(
+    actor: str,
+    contract: str,
+    link_name: str,
+    provider: str,
+    values: tuple[str, ...],
+    data_dir: Path | None,
+    lattice: str,
+    as_json: bool,
+) -> None:
+    """Link ACTOR to capability CONTRACT (e.g. wasmcloud:keyvalue)."""
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--value")
+        pairs[key] = value
+    result = _request(
+        data_dir,
+        lattice,
+        "link_put",
+        actor=actor,
+        contract=contract,
+        link_name=link_name,
+        provider=provider,
+        values=pairs,
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        stdout.print(f"linked {actor} to {contract} ({link_name})", highlight=False)
+
+
+@link.command("del")
+@click.argument("actor")
+@click.argument("contract")
+@click.option("--name", "link_name", default="default", show_default=True)
+@host_options
+@fails_cleanly
+def link_del(
+    actor: str, contract: str, link_name: str, data_dir: Path | None, lattice: str
+) -> None:
+    """Remove the link of ACTOR to CONTRACT."""
+    _request(data_dir, lattice, "link_del", actor=actor, contract=contract, link_name=link_name)
+    stdout.print(f"unlinked {actor} from {contract} ({link_name})", highlight=False)
+
+
+@link.command("list")
+@host_options
+@json_option
+@fails_cleanly
+def link_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
+    """List every link definition in the lattice."""
+    links = _request(data_dir, lattice, "link_list")
+    if as_json:
+        emit_json(links)
+        return
+    table = Table(title=f"{len(links)} links")
+    for column in ("actor", "contract", "name", "provider", "values"):
+        table.add_column(column)
+    for item in links:
+        values = ", ".join(f"{k}={v}" for k, v in sorted(item["values"].items()))
+        table.add_row(
+            item["actor"], item["contract"], item["link_name"], item.get("provider", ""), values
+        )
+    stdout.print(table)
+
+
+@main.group()
+def config() -> None:
+    """Lattice-wide configuration entries."""
+
+
+@config.command("put")
+@click.argument("key")
+@click.argument("value")
+@host_options
+@fails_cleanly
+def config_put(key: str, value: str, data_dir: Path | None, lattice: str) -> None:
+    """Set KEY to VALUE for the whole lattice."""
+    _request(data_dir, lattice, "config_put", key=key, value=value)
+    stdout.print(f"{key} set", highlight=False)
+
+
+@config.command("get")
+@click.argument("key")
+@host_options
+@json_option
+@fails_cleanly
+def config_get(key: str, data_dir: Path | None, lattice: str, as_json: bool) -> None:
+    """Print the value of KEY."""
+    value = _request(data_dir, lattice, "config_get", key=key)
+    if as_json:
+        emit_json({"key": key, "value": value})
+    else:
+        click.echo(value)
+
+
+@config.command("del")
+@click.argument("key")
+@host_options
+@fails_cleanly
+def config_del(key: str, data_dir: Path | None, lattice: str) -> None:
+    """Delete KEY."""
+    _request(data_dir, lattice, "config_del", key=key)
+    stdout.print(f"{key} deleted", highlight=False)
+
+
+def _read_payload(payload: str | None, as_msgpack: bool) -> bytes:
+    if payload is None:
+        raw = b""
+    elif payload == "-":
+        raw = sys.stdin.buffer.read()
+    elif payload.startswith("@"):
+        try:
+            raw = Path(payload[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {payload[1:]}: {exc.strerror}") from None
+    else:
+        raw = payload.encode()
+    if not as_msgpack:
+        return raw
+    try:
+        return msgpack.packb(json.loads(raw or b"null"), use_bin_type=True)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"--msgpack needs a JSON payload: {exc}") from None
+
+
+@main.command()
+@click.argument("actor")
+@click.argument("operation")
+@click.argument("payload", required=False)
+@click.option(
+    "--msgpack",
+    "as_msgpack",
+    is_flag=True,
+    help="PAYLOAD is JSON: send it as msgpack, and show a msgpack answer as JSON.",
+)
+@click.option(
+    "--timeout", "timeout_s", type=click.FloatRange(0.001), default=10.0, show_default=True
+)
+@host_options
+@json_option
+@fails_cleanly
+def call(
+    actor: str,
+    operation: str,
+    payload: str | None,
+    as_msgpack: bool,
+    timeout_s: float,
+    data_dir: Path | None,
+    lattice: str,
+    as_json: bool,
+) -> None:
+    """Invoke OPERATION on ACTOR anywhere in the lattice.
+
+    PAYLOAD is sent as given; @FILE reads it from a file, - from stdin.
+    """
+    body = _read_payload(payload, as_msgpack)
+    started = time.perf_counter()
+    result = _request(
+        data_dir,
+        lattice,
+        "call",
+        actor=actor,
+        operation=operation,
+        payload=body,
+        timeout_ms=int(timeout_s * 1000),
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    answer: bytes = result["payload"]
+    decoded: Any = answer
+    if as_msgpack:
+        try:
+            decoded = msgpack.unpackb(answer, raw=False)
+        except (ValueError, msgpack.ExtraData) as exc:
+            raise click.ClickException(f"the answer is not msgpack: {exc}") from None
+    if as_json:
+        emit_json({"host": result["host"], "ms": round(elapsed_ms, 2), "payload": decoded})
+        return
+    if as_msgpack:
+        click.echo(json.dumps(decoded, default=lambda b: b.decode("utf-8", "replace")))
+    else:
+        sys.stdout.buffer.write(answer)
+        if sys.stdout.isatty():
+            sys.stdout.write("\n")
+    stderr.print(f"[dim]answered by {_short(result['host'])} in {elapsed_ms:.1f} ms[/]")
+
+
+@main.command()
+@host_options
+@fails_cleanly
+def events(data_dir: Path | None, lattice: str) -> None:
+    """Follow host, actor and link events as JSON lines until interrupted."""
+    client = _client(data_dir, lattice)
+
+    async def follow() -> None:
+        async for event in client.stream("events"):
+            click.echo(json.dumps(event, sort_keys=True, default=str))
+
+    try:
+        trio.run(follow)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group("host")
+def host_group() -> None:
+    """Manage a host process."""
+
+
+@host_group.command("stop")
+@click.argument("host", required=False)
+@host_options
+@fails_cleanly
+def host_stop(host: str | None, data_dir: Path | None, lattice: str) -> None:
+    """Stop HOST gracefully (default: the local host): leave, drain calls, exit."""
+    _request(data_dir, lattice, "host_stop", host=host)
+    stdout.print("host stopping", highlight=False)
