@@ -273,3 +273,166 @@ class DirectoryValueError(DirectoryError, LocalProtocolError):
 
 class DirectoryStoreCorrupt(DirectoryError):
     """The directory file in the data dir cannot be read; it names the file and line."""
+
+
+# --- capabilities: policy, link definitions, built-in providers -------------
+
+
+class CapabilityError(MeshError):
+    """Base for capability policy and provider problems."""
+
+
+class CapabilityDenied(CapabilityError):
+    """Policy refused a host call; the message names what is missing."""
+
+    code = ErrorCode.DENIED
+
+
+class NotSignedForCapability(CapabilityDenied):
+    """The actor's signed claims do not list the contract id it called."""
+
+
+class LinkNotFound(CapabilityDenied):
+    """No link definition binds the actor, contract id and link name."""
+
+
+class ActorCallDenied(CapabilityDenied):
+    """An actor-to-actor call is not granted by a link definition."""
+
+
+class HostNotAllowed(CapabilityDenied):
+    """The HTTP client link does not allow requests to that host."""
+
+
+class UnknownCallTarget(CapabilityError):
+    """No actor with that call alias or id, and no provider for that contract."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class ProviderNotAvailable(CapabilityError):
+    """A link exists but no provider serves the contract on this host (or it is not started)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class ProviderError(CapabilityError):
+    """A capability provider failed to carry out an operation."""
+
+    code = ErrorCode.PROVIDER_FAILED
+
+
+class OperationNotSupported(ProviderError):
+    """The provider has no operation of that name."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
+class ProviderOverloaded(ProviderError):
+    """A provider queue is full; retry later."""
+
+    code = ErrorCode.OVERLOADED
+
+
+class PayloadTooLarge(ProviderError):
+    """A request or response exceeds the provider's size limit."""
+
+    code = ErrorCode.TOO_LARGE
+
+
+class PayloadDecodeError(CapabilityError, DecodeError):
+    """An operation payload is not the msgpack shape the contract defines."""
+
+    code = ErrorCode.INVALID
+
+
+class LinkConfigError(CapabilityError, ConfigError):
+    """A link definition's values (config) are invalid for its provider."""
+
+
+# --- transport: Noise sessions over TCP --------------------------------------
+
+
+class NoiseError(RemoteProtocolError):
+    """A Noise message from a peer is truncated, fails authentication or has a bad key."""
+
+
+class NoiseUsageError(LocalProtocolError):
+    """The Noise core was called out of turn or with bad arguments (a bug on our side)."""
+
+
+class FrameError(DecodeError):
+    """A transport frame is truncated, oversized, malformed or breaks flow control."""
+
+
+class HandshakeRejected(RemoteProtocolError):
+    """The peer failed authentication: wrong lattice secret or name, or a bad identity."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class UnsupportedVersion(HandshakeRejected):
+    """The peer shares no protocol version with us."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
+class TransportError(MeshError):
+    """A transport request failed; ``code`` says why (proto/SPEC.md error codes)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class PeerUnavailable(TransportError):
+    """No session to the peer could be set up (refused, unreachable, handshake failed)."""
+
+
+class PeerMismatch(TransportError):
+    """The host that answered at an address is not the host the caller expected."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+
+class SessionClosed(TransportError):
+    """The session ended before the reply came; ``reason`` is the close code given."""
+
+    def __init__(self, message: str, reason: ErrorCode = ErrorCode.UNAVAILABLE) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RequestTimeout(TransportError):
+    """No reply came before the request's deadline (the request was cancelled)."""
+
+    code = ErrorCode.TIMEOUT
+
+
+class RemoteError(TransportError):
+    """The peer's handler answered with an error; ``code`` is the wire code it sent."""
+
+    def __init__(self, code: ErrorCode, message: str, peer_id: str = "") -> None:
+        super().__init__(f"{peer_id[:8] + '...: ' if peer_id else ''}{code.name.lower()}: {message}")
+        self.remote_code = code
+        self.remote_message = message
+        self.peer_id = peer_id
+
+    @property  # type: ignore[override]
+    def code(self) -> ErrorCode:  # the code the peer sent, passed on unchanged
+        return self.remote_code
+
+    @property
+    def code_name(self) -> str:
+        """The code's name as in proto/SPEC.md's table, e.g. ``"denied"``."""
+        return self.remote_code.name.lower()
+
+
+class PayloadTooLarge(LocalProtocolError):
+    """A request or reply body is over the transport's ``max_payload_bytes``."""
+
+    code = ErrorCode.TOO_LARGE
+
+
+class TransportClosed(LocalProtocolError):
+    """The transport was closed; it accepts no more requests."""
+
+    code = ErrorCode.SHUTTING_DOWN

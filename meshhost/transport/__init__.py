@@ -1,0 +1,1 @@
+"""Encrypted transport: Noise XXpsk3 sessions between hosts over TCP."""
