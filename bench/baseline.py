@@ -222,7 +222,7 @@ def run_nats_responder(
 
     handler = make_handler()
 
-    async def main() -> None:
+    async def serve() -> None:
         nc = await nats.connect(f"nats://127.0.0.1:{port}")
 
         async def on_msg(msg: object) -> None:
@@ -234,28 +234,7 @@ def run_nats_responder(
         while True:
             await asyncio.sleep(3600)
 
-    asyncio.run(main())
-
-
-def main() -> None:
-        nc = await nats.connect(f"nats://127.0.0.1:{port}")
-
-        async def on_msg(msg: object) -> None:
-            await msg.respond(handler(msg.data))  # type: ignore[attr-defined]
-
-        await nc.subscribe(subject, cb=on_msg)
-        await nc.flush()
-        print("ready", flush=True)
-        while True:
-            await asyncio.sleep(3600)
-
-    asyncio.run(main())
-
-
-def run_async(fn: Callable[[], Awaitable[object]]) -> object:
-    import asyncio
-
-    return asyncio.run(fn())  # type: ignore[arg-type]
+    asyncio.run(serve())
 
 
 def main() -> None:
