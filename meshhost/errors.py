@@ -365,6 +365,12 @@ class FrameError(DecodeError):
     """A transport frame is truncated, oversized, malformed or breaks flow control."""
 
 
+class UnsupportedFrame(FrameError):
+    """A transport frame has a type this host does not know."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
 class HandshakeRejected(RemoteProtocolError):
     """The peer failed authentication: wrong lattice secret or name, or a bad identity."""
 
@@ -436,3 +442,95 @@ class TransportClosed(LocalProtocolError):
     """The transport was closed; it accepts no more requests."""
 
     code = ErrorCode.SHUTTING_DOWN
+
+
+# --- runtime: wasm actors (waPC modules and components) ----------------------
+
+
+class ActorRuntimeError(MeshError):
+    """Base for failures of one actor call or load; ``actor_id``/``actor_name`` say whose.
+
+    The message always reads ``actor M... (name): reason``.  A failed call
+    never takes the host or any other actor down with it.
+    """
+
+    code = ErrorCode.ACTOR_FAILED
+
+    def __init__(self, actor_id: str, actor_name: str, reason: str) -> None:
+        label = f"actor {actor_id} ({actor_name})" if actor_name else f"actor {actor_id}"
+        super().__init__(f"{label}: {reason}")
+        self.actor_id = actor_id
+        self.actor_name = actor_name
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep pickling/copying working
+        return (type(self), (self.actor_id, self.actor_name, self.reason))
+
+
+class ActorNotFound(ActorRuntimeError):
+    """No actor with that id is loaded on this host."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class ActorLoadError(ActorRuntimeError):
+    """A module cannot run here: not valid wasm, imports we do not provide, no
+    ``__guest_call`` / handler export, or its start function failed."""
+
+    code = ErrorCode.INVALID
+
+
+class ActorError(ActorRuntimeError):
+    """The guest ran fine and answered with an error of its own (``__guest_error`` / ``err``)."""
+
+
+class ActorTrapped(ActorRuntimeError):
+    """The guest trapped (unreachable, out-of-bounds access, stack overflow, ``proc_exit``)."""
+
+
+class ActorMisbehaved(ActorTrapped):
+    """The guest broke the ABI: a pointer outside its memory, success without a
+    response, an oversized length.  Its instance is discarded like after a trap."""
+
+
+class ActorLimitExceeded(ActorRuntimeError):
+    """The call hit one of the actor's limits; ``limit`` names which
+    (``memory``, ``cpu``, ``fuel``, ``deadline``, ``instances``)."""
+
+    def __init__(self, actor_id: str, actor_name: str, reason: str, limit: str = "") -> None:
+        super().__init__(actor_id, actor_name, reason)
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.actor_id, self.actor_name, self.reason, self.limit))
+
+
+class ActorDeadlineExceeded(ActorLimitExceeded):
+    """The call ran past its wall-clock deadline."""
+
+    code = ErrorCode.TIMEOUT
+
+
+class ActorBusy(ActorLimitExceeded):
+    """Every instance of the actor stayed busy until the call's deadline."""
+
+    code = ErrorCode.OVERLOADED
+
+
+# --- membership: SWIM + Lifeguard core, simulator ---------------------------
+
+
+class MembershipError(MeshError):
+    """Base for membership problems."""
+
+
+class MembershipDecodeError(MembershipError, DecodeError):
+    """A gossip packet or push-pull state is malformed, oversized or of the wrong type."""
+
+
+class MembershipUsageError(MembershipError, LocalProtocolError):
+    """The membership core was misused (metadata too large, wrong key kind, ...)."""
+
+
+class SimulationError(MeshError):
+    """A simulated run broke an invariant; the message names the seed to replay."""
