@@ -220,7 +220,12 @@ class ManifestError(LocalProtocolError):
     code = ErrorCode.INVALID
 
     def __init__(
-        self, problem: str, *, source: str = "<manifest>", line: int = 0, column: int = 0,
+        self,
+        problem: str,
+        *,
+        source: str = "<manifest>",
+        line: int = 0,
+        column: int = 0,
         field: str = "",
     ) -> None:
         self.problem = problem

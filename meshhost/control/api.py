@@ -147,9 +147,7 @@ async def _write_message(stream: trio.abc.SendStream, body: bytes) -> None:
     await stream.send_all(_HEADER.pack(len(body)) + body)
 
 
-async def handle_request(
-    data: bytes, dispatch: Dispatch
-) -> bytes:
+async def handle_request(data: bytes, dispatch: Dispatch) -> bytes:
     """Answer one encoded control request (used for channel 3 and the socket)."""
     try:
         op, args = decode_request(data)

@@ -1,0 +1,104 @@
+"""Control plane: declarative manifests reconciled without a leader.
+
+* :mod:`~meshhost.control.manifest` — parse and validate wadm-style OAM
+  manifests (YAML) into an immutable :class:`Manifest` with a canonical form.
+* :mod:`~meshhost.control.placement` — :func:`compute_placement`: every host
+  computes the same desired placement from (deployed manifests, members with
+  labels) by rendezvous hashing.
+* :mod:`~meshhost.control.reconcile` — :func:`reconcile`: the sans-IO core
+  that turns (desired, what this host runs, manifest links in the directory)
+  into start/stop/link actions for this host's share only.
+* :mod:`~meshhost.control.store` — where manifests, deployments and owned
+  links live in the directory, and the writes ``apply``/``delete`` make.
+* :mod:`~meshhost.control.status` — desired-vs-running status and diffs.
+
+CLI design (built on these functions by the host/CLI layer)::
+
+    meshhost apply FILE [--json]
+        load_manifest(FILE, inspect_image=<claims subject reader>); print
+        Manifest.warnings; read control.manifests/<name>@<version>;
+        apply_writes(...) (refuses same version with other content); do the
+        writes on any host (local socket or over the lattice).
+    meshhost app list [--json]
+        NAME, deployed VERSION, stored versions, state (from status()).
+    meshhost app get NAME [--version V] [--json|--yaml]
+        decode_manifest(...).to_document() printed as YAML/JSON.
+    meshhost app status NAME [--json]
+        status(manifest, compute_placement(deployed, members), inventory):
+        one row per component and host: desired, running, ok/starting/stopping,
+        plus problems (unsatisfied spreads, link conflicts); exit 0 even when
+        failed (state is data), 1 when NAME is unknown.
+    meshhost app delete NAME [--version V]
+        delete_writes(...); instances stop as hosts reconcile.
+    meshhost app diff FILE [--json]
+        diff(deployed manifest or None, load_manifest(FILE)) field by field,
+        and placement_diff(current placement, placement with FILE deployed):
+        which instances would start/stop on which host. Nothing is written.
+"""
+
+from meshhost.control.manifest import (
+    Component,
+    ComponentType,
+    Linkdef,
+    Manifest,
+    Scaler,
+    ScalerKind,
+    Spread,
+    decode_manifest,
+    load_manifest,
+    parse_manifest,
+)
+from meshhost.control.placement import (
+    HostState,
+    HostView,
+    LinkSpec,
+    Placement,
+    Unsatisfied,
+    Workload,
+    component_key,
+    compute_placement,
+)
+from meshhost.control.reconcile import Action, DeleteLink, PutLink, StartActor, StopActor, reconcile
+from meshhost.control.status import (
+    AppState,
+    AppStatus,
+    Change,
+    StatusRow,
+    diff,
+    placement_diff,
+    status,
+)
+
+__all__ = [
+    "Action",
+    "AppState",
+    "AppStatus",
+    "Change",
+    "Component",
+    "ComponentType",
+    "DeleteLink",
+    "HostState",
+    "HostView",
+    "LinkSpec",
+    "Linkdef",
+    "Manifest",
+    "Placement",
+    "PutLink",
+    "Scaler",
+    "ScalerKind",
+    "Spread",
+    "StartActor",
+    "StatusRow",
+    "StopActor",
+    "Unsatisfied",
+    "Workload",
+    "component_key",
+    "compute_placement",
+    "decode_manifest",
+    "diff",
+    "load_manifest",
+    "parse_manifest",
+    "placement_diff",
+    "reconcile",
+    "status",
+]
