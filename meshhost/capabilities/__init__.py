@@ -1,0 +1,60 @@
+"""Deny-by-default capabilities: policy, link definitions, built-in providers.
+
+The runtime calls :class:`Dispatcher` (its ``HostCallHandler``) for every
+``__host_call``; the dispatcher checks policy (claims + links) and routes the
+call to a built-in provider or to another actor.  See
+proto/spec/capabilities.md for contracts, payloads, link config and rules.
+"""
+
+from meshhost.capabilities.contracts import (
+    HTTPCLIENT,
+    HTTPSERVER,
+    KEYVALUE,
+    LOGGING,
+    MESSAGING,
+)
+from meshhost.capabilities.dispatch import ActorCaller, ActorResolver, Dispatcher, ResolvedActor
+from meshhost.capabilities.links import (
+    DEFAULT_LINK_NAME,
+    LinkDefinition,
+    LinkTable,
+    normalize_link_name,
+)
+from meshhost.capabilities.policy import (
+    ActorCallMode,
+    ActorIdentity,
+    ActorRoute,
+    PolicyConfig,
+    ProviderRoute,
+    authorize,
+)
+from meshhost.capabilities.providers.base import ActorInvoker, CallContext, Provider
+from meshhost.capabilities.providers.keyvalue import KeyValueProvider
+from meshhost.capabilities.providers.logging import LoggingProvider
+
+__all__ = [
+    "DEFAULT_LINK_NAME",
+    "HTTPCLIENT",
+    "HTTPSERVER",
+    "KEYVALUE",
+    "LOGGING",
+    "MESSAGING",
+    "ActorCallMode",
+    "ActorCaller",
+    "ActorIdentity",
+    "ActorInvoker",
+    "ActorResolver",
+    "ActorRoute",
+    "CallContext",
+    "Dispatcher",
+    "KeyValueProvider",
+    "LinkDefinition",
+    "LinkTable",
+    "LoggingProvider",
+    "PolicyConfig",
+    "Provider",
+    "ProviderRoute",
+    "ResolvedActor",
+    "authorize",
+    "normalize_link_name",
+]

@@ -1,0 +1,186 @@
+"""The host-call handler: policy first, then the provider or the target actor.
+
+:class:`Dispatcher` implements the runtime's ``HostCallHandler`` protocol.
+``host_call`` runs on the guest's worker thread and is synchronous; it
+
+1. asks :func:`policy.authorize` whether the call may happen (claims, link,
+   actor-call grant) - every refusal is a typed error naming what is missing;
+2. hands a capability call to the provider registered for the contract id
+   (ProviderNotAvailable if this host has none), or an actor-to-actor call to
+   the resolver's synchronous caller (the router provides it; tests wire it to
+   a local runtime).
+
+Link definitions enter through ``put_link`` / ``del_link`` on the trio
+thread, which update the :class:`LinkTable` and tell the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from meshhost.capabilities.links import LinkDefinition, LinkTable, normalize_link_name
+from meshhost.capabilities.policy import (
+    ActorIdentity,
+    ActorRoute,
+    PolicyConfig,
+    ProviderRoute,
+    authorize,
+)
+from meshhost.capabilities.providers.base import CallContext, Provider
+from meshhost.errors import LocalProtocolError, ProviderNotAvailable
+
+__all__ = ["ActorCaller", "ActorResolver", "Dispatcher", "ResolvedActor"]
+
+log = logging.getLogger(__name__)
+actor_log = logging.getLogger("meshhost.actor")
+
+MAX_CONSOLE_LOG_CHARS = 16 * 1024
+"""A guest's console line is cut here so a runaway guest cannot flood the host log."""
+
+_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def log_level(level: str) -> int:
+    """Python logging level for a wasmCloud level name (unknown names log at INFO)."""
+    return _LEVELS.get(level.strip().lower(), logging.INFO)
+
+
+class ActorCaller(Protocol):
+    """Runs ``operation`` on a resolved target actor, synchronously, and returns its answer."""
+
+    def __call__(self, origin: ActorIdentity, operation: str, payload: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedActor:
+    actor_id: str
+    """The target's ``M…`` key."""
+    call: ActorCaller
+
+
+ActorResolver = Callable[[str], ResolvedActor | None]
+"""Call alias or ``M…`` key -> the running target, or None if no such actor runs."""
+
+
+def _no_actors(_target: str) -> ResolvedActor | None:
+    return None
+
+
+class Dispatcher:
+    """Implements ``HostCallHandler``: ``host_call`` and ``log``."""
+
+    def __init__(
+        self,
+        *,
+        links: LinkTable | None = None,
+        providers: Iterable[Provider] = (),
+        resolve_actor: ActorResolver = _no_actors,
+        policy: PolicyConfig | None = None,
+    ) -> None:
+        self.links = links if links is not None else LinkTable()
+        self.policy = policy or PolicyConfig()
+        self.resolve_actor = resolve_actor
+        self._providers: dict[str, Provider] = {}
+        for provider in providers:
+            self.register(provider)
+
+    # --- providers and links (trio thread) --------------------------------
+
+    def register(self, provider: Provider) -> None:
+        """Serve ``provider.contract_id`` with ``provider`` on this host."""
+        if provider.contract_id in self._providers:
+            raise LocalProtocolError(f"a provider for {provider.contract_id} is already registered")
+        self._providers[provider.contract_id] = provider
+
+    def provider(self, contract_id: str) -> Provider | None:
+        return self._providers.get(contract_id)
+
+    @property
+    def providers(self) -> list[Provider]:
+        return list(self._providers.values())
+
+    async def put_link(self, link: LinkDefinition) -> None:
+        """Record ``link`` and hand it to its provider (which may refuse its config).
+
+        The link stays recorded even if the provider refuses it: calls through
+        it then fail with the provider's reason.  Raises that reason too.
+        """
+        previous = self.links.put(link)
+        provider = self._providers.get(link.contract_id)
+        if provider is None:
+            return
+        if previous is not None and previous != link:
+            await provider.del_link(previous)
+        await provider.put_link(link)
+
+    async def del_link(self, actor_id: str, contract_id: str, link_name: str) -> bool:
+        """Remove a link and let its provider release it; returns whether it existed."""
+        link = self.links.delete(actor_id, contract_id, normalize_link_name(link_name))
+        if link is None:
+            return False
+        provider = self._providers.get(contract_id)
+        if provider is not None:
+            await provider.del_link(link)
+        return True
+
+    # --- HostCallHandler (guest worker thread) ----------------------------
+
+    def host_call(
+        self,
+        actor: ActorIdentity,
+        binding: str,
+        namespace: str,
+        operation: str,
+        payload: bytes,
+    ) -> bytes:
+        """Route one ``__host_call`` after the policy check; return the answer bytes.
+
+        Raises CapabilityDenied subclasses, UnknownCallTarget,
+        ProviderNotAvailable, provider errors, or the target actor's error.
+        """
+        resolved: dict[str, ResolvedActor | None] = {}
+
+        def resolve_id(target: str) -> str | None:
+            if target not in resolved:
+                resolved[target] = self.resolve_actor(target)
+            hit = resolved[target]
+            return hit.actor_id if hit is not None else None
+
+        route = authorize(
+            actor,
+            binding,
+            namespace,
+            links=self.links,
+            resolve_actor=resolve_id,
+            provider_contracts=self._providers.keys(),
+            config=self.policy,
+        )
+        if isinstance(route, ActorRoute):
+            target = resolved[namespace]
+            assert target is not None  # authorize() only routes to resolved actors
+            return target.call(actor, operation, payload)
+        assert isinstance(route, ProviderRoute)
+        provider = self._providers.get(route.link.contract_id)
+        if provider is None:
+            raise ProviderNotAvailable(
+                f"{route.link.describe()} exists but no provider for {route.link.contract_id} "
+                "runs on this host"
+            )
+        return provider.handle(CallContext(actor, route.link), operation, payload)
+
+    def log(self, actor: ActorIdentity, level: str, message: str) -> None:
+        """A guest's ``__console_log`` line (not policy-checked, as in wasmCloud)."""
+        if len(message) > MAX_CONSOLE_LOG_CHARS:
+            message = message[:MAX_CONSOLE_LOG_CHARS] + "… (truncated)"
+        actor_log.log(log_level(level), "[%s %s] %s", actor.name, actor.actor_id[:8], message)
