@@ -414,6 +414,12 @@ def decode_manifest(data: bytes, source: str = "<directory>") -> Manifest:
 # --- validation ------------------------------------------------------------------------
 
 
+_CONFIG_HINT = {
+    "config": "named config is not supported by meshhost; put provider settings "
+    "in the actor's linkdef 'values'",
+}
+
+
 def _suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -434,10 +440,17 @@ class _Validator:
         self.check_images = check_images
         self.inspect_image = inspect_image
         self.warnings: list[str] = []
+        self.key_of: dict[int, Node] = {}
+        self.capabilities: dict[str, tuple[str, str, str]] = {}
 
     # -- generic helpers
 
     def fail(self, node: Node | None, path: str, problem: str) -> NoReturn:
+        # A problem with a whole mapping or list is reported at the key that
+        # introduces it ("spread:"), which is where a person looks, not at
+        # its first item.
+        if node is not None and node.kind != "scalar" and id(node) in self.key_of:
+            node = self.key_of[id(node)]
         raise ManifestError(
             problem,
             source=self.source,
@@ -472,11 +485,12 @@ class _Validator:
                 allowed = ", ".join(known)
                 self.fail(
                     key,
-                    path or name,
+                    child,
                     f"unknown field {name!r}{_suggest(name, known)}"
                     + ("" if _suggest(name, known) else f" (allowed here: {allowed})"),
                 )
             result[name] = value
+            self.key_of[id(value)] = key
         for name in required:
             if name not in result:
                 self.fail(node, path or name, f"required field {name!r} is missing")
@@ -694,11 +708,22 @@ class _Validator:
                     "(expected actor, component or capability)",
                 )
             raw.append((item, name, ctype, fields))
-        capabilities = {name: (ctype, fields) for _, name, ctype, fields in raw}
+        # Providers first: an actor's linkdef may name one defined further down.
+        for index, (_, name, ctype, fields) in enumerate(raw):
+            if ctype is ComponentType.CAPABILITY:
+                props_path = f"spec.components[{index}].properties"
+                props = self.fields(
+                    fields["properties"],
+                    props_path,
+                    optional=("image", "contract", "link_name", "id"),
+                    hints=_CONFIG_HINT,
+                )
+                self.capabilities[name] = self.capability(props, props_path, fields)
+        types = {name: ctype for _, name, ctype, _ in raw}
         components = []
         for index, (_, name, ctype, fields) in enumerate(raw):
             path = f"spec.components[{index}]"
-            components.append(self.component(path, name, ctype, fields, capabilities))
+            components.append(self.component(path, name, ctype, fields, types))
         return tuple(components)
 
     def component(
@@ -707,31 +732,21 @@ class _Validator:
         name: str,
         ctype: ComponentType,
         fields: dict[str, Node],
-        others: dict[str, tuple[ComponentType, dict[str, Node]]],
+        others: dict[str, ComponentType],
     ) -> Component:
         props_path = f"{path}.properties"
-        config_hint = {
-            "config": "named config is not supported by meshhost; put provider settings "
-            "in the actor's linkdef 'values'",
-        }
         if ctype is ComponentType.ACTOR:
             props = self.fields(
                 fields["properties"],
                 props_path,
                 required=("image",),
                 optional=("id", "sha256"),
-                hints=config_hint,
+                hints=_CONFIG_HINT,
             )
             image, sha256, actor_id = self.actor_image(props, props_path)
             contract_id, link_name = None, DEFAULT_LINK_NAME
         else:
-            props = self.fields(
-                fields["properties"],
-                props_path,
-                optional=("image", "contract", "link_name", "id"),
-                hints=config_hint,
-            )
-            image, contract_id, link_name = self.capability(props, props_path, fields)
+            image, contract_id, link_name = self.capabilities[name]
             sha256 = actor_id = None
         scaler = None
         linkdefs: list[Linkdef] = []
@@ -819,7 +834,9 @@ class _Validator:
         file_path = self.image_path(node, f"{path}.image", ref)
         sha256 = actor_id = None
         if "sha256" in props:
-            sha256 = self.text(props["sha256"], f"{path}.sha256", what="a hex digest").lower()
+            sha256 = self.text(
+                props["sha256"], f"{path}.sha256", scalar_ok=True, what="a hex digest"
+            ).lower()
             if not _SHA256_RE.match(sha256):
                 self.fail(
                     props["sha256"],
@@ -1050,25 +1067,19 @@ class _Validator:
                         )
         return Scaler(kind, instances, tuple(spreads))
 
-    def linkdef(
-        self, node: Node, path: str, components: dict[str, tuple[ComponentType, dict[str, Node]]]
-    ) -> Linkdef:
+    def linkdef(self, node: Node, path: str, components: dict[str, ComponentType]) -> Linkdef:
         props = self.fields(node, path, required=("target",), optional=("values",))
         target_node = props["target"]
         target = self.text(target_node, f"{path}.target", what="a component name or contract id")
         if target in components:
-            ctype, fields = components[target]
-            if ctype is not ComponentType.CAPABILITY:
+            if components[target] is not ComponentType.CAPABILITY:
                 self.fail(
                     target_node,
                     f"{path}.target",
                     f"target {target!r} is an actor; a linkdef targets a capability "
                     "component or a contract id (actors call each other without links)",
                 )
-            cap_props = self.fields(
-                fields["properties"], "", optional=("image", "contract", "link_name", "id")
-            )
-            _, contract, link_name = self.capability(cap_props, "", fields)
+            _, contract, link_name = self.capabilities[target]
         elif _CONTRACT_RE.match(target):
             if target not in BUILTIN_CONTRACTS:
                 self.fail(

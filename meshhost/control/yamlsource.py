@@ -154,12 +154,15 @@ def compose_text(data: bytes | str, source: str = "<manifest>") -> Node:
         raise ManifestError("the manifest is empty", source=source, line=1, column=1)
     if len(documents) > 1:
         second = documents[1].start_mark
+        lines = text.splitlines()
+        starts = [n for n in range(second.line, -1, -1) if n < len(lines)]
+        separator = next((n for n in starts if lines[n].startswith("---")), second.line)
         raise ManifestError(
             f"found {len(documents)} YAML documents; a manifest file holds exactly one "
             "application (remove the extra '---' section)",
             source=source,
-            line=second.line + 1,
-            column=second.column + 1,
+            line=separator + 1,
+            column=1,
         )
     return _Converter(source).convert(documents[0], 1)
 
