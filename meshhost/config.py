@@ -83,7 +83,10 @@ class MembershipConfig:
     reconnect_interval_s: float = 10.0
     """How often we try to rejoin one failed member, so partitions heal alone."""
     dead_tombstone_s: float = 60.0
-    """How long a dead member is remembered, so stale alives are refused."""
+    """How long a member that left is remembered, so stale alives are refused."""
+    reconnect_timeout_s: float = 86400.0
+    """How long a failed member is remembered and retried (Serf's 24 h), so a
+    long partition still heals; after that it must be rediscovered."""
     awareness_max_multiplier: int = 8
     """Lifeguard local health: probe timeouts stretch up to this factor."""
     udp_packet_bytes: int = 1200
@@ -130,6 +133,12 @@ class TransportConfig:
     """First reconnect delay; doubles per failure, with jitter."""
     backoff_max_s: float = 10.0
     """Ceiling of the reconnect delay."""
+    max_payload_bytes: int = 257 << 20
+    """Largest request or reply body (streamed in chunks): rpc's 256 MiB plus envelope room."""
+    stream_window_bytes: int = 1 << 20
+    """Initial credit per stream and direction: bytes a sender may have in flight."""
+    max_concurrent_requests: int = 256
+    """Inbound requests in progress per session; more are refused with ``overloaded``."""
 
     def __post_init__(self) -> None:
         _positive(
@@ -142,7 +151,11 @@ class TransportConfig:
             "send_buffer_frames",
             "backoff_initial_s",
             "backoff_max_s",
+            "max_payload_bytes",
+            "max_concurrent_requests",
         )
+        if not 65536 <= self.stream_window_bytes <= 1 << 30:
+            raise ConfigError("transport.stream_window_bytes must be within 64 KiB..1 GiB")
 
 
 @dataclass(frozen=True, slots=True)

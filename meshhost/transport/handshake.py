@@ -1,0 +1,173 @@
+"""Handshake payloads: who a host is, proven by its nkey, and what it speaks.
+
+The second and third messages of ``Noise_XXpsk3`` carry a msgpack map:
+
+``host``      str   the sender's host key, ``N...`` (56 characters)
+``sig``       bin   64-byte ed25519 signature by ``host`` over
+                    ``SIGNATURE_CONTEXT || noise static public key``
+``versions``  array protocol major versions the sender speaks (ints)
+``features``  array feature strings the sender supports
+``port``      int   the sender's listening TCP port (0: it does not listen)
+``window``    int   the sender's initial per-stream receive window in bytes
+
+Unknown keys are ignored (a newer minor version may add some); missing or
+mistyped known keys reject the handshake.  The signature binds the Noise
+static key to the host identity, so a peer that knows the lattice secret still
+cannot claim another host's id.  The domain-separation context keeps this
+signature from being valid for any other purpose of the same key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from meshhost.errors import HandshakeRejected, IdentityError, NkeyError, UnsupportedVersion
+from meshhost.identity.nkeys import KeyPair, Prefix, decode_public, verify
+
+__all__ = [
+    "FEATURES",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_WINDOW_BYTES",
+    "MIN_WINDOW_BYTES",
+    "PROTOCOL_VERSION",
+    "SIGNATURE_CONTEXT",
+    "VERSIONS",
+    "HelloPayload",
+    "decode_hello",
+    "encode_hello",
+    "negotiate",
+    "prologue",
+    "sign_static",
+]
+
+PROTOCOL_VERSION = 1
+"""Major protocol version; also bound into the Noise prologue."""
+VERSIONS: tuple[int, ...] = (1,)
+"""Versions this implementation speaks."""
+FEATURES: tuple[str, ...] = ("stream", "rekey")
+"""Features this implementation supports (strings, append-only meaning)."""
+SIGNATURE_CONTEXT = b"meshhost/1 transport noise static key\x00"
+"""Prefix of the signed message: the signature is valid for nothing else."""
+MAX_PAYLOAD_BYTES = 1024
+"""Largest handshake payload: a key, a signature and two short lists fit easily."""
+MIN_WINDOW_BYTES = 65536
+"""Smallest stream window a peer may announce: one full chunk must fit."""
+MAX_WINDOW_BYTES = 1 << 30
+"""Largest stream window a peer may announce."""
+_MAX_LIST = 16  # entries in versions/features: plenty for years of evolution
+_MAX_FEATURE_CHARS = 32
+
+_UNPACK_LIMITS: dict[str, Any] = {
+    "max_bin_len": 64,
+    "max_str_len": 128,
+    "max_array_len": _MAX_LIST,
+    "max_map_len": 16,
+    "max_ext_len": 0,
+}
+
+
+def prologue(lattice: str) -> bytes:
+    """The Noise prologue: protocol major version and lattice name."""
+    return b"meshhost/%d\x00" % PROTOCOL_VERSION + lattice.encode("utf-8")
+
+
+def sign_static(identity: KeyPair, static_public: bytes) -> bytes:
+    """Sign our Noise static public key with our host key."""
+    return identity.sign(SIGNATURE_CONTEXT + static_public)
+
+
+@dataclass(frozen=True, slots=True)
+class HelloPayload:
+    host: str
+    sig: bytes
+    versions: tuple[int, ...]
+    features: tuple[str, ...]
+    port: int
+    window: int
+
+
+def encode_hello(hello: HelloPayload) -> bytes:
+    """Encode a handshake payload as a msgpack map with the keys in table order."""
+    return msgpack.packb(
+        {
+            "host": hello.host,
+            "sig": hello.sig,
+            "versions": list(hello.versions),
+            "features": list(hello.features),
+            "port": hello.port,
+            "window": hello.window,
+        },
+        use_bin_type=True,
+    )
+
+
+def _field(obj: dict[Any, Any], key: str, kind: type) -> Any:
+    if key not in obj:
+        raise HandshakeRejected(f"handshake payload lacks {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise HandshakeRejected(
+            f"handshake payload field {key!r} must be {kind.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def decode_hello(data: bytes, static_public: bytes) -> HelloPayload:
+    """Decode and verify a peer's handshake payload.
+
+    ``static_public`` is the Noise static key the peer proved it holds; the
+    signature must cover exactly that key.  Raises HandshakeRejected (an
+    unauthenticated or malformed payload) and nothing else.
+    """
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise HandshakeRejected(f"handshake payload of {len(data)} bytes is over the limit")
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+    except Exception as exc:  # msgpack raises many types for garbage input
+        raise HandshakeRejected(f"handshake payload is not valid msgpack: {exc}") from None
+    if not isinstance(obj, dict):
+        raise HandshakeRejected("handshake payload must be a map")
+    host = _field(obj, "host", str)
+    sig = _field(obj, "sig", bytes)
+    versions = _field(obj, "versions", list)
+    features = _field(obj, "features", list)
+    port = _field(obj, "port", int)
+    window = _field(obj, "window", int)
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 16 for v in versions
+    ):
+        raise HandshakeRejected("handshake versions must be small positive integers")
+    if not all(isinstance(f, str) and len(f) <= _MAX_FEATURE_CHARS for f in features):
+        raise HandshakeRejected("handshake features must be short strings")
+    if not 0 <= port <= 65535:
+        raise HandshakeRejected(f"handshake port {port} is not a TCP port")
+    if not MIN_WINDOW_BYTES <= window <= MAX_WINDOW_BYTES:
+        raise HandshakeRejected(
+            f"handshake window {window} is outside {MIN_WINDOW_BYTES}..{MAX_WINDOW_BYTES}"
+        )
+    try:
+        decode_public(host, Prefix.SERVER)
+    except NkeyError as exc:
+        raise HandshakeRejected(f"peer's host id is not a host key: {exc}") from None
+    try:
+        verify(host, SIGNATURE_CONTEXT + static_public, sig)
+    except (IdentityError, NkeyError):
+        raise HandshakeRejected(
+            f"peer claims to be {host} but its signature over the Noise static key does not "
+            "verify: it does not hold that host's key"
+        ) from None
+    return HelloPayload(host, bytes(sig), tuple(versions), tuple(features), port, window)
+
+
+def negotiate(peer: HelloPayload) -> tuple[int, tuple[str, ...]]:
+    """Return (highest common version, common features); raise UnsupportedVersion."""
+    common = set(VERSIONS) & set(peer.versions)
+    if not common:
+        raise UnsupportedVersion(
+            f"peer speaks protocol versions {list(peer.versions)}, we speak {list(VERSIONS)}"
+        )
+    features = tuple(f for f in FEATURES if f in peer.features)
+    return max(common), features
