@@ -1,0 +1,59 @@
+"""The lattice directory: who runs what where, links, config and manifests.
+
+Sans-IO core (:class:`Directory`, the SWIM delegate) plus its durable store
+(:class:`FileStore`).  See ``proto/spec/directory.md`` for the wire format,
+merge rules and file format.
+"""
+
+from meshhost.directory.events import (
+    ActorsChanged,
+    ClockSkewDetected,
+    ConfigChanged,
+    EntryChanged,
+    Event,
+    HostRemoved,
+    HostStateChanged,
+    LinkDeleted,
+    LinkPut,
+    PeerMisbehaved,
+)
+from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
+from meshhost.directory.records import ActorLocation, ActorSummary, HostView, ProviderRecord
+from meshhost.directory.state import (
+    CONFIG_NS,
+    LINK_NS,
+    MANIFEST_NS,
+    Directory,
+    DirectoryConfig,
+    link_key,
+)
+from meshhost.directory.store import EntryStore, FileStore, MemoryStore
+
+__all__ = [
+    "CONFIG_NS",
+    "LINK_NS",
+    "MANIFEST_NS",
+    "MAX_DRIFT_MS",
+    "ActorLocation",
+    "ActorSummary",
+    "ActorsChanged",
+    "ClockSkewDetected",
+    "ConfigChanged",
+    "Directory",
+    "DirectoryConfig",
+    "EntryChanged",
+    "EntryStore",
+    "Event",
+    "FileStore",
+    "HostRemoved",
+    "HostStateChanged",
+    "HostView",
+    "HybridClock",
+    "LinkDeleted",
+    "LinkPut",
+    "MemoryStore",
+    "PeerMisbehaved",
+    "ProviderRecord",
+    "Stamp",
+    "link_key",
+]

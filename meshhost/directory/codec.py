@@ -1,0 +1,399 @@
+"""Directory wire messages and their bounded msgpack codec.
+
+Three messages (``proto/spec/directory.md``), each a msgpack array whose
+first element is the type number.  Type numbers are append-only.
+
+* ``HOST_DELTA`` (1), piggybacked on SWIM packets: some entries of one host's
+  own state, ``[1, owner, generation, since, upto, [[key, version, value], ...]]``.
+* ``LWW_DELTA`` (2), piggybacked: lattice-wide entries,
+  ``[2, [[ns, key, stamp, writer, value], ...]]``.
+* ``FULL_STATE`` (3), the push-pull payload:
+  ``[3, [[owner, generation, since, upto, entries], ...], [lww entries]]``.
+* ``LWW_CHUNK`` (4), piggybacked: one piece of an LWW entry too large for one
+  packet (a deployed manifest), ``[4, ns, key, stamp, writer, index, count,
+  data]``; the pieces' ``data`` concatenated is the msgpack encoding of the value.
+
+A ``nil`` value is a tombstone (host entries and LWW entries alike), so
+``None`` is never a stored value.  Values are plain msgpack data: nil, bool,
+int, float, str, bin, arrays and maps with string keys, nested at most
+``MAX_VALUE_DEPTH`` deep.
+
+Decoders check the size before unpacking, pass msgpack its length limits,
+check every field's type, ignore trailing array elements (newer minor
+versions may add fields) and raise only
+:class:`~meshhost.errors.DirectoryDecodeError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import msgpack
+
+from meshhost.directory.hlc import Stamp
+from meshhost.errors import DecodeError, DirectoryDecodeError, DirectoryValueError
+
+__all__ = [
+    "MAX_CHUNKS",
+    "MAX_KEY_CHARS",
+    "MAX_PIGGYBACK_BYTES",
+    "MAX_STATE_BYTES",
+    "MAX_VALUE_BYTES",
+    "MAX_VALUE_DEPTH",
+    "FullState",
+    "HostDelta",
+    "HostEntry",
+    "HostSection",
+    "LwwChunk",
+    "LwwDelta",
+    "LwwEntry",
+    "Message",
+    "MessageType",
+    "Value",
+    "check_value",
+    "decode_any",
+    "decode_piggyback",
+    "decode_state",
+    "encode",
+    "encode_value",
+    "to_fields",
+]
+
+Value: TypeAlias = Any
+"""A msgpack-able value: bool, int, float, str, bytes, list, dict[str, Value]."""
+
+MAX_PIGGYBACK_BYTES = 65_535
+"""A piggyback message rides in one UDP datagram; nothing legitimate is larger."""
+MAX_STATE_BYTES = 64 * 1024 * 1024
+"""Push-pull state of a large lattice: 1000 hosts x 50 actors x ~300 B is
+~15 MB; 64 MiB leaves room and still bounds what a peer can make us allocate."""
+MAX_VALUE_BYTES = 256 * 1024
+"""One encoded value (a deployed manifest is the largest): 256 KiB."""
+MAX_VALUE_DEPTH = 16
+"""Nesting of arrays/maps inside one value; manifests nest about 6 deep."""
+MAX_KEY_CHARS = 512
+"""Namespace and key strings: actor keys are 56 characters, link keys ~200."""
+MAX_ARRAY_LEN = 1_000_000
+"""Entries per array in one message (hosts x keys of a large lattice)."""
+MAX_CHUNKS = 1024
+"""Pieces of one chunked value: MAX_VALUE_BYTES in pieces of >= 256 bytes."""
+MAX_INT = (1 << 64) - 1
+MIN_INT = -(1 << 63)
+
+
+class MessageType(enum.IntEnum):
+    """Directory message types. Append-only: never reuse a number."""
+
+    HOST_DELTA = 1
+    LWW_DELTA = 2
+    FULL_STATE = 3
+    LWW_CHUNK = 4
+
+
+@dataclass(frozen=True, slots=True)
+class HostEntry:
+    """One key of a host's own state; ``value`` None is a tombstone."""
+
+    key: str
+    version: int
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class HostSection:
+    """Entries of one owner's state.
+
+    The sender promises that ``entries`` holds, for every key the owner
+    changed at a version in ``(since, upto]``, that key's entry at that
+    version or later.  It may hold extra, newer entries too.
+    """
+
+    owner: str
+    generation: int
+    since: int
+    upto: int
+    entries: tuple[HostEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LwwEntry:
+    """One lattice-wide entry; ``value`` None is a tombstone; the writer is ``stamp.node``."""
+
+    ns: str
+    key: str
+    stamp: Stamp
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class HostDelta:
+    """Piggybacked change of one host's own state."""
+
+    section: HostSection
+
+
+@dataclass(frozen=True, slots=True)
+class LwwDelta:
+    """Piggybacked lattice-wide entries."""
+
+    entries: tuple[LwwEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FullState:
+    """Everything a host knows: the push-pull payload."""
+
+    hosts: tuple[HostSection, ...]
+    entries: tuple[LwwEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LwwChunk:
+    """Piece ``index`` of ``count`` of the msgpack-encoded value of a large LWW entry."""
+
+    ns: str
+    key: str
+    stamp: Stamp
+    index: int
+    count: int
+    data: bytes
+
+
+Message: TypeAlias = HostDelta | LwwDelta | FullState | LwwChunk
+
+
+# --- values -----------------------------------------------------------------
+
+
+def check_value(value: Value, *, what: str = "value", depth: int = 0) -> None:
+    """Raise DirectoryValueError unless ``value`` is plain msgpack data.
+
+    Allowed: None (only nested, never as a stored value), bool, int in the
+    64-bit range, float, str, bytes, list/tuple, dict with str keys, nested
+    at most MAX_VALUE_DEPTH deep.
+    """
+    if depth > MAX_VALUE_DEPTH:
+        raise DirectoryValueError(f"{what} nests deeper than {MAX_VALUE_DEPTH} levels")
+    if value is None or isinstance(value, bool | float | str | bytes):
+        return
+    if isinstance(value, int):
+        if not MIN_INT <= value <= MAX_INT:
+            raise DirectoryValueError(f"{what} holds an integer outside the 64-bit range")
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            check_value(item, what=what, depth=depth + 1)
+        return
+    if isinstance(value, Mapping):
+        for k, item in value.items():
+            if not isinstance(k, str):
+                raise DirectoryValueError(f"{what} has a map key that is not a string: {k!r:.40}")
+            check_value(item, what=what, depth=depth + 1)
+        return
+    raise DirectoryValueError(
+        f"{what} of type {type(value).__name__} cannot be stored; "
+        "use str, bytes, int, float, bool, list or dict"
+    )
+
+
+def encode_value(value: Value) -> bytes:
+    """Canonical-enough msgpack bytes of a value (used for tie-breaks and size checks)."""
+    return msgpack.packb(value, use_bin_type=True)
+
+
+# --- encoding ---------------------------------------------------------------
+
+
+def _section_fields(s: HostSection) -> list[Any]:
+    return [
+        s.owner,
+        s.generation,
+        s.since,
+        s.upto,
+        [[e.key, e.version, e.value] for e in s.entries],
+    ]
+
+
+def _lww_fields(e: LwwEntry) -> list[Any]:
+    return [e.ns, e.key, e.stamp.packed(), e.stamp.node, e.value]
+
+
+def to_fields(message: Message) -> list[Any]:
+    """The positional msgpack array of a message."""
+    if isinstance(message, HostDelta):
+        return [MessageType.HOST_DELTA.value, *_section_fields(message.section)]
+    if isinstance(message, LwwDelta):
+        return [MessageType.LWW_DELTA.value, [_lww_fields(e) for e in message.entries]]
+    if isinstance(message, FullState):
+        return [
+            MessageType.FULL_STATE.value,
+            [_section_fields(s) for s in message.hosts],
+            [_lww_fields(e) for e in message.entries],
+        ]
+    if isinstance(message, LwwChunk):
+        return [
+            MessageType.LWW_CHUNK.value,
+            message.ns,
+            message.key,
+            message.stamp.packed(),
+            message.stamp.node,
+            message.index,
+            message.count,
+            message.data,
+        ]
+    raise DirectoryValueError(f"not a directory message: {type(message).__name__}")
+
+
+def encode(message: Message) -> bytes:
+    """msgpack bytes of a directory message."""
+    return msgpack.packb(to_fields(message), use_bin_type=True)
+
+
+# --- decoding ---------------------------------------------------------------
+
+
+def _unpack(data: bytes, max_bytes: int, what: str) -> Any:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DirectoryDecodeError(f"{what} must be bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise DirectoryDecodeError(f"{what} is {len(data)} bytes; the limit is {max_bytes}")
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_bin_len=MAX_VALUE_BYTES,
+            max_str_len=MAX_VALUE_BYTES,
+            max_array_len=MAX_ARRAY_LEN,
+            max_map_len=MAX_ARRAY_LEN,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises many types for bad input; all mean the same
+        raise DirectoryDecodeError(f"{what} is not valid msgpack: {type(exc).__name__}") from None
+
+
+def _array(obj: Any, min_len: int, what: str) -> list[Any]:
+    if not isinstance(obj, list):
+        raise DirectoryDecodeError(f"{what} must be an array")
+    if len(obj) < min_len:
+        raise DirectoryDecodeError(f"{what} has {len(obj)} elements; needs {min_len}")
+    return obj
+
+
+def _str(obj: Any, what: str) -> str:
+    if not isinstance(obj, str):
+        raise DirectoryDecodeError(f"{what} must be a string")
+    if len(obj) > MAX_KEY_CHARS:
+        raise DirectoryDecodeError(f"{what} is longer than {MAX_KEY_CHARS} characters")
+    return obj
+
+
+def _uint(obj: Any, what: str) -> int:
+    if type(obj) is not int or not 0 <= obj <= MAX_INT:
+        raise DirectoryDecodeError(f"{what} must be an unsigned 64-bit integer")
+    return obj
+
+
+def _value(obj: Any, what: str) -> Value:
+    try:
+        check_value(obj, what=what)
+    except DirectoryValueError as exc:
+        raise DirectoryDecodeError(str(exc)) from None
+    return obj
+
+
+def _section(obj: Any) -> HostSection:
+    f = _array(obj, 5, "host section")
+    owner = _str(f[0], "host section owner")
+    generation = _uint(f[1], "host section generation")
+    since = _uint(f[2], "host section since")
+    upto = _uint(f[3], "host section upto")
+    if since > upto:
+        raise DirectoryDecodeError("host section since is greater than upto")
+    entries = []
+    for raw in _array(f[4], 0, "host section entries"):
+        e = _array(raw, 3, "host entry")
+        entries.append(
+            HostEntry(
+                _str(e[0], "host entry key"),
+                _uint(e[1], "host entry version"),
+                _value(e[2], "host entry value"),
+            )
+        )
+    return HostSection(owner, generation, since, upto, tuple(entries))
+
+
+def _lww(obj: Any) -> LwwEntry:
+    f = _array(obj, 5, "lww entry")
+    ns = _str(f[0], "lww entry namespace")
+    key = _str(f[1], "lww entry key")
+    writer = _str(f[3], "lww entry writer")
+    try:
+        stamp = Stamp.unpack(f[2], writer)
+    except DecodeError as exc:
+        raise DirectoryDecodeError(str(exc)) from None
+    return LwwEntry(ns, key, stamp, _value(f[4], "lww entry value"))
+
+
+def _message(fields: Any) -> Message:
+    f = _array(fields, 1, "directory message")
+    kind = f[0]
+    if type(kind) is not int:
+        raise DirectoryDecodeError("directory message type must be an integer")
+    if kind == MessageType.HOST_DELTA:
+        _array(f, 6, "HOST_DELTA")
+        return HostDelta(_section(f[1:6]))
+    if kind == MessageType.LWW_DELTA:
+        _array(f, 2, "LWW_DELTA")
+        return LwwDelta(tuple(_lww(e) for e in _array(f[1], 0, "LWW_DELTA entries")))
+    if kind == MessageType.FULL_STATE:
+        _array(f, 3, "FULL_STATE")
+        hosts = tuple(_section(s) for s in _array(f[1], 0, "FULL_STATE hosts"))
+        entries = tuple(_lww(e) for e in _array(f[2], 0, "FULL_STATE entries"))
+        return FullState(hosts, entries)
+    if kind == MessageType.LWW_CHUNK:
+        _array(f, 8, "LWW_CHUNK")
+        ns = _str(f[1], "chunk namespace")
+        key = _str(f[2], "chunk key")
+        writer = _str(f[4], "chunk writer")
+        try:
+            stamp = Stamp.unpack(f[3], writer)
+        except DecodeError as exc:
+            raise DirectoryDecodeError(str(exc)) from None
+        index, count = _uint(f[5], "chunk index"), _uint(f[6], "chunk count")
+        if not index < count <= MAX_CHUNKS:
+            raise DirectoryDecodeError(
+                f"chunk {index} of {count} is out of range (max {MAX_CHUNKS})"
+            )
+        if not isinstance(f[7], bytes):
+            raise DirectoryDecodeError("chunk data must be bin")
+        return LwwChunk(ns, key, stamp, index, count, f[7])
+    raise DirectoryDecodeError(f"unknown directory message type {kind}")
+
+
+def decode_piggyback(data: bytes) -> HostDelta | LwwDelta | LwwChunk:
+    """Decode a piggybacked message (HOST_DELTA, LWW_DELTA or LWW_CHUNK).
+
+    Raises DirectoryDecodeError for anything else, including FULL_STATE.
+    """
+    message = _message(_unpack(data, MAX_PIGGYBACK_BYTES, "piggyback message"))
+    if isinstance(message, FullState):
+        raise DirectoryDecodeError("FULL_STATE is only valid in push-pull, not piggybacked")
+    return message
+
+
+def decode_state(data: bytes) -> FullState:
+    """Decode a push-pull payload; raises DirectoryDecodeError unless it is FULL_STATE."""
+    message = _message(_unpack(data, MAX_STATE_BYTES, "push-pull state"))
+    if not isinstance(message, FullState):
+        raise DirectoryDecodeError("push-pull state must be a FULL_STATE message")
+    return message
+
+
+def decode_any(data: bytes) -> Message:
+    """Decode any directory message (for tools and golden vectors)."""
+    return _message(_unpack(data, MAX_STATE_BYTES, "directory message"))

@@ -1,0 +1,623 @@
+"""The directory core: what every host knows about the lattice.
+
+Theory of operation.  Two kinds of data, two merge rules:
+
+* **Per-host state** (:mod:`hoststate`): each host's actors (claims summary
+  and instance count), providers, labels, load, address and version.  Only
+  its owner writes it; a Scuttlebutt map versioned per owner.  When
+  membership declares a host dead or gone, :meth:`Directory.forget_host`
+  drops its state here, and stale gossip cannot bring it back.
+* **Lattice-wide entries** (:mod:`lww`): link definitions (namespace
+  ``link``), config (``config``), deployed manifests (``manifest``) and any
+  other namespace, as a last-writer-wins map stamped with a hybrid logical
+  clock (:mod:`hlc`), deletes as tombstones collected after a horizon.  Every
+  change is written to the :class:`~meshhost.directory.store.EntryStore`
+  before it is acknowledged or passed on, so a full lattice restart keeps
+  links and config.
+
+Spreading rides on SWIM (this class is its ``Delegate``): every change is
+queued as a small piggyback message (:meth:`broadcasts`), sent a bounded
+number of times, a newer change of the same key replacing the queued one;
+a host that learns something new queues it again, so news spreads as an
+epidemic.  Push-pull anti-entropy exchanges full state
+(:meth:`local_state` / :meth:`merge_remote_state`) and repairs whatever
+piggybacking missed.  Both merges are commutative, associative and
+idempotent, so every host that has seen the same messages, in any order and
+any number of times, holds the same maps.
+
+Sans-IO: time comes from the injected ``clock`` (seconds, as the host's or
+the simulator's clock gives it), storage from the injected store; nothing
+here touches sockets, threads or the system clock.  Events for the router,
+providers and control plane queue up; drain them with :meth:`next_event`.
+Bad bytes from a peer never raise out of the delegate methods: the message
+is dropped, counted in ``bad_messages`` and reported as ``PeerMisbehaved``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meshhost.capabilities.links import LinkDefinition, normalize_link_name
+from meshhost.directory import records as rec
+from meshhost.directory.broadcast import BroadcastQueue, transmit_limit
+from meshhost.directory.chunks import Reassembler, split
+from meshhost.directory.codec import (
+    MAX_KEY_CHARS,
+    MAX_VALUE_BYTES,
+    FullState,
+    HostDelta,
+    HostSection,
+    LwwChunk,
+    LwwDelta,
+    LwwEntry,
+    Value,
+    check_value,
+    decode_piggyback,
+    decode_state,
+    encode,
+    encode_value,
+)
+from meshhost.directory.events import (
+    ActorsChanged,
+    ClockSkewDetected,
+    ConfigChanged,
+    EntryChanged,
+    Event,
+    HostRemoved,
+    HostStateChanged,
+    LinkDeleted,
+    LinkPut,
+    PeerMisbehaved,
+)
+from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
+from meshhost.directory.hoststate import ApplyResult, HostStateMap
+from meshhost.directory.lww import LwwMap
+from meshhost.directory.records import ActorLocation, ActorSummary, HostView, ProviderRecord
+from meshhost.directory.store import EntryStore
+from meshhost.errors import ClockDriftError, DecodeError, DirectoryValueError, LinkConfigError
+
+__all__ = ["CONFIG_NS", "LINK_NS", "MANIFEST_NS", "Directory", "DirectoryConfig", "link_key"]
+
+LINK_NS = "link"
+CONFIG_NS = "config"
+MANIFEST_NS = "manifest"
+
+MAX_HOST_VALUE_BYTES = 900
+"""One value of a host's own state must fit in one piggyback message."""
+MAX_EVENTS = 100_000
+"""Undrained events kept; beyond this the oldest are dropped (a stuck consumer
+must not grow memory without bound).  Counted in ``events_dropped``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryConfig:
+    """Directory parameters; every field has its unit in its name."""
+
+    retransmit_mult: int = 4
+    """A piggyback message is sent retransmit_mult * ceil(log10(N + 1)) times
+    (memberlist's LAN default)."""
+    piggyback_bytes: int = 1000
+    """Largest single piggyback message; larger LWW values travel in pieces.
+    SWIM packets are <= 1200 bytes sealed, so leave room for SWIM's own."""
+    broadcast_overhead_bytes: int = 2
+    """Bytes SWIM adds around each piggybacked message (framing), counted
+    against the ``limit_bytes`` it offers."""
+    tombstone_horizon_s: float = 7 * 24 * 3600.0
+    """Deleted links and config are remembered this long, so a put still in
+    flight cannot resurrect them.  A host cut off for longer may."""
+    max_drift_ms: int = MAX_DRIFT_MS
+    """How far a peer's stamp may pull our hybrid clock ahead of physical time."""
+
+    def __post_init__(self) -> None:
+        if self.retransmit_mult < 1:
+            raise DirectoryValueError("retransmit_mult must be >= 1")
+        if not 300 <= self.piggyback_bytes <= 65_000:
+            raise DirectoryValueError("piggyback_bytes must be within 300..65000")
+        if self.broadcast_overhead_bytes < 0:
+            raise DirectoryValueError("broadcast_overhead_bytes must be >= 0")
+        if self.tombstone_horizon_s <= 0:
+            raise DirectoryValueError("tombstone_horizon_s must be > 0")
+        if self.max_drift_ms < 0:
+            raise DirectoryValueError("max_drift_ms must be >= 0")
+
+
+def link_key(actor_id: str, contract_id: str, link_name: str) -> str:
+    """The LWW key of a link: ``<actor id>/<contract id>/<link name>``."""
+    return f"{actor_id}/{contract_id}/{normalize_link_name(link_name)}"
+
+
+class Directory:
+    """One host's directory: implements the SWIM ``Delegate`` protocol.
+
+    ``host_id`` is this host's ``N…`` key.  ``clock()`` returns the current
+    time in seconds (Unix time in production, virtual time in the
+    simulator).  ``store`` keeps lattice-wide entries across restarts (None:
+    memory only).  ``member_count()`` gives the lattice size for the
+    retransmit limit (default: hosts whose state we hold).  ``generation``
+    identifies this run of the host; it must grow across restarts (default:
+    the hybrid clock at start).
+    """
+
+    def __init__(
+        self,
+        host_id: str,
+        *,
+        clock: Callable[[], float],
+        store: EntryStore | None = None,
+        config: DirectoryConfig | None = None,
+        member_count: Callable[[], int] | None = None,
+        generation: int | None = None,
+    ) -> None:
+        self.host_id = host_id
+        self.config = config or DirectoryConfig()
+        self._clock = clock
+        self._store = store
+        self._member_count = member_count
+        self._hlc = HybridClock(host_id, max_drift_ms=self.config.max_drift_ms)
+        self._lww = LwwMap()
+        self._queue = BroadcastQueue()
+        self._chunks = Reassembler()
+        self._events: deque[Event] = deque()
+        self.bad_messages = 0
+        """Peer messages dropped because they did not decode."""
+        self.events_dropped = 0
+        if store is not None:
+            for entry in store.load():
+                self._lww.merge(entry)
+                if entry.stamp.node == host_id:
+                    self._hlc.restore(entry.stamp)  # never reissue a stamp we used before
+        start = self._hlc.now(self._now_ms()).packed()
+        self._hosts = HostStateMap(host_id, start if generation is None else generation)
+        self._actor_hosts: dict[str, set[str]] = {}
+        self._owner_actors: dict[str, dict[str, tuple[ActorSummary, int]]] = {}
+
+    # --- time ----------------------------------------------------------------
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @property
+    def clock(self) -> HybridClock:
+        """The hybrid logical clock stamping this host's writes."""
+        return self._hlc
+
+    # --- events --------------------------------------------------------------
+
+    def next_event(self) -> Event | None:
+        """The oldest undrained event, or None."""
+        return self._events.popleft() if self._events else None
+
+    def _emit(self, event: Event) -> None:
+        if len(self._events) >= MAX_EVENTS:
+            self._events.popleft()
+            self.events_dropped += 1
+        self._events.append(event)
+
+    # --- this host's own state -----------------------------------------------
+
+    def set_host_value(self, key: str, value: Value) -> bool:
+        """Set (or with None delete) one key of this host's own state.
+
+        Returns True when something changed.  Raises DirectoryValueError for
+        values that are not plain data or do not fit one piggyback message.
+        """
+        if value is not None:
+            check_value(value, what=f"host state {key!r}")
+            size = len(encode_value(value))
+            if size > MAX_HOST_VALUE_BYTES:
+                raise DirectoryValueError(
+                    f"host state {key!r} is {size} bytes encoded; "
+                    f"the limit is {MAX_HOST_VALUE_BYTES} (it must fit one gossip packet)"
+                )
+        if len(key) > MAX_KEY_CHARS:
+            raise DirectoryValueError(f"host state key is longer than {MAX_KEY_CHARS} characters")
+        section = self._hosts.set(key, value)
+        if section is None:
+            return False
+        self._queue_host(section)
+        self._host_changed(self.host_id, {key})
+        if self._hosts.needs_compaction():
+            for s in self._hosts.new_generation(self._hlc.now(self._now_ms()).packed()):
+                self._queue_host(s)
+        return True
+
+    def set_actor(self, summary: ActorSummary, instances: int) -> bool:
+        """Announce that this host runs ``instances`` of an actor (0 removes it)."""
+        if instances <= 0:
+            return self.remove_actor(summary.id)
+        return self.set_host_value(rec.ACTOR_PREFIX + summary.id, summary.to_value(instances))
+
+    def remove_actor(self, actor_id: str) -> bool:
+        """Announce that this host no longer runs the actor."""
+        return self.set_host_value(rec.ACTOR_PREFIX + actor_id, None)
+
+    def set_provider(self, provider: ProviderRecord) -> bool:
+        """Announce a capability provider this host serves."""
+        return self.set_host_value(provider.key(), provider.to_value())
+
+    def remove_provider(self, provider_id: str, link_name: str = "default") -> bool:
+        return self.set_host_value(f"{rec.PROVIDER_PREFIX}{provider_id}/{link_name}", None)
+
+    def set_labels(self, labels: Mapping[str, str]) -> bool:
+        return self.set_host_value(rec.LABELS_KEY, dict(labels))
+
+    def set_load(self, load: float) -> bool:
+        """Gossip this host's load (calls in flight per core); unchanged values cost nothing."""
+        return self.set_host_value(rec.LOAD_KEY, float(load))
+
+    def set_address(self, addr: str) -> bool:
+        return self.set_host_value(rec.ADDR_KEY, addr)
+
+    def set_version(self, version: str) -> bool:
+        return self.set_host_value(rec.VERSION_KEY, version)
+
+    def reannounce(self) -> None:
+        """Queue every key of our own state again (call after refuting a death)."""
+        for section in self._hosts.own_sections():
+            self._queue_host(section)
+
+    # --- lattice-wide entries --------------------------------------------------
+
+    def put(self, ns: str, key: str, value: Value) -> Stamp:
+        """Write ``value`` under (ns, key) lattice-wide; durable when this returns.
+
+        The stamp is greater than the one of the value it replaces, so a
+        write always supersedes what this host sees.  Raises
+        DirectoryValueError for a bad namespace, key or value.
+        """
+        self._check_key(ns, key)
+        if value is None:
+            raise DirectoryValueError("None cannot be stored; use delete() to remove a key")
+        check_value(value, what=f"{ns}/{key}")
+        size = len(encode_value(value))
+        if size > MAX_VALUE_BYTES:
+            raise DirectoryValueError(
+                f"{ns}/{key} is {size} bytes encoded; the limit is {MAX_VALUE_BYTES}"
+            )
+        return self._write(ns, key, value)
+
+    def delete(self, ns: str, key: str) -> bool:
+        """Delete (ns, key) lattice-wide with a tombstone; durable when this returns.
+
+        Returns True when a live value was deleted.  A tombstone is written
+        even when we hold no value, so it also wins over a put we have not
+        seen yet.
+        """
+        self._check_key(ns, key)
+        existed = self._lww.get(ns, key) is not None
+        self._write(ns, key, None)
+        return existed
+
+    def get(self, ns: str, key: str) -> Value:
+        """The live value of (ns, key), or None.  Do not mutate what it returns."""
+        return self._lww.get(ns, key)
+
+    def items(self, ns: str) -> list[tuple[str, Value]]:
+        """Live (key, value) pairs of a namespace, sorted by key."""
+        return self._lww.items(ns)
+
+    def stamp_of(self, ns: str, key: str) -> Stamp | None:
+        """The stamp of the winning entry (tombstone included), or None."""
+        entry = self._lww.entry(ns, key)
+        return None if entry is None else entry.stamp
+
+    @staticmethod
+    def _check_key(ns: str, key: str) -> None:
+        if not isinstance(ns, str) or not ns or len(ns) > MAX_KEY_CHARS:
+            raise DirectoryValueError(f"namespace must be 1..{MAX_KEY_CHARS} characters of text")
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_CHARS:
+            raise DirectoryValueError(f"key must be 1..{MAX_KEY_CHARS} characters of text")
+
+    def _write(self, ns: str, key: str, value: Value) -> Stamp:
+        stamp = self._hlc.now(self._now_ms())
+        current = self._lww.entry(ns, key)
+        if current is not None and current.stamp >= stamp:
+            # The value we replace carries a stamp from a clock ahead of ours;
+            # step just past it so "delete what you see" always works.
+            stamp = current.stamp.successor(self.host_id)
+        entry = LwwEntry(ns, key, stamp, value)
+        if self._store is not None:
+            self._store.append([entry])
+        self._lww.merge(entry)
+        self._lww_changed(entry, current)
+        self._queue_lww(entry)
+        return stamp
+
+    # links, config: typed shortcuts over the generic namespaces
+
+    def put_link(self, link: LinkDefinition) -> Stamp:
+        """Create or replace a link definition lattice-wide."""
+        for name in ("actor_id", "contract_id"):
+            if "/" in getattr(link, name):
+                raise DirectoryValueError(f"link {name} must not contain '/'")
+        key = link_key(link.actor_id, link.contract_id, link.link_name)
+        return self.put(LINK_NS, key, link.to_dict())
+
+    def delete_link(self, actor_id: str, contract_id: str, link_name: str = "default") -> bool:
+        """Delete a link definition lattice-wide; True when it existed."""
+        return self.delete(LINK_NS, link_key(actor_id, contract_id, link_name))
+
+    def link(
+        self, actor_id: str, contract_id: str, link_name: str = "default"
+    ) -> LinkDefinition | None:
+        return _link_from(self._lww.get(LINK_NS, link_key(actor_id, contract_id, link_name)))
+
+    def links(self) -> list[LinkDefinition]:
+        """Every link definition, sorted by (actor id, contract id, link name)."""
+        out = []
+        for _, value in self._lww.items(LINK_NS):
+            link = _link_from(value)
+            if link is not None:
+                out.append(link)
+        return out
+
+    def config_put(self, name: str, value: Value) -> Stamp:
+        return self.put(CONFIG_NS, name, value)
+
+    def config_get(self, name: str) -> Value:
+        return self.get(CONFIG_NS, name)
+
+    def config_delete(self, name: str) -> bool:
+        return self.delete(CONFIG_NS, name)
+
+    # --- queries for the router and control plane ------------------------------
+
+    def hosts_running(self, actor_id: str) -> list[ActorLocation]:
+        """Hosts that run ``actor_id`` (this one included), sorted by host id."""
+        out = []
+        for host_id in sorted(self._actor_hosts.get(actor_id, ())):
+            _, instances = self._owner_actors[host_id][actor_id]
+            load = rec.load_of(self._hosts.get(host_id, rec.LOAD_KEY))
+            addr = self._hosts.get(host_id, rec.ADDR_KEY)
+            out.append(
+                ActorLocation(host_id, instances, load, addr if isinstance(addr, str) else "")
+            )
+        return out
+
+    def actor(self, actor_id: str) -> ActorSummary | None:
+        """The claims summary of an actor some host runs, or None."""
+        for host_id in sorted(self._actor_hosts.get(actor_id, ())):
+            return self._owner_actors[host_id][actor_id][0]
+        return None
+
+    def actor_by_alias(self, alias: str) -> ActorSummary | None:
+        """The actor whose ``call_alias`` is ``alias`` (smallest id if several), or None."""
+        if not alias:
+            return None
+        best: ActorSummary | None = None
+        for actors in self._owner_actors.values():
+            for summary, _ in actors.values():
+                if summary.call_alias == alias and (best is None or summary.id < best.id):
+                    best = summary
+        return best
+
+    def hosts(self) -> list[str]:
+        """Ids of every host whose state we hold, this one included, sorted."""
+        return self._hosts.owners()
+
+    def host(self, host_id: str) -> HostView | None:
+        """Everything known about one host, or None."""
+        generation = self._hosts.generation_of(host_id)
+        if generation is None:
+            return None
+        return HostView.build(host_id, generation, dict(self._hosts.items(host_id)))
+
+    def snapshot(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """(host state, lattice-wide entries) as comparable plain data (tests, tools)."""
+        return self._hosts.snapshot(), self._lww.snapshot()
+
+    def lww_snapshot(self) -> dict[Any, Any]:
+        return self._lww.snapshot()
+
+    # --- membership hooks ----------------------------------------------------
+
+    def forget_host(self, host_id: str) -> None:
+        """Membership says ``host_id`` died or left: drop its state.
+
+        Gossip about the life of that host we knew is ignored from now on; a
+        restarted host (newer generation) is accepted, and
+        :meth:`host_alive` lifts the block when the same process comes back.
+        """
+        if host_id == self.host_id:
+            return
+        had = host_id in self._hosts
+        keys = self._hosts.forget(host_id, block_below=self._hlc.last.packed())
+        self._queue.discard(lambda ident: ident[0] == "h" and ident[1] == host_id)
+        self._index_owner(host_id)
+        if keys:
+            self._emit(HostStateChanged(host_id, tuple(sorted(keys))))
+            if any(k.startswith(rec.ACTOR_PREFIX) for k in keys):
+                self._emit(ActorsChanged(host_id))
+        if had:
+            self._emit(HostRemoved(host_id))
+
+    def host_alive(self, host_id: str) -> None:
+        """Membership says ``host_id`` is alive (joined or refuted): accept its state again."""
+        self._hosts.allow(host_id)
+
+    # --- maintenance ---------------------------------------------------------
+
+    def tick(self) -> None:
+        """Collect old tombstones and compact the store; call every few seconds."""
+        horizon_ms = int(self.config.tombstone_horizon_s * 1000)
+        self._lww.collect(self._now_ms() - horizon_ms)
+        if self._store is not None and self._store.needs_compaction(len(self._lww)):
+            self._store.compact(list(self._lww.entries()))
+
+    @property
+    def pending_broadcasts(self) -> int:
+        return len(self._queue)
+
+    # --- SWIM Delegate -------------------------------------------------------
+
+    def broadcasts(self, limit_bytes: int) -> list[bytes]:
+        """Payloads to piggyback on the next SWIM packet, within ``limit_bytes``."""
+        members = self._member_count() if self._member_count is not None else len(self._hosts)
+        limit = transmit_limit(self.config.retransmit_mult, members)
+        return self._queue.take(limit_bytes, limit, self.config.broadcast_overhead_bytes)
+
+    def notify_message(self, sender_id: str, payload: bytes) -> None:
+        """A piggybacked payload from ``sender_id``.  Never raises on bad bytes."""
+        try:
+            message = decode_piggyback(payload)
+        except DecodeError as exc:
+            self._misbehaved(sender_id, exc)
+            return
+        if isinstance(message, HostDelta):
+            self._merge_hosts(sender_id, [message.section])
+        elif isinstance(message, LwwDelta):
+            self._merge_lww(sender_id, message.entries)
+        else:
+            self._merge_chunk(sender_id, message)
+
+    def local_state(self) -> bytes:
+        """Everything we know, for push-pull."""
+        return encode(FullState(tuple(self._hosts.full()), tuple(self._lww.entries())))
+
+    def merge_remote_state(self, sender_id: str, data: bytes) -> None:
+        """A peer's full state from push-pull.  Never raises on bad bytes."""
+        try:
+            state = decode_state(data)
+        except DecodeError as exc:
+            self._misbehaved(sender_id, exc)
+            return
+        self._merge_hosts(sender_id, state.hosts)
+        self._merge_lww(sender_id, state.entries)
+
+    # --- merging -------------------------------------------------------------
+
+    def _misbehaved(self, sender_id: str, exc: Exception) -> None:
+        self.bad_messages += 1
+        self._emit(PeerMisbehaved(sender_id, str(exc)))
+
+    def _merge_hosts(self, sender_id: str, sections: Iterable[HostSection]) -> None:
+        for section in sections:
+            if section.owner == self.host_id:
+                if self._hosts.newer_self(section):
+                    # Peers remember a life of ours we do not (our clock went
+                    # back across a restart): start a newer one so they listen.
+                    floor = max(section.generation + 1, self._hlc.now(self._now_ms()).packed())
+                    for s in self._hosts.new_generation(floor):
+                        self._queue_host(s)
+                continue
+            result = self._hosts.apply(section)
+            if result:
+                self._host_applied(result)
+
+    def _host_applied(self, result: ApplyResult) -> None:
+        generation = self._hosts.generation_of(result.owner)
+        assert generation is not None
+        for entry in result.changed:
+            self._queue_host(
+                HostSection(result.owner, generation, entry.version - 1, entry.version, (entry,))
+            )
+        self._host_changed(result.owner, set(result.keys))
+
+    def _merge_lww(self, sender_id: str, entries: Iterable[LwwEntry]) -> None:
+        now_ms = self._now_ms()
+        changed: list[tuple[LwwEntry, LwwEntry | None]] = []
+        skew_reported = False
+        for entry in entries:
+            try:
+                self._hlc.observe(entry.stamp, now_ms)
+            except ClockDriftError:
+                if not skew_reported:
+                    skew_reported = True
+                    ahead = entry.stamp.wall_ms - now_ms
+                    self._emit(ClockSkewDetected(sender_id, entry.stamp.node, ahead))
+            previous = self._lww.entry(entry.ns, entry.key)
+            if self._lww.merge(entry):
+                changed.append((entry, previous))
+        if not changed:
+            return
+        if self._store is not None:
+            self._store.append([e for e, _ in changed])
+        for entry, previous in changed:
+            self._lww_changed(entry, previous)
+            self._queue_lww(entry)
+
+    def _merge_chunk(self, sender_id: str, chunk: LwwChunk) -> None:
+        current = self._lww.entry(chunk.ns, chunk.key)
+        if current is not None and current.stamp >= chunk.stamp:
+            return  # we hold this value or a newer one
+        try:
+            entry = self._chunks.add(chunk)
+        except DecodeError as exc:
+            self._misbehaved(sender_id, exc)
+            return
+        if entry is not None:
+            self._chunks.discard(chunk.ns, chunk.key)
+            self._merge_lww(sender_id, [entry])
+
+    # --- change bookkeeping --------------------------------------------------
+
+    def _host_changed(self, owner: str, keys: set[str]) -> None:
+        self._emit(HostStateChanged(owner, tuple(sorted(keys))))
+        if any(k.startswith(rec.ACTOR_PREFIX) for k in keys):
+            self._index_owner(owner)
+            self._emit(ActorsChanged(owner))
+
+    def _index_owner(self, owner: str) -> None:
+        for actor_id in self._owner_actors.pop(owner, {}):
+            hosts = self._actor_hosts.get(actor_id)
+            if hosts is not None:
+                hosts.discard(owner)
+                if not hosts:
+                    del self._actor_hosts[actor_id]
+        actors: dict[str, tuple[ActorSummary, int]] = {}
+        for key, value in self._hosts.items(owner):
+            if key.startswith(rec.ACTOR_PREFIX):
+                parsed = ActorSummary.from_value(value)
+                if parsed is not None and parsed[1] > 0 and key == rec.ACTOR_PREFIX + parsed[0].id:
+                    actors[parsed[0].id] = parsed
+        if actors:
+            self._owner_actors[owner] = actors
+            for actor_id in actors:
+                self._actor_hosts.setdefault(actor_id, set()).add(owner)
+
+    def _lww_changed(self, entry: LwwEntry, previous: LwwEntry | None) -> None:
+        if entry.value is None and (previous is None or previous.value is None):
+            return  # a tombstone replacing nothing visible: nothing changed for readers
+        if entry.ns == LINK_NS:
+            link = _link_from(entry.value)
+            if link is not None:
+                self._emit(LinkPut(link))
+                return
+            old = _link_from(previous.value) if previous is not None else None
+            if old is not None:
+                self._emit(LinkDeleted(old.actor_id, old.contract_id, old.link_name))
+            else:
+                parts = entry.key.split("/", 2)
+                if len(parts) == 3:
+                    self._emit(LinkDeleted(*parts))
+        elif entry.ns == CONFIG_NS:
+            self._emit(ConfigChanged(entry.key, entry.value))
+        else:
+            self._emit(EntryChanged(entry.ns, entry.key, entry.value))
+
+    # --- queueing ------------------------------------------------------------
+
+    def _queue_host(self, section: HostSection) -> None:
+        ident = ("h", section.owner, tuple(e.key for e in section.entries))
+        self._queue.push(ident, encode(HostDelta(section)))
+
+    def _queue_lww(self, entry: LwwEntry) -> None:
+        payload = encode(LwwDelta((entry,)))
+        if len(payload) <= self.config.piggyback_bytes:
+            self._queue.push(("l", entry.ns, entry.key), payload)
+            return
+        for chunk in split(entry, self.config.piggyback_bytes):
+            self._queue.push(("c", entry.ns, entry.key, chunk.index), encode(chunk))
+        # no pieces (enormous key): push-pull carries it
+
+
+def _link_from(value: Value) -> LinkDefinition | None:
+    if value is None:
+        return None
+    try:
+        return LinkDefinition.from_dict(value)
+    except LinkConfigError:
+        return None

@@ -1,0 +1,249 @@
+"""Durable storage of the lattice-wide LWW entries (links, config, manifests).
+
+The format is a write-ahead log of JSON lines in ``<data dir>/directory/``,
+file ``lww.jsonl`` (``proto/spec/directory.md``):
+
+* line 1, a header: ``{"format": "meshhost-directory-lww", "version": 1}``;
+* then one entry per line: ``{"ns", "key", "stamp", "writer", "value"}`` where
+  ``stamp`` is the packed 64-bit HLC value, ``writer`` the host id in the
+  stamp, and ``value`` the base64 of the msgpack-encoded value, or ``null``
+  for a tombstone.
+
+Loading replays the lines through the LWW merge, so their order does not
+matter and a line written twice is harmless.  :meth:`FileStore.append`
+returns only after ``fsync``: a write acknowledged to a caller survives a
+power cut.  A crash can tear only the last line; loading drops a torn last
+line (it was never acknowledged) and cuts it off the file.  Compaction
+writes the live set to a temporary file, fsyncs it and renames it over the
+log, so a crash leaves either the old or the new file.
+
+This module does file IO; the directory core only sees the small
+:class:`EntryStore` protocol, so the simulator uses :class:`MemoryStore`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgpack
+
+from meshhost.directory.codec import LwwEntry, check_value, encode_value
+from meshhost.directory.hlc import Stamp
+from meshhost.errors import DecodeError, DirectoryStoreCorrupt, DirectoryValueError
+
+__all__ = ["COMPACT_MIN_RECORDS", "LOG_NAME", "EntryStore", "FileStore", "MemoryStore"]
+
+LOG_NAME = "lww.jsonl"
+FORMAT = "meshhost-directory-lww"
+FORMAT_VERSION = 1
+COMPACT_MIN_RECORDS = 1000
+"""Never compact a log shorter than this: rewriting small files buys nothing."""
+
+
+class EntryStore(Protocol):
+    """Where the directory keeps LWW entries across restarts."""
+
+    def load(self) -> list[LwwEntry]:
+        """Every entry stored, in write order (duplicates possible)."""
+        ...
+
+    def append(self, entries: Sequence[LwwEntry]) -> None:
+        """Store entries durably; returns only once they would survive a crash."""
+        ...
+
+    def compact(self, entries: Iterable[LwwEntry]) -> None:
+        """Replace the stored entries by ``entries`` atomically."""
+        ...
+
+    def needs_compaction(self, live_entries: int) -> bool:
+        """True when the log holds many more records than ``live_entries``."""
+        ...
+
+
+class MemoryStore:
+    """An EntryStore in memory: for the simulator and tests of "restart with disk"."""
+
+    def __init__(self) -> None:
+        self.records: list[LwwEntry] = []
+        self.appends = 0
+
+    def load(self) -> list[LwwEntry]:
+        return list(self.records)
+
+    def append(self, entries: Sequence[LwwEntry]) -> None:
+        self.records.extend(entries)
+        self.appends += 1
+
+    def compact(self, entries: Iterable[LwwEntry]) -> None:
+        self.records = list(entries)
+
+    def needs_compaction(self, live_entries: int) -> bool:
+        return len(self.records) > max(COMPACT_MIN_RECORDS, 2 * live_entries)
+
+
+def entry_to_json(entry: LwwEntry) -> str:
+    """One log line (without the newline)."""
+    value = None if entry.value is None else base64.b64encode(encode_value(entry.value)).decode()
+    record = {
+        "ns": entry.ns,
+        "key": entry.key,
+        "stamp": entry.stamp.packed(),
+        "writer": entry.stamp.node,
+        "value": value,
+    }
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_from_json(line: str) -> LwwEntry:
+    """Parse one log line; raises ValueError (with a reason) when malformed."""
+    record: Any = json.loads(line)
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    ns, key, writer, value = (
+        record.get("ns"),
+        record.get("key"),
+        record.get("writer"),
+        record.get("value"),
+    )
+    if not isinstance(ns, str) or not isinstance(key, str):
+        raise ValueError("ns and key must be strings")
+    try:
+        stamp = Stamp.unpack(record.get("stamp"), writer)
+    except DecodeError as exc:
+        raise ValueError(str(exc)) from None
+    if value is None:
+        return LwwEntry(ns, key, stamp, None)
+    if not isinstance(value, str):
+        raise ValueError("value must be base64 text or null")
+    try:
+        decoded = msgpack.unpackb(base64.b64decode(value, validate=True), raw=False)
+        check_value(decoded)
+    except (binascii.Error, DirectoryValueError, ValueError, msgpack.ExtraData) as exc:
+        raise ValueError(f"value does not decode: {exc}") from None
+    except Exception as exc:  # msgpack raises many types for bad input
+        raise ValueError(f"value does not decode: {type(exc).__name__}") from None
+    if decoded is None:
+        raise ValueError("value encodes nil; tombstones are written as null")
+    return LwwEntry(ns, key, stamp, decoded)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileStore:
+    """The JSON-lines log in ``directory`` (created if missing)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOG_NAME
+        self._records = 0
+        self._handle: Any = None
+
+    def load(self) -> list[LwwEntry]:
+        """Read the log; raises DirectoryStoreCorrupt naming the file and line."""
+        if not self.path.exists():
+            self._records = 0
+            return []
+        raw = self.path.read_bytes()
+        lines = raw.split(b"\n")
+        complete = lines[:-1]  # whatever follows the last newline is a torn write
+        torn = lines[-1]
+        good_bytes = len(raw) - len(torn)
+        entries: list[LwwEntry] = []
+        for number, line in enumerate(complete, start=1):
+            try:
+                text = line.decode("utf-8")
+                if number == 1:
+                    self._check_header(text)
+                    continue
+                entries.append(entry_from_json(text))
+            except (UnicodeDecodeError, ValueError) as exc:
+                if number == len(complete) and number > 1:
+                    good_bytes -= len(line) + 1  # a torn last line: never acknowledged
+                    break
+                raise DirectoryStoreCorrupt(
+                    f"{self.path}:{number}: {exc}; the directory log is damaged; move it "
+                    "aside to start with an empty directory (peers will resend what they know)"
+                ) from None
+        if good_bytes != len(raw):
+            with open(self.path, "r+b") as handle:
+                handle.truncate(good_bytes)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if not complete:  # empty or header torn: start afresh
+            self.path.unlink()
+            self._records = 0
+            return []
+        self._records = len(entries)
+        return entries
+
+    @staticmethod
+    def _check_header(text: str) -> None:
+        header = json.loads(text)
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ValueError(f"not a meshhost directory log (no {FORMAT!r} header)")
+        if header.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"directory log version {header.get('version')!r} is not supported "
+                f"(this meshhost reads version {FORMAT_VERSION}); upgrade meshhost"
+            )
+
+    def _header(self) -> str:
+        return json.dumps({"format": FORMAT, "version": FORMAT_VERSION}) + "\n"
+
+    def _open(self) -> Any:
+        if self._handle is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists()
+            self._handle = open(self.path, "a", encoding="utf-8")
+            if new:
+                self._handle.write(self._header())
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+                _fsync_dir(self.directory)
+        return self._handle
+
+    def append(self, entries: Sequence[LwwEntry]) -> None:
+        if not entries:
+            return
+        handle = self._open()
+        handle.write("".join(entry_to_json(e) + "\n" for e in entries))
+        handle.flush()
+        os.fsync(handle.fileno())
+        self._records += len(entries)
+
+    def compact(self, entries: Iterable[LwwEntry]) -> None:
+        self.close()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        count = 0
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(self._header())
+            for entry in entries:
+                handle.write(entry_to_json(entry) + "\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.directory)
+        self._records = count
+
+    def needs_compaction(self, live_entries: int) -> bool:
+        return self._records > max(COMPACT_MIN_RECORDS, 2 * live_entries)
+
+    def close(self) -> None:
+        """Close the log file (appends reopen it)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
