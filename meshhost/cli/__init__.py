@@ -29,5 +29,6 @@ def version(as_json: bool) -> None:
 # Each module below registers its commands on `main`. Keep one import per line.
 from meshhost.cli import keys  # noqa: E402,F401
 from meshhost.cli import lattice  # noqa: E402,F401
+from meshhost.cli import claims  # noqa: E402,F401
 
 __all__ = ["main"]
