@@ -29,8 +29,11 @@ from meshhost.capabilities.policy import (
     authorize,
 )
 from meshhost.capabilities.providers.base import ActorInvoker, CallContext, Provider
+from meshhost.capabilities.providers.httpclient import HttpClientProvider
+from meshhost.capabilities.providers.httpserver import HttpServerProvider
 from meshhost.capabilities.providers.keyvalue import KeyValueProvider
 from meshhost.capabilities.providers.logging import LoggingProvider
+from meshhost.capabilities.providers.messaging import MessagingProvider
 
 __all__ = [
     "DEFAULT_LINK_NAME",
@@ -47,10 +50,13 @@ __all__ = [
     "ActorRoute",
     "CallContext",
     "Dispatcher",
+    "HttpClientProvider",
+    "HttpServerProvider",
     "KeyValueProvider",
     "LinkDefinition",
     "LinkTable",
     "LoggingProvider",
+    "MessagingProvider",
     "PolicyConfig",
     "Provider",
     "ProviderRoute",

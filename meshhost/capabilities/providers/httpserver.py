@@ -1,0 +1,365 @@
+"""``wasmcloud:httpserver``: HTTP requests become ``HttpServer.HandleRequest`` invocations.
+
+Each link is one listener (hypercorn on trio, HTTP/1.1 and h2c) that sends
+every request to the linked actor as ``HttpRequest {method, path,
+queryString, header, body}`` and writes the actor's ``HttpResponse
+{statusCode, header, body}`` back (httpserver.smithy).  Request details, as
+wasmCloud's provider produced them: the method upper-cased, ``path`` the raw
+request path, ``queryString`` the raw query without ``?`` (``""`` if none),
+header names lower-case with every value of repeated headers in order
+(non-ASCII values dropped).
+
+Link config (keys case-insensitive, later ones override earlier, as in
+wasmCloud's ``load_settings``): ``config_b64`` / ``config_json`` (JSON with
+``address``, ``timeout_ms``, ``max_content_len``), ``ADDRESS``
+(``host:port``), ``PORT`` (binds 127.0.0.1), ``TIMEOUT_MS``,
+``MAX_CONTENT_LEN`` (bytes, or with a ``k``/``m``/``g`` suffix).  Defaults:
+127.0.0.1:8000, 30 s, 10 MiB.  Port 0 picks a free port
+(:meth:`HttpServerProvider.bound_address` tells which).
+
+Errors become plain-text answers: body too large 413; the actor did not
+answer in time, is not running anywhere, or is overloaded 503; the actor
+failed or answered garbage 500.  ``del_link`` stops the listener (in-flight
+requests get a short grace period).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from meshhost.capabilities.contracts import HTTPSERVER, HttpRequest, HttpResponse
+from meshhost.capabilities.links import LinkDefinition, LinkKey
+from meshhost.capabilities.providers.base import ActorInvoker, Provider
+from meshhost.errors import ErrorCode, LinkConfigError, MeshError, ProviderError
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "DEFAULT_MAX_CONTENT_LEN",
+    "DEFAULT_TIMEOUT_MS",
+    "HANDLE_REQUEST",
+    "HttpServerProvider",
+    "ServerSettings",
+    "parse_settings",
+]
+
+log = logging.getLogger(__name__)
+
+HANDLE_REQUEST = "HttpServer.HandleRequest"
+DEFAULT_ADDRESS = "127.0.0.1:8000"
+"""wasmCloud's httpserver default listen address."""
+DEFAULT_TIMEOUT_MS = 30_000
+"""How long a request waits for the actor before the client gets 503."""
+DEFAULT_MAX_CONTENT_LEN = 10 * 1024 * 1024
+"""wasmCloud's default request body limit (10 MiB)."""
+CONTENT_LEN_CEILING = 500 * 1024 * 1024
+"""wasmCloud's hard ceiling for max_content_len (a guest's memory is limited)."""
+GRACEFUL_STOP_S = 2.0
+"""In-flight requests get this long to finish when a link is removed."""
+
+UNAVAILABLE_CODES = frozenset(
+    {
+        ErrorCode.TIMEOUT,
+        ErrorCode.UNAVAILABLE,
+        ErrorCode.OVERLOADED,
+        ErrorCode.SHUTTING_DOWN,
+        ErrorCode.NOT_FOUND,
+    }
+)
+"""Invocation failures that mean "try again later" (503), not "the actor is broken" (500)."""
+
+_HEADER_NAME = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HOP_BY_HOP = {b"content-length", b"transfer-encoding", b"connection"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str
+    port: int
+    timeout_s: float = DEFAULT_TIMEOUT_MS / 1000
+    max_content_len: int = DEFAULT_MAX_CONTENT_LEN
+
+    @property
+    def bind(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _parse_address(link: LinkDefinition, text: str) -> tuple[str, int]:
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port_text = text[1:].partition("]:")
+    else:
+        host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise LinkConfigError(f"{link.describe()}: invalid address {text!r}, expected host:port")
+    return host, int(port_text)
+
+
+def parse_size(link: LinkDefinition, text: str) -> int:
+    """wasmCloud's max_content_len syntax: bytes, or a number with k/m/g (x1024^n)."""
+    raw = str(text).strip().lower()
+    scale = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(raw[-1:], 1)
+    digits = raw[:-1] if scale != 1 else raw
+    if not digits.isdigit():
+        raise LinkConfigError(f"{link.describe()}: invalid max_content_len {text!r}")
+    size = int(digits) * scale
+    if not 0 < size <= CONTENT_LEN_CEILING:
+        raise LinkConfigError(
+            f"{link.describe()}: max_content_len must be 1..{CONTENT_LEN_CEILING} bytes"
+        )
+    return size
+
+
+def parse_settings(link: LinkDefinition) -> ServerSettings:
+    """Listener settings from a link's config (see the module docstring); raises LinkConfigError."""
+    json_config: dict[str, Any] = {}
+    for key in ("config_b64", "config_json"):
+        raw = link.value(key)
+        if raw is None:
+            continue
+        try:
+            text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
+            parsed = json.loads(text)
+        except (binascii.Error, ValueError) as exc:
+            raise LinkConfigError(f"{link.describe()}: {key} is not valid: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise LinkConfigError(f"{link.describe()}: {key} must be a JSON object")
+        json_config.update(parsed)
+    host, port = _parse_address(link, DEFAULT_ADDRESS)
+    if json_config.get("address") is not None:
+        host, port = _parse_address(link, str(json_config["address"]))
+    if link.value("address") is not None:
+        host, port = _parse_address(link, link.value("address") or "")
+    if link.value("port") is not None:
+        port_text = (link.value("port") or "").strip()
+        if not port_text.isdigit() or int(port_text) > 65535:
+            raise LinkConfigError(f"{link.describe()}: invalid port {port_text!r}")
+        host, port = "127.0.0.1", int(port_text)
+    timeout_ms: Any = link.value("timeout_ms", json_config.get("timeout_ms"))
+    timeout_s = DEFAULT_TIMEOUT_MS / 1000
+    if timeout_ms is not None:
+        try:
+            timeout_s = int(str(timeout_ms).strip()) / 1000
+        except ValueError:
+            raise LinkConfigError(f"{link.describe()}: invalid timeout_ms {timeout_ms!r}") from None
+        if not timeout_s > 0:
+            raise LinkConfigError(f"{link.describe()}: timeout_ms must be > 0")
+    size_text: Any = link.value("max_content_len", json_config.get("max_content_len"))
+    max_len = DEFAULT_MAX_CONTENT_LEN if size_text is None else parse_size(link, size_text)
+    return ServerSettings(host, port, timeout_s, max_len)
+
+
+class _Listener:
+    def __init__(self, link: LinkDefinition, settings: ServerSettings) -> None:
+        self.link = link
+        self.settings = settings
+        self.stop = trio.Event()
+        self.stopped = trio.Event()
+        self.bound: tuple[str, int] | None = None
+
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class HttpServerProvider(Provider):
+    contract_id = HTTPSERVER
+    OPERATIONS: ClassVar[dict[str, str]] = {}
+    """Actors receive from this provider; they never call it."""
+
+    def __init__(self, invoke: ActorInvoker) -> None:
+        super().__init__()
+        self._invoke = invoke
+        self._listeners: dict[LinkKey, _Listener] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run_service(self, task_status: trio.TaskStatus[None]) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self._listeners.clear()
+
+    def bound_address(self, link: LinkDefinition) -> tuple[str, int] | None:
+        """(host, port) the link's listener is bound to, or None if it has none."""
+        listener = self._listeners.get(link.key)
+        return listener.bound if listener is not None else None
+
+    async def on_put_link(self, link: LinkDefinition) -> None:
+        settings = parse_settings(link)
+        if self._nursery is None:
+            raise ProviderError("httpserver: the provider's service is not running")
+        await self._stop(link.key)
+        listener = _Listener(link, settings)
+        try:
+            await self._nursery.start(self._run_listener, listener)
+        except OSError as exc:  # bind failed: address in use, not ours, bad host
+            raise ProviderError(
+                f"httpserver: cannot listen on {settings.bind} for actor {link.actor_id}: {exc}"
+            ) from None
+        self._listeners[link.key] = listener
+        log.info("httpserver: %s listening on %s", link.describe(), settings.bind)
+
+    async def on_del_link(self, link: LinkDefinition) -> None:
+        await self._stop(link.key)
+
+    async def _stop(self, key: LinkKey) -> None:
+        listener = self._listeners.pop(key, None)
+        if listener is not None:
+            listener.stop.set()
+            await listener.stopped.wait()
+
+    async def _run_listener(
+        self, listener: _Listener, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        config = HypercornConfig()
+        config.bind = [listener.settings.bind]
+        config.accesslog = None
+        config.graceful_timeout = GRACEFUL_STOP_S
+        config.include_server_header = False
+
+        class _Status:
+            def started(self_, binds: list[str] | None = None) -> None:
+                if binds:
+                    address = binds[0].split("://", 1)[-1]
+                    host, _, port = address.rpartition(":")
+                    listener.bound = (host.strip("[]"), int(port))
+                task_status.started()
+
+        try:
+            await hypercorn_serve(
+                self._asgi_app(listener),  # type: ignore[arg-type]
+                config,
+                shutdown_trigger=listener.stop.wait,
+                task_status=_Status(),  # type: ignore[arg-type]
+            )
+        except Exception as exc:
+            if listener.bound is None:
+                raise _first_os_error(exc) from None  # nursery.start hands it to on_put_link
+            log.exception("httpserver: listener for %s failed", listener.link.describe())
+        finally:
+            listener.stopped.set()
+
+    # --- the ASGI application -------------------------------------------------
+
+    def _asgi_app(
+        self, listener: _Listener
+    ) -> Callable[[dict[str, Any], Receive, Send], Awaitable[None]]:
+        async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+            if scope["type"] == "lifespan":
+                while True:
+                    message = await receive()
+                    if message["type"] == "lifespan.startup":
+                        await send({"type": "lifespan.startup.complete"})
+                    elif message["type"] == "lifespan.shutdown":
+                        await send({"type": "lifespan.shutdown.complete"})
+                        return
+            if scope["type"] != "http":
+                return
+            answer = await self._handle(listener, scope, receive)
+            if answer is None:  # the client went away before sending its body
+                return
+            status, headers, body = answer
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        return app
+
+    async def _handle(
+        self, listener: _Listener, scope: dict[str, Any], receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        settings = listener.settings
+        actor_id = listener.link.actor_id
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > settings.max_content_len:
+                return _plain(413, f"request body exceeds {settings.max_content_len} bytes\n")
+        header: dict[str, list[str]] = {}
+        for raw_name, raw_value in scope["headers"]:
+            try:
+                value = raw_value.decode("ascii")
+            except UnicodeDecodeError:
+                continue  # wasmCloud forwards only ASCII header values
+            header.setdefault(raw_name.decode("latin-1").lower(), []).append(value)
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        request = HttpRequest(
+            method=scope["method"].upper(),
+            path=raw_path.decode("latin-1").split("?", 1)[0],
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+            header={k: tuple(v) for k, v in header.items()},
+            body=bytes(body),
+        )
+        try:
+            with trio.fail_after(settings.timeout_s + 1):
+                answer = await self._invoke(
+                    actor_id, HANDLE_REQUEST, request.encode(), settings.timeout_s
+                )
+        except trio.TooSlowError:
+            return _plain(503, f"actor {actor_id} did not answer within {settings.timeout_s:g} s\n")
+        except MeshError as exc:
+            status = 503 if exc.code in UNAVAILABLE_CODES else 500
+            log.warning(
+                "httpserver: %s %s for actor %s: %s", request.method, request.path, actor_id, exc
+            )
+            return _plain(status, f"{exc}\n")
+        except Exception:
+            log.exception("httpserver: invoking actor %s failed", actor_id)
+            return _plain(500, "internal error invoking the actor\n")
+        try:
+            response = HttpResponse.decode(answer)
+        except MeshError as exc:
+            return _plain(500, f"actor {actor_id} answered a malformed HttpResponse: {exc}\n")
+        if not 100 <= response.status_code <= 599:
+            return _plain(500, f"actor {actor_id} answered invalid status {response.status_code}\n")
+        headers: list[tuple[bytes, bytes]] = []
+        for name, values in response.header.items():
+            raw_name = name.encode("latin-1", "replace").lower()
+            if not _HEADER_NAME.match(raw_name) or raw_name in _HOP_BY_HOP:
+                continue
+            for value in values:
+                raw_value = value.encode("latin-1", "replace")
+                if b"\r" not in raw_value and b"\n" not in raw_value and b"\0" not in raw_value:
+                    headers.append((raw_name, raw_value))
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        return response.status_code, headers, response.body
+
+
+def _first_os_error(exc: BaseException) -> BaseException:
+    """The OSError inside hypercorn's nested exception groups, else ``exc`` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_os_error(inner)
+            if isinstance(found, OSError):
+                return found
+    return exc
+
+
+def _plain(status: int, text: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = text.encode("utf-8")
+    return (
+        status,
+        [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        body,
+    )

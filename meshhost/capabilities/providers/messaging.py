@@ -1,0 +1,292 @@
+"""``wasmcloud:messaging``: publish/subscribe and request/reply between actors.
+
+Operations (messaging.smithy): ``Messaging.Publish`` (``PubMessage {subject,
+replyTo?, body}``, no output) and ``Messaging.Request`` (``RequestMessage
+{subject, body, timeoutMs}`` -> ``ReplyMessage``).  Subscribed actors receive
+``MessageSubscriber.HandleMessage`` with ``SubMessage {subject, replyTo?,
+body}``.
+
+Subscriptions come from link config, as in wasmCloud's NATS provider:
+``SUBSCRIPTION=a.b,c.>`` (comma-separated NATS patterns), or
+``config_json`` / ``config_b64`` holding ``{"subscriptions": [...]}``.  A
+message is delivered once per link whose patterns match its subject.
+
+Delivery.  ``Publish`` returns as soon as the deliveries are queued; a trio
+task then runs each one through the :data:`ActorInvoker` hook
+(``invoke(actor_id, "MessageSubscriber.HandleMessage", payload, timeout_s)``),
+concurrently (at most ``MAX_CONCURRENT_DELIVERIES``), so delivery order is
+not guaranteed.  Because links are lattice-wide and the hook is the router,
+the host where a message is published delivers it to every subscriber
+wherever it runs: no broker and no per-host fan-out.  Locally the hook is the
+runtime.  Failed deliveries are logged, not retried (NATS core semantics:
+at most once).
+
+Request/reply.  ``Request`` publishes with a fresh ``replyTo`` inbox
+(``_INBOX.<random>``) and blocks the calling guest's worker thread until a
+``Publish`` to that inbox arrives or ``timeoutMs`` passes (the first reply
+wins).  With no matching subscriber it fails at once ("no responders", as
+NATS does).  Replies must be published on this host (lattice-wide inbox
+routing is future work for the rpc layer).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import trio
+
+from meshhost.capabilities.contracts import (
+    MESSAGING,
+    PubMessage,
+    ReplyMessage,
+    RequestMessage,
+    SubMessage,
+)
+from meshhost.capabilities.links import LinkDefinition, LinkKey
+from meshhost.capabilities.providers.base import ActorInvoker, CallContext, Provider
+from meshhost.capabilities.providers.subjects import matches, parse_pattern, validate_subject
+from meshhost.errors import (
+    LinkConfigError,
+    MeshError,
+    PayloadTooLarge,
+    ProviderError,
+    ProviderOverloaded,
+)
+
+__all__ = [
+    "DEFAULT_REQUEST_TIMEOUT_MS",
+    "HANDLE_MESSAGE",
+    "MAX_CONCURRENT_DELIVERIES",
+    "MAX_QUEUED_DELIVERIES",
+    "MessagingProvider",
+    "subscriptions_of",
+]
+
+log = logging.getLogger(__name__)
+
+HANDLE_MESSAGE = "MessageSubscriber.HandleMessage"
+INBOX_PREFIX = "_INBOX."
+
+MAX_QUEUED_DELIVERIES = 4096
+"""Deliveries waiting for a task; beyond this Publish fails with ProviderOverloaded."""
+
+MAX_CONCURRENT_DELIVERIES = 64
+"""Deliveries running at once (each holds a guest instance somewhere)."""
+
+DEFAULT_DELIVERY_TIMEOUT_S = 30.0
+"""Deadline of one HandleMessage delivery."""
+
+DEFAULT_REQUEST_TIMEOUT_MS = 2000
+"""Used when a Request says timeoutMs = 0."""
+
+MAX_REQUEST_TIMEOUT_MS = 10 * 60 * 1000
+"""No request blocks a guest thread longer than this."""
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""Largest message body (NATS' own default is 1 MiB; we stream, so allow more)."""
+
+
+def subscriptions_of(link: LinkDefinition) -> tuple[tuple[str, ...], ...]:
+    """Parsed subscription patterns from a link's config; raises LinkConfigError."""
+    texts: list[str] = []
+    for key in ("config_b64", "config_json"):
+        raw = link.value(key)
+        if raw is None:
+            continue
+        try:
+            text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
+            config = json.loads(text)
+        except (binascii.Error, ValueError) as exc:
+            raise LinkConfigError(f"{link.describe()}: {key} is not valid: {exc}") from None
+        subs = config.get("subscriptions", []) if isinstance(config, dict) else None
+        if not isinstance(subs, list) or not all(isinstance(s, str) for s in subs):
+            raise LinkConfigError(f"{link.describe()}: {key} 'subscriptions' must be a list")
+        texts.extend(subs)
+    raw = link.value("SUBSCRIPTION")
+    if raw is not None:
+        texts.extend(part.strip() for part in raw.split(",") if part.strip())
+    patterns: list[tuple[str, ...]] = []
+    for text in texts:
+        try:
+            pattern = parse_pattern(text)
+        except ValueError as exc:
+            raise LinkConfigError(f"{link.describe()}: {exc}") from None
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return tuple(patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    actor_id: str
+    payload: bytes
+    subject: str
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reply: PubMessage | None = None
+
+
+class MessagingProvider(Provider):
+    contract_id = MESSAGING
+    OPERATIONS: ClassVar[dict[str, str]] = {
+        "Messaging.Publish": "op_publish",
+        "Messaging.Request": "op_request",
+    }
+
+    def __init__(
+        self,
+        invoke: ActorInvoker,
+        *,
+        delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        super().__init__()
+        self._invoke = invoke
+        self._delivery_timeout_s = delivery_timeout_s
+        self._random_bytes = random_bytes
+        self._lock = threading.Lock()
+        self._subs: dict[LinkKey, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+        self._waiters: dict[str, _Waiter] = {}
+        self._send: trio.MemorySendChannel[_Delivery] | None = None
+        self.delivered = 0
+        """Deliveries that completed (the actor answered), for tests and metrics."""
+        self.failed = 0
+
+    # --- links -------------------------------------------------------------
+
+    async def on_put_link(self, link: LinkDefinition) -> None:
+        patterns = subscriptions_of(link)
+        with self._lock:
+            self._subs[link.key] = (link.actor_id, patterns)
+
+    async def on_del_link(self, link: LinkDefinition) -> None:
+        with self._lock:
+            self._subs.pop(link.key, None)
+
+    def subscribers(self, subject: str) -> list[str]:
+        """Actor ids to deliver ``subject`` to: one entry per matching link."""
+        with self._lock:
+            subs = list(self._subs.values())
+        return [actor for actor, patterns in subs if any(matches(p, subject) for p in patterns)]
+
+    # --- service -----------------------------------------------------------
+
+    async def run_service(self, task_status: trio.TaskStatus[None]) -> None:
+        send, receive = trio.open_memory_channel[_Delivery](MAX_QUEUED_DELIVERIES)
+        limiter = trio.CapacityLimiter(MAX_CONCURRENT_DELIVERIES)
+        self._send = send
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                async for delivery in receive:
+                    await limiter.acquire_on_behalf_of(delivery)
+                    nursery.start_soon(self._deliver, delivery, limiter)
+        finally:
+            self._send = None
+
+    async def _deliver(self, delivery: _Delivery, limiter: trio.CapacityLimiter) -> None:
+        try:
+            await self._invoke(
+                delivery.actor_id, HANDLE_MESSAGE, delivery.payload, self._delivery_timeout_s
+            )
+            self.delivered += 1
+        except MeshError as exc:
+            self.failed += 1
+            log.warning(
+                "message on %r not delivered to actor %s: %s",
+                delivery.subject,
+                delivery.actor_id,
+                exc,
+            )
+        except Exception:  # a bug in the hook must not stop other deliveries
+            self.failed += 1
+            log.exception("delivering a message to actor %s failed", delivery.actor_id)
+        finally:
+            limiter.release_on_behalf_of(delivery)
+
+    def _enqueue(self, delivery: _Delivery) -> None:
+        """On the trio thread: queue one delivery."""
+        if self._send is None:
+            raise ProviderError("messaging: the provider's delivery service is not running")
+        try:
+            self._send.send_nowait(delivery)
+        except trio.WouldBlock:
+            raise ProviderOverloaded(
+                f"messaging: {MAX_QUEUED_DELIVERIES} deliveries already queued; retry later"
+            ) from None
+
+    # --- publishing --------------------------------------------------------
+
+    def publish_sync(self, subject: str, body: bytes, reply_to: str | None = None) -> int:
+        """Publish from any thread; returns how many deliveries were queued.
+
+        Raises ProviderError for a bad subject, ProviderOverloaded when the
+        queue is full, ProviderNotAvailable when the service is not running.
+        """
+        try:
+            validate_subject(subject)
+            if reply_to is not None:
+                validate_subject(reply_to)
+        except ValueError as exc:
+            raise ProviderError(f"messaging: {exc}") from None
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"messaging: body exceeds {MAX_BODY_BYTES} bytes")
+        with self._lock:
+            waiter = self._waiters.get(subject)
+        if waiter is not None:
+            if waiter.reply is None:  # the first reply wins
+                waiter.reply = PubMessage(subject, reply_to, body)
+                waiter.event.set()
+            return 1
+        targets = self.subscribers(subject)
+        payload = SubMessage(subject, reply_to, body).encode()
+        for actor_id in targets:
+            self.bridge.run_sync(
+                self._enqueue, _Delivery(actor_id, payload, subject), what="Messaging.Publish"
+            )
+        return len(targets)
+
+    async def publish(self, subject: str, body: bytes, reply_to: str | None = None) -> int:
+        """Publish from the trio thread (host, CLI); same contract as publish_sync."""
+        return self.publish_sync(subject, body, reply_to)
+
+    def op_publish(self, ctx: CallContext, payload: bytes) -> bytes:
+        msg = PubMessage.decode(payload)
+        self.publish_sync(msg.subject, msg.body, msg.reply_to or None)
+        return b""
+
+    def op_request(self, ctx: CallContext, payload: bytes) -> bytes:
+        req = RequestMessage.decode(payload)
+        timeout_ms = min(req.timeout_ms or DEFAULT_REQUEST_TIMEOUT_MS, MAX_REQUEST_TIMEOUT_MS)
+        if self.bridge.on_trio_thread():
+            raise ProviderError(
+                "Messaging.Request blocks until a reply; it must run on a guest worker thread"
+            )
+        inbox = INBOX_PREFIX + self._random_bytes(12).hex()
+        waiter = _Waiter()
+        with self._lock:
+            self._waiters[inbox] = waiter
+        try:
+            if self.publish_sync(req.subject, req.body, inbox) == 0:
+                raise ProviderError(f"Messaging.Request: no responders for subject {req.subject!r}")
+            if not waiter.event.wait(timeout_ms / 1000):
+                raise ProviderError(
+                    f"Messaging.Request: no reply on subject {req.subject!r} within {timeout_ms} ms"
+                )
+        finally:
+            with self._lock:
+                self._waiters.pop(inbox, None)
+        reply = waiter.reply
+        assert reply is not None
+        return ReplyMessage(reply.subject, reply.reply_to, reply.body).encode()

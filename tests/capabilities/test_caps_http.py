@@ -1,0 +1,258 @@
+"""wasmcloud:httpserver (hypercorn on loopback) and wasmcloud:httpclient (allow-listed hosts)."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import socket
+import threading
+
+import msgpack
+import pytest
+import trio
+
+from meshhost.capabilities import HTTPCLIENT, HTTPSERVER, Dispatcher
+from meshhost.capabilities.contracts import HttpClientRequest, HttpRequest, HttpResponse
+from meshhost.capabilities.providers.httpclient import HttpClientProvider
+from meshhost.capabilities.providers.httpserver import HttpServerProvider, parse_settings
+from meshhost.errors import (
+    ActorDeadlineExceeded,
+    ActorTrapped,
+    HostNotAllowed,
+    LinkConfigError,
+    PayloadTooLarge,
+    ProviderError,
+)
+
+ECHO = "M" + "E" * 55
+
+
+# --- HTTP server ------------------------------------------------------------------
+
+
+class FakeActor:
+    """Stands in for the runtime: answers HttpServer.HandleRequest like an echo actor."""
+
+    def __init__(self) -> None:
+        self.requests: list[HttpRequest] = []
+        self.fail: Exception | None = None
+        self.raw_answer: bytes | None = None
+
+    async def __call__(self, actor_id: str, operation: str, payload: bytes, timeout_s: float):
+        assert (actor_id, operation) == (ECHO, "HttpServer.HandleRequest")
+        request = HttpRequest.decode(payload)
+        self.requests.append(request)
+        if self.fail is not None:
+            raise self.fail
+        if self.raw_answer is not None:
+            return self.raw_answer
+        body = f"{request.method} {request.path}?{request.query_string} ".encode() + request.body
+        return HttpResponse(201, {"x-echo": ("1", "2")}, body).encode()
+
+
+def http_get(
+    port: int, method: str = "GET", path: str = "/", body: bytes | None = None, headers=None
+):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def server(nursery, make_link):
+    actor = FakeActor()
+    provider = HttpServerProvider(actor)
+    await nursery.start(provider.serve)
+    d = Dispatcher(providers=[provider])
+    link = make_link(ECHO, HTTPSERVER, ADDRESS="127.0.0.1:0", MAX_CONTENT_LEN="1k")
+    await d.put_link(link)
+    host, port = provider.bound_address(link)
+    assert host == "127.0.0.1" and port > 0
+    return d, provider, actor, link, port
+
+
+async def test_request_served_by_hypercorn_returns_the_actors_response(server):
+    _, _, actor, _, port = server
+    status, headers, body = await trio.to_thread.run_sync(
+        http_get, port, "POST", "/hello/w%20rld?a=1&b=2", b"payload", {"X-Multi": "v1"}
+    )
+    assert status == 201
+    assert body == b"POST /hello/w%20rld?a=1&b=2 payload"
+    assert [v for k, v in headers if k.lower() == "x-echo"] == ["1", "2"]
+    (request,) = actor.requests
+    assert request.method == "POST" and request.path == "/hello/w%20rld"
+    assert request.query_string == "a=1&b=2"
+    assert request.header["x-multi"] == ("v1",)
+    assert request.header["content-length"] == ("7",)
+
+
+async def test_query_string_is_empty_without_a_query(server):
+    _, _, actor, _, port = server
+    await trio.to_thread.run_sync(http_get, port)
+    assert actor.requests[0].query_string == "" and actor.requests[0].path == "/"
+
+
+async def test_oversized_body_is_413_and_never_reaches_the_actor(server):
+    _, _, actor, _, port = server
+    status, _, body = await trio.to_thread.run_sync(http_get, port, "POST", "/", b"x" * 2000)
+    assert status == 413 and b"exceeds 1024 bytes" in body
+    assert actor.requests == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ActorTrapped(ECHO, "echo", "wasm trap: unreachable"), 500),
+        (ActorDeadlineExceeded(ECHO, "echo", "deadline of 1 s passed", "deadline"), 503),
+    ],
+)
+async def test_actor_failures_map_to_500_or_503_with_a_plain_message(server, error, status):
+    _, _, actor, _, port = server
+    actor.fail = error
+    got, headers, body = await trio.to_thread.run_sync(http_get, port)
+    assert got == status
+    assert body.decode() == f"{error}\n"
+    assert ("Content-Type", "text/plain; charset=utf-8") in headers or (
+        "content-type",
+        "text/plain; charset=utf-8",
+    ) in headers
+
+
+async def test_malformed_actor_response_is_500(server):
+    _, _, actor, _, port = server
+    actor.raw_answer = msgpack.packb({"statusCode": "two hundred"})
+    status, _, body = await trio.to_thread.run_sync(http_get, port)
+    assert status == 500 and b"malformed HttpResponse" in body
+
+
+async def test_response_with_a_stray_zero_byte_is_accepted(server):
+    _, _, actor, _, port = server
+    actor.raw_answer = HttpResponse(200, {}, b"ok").encode() + b"\x00"
+    assert (await trio.to_thread.run_sync(http_get, port))[::2] == (200, b"ok")
+
+
+async def test_unlink_stops_the_listener(server):
+    d, provider, _, link, port = server
+    assert await d.del_link(ECHO, HTTPSERVER, "default")
+    assert provider.bound_address(link) is None
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+async def test_two_links_on_one_port_fail_with_a_clear_error(server, make_link):
+    d, _, _, _, port = server
+    with pytest.raises(ProviderError, match=rf"cannot listen on 127\.0\.0\.1:{port}"):
+        await d.put_link(make_link("M" + "O" * 55, HTTPSERVER, ADDRESS=f"127.0.0.1:{port}"))
+
+
+def test_server_settings_follow_wasmcloud_keys(make_link):
+    s = parse_settings(make_link(ECHO, HTTPSERVER))
+    assert (s.host, s.port, s.max_content_len) == ("127.0.0.1", 8000, 10 * 1024 * 1024)
+    s = parse_settings(
+        make_link(ECHO, HTTPSERVER, config_json='{"address": "0.0.0.0:9000", "timeout_ms": 500}')
+    )
+    assert (s.host, s.port, s.timeout_s) == ("0.0.0.0", 9000, 0.5)
+    assert parse_settings(make_link(ECHO, HTTPSERVER, PORT="8081")).port == 8081
+    assert (
+        parse_settings(make_link(ECHO, HTTPSERVER, max_content_len="5m")).max_content_len
+        == 5 * 2**20
+    )
+    with pytest.raises(LinkConfigError, match="invalid address"):
+        parse_settings(make_link(ECHO, HTTPSERVER, ADDRESS="nowhere"))
+
+
+# --- HTTP client ------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        reply = b"got " + body + b" " + self.headers.get("X-Token", "").encode()
+        if self.path == "/big":
+            reply = b"x" * 5000
+        self.send_response(202)
+        self.send_header("Set-Cookie", "a=1")
+        self.send_header("Set-Cookie", "b=2")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def web():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+async def client(make_link, **values) -> Dispatcher:
+    d = Dispatcher(providers=[HttpClientProvider()])
+    await d.put_link(make_link(ECHO, HTTPCLIENT, **values))
+    return d
+
+
+def request(d: Dispatcher, actor, url: str, path_body=b"hi") -> HttpResponse:
+    payload = HttpClientRequest("post", url, {"X-Token": ("t0k",)}, path_body).encode()
+    return HttpResponse.decode(d.host_call(actor, "", HTTPCLIENT, "HttpClient.Request", payload))
+
+
+async def test_httpclient_reaches_an_allowed_loopback_server(web, make_actor, make_link):
+    d = await client(make_link, ALLOWED_HOSTS=f"example.org, 127.0.0.1:{web}")
+    resp = await trio.to_thread.run_sync(
+        request, d, make_actor((HTTPCLIENT,)), f"http://127.0.0.1:{web}/x"
+    )
+    assert resp.status_code == 202
+    assert resp.body == b"got hi t0k"
+    assert resp.header["set-cookie"] == ("a=1", "b=2")
+
+
+async def test_httpclient_denies_every_host_by_default(web, make_actor, make_link):
+    d = await client(make_link)
+    with pytest.raises(HostNotAllowed) as info:
+        request(d, make_actor((HTTPCLIENT,)), f"http://127.0.0.1:{web}/x")
+    assert str(info.value) == (
+        f"actor {ECHO} (echo) may not reach 127.0.0.1:{web}: it is not in ALLOWED_HOSTS of "
+        "link 'default' to wasmcloud:httpclient (allowed: none)"
+    )
+
+
+async def test_httpclient_denies_other_ports_and_hosts(web, make_actor, make_link):
+    d = await client(make_link, ALLOWED_HOSTS="127.0.0.1:1,*.example.com")
+    with pytest.raises(HostNotAllowed, match=r"\(allowed: 127\.0\.0\.1:1, \*\.example\.com\)"):
+        request(d, make_actor((HTTPCLIENT,)), f"http://127.0.0.1:{web}/x")
+    with pytest.raises(HostNotAllowed):
+        request(d, make_actor((HTTPCLIENT,)), "http://example.com/")  # apex not covered by *.
+
+
+async def test_httpclient_response_size_limit(web, make_actor, make_link):
+    d = await client(make_link, ALLOWED_HOSTS="127.0.0.1", MAX_RESPONSE_BYTES="1000")
+    with pytest.raises(PayloadTooLarge, match="exceeds 1000 bytes"):
+        await trio.to_thread.run_sync(
+            request, d, make_actor((HTTPCLIENT,)), f"http://127.0.0.1:{web}/big"
+        )
+
+
+async def test_httpclient_connection_refused_is_a_provider_error(make_actor, make_link):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    d = await client(make_link, ALLOWED_HOSTS="127.0.0.1")
+    with pytest.raises(
+        ProviderError, match=rf"to 127\.0\.0\.1:{free} failed: ConnectionRefusedError"
+    ):
+        request(d, make_actor((HTTPCLIENT,)), f"http://127.0.0.1:{free}/")
+
+
+async def test_httpclient_refuses_bad_config_at_link_time(make_link):
+    with pytest.raises(LinkConfigError, match="bad port"):
+        await client(make_link, ALLOWED_HOSTS="127.0.0.1:http")
