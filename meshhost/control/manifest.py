@@ -75,13 +75,13 @@ import json
 import os.path
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
 from meshhost.control.yamlsource import MAX_MANIFEST_BYTES, Node, compose_text, from_python
-from meshhost.errors import ManifestError, ManifestTooLarge, StoredManifestInvalid
+from meshhost.errors import ManifestError, ManifestTooLarge, MeshError, StoredManifestInvalid
 
 __all__ = [
     "API_VERSION",
@@ -99,6 +99,7 @@ __all__ = [
     "Scaler",
     "ScalerKind",
     "Spread",
+    "actor_id_from_claims",
     "decode_manifest",
     "load_manifest",
     "parse_manifest",
@@ -169,6 +170,7 @@ _ACTOR_ID_RE = re.compile(r"M[A-Z2-7]{55}\Z")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _SCHEME_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _WASM_MAGIC = b"\x00asm"
+_ACTOR_TARGET = "\x00actor:"  # placeholder contract of an actor-call link until resolved
 
 
 class ComponentType(enum.StrEnum):
@@ -215,10 +217,13 @@ class Scaler:
 
 @dataclass(frozen=True, slots=True)
 class Linkdef:
-    """A link from the actor carrying the trait to a built-in provider.
+    """A link from the actor carrying the trait to a built-in provider or another actor.
 
-    ``target`` is as written (a capability component name or a contract id);
-    ``contract_id``/``link_name`` are resolved from it.
+    ``target`` is as written (a capability component name, a contract id, or
+    an actor component name); ``contract_id``/``link_name`` are resolved from
+    it. For an actor target the contract id is that actor's ``M…`` key, as the
+    capabilities policy expects for actor-to-actor calls (``app/component``
+    when the image was not inspected).
     """
 
     target: str
@@ -346,6 +351,23 @@ def _component_document(component: Component) -> dict[str, Any]:
     return document
 
 
+def _resolve_actor_links(app: str, components: tuple[Component, ...]) -> tuple[Component, ...]:
+    by_name = {c.name: c for c in components}
+    resolved = []
+    for component in components:
+        links = tuple(
+            replace(
+                link,
+                contract_id=by_name[link.target].actor_id or f"{app}/{link.target}",
+            )
+            if link.contract_id.startswith(_ACTOR_TARGET)
+            else link
+            for link in component.linkdefs
+        )
+        resolved.append(replace(component, linkdefs=links))
+    return tuple(resolved)
+
+
 # --- public entry points -------------------------------------------------------------
 
 InspectImage = Callable[[bytes], str | None]
@@ -390,6 +412,18 @@ def load_manifest(path: str | Path, **options: Any) -> Manifest:
         ) from None
     options.setdefault("base_dir", path.resolve().parent)
     return parse_manifest(data, source=str(path), **options)
+
+
+def actor_id_from_claims(module: bytes) -> str:
+    """The ``M…`` subject of the module's wascap claims (for ``inspect_image``).
+
+    Nothing is verified here (the host verifies before running); an unsigned
+    or malformed module raises the identity layer's ClaimsError, which the
+    parser reports at the image field.
+    """
+    from meshhost.identity.claims import extract_claims
+
+    return extract_claims(module).subject
 
 
 def decode_manifest(data: bytes, source: str = "<directory>") -> Manifest:
@@ -608,7 +642,7 @@ class _Validator:
         if kind != KIND:
             self.fail(top["kind"], "kind", f"must be {KIND!r}, got {kind!r}")
         name, version, description, annotations, labels = self.metadata(top["metadata"])
-        components = self.spec(top["spec"])
+        components = _resolve_actor_links(name, self.spec(top["spec"]))
         return Manifest(
             name=name,
             version=version,
@@ -782,7 +816,7 @@ class _Validator:
                         "a linkdef belongs on the actor that uses the provider; move it "
                         f"to the actor and set its target to {name!r}",
                     )
-                link = self.linkdef(t_fields["properties"], p_path, others)
+                link = self.linkdef(t_fields["properties"], p_path, name, others)
                 for other in linkdefs:
                     if (other.contract_id, other.link_name) == (link.contract_id, link.link_name):
                         self.fail(
@@ -863,7 +897,10 @@ class _Validator:
                 )
             sha256 = digest
             if self.inspect_image is not None:
-                found = self.inspect_image(module)
+                try:
+                    found = self.inspect_image(module)
+                except MeshError as exc:
+                    self.fail(node, f"{path}.image", f"cannot use {str(file_path)!r}: {exc}")
                 if found and actor_id and found != actor_id:
                     self.fail(
                         props["id"],
@@ -1067,19 +1104,26 @@ class _Validator:
                         )
         return Scaler(kind, instances, tuple(spreads))
 
-    def linkdef(self, node: Node, path: str, components: dict[str, ComponentType]) -> Linkdef:
+    def linkdef(
+        self, node: Node, path: str, source: str, components: dict[str, ComponentType]
+    ) -> Linkdef:
         props = self.fields(node, path, required=("target",), optional=("values",))
         target_node = props["target"]
         target = self.text(target_node, f"{path}.target", what="a component name or contract id")
+        if target == source:
+            self.fail(
+                target_node,
+                f"{path}.target",
+                f"target {target!r} is the actor itself; an actor needs no link to itself",
+            )
         if target in components:
-            if components[target] is not ComponentType.CAPABILITY:
-                self.fail(
-                    target_node,
-                    f"{path}.target",
-                    f"target {target!r} is an actor; a linkdef targets a capability "
-                    "component or a contract id (actors call each other without links)",
-                )
-            _, contract, link_name = self.capabilities[target]
+            if components[target] is ComponentType.ACTOR:
+                # Actor-to-actor call link: the contract id is the target's key.
+                # Unknown until its image is inspected; the placeholder is replaced
+                # by Manifest resolution below.
+                contract, link_name = f"{_ACTOR_TARGET}{target}", DEFAULT_LINK_NAME
+            else:
+                _, contract, link_name = self.capabilities[target]
         elif _CONTRACT_RE.match(target):
             if target not in BUILTIN_CONTRACTS:
                 self.fail(

@@ -43,9 +43,13 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from meshhost.control.manifest import ComponentType, Manifest, Pairs, ScalerKind
+from meshhost.control.manifest import BUILTIN_CONTRACTS, ComponentType, Manifest, Pairs, ScalerKind
 from meshhost.errors import LocalProtocolError
+
+if TYPE_CHECKING:
+    from meshhost.capabilities.links import LinkDefinition
 
 __all__ = [
     "LINK_WRITERS",
@@ -62,6 +66,8 @@ __all__ = [
     "split_by_weight",
 ]
 
+BUILTIN_PROVIDER_ID = "builtin"
+"""Provider id of links to built-in providers (as meshhost.capabilities.policy uses)."""
 LINK_WRITERS = 2
 """Hosts that write each manifest link to the directory. One would do when all
 agree; two covers the top-ranked host being suspect or freshly dead, and the
@@ -137,6 +143,29 @@ class LinkSpec:
     def key(self) -> tuple[str, str, str]:
         """Link identity as in wasmCloud: (actor, contract id, link name)."""
         return (self.actor_id or f"{self.app}/{self.source}", self.contract_id, self.link_name)
+
+    @property
+    def provider_id(self) -> str:
+        """``builtin`` for a built-in provider contract, ``""`` for an actor-call link."""
+        return BUILTIN_PROVIDER_ID if self.contract_id in BUILTIN_CONTRACTS else ""
+
+    def to_link_definition(self) -> LinkDefinition:
+        """The capabilities layer's link definition for this link.
+
+        Raises LocalProtocolError when the actor id is unknown (the manifest
+        was parsed without reading its images' claims).
+        """
+        # Imported here: the capabilities package pulls in trio, and this core must not.
+        from meshhost.capabilities.links import LinkDefinition
+
+        if not self.actor_id:
+            raise LocalProtocolError(
+                f"link {self.contract_id}/{self.link_name} of {self.app}/{self.source}: the "
+                "actor id is unknown; parse the manifest with inspect_image=actor_id_from_claims"
+            )
+        return LinkDefinition(
+            self.actor_id, self.contract_id, self.link_name, self.provider_id, dict(self.values)
+        )
 
 
 @dataclass(frozen=True, slots=True)
