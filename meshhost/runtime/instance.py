@@ -46,8 +46,20 @@ class HostAbort(Exception):
 
 
 def first_line(message: str) -> str:
-    """Trap messages carry a multi-line backtrace; errors show its first line."""
-    return message.strip().splitlines()[0] if message.strip() else "unknown trap"
+    """The one line of a wasmtime trap message a person needs: the cause
+    (``wasm `unreachable` instruction executed``) and, when known, the
+    innermost guest function (``in boom``).  The full text goes to the debug log."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown trap"
+    cause = lines[-1]
+    if "Caused by:" in lines:
+        cause = lines[lines.index("Caused by:") + 1] if lines[-1] != "Caused by:" else cause
+    cause = cause.removeprefix("wasm trap: ")
+    frames = [line for line in lines if line[:1].isdigit() and ":" in line and "!" in line]
+    if frames:
+        cause += f" (in {frames[0].rsplit('!', 1)[1]})"
+    return cause
 
 
 class GuestInstance:
@@ -150,6 +162,7 @@ class GuestInstance:
         """The typed error for a guest call that trapped or errored."""
         if self.abort is not None:
             return self.abort
+        log.debug("actor %s (%s) failed: %s", self.actor.actor_id, self.actor.name, message)
         actor_id, name = self.actor.actor_id, self.actor.name
         if self.violation is not None:
             return ActorMisbehaved(actor_id, name, self.violation)

@@ -45,6 +45,7 @@ import trio
 from meshhost.errors import (
     ActorBusy,
     ActorError,
+    ActorLimitExceeded,
     ActorLoadError,
     ActorNotFound,
     ActorRuntimeError,
@@ -233,6 +234,13 @@ class Runtime:
         deadline = time.monotonic() + budget
         if not isinstance(payload, bytes):
             payload = bytes(payload)
+        if len(payload) + len(operation) >= actor.limits.memory_bytes:
+            # Cannot fit in the guest's memory: fail before running it (and
+            # without losing a good instance) instead of letting it trap.
+            raise ActorLimitExceeded(
+                actor.actor_id, actor.name,
+                f"request of {len(payload)} bytes cannot fit in its memory cap of "
+                f"{actor.limits.memory_bytes} bytes", "memory")
         try:
             instance = actor.pool.acquire(deadline)
         except PoolTimeout:

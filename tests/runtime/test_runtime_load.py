@@ -1,0 +1,102 @@
+"""Loading: claims are checked before anything runs; compiled code is cached on disk."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from meshhost.errors import (
+    ActorLoadError,
+    ClaimsExpired,
+    ClaimsHashMismatch,
+    ClaimsMissing,
+    IssuerNotAllowed,
+)
+from meshhost.identity import nkeys
+from meshhost.identity.claims import sign_module
+from meshhost.runtime import Runtime
+
+
+def test_unsigned_module_never_starts(runtime, compile_wat):
+    with pytest.raises(ClaimsMissing):
+        runtime.load(compile_wat("test_actor", MODULE="wapc", START="wapc_init"))
+    assert runtime.actors() == []
+    assert runtime.engine.stats.compiles == 0
+
+
+def test_tampered_module_never_starts(runtime, test_actor):
+    tampered = bytearray(test_actor)
+    tampered[tampered.index(b"failed on purpose")] ^= 0x20
+    with pytest.raises(ClaimsHashMismatch):
+        runtime.load(bytes(tampered))
+
+
+def test_expired_claims_never_start(runtime, sign, compile_wat):
+    wasm = compile_wat("test_actor", MODULE="wapc", START="wapc_init")
+    issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
+    subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+    old = sign_module(wasm, issuer=issuer, subject=subject, name="old", expires_in_s=10,
+                      now=time.time() - 3600)
+    with pytest.raises(ClaimsExpired):
+        runtime.load(old)
+
+
+def test_issuer_outside_allow_list_never_starts(tmp_path, handler, test_actor):
+    other = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom).public_key
+    with Runtime(tmp_path, handler, allowed_issuers=[other]) as rt, \
+            pytest.raises(IssuerNotAllowed):
+        rt.load(test_actor)
+
+
+def test_claims_become_the_actor_ref(runtime, sign, compile_wat, issuer):
+    wasm = compile_wat("test_actor", MODULE="wapc", START="wapc_init")
+    actor = runtime.load(sign(wasm, name="kv-counter", caps=["wasmcloud:keyvalue"],
+                              call_alias="demo/counter"))
+    assert actor.ref.actor_id.startswith("M")
+    assert actor.ref.name == "kv-counter"
+    assert actor.ref.caps == ("wasmcloud:keyvalue",)
+    assert actor.ref.call_alias == "demo/counter"
+    assert actor.ref.issuer == issuer.public_key
+
+
+def test_invalid_wasm_is_a_load_error(runtime, sign):
+    # well-formed sections (so it can be signed) with a meaningless type section
+    garbage = b"\0asm\x01\0\0\0" + b"\x01\x01\xff"
+    with pytest.raises(ActorLoadError, match="not valid WebAssembly"):
+        runtime.load(sign(garbage))
+
+
+def test_second_load_comes_from_the_disk_cache(tmp_path, handler, test_actor):
+    with Runtime(tmp_path, handler) as first:
+        actor = first.load(test_actor)
+        assert not actor.from_cache
+        assert first.engine.stats.compiles == 1
+        assert actor.cache_path.exists()
+        assert actor.cache_path.parent == tmp_path / "modules"
+        assert actor.module_hash in actor.cache_path.name
+    with Runtime(tmp_path, handler) as second:  # a host restart
+        actor = second.load(test_actor)
+        assert actor.from_cache
+        assert second.engine.stats.compiles == 0
+        assert second.engine.stats.cache_hits == 1
+        assert second.call_sync(actor.actor_id, "echo", b"cached") == b"cached"
+
+
+def test_corrupt_cache_file_is_recompiled(tmp_path, handler, test_actor):
+    with Runtime(tmp_path, handler) as first:
+        path = first.load(test_actor).cache_path
+    path.write_bytes(b"not a compiled module")
+    with Runtime(tmp_path, handler) as second:
+        actor = second.load(test_actor)
+        assert not actor.from_cache
+        assert second.engine.stats.cache_errors == 1
+        assert second.call_sync(actor.actor_id, "echo", b"x") == b"x"
+
+
+def test_reloading_replaces_the_actor(runtime, test_actor):
+    first = runtime.load(test_actor)
+    second = runtime.load(test_actor)
+    assert runtime.get(first.actor_id) is second
+    assert len(runtime.actors()) == 1
