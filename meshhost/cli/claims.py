@@ -31,7 +31,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"\s*(\d+)\s*([smhdw]?)\s*", re.IGNORECASE)
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[int]):
     """``30d``, ``12h``, ``15m``, ``90s``, ``2w``; a bare number means days, as in wash."""
 
     name = "duration"

@@ -513,3 +513,22 @@ def test_meshhost_golden_signed_module() -> None:
     assert signed.hex() == golden["signed_module_hex"]
     assert claims.extract_claims(signed).token == golden["token"]
     assert claims.verify_module(signed, now=golden["now"]).module_hash == golden["module_hash"]
+
+
+def test_component_binaries_are_signed_and_verified() -> None:
+    from mh_wasmgen import COMPONENT_HEADER
+
+    inner = assemble([*BASE_SECTIONS, NAME_SECTION], [5, 1, 1, 1, 1, 2])
+    component = assemble(
+        [(1, inner), custom("producers", b"\x00")], [3, 1], header=COMPONENT_HEADER
+    )
+    signed = sign(component)
+    assert signed.startswith(component)
+    verified = claims.verify_module(signed, now=NOW)
+    canonical_inner = canonical([*BASE_SECTIONS, NAME_SECTION])
+    want = canonical([(1, canonical_inner), custom("producers", b"\x00")], header=COMPONENT_HEADER)
+    assert verified.module_hash == hashlib.sha256(want).hexdigest().upper()
+    tampered = bytearray(signed)
+    tampered[component.index(bytes.fromhex("412a0b")) + 1] ^= 1
+    with pytest.raises(ClaimsHashMismatch):
+        claims.verify_module(bytes(tampered), now=NOW)
