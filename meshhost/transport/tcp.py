@@ -1,0 +1,758 @@
+"""trio driver: TCP listener, connection pool and request API over Noise sessions.
+
+Public API (used by rpc, membership push-pull, control and directory)::
+
+    transport = Transport(identity, lattice, psk, config, handler, random_bytes=os.urandom)
+    bound = await nursery.start(transport.serve, "127.0.0.1", 0)   # -> (host, port)
+    reply = await transport.request(addr, channel, payload, timeout_s=2.0,
+                                    expected_peer=None)
+    transport.peer_id_of(addr); transport.stats; await transport.aclose()
+
+``handler(peer_id, channel, payload) -> bytes`` answers requests from peers;
+``peer_id`` is the peer's verified ``N...`` host key.  A ``MeshError`` raised
+by the handler reaches the caller as :class:`~meshhost.errors.RemoteError`
+with the error's ``code``; any other exception is logged here and reaches the
+caller as ``unavailable`` ("internal error") without a traceback.  The
+handler runs under the caller's deadline (sent with the request) and is
+cancelled when the caller cancels.
+
+``request`` raises only ``MeshError`` subclasses:
+
+* ``RemoteError`` - the peer's handler answered with an error code;
+* ``RequestTimeout`` - no reply within ``timeout_s`` (the peer is told to stop);
+* ``PeerUnavailable`` - no session could be set up (refused, handshake failed,
+  in reconnect backoff past the deadline); ``__cause__`` has the detail;
+* ``PeerMismatch`` - the host at ``addr`` is not ``expected_peer``;
+* ``SessionClosed`` - the session died while the request was in flight;
+* ``PayloadTooLarge`` / ``TransportClosed`` - our own misuse.
+
+One session per peer pair: a session is found by the peer's host id, learned
+from a dial to an address or from the listening port a peer announces in its
+hello (so a peer that connected to us is reused for requests to it).  If both
+hosts connect at the same moment, both keep the session initiated by the host
+with the lower id (ties broken by the lower handshake hash, which both sides
+share) and close the other once it is idle; a request that the peer never
+processed because it closed that duplicate is retried transparently.
+
+Writes: after any change the session's output is sent at once with a
+non-blocking ``send`` from the task that caused it (no task switch on the hot
+path); whatever the kernel does not take is handed to the connection's writer
+task, and writers of new frames wait while ``send_buffer_frames`` frames are
+queued (backpressure).  Reads: one task per connection feeds the session.
+
+Counters in ``stats`` (all ints): connections_accepted, connections_dialed,
+connections_refused_limit, dial_failures, handshakes_completed,
+handshake_failures, handshake_timeouts, sessions_open, duplicate_sessions_closed,
+idle_closed, protocol_errors, requests_sent, requests_received,
+request_timeouts, remote_errors, bytes_sent, bytes_received, and
+``closed_<code>`` per close reason (e.g. ``closed_protocol``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import socket as _socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import outcome
+import trio
+
+from meshhost.config import TransportConfig
+from meshhost.errors import (
+    ErrorCode,
+    LocalProtocolError,
+    MeshError,
+    PayloadTooLarge,
+    PeerMismatch,
+    PeerUnavailable,
+    RemoteError,
+    RequestTimeout,
+    TransportClosed,
+)
+from meshhost.errors import (
+    SessionClosed as SessionClosedError,
+)
+from meshhost.identity.nkeys import KeyPair, Prefix
+from meshhost.transport.backoff import backoff_delay
+from meshhost.transport.session import (
+    HandshakeComplete,
+    LocalIdentity,
+    RequestCancelled,
+    RequestFailed,
+    RequestReceived,
+    ResponseReceived,
+    Session,
+    SessionClosed,
+)
+
+__all__ = ["RequestHandler", "Transport"]
+
+log = logging.getLogger("meshhost.transport")
+
+RequestHandler = Callable[[str, int, bytes], Awaitable[bytes]]
+Address = tuple[str, int]
+
+RECV_BYTES = 256 << 10
+"""Bytes asked of the kernel per read: several full records per wake-up."""
+_COUNTERS = (
+    "connections_accepted",
+    "connections_dialed",
+    "connections_refused_limit",
+    "dial_failures",
+    "handshakes_completed",
+    "handshake_failures",
+    "handshake_timeouts",
+    "sessions_open",
+    "duplicate_sessions_closed",
+    "idle_closed",
+    "protocol_errors",
+    "requests_sent",
+    "requests_received",
+    "request_timeouts",
+    "remote_errors",
+    "bytes_sent",
+    "bytes_received",
+)
+
+
+class _Retry(Exception):
+    """Internal: the peer closed a duplicate session before seeing our request."""
+
+
+class _Waiter:
+    """A caller parked until its reply arrives (trio low-level park/reschedule)."""
+
+    __slots__ = ("result", "task")
+
+    def __init__(self) -> None:
+        self.task: Any = None
+        self.result: outcome.Outcome[bytes] | None = None
+
+    def fire(self, result: outcome.Outcome[bytes]) -> None:
+        if self.result is not None:
+            return
+        self.result = result
+        if self.task is not None:
+            trio.lowlevel.reschedule(self.task, result)
+
+    async def wait(self) -> bytes:
+        if self.result is not None:
+            return self.result.unwrap()
+        self.task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            self.task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        value: bytes = await trio.lowlevel.wait_task_rescheduled(abort)
+        return value
+
+
+class _Dial:
+    """A connection attempt that requests to the same address wait for."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.error: BaseException | None = None
+
+
+class _Connection:
+    """One TCP connection, its session and the tasks around it."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        sock: _socket.socket,
+        session: Session,
+        remote: Address,
+        dialed: Address | None,
+    ) -> None:
+        self.transport = transport
+        self.sock = sock
+        self.stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+        self.session = session
+        self.remote = remote
+        self.dialed = dialed
+        self.peer_id: str | None = None
+        self.opened = trio.Event()
+        self.waiters: dict[int, _Waiter] = {}
+        self.handlers: dict[int, trio.CancelScope] = {}
+        self.draining = False
+        self.dead = False
+        self.leftover: bytearray | memoryview | None = None
+        self.write_wakeup = trio.Event()
+        self.drained = trio.Event()
+        self.nursery: trio.Nursery | None = None
+        self.error: BaseException | None = None
+        """Why the session ended before opening (raised to requests waiting for it)."""
+
+    @property
+    def usable(self) -> bool:
+        return self.session.is_open and not self.draining and not self.dead
+
+    def flush(self) -> None:
+        """Send the session's output now, as far as the kernel takes it."""
+        if self.leftover is not None or self.dead:
+            return  # the writer task owns the socket until its backlog is gone
+        session = self.session
+        stats = self.transport.stats
+        while True:
+            data = session.data_to_send()
+            if not data:
+                return
+            try:
+                sent = self.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.dead = True
+                return
+            stats["bytes_sent"] += sent
+            if sent < len(data):
+                self.leftover = memoryview(data)[sent:]
+                self.drained = trio.Event()
+                self.write_wakeup.set()
+                return
+
+    async def writer(self) -> None:
+        stats = self.transport.stats
+        while True:
+            await self.write_wakeup.wait()
+            self.write_wakeup = trio.Event()
+            try:
+                while self.leftover is not None:
+                    await self.stream.send_all(self.leftover)
+                    stats["bytes_sent"] += len(self.leftover)
+                    data = self.session.data_to_send()
+                    self.leftover = data if data else None
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.dead = True
+                self.leftover = None
+                self.drained.set()
+                return
+            self.drained.set()
+            if self.session.is_closed:
+                return
+
+    async def wait_for_room(self) -> None:
+        """Backpressure: wait while the writer is behind and too much is queued."""
+        limit = self.transport.config.send_buffer_frames
+        while self.leftover is not None and self.session.queued_frames >= limit and not self.dead:
+            await self.drained.wait()
+
+
+class Transport:
+    """Authenticated, encrypted request/response between hosts; see the module docstring.
+
+    ``identity`` must be a host (``N...``) key pair; ``psk`` the 32-byte
+    lattice PSK (``keyring.derive(secret, "noise-psk", lattice)``);
+    ``random_bytes`` supplies Noise static and ephemeral keys; ``rng`` the
+    backoff jitter (seeded from ``random_bytes`` when omitted).
+    """
+
+    def __init__(
+        self,
+        identity: KeyPair,
+        lattice: str,
+        psk: bytes,
+        config: TransportConfig,
+        handler: RequestHandler,
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        rng: random.Random | None = None,
+    ) -> None:
+        if identity.prefix != Prefix.SERVER:
+            raise LocalProtocolError(
+                f"the transport needs a host key (N...), got a {identity.prefix.name.lower()} key"
+            )
+        if len(psk) != 32:
+            raise LocalProtocolError(f"the lattice PSK must be 32 bytes, got {len(psk)}")
+        self.identity = identity
+        self.host_id = identity.public_key
+        self.lattice = lattice
+        self.config = config
+        self._psk = bytes(psk)
+        self._handler = handler
+        self._random_bytes = random_bytes
+        self._rng = rng or random.Random(int.from_bytes(random_bytes(8), "big"))
+        self._local = LocalIdentity.create(identity, random_bytes)
+        self.stats: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._conns: set[_Connection] = set()
+        self._by_peer: dict[str, list[_Connection]] = {}
+        self._addr_peer: dict[Address, str] = {}
+        self._dials: dict[Address, _Dial] = {}
+        self._failures: dict[Address, tuple[int, float]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._listen_port = 0
+        self._closing = False
+        self._stopped = trio.Event()
+
+    # -- service -------------------------------------------------------------
+
+    async def serve(
+        self, host: str, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on ``host:port`` and run every session until ``aclose``.
+
+        Start with ``await nursery.start(transport.serve, host, port)``, which
+        returns the bound ``(host, port)`` (useful with port 0).
+        """
+        if self._nursery is not None or self._closing:
+            raise LocalProtocolError("serve() runs once per Transport")
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        listener = listeners[0]
+        for extra in listeners[1:]:
+            await extra.aclose()
+        bound = listener.socket.getsockname()
+        self._listen_port = bound[1]
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._accept_loop, listener)
+                task_status.started((bound[0], bound[1]))
+        finally:
+            self._closing = True
+            await listener.aclose()
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Close every session (CLOSE ``shutting_down``) and stop serving."""
+        self._closing = True
+        for conn in list(self._conns):
+            conn.session.close(ErrorCode.SHUTTING_DOWN, "host is shutting down")
+            conn.flush()
+            self._process_events(conn)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+            await self._stopped.wait()
+
+    def peer_id_of(self, addr: Address) -> str | None:
+        """The verified host id last seen at ``addr``, or None."""
+        return self._addr_peer.get((addr[0], int(addr[1])))
+
+    def _count_close(self, code: ErrorCode) -> None:
+        key = f"closed_{code.name.lower()}"
+        self.stats[key] = self.stats.get(key, 0) + 1
+
+    # -- accepting -----------------------------------------------------------
+
+    async def _accept_loop(self, listener: trio.SocketListener) -> None:
+        lsock = listener.socket
+        while True:
+            try:
+                tsock, addr = await lsock.accept()
+            except OSError as exc:
+                # EMFILE and friends: back off briefly instead of spinning.
+                log.warning("accept failed: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            sock = _socket.socket(tsock.family, tsock.type, fileno=tsock.detach())
+            sock.setblocking(False)
+            if len(self._conns) >= self.config.max_connections or self._closing:
+                self.stats["connections_refused_limit"] += 1
+                log.warning(
+                    "refused connection from %s: %d connections open (max_connections)",
+                    addr,
+                    len(self._conns),
+                )
+                sock.close()
+                continue
+            self.stats["connections_accepted"] += 1
+            session = self._new_session(initiator=False)
+            conn = _Connection(self, sock, session, (addr[0], addr[1]), None)
+            self._conns.add(conn)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_connection, conn)
+
+    def _new_session(self, *, initiator: bool) -> Session:
+        return Session(
+            initiator=initiator,
+            identity=self._local,
+            lattice=self.lattice,
+            psk=self._psk,
+            config=self.config,
+            random_bytes=self._random_bytes,
+            listen_port=self._listen_port,
+        )
+
+    # -- one connection ------------------------------------------------------
+
+    async def _run_connection(self, conn: _Connection) -> None:
+        session = conn.session
+        cfg = self.config
+        try:
+            async with trio.open_nursery() as nursery:
+                conn.nursery = nursery
+                nursery.start_soon(conn.writer)
+                if session.initiator:
+                    session.start()
+                    conn.flush()
+                deadline = trio.current_time() + cfg.handshake_timeout_s
+                while not session.is_closed and not conn.dead:
+                    timeout_at = (
+                        trio.current_time() + cfg.idle_timeout_s
+                        if conn.opened.is_set()
+                        else deadline
+                    )
+                    data = b""
+                    with trio.move_on_at(timeout_at) as scope:
+                        try:
+                            data = await conn.stream.receive_some(RECV_BYTES)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            data = b""
+                    if scope.cancelled_caught:
+                        if not conn.opened.is_set():
+                            self.stats["handshake_timeouts"] += 1
+                            self._drop(
+                                conn, f"handshake not finished in {cfg.handshake_timeout_s} s"
+                            )
+                            break
+                        if session.outstanding == 0 and not conn.handlers:
+                            self.stats["idle_closed"] += 1
+                            session.close(ErrorCode.OK, "idle")
+                            conn.flush()
+                            self._process_events(conn)
+                            break
+                        continue
+                    if not data:
+                        session.connection_lost()
+                        self._process_events(conn)
+                        break
+                    self.stats["bytes_received"] += len(data)
+                    session.receive_data(data)
+                    self._process_events(conn)
+                    conn.flush()
+                    if conn.draining and session.outstanding == 0 and not conn.handlers:
+                        self._close_duplicate(conn)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._forget(conn)
+            if not conn.opened.is_set():
+                conn.opened.set()
+            with trio.CancelScope(shield=True):
+                await conn.stream.aclose()
+
+    def _drop(self, conn: _Connection, reason: str) -> None:
+        """Abandon a connection whose handshake stalled; fail anyone waiting on it."""
+        log.warning("dropping connection with %s: %s", conn.remote, reason)
+        error = PeerUnavailable(f"{conn.remote[0]}:{conn.remote[1]}: {reason}")
+        self._fail_waiters(conn, error)
+        conn.dead = True
+        conn.error = error
+
+    def _forget(self, conn: _Connection) -> None:
+        conn.dead = True
+        if conn in self._conns:
+            self._conns.discard(conn)
+        if conn.peer_id is not None:
+            peers = self._by_peer.get(conn.peer_id, [])
+            if conn in peers:
+                peers.remove(conn)
+                self.stats["sessions_open"] -= 1
+            if not peers:
+                self._by_peer.pop(conn.peer_id, None)
+        if not conn.session.is_closed:
+            conn.session.connection_lost()
+            self._process_events(conn)
+        self._fail_waiters(conn, SessionClosedError("connection closed", ErrorCode.UNAVAILABLE))
+
+    def _fail_waiters(self, conn: _Connection, error: BaseException) -> None:
+        waiters, conn.waiters = conn.waiters, {}
+        for waiter in waiters.values():
+            waiter.fire(outcome.Error(error))
+        for scope in conn.handlers.values():
+            scope.cancel()
+
+    # -- events --------------------------------------------------------------
+
+    def _process_events(self, conn: _Connection) -> None:
+        session = conn.session
+        while (event := session.next_event()) is not None:
+            if isinstance(event, ResponseReceived):
+                waiter = conn.waiters.pop(event.request_id, None)
+                if waiter is not None:
+                    waiter.fire(outcome.Value(event.payload))
+            elif isinstance(event, RequestReceived):
+                self.stats["requests_received"] += 1
+                assert conn.nursery is not None
+                conn.nursery.start_soon(self._handle, conn, event)
+            elif isinstance(event, RequestFailed):
+                waiter = conn.waiters.pop(event.request_id, None)
+                if waiter is not None:
+                    self.stats["remote_errors"] += 1
+                    error = RemoteError(event.code, event.message, conn.peer_id or "")
+                    waiter.fire(outcome.Error(error))
+            elif isinstance(event, RequestCancelled):
+                scope = conn.handlers.get(event.request_id)
+                if scope is not None:
+                    scope.cancel()
+            elif isinstance(event, HandshakeComplete):
+                self._on_open(conn, event)
+            elif isinstance(event, SessionClosed):
+                self._on_closed(conn, event)
+
+    def _on_open(self, conn: _Connection, event: HandshakeComplete) -> None:
+        peer = event.peer_id
+        conn.peer_id = peer
+        self.stats["handshakes_completed"] += 1
+        if peer == self.host_id:
+            conn.session.close(ErrorCode.INVALID, "connected to ourselves")
+            conn.flush()
+            self._process_events(conn)
+            return
+        if conn.dialed is not None:
+            self._addr_peer[conn.dialed] = peer
+            self._failures.pop(conn.dialed, None)
+        if event.peer_port:
+            self._addr_peer[(conn.remote[0], event.peer_port)] = peer
+        peers = self._by_peer.setdefault(peer, [])
+        peers.append(conn)
+        self.stats["sessions_open"] += 1
+        conn.opened.set()
+        live = [c for c in peers if c.session.is_open and not c.dead]
+        if len(live) > 1:
+            winner = min(live, key=self._tie_key)
+            for other in live:
+                if other is not winner and not other.draining:
+                    other.draining = True
+                    if other.session.outstanding == 0 and not other.handlers:
+                        self._close_duplicate(other)
+
+    def _tie_key(self, conn: _Connection) -> tuple[str, bytes]:
+        # Both hosts compute the same key for the same TCP connection.
+        assert conn.peer_id is not None
+        initiator_id = self.host_id if conn.session.initiator else conn.peer_id
+        return (initiator_id, conn.session.handshake_hash)
+
+    def _close_duplicate(self, conn: _Connection) -> None:
+        self.stats["duplicate_sessions_closed"] += 1
+        conn.session.close(ErrorCode.OK, "duplicate session")
+        conn.flush()
+        self._process_events(conn)
+
+    def _on_closed(self, conn: _Connection, event: SessionClosed) -> None:
+        code = event.code
+        self._count_close(code)
+        who = conn.peer_id or f"{conn.remote[0]}:{conn.remote[1]}"
+        if not conn.opened.is_set():
+            self.stats["handshake_failures"] += 1
+            if conn.dialed is not None:
+                self._note_failure(conn.dialed)
+        if not event.by_peer and code not in (ErrorCode.OK, ErrorCode.SHUTTING_DOWN):
+            if code in (ErrorCode.PROTOCOL, ErrorCode.UNSUPPORTED, ErrorCode.TOO_LARGE):
+                self.stats["protocol_errors"] += 1
+            log.warning("closed session with %s: %s: %s", who, code.name.lower(), event.message)
+        else:
+            log.info(
+                "session with %s closed%s: %s %s",
+                who,
+                " by peer" if event.by_peer else "",
+                code.name.lower(),
+                event.message,
+            )
+        if event.by_peer and code == ErrorCode.OK:
+            error: BaseException = _Retry()
+        elif not conn.opened.is_set():
+            cause = event.error or PeerUnavailable(event.message)
+            if isinstance(cause, PeerMismatch):
+                error = cause
+            else:
+                error = PeerUnavailable(f"no session with {who}: {cause}")
+                error.__cause__ = cause
+        else:
+            error = event.error or SessionClosedError(event.message, code)
+        conn.error = error
+        self._fail_waiters(conn, error)
+        conn.opened.set()
+
+    # -- serving requests ----------------------------------------------------
+
+    async def _handle(self, conn: _Connection, event: RequestReceived) -> None:
+        rid = event.request_id
+        session = conn.session
+        peer = conn.peer_id or ""
+        with trio.CancelScope() as scope:
+            if event.timeout_ms:
+                scope.deadline = trio.current_time() + event.timeout_ms / 1000
+            conn.handlers[rid] = scope
+            try:
+                reply = await self._handler(peer, event.channel, event.payload)
+                if not isinstance(reply, bytes | bytearray | memoryview):
+                    raise TypeError(f"handler returned {type(reply).__name__}, not bytes")
+                await conn.wait_for_room()
+                session.send_response(rid, bytes(reply) if type(reply) is not bytes else reply)
+            except MeshError as exc:
+                session.send_error(rid, ErrorCode(exc.code), str(exc))
+            except Exception:
+                log.exception("request handler failed (channel %d, from %s)", event.channel, peer)
+                session.send_error(
+                    rid, ErrorCode.UNAVAILABLE, "internal error; see that host's log"
+                )
+            finally:
+                conn.handlers.pop(rid, None)
+        if (
+            scope.cancelled_caught
+            and not session.is_closed
+            and scope.deadline <= trio.current_time()
+        ):
+            session.send_error(
+                rid, ErrorCode.TIMEOUT, "the handler did not finish before the deadline"
+            )
+        conn.flush()
+        if conn.draining and session.outstanding == 0 and not conn.handlers:
+            self._close_duplicate(conn)
+
+    # -- making requests -----------------------------------------------------
+
+    async def request(
+        self,
+        addr: Address,
+        channel: int,
+        payload: bytes,
+        *,
+        timeout_s: float,
+        expected_peer: str | None = None,
+    ) -> bytes:
+        """Send ``payload`` on ``channel`` to the host at ``addr``; return its reply.
+
+        Sets up (or reuses) the one session with that host.  Bodies of any
+        size up to ``config.max_payload_bytes`` are streamed.  Raises the
+        errors listed in the module docstring; cancelling the calling task
+        cancels the request at the peer too.
+        """
+        if self._closing:
+            raise TransportClosed("the transport is closed")
+        if self._nursery is None:
+            raise LocalProtocolError("start Transport.serve() before making requests")
+        if len(payload) > self.config.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"request body of {len(payload)} bytes is over max_payload_bytes="
+                f"{self.config.max_payload_bytes}"
+            )
+        if not math.isfinite(timeout_s) or timeout_s <= 0:
+            raise LocalProtocolError(f"timeout_s must be a positive number, got {timeout_s}")
+        addr = (addr[0], int(addr[1]))
+        deadline = trio.current_time() + timeout_s
+        with trio.move_on_at(deadline):
+            while True:
+                conn = await self._session_for(addr, expected_peer, deadline)
+                try:
+                    return await self._request_on(conn, channel, payload, deadline)
+                except _Retry:
+                    continue
+        self.stats["request_timeouts"] += 1
+        raise RequestTimeout(
+            f"no reply from {addr[0]}:{addr[1]} (channel {channel}) within {timeout_s} s"
+        )
+
+    async def _request_on(
+        self, conn: _Connection, channel: int, payload: bytes, deadline: float
+    ) -> bytes:
+        await conn.wait_for_room()
+        if not conn.usable:
+            raise _Retry()
+        session = conn.session
+        timeout_ms = max(1, math.ceil((deadline - trio.current_time()) * 1000))
+        rid = session.send_request(channel, payload, timeout_ms)
+        self.stats["requests_sent"] += 1
+        waiter = _Waiter()
+        conn.waiters[rid] = waiter
+        conn.flush()
+        try:
+            return await waiter.wait()
+        finally:
+            if waiter.result is None:  # cancelled or timed out: tell the peer to stop
+                conn.waiters.pop(rid, None)
+                session.cancel(rid)
+                conn.flush()
+
+    async def _session_for(
+        self, addr: Address, expected_peer: str | None, deadline: float
+    ) -> _Connection:
+        while True:
+            if self._closing:
+                raise TransportClosed("the transport is closed")
+            peer = self._addr_peer.get(addr)
+            if peer is not None:
+                for conn in self._by_peer.get(peer, ()):
+                    if conn.usable:
+                        if expected_peer is not None and peer != expected_peer:
+                            raise PeerMismatch(
+                                f"the host at {addr[0]}:{addr[1]} is {peer}, not {expected_peer}"
+                            )
+                        return conn
+            dial = self._dials.get(addr) or self._start_dial(addr, deadline)
+            await dial.done.wait()
+            if dial.error is not None and not isinstance(dial.error, _Retry):
+                raise dial.error
+            # Success (or a duplicate the peer closed): find the session by peer id.
+
+    def _start_dial(self, addr: Address, deadline: float) -> _Dial:
+        failures, not_before = self._failures.get(addr, (0, 0.0))
+        if not_before > deadline:
+            raise PeerUnavailable(
+                f"{addr[0]}:{addr[1]} failed {failures} time(s) in a row; next attempt in "
+                f"{not_before - trio.current_time():.2f} s, after this request's deadline"
+            )
+        dial = _Dial()
+        self._dials[addr] = dial
+        assert self._nursery is not None
+        self._nursery.start_soon(self._dial, addr, not_before, dial)
+        return dial
+
+    def _note_failure(self, addr: Address) -> None:
+        failures = self._failures.get(addr, (0, 0.0))[0] + 1
+        delay = backoff_delay(
+            failures, self.config.backoff_initial_s, self.config.backoff_max_s, self._rng
+        )
+        self._failures[addr] = (failures, trio.current_time() + delay)
+
+    async def _dial(self, addr: Address, not_before: float, dial: _Dial) -> None:
+        """Connect and hand the connection its own task; settle ``dial`` once the
+        handshake finished or failed."""
+        try:
+            await trio.sleep_until(not_before)
+            self.stats["connections_dialed"] += 1
+            try:
+                with trio.fail_after(self.config.connect_timeout_s):
+                    sock, remote = await self._connect(addr)
+            except (OSError, trio.TooSlowError) as exc:
+                self.stats["dial_failures"] += 1
+                self._note_failure(addr)
+                reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+                log.info("cannot connect to %s:%d: %s", addr[0], addr[1], reason)
+                dial.error = PeerUnavailable(f"cannot connect to {addr[0]}:{addr[1]}: {reason}")
+                return
+            conn = _Connection(self, sock, self._new_session(initiator=True), remote, addr)
+            self._conns.add(conn)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_connection, conn)
+            await conn.opened.wait()
+            if not conn.usable:
+                dial.error = conn.error or PeerUnavailable(
+                    f"no session with {addr[0]}:{addr[1]}: connection closed"
+                )
+        finally:
+            if self._dials.get(addr) is dial:
+                del self._dials[addr]
+            dial.done.set()
+
+    async def _connect(self, addr: Address) -> tuple[_socket.socket, Address]:
+        infos = await trio.socket.getaddrinfo(addr[0], addr[1], type=_socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"cannot resolve {addr[0]}")
+        family, type_, proto, _, sockaddr = infos[0]
+        sock = _socket.socket(family, type_, proto)
+        sock.setblocking(False)
+        try:
+            await trio.socket.from_stdlib_socket(sock).connect(sockaddr)
+        except BaseException:
+            sock.close()
+            raise
+        return sock, (sockaddr[0], sockaddr[1])
