@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +40,7 @@ from meshhost.errors import (
     ClaimsNotYetValid,
     ClaimsSignatureInvalid,
     IssuerNotAllowed,
+    LocalProtocolError,
     NkeyError,
     NkeyPrefixError,
     SignatureError,
@@ -545,6 +547,15 @@ def verify_module(
     return claims
 
 
+def _instant(now: float, offset_s: float, what: str) -> int:
+    at = now + offset_s
+    if not math.isfinite(at) or not 0 <= at <= U64_MAX:
+        raise LocalProtocolError(
+            f"{what}={offset_s!r} puts the time outside 1970..2^64 seconds: use a shorter duration"
+        )
+    return int(at)
+
+
 def sign_module(
     module: bytes,
     *,
@@ -574,6 +585,10 @@ def sign_module(
         raise NkeyPrefixError(
             f"the subject must be a module key (M...), not a {subject.prefix.name.lower()} key"
         )
+    if isinstance(caps, str) or isinstance(tags, str):
+        raise TypeError("caps and tags must be lists of strings, not a single string")
+    if not math.isfinite(now) or now < 0:
+        raise ValueError(f"now must be a finite Unix time, got {now!r}")
     caps_t = tuple(caps)
     tags_t = tuple(tags)
     for value in (name, *caps_t, *tags_t, ver or "", call_alias or ""):
@@ -584,8 +599,8 @@ def sign_module(
     if rev is not None and (isinstance(rev, bool) or not I32_MIN <= int(rev) <= I32_MAX):
         raise ClaimsMalformed(f"rev {rev!r} must be an integer that fits in 32 bits")
     issued_at = int(now)
-    if issued_at < 0:
-        raise ClaimsMalformed("now must be a Unix time after 1970")
+    expires = None if expires_in_s is None else _instant(now, expires_in_s, "expires_in_s")
+    not_before = None if not_before_s is None else _instant(now, not_before_s, "not_before_s")
     stripped = wasm.strip_custom(module, CLAIMS_SECTION_NAMES)
     claims = ActorClaims(
         subject=subject.public_key,
@@ -598,8 +613,8 @@ def sign_module(
         call_alias=None if call_alias is None else normalize_call_alias(call_alias),
         provider=provider,
         issued_at=issued_at,
-        expires=None if expires_in_s is None else int(now + expires_in_s),
-        not_before=None if not_before_s is None else int(now + not_before_s),
+        expires=expires,
+        not_before=not_before,
         module_hash=module_hash(stripped),
         jti=make_jti(random_bytes),
         revision=WASCAP_REVISION,

@@ -156,6 +156,13 @@ def binary_kind(data: bytes, base: int = 0) -> BinaryKind:
     )
 
 
+def _as_bytes(data: bytes) -> bytes:
+    # bytes(5) would silently make five zero bytes; only accept real buffers.
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"a Wasm binary must be bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
 def _sections(data: bytes, base: int) -> tuple[BinaryKind, list[Section]]:
     kind = binary_kind(data, base)
     max_id = MAX_MODULE_SECTION_ID if kind is BinaryKind.MODULE else MAX_COMPONENT_SECTION_ID
@@ -208,12 +215,12 @@ def sections(data: bytes) -> list[Section]:
     Offsets are absolute in ``data``.  Raises WasmFormatError on any malformed
     preamble, section header or custom section name.
     """
-    return _sections(bytes(data), 0)[1]
+    return _sections(_as_bytes(data), 0)[1]
 
 
 def custom_sections(data: bytes, name: str) -> list[bytes]:
     """Payloads of every top-level custom section called ``name``, in file order."""
-    raw = bytes(data)
+    raw = _as_bytes(data)
     return [raw[s.payload_start : s.end] for s in _sections(raw, 0)[1] if s.name == name]
 
 
@@ -223,7 +230,7 @@ def strip_custom(data: bytes, names: Iterable[str]) -> bytes:
     Every other byte is kept exactly as it was, including padded LEB128 sizes
     and the order of the remaining sections.
     """
-    raw = bytes(data)
+    raw = _as_bytes(data)
     drop = frozenset(names)
     kept = [raw[:HEADER_LEN]]
     for section in _sections(raw, 0)[1]:
@@ -238,7 +245,7 @@ def append_custom(data: bytes, name: str, payload: bytes) -> bytes:
 
     The input is validated first; its bytes are kept as they are.
     """
-    raw = bytes(data)
+    raw = _as_bytes(data)
     _sections(raw, 0)
     name_bytes = name.encode("utf-8")
     content = encode_u32(len(name_bytes)) + name_bytes + bytes(payload)
@@ -257,7 +264,7 @@ def canonical_without(data: bytes, names: Iterable[str]) -> bytes:
     For a binary whose section sizes are already minimal this equals
     :func:`strip_custom` of it.
     """
-    return _canonical(bytes(data), 0, frozenset(names), 0)
+    return _canonical(_as_bytes(data), 0, frozenset(names), 0)
 
 
 def _canonical(data: bytes, base: int, drop: frozenset[str], depth: int) -> bytes:

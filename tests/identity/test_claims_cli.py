@@ -168,3 +168,10 @@ def test_bad_durations_and_modules_are_usage_errors(workdir: Path) -> None:
     bad = run("claims", "sign", str(workdir / "bad.wasm"), "-n", "x",
               "--issuer", str(workdir / "issuer.nk"))  # fmt: skip
     assert bad.exit_code == 1 and "malformed WebAssembly" in bad.output
+
+
+def test_absurd_duration_fails_cleanly(workdir: Path) -> None:
+    huge = "99999999999999999999d"
+    result = run("claims", "sign", str(workdir / "actor.wasm"), "-n", "x",
+                 "--issuer", str(workdir / "issuer.nk"), "--expires-in", huge)  # fmt: skip
+    assert result.exit_code == 1 and "shorter duration" in result.output

@@ -532,3 +532,16 @@ def test_component_binaries_are_signed_and_verified() -> None:
     tampered[component.index(bytes.fromhex("412a0b")) + 1] ^= 1
     with pytest.raises(ClaimsHashMismatch):
         claims.verify_module(bytes(tampered), now=NOW)
+
+
+def test_api_misuse_is_refused_clearly() -> None:
+    from meshhost.errors import LocalProtocolError
+
+    with pytest.raises(TypeError, match="single string"):
+        sign(caps="wasmcloud:keyvalue")
+    with pytest.raises(TypeError, match="must be bytes"):
+        wasm.sections("not bytes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="finite"):
+        sign(now=float("nan"))
+    with pytest.raises(LocalProtocolError, match="shorter duration"):
+        sign(expires_in_s=2.0**70)
