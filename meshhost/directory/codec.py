@@ -67,9 +67,10 @@ Value: TypeAlias = Any
 
 MAX_PIGGYBACK_BYTES = 65_535
 """A piggyback message rides in one UDP datagram; nothing legitimate is larger."""
-MAX_STATE_BYTES = 64 * 1024 * 1024
-"""Push-pull state of a large lattice: 1000 hosts x 50 actors x ~300 B is
-~15 MB; 64 MiB leaves room and still bounds what a peer can make us allocate."""
+MAX_STATE_BYTES = 16 * 1024 * 1024
+"""Push-pull state, equal to the SWIM core's limit on delegate state
+(``membership.messages.MAX_USER_STATE_BYTES``).  1000 hosts x 20 actors x
+~300 B is ~6 MB; the bound stops a peer from making us allocate more."""
 MAX_VALUE_BYTES = 256 * 1024
 """One encoded value (a deployed manifest is the largest): 256 KiB."""
 MAX_VALUE_DEPTH = 16

@@ -1,0 +1,313 @@
+"""The Directory core: API, events, queries, membership hooks, delegate behaviour."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from meshhost.capabilities.links import LinkDefinition
+from meshhost.directory import (
+    ActorLocation,
+    ActorsChanged,
+    ActorSummary,
+    ClockSkewDetected,
+    ConfigChanged,
+    Directory,
+    DirectoryConfig,
+    EntryChanged,
+    HostRemoved,
+    HostStateChanged,
+    LinkDeleted,
+    LinkPut,
+    PeerMisbehaved,
+    ProviderRecord,
+)
+from meshhost.directory.codec import LwwDelta, LwwEntry, encode
+from meshhost.directory.hlc import MAX_DRIFT_MS, Stamp
+from meshhost.errors import DirectoryValueError
+
+NA, NB, NC = ("N" + c * 55 for c in "ABC")
+ACTOR = "M" + "X" * 55
+ECHO = ActorSummary(ACTOR, "echo", ("wasmcloud:keyvalue",), "demo/echo", "A" * 56)
+
+
+def events(d: Directory) -> list:
+    out = []
+    while (e := d.next_event()) is not None:
+        out.append(e)
+    return out
+
+
+def gossip(src: Directory, dst: Directory, limit: int = 1100, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        payloads = src.broadcasts(limit)
+        if not payloads:
+            return
+        for p in payloads:
+            dst.notify_message(src.host_id, p)
+
+
+def push_pull(a: Directory, b: Directory) -> None:
+    b.merge_remote_state(a.host_id, a.local_state())
+    a.merge_remote_state(b.host_id, b.local_state())
+
+
+@pytest.fixture
+def pair(clock):
+    return Directory(NA, clock=clock), Directory(NB, clock=clock)
+
+
+def test_actor_location_reaches_a_peer_and_answers_router_queries(pair):
+    a, b = pair
+    a.set_address("10.0.0.1:4000")
+    a.set_load(0.5)
+    a.set_actor(ECHO, 3)
+    events(b)
+    gossip(a, b)
+    assert b.hosts_running(ACTOR) == [ActorLocation(NA, 3, 0.5, "10.0.0.1:4000")]
+    assert b.actor_by_alias("demo/echo") == ECHO
+    assert b.actor(ACTOR) == ECHO
+    assert b.actor_by_alias("nope") is None
+    got = events(b)
+    assert ActorsChanged(NA) in got
+    assert any(isinstance(e, HostStateChanged) and "addr" in e.keys for e in got)
+    view = b.host(NA)
+    assert view is not None and view.actors[ACTOR] == (ECHO, 3) and view.addr == "10.0.0.1:4000"
+    assert b.hosts() == sorted([NA, NB])
+
+
+def test_stopping_an_actor_removes_the_location_everywhere(pair):
+    a, b = pair
+    a.set_actor(ECHO, 2)
+    gossip(a, b)
+    a.set_actor(ECHO, 0)
+    gossip(a, b)
+    assert b.hosts_running(ACTOR) == []
+    assert a.hosts_running(ACTOR) == []
+
+
+def test_providers_labels_and_version_appear_in_the_host_view(pair):
+    a, b = pair
+    a.set_provider(ProviderRecord("V" + "K" * 55, "wasmcloud:keyvalue", "default", "kv"))
+    a.set_labels({"zone": "east"})
+    a.set_version("0.1.0")
+    gossip(a, b)
+    view = b.host(NA)
+    assert view.labels == {"zone": "east"} and view.version == "0.1.0"
+    assert [p.contract_id for p in view.providers] == ["wasmcloud:keyvalue"]
+    a.remove_provider("V" + "K" * 55)
+    gossip(a, b)
+    assert b.host(NA).providers == ()
+
+
+def test_link_put_and_delete_spread_with_events(pair):
+    a, b = pair
+    link = LinkDefinition(ACTOR, "wasmcloud:keyvalue", "default", "VKV", {"URL": "redis://"})
+    a.put_link(link)
+    assert events(a) == [LinkPut(link)]
+    gossip(a, b)
+    assert b.links() == [link]
+    assert b.link(ACTOR, "wasmcloud:keyvalue") == link
+    assert events(b) == [LinkPut(link)]
+    assert b.delete_link(ACTOR, "wasmcloud:keyvalue", "")  # "" means default
+    gossip(b, a)
+    assert a.links() == []
+    assert events(a) == [LinkDeleted(ACTOR, "wasmcloud:keyvalue", "default")]
+
+
+def test_config_and_manifest_namespaces(pair):
+    a, b = pair
+    a.config_put("db", {"url": "sqlite://x"})
+    a.put("manifest", "shop/v1", b"{}")
+    gossip(a, b)
+    assert b.config_get("db") == {"url": "sqlite://x"}
+    assert b.items("manifest") == [("shop/v1", b"{}")]
+    got = events(b)
+    assert ConfigChanged("db", {"url": "sqlite://x"}) in got
+    assert EntryChanged("manifest", "shop/v1", b"{}") in got
+    assert a.config_delete("db") and not a.config_delete("never-set")
+    gossip(a, b)
+    assert b.config_get("db") is None
+    assert ConfigChanged("db", None) in events(b)
+
+
+def test_a_large_manifest_travels_in_pieces_that_fit_a_packet(clock):
+    a = Directory(NA, clock=clock)
+    b = Directory(NB, clock=clock)
+    manifest = bytes(random.Random(1).randbytes(20_000))
+    a.put("manifest", "big/v1", manifest)
+    sizes = []
+    for _ in range(400):
+        payloads = a.broadcasts(1100)
+        if not payloads:
+            break
+        sizes.extend(len(p) for p in payloads)
+        for p in reversed(payloads):  # out of order on purpose
+            b.notify_message(NA, p)
+    assert max(sizes) <= a.config.piggyback_bytes
+    assert b.get("manifest", "big/v1") == manifest
+
+
+def test_a_write_supersedes_a_value_stamped_by_a_clock_far_ahead(clock):
+    a = Directory(NA, clock=clock)
+    future = Stamp(int(clock() * 1000) + 10 * 60_000, 0, NB)  # 10 minutes ahead
+    a.notify_message(NB, encode(LwwDelta((LwwEntry("config", "k", future, "from the future"),))))
+    assert a.config_get("k") == "from the future"  # merged: every host orders it the same
+    got = events(a)
+    assert any(isinstance(e, ClockSkewDetected) and e.writer == NB for e in got)
+    assert a.clock.last.wall_ms < future.wall_ms - MAX_DRIFT_MS  # our clock did not follow
+    stamp = a.config_put("k", "now")
+    assert stamp > future and a.config_get("k") == "now"
+    assert a.delete("config", "k") and a.config_get("k") is None
+
+
+def test_dead_hosts_leave_and_stale_gossip_does_not_bring_them_back(clock):
+    a, b, c = (Directory(n, clock=clock) for n in (NA, NB, NC))
+    a.set_actor(ECHO, 1)
+    gossip(a, b)
+    push_pull(a, c)
+    events(b)
+    b.forget_host(NA)  # membership: MemberDead(NA)
+    assert b.hosts_running(ACTOR) == [] and NA not in b.hosts()
+    got = events(b)
+    assert ActorsChanged(NA) in got and HostRemoved(NA) in got
+    push_pull(c, b)  # c has not heard yet: its state still holds NA
+    assert b.hosts_running(ACTOR) == []
+    assert b.pending_broadcasts == 0 or all(NA.encode() not in p for p in b.broadcasts(65_000))
+    b.host_alive(NA)  # membership: MemberJoined(NA), the same process came back
+    push_pull(a, b)
+    assert [loc.host_id for loc in b.hosts_running(ACTOR)] == [NA]
+
+
+def test_a_restarted_host_replaces_its_old_life(clock):
+    a1, b = Directory(NA, clock=clock), Directory(NB, clock=clock)
+    a1.set_actor(ECHO, 1)
+    gossip(a1, b)
+    clock.advance(5)
+    a2 = Directory(NA, clock=clock)  # restarted: no actors yet
+    a2.set_address("10.0.0.1:1")
+    gossip(a2, b)
+    assert b.hosts_running(ACTOR) == []
+    assert b.host(NA).addr == "10.0.0.1:1"
+
+
+def test_a_host_restarted_with_a_clock_gone_back_starts_a_newer_life(clock):
+    a1, b = Directory(NA, clock=clock), Directory(NB, clock=clock)
+    a1.set_actor(ECHO, 1)
+    gossip(a1, b)
+    clock.advance(-3600)
+    a2 = Directory(NA, clock=clock)
+    a2.set_address("x:1")
+    gossip(a2, b)
+    assert b.host(NA).addr == ""  # b keeps the life it believes newer
+    push_pull(b, a2)  # a2 sees that peers remember a newer life of itself
+    gossip(a2, b)
+    assert b.host(NA).addr == "x:1" and b.hosts_running(ACTOR) == []
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200)
+def test_bad_bytes_from_peers_never_raise_and_are_reported(data):
+    d = Directory(NA, clock=lambda: 1000.0)
+    d.notify_message(NB, data)
+    d.merge_remote_state(NB, data)
+    assert d.bad_messages >= 1
+    got = events(d)
+    assert any(isinstance(e, PeerMisbehaved) and e.sender_id == NB for e in got)
+
+
+def test_broadcasts_respect_the_byte_limit_and_the_transmit_limit(clock):
+    d = Directory(
+        NA, clock=clock, config=DirectoryConfig(broadcast_overhead_bytes=10), member_count=lambda: 9
+    )
+    for i in range(20):
+        d.config_put(f"key-{i}", "v" * 50)
+    batch = d.broadcasts(300)
+    assert batch and sum(len(p) + 10 for p in batch) <= 300
+    sent = 0
+    while d.broadcasts(65_000):
+        sent += 1
+    assert sent <= 4 * 1  # retransmit_mult * ceil(log10(9 + 1)) = 4
+    assert d.pending_broadcasts == 0
+
+
+def test_newest_value_of_a_key_replaces_the_queued_older_one(clock):
+    d = Directory(NA, clock=clock)
+    for load in (0.1, 0.2, 0.3):
+        d.set_load(load)
+    assert d.pending_broadcasts == 1
+    b = Directory(NB, clock=clock)
+    gossip(d, b)
+    assert b.host(NA).load == 0.3
+
+
+def test_invalid_writes_raise_actionable_errors(clock):
+    d = Directory(NA, clock=clock)
+    with pytest.raises(DirectoryValueError, match="use delete"):
+        d.put("config", "k", None)
+    with pytest.raises(DirectoryValueError, match="cannot be stored"):
+        d.put("config", "k", {1, 2})
+    with pytest.raises(DirectoryValueError, match="key must be"):
+        d.put("config", "", "v")
+    with pytest.raises(DirectoryValueError, match="limit is"):
+        d.put("manifest", "huge", b"x" * 300_000)
+    with pytest.raises(DirectoryValueError, match="fit one gossip packet"):
+        d.set_labels({f"k{i}": "v" * 20 for i in range(50)})
+    with pytest.raises(DirectoryValueError, match="must not contain '/'"):
+        d.put_link(LinkDefinition("M/1", "wasmcloud:keyvalue"))
+
+
+def test_tombstones_are_collected_after_the_horizon(clock):
+    d = Directory(NA, clock=clock, config=DirectoryConfig(tombstone_horizon_s=60.0))
+    d.config_put("k", "v")
+    d.config_delete("k")
+    d.tick()
+    assert d.stamp_of("config", "k") is not None
+    clock.advance(61)
+    d.tick()
+    assert d.stamp_of("config", "k") is None
+
+
+ops = st.lists(
+    st.tuples(
+        st.integers(0, 2),
+        st.sampled_from(["put", "del", "actor", "load"]),
+        st.sampled_from(["a", "b"]),
+        st.integers(0, 3),
+        st.floats(0, 2),
+    ),
+    max_size=25,
+)
+
+
+@given(ops, st.randoms(use_true_random=False))
+@settings(max_examples=60)
+def test_directories_converge_whatever_subset_and_order_of_messages_arrives(steps, rnd):
+    t = [1000.0]
+    ds = [Directory(n, clock=lambda: t[0]) for n in (NA, NB, NC)]
+    inflight: list[tuple[int, bytes]] = []
+    for who, op, key, val, dt in steps:
+        t[0] += dt
+        d = ds[who]
+        if op == "put":
+            d.config_put(key, val)
+        elif op == "del":
+            d.config_delete(key)
+        elif op == "actor":
+            d.set_actor(ActorSummary("M" + key * 55), val)
+        else:
+            d.set_load(val)
+        inflight.extend((who, p) for p in d.broadcasts(1100))
+        if inflight and rnd.random() < 0.5:  # deliver some, duplicated and reordered
+            for src, p in rnd.sample(inflight, k=min(3, len(inflight))):
+                ds[rnd.choice([i for i in range(3) if i != src])].notify_message(ds[src].host_id, p)
+    for a in ds:
+        for b in ds:
+            if a is not b:
+                push_pull(a, b)
+    snaps = [d.snapshot() for d in ds]
+    assert snaps[0] == snaps[1] == snaps[2]
+    assert ds[0].hosts_running("M" + "a" * 55) == ds[2].hosts_running("M" + "a" * 55)
