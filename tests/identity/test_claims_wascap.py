@@ -545,3 +545,51 @@ def test_api_misuse_is_refused_clearly() -> None:
         sign(now=float("nan"))
     with pytest.raises(LocalProtocolError, match="shorter duration"):
         sign(expires_in_s=2.0**70)
+
+
+text = st.text(st.characters(codec="utf-8"), max_size=16)
+opt_u64 = st.none() | st.integers(0, 2**64 - 1)
+
+
+@given(
+    name=st.none() | text,
+    caps=st.lists(text, max_size=4),
+    tags=st.lists(text, max_size=4),
+    rev=st.none() | st.integers(-(2**31), 2**31 - 1),
+    ver=st.none() | text,
+    alias=st.none() | text,
+    provider=st.booleans(),
+    iat=st.integers(0, 2**64 - 1),
+    exp=opt_u64,
+    nbf=opt_u64,
+    revision=st.none() | st.integers(0, 2**32 - 1),
+    listed=st.tuples(st.booleans(), st.booleans()),
+    module_hash=text,
+    jti=text,
+)
+def test_encode_decode_round_trip_over_arbitrary_fields(  # type: ignore[no-untyped-def]
+    name, caps, tags, rev, ver, alias, provider, iat, exp, nbf, revision, listed, module_hash, jti
+) -> None:
+    original = claims.ActorClaims(
+        subject=SUBJECT.public_key,
+        issuer=ISSUER.public_key,
+        name=name,
+        caps=tuple(caps) if listed[0] else (),
+        tags=tuple(tags) if listed[1] else (),
+        rev=rev,
+        ver=ver,
+        call_alias=alias,
+        provider=provider,
+        issued_at=iat,
+        expires=exp,
+        not_before=nbf,
+        module_hash=module_hash,
+        jti=jti,
+        revision=revision,
+        caps_listed=listed[0],
+        tags_listed=listed[1],
+    )
+    token = claims.encode_token(original, ISSUER)
+    decoded = claims.decode_token(token)
+    assert decoded == dataclasses.replace(original, token=token)
+    assert claims.encode_token(decoded, ISSUER) == token
