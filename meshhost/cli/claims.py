@@ -229,6 +229,13 @@ def _status(
     return found, None, None
 
 
+def _computed_hash(data: bytes) -> str | None:
+    try:
+        return wascap.module_hash(data)
+    except WasmFormatError:
+        return None
+
+
 @claims_group.command("inspect")
 @click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -273,6 +280,7 @@ def inspect_cmd(
                 "error": error,
                 "reason": reason,
                 "claims": None if found is None else found.to_json(),
+                "computed_hash": _computed_hash(data),
                 "issued_human": None if found is None else _when(found.issued_at, now, ""),
                 "expires_human": None if found is None else _when(found.expires, now, "never"),
                 "not_before_human": (
@@ -314,4 +322,6 @@ def inspect_cmd(
         stdout.print("[bold green]VALID[/]: signature, module hash, issuer and dates check out")
         return
     stdout.print(f"[bold red]INVALID[/] ({error}): {reason}", highlight=False)
+    if error == "ClaimsHashMismatch":
+        stdout.print(f"  computed module hash: {_computed_hash(data)}", highlight=False)
     raise SystemExit(1)

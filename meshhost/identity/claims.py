@@ -315,7 +315,16 @@ def encode_token(claims: ActorClaims, issuer: KeyPair) -> str:
     return token
 
 
-def _split(token: str) -> tuple[str, str, str]:
+def _split(token: str | bytes) -> tuple[str, str, str]:
+    if isinstance(token, bytes | bytearray):
+        if len(token) > MAX_TOKEN_BYTES:
+            raise ClaimsMalformed(
+                f"token is {len(token)} bytes, over the {MAX_TOKEN_BYTES}-byte limit"
+            )
+        try:
+            token = bytes(token).decode("ascii")
+        except UnicodeDecodeError:
+            raise ClaimsMalformed("token is not ASCII text") from None
     if not isinstance(token, str):
         raise ClaimsMalformed(f"a token must be text, not {type(token).__name__}")
     if len(token) > MAX_TOKEN_BYTES:
@@ -326,8 +335,8 @@ def _split(token: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
-def decode_token(token: str) -> ActorClaims:
-    """Parse a wascap actor JWT without checking its signature.
+def decode_token(token: str | bytes) -> ActorClaims:
+    """Parse a wascap actor JWT (text, or ASCII bytes) without checking its signature.
 
     Checks the header (``typ`` "jwt", ``alg`` "Ed25519"), the JSON types with
     serde's rules (unknown fields ignored, duplicates rejected), that
@@ -388,7 +397,7 @@ def decode_token(token: str) -> ActorClaims:
         module_hash=module_hash,
         jti=jti,
         revision=revision,
-        token=token.strip(),
+        token=".".join((head, body, sig)),
         caps_listed=caps is not None,
         tags_listed=tags is not None,
     )
@@ -407,7 +416,7 @@ def check_times(claims: ActorClaims, *, now: float, leeway_s: float = 60.0) -> N
         )
 
 
-def _check_signature(token: str) -> ActorClaims:
+def _check_signature(token: str | bytes) -> ActorClaims:
     """Decode ``token`` and check its Ed25519 signature by its issuer."""
     claims = decode_token(token)
     head, body, sig = _split(token)
@@ -433,7 +442,7 @@ def _check_issuer(claims: ActorClaims, allowed_issuers: Iterable[str]) -> None:
 
 
 def verify_token(
-    token: str,
+    token: str | bytes,
     *,
     now: float,
     allowed_issuers: Iterable[str] = (),

@@ -81,8 +81,11 @@ def test_inspect_json_and_exit_code_for_tampered_module(workdir: Path) -> None:
     assert bad.exit_code == 1
     report = json.loads(bad.output)
     assert report["valid"] is False and report["error"] == "ClaimsHashMismatch"
+    assert report["computed_hash"] == claims.module_hash(bytes(data))
+    assert report["computed_hash"] != report["claims"]["module_hash"]
     table = run("claims", "inspect", str(out))
     assert table.exit_code == 1 and "INVALID" in table.output and "changed after" in table.output
+    assert claims.module_hash(bytes(data)) in table.output
 
 
 def test_inspect_unsigned_and_non_wasm_files_exit_1(workdir: Path) -> None:

@@ -593,3 +593,11 @@ def test_encode_decode_round_trip_over_arbitrary_fields(  # type: ignore[no-unty
     decoded = claims.decode_token(token)
     assert decoded == dataclasses.replace(original, token=token)
     assert claims.encode_token(decoded, ISSUER) == token
+
+
+def test_tokens_may_be_given_as_ascii_bytes() -> None:
+    token = claims.extract_claims(sign()).token
+    assert claims.decode_token(token.encode()).token == token
+    assert claims.verify_token(token.encode() + b"\n", now=NOW).token == token
+    with pytest.raises(ClaimsMalformed, match="not ASCII"):
+        claims.decode_token(token.encode() + b"\xff")
