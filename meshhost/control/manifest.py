@@ -133,6 +133,9 @@ MAX_LABEL_CHARS = 253
 """Label keys and values in spread requirements and metadata labels."""
 MAX_MAP_ITEMS = 64
 """Entries in any string map (annotations, requirements, link values)."""
+MAX_CANONICAL_BYTES = 192 * 1024
+"""Largest stored (canonical) form: a manifest at the file limit grows by its absolute
+paths and digests; this stays under the directory's 256 KiB value limit."""
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
 """Largest actor module read to hash it (componentize-py output is ~18 MB)."""
 
@@ -434,8 +437,8 @@ def decode_manifest(data: bytes, source: str = "<directory>") -> Manifest:
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise StoredManifestInvalid(f"{source}: stored manifest is not bytes")
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise StoredManifestInvalid(f"{source}: stored manifest is over {MAX_MANIFEST_BYTES} B")
+    if len(data) > MAX_CANONICAL_BYTES:
+        raise StoredManifestInvalid(f"{source}: stored manifest is over {MAX_CANONICAL_BYTES} B")
     try:
         document = json.loads(bytes(data).decode("utf-8"))
         return _Validator(source, None, False, None).manifest(from_python(document))

@@ -7,7 +7,7 @@ namespace                 key                                    value
 ========================  =====================================  =========================
 ``control.manifests``     ``<name>@<version>``                   :meth:`Manifest.canonical`
 ``control.deployments``   ``<name>``                             version, UTF-8
-``control.links``         ``<actor>\\x00<contract>\\x00<link>``    :func:`encode_link`
+``control.links``         ``<actor>|<contract>|<link name>``      :func:`encode_link`
 ========================  =====================================  =========================
 
 ``apply`` stores the version and marks it deployed (two writes; a reader
@@ -30,9 +30,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meshhost.control.manifest import Manifest, decode_manifest
+from meshhost.control.manifest import MAX_CANONICAL_BYTES, Manifest, decode_manifest
 from meshhost.control.placement import LinkSpec
-from meshhost.errors import ManifestNotFound, ManifestVersionConflict, StoredManifestInvalid
+from meshhost.errors import (
+    ManifestNotFound,
+    ManifestTooLarge,
+    ManifestVersionConflict,
+    StoredManifestInvalid,
+)
 
 __all__ = [
     "DEPLOYMENTS_NS",
@@ -93,6 +98,11 @@ def apply_writes(manifest: Manifest, stored: bytes | None) -> list[DirectoryWrit
     different content: bump the version to change an application.
     """
     canonical = manifest.canonical()
+    if len(canonical) > MAX_CANONICAL_BYTES:
+        raise ManifestTooLarge(
+            f"application {manifest.name!r} is {len(canonical)} bytes in stored form; the "
+            f"limit is {MAX_CANONICAL_BYTES} (split it into several applications)"
+        )
     if stored is not None and bytes(stored) != canonical:
         raise ManifestVersionConflict(
             f"application {manifest.name!r} version {manifest.version!r} is already stored "
@@ -173,7 +183,8 @@ def deployed_manifests(
 
 
 def link_record_key(link: LinkSpec) -> str:
-    return "\x00".join(link.key)
+    """``actor|contract|link name`` (none of the three can contain ``|``)."""
+    return "|".join(link.key)
 
 
 def encode_link(link: LinkSpec) -> bytes:
