@@ -601,3 +601,11 @@ def test_tokens_may_be_given_as_ascii_bytes() -> None:
     assert claims.verify_token(token.encode() + b"\n", now=NOW).token == token
     with pytest.raises(ClaimsMalformed, match="not ASCII"):
         claims.decode_token(token.encode() + b"\xff")
+
+
+@given(st.binary(max_size=300))
+def test_decode_token_raises_only_claims_errors_on_random_bytes(data: bytes) -> None:
+    try:
+        claims.decode_token(data)
+    except ClaimsError:
+        pass
