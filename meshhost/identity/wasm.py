@@ -271,15 +271,17 @@ def _canonical(data: bytes, base: int, drop: frozenset[str], depth: int) -> byte
     if depth > MAX_NESTING_DEPTH:
         raise _fail(base, f"components nested more than {MAX_NESTING_DEPTH} deep")
     kind, found = _sections(data, base)
-    out = [data[:HEADER_LEN]]
+    view = memoryview(data)  # slices without copying; one copy happens in join()
+    out: list[bytes | memoryview] = [data[:HEADER_LEN]]
     for section in found:
         if section.name is not None and section.name in drop:
             continue
-        content = data[section.content_start - base : section.end - base]
+        content: bytes | memoryview = view[section.content_start - base : section.end - base]
         if kind is BinaryKind.COMPONENT and section.id in (
             COMPONENT_CORE_MODULE_ID,
             COMPONENT_COMPONENT_ID,
         ):
-            content = _canonical(content, section.content_start, drop, depth + 1)
-        out.append(bytes([section.id]) + encode_u32(len(content)) + content)
+            content = _canonical(bytes(content), section.content_start, drop, depth + 1)
+        out.append(bytes([section.id]) + encode_u32(len(content)))
+        out.append(content)
     return b"".join(out)
