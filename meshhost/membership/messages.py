@@ -1,0 +1,494 @@
+"""Wire messages of the membership protocol and their msgpack codec.
+
+Every message is a msgpack array whose first element is its type number
+(``proto/spec/membership.md``).  A UDP datagram carries one message or one
+``COMPOUND`` message holding several, so a ping and the broadcasts riding on
+it travel together.  Push-pull state travels over TCP and has its own, larger
+limits.
+
+Decoders take untrusted bytes and raise only :class:`~meshhost.errors.DecodeError`
+(``MembershipDecodeError``); every size is bounded before allocation by the
+msgpack unpacker limits.  Trailing array elements are ignored (a newer minor
+version may add fields); fewer elements than the table needs is an error.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from meshhost.errors import MembershipDecodeError
+from meshhost.membership.state import MemberState
+
+__all__ = [
+    "ALIVE_SIGNING_CONTEXT",
+    "COMPOUND_HEADER_BYTES",
+    "MAX_COMPOUND_PARTS",
+    "MAX_HOST_CHARS",
+    "MAX_ID_CHARS",
+    "MAX_META_BYTES",
+    "MAX_PUSH_PULL_BYTES",
+    "MAX_PUSH_PULL_MEMBERS",
+    "MAX_USER_STATE_BYTES",
+    "SEALING_OVERHEAD_BYTES",
+    "Ack",
+    "Alive",
+    "Dead",
+    "IndirectPing",
+    "Message",
+    "MessageType",
+    "Nack",
+    "Ping",
+    "PushPull",
+    "PushPullEntry",
+    "Suspect",
+    "User",
+    "alive_signed_bytes",
+    "decode_packet",
+    "decode_push_pull",
+    "encode",
+    "encode_compound",
+    "encode_push_pull",
+    "encode_push_pull_entry",
+]
+
+
+class MessageType(enum.IntEnum):
+    """Message type numbers. Append-only: a number is never reused."""
+
+    PING = 0
+    INDIRECT_PING = 1
+    ACK = 2
+    NACK = 3
+    SUSPECT = 4
+    ALIVE = 5
+    DEAD = 6
+    USER = 7
+    COMPOUND = 8
+    PUSH_PULL = 9
+
+
+MAX_META_BYTES = 512
+"""Host metadata limit (memberlist's MetaMaxSize): a signed alive must fit a datagram."""
+MAX_ID_CHARS = 64
+"""Node ids are 56-character nkeys; anything longer is garbage."""
+MAX_HOST_CHARS = 253
+"""Longest DNS name; IP literals are far shorter."""
+MAX_COMPOUND_PARTS = 255
+"""Messages in one compound packet (memberlist's limit; bounds decode work)."""
+COMPOUND_HEADER_BYTES = 5
+"""fixarray(2) + type + array16 header of a compound message."""
+SEALING_OVERHEAD_BYTES = 64
+"""Reserved for the UDP driver's sealing (version, key hint, nonce, tag: 42 bytes)."""
+MAX_PUSH_PULL_MEMBERS = 100_000
+"""Members in one push-pull state: far above any lattice, bounds a hostile peer."""
+MAX_USER_STATE_BYTES = 16 * 1024 * 1024
+"""The delegate's (directory's) full state in one push-pull."""
+MAX_PUSH_PULL_BYTES = 20 * 1024 * 1024
+"""A whole push-pull payload (memberlist's maxPushStateBytes is 20 MB)."""
+MAX_U32 = (1 << 32) - 1
+MAX_U64 = (1 << 64) - 1
+SIGNATURE_BYTES = 64
+
+ALIVE_SIGNING_CONTEXT = b"meshhost/1 alive\x00"
+"""Prefix of the bytes an alive signature covers, so it can sign nothing else."""
+
+Addr = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Direct probe. ``target`` is the id the sender expects to answer ("" = anyone)."""
+
+    seq: int
+    target: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndirectPing:
+    """Ask the receiver to probe ``target`` at ``target_addr`` for ``requester``."""
+
+    seq: int
+    target: str
+    target_addr: Addr
+    requester: str
+    want_nack: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Answer to a ping (or relayed answer to an indirect ping)."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """Lifeguard: the relay tried and got no answer; proves the relay is healthy."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """``sender`` suspects ``node`` at ``incarnation``."""
+
+    node: str
+    incarnation: int
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    """``node`` is alive at ``incarnation``; signed by the node itself."""
+
+    node: str
+    addr: Addr
+    incarnation: int
+    meta: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """``sender`` declares ``node`` dead; ``sender == node`` is a leave intent."""
+
+    node: str
+    incarnation: int
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A delegate (directory) payload riding on gossip."""
+
+    sender: str
+    payload: bytes
+
+
+Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | User
+
+
+@dataclass(frozen=True, slots=True)
+class PushPullEntry:
+    """One member in a push-pull state: its latest signed alive and our verdict."""
+
+    alive: Alive
+    state: MemberState
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class PushPull:
+    """Full state exchanged over TCP (anti-entropy, join, reconnect)."""
+
+    sender: str
+    join: bool
+    entries: tuple[PushPullEntry, ...]
+    user_state: bytes
+
+
+# -- encoding -------------------------------------------------------------
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+def alive_signed_bytes(node: str, addr: Addr, incarnation: int, meta: bytes) -> bytes:
+    """The canonical bytes an alive signature covers."""
+    return ALIVE_SIGNING_CONTEXT + _packb([node, addr[0], addr[1], incarnation, meta])
+
+
+def _fields(msg: Message) -> list[Any]:
+    if isinstance(msg, Ping):
+        return [MessageType.PING, msg.seq, msg.target, msg.source]
+    if isinstance(msg, Ack):
+        return [MessageType.ACK, msg.seq]
+    if isinstance(msg, Alive):
+        return [
+            MessageType.ALIVE,
+            msg.node,
+            msg.addr[0],
+            msg.addr[1],
+            msg.incarnation,
+            msg.meta,
+            msg.signature,
+        ]
+    if isinstance(msg, Suspect):
+        return [MessageType.SUSPECT, msg.node, msg.incarnation, msg.sender]
+    if isinstance(msg, Dead):
+        return [MessageType.DEAD, msg.node, msg.incarnation, msg.sender]
+    if isinstance(msg, IndirectPing):
+        return [
+            MessageType.INDIRECT_PING,
+            msg.seq,
+            msg.target,
+            msg.target_addr[0],
+            msg.target_addr[1],
+            msg.requester,
+            msg.want_nack,
+        ]
+    if isinstance(msg, Nack):
+        return [MessageType.NACK, msg.seq]
+    if isinstance(msg, User):
+        return [MessageType.USER, msg.sender, msg.payload]
+    raise TypeError(f"not a membership message: {msg!r}")
+
+
+def encode(msg: Message) -> bytes:
+    """Encode one message."""
+    return _packb(_fields(msg))
+
+
+def encode_compound(parts: list[bytes]) -> bytes:
+    """Wrap already-encoded messages in one COMPOUND message (no re-encoding).
+
+    One part is returned as is: a compound of one is pure overhead.
+    """
+    n = len(parts)
+    if n == 1:
+        return parts[0]
+    if not 0 < n <= MAX_COMPOUND_PARTS:
+        raise ValueError(f"a compound packet holds 1..{MAX_COMPOUND_PARTS} messages, got {n}")
+    header = bytes((0x92, MessageType.COMPOUND, 0xDC)) + n.to_bytes(2, "big")
+    return header + b"".join(parts)
+
+
+def encode_push_pull_entry(entry: PushPullEntry) -> bytes:
+    """Encode one push-pull member entry (cached by the core per member)."""
+    a = entry.alive
+    return _packb(
+        [
+            a.node,
+            a.addr[0],
+            a.addr[1],
+            a.incarnation,
+            a.meta,
+            a.signature,
+            int(entry.state),
+            entry.incarnation,
+        ]
+    )
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def encode_push_pull(sender: str, join: bool, entries: list[bytes], user_state: bytes) -> bytes:
+    """Encode a push-pull state from already-encoded entries."""
+    return (
+        b"\x95"
+        + _packb(MessageType.PUSH_PULL)
+        + _packb(sender)
+        + _packb(join)
+        + _array_header(len(entries))
+        + b"".join(entries)
+        + _packb(user_state)
+    )
+
+
+# -- decoding -------------------------------------------------------------
+
+_DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    UnicodeDecodeError,
+    msgpack.ExtraData,
+    msgpack.FormatError,
+    msgpack.StackError,
+)
+
+
+def _unpack(data: bytes, *, max_bin: int, max_str: int, max_array: int) -> Any:
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            max_bin_len=max_bin,
+            max_str_len=max_str,
+            max_array_len=max_array,
+            max_map_len=0,
+            max_ext_len=0,
+            strict_map_key=True,
+        )
+    except _DECODE_ERRORS as exc:
+        raise MembershipDecodeError(f"membership message is not valid msgpack: {exc}") from None
+
+
+def _uint(value: Any, limit: int, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= limit:
+        raise MembershipDecodeError(f"{what} must be an integer in 0..{limit}, got {value!r}")
+    return value
+
+
+def _text(value: Any, limit: int, what: str) -> str:
+    if type(value) is not str or len(value) > limit:
+        raise MembershipDecodeError(f"{what} must be text of at most {limit} characters")
+    return value
+
+
+def _node(value: Any, what: str) -> str:
+    if type(value) is not str or not 0 < len(value) <= MAX_ID_CHARS:
+        raise MembershipDecodeError(f"{what} must be a host id (1..{MAX_ID_CHARS} characters)")
+    return value
+
+
+def _bin(value: Any, limit: int, what: str) -> bytes:
+    if type(value) is not bytes or len(value) > limit:
+        raise MembershipDecodeError(f"{what} must be binary of at most {limit} bytes")
+    return value
+
+
+def _addr(host: Any, port: Any, what: str) -> Addr:
+    return (_text(host, MAX_HOST_CHARS, f"{what} host"), _uint(port, 65535, f"{what} port"))
+
+
+def _need(fields: list[Any], n: int, name: str) -> None:
+    if len(fields) < n:
+        raise MembershipDecodeError(f"{name} message needs {n} fields, got {len(fields)}")
+
+
+def _alive(f: list[Any], offset: int = 1) -> Alive:
+    node = _node(f[offset], "alive node")
+    addr = _addr(f[offset + 1], f[offset + 2], "alive")
+    inc = _uint(f[offset + 3], MAX_U64, "alive incarnation")
+    meta = _bin(f[offset + 4], MAX_META_BYTES, "alive meta")
+    sig = f[offset + 5]
+    if type(sig) is not bytes or len(sig) != SIGNATURE_BYTES:
+        raise MembershipDecodeError("alive signature must be 64 bytes")
+    return Alive(node, addr, inc, meta, sig)
+
+
+def _message(f: Any, max_user: int) -> Message | None:
+    """One decoded array -> message; None for an unknown (newer) type."""
+    if type(f) is not list or not f:
+        raise MembershipDecodeError("a membership message must be a non-empty array")
+    kind = f[0]
+    if type(kind) is not int:
+        raise MembershipDecodeError("message type must be an integer")
+    if kind == MessageType.PING:
+        _need(f, 4, "ping")
+        return Ping(
+            _uint(f[1], MAX_U32, "ping seq"),
+            _text(f[2], MAX_ID_CHARS, "ping target"),
+            _node(f[3], "ping source"),
+        )
+    if kind == MessageType.ACK:
+        _need(f, 2, "ack")
+        return Ack(_uint(f[1], MAX_U32, "ack seq"))
+    if kind == MessageType.ALIVE:
+        _need(f, 7, "alive")
+        return _alive(f)
+    if kind == MessageType.SUSPECT:
+        _need(f, 4, "suspect")
+        return Suspect(
+            _node(f[1], "suspect node"),
+            _uint(f[2], MAX_U64, "suspect incarnation"),
+            _node(f[3], "suspect sender"),
+        )
+    if kind == MessageType.DEAD:
+        _need(f, 4, "dead")
+        return Dead(
+            _node(f[1], "dead node"),
+            _uint(f[2], MAX_U64, "dead incarnation"),
+            _node(f[3], "dead sender"),
+        )
+    if kind == MessageType.INDIRECT_PING:
+        _need(f, 7, "indirect ping")
+        if type(f[6]) is not bool:
+            raise MembershipDecodeError("indirect ping want_nack must be a boolean")
+        return IndirectPing(
+            _uint(f[1], MAX_U32, "indirect ping seq"),
+            _node(f[2], "indirect ping target"),
+            _addr(f[3], f[4], "indirect ping target"),
+            _node(f[5], "indirect ping requester"),
+            f[6],
+        )
+    if kind == MessageType.NACK:
+        _need(f, 2, "nack")
+        return Nack(_uint(f[1], MAX_U32, "nack seq"))
+    if kind == MessageType.USER:
+        _need(f, 3, "user")
+        return User(_node(f[1], "user sender"), _bin(f[2], max_user, "user payload"))
+    if kind in (MessageType.COMPOUND, MessageType.PUSH_PULL):
+        raise MembershipDecodeError(f"message type {kind} cannot appear here")
+    return None
+
+
+def decode_packet(data: bytes, max_bytes: int) -> tuple[list[Message], int]:
+    """Decode one datagram's plaintext into its messages.
+
+    Returns ``(messages, unknown)``: ``unknown`` counts parts of a newer,
+    unknown type that were skipped.  Raises ``MembershipDecodeError`` for
+    anything malformed or larger than ``max_bytes``; nothing partial is
+    returned.
+    """
+    if len(data) > max_bytes:
+        raise MembershipDecodeError(
+            f"membership packet of {len(data)} bytes exceeds the {max_bytes}-byte limit"
+        )
+    top = _unpack(data, max_bin=max_bytes, max_str=max_bytes, max_array=MAX_COMPOUND_PARTS)
+    if type(top) is list and top and top[0] == MessageType.COMPOUND and type(top[0]) is int:
+        _need(top, 2, "compound")
+        parts = top[1]
+        if type(parts) is not list:
+            raise MembershipDecodeError("compound parts must be an array")
+    else:
+        parts = [top]
+    out: list[Message] = []
+    unknown = 0
+    for part in parts:
+        msg = _message(part, max_bytes)
+        if msg is None:
+            unknown += 1
+        else:
+            out.append(msg)
+    return out, unknown
+
+
+def decode_push_pull(data: bytes) -> PushPull:
+    """Decode a push-pull state; raises ``MembershipDecodeError`` if malformed."""
+    if len(data) > MAX_PUSH_PULL_BYTES:
+        raise MembershipDecodeError(
+            f"push-pull state of {len(data)} bytes exceeds {MAX_PUSH_PULL_BYTES} bytes"
+        )
+    f = _unpack(
+        data,
+        max_bin=MAX_USER_STATE_BYTES,
+        max_str=MAX_HOST_CHARS,
+        max_array=MAX_PUSH_PULL_MEMBERS,
+    )
+    if type(f) is not list or not f or f[0] != MessageType.PUSH_PULL or type(f[0]) is not int:
+        raise MembershipDecodeError("not a push-pull message")
+    _need(f, 5, "push-pull")
+    sender = _node(f[1], "push-pull sender")
+    if type(f[2]) is not bool:
+        raise MembershipDecodeError("push-pull join flag must be a boolean")
+    raw = f[3]
+    if type(raw) is not list:
+        raise MembershipDecodeError("push-pull members must be an array")
+    entries = []
+    for e in raw:
+        if type(e) is not list:
+            raise MembershipDecodeError("push-pull member must be an array")
+        _need(e, 8, "push-pull member")
+        alive = _alive(e, 0)
+        state_raw = _uint(e[6], 255, "push-pull member state")
+        try:
+            state = MemberState(state_raw)
+        except ValueError:
+            raise MembershipDecodeError(f"unknown member state {state_raw}") from None
+        inc = _uint(e[7], MAX_U64, "push-pull member incarnation")
+        entries.append(PushPullEntry(alive, state, inc))
+    user_state = _bin(f[4], MAX_USER_STATE_BYTES, "push-pull user state")
+    return PushPull(sender, f[2], tuple(entries), user_state)

@@ -1,0 +1,34 @@
+"""Deterministic simulator: real sans-IO cores, virtual time, one seeded PRNG."""
+
+from meshhost.sim.cluster import build_cluster, swim_factory, wait_for_one_view
+from meshhost.sim.host import SimHost
+from meshhost.sim.invariants import SwimInvariants, one_view, view_disagreements
+from meshhost.sim.loop import Simulator
+from meshhost.sim.network import (
+    Cut,
+    LinkModel,
+    NetworkModel,
+    exponential_latency,
+    fixed_latency,
+    uniform_latency,
+)
+from meshhost.sim.run import run_seeded, seeds
+
+__all__ = [
+    "Cut",
+    "LinkModel",
+    "NetworkModel",
+    "SimHost",
+    "Simulator",
+    "SwimInvariants",
+    "build_cluster",
+    "exponential_latency",
+    "fixed_latency",
+    "one_view",
+    "run_seeded",
+    "seeds",
+    "swim_factory",
+    "uniform_latency",
+    "view_disagreements",
+    "wait_for_one_view",
+]
