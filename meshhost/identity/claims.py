@@ -72,7 +72,7 @@ __all__ = [
 
 CLAIMS_SECTION = "wasmcloud_jwt"
 LEGACY_CLAIMS_SECTION = "jwt"  # written by wascap before 0.9
-CLAIMS_SECTION_NAMES = (CLAIMS_SECTION, LEGACY_CLAIMS_SECTION)
+CLAIMS_SECTION_NAMES = wasm.CLAIMS_SECTION_NAMES  # (CLAIMS_SECTION, LEGACY_CLAIMS_SECTION)
 HEADER_TYPE = "jwt"
 HEADER_ALGORITHM = "Ed25519"
 # serde_json output of wascap's ClaimsHeader {typ, alg}; fixed, so fixed bytes.

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from meshhost.errors import WasmFormatError
 
 __all__ = [
+    "CLAIMS_SECTION_NAMES",
     "COMPONENT_LAYER",
     "CUSTOM_SECTION_ID",
     "MAGIC",
@@ -50,6 +51,9 @@ MODULE_VERSION = b"\x01\x00\x00\x00"
 COMPONENT_LAYER = 1
 HEADER_LEN = 8
 CUSTOM_SECTION_ID = 0
+# Custom sections that carry wascap claims: current name first, then the one
+# wascap used before 0.9.  They are excluded from the module hash.
+CLAIMS_SECTION_NAMES = ("wasmcloud_jwt", "jwt")
 
 # A u32 in LEB128 takes at most ceil(32 / 7) = 5 bytes (wasm spec 5.2.2); the
 # fifth byte may only carry the top 4 bits of the value.
@@ -224,8 +228,9 @@ def custom_sections(data: bytes, name: str) -> list[bytes]:
     return [raw[s.payload_start : s.end] for s in _sections(raw, 0)[1] if s.name == name]
 
 
-def strip_custom(data: bytes, names: Iterable[str]) -> bytes:
-    """Remove every top-level custom section whose name is in ``names``.
+def strip_custom(data: bytes, names: Iterable[str] = CLAIMS_SECTION_NAMES) -> bytes:
+    """Remove every top-level custom section whose name is in ``names``
+    (by default the claims sections ``wasmcloud_jwt`` and ``jwt``).
 
     Every other byte is kept exactly as it was, including padded LEB128 sizes
     and the order of the remaining sections.
@@ -254,7 +259,7 @@ def append_custom(data: bytes, name: str, payload: bytes) -> bytes:
     return raw + bytes([CUSTOM_SECTION_ID]) + encode_u32(len(content)) + content
 
 
-def canonical_without(data: bytes, names: Iterable[str]) -> bytes:
+def canonical_without(data: bytes, names: Iterable[str] = CLAIMS_SECTION_NAMES) -> bytes:
     """Re-encode a binary the way wasmCloud's wascap (revision 3) does before hashing.
 
     Custom sections named in ``names`` are dropped at every nesting level;

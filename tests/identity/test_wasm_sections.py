@@ -203,3 +203,9 @@ def test_deep_component_nesting_is_bounded() -> None:
         inner = COMPONENT_HEADER + b"\x04" + leb(len(inner)) + inner
     with pytest.raises(WasmFormatError, match="nested more than"):
         wasm.canonical_without(inner, CLAIMS)
+
+
+def test_strip_custom_defaults_to_the_claims_sections() -> None:
+    signed = wasm.append_custom(wasm.append_custom(BASE_MODULE, "jwt", b"a"), "wasmcloud_jwt", b"b")
+    assert wasm.strip_custom(signed) == BASE_MODULE
+    assert wasm.canonical_without(signed) == BASE_MODULE
