@@ -1,0 +1,88 @@
+"""The README demo actor (examples/kvcounter) answers HttpServer.HandleRequest."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from meshhost.errors import ActorError
+
+BUILD = Path(__file__).resolve().parents[2] / "examples" / "kvcounter" / "build.py"
+
+
+@pytest.fixture
+def kvcounter(tmp_path) -> tuple[bytes, str]:
+    spec = importlib.util.spec_from_file_location("kvcounter_build", BUILD)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path, actor_id = module.build(tmp_path / "build")
+    return path.read_bytes(), actor_id
+
+
+class KeyValue:
+    """Just enough of wasmcloud:keyvalue for the demo: Increment."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = {}
+        self.seen: list[tuple[str, str, str]] = []
+
+    def host_call(self, actor, binding, namespace, operation, payload):
+        self.seen.append((binding, namespace, operation))
+        assert (namespace, operation) == ("wasmcloud:keyvalue", "KeyValue.Increment")
+        req = msgpack.unpackb(payload)
+        self.values[req["key"]] = self.values.get(req["key"], 0) + req["value"]
+        return msgpack.packb(self.values[req["key"]])
+
+    def log(self, actor, level, message):
+        pass
+
+
+def _request(host: str, extra_headers: dict | None = None) -> bytes:
+    header = {"accept": ["*/*"], "host": [host], **(extra_headers or {})}
+    return msgpack.packb({"method": "GET", "path": "/", "queryString": "",
+                          "header": header, "body": b""})
+
+
+def test_kvcounter_counts_and_names_the_host(tmp_path, kvcounter):
+    from meshhost.runtime import Runtime
+
+    wasm, actor_id = kvcounter
+    kv = KeyValue()
+    with Runtime(tmp_path, kv) as rt:
+        actor = rt.load(wasm)
+        assert actor.actor_id == actor_id
+        assert set(actor.ref.caps) == {"wasmcloud:keyvalue", "wasmcloud:httpserver"}
+        for expected in (1, 2, 3):
+            raw = rt.call_sync(actor_id, "HttpServer.HandleRequest",
+                               _request("node-a:8080", {"x-long": ["y" * 300]}))
+            response = msgpack.unpackb(raw)
+            assert response["statusCode"] == 200
+            assert response["header"] == {"content-type": ["application/json"]}
+            assert json.loads(response["body"]) == {"count": expected, "host": "node-a:8080"}
+        kv.values["counter"] = 100_000
+        body = json.loads(msgpack.unpackb(rt.call_sync(
+            actor_id, "HttpServer.HandleRequest", _request('evil"\\host')))["body"])
+        assert body == {"count": 100_001, "host": "evil??host"}
+    assert kv.seen[0] == ("default", "wasmcloud:keyvalue", "KeyValue.Increment")
+
+
+def test_kvcounter_reports_key_value_failure(tmp_path, kvcounter, denied):
+    from meshhost.runtime import Runtime
+
+    wasm, actor_id = kvcounter
+
+    class NoKeyValue(KeyValue):
+        def host_call(self, *args):
+            raise denied("actor is not linked to wasmcloud:keyvalue")
+
+    with Runtime(tmp_path, NoKeyValue()) as rt:
+        rt.load(wasm)
+        with pytest.raises(ActorError, match="not linked to wasmcloud:keyvalue"):
+            rt.call_sync(actor_id, "HttpServer.HandleRequest", _request("h"))
+        with pytest.raises(ActorError, match="unknown operation"):
+            rt.call_sync(actor_id, "Other.Op", b"")
