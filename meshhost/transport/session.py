@@ -622,7 +622,15 @@ class Session:
         hs = self._hs
         assert hs is not None
         if state is State.WAIT_MSG1:
-            hs.read_message(record)  # the first message carries only the ephemeral key
+            try:
+                hs.read_message(record)  # an ephemeral key and an empty payload
+            except NoiseError:
+                # In psk mode message 1's payload is authenticated against the
+                # prologue already, so a wrong lattice name shows up here.
+                raise HandshakeRejected(
+                    "handshake message 1 did not verify: the peer uses another lattice name "
+                    "or protocol version"
+                ) from None
             self._transition("message")
             self._record(hs.write_message(self._hello))
         elif state is State.WAIT_MSG2:
