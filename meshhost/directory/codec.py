@@ -12,6 +12,9 @@ first element is the type number.  Type numbers are append-only.
 * ``LWW_CHUNK`` (4), piggybacked: one piece of an LWW entry too large for one
   packet (a deployed manifest), ``[4, ns, key, stamp, writer, index, count,
   data]``; the pieces' ``data`` concatenated is the msgpack encoding of the value.
+* ``SYNC_REQUEST`` (5), a digest-driven pull on transport channel 4:
+  ``[5, [[owner, generation, watermark], ...]]``; the answer is a
+  ``FULL_STATE`` holding only what the digest lacks.
 
 A ``nil`` value is a tombstone (host entries and LWW entries alike), so
 ``None`` is never a stored value.  Values are plain msgpack data: nil, bool,
@@ -52,11 +55,13 @@ __all__ = [
     "LwwEntry",
     "Message",
     "MessageType",
+    "SyncRequest",
     "Value",
     "check_value",
     "decode_any",
     "decode_piggyback",
     "decode_state",
+    "decode_sync_request",
     "encode",
     "encode_value",
     "to_fields",
@@ -92,6 +97,7 @@ class MessageType(enum.IntEnum):
     LWW_DELTA = 2
     FULL_STATE = 3
     LWW_CHUNK = 4
+    SYNC_REQUEST = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +169,14 @@ class LwwChunk:
     data: bytes
 
 
-Message: TypeAlias = HostDelta | LwwDelta | FullState | LwwChunk
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """A Scuttlebutt digest: ``(owner, generation, watermark)`` per host we know."""
+
+    digest: tuple[tuple[str, int, int], ...]
+
+
+Message: TypeAlias = HostDelta | LwwDelta | FullState | LwwChunk | SyncRequest
 
 
 # --- values -----------------------------------------------------------------
@@ -245,6 +258,8 @@ def to_fields(message: Message) -> list[Any]:
             message.count,
             message.data,
         ]
+    if isinstance(message, SyncRequest):
+        return [MessageType.SYNC_REQUEST.value, [list(d) for d in message.digest]]
     raise DirectoryValueError(f"not a directory message: {type(message).__name__}")
 
 
@@ -373,6 +388,19 @@ def _message(fields: Any) -> Message:
         if not isinstance(f[7], bytes):
             raise DirectoryDecodeError("chunk data must be bin")
         return LwwChunk(ns, key, stamp, index, count, f[7])
+    if kind == MessageType.SYNC_REQUEST:
+        _array(f, 2, "SYNC_REQUEST")
+        digest = []
+        for raw in _array(f[1], 0, "SYNC_REQUEST digest"):
+            d = _array(raw, 3, "digest entry")
+            digest.append(
+                (
+                    _str(d[0], "digest owner"),
+                    _uint(d[1], "digest generation"),
+                    _uint(d[2], "digest watermark"),
+                )
+            )
+        return SyncRequest(tuple(digest))
     raise DirectoryDecodeError(f"unknown directory message type {kind}")
 
 
@@ -382,8 +410,8 @@ def decode_piggyback(data: bytes) -> HostDelta | LwwDelta | LwwChunk:
     Raises DirectoryDecodeError for anything else, including FULL_STATE.
     """
     message = _message(_unpack(data, MAX_PIGGYBACK_BYTES, "piggyback message"))
-    if isinstance(message, FullState):
-        raise DirectoryDecodeError("FULL_STATE is only valid in push-pull, not piggybacked")
+    if isinstance(message, FullState | SyncRequest):
+        raise DirectoryDecodeError(f"{type(message).__name__} is not valid piggybacked")
     return message
 
 
@@ -392,6 +420,14 @@ def decode_state(data: bytes) -> FullState:
     message = _message(_unpack(data, MAX_STATE_BYTES, "push-pull state"))
     if not isinstance(message, FullState):
         raise DirectoryDecodeError("push-pull state must be a FULL_STATE message")
+    return message
+
+
+def decode_sync_request(data: bytes) -> SyncRequest:
+    """Decode a sync request; raises DirectoryDecodeError unless it is SYNC_REQUEST."""
+    message = _message(_unpack(data, MAX_STATE_BYTES, "sync request"))
+    if not isinstance(message, SyncRequest):
+        raise DirectoryDecodeError("a sync request must be a SYNC_REQUEST message")
     return message
 
 

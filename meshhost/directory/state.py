@@ -53,10 +53,12 @@ from meshhost.directory.codec import (
     LwwChunk,
     LwwDelta,
     LwwEntry,
+    SyncRequest,
     Value,
     check_value,
     decode_piggyback,
     decode_state,
+    decode_sync_request,
     encode,
     encode_value,
 )
@@ -85,8 +87,9 @@ LINK_NS = "link"
 CONFIG_NS = "config"
 MANIFEST_NS = "manifest"
 
-MAX_HOST_VALUE_BYTES = 900
-"""One value of a host's own state must fit in one piggyback message."""
+HOST_DELTA_FRAMING_BYTES = 100
+"""Upper bound of a HOST_DELTA's bytes besides owner id, key and value
+(type, generation, since, upto, version and msgpack headers)."""
 MAX_EVENTS = 100_000
 """Undrained events kept; beyond this the oldest are dropped (a stuck consumer
 must not grow memory without bound).  Counted in ``events_dropped``."""
@@ -99,12 +102,16 @@ class DirectoryConfig:
     retransmit_mult: int = 4
     """A piggyback message is sent retransmit_mult * ceil(log10(N + 1)) times
     (memberlist's LAN default)."""
-    piggyback_bytes: int = 1000
+    piggyback_bytes: int = 700
     """Largest single piggyback message; larger LWW values travel in pieces.
-    SWIM packets are <= 1200 bytes sealed, so leave room for SWIM's own."""
-    broadcast_overhead_bytes: int = 2
-    """Bytes SWIM adds around each piggybacked message (framing), counted
-    against the ``limit_bytes`` it offers."""
+    A SWIM packet is <= 1200 bytes sealed and also carries a ping or ack and
+    membership news; 700 bytes leaves them room so our messages are not
+    starved."""
+    broadcast_overhead_bytes: int = 64
+    """Bytes SWIM adds around each piggybacked message (its USER message:
+    type, 56-character sender, headers; ``swim.USER_MESSAGE_OVERHEAD``),
+    counted against the ``limit_bytes`` it offers so nothing we hand over is
+    dropped for lack of room."""
     tombstone_horizon_s: float = 7 * 24 * 3600.0
     """Deleted links and config are remembered this long, so a put still in
     flight cannot resurrect them.  A host cut off for longer may."""
@@ -204,16 +211,19 @@ class Directory:
         Returns True when something changed.  Raises DirectoryValueError for
         values that are not plain data or do not fit one piggyback message.
         """
+        if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
+            raise DirectoryValueError(
+                f"host state key must be text of at most {MAX_KEY_CHARS} chars"
+            )
         if value is not None:
             check_value(value, what=f"host state {key!r}")
-            size = len(encode_value(value))
-            if size > MAX_HOST_VALUE_BYTES:
+            size = len(encode_value(value)) + len(key.encode()) + len(self.host_id.encode())
+            limit = self.config.piggyback_bytes - HOST_DELTA_FRAMING_BYTES
+            if size > limit:
                 raise DirectoryValueError(
-                    f"host state {key!r} is {size} bytes encoded; "
-                    f"the limit is {MAX_HOST_VALUE_BYTES} (it must fit one gossip packet)"
+                    f"host state {key!r} needs {size} bytes with its key; the limit is "
+                    f"{limit} (it must fit one gossip packet); keep labels and names short"
                 )
-        if len(key) > MAX_KEY_CHARS:
-            raise DirectoryValueError(f"host state key is longer than {MAX_KEY_CHARS} characters")
         section = self._hosts.set(key, value)
         if section is None:
             return False
@@ -486,6 +496,24 @@ class Directory:
             return
         self._merge_hosts(sender_id, state.hosts)
         self._merge_lww(sender_id, state.entries)
+
+    # --- digest-driven pull (transport channel 4) ------------------------------
+
+    def sync_request(self) -> bytes:
+        """A SYNC_REQUEST with our digest: ask a peer for what we lack."""
+        digest = tuple((o, g, w) for o, (g, w) in sorted(self._hosts.digest().items()))
+        return encode(SyncRequest(digest))
+
+    def answer_sync(self, data: bytes) -> bytes:
+        """Answer a peer's SYNC_REQUEST with a FULL_STATE of what its digest lacks.
+
+        The peer merges the answer with :meth:`merge_remote_state`.  Raises
+        DirectoryDecodeError on a malformed request (the driver answers it
+        with the ``protocol`` error code).
+        """
+        request = decode_sync_request(data)
+        digest = {owner: (g, w) for owner, g, w in request.digest}
+        return encode(FullState(tuple(self._hosts.delta(digest)), tuple(self._lww.entries())))
 
     # --- merging -------------------------------------------------------------
 

@@ -17,10 +17,12 @@ from meshhost.directory.codec import (
     LwwChunk,
     LwwDelta,
     LwwEntry,
+    SyncRequest,
     check_value,
     decode_any,
     decode_piggyback,
     decode_state,
+    decode_sync_request,
     encode,
     to_fields,
 )
@@ -70,6 +72,13 @@ messages = st.one_of(
         st.lists(lww_entries, max_size=3).map(tuple),
     ),
     st.builds(
+        SyncRequest,
+        st.lists(
+            st.tuples(keys, st.integers(0, (1 << 64) - 1), st.integers(0, (1 << 64) - 1)),
+            max_size=3,
+        ).map(tuple),
+    ),
+    st.builds(
         lambda ns, key, stamp, count, data: LwwChunk(ns, key, stamp, count - 1, count, data),
         keys,
         keys,
@@ -97,13 +106,15 @@ def test_every_message_round_trips(message):
     assert encode(decoded) == data
     if isinstance(message, FullState):
         assert decode_state(data) == decoded
+    elif isinstance(message, SyncRequest):
+        assert decode_sync_request(data) == decoded
     elif len(data) <= MAX_PIGGYBACK_BYTES:
         assert decode_piggyback(data) == decoded
 
 
 @given(st.binary(max_size=200))
 def test_random_bytes_raise_only_directory_decode_errors(data):
-    for decode in (decode_piggyback, decode_state, decode_any):
+    for decode in (decode_piggyback, decode_state, decode_sync_request, decode_any):
         try:
             decode(data)
         except DirectoryDecodeError:
@@ -154,7 +165,9 @@ def test_trailing_fields_from_newer_versions_are_ignored():
         ([4, "ns", "k", 1, NODE, 3, 3, b""], "out of range"),
         ([4, "ns", "k", 1, NODE, 0, 1, "text"], "chunk data must be bin"),
         ([2, [["config", "k", 1, NODE, {"a": {1: 2}}]]], "not valid msgpack|not a string"),
-        ([3, [], []], "only valid in push-pull"),
+        ([3, [], []], "FullState is not valid piggybacked"),
+        ([5, []], "SyncRequest is not valid piggybacked"),
+        ([5, [["N", 1]]], "digest entry has 2 elements"),
     ],
 )
 def test_malformed_messages_are_rejected_with_a_reason(fields, match):

@@ -25,9 +25,9 @@ from meshhost.directory import (
     PeerMisbehaved,
     ProviderRecord,
 )
-from meshhost.directory.codec import LwwDelta, LwwEntry, encode
+from meshhost.directory.codec import LwwDelta, LwwEntry, decode_state, encode
 from meshhost.directory.hlc import MAX_DRIFT_MS, Stamp
-from meshhost.errors import DirectoryValueError
+from meshhost.errors import DirectoryDecodeError, DirectoryValueError
 
 NA, NB, NC = ("N" + c * 55 for c in "ABC")
 ACTOR = "M" + "X" * 55
@@ -311,3 +311,23 @@ def test_directories_converge_whatever_subset_and_order_of_messages_arrives(step
     snaps = [d.snapshot() for d in ds]
     assert snaps[0] == snaps[1] == snaps[2]
     assert ds[0].hosts_running("M" + "a" * 55) == ds[2].hosts_running("M" + "a" * 55)
+
+
+def test_digest_driven_sync_sends_only_what_the_peer_lacks(clock):
+    a, b, c = (Directory(n, clock=clock) for n in (NA, NB, NC))
+    a.set_actor(ECHO, 1)
+    a.set_address("10.0.0.1:1")
+    c.set_address("10.0.0.3:1")
+    push_pull(a, b)
+    push_pull(c, b)
+    a.set_load(0.7)  # b missed this one
+    answer = a.answer_sync(b.sync_request())
+    state = decode_state(answer)
+    by_owner = {s.owner: s for s in state.hosts}
+    assert [e.key for e in by_owner[NA].entries] == ["load"]  # only the missing change
+    assert set(by_owner) == {NA}  # b is up to date on itself; a never heard of c
+    b.merge_remote_state(NA, answer)
+    assert b.host(NA).load == 0.7
+    assert a.answer_sync(b.sync_request()) == a.answer_sync(b.sync_request())
+    with pytest.raises(DirectoryDecodeError):
+        a.answer_sync(b"\xc1")
