@@ -539,3 +539,14 @@ class MembershipUsageError(MembershipError, LocalProtocolError):
 
 class SimulationError(MeshError):
     """A simulated run broke an invariant; the message names the seed to replay."""
+
+
+# --- claims: reading claims out of a malformed module -------------------------
+
+
+class ClaimsModuleMalformed(ClaimsMalformed, WasmFormatError):
+    """The module's bytes are not valid Wasm, so its claims cannot be read.
+
+    Both a ClaimsMalformed (the claims are unreadable) and a WasmFormatError
+    (with ``offset`` and ``reason``), so either can be caught.
+    """

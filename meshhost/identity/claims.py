@@ -37,6 +37,7 @@ from meshhost.errors import (
     ClaimsHashMismatch,
     ClaimsMalformed,
     ClaimsMissing,
+    ClaimsModuleMalformed,
     ClaimsNotYetValid,
     ClaimsSignatureInvalid,
     IssuerNotAllowed,
@@ -44,6 +45,7 @@ from meshhost.errors import (
     NkeyError,
     NkeyPrefixError,
     SignatureError,
+    WasmFormatError,
 )
 from meshhost.identity import nkeys, wasm
 from meshhost.identity.nkeys import KeyPair, Prefix
@@ -477,6 +479,14 @@ def raw_module_hash(module: bytes) -> str:
     return hashlib.sha256(stripped).hexdigest().upper()
 
 
+def _module_error(exc: WasmFormatError) -> ClaimsModuleMalformed:
+    """The same failure, typed as both ClaimsMalformed and WasmFormatError."""
+    err = ClaimsModuleMalformed(f"cannot read claims: {exc}")
+    err.offset = getattr(exc, "offset", None)  # type: ignore[attr-defined]
+    err.reason = getattr(exc, "reason", str(exc))  # type: ignore[attr-defined]
+    return err
+
+
 def find_token(module: bytes) -> tuple[str, str]:
     """Return ``(section_name, token)`` of the module's claims.
 
@@ -485,8 +495,13 @@ def find_token(module: bytes) -> tuple[str, str]:
     neither is there, ClaimsMalformed if the payload is not a bounded UTF-8
     string.
     """
+    try:
+        present = [(s.name, s) for s in wasm.sections(module) if s.name in CLAIMS_SECTION_NAMES]
+    except WasmFormatError as exc:
+        raise _module_error(exc) from None
+    raw = bytes(module)
     for name in CLAIMS_SECTION_NAMES:
-        payloads = wasm.custom_sections(module, name)
+        payloads = [raw[s.payload_start : s.end] for n, s in present if n == name]
         if not payloads:
             continue
         payload = payloads[0]
@@ -507,8 +522,9 @@ def find_token(module: bytes) -> tuple[str, str]:
 def extract_claims(module: bytes) -> ActorClaims:
     """Decode the claims embedded in ``module`` without verifying anything.
 
-    Raises WasmFormatError for a malformed binary, ClaimsMissing if unsigned,
-    ClaimsMalformed for a bad token.
+    Raises ClaimsModuleMalformed (a ClaimsMalformed and a WasmFormatError)
+    for a malformed binary, ClaimsMissing if unsigned, ClaimsMalformed for a
+    bad token.
     """
     return decode_token(find_token(module)[1])
 
@@ -539,7 +555,11 @@ def verify_module(
     claims = _check_signature(token)
     expected = claims.module_hash
     # The raw hash only differs for padded section sizes; compute it only then.
-    if expected != module_hash(module) and expected != raw_module_hash(module):
+    try:
+        matches = expected == module_hash(module) or expected == raw_module_hash(module)
+    except WasmFormatError as exc:  # e.g. a nested component is malformed
+        raise _module_error(exc) from None
+    if not matches:
         legacy = (claims.revision or 0) < MIN_HASHED_REVISION
         if not (legacy and trust_legacy_hash):
             hint = (

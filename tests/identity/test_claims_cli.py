@@ -95,7 +95,7 @@ def test_inspect_unsigned_and_non_wasm_files_exit_1(workdir: Path) -> None:
     junk.write_bytes(b"MZ\x90\x00 this is not wasm")
     report = run("claims", "inspect", str(junk), "--json")
     assert report.exit_code == 1
-    assert json.loads(report.output)["error"] == "WasmFormatError"
+    assert json.loads(report.output)["error"] == "ClaimsModuleMalformed"
 
 
 def test_inspect_with_issuer_allow_list(workdir: Path) -> None:

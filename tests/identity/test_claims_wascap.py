@@ -609,3 +609,15 @@ def test_decode_token_raises_only_claims_errors_on_random_bytes(data: bytes) -> 
         claims.decode_token(data)
     except ClaimsError:
         pass
+
+
+def test_truncated_module_is_both_claims_malformed_and_wasm_format_error() -> None:
+    from meshhost.errors import ClaimsModuleMalformed
+
+    signed = sign()
+    for cut in (len(signed) - 1, len(signed) - 100, len(BASE_MODULE) + 3):
+        with pytest.raises(ClaimsModuleMalformed) as info:
+            claims.verify_module(signed[:cut], now=NOW)
+        assert isinstance(info.value, ClaimsMalformed) and isinstance(info.value, WasmFormatError)
+        assert info.value.offset == len(BASE_MODULE)  # type: ignore[attr-defined]
+        assert "runs past" in str(info.value) or "remain" in str(info.value)
