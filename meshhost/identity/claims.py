@@ -539,7 +539,7 @@ def verify_module(
 ) -> ActorClaims:
     """Extract and fully verify a module's claims; return them if all checks pass.
 
-    Checks in order: well-formed (WasmFormatError, ClaimsMissing,
+    Checks in order: well-formed (ClaimsModuleMalformed, ClaimsMissing,
     ClaimsMalformed), signature (ClaimsSignatureInvalid), module hash
     (ClaimsHashMismatch), issuer allow-list (IssuerNotAllowed; empty = any),
     expiry and not-before with ``leeway_s`` of skew (ClaimsExpired,
