@@ -161,8 +161,9 @@ def test_server_settings_follow_wasmcloud_keys(make_link):
         parse_settings(make_link(ECHO, HTTPSERVER, max_content_len="5m")).max_content_len
         == 5 * 2**20
     )
-    with pytest.raises(LinkConfigError, match="invalid address"):
-        parse_settings(make_link(ECHO, HTTPSERVER, ADDRESS="nowhere"))
+    for bad in ("nowhere", "127.0.0.1:\u00b2", "127.0.0.1:" + "9" * 5000):
+        with pytest.raises(LinkConfigError, match="invalid address"):
+            parse_settings(make_link(ECHO, HTTPSERVER, ADDRESS=bad))
 
 
 # --- HTTP client ------------------------------------------------------------------

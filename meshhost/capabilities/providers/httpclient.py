@@ -52,6 +52,11 @@ _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _SCHEMES = {"http": 80, "https": 443}
 
 
+def _decimal(text: str) -> bool:
+    """A short run of ASCII digits (``str.isdigit`` also accepts "²", which ``int`` refuses)."""
+    return len(text) <= 12 and text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
     allowed: tuple[tuple[str, int | None], ...]
@@ -97,12 +102,12 @@ def parse_settings(link: LinkDefinition) -> ClientSettings:
                 raise LinkConfigError(f"{link.describe()}: bad ALLOWED_HOSTS entry {entry!r}")
             host, rest = entry[1:end], entry[end + 1 :]
             if rest:
-                if not rest.startswith(":") or not rest[1:].isdigit():
+                if not rest.startswith(":") or not _decimal(rest[1:]):
                     raise LinkConfigError(f"{link.describe()}: bad ALLOWED_HOSTS entry {entry!r}")
                 port = int(rest[1:])
         elif entry.count(":") == 1:
             host, _, port_text = entry.partition(":")
-            if not port_text.isdigit():
+            if not _decimal(port_text):
                 raise LinkConfigError(
                     f"{link.describe()}: bad port in ALLOWED_HOSTS entry {entry!r}"
                 )

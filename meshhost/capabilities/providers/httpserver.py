@@ -82,6 +82,11 @@ _HEADER_NAME = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HOP_BY_HOP = {b"content-length", b"transfer-encoding", b"connection"}
 
 
+def _decimal(text: str) -> bool:
+    """A short run of ASCII digits (``str.isdigit`` also accepts "²", which ``int`` refuses)."""
+    return len(text) <= 12 and text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     host: str
@@ -100,7 +105,7 @@ def _parse_address(link: LinkDefinition, text: str) -> tuple[str, int]:
         host, sep, port_text = text[1:].partition("]:")
     else:
         host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+    if not sep or not host or not _decimal(port_text) or not 0 <= int(port_text) < 65536:
         raise LinkConfigError(f"{link.describe()}: invalid address {text!r}, expected host:port")
     return host, int(port_text)
 
@@ -110,7 +115,7 @@ def parse_size(link: LinkDefinition, text: str) -> int:
     raw = str(text).strip().lower()
     scale = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(raw[-1:], 1)
     digits = raw[:-1] if scale != 1 else raw
-    if not digits.isdigit():
+    if not _decimal(digits):
         raise LinkConfigError(f"{link.describe()}: invalid max_content_len {text!r}")
     size = int(digits) * scale
     if not 0 < size <= CONTENT_LEN_CEILING:
@@ -142,7 +147,7 @@ def parse_settings(link: LinkDefinition) -> ServerSettings:
         host, port = _parse_address(link, link.value("address") or "")
     if link.value("port") is not None:
         port_text = (link.value("port") or "").strip()
-        if not port_text.isdigit() or int(port_text) > 65535:
+        if not _decimal(port_text) or int(port_text) > 65535:
             raise LinkConfigError(f"{link.describe()}: invalid port {port_text!r}")
         host, port = "127.0.0.1", int(port_text)
     timeout_ms: Any = link.value("timeout_ms", json_config.get("timeout_ms"))
