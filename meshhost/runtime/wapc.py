@@ -275,7 +275,9 @@ class WapcInstance(GuestInstance):
 
     # -- guest memory -----------------------------------------------------------
 
-    def _bounds(self, caller: int, ptr: int, length: int) -> tuple[int, int]:
+    def _memory_view(self, caller: int) -> tuple[int, int]:
+        """(base address, size in bytes) of the guest's memory right now.  Asked
+        anew on every host call because ``memory.grow`` may move and resize it."""
         ctx = _raw.caller_context(caller)
         mem = self._mem_addr
         if mem is None:  # a start section runs before we know the export
@@ -288,29 +290,34 @@ class WapcInstance(GuestInstance):
                 raise self._violate("has no memory export to exchange data through")
             self._early_mem = ext.of.memory
             mem = ctypes.addressof(self._early_mem)
-        size = _raw.memory_data_size(ctx, mem)
+        return _raw.memory_data(ctx, mem) or 0, _raw.memory_data_size(ctx, mem)
+
+    def _check(self, ptr: int, length: int, size: int) -> None:
         if length > self.max_message:
             raise self._violate(f"passed a length of {length} bytes, over the "
                                 f"{self.max_message}-byte message limit")
         if ptr + length > size:
             raise self._violate(f"passed a pointer range {ptr}..{ptr + length} outside "
                                 f"its {size}-byte memory")
-        return ctx, _raw.memory_data(ctx, mem) or 0
 
     def _violate(self, reason: str) -> HostAbort:
         self.violation = reason
         return HostAbort(reason)
 
     def read(self, caller: int, ptr: int, length: int) -> bytes:
+        """Copy ``length`` bytes at ``ptr`` out of guest memory (bounds-checked)."""
         if length == 0:
             return b""
-        _, base = self._bounds(caller, ptr, length)
+        base, size = self._memory_view(caller)
+        self._check(ptr, length, size)
         return ctypes.string_at(base + ptr, length)
 
     def write(self, caller: int, ptr: int, data: bytes) -> None:
+        """Copy ``data`` into guest memory at ``ptr`` (bounds-checked)."""
         if not data:
             return
-        _, base = self._bounds(caller, ptr, len(data))
+        base, size = self._memory_view(caller)
+        self._check(ptr, len(data), size)
         ctypes.memmove(base + ptr, data, len(data))
 
     def memory_at_cap(self) -> bool:
@@ -324,12 +331,17 @@ class WapcInstance(GuestInstance):
     # a result is written to args[0].
 
     def _guest_request(self, caller: int, args: Any) -> int:
+        op, payload = self.op, self.payload
+        op_ptr, ptr = args[0] & M32, args[2] & M32
         try:
-            self.write(caller, args[0] & M32, self.op)
-            self.write(caller, args[2] & M32, self.payload)
-            return 0
+            base, size = self._memory_view(caller)
+            self._check(op_ptr, len(op), size)
+            self._check(ptr, len(payload), size)
         except HostAbort as exc:
             return _raw.trap_new(str(exc))
+        ctypes.memmove(base + op_ptr, op, len(op))
+        ctypes.memmove(base + ptr, payload, len(payload))
+        return 0
 
     def _guest_response(self, caller: int, args: Any) -> int:
         try:
