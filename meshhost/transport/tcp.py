@@ -556,7 +556,9 @@ class Transport:
                 code.name.lower(),
                 event.message,
             )
-        if event.by_peer and code == ErrorCode.OK:
+        if code == ErrorCode.OK:
+            # Idle or duplicate closes happen only with nothing in flight: whoever
+            # waits on this session never reached the peer and may simply retry.
             error: BaseException = _Retry()
         elif not conn.opened.is_set():
             cause = event.error or PeerUnavailable(event.message)
