@@ -14,10 +14,12 @@ actors; same functions, all i32)::
                    __console_log(ptr, len)
 
 Only the functions a module imports are defined (real actors import subsets).
-WASI preview1 imports are satisfied by :mod:`meshhost.runtime.wasi`.  Any
-other import refuses the module at load.  Pointers and lengths from the guest
-are bounds-checked against its memory and :attr:`ActorLimits.max_message_bytes`;
-a bad one traps the call as :class:`~meshhost.errors.ActorMisbehaved`.
+WASI preview1 imports are satisfied by :mod:`meshhost.runtime.wasi`, and
+AssemblyScript's ``env.abort`` / ``env.seed`` / ``env.trace`` here (abort
+traps with the guest's message).  Any other import refuses the module at
+load.  Pointers and lengths from the guest are bounds-checked against its
+memory and :attr:`ActorLimits.max_message_bytes`; a bad one traps the call as
+:class:`~meshhost.errors.ActorMisbehaved`.
 
 Hot path (see :mod:`meshhost.runtime._raw`): ``__guest_call`` is called with
 ``wasmtime_func_call_unchecked`` on a preallocated raw value array, host
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +65,14 @@ WAPC_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "__host_error": ((_I32,), ()),
     "__console_log": ((_I32, _I32), ()),
 }
+
+ASSEMBLYSCRIPT_ENV: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "abort": ((_I32,) * 4, ()),
+    "seed": ((), ("f64",)),
+    "trace": ((_I32, _I32) + ("f64",) * 5, ()),
+}
+"""The ``env`` imports an AssemblyScript actor makes (the AS runtime's abort,
+Math.random seed and trace); other ``env`` imports are refused."""
 
 M32 = 0xFFFFFFFF
 
@@ -109,6 +120,9 @@ class WapcProgram:
                     raise ActorLoadError(actor.actor_id, actor.name,
                                          f"imports {where} as a non-function")
                 self.imports.append(("wasi", imp.name or "", ty))
+            elif imp.module == "env" and isinstance(ty, wasmtime.FuncType) \
+                    and _sig(ty) == ASSEMBLYSCRIPT_ENV.get(imp.name or ""):
+                self.imports.append(("env", imp.name or "", ty))
             else:
                 raise ActorLoadError(
                     actor.actor_id, actor.name,
@@ -174,7 +188,12 @@ class WapcInstance(GuestInstance):
         context = self.store._context()
         self._funcs: list[wasmtime.Func] = []
         for family, name, ty in program.imports:
-            fn = getattr(self, name[1:]) if family == "wapc" else wasi.stub(self, name, ty)
+            if family == "wapc":
+                fn = getattr(self, name[1:])
+            elif family == "env":
+                fn = getattr(self, f"_env_{name}")
+            else:
+                fn = wasi.stub(self, name, ty)
             env = next(_ENV_IDS)
             _HOST_FUNCS[env] = fn
             self._env_ids.append(env)
@@ -407,6 +426,39 @@ class WapcInstance(GuestInstance):
         except HostAbort as exc:
             return _raw.trap_new(str(exc))
         self.guest_log("info", text)
+        return 0
+
+    # -- AssemblyScript runtime imports ---------------------------------------------------
+
+    def _as_string(self, caller: int, ptr: int) -> str:
+        """An AssemblyScript string: UTF-16LE at ``ptr``, byte length at ``ptr - 4``."""
+        if ptr < 4:
+            return ""
+        try:
+            (length,) = struct.unpack("<I", self.read(caller, ptr - 4, 4))
+            return self.read(caller, ptr, min(length, 4096)).decode("utf-16-le", "replace")
+        except HostAbort:
+            self.violation = None  # a bad message pointer must not hide the abort itself
+            return ""
+
+    def _env_abort(self, caller: int, args: Any) -> int:
+        message = self._as_string(caller, args[0] & M32)
+        where = self._as_string(caller, args[2] & M32)
+        reason = f"guest aborted: {message or 'no message'}"
+        if where:
+            reason += f" at {where}:{args[4] & M32}:{args[6] & M32}"
+        return _raw.trap_new(reason)
+
+    def _env_seed(self, caller: int, args: Any) -> int:
+        (args[0],) = struct.unpack("<Q", struct.pack("<d", float(time.time_ns())))
+        return 0
+
+    def _env_trace(self, caller: int, args: Any) -> int:
+        count = args[2] & M32
+        values = [struct.unpack("<d", struct.pack("<Q", args[4 + 2 * i]))[0]
+                  for i in range(min(count, 5))]
+        text = self._as_string(caller, args[0] & M32)
+        self.guest_log("debug", " ".join([text, *(f"{v:g}" for v in values)]))
         return 0
 
     def close(self) -> None:

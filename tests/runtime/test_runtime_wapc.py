@@ -188,3 +188,48 @@ def test_wasi_proc_exit_traps_the_call(runtime, sign, compile_wat):
     with pytest.raises(ActorTrapped, match=r"proc_exit\(3\)"):
         runtime.call_sync(actor.actor_id, "exit", b"")
     assert runtime.call_sync(actor.actor_id, "env", b"") == bytes(8)
+
+
+def test_assemblyscript_env_imports_abort_with_the_guest_message(runtime, sign, handler):
+    import wasmtime
+
+    def as_string(text: str) -> str:
+        """WAT data for an AssemblyScript string: u32 byte length, then UTF-16LE."""
+        raw = len(text.encode("utf-16-le")).to_bytes(4, "little") + text.encode("utf-16-le")
+        return "".join(f"\\{b:02x}" for b in raw)
+
+    module = wasmtime.wat2wasm(f"""
+    (module
+      (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
+      (import "env" "seed" (func $seed (result f64)))
+      (import "env" "trace" (func $trace (param i32 i32 f64 f64 f64 f64 f64)))
+      (import "wapc" "__guest_request" (func $req (param i32 i32)))
+      (import "wapc" "__guest_response" (func $resp (param i32 i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 60) "{as_string('bad input')}")
+      (data (i32.const 124) "{as_string('assembly/index.ts')}")
+      (func (export "_start"))
+      (func (export "__guest_call") (param $op i32) (param $len i32) (result i32)
+        (call $req (i32.const 1024) (i32.const 2048))
+        (if (i32.eq (i32.load8_u (i32.const 1024)) (i32.const 0x73))   ;; 's'eed
+          (then (f64.store (i32.const 512) (call $seed))
+                (call $resp (i32.const 512) (i32.const 8))
+                (return (i32.const 1))))
+        (if (i32.eq (i32.load8_u (i32.const 1024)) (i32.const 0x74))   ;; 't'race
+          (then (call $trace (i32.const 64) (i32.const 2) (f64.const 1.5) (f64.const 2)
+                             (f64.const 0) (f64.const 0) (f64.const 0))
+                (call $resp (i32.const 0) (i32.const 0))
+                (return (i32.const 1))))
+        (call $abort (i32.const 64) (i32.const 128) (i32.const 12) (i32.const 5))
+        (unreachable)))""")
+    actor = runtime.load(sign(module))
+    import struct
+
+    (seed,) = struct.unpack("<d", runtime.call_sync(actor.actor_id, "seed", b""))
+    assert seed > 0
+    runtime.call_sync(actor.actor_id, "trace", b"")
+    assert (actor.actor_id, "debug", "bad input 1.5 2") in handler.logs
+    from meshhost.errors import ActorTrapped
+
+    with pytest.raises(ActorTrapped, match=r"guest aborted: bad input at assembly/index\.ts:12:5"):
+        runtime.call_sync(actor.actor_id, "abort", b"")
