@@ -339,7 +339,7 @@ class ProviderOverloaded(ProviderError):
     code = ErrorCode.OVERLOADED
 
 
-class PayloadTooLarge(ProviderError):
+class ProviderPayloadTooLarge(ProviderError):
     """A request or response exceeds the provider's size limit."""
 
     code = ErrorCode.TOO_LARGE

@@ -20,8 +20,8 @@ from meshhost.errors import (
     ActorTrapped,
     HostNotAllowed,
     LinkConfigError,
-    PayloadTooLarge,
     ProviderError,
+    ProviderPayloadTooLarge,
 )
 
 ECHO = "M" + "E" * 55
@@ -237,7 +237,7 @@ async def test_httpclient_denies_other_ports_and_hosts(web, make_actor, make_lin
 
 async def test_httpclient_response_size_limit(web, make_actor, make_link):
     d = await client(make_link, ALLOWED_HOSTS="127.0.0.1", MAX_RESPONSE_BYTES="1000")
-    with pytest.raises(PayloadTooLarge, match="exceeds 1000 bytes"):
+    with pytest.raises(ProviderPayloadTooLarge, match="exceeds 1000 bytes"):
         await trio.to_thread.run_sync(
             request, d, make_actor((HTTPCLIENT,)), f"http://127.0.0.1:{web}/big"
         )

@@ -30,7 +30,7 @@ from meshhost.capabilities.contracts import HTTPCLIENT, HttpClientRequest, HttpR
 from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.policy import who
 from meshhost.capabilities.providers.base import CallContext, Provider
-from meshhost.errors import HostNotAllowed, LinkConfigError, PayloadTooLarge, ProviderError
+from meshhost.errors import HostNotAllowed, LinkConfigError, ProviderError, ProviderPayloadTooLarge
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -208,7 +208,7 @@ class HttpClientProvider(Provider):
             resp = conn.getresponse()
             body = resp.read(settings.max_response_bytes + 1)
             if len(body) > settings.max_response_bytes:
-                raise PayloadTooLarge(
+                raise ProviderPayloadTooLarge(
                     f"HttpClient.Request to {host}:{port}: response body exceeds "
                     f"{settings.max_response_bytes} bytes (MAX_RESPONSE_BYTES)"
                 )

@@ -48,7 +48,7 @@ from meshhost.capabilities.contracts import (
 from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.providers.base import CallContext, Provider
 from meshhost.capabilities.providers.codec import Kind, decode_value, encode_value
-from meshhost.errors import LinkConfigError, PayloadTooLarge, ProviderError
+from meshhost.errors import LinkConfigError, ProviderError, ProviderPayloadTooLarge
 
 __all__ = ["MAX_KEY_BYTES", "MAX_VALUE_BYTES", "KeyValueProvider", "namespace_for"]
 
@@ -102,7 +102,7 @@ def _file_name(namespace: str) -> str:
 def _check_size(text: str, limit: int, what: str) -> None:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limit:
-        raise PayloadTooLarge(f"{what} of {size} bytes exceeds the {limit} byte limit")
+        raise ProviderPayloadTooLarge(f"{what} of {size} bytes exceeds the {limit} byte limit")
 
 
 class _Store:

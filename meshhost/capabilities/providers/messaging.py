@@ -56,9 +56,9 @@ from meshhost.capabilities.providers.subjects import matches, parse_pattern, val
 from meshhost.errors import (
     LinkConfigError,
     MeshError,
-    PayloadTooLarge,
     ProviderError,
     ProviderOverloaded,
+    ProviderPayloadTooLarge,
 )
 
 __all__ = [
@@ -241,7 +241,7 @@ class MessagingProvider(Provider):
         except ValueError as exc:
             raise ProviderError(f"messaging: {exc}") from None
         if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"messaging: body exceeds {MAX_BODY_BYTES} bytes")
+            raise ProviderPayloadTooLarge(f"messaging: body exceeds {MAX_BODY_BYTES} bytes")
         with self._lock:
             waiter = self._waiters.get(subject)
         if waiter is not None:
