@@ -13,7 +13,7 @@ thread, so every access takes a lock.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -128,7 +128,7 @@ class LinkDefinition:
 class LinkTable:
     """Thread-safe set of link definitions keyed by (actor id, contract id, link name)."""
 
-    def __init__(self, links: Iterator[LinkDefinition] | list[LinkDefinition] = ()) -> None:
+    def __init__(self, links: Iterable[LinkDefinition] = ()) -> None:
         self._lock = threading.Lock()
         self._links: dict[LinkKey, LinkDefinition] = {}
         for link in links:

@@ -271,9 +271,11 @@ def encode_struct(values: Mapping[str, Any], fields: Sequence[Field]) -> bytes:
         if value is None and f.kind is Kind.OPT_STR:
             continue
         out[f.wire] = _wire_value(value, f.kind)
-    return msgpack.packb(out, use_bin_type=True)
+    packed: bytes = msgpack.packb(out, use_bin_type=True)
+    return packed
 
 
 def encode_value(value: Any, kind: Kind) -> bytes:
     """Encode a bare value (string, bool, integer, list of strings)."""
-    return msgpack.packb(_wire_value(value, kind), use_bin_type=True)
+    packed: bytes = msgpack.packb(_wire_value(value, kind), use_bin_type=True)
+    return packed

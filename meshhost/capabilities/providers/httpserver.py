@@ -249,7 +249,7 @@ class HttpServerProvider(Provider):
                 self._asgi_app(listener),  # type: ignore[arg-type]
                 config,
                 shutdown_trigger=listener.stop.wait,
-                task_status=_Status(),  # type: ignore[arg-type]
+                task_status=_Status(),
             )
         except Exception as exc:
             if listener.bound is None:
