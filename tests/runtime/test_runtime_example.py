@@ -86,3 +86,27 @@ def test_kvcounter_reports_key_value_failure(tmp_path, kvcounter, denied):
             rt.call_sync(actor_id, "HttpServer.HandleRequest", _request("h"))
         with pytest.raises(ActorError, match="unknown operation"):
             rt.call_sync(actor_id, "Other.Op", b"")
+
+
+async def test_kvcounter_with_the_real_policy_and_keyvalue_provider(tmp_path, kvcounter):
+    """Runtime + capabilities Dispatcher + SQLite key-value provider, through invoke."""
+    from meshhost.capabilities.dispatch import Dispatcher
+    from meshhost.capabilities.links import LinkDefinition
+    from meshhost.capabilities.providers.keyvalue import KeyValueProvider
+    from meshhost.errors import MeshError
+    from meshhost.runtime import Runtime
+
+    wasm, actor_id = kvcounter
+    dispatcher = Dispatcher(providers=[KeyValueProvider(tmp_path / "kv")])
+    with Runtime(tmp_path, dispatcher) as rt:
+        rt.load(wasm)
+        # no link yet: policy refuses, the actor reports the denial as its error
+        with pytest.raises(ActorError) as info:
+            await rt.invoke(actor_id, "HttpServer.HandleRequest", _request("h1"))
+        assert "wasmcloud:keyvalue" in str(info.value)
+        await dispatcher.put_link(LinkDefinition(actor_id=actor_id,
+                                                 contract_id="wasmcloud:keyvalue"))
+        for expected in (1, 2):
+            raw = await rt.invoke(actor_id, "HttpServer.HandleRequest", _request("h1"))
+            assert json.loads(msgpack.unpackb(raw)["body"]) == {"count": expected, "host": "h1"}
+    assert issubclass(type(info.value), MeshError)
