@@ -216,7 +216,7 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 
 async def test_httpclient_through_an_actor_allowed_and_denied(host):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
     port = httpd.server_address[1]
     try:
         allowed, denied = host.load("allowed"), host.load("denied")

@@ -189,7 +189,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def web():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield httpd.server_address[1]
     httpd.shutdown()
@@ -257,3 +257,11 @@ async def test_httpclient_connection_refused_is_a_provider_error(make_actor, mak
 async def test_httpclient_refuses_bad_config_at_link_time(make_link):
     with pytest.raises(LinkConfigError, match="bad port"):
         await client(make_link, ALLOWED_HOSTS="127.0.0.1:http")
+
+
+async def test_head_request_gets_headers_without_a_body(server):
+    _, _, actor, _, port = server
+    status, headers, body = await trio.to_thread.run_sync(http_get, port, "HEAD", "/h")
+    assert status == 201 and body == b""
+    assert actor.requests[0].method == "HEAD"
+    assert dict((k.lower(), v) for k, v in headers)["content-length"] == str(len(b"HEAD /h? "))
