@@ -7,11 +7,12 @@ The only package of meshhost that imports wasmtime.  Public surface:
   contract with the capabilities layer (see :mod:`.api`).
 * :class:`LoadedActor`, :class:`Engine` - what ``load`` returns; the shared
   engine with its epoch ticker and compiled-module disk cache.
+* :func:`current_deadline` - for handlers: the running call's deadline.
 """
 
 from meshhost.runtime.api import ActorLimits, ActorRef, HostCallHandler
 from meshhost.runtime.engine import EPOCH_TICK_S, Engine
-from meshhost.runtime.runtime import LoadedActor, Runtime
+from meshhost.runtime.runtime import LoadedActor, Runtime, current_deadline
 
 __all__ = [
     "EPOCH_TICK_S",
@@ -21,4 +22,5 @@ __all__ = [
     "HostCallHandler",
     "LoadedActor",
     "Runtime",
+    "current_deadline",
 ]

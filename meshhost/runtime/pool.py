@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["InstancePool", "PoolTimeout"]
+__all__ = ["InstancePool", "PoolClosed", "PoolTimeout"]
 
 
 class _Closable(Protocol):
@@ -27,6 +27,10 @@ T = TypeVar("T", bound=_Closable)
 
 class PoolTimeout(Exception):
     """Internal: no instance became free before the deadline."""
+
+
+class PoolClosed(Exception):
+    """Internal: the actor was unloaded."""
 
 
 class InstancePool(Generic[T]):
@@ -49,10 +53,13 @@ class InstancePool(Generic[T]):
         """An instance for the caller's exclusive use until :meth:`release`.
 
         Raises :class:`PoolTimeout` if none is free by ``deadline``
-        (``time.monotonic()``), and whatever the factory raises.
+        (``time.monotonic()``), :class:`PoolClosed` after :meth:`close`, and
+        whatever the factory raises.
         """
         with self._cond:
             while True:
+                if self._closed:
+                    raise PoolClosed
                 if self._idle:
                     return self._idle.pop()
                 if self._live < self.max_instances:

@@ -48,15 +48,14 @@ from meshhost.errors import (
     ActorLimitExceeded,
     ActorLoadError,
     ActorNotFound,
-    ActorRuntimeError,
 )
 from meshhost.identity import wasm as wasmfmt
 from meshhost.identity.claims import ActorClaims, verify_module
 from meshhost.runtime.api import ActorLimits, ActorRef, HostCallHandler
 from meshhost.runtime.engine import Compiled, Engine
-from meshhost.runtime.pool import InstancePool, PoolTimeout
+from meshhost.runtime.pool import InstancePool, PoolClosed, PoolTimeout
 
-__all__ = ["CACHE_DIR_NAME", "LoadedActor", "Runtime"]
+__all__ = ["CACHE_DIR_NAME", "LoadedActor", "Runtime", "current_deadline"]
 
 log = logging.getLogger("meshhost.runtime")
 
@@ -139,6 +138,9 @@ class Runtime:
         """
         module = bytes(module)
         claims = verify_module(module, now=self.clock(), allowed_issuers=self.allowed_issuers)
+        if claims.provider:
+            raise ActorLoadError(claims.subject, claims.name or "",
+                                 "is signed as a capability provider, not an actor")
         ref = ActorRef(actor_id=claims.subject, name=claims.name or "", caps=tuple(claims.caps),
                        call_alias=claims.call_alias, issuer=claims.issuer)
         limits = limits or self.limits
@@ -229,27 +231,36 @@ class Runtime:
 
     def _call(self, actor: LoadedActor, operation: str, payload: bytes,
               deadline_s: float | None) -> bytes:
-        limit = actor.limits.deadline_s
-        budget = limit if deadline_s is None else min(max(deadline_s, 0.0), limit)
+        limits = actor.limits
+        budget = limits.deadline_s if deadline_s is None else \
+            min(max(deadline_s, 0.0), limits.deadline_s)
         deadline = time.monotonic() + budget
         if not isinstance(payload, bytes):
             payload = bytes(payload)
-        if len(payload) + len(operation) >= actor.limits.memory_bytes:
-            # Cannot fit in the guest's memory: fail before running it (and
-            # without losing a good instance) instead of letting it trap.
+        # Requests the guest cannot take fail before it runs (the caller's fault,
+        # and no good instance is thrown away).
+        if len(payload) > limits.max_message_bytes:
+            raise ActorLimitExceeded(
+                actor.actor_id, actor.name,
+                f"request of {len(payload)} bytes is over its message limit of "
+                f"{limits.max_message_bytes} bytes", "message")
+        if len(payload) + len(operation) >= limits.memory_bytes:
             raise ActorLimitExceeded(
                 actor.actor_id, actor.name,
                 f"request of {len(payload)} bytes cannot fit in its memory cap of "
-                f"{actor.limits.memory_bytes} bytes", "memory")
+                f"{limits.memory_bytes} bytes", "memory")
         try:
             instance = actor.pool.acquire(deadline)
         except PoolTimeout:
             raise ActorBusy(actor.actor_id, actor.name,
-                            f"all {actor.limits.max_instances} instances stayed busy "
+                            f"all {limits.max_instances} instances stayed busy "
                             f"for the call's {budget:.3f} s deadline", "instances") from None
-        except ActorRuntimeError as exc:
-            # A replacement instance failed to start (e.g. its start function now traps).
-            raise ActorLoadError(actor.actor_id, actor.name, exc.reason) from None
+        except PoolClosed:
+            raise ActorNotFound(actor.actor_id, actor.name, "was unloaded") from None
+        except ActorLoadError:
+            raise  # a replacement instance failed to start
+        outer = getattr(_calls, "deadline", None)
+        _calls.deadline = deadline
         healthy = False
         try:
             result = instance.call(operation, payload, deadline)
@@ -259,4 +270,17 @@ class Runtime:
             healthy = True  # the guest answered; its instance is fine
             raise
         finally:
+            _calls.deadline = outer
             actor.pool.release(instance, healthy)
+
+
+_calls = threading.local()
+
+
+def current_deadline() -> float | None:
+    """The ``time.monotonic()`` deadline of the actor call running on this thread.
+
+    For a ``HostCallHandler``: an actor-to-actor or remote call made on
+    behalf of the guest should finish by then.  ``None`` outside a guest call.
+    """
+    return getattr(_calls, "deadline", None)

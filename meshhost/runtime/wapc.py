@@ -311,8 +311,8 @@ class WapcInstance(GuestInstance):
             mem = ctypes.addressof(self._early_mem)
         return _raw.memory_data(ctx, mem) or 0, _raw.memory_data_size(ctx, mem)
 
-    def _check(self, ptr: int, length: int, size: int) -> None:
-        if length > self.max_message:
+    def _check(self, ptr: int, length: int, size: int, limit: bool = True) -> None:
+        if limit and length > self.max_message:
             raise self._violate(f"passed a length of {length} bytes, over the "
                                 f"{self.max_message}-byte message limit")
         if ptr + length > size:
@@ -336,7 +336,7 @@ class WapcInstance(GuestInstance):
         if not data:
             return
         base, size = self._memory_view(caller)
-        self._check(ptr, len(data), size)
+        self._check(ptr, len(data), size, limit=False)  # host data: only bounds matter
         ctypes.memmove(base + ptr, data, len(data))
 
     def memory_at_cap(self) -> bool:
@@ -354,8 +354,8 @@ class WapcInstance(GuestInstance):
         op_ptr, ptr = args[0] & M32, args[2] & M32
         try:
             base, size = self._memory_view(caller)
-            self._check(op_ptr, len(op), size)
-            self._check(ptr, len(payload), size)
+            self._check(op_ptr, len(op), size, limit=False)
+            self._check(ptr, len(payload), size, limit=False)
         except HostAbort as exc:
             return _raw.trap_new(str(exc))
         ctypes.memmove(base + op_ptr, op, len(op))

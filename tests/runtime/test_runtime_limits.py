@@ -119,12 +119,31 @@ def test_success_without_response_is_garbage(runtime, test_actor):
     _still_serves(runtime, actor.actor_id)
 
 
-def test_oversized_message_length_is_garbage(tmp_path, handler, test_actor):
+def test_oversized_request_is_refused_before_the_guest_runs(tmp_path, handler, test_actor):
     with Runtime(tmp_path, handler, limits=ActorLimits(max_message_bytes=1024)) as rt:
         actor = rt.load(test_actor)
-        with pytest.raises(ActorMisbehaved, match="message limit"):
+        created = actor.pool.created
+        with pytest.raises(ActorLimitExceeded, match="message limit") as info:
             rt.call_sync(actor.actor_id, "echo", bytes(2048))
+        assert info.value.limit == "message"
         assert rt.call_sync(actor.actor_id, "echo", b"small") == b"small"
+        assert actor.pool.created == created  # no instance was thrown away
+
+
+def test_oversized_length_from_the_guest_is_garbage(tmp_path, handler, sign):
+    import wasmtime
+
+    module = wasmtime.wat2wasm("""
+    (module
+      (import "wapc" "__guest_response" (func $resp (param i32 i32)))
+      (memory (export "memory") 1)
+      (func (export "__guest_call") (param i32 i32) (result i32)
+        (call $resp (i32.const 0) (i32.const 4096))
+        (i32.const 1)))""")
+    with Runtime(tmp_path, handler, limits=ActorLimits(max_message_bytes=1024)) as rt:
+        actor = rt.load(sign(module))
+        with pytest.raises(ActorMisbehaved, match="over the 1024-byte message limit"):
+            rt.call_sync(actor.actor_id, "x", b"")
 
 
 def test_fuel_limit_stops_a_loop(tmp_path, handler, test_actor):

@@ -100,3 +100,20 @@ def test_reloading_replaces_the_actor(runtime, test_actor):
     second = runtime.load(test_actor)
     assert runtime.get(first.actor_id) is second
     assert len(runtime.actors()) == 1
+
+
+def test_provider_claims_are_not_an_actor(runtime, sign, compile_wat):
+    wasm = compile_wat("test_actor", MODULE="wapc", START="wapc_init")
+    with pytest.raises(ActorLoadError, match="capability provider"):
+        runtime.load(sign(wasm, provider=True))
+
+
+def test_unloaded_actor_refuses_new_calls(runtime, test_actor):
+    from meshhost.errors import ActorNotFound
+
+    actor = runtime.load(test_actor)
+    runtime.unload(actor.actor_id)
+    with pytest.raises(ActorNotFound):
+        runtime.unload(actor.actor_id)
+    with pytest.raises(ActorNotFound, match="unloaded"):
+        runtime._call(actor, "echo", b"", None)  # a caller that looked it up just before

@@ -130,7 +130,7 @@ def test_trim_stray_trailer_repairs_a_msgpack_value_with_a_trailing_zero(value):
 def test_public_surface():
     assert set(meshhost.runtime.__all__) == {
         "EPOCH_TICK_S", "ActorLimits", "ActorRef", "Engine", "HostCallHandler",
-        "LoadedActor", "Runtime",
+        "LoadedActor", "Runtime", "current_deadline",
     }
     for name in meshhost.runtime.__all__:
         assert hasattr(meshhost.runtime, name)
@@ -154,3 +154,26 @@ def test_only_the_runtime_package_imports_wasmtime():
             if any(n == "wasmtime" or n.startswith("wasmtime.") for n in names):
                 offenders.append(str(path))
     assert offenders == []
+
+
+def test_handlers_see_the_running_calls_deadline(tmp_path, test_actor):
+    import time
+
+    from meshhost.runtime import current_deadline
+
+    seen: list[float | None] = []
+
+    class Handler:
+        def host_call(self, actor, binding, namespace, operation, payload):
+            seen.append(current_deadline())
+            return b""
+
+        def log(self, actor, level, message):
+            pass
+
+    with Runtime(tmp_path, Handler()) as rt:
+        actor = rt.load(test_actor)
+        before = time.monotonic()
+        rt.call_sync(actor.actor_id, "host", b"", deadline_s=2.0)
+    assert current_deadline() is None
+    assert seen[0] is not None and before + 1.9 < seen[0] <= time.monotonic() + 2.0
