@@ -86,3 +86,10 @@ def test_component_second_load_comes_from_cache(tmp_path, handler, component):
         actor = second.load(component)
         assert actor.from_cache and second.engine.stats.compiles == 0
         assert second.call_sync(actor.actor_id, "echo", b"x") == b"x"
+
+
+def test_component_importing_wasi_p2_gets_an_empty_wasi_context(runtime, sign, compile_wat):
+    actor = runtime.load(sign(compile_wat("wasi_component")))
+    first = runtime.call_sync(actor.actor_id, "random", b"")
+    second = runtime.call_sync(actor.actor_id, "random", b"")
+    assert len(first) == 8 and first != second
