@@ -40,6 +40,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -249,6 +250,11 @@ def _score(key: str, host_id: str) -> bytes:
     ).digest()
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _label_set(labels: Pairs) -> frozenset[tuple[str, str]]:
+    return frozenset(labels)
+
+
 def hrw_rank(key: str, host_ids: Iterable[str]) -> list[str]:
     """Hosts ordered by rendezvous score for ``key``, best first (ties by host id)."""
     return sorted(host_ids, key=lambda host: (_score(key, host), host), reverse=True)
@@ -257,14 +263,21 @@ def hrw_rank(key: str, host_ids: Iterable[str]) -> list[str]:
 def _fill(
     key: str, count: int, hosts: Sequence[str], into: dict[str, dict[str, int]], component: str
 ) -> None:
+    """Give each of ``hosts`` (sorted) ``count // H``, and one more to the ``count % H``
+    ranked highest: the same as ranking them all with :func:`hrw_rank`, but only the
+    top few are found (this runs for every spread on every view change)."""
     if count <= 0 or not hosts:
         return
     base, extra = divmod(count, len(hosts))
-    for index, host in enumerate(hrw_rank(key, hosts)):
-        n = base + (1 if index < extra else 0)
-        if n:
+    if base:
+        for host in hosts:
             share = into.setdefault(host, {})
-            share[component] = share.get(component, 0) + n
+            share[component] = share.get(component, 0) + base
+    if extra:
+        # nlargest is stable like sorted(reverse=True): equal scores keep host order.
+        for host in heapq.nlargest(extra, hosts, key=functools.partial(_score, key)):
+            share = into.setdefault(host, {})
+            share[component] = share.get(component, 0) + 1
 
 
 def link_writers(link_key: tuple[str, str, str], candidates: Iterable[str]) -> list[str]:
@@ -290,7 +303,16 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
             raise LocalProtocolError(f"host {view.host_id!r} is listed twice in the members")
         views[view.host_id] = view
     candidates = sorted(h for h, v in views.items() if v.state in _CANDIDATE_STATES)
-    labels = {h: views[h].label_map for h in candidates}
+    label_sets = {h: _label_set(views[h].labels) for h in candidates}
+    eligible_cache: dict[Pairs, list[str]] = {}
+
+    def eligible_for(requirements: Pairs) -> list[str]:
+        # Subset test on frozensets: this runs for every spread on every view
+        # change of every host, so it is kept cheap (and memoised per call).
+        if requirements not in eligible_cache:
+            wanted = frozenset(requirements)
+            eligible_cache[requirements] = [h for h in candidates if wanted <= label_sets[h]]
+        return eligible_cache[requirements]
 
     ordered = sorted(manifests, key=lambda m: m.name)
     for first, second in itertools.pairwise(ordered):
@@ -343,9 +365,8 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
             if scaler is None:
                 continue
             if scaler.kind is ScalerKind.DAEMON:
-                matching = [
-                    h for h in candidates if any(s.matches(labels[h]) for s in scaler.spread)
-                ]
+                matching_set = set().union(*(eligible_for(s.requirements) for s in scaler.spread))
+                matching = [h for h in candidates if h in matching_set]
                 if not matching and scaler.instances:
                     wanted_labels = " or ".join(
                         _requirements_text(s.requirements) for s in scaler.spread
@@ -366,7 +387,7 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
                 continue
             counts = split_by_weight(scaler.instances, [s.weight for s in scaler.spread])
             for spread, count in zip(scaler.spread, counts, strict=True):
-                eligible = [h for h in candidates if spread.matches(labels[h])]
+                eligible = eligible_for(spread.requirements)
                 if count and not eligible:
                     unsatisfied.append(
                         Unsatisfied(
