@@ -30,7 +30,7 @@ from meshhost.capabilities.policy import (
     authorize,
 )
 from meshhost.capabilities.providers.base import CallContext, Provider
-from meshhost.errors import LocalProtocolError, ProviderNotAvailable
+from meshhost.errors import LocalProtocolError, MeshError, ProviderNotAvailable
 
 __all__ = ["ActorCaller", "ActorResolver", "Dispatcher", "ResolvedActor"]
 
@@ -115,14 +115,39 @@ class Dispatcher:
 
         The link stays recorded even if the provider refuses it: calls through
         it then fail with the provider's reason.  Raises that reason too.
+        Putting the same link again is a no-op unless the provider refused it
+        before (then it retries), so a directory may re-deliver links freely.
         """
         previous = self.links.put(link)
         provider = self._providers.get(link.contract_id)
         if provider is None:
             return
-        if previous is not None and previous != link:
+        if previous is not None:
+            if previous == link and provider.link_error(link) is None:
+                return
             await provider.del_link(previous)
         await provider.put_link(link)
+
+    async def apply_links(
+        self, links: Iterable[LinkDefinition]
+    ) -> list[tuple[LinkDefinition, str]]:
+        """Make the link table exactly ``links`` (e.g. the directory's current view).
+
+        Puts new and changed links, deletes links no longer present.  Never
+        raises for one bad link: returns ``(link, reason)`` for each link a
+        provider refused, so one broken config cannot block the others.
+        """
+        wanted = {link.key: link for link in links}
+        failures: list[tuple[LinkDefinition, str]] = []
+        for link in self.links.snapshot():
+            if link.key not in wanted:
+                await self.del_link(*link.key)
+        for link in wanted.values():
+            try:
+                await self.put_link(link)
+            except MeshError as exc:
+                failures.append((link, str(exc)))
+        return failures
 
     async def del_link(self, actor_id: str, contract_id: str, link_name: str) -> bool:
         """Remove a link and let its provider release it; returns whether it existed."""

@@ -265,3 +265,36 @@ async def test_head_request_gets_headers_without_a_body(server):
     assert status == 201 and body == b""
     assert actor.requests[0].method == "HEAD"
     assert dict((k.lower(), v) for k, v in headers)["content-length"] == str(len(b"HEAD /h? "))
+
+
+async def test_putting_the_same_link_again_keeps_the_listener(server):
+    d, provider, _, link, port = server
+    await d.put_link(link)
+    assert provider.bound_address(link) == ("127.0.0.1", port)
+
+
+async def test_a_link_put_before_the_service_starts_listens_once_it_runs(nursery, make_link):
+    provider = HttpServerProvider(FakeActor())
+    d = Dispatcher(providers=[provider])
+    link = make_link(ECHO, HTTPSERVER, ADDRESS="127.0.0.1:0")
+    await d.put_link(link)
+    assert provider.bound_address(link) is None
+    await nursery.start(provider.serve)
+    _, port = provider.bound_address(link)
+    assert (await trio.to_thread.run_sync(http_get, port))[0] == 201
+
+
+async def test_apply_links_reconciles_and_reports_refused_configs(server, make_link):
+    d, provider, _, link, port = server
+    other = make_link("M" + "O" * 55, HTTPSERVER, ADDRESS=f"127.0.0.1:{port}")  # port taken
+    bad = make_link("M" + "B" * 55, HTTPSERVER, ADDRESS="nowhere")
+    failures = await d.apply_links([link, other, bad])
+    assert [
+        (f[0].actor_id, "cannot listen" in f[1] or "invalid address" in f[1]) for f in failures
+    ] == [
+        (other.actor_id, True),
+        (bad.actor_id, True),
+    ]
+    assert provider.link_error(bad) is not None
+    assert await d.apply_links([]) == []
+    assert len(d.links) == 0 and provider.bound_address(link) is None

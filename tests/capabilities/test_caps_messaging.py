@@ -159,3 +159,36 @@ def test_subscription_config_is_validated(make_link):
 def test_nats_subject_matching(pattern, subject, expected):
     validate_subject(subject)
     assert matches(parse_pattern(pattern), subject) is expected
+
+
+async def test_shutdown_wakes_a_guest_blocked_in_request(make_actor, make_link):
+    from meshhost.errors import ProviderNotAvailable
+
+    async def silent(actor_id, operation, payload, timeout_s):
+        return b""
+
+    provider = MessagingProvider(silent)
+    d = Dispatcher(providers=[provider])
+    await d.put_link(make_link(PUB, MESSAGING))
+    await d.put_link(make_link(SUB_A, MESSAGING, SUBSCRIPTION="q"))
+    pub = make_actor((MESSAGING,), actor_id=PUB, name="pub")
+    payload = RequestMessage("q", b"", 600_000).encode()
+    outcome = []
+
+    async def requester():
+        try:
+            await trio.to_thread.run_sync(
+                d.host_call, pub, "", MESSAGING, "Messaging.Request", payload
+            )
+        except ProviderNotAvailable as exc:
+            outcome.append(str(exc))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as service:
+                await service.start(provider.serve)
+                outer.start_soon(requester)
+                while provider.delivered == 0:
+                    await trio.sleep(0.001)
+                service.cancel_scope.cancel()  # the host shuts down
+    assert outcome == ["Messaging.Request: the host is shutting down"]

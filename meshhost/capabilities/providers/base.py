@@ -155,6 +155,10 @@ class Provider:
             self._link_errors[link.key] = str(exc)
             raise
 
+    def link_error(self, link: LinkDefinition) -> str | None:
+        """Why this provider refused ``link`` (None if it accepted it or never saw it)."""
+        return self._link_errors.get(link.key)
+
     async def del_link(self, link: LinkDefinition) -> None:
         """Forget a link and release what it held."""
         self._link_errors.pop(link.key, None)

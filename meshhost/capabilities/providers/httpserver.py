@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import re
@@ -186,12 +187,17 @@ class HttpServerProvider(Provider):
         super().__init__()
         self._invoke = invoke
         self._listeners: dict[LinkKey, _Listener] = {}
+        self._pending: dict[LinkKey, LinkDefinition] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run_service(self, task_status: trio.TaskStatus[None]) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                pending, self._pending = list(self._pending.values()), {}
+                for link in pending:  # links that arrived before the service started
+                    with contextlib.suppress(MeshError):  # remembered in link_error()
+                        await self.put_link(link)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -205,8 +211,9 @@ class HttpServerProvider(Provider):
 
     async def on_put_link(self, link: LinkDefinition) -> None:
         settings = parse_settings(link)
-        if self._nursery is None:
-            raise ProviderError("httpserver: the provider's service is not running")
+        if self._nursery is None:  # listen once serve() runs
+            self._pending[link.key] = link
+            return
         await self._stop(link.key)
         listener = _Listener(link, settings)
         try:
@@ -219,6 +226,7 @@ class HttpServerProvider(Provider):
         log.info("httpserver: %s listening on %s", link.describe(), settings.bind)
 
     async def on_del_link(self, link: LinkDefinition) -> None:
+        self._pending.pop(link.key, None)
         await self._stop(link.key)
 
     async def _stop(self, key: LinkKey) -> None:

@@ -57,6 +57,7 @@ from meshhost.errors import (
     LinkConfigError,
     MeshError,
     ProviderError,
+    ProviderNotAvailable,
     ProviderOverloaded,
     ProviderPayloadTooLarge,
 )
@@ -159,6 +160,7 @@ class MessagingProvider(Provider):
         self._subs: dict[LinkKey, tuple[str, tuple[tuple[str, ...], ...]]] = {}
         self._waiters: dict[str, _Waiter] = {}
         self._send: trio.MemorySendChannel[_Delivery] | None = None
+        self._closing = False
         self.delivered = 0
         """Deliveries that completed (the actor answered), for tests and metrics."""
         self.failed = 0
@@ -194,6 +196,14 @@ class MessagingProvider(Provider):
                     nursery.start_soon(self._deliver, delivery, limiter)
         finally:
             self._send = None
+
+    async def aclose(self) -> None:
+        """Wake every guest blocked in Request: the host is going away."""
+        with self._lock:
+            waiters = list(self._waiters.values())
+            self._closing = True
+        for waiter in waiters:
+            waiter.event.set()
 
     async def _deliver(self, delivery: _Delivery, limiter: trio.CapacityLimiter) -> None:
         try:
@@ -276,6 +286,8 @@ class MessagingProvider(Provider):
         inbox = INBOX_PREFIX + self._random_bytes(12).hex()
         waiter = _Waiter()
         with self._lock:
+            if self._closing:
+                raise ProviderNotAvailable("Messaging.Request: the host is shutting down")
             self._waiters[inbox] = waiter
         try:
             if self.publish_sync(req.subject, req.body, inbox) == 0:
@@ -288,5 +300,6 @@ class MessagingProvider(Provider):
             with self._lock:
                 self._waiters.pop(inbox, None)
         reply = waiter.reply
-        assert reply is not None
+        if reply is None:  # woken by aclose()
+            raise ProviderNotAvailable("Messaging.Request: the host is shutting down")
         return ReplyMessage(reply.subject, reply.reply_to, reply.body).encode()
