@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import trio
+
 from meshhost.capabilities.links import LinkDefinition, LinkTable, normalize_link_name
 from meshhost.capabilities.policy import (
     ActorIdentity,
@@ -158,6 +160,17 @@ class Dispatcher:
         if provider is not None:
             await provider.del_link(link)
         return True
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every registered provider's service until cancelled.
+
+        Start with ``await nursery.start(dispatcher.serve)``: it returns once
+        every provider is ready (HTTP links put earlier are listening).
+        """
+        async with trio.open_nursery() as nursery:
+            for provider in list(self._providers.values()):
+                await nursery.start(provider.serve)
+            task_status.started()
 
     # --- HostCallHandler (guest worker thread) ----------------------------
 

@@ -71,8 +71,7 @@ class Host:
         self.issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
 
     async def start(self, nursery: trio.Nursery) -> None:
-        for provider in self.dispatcher.providers:
-            await nursery.start(provider.serve)
+        await nursery.start(self.dispatcher.serve)
 
     def load(self, name: str, caps=ALL_CAPS, call_alias: str | None = None) -> str:
         subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
