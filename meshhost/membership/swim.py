@@ -121,6 +121,9 @@ USER_MESSAGE_OVERHEAD = 64
 """Bytes a USER message adds around its payload (type, 56-char sender, headers)."""
 PUSH_PULL_SCALE_THRESHOLD = 32
 """Above this many hosts push-pull slows down (memberlist ``pushPullScaleThreshold``)."""
+REJOIN_SYNC_GAP_PROBES = 5
+"""At most one push-pull per this many probe intervals with a host that came
+back from the dead (a healed partition brings many at once)."""
 SEQ_MASK = (1 << 32) - 1
 
 # Timer kinds.  Keys are (kind, argument); at equal deadlines the one set
@@ -151,7 +154,17 @@ class Delegate(Protocol):
 class _Entry:
     """What we hold about one host (mutable; snapshots are ``Member``)."""
 
-    __slots__ = ("alive", "alive_bytes", "changed", "id", "incarnation", "pp", "state", "suspicion")
+    __slots__ = (
+        "alive",
+        "alive_bytes",
+        "changed",
+        "id",
+        "incarnation",
+        "pp",
+        "state",
+        "suspicion",
+        "told_at",
+    )
 
     def __init__(self, alive: Alive, state: MemberState, incarnation: int, now: float) -> None:
         self.id = alive.node
@@ -162,6 +175,7 @@ class _Entry:
         self.changed = now
         self.suspicion: Suspicion | None = None
         self.pp: bytes | None = None  # cached push-pull entry encoding
+        self.told_at = -math.inf  # last time we told this host it is dead
 
     def snapshot(self) -> Member:
         a = self.alive
@@ -265,6 +279,7 @@ class Swim:
         self._recv_limit = config.udp_packet_bytes
         self._awareness = Awareness(config.awareness_max_multiplier)
         self._members: dict[str, _Entry] = {}
+        self._by_addr: dict[Addr, str] = {}  # who sends from where
         self._live = _IdList()  # alive or suspect, not us
         self._failed = _IdList()  # dead (not left)
         self._recent_dead: deque[tuple[float, str]] = deque()
@@ -282,6 +297,7 @@ class Swim:
         self._pp_queue: list[tuple[Addr, bool]] = []
         self._pp_join_wait: dict[Addr, float] = {}
         self._joining = True
+        self._last_rejoin_sync = -math.inf
         self._left = False
         self._queue = TransmitLimitedQueue(config.retransmit_mult, self._num_nodes)
         # Start incarnation from the clock, so a restarted host outranks its
@@ -409,6 +425,11 @@ class Swim:
             self.stats["unknown_type"] += unknown
         for msg in msgs:
             self._dispatch(msg, addr, now)
+        node = self._by_addr.get(addr)
+        if node is not None:
+            e = self._members.get(node)
+            if e is not None and e.state is DEAD:
+                self._tell_dead(e, now)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now``."""
@@ -505,6 +526,15 @@ class Swim:
         rebroadcast = deadline is None or deadline < now
         for entry in pp.entries:
             self._merge_entry(entry, pp.sender, addr, now, rebroadcast)
+        if not rebroadcast and not self._left:
+            # Our join completed: now that we know the lattice's size, gossip
+            # our alive again with a retransmit limit to match.
+            self._broadcast(self._self_entry.alive_bytes, self.id, now)
+            # And sync once more when the joins around us have settled: gossip
+            # at start-up, while every view is small, leaves holes.
+            follow_up = now + self._rng.uniform(2.0, 4.0) * self.config.probe_interval_s
+            if self._timers.get((_PUSH_PULL, None), math.inf) > follow_up:
+                self._set_timer((_PUSH_PULL, None), follow_up)
         if self._delegate is not None and pp.user_state:
             self._delegate.merge_remote_state(pp.sender, pp.user_state)
         if self._live:
@@ -561,9 +591,9 @@ class Swim:
         elif t is Ack:
             self._on_ack(msg, now)  # type: ignore[arg-type]
         elif t is Suspect:
-            self._on_suspect(msg, now)  # type: ignore[arg-type]
+            self._on_suspect(msg, now, addr=addr)  # type: ignore[arg-type]
         elif t is Dead:
-            self._on_dead(msg, now)  # type: ignore[arg-type]
+            self._on_dead(msg, now, addr=addr)  # type: ignore[arg-type]
         elif t is IndirectPing:
             self._on_indirect_ping(msg, addr, now)  # type: ignore[arg-type]
         elif t is Nack:
@@ -587,6 +617,7 @@ class Swim:
                 parts.append(encode(Suspect(src.id, src.incarnation, self.id)))
             elif src.state is DEAD:
                 parts.append(encode(Dead(src.id, src.incarnation, self.id)))
+                src.told_at = now
         parts.append(encode(Ack(msg.seq)))
         self._send(addr, parts)
         if src is None and msg.source != self.id:
@@ -653,11 +684,16 @@ class Swim:
         if e is None:
             e = _Entry(msg, ALIVE, msg.incarnation, now)
             self._members[node] = e
+            self._by_addr[msg.addr] = node
             self._became_live(e)
             self._emit(MemberJoined(e.snapshot()))
         else:
             prev = e.state
             changed = msg.meta != e.alive.meta or msg.addr != e.alive.addr
+            if msg.addr != e.alive.addr:
+                if self._by_addr.get(e.alive.addr) == node:
+                    del self._by_addr[e.alive.addr]
+                self._by_addr[msg.addr] = node
             e.alive = msg
             e.alive_bytes = encode(msg)
             e.state = ALIVE
@@ -671,6 +707,14 @@ class Swim:
                 self._failed.discard(node)
                 self._became_live(e)
                 self._emit(MemberJoined(e.snapshot()))
+                if (
+                    now - self._last_rejoin_sync
+                    >= REJOIN_SYNC_GAP_PROBES * self.config.probe_interval_s
+                ):
+                    # A host came back: maybe a partition healed.  Its side's
+                    # view is what we missed; gossip alone leaves stragglers.
+                    self._last_rejoin_sync = now
+                    self._want_push_pull(msg.addr, join=False)
             else:
                 if prev is SUSPECT:
                     self._emit(MemberAlive(e.snapshot()))
@@ -679,7 +723,9 @@ class Swim:
         if rebroadcast:
             self._broadcast(e.alive_bytes, node, now)
 
-    def _on_suspect(self, msg: Suspect, now: float, rebroadcast: bool = True) -> None:
+    def _on_suspect(
+        self, msg: Suspect, now: float, rebroadcast: bool = True, addr: Addr | None = None
+    ) -> None:
         node = msg.node
         if node == self.id:
             if self._left:
@@ -688,6 +734,9 @@ class Swim:
                 self.stats["stale"] += 1
                 return
             self._refute(msg.incarnation, now)
+            if addr is not None:
+                # Straight back to whoever told us, whatever gossip does.
+                self._send(addr, [self._self_entry.alive_bytes])
             return
         e = self._members.get(node)
         if e is None:
@@ -720,7 +769,9 @@ class Swim:
             self._broadcast(encode(msg), node, now)
         self._emit(MemberSuspect(e.snapshot()))
 
-    def _on_dead(self, msg: Dead, now: float, rebroadcast: bool = True) -> None:
+    def _on_dead(
+        self, msg: Dead, now: float, rebroadcast: bool = True, addr: Addr | None = None
+    ) -> None:
         node = msg.node
         if node == self.id:
             if self._left:
@@ -729,6 +780,9 @@ class Swim:
                 self.stats["stale"] += 1
                 return
             self._refute(msg.incarnation, now)
+            if addr is not None:
+                # Straight back to whoever told us, whatever gossip does.
+                self._send(addr, [self._self_entry.alive_bytes])
             return
         e = self._members.get(node)
         if e is None:
@@ -776,6 +830,7 @@ class Swim:
                 return
             e = _Entry(alive, state, max(entry.incarnation, alive.incarnation), now)
             self._members[node] = e
+            self._by_addr[alive.addr] = node
             if state is DEAD:
                 self._failed.add(node)
             return
@@ -875,7 +930,11 @@ class Swim:
             self._awareness.apply_delta(1)
         e = self._members.get(probe.target)
         if e is not None and (e.state is ALIVE or e.state is SUSPECT):
-            self._on_suspect(Suspect(e.id, e.incarnation, self.id), now)
+            msg = Suspect(e.id, e.incarnation, self.id)
+            self._on_suspect(msg, now)
+            # Lifeguard's buddy system: tell the suspect straight away, so a
+            # live one refutes in one round trip instead of after gossip.
+            self._send(e.alive.addr, [encode(msg)])
 
     def _relay_timeout(self, seq: int, now: float) -> None:
         relay = self._relays.get(seq)
@@ -953,10 +1012,22 @@ class Swim:
         e = self._members.get(failed.items[self._rng.randrange(len(failed))])
         if e is None:
             return
-        addr = e.alive.addr
-        self._want_push_pull(addr, join=False)
+        self._want_push_pull(e.alive.addr, join=False)
+        e.told_at = -math.inf
+        self._tell_dead(e, now)
+
+    def _tell_dead(self, e: _Entry, now: float) -> None:
+        """Tell a host we hold as dead that we do, so it can refute if it lives.
+
+        Sent when we retry it, and when a packet comes from its address (it
+        is evidently running and has missed the news): at most once per
+        probe interval per host.
+        """
+        if now - e.told_at < self.config.probe_interval_s:
+            return
+        e.told_at = now
         self._send(
-            addr,
+            e.alive.addr,
             [
                 self._self_entry.alive_bytes,
                 encode(Dead(e.id, e.incarnation, self.id)),
@@ -1025,8 +1096,10 @@ class Swim:
             or (e.state is DEAD and now - e.changed > cfg.reconnect_timeout_s)
         ]
         for node in gone:
-            del self._members[node]
+            e = self._members.pop(node)
             self._failed.discard(node)
+            if self._by_addr.get(e.alive.addr) == node:
+                del self._by_addr[e.alive.addr]
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & SEQ_MASK
