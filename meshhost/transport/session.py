@@ -82,6 +82,7 @@ from meshhost.transport.noise import (
     HandshakeState,
     KeyPair25519,
 )
+from meshhost.transport.records import open_record, seal_record
 
 __all__ = [
     "PROTOCOL_NAME",
@@ -114,6 +115,7 @@ _REQ_MORE = struct.Struct("!BBHIIQ")
 _RESP_MORE = struct.Struct("!BBHIQ")
 _H = fr.HEADER
 _T_READY, _T_REQUEST, _T_RESPONSE, _T_DATA = 1, 2, 3, 4
+_REKEY_FRAME = fr.encode_frame(fr.Rekey())
 
 
 class State(enum.Enum):
@@ -239,7 +241,7 @@ class _Reassembly:
         self.granted = granted
         self.received = 0
         self.unacked = 0
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
 
 
 class _Outgoing:
@@ -394,17 +396,13 @@ class Session:
     def _emit(self, plaintext: bytes) -> None:
         send = self._send
         assert send is not None
-        ct = send.encrypt_with_ad(b"", plaintext)
         out = self._out
-        out += _LEN(len(ct))
-        out += ct
+        seal_record(send, out, plaintext)
         self._out_frames += 1
         self._sent_since_rekey += 1
         if self._sent_since_rekey >= self._rekey_after:
             # Announce, then switch: the peer rekeys right after decrypting REKEY.
-            ct = send.encrypt_with_ad(b"", fr.encode_frame(fr.Rekey()))
-            out += _LEN(len(ct))
-            out += ct
+            seal_record(send, out, _REKEY_FRAME)
             send.rekey()
             self._sent_since_rekey = 0
             self.rekeys += 1
@@ -560,28 +558,27 @@ class Session:
         if self.state is State.CLOSED or not data:
             return
         try:
-            buf = self._in
-            if not buf and len(data) >= 2 and len(data) == ((data[0] << 8) | data[1]) + 2:
-                # Fast path: exactly one record, the common case for small requests.
-                self._check_record_size(len(data) - 2)
-                record = data[2:]
-                self._on_record(record if type(record) is bytes else bytes(record))
-            else:
-                buf += data
-                while len(buf) >= 2 and self.state is not State.CLOSED:
-                    n = (buf[0] << 8) | buf[1]
-                    self._check_record_size(n)
-                    if len(buf) < n + 2:
-                        break
-                    record = bytes(buf[2 : n + 2])
-                    del buf[: n + 2]
-                    self._on_record(record)
+            if self._in:
+                self._in += data
+                data = self._in
+                self._in = bytearray()
+            pos = 0
+            end = len(data)
+            while end - pos >= 2:
+                n = (data[pos] << 8) | data[pos + 1]
+                self._check_record_size(n)
+                if end - pos - 2 < n:
+                    break
+                self._on_record(data, pos + 2, n)
+                pos += 2 + n
+                if self.state is State.CLOSED:
+                    return
+            if pos < end:
+                self._in = bytearray(memoryview(data)[pos:])
             if len(self._out) > MAX_BACKLOG_BYTES:
                 raise _Overloaded("peer does not read what it asks for: output backlog over limit")
         except RemoteProtocolError as exc:
             self._fail(exc)
-        except _Overloaded as exc:
-            self._fail(exc, ErrorCode.OVERLOADED)
 
     def _check_record_size(self, n: int) -> None:
         if self.state in _HANDSHAKING:
@@ -605,20 +602,17 @@ class Session:
                 f"{what!r} is not allowed in state {self.state.value}"
             ) from None
 
-    def _on_record(self, record: bytes) -> None:
+    def _on_record(self, data: bytes | bytearray, start: int, size: int) -> None:
         state = self.state
         if state is State.OPEN:
             recv = self._recv
             assert recv is not None
-            try:
-                plaintext = recv.decrypt_with_ad(b"", record)
-            except NoiseError as exc:
-                raise NoiseError(f"{exc}; closing the session") from None
-            self._on_frame(plaintext)
+            self._on_frame(open_record(recv, data, start, size))
             return
         if state is State.WAIT_READY:
-            self._on_ready(record)
+            self._on_ready(data, start, size)
             return
+        record = bytes(data[start : start + size])
         hs = self._hs
         assert hs is not None
         if state is State.WAIT_MSG1:
@@ -678,11 +672,11 @@ class Session:
         self._peer_window = hello.window
         return hello
 
-    def _on_ready(self, record: bytes) -> None:
+    def _on_ready(self, data: bytes | bytearray, start: int, size: int) -> None:
         recv = self._recv
         assert recv is not None
         try:
-            plaintext = recv.decrypt_with_ad(b"", record)
+            plaintext = open_record(recv, data, start, size)
         except NoiseError:
             raise HandshakeRejected(
                 "the responder's first frame did not decrypt: it does not hold our lattice secret"
@@ -713,13 +707,27 @@ class Session:
 
     def _on_frame(self, plaintext: bytes) -> None:
         # Hot path: a whole small request or response, parsed without a dataclass.
+        if len(plaintext) < _H.size:
+            raise FrameError(f"frame of {len(plaintext)} bytes is shorter than its header")
         kind = plaintext[0]
+        if kind == _T_DATA and plaintext[1] == fr.FLAG_MORE:
+            _, _, channel, rid = _H.unpack_from(plaintext)
+            if channel or not rid:
+                raise FrameError("DATA frame carries a channel or request id 0")
+            self._on_data(rid, memoryview(plaintext)[8:], True)
+            return
         if plaintext[1] == 0:
             if kind == _T_RESPONSE:
                 _, _, channel, rid = _H.unpack_from(plaintext)
                 if channel:
                     raise FrameError("RESPONSE frame carries a channel; only REQUEST may")
                 self._on_response(rid, plaintext[8:], None)
+                return
+            if kind == _T_DATA:
+                _, _, channel, rid = _H.unpack_from(plaintext)
+                if channel or not rid:
+                    raise FrameError("DATA frame carries a channel or request id 0")
+                self._on_data(rid, memoryview(plaintext)[8:], False)
                 return
             if kind == _T_REQUEST and len(plaintext) >= _REQ.size:
                 _, _, channel, rid, timeout_ms = _REQ.unpack_from(plaintext)
@@ -732,8 +740,8 @@ class Session:
             self._on_request_start(
                 frame.request_id, frame.channel, frame.timeout_ms, frame.body, frame.total
             )
-        elif isinstance(frame, fr.Data):
-            self._on_data(frame)
+        elif isinstance(frame, fr.Data):  # pragma: no cover - handled by the fast path
+            self._on_data(frame.request_id, frame.body, frame.more)
         elif isinstance(frame, fr.Credit):
             self._on_credit(frame)
         elif isinstance(frame, fr.Error):
@@ -803,7 +811,7 @@ class Session:
         self._inbound[rid] = _Inbound(channel, timeout_ms, asm)
         self._add_chunk(rid, asm, body, more=True)
 
-    def _add_chunk(self, rid: int, asm: _Reassembly, body: bytes, more: bool) -> bool:
+    def _add_chunk(self, rid: int, asm: _Reassembly, body: bytes | memoryview, more: bool) -> bool:
         """Append a chunk; return True when the body is complete."""
         n = len(body)
         received = asm.received + n
@@ -844,8 +852,7 @@ class Session:
             if asm is not None:
                 self._grant(rid, asm)
 
-    def _on_data(self, frame: fr.Data) -> None:
-        rid = frame.request_id
+    def _on_data(self, rid: int, body: bytes | memoryview, more: bool) -> None:
         if self._mine(rid):
             if rid not in self._pending:
                 if rid < self._next_rid:
@@ -854,7 +861,7 @@ class Session:
             asm = self._pending[rid]
             if asm is None:
                 raise FrameError(f"DATA for request {rid} before its RESPONSE")
-            if self._add_chunk(rid, asm, frame.body, frame.more):
+            if self._add_chunk(rid, asm, body, more):
                 del self._pending[rid]
                 self._events.append(ResponseReceived(rid, b"".join(asm.parts)))
                 self._regrant_all()
@@ -867,7 +874,7 @@ class Session:
         asm = inbound.body
         if asm is None:
             raise FrameError(f"DATA for request {rid} after its body ended")
-        if self._add_chunk(rid, asm, frame.body, frame.more):
+        if self._add_chunk(rid, asm, body, more):
             inbound.body = None
             self._events.append(
                 RequestReceived(rid, inbound.channel, b"".join(asm.parts), inbound.timeout_ms)

@@ -130,3 +130,23 @@ def test_fuzz_handshake_state_machine(steps: list[tuple[bool, bytes]], initiator
                 hs.read_message(data)
         except MeshError:
             pass
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 65519])
+def test_record_fast_path_matches_the_noise_cipher(size: int) -> None:
+    from meshhost.transport.records import open_record, seal_record
+
+    plaintext = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    reference, fast, reader = (CipherState(b"\x09" * 32) for _ in range(3))
+    for _ in range(3):
+        expected = reference.encrypt_with_ad(b"", plaintext)
+        out = bytearray(b"prefix")
+        seal_record(fast, out, plaintext)
+        assert bytes(out) == b"prefix" + len(expected).to_bytes(2, "big") + expected
+        assert open_record(reader, bytes(out), 8, len(expected)) == plaintext
+    tampered = bytearray(out)
+    tampered[-1] ^= 1
+    with pytest.raises(NoiseError):
+        open_record(reader, bytes(tampered), 8, len(expected))
+    with pytest.raises(NoiseError):
+        open_record(reader, b"\x00" * 10, 0, 10)
