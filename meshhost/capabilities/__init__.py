@@ -12,6 +12,7 @@ from meshhost.capabilities.contracts import (
     KEYVALUE,
     LOGGING,
     MESSAGING,
+    NUMBERGEN,
 )
 from meshhost.capabilities.dispatch import ActorCaller, ActorResolver, Dispatcher, ResolvedActor
 from meshhost.capabilities.links import (
@@ -34,6 +35,7 @@ from meshhost.capabilities.providers.httpserver import HttpServerProvider
 from meshhost.capabilities.providers.keyvalue import KeyValueProvider
 from meshhost.capabilities.providers.logging import LoggingProvider
 from meshhost.capabilities.providers.messaging import MessagingProvider
+from meshhost.capabilities.providers.numbergen import NumberGenProvider
 
 __all__ = [
     "DEFAULT_LINK_NAME",
@@ -42,6 +44,7 @@ __all__ = [
     "KEYVALUE",
     "LOGGING",
     "MESSAGING",
+    "NUMBERGEN",
     "ActorCallMode",
     "ActorCaller",
     "ActorIdentity",
@@ -57,6 +60,7 @@ __all__ = [
     "LinkTable",
     "LoggingProvider",
     "MessagingProvider",
+    "NumberGenProvider",
     "PolicyConfig",
     "Provider",
     "ProviderRoute",

@@ -22,6 +22,7 @@ __all__ = [
     "KEYVALUE",
     "LOGGING",
     "MESSAGING",
+    "NUMBERGEN",
     "GetResponse",
     "Headers",
     "HttpClientRequest",
@@ -34,6 +35,7 @@ __all__ = [
     "ListRangeRequest",
     "LogEntry",
     "PubMessage",
+    "RangeLimit",
     "ReplyMessage",
     "RequestMessage",
     "SetAddRequest",
@@ -47,6 +49,7 @@ LOGGING = "wasmcloud:builtin:logging"
 MESSAGING = "wasmcloud:messaging"
 HTTPSERVER = "wasmcloud:httpserver"
 HTTPCLIENT = "wasmcloud:httpclient"
+NUMBERGEN = "wasmcloud:builtin:numbergen"
 
 Headers = dict[str, tuple[str, ...]]
 """Smithy ``HeaderMap``: header name -> list of values."""
@@ -289,3 +292,16 @@ class HttpClientRequest(_Message):
         Field("body", "body", Kind.BYTES),
     )
     WHAT = "HttpClient HttpRequest"
+
+
+# --- wasmcloud:builtin:numbergen (NumberGen service) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RangeLimit(_Message):
+    """NumberGen.RandomInRange input; the result is >= min and <= max."""
+
+    min: int
+    max: int
+    FIELDS = (Field("min", "min", Kind.U32), Field("max", "max", Kind.U32))
+    WHAT = "NumberGen RangeLimit"

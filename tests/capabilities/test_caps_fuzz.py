@@ -14,6 +14,7 @@ from meshhost.capabilities import (
     KEYVALUE,
     LOGGING,
     MESSAGING,
+    NUMBERGEN,
     Dispatcher,
     HttpClientProvider,
     KeyValueProvider,
@@ -21,6 +22,7 @@ from meshhost.capabilities import (
     LinkTable,
     LoggingProvider,
     MessagingProvider,
+    NumberGenProvider,
     contracts,
 )
 from meshhost.capabilities.providers import httpserver
@@ -103,7 +105,13 @@ _LINKS = LinkTable(
 )
 _DISPATCHER = Dispatcher(
     links=_LINKS,
-    providers=[_KV, LoggingProvider(), MessagingProvider(_no_invoke), HttpClientProvider()],
+    providers=[
+        _KV,
+        LoggingProvider(),
+        MessagingProvider(_no_invoke),
+        HttpClientProvider(),
+        NumberGenProvider(),
+    ],
 )
 _OPERATIONS = [
     (provider.contract_id, op) for provider in _DISPATCHER.providers for op in provider.OPERATIONS
@@ -113,7 +121,7 @@ _OPERATIONS = [
 class _Actor:
     actor_id = ACTOR
     name = "fuzz"
-    caps = (KEYVALUE, LOGGING, MESSAGING, HTTPCLIENT)
+    caps = (KEYVALUE, LOGGING, MESSAGING, HTTPCLIENT, NUMBERGEN)
     call_alias = None
     issuer = "A" + "A" * 55
 
