@@ -192,3 +192,13 @@ async def test_shutdown_wakes_a_guest_blocked_in_request(make_actor, make_link):
                     await trio.sleep(0.001)
                 service.cancel_scope.cancel()  # the host shuts down
     assert outcome == ["Messaging.Request: the host is shutting down"]
+
+
+async def test_queue_group_members_take_turns(nursery, make_link):
+    provider = MessagingProvider(Subscribers())
+    d = Dispatcher(providers=[provider])
+    await d.put_link(make_link(SUB_A, MESSAGING, SUBSCRIPTION="jobs.*", QUEUEGROUP_NAME="workers"))
+    await d.put_link(make_link(SUB_B, MESSAGING, SUBSCRIPTION="jobs.>", QUEUEGROUP_NAME="workers"))
+    await d.put_link(make_link(PUB, MESSAGING, SUBSCRIPTION="jobs.*"))  # not in the group
+    picks = [provider.subscribers("jobs.x") for _ in range(4)]
+    assert picks == [[PUB, SUB_A], [PUB, SUB_B], [PUB, SUB_A], [PUB, SUB_B]]

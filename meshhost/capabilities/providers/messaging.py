@@ -157,7 +157,8 @@ class MessagingProvider(Provider):
         self._delivery_timeout_s = delivery_timeout_s
         self._random_bytes = random_bytes
         self._lock = threading.Lock()
-        self._subs: dict[LinkKey, tuple[str, tuple[tuple[str, ...], ...]]] = {}
+        self._subs: dict[LinkKey, tuple[str, tuple[tuple[str, ...], ...], str]] = {}
+        self._turns: dict[str, int] = {}
         self._waiters: dict[str, _Waiter] = {}
         self._send: trio.MemorySendChannel[_Delivery] | None = None
         self._closing = False
@@ -169,18 +170,31 @@ class MessagingProvider(Provider):
 
     async def on_put_link(self, link: LinkDefinition) -> None:
         patterns = subscriptions_of(link)
+        queue = (link.value("QUEUEGROUP_NAME") or "").strip()
         with self._lock:
-            self._subs[link.key] = (link.actor_id, patterns)
+            self._subs[link.key] = (link.actor_id, patterns, queue)
 
     async def on_del_link(self, link: LinkDefinition) -> None:
         with self._lock:
             self._subs.pop(link.key, None)
 
     def subscribers(self, subject: str) -> list[str]:
-        """Actor ids to deliver ``subject`` to: one entry per matching link."""
+        """Actor ids to deliver ``subject`` to: one per matching link, except that the
+        links of one queue group (``QUEUEGROUP_NAME``) share a message, taking turns."""
+        targets: list[str] = []
+        groups: dict[str, list[str]] = {}
         with self._lock:
-            subs = list(self._subs.values())
-        return [actor for actor, patterns in subs if any(matches(p, subject) for p in patterns)]
+            for _key, (actor, patterns, queue) in sorted(self._subs.items()):
+                if any(matches(p, subject) for p in patterns):
+                    if queue:
+                        groups.setdefault(queue, []).append(actor)
+                    else:
+                        targets.append(actor)
+            for queue, members in sorted(groups.items()):
+                turn = self._turns.get(queue, -1) + 1
+                self._turns[queue] = turn
+                targets.append(members[turn % len(members)])
+        return targets
 
     # --- service -----------------------------------------------------------
 
