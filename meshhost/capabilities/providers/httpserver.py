@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+hypercorn_log = logging.getLogger(__name__ + ".hypercorn")
 
 HANDLE_REQUEST = "HttpServer.HandleRequest"
 DEFAULT_ADDRESS = "127.0.0.1:8000"
@@ -241,6 +242,7 @@ class HttpServerProvider(Provider):
         config = HypercornConfig()
         config.bind = [listener.settings.bind]
         config.accesslog = None
+        config.errorlog = hypercorn_log  # hypercorn's own lines go to Python logging, not stderr
         config.graceful_timeout = GRACEFUL_STOP_S
         config.include_server_header = False
 
