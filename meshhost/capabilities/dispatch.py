@@ -23,7 +23,7 @@ from typing import Protocol
 
 import trio
 
-from meshhost.capabilities.links import LinkDefinition, LinkTable, normalize_link_name
+from meshhost.capabilities.links import LinkDefinition, LinkKey, LinkTable, normalize_link_name
 from meshhost.capabilities.policy import (
     ActorIdentity,
     ActorRoute,
@@ -94,6 +94,8 @@ class Dispatcher:
         self.policy = policy or PolicyConfig()
         self.resolve_actor = resolve_actor
         self._providers: dict[str, Provider] = {}
+        self._delivered: set[LinkKey] = set()
+        """Links their provider has been given (a pre-filled table's links are not, yet)."""
         for provider in providers:
             self.register(provider)
 
@@ -124,10 +126,11 @@ class Dispatcher:
         provider = self._providers.get(link.contract_id)
         if provider is None:
             return
-        if previous is not None:
+        if previous is not None and link.key in self._delivered:
             if previous == link and provider.link_error(link) is None:
                 return
             await provider.del_link(previous)
+        self._delivered.add(link.key)
         await provider.put_link(link)
 
     async def apply_links(
@@ -157,7 +160,8 @@ class Dispatcher:
         if link is None:
             return False
         provider = self._providers.get(contract_id)
-        if provider is not None:
+        if provider is not None and link.key in self._delivered:
+            self._delivered.discard(link.key)
             await provider.del_link(link)
         return True
 
@@ -165,11 +169,18 @@ class Dispatcher:
         """Run every registered provider's service until cancelled.
 
         Start with ``await nursery.start(dispatcher.serve)``: it returns once
-        every provider is ready (HTTP links put earlier are listening).
+        every provider is ready and has been given every link already in the
+        table (a refused link is logged and remembered, see ``put_link``).
         """
         async with trio.open_nursery() as nursery:
             for provider in list(self._providers.values()):
                 await nursery.start(provider.serve)
+            for link in self.links.snapshot():
+                if link.key not in self._delivered and link.contract_id in self._providers:
+                    try:
+                        await self.put_link(link)
+                    except MeshError as exc:
+                        log.warning("%s refused: %s", link.describe(), exc)
             task_status.started()
 
     # --- HostCallHandler (guest worker thread) ----------------------------

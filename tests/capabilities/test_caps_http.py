@@ -298,3 +298,16 @@ async def test_apply_links_reconciles_and_reports_refused_configs(server, make_l
     assert provider.link_error(bad) is not None
     assert await d.apply_links([]) == []
     assert len(d.links) == 0 and provider.bound_address(link) is None
+
+
+async def test_links_in_a_prefilled_table_reach_their_provider_when_serving(nursery, make_link):
+    from meshhost.capabilities import LinkTable
+
+    provider = HttpServerProvider(FakeActor())
+    link = make_link(ECHO, HTTPSERVER, ADDRESS="127.0.0.1:0")
+    d = Dispatcher(providers=[provider], links=LinkTable([link]))
+    await nursery.start(d.serve)
+    _, port = provider.bound_address(link)
+    assert (await trio.to_thread.run_sync(http_get, port))[0] == 201
+    await d.put_link(link)  # the same link again: nothing restarts
+    assert provider.bound_address(link) == ("127.0.0.1", port)
