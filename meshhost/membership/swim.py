@@ -822,9 +822,11 @@ class Swim:
                 self._refute(entry.incarnation, now)
             return
         e = self._members.get(node)
-        if e is None and state is not ALIVE and state is not SUSPECT:
-            # A host we never knew, reported dead or left: remember it quietly
-            # (a tombstone refuses its stale alives; a failed one is retried).
+        if e is None and state is LEFT:
+            return  # it is gone; nothing to retry
+        if e is None and state is DEAD:
+            # A host we never knew, reported dead: remember it quietly (the
+            # tombstone refuses its stale alives, and it is retried).
             if not self._verifier.verify(alive):
                 self._misbehaved(addr, "forged_alive", f"alive for {node[:8]}... not signed by it")
                 return
@@ -994,6 +996,8 @@ class Swim:
         return base * mult
 
     def _periodic_push_pull(self, now: float) -> None:
+        if self._left:
+            return
         peers = self._random_live(1, exclude=None, alive_only=True)
         if peers:
             self._want_push_pull(peers[0].alive.addr, join=False)
