@@ -35,7 +35,7 @@ from meshhost.membership.signing import AliveVerifier, sign_alive
 from meshhost.membership.state import MemberState
 
 sys.path.insert(0, str(Path(__file__).parent))
-from membership_vectors import entry, message  # noqa: E402
+from membership_vectors import entry, message
 
 VECTORS = Path(__file__).parents[2] / "proto" / "vectors" / "membership.json"
 LIMIT = 1200

@@ -37,7 +37,7 @@ def _imports(path):
 
 def test_core_modules_do_no_io_and_read_no_clock_or_global_randomness():
     root = Path(membership.__file__).parent
-    for name in CORE_FILES + ["__init__.py"]:
+    for name in [*CORE_FILES, "__init__.py"]:
         path = root / name
         assert not BANNED_MODULES & set(_imports(path)), name
         text = path.read_text()

@@ -226,7 +226,7 @@ def test_stale_incarnations_change_nothing_and_are_counted():
     ],
 )
 def test_bad_packets_change_nothing_and_are_counted(data, counter):
-    net, (a, b, c) = formed()
+    net, (a, b, _c) = formed()
     before = a.members()
     a.receive_datagram(data, b.addr, net.now)
     assert a.stats[counter] == 1
@@ -236,7 +236,7 @@ def test_bad_packets_change_nothing_and_are_counted(data, counter):
 
 
 def test_truncated_real_packets_change_nothing():
-    net, (a, b, c) = formed()
+    net, (a, b, _c) = formed()
     alive = sign_alive(key(2), b.id, b.addr, b.incarnation + 1, b"new")
     wire = encode(alive)
     before = a.members()
@@ -247,7 +247,7 @@ def test_truncated_real_packets_change_nothing():
 
 
 def test_a_flood_of_garbage_does_not_grow_the_event_queue_without_bound():
-    net, (a, b, c) = formed()
+    net, (a, b, _c) = formed()
     for _ in range(10_000):
         a.receive_datagram(b"\xc1", b.addr, net.now)
     events = []
@@ -379,7 +379,7 @@ def test_delegate_payloads_ride_on_gossip_and_push_pull():
 
 
 def test_missing_nacks_raise_local_health_score():
-    net, (a, b, c, d) = formed(4)
+    net, (a, _b, _c, _d) = formed(4)
     # a's packets reach nobody: every probe fails and no relay answers.
     net.down.add(a.addr)
     for _ in range(3):
@@ -395,7 +395,7 @@ def test_missing_nacks_raise_local_health_score():
 def test_local_profile_is_faster_than_lan():
     local = PROFILES["local"]().membership
     assert local.probe_timeout_s < CFG.probe_timeout_s
-    net, cores = formed(3, local)
+    _net, cores = formed(3, local)
     assert all(c.alive_ids() == {x.id for x in cores} for c in cores)
 
 
@@ -412,7 +412,7 @@ def test_every_datagram_fits_even_with_the_largest_metadata():
 
 
 def test_alive_of_ourselves_from_the_past_is_ignored_when_older():
-    net, (a, b, c) = formed()
+    net, (a, b, _c) = formed()
     mine = a.members()
     old = sign_alive(key(1), a.id, a.addr, a.incarnation - 5, b"")
     a.receive_datagram(encode(old), b.addr, net.now)
