@@ -78,6 +78,7 @@ from meshhost.errors import (
 )
 from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.transport.backoff import backoff_delay
+from meshhost.transport.deadlines import Deadlines
 from meshhost.transport.session import (
     HandshakeComplete,
     LocalIdentity,
@@ -98,6 +99,10 @@ Address = tuple[str, int]
 
 RECV_BYTES = 256 << 10
 """Bytes asked of the kernel per read: several full records per wake-up."""
+YIELD_BYTES = 1 << 20
+"""A reader that keeps finding data yields to other tasks after this many bytes."""
+MAX_IDLE_WORKERS = 8
+"""Handler tasks kept parked per connection for the next request (spawning costs)."""
 _COUNTERS = (
     "connections_accepted",
     "connections_dialed",
@@ -183,12 +188,14 @@ class _Connection:
         self.opened = trio.Event()
         self.waiters: dict[int, _Waiter] = {}
         self.handlers: dict[int, trio.CancelScope] = {}
+        self.idle_workers: list[Any] = []
         self.draining = False
         self.dead = False
         self.leftover: bytearray | memoryview | None = None
         self.write_wakeup = trio.Event()
         self.drained = trio.Event()
         self.nursery: trio.Nursery | None = None
+        self.last_rx = 0.0
         self.error: BaseException | None = None
         """Why the session ended before opening (raised to requests waiting for it)."""
 
@@ -240,10 +247,13 @@ class _Connection:
             if self.session.is_closed:
                 return
 
+    @property
+    def is_full(self) -> bool:
+        return self.session.queued_frames >= self.transport.config.send_buffer_frames
+
     async def wait_for_room(self) -> None:
         """Backpressure: wait while the writer is behind and too much is queued."""
-        limit = self.transport.config.send_buffer_frames
-        while self.leftover is not None and self.session.queued_frames >= limit and not self.dead:
+        while self.leftover is not None and self.is_full and not self.dead:
             await self.drained.wait()
 
 
@@ -292,6 +302,7 @@ class Transport:
         self._listen_port = 0
         self._closing = False
         self._stopped = trio.Event()
+        self._deadlines = Deadlines()
 
     # -- service -------------------------------------------------------------
 
@@ -315,6 +326,7 @@ class Transport:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._accept_loop, listener)
+                nursery.start_soon(self._deadlines.run)
                 task_status.started((bound[0], bound[1]))
         finally:
             self._closing = True
@@ -393,43 +405,75 @@ class Transport:
                 if session.initiator:
                     session.start()
                     conn.flush()
-                deadline = trio.current_time() + cfg.handshake_timeout_s
-                while not session.is_closed and not conn.dead:
-                    timeout_at = (
-                        trio.current_time() + cfg.idle_timeout_s
-                        if conn.opened.is_set()
-                        else deadline
-                    )
-                    data = b""
-                    with trio.move_on_at(timeout_at) as scope:
-                        try:
-                            data = await conn.stream.receive_some(RECV_BYTES)
-                        except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            data = b""
-                    if scope.cancelled_caught:
-                        if not conn.opened.is_set():
+                handshake_deadline = trio.current_time() + cfg.handshake_timeout_s
+                conn.last_rx = trio.current_time()
+                sock = conn.sock
+                wait_readable = trio.lowlevel.wait_readable
+                eof = False
+                while not session.is_closed and not conn.dead and not eof:
+                    # One cancel scope per idle period, not per read: the hot path
+                    # only notes the time of each read.
+                    if conn.opened.is_set():
+                        wake_at = conn.last_rx + cfg.idle_timeout_s
+                    else:
+                        wake_at = handshake_deadline
+                    with trio.move_on_at(wake_at) as scope:
+                        unyielded = 0
+                        while True:
+                            # Read without a checkpoint when data is waiting; park
+                            # only when the kernel has nothing (one task step per
+                            # request instead of two).
+                            try:
+                                data = sock.recv(RECV_BYTES)
+                            except BlockingIOError:
+                                unyielded = 0
+                                try:
+                                    await wait_readable(sock)
+                                except trio.ClosedResourceError:
+                                    data = b""
+                                else:
+                                    continue
+                            except OSError:
+                                data = b""
+                            if not data:
+                                eof = True
+                                break
+                            unyielded += len(data)
+                            if unyielded >= YIELD_BYTES:
+                                unyielded = 0
+                                await trio.lowlevel.checkpoint()  # let other tasks run
+                            conn.last_rx = trio.current_time()
+                            self.stats["bytes_received"] += len(data)
+                            session.receive_data(data)
+                            self._process_events(conn)
+                            conn.flush()
+                            if session.is_closed or conn.dead:
+                                break
+                            if conn.draining and session.outstanding == 0 and not conn.handlers:
+                                self._close_duplicate(conn)
+                    if not scope.cancelled_caught:
+                        continue
+                    now = trio.current_time()
+                    if not conn.opened.is_set():
+                        if now >= handshake_deadline:
                             self.stats["handshake_timeouts"] += 1
                             self._drop(
                                 conn, f"handshake not finished in {cfg.handshake_timeout_s} s"
                             )
                             break
+                    elif now >= conn.last_rx + cfg.idle_timeout_s:
                         if session.outstanding == 0 and not conn.handlers:
                             self.stats["idle_closed"] += 1
                             session.close(ErrorCode.OK, "idle")
                             conn.flush()
                             self._process_events(conn)
                             break
-                        continue
-                    if not data:
-                        session.connection_lost()
-                        self._process_events(conn)
-                        break
-                    self.stats["bytes_received"] += len(data)
-                    session.receive_data(data)
+                        # Requests in flight have their own deadlines; idleness
+                        # counts again from now.
+                        conn.last_rx = now
+                if eof and not session.is_closed:
+                    session.connection_lost()
                     self._process_events(conn)
-                    conn.flush()
-                    if conn.draining and session.outstanding == 0 and not conn.handlers:
-                        self._close_duplicate(conn)
                 nursery.cancel_scope.cancel()
         finally:
             self._forget(conn)
@@ -480,8 +524,7 @@ class Transport:
                     waiter.fire(outcome.Value(event.payload))
             elif isinstance(event, RequestReceived):
                 self.stats["requests_received"] += 1
-                assert conn.nursery is not None
-                conn.nursery.start_soon(self._handle, conn, event)
+                self._dispatch(conn, event)
             elif isinstance(event, RequestFailed):
                 waiter = conn.waiters.pop(event.request_id, None)
                 if waiter is not None:
@@ -575,40 +618,79 @@ class Transport:
 
     # -- serving requests ----------------------------------------------------
 
-    async def _handle(self, conn: _Connection, event: RequestReceived) -> None:
-        rid = event.request_id
+    def _dispatch(self, conn: _Connection, event: RequestReceived) -> None:
+        """Hand a request to a parked worker of this connection, or start one."""
+        if conn.idle_workers:
+            trio.lowlevel.reschedule(conn.idle_workers.pop(), outcome.Value(event))
+        else:
+            assert conn.nursery is not None
+            conn.nursery.start_soon(self._worker, conn, event)
+
+    async def _worker(self, conn: _Connection, event: RequestReceived | None) -> None:
+        """Serve requests of one connection until cancelled or too many are idle.
+
+        The worker's one cancel scope is cancelled by the peer's CANCEL or the
+        request's deadline (fired by ``Deadlines``); the worker then ends and
+        later requests get a fresh one.
+        """
         session = conn.session
         peer = conn.peer_id or ""
+        deadlines = self._deadlines
+        entry = None
         with trio.CancelScope() as scope:
-            if event.timeout_ms:
-                scope.deadline = trio.current_time() + event.timeout_ms / 1000
-            conn.handlers[rid] = scope
-            try:
-                reply = await self._handler(peer, event.channel, event.payload)
-                if not isinstance(reply, bytes | bytearray | memoryview):
-                    raise TypeError(f"handler returned {type(reply).__name__}, not bytes")
-                await conn.wait_for_room()
-                session.send_response(rid, bytes(reply) if type(reply) is not bytes else reply)
-            except MeshError as exc:
-                session.send_error(rid, ErrorCode(exc.code), str(exc))
-            except Exception:
-                log.exception("request handler failed (channel %d, from %s)", event.channel, peer)
-                session.send_error(
-                    rid, ErrorCode.UNAVAILABLE, "internal error; see that host's log"
-                )
-            finally:
-                conn.handlers.pop(rid, None)
-        if (
-            scope.cancelled_caught
-            and not session.is_closed
-            and scope.deadline <= trio.current_time()
-        ):
-            session.send_error(
-                rid, ErrorCode.TIMEOUT, "the handler did not finish before the deadline"
-            )
-        conn.flush()
-        if conn.draining and session.outstanding == 0 and not conn.handlers:
-            self._close_duplicate(conn)
+            while event is not None:
+                rid = event.request_id
+                conn.handlers[rid] = scope
+                if event.timeout_ms:
+                    when = trio.current_time() + event.timeout_ms / 1000
+                    entry = deadlines.add(when, scope.cancel)
+                try:
+                    reply = await self._handler(peer, event.channel, event.payload)
+                    if type(reply) is not bytes:
+                        if not isinstance(reply, bytearray | memoryview):
+                            raise TypeError(f"handler returned {type(reply).__name__}, not bytes")
+                        reply = bytes(reply)
+                    await conn.wait_for_room()
+                    session.send_response(rid, reply)
+                except MeshError as exc:
+                    session.send_error(rid, ErrorCode(exc.code), str(exc))
+                except Exception:
+                    log.exception(
+                        "request handler failed (channel %d, from %s)", event.channel, peer
+                    )
+                    session.send_error(
+                        rid, ErrorCode.UNAVAILABLE, "internal error; see that host's log"
+                    )
+                if entry is not None:
+                    deadlines.cancel(entry)
+                    entry = None
+                del conn.handlers[rid]
+                conn.flush()
+                if conn.draining and session.outstanding == 0 and not conn.handlers:
+                    self._close_duplicate(conn)
+                event = None
+                if len(conn.idle_workers) < MAX_IDLE_WORKERS and not session.is_closed:
+                    event = await self._next_job(conn)
+        if scope.cancelled_caught and event is not None:
+            # Cancelled by the deadline (a peer's CANCEL removed the request first).
+            rid = event.request_id
+            conn.handlers.pop(rid, None)
+            if entry is not None:
+                deadlines.cancel(entry)
+            if session.send_error(rid, ErrorCode.TIMEOUT, "the handler missed the deadline"):
+                conn.flush()
+
+    async def _next_job(self, conn: _Connection) -> RequestReceived | None:
+        task = trio.lowlevel.current_task()
+        conn.idle_workers.append(task)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            if task in conn.idle_workers:
+                conn.idle_workers.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        job: RequestReceived = await trio.lowlevel.wait_task_rescheduled(abort)
+        return job
 
     # -- making requests -----------------------------------------------------
 
@@ -641,22 +723,29 @@ class Transport:
             raise LocalProtocolError(f"timeout_s must be a positive number, got {timeout_s}")
         addr = (addr[0], int(addr[1]))
         deadline = trio.current_time() + timeout_s
-        with trio.move_on_at(deadline):
-            while True:
-                conn = await self._session_for(addr, expected_peer, deadline)
-                try:
-                    return await self._request_on(conn, channel, payload, deadline)
-                except _Retry:
-                    continue
+        while True:
+            conn = self._usable_session(addr, expected_peer)
+            if conn is None or (conn.leftover is not None and conn.is_full):
+                # Slow path (dial, or backpressure): bounded by a cancel scope.
+                with trio.move_on_at(deadline):
+                    if conn is None:
+                        conn = await self._session_for(addr, expected_peer, deadline)
+                    await conn.wait_for_room()
+                if trio.current_time() >= deadline:
+                    break
+                assert conn is not None
+            try:
+                return await self._request_on(conn, channel, payload, deadline, timeout_s)
+            except _Retry:
+                continue
         self.stats["request_timeouts"] += 1
         raise RequestTimeout(
             f"no reply from {addr[0]}:{addr[1]} (channel {channel}) within {timeout_s} s"
         )
 
     async def _request_on(
-        self, conn: _Connection, channel: int, payload: bytes, deadline: float
+        self, conn: _Connection, channel: int, payload: bytes, deadline: float, timeout_s: float
     ) -> bytes:
-        await conn.wait_for_room()
         if not conn.usable:
             raise _Retry()
         session = conn.session
@@ -666,13 +755,44 @@ class Transport:
         waiter = _Waiter()
         conn.waiters[rid] = waiter
         conn.flush()
+
+        def expire() -> None:
+            if waiter.result is None:
+                conn.waiters.pop(rid, None)
+                session.cancel(rid)  # tell the peer to stop working on it
+                conn.flush()
+                self.stats["request_timeouts"] += 1
+                peer = conn.peer_id or "peer"
+                waiter.fire(
+                    outcome.Error(
+                        RequestTimeout(
+                            f"no reply from {peer} (channel {channel}) within {timeout_s} s"
+                        )
+                    )
+                )
+
+        entry = self._deadlines.add(deadline, expire)
         try:
             return await waiter.wait()
         finally:
-            if waiter.result is None:  # cancelled or timed out: tell the peer to stop
+            self._deadlines.cancel(entry)
+            if waiter.result is None:  # the caller was cancelled: tell the peer to stop
                 conn.waiters.pop(rid, None)
                 session.cancel(rid)
                 conn.flush()
+
+    def _usable_session(self, addr: Address, expected_peer: str | None) -> _Connection | None:
+        peer = self._addr_peer.get(addr)
+        if peer is None:
+            return None
+        for conn in self._by_peer.get(peer, ()):
+            if conn.usable:
+                if expected_peer is not None and peer != expected_peer:
+                    raise PeerMismatch(
+                        f"the host at {addr[0]}:{addr[1]} is {peer}, not {expected_peer}"
+                    )
+                return conn
+        return None
 
     async def _session_for(
         self, addr: Address, expected_peer: str | None, deadline: float
@@ -680,15 +800,9 @@ class Transport:
         while True:
             if self._closing:
                 raise TransportClosed("the transport is closed")
-            peer = self._addr_peer.get(addr)
-            if peer is not None:
-                for conn in self._by_peer.get(peer, ()):
-                    if conn.usable:
-                        if expected_peer is not None and peer != expected_peer:
-                            raise PeerMismatch(
-                                f"the host at {addr[0]}:{addr[1]} is {peer}, not {expected_peer}"
-                            )
-                        return conn
+            conn = self._usable_session(addr, expected_peer)
+            if conn is not None:
+                return conn
             dial = self._dials.get(addr) or self._start_dial(addr, deadline)
             await dial.done.wait()
             if dial.error is not None and not isinstance(dial.error, _Retry):
