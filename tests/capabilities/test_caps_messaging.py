@@ -202,3 +202,38 @@ async def test_queue_group_members_take_turns(nursery, make_link):
     await d.put_link(make_link(PUB, MESSAGING, SUBSCRIPTION="jobs.*"))  # not in the group
     picks = [provider.subscribers("jobs.x") for _ in range(4)]
     assert picks == [[PUB, SUB_A], [PUB, SUB_B], [PUB, SUB_A], [PUB, SUB_B]]
+
+
+async def test_request_reply_across_two_hosts_through_the_forward_hook(
+    nursery, make_actor, make_link
+):
+    """Host X's actor requests; the subscriber runs on host Y and replies there."""
+    hosts: dict[str, MessagingProvider] = {}
+
+    async def run_on_y(actor_id, operation, payload, timeout_s):  # X's router: actor lives on Y
+        msg = SubMessage.decode(payload)
+        await hosts["y"].publish(msg.reply_to, b"from y: " + msg.body)
+        return b""
+
+    async def not_here(actor_id, operation, payload, timeout_s):  # pragma: no cover
+        raise AssertionError("nothing runs on host Y's own deliveries in this test")
+
+    async def to_x(subject, reply_to, body):  # Y's router: the inbox names host X
+        assert subject.startswith("_INBOX.hostx.")
+        await hosts["x"].publish(subject, body, reply_to)
+
+    hosts["x"] = MessagingProvider(run_on_y, inbox_tag="hostx")
+    hosts["y"] = MessagingProvider(not_here, inbox_tag="hosty", forward_reply=to_x)
+    dispatchers = {}
+    for name, provider in hosts.items():
+        await nursery.start(provider.serve)
+        d = dispatchers[name] = Dispatcher(providers=[provider])
+        await d.put_link(make_link(PUB, MESSAGING))
+        await d.put_link(make_link(SUB_A, MESSAGING, SUBSCRIPTION="time.now"))
+    pub = make_actor((MESSAGING,), actor_id=PUB, name="pub")
+    payload = RequestMessage("time.now", b"?", 5000).encode()
+    out = await trio.to_thread.run_sync(
+        dispatchers["x"].host_call, pub, "", MESSAGING, "Messaging.Request", payload
+    )
+    reply = ReplyMessage.decode(out)
+    assert reply.body == b"from y: ?" and reply.subject.startswith("_INBOX.hostx.")

@@ -25,8 +25,12 @@ Request/reply.  ``Request`` publishes with a fresh ``replyTo`` inbox
 (``_INBOX.<random>``) and blocks the calling guest's worker thread until a
 ``Publish`` to that inbox arrives or ``timeoutMs`` passes (the first reply
 wins).  With no matching subscriber it fails at once ("no responders", as
-NATS does).  Replies must be published on this host (lattice-wide inbox
-routing is future work for the rpc layer).
+NATS does).  Inboxes are ``_INBOX.<inbox_tag>.<random>`` when the host
+gives an ``inbox_tag`` (its id); a reply published on another host to an
+inbox that is not its own goes to the ``forward_reply`` hook, which the
+router implements by calling :meth:`MessagingProvider.publish` on the host
+the tag names.  Without the hook, replies must be published on the
+requesting host.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -68,6 +72,7 @@ __all__ = [
     "MAX_CONCURRENT_DELIVERIES",
     "MAX_QUEUED_DELIVERIES",
     "MessagingProvider",
+    "ReplyForwarder",
     "subscriptions_of",
 ]
 
@@ -132,6 +137,17 @@ class _Delivery:
     subject: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    subject: str
+    reply_to: str | None
+    body: bytes
+
+
+ReplyForwarder = Callable[[str, str | None, bytes], Awaitable[None]]
+"""``await forward(inbox_subject, reply_to, body)``: carry a reply to the host whose inbox it is."""
+
+
 class _Waiter:
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -151,16 +167,20 @@ class MessagingProvider(Provider):
         *,
         delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        inbox_tag: str = "",
+        forward_reply: ReplyForwarder | None = None,
     ) -> None:
         super().__init__()
         self._invoke = invoke
+        self._inbox_prefix = f"{INBOX_PREFIX}{inbox_tag}." if inbox_tag else INBOX_PREFIX
+        self._forward_reply = forward_reply
         self._delivery_timeout_s = delivery_timeout_s
         self._random_bytes = random_bytes
         self._lock = threading.Lock()
         self._subs: dict[LinkKey, tuple[str, tuple[tuple[str, ...], ...], str]] = {}
         self._turns: dict[str, int] = {}
         self._waiters: dict[str, _Waiter] = {}
-        self._send: trio.MemorySendChannel[_Delivery] | None = None
+        self._send: trio.MemorySendChannel[_Delivery | _Forward] | None = None
         self._closing = False
         self.delivered = 0
         """Deliveries that completed (the actor answered), for tests and metrics."""
@@ -199,7 +219,7 @@ class MessagingProvider(Provider):
     # --- service -----------------------------------------------------------
 
     async def run_service(self, task_status: trio.TaskStatus[None]) -> None:
-        send, receive = trio.open_memory_channel[_Delivery](MAX_QUEUED_DELIVERIES)
+        send, receive = trio.open_memory_channel[_Delivery | _Forward](MAX_QUEUED_DELIVERIES)
         limiter = trio.CapacityLimiter(MAX_CONCURRENT_DELIVERIES)
         self._send = send
         try:
@@ -219,7 +239,10 @@ class MessagingProvider(Provider):
         for waiter in waiters:
             waiter.event.set()
 
-    async def _deliver(self, delivery: _Delivery, limiter: trio.CapacityLimiter) -> None:
+    async def _deliver(self, delivery: _Delivery | _Forward, limiter: trio.CapacityLimiter) -> None:
+        if isinstance(delivery, _Forward):
+            await self._forward(delivery, limiter)
+            return
         try:
             await self._invoke(
                 delivery.actor_id, HANDLE_MESSAGE, delivery.payload, self._delivery_timeout_s
@@ -239,7 +262,16 @@ class MessagingProvider(Provider):
         finally:
             limiter.release_on_behalf_of(delivery)
 
-    def _enqueue(self, delivery: _Delivery) -> None:
+    async def _forward(self, reply: _Forward, limiter: trio.CapacityLimiter) -> None:
+        assert self._forward_reply is not None
+        try:
+            await self._forward_reply(reply.subject, reply.reply_to, reply.body)
+        except Exception:  # MeshError or a bug: a lost reply times the requester out
+            log.warning("reply to %r could not be forwarded", reply.subject, exc_info=True)
+        finally:
+            limiter.release_on_behalf_of(reply)
+
+    def _enqueue(self, delivery: _Delivery | _Forward) -> None:
         """On the trio thread: queue one delivery."""
         if self._send is None:
             raise ProviderError("messaging: the provider's delivery service is not running")
@@ -273,13 +305,22 @@ class MessagingProvider(Provider):
                 waiter.reply = PubMessage(subject, reply_to, body)
                 waiter.event.set()
             return 1
+        queued = 0
+        if (
+            self._forward_reply is not None
+            and subject.startswith(INBOX_PREFIX)
+            and not subject.startswith(self._inbox_prefix)
+        ):  # another host's inbox: carry the reply there
+            forward = _Forward(subject, reply_to, body)
+            self.bridge.run_sync(self._enqueue, forward, what="Messaging.Publish")
+            queued += 1
         targets = self.subscribers(subject)
         payload = SubMessage(subject, reply_to, body).encode()
         for actor_id in targets:
             self.bridge.run_sync(
                 self._enqueue, _Delivery(actor_id, payload, subject), what="Messaging.Publish"
             )
-        return len(targets)
+        return queued + len(targets)
 
     async def publish(self, subject: str, body: bytes, reply_to: str | None = None) -> int:
         """Publish from the trio thread (host, CLI); same contract as publish_sync."""
@@ -297,7 +338,7 @@ class MessagingProvider(Provider):
             raise ProviderError(
                 "Messaging.Request blocks until a reply; it must run on a guest worker thread"
             )
-        inbox = INBOX_PREFIX + self._random_bytes(12).hex()
+        inbox = self._inbox_prefix + self._random_bytes(12).hex()
         waiter = _Waiter()
         with self._lock:
             if self._closing:
