@@ -4,6 +4,21 @@ The runtime calls :class:`Dispatcher` (its ``HostCallHandler``) for every
 ``__host_call``; the dispatcher checks policy (claims + links) and routes the
 call to a built-in provider or to another actor.  See
 proto/spec/capabilities.md for contracts, payloads, link config and rules.
+
+How a host wires it (``local`` helpers until the router provides
+lattice-wide ones)::
+
+    dispatcher = Dispatcher(policy=PolicyConfig())          # deny by default
+    runtime = Runtime(data_dir, dispatcher)                  # dispatcher = HostCallHandler
+    dispatcher.resolve_actor = local_actor_resolver(runtime) # actor-to-actor calls
+    invoke = local_invoker(runtime)                          # provider -> actor calls
+    for provider in (KeyValueProvider(data_dir / "kv"), LoggingProvider(),
+                     NumberGenProvider(), MessagingProvider(invoke, inbox_tag=host_id),
+                     HttpServerProvider(invoke), HttpClientProvider()):
+        dispatcher.register(provider)
+    await nursery.start(dispatcher.serve)                    # provider services
+    await dispatcher.put_link(LinkDefinition(actor_id, KEYVALUE, "default", "builtin", {}))
+    failures = await dispatcher.apply_links(directory_links)  # or reconcile in bulk
 """
 
 from meshhost.capabilities.contracts import (
