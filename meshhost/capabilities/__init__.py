@@ -36,6 +36,7 @@ from meshhost.capabilities.links import (
     LinkTable,
     normalize_link_name,
 )
+from meshhost.capabilities.local import local_actor_resolver, local_invoker
 from meshhost.capabilities.policy import (
     ActorCallMode,
     ActorIdentity,
@@ -81,5 +82,7 @@ __all__ = [
     "ProviderRoute",
     "ResolvedActor",
     "authorize",
+    "local_actor_resolver",
+    "local_invoker",
     "normalize_link_name",
 ]
