@@ -379,7 +379,5 @@ def load_secrets(text: str) -> list[bytes]:
         except LatticeSecretError as exc:
             raise LatticeSecretError(f"line {number}: {exc}") from None
     if not secrets:
-        raise LatticeSecretError(
-            "no lattice secret found; create one with `meshhost lattice new`"
-        )
+        raise LatticeSecretError("no lattice secret found; create one with `meshhost lattice new`")
     return secrets

@@ -343,4 +343,3 @@ class MembershipDriver:
             return
         self.stats.push_pulls += 1
         self._pump()
-

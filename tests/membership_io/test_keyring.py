@@ -20,9 +20,7 @@ from meshhost.errors import (
 from meshhost.identity import keyring as kr
 from meshhost.identity.keyring import Keyring
 
-VECTORS = json.loads(
-    (Path(__file__).parents[2] / "proto" / "vectors" / "keyring.json").read_text()
-)
+VECTORS = json.loads((Path(__file__).parents[2] / "proto" / "vectors" / "keyring.json").read_text())
 SECRET_A = bytes(range(32))
 SECRET_B = bytes(range(32, 64))
 
