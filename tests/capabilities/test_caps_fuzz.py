@@ -55,7 +55,7 @@ values = st.recursive(
             st.one_of(st.text(max_size=12), st.integers(-(2**63), 2**63 - 1)), inner, max_size=5
         ),
     ),
-    max_leaves=20,
+    max_leaves=10,
 )
 field_names = st.sampled_from(
     [*sorted({f.wire for m in MESSAGES for f in m.FIELDS}), "junk", "", "KEY"]
@@ -165,3 +165,21 @@ def test_link_config_parsers_raise_only_link_config_errors(config: dict[str, str
             parse(link)
         except LinkConfigError:
             pass
+
+
+@given(
+    data=st.one_of(
+        scalars,
+        st.dictionaries(
+            st.sampled_from(["actor_id", "contract_id", "link_name", "provider_id", "values"]),
+            values,
+            max_size=5,
+        ),
+    )
+)
+def test_link_definition_from_dict_raises_only_link_config_errors(data) -> None:
+    try:
+        link = LinkDefinition.from_dict(data)
+    except LinkConfigError:
+        return
+    assert LinkDefinition.from_dict(link.to_dict()) == link

@@ -311,3 +311,11 @@ async def test_links_in_a_prefilled_table_reach_their_provider_when_serving(nurs
     assert (await trio.to_thread.run_sync(http_get, port))[0] == 201
     await d.put_link(link)  # the same link again: nothing restarts
     assert provider.bound_address(link) == ("127.0.0.1", port)
+
+
+async def test_actors_cannot_call_the_http_server_contract(server, make_actor):
+    from meshhost.errors import OperationNotSupported
+
+    d, *_ = server
+    with pytest.raises(OperationNotSupported, match="has no operations an actor can call"):
+        d.host_call(make_actor((HTTPSERVER,)), "", HTTPSERVER, "HttpServer.HandleRequest", b"")

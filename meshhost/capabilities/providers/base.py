@@ -127,6 +127,11 @@ class Provider:
         """
         method = self.OPERATIONS.get(operation)
         if method is None:
+            if not self.OPERATIONS:
+                raise OperationNotSupported(
+                    f"{self.contract_id} has no operations an actor can call "
+                    f"(its provider calls actors), got {operation!r}"
+                )
             known = ", ".join(sorted(self.OPERATIONS))
             raise OperationNotSupported(
                 f"{self.contract_id} has no operation {operation!r}; it supports {known}"
