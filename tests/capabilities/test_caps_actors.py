@@ -246,3 +246,19 @@ async def test_actor_to_actor_call_needs_a_link_to_the_alias(host):
     assert await host.call(pinger, "", ponger, "echo", b"pong") == b"pong"
     with pytest.raises(ActorError, match="no actor with call alias 'test/nobody'"):
         await host.call(pinger, "", "test/nobody", "echo", b"")
+
+
+async def test_component_actor_uses_keyvalue_through_the_same_policy(host):
+    wasm = wasmtime.wat2wasm((Path(__file__).parent / "wat" / "caps_component.wat").read_text())
+    subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+    module = sign_module(
+        wasm, issuer=host.issuer, subject=subject, name="comp", caps=(KEYVALUE,), now=time.time()
+    )
+    comp = host.runtime.load(module).actor_id
+    with pytest.raises(ActorError, match=r"no link from actor .* \(comp\) to wasmcloud:keyvalue"):
+        await host.runtime.invoke(comp, "KeyValue.Get", msgpack.packb("k"))
+    await host.link(comp, KEYVALUE)
+    set_req = msgpack.packb({"key": "k", "value": "from a component", "expires": 0})
+    assert await host.runtime.invoke(comp, "KeyValue.Set", set_req) == b""
+    got = await host.runtime.invoke(comp, "KeyValue.Get", msgpack.packb("k"))
+    assert msgpack.unpackb(got) == {"value": "from a component", "exists": True}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+import trio
 
 from meshhost.capabilities import KEYVALUE, Dispatcher, KeyValueProvider
 from meshhost.errors import PayloadDecodeError, ProviderError
@@ -195,4 +196,47 @@ async def test_each_link_has_its_namespace_unless_config_shares_one(
     assert "team" in provider.namespaces_open()  # still used by OTHER's link
     assert await d.del_link(OTHER, KEYVALUE, "shared")
     assert "team" not in provider.namespaces_open()  # released at the last unlink
+    provider.close()
+
+
+CRASHER = """
+import os, sys
+from dataclasses import dataclass
+from pathlib import Path
+from meshhost.capabilities import KEYVALUE, Dispatcher, KeyValueProvider, LinkDefinition, LinkTable
+
+@dataclass(frozen=True)
+class Actor:
+    actor_id: str
+    name: str = "crasher"
+    caps: tuple = (KEYVALUE,)
+    call_alias: None = None
+    issuer: str = ""
+
+actor = Actor(sys.argv[2])
+d = Dispatcher(
+    providers=[KeyValueProvider(Path(sys.argv[1]))],
+    links=LinkTable([LinkDefinition(actor.actor_id, KEYVALUE)]),
+)
+d.host_call(actor, "", KEYVALUE, "KeyValue.Set", bytes.fromhex(sys.argv[3]))
+print("acked", flush=True)
+os._exit(0)  # die without closing anything: no checkpoint, no clean shutdown
+"""
+
+
+async def test_an_acknowledged_write_survives_a_process_crash(tmp_path, make_actor, make_link):
+    import subprocess
+    import sys
+
+    set_req = msgpack.packb({"key": "durable", "value": "yes", "expires": 0})
+    out = await trio.run_process(
+        [sys.executable, "-c", CRASHER, str(tmp_path / "kv"), ECHO, set_req.hex()],
+        capture_stdout=True,
+        stderr=subprocess.STDOUT,
+    )
+    assert out.stdout.strip() == b"acked"
+    provider = KeyValueProvider(tmp_path / "kv")
+    d = Dispatcher(providers=[provider])
+    await d.put_link(make_link(ECHO, KEYVALUE))
+    assert Kv(d, make_actor((KEYVALUE,)))("Get", "durable") == {"value": "yes", "exists": True}
     provider.close()
