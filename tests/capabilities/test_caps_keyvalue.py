@@ -240,3 +240,14 @@ async def test_an_acknowledged_write_survives_a_process_crash(tmp_path, make_act
     await d.put_link(make_link(ECHO, KEYVALUE))
     assert Kv(d, make_actor((KEYVALUE,)))("Get", "durable") == {"value": "yes", "exists": True}
     provider.close()
+
+
+async def test_concurrent_increments_from_many_guest_threads_are_not_lost(kv):
+    async def bump() -> None:
+        for _ in range(10):
+            await trio.to_thread.run_sync(kv, "Increment", {"key": "n", "value": 1})
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(bump)
+    assert kv("Get", "n") == {"value": "40", "exists": True}
