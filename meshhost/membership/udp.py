@@ -19,8 +19,13 @@ Push-pull (full-state anti-entropy) runs over the transport's Noise sessions
 on channel :data:`PUSH_PULL_CHANNEL`; the host routes inbound requests on that
 channel to :meth:`MembershipDriver.handle_push_pull`.
 
-Time is ``trio.current_time()`` so tests can run the driver under a
-``MockClock`` when no real sockets or threads are involved.
+Time given to the core is ``trio.current_time() + clock_offset``: it moves
+with trio's clock (so tests can run the driver under a ``MockClock`` when no
+real sockets or threads are involved) but is anchored to the Unix clock, so a
+restarted host starts from a higher incarnation than its previous life (the
+core derives its first incarnation from ``now``).  Construct the core with
+``now=trio.current_time() + offset`` using the offset it passes here
+(:func:`wall_clock_offset`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import errno
 import math
 import socket as stdlib_socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,6 +51,7 @@ __all__ = [
     "MembershipDriver",
     "PushPullTransport",
     "UdpStats",
+    "wall_clock_offset",
 ]
 
 Addr = tuple[str, int]
@@ -56,10 +63,12 @@ EVENT_BUFFER = 4096
 counted (the host can always read ``core.members()`` for the current truth)."""
 RECV_BUFFER_BYTES = 65536
 """Read whole datagrams, even oversized ones, so they are counted, not truncated."""
+UNKNOWN_ADDR = ("0.0.0.0", 0)
+"""Reported as the source of a bad push-pull from a host whose address we do not know."""
 PUSH_PULL_TIMEOUT_S = 5.0
 """Deadline of one push-pull exchange; a slow peer must not pin state."""
-MAX_PUSH_PULLS_IN_FLIGHT = 2
-"""Outbound exchanges at once; a due exchange beyond this waits for the next tick."""
+MAX_PUSH_PULLS_IN_FLIGHT = 4
+"""Outbound exchanges at once; more wait their turn (the core bounds its queue)."""
 
 
 class SwimCore(Protocol):
@@ -129,19 +138,34 @@ class MembershipDriver:
         *,
         transport: PushPullTransport | None = None,
         event_buffer: int = EVENT_BUFFER,
+        clock_offset: float | None = None,
+        sock: trio.socket.SocketType | None = None,
     ) -> None:
         self.core = core
         self.keyring = keyring
         self.config = config
         self.transport = transport
         self.stats = UdpStats()
-        self._sock: trio.socket.SocketType | None = None
+        self._sock: trio.socket.SocketType | None = sock
+        """A UDP socket already bound by the caller, or None: call :meth:`bind`."""
         self._send_events, self.events = trio.open_memory_channel[object](event_buffer)
         self._rearm = trio.Event()
         self._outbox: list[tuple[Any, bytes]] = []
         self._outbox_ready = trio.Event()
         self._nursery: trio.Nursery | None = None
-        self._push_pulls_in_flight = 0
+        self._push_pull_limiter = trio.CapacityLimiter(MAX_PUSH_PULLS_IN_FLIGHT)
+        self._clock_offset = clock_offset
+
+    def now(self) -> float:
+        """The core's clock: trio time shifted to Unix time (see the module docstring)."""
+        if self._clock_offset is None:
+            self._clock_offset = wall_clock_offset()
+        return trio.current_time() + self._clock_offset
+
+    def _deadline_to_trio(self, deadline: float | None) -> float:
+        if deadline is None:
+            return math.inf
+        return deadline - (self._clock_offset or 0.0)
 
     # -- setup --------------------------------------------------------------
 
@@ -197,12 +221,12 @@ class MembershipDriver:
         """Propose peers to the core (discovery calls this; the core decides)."""
         if not addrs:
             return
-        self.core.join(list(addrs), trio.current_time())
+        self.core.join(list(addrs), self.now())
         self._pump()
 
     def update_meta(self, meta: bytes) -> None:
         """Change this host's metadata; the core gossips it."""
-        self.core.update_meta(meta, trio.current_time())
+        self.core.update_meta(meta, self.now())
         self._pump()
 
     async def leave(self, timeout_s: float = 1.0) -> None:
@@ -210,7 +234,7 @@ class MembershipDriver:
 
         Returns after ``timeout_s`` at most; the caller then cancels ``serve``.
         """
-        self.core.leave(trio.current_time())
+        self.core.leave(self.now())
         self._pump()
         with trio.move_on_after(timeout_s):
             # Let the send loop flush and a few gossip rounds carry the intent.
@@ -222,10 +246,15 @@ class MembershipDriver:
 
         The host's transport handler calls this for channel :data:`PUSH_PULL_CHANNEL`.
         """
-        now = trio.current_time()
+        now = self.now()
+        if addr is None:
+            # The transport knows the peer by id; the core reports trouble by
+            # address, so use the one its signed alive gave, if we know it.
+            member = getattr(self.core, "member", lambda _id: None)(peer_id)
+            addr = member.addr if member is not None else UNKNOWN_ADDR
         reply = self.core.push_pull_payload(now)
         try:
-            self.core.merge_push_pull(payload, addr if addr is not None else peer_id, now)
+            self.core.merge_push_pull(payload, addr, now)
         except MeshError:
             self.stats.push_pull_failures += 1
             raise
@@ -256,7 +285,7 @@ class MembershipDriver:
                 continue  # counted by the keyring
             self.stats.delivered += 1
             try:
-                self.core.receive_datagram(plaintext, (addr[0], addr[1]), trio.current_time())
+                self.core.receive_datagram(plaintext, (addr[0], addr[1]), self.now())
             except MeshError:
                 # The core should turn bad peer bytes into PeerMisbehaved
                 # events; if one escapes, count it rather than die.
@@ -266,11 +295,11 @@ class MembershipDriver:
     async def _timer_loop(self) -> None:
         while True:
             self._rearm = trio.Event()
-            deadline = self.core.get_timer()
-            with trio.move_on_at(math.inf if deadline is None else deadline):
+            deadline = self._deadline_to_trio(self.core.get_timer())
+            with trio.move_on_at(deadline):
                 await self._rearm.wait()
                 continue
-            self.core.handle_timer(trio.current_time())
+            self.core.handle_timer(self.now())
             self._pump()
 
     async def _send_loop(self) -> None:
@@ -315,31 +344,31 @@ class MembershipDriver:
     def _maybe_push_pull(self) -> None:
         if self.transport is None or self._nursery is None:
             return
-        if self._push_pulls_in_flight >= MAX_PUSH_PULLS_IN_FLIGHT:
-            return
-        now = trio.current_time()
-        addr = self.core.push_pull_due(now)
-        if addr is None:
-            return
-        payload = self.core.push_pull_payload(now)
-        self._push_pulls_in_flight += 1
-        self._nursery.start_soon(self._push_pull, addr, payload)
+        now = self.now()
+        while (addr := self.core.push_pull_due(now)) is not None:
+            self._nursery.start_soon(self._push_pull, addr)
 
-    async def _push_pull(self, addr: Any, payload: bytes) -> None:
+    async def _push_pull(self, addr: Any) -> None:
         assert self.transport is not None
+        async with self._push_pull_limiter:
+            # The payload is taken when our turn comes, so it is fresh.
+            payload = self.core.push_pull_payload(self.now())
+            try:
+                reply = await self.transport.request(
+                    addr, PUSH_PULL_CHANNEL, payload, timeout_s=PUSH_PULL_TIMEOUT_S
+                )
+            except (MeshError, OSError):
+                self.stats.push_pull_failures += 1
+                return
         try:
-            reply = await self.transport.request(
-                addr, PUSH_PULL_CHANNEL, payload, timeout_s=PUSH_PULL_TIMEOUT_S
-            )
-        except (MeshError, OSError, trio.TooSlowError):
-            self.stats.push_pull_failures += 1
-            return
-        finally:
-            self._push_pulls_in_flight -= 1
-        try:
-            self.core.merge_push_pull(reply, addr, trio.current_time())
+            self.core.merge_push_pull(reply, addr, self.now())
         except MeshError:
             self.stats.push_pull_failures += 1
             return
         self.stats.push_pulls += 1
         self._pump()
+
+
+def wall_clock_offset() -> float:
+    """Seconds to add to ``trio.current_time()`` to get (roughly) Unix time."""
+    return time.time() - trio.current_time()

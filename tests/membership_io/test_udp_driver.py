@@ -151,7 +151,7 @@ async def test_timer_is_rearmed_after_every_input() -> None:
         core = EchoCore()
         driver, _ = await start(nursery, core)
         # The timer loop went to sleep with no deadline; an input re-arms it.
-        armed = trio.current_time() + 0.05
+        armed = driver.now() + 0.05
         core.timer_at = armed
         driver.update_meta(b"m")
         assert (await next_matching(driver, "timer"))[1] >= armed

@@ -1,0 +1,410 @@
+"""A meshhost host: discovery + membership + transport in one trio nursery.
+
+Composition (one nursery, started by :meth:`Host.serve`)::
+
+    transport   Noise-over-TCP listener on port P       (channel 2: push-pull)
+    membership  SWIM core + sealed UDP driver on port P  (same number as TCP)
+    discovery   mDNS and/or static seeds -> membership.join (proposals only)
+    events      membership events -> status + subscribers
+
+Later layers (directory, rpc, runtime, control) add their services to the
+same nursery and their channels to :attr:`Host.handlers`.
+
+State on disk (see :mod:`meshhost.datadir`): the host key ``host.seed``
+(created with mode 0600 on first start) and, unless given, the lattice secret
+``lattice.secret``.  A lock file (``host.lock``, ``flock``) keeps two
+processes off one data directory; the kernel drops it when a process dies,
+so a host restarts cleanly after ``kill -9``.
+
+Shutdown: :meth:`Host.shutdown` announces a leave intent, gives it a moment
+to spread, and cancels the nursery; the mDNS record is withdrawn on the way
+out.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import trio
+
+from meshhost.config import HostConfig
+from meshhost.datadir import HOST_SEED, LATTICE_SECRET, default_data_dir, write_private
+from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery, StaticSeeds
+from meshhost.discovery.mdns import local_ipv4_addresses
+from meshhost.errors import ConfigError, ErrorCode, KeyringError, MeshError
+from meshhost.identity import nkeys
+from meshhost.identity.keyring import NOISE_PSK, Keyring, load_secrets
+from meshhost.membership import Member, MemberState, Swim
+from meshhost.membership.messages import MAX_META_BYTES
+from meshhost.membership.udp import PUSH_PULL_CHANNEL, MembershipDriver, wall_clock_offset
+from meshhost.transport import Transport
+
+__all__ = [
+    "LOCK_FILE",
+    "ChannelHandler",
+    "Host",
+    "HostBusy",
+    "UnknownChannel",
+    "load_identity",
+    "load_keyring",
+]
+
+LOCK_FILE = "host.lock"
+BIND_ATTEMPTS = 16
+"""Port 0: tries to find a number free for both UDP and TCP."""
+LEAVE_GRACE_S = 1.0
+"""How long a graceful shutdown lets the leave intent spread before closing."""
+SUBSCRIBER_BUFFER = 1024
+"""Events buffered per subscriber; a subscriber that falls further behind loses events."""
+
+ChannelHandler = Callable[[str, bytes], Awaitable[bytes]]
+"""``async (peer_id, payload) -> reply`` for one transport channel."""
+
+
+class HostBusy(MeshError):
+    """Another running process uses this data directory."""
+
+
+class UnknownChannel(MeshError):
+    """A peer sent a request on a transport channel this host does not serve."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
+def load_identity(data_dir: Path) -> nkeys.KeyPair:
+    """The host key from ``data_dir/host.seed``; created (0600) on first start."""
+    path = data_dir / HOST_SEED
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read host key {path}: {exc.strerror}") from None
+        return nkeys.from_seed(text, nkeys.Prefix.SERVER)
+    pair = nkeys.generate(nkeys.Prefix.SERVER, os.urandom)
+    write_private(path, pair.encoded_seed + "\n")
+    return pair
+
+
+def load_keyring(
+    lattice: str, data_dir: Path, *, secret_file: Path | None = None, secret_text: str | None = None
+) -> Keyring:
+    """The lattice keyring: from ``secret_text``, else ``secret_file``, else the data dir.
+
+    A file may hold several secrets (first = primary, see proto/spec/keyring.md).
+    Raises ``LatticeSecretError`` for a malformed secret and ``KeyringError``
+    when there is none at all.
+    """
+    if secret_text is None:
+        path = secret_file if secret_file is not None else data_dir / LATTICE_SECRET
+        try:
+            secret_text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise KeyringError(
+                f"no lattice secret: {path} does not exist. Create one with "
+                "`meshhost lattice new`, or pass --secret-file / set MESHHOST_LATTICE_SECRET"
+            ) from None
+        except OSError as exc:
+            raise KeyringError(f"cannot read lattice secret {path}: {exc.strerror}") from None
+    return Keyring.create(lattice, load_secrets(secret_text))
+
+
+def encode_meta(labels: dict[str, str]) -> bytes:
+    """Host metadata gossiped with our alive message: ``{"labels": {...}}`` in msgpack."""
+    meta = msgpack.packb({"labels": labels}, use_bin_type=True)
+    if len(meta) > MAX_META_BYTES:
+        raise ConfigError(f"labels take {len(meta)} bytes; at most {MAX_META_BYTES} fit")
+    return meta
+
+
+def decode_meta(meta: bytes) -> dict[str, Any]:
+    """Inverse of :func:`encode_meta`; anything malformed decodes to ``{}``."""
+    if not meta:
+        return {}
+    try:
+        value = msgpack.unpackb(meta, raw=False, max_str_len=MAX_META_BYTES)
+    except (ValueError, msgpack.UnpackException):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(slots=True)
+class HostOptions:
+    """Settings outside :class:`HostConfig` (process-level, not lattice-level)."""
+
+    mdns_service_type: str = DEFAULT_SERVICE_TYPE
+    """DNS-SD service type; tests use a private one like ``_mh-3f9a2c._udp.local.``."""
+    mdns_interfaces: list[str] | None = None
+    """Interfaces (IPv4 addresses) for mDNS; default: loopback for a loopback host, else all."""
+    advertise_host: str | None = None
+    """Address peers reach us at; default: the bind address, or our first LAN address."""
+    mdns_announce_interval_s: float = 60.0
+    """Re-announce period (also heals discovery after partitions)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Host:
+    """One meshhost host. Build with :meth:`open`, run with ``nursery.start(host.serve)``."""
+
+    def __init__(
+        self,
+        config: HostConfig,
+        *,
+        identity: nkeys.KeyPair,
+        keyring: Keyring,
+        data_dir: Path,
+        options: HostOptions | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self.host_id = identity.public_key
+        self.keyring = keyring
+        self.data_dir = data_dir
+        self.options = options or HostOptions()
+        self._rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
+        self.handlers: dict[int, ChannelHandler] = {}
+        """Transport channel -> handler; layers add theirs before :meth:`serve`."""
+        self.core: Swim | None = None
+        self.membership: MembershipDriver | None = None
+        self.transport: Transport | None = None
+        self.mdns: MdnsDiscovery | None = None
+        self.seeds: StaticSeeds | None = None
+        self.addr: tuple[str, int] | None = None
+        """The membership (and transport) address peers use, once serving."""
+        self.events_dropped = 0
+        self._subscribers: list[trio.MemorySendChannel[object]] = []
+        self._nursery: trio.Nursery | None = None
+        self._lock_fd: int | None = None
+        self._labels = dict(config.labels)
+        meta = encode_meta(self._labels)
+        self._meta = meta
+
+    @classmethod
+    def open(
+        cls,
+        config: HostConfig,
+        *,
+        secret_file: Path | None = None,
+        secret_text: str | None = None,
+        options: HostOptions | None = None,
+    ) -> Host:
+        """Load (or create) the host key and the lattice keyring from the data dir."""
+        data_dir = (
+            Path(config.data_dir).expanduser()
+            if config.data_dir
+            else default_data_dir(config.lattice)
+        )
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        identity = load_identity(data_dir)
+        keyring = load_keyring(
+            config.lattice, data_dir, secret_file=secret_file, secret_text=secret_text
+        )
+        return cls(config, identity=identity, keyring=keyring, data_dir=data_dir, options=options)
+
+    # -- queries -------------------------------------------------------------
+
+    def members(self) -> list[Member]:
+        """Every host membership knows (ourselves included), any state."""
+        return [] if self.core is None else self.core.members()
+
+    def alive_ids(self) -> set[str]:
+        """Ids of hosts alive or suspect, ourselves included."""
+        return set() if self.core is None else self.core.live_ids()
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able snapshot: who we are and whom we see."""
+        members = sorted(self.members(), key=lambda m: m.id)
+        return {
+            "host_id": self.host_id,
+            "lattice": self.config.lattice,
+            "addr": list(self.addr) if self.addr else None,
+            "members": [
+                {
+                    "id": m.id,
+                    "addr": f"{m.addr[0]}:{m.addr[1]}",
+                    "state": m.state.name.lower(),
+                    "incarnation": m.incarnation,
+                    "labels": decode_meta(m.meta).get("labels", {}),
+                }
+                for m in members
+            ],
+            "alive": sum(1 for m in members if m.state == MemberState.ALIVE),
+            "stats": self.stats(),
+        }
+
+    def stats(self) -> dict[str, int]:
+        """Counters of every layer, flattened (``udp.*``, ``seal.*``, ``swim.*``, ...)."""
+        out: dict[str, int] = {"host.events_dropped": self.events_dropped}
+        if self.membership is not None:
+            for name in self.membership.stats.__slots__:
+                out[f"udp.{name}"] = getattr(self.membership.stats, name)
+        ks = self.keyring.stats
+        for name in ks.__slots__:
+            out[f"seal.{name}"] = getattr(ks, name)
+        if self.core is not None:
+            out.update({f"swim.{k}": v for k, v in self.core.stats.items()})
+        if self.mdns is not None:
+            for name in self.mdns.stats.__slots__:
+                out[f"mdns.{name}"] = getattr(self.mdns.stats, name)
+        if self.transport is not None:
+            out.update({f"transport.{k}": v for k, v in self.transport.stats.items()})
+        return out
+
+    def subscribe(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[object]:
+        """A channel of membership events from now on (lossy if not drained)."""
+        send, receive = trio.open_memory_channel[object](buffer)
+        self._subscribers.append(send)
+        return receive
+
+    # -- running --------------------------------------------------------------
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled or :meth:`shutdown`. ``task_status`` gets our address."""
+        self._lock()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._start_transport_and_membership(nursery)
+                assert self.membership is not None and self.addr is not None
+                nursery.start_soon(self._fan_out_events)
+                if self.config.mdns:
+                    self.mdns = MdnsDiscovery(
+                        host_id=self.host_id,
+                        addr=self.addr,
+                        keyring=self.keyring,
+                        service_type=self.options.mdns_service_type,
+                        interfaces=self.options.mdns_interfaces,
+                        announce_interval_s=self.options.mdns_announce_interval_s,
+                    )
+                    await nursery.start(self.mdns.serve, self.membership.join)
+                if self.config.seeds:
+                    self.seeds = StaticSeeds(
+                        self.config.seeds,
+                        interval_s=max(self.config.membership.reconnect_interval_s, 5.0),
+                    )
+                    await nursery.start(self.seeds.serve, self.membership.join)
+                task_status.started(self.addr)
+        finally:
+            self._nursery = None
+            for send in self._subscribers:
+                send.close()
+            self._unlock()
+
+    async def shutdown(self, leave_timeout_s: float = LEAVE_GRACE_S) -> None:
+        """Announce a graceful leave, wait up to ``leave_timeout_s``, stop serving."""
+        if self.membership is not None and self.core is not None and not self.core.left:
+            await self.membership.leave(timeout_s=leave_timeout_s)
+        if self.transport is not None:
+            with trio.move_on_after(leave_timeout_s):
+                await self.transport.aclose()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _start_transport_and_membership(self, nursery: trio.Nursery) -> None:
+        bind = self.config.bind_host
+        offset = wall_clock_offset()
+        psk = self.keyring.derive(NOISE_PSK)
+        for _attempt in range(BIND_ATTEMPTS):
+            udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            try:
+                await udp.bind((bind, self.config.port))
+            except OSError as exc:
+                udp.close()
+                raise ConfigError(
+                    f"cannot bind UDP {bind}:{self.config.port}: {exc.strerror}"
+                ) from None
+            port = udp.getsockname()[1]
+            transport = Transport(
+                self.identity,
+                self.config.lattice,
+                psk,
+                self.config.transport,
+                self._handle_request,
+            )
+            try:
+                await nursery.start(transport.serve, bind, port)
+            except OSError as exc:
+                udp.close()
+                if exc.errno == errno.EADDRINUSE and self.config.port == 0:
+                    continue  # the UDP port's TCP twin is taken; try another number
+                raise ConfigError(f"cannot listen on TCP {bind}:{port}: {exc.strerror}") from None
+            break
+        else:  # pragma: no cover - needs BIND_ATTEMPTS collisions in a row
+            raise ConfigError(f"no port free for both UDP and TCP after {BIND_ATTEMPTS} tries")
+        self.transport = transport
+        self.addr = (self._advertise_host(), port)
+        self.core = Swim(
+            self.identity,
+            self.addr,
+            self.config.membership,
+            self._rng,
+            trio.current_time() + offset,
+            meta=self._meta,
+        )
+        self.membership = MembershipDriver(
+            self.core,
+            self.keyring,
+            self.config.membership,
+            transport=transport,
+            clock_offset=offset,
+            sock=udp,
+        )
+        self.handlers.setdefault(PUSH_PULL_CHANNEL, self.membership.handle_push_pull)
+        await nursery.start(self.membership.serve)
+
+    def _advertise_host(self) -> str:
+        if self.options.advertise_host:
+            return self.options.advertise_host
+        bind = self.config.bind_host
+        if not ipaddress.IPv4Address(bind).is_unspecified:
+            return bind
+        return local_ipv4_addresses()[0]
+
+    async def _handle_request(self, peer_id: str, channel: int, payload: bytes) -> bytes:
+        handler = self.handlers.get(channel)
+        if handler is None:
+            raise UnknownChannel(f"this host serves no transport channel {channel}")
+        return await handler(peer_id, payload)
+
+    async def _fan_out_events(self) -> None:
+        assert self.membership is not None
+        async for event in self.membership.events:
+            for send in list(self._subscribers):
+                try:
+                    send.send_nowait(event)
+                except trio.WouldBlock:
+                    self.events_dropped += 1
+                except trio.ClosedResourceError:
+                    self._subscribers.remove(send)
+
+    # -- data dir lock --------------------------------------------------------
+
+    def _lock(self) -> None:
+        path = self.data_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise HostBusy(
+                f"another meshhost process is running on data dir {self.data_dir}; "
+                "stop it, or give this host its own --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {time.time():.0f}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None

@@ -1,0 +1,174 @@
+"""Real hosts (SWIM core + UDP driver + Noise transport) in one process on 127.0.0.x."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from meshhost import config as config_mod
+from meshhost.errors import KeyringError
+from meshhost.host import Host, HostBusy, HostOptions, load_keyring
+from meshhost.identity import nkeys
+from meshhost.identity.keyring import Keyring, encode_secret
+from meshhost.membership import MemberDead, MemberJoined, MemberState
+
+SECRET = bytes(range(32))
+OTHER = bytes(range(1, 33))
+DEADLINE_S = 20.0
+
+
+def make_host(tmp: Path, i: int, secret: bytes = SECRET, seeds: tuple[str, ...] = ()) -> Host:
+    cfg = config_mod.load(
+        overrides={
+            "profile": "local",
+            "lattice": "lab",
+            "bind_host": f"127.0.0.{10 + i}",
+            "mdns": False,
+            "seeds": seeds,
+            "data_dir": str(tmp / f"h{i}"),
+            "labels": (("n", str(i)),),
+        },
+        environ={},
+    )
+    (tmp / f"h{i}").mkdir(exist_ok=True)
+    identity = nkeys.generate(nkeys.Prefix.SERVER, random.Random(i).randbytes)
+    return Host(
+        cfg,
+        identity=identity,
+        keyring=Keyring.create("lab", [secret]),
+        data_dir=tmp / f"h{i}",
+        options=HostOptions(),
+        rng=random.Random(100 + i),
+    )
+
+
+async def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S):
+    with trio.move_on_after(timeout_s):
+        while not predicate():
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out after {timeout_s} s waiting until {what}")
+
+
+def alive_view(host: Host) -> set[str]:
+    return {m.id for m in host.members() if m.state == MemberState.ALIVE}
+
+
+async def test_two_hosts_join_over_a_seed_and_see_each_other(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        a_addr = await nursery.start(a.serve)
+        b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
+        events = b.subscribe()
+        await nursery.start(b.serve)
+        ids = {a.host_id, b.host_id}
+        await wait_until(lambda: alive_view(a) == ids and alive_view(b) == ids, "both see both")
+        with trio.fail_after(5):
+            first = await events.receive()
+        assert isinstance(first, MemberJoined) and first.member.id == a.host_id
+        status = b.status()
+        assert status["alive"] == 2
+        labels = {m["id"]: m["labels"] for m in status["members"]}
+        assert labels[a.host_id] == {"n": "0"}
+        assert status["stats"]["udp.delivered"] > 0
+        assert status["stats"]["seal.bad_auth"] == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_five_hosts_converge_detect_a_crash_and_ignore_another_lattice(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        first = make_host(tmp_path, 0)
+        seed_addr = await nursery.start(first.serve)
+        seed = (f"{seed_addr[0]}:{seed_addr[1]}",)
+        hosts = [first]
+        crash_scope = trio.CancelScope()
+        for i in range(1, 5):
+            host = make_host(tmp_path, i, seeds=seed)
+            if i == 4:
+
+                async def run_crashable(host: Host = host, *, task_status=trio.TASK_STATUS_IGNORED):
+                    with crash_scope:
+                        await host.serve(task_status=task_status)
+
+                await nursery.start(run_crashable)
+            else:
+                await nursery.start(host.serve)
+            hosts.append(host)
+        stranger = make_host(tmp_path, 9, secret=OTHER, seeds=seed)
+        await nursery.start(stranger.serve)
+        ids = {h.host_id for h in hosts}
+        await wait_until(lambda: all(alive_view(h) == ids for h in hosts), "five see five")
+
+        # Crash host 4 without a leave: others must declare it dead.
+        crash_scope.cancel()
+        victim = hosts[4].host_id
+        survivors = hosts[:4]
+
+        def dead_everywhere() -> bool:
+            for h in survivors:
+                m = next((m for m in h.members() if m.id == victim), None)
+                if m is None or m.state != MemberState.DEAD:
+                    return False
+            return True
+
+        await wait_until(dead_everywhere, "the crashed host is dead everywhere")
+        # The stranger (other secret) was never seen and saw no one.
+        assert all(stranger.host_id not in {m.id for m in h.members()} for h in survivors)
+        assert {m.id for m in stranger.members()} == {stranger.host_id}
+        assert first.keyring.stats.bad_auth > 0  # its pings were refused and counted
+        nursery.cancel_scope.cancel()
+
+
+async def test_graceful_shutdown_is_seen_as_left(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        a_addr = await nursery.start(a.serve)
+        b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
+        events = a.subscribe()
+        await nursery.start(b.serve)
+        await wait_until(lambda: len(alive_view(a)) == 2, "a sees b")
+        await b.shutdown(leave_timeout_s=0.5)
+        left = None
+        with trio.fail_after(10):
+            async for event in events:
+                if not isinstance(event, MemberJoined):
+                    left = event
+                    break
+        assert left is not None and not isinstance(left, MemberDead)
+        assert a.core is not None and a.core.member(b.host_id).state == MemberState.LEFT
+        nursery.cancel_scope.cancel()
+
+
+async def test_second_process_on_one_data_dir_is_refused(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        await nursery.start(a.serve)
+        twin = make_host(tmp_path, 0)
+        with pytest.raises(HostBusy, match="data dir"):
+            await twin.serve()
+        nursery.cancel_scope.cancel()
+    # After the first stops (or crashes) the lock is free again.
+    async with trio.open_nursery() as nursery:
+        await nursery.start(make_host(tmp_path, 0).serve)
+        nursery.cancel_scope.cancel()
+
+
+def test_open_creates_a_private_host_key_and_needs_a_secret(tmp_path: Path) -> None:
+    cfg = config_mod.load(overrides={"data_dir": str(tmp_path / "d")}, environ={})
+    with pytest.raises(KeyringError, match="lattice new"):
+        Host.open(cfg)
+    key_file = tmp_path / "d" / "host.seed"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    (tmp_path / "s").write_text(encode_secret(SECRET) + "\n")
+    host = Host.open(cfg, secret_file=tmp_path / "s")
+    again = Host.open(cfg, secret_file=tmp_path / "s")
+    assert host.host_id == again.host_id and host.host_id.startswith("N")
+    assert host.keyring.primary == SECRET
+    ring = load_keyring("default", tmp_path, secret_text=encode_secret(OTHER))
+    assert ring.primary == OTHER
