@@ -1,0 +1,293 @@
+"""``meshhost up`` (run a host) and ``meshhost lattice new`` (make a lattice secret).
+
+``up`` needs nothing but the lattice secret: from ``--secret-file``, the
+``MESHHOST_LATTICE_SECRET`` environment variable, or ``lattice.secret`` in the
+data dir.  It prints membership changes as they happen (``--json``: one JSON
+object per line), keeps ``--status-file`` up to date, and on SIGINT/SIGTERM
+announces a graceful leave before exiting (a second signal exits at once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+
+from meshhost import config as config_mod
+from meshhost.cli import main
+from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
+from meshhost.datadir import default_data_dir, write_private
+from meshhost.discovery import DEFAULT_SERVICE_TYPE
+from meshhost.host import Host, HostOptions, decode_meta
+from meshhost.identity.keyring import encode_secret, generate_secret, mdns_tag
+from meshhost.membership import (
+    MemberAlive,
+    MemberDead,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspect,
+    MemberUpdated,
+    PeerMisbehaved,
+)
+
+SECRET_ENV = "MESHHOST_LATTICE_SECRET"
+STATUS_REFRESH_S = 1.0
+"""The status file is rewritten after every event and at least this often."""
+
+_KIND = {
+    MemberJoined: ("joined", "green"),
+    MemberAlive: ("alive", "green"),
+    MemberSuspect: ("suspect", "yellow"),
+    MemberDead: ("dead", "red"),
+    MemberLeft: ("left", "blue"),
+    MemberUpdated: ("updated", "cyan"),
+}
+
+
+@main.command()
+@click.option("--lattice", envvar="MESHHOST_LATTICE", help="Lattice name (default: default).")
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"File with the lattice secret (default: ${SECRET_ENV}, then DATA_DIR/lattice.secret).",
+)
+@click.option("--seed", "seeds", multiple=True, help="Static peer host:port (repeatable).")
+@click.option("--label", "labels", multiple=True, help="Host label key=value (repeatable).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Host key and state (default: $XDG_DATA_HOME/meshhost/LATTICE).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(config_mod.PROFILES)),
+    help="Timing profile: lan (default), local (one machine), wan.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), help="UDP and TCP port (0: any free).")
+@click.option("--bind", "bind_host", help="Address to bind (default 0.0.0.0).")
+@click.option("--advertise", help="Address peers reach this host at (default: detected).")
+@click.option("--no-mdns", is_flag=True, help="Do not announce or browse with mDNS.")
+@click.option(
+    "--mdns-service-type",
+    default=DEFAULT_SERVICE_TYPE,
+    show_default=True,
+    help="DNS-SD service type (a private one keeps test lattices apart).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML config file (see meshhost/config.py).",
+)
+@click.option(
+    "--status-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep a JSON snapshot of membership in this file.",
+)
+@json_option
+@fails_cleanly
+def up(
+    lattice: str | None,
+    secret_file: Path | None,
+    seeds: tuple[str, ...],
+    labels: tuple[str, ...],
+    data_dir: Path | None,
+    profile: str | None,
+    port: int | None,
+    bind_host: str | None,
+    advertise: str | None,
+    no_mdns: bool,
+    mdns_service_type: str,
+    config_file: Path | None,
+    status_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Run a host: find peers, join the lattice, report who is alive."""
+    overrides: dict[str, Any] = {
+        "profile": profile,
+        "lattice": lattice,
+        "data_dir": str(data_dir) if data_dir is not None else None,
+        "port": port,
+        "bind_host": bind_host,
+        "seeds": seeds or None,
+        "labels": labels or None,
+        "mdns": False if no_mdns else None,
+    }
+    # Our secret variable is not a config setting; keep it out of config.load.
+    environ = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
+    cfg = config_mod.load(config_file, overrides=overrides, environ=environ)
+    secret_text = os.environ.get(SECRET_ENV, "").strip() or None
+    host = Host.open(
+        cfg,
+        secret_file=secret_file,
+        secret_text=None if secret_file is not None else secret_text,
+        options=HostOptions(mdns_service_type=mdns_service_type, advertise_host=advertise),
+    )
+    trio.run(_run, host, status_file, as_json)
+
+
+async def _run(host: Host, status_file: Path | None, as_json: bool) -> None:
+    events = host.subscribe()
+    async with trio.open_nursery() as nursery:
+        addr = await nursery.start(host.serve)
+        _say(
+            as_json,
+            {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"},
+            f"[bold]host[/] {host.host_id} on {addr[0]}:{addr[1]} "
+            f"(lattice {host.config.lattice}, profile {host.config.profile})",
+        )
+        nursery.start_soon(_watch_signals, host, nursery, as_json)
+        await _print_events(host, events, status_file, as_json)
+        # The host stopped (shutdown after a signal): stop the signal watcher too.
+        nursery.cancel_scope.cancel()
+    _say(as_json, {"event": "stopped", "id": host.host_id}, "[bold]stopped[/]")
+
+
+async def _watch_signals(host: Host, nursery: trio.Nursery, as_json: bool) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            _say(as_json, {"event": "leaving", "signal": name}, f"[bold]{name}[/]: leaving")
+            break
+        else:  # pragma: no cover - the receiver never ends on its own
+            return
+
+        async def second_signal_exits_at_once() -> None:
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                return
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(second_signal_exits_at_once)
+            await host.shutdown()
+            inner.cancel_scope.cancel()
+
+
+async def _print_events(
+    host: Host,
+    events: trio.MemoryReceiveChannel[object],
+    status_file: Path | None,
+    as_json: bool,
+) -> None:
+    if status_file is not None:
+        _write_status(host, status_file)
+    while True:
+        event = None
+        with trio.move_on_after(STATUS_REFRESH_S):
+            try:
+                event = await events.receive()
+            except trio.EndOfChannel:
+                return  # the host has stopped
+        if event is not None:
+            _report(event, as_json)
+        if status_file is not None:
+            _write_status(host, status_file)
+
+
+def _report(event: object, as_json: bool) -> None:
+    if isinstance(event, PeerMisbehaved):
+        _say(
+            as_json,
+            {
+                "event": "misbehaved",
+                "addr": f"{event.addr[0]}:{event.addr[1]}",
+                "reason": event.reason,
+            },
+            f"[magenta]misbehaved[/] {event.addr[0]}:{event.addr[1]} {event.reason}",
+        )
+        return
+    kind, colour = _KIND.get(type(event), ("event", "white"))
+    member = getattr(event, "member", None)
+    if member is None:
+        return
+    labels = decode_meta(member.meta).get("labels", {})
+    addr = f"{member.addr[0]}:{member.addr[1]}"
+    record = {
+        "event": kind,
+        "id": member.id,
+        "addr": addr,
+        "state": member.state.name.lower(),
+        "incarnation": member.incarnation,
+        "labels": labels,
+    }
+    shown = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    _say(as_json, record, f"[{colour}]{kind:8}[/] {member.id} {addr} {shown}".rstrip())
+
+
+def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
+    if as_json:
+        record = {"time": round(time.time(), 3), **record}
+        sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+        sys.stdout.flush()
+    else:
+        stdout.print(text, highlight=False)
+
+
+def _write_status(host: Host, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(host.status(), sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)  # readers never see a half-written file
+
+
+@main.group("lattice")
+def lattice_group() -> None:
+    """Create lattice secrets."""
+
+
+@lattice_group.command("new")
+@click.option("--lattice", default="default", show_default=True, help="Lattice name.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the secret to this file (0600) instead of printing it.",
+)
+@click.option(
+    "--install",
+    is_flag=True,
+    help="Also store it as the lattice secret of the local data dir (see `up --data-dir`).",
+)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@json_option
+@fails_cleanly
+def lattice_new(
+    lattice: str, out: Path | None, install: bool, data_dir: Path | None, as_json: bool
+) -> None:
+    """Make a new lattice secret (32 random bytes, shown as SL...).
+
+    Every host of the lattice needs the same secret; give it to `meshhost up`
+    with --secret-file or MESHHOST_LATTICE_SECRET.
+    """
+    secret = generate_secret()
+    text = encode_secret(secret)
+    written: list[str] = []
+    if out is not None:
+        if out.exists():
+            raise click.BadParameter(f"{out} exists; refusing to overwrite a secret")
+        write_private(out, text + "\n")
+        written.append(str(out))
+    if install:
+        target = (data_dir or default_data_dir(lattice)) / "lattice.secret"
+        if target.exists():
+            raise click.BadParameter(f"{target} exists; refusing to overwrite a lattice secret")
+        write_private(target, text + "\n")
+        written.append(str(target))
+    info: dict[str, Any] = {"lattice": lattice, "mdns_tag": mdns_tag(secret, lattice)}
+    if out is None:
+        info["secret"] = text
+    if written:
+        info["written_to"] = written
+    if as_json:
+        emit_json(info)
+        return
+    if out is None:
+        stdout.print(f"Lattice secret: {text}", highlight=False)
+        stdout.print("[dim]Every host of the lattice needs it; keep it secret.[/]")
+    for path in written:
+        stdout.print(f"Secret written to {path}", highlight=False)
