@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from meshhost.host import Host, HostBusy, HostOptions, load_keyring
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring, encode_secret
 from meshhost.membership import MemberDead, MemberJoined, MemberState
+from meshhost.membership.messages import Alive, encode
+from meshhost.membership.signing import sign_alive
 
 SECRET = bytes(range(32))
 OTHER = bytes(range(1, 33))
@@ -172,3 +175,63 @@ def test_open_creates_a_private_host_key_and_needs_a_secret(tmp_path: Path) -> N
     assert host.keyring.primary == SECRET
     ring = load_keyring("default", tmp_path, secret_text=encode_secret(OTHER))
     assert ring.primary == OTHER
+
+
+def snapshot(host) -> set[tuple[str, MemberState, int, tuple[str, int], bytes]]:
+    return {(m.id, m.state, m.incarnation, m.addr, m.meta) for m in host.members()}
+
+
+async def test_wrong_key_truncated_garbage_oversized_stale_and_forged_change_nothing(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        a_addr = await nursery.start(a.serve)
+        b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
+        await nursery.start(b.serve)
+        ids = {a.host_id, b.host_id}
+        await wait_until(lambda: alive_view(a) == ids and alive_view(b) == ids, "both see both")
+        before = snapshot(a)
+        b_now = a.core.member(b.host_id)
+        assert b_now is not None
+
+        ring = Keyring.create("lab", [SECRET])
+        stale = sign_alive(b.identity, b.host_id, b.addr, b_now.incarnation - 1, b_now.meta)
+        impostor = nkeys.generate(nkeys.Prefix.SERVER, random.Random(99).randbytes)
+        forged_sig = impostor.sign(b"anything")
+        forged = Alive(b.host_id, ("127.0.0.66", 1), b_now.incarnation + 1000, b"", forged_sig)
+        valid_ping_like = encode(stale)
+        packets = {
+            "wrong key": Keyring.create("lab", [OTHER]).seal(valid_ping_like),
+            "wrong lattice": Keyring.create("other", [SECRET]).seal(valid_ping_like),
+            "truncated": ring.seal(valid_ping_like)[:20],
+            "truncated tag": ring.seal(valid_ping_like)[:-3],
+            "garbage": bytes(random.Random(1).randbytes(300)),
+            "oversized": b"\x01" * 1500,
+            "sealed garbage": ring.seal(b"\xc1\xff\x00garbage"),
+            "old incarnation": ring.seal(encode(stale)),
+            "forged alive": ring.seal(encode(forged)),
+        }
+        seal_before = a.keyring.stats.rejected
+        sender = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await sender.bind(("127.0.0.77", 0))
+        for packet in packets.values():
+            await sender.sendto(packet, a_addr)
+
+        def counted() -> bool:
+            stats = a.stats()
+            return (
+                stats["udp.oversized"] >= 1
+                and a.keyring.stats.rejected - seal_before >= 5
+                and stats.get("swim.malformed", 0) >= 1
+                and stats.get("swim.stale", 0) >= 1
+                and stats.get("swim.forged_alive", 0) >= 1
+            )
+
+        await wait_until(counted, "every bad packet was counted", timeout_s=5)
+        assert snapshot(a) == before
+        stats = a.stats()
+        print({k: v for k, v in stats.items() if v and k.split(".")[0] in ("udp", "seal")})
+        assert stats["seal.too_short"] >= 1 and stats["seal.bad_auth"] >= 3
+        sender.close()
+        nursery.cancel_scope.cancel()
