@@ -266,6 +266,25 @@ class Host:
         self._subscribers.append(send)
         return receive
 
+    # -- key rotation ---------------------------------------------------------
+
+    def add_secret(self, secret: bytes) -> None:
+        """Rotation step 1 (on every host): accept packets sealed with ``secret``."""
+        self.keyring.add(secret)
+
+    def make_primary(self, secret: bytes) -> None:
+        """Rotation step 2 (on every host): seal with ``secret``; mDNS announces its tag.
+
+        The transport keeps the Noise PSK it started with until the host restarts.
+        """
+        self.keyring.make_primary(secret)
+        if self.mdns is not None:
+            self.mdns.reannounce()
+
+    def remove_secret(self, secret: bytes) -> None:
+        """Rotation step 3 (on every host): stop accepting ``secret``."""
+        self.keyring.remove(secret)
+
     # -- running --------------------------------------------------------------
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

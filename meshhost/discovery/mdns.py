@@ -168,7 +168,7 @@ class MdnsDiscovery:
         return f"{self.host_id}.{self.service_type}"
 
     def reannounce(self) -> None:
-        """Announce again soon (e.g. after membership saw a partition heal)."""
+        """Announce again now (new primary secret, or membership saw a partition heal)."""
         self._announce_now.set()
 
     async def serve(self, propose: Propose, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -300,10 +300,11 @@ class MdnsDiscovery:
         while True:
             with trio.move_on_after(self.address_check_interval_s):
                 await self._announce_now.wait()
+            forced = self._announce_now.is_set()
             self._announce_now = trio.Event()
             current = self._announced_addresses()
             due = trio.current_time() - self._last_announce >= self.announce_interval_s
-            if current == announced and not due:
+            if current == announced and not due and not forced:
                 continue
             announced = current
             await self._announce(current)

@@ -235,3 +235,44 @@ async def test_wrong_key_truncated_garbage_oversized_stale_and_forged_change_not
         assert stats["seal.too_short"] >= 1 and stats["seal.bad_auth"] >= 3
         sender.close()
         nursery.cancel_scope.cancel()
+
+
+async def test_two_live_hosts_rotate_the_secret_without_a_false_suspicion(tmp_path: Path) -> None:
+    new = bytes(range(100, 132))
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        a_addr = await nursery.start(a.serve)
+        b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
+        await nursery.start(b.serve)
+        ids = {a.host_id, b.host_id}
+        await wait_until(lambda: alive_view(a) == ids and alive_view(b) == ids, "both see both")
+        events = [a.subscribe(), b.subscribe()]
+        steps = [
+            lambda: a.add_secret(new),
+            lambda: b.add_secret(new),
+            lambda: a.make_primary(new),  # a seals with new, b still with old
+            lambda: b.make_primary(new),
+            lambda: a.remove_secret(SECRET),
+            lambda: b.remove_secret(SECRET),
+        ]
+        for step in steps:
+            step()
+            # Both keep opening each other's probes after every step.
+            marks = [h.keyring.stats.opened for h in (a, b)]
+            await wait_until(
+                lambda marks=marks: all(
+                    h.keyring.stats.opened >= m + 2 for h, m in zip((a, b), marks, strict=True)
+                ),
+                "both hosts opened fresh packets",
+                timeout_s=10,
+            )
+        assert a.keyring.secrets == (new,) and b.keyring.secrets == (new,)
+        assert a.keyring.stats.rejected == 0 and b.keyring.stats.rejected == 0
+        assert a.keyring.stats.opened_with_old_key + b.keyring.stats.opened_with_old_key > 0
+        for channel in events:
+            try:
+                event = channel.receive_nowait()
+            except trio.WouldBlock:
+                continue  # no membership change at all: what we want
+            raise AssertionError(f"membership changed during rotation: {event}")
+        nursery.cancel_scope.cancel()
