@@ -690,7 +690,7 @@ class _Validator:
                 "'latest' is not a version; give a concrete one such as v0.0.1",
             )
         description = annotations.pop("description", "")
-        labels = ()
+        labels: Pairs = ()
         if "labels" in meta:
             labels = self.string_map(
                 meta["labels"], "metadata.labels", "labels", value_limit=MAX_LABEL_CHARS
@@ -787,7 +787,7 @@ class _Validator:
             sha256 = actor_id = None
         scaler = None
         linkdefs: list[Linkdef] = []
-        trait_nodes = ()
+        trait_nodes: tuple[Node, ...] = ()
         if "traits" in fields:
             trait_nodes = self.sequence(fields["traits"], f"{path}.traits", "traits", MAX_TRAITS)
         for t_index, trait in enumerate(trait_nodes):

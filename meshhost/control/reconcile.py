@@ -116,10 +116,12 @@ def reconcile(
     wanted = {link.key: link for link in desired.links}
     puts: list[Action] = []
     deletes: list[Action] = []
-    for key in sorted(wanted):
-        if present.get(key) != wanted[key] and my_host_id in link_writers(key, desired.candidates):
-            puts.append(PutLink(wanted[key]))
-    for key in sorted(present):
-        if key not in wanted and my_host_id in link_writers(key, desired.candidates):
-            deletes.append(DeleteLink(present[key]))
+    for link_key in sorted(wanted):
+        if present.get(link_key) != wanted[link_key] and my_host_id in link_writers(
+            link_key, desired.candidates
+        ):
+            puts.append(PutLink(wanted[link_key]))
+    for link_key in sorted(present):
+        if link_key not in wanted and my_host_id in link_writers(link_key, desired.candidates):
+            deletes.append(DeleteLink(present[link_key]))
     return puts + starts + stops + deletes
