@@ -75,9 +75,7 @@ async def _serve() -> None:
             return big
         return payload
 
-    transport = Transport(
-        _key(1), LATTICE, PSK, TransportConfig(stream_window_bytes=int(os.environ.get("WIN", 1 << 20))), handler
-    )
+    transport = Transport(_key(1), LATTICE, PSK, TransportConfig(), handler)
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, _raw_echo, 0, host="127.0.0.1"))
         raw_port = listeners[0].socket.getsockname()[1]
@@ -147,9 +145,8 @@ async def _client(raw_port: int, session_port: int, rounds: int, requests: int) 
         await stream.aclose()
 
         print(f"request-response RTT, {rounds} shuffled rounds x {requests} sequential requests")
-        print(
-            f"{'size':>8} {'raw p50':>9} {'raw p99':>9} {'sess p50':>9} {'sess p99':>9} {'p50 ratio':>9}"
-        )
+        heads = ("raw p50", "raw p99", "sess p50", "sess p99", "p50 ratio")
+        print(f"{'size':>8} " + " ".join(f"{h:>9}" for h in heads))
         for size in (100, 10240):
             raw50 = statistics.median(r[0] for r in results[("raw", size)])
             raw99 = statistics.median(r[1] for r in results[("raw", size)])

@@ -422,13 +422,14 @@ class RemoteError(TransportError):
     """The peer's handler answered with an error; ``code`` is the wire code it sent."""
 
     def __init__(self, code: ErrorCode, message: str, peer_id: str = "") -> None:
-        super().__init__(f"{peer_id[:8] + '...: ' if peer_id else ''}{code.name.lower()}: {message}")
+        who = f"{peer_id[:8]}...: " if peer_id else ""
+        super().__init__(f"{who}{code.name.lower()}: {message}")
         self.remote_code = code
         self.remote_message = message
         self.peer_id = peer_id
 
-    @property  # type: ignore[override]
-    def code(self) -> ErrorCode:  # the code the peer sent, passed on unchanged
+    @property
+    def code(self) -> ErrorCode:  # type: ignore[override]  # the code the peer sent
         return self.remote_code
 
     @property

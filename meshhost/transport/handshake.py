@@ -91,7 +91,7 @@ class HelloPayload:
 
 def encode_hello(hello: HelloPayload) -> bytes:
     """Encode a handshake payload as a msgpack map with the keys in table order."""
-    return msgpack.packb(
+    packed: bytes = msgpack.packb(
         {
             "host": hello.host,
             "sig": hello.sig,
@@ -102,6 +102,7 @@ def encode_hello(hello: HelloPayload) -> bytes:
         },
         use_bin_type=True,
     )
+    return packed
 
 
 def _field(obj: dict[Any, Any], key: str, kind: type) -> Any:

@@ -32,6 +32,7 @@ import hmac
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.bindings as _nb
 import nacl.exceptions
@@ -105,6 +106,7 @@ class _Hash:
     __slots__ = ("_ctor", "hashlen", "name")
 
     def __init__(self, name: str) -> None:
+        self._ctor: Callable[..., Any]
         if name == "BLAKE2b":
             self._ctor = hashlib.blake2b
         elif name == "SHA256":
@@ -115,7 +117,8 @@ class _Hash:
         self.hashlen = self._ctor().digest_size
 
     def hash(self, data: bytes) -> bytes:
-        return self._ctor(data).digest()
+        digest: bytes = self._ctor(data).digest()
+        return digest
 
     def hkdf(self, chaining_key: bytes, ikm: bytes, outputs: int) -> list[bytes]:
         temp_key = hmac.new(chaining_key, ikm, self._ctor).digest()

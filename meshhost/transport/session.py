@@ -552,7 +552,7 @@ class Session:
 
     # -- input ---------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes read from the connection. Never raises for bad peer input:
         the session closes itself and emits SessionClosed instead."""
         if self.state is State.CLOSED or not data:
@@ -571,7 +571,7 @@ class Session:
                     break
                 self._on_record(data, pos + 2, n)
                 pos += 2 + n
-                if self.state is State.CLOSED:
+                if self.is_closed:
                     return
             if pos < end:
                 self._in = bytearray(memoryview(data)[pos:])
@@ -949,6 +949,7 @@ class Session:
     # -- ending --------------------------------------------------------------
 
     def _fail(self, exc: MeshError, code: ErrorCode | None = None) -> None:
+        error: MeshError
         if isinstance(exc, _Mismatch):
             code, error = ErrorCode.UNAUTHENTICATED, PeerMismatch(str(exc))
         else:

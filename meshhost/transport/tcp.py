@@ -871,4 +871,4 @@ class Transport:
         except BaseException:
             sock.close()
             raise
-        return sock, (sockaddr[0], sockaddr[1])
+        return sock, (str(sockaddr[0]), int(sockaddr[1]))
