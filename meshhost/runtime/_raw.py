@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 from ctypes import CFUNCTYPE, c_size_t, c_uint64, c_void_p
+from typing import Any
 
 from wasmtime import _ffi as ffi
 
@@ -39,8 +40,10 @@ __all__ = [
 _dll = ffi.dll
 
 
-def _proto(name: str, restype: object, *argtypes: object):  # type: ignore[no-untyped-def]
+def _proto(name: str, restype: Any, *argtypes: Any) -> Any:
     address = ctypes.cast(getattr(_dll, name), c_void_p).value
+    if address is None:
+        raise ImportError(f"wasmtime's C library lacks {name}")
     return CFUNCTYPE(restype, *argtypes)(address)
 
 
@@ -59,7 +62,7 @@ _trap_new = _proto("wasmtime_trap_new", c_void_p, ctypes.c_char_p, c_size_t)
 # size_t callback(void* env, wasmtime_caller_t*, wasmtime_val_raw_t* args_and_results,
 #                 size_t len) -> wasm_trap_t* (0 = ok).  Each val_raw is 16 bytes,
 # so argument k is at index 2*k of a uint64 view; i32 values sit in its low half.
-RAW_CALLBACK = CFUNCTYPE(c_size_t, c_void_p, c_void_p, ctypes.POINTER(c_uint64), c_size_t)
+RAW_CALLBACK: Any = CFUNCTYPE(c_size_t, c_void_p, c_void_p, ctypes.POINTER(c_uint64), c_size_t)
 NO_FINALIZER = ctypes.cast(0, CFUNCTYPE(None, c_void_p))
 
 

@@ -263,7 +263,7 @@ class Runtime:
         _calls.deadline = deadline
         healthy = False
         try:
-            result = instance.call(operation, payload, deadline)
+            result: bytes = instance.call(operation, payload, deadline)
             healthy = True
             return result
         except ActorError:

@@ -83,13 +83,15 @@ _HOST_FUNCS: dict[int, HostFn] = {}
 _ENV_IDS = itertools.count(1)
 
 
-@_raw.RAW_CALLBACK
-def _trampoline(env: int, caller: int, args: Any, nargs: int) -> int:
+def _dispatch(env: int, caller: int, args: Any, nargs: int) -> int:
     # Must never raise: ctypes would print the error and return 0 ("ok").
     try:
         return _HOST_FUNCS[env](caller, args)
     except BaseException as exc:
         return _raw.trap_new(f"meshhost host function failed: {type(exc).__name__}: {exc}")
+
+
+_trampoline = _raw.RAW_CALLBACK(_dispatch)
 
 
 def _sig(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
