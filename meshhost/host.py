@@ -44,7 +44,15 @@ from meshhost.discovery.mdns import local_ipv4_addresses
 from meshhost.errors import ConfigError, ErrorCode, KeyringError, MeshError
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import NOISE_PSK, Keyring, load_secrets
-from meshhost.membership import Member, MemberState, Swim
+from meshhost.membership import (
+    Member,
+    MemberAlive,
+    MemberDead,
+    MemberJoined,
+    MemberLeft,
+    MemberState,
+    Swim,
+)
 from meshhost.membership.messages import MAX_META_BYTES
 from meshhost.membership.udp import PUSH_PULL_CHANNEL, MembershipDriver, wall_clock_offset
 from meshhost.transport import Transport
@@ -185,6 +193,7 @@ class Host:
         self._subscribers: list[trio.MemorySendChannel[object]] = []
         self._nursery: trio.Nursery | None = None
         self._lock_fd: int | None = None
+        self._failed_ids: set[str] = set()
         self._labels = dict(config.labels)
         meta = encode_meta(self._labels)
         self._meta = meta
@@ -398,6 +407,7 @@ class Host:
     async def _fan_out_events(self) -> None:
         assert self.membership is not None
         async for event in self.membership.events:
+            self._note_partition_heal(event)
             for send in list(self._subscribers):
                 try:
                     send.send_nowait(event)
@@ -405,6 +415,37 @@ class Host:
                     self.events_dropped += 1
                 except trio.ClosedResourceError:
                     self._subscribers.remove(send)
+
+    def _note_partition_heal(self, event: object) -> None:
+        # A host we had declared dead is back: the network probably healed.
+        # Announce again so hosts that joined on the other side meanwhile
+        # (and never heard of us) find us without waiting for a periodic one.
+        if isinstance(event, MemberDead):
+            self._failed_ids.add(event.member.id)
+        elif isinstance(event, MemberJoined | MemberAlive):
+            if event.member.id in self._failed_ids:
+                self._failed_ids.discard(event.member.id)
+                if self.mdns is not None:
+                    self.mdns.reannounce()
+        elif isinstance(event, MemberLeft):
+            self._failed_ids.discard(event.member.id)
+
+    def reload_secrets(self, secrets: list[bytes]) -> None:
+        """Make the keyring hold exactly ``secrets``, the first one primary.
+
+        This is what a SIGHUP after editing the secret file does: add the new
+        secret as a second line, reload on every host; move it to the first
+        line, reload; delete the old line, reload.
+        """
+        if not secrets:
+            raise KeyringError("a keyring needs at least one lattice secret")
+        for secret in secrets:
+            self.add_secret(secret)
+        if self.keyring.primary != secrets[0]:
+            self.make_primary(secrets[0])
+        for secret in self.keyring.secrets:
+            if secret not in secrets:
+                self.remove_secret(secret)
 
     # -- data dir lock --------------------------------------------------------
 

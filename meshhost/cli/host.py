@@ -5,6 +5,8 @@
 data dir.  It prints membership changes as they happen (``--json``: one JSON
 object per line), keeps ``--status-file`` up to date, and on SIGINT/SIGTERM
 announces a graceful leave before exiting (a second signal exits at once).
+SIGHUP re-reads the secret file (first line primary, the others accepted):
+that is how a running lattice rotates its secret, see proto/spec/keyring.md.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import trio
 from meshhost import config as config_mod
 from meshhost.cli import main
 from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
-from meshhost.datadir import default_data_dir, write_private
+from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
+from meshhost.errors import KeyringError, MeshError
 from meshhost.host import Host, HostOptions, decode_meta
-from meshhost.identity.keyring import encode_secret, generate_secret, mdns_tag
+from meshhost.identity.keyring import encode_secret, generate_secret, load_secrets, mdns_tag
 from meshhost.membership import (
     MemberAlive,
     MemberDead,
@@ -130,29 +133,51 @@ def up(
         secret_text=None if secret_file is not None else secret_text,
         options=HostOptions(mdns_service_type=mdns_service_type, advertise_host=advertise),
     )
-    trio.run(_run, host, status_file, as_json)
+    if secret_file is not None:
+        secret_path: Path | None = secret_file
+    elif secret_text is not None:
+        secret_path = None  # from the environment: nothing to reload
+    else:
+        secret_path = host.data_dir / LATTICE_SECRET
+    trio.run(_run, host, status_file, as_json, secret_path)
 
 
-async def _run(host: Host, status_file: Path | None, as_json: bool) -> None:
+async def _run(
+    host: Host, status_file: Path | None, as_json: bool, secret_path: Path | None
+) -> None:
     events = host.subscribe()
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(host.serve)
+        # Signals are caught from here on, before anyone is told we started.
+        await nursery.start(_watch_signals, host, nursery, as_json, secret_path)
+        if status_file is not None:
+            _write_status(host, status_file)  # exists by the time "started" is printed
         _say(
             as_json,
             {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"},
             f"[bold]host[/] {host.host_id} on {addr[0]}:{addr[1]} "
             f"(lattice {host.config.lattice}, profile {host.config.profile})",
         )
-        nursery.start_soon(_watch_signals, host, nursery, as_json)
         await _print_events(host, events, status_file, as_json)
         # The host stopped (shutdown after a signal): stop the signal watcher too.
         nursery.cancel_scope.cancel()
     _say(as_json, {"event": "stopped", "id": host.host_id}, "[bold]stopped[/]")
 
 
-async def _watch_signals(host: Host, nursery: trio.Nursery, as_json: bool) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+async def _watch_signals(
+    host: Host,
+    nursery: trio.Nursery,
+    as_json: bool,
+    secret_path: Path | None,
+    *,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        task_status.started()
         async for signum in signals:
+            if signum == signal.SIGHUP:
+                _reload_secrets(host, secret_path, as_json)
+                continue
             name = signal.Signals(signum).name
             _say(as_json, {"event": "leaving", "signal": name}, f"[bold]{name}[/]: leaving")
             break
@@ -168,6 +193,30 @@ async def _watch_signals(host: Host, nursery: trio.Nursery, as_json: bool) -> No
             inner.start_soon(second_signal_exits_at_once)
             await host.shutdown()
             inner.cancel_scope.cancel()
+
+
+def _reload_secrets(host: Host, secret_path: Path | None, as_json: bool) -> None:
+    """SIGHUP: re-read the secret file (first line primary) for a key rotation."""
+    try:
+        if secret_path is None:
+            raise KeyringError(
+                f"the lattice secret came from ${SECRET_ENV}; use --secret-file to rotate it"
+            )
+        try:
+            text = secret_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KeyringError(f"cannot read {secret_path}: {exc.strerror}") from None
+        host.reload_secrets(load_secrets(text))
+    except MeshError as exc:
+        _say(
+            as_json, {"event": "reload_failed", "error": str(exc)}, f"[red]reload failed:[/] {exc}"
+        )
+        return
+    _say(
+        as_json,
+        {"event": "secrets_reloaded", "keys": len(host.keyring.secrets)},
+        f"[bold]lattice secrets reloaded[/] ({len(host.keyring.secrets)} accepted)",
+    )
 
 
 async def _print_events(

@@ -68,6 +68,8 @@ RESOLVE_TIMEOUT_MS = 3000
 """How long to wait for a peer's SRV/TXT/A records when the cache lacks them."""
 CLOSE_TIMEOUT_S = 3.0
 """Goodbye packets and thread shutdown; a stuck zeroconf must not block exit."""
+MIN_ANNOUNCE_GAP_S = 5.0
+"""At most one announcement per this many seconds; each is 3 multicast packets."""
 NOTICE_BUFFER = 1024
 """Browser notices queued for trio; beyond it they are dropped and counted
 (a later re-announce or re-query brings them back)."""
@@ -308,6 +310,9 @@ class MdnsDiscovery:
                 continue
             announced = current
             await self._announce(current)
+            # Bursts of reannounce() (many hosts back after a heal) collapse
+            # into one announcement per gap.
+            await trio.sleep(MIN_ANNOUNCE_GAP_S)
 
     async def _announce(self, addresses: list[str]) -> None:
         assert self._zc is not None

@@ -1,0 +1,102 @@
+"""`meshhost lattice new` and `meshhost up` from the outside."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from meshhost.cli import main
+from meshhost.identity.keyring import decode_secret, encode_secret, mdns_tag
+
+LINE_TIMEOUT_S = 15.0
+
+
+def test_lattice_new_prints_a_valid_secret_and_its_tag() -> None:
+    result = CliRunner().invoke(main, ["lattice", "new", "--lattice", "lab", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    secret = decode_secret(info["secret"])
+    assert info["mdns_tag"] == mdns_tag(secret, "lab")
+
+
+def test_lattice_new_out_writes_a_private_file_and_never_overwrites(tmp_path: Path) -> None:
+    out = tmp_path / "lattice.secret"
+    result = CliRunner().invoke(main, ["lattice", "new", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert decode_secret(out.read_text())
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert "SL" not in result.output.replace("SLOT", "")  # the secret went only to the file
+    again = CliRunner().invoke(main, ["lattice", "new", "--out", str(out)])
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output
+
+
+def test_up_without_a_secret_says_how_to_make_one(tmp_path: Path) -> None:
+    env = {"MESHHOST_LATTICE_SECRET": ""}
+    result = CliRunner().invoke(main, ["up", "--data-dir", str(tmp_path), "--no-mdns"], env=env)
+    assert result.exit_code == 1
+    assert "meshhost lattice new" in result.output
+
+
+def test_up_with_a_mistyped_secret_says_so(tmp_path: Path) -> None:
+    text = encode_secret(bytes(range(32)))
+    typo = text[:10] + ("A" if text[10] != "A" else "B") + text[11:]
+    env = {"MESHHOST_LATTICE_SECRET": typo}
+    result = CliRunner().invoke(main, ["up", "--data-dir", str(tmp_path), "--no-mdns"], env=env)
+    assert result.exit_code == 1
+    assert "mistyped" in result.output
+
+
+def read_event(proc: subprocess.Popen[str], kind: str) -> dict:
+    deadline = time.monotonic() + LINE_TIMEOUT_S
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            break
+        record = json.loads(line)
+        if record["event"] == kind:
+            return record
+    raise AssertionError(f"no {kind!r} event within {LINE_TIMEOUT_S} s")
+
+
+def test_up_reloads_secrets_on_sighup_and_leaves_on_sigterm(tmp_path: Path) -> None:
+    old, new = encode_secret(bytes(range(32))), encode_secret(bytes(range(1, 33)))
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(old + "\n")
+    argv = [
+        sys.executable, "-m", "meshhost", "up", "--json", "--no-mdns",
+        "--bind", "127.0.0.1", "--profile", "local",
+        "--data-dir", str(tmp_path / "data"), "--secret-file", str(secret_file),
+        "--status-file", str(tmp_path / "status.json"),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHHOST_")}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        started = read_event(proc, "started")
+        assert started["id"].startswith("N") and started["addr"].startswith("127.0.0.1:")
+        status = json.loads((tmp_path / "status.json").read_text())
+        assert status["host_id"] == started["id"] and status["alive"] == 1
+        secret_file.write_text(f"{new}\n{old}\n")
+        proc.send_signal(signal.SIGHUP)
+        assert read_event(proc, "secrets_reloaded")["keys"] == 2
+        secret_file.write_text("not a secret\n")
+        proc.send_signal(signal.SIGHUP)
+        assert "line 1" in read_event(proc, "reload_failed")["error"]
+        proc.send_signal(signal.SIGTERM)
+        read_event(proc, "stopped")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
