@@ -8,6 +8,9 @@
 * :mod:`~meshhost.control.reconcile` — :func:`reconcile`: the sans-IO core
   that turns (desired, what this host runs, manifest links in the directory)
   into start/stop/link actions for this host's share only.
+* :mod:`~meshhost.control.reconciler` — :class:`Reconciler`, the same core
+  with a join gate, debounce, periodic resync and start back-off, driven
+  by ``update(..., now)`` / ``get_timer()`` / ``handle_timer(now)``.
 * :mod:`~meshhost.control.store` — where manifests, deployments and owned
   links live in the directory, and the writes ``apply``/``delete`` make.
 * :mod:`~meshhost.control.status` — desired-vs-running status and diffs.
@@ -59,6 +62,7 @@ from meshhost.control.placement import (
     compute_placement,
 )
 from meshhost.control.reconcile import Action, DeleteLink, PutLink, StartActor, StopActor, reconcile
+from meshhost.control.reconciler import Reconciler, ReconcilerConfig
 from meshhost.control.status import (
     AppState,
     AppStatus,
@@ -84,6 +88,8 @@ __all__ = [
     "Manifest",
     "Placement",
     "PutLink",
+    "Reconciler",
+    "ReconcilerConfig",
     "Scaler",
     "ScalerKind",
     "Spread",
