@@ -170,6 +170,12 @@ class Runtime:
                  "from cache" if actor.from_cache else "compiled")
         return actor
 
+    async def load_async(self, module: bytes, *,
+                         limits: ActorLimits | None = None) -> LoadedActor:
+        """:meth:`load` on a worker thread, so a long compile (seconds for a big
+        component) does not stall the trio loop."""
+        return await trio.to_thread.run_sync(lambda: self.load(module, limits=limits))
+
     def _program(self, compiled: Compiled, ref: ActorRef) -> _Program:
         if compiled.kind == "component":
             from meshhost.runtime.component import ComponentProgram

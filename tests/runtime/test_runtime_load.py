@@ -6,6 +6,8 @@ import os
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meshhost.errors import (
     ActorLoadError,
@@ -13,6 +15,7 @@ from meshhost.errors import (
     ClaimsHashMismatch,
     ClaimsMissing,
     IssuerNotAllowed,
+    MeshError,
 )
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
@@ -117,3 +120,57 @@ def test_unloaded_actor_refuses_new_calls(runtime, test_actor):
         runtime.unload(actor.actor_id)
     with pytest.raises(ActorNotFound, match="unloaded"):
         runtime._call(actor, "echo", b"", None)  # a caller that looked it up just before
+
+
+async def test_load_async_compiles_on_a_worker_thread(runtime, test_actor):
+    actor = await runtime.load_async(test_actor)
+    assert await runtime.invoke(actor.actor_id, "echo", b"a") == b"a"
+
+
+# --- untrusted bytes: load raises only meshhost errors ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_runtime(tmp_path_factory):
+    class Quiet:
+        def host_call(self, *args):
+            return b""
+
+        def log(self, *args):
+            pass
+
+    with Runtime(tmp_path_factory.mktemp("fuzz"), Quiet()) as rt:
+        yield rt
+
+
+@pytest.fixture(scope="module")
+def fuzz_keys():
+    return (nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
+            nkeys.generate(nkeys.Prefix.MODULE, os.urandom))
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_load_and_raise_only_mesh_errors(fuzz_runtime, data):
+    with pytest.raises(MeshError):
+        fuzz_runtime.load(data)
+
+
+def _section(section_id: int, content: bytes) -> bytes:
+    size = len(content)
+    leb = bytearray()
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        leb.append(byte | (0x80 if size else 0))
+        if not size:
+            return bytes([section_id]) + bytes(leb) + content
+
+
+@given(st.lists(st.tuples(st.integers(1, 12), st.binary(max_size=40)), max_size=4))
+def test_signed_garbage_modules_fail_to_load_with_actor_load_error(fuzz_runtime, fuzz_keys,
+                                                                   sections):
+    wasm = b"\0asm\x01\0\0\0" + b"".join(_section(i, c) for i, c in sections)
+    issuer, subject = fuzz_keys
+    signed = sign_module(wasm, issuer=issuer, subject=subject, name="fuzz", now=time.time())
+    with pytest.raises(ActorLoadError):
+        fuzz_runtime.load(signed)
