@@ -128,7 +128,7 @@ def load_keyring(
 
 def encode_meta(labels: dict[str, str]) -> bytes:
     """Host metadata gossiped with our alive message: ``{"labels": {...}}`` in msgpack."""
-    meta = msgpack.packb({"labels": labels}, use_bin_type=True)
+    meta: bytes = msgpack.packb({"labels": labels}, use_bin_type=True)
     if len(meta) > MAX_META_BYTES:
         raise ConfigError(f"labels take {len(meta)} bytes; at most {MAX_META_BYTES} fit")
     return meta
