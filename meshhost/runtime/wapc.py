@@ -103,7 +103,8 @@ class WapcProgram:
 
     def __init__(self, module: wasmtime.Module, actor: ActorRef) -> None:
         self.module = module
-        self.imports: list[tuple[str, str, wasmtime.FuncType]] = []
+        self.imports: list[tuple[str, str, Any]] = []
+        imported_memory = False
         for imp in module.imports:
             where = f"{imp.module}.{imp.name}"
             ty = imp.type
@@ -125,6 +126,11 @@ class WapcProgram:
             elif imp.module == "env" and isinstance(ty, wasmtime.FuncType) \
                     and _sig(ty) == ASSEMBLYSCRIPT_ENV.get(imp.name or ""):
                 self.imports.append(("env", imp.name or "", ty))
+            elif imp.module == "env" and isinstance(ty, wasmtime.MemoryType) \
+                    and not imported_memory:
+                # Built with --import-memory: the host makes it (under the store's cap).
+                imported_memory = True
+                self.imports.append(("memory", imp.name or "", ty))
             else:
                 raise ActorLoadError(
                     actor.actor_id, actor.name,
@@ -135,9 +141,9 @@ class WapcProgram:
         if not isinstance(call_ty, wasmtime.FuncType) or _sig(call_ty) != ((_I32, _I32), (_I32,)):
             raise ActorLoadError(actor.actor_id, actor.name,
                                  "does not export __guest_call(i32, i32) -> i32: not a waPC actor")
-        if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        if not imported_memory and not isinstance(exports.get("memory"), wasmtime.MemoryType):
             raise ActorLoadError(actor.actor_id, actor.name,
-                                 "does not export its memory as 'memory'")
+                                 "neither exports its memory as 'memory' nor imports one")
         self.starts = [name for name in START_FUNCTIONS
                        if isinstance(exports.get(name), wasmtime.FuncType)
                        and _sig(exports[name]) == ((), ())]  # type: ignore[arg-type]
@@ -188,8 +194,20 @@ class WapcInstance(GuestInstance):
         self.wasi = wasi.WasiState()
 
         context = self.store._context()
-        self._funcs: list[wasmtime.Func] = []
+        self._funcs: list[Any] = []  # the externs, in import order
+        imported: wasmtime.Memory | None = None
         for family, name, ty in program.imports:
+            if family == "memory":
+                try:
+                    imported = wasmtime.Memory(self.store, ty)
+                except wasmtime.WasmtimeError as exc:
+                    self.close()
+                    raise ActorLoadError(actor.actor_id, actor.name,
+                                         f"cannot be instantiated: {exc}") from None
+                self._memory = imported
+                self._mem_addr = ctypes.addressof(imported._memory)
+                self._funcs.append(imported)
+                continue
             if family == "wapc":
                 fn = getattr(self, name[1:])
             elif family == "env":
@@ -216,7 +234,7 @@ class WapcInstance(GuestInstance):
             raise ActorLoadError(actor.actor_id, actor.name,
                                  f"cannot be instantiated: {exc}") from None
         exports = instance.exports(self.store)
-        memory = exports["memory"]
+        memory = imported or exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
         self._memory = memory
         self._mem_addr = ctypes.addressof(memory._memory)

@@ -233,3 +233,19 @@ def test_assemblyscript_env_imports_abort_with_the_guest_message(runtime, sign, 
 
     with pytest.raises(ActorTrapped, match=r"guest aborted: bad input at assembly/index\.ts:12:5"):
         runtime.call_sync(actor.actor_id, "abort", b"")
+
+
+def test_module_importing_its_memory_gets_one_from_the_host(runtime, sign):
+    import wasmtime
+
+    module = wasmtime.wat2wasm("""
+    (module
+      (import "env" "memory" (memory 1))
+      (import "wapc" "__guest_request" (func $req (param i32 i32)))
+      (import "wapc" "__guest_response" (func $resp (param i32 i32)))
+      (func (export "__guest_call") (param i32 i32) (result i32)
+        (call $req (i32.const 0) (local.get 0))
+        (call $resp (local.get 0) (local.get 1))
+        (i32.const 1)))""")
+    actor = runtime.load(sign(module))
+    assert runtime.call_sync(actor.actor_id, "op", b"imported memory") == b"imported memory"
