@@ -113,6 +113,8 @@ LEFT = MemberState.LEFT
 MAX_PENDING_MISBEHAVED = 64
 """PeerMisbehaved events queued at once; beyond it only counters move, so a
 flood of garbage cannot grow memory."""
+MAX_SEEDS = 64
+"""Seed addresses remembered for retries (discovery proposes them again anyway)."""
 MAX_PENDING_PUSH_PULLS = 64
 """Push-pull exchanges waiting for the driver; more would only repeat."""
 JOIN_REPLY_WAIT_S = 60.0
@@ -298,6 +300,7 @@ class Swim:
         self._pp_join_wait: dict[Addr, float] = {}
         self._joining = True
         self._last_rejoin_sync = -math.inf
+        self._seeds: dict[Addr, float] = {}  # proposed addresses -> when
         self._left = False
         self._queue = TransmitLimitedQueue(config.retransmit_mult, self._num_nodes)
         # Start incarnation from the clock, so a restarted host outranks its
@@ -381,6 +384,9 @@ class Swim:
             addr = (str(raw[0]), int(raw[1]))
             if addr == self.addr:
                 continue
+            if addr not in self._seeds and len(self._seeds) >= MAX_SEEDS:
+                del self._seeds[next(iter(self._seeds))]
+            self._seeds[addr] = now
             self._want_push_pull(addr, join=True)
             parts = [self._self_entry.alive_bytes, encode(Ping(self._next_seq(), "", self.id))]
             self._send(addr, parts)
@@ -1005,8 +1011,11 @@ class Swim:
 
     def _reconnect(self, now: float) -> None:
         self._set_timer((_RECONNECT, None), now + self.config.reconnect_interval_s)
+        if self._left:
+            return
+        self._retry_seed(now)
         failed = self._failed
-        if not failed or self._left:
+        if not failed:
             return
         # Serf: the lattice as a whole retries each failed host about once
         # per interval, whatever its size.
@@ -1019,6 +1028,21 @@ class Swim:
         self._want_push_pull(e.alive.addr, join=False)
         e.told_at = -math.inf
         self._tell_dead(e, now)
+
+    def _retry_seed(self, now: float) -> None:
+        """Try one seed that never became a member (it was down or cut off
+        when we joined; two groups that never met merge this way)."""
+        horizon = now - self.config.reconnect_timeout_s
+        for addr in [a for a, t in self._seeds.items() if t < horizon]:
+            del self._seeds[addr]
+        unresolved = [a for a in self._seeds if a not in self._by_addr]
+        if not unresolved:
+            return
+        addr = unresolved[self._rng.randrange(len(unresolved))]
+        self._want_push_pull(addr, join=False)
+        self._send(
+            addr, [self._self_entry.alive_bytes, encode(Ping(self._next_seq(), "", self.id))]
+        )
 
     def _tell_dead(self, e: _Entry, now: float) -> None:
         """Tell a host we hold as dead that we do, so it can refute if it lives.

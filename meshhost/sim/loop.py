@@ -39,6 +39,10 @@ Observer = Callable[["Simulator", SimHost, Any], None]
 INBOX_LIMIT = 4096
 """Datagrams a paused host's socket buffer holds; later ones are dropped."""
 
+CLOCK_SLOP_S = 1e-6
+"""Converting a skewed clock's deadline to virtual time and back can land a
+hair early; a timer event that early reads the deadline itself."""
+
 _DELIVER, _TIMER, _CALL, _PP_REQUEST, _PP_REPLY = range(5)
 
 
@@ -260,7 +264,11 @@ class Simulator:
         if host.generation != generation or host.timer_at != when or host.paused:
             return
         host.timer_at = None
-        host.core.handle_timer(host.local(self.now))
+        local = host.local(self.now)
+        deadline = host.core.get_timer()
+        if deadline is not None and 0 < deadline - local < CLOCK_SLOP_S:
+            local = deadline  # float rounding of the skewed clock; never fire early
+        host.core.handle_timer(local)
         self.pump(host)
 
     # -- push-pull over simulated TCP ------------------------------------------
