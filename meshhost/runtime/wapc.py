@@ -278,11 +278,12 @@ class WapcInstance(GuestInstance):
             raise ActorLoadError(self.actor.actor_id, self.actor.name,
                                  f"its start function {name} failed: {exc.reason}") from None
 
-    def _start_failure(self, message: str, code: wasmtime.TrapCode | None) -> ActorLoadError:
+    def _start_failure(self, message: str, code: wasmtime.TrapCode | None) -> BaseException:
         failure = self.failure(message, code)
-        reason = failure.reason if isinstance(failure, ActorRuntimeError) else str(failure)
+        if not isinstance(failure, ActorRuntimeError):
+            return failure  # e.g. trio.Cancelled from a host call: never swallowed
         return ActorLoadError(self.actor.actor_id, self.actor.name,
-                              f"trapped while instantiating: {reason}")
+                              f"trapped while instantiating: {failure.reason}")
 
     def call(self, operation: str, payload: bytes, deadline: float) -> bytes:
         """Run one waPC invocation; return the guest's response.
