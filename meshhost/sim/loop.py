@@ -26,7 +26,7 @@ from typing import Any
 
 from meshhost.errors import SimulationError
 from meshhost.sim.host import CoreFactory, SimHost
-from meshhost.sim.network import NetworkModel
+from meshhost.sim.network import LinkModel, NetworkModel
 
 __all__ = ["INBOX_LIMIT", "Invariant", "Observer", "Simulator"]
 
@@ -190,6 +190,18 @@ class Simulator:
         for h in a + b:
             h.last_disturbed = self.now
         return self.network.cut([h.addr for h in a], [h.addr for h in b], one_way)
+
+    def set_default_link(self, model: LinkModel) -> None:
+        """Change every link without an override (lossy links count as disturbance)."""
+        if self.network.default.loss or model.loss:
+            for h in self.hosts:
+                h.last_disturbed = self.now
+        self.network.default = model
+
+    def set_link(self, src: SimHost, dst: SimHost, model: LinkModel | None) -> None:
+        """Override (None: reset) the directed link from ``src`` to ``dst``."""
+        src.last_disturbed = dst.last_disturbed = self.now
+        self.network.set_link(src.addr, dst.addr, model)
 
     def heal(self, cut_id: int | None = None) -> None:
         """Remove one cut, or all."""

@@ -83,7 +83,7 @@ def run(schedule):
             sim.at(at, start_cut)
     sim.run_until(FAULTS_END_S)
     # Liveness: lift every fault.
-    sim.network.default = LinkModel()
+    sim.set_default_link(LinkModel())
     sim.heal()
     for h in hosts:
         if not h.up:
