@@ -12,10 +12,11 @@ Usage::
 
 Threads (measured in ``bench/runtime.py``): a guest call runs in
 ``trio.to_thread.run_sync`` with a per-actor ``CapacityLimiter`` of
-``max_instances`` tokens.  The hop costs tens of microseconds, more than a
-small guest call, but running guests inline would stall every other task of
-the host for as long as a guest runs (up to its CPU limit), and a handler
-could not await a remote call.  On a worker thread the handler bridges back
+``max_instances`` tokens.  The hop costs ~60-130 us on the shared 2-core
+machine (a no-op ``to_thread.run_sync``), several times a small waPC call
+(~10-20 us through ``call_sync``), but running guests inline would stall
+every other task of the host for as long as a guest runs (up to its CPU
+limit), and a handler could not await a remote call.  On a worker thread the handler bridges back
 with ``trio.from_thread.run``, and ctypes drops the GIL while wasm runs, so
 guests use the second core.  ``call_sync`` skips the hop for callers already
 on a worker thread (actor-to-actor host calls, benchmarks).
