@@ -87,11 +87,20 @@ class Stamp:
         return cls(packed >> LOGICAL_BITS, packed & MAX_LOGICAL, node)
 
     def successor(self, node: str) -> Stamp:
-        """The smallest stamp issued by ``node`` that is greater than this one."""
+        """The smallest stamp issued by ``node`` that is greater than this one.
+
+        Raises LocalProtocolError past the last representable stamp (only a
+        forged stamp from a peer can get there).
+        """
         if node > self.node:
             return Stamp(self.wall_ms, self.logical, node)
         if self.logical < MAX_LOGICAL:
             return Stamp(self.wall_ms, self.logical + 1, node)
+        if self.wall_ms >= MAX_WALL_MS:
+            raise LocalProtocolError(
+                f"no stamp orders after {self.wall_ms} ms (written by {self.node}); "
+                "that writer's clock or software is broken"
+            )
         return Stamp(self.wall_ms + 1, 0, node)
 
 

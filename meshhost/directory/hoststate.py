@@ -35,7 +35,7 @@ lifts the block when membership sees the same process alive again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from meshhost.directory.codec import HostEntry, HostSection, Value
@@ -211,14 +211,21 @@ class HostStateMap:
         """Every owner's entries, tombstones included (the push-pull payload)."""
         return self.delta({})
 
-    def apply(self, section: HostSection) -> ApplyResult:
-        """Merge a section from a peer.  Returns what changed (falsy: nothing)."""
+    def apply(
+        self, section: HostSection, is_live: Callable[[str], bool] | None = None
+    ) -> ApplyResult:
+        """Merge a section from a peer.  Returns what changed (falsy: nothing).
+
+        ``is_live(owner)``, when given, is membership's word that the owner
+        is alive now; it lifts a forget block (the host was falsely declared
+        dead, or came back), so its state is accepted again at once.
+        """
         owner = section.owner
         if owner == self.local_id:
             return ApplyResult(owner)  # only we write our state; see Directory for conflicts
         blocked = self._forgotten.get(owner)
         if blocked is not None:
-            if section.generation <= blocked:
+            if section.generation <= blocked and (is_live is None or not is_live(owner)):
                 return ApplyResult(owner)
             del self._forgotten[owner]
         o = self._owners.get(owner)

@@ -79,7 +79,13 @@ from meshhost.directory.hoststate import ApplyResult, HostStateMap
 from meshhost.directory.lww import LwwMap
 from meshhost.directory.records import ActorLocation, ActorSummary, HostView, ProviderRecord
 from meshhost.directory.store import EntryStore
-from meshhost.errors import ClockDriftError, DecodeError, DirectoryValueError, LinkConfigError
+from meshhost.errors import (
+    ClockDriftError,
+    DecodeError,
+    DirectoryValueError,
+    LinkConfigError,
+    LocalProtocolError,
+)
 
 __all__ = ["CONFIG_NS", "LINK_NS", "MANIFEST_NS", "Directory", "DirectoryConfig", "link_key"]
 
@@ -143,9 +149,16 @@ class Directory:
     time in seconds (Unix time in production, virtual time in the
     simulator).  ``store`` keeps lattice-wide entries across restarts (None:
     memory only).  ``member_count()`` gives the lattice size for the
-    retransmit limit (default: hosts whose state we hold).  ``generation``
-    identifies this run of the host; it must grow across restarts (default:
-    the hybrid clock at start).
+    retransmit limit (default: hosts whose state we hold).  ``is_live(id)``
+    is membership's view that a host is alive or suspect (see
+    :meth:`attach_membership`).  ``generation`` identifies this run of the
+    host; it must grow across restarts (default: the hybrid clock at start).
+
+    Wiring with SWIM: build the directory, pass it as ``Swim(...,
+    delegate=directory)``, then ``directory.attach_membership(is_live=lambda
+    i: i in swim.live_ids(), member_count=...)``; feed ``MemberDead`` and
+    ``MemberLeft`` to :meth:`forget_host` and ``MemberJoined`` to
+    :meth:`host_alive`.
     """
 
     def __init__(
@@ -156,6 +169,7 @@ class Directory:
         store: EntryStore | None = None,
         config: DirectoryConfig | None = None,
         member_count: Callable[[], int] | None = None,
+        is_live: Callable[[str], bool] | None = None,
         generation: int | None = None,
     ) -> None:
         self.host_id = host_id
@@ -163,6 +177,7 @@ class Directory:
         self._clock = clock
         self._store = store
         self._member_count = member_count
+        self._is_live = is_live
         self._hlc = HybridClock(host_id, max_drift_ms=self.config.max_drift_ms)
         self._lww = LwwMap()
         self._queue = BroadcastQueue()
@@ -327,7 +342,10 @@ class Directory:
         if current is not None and current.stamp >= stamp:
             # The value we replace carries a stamp from a clock ahead of ours;
             # step just past it so "delete what you see" always works.
-            stamp = current.stamp.successor(self.host_id)
+            try:
+                stamp = current.stamp.successor(self.host_id)
+            except LocalProtocolError as exc:
+                raise DirectoryValueError(f"cannot overwrite {ns}/{key}: {exc}") from None
         entry = LwwEntry(ns, key, stamp, value)
         if self._store is not None:
             self._store.append([entry])
@@ -423,6 +441,24 @@ class Directory:
         return self._lww.snapshot()
 
     # --- membership hooks ----------------------------------------------------
+
+    def attach_membership(
+        self,
+        *,
+        is_live: Callable[[str], bool] | None = None,
+        member_count: Callable[[], int] | None = None,
+    ) -> None:
+        """Late-bind membership queries (the SWIM core is built after us).
+
+        ``is_live(host_id)``: membership holds the host alive or suspect now.
+        With it, state of a forgotten host is accepted again as soon as
+        membership sees it alive, even before :meth:`host_alive` is called
+        (SWIM merges a push-pull's members before handing us its state).
+        """
+        if is_live is not None:
+            self._is_live = is_live
+        if member_count is not None:
+            self._member_count = member_count
 
     def forget_host(self, host_id: str) -> None:
         """Membership says ``host_id`` died or left: drop its state.
@@ -531,7 +567,7 @@ class Directory:
                     for s in self._hosts.new_generation(floor):
                         self._queue_host(s)
                 continue
-            result = self._hosts.apply(section)
+            result = self._hosts.apply(section, self._is_live)
             if result:
                 self._host_applied(result)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshhost.directory.hlc import MAX_DRIFT_MS, MAX_LOGICAL, HybridClock, Stamp
+from meshhost.directory.hlc import MAX_DRIFT_MS, MAX_LOGICAL, MAX_WALL_MS, HybridClock, Stamp
 from meshhost.errors import ClockDriftError, DecodeError, LocalProtocolError, RemoteProtocolError
 
 T0 = 1_764_000_000_000
@@ -89,8 +89,14 @@ def test_clock_is_strictly_monotonic_under_skew_and_jumps(steps):
 def test_packed_form_round_trips_and_orders_like_the_stamp(wall, logical, node):
     s = Stamp(wall, logical, node)
     assert Stamp.unpack(s.packed(), node) == s
-    assert s.successor(node) > s
-    assert s.successor("\uffff") > s
+    if (wall, logical) != (MAX_WALL_MS, MAX_LOGICAL):
+        assert s.successor(node) > s
+    assert s.successor(node + "\uffff") > s
+
+
+def test_nothing_orders_after_the_last_stamp():
+    with pytest.raises(LocalProtocolError, match="no stamp orders after"):
+        Stamp(MAX_WALL_MS, MAX_LOGICAL, "NB").successor("NA")
 
 
 def test_invalid_stamps_are_rejected_with_typed_errors():

@@ -26,7 +26,7 @@ from meshhost.directory import (
     ProviderRecord,
 )
 from meshhost.directory.codec import LwwDelta, LwwEntry, decode_state, encode
-from meshhost.directory.hlc import MAX_DRIFT_MS, Stamp
+from meshhost.directory.hlc import MAX_DRIFT_MS, MAX_LOGICAL, MAX_WALL_MS, Stamp
 from meshhost.errors import DirectoryDecodeError, DirectoryValueError
 
 NA, NB, NC = ("N" + c * 55 for c in "ABC")
@@ -331,3 +331,25 @@ def test_digest_driven_sync_sends_only_what_the_peer_lacks(clock):
     assert a.answer_sync(b.sync_request()) == a.answer_sync(b.sync_request())
     with pytest.raises(DirectoryDecodeError):
         a.answer_sync(b"\xc1")
+
+
+def test_membership_liveness_lifts_a_forget_block_before_host_alive_is_called(clock):
+    a, b = Directory(NA, clock=clock), Directory(NB, clock=clock)
+    a.set_actor(ECHO, 1)
+    push_pull(a, b)
+    b.forget_host(NA)
+    live: set[str] = set()
+    b.attach_membership(is_live=live.__contains__)
+    push_pull(a, b)
+    assert b.hosts_running(ACTOR) == []  # membership still says dead: stale, ignored
+    live.add(NA)  # SWIM merged the push-pull's members first: NA is alive again
+    push_pull(a, b)
+    assert [loc.host_id for loc in b.hosts_running(ACTOR)] == [NA]
+
+
+def test_a_forged_end_of_time_stamp_cannot_crash_a_local_write(clock):
+    a = Directory(NA, clock=clock)
+    end = Stamp(MAX_WALL_MS, MAX_LOGICAL, NB)
+    a.notify_message(NB, encode(LwwDelta((LwwEntry("config", "k", end, "stuck"),))))
+    with pytest.raises(DirectoryValueError, match="cannot overwrite config/k"):
+        a.config_put("k", "mine")
