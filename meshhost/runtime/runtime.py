@@ -99,6 +99,11 @@ class LoadedActor:
     def name(self) -> str:
         return self.ref.name
 
+    @property
+    def instances(self) -> int:
+        """Instances that exist now (idle or running a call), for inventories."""
+        return self.pool.live
+
     def limiter(self) -> trio.CapacityLimiter:
         """This actor's thread limiter for the current trio run (made on first use)."""
         token = trio.lowlevel.current_trio_token()

@@ -100,6 +100,7 @@ def test_corrupt_cache_file_is_recompiled(tmp_path, handler, test_actor):
 
 def test_reloading_replaces_the_actor(runtime, test_actor):
     first = runtime.load(test_actor)
+    assert first.instances == 1  # the warm-up instance
     second = runtime.load(test_actor)
     assert runtime.get(first.actor_id) is second
     assert len(runtime.actors()) == 1
