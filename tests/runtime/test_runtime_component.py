@@ -93,3 +93,23 @@ def test_component_importing_wasi_p2_gets_an_empty_wasi_context(runtime, sign, c
     first = runtime.call_sync(actor.actor_id, "random", b"")
     second = runtime.call_sync(actor.actor_id, "random", b"")
     assert len(first) == 8 and first != second
+
+
+def test_component_fuel_limit(tmp_path, handler, component):
+    from meshhost.runtime import ActorLimits, Runtime
+
+    with Runtime(tmp_path, handler, limits=ActorLimits(fuel=200_000, cpu_time_s=10.0),
+                 consume_fuel=True) as rt:
+        actor = rt.load(component)
+        with pytest.raises(ActorLimitExceeded) as info:
+            rt.call_sync(actor.actor_id, "spin", b"")
+        assert info.value.limit == "fuel"
+        assert rt.call_sync(actor.actor_id, "echo", b"fuelled") == b"fuelled"
+
+
+def test_component_short_deadline(runtime, component):
+    from meshhost.errors import ActorDeadlineExceeded
+
+    actor = runtime.load(component)
+    with pytest.raises(ActorDeadlineExceeded):
+        runtime.call_sync(actor.actor_id, "spin", b"", deadline_s=0.05)
