@@ -353,3 +353,21 @@ def test_a_forged_end_of_time_stamp_cannot_crash_a_local_write(clock):
     a.notify_message(NB, encode(LwwDelta((LwwEntry("config", "k", end, "stuck"),))))
     with pytest.raises(DirectoryValueError, match="cannot overwrite config/k"):
         a.config_put("k", "mine")
+
+
+def test_every_piggyback_message_fits_the_configured_size(clock):
+    d = Directory(NA, clock=clock)
+    d.set_labels({f"label-{i}": "x" * 8 for i in range(20)})
+    d.set_provider(ProviderRecord("V" + "P" * 55, "wasmcloud:httpserver", "a" * 100, "http"))
+    d.set_actor(
+        ActorSummary(
+            ACTOR, "n" * 64, tuple(f"wasmcloud:cap{i}" for i in range(10)), "a/b", "A" * 56
+        ),
+        7,
+    )
+    d.put("manifest", "m" * 400, b"z" * 5000)  # long key and large value
+    d.put("config", "c" * 500, "v")  # longest key
+    sizes = []
+    while batch := d.broadcasts(10_000):
+        sizes.extend(len(p) for p in batch)
+    assert sizes and max(sizes) <= d.config.piggyback_bytes
