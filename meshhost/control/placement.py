@@ -62,6 +62,7 @@ __all__ = [
     "Workload",
     "component_key",
     "compute_placement",
+    "host_views",
     "hrw_rank",
     "link_writers",
     "split_by_weight",
@@ -108,6 +109,23 @@ class HostView:
     @property
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
+
+
+def host_views(
+    members: Iterable[object], labels: Mapping[str, Mapping[str, str]]
+) -> list[HostView]:
+    """HostViews from membership snapshots and the directory's host labels.
+
+    ``members`` are ``meshhost.membership.Member`` (anything with ``.id`` and a
+    ``.state`` whose name is ALIVE/SUSPECT/DEAD/LEFT); ``labels`` maps host id
+    to its labels (hosts without an entry have none).
+    """
+    views = []
+    for member in members:
+        host_id = member.id  # type: ignore[attr-defined]
+        state = HostState(member.state.name.lower())  # type: ignore[attr-defined]
+        views.append(HostView.of(host_id, labels.get(host_id), state))
+    return views
 
 
 @dataclass(frozen=True, slots=True)

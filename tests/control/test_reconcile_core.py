@@ -201,3 +201,20 @@ def test_cores_import_no_io_clock_or_randomness() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_host_views_from_membership_snapshots() -> None:
+    from meshhost.control.placement import host_views
+    from meshhost.membership import Member, MemberState
+
+    members = [
+        Member("N1", ("10.0.0.1", 7946), MemberState.ALIVE, 1, b""),
+        Member("N2", ("10.0.0.2", 7946), MemberState.SUSPECT, 1, b""),
+        Member("N3", ("10.0.0.3", 7946), MemberState.DEAD, 1, b""),
+    ]
+    views = host_views(members, {"N1": {"zone": "a"}})
+    assert views == [
+        HostView.of("N1", {"zone": "a"}),
+        HostView.of("N2", None, "suspect"),
+        HostView.of("N3", None, "dead"),
+    ]
