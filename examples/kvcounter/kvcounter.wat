@@ -3,12 +3,13 @@
 ;;
 ;; It answers HttpServer.HandleRequest (from the wasmcloud:httpserver provider):
 ;;   1. reads the msgpack HttpRequest {method, path, queryString, header, body}
-;;      just far enough to find header "host" (header names arrive lower-case),
+;;      just far enough to find header "x-meshhost-host" (if a host adds it) or
+;;      else "host" (header names arrive lower-case),
 ;;   2. calls KeyValue.Increment {key: "counter", value: 1} on its
 ;;      wasmcloud:keyvalue link (binding "default"); the answer is a msgpack int,
 ;;   3. answers a msgpack HttpResponse {statusCode: 200,
 ;;      header: {"content-type": ["application/json"]},
-;;      body: {"count": <n>, "host": "<host header>"}}.
+;;      body: {"count": <n>, "host": "<that header's first value>"}}.
 ;; A failed host call becomes the actor's error (the HTTP server answers 500).
 ;;
 ;; Memory map: 0..1023 constants, 2048.. JSON body, 4096.. response, 65536.. request.
@@ -42,6 +43,7 @@
   (data (i32.const 352) "{\22count\22:")                               ;; 9: {"count":
   (data (i32.const 368) ",\22host\22:\22")                             ;; 9: ,"host":"
   (data (i32.const 384) "\22}")                                        ;; 2: "}
+  (data (i32.const 400) "x-meshhost-host")                             ;; 15
 
   (global $REQ i32 (i32.const 65536))
   (global $JSON i32 (i32.const 2048))
@@ -194,15 +196,31 @@
     (i32.and (i32.eq (local.get $len) (local.get $slen))
              (call $equal (local.get $at) (local.get $s) (local.get $len))))
 
-  ;; ---- the request: find header "host" ---------------------------------------------
+  ;; ---- the request: which host served it ------------------------------------------------
+  ;; Prefer header "x-meshhost-host" (a host may add it to name itself), else "host".
   (global $host_ptr (mut i32) (i32.const 0))
   (global $host_len (mut i32) (i32.const 0))
+  (global $host_rank (mut i32) (i32.const 0))   ;; 0 none yet, 1 from "host", 2 from "x-meshhost-host"
+
+  ;; read a string key at $pos; its rank: 2 "x-meshhost-host", 1 "host", 0 anything else
+  (func $header_rank (result i32)
+    (local $len i32) (local $at i32)
+    (local.set $len (call $str_len))
+    (if (i32.lt_s (local.get $len) (i32.const 0)) (then unreachable))   ;; keys must be strings
+    (local.set $at (global.get $pos))
+    (call $advance (local.get $len))
+    (if (i32.and (i32.eq (local.get $len) (i32.const 15))
+                 (call $equal (local.get $at) (i32.const 400) (i32.const 15)))
+      (then (return (i32.const 2))))
+    (i32.and (i32.eq (local.get $len) (i32.const 4))
+             (call $equal (local.get $at) (i32.const 176) (i32.const 4))))
 
   (func $find_host (param $msg i32) (param $len i32)
-    (local $n i32) (local $h i32) (local $values i32)
+    (local $n i32) (local $h i32) (local $rank i32) (local $values i32) (local $slen i32)
     (global.set $pos (local.get $msg))
     (global.set $end (i32.add (local.get $msg) (local.get $len)))
     (global.set $host_len (i32.const 0))
+    (global.set $host_rank (i32.const 0))
     (local.set $n (call $map_len))
     (if (i32.lt_s (local.get $n) (i32.const 0)) (then unreachable))     ;; request must be a map
     (block $done
@@ -211,23 +229,28 @@
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (if (i32.eqz (call $key_is (i32.const 160) (i32.const 6)))      ;; not "header"
           (then (call $skip) (br $fields)))
+        ;; header: map of name -> list of values
         (local.set $h (call $map_len))
         (if (i32.lt_s (local.get $h) (i32.const 0)) (then unreachable))
         (block $headers_done
           (loop $headers
             (br_if $headers_done (i32.eqz (local.get $h)))
             (local.set $h (i32.sub (local.get $h) (i32.const 1)))
-            (if (i32.eqz (call $key_is (i32.const 176) (i32.const 4)))  ;; not "host"
-              (then (call $skip) (br $headers)))
+            (local.set $rank (call $header_rank))
+            (if (i32.eqz (local.get $rank)) (then (call $skip) (br $headers)))
             (local.set $values (call $array_len))
-            (if (i32.le_s (local.get $values) (i32.const 0)) (then (return)))
-            (global.set $host_len (call $str_len))
-            (if (i32.lt_s (global.get $host_len) (i32.const 0))
-              (then (global.set $host_len (i32.const 0)) (return)))
-            (global.set $host_ptr (global.get $pos))
-            (call $advance (global.get $host_len))
-            (return)))
-        (return))))
+            (if (i32.lt_s (local.get $values) (i32.const 0)) (then unreachable))
+            (if (i32.eqz (local.get $values)) (then (br $headers)))
+            (local.set $slen (call $str_len))
+            (if (i32.lt_s (local.get $slen) (i32.const 0)) (then unreachable))
+            (if (i32.gt_u (local.get $rank) (global.get $host_rank))
+              (then (global.set $host_rank (local.get $rank))
+                    (global.set $host_ptr (global.get $pos))
+                    (global.set $host_len (local.get $slen))))
+            (call $advance (local.get $slen))
+            (call $skip_n (i32.sub (local.get $values) (i32.const 1)))   ;; further values
+            (br $headers)))
+        (br $fields))))
 
   ;; ---- building the answer ----------------------------------------------------------
   (global $out (mut i32) (i32.const 0))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meshhost.errors import ActorError
 
@@ -71,6 +73,26 @@ def test_kvcounter_counts_and_names_the_host(tmp_path, kvcounter):
     assert kv.seen[0] == ("default", "wasmcloud:keyvalue", "KeyValue.Increment")
 
 
+def test_kvcounter_prefers_the_meshhost_host_header(tmp_path, kvcounter):
+    from meshhost.runtime import Runtime
+
+    wasm, actor_id = kvcounter
+    with Runtime(tmp_path, KeyValue()) as rt:
+        rt.load(wasm)
+        headers = {"x-meshhost-host": ["NABC123", "ignored"], "x-empty": []}
+        raw = rt.call_sync(actor_id, "HttpServer.HandleRequest", _request("node-a", headers))
+        assert json.loads(msgpack.unpackb(raw)["body"])["host"] == "NABC123"
+        # header order must not matter
+        request = {"method": "GET", "path": "/", "queryString": "", "body": b"",
+                   "header": {"x-meshhost-host": ["NFIRST"], "host": ["later"]}}
+        raw = rt.call_sync(actor_id, "HttpServer.HandleRequest", msgpack.packb(request))
+        assert json.loads(msgpack.unpackb(raw)["body"])["host"] == "NFIRST"
+        # no host header at all
+        request["header"] = {}
+        raw = rt.call_sync(actor_id, "HttpServer.HandleRequest", msgpack.packb(request))
+        assert json.loads(msgpack.unpackb(raw)["body"]) == {"count": 3, "host": ""}
+
+
 def test_kvcounter_reports_key_value_failure(tmp_path, kvcounter, denied):
     from meshhost.runtime import Runtime
 
@@ -110,3 +132,53 @@ async def test_kvcounter_with_the_real_policy_and_keyvalue_provider(tmp_path, kv
             raw = await rt.invoke(actor_id, "HttpServer.HandleRequest", _request("h1"))
             assert json.loads(msgpack.unpackb(raw)["body"]) == {"count": expected, "host": "h1"}
     assert issubclass(type(info.value), MeshError)
+
+
+_text = st.text(max_size=30)
+_headers = st.dictionaries(_text, st.lists(_text, max_size=3), max_size=5)
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(),
+                    _text, st.binary(max_size=20), st.lists(st.integers(0, 300), max_size=3))
+_extra = st.dictionaries(_text, _scalar, max_size=3)
+
+
+@given(headers=_headers, extra=_extra, body=st.binary(max_size=100))
+def test_kvcounter_reads_any_well_formed_request(kv_runtime, headers, extra, body):
+    rt, actor_id = kv_runtime
+    request = {**extra, "method": "POST", "path": "/x", "queryString": "a=1",
+               "header": headers, "body": body}
+    response = msgpack.unpackb(rt.call_sync(actor_id, "HttpServer.HandleRequest",
+                                            msgpack.packb(request)))
+    host = headers.get("x-meshhost-host", []) or headers.get("host", [])
+    expected = host[0] if host else ""
+    got = json.loads(response["body"])["host"]
+    assert got == "".join("?" if c in '"\\' or ord(c) < 0x20 else c
+                          for c in expected.encode()[:256].decode("utf-8", "ignore"))
+
+
+@given(st.binary(max_size=200))
+def test_kvcounter_survives_garbage_requests(kv_runtime, data):
+    from meshhost.errors import ActorRuntimeError
+
+    rt, actor_id = kv_runtime
+    try:
+        msgpack.unpackb(rt.call_sync(actor_id, "HttpServer.HandleRequest", data))
+    except ActorRuntimeError:
+        pass  # a typed failure of this call only
+    # and the actor still answers
+    response = msgpack.unpackb(rt.call_sync(actor_id, "HttpServer.HandleRequest",
+                                            _request("still-here")))
+    assert json.loads(response["body"])["host"] == "still-here"
+
+
+@pytest.fixture(scope="module")
+def kv_runtime(tmp_path_factory):
+    from meshhost.runtime import Runtime
+
+    spec = importlib.util.spec_from_file_location("kvcounter_build2", BUILD)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path, actor_id = module.build(tmp_path_factory.mktemp("kvbuild"))
+    with Runtime(tmp_path_factory.mktemp("kvrt"), KeyValue()) as rt:
+        rt.load(path.read_bytes())
+        yield rt, actor_id
