@@ -249,3 +249,22 @@ def test_module_importing_its_memory_gets_one_from_the_host(runtime, sign):
         (i32.const 1)))""")
     actor = runtime.load(sign(module))
     assert runtime.call_sync(actor.actor_id, "op", b"imported memory") == b"imported memory"
+
+
+def test_stray_zero_after_a_msgpack_response_is_dropped(runtime, sign):
+    import wasmtime
+
+    module = wasmtime.wat2wasm(r"""
+    (module
+      (import "wasmbus" "__guest_response" (func $resp (param i32 i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "\81\a2ok\c3\00")   ;; {"ok": true} + a stray 0x00
+      (data (i32.const 32) "\00\01\00")        ;; not msgpack: left alone
+      (func (export "__guest_call") (param $op i32) (param i32) (result i32)
+        (if (i32.eq (local.get $op) (i32.const 1))
+          (then (call $resp (i32.const 16) (i32.const 6)))
+          (else (call $resp (i32.const 32) (i32.const 3))))
+        (i32.const 1)))""")
+    actor = runtime.load(sign(module))
+    assert runtime.call_sync(actor.actor_id, "m", b"") == b"\x81\xa2ok\xc3"
+    assert runtime.call_sync(actor.actor_id, "raw", b"") == b"\x00\x01\x00"
