@@ -153,13 +153,20 @@ class WapcProgram:
         return WapcInstance(self, actor, handler, limits, engine)
 
 
-def trim_stray_trailer(response: bytes) -> bytes:
-    """Drop one stray ``0x00`` after an otherwise complete msgpack value.
+def _is_container(first: int) -> bool:
+    """msgpack map or array header (fixmap, fixarray, array16/32, map16/32)."""
+    return 0x80 <= first <= 0x9F or 0xDC <= first <= 0xDF
 
-    One real AssemblyScript actor appends it; a strict decoder downstream
-    would reject the whole answer.  Anything else is returned unchanged.
+
+def trim_stray_trailer(response: bytes) -> bytes:
+    """Drop one stray ``0x00`` after an otherwise complete msgpack map or array.
+
+    One real AssemblyScript actor appends it to its msgpack answer; a strict
+    decoder downstream would reject the whole answer.  Only map/array answers
+    (every wasmCloud 0.x response struct) are repaired, so short binary
+    answers that merely end in a zero byte are left as they are.
     """
-    if not response.endswith(b"\x00") or len(response) < 2:
+    if len(response) < 2 or response[-1] != 0 or not _is_container(response[0]):
         return response
     try:
         msgpack.unpackb(response)

@@ -120,10 +120,17 @@ def test_trim_stray_trailer_never_raises_and_only_drops_one_zero(data):
 _INT64 = st.integers(min_value=-(2**63), max_value=2**64 - 1)
 
 
-@given(st.one_of(_INT64, st.text(), st.binary(), st.dictionaries(st.text(), _INT64)))
-def test_trim_stray_trailer_repairs_a_msgpack_value_with_a_trailing_zero(value):
+@given(st.one_of(st.dictionaries(st.text(), _INT64), st.lists(st.text()),
+                 st.dictionaries(st.text(), st.binary()), st.lists(_INT64, min_size=16)))
+def test_trim_stray_trailer_repairs_a_msgpack_map_or_array_with_a_trailing_zero(value):
     packed = msgpack.packb(value)
     assert trim_stray_trailer(packed + b"\x00") == packed
+    assert trim_stray_trailer(packed) == packed
+
+
+@given(st.one_of(_INT64, st.text(), st.binary()))
+def test_trim_stray_trailer_leaves_scalars_alone(value):
+    packed = msgpack.packb(value) + b"\x00"
     assert trim_stray_trailer(packed) == packed
 
 
