@@ -175,3 +175,25 @@ def test_signed_garbage_modules_fail_to_load_with_actor_load_error(fuzz_runtime,
     signed = sign_module(wasm, issuer=issuer, subject=subject, name="fuzz", now=time.time())
     with pytest.raises(ActorLoadError):
         fuzz_runtime.load(signed)
+
+
+def test_not_yet_valid_claims_never_start(runtime, compile_wat):
+    from meshhost.errors import ClaimsNotYetValid
+
+    wasm = compile_wat("test_actor", MODULE="wapc", START="wapc_init")
+    early = sign_module(wasm, issuer=nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
+                        subject=nkeys.generate(nkeys.Prefix.MODULE, os.urandom), name="early",
+                        not_before_s=3600, now=time.time())
+    with pytest.raises(ClaimsNotYetValid):
+        runtime.load(early)
+
+
+def test_forged_signature_never_starts(runtime, test_actor):
+    from meshhost.errors import ClaimsError
+
+    # flip one character of the token's signature (the last base64url segment)
+    head, sep, sig = test_actor.rpartition(b".")
+    forged = head + sep + (b"A" if sig[:1] != b"A" else b"B") + sig[1:]
+    with pytest.raises(ClaimsError):
+        runtime.load(forged)
+    assert runtime.engine.stats.compiles == 0
