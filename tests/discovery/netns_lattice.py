@@ -8,7 +8,8 @@ sixth has another secret.  Steps, each a bounded polling loop:
 2. one is ``kill -9``'d; the four others mark it dead;
 3. it restarts on the same data dir (same host key, new port); all five see
    five alive again;
-4. throughout, the sixth is never seen and sees no one.
+4. one is stopped with SIGTERM; the others mark it left (leave intent);
+5. throughout, the sixth is never seen and sees no one.
 
 Prints one JSON report on stdout (timings in seconds, final views, counters).
 Every process is stopped on the way out, whatever happened.
@@ -133,6 +134,15 @@ def main() -> None:
             report["rejoined_s"] = wait_for(
                 lambda: victim.host_id() == victim_id and alive_everywhere(hosts, ids),
                 "the restarted host is alive in every view",
+            )
+            # A graceful stop (SIGTERM) is a leave intent: the others see "left".
+            leaver, stayers = hosts[0], hosts[1:]
+            leaver_id = leaver.host_id()
+            leaver.stop()
+            report["leaver_exit_code"] = leaver.popen.returncode if leaver.popen else None
+            report["left_s"] = wait_for(
+                lambda: all(p.view().get(leaver_id) == "left" for p in stayers),
+                "the others mark the stopped host left",
             )
             stranger_id = stranger.host_id()
             report["stranger_seen_by"] = [p.name for p in hosts if stranger_id in p.view()]

@@ -2,8 +2,9 @@
 
 Needs root (``unshare -n``); the scenario itself is ``netns_lattice.py``.
 Five hosts started with only the lattice secret find each other, a
-``kill -9``'d host is declared dead and taken back after its restart, and a
-sixth host with another secret is never seen and never sees them.
+``kill -9``'d host is declared dead and taken back after its restart, a host
+stopped with SIGTERM is seen to leave, and a sixth host with another secret
+is never seen and never sees them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def test_five_processes_form_a_lattice_detect_a_kill_and_take_it_back(run_in_net
         f"lattice formed in {report['formed_s']} s, kill -9 detected by all in "
         f"{report['dead_s']} s, restarted host back in {report['rejoined_s']} s"
     )
+    assert report["leaver_exit_code"] == 0
+    print(f"graceful stop seen as left by the others in {report['left_s']} s")
     assert report["stranger_seen_by"] == []
     assert report["stranger_sees"] == []
     # The stranger's mDNS records were seen and ignored by the hosts that ran
