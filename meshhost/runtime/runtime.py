@@ -16,15 +16,17 @@ Threads (measured in ``bench/runtime.py``): a guest call runs in
 machine (a no-op ``to_thread.run_sync``), several times a small waPC call
 (~10-20 us through ``call_sync``), but running guests inline would stall
 every other task of the host for as long as a guest runs (up to its CPU
-limit), and a handler could not await a remote call.  On a worker thread the handler bridges back
-with ``trio.from_thread.run``, and ctypes drops the GIL while wasm runs, so
-guests use the second core.  ``call_sync`` skips the hop for callers already
-on a worker thread (actor-to-actor host calls, benchmarks).
+limit), and a handler could not await a remote call.  On a worker thread
+the handler bridges back with ``trio.from_thread.run``, and ctypes drops the
+GIL while wasm runs, so guests use the second core.  ``call_sync`` skips the
+hop for callers already on a worker thread (actor-to-actor host calls,
+benchmarks).
 
 Cancellation: ``invoke`` does not abandon a running guest; a cancelled caller
-waits until the guest returns, which its CPU limit and deadline bound.
-A handler awaiting through ``trio.from_thread.run`` is cancelled with the
-caller, so the guest sees a host error and returns quickly.
+waits until the guest returns, which its CPU limit and deadline bound.  A
+handler awaiting through ``trio.from_thread.run`` is cancelled with the
+caller; the ``Cancelled`` stops the guest at once (its instance is replaced)
+and propagates to the caller.
 
 Deadlines: ``deadline_s`` is the time this call may take from now (a
 duration, capped by the actor's ``ActorLimits.deadline_s``).  It covers
