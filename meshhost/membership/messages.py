@@ -456,6 +456,9 @@ def decode_packet(data: bytes, max_bytes: int) -> tuple[list[Message], int]:
     return out, unknown
 
 
+_STATES = tuple(MemberState)
+
+
 def decode_push_pull(data: bytes) -> PushPull:
     """Decode a push-pull state; raises ``MembershipDecodeError`` if malformed."""
     if len(data) > MAX_PUSH_PULL_BYTES:
@@ -484,10 +487,9 @@ def decode_push_pull(data: bytes) -> PushPull:
         _need(e, 8, "push-pull member")
         alive = _alive(e, 0)
         state_raw = _uint(e[6], 255, "push-pull member state")
-        try:
-            state = MemberState(state_raw)
-        except ValueError:
-            raise MembershipDecodeError(f"unknown member state {state_raw}") from None
+        if state_raw >= len(_STATES):
+            raise MembershipDecodeError(f"unknown member state {state_raw}")
+        state = _STATES[state_raw]
         inc = _uint(e[7], MAX_U64, "push-pull member incarnation")
         entries.append(PushPullEntry(alive, state, inc))
     user_state = _bin(f[4], MAX_USER_STATE_BYTES, "push-pull user state")
