@@ -123,6 +123,9 @@ class DirectoryConfig:
     flight cannot resurrect them.  A host cut off for longer may."""
     max_drift_ms: int = MAX_DRIFT_MS
     """How far a peer's stamp may pull our hybrid clock ahead of physical time."""
+    load_interval_s: float = 2.0
+    """Load is published at most this often (later values wait for ``tick``):
+    1000 hosts gossiping every load change would drown the real news."""
 
     def __post_init__(self) -> None:
         if self.retransmit_mult < 1:
@@ -135,6 +138,8 @@ class DirectoryConfig:
             raise DirectoryValueError("tombstone_horizon_s must be > 0")
         if self.max_drift_ms < 0:
             raise DirectoryValueError("max_drift_ms must be >= 0")
+        if self.load_interval_s < 0:
+            raise DirectoryValueError("load_interval_s must be >= 0")
 
 
 def link_key(actor_id: str, contract_id: str, link_name: str) -> str:
@@ -195,6 +200,8 @@ class Directory:
         self._hosts = HostStateMap(host_id, start if generation is None else generation)
         self._actor_hosts: dict[str, set[str]] = {}
         self._owner_actors: dict[str, dict[str, tuple[ActorSummary, int]]] = {}
+        self._pending_load: float | None = None
+        self._load_published_at = float("-inf")
 
     # --- time ----------------------------------------------------------------
 
@@ -270,8 +277,27 @@ class Directory:
         return self.set_host_value(rec.LABELS_KEY, dict(labels))
 
     def set_load(self, load: float) -> bool:
-        """Gossip this host's load (calls in flight per core); unchanged values cost nothing."""
-        return self.set_host_value(rec.LOAD_KEY, float(load))
+        """Gossip this host's load (calls in flight per core), rounded to 0.01.
+
+        Published at once if ``load_interval_s`` passed since the last
+        publication, else by a later :meth:`tick`; an unchanged value costs
+        nothing.  Returns True when a new value was published now.
+        """
+        self._pending_load = round(float(load), 2)
+        return self._publish_load()
+
+    def _publish_load(self) -> bool:
+        now = self._clock()
+        if (
+            self._pending_load is None
+            or now - self._load_published_at < self.config.load_interval_s
+        ):
+            return False
+        load, self._pending_load = self._pending_load, None
+        changed = self.set_host_value(rec.LOAD_KEY, load)
+        if changed:
+            self._load_published_at = now
+        return changed
 
     def set_address(self, addr: str) -> bool:
         return self.set_host_value(rec.ADDR_KEY, addr)
@@ -487,7 +513,11 @@ class Directory:
     # --- maintenance ---------------------------------------------------------
 
     def tick(self) -> None:
-        """Collect old tombstones and compact the store; call every few seconds."""
+        """Publish a pending load, collect old tombstones, compact the store.
+
+        Call every second or so.
+        """
+        self._publish_load()
         horizon_ms = int(self.config.tombstone_horizon_s * 1000)
         self._lww.collect(self._now_ms() - horizon_ms)
         if self._store is not None and self._store.needs_compaction(len(self._lww)):

@@ -236,12 +236,32 @@ def test_broadcasts_respect_the_byte_limit_and_the_transmit_limit(clock):
 
 def test_newest_value_of_a_key_replaces_the_queued_older_one(clock):
     d = Directory(NA, clock=clock)
-    for load in (0.1, 0.2, 0.3):
-        d.set_load(load)
+    for zone in ("a", "b", "c"):
+        d.set_labels({"zone": zone})
     assert d.pending_broadcasts == 1
     b = Directory(NB, clock=clock)
     gossip(d, b)
-    assert b.host(NA).load == 0.3
+    assert b.host(NA).labels == {"zone": "c"}
+
+
+def test_load_is_published_at_most_every_interval_and_the_last_value_wins(clock):
+    d = Directory(NA, clock=clock, config=DirectoryConfig(load_interval_s=2.0))
+    b = Directory(NB, clock=clock)
+    assert d.set_load(0.5)
+    assert not d.set_load(0.7) and not d.set_load(0.9)  # too soon: held back
+    gossip(d, b)
+    assert b.host(NA).load == 0.5
+    clock.advance(1.0)
+    d.tick()
+    gossip(d, b)
+    assert b.host(NA).load == 0.5
+    clock.advance(1.0)
+    d.tick()  # the interval passed: the newest held value goes out
+    gossip(d, b)
+    assert b.host(NA).load == 0.9
+    clock.advance(5.0)
+    assert not d.set_load(0.9001)  # rounds to the published value: nothing to send
+    assert d.pending_broadcasts == 0
 
 
 def test_invalid_writes_raise_actionable_errors(clock):
