@@ -43,7 +43,7 @@ import binascii
 import hashlib
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import nacl.bindings
 import nacl.exceptions
@@ -216,19 +216,34 @@ class SealStats:
         return self.too_short + self.bad_version + self.bad_auth
 
 
-@dataclass(slots=True)
 class Keyring:
     """A lattice's secrets: one primary that seals, all accepted when opening.
 
-    Mutable on purpose (rotation happens while the host runs); one owner (the
-    host's trio task) mutates it.  ``random_bytes`` supplies nonces, so tests
-    and the simulator can make sealing deterministic.
+    ``Keyring(lattice, [primary, *accepted])``.  Mutable on purpose (rotation
+    happens while the host runs); one owner (the host's trio task) mutates it.
+    ``random_bytes`` supplies nonces, so tests and the simulator can make
+    sealing deterministic.  Raises :class:`KeyringError` for an empty list or
+    a secret that is not 32 bytes.
     """
 
-    lattice: str
-    _keys: list[_Key] = field(default_factory=list)
-    random_bytes: Callable[[int], bytes] = os.urandom
-    stats: SealStats = field(default_factory=SealStats)
+    __slots__ = ("_keys", "lattice", "random_bytes", "stats")
+
+    def __init__(
+        self,
+        lattice: str,
+        secrets: Iterable[bytes],
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.lattice = lattice
+        self.random_bytes = random_bytes
+        self.stats = SealStats()
+        """What :meth:`open` accepted and refused, by reason."""
+        self._keys: list[_Key] = []
+        for secret in secrets:
+            self.add(secret)
+        if not self._keys:
+            raise KeyringError("a keyring needs at least one lattice secret")
 
     @classmethod
     def create(
@@ -238,13 +253,8 @@ class Keyring:
         *,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> Keyring:
-        """A keyring whose primary is the first of ``secrets``; the rest are accepted."""
-        ring = cls(lattice=lattice, random_bytes=random_bytes)
-        for secret in secrets:
-            ring.add(secret)
-        if not ring._keys:
-            raise KeyringError("a keyring needs at least one lattice secret")
-        return ring
+        """Same as the constructor (kept for readability at call sites)."""
+        return cls(lattice, secrets, random_bytes=random_bytes)
 
     # -- management -------------------------------------------------------
 
