@@ -374,7 +374,7 @@ class Session:
 
     # -- output --------------------------------------------------------------
 
-    def data_to_send(self, max_bytes: int = DEFAULT_SEND_CHUNK) -> bytearray:
+    def data_to_send(self, max_bytes: int = DEFAULT_SEND_CHUNK) -> bytes | bytearray:
         """Return bytes to write to the socket (possibly empty), pulling stream
         chunks until about ``max_bytes`` are ready; the caller owns the result."""
         ready = self._ready
@@ -389,6 +389,8 @@ class Session:
             elif stream.credit > 0:
                 ready.append(stream)
         out = self._out
+        if not out:
+            return b""  # keep the (empty) buffer; no allocation on idle flushes
         self._out = bytearray()
         self._out_frames = 0
         return out

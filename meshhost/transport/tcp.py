@@ -191,7 +191,7 @@ class _Connection:
         self.idle_workers: list[Any] = []
         self.draining = False
         self.dead = False
-        self.leftover: bytearray | memoryview | None = None
+        self.leftover: bytes | bytearray | memoryview | None = None
         self.write_wakeup = trio.Event()
         self.drained = trio.Event()
         self.nursery: trio.Nursery | None = None
