@@ -506,7 +506,19 @@ class _Validator:
         hints: Mapping[str, str] | None = None,
         what: str = "",
     ) -> dict[str, Node]:
-        """Check ``node`` is a mapping with exactly known string keys; return values by key."""
+        """Check ``node`` is a mapping with exactly known string keys; return values by key.
+
+        A key with nothing after it (``properties:`` then no fields) counts as
+        an empty mapping, so the message names the missing field.
+        """
+        if node.kind == "scalar" and node.tag == "null" and id(node) in self.key_of:
+            for name in required:
+                self.fail(
+                    self.key_of[id(node)],
+                    f"{path}.{name}" if path else name,
+                    f"required field {name!r} is missing",
+                )
+            return {}
         if node.kind != "map":
             self.fail(node, path, f"expected a mapping{what}, got {node.type_name()}")
         known = list(required + optional)
@@ -530,7 +542,9 @@ class _Validator:
             self.key_of[id(value)] = key
         for name in required:
             if name not in result:
-                self.fail(node, path or name, f"required field {name!r} is missing")
+                self.fail(
+                    node, f"{path}.{name}" if path else name, f"required field {name!r} is missing"
+                )
         return result
 
     def text(

@@ -60,15 +60,27 @@ def manifests(draw: st.DrawFn) -> list[Manifest]:
     return result
 
 
+# Every label set a host can have (none, one or both keys), drawn in one step.
+LABEL_SETS = [
+    {**({"zone": z} if z else {}), **({"role": r} if r else {})}
+    for z in [None, *LABELS["zone"]]
+    for r in [None, *LABELS["role"]]
+]
+STATES = [HostState.ALIVE] * 4 + [HostState.SUSPECT, HostState.DEAD]
+
+
 @st.composite
 def hosts(draw: st.DrawFn, min_size: int = 0) -> list[HostView]:
-    count = draw(st.integers(min_size, 25))
-    views = []
-    for i in range(count):
-        labels = {k: draw(st.sampled_from(v)) for k, v in LABELS.items() if draw(st.booleans())}
-        state = draw(st.sampled_from([HostState.ALIVE] * 4 + [HostState.SUSPECT, HostState.DEAD]))
-        views.append(HostView.of(f"N{i:03d}", labels, state))
-    return views
+    pairs = draw(
+        st.lists(
+            st.tuples(st.integers(0, len(LABEL_SETS) - 1), st.sampled_from(STATES)),
+            min_size=min_size,
+            max_size=20,
+        )
+    )
+    return [
+        HostView.of(f"N{i:03d}", LABEL_SETS[lab], state) for i, (lab, state) in enumerate(pairs)
+    ]
 
 
 def live(views: list[HostView]) -> list[HostView]:
@@ -180,10 +192,7 @@ def moved(
 def test_join_moves_only_the_new_hosts_share(
     apps: list[Manifest], views: list[HostView], data: st.DataObject
 ) -> None:
-    labels = {
-        k: data.draw(st.sampled_from(v)) for k, v in LABELS.items() if data.draw(st.booleans())
-    }
-    newcomer = HostView.of("Nnew", labels)
+    newcomer = HostView.of("Nnew", data.draw(st.sampled_from(LABEL_SETS)))
     before = compute_placement(apps, views).as_dict()
     after = compute_placement(apps, [*views, newcomer]).as_dict()
     stopped, started = moved(before, after, "Nnew")
