@@ -119,6 +119,8 @@ class UdpStats:
     """Push-pull exchanges completed (both directions)."""
     push_pull_failures: int = 0
     """Outbound exchanges that failed or timed out."""
+    push_pulls_skipped: int = 0
+    """Exchanges the core asked for while no transport was given."""
 
 
 class MembershipDriver:
@@ -342,9 +344,15 @@ class MembershipDriver:
         self._rearm.set()
 
     def _maybe_push_pull(self) -> None:
-        if self.transport is None or self._nursery is None:
+        if self._nursery is None:
             return
         now = self.now()
+        if self.transport is None:
+            # UDP-only (tests, or a host without TCP): gossip alone converges,
+            # more slowly; drop the exchanges so the core's queue stays empty.
+            while self.core.push_pull_due(now) is not None:
+                self.stats.push_pulls_skipped += 1
+            return
         while (addr := self.core.push_pull_due(now)) is not None:
             self._nursery.start_soon(self._push_pull, addr)
 
