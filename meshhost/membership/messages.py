@@ -15,6 +15,7 @@ version may add fields); fewer elements than the table needs is an error.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +195,7 @@ class PushPull:
 
 # -- encoding -------------------------------------------------------------
 
-_packb = msgpack.Packer(use_bin_type=True).pack
+_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 def alive_signed_bytes(node: str, addr: Addr, incarnation: int, meta: bytes) -> bytes:

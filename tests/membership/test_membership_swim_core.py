@@ -426,3 +426,40 @@ def test_alive_of_ourselves_from_the_past_is_ignored_when_older():
     )
     a.receive_datagram(encode(same), b.addr, net.now)
     assert a.stats["refutations"] == 0
+
+
+def test_push_pull_turns_remote_dead_into_suspicion_and_remembers_unknown_dead_quietly():
+    net, (a, b, c) = formed()
+    ghost = net.add(9)  # a host only b has heard of, already dead
+    b.receive_datagram(
+        encode(sign_alive(key(9), ghost.id, ghost.addr, ghost.incarnation, b"")), c.addr, net.now
+    )
+    b.receive_datagram(encode(Dead(ghost.id, ghost.incarnation, c.id)), c.addr, net.now)
+    b.receive_datagram(encode(Dead(c.id, c.incarnation, b.id)), c.addr, net.now)  # refuted later
+    del net.cores[ghost.addr]
+    while b.next_event() is not None:
+        pass
+    events_before = len(net.events[a.id])
+    a.merge_push_pull(b.push_pull_payload(net.now), b.addr, net.now)
+    assert a.member(c.id).state is MemberState.SUSPECT  # hearsay "dead" is only a suspicion
+    assert a.member(ghost.id).state is MemberState.DEAD
+    new = []
+    while (e := a.next_event()) is not None:
+        new.append(e)
+    assert [type(e) for e in new] == [MemberSuspect]  # nothing about the ghost
+    assert len(net.events[a.id]) == events_before
+
+
+def test_groups_that_never_met_merge_by_retrying_their_seeds():
+    net = Net(PROFILES["local"]().membership)
+    a, b, c, d = (net.add(i) for i in (1, 2, 3, 4))
+    net.down.add(c.addr)  # c and d are unreachable while a and b join
+    a.join([b.addr, c.addr], net.now)
+    d.join([c.addr], net.now)
+    net.pump()
+    net.run(1)
+    assert a.alive_ids() == {a.id, b.id}
+    net.down.clear()
+    net.run(3 * net.config.reconnect_interval_s)
+    for core in (a, b, c, d):
+        assert core.alive_ids() == {a.id, b.id, c.id, d.id}
