@@ -172,6 +172,9 @@ _CONTRACT_RE = re.compile(r"[a-z0-9_.-]+(:[a-z0-9_.-]+)+\Z")
 _ACTOR_ID_RE = re.compile(r"M[A-Z2-7]{55}\Z")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _SCHEME_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_PLAIN_SCALARS = frozenset({"int", "float", "bool", "timestamp"})
+"""Unquoted scalars taken as written where text is expected (``PORT: 8080``,
+``version: 1.10``, ``version: 2024-05-01``), as wadm 0.x (serde_yaml 0.8) did."""
 _WASM_MAGIC = b"\x00asm"
 _ACTOR_TARGET = "\x00actor:"  # placeholder contract of an actor-call link until resolved
 
@@ -525,6 +528,10 @@ class _Validator:
         result: dict[str, Node] = {}
         for key, value in node.value:
             if key.kind != "scalar" or key.tag != "str":
+                if key.tag == "merge":
+                    self.fail(
+                        key, path, "YAML merge keys ('<<') are not supported; write the fields out"
+                    )
                 self.fail(key, path, f"keys must be text, got {key.type_name()}")
             name = key.value
             child = f"{path}.{name}" if path else name
@@ -559,7 +566,7 @@ class _Validator:
         """A string. ``scalar_ok`` also takes numbers/booleans as written (wadm 0.x did)."""
         if node.kind == "scalar" and node.tag == "str":
             value = str(node.value)
-        elif scalar_ok and node.kind == "scalar" and node.tag in ("int", "float", "bool"):
+        elif scalar_ok and node.kind == "scalar" and node.tag in _PLAIN_SCALARS:
             value = node.raw
         else:
             self.fail(node, path, f"expected {what}, got {node.type_name()}")

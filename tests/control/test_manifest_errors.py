@@ -44,6 +44,8 @@ CASES = [
      3, "metadata.name", "required field 'name' is missing"),
     ("missing-image", "        image: ./echo.wasm\n", "",
      11, "spec.components[0].properties.image", "required field 'image' is missing"),
+    ("yaml-merge-key", "  annotations:\n", "  <<: {x: y}\n  annotations:\n",
+     5, "metadata", "YAML merge keys ('<<') are not supported"),
     ("missing-kind", "kind: Application\n", "",
      1, "kind", "required field 'kind' is missing"),
     ("bad-name", "name: shop", "name: my shop",

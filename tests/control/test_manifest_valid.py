@@ -269,3 +269,13 @@ def test_mutated_manifest_parses_or_raises_manifest_error(data: st.DataObject, j
         parse_manifest(text, check_images=False)
     except ManifestError as exc:
         assert str(exc)
+
+
+def test_unquoted_scalars_are_taken_as_written(app_dir: Path) -> None:
+    text = WADM_SIMPLE1.replace("version: v0.0.1", "version: 1.10").replace(
+        "port: 8080", "port: 0080\n              since: 2024-05-01\n              tls: false"
+    )
+    manifest = parse_manifest(text, base_dir=app_dir)
+    assert manifest.version == "1.10"
+    (link,) = manifest.component("userinfo").linkdefs
+    assert dict(link.values) == {"port": "0080", "since": "2024-05-01", "tls": "false"}
