@@ -96,6 +96,9 @@ MANIFEST_NS = "manifest"
 HOST_DELTA_FRAMING_BYTES = 100
 """Upper bound of a HOST_DELTA's bytes besides owner id, key and value
 (type, generation, since, upto, version and msgpack headers)."""
+MAX_SEEN_MESSAGES = 4096
+"""Fingerprints of recently applied piggyback messages, to skip repeats
+(a repeat arrives within a few gossip rounds, so a short memory suffices)."""
 MAX_EVENTS = 100_000
 """Undrained events kept; beyond this the oldest are dropped (a stuck consumer
 must not grow memory without bound).  Counted in ``events_dropped``."""
@@ -200,6 +203,9 @@ class Directory:
         self._hosts = HostStateMap(host_id, start if generation is None else generation)
         self._actor_hosts: dict[str, set[str]] = {}
         self._owner_actors: dict[str, dict[str, tuple[ActorSummary, int]]] = {}
+        self._seen: dict[int, None] = {}  # insertion-ordered: oldest first
+        self.duplicates = 0
+        """Piggybacked messages skipped because they were applied before."""
         self._pending_load: float | None = None
         self._load_published_at = float("-inf")
 
@@ -508,7 +514,9 @@ class Directory:
 
     def host_alive(self, host_id: str) -> None:
         """Membership says ``host_id`` is alive (joined or refuted): accept its state again."""
-        self._hosts.allow(host_id)
+        if self._hosts.is_forgotten(host_id):
+            self._hosts.allow(host_id)
+            self._seen.clear()  # repeats of its messages are welcome again
 
     # --- maintenance ---------------------------------------------------------
 
@@ -537,6 +545,12 @@ class Directory:
 
     def notify_message(self, sender_id: str, payload: bytes) -> None:
         """A piggybacked payload from ``sender_id``.  Never raises on bad bytes."""
+        # Epidemic gossip delivers each message about retransmit-limit times;
+        # applying a repeat changes nothing, so skip the decode.
+        fingerprint = hash(payload)
+        if fingerprint in self._seen:
+            self.duplicates += 1
+            return
         try:
             message = decode_piggyback(payload)
         except DecodeError as exc:
@@ -544,10 +558,18 @@ class Directory:
             return
         if isinstance(message, HostDelta):
             self._merge_hosts(sender_id, [message.section])
+            if self._hosts.is_forgotten(message.section.owner):
+                return  # ignored for now; a repeat may be welcome once it is alive
         elif isinstance(message, LwwDelta):
             self._merge_lww(sender_id, message.entries)
         else:
+            # pieces are not remembered: a buffer evicted under pressure must
+            # be able to fill again from repeats
             self._merge_chunk(sender_id, message)
+            return
+        self._seen[fingerprint] = None
+        if len(self._seen) > MAX_SEEN_MESSAGES:
+            del self._seen[next(iter(self._seen))]
 
     def local_state(self) -> bytes:
         """Everything we know, for push-pull."""

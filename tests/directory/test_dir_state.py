@@ -391,3 +391,20 @@ def test_every_piggyback_message_fits_the_configured_size(clock):
     while batch := d.broadcasts(10_000):
         sizes.extend(len(p) for p in batch)
     assert sizes and max(sizes) <= d.config.piggyback_bytes
+
+
+def test_repeated_messages_are_skipped_but_welcome_again_after_a_host_comes_back(clock):
+    a, b = Directory(NA, clock=clock), Directory(NB, clock=clock)
+    a.set_actor(ECHO, 1)
+    payloads = a.broadcasts(10_000)
+    for p in payloads * 3:
+        b.notify_message(NA, p)
+    assert b.duplicates == 2 * len(payloads)
+    b.forget_host(NA)
+    for p in payloads:
+        b.notify_message(NA, p)  # stale: skipped or blocked
+    assert b.hosts_running(ACTOR) == []
+    b.host_alive(NA)
+    for p in payloads:
+        b.notify_message(NA, p)
+    assert [loc.host_id for loc in b.hosts_running(ACTOR)] == [NA]
