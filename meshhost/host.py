@@ -28,6 +28,7 @@ import fcntl
 import ipaddress
 import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -124,6 +125,24 @@ def load_keyring(
         except OSError as exc:
             raise KeyringError(f"cannot read lattice secret {path}: {exc.strerror}") from None
     return Keyring.create(lattice, load_secrets(secret_text))
+
+
+def default_route_ipv4() -> str | None:
+    """The local address of the default route, or None (no route: e.g. a bare namespace).
+
+    Connecting a UDP socket sends nothing; it only asks the kernel which
+    source address it would use, which beats guessing among interfaces
+    (docker bridges, VPNs).
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere real
+        addr = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if ipaddress.IPv4Address(addr).is_unspecified else addr
 
 
 def encode_meta(labels: dict[str, str]) -> bytes:
@@ -396,7 +415,7 @@ class Host:
         bind = self.config.bind_host
         if not ipaddress.IPv4Address(bind).is_unspecified:
             return bind
-        return local_ipv4_addresses()[0]
+        return default_route_ipv4() or local_ipv4_addresses()[0]
 
     async def _handle_request(self, peer_id: str, channel: int, payload: bytes) -> bytes:
         handler = self.handlers.get(channel)
