@@ -296,6 +296,7 @@ class Transport:
         self._conns: set[_Connection] = set()
         self._by_peer: dict[str, list[_Connection]] = {}
         self._addr_peer: dict[Address, str] = {}
+        self._dialed: set[Address] = set()
         self._dials: dict[Address, _Dial] = {}
         self._failures: dict[Address, tuple[int, float]] = {}
         self._nursery: trio.Nursery | None = None
@@ -551,9 +552,13 @@ class Transport:
             return
         if conn.dialed is not None:
             self._addr_peer[conn.dialed] = peer
+            self._dialed.add(conn.dialed)
             self._failures.pop(conn.dialed, None)
-        if event.peer_port:
-            self._addr_peer[(conn.remote[0], event.peer_port)] = peer
+        advertised = (conn.remote[0], event.peer_port)
+        if event.peer_port and advertised not in self._dialed:
+            # A port announced in a hello is a hint; what we dialed ourselves and
+            # saw proven wins, so a peer cannot redirect another host's address.
+            self._addr_peer[advertised] = peer
         peers = self._by_peer.setdefault(peer, [])
         peers.append(conn)
         self.stats["sessions_open"] += 1
@@ -723,7 +728,7 @@ class Transport:
             raise LocalProtocolError(f"timeout_s must be a positive number, got {timeout_s}")
         addr = (addr[0], int(addr[1]))
         deadline = trio.current_time() + timeout_s
-        while True:
+        while trio.current_time() < deadline:
             conn = self._usable_session(addr, expected_peer)
             if conn is None or (conn.leftover is not None and conn.is_full):
                 # Slow path (dial, or backpressure): bounded by a cancel scope.
