@@ -38,7 +38,7 @@ retry a failed start in a tight loop (back off, as wadm's TODO notes).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from meshhost.control.placement import LinkSpec, Placement, Workload, link_writers
@@ -95,10 +95,15 @@ def reconcile(
     desired: Placement,
     running_on_me: Mapping[str, int],
     managed_links: Iterable[LinkSpec] = (),
+    keep_links_of: Collection[str] = (),
 ) -> list[Action]:
     """The actions that move this host from ``running_on_me`` to its share of ``desired``.
 
     ``managed_links`` are the manifest-owned links the directory holds now.
+    ``keep_links_of`` names applications whose links must not be deleted even
+    though ``desired`` does not ask for them: those deployed whose manifest has
+    not reached this host yet (see ``store.deployed_manifests``), so a host
+    that lags behind does not undo another's link writes.
     Returns an empty list when this host is already where it should be. Pure.
     """
     mine = desired.for_host(my_host_id)
@@ -122,6 +127,10 @@ def reconcile(
         ):
             puts.append(PutLink(wanted[link_key]))
     for link_key in sorted(present):
-        if link_key not in wanted and my_host_id in link_writers(link_key, desired.candidates):
+        if (
+            link_key not in wanted
+            and present[link_key].app not in keep_links_of
+            and my_host_id in link_writers(link_key, desired.candidates)
+        ):
             deletes.append(DeleteLink(present[link_key]))
     return puts + starts + stops + deletes

@@ -68,6 +68,7 @@ class Reconciler:
         self._members: tuple[HostView, ...] | None = None
         self._running: dict[str, int] = {}
         self._links: tuple[LinkSpec, ...] = ()
+        self._keep: frozenset[str] = frozenset()
         self._desired: Placement | None = None
         self._due: float | None = None
         self._resync_at: float | None = None
@@ -86,12 +87,15 @@ class Reconciler:
         members: Iterable[HostView] | None = None,
         running: Mapping[str, int] | None = None,
         managed_links: Iterable[LinkSpec] | None = None,
+        keep_links_of: Iterable[str] | None = None,
     ) -> None:
         """Replace the given inputs; a plan follows within ``debounce_s``.
 
         ``manifests``: the deployed ones; ``members``: this host's membership
         view with labels; ``running``: managed instances on this host;
-        ``managed_links``: the ``control.links`` records in the directory.
+        ``managed_links``: the ``control.links`` records in the directory;
+        ``keep_links_of``: deployed applications whose manifest is unreadable
+        here yet (their links are left alone).
         """
         if manifests is not None:
             self._manifests = tuple(manifests)
@@ -103,6 +107,8 @@ class Reconciler:
             self._running = {k: n for k, n in running.items() if n}
         if managed_links is not None:
             self._links = tuple(managed_links)
+        if keep_links_of is not None:
+            self._keep = frozenset(keep_links_of)
         if self._due is None:
             self._due = now + self.config.debounce_s
 
@@ -137,7 +143,7 @@ class Reconciler:
         self._resync_at = now + self.config.resync_interval_s
         if self._desired is None:
             self._desired = compute_placement(self._manifests, self._members)
-        plan = reconcile(self.host_id, self._desired, self._running, self._links)
+        plan = reconcile(self.host_id, self._desired, self._running, self._links, self._keep)
         held = {k for k, (at, _) in self._backoff.items() if at > now}
         if held:
             plan = [a for a in plan if not (isinstance(a, StartActor) and a.key in held)]

@@ -49,6 +49,7 @@ __all__ = [
     "decode_link",
     "delete_writes",
     "deployed_manifests",
+    "deployed_names",
     "encode_link",
     "link_record_key",
     "manifest_key",
@@ -153,7 +154,9 @@ def deployed_manifests(
 
     Returns ``(manifests sorted by name, problems)``. A deployment whose
     manifest has not arrived yet, or a record a peer wrote badly, is skipped
-    and described in ``problems`` instead of stopping the others.
+    and described in ``problems`` instead of stopping the others (pass the
+    names of such deployments to ``reconcile(keep_links_of=...)``; see
+    :func:`deployed_names`).
     """
     stored = dict(manifests)
     result: list[Manifest] = []
@@ -180,6 +183,11 @@ def deployed_manifests(
             continue
         result.append(manifest)
     return result, problems
+
+
+def deployed_names(deployments: Iterable[tuple[str, bytes]]) -> set[str]:
+    """Names of every deployed application, readable manifest or not."""
+    return {name for name, _ in deployments}
 
 
 def link_record_key(link: LinkSpec) -> str:

@@ -144,6 +144,14 @@ def test_links_of_undeployed_apps_are_deleted_once_apps_go() -> None:
         if isinstance(a, DeleteLink)
     ]
     assert deletes == [DeleteLink(stale)] * LINK_WRITERS
+    # an app deployed whose manifest has not arrived here yet keeps its links
+    kept = [
+        a
+        for v in HOSTS
+        for a in reconcile(v.host_id, desired, {}, [stale], {"gone"})
+        if isinstance(a, DeleteLink)
+    ]
+    assert kept == []
 
 
 @given(
