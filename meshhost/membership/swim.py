@@ -682,7 +682,16 @@ class Swim:
             return
         e = self._members.get(node)
         if e is not None and msg.incarnation <= e.incarnation:
-            self.stats["duplicate" if msg == e.alive else "stale"] += 1
+            if msg == e.alive:
+                self.stats["duplicate"] += 1
+                return
+            self.stats["stale"] += 1
+            if addr == msg.addr == e.alive.addr and now - e.told_at >= self.config.probe_interval_s:
+                # The host itself announces an older life than we hold (it
+                # restarted with a clock that went back): show it what we
+                # hold, so it refutes.
+                e.told_at = now
+                self._send(addr, [e.alive_bytes])
             return
         if not self._verifier.verify(msg):
             self._misbehaved(addr, "forged_alive", f"alive for {node[:8]}... not signed by it")

@@ -463,3 +463,18 @@ def test_groups_that_never_met_merge_by_retrying_their_seeds():
     net.run(3 * net.config.reconnect_interval_s)
     for core in (a, b, c, d):
         assert core.alive_ids() == {a.id, b.id, c.id, d.id}
+
+
+def test_a_restarted_host_whose_clock_went_back_is_shown_its_old_life_over_udp_alone():
+    net, (a, _b, c) = formed()
+    old_inc = c.incarnation
+    del net.cores[c.addr]
+    c2 = net.add(3, now=1.0, meta=b"new labels")  # same key, clock reset: lower incarnation
+    # No push-pull: only the UDP hello reaches the seed.
+    c2.join([a.addr], net.now)
+    while c2.push_pull_due(net.now) is not None:
+        pass
+    net.pump()
+    net.run(3)
+    assert c2.incarnation > old_inc
+    assert a.member(c2.id).meta == b"new labels"
