@@ -215,7 +215,8 @@ def check_value(value: Value, *, what: str = "value", depth: int = 0) -> None:
 
 def encode_value(value: Value) -> bytes:
     """Canonical-enough msgpack bytes of a value (used for tie-breaks and size checks)."""
-    return msgpack.packb(value, use_bin_type=True)
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
 
 
 # --- encoding ---------------------------------------------------------------
@@ -265,7 +266,8 @@ def to_fields(message: Message) -> list[Any]:
 
 def encode(message: Message) -> bytes:
     """msgpack bytes of a directory message."""
-    return msgpack.packb(to_fields(message), use_bin_type=True)
+    data: bytes = msgpack.packb(to_fields(message), use_bin_type=True)
+    return data
 
 
 # --- decoding ---------------------------------------------------------------

@@ -503,7 +503,7 @@ class Directory:
             return
         had = host_id in self._hosts
         keys = self._hosts.forget(host_id, block_below=self._hlc.last.packed())
-        self._queue.discard(lambda ident: ident[0] == "h" and ident[1] == host_id)
+        self._queue.discard(lambda ident: isinstance(ident, tuple) and ident[:2] == ("h", host_id))
         self._index_owner(host_id)
         if keys:
             self._emit(HostStateChanged(host_id, tuple(sorted(keys))))
