@@ -547,7 +547,9 @@ class Directory:
         """A piggybacked payload from ``sender_id``.  Never raises on bad bytes."""
         # Epidemic gossip delivers each message about retransmit-limit times;
         # applying a repeat changes nothing, so skip the decode.
-        fingerprint = hash(payload)
+        if isinstance(payload, bytearray | memoryview):
+            payload = bytes(payload)
+        fingerprint = hash(payload) if isinstance(payload, bytes) else 0
         if fingerprint in self._seen:
             self.duplicates += 1
             return

@@ -213,8 +213,10 @@ def test_a_host_restarted_with_a_clock_gone_back_starts_a_newer_life(clock):
 def test_bad_bytes_from_peers_never_raise_and_are_reported(data):
     d = Directory(NA, clock=lambda: 1000.0)
     d.notify_message(NB, data)
+    d.notify_message(NB, bytearray(data))
+    d.notify_message(NB, "not bytes")  # type: ignore[arg-type]
     d.merge_remote_state(NB, data)
-    assert d.bad_messages >= 1
+    assert d.bad_messages >= 2
     got = events(d)
     assert any(isinstance(e, PeerMisbehaved) and e.sender_id == NB for e in got)
 
