@@ -268,7 +268,6 @@ class MembershipDriver:
 
     async def _receive_loop(self) -> None:
         assert self._sock is not None
-        limit = self.config.udp_packet_bytes
         while True:
             try:
                 data, addr = await self._sock.recvfrom(RECV_BUFFER_BYTES)
@@ -278,21 +277,30 @@ class MembershipDriver:
                 if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
                     continue
                 raise
-            self.stats.received += 1
-            if len(data) > limit:
-                self.stats.oversized += 1
-                continue
-            plaintext = self.keyring.open(data)
-            if plaintext is None:
-                continue  # counted by the keyring
-            self.stats.delivered += 1
-            try:
-                self.core.receive_datagram(plaintext, (addr[0], addr[1]), self.now())
-            except MeshError:
-                # The core should turn bad peer bytes into PeerMisbehaved
-                # events; if one escapes, count it rather than die.
-                self.stats.core_errors += 1
-            self._pump()
+            self.datagram_received(data, (addr[0], addr[1]))
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        """Handle one datagram as read from the socket (must be called from trio).
+
+        Oversized datagrams are dropped unopened and counted; the keyring
+        counts what fails to open; only authenticated plaintext reaches the
+        core.  Never raises for bad bytes.
+        """
+        self.stats.received += 1
+        if len(data) > self.config.udp_packet_bytes:
+            self.stats.oversized += 1
+            return
+        plaintext = self.keyring.open(data)
+        if plaintext is None:
+            return  # counted by the keyring
+        self.stats.delivered += 1
+        try:
+            self.core.receive_datagram(plaintext, addr, self.now())
+        except MeshError:
+            # The core should turn bad peer bytes into PeerMisbehaved
+            # events; if one escapes, count it rather than die.
+            self.stats.core_errors += 1
+        self._pump()
 
     async def _timer_loop(self) -> None:
         while True:

@@ -12,6 +12,8 @@ import random
 
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 from trio.testing._fake_net import FakeNet
 
 from meshhost.config import MembershipConfig
@@ -89,3 +91,35 @@ async def test_five_drivers_converge_and_detect_a_crash_in_virtual_time(
         for _core, driver, _scope in survivors:
             assert driver.stats.oversized_out == 0 and driver.keyring.stats.rejected == 0
         nursery.cancel_scope.cancel()
+
+
+SEALER = Keyring("vt", [SECRET], random_bytes=random.Random(5).randbytes)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=1400),  # raw garbage, some oversized
+            st.binary(max_size=1100).map(SEALER.seal),  # authenticated garbage
+        ),
+        max_size=20,
+    )
+)
+def test_random_datagrams_change_nothing_and_never_raise(datagrams: list[bytes]) -> None:
+    async def scenario() -> None:
+        config = MembershipConfig()
+        identity = nkeys.generate(nkeys.Prefix.SERVER, random.Random(1).randbytes)
+        core = Swim(identity, ("10.0.0.1", 7946), config, random.Random(1), 1000.0)
+        driver = MembershipDriver(
+            core, Keyring("vt", [SECRET]), config, clock_offset=1000.0 - trio.current_time()
+        )
+        before = core.members()
+        for data in datagrams:
+            driver.datagram_received(data, ("10.0.0.9", 7946))
+        assert core.members() == before
+        s = driver.stats
+        assert s.received == len(datagrams)
+        assert s.oversized + driver.keyring.stats.rejected + s.delivered == s.received
+        assert s.core_errors == 0
+
+    trio.run(scenario, clock=trio.testing.MockClock())
