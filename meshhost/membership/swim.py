@@ -265,6 +265,7 @@ class Swim:
             )
         _check_meta(meta)
         meta = bytes(meta)
+        _check_fits(identity.public_key, (str(addr[0]), int(addr[1])), meta, config)
         self.config = config
         self.id = identity.public_key
         self.addr: Addr = (str(addr[0]), int(addr[1]))
@@ -411,6 +412,7 @@ class Swim:
         """
         _check_meta(meta)
         meta = bytes(meta)
+        _check_fits(self.id, self.addr, meta, self.config)
         if self._left:
             raise MembershipUsageError("cannot update metadata after leave()")
         self._incarnation = max(self._incarnation + 1, int(now * 1000))
@@ -1167,4 +1169,23 @@ def _check_meta(meta: bytes) -> None:
         raise MembershipUsageError(
             f"host metadata is {len(meta)} bytes; the limit is {MAX_META_BYTES} "
             "(it must fit one signed gossip packet)"
+        )
+
+
+def _check_fits(node: str, addr: Addr, meta: bytes, config: MembershipConfig) -> None:
+    """Our largest fixed packet (alive + dead + ping) must fit a sealed datagram."""
+    top = (1 << 64) - 1
+    alive = Alive(node, addr, top, meta, bytes(64))
+    size = (
+        COMPOUND_HEADER_BYTES
+        + len(encode(alive))
+        + len(encode(Dead(node, top, node)))
+        + len(encode(Ping(SEQ_MASK, node, node)))
+    )
+    limit = config.udp_packet_bytes - SEALING_OVERHEAD_BYTES
+    if size > limit:
+        raise MembershipUsageError(
+            f"host metadata of {len(meta)} bytes does not fit a {config.udp_packet_bytes}-byte "
+            f"gossip packet (needs {size + SEALING_OVERHEAD_BYTES}); use less metadata or "
+            "raise membership.udp_packet_bytes"
         )

@@ -478,3 +478,14 @@ def test_a_restarted_host_whose_clock_went_back_is_shown_its_old_life_over_udp_a
     net.run(3)
     assert c2.incarnation > old_inc
     assert a.member(c2.id).meta == b"new labels"
+
+
+def test_metadata_must_fit_the_configured_packet_size():
+    import dataclasses
+
+    small = dataclasses.replace(CFG, udp_packet_bytes=576)
+    with pytest.raises(MembershipUsageError, match="udp_packet_bytes"):
+        Swim(key(1), ("h", 1), small, random.Random(1), 0.0, meta=b"x" * MAX_META_BYTES)
+    core = Swim(key(1), ("h", 1), small, random.Random(1), 0.0, meta=b"x" * 100)
+    with pytest.raises(MembershipUsageError):
+        core.update_meta(b"x" * 400, 1.0)

@@ -95,7 +95,7 @@ def run(schedule):
     return took
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(schedules)
 def test_random_fault_schedules_keep_invariants_and_converge(schedule):
     try:
