@@ -80,6 +80,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import unquote
 
+import yaml
+
 from meshhost.control.yamlsource import MAX_MANIFEST_BYTES, Node, compose_text, from_python
 from meshhost.errors import ManifestError, ManifestTooLarge, MeshError, StoredManifestInvalid
 
@@ -302,6 +304,13 @@ class Manifest:
             "metadata": metadata,
             "spec": {"components": [_component_document(c) for c in self.components]},
         }
+
+    def to_yaml(self) -> str:
+        """The manifest as YAML (for ``meshhost app get``); parses back to an equal manifest."""
+        text: str = yaml.safe_dump(
+            self.to_document(), sort_keys=False, allow_unicode=True, default_flow_style=False
+        )
+        return text
 
     def canonical(self) -> bytes:
         """Canonical bytes: compact JSON with sorted keys, UTF-8.

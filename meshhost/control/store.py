@@ -43,8 +43,10 @@ __all__ = [
     "DEPLOYMENTS_NS",
     "LINKS_NS",
     "MANIFESTS_NS",
+    "AppSummary",
     "DirectoryDelete",
     "DirectoryPut",
+    "app_summaries",
     "apply_writes",
     "decode_link",
     "delete_writes",
@@ -188,6 +190,36 @@ def deployed_manifests(
 def deployed_names(deployments: Iterable[tuple[str, bytes]]) -> set[str]:
     """Names of every deployed application, readable manifest or not."""
     return {name for name, _ in deployments}
+
+
+@dataclass(frozen=True, slots=True)
+class AppSummary:
+    """One line of ``meshhost app list``."""
+
+    name: str
+    deployed_version: str | None
+    versions: tuple[str, ...]
+
+
+def app_summaries(
+    manifest_keys: Iterable[str], deployments: Iterable[tuple[str, bytes]]
+) -> list[AppSummary]:
+    """Every stored or deployed application, sorted by name (versions sorted as text)."""
+    versions: dict[str, list[str]] = {}
+    for key in manifest_keys:
+        name, sep, version = key.partition("@")
+        if sep and name and version:
+            versions.setdefault(name, []).append(version)
+    deployed: dict[str, str | None] = {}
+    for name, raw in deployments:
+        try:
+            deployed[name] = bytes(raw).decode("utf-8")
+        except (UnicodeDecodeError, TypeError):
+            deployed[name] = None
+    return [
+        AppSummary(name, deployed.get(name), tuple(sorted(versions.get(name, []))))
+        for name in sorted(set(versions) | set(deployed))
+    ]
 
 
 def link_record_key(link: LinkSpec) -> str:

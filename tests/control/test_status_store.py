@@ -21,8 +21,10 @@ from meshhost.control import (
 from meshhost.control.store import (
     DEPLOYMENTS_NS,
     MANIFESTS_NS,
+    AppSummary,
     DirectoryDelete,
     DirectoryPut,
+    app_summaries,
     apply_writes,
     decode_link,
     delete_writes,
@@ -165,3 +167,16 @@ def test_decode_link_raises_only_decode_errors(data: bytes) -> None:
         decode_link(data)
     except StoredManifestInvalid:
         pass
+
+
+def test_app_list_and_get(app_dir: Path, base_manifest: str) -> None:
+    rows = app_summaries(["shop@v1", "shop@v2", "blog@v1"], [("shop", b"v2"), ("late", b"v1")])
+    assert rows == [
+        AppSummary("blog", None, ("v1",)),
+        AppSummary("late", "v1", ()),
+        AppSummary("shop", "v2", ("v1", "v2")),
+    ]
+    manifest = parse_manifest(base_manifest, base_dir=app_dir)
+    text = manifest.to_yaml()
+    assert text.startswith("apiVersion: core.oam.dev/v1beta1\nkind: Application\n")
+    assert parse_manifest(text, base_dir=app_dir) == manifest
