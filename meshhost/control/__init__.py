@@ -23,11 +23,15 @@ CLI design (built on these functions by the host/CLI layer)::
         apply_writes(...) (refuses same version with other content); do the
         writes on any host (local socket or over the lattice).
     meshhost app list [--json]
-        NAME, deployed VERSION, stored versions, state (from status()).
-    meshhost app get NAME [--version V] [--json|--yaml]
-        decode_manifest(...).to_document() printed as YAML/JSON.
+        store.app_summaries(keys of control.manifests, control.deployments
+        items): NAME, deployed VERSION, stored versions; plus the state
+        from status() for deployed ones.
+    meshhost app get NAME [--version V] [--json]
+        decode_manifest(...).to_yaml() (or .to_document() as JSON); default
+        version: the deployed one.
     meshhost app status NAME [--json]
-        status(manifest, compute_placement(deployed, members), inventory):
+        status(manifest, compute_placement(deployed, host_views(members,
+        labels)), inventory from the directory's per-host state):
         one row per component and host: desired, running, ok/starting/stopping,
         plus problems (unsatisfied spreads, link conflicts); exit 0 even when
         failed (state is data), 1 when NAME is unknown.
