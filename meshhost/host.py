@@ -31,7 +31,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,6 @@ class HostOptions:
     """Address peers reach us at; default: the bind address, or our first LAN address."""
     mdns_announce_interval_s: float = 60.0
     """Re-announce period (also heals discovery after partitions)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Host:

@@ -27,6 +27,7 @@ from meshhost.cli import main
 from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
 from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
+from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import KeyringError, MeshError
 from meshhost.host import Host, HostOptions, decode_meta
 from meshhost.identity.keyring import encode_secret, generate_secret, load_secrets, mdns_tag
@@ -84,6 +85,12 @@ _KIND = {
     help="DNS-SD service type (a private one keeps test lattices apart).",
 )
 @click.option(
+    "--mdns-interface",
+    "mdns_interfaces",
+    multiple=True,
+    help="IPv4 address of an interface for mDNS (repeatable; default: all, or loopback).",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -108,6 +115,7 @@ def up(
     advertise: str | None,
     no_mdns: bool,
     mdns_service_type: str,
+    mdns_interfaces: tuple[str, ...],
     config_file: Path | None,
     status_file: Path | None,
     as_json: bool,
@@ -131,7 +139,11 @@ def up(
         cfg,
         secret_file=secret_file,
         secret_text=None if secret_file is not None else secret_text,
-        options=HostOptions(mdns_service_type=mdns_service_type, advertise_host=advertise),
+        options=HostOptions(
+            mdns_service_type=mdns_service_type,
+            mdns_interfaces=list(mdns_interfaces) or None,
+            advertise_host=advertise,
+        ),
     )
     if secret_file is not None:
         secret_path: Path | None = secret_file
@@ -139,7 +151,27 @@ def up(
         secret_path = None  # from the environment: nothing to reload
     else:
         secret_path = host.data_dir / LATTICE_SECRET
-    trio.run(_run, host, status_file, as_json, secret_path)
+    check_service_type(mdns_service_type)
+    try:
+        trio.run(_run, host, status_file, as_json, secret_path)
+    except BaseExceptionGroup as group:
+        # A MeshError from inside the nursery (port taken, mDNS failed) is a
+        # one-line error for the person, not a traceback.
+        problem = _first_mesh_error(group)
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def _first_mesh_error(group: BaseExceptionGroup[BaseException]) -> MeshError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, MeshError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_mesh_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 async def _run(

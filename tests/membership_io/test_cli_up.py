@@ -6,6 +6,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,3 +101,34 @@ def test_up_reloads_secrets_on_sighup_and_leaves_on_sigterm(tmp_path: Path) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_up_on_a_taken_port_is_one_clear_line(tmp_path: Path) -> None:
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    env = dict(os.environ, MESHHOST_LATTICE_SECRET=encode_secret(bytes(range(32))))
+    argv = [
+        sys.executable, "-m", "meshhost", "up", "--no-mdns", "--bind", "127.0.0.1",
+        "--port", str(port), "--data-dir", str(tmp_path),
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert "Address already in use" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_up_with_a_bad_service_type_says_what_form_to_use(tmp_path: Path) -> None:
+    env = {"MESHHOST_LATTICE_SECRET": encode_secret(bytes(range(32)))}
+    argv = [
+        "up",
+        "--data-dir",
+        str(tmp_path),
+        "--mdns-service-type",
+        "_far-too-long-name._udp.local.",
+    ]
+    result = CliRunner().invoke(main, argv, env=env)
+    assert result.exit_code == 1
+    assert "at most 15 characters" in result.output
