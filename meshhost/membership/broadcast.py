@@ -51,6 +51,9 @@ class TransmitLimitedQueue:
         self._buckets: list[dict[int, _Item]] = [{}]
         self._keyless: dict[int, _Item] = {}
 
+    def __bool__(self) -> bool:
+        return bool(self._by_key) or bool(self._keyless)
+
     def __len__(self) -> int:
         return sum(len(b) for b in self._buckets)
 

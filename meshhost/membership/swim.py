@@ -265,15 +265,16 @@ class Swim:
             )
         _check_meta(meta)
         meta = bytes(meta)
-        _check_fits(identity.public_key, (str(addr[0]), int(addr[1])), meta, config)
         self.config = config
         self.id = identity.public_key
         self.addr: Addr = (str(addr[0]), int(addr[1]))
+        _check_fits(self.id, self.addr, meta, config)
         self.stats: Counter[str] = Counter()
         """Counters: ``received``, ``malformed``, ``oversized``, ``unknown_type``,
         ``stale``, ``duplicate``, ``forged_alive``, ``wrong_target``,
         ``unknown_node``, ``unexpected_ack``, ``refutations``, ``probes``,
-        ``probe_failures``, ``sent``, ``push_pull_merged``, ``push_pull_malformed``."""
+        ``probe_failures``, ``sent``, ``push_pull_merged``, ``push_pull_malformed``,
+        ``user_broadcast_dropped``."""
         self._identity = identity
         self._rng = rng
         self._delegate = delegate
@@ -554,7 +555,7 @@ class Swim:
         """Queue one datagram: ``parts`` plus as many broadcasts as fit."""
         budget = self._send_limit - COMPOUND_HEADER_BYTES - sum(map(len, parts))
         room = MAX_COMPOUND_PARTS - len(parts)
-        if self._queue_len():
+        if self._queue:
             extra = self._queue.get(0, budget, room)
             if extra:
                 budget -= sum(map(len, extra))
@@ -566,9 +567,6 @@ class Swim:
             return
         self._out.append((addr, encode_compound(parts)))
         self.stats["sent"] += 1
-
-    def _queue_len(self) -> bool:
-        return bool(self._queue._by_key) or bool(self._queue._keyless)
 
     def _user_parts(self, budget: int, room: int) -> list[bytes]:
         assert self._delegate is not None
@@ -978,14 +976,14 @@ class Swim:
     def _gossip(self, now: float) -> None:
         cfg = self.config
         has_user = self._delegate is not None
-        if self._queue_len() or has_user:
+        if self._queue or has_user:
             targets = self._random_live(cfg.gossip_nodes, exclude=None, alive_only=False)
             dead = self._gossip_dead_target(now)
             if dead is not None:
                 targets.append(dead)
             for target in targets:
                 self._send(target.alive.addr, [])
-        if self._queue_len() or has_user:
+        if self._queue or has_user:
             self._set_timer((_GOSSIP, None), now + cfg.gossip_interval_s)
 
     def _gossip_dead_target(self, now: float) -> _Entry | None:
