@@ -416,3 +416,38 @@ def test_real_swim_run_replays_from_its_seed() -> None:
         converge(sim, control)
         digests.append((control.trace.hexdigest(), sim.steps, sim.now))
     assert digests[0] == digests[1]
+
+
+def test_real_swim_lossy_network_suspicions_move_nothing() -> None:
+    """10 % loss with duplication and reordering for a minute: SWIM raises
+    suspicions, and suspects keep their share, so instances move only if a
+    host is actually declared dead (Lifeguard makes that rare)."""
+    from meshhost.membership import MemberDead, MemberSuspect
+    from meshhost.sim import LinkModel
+
+    seed = 31
+    sim, control = boot(seed)
+    requested = control.totals()
+    seen = {"suspect": 0, "dead": 0}
+
+    def count(sim: Simulator, host: SimHost, event: object) -> None:
+        if isinstance(event, MemberSuspect):
+            seen["suspect"] += 1
+        elif isinstance(event, MemberDead):
+            seen["dead"] += 1
+
+    sim.observers.append(count)
+    control.stats = {"starts": 0, "stops": 0}
+    sim.network.default = LinkModel(loss=0.10, duplicate=0.02, reorder=0.05)
+    sim.run_for(60.0)
+    sim.network.default = LinkModel()
+    converge(sim, control)
+    print(
+        f"SEED={seed}: lossy minute: {seen['suspect']} suspicions, {seen['dead']} dead "
+        f"declarations, {control.stats['starts']} starts, {control.stats['stops']} stops"
+    )
+    assert seen["suspect"] > 0, "the scenario should provoke suspicion"
+    if seen["dead"] == 0:
+        assert control.stats == {"starts": 0, "stops": 0}, f"SEED={seed}: moved on suspicion"
+    assert control.totals() == requested, f"SEED={seed}"
+    check_placement(sim, control, f"SEED={seed} after loss")
