@@ -102,3 +102,14 @@ def test_hosts_find_each_other_and_other_lattices_stay_invisible(run_in_netns) -
     assert seen["NOTHER"] == []
     assert report["stats"]["NOTHER"]["other_lattice"] >= 3
     assert report["stats"]["NOTHER"]["proposed"] == 0
+
+
+READDRESS = str(Path(__file__).with_name("netns_mdns_readdress.py"))
+
+
+def test_a_host_whose_address_changes_reannounces_and_is_proposed_again(run_in_netns) -> None:
+    service_type = f"_mh-{secrets.token_hex(3)}._udp.local."
+    report = run_in_netns(READDRESS, service_type, timeout_s=60)
+    print("new address proposed", report["reproposed_after_s"], "s after the change")
+    assert report["first"] == [["127.0.0.1", 41000]]
+    assert ["127.0.0.9", 41000] in report["after_change"]
