@@ -46,6 +46,7 @@ from meshhost.errors import ConfigError, ErrorCode, KeyringError, MeshError
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import NOISE_PSK, Keyring, load_secrets
 from meshhost.membership import (
+    Delegate,
     Member,
     MemberAlive,
     MemberDead,
@@ -190,6 +191,7 @@ class Host:
         data_dir: Path,
         options: HostOptions | None = None,
         rng: random.Random | None = None,
+        delegate: Delegate | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -198,6 +200,8 @@ class Host:
         self.data_dir = data_dir
         self.options = options or HostOptions()
         self._rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
+        self.delegate = delegate
+        """Rides on membership gossip and push-pull (the directory); set before serve."""
         self.handlers: dict[int, ChannelHandler] = {}
         """Transport channel -> handler; layers add theirs before :meth:`serve`."""
         self.core: Swim | None = None
@@ -396,6 +400,7 @@ class Host:
             self._rng,
             trio.current_time() + offset,
             meta=self._meta,
+            delegate=self.delegate,
         )
         self.membership = MembershipDriver(
             self.core,
