@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import trio
 
 from meshhost.config import MembershipConfig
-from meshhost.errors import MeshError
+from meshhost.errors import LocalProtocolError, MeshError
 from meshhost.identity.keyring import Keyring
 
 __all__ = [
@@ -177,7 +177,7 @@ class MembershipDriver:
         Raises ``OSError`` (e.g. ``EADDRINUSE``) for the caller to handle.
         """
         if self._sock is not None:
-            raise MeshError("the membership socket is already bound")
+            raise LocalProtocolError("the membership socket is already bound")
         sock = trio.socket.socket(stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM)
         try:
             await sock.bind((host, port))
@@ -192,7 +192,7 @@ class MembershipDriver:
     def bound_addr(self) -> Addr:
         """The socket's local address."""
         if self._sock is None:
-            raise MeshError("the membership socket is not bound; call bind() first")
+            raise LocalProtocolError("the membership socket is not bound; call bind() first")
         name = self._sock.getsockname()
         return (name[0], name[1])
 
@@ -204,7 +204,8 @@ class MembershipDriver:
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run the receive, send and timer loops until cancelled."""
         if self._sock is None:
-            raise MeshError("bind() the membership socket before serve()")
+            raise LocalProtocolError("bind() the membership socket before serve()")
+        self.now()  # fix the clock offset before the first timer is armed
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
