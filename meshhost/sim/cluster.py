@@ -119,7 +119,7 @@ def build_cluster(
     factory = swim_factory(config, seeds=lambda h: restart_seeds(h) if h.restarts else [])
     hosts = [sim.add_host(factory, start=False) for _ in range(n)]
     for h in hosts:
-        h.start(0.0)
+        h.start(sim.now)  # pumped below, once every host is acquainted
     cores = [h.core for h in hosts]
     first = cores[0]
     # Pass 1: the first host hears every other host's state.

@@ -97,6 +97,13 @@ class Simulator:
             self.pump(host)
         return host
 
+    def boot(self, host: SimHost) -> None:
+        """Start a host added with ``start=False`` (or restart a crashed one, keeping its disk)."""
+        if host.up:
+            return
+        host.start(self.now)
+        self.pump(host)
+
     # -- scheduling --------------------------------------------------------
 
     def at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:

@@ -64,7 +64,7 @@ def run(schedule):
         offset, drift = skews[i] if i < len(skews) else (0.0, 0.0)
         hosts.append(sim.add_host(factory, clock_offset=offset, clock_drift=drift, start=False))
     for i, h in enumerate(hosts):
-        sim.at(i * 0.05, lambda h=h: (h.start(sim.now), sim.pump(h)))
+        sim.at(i * 0.05, sim.boot, h)
     for fault in schedule["faults"]:
         kind, at = fault[0], fault[1]
         if kind == "crash":
