@@ -355,3 +355,97 @@ async def test_local_misuse_is_reported() -> None:
             await a.request(addr_a, 1, b"x" * 1001, timeout_s=1)
     with pytest.raises(TransportClosed):
         await a.request(addr_a, 1, b"", timeout_s=1)
+
+
+class _ManualPeer:
+    """A peer speaking the protocol by hand over a raw TCP stream (for misbehaving)."""
+
+    def __init__(self, stream: trio.SocketStream, seed: int = 7, identity: object = None) -> None:
+        from transport_pair import make_session
+
+        self.stream = stream
+        self.session = make_session(True, seed, identity=identity, lattice=LATTICE)  # type: ignore[arg-type]
+        self.session.start()
+
+    async def flush(self) -> bytes:
+        data = bytes(self.session.data_to_send())
+        if data:
+            await self.stream.send_all(data)
+        return data
+
+    async def open(self) -> None:
+        await self.flush()
+        while not self.session.is_open and not self.session.is_closed:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                self.session.connection_lost()
+                break
+            self.session.receive_data(data)
+            await self.flush()
+
+
+async def test_stalling_after_the_first_message_is_dropped(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a = make(1, config=TransportConfig(handshake_timeout_s=2))
+    async with serving(a) as (addr_a,):
+        stream = await trio.open_tcp_stream(*addr_a)
+        peer = _ManualPeer(stream)
+        await peer.flush()  # message 1 only, then silence
+        assert await stream.receive_some(65536)  # message 2 arrives
+        before = trio.current_time()
+        assert await stream.receive_some(65536) == b""  # then the host hangs up
+        assert trio.current_time() - before >= 1.5
+        assert a.stats["handshake_timeouts"] == 1
+        await stream.aclose()
+
+
+async def test_authenticated_peer_replaying_a_frame_is_disconnected() -> None:
+    a, good = make(1), make(2)
+    async with serving(a, good) as (addr_a, _):
+        stream = await trio.open_tcp_stream(*addr_a)
+        peer = _ManualPeer(stream)
+        await peer.open()
+        assert peer.session.is_open and peer.session.peer_id == a.host_id
+        peer.session.send_request(1, b"once")
+        record = await peer.flush()
+        events: list[object] = []
+
+        async def read_events() -> None:
+            while chunk := await stream.receive_some(65536):
+                peer.session.receive_data(chunk)
+                while (event := peer.session.next_event()) is not None:
+                    if type(event).__name__ != "HandshakeComplete":
+                        events.append(event)
+                if events and type(events[-1]).__name__ == "ResponseReceived":
+                    return
+
+        await read_events()
+        assert [type(e).__name__ for e in events] == ["ResponseReceived"]
+        await stream.send_all(record)  # the same record again: a replay
+        await read_events()
+        # The host answers the replay with a CLOSE naming the protocol error.
+        assert [type(e).__name__ for e in events] == ["ResponseReceived", "SessionClosed"]
+        closed = events[1]
+        assert closed.code == ErrorCode.PROTOCOL and closed.by_peer  # type: ignore[attr-defined]
+        assert a.stats["closed_protocol"] == 1 and a.stats["protocol_errors"] == 1
+        assert await good.request(addr_a, 1, b"fine", timeout_s=5) == b"fine"
+
+
+async def test_forged_identity_signature_is_rejected_over_tcp() -> None:
+    from meshhost.transport.session import LocalIdentity
+
+    a = make(1)
+    async with serving(a) as (addr_a,):
+        rb = seeded_random_bytes(5)
+        honest = LocalIdentity.create(host_key(5), rb)
+        forged = LocalIdentity(
+            honest.keypair, honest.static, LocalIdentity.create(host_key(6), rb).signature
+        )
+        stream = await trio.open_tcp_stream(*addr_a)
+        peer = _ManualPeer(stream, seed=5, identity=forged)
+        await peer.open()
+        assert peer.session.is_closed and not peer.session.is_open
+        assert a.stats["closed_unauthenticated"] == 1
+        assert a.stats["sessions_open"] == 0
+        await stream.aclose()
