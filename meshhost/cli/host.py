@@ -272,8 +272,31 @@ async def _print_events(
             _write_status(host, status_file)
 
 
+class _Budget:
+    """At most ``limit`` lines per ``window_s``; the rest are only counted."""
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit, self.window_s = limit, window_s
+        self.window_start, self.used, self.suppressed = -float("inf"), 0, 0
+
+    def allow(self, now: float) -> bool:
+        if now - self.window_start >= self.window_s:
+            self.window_start, self.used = now, 0
+        self.used += 1
+        if self.used > self.limit:
+            self.suppressed += 1
+            return False
+        return True
+
+
+MISBEHAVED_LINES = _Budget(limit=10, window_s=10.0)
+"""A peer spraying garbage must not flood the terminal; counters keep the total."""
+
+
 def _report(event: object, as_json: bool) -> None:
     if isinstance(event, PeerMisbehaved):
+        if not MISBEHAVED_LINES.allow(time.monotonic()):
+            return
         _say(
             as_json,
             {
