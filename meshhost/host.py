@@ -217,8 +217,7 @@ class Host:
         self._lock_fd: int | None = None
         self._failed_ids: set[str] = set()
         self._labels = dict(config.labels)
-        meta = encode_meta(self._labels)
-        self._meta = meta
+        self._meta = encode_meta(self._labels)
 
     @classmethod
     def open(
@@ -296,6 +295,21 @@ class Host:
         send, receive = trio.open_memory_channel[object](buffer)
         self._subscribers.append(send)
         return receive
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """This host's labels (a copy)."""
+        return dict(self._labels)
+
+    def set_labels(self, labels: dict[str, str]) -> None:
+        """Replace this host's labels; membership gossips them with a new incarnation.
+
+        Raises ``ConfigError`` if they do not fit in the metadata limit.
+        """
+        meta = encode_meta(dict(labels))
+        self._labels, self._meta = dict(labels), meta
+        if self.membership is not None:
+            self.membership.update_meta(meta)
 
     # -- key rotation ---------------------------------------------------------
 

@@ -276,3 +276,21 @@ async def test_two_live_hosts_rotate_the_secret_without_a_false_suspicion(tmp_pa
                 continue  # no membership change at all: what we want
             raise AssertionError(f"membership changed during rotation: {event}")
         nursery.cancel_scope.cancel()
+
+
+async def test_new_labels_reach_the_other_host(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        a_addr = await nursery.start(a.serve)
+        b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
+        await nursery.start(b.serve)
+        await wait_until(lambda: len(alive_view(b)) == 2, "b sees a")
+        a.set_labels({"zone": "eu", "gpu": "yes"})
+
+        def b_sees_labels() -> bool:
+            row = next(m for m in b.status()["members"] if m["id"] == a.host_id)
+            return row["labels"] == {"zone": "eu", "gpu": "yes"}
+
+        await wait_until(b_sees_labels, "b sees a's new labels", timeout_s=10)
+        assert a.labels == {"zone": "eu", "gpu": "yes"}
+        nursery.cancel_scope.cancel()
