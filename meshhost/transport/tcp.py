@@ -331,8 +331,9 @@ class Transport:
                 task_status.started((bound[0], bound[1]))
         finally:
             self._closing = True
-            await listener.aclose()
             self._stopped.set()
+            with trio.CancelScope(shield=True):
+                await listener.aclose()
 
     async def aclose(self) -> None:
         """Close every session (CLOSE ``shutting_down``) and stop serving."""

@@ -449,3 +449,24 @@ async def test_forged_identity_signature_is_rejected_over_tcp() -> None:
         assert a.stats["closed_unauthenticated"] == 1
         assert a.stats["sessions_open"] == 0
         await stream.aclose()
+
+
+async def test_a_peer_that_stops_reading_holds_back_only_one_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, good = make(1), make(2)
+    async with serving(a, good) as (addr_a, _):
+        stream = await trio.open_tcp_stream(*addr_a)
+        peer = _ManualPeer(stream, seed=7)
+        await peer.open()  # then never reads again and never grants credit
+        await trio.sleep(0.1)
+        peer_addr = ("127.0.0.1", 1007)  # the listening port its hello announced
+        assert a.peer_id_of(peer_addr) == host_key(7).public_key
+        with pytest.raises(RequestTimeout):
+            await a.request(peer_addr, 1, b"x" * (16 << 20), timeout_s=3)
+        window = TransportConfig().stream_window_bytes
+        assert a.stats["bytes_sent"] < window + (256 << 10)  # one window, not 16 MiB
+        (conn,) = [c for c in a._conns if c.peer_id == host_key(7).public_key]
+        assert len(conn.session._out) < 4096 and not conn.session._streams  # only a CANCEL waits
+        assert await good.request(addr_a, 1, b"ok", timeout_s=5) == b"ok"
+        await stream.aclose()
