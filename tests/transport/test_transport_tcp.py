@@ -17,6 +17,7 @@ from transport_pair import PSK, host_key, seeded_random_bytes
 from meshhost.config import TransportConfig
 from meshhost.errors import (
     ErrorCode,
+    LocalProtocolError,
     MeshError,
     PayloadTooLarge,
     PeerMismatch,
@@ -348,7 +349,7 @@ async def test_connection_limit_refuses_extra_connections() -> None:
 async def test_local_misuse_is_reported() -> None:
     config = TransportConfig(max_payload_bytes=1000)
     a = make(1, config=config)
-    with pytest.raises(Exception, match="serve"):
+    with pytest.raises(LocalProtocolError, match="serve"):
         await a.request(("127.0.0.1", 1), 1, b"", timeout_s=1)
     async with serving(a) as (addr_a,):
         with pytest.raises(PayloadTooLarge):
