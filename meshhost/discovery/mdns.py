@@ -66,6 +66,8 @@ DEFAULT_SERVICE_TYPE = "_meshhost._udp.local."
 PROTOCOL_VERSION = "1"
 RESOLVE_TIMEOUT_MS = 3000
 """How long to wait for a peer's SRV/TXT/A records when the cache lacks them."""
+MAX_CONCURRENT_RESOLVES = 8
+"""Worker threads resolving services at once (each may wait RESOLVE_TIMEOUT_MS)."""
 CLOSE_TIMEOUT_S = 3.0
 """Goodbye packets and thread shutdown; a stuck zeroconf must not block exit."""
 MIN_ANNOUNCE_GAP_S = 5.0
@@ -242,30 +244,52 @@ class MdnsDiscovery:
             self.stats.notices_dropped += 1
 
     async def _resolve_loop(self, propose: Propose) -> None:
-        async for name, state in self._receive:
-            if name.lower() == self.instance_name.lower():
-                continue
-            if state is ServiceStateChange.Removed:
-                # A goodbye: forget the mDNS entry, but leave liveness to membership.
-                self.peers.pop(name, None)
-                continue
-            assert self._zc is not None
-            info = await trio.to_thread.run_sync(
-                self._zc.get_service_info,
-                self.service_type,
-                name,
-                RESOLVE_TIMEOUT_MS,
-                abandon_on_cancel=True,
-            )
-            if info is None:
-                self.stats.resolve_failures += 1
-                continue
-            peer = self._accept(info)
-            if peer is None:
-                continue
-            self.peers[name] = peer
-            self.stats.proposed += 1
-            propose(peer[1])
+        # Resolve names concurrently (a service whose records are slow to come
+        # must not hold up the others), one resolution per name at a time: a
+        # notice for a name being resolved marks it to be resolved once more.
+        in_flight: dict[str, bool] = {}  # name -> another notice came meanwhile
+        limiter = trio.CapacityLimiter(MAX_CONCURRENT_RESOLVES)
+
+        async def resolve(name: str) -> None:
+            while True:
+                async with limiter:
+                    await self._resolve(name, propose)
+                if not in_flight.pop(name):
+                    return
+                in_flight[name] = False  # go round again for the newer notice
+
+        async with trio.open_nursery() as nursery:
+            async for name, state in self._receive:
+                if name.lower() == self.instance_name.lower():
+                    continue
+                if state is ServiceStateChange.Removed:
+                    # A goodbye: forget the mDNS entry, leave liveness to membership.
+                    self.peers.pop(name, None)
+                    continue
+                if name in in_flight:
+                    in_flight[name] = True
+                    continue
+                in_flight[name] = False
+                nursery.start_soon(resolve, name)
+
+    async def _resolve(self, name: str, propose: Propose) -> None:
+        assert self._zc is not None
+        info = await trio.to_thread.run_sync(
+            self._zc.get_service_info,
+            self.service_type,
+            name,
+            RESOLVE_TIMEOUT_MS,
+            abandon_on_cancel=True,
+        )
+        if info is None:
+            self.stats.resolve_failures += 1
+            return
+        peer = self._accept(info)
+        if peer is None:
+            return
+        self.peers[name] = peer
+        self.stats.proposed += 1
+        propose(peer[1])
 
     def _accept(self, info: ServiceInfo) -> tuple[str, list[Addr]] | None:
         """Return (host id, addresses) of a service of our lattice, else None (counted)."""
