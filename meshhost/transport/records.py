@@ -4,8 +4,8 @@ The hot path of every session.  It uses the same IETF ChaCha20-Poly1305 as
 :class:`~meshhost.transport.noise.CipherState` (same key, same counter nonce,
 same state object), but calls libsodium through pynacl's own cffi binding
 (``nacl._sodium``) so that it can encrypt straight into the output buffer and
-decrypt straight out of the receive buffer: no zero-filled temporary per
-message and two fewer copies of each 64 KiB chunk than
+decrypt straight out of the receive buffer: no temporary per message and
+fewer copies of each 64 KiB chunk than
 ``nacl.bindings.crypto_aead_chacha20poly1305_ietf_*``, which allocate and
 copy.  ``tests/transport`` checks both paths give identical bytes.
 """
@@ -28,7 +28,7 @@ _decrypt = _lib.crypto_aead_chacha20poly1305_ietf_decrypt
 _NULL = _ffi.NULL
 _nonce = struct.Struct("<4xQ").pack
 _LEN = struct.Struct("!H").pack
-_ZEROS = memoryview(bytes(MAX_MESSAGE_BYTES))
+_TAG_ROOM = bytes(TAG_BYTES)
 
 
 class _Scratch(threading.local):
@@ -43,33 +43,44 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def seal_record(cipher: CipherState, out: bytearray, plaintext: bytes) -> None:
-    """Append ``u16 length || ciphertext`` of ``plaintext`` to ``out``.
+def seal_record(
+    cipher: CipherState, out: bytearray, head: bytes, body: bytes | memoryview = b""
+) -> None:
+    """Append ``u16 length || ciphertext`` of ``head + body`` to ``out``.
 
-    Raises NoiseUsageError if the plaintext does not fit one Noise message or
-    the nonce space is exhausted.
+    The plaintext is copied once, into ``out``, and encrypted in place there
+    (libsodium allows the ciphertext to overwrite the message).  Raises
+    NoiseUsageError if it does not fit one Noise message or the nonce space is
+    exhausted.
     """
     k = cipher.k
     n = cipher.n
     if k is None or n >= MAX_NONCE:
         raise NoiseUsageError("cipher has no key or its nonce space is exhausted")
-    size = len(plaintext)
+    size = len(head) + len(body)
     clen = size + TAG_BYTES
     if clen > MAX_MESSAGE_BYTES:
         raise NoiseUsageError(f"frame of {size} bytes does not fit one Noise message")
     start = len(out) + 2
     out += _LEN(clen)
-    out += _ZEROS[:clen]  # grow the buffer; libsodium overwrites these bytes
+    out += head
+    out += body
+    out += _TAG_ROOM
     dest = _ffi.from_buffer(out)
-    _encrypt(dest + start, _NULL, plaintext, size, _NULL, 0, _NULL, _nonce(n), k)
-    del dest  # release the buffer export so ``out`` may grow again
+    pos = dest + start
+    _encrypt(pos, _NULL, pos, size, _NULL, 0, _NULL, _nonce(n), k)
+    del dest, pos  # release the buffer export so ``out`` may grow again
     cipher.n = n + 1
 
 
-def open_record(cipher: CipherState, data: bytes | bytearray, start: int, length: int) -> bytes:
-    """Decrypt the ciphertext ``data[start:start+length]``; return the plaintext.
+def open_record(
+    cipher: CipherState, data: bytes | bytearray, start: int, length: int
+) -> memoryview:
+    """Decrypt the ciphertext ``data[start:start+length]``.
 
-    Raises NoiseError (nonce unchanged) if authentication fails.
+    Returns a view of the plaintext in a per-thread scratch buffer, valid only
+    until the next call: copy what you keep.  Raises NoiseError (nonce
+    unchanged) if authentication fails.
     """
     k = cipher.k
     n = cipher.n
@@ -86,4 +97,4 @@ def open_record(cipher: CipherState, data: bytes | bytearray, start: int, length
             "message failed authentication (wrong key, tampered, replayed or reordered)"
         )
     cipher.n = n + 1
-    return bytes(scratch.view[: length - TAG_BYTES])
+    return scratch.view[: length - TAG_BYTES]

@@ -395,11 +395,11 @@ class Session:
         self._out_frames = 0
         return out
 
-    def _emit(self, plaintext: bytes) -> None:
+    def _emit(self, head: bytes, body: bytes | memoryview = b"") -> None:
         send = self._send
         assert send is not None
         out = self._out
-        seal_record(send, out, plaintext)
+        seal_record(send, out, head, body)
         self._out_frames += 1
         self._sent_since_rekey += 1
         if self._sent_since_rekey >= self._rekey_after:
@@ -423,7 +423,7 @@ class Session:
         else:
             more = fr.FLAG_MORE if s.offset + n < size else 0
             head = _H.pack(_T_DATA, more, 0, s.rid)
-        self._emit(head + chunk)
+        self._emit(head, chunk)
         s.offset += n
         s.credit -= n
 
@@ -431,9 +431,9 @@ class Session:
         size = len(body)
         if size <= fr.CHUNK_BYTES and size <= self._peer_window:
             if kind == _T_REQUEST:
-                self._emit(_REQ.pack(_T_REQUEST, 0, channel, rid, timeout_ms) + body)
+                self._emit(_REQ.pack(_T_REQUEST, 0, channel, rid, timeout_ms), body)
             else:
-                self._emit(_H.pack(_T_RESPONSE, 0, 0, rid) + body)
+                self._emit(_H.pack(_T_RESPONSE, 0, 0, rid), body)
             return
         stream = _Outgoing(kind, rid, channel, timeout_ms, body, self._peer_window)
         self._streams[rid] = stream
@@ -683,7 +683,7 @@ class Session:
             raise HandshakeRejected(
                 "the responder's first frame did not decrypt: it does not hold our lattice secret"
             ) from None
-        frame = fr.decode_frame(plaintext)
+        frame = fr.decode_frame(bytes(plaintext))
         if isinstance(frame, fr.Close):
             text = f"peer refused the handshake: {frame.code.name.lower()}: {frame.message}"
             error = (
@@ -707,8 +707,9 @@ class Session:
 
     # -- frames --------------------------------------------------------------
 
-    def _on_frame(self, plaintext: bytes) -> None:
-        # Hot path: a whole small request or response, parsed without a dataclass.
+    def _on_frame(self, plaintext: memoryview) -> None:
+        # Hot path: requests, responses and chunks parsed without a dataclass;
+        # ``plaintext`` is scratch memory, so bodies are copied out exactly once.
         if len(plaintext) < _H.size:
             raise FrameError(f"frame of {len(plaintext)} bytes is shorter than its header")
         kind = plaintext[0]
@@ -716,26 +717,27 @@ class Session:
             _, _, channel, rid = _H.unpack_from(plaintext)
             if channel or not rid:
                 raise FrameError("DATA frame carries a channel or request id 0")
-            self._on_data(rid, memoryview(plaintext)[8:], True)
+            self._on_data(rid, bytes(plaintext[8:]), True)
             return
         if plaintext[1] == 0:
             if kind == _T_RESPONSE:
                 _, _, channel, rid = _H.unpack_from(plaintext)
                 if channel:
                     raise FrameError("RESPONSE frame carries a channel; only REQUEST may")
-                self._on_response(rid, plaintext[8:], None)
+                self._on_response(rid, bytes(plaintext[8:]), None)
                 return
             if kind == _T_DATA:
                 _, _, channel, rid = _H.unpack_from(plaintext)
                 if channel or not rid:
                     raise FrameError("DATA frame carries a channel or request id 0")
-                self._on_data(rid, memoryview(plaintext)[8:], False)
+                self._on_data(rid, bytes(plaintext[8:]), False)
                 return
             if kind == _T_REQUEST and len(plaintext) >= _REQ.size:
                 _, _, channel, rid, timeout_ms = _REQ.unpack_from(plaintext)
-                self._on_request_start(rid, channel, timeout_ms, plaintext[_REQ.size :], None)
+                body = bytes(plaintext[_REQ.size :])
+                self._on_request_start(rid, channel, timeout_ms, body, None)
                 return
-        frame = fr.decode_frame(plaintext)
+        frame = fr.decode_frame(bytes(plaintext))
         if isinstance(frame, fr.Response):
             self._on_response(frame.request_id, frame.body, frame.total)
         elif isinstance(frame, fr.Request):
