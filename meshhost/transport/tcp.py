@@ -421,25 +421,29 @@ class Transport:
                         wake_at = handshake_deadline
                     with trio.move_on_at(wake_at) as scope:
                         unyielded = 0
+                        drained = False
                         while True:
-                            # Read without a checkpoint when data is waiting; park
-                            # only when the kernel has nothing (one task step per
-                            # request instead of two).
-                            try:
-                                data = sock.recv(RECV_BYTES)
-                            except BlockingIOError:
+                            # Read without a checkpoint while data keeps coming; after
+                            # a short read the kernel is most likely empty, so park
+                            # at once instead of paying for a recv that would fail.
+                            if drained:
                                 unyielded = 0
                                 try:
                                     await wait_readable(sock)
                                 except trio.ClosedResourceError:
-                                    data = b""
-                                else:
-                                    continue
+                                    eof = True
+                                    break
+                            try:
+                                data = sock.recv(RECV_BYTES)
+                            except BlockingIOError:
+                                drained = True
+                                continue
                             except OSError:
                                 data = b""
                             if not data:
                                 eof = True
                                 break
+                            drained = len(data) < RECV_BYTES
                             unyielded += len(data)
                             if unyielded >= YIELD_BYTES:
                                 unyielded = 0
