@@ -38,7 +38,13 @@ Writes: after any change the session's output is sent at once with a
 non-blocking ``send`` from the task that caused it (no task switch on the hot
 path); whatever the kernel does not take is handed to the connection's writer
 task, and writers of new frames wait while ``send_buffer_frames`` frames are
-queued (backpressure).  Reads: one task per connection feeds the session.
+queued (backpressure).  Reads: one task per connection feeds the session; it
+reads without a checkpoint while data keeps coming and parks right after a
+short read.  Handlers run in worker tasks that are parked and reused (up to
+``MAX_IDLE_WORKERS`` per connection).  Request and handler deadlines are
+fired by one task per transport from a heap (``deadlines.py``) instead of a
+cancel scope per request; with the sans-IO session this keeps a 100 B round
+trip near 1.5x a raw trio TCP echo (``bench/transport.py``).
 
 Counters in ``stats`` (all ints): connections_accepted, connections_dialed,
 connections_refused_limit, dial_failures, handshakes_completed,
