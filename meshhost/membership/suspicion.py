@@ -71,7 +71,7 @@ class Suspicion:
     confirmation; each other host counts once, up to ``k``.
     """
 
-    __slots__ = ("_confirmed", "k", "max_s", "min_s", "n", "start")
+    __slots__ = ("_confirmed", "k", "last_chance_sent", "max_s", "min_s", "n", "start")
 
     def __init__(self, accuser: str, k: int, min_s: float, max_s: float, start: float) -> None:
         self.k = k
@@ -80,6 +80,8 @@ class Suspicion:
         self.start = start
         self.n = 0
         self._confirmed = {accuser}
+        self.last_chance_sent = False
+        """The observer's one direct reminder to the suspect (see ``swim.py``)."""
 
     @property
     def deadline(self) -> float:

@@ -432,8 +432,17 @@ class Swim:
             return
         if unknown:
             self.stats["unknown_type"] += unknown
+        pings = None
         for msg in msgs:
-            self._dispatch(msg, addr, now)
+            if type(msg) is Ping:
+                # Answer after the rest of the packet: if it told us we are
+                # suspected, the ack then carries our refutation.
+                pings = [msg] if pings is None else [*pings, msg]
+            else:
+                self._dispatch(msg, addr, now)
+        if pings is not None:
+            for ping in pings:
+                self._on_ping(ping, addr, now)
         node = self._by_addr.get(addr)
         if node is not None:
             e = self._members.get(node)
@@ -746,7 +755,9 @@ class Swim:
             if self._left:
                 return
             if msg.incarnation < self._incarnation:
+                # Already refuted, but this sender has not heard yet.
                 self.stats["stale"] += 1
+                self._show_alive(addr, now)
                 return
             self._refute(msg.incarnation, now)
             if addr is not None:
@@ -766,7 +777,7 @@ class Swim:
         if verdict == "confirm":
             s = e.suspicion
             if s is not None and s.confirm(msg.sender):
-                self._set_timer((_SUSPECT, node), s.deadline)
+                self._arm_suspicion(node, s, now)
                 if rebroadcast:
                     self._broadcast(encode(msg), node, now)
             return
@@ -779,7 +790,7 @@ class Swim:
         k = expected_confirmations(cfg.suspicion_mult, n)
         min_s = suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval_s)
         e.suspicion = Suspicion(msg.sender, k, min_s, cfg.suspicion_max_timeout_mult * min_s, now)
-        self._set_timer((_SUSPECT, node), e.suspicion.deadline)
+        self._arm_suspicion(node, e.suspicion, now)
         if rebroadcast:
             self._broadcast(encode(msg), node, now)
         self._emit(MemberSuspect(e.snapshot()))
@@ -792,7 +803,9 @@ class Swim:
             if self._left:
                 return
             if msg.incarnation < self._incarnation:
+                # Already refuted, but this sender has not heard yet.
                 self.stats["stale"] += 1
+                self._show_alive(addr, now)
                 return
             self._refute(msg.incarnation, now)
             if addr is not None:
@@ -965,9 +978,25 @@ class Swim:
             return
         del self._relays[seq]
 
+    def _arm_suspicion(self, node: str, s: Suspicion, now: float) -> None:
+        """Fire a last-chance check ``probe_timeout_s`` before the deadline, then the deadline."""
+        if s.last_chance_sent:
+            self._set_timer((_SUSPECT, node), s.deadline)
+        else:
+            self._set_timer((_SUSPECT, node), max(now, s.deadline - self.config.probe_timeout_s))
+
     def _suspicion_expired(self, node: str, now: float) -> None:
         e = self._members.get(node)
-        if e is None or e.state is not SUSPECT:
+        s = e.suspicion if e is not None else None
+        if e is None or s is None or e.state is not SUSPECT:
+            return
+        if not s.last_chance_sent:
+            # Last chance: tell the suspect directly.  A live one answers at
+            # once with its (new) alive; gossip alone misses a host now and
+            # then, and a refutation missed here would be a false death.
+            s.last_chance_sent = True
+            self._send(e.alive.addr, [encode(Suspect(node, e.incarnation, self.id))])
+            self._set_timer((_SUSPECT, node), max(now, s.deadline))
             return
         self._on_dead(Dead(node, e.incarnation, self.id), now)
 
@@ -1052,6 +1081,19 @@ class Swim:
         self._send(
             addr, [self._self_entry.alive_bytes, encode(Ping(self._next_seq(), "", self.id))]
         )
+
+    def _show_alive(self, addr: Addr | None, now: float) -> None:
+        """Send our alive to ``addr``, which holds old news about us (at most
+        once per probe interval per known host)."""
+        if addr is None:
+            return
+        node = self._by_addr.get(addr)
+        e = self._members.get(node) if node is not None else None
+        if e is not None:
+            if now - e.told_at < self.config.probe_interval_s:
+                return
+            e.told_at = now
+        self._send(addr, [self._self_entry.alive_bytes])
 
     def _tell_dead(self, e: _Entry, now: float) -> None:
         """Tell a host we hold as dead that we do, so it can refute if it lives.

@@ -52,7 +52,7 @@ def test_crash_is_detected_by_10_hosts_on_the_local_profile_within_5_s_median():
 
 
 def test_no_false_dead_over_10_minutes_with_10_percent_loss_and_a_host_stalling():
-    for seed in seeds([5]):
+    for seed in seeds([5, 8, 13]):
         r = run_seeded(lambda s: false_dead_under_loss_and_pauses(s, 20, LAN), seed)
         print(
             f"\n10 simulated minutes, 20 hosts, 10 % loss, one host paused 5 s every 30 s: "
