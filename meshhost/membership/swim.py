@@ -14,7 +14,12 @@ suspect, dead or left, with an *incarnation* number only that host may raise.
   (``suspicion.py``), so a lone confused accuser cannot kill a healthy host.
 * **Refutation.**  A host that hears itself suspected or declared dead raises
   its incarnation and broadcasts a new signed alive, which outranks the
-  accusation everywhere.  A host that restarts starts from an incarnation
+  accusation everywhere; it also sends that alive straight back to whoever
+  told it (gossip misses a host now and then), and pings are answered after
+  the rest of their datagram so the ack carries it.  Just before a suspicion
+  expires the observer reminds the suspect directly, once: a live one
+  answers at once, so a missed refutation does not become a false death.
+  A host that restarts starts from an incarnation
   derived from ``now`` and, should anyone still remember a higher one of its
   previous life, refutes that too: a restarted host always outranks its old
   self.
