@@ -179,13 +179,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument(
+        "--pin", action="store_true", help="pin client and server to different CPUs"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cpus) >= 2:
+        os.sched_setaffinity(0, {cpus[1] if args.serve else cpus[0]})
     if args.serve:
         trio.run(_serve)
         return
     server = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--serve"],
+        [sys.executable, os.path.abspath(__file__), "--serve"] + (["--pin"] if args.pin else []),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

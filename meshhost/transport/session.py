@@ -436,8 +436,12 @@ class Session:
                 self._emit(_H.pack(_T_RESPONSE, 0, 0, rid), body)
             return
         stream = _Outgoing(kind, rid, channel, timeout_ms, body, self._peer_window)
+        # The first frame goes out now, so the peer sees REQUEST frames in id
+        # order even when small requests overtake the rest of this body.
+        self._pump(stream)
         self._streams[rid] = stream
-        self._ready.append(stream)
+        if stream.credit > 0:
+            self._ready.append(stream)
 
     def _abort_stream(self, rid: int) -> None:
         stream = self._streams.pop(rid, None)

@@ -627,7 +627,12 @@ class Transport:
                 error = PeerUnavailable(f"no session with {who}: {cause}")
                 error.__cause__ = cause
         else:
-            error = event.error or SessionClosedError(event.message, code)
+            # Whatever went wrong inside the session, a caller sees the session end.
+            by = "peer" if event.by_peer else "us"
+            error = SessionClosedError(
+                f"session with {who} closed by {by}: {code.name.lower()}: {event.message}", code
+            )
+            error.__cause__ = event.error
         conn.error = error
         self._fail_waiters(conn, error)
         conn.opened.set()

@@ -404,3 +404,17 @@ def test_psk_must_be_32_bytes() -> None:
     with pytest.raises(LocalProtocolError):
         make_session(True, 1, psk=b"short")
     assert len(PSK) == 32 and LATTICE
+
+
+def test_small_requests_may_overtake_a_streamed_body() -> None:
+    # Request ids reach the peer in order even though the big body is still
+    # streaming when the small requests go out.
+    a, b, _, _ = open_pair()
+    big = os.urandom(3 << 20)
+    r1 = a.send_request(1, big)
+    r2 = a.send_request(1, b"small")
+    r3 = a.send_request(1, os.urandom(200_000))
+    ea, eb = pump(a, b)
+    assert not any(isinstance(e, SessionClosed) for e in ea + eb)
+    received = {e.request_id: e.payload for e in eb if isinstance(e, RequestReceived)}
+    assert received[r1] == big and received[r2] == b"small" and len(received[r3]) == 200_000

@@ -471,3 +471,20 @@ async def test_a_peer_that_stops_reading_holds_back_only_one_window(
         assert len(conn.session._out) < 4096 and not conn.session._streams  # only a CANCEL waits
         assert await good.request(addr_a, 1, b"ok", timeout_s=5) == b"ok"
         await stream.aclose()
+
+
+async def test_mixed_sizes_concurrently_in_both_directions() -> None:
+    config = TransportConfig(stream_window_bytes=65536, send_buffer_frames=4)
+    a, b = make(1, config=config), make(2, config=config)
+    sizes = [0, 100, 65499, 65500, 70_000, 300_000, 1_000_000]
+    async with serving(a, b) as (addr_a, addr_b):
+
+        async def call(src: Transport, dst: tuple[str, int], size: int) -> None:
+            payload = os.urandom(size)
+            assert await src.request(dst, 1, payload, timeout_s=30) == payload
+
+        async with trio.open_nursery() as nursery:
+            for size in sizes * 3:
+                nursery.start_soon(call, a, addr_b, size)
+                nursery.start_soon(call, b, addr_a, size)
+        assert a.stats["protocol_errors"] == b.stats["protocol_errors"] == 0
