@@ -162,8 +162,8 @@ class _Entry:
     """What we hold about one host (mutable; snapshots are ``Member``)."""
 
     __slots__ = (
+        "_wire",
         "alive",
-        "alive_bytes",
         "changed",
         "id",
         "incarnation",
@@ -176,13 +176,21 @@ class _Entry:
     def __init__(self, alive: Alive, state: MemberState, incarnation: int, now: float) -> None:
         self.id = alive.node
         self.alive = alive
-        self.alive_bytes = encode(alive)
+        self._wire: bytes | None = None  # encoded alive, made when first needed
         self.state = state
         self.incarnation = incarnation
         self.changed = now
         self.suspicion: Suspicion | None = None
         self.pp: bytes | None = None  # cached push-pull entry encoding
         self.told_at = -math.inf  # last time we told this host it is dead
+
+    @property
+    def alive_bytes(self) -> bytes:
+        """The signed alive message as sent (encoded once per incarnation)."""
+        wire = self._wire
+        if wire is None:
+            wire = self._wire = encode(self.alive)
+        return wire
 
     def snapshot(self) -> Member:
         a = self.alive
@@ -724,7 +732,7 @@ class Swim:
                     del self._by_addr[e.alive.addr]
                 self._by_addr[msg.addr] = node
             e.alive = msg
-            e.alive_bytes = encode(msg)
+            e._wire = None
             e.state = ALIVE
             e.incarnation = msg.incarnation
             e.changed = now
@@ -886,7 +894,7 @@ class Swim:
         alive = self._sign(meta)
         e = self._self_entry
         e.alive = alive
-        e.alive_bytes = encode(alive)
+        e._wire = None
         e.incarnation = self._incarnation
         e.changed = now
         e.pp = None
@@ -1138,8 +1146,8 @@ class Swim:
         # Insert at a random place among the hosts still to be probed this
         # round, so a newcomer is probed soon (memberlist does the same).
         lst = self._probe_list
-        pos = self._rng.randint(self._probe_index, len(lst))
-        lst.insert(pos, e.id)
+        start = self._probe_index
+        lst.insert(start + int(self._rng.random() * (len(lst) - start + 1)), e.id)
 
     def _random_live(self, k: int, exclude: str | None, alive_only: bool) -> list[_Entry]:
         """Up to ``k`` distinct random live hosts (not us, not ``exclude``)."""
