@@ -9,8 +9,9 @@ Theory of operation.  Two kinds of data, two merge rules:
   drops its state here, and stale gossip cannot bring it back.
 * **Lattice-wide entries** (:mod:`lww`): link definitions (namespace
   ``link``), config (``config``), deployed manifests (``control.*``, see
-  ``meshhost/control/store.py``) and any other namespace, as a last-writer-wins map stamped with a hybrid logical
-  clock (:mod:`hlc`), deletes as tombstones collected after a horizon.  Every
+  ``meshhost/control/store.py``) and any other namespace, as a
+  last-writer-wins map stamped with a hybrid logical clock (:mod:`hlc`),
+  deletes as tombstones collected after a horizon.  Every
   change is written to the :class:`~meshhost.directory.store.EntryStore`
   before it is acknowledged or passed on, so a full lattice restart keeps
   links and config.
@@ -203,6 +204,7 @@ class Directory:
         self._hosts = HostStateMap(host_id, start if generation is None else generation)
         self._actor_hosts: dict[str, set[str]] = {}
         self._owner_actors: dict[str, dict[str, tuple[ActorSummary, int]]] = {}
+        self._aliases: dict[str, dict[str, int]] = {}  # alias -> actor id -> hosts claiming it
         self._seen: dict[int, None] = {}  # insertion-ordered: oldest first
         self.duplicates = 0
         """Piggybacked messages skipped because they were applied before."""
@@ -445,14 +447,15 @@ class Directory:
 
     def actor_by_alias(self, alias: str) -> ActorSummary | None:
         """The actor whose ``call_alias`` is ``alias`` (smallest id if several), or None."""
-        if not alias:
+        ids = self._aliases.get(alias) if alias else None
+        if not ids:
             return None
-        best: ActorSummary | None = None
-        for actors in self._owner_actors.values():
-            for summary, _ in actors.values():
-                if summary.call_alias == alias and (best is None or summary.id < best.id):
-                    best = summary
-        return best
+        actor_id = min(ids)
+        for host_id in sorted(self._actor_hosts.get(actor_id, ())):
+            summary = self._owner_actors[host_id][actor_id][0]
+            if summary.call_alias == alias:
+                return summary
+        return None
 
     def hosts(self) -> list[str]:
         """Ids of every host whose state we hold, this one included, sorted."""
@@ -679,12 +682,13 @@ class Directory:
             self._emit(ActorsChanged(owner))
 
     def _index_owner(self, owner: str) -> None:
-        for actor_id in self._owner_actors.pop(owner, {}):
+        for actor_id, (summary, _) in self._owner_actors.pop(owner, {}).items():
             hosts = self._actor_hosts.get(actor_id)
             if hosts is not None:
                 hosts.discard(owner)
                 if not hosts:
                     del self._actor_hosts[actor_id]
+            self._count_alias(summary, -1)
         actors: dict[str, tuple[ActorSummary, int]] = {}
         for key, value in self._hosts.items(owner):
             if key.startswith(rec.ACTOR_PREFIX):
@@ -693,8 +697,19 @@ class Directory:
                     actors[parsed[0].id] = parsed
         if actors:
             self._owner_actors[owner] = actors
-            for actor_id in actors:
+            for actor_id, (summary, _) in actors.items():
                 self._actor_hosts.setdefault(actor_id, set()).add(owner)
+                self._count_alias(summary, +1)
+
+    def _count_alias(self, summary: ActorSummary, delta: int) -> None:
+        if not summary.call_alias:
+            return
+        ids = self._aliases.setdefault(summary.call_alias, {})
+        ids[summary.id] = ids.get(summary.id, 0) + delta
+        if ids[summary.id] <= 0:
+            del ids[summary.id]
+            if not ids:
+                del self._aliases[summary.call_alias]
 
     def _lww_changed(self, entry: LwwEntry, previous: LwwEntry | None) -> None:
         if entry.value is None and (previous is None or previous.value is None):

@@ -410,3 +410,21 @@ def test_repeated_messages_are_skipped_but_welcome_again_after_a_host_comes_back
     for p in payloads:
         b.notify_message(NA, p)
     assert [loc.host_id for loc in b.hosts_running(ACTOR)] == [NA]
+
+
+def test_alias_lookup_follows_actors_coming_and_going_on_many_hosts(clock):
+    a, b, c = (Directory(n, clock=clock) for n in (NA, NB, NC))
+    other = ActorSummary("M" + "Z" * 55, "other", (), "demo/echo")  # same alias, larger id
+    a.set_actor(ECHO, 1)
+    b.set_actor(other, 1)
+    b.set_actor(ActorSummary("M" + "C" * 55, "x", (), "demo/x"), 1)
+    push_pull(a, c)
+    push_pull(b, c)
+    assert c.actor_by_alias("demo/echo") == ECHO  # smallest id wins, on every host
+    assert c.actor_by_alias("demo/x").name == "x"
+    a.set_actor(ECHO, 0)
+    push_pull(a, c)
+    assert c.actor_by_alias("demo/echo") == other
+    c.forget_host(NB)
+    assert c.actor_by_alias("demo/echo") is None
+    assert c.actor_by_alias("demo/x") is None and c.actor_by_alias("") is None
