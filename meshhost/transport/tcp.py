@@ -671,7 +671,8 @@ class Transport:
                         if not isinstance(reply, bytearray | memoryview):
                             raise TypeError(f"handler returned {type(reply).__name__}, not bytes")
                         reply = bytes(reply)
-                    await conn.wait_for_room()
+                    if conn.leftover is not None and conn.is_full:
+                        await conn.wait_for_room()
                     session.send_response(rid, reply)
                 except MeshError as exc:
                     session.send_error(rid, ErrorCode(exc.code), str(exc))
@@ -743,8 +744,9 @@ class Transport:
         if not math.isfinite(timeout_s) or timeout_s <= 0:
             raise LocalProtocolError(f"timeout_s must be a positive number, got {timeout_s}")
         addr = (addr[0], int(addr[1]))
-        deadline = trio.current_time() + timeout_s
-        while trio.current_time() < deadline:
+        now = trio.current_time()
+        deadline = now + timeout_s
+        while now < deadline:
             conn = self._usable_session(addr, expected_peer)
             if conn is None or (conn.leftover is not None and conn.is_full):
                 # Slow path (dial, or backpressure): bounded by a cancel scope.
@@ -752,25 +754,27 @@ class Transport:
                     if conn is None:
                         conn = await self._session_for(addr, expected_peer, deadline)
                     await conn.wait_for_room()
-                if trio.current_time() >= deadline:
+                now = trio.current_time()
+                if now >= deadline:
                     break
                 assert conn is not None
             try:
-                return await self._request_on(conn, channel, payload, deadline, timeout_s)
+                return await self._request_on(conn, channel, payload, deadline - now, timeout_s)
             except _Retry:
-                continue
+                now = trio.current_time()
         self.stats["request_timeouts"] += 1
         raise RequestTimeout(
             f"no reply from {addr[0]}:{addr[1]} (channel {channel}) within {timeout_s} s"
         )
 
     async def _request_on(
-        self, conn: _Connection, channel: int, payload: bytes, deadline: float, timeout_s: float
+        self, conn: _Connection, channel: int, payload: bytes, left_s: float, timeout_s: float
     ) -> bytes:
         if not conn.usable:
             raise _Retry()
         session = conn.session
-        timeout_ms = max(1, math.ceil((deadline - trio.current_time()) * 1000))
+        deadline = trio.current_time() + left_s
+        timeout_ms = max(1, math.ceil(left_s * 1000))
         rid = session.send_request(channel, payload, timeout_ms)
         self.stats["requests_sent"] += 1
         waiter = _Waiter()
