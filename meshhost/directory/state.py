@@ -313,10 +313,15 @@ class Directory:
     def set_version(self, version: str) -> bool:
         return self.set_host_value(rec.VERSION_KEY, version)
 
-    def reannounce(self) -> None:
-        """Queue every key of our own state again (call after refuting a death)."""
+    def reannounce(self, since: int = 0) -> None:
+        """Queue our own keys changed after version ``since`` again (0: all of them).
+
+        Done by itself when a push-pull shows a peer behind on our state;
+        the host may also call it after refuting a death.
+        """
         for section in self._hosts.own_sections():
-            self._queue_host(section)
+            if section.upto > since:
+                self._queue_host(section)
 
     # --- lattice-wide entries --------------------------------------------------
 
@@ -589,6 +594,28 @@ class Directory:
             return
         self._merge_hosts(sender_id, state.hosts)
         self._merge_lww(sender_id, state.entries)
+        # A full state shows what the peer knows of us.  If it is behind (it
+        # forgot us while we were cut off or falsely declared dead), others
+        # likely are too: gossip our own state again rather than wait for
+        # push-pulls to carry it.
+        mine = [s for s in state.hosts if s.owner == self.host_id]
+        generation, version = self._hosts.generation, self._hosts.version
+        if version and (not mine or (mine[0].generation, mine[0].upto) < (generation, version)):
+            same_life = bool(mine) and mine[0].generation == generation
+            self.reannounce(since=mine[0].upto if same_life else 0)
+
+    def merge_sync_answer(self, sender_id: str, data: bytes) -> None:
+        """Merge the FULL_STATE a peer sent in answer to our :meth:`sync_request`.
+
+        Never raises on bad bytes (reported as ``PeerMisbehaved``).
+        """
+        try:
+            state = decode_state(data)
+        except DecodeError as exc:
+            self._misbehaved(sender_id, exc)
+            return
+        self._merge_hosts(sender_id, state.hosts)
+        self._merge_lww(sender_id, state.entries)
 
     # --- digest-driven pull (transport channel 4) ------------------------------
 
@@ -600,7 +627,7 @@ class Directory:
     def answer_sync(self, data: bytes) -> bytes:
         """Answer a peer's SYNC_REQUEST with a FULL_STATE of what its digest lacks.
 
-        The peer merges the answer with :meth:`merge_remote_state`.  Raises
+        The peer merges the answer with :meth:`merge_sync_answer`.  Raises
         DirectoryDecodeError on a malformed request (the driver answers it
         with the ``protocol`` error code).
         """

@@ -348,7 +348,7 @@ def test_digest_driven_sync_sends_only_what_the_peer_lacks(clock):
     by_owner = {s.owner: s for s in state.hosts}
     assert [e.key for e in by_owner[NA].entries] == ["load"]  # only the missing change
     assert set(by_owner) == {NA}  # b is up to date on itself; a never heard of c
-    b.merge_remote_state(NA, answer)
+    b.merge_sync_answer(NA, answer)
     assert b.host(NA).load == 0.7
     assert a.answer_sync(b.sync_request()) == a.answer_sync(b.sync_request())
     with pytest.raises(DirectoryDecodeError):
@@ -428,3 +428,26 @@ def test_alias_lookup_follows_actors_coming_and_going_on_many_hosts(clock):
     c.forget_host(NB)
     assert c.actor_by_alias("demo/echo") is None
     assert c.actor_by_alias("demo/x") is None and c.actor_by_alias("") is None
+
+
+def test_a_host_forgotten_by_a_peer_gossips_its_state_again(clock):
+    a, b, c = (Directory(n, clock=clock) for n in (NA, NB, NC))
+    a.set_actor(ECHO, 1)
+    gossip(a, b)
+    gossip(a, c)
+    assert a.pending_broadcasts == 0
+    b.forget_host(NA)  # b and c declared a dead while it was cut off
+    c.forget_host(NA)
+    b.host_alive(NA)
+    c.host_alive(NA)
+    a.merge_remote_state(NB, b.local_state())  # a sees b has forgotten it
+    assert a.pending_broadcasts > 0
+    gossip(a, c)  # ... so a re-announces, and c (no push-pull with a) learns again
+    assert [loc.host_id for loc in c.hosts_running(ACTOR)] == [NA]
+    a.merge_remote_state(NC, c.local_state())  # c is up to date: nothing more to say
+    assert a.pending_broadcasts == 0
+    a.set_address("10.0.0.1:1")
+    while a.broadcasts(10_000):  # sent, but lost on the way to c
+        pass
+    a.merge_remote_state(NC, c.local_state())  # c lacks only the address
+    assert a.pending_broadcasts == 1
