@@ -97,6 +97,8 @@ MANIFEST_NS = "manifest"
 HOST_DELTA_FRAMING_BYTES = 100
 """Upper bound of a HOST_DELTA's bytes besides owner id, key and value
 (type, generation, since, upto, version and msgpack headers)."""
+_LOCATION_KEYS = frozenset({rec.LOAD_KEY, rec.ADDR_KEY})
+"""Host keys (besides actors) that hosts_running reports."""
 MAX_SEEN_MESSAGES = 4096
 """Fingerprints of recently applied piggyback messages, to skip repeats
 (a repeat arrives within a few gossip rounds, so a short memory suffices)."""
@@ -204,7 +206,10 @@ class Directory:
         self._hosts = HostStateMap(host_id, start if generation is None else generation)
         self._actor_hosts: dict[str, set[str]] = {}
         self._owner_actors: dict[str, dict[str, tuple[ActorSummary, int]]] = {}
-        self._aliases: dict[str, dict[str, int]] = {}  # alias -> actor id -> hosts claiming it
+        self._aliases: dict[str, dict[str, int]] = {}
+        self._locations: dict[
+            str, list[ActorLocation]
+        ] = {}  # hosts_running cache  # alias -> actor id -> hosts claiming it
         self._seen: dict[int, None] = {}  # insertion-ordered: oldest first
         self.duplicates = 0
         """Piggybacked messages skipped because they were applied before."""
@@ -433,16 +438,23 @@ class Directory:
     # --- queries for the router and control plane ------------------------------
 
     def hosts_running(self, actor_id: str) -> list[ActorLocation]:
-        """Hosts that run ``actor_id`` (this one included), sorted by host id."""
-        out = []
-        for host_id in sorted(self._actor_hosts.get(actor_id, ())):
-            _, instances = self._owner_actors[host_id][actor_id]
-            load = rec.load_of(self._hosts.get(host_id, rec.LOAD_KEY))
-            addr = self._hosts.get(host_id, rec.ADDR_KEY)
-            out.append(
-                ActorLocation(host_id, instances, load, addr if isinstance(addr, str) else "")
-            )
-        return out
+        """Hosts that run ``actor_id`` (this one included), sorted by host id.
+
+        On the router's hot path: answered from a per-actor cache that a
+        change of a host's actors, load or address invalidates.
+        """
+        cached = self._locations.get(actor_id)
+        if cached is None:
+            cached = []
+            for host_id in sorted(self._actor_hosts.get(actor_id, ())):
+                _, instances = self._owner_actors[host_id][actor_id]
+                load = rec.load_of(self._hosts.get(host_id, rec.LOAD_KEY))
+                addr = self._hosts.get(host_id, rec.ADDR_KEY)
+                cached.append(
+                    ActorLocation(host_id, instances, load, addr if isinstance(addr, str) else "")
+                )
+            self._locations[actor_id] = cached
+        return list(cached)
 
     def actor(self, actor_id: str) -> ActorSummary | None:
         """The claims summary of an actor some host runs, or None."""
@@ -704,11 +716,19 @@ class Directory:
 
     def _host_changed(self, owner: str, keys: set[str]) -> None:
         self._emit(HostStateChanged(owner, tuple(sorted(keys))))
+        if keys & _LOCATION_KEYS:
+            self._forget_locations(owner)
         if any(k.startswith(rec.ACTOR_PREFIX) for k in keys):
             self._index_owner(owner)
             self._emit(ActorsChanged(owner))
 
+    def _forget_locations(self, owner: str) -> None:
+        """Drop cached hosts_running answers for the actors ``owner`` runs."""
+        for actor_id in self._owner_actors.get(owner, ()):
+            self._locations.pop(actor_id, None)
+
     def _index_owner(self, owner: str) -> None:
+        self._forget_locations(owner)
         for actor_id, (summary, _) in self._owner_actors.pop(owner, {}).items():
             hosts = self._actor_hosts.get(actor_id)
             if hosts is not None:
@@ -726,6 +746,7 @@ class Directory:
             self._owner_actors[owner] = actors
             for actor_id, (summary, _) in actors.items():
                 self._actor_hosts.setdefault(actor_id, set()).add(owner)
+                self._locations.pop(actor_id, None)
                 self._count_alias(summary, +1)
 
     def _count_alias(self, summary: ActorSummary, delta: int) -> None:

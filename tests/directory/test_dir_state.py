@@ -60,7 +60,7 @@ def pair(clock):
     return Directory(NA, clock=clock), Directory(NB, clock=clock)
 
 
-def test_actor_location_reaches_a_peer_and_answers_router_queries(pair):
+def test_actor_location_reaches_a_peer_and_answers_router_queries(pair, clock):
     a, b = pair
     a.set_address("10.0.0.1:4000")
     a.set_load(0.5)
@@ -77,6 +77,14 @@ def test_actor_location_reaches_a_peer_and_answers_router_queries(pair):
     view = b.host(NA)
     assert view is not None and view.actors[ACTOR] == (ECHO, 3) and view.addr == "10.0.0.1:4000"
     assert b.hosts() == sorted([NA, NB])
+    clock.advance(10)
+    a.set_load(2.0)
+    a.set_address("10.0.0.9:4000")
+    a.set_actor(ECHO, 5)
+    gossip(a, b)
+    assert b.hosts_running(ACTOR) == [ActorLocation(NA, 5, 2.0, "10.0.0.9:4000")]
+    b.hosts_running(ACTOR).clear()  # callers get a copy
+    assert len(b.hosts_running(ACTOR)) == 1
 
 
 def test_stopping_an_actor_removes_the_location_everywhere(pair):
