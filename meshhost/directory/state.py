@@ -206,10 +206,11 @@ class Directory:
         self._hosts = HostStateMap(host_id, start if generation is None else generation)
         self._actor_hosts: dict[str, set[str]] = {}
         self._owner_actors: dict[str, dict[str, tuple[ActorSummary, int]]] = {}
+        # alias -> actor id -> number of hosts claiming it
         self._aliases: dict[str, dict[str, int]] = {}
-        self._locations: dict[
-            str, list[ActorLocation]
-        ] = {}  # hosts_running cache  # alias -> actor id -> hosts claiming it
+        # caches of hosts_running() and actor(), dropped when actors change
+        self._locations: dict[str, list[ActorLocation]] = {}
+        self._summaries: dict[str, ActorSummary | None] = {}
         self._seen: dict[int, None] = {}  # insertion-ordered: oldest first
         self.duplicates = 0
         """Piggybacked messages skipped because they were applied before."""
@@ -457,10 +458,14 @@ class Directory:
         return list(cached)
 
     def actor(self, actor_id: str) -> ActorSummary | None:
-        """The claims summary of an actor some host runs, or None."""
-        for host_id in sorted(self._actor_hosts.get(actor_id, ())):
-            return self._owner_actors[host_id][actor_id][0]
-        return None
+        """The claims summary of an actor some host runs (from the smallest host id), or None."""
+        if actor_id not in self._summaries:
+            hosts = self._actor_hosts.get(actor_id)
+            self._summaries[actor_id] = (
+                self._owner_actors[min(hosts)][actor_id][0] if hosts else None
+            )
+        summary = self._summaries[actor_id]
+        return summary
 
     def actor_by_alias(self, alias: str) -> ActorSummary | None:
         """The actor whose ``call_alias`` is ``alias`` (smallest id if several), or None."""
@@ -468,7 +473,10 @@ class Directory:
         if not ids:
             return None
         actor_id = min(ids)
-        for host_id in sorted(self._actor_hosts.get(actor_id, ())):
+        summary = self.actor(actor_id)
+        if summary is not None and summary.call_alias == alias:
+            return summary
+        for host_id in sorted(self._actor_hosts.get(actor_id, ())):  # hosts disagree on claims
             summary = self._owner_actors[host_id][actor_id][0]
             if summary.call_alias == alias:
                 return summary
@@ -729,6 +737,7 @@ class Directory:
 
     def _index_owner(self, owner: str) -> None:
         self._forget_locations(owner)
+        self._summaries.clear()
         for actor_id, (summary, _) in self._owner_actors.pop(owner, {}).items():
             hosts = self._actor_hosts.get(actor_id)
             if hosts is not None:
