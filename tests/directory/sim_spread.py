@@ -8,6 +8,10 @@ actor and prints when each fraction of the lattice lists it.  Takes minutes
 of CPU at 1000 hosts, which is why the test suite runs 100
 (``test_dir_sim.py``).  Target (issue 7): 99.9 % of 1000 hosts <= 2.0 s;
 Serf's simulator gives 1.84 s for fan-out 3 every 200 ms.
+
+Measured (seed 1, LAN profile, clocks skewed +-0.5 s): 99.9 % of 1000 hosts
+in 0.92 s (50 % 0.52 s, 99 % 0.78 s); at 10 % loss 1.02 s (50 % 0.60 s).
+About 13 minutes of CPU each, almost all of it booting and settling.
 """
 
 from __future__ import annotations
