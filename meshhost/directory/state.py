@@ -486,6 +486,19 @@ class Directory:
         """Ids of every host whose state we hold, this one included, sorted."""
         return self._hosts.owners()
 
+    def host_labels(self) -> dict[str, dict[str, str]]:
+        """Labels of every host we hold state for (for placement: ``host_views``)."""
+        out = {}
+        for host_id in self._hosts.owners():
+            labels = self._hosts.get(host_id, rec.LABELS_KEY)
+            if isinstance(labels, Mapping) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+            ):
+                out[host_id] = dict(labels)
+            else:
+                out[host_id] = {}
+        return out
+
     def host(self, host_id: str) -> HostView | None:
         """Everything known about one host, or None."""
         generation = self._hosts.generation_of(host_id)

@@ -105,6 +105,7 @@ def test_providers_labels_and_version_appear_in_the_host_view(pair):
     gossip(a, b)
     view = b.host(NA)
     assert view.labels == {"zone": "east"} and view.version == "0.1.0"
+    assert b.host_labels() == {NA: {"zone": "east"}, NB: {}}
     assert [p.contract_id for p in view.providers] == ["wasmcloud:keyvalue"]
     a.remove_provider("V" + "K" * 55)
     gossip(a, b)
