@@ -157,19 +157,22 @@ class Directory:
     """One host's directory: implements the SWIM ``Delegate`` protocol.
 
     ``host_id`` is this host's ``N…`` key.  ``clock()`` returns the current
-    time in seconds (Unix time in production, virtual time in the
-    simulator).  ``store`` keeps lattice-wide entries across restarts (None:
-    memory only).  ``member_count()`` gives the lattice size for the
-    retransmit limit (default: hosts whose state we hold).  ``is_live(id)``
-    is membership's view that a host is alive or suspect (see
-    :meth:`attach_membership`).  ``generation`` identifies this run of the
-    host; it must grow across restarts (default: the hybrid clock at start).
+    time in seconds: Unix time in production (``time.time``; not trio's
+    monotonic clock, since stamps are compared across hosts and restarts),
+    the host's skewed virtual clock in the simulator.  ``store`` keeps
+    lattice-wide entries across restarts (None: memory only).
+    ``member_count()`` gives the lattice size for the retransmit limit
+    (default: hosts whose state we hold).  ``is_live(id)`` is membership's
+    view that a host is alive or suspect (see :meth:`attach_membership`).
+    ``generation`` identifies this run of the host; it must grow across
+    restarts (default: the hybrid clock at start).
 
-    Wiring with SWIM: build the directory, pass it as ``Swim(...,
-    delegate=directory)``, then ``directory.attach_membership(is_live=lambda
-    i: i in swim.live_ids(), member_count=...)``; feed ``MemberDead`` and
-    ``MemberLeft`` to :meth:`forget_host` and ``MemberJoined`` to
-    :meth:`host_alive`.
+    Persistence: ``store=FileStore(data_dir / "directory")``.  Call
+    :meth:`tick` about once a second.  Wiring with SWIM: build the
+    directory, pass it as ``Swim(..., delegate=directory)``, then
+    ``directory.attach_membership(is_live=lambda i: i in swim.live_ids(),
+    member_count=...)``; feed ``MemberDead`` and ``MemberLeft`` to
+    :meth:`forget_host` and ``MemberJoined`` to :meth:`host_alive`.
     """
 
     def __init__(
