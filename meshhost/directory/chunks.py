@@ -122,6 +122,11 @@ class Reassembler:
             raise DirectoryDecodeError("a chunked value cannot be a tombstone")
         return LwwEntry(chunk.ns, chunk.key, chunk.stamp, value)
 
+    def has(self, chunk: LwwChunk) -> bool:
+        """True when this piece is already buffered."""
+        partial = self._partials.get((chunk.ns, chunk.key, chunk.stamp))
+        return partial is not None and chunk.index in partial.parts
+
     def discard(self, ns: str, key: str) -> None:
         """Drop pieces of every version of (ns, key) (we hold a newer one)."""
         for ident in [i for i in self._partials if i[0] == ns and i[1] == key]:

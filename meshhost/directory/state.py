@@ -119,6 +119,9 @@ class DirectoryConfig:
     A SWIM packet is <= 1200 bytes sealed and also carries a ping or ack and
     membership news; 700 bytes leaves them room so our messages are not
     starved."""
+    chunk_bytes: int = 460
+    """Size of one piece of a large value's message: two pieces and their
+    framing fit the ~1070 bytes SWIM offers per packet."""
     broadcast_overhead_bytes: int = 64
     """Bytes SWIM adds around each piggybacked message (its USER message:
     type, 56-character sender, headers; ``swim.USER_MESSAGE_OVERHEAD``),
@@ -138,6 +141,8 @@ class DirectoryConfig:
             raise DirectoryValueError("retransmit_mult must be >= 1")
         if not 300 <= self.piggyback_bytes <= 65_000:
             raise DirectoryValueError("piggyback_bytes must be within 300..65000")
+        if not 300 <= self.chunk_bytes <= self.piggyback_bytes:
+            raise DirectoryValueError("chunk_bytes must be within 300..piggyback_bytes")
         if self.broadcast_overhead_bytes < 0:
             raise DirectoryValueError("broadcast_overhead_bytes must be >= 0")
         if self.tombstone_horizon_s <= 0:
@@ -611,7 +616,7 @@ class Directory:
         else:
             # pieces are not remembered: a buffer evicted under pressure must
             # be able to fill again from repeats
-            self._merge_chunk(sender_id, message)
+            self._merge_chunk(sender_id, message, payload)
             return
         self._seen[fingerprint] = None
         if len(self._seen) > MAX_SEEN_MESSAGES:
@@ -700,7 +705,9 @@ class Directory:
             )
         self._host_changed(result.owner, set(result.keys))
 
-    def _merge_lww(self, sender_id: str, entries: Iterable[LwwEntry]) -> None:
+    def _merge_lww(
+        self, sender_id: str, entries: Iterable[LwwEntry], *, requeue: bool = True
+    ) -> None:
         now_ms = self._now_ms()
         changed: list[tuple[LwwEntry, LwwEntry | None]] = []
         skew_reported = False
@@ -721,20 +728,27 @@ class Directory:
             self._store.append([e for e, _ in changed])
         for entry, previous in changed:
             self._lww_changed(entry, previous)
-            self._queue_lww(entry)
+            if requeue:
+                self._queue_lww(entry)
 
-    def _merge_chunk(self, sender_id: str, chunk: LwwChunk) -> None:
+    def _merge_chunk(self, sender_id: str, chunk: LwwChunk, payload: bytes) -> None:
         current = self._lww.entry(chunk.ns, chunk.key)
         if current is not None and current.stamp >= chunk.stamp:
             return  # we hold this value or a newer one
+        if self._chunks.has(chunk):
+            return
         try:
             entry = self._chunks.add(chunk)
         except DecodeError as exc:
             self._misbehaved(sender_id, exc)
             return
+        # Pass each new piece on at once: waiting for the whole value would
+        # leave the spread to the writer alone, which sends each piece only
+        # transmit-limit times.
+        self._queue.push(("c", chunk.ns, chunk.key, chunk.index), payload)
         if entry is not None:
             self._chunks.discard(chunk.ns, chunk.key)
-            self._merge_lww(sender_id, [entry])
+            self._merge_lww(sender_id, [entry], requeue=False)
 
     # --- change bookkeeping --------------------------------------------------
 
@@ -815,7 +829,7 @@ class Directory:
         if len(payload) <= self.config.piggyback_bytes:
             self._queue.push(("l", entry.ns, entry.key), payload)
             return
-        for chunk in split(entry, self.config.piggyback_bytes):
+        for chunk in split(entry, self.config.chunk_bytes):
             self._queue.push(("c", entry.ns, entry.key, chunk.index), encode(chunk))
         # no pieces (enormous key): push-pull carries it
 

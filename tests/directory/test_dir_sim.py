@@ -10,6 +10,8 @@ suite fast.
 
 from __future__ import annotations
 
+import pytest
+
 from meshhost.capabilities.links import LinkDefinition
 from meshhost.config import MembershipConfig
 from meshhost.directory import ActorSummary, Directory, MemoryStore
@@ -227,3 +229,20 @@ def test_links_converge_after_a_three_way_split_and_a_one_way_cut():
         f"\nreal SWIM, {n} hosts: identical link maps {after_split:.0f} s after a three-way "
         f"split healed, {after_one_way:.0f} s after a one-way cut healed"
     )
+
+
+@pytest.mark.parametrize("kib", [2, 20])
+def test_a_large_manifest_reaches_every_host_in_pieces_over_real_swim_packets(kib):
+    n = 30
+    lat = Lattice(n, seed=17)
+    manifest = bytes(range(256)) * 4 * kib  # real wadm manifests are 1-3 KiB
+    start = lat.sim.now
+    lat.dirs[3].put("control.manifests", "shop@v1", manifest)
+    done_at = None
+    while lat.sim.now < start + 60.0:
+        lat.run_for(0.1)
+        if all(d.get("control.manifests", "shop@v1") == manifest for d in lat.live()):
+            done_at = lat.sim.now
+            break
+    assert done_at is not None, f"a {kib} KiB manifest did not reach every host in 60 s"
+    print(f"\n{kib} KiB manifest reached all {n} hosts {done_at - start:.1f} s after the write")

@@ -460,3 +460,23 @@ def test_a_host_forgotten_by_a_peer_gossips_its_state_again(clock):
         pass
     a.merge_remote_state(NC, c.local_state())  # c lacks only the address
     assert a.pending_broadcasts == 1
+
+
+def test_pieces_of_a_large_value_are_passed_on_before_the_value_is_complete(clock):
+    a, b, c = (Directory(n, clock=clock) for n in (NA, NB, NC))
+    a.put("control.manifests", "shop@v1", b"m" * 5000)
+    first = a.broadcasts(1100)
+    for p in first:
+        b.notify_message(NA, p)
+        b.notify_message(NA, p)  # a repeat is not queued twice
+    assert b.get("control.manifests", "shop@v1") is None  # incomplete so far
+    forwarded = b.broadcasts(10_000)
+    assert sorted(forwarded) == sorted(first)
+    while batch := a.broadcasts(10_000):  # the other pieces reach c directly
+        for p in batch:
+            if p not in first:
+                c.notify_message(NA, p)
+    assert c.get("control.manifests", "shop@v1") is None  # c missed the first pieces ...
+    for p in forwarded:
+        c.notify_message(NB, p)  # ... and gets them from b
+    assert c.get("control.manifests", "shop@v1") == b"m" * 5000
