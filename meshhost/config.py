@@ -362,7 +362,7 @@ def load(
     )
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    config = PROFILES[profile]()
+    config: HostConfig = PROFILES[profile]()
     config = _apply(config, {k: v for k, v in file_values.items() if k != "profile"}, str(path))
     config = _apply(config, env_values, "environment")
     config = _apply(config, {k: v for k, v in clean_overrides.items() if k != "profile"}, "flags")

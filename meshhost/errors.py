@@ -17,7 +17,6 @@ its own section.
 from __future__ import annotations
 
 import enum
-from typing import ClassVar
 
 
 class ErrorCode(enum.IntEnum):
@@ -47,7 +46,7 @@ class MeshError(Exception):
     ends a request; subclasses override it.
     """
 
-    code: ClassVar[ErrorCode] = ErrorCode.INVALID
+    code: ErrorCode = ErrorCode.INVALID
 
 
 class LocalProtocolError(MeshError):
@@ -199,11 +198,8 @@ class RemoteInvocationError(InvocationError):
     def __init__(self, code: ErrorCode, message: str, host: str = "") -> None:
         super().__init__(message)
         self.remote_code = code
+        self.code = code  # passed on unchanged to our own callers
         self.host = host
-
-    @property  # type: ignore[override]
-    def code(self) -> ErrorCode:  # the code the remote host sent, passed on unchanged
-        return self.remote_code
 
 
 # --- control: manifests and leaderless placement ----------------------------

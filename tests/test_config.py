@@ -63,5 +63,5 @@ def test_invalid_files_get_clear_errors(tmp_path: Path, toml: str, match: str) -
 def test_missing_file_and_bad_environment() -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         config.load("/nonexistent/meshhost.toml", environ={})
-    with pytest.raises(ConfigError, match="environment.mdns: not a boolean"):
+    with pytest.raises(ConfigError, match=r"environment\.mdns: not a boolean"):
         config.load(environ={"MESHHOST_MDNS": "maybe"})

@@ -17,13 +17,14 @@ def main() -> None:
 @json_option
 def version(as_json: bool) -> None:
     """Print the meshhost version and the protocol versions it speaks."""
-    import wasmtime
+    from importlib.metadata import version as package_version
 
-    info = {"meshhost": __version__, "protocol": 1, "wasmtime": wasmtime.__version__}
+    wasmtime_version = package_version("wasmtime")
+    info = {"meshhost": __version__, "protocol": 1, "wasmtime": wasmtime_version}
     if as_json:
         emit_json(info)
     else:
-        stdout.print(f"meshhost {__version__} (protocol 1, wasmtime {wasmtime.__version__})")
+        stdout.print(f"meshhost {__version__} (protocol 1, wasmtime {wasmtime_version})")
 
 
 # Each module below registers its commands on `main`. Keep one import per line.

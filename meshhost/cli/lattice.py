@@ -329,7 +329,8 @@ def _read_payload(payload: str | None, as_msgpack: bool) -> bytes:
     if not as_msgpack:
         return raw
     try:
-        return msgpack.packb(json.loads(raw or b"null"), use_bin_type=True)
+        packed: bytes = msgpack.packb(json.loads(raw or b"null"), use_bin_type=True)
+        return packed
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"--msgpack needs a JSON payload: {exc}") from None
 

@@ -62,10 +62,7 @@ class ControlError(MeshError):
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.remote_code = code
-
-    @property  # type: ignore[override]
-    def code(self) -> ErrorCode:
-        return self.remote_code
+        self.code = code
 
 
 def _unpack(data: bytes, what: str) -> Any:
@@ -75,8 +72,13 @@ def _unpack(data: bytes, what: str) -> Any:
         raise DecodeError(f"{what} is not valid msgpack: {exc}") from None
 
 
+def _pack(value: Any) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    return data
+
+
 def encode_request(op: str, args: Mapping[str, Any]) -> bytes:
-    return msgpack.packb({"op": op, "args": dict(args)}, use_bin_type=True)
+    return _pack({"op": op, "args": dict(args)})
 
 
 def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
@@ -94,14 +96,12 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
 
 def encode_reply(result: Any = None, *, error: MeshError | None = None) -> bytes:
     if error is not None:
-        return msgpack.packb(
-            {"ok": False, "code": int(error.code), "error": str(error)}, use_bin_type=True
-        )
-    return msgpack.packb({"ok": True, "result": result}, use_bin_type=True)
+        return _pack({"ok": False, "code": int(error.code), "error": str(error)})
+    return _pack({"ok": True, "result": result})
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    return msgpack.packb({"ok": True, "event": dict(event)}, use_bin_type=True)
+    return _pack({"ok": True, "event": dict(event)})
 
 
 def decode_reply(data: bytes) -> dict[str, Any]:

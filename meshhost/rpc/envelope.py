@@ -81,8 +81,13 @@ class InvocationResult:
     """The host that ran (or refused) the call."""
 
 
+def _pack(fields: list[Any]) -> bytes:
+    data: bytes = msgpack.packb(fields, use_bin_type=True)
+    return data
+
+
 def encode_invocation(inv: Invocation) -> bytes:
-    return msgpack.packb(
+    return _pack(
         [
             MSG_INVOKE,
             inv.id,
@@ -94,15 +99,13 @@ def encode_invocation(inv: Invocation) -> bytes:
             inv.deadline_unix_ms,
             inv.trace_id,
             inv.hops,
-        ],
-        use_bin_type=True,
+        ]
     )
 
 
 def encode_result(res: InvocationResult) -> bytes:
-    return msgpack.packb(
-        [MSG_RESULT, res.id, int(res.code), res.payload, res.error[:MAX_ERROR_CHARS], res.host],
-        use_bin_type=True,
+    return _pack(
+        [MSG_RESULT, res.id, int(res.code), res.payload, res.error[:MAX_ERROR_CHARS], res.host]
     )
 
 
@@ -123,9 +126,10 @@ def _unpack(data: bytes, msg_type: int, min_fields: int, what: str) -> list[Any]
 
 
 def _field(value: Any, kind: type, name: str, what: str, limit: int | None = None) -> Any:
+    """Check that ``value`` is exactly of ``kind`` (and at most ``limit`` long)."""
     if type(value) is not kind:
         raise DecodeError(f"{what}.{name} must be {kind.__name__}, got {type(value).__name__}")
-    if limit is not None and len(value) > limit:
+    if limit is not None and isinstance(value, str | bytes) and len(value) > limit:
         raise DecodeError(f"{what}.{name} is longer than {limit}")
     return value
 
