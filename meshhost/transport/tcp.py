@@ -450,10 +450,6 @@ class Transport:
                                 eof = True
                                 break
                             drained = len(data) < RECV_BYTES
-                            unyielded += len(data)
-                            if unyielded >= YIELD_BYTES:
-                                unyielded = 0
-                                await trio.lowlevel.checkpoint()  # let other tasks run
                             conn.last_rx = trio.current_time()
                             self.stats["bytes_received"] += len(data)
                             session.receive_data(data)
@@ -463,6 +459,14 @@ class Transport:
                                 break
                             if conn.draining and session.outstanding == 0 and not conn.handlers:
                                 self._close_duplicate(conn)
+                            unyielded += len(data)
+                            if unyielded >= YIELD_BYTES:
+                                # Yield only after the bytes are in the session: the
+                                # scope's deadline may cancel this checkpoint, and
+                                # bytes read but not fed would desynchronise the
+                                # cipher (every later record fails authentication).
+                                unyielded = 0
+                                await trio.lowlevel.checkpoint()  # let other tasks run
                     if not scope.cancelled_caught:
                         continue
                     now = trio.current_time()
