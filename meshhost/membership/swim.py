@@ -760,22 +760,26 @@ class Swim:
         if rebroadcast:
             self._broadcast(e.alive_bytes, node, now)
 
+    def _answer_accusation(self, incarnation: int, now: float, addr: Addr | None) -> None:
+        """Someone says we are suspect or dead: refute, unless we are leaving."""
+        if self._left:
+            return
+        if incarnation < self._incarnation:
+            # Already refuted, but this sender has not heard yet.
+            self.stats["stale"] += 1
+            self._show_alive(addr, now)
+            return
+        self._refute(incarnation, now)
+        if addr is not None:
+            # Straight back to whoever told us, whatever gossip does.
+            self._send(addr, [self._self_entry.alive_bytes])
+
     def _on_suspect(
         self, msg: Suspect, now: float, rebroadcast: bool = True, addr: Addr | None = None
     ) -> None:
         node = msg.node
         if node == self.id:
-            if self._left:
-                return
-            if msg.incarnation < self._incarnation:
-                # Already refuted, but this sender has not heard yet.
-                self.stats["stale"] += 1
-                self._show_alive(addr, now)
-                return
-            self._refute(msg.incarnation, now)
-            if addr is not None:
-                # Straight back to whoever told us, whatever gossip does.
-                self._send(addr, [self._self_entry.alive_bytes])
+            self._answer_accusation(msg.incarnation, now, addr)
             return
         e = self._members.get(node)
         if e is None:
@@ -813,17 +817,7 @@ class Swim:
     ) -> None:
         node = msg.node
         if node == self.id:
-            if self._left:
-                return
-            if msg.incarnation < self._incarnation:
-                # Already refuted, but this sender has not heard yet.
-                self.stats["stale"] += 1
-                self._show_alive(addr, now)
-                return
-            self._refute(msg.incarnation, now)
-            if addr is not None:
-                # Straight back to whoever told us, whatever gossip does.
-                self._send(addr, [self._self_entry.alive_bytes])
+            self._answer_accusation(msg.incarnation, now, addr)
             return
         e = self._members.get(node)
         if e is None:
