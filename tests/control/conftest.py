@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+# Makes the shared helper modules of this folder importable under importlib mode.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
 # The smallest valid WebAssembly module: magic + version 1.
 WASM_MODULE = b"\x00asm\x01\x00\x00\x00"

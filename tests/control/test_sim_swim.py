@@ -28,17 +28,12 @@ from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sim_apps import APPS
 
 from meshhost.config import MembershipConfig
 from meshhost.control import (
-    Component,
-    ComponentType,
     HostView,
-    Manifest,
     Placement,
-    Scaler,
-    ScalerKind,
-    Spread,
     StartActor,
     StopActor,
     compute_placement,
@@ -55,46 +50,6 @@ START_S = (0.05, 1.0)
 CONVERGE_TIMEOUT_S = 400.0
 
 
-def _actor(name: str, scaler: Scaler) -> Component:
-    return Component(
-        name, ComponentType.ACTOR, f"file:///{name}.wasm", sha256=name * 32, scaler=scaler
-    )
-
-
-APPS = [
-    Manifest(
-        "web",
-        "v1",
-        (
-            _actor(
-                "front",
-                Scaler(
-                    ScalerKind.SPREAD,
-                    40,
-                    (
-                        Spread("a", (("zone", "a"),), 50),
-                        Spread("b", (("zone", "b"),), 30),
-                        Spread("c", (("zone", "c"),), 20),
-                    ),
-                ),
-            ),
-        ),
-    ),
-    Manifest(
-        "cache",
-        "v1",
-        (_actor("redis", Scaler(ScalerKind.SPREAD, 7, (Spread("default", (), 100),))),),
-    ),
-    Manifest(
-        "agent",
-        "v2",
-        (
-            _actor(
-                "probe", Scaler(ScalerKind.DAEMON, 1, (Spread("edge", (("role", "edge"),), 100),))
-            ),
-        ),
-    ),
-]
 WEB = "web/front@frontfrontfrontf"
 CACHE = "cache/redis@redisredisredisr"
 DAEMON_PREFIX = "agent/"
