@@ -28,6 +28,7 @@ from meshhost.sim.loop import Simulator
 from meshhost.sim.network import NetworkModel
 
 __all__ = [
+    "acquaint",
     "build_cluster",
     "invariant_window_s",
     "percentile",
@@ -71,6 +72,25 @@ def invariant_window_s(config: MembershipConfig, n: int) -> float:
     """A look-back longer than any honest path to a dead declaration."""
     min_s = suspicion_timeout(config.suspicion_mult, n, config.probe_interval_s)
     return config.suspicion_max_timeout_mult * min_s + 10 * config.probe_interval_s + 30.0
+
+
+def acquaint(cores: Sequence[Swim]) -> None:
+    """Make SWIM cores know each other as the push-pulls of a running lattice would.
+
+    Pass 1: the first core hears every other core's state.  Pass 2: every
+    other core joins the first and merges its full state (a join reply is not
+    re-gossiped).  Events and datagrams this produces are left for the caller.
+    """
+    first = cores[0]
+    for core in cores[1:]:
+        first.merge_push_pull(core.push_pull_payload(0.0), core.addr, 0.0)
+    payload = first.push_pull_payload(0.0)
+    for core in cores[1:]:
+        core.join([first.addr], 0.0)
+        while core.push_pull_due(0.0) is not None:
+            pass
+        core.merge_push_pull(payload, first.addr, 0.0)
+        core.datagrams_to_send()
 
 
 def build_cluster(
@@ -121,18 +141,7 @@ def build_cluster(
     for h in hosts:
         h.start(sim.now)  # pumped below, once every host is acquainted
     cores = [h.core for h in hosts]
-    first = cores[0]
-    # Pass 1: the first host hears every other host's state.
-    for core in cores[1:]:
-        first.merge_push_pull(core.push_pull_payload(0.0), core.addr, 0.0)
-    # Pass 2: every other host joins the first (a join reply is not re-gossiped).
-    payload = first.push_pull_payload(0.0)
-    for core in cores[1:]:
-        core.join([first.addr], 0.0)
-        while core.push_pull_due(0.0) is not None:
-            pass
-        core.merge_push_pull(payload, first.addr, 0.0)
-        core.datagrams_to_send()
+    acquaint(cores)
     for core in cores:
         while core.next_event() is not None:
             pass

@@ -18,6 +18,7 @@ from meshhost.directory import ActorSummary, Directory, MemoryStore
 from meshhost.identity.nkeys import Prefix, generate
 from meshhost.membership.events import MemberDead, MemberJoined, MemberLeft
 from meshhost.membership.swim import Swim
+from meshhost.sim.cluster import acquaint
 from meshhost.sim.host import SimHost
 from meshhost.sim.loop import Simulator
 
@@ -79,17 +80,7 @@ class Lattice:
     def _converge(self, hosts: list[SimHost]) -> None:
         # Start already acquainted: the push-pull merges a running lattice
         # would have made (as meshhost.sim.cluster's "converged" bootstrap).
-        cores = [h.core for h in hosts]
-        first = cores[0]
-        for core in cores[1:]:
-            first.merge_push_pull(core.push_pull_payload(0.0), core.addr, 0.0)
-        payload = first.push_pull_payload(0.0)
-        for core in cores[1:]:
-            core.join([first.addr], 0.0)
-            while core.push_pull_due(0.0) is not None:
-                pass
-            core.merge_push_pull(payload, first.addr, 0.0)
-            core.datagrams_to_send()
+        acquaint([h.core for h in hosts])
         for h in hosts:
             self.sim.pump(h)
 
