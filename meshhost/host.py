@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import ipaddress
+import logging
 import os
 import random
 import socket
@@ -39,7 +40,15 @@ import msgpack
 import trio
 
 from meshhost.config import HostConfig
-from meshhost.datadir import HOST_SEED, LATTICE_SECRET, default_data_dir, write_private
+from meshhost.control.api import serve_unix
+from meshhost.control.hostops import HostControl
+from meshhost.datadir import (
+    CONTROL_SOCKET,
+    HOST_SEED,
+    LATTICE_SECRET,
+    default_data_dir,
+    write_private,
+)
 from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery, StaticSeeds
 from meshhost.discovery.mdns import local_ipv4_addresses
 from meshhost.errors import ConfigError, ErrorCode, KeyringError, MeshError
@@ -58,6 +67,8 @@ from meshhost.membership import (
 from meshhost.membership.messages import MAX_META_BYTES
 from meshhost.membership.udp import PUSH_PULL_CHANNEL, MembershipDriver, wall_clock_offset
 from meshhost.transport import Transport
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LOCK_FILE",
@@ -357,12 +368,23 @@ class Host:
                         interval_s=max(self.config.membership.reconnect_interval_s, 5.0),
                     )
                     await nursery.start(self.seeds.serve, self.membership.join)
+                await self._start_control(nursery)
                 task_status.started(self.addr)
         finally:
             self._nursery = None
             for send in self._subscribers:
                 send.close()
             self._unlock()
+
+    async def _start_control(self, nursery: trio.Nursery) -> None:
+        """Serve the local CLI on ``control.sock`` in the data dir (mode 0600)."""
+        control = HostControl(self, nursery)
+        path = self.data_dir / CONTROL_SOCKET
+        try:
+            await nursery.start(serve_unix, path, control.dispatch, {"events": control.events})
+        except OSError as exc:  # e.g. a data dir path too long for a Unix socket
+            log.warning("no control socket at %s: %s; CLI commands cannot reach this host",
+                        path, exc.strerror or exc)
 
     async def shutdown(self, leave_timeout_s: float = LEAVE_GRACE_S) -> None:
         """Announce a graceful leave, wait up to ``leave_timeout_s``, stop serving."""
