@@ -347,6 +347,8 @@ class Session:
         self._ready: deque[_Outgoing] = deque()
         self._buffered = 0
         self.rekeys = 0
+        self._keepalive_records = 0
+        self.pongs_received = 0
 
     # -- introspection -------------------------------------------------------
 
@@ -362,6 +364,19 @@ class Session:
     def outstanding(self) -> int:
         """Requests in progress in either direction (0 means the session is idle)."""
         return len(self._pending) + len(self._inbound)
+
+    @property
+    def activity(self) -> int:
+        """Records sent and received so far other than PING and PONG.
+
+        Grows whenever the session carries application traffic (requests,
+        replies, chunks, credit); keepalives leave it unchanged, so a driver
+        can tell an idle session from a silent one without a clock read per
+        frame.
+        """
+        sent = self._send.n if self._send is not None else 0
+        received = self._recv.n if self._recv is not None else 0
+        return sent + received - self._keepalive_records
 
     @property
     def queued_frames(self) -> int:
@@ -516,7 +531,9 @@ class Session:
             self._emit(fr.encode_frame(fr.Cancel(request_id)))
 
     def ping(self, opaque: int = 0) -> None:
+        """Queue a PING (keepalive); the peer answers PONG. No-op unless open."""
         if self.state is State.OPEN:
+            self._keepalive_records += 1
             self._emit(fr.encode_frame(fr.Ping(opaque & 0xFFFFFFFFFFFFFFFF)))
 
     def close(self, code: ErrorCode = ErrorCode.OK, message: str = "") -> None:
@@ -757,9 +774,11 @@ class Session:
         elif isinstance(frame, fr.Cancel):
             self._on_cancel(frame)
         elif isinstance(frame, fr.Ping):
+            self._keepalive_records += 2  # the PING and our PONG
             self._emit(fr.encode_frame(fr.Pong(frame.opaque)))
         elif isinstance(frame, fr.Pong):
-            pass
+            self._keepalive_records += 1
+            self.pongs_received += 1
         elif isinstance(frame, fr.Close):
             message = f"peer closed the session: {frame.code.name.lower()}"
             if frame.message:

@@ -8,6 +8,12 @@ Public API (used by rpc, membership push-pull, control and directory)::
                                     expected_peer=None)
     transport.peer_id_of(addr); transport.stats; await transport.aclose()
 
+Keepalive: a session that has received nothing for ``keepalive_interval_s``
+(default ``min(15 s, idle_timeout_s / 4)``) sends PING; one silent for
+``KEEPALIVE_MISSES`` intervals is closed with ``unavailable`` (requests on it
+fail with ``SessionClosed``), so a peer whose packets are dropped is found
+out before the idle timeout.  Idleness counts only application traffic.
+
 ``handler(peer_id, channel, payload) -> bytes`` answers requests from peers;
 ``peer_id`` is the peer's verified ``N...`` host key.  A ``MeshError`` raised
 by the handler reaches the caller as :class:`~meshhost.errors.RemoteError`
@@ -49,8 +55,8 @@ trip near 1.5x a raw trio TCP echo (``bench/transport.py``).
 Counters in ``stats`` (all ints): connections_accepted, connections_dialed,
 connections_refused_limit, dial_failures, handshakes_completed,
 handshake_failures, handshake_timeouts, sessions_open, duplicate_sessions_closed,
-idle_closed, protocol_errors, requests_sent, requests_received,
-request_timeouts, remote_errors, bytes_sent, bytes_received, and
+idle_closed, keepalive_pings, keepalive_timeouts, protocol_errors, requests_sent,
+requests_received, request_timeouts, remote_errors, bytes_sent, bytes_received, and
 ``closed_<code>`` per close reason (e.g. ``closed_protocol``).
 """
 
@@ -107,6 +113,13 @@ RECV_BYTES = 256 << 10
 """Bytes asked of the kernel per read: several full records per wake-up."""
 YIELD_BYTES = 1 << 20
 """A reader that keeps finding data yields to other tasks after this many bytes."""
+KEEPALIVE_INTERVAL_S = 15.0
+"""A session silent this long gets a PING.  TCP's own keepalive waits two hours
+by default, and a peer whose packets are dropped (firewall, dead host, cut
+cable) never sends the RST or FIN that would end the connection."""
+KEEPALIVE_MISSES = 3
+"""Nothing received for this many intervals (two PINGs unanswered) ends the
+session with ``unavailable``: one lost PING on a busy peer is not death."""
 MAX_IDLE_WORKERS = 8
 """Handler tasks kept parked per connection for the next request (spawning costs)."""
 _COUNTERS = (
@@ -120,6 +133,8 @@ _COUNTERS = (
     "sessions_open",
     "duplicate_sessions_closed",
     "idle_closed",
+    "keepalive_pings",
+    "keepalive_timeouts",
     "protocol_errors",
     "requests_sent",
     "requests_received",
@@ -202,6 +217,11 @@ class _Connection:
         self.drained = trio.Event()
         self.nursery: trio.Nursery | None = None
         self.last_rx = 0.0
+        """When bytes last arrived (liveness; PONGs count)."""
+        self.last_ping = -math.inf
+        self.active_at = 0.0
+        """When application traffic was last noticed (idleness; PINGs do not count)."""
+        self.activity_seen = 0
         self.error: BaseException | None = None
         """Why the session ended before opening (raised to requests waiting for it)."""
 
@@ -269,7 +289,8 @@ class Transport:
     ``identity`` must be a host (``N...``) key pair; ``psk`` the 32-byte
     lattice PSK (``keyring.derive(secret, "noise-psk", lattice)``);
     ``random_bytes`` supplies Noise static and ephemeral keys; ``rng`` the
-    backoff jitter (seeded from ``random_bytes`` when omitted).
+    backoff jitter (seeded from ``random_bytes`` when omitted);
+    ``keepalive_interval_s`` the silence after which a PING goes out.
     """
 
     def __init__(
@@ -282,6 +303,7 @@ class Transport:
         *,
         random_bytes: Callable[[int], bytes] = os.urandom,
         rng: random.Random | None = None,
+        keepalive_interval_s: float | None = None,
     ) -> None:
         if identity.prefix != Prefix.SERVER:
             raise LocalProtocolError(
@@ -293,6 +315,14 @@ class Transport:
         self.host_id = identity.public_key
         self.lattice = lattice
         self.config = config
+        if keepalive_interval_s is None:
+            # Declare a silent peer dead well before the idle timeout would close it.
+            keepalive_interval_s = min(KEEPALIVE_INTERVAL_S, config.idle_timeout_s / 4)
+        if not math.isfinite(keepalive_interval_s) or keepalive_interval_s <= 0:
+            raise LocalProtocolError(
+                f"keepalive_interval_s must be a positive number, got {keepalive_interval_s}"
+            )
+        self.keepalive_interval_s = keepalive_interval_s
         self._psk = bytes(psk)
         self._handler = handler
         self._random_bytes = random_bytes
@@ -414,15 +444,15 @@ class Transport:
                     session.start()
                     conn.flush()
                 handshake_deadline = trio.current_time() + cfg.handshake_timeout_s
-                conn.last_rx = trio.current_time()
+                conn.last_rx = conn.active_at = trio.current_time()
                 sock = conn.sock
                 wait_readable = trio.lowlevel.wait_readable
                 eof = False
                 while not session.is_closed and not conn.dead and not eof:
-                    # One cancel scope per idle period, not per read: the hot path
+                    # One cancel scope per timer period, not per read: the hot path
                     # only notes the time of each read.
                     if conn.opened.is_set():
-                        wake_at = conn.last_rx + cfg.idle_timeout_s
+                        wake_at = self._next_timer(conn)
                     else:
                         wake_at = handshake_deadline
                     with trio.move_on_at(wake_at) as scope:
@@ -477,16 +507,8 @@ class Transport:
                                 conn, f"handshake not finished in {cfg.handshake_timeout_s} s"
                             )
                             break
-                    elif now >= conn.last_rx + cfg.idle_timeout_s:
-                        if session.outstanding == 0 and not conn.handlers:
-                            self.stats["idle_closed"] += 1
-                            session.close(ErrorCode.OK, "idle")
-                            conn.flush()
-                            self._process_events(conn)
-                            break
-                        # Requests in flight have their own deadlines; idleness
-                        # counts again from now.
-                        conn.last_rx = now
+                    elif not self._on_timer(conn, now):
+                        break
                 if eof and not session.is_closed:
                     session.connection_lost()
                     self._process_events(conn)
@@ -497,6 +519,54 @@ class Transport:
                 conn.opened.set()
             with trio.CancelScope(shield=True):
                 await conn.stream.aclose()
+
+    def _next_timer(self, conn: _Connection) -> float:
+        """When an open connection's reader must wake: next PING, death, idleness."""
+        interval = self.keepalive_interval_s
+        return min(
+            max(conn.last_rx, conn.last_ping) + interval,
+            conn.last_rx + interval * KEEPALIVE_MISSES,
+            conn.active_at + self.config.idle_timeout_s,
+        )
+
+    def _on_timer(self, conn: _Connection, now: float) -> bool:
+        """Keepalive and idle timeout of an open session; False once it is closed.
+
+        Liveness counts any bytes from the peer (PONGs included); idleness
+        counts only application traffic (``Session.activity``), so pings keep
+        a dead peer from going unnoticed without keeping an unused session open.
+        """
+        session = conn.session
+        interval = self.keepalive_interval_s
+        activity = session.activity
+        if activity != conn.activity_seen:
+            conn.activity_seen = activity
+            conn.active_at = now
+        if now >= conn.last_rx + interval * KEEPALIVE_MISSES:
+            self.stats["keepalive_timeouts"] += 1
+            silent = now - conn.last_rx
+            session.close(
+                ErrorCode.UNAVAILABLE, f"peer silent for {silent:.1f} s despite keepalive pings"
+            )
+            conn.flush()
+            self._process_events(conn)
+            return False
+        if now >= conn.active_at + self.config.idle_timeout_s:
+            if session.outstanding == 0 and not conn.handlers:
+                self.stats["idle_closed"] += 1
+                session.close(ErrorCode.OK, "idle")
+                conn.flush()
+                self._process_events(conn)
+                return False
+            # Requests in flight have their own deadlines; idleness counts
+            # again from now.
+            conn.active_at = now
+        if now >= max(conn.last_rx, conn.last_ping) + interval:
+            self.stats["keepalive_pings"] += 1
+            conn.last_ping = now
+            session.ping(self.stats["keepalive_pings"])
+            conn.flush()
+        return True
 
     def _drop(self, conn: _Connection, reason: str) -> None:
         """Abandon a connection whose handshake stalled; fail anyone waiting on it."""
