@@ -207,10 +207,11 @@ def app_status(name: str, data_dir: Path | None, lattice: str, as_json: bool) ->
     else:
         stdout.print("no instance is placed or running", highlight=False)
     for total in result["components"]:
-        stdout.print(
-            f"{total['component']}: {total['running']} of {total['desired']} running",
-            highlight=False,
-        )
+        line = f"{total['component']}: {total['running']} of {total['desired']} running"
+        asked = total.get("asked")
+        if asked is not None and asked != total["desired"]:
+            line += f" ({asked} asked, {asked - total['desired']} cannot be placed)"
+        stdout.print(escape(line), highlight=False)
     for problem in result["problems"]:
         stdout.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
 

@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from meshhost.control.api import ControlError
-from meshhost.control.manifest import ComponentType, Manifest, decode_manifest
+from meshhost.control.manifest import ComponentType, Manifest, ScalerKind, decode_manifest
 from meshhost.control.placement import HostView, Placement, Workload, compute_placement
 from meshhost.control.status import diff, placement_diff, status
 from meshhost.control.store import (
@@ -522,6 +522,9 @@ class AppOps:
         result["components"] = [
             {
                 "component": c.name,
+                "asked": c.scaler.instances
+                if c.scaler is not None and c.scaler.kind is ScalerKind.SPREAD
+                else None,
                 "desired": totals.get(c.name, (0, 0))[0],
                 "running": totals.get(c.name, (0, 0))[1],
             }

@@ -291,7 +291,9 @@ def test_status_desired_vs_running_from_the_injected_view(lattice: Lattice, app_
     # 75/25 of 4: 3 over the two east hosts (2 + 1), 1 on the west host.
     assert rows == {(A, 2, 2, "ok"), (B, 1, 2, "stopping"), (C, 1, 0, "starting")}
     assert result["state"] == "reconciling"
-    assert result["components"] == [{"component": "counter", "desired": 4, "running": 4}]
+    assert result["components"] == [
+        {"component": "counter", "asked": 4, "desired": 4, "running": 4}
+    ]
     assert result["hosts"] == 3
     running[B] = {key: 1}
     running[C] = {key: 1}
