@@ -303,6 +303,14 @@ class Keyring:
         """``derive(primary, purpose, lattice)``."""
         return derive(self.primary, purpose, self.lattice)
 
+    def noise_psks(self) -> list[bytes]:
+        """The transport PSK of every secret, primary first (``Transport.set_psks``).
+
+        A host dials with the first and accepts any of them, so sessions keep
+        forming between hosts at different steps of a rotation.
+        """
+        return [derive(k.secret, NOISE_PSK, self.lattice) for k in self._keys]
+
     def mdns_tags(self) -> frozenset[str]:
         """mDNS tags of every secret in the ring (peers mid-rotation announce either)."""
         return frozenset(mdns_tag(k.secret, self.lattice) for k in self._keys)

@@ -27,6 +27,7 @@ raises, as the specification requires (a failed handshake must be abandoned).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import struct
@@ -195,6 +196,12 @@ class CipherState:
         if self.k is None:
             raise NoiseUsageError("cannot rekey a cipher without a key")
         self.k = _encrypt(_ZERO_KEY, b"", _REKEY_NONCE, self.k)[:KEY_BYTES]
+
+
+def _copy_cipher(cipher: CipherState) -> CipherState:
+    twin = CipherState()
+    twin.k, twin.n = cipher.k, cipher.n
+    return twin
 
 
 # --- SymmetricState ----------------------------------------------------------
@@ -413,6 +420,33 @@ class HandshakeState:
             raise NoiseUsageError("split() before the handshake completed")
         c1, c2 = self._result
         return (c1, c2) if self.initiator else (c2, c1)
+
+    def fork(self, *, psks: Sequence[bytes] | None = None) -> HandshakeState:
+        """Return an independent copy of this handshake at its current message.
+
+        ``psks`` replaces the pre-shared keys not used yet.  A responder that
+        accepts several PSKs (a lattice secret being rotated) forks before the
+        message carrying the ``psk`` token and reads it once per candidate:
+        a failed read abandons only that copy.
+        """
+        if self._failed:
+            raise NoiseUsageError("this handshake failed earlier and must be abandoned")
+        remaining = list(self._psks if psks is None else psks)
+        if len(remaining) != len(self._psks):
+            raise NoiseUsageError(
+                f"this handshake has {len(self._psks)} pre-shared keys left, got {len(remaining)}"
+            )
+        for psk in remaining:
+            if len(psk) != 32:
+                raise NoiseUsageError(f"a Noise pre-shared key is 32 bytes, got {len(psk)}")
+        twin = copy.copy(self)
+        sym = copy.copy(self._sym)
+        sym.cipher = _copy_cipher(self._sym.cipher)
+        twin._sym = sym
+        twin._psks = [bytes(p) for p in remaining]
+        if self._result is not None:
+            twin._result = (_copy_cipher(self._result[0]), _copy_cipher(self._result[1]))
+        return twin
 
     def _check(self, writing: bool) -> tuple[str, ...]:
         if self._failed:

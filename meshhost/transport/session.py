@@ -40,7 +40,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from meshhost.config import TransportConfig
@@ -107,6 +107,9 @@ MAX_BACKLOG_BYTES = 32 << 20
 """Unsent output beyond this means the peer does not read what it provokes."""
 DEFAULT_SEND_CHUNK = 256 << 10
 """``data_to_send`` stops pulling stream chunks past this many bytes."""
+MAX_PSKS = 8
+"""Lattice PSKs a responder tries on message 3: a rotation needs two; each
+candidate costs one X25519 and a few hashes per handshake that fails them all."""
 _MAX_RID = (1 << 32) - 1
 
 _LEN = fr.RECORD_HEADER.pack
@@ -282,6 +285,9 @@ class Session:
     ``expected_peer`` (initiator only) fails the handshake with PeerMismatch
     if the responder's verified host id differs.  ``listen_port`` is sent in
     our hello so the peer can reuse this session for requests to our address.
+    ``psk`` is the lattice PSK an initiator uses; a responder also accepts
+    ``accepted_psks`` (the other secrets of a keyring being rotated, at most
+    ``MAX_PSKS`` in all) and records the one the initiator proved in ``psk``.
     """
 
     def __init__(
@@ -295,9 +301,26 @@ class Session:
         random_bytes: Callable[[int], bytes],
         listen_port: int = 0,
         expected_peer: str | None = None,
+        accepted_psks: Sequence[bytes] = (),
     ) -> None:
         if len(psk) != 32:
             raise LocalProtocolError(f"the lattice PSK must be 32 bytes, got {len(psk)}")
+        candidates = [bytes(psk)]
+        for other in accepted_psks:
+            if len(other) != 32:
+                raise LocalProtocolError(f"the lattice PSK must be 32 bytes, got {len(other)}")
+            if bytes(other) not in candidates:
+                candidates.append(bytes(other))
+        if len(candidates) > MAX_PSKS:
+            raise LocalProtocolError(
+                f"at most {MAX_PSKS} lattice PSKs may be accepted at once, got {len(candidates)}"
+            )
+        self._psks = candidates
+        self.psk = candidates[0]
+        """The PSK this session uses (responder: the one the initiator proved)."""
+        self.psk_refused = False
+        """Initiator: the responder hung up right after message 3 or READY did not
+        decrypt, so it most likely does not accept our PSK (rotation in progress)."""
         self.initiator = initiator
         self.state = State.START if initiator else State.WAIT_MSG1
         self._identity = identity
@@ -565,6 +588,9 @@ class Session:
                 error=SessionClosedError(f"connection to {who} lost", ErrorCode.UNAVAILABLE),
             )
         else:
+            # After message 3 the responder either answers (READY or CLOSE) or,
+            # when our PSK did not decrypt it, hangs up without a word.
+            self.psk_refused = self.state is State.WAIT_READY
             message = (
                 "peer closed the connection during the handshake: it does not share our "
                 "lattice secret, or it refused us (connection limit, shutting down)"
@@ -668,13 +694,7 @@ class Session:
             self._send, self._recv = hs.split()
             self.handshake_hash = hs.handshake_hash
         elif state is State.WAIT_MSG3:
-            try:
-                payload = hs.read_message(record)
-            except NoiseError:
-                raise HandshakeRejected(
-                    "handshake message 3 did not decrypt: the peer does not hold our lattice "
-                    "secret (or uses another lattice name)"
-                ) from None
+            payload, hs = self._read_msg3(hs, record)
             # Split first: the initiator proved the PSK, so a refusal of its hello
             # can be sent to it encrypted (see _fail).
             self._send, self._recv = hs.split()
@@ -684,6 +704,27 @@ class Session:
             self._hs = None
             self._emit(fr.encode_frame(fr.Ready()))
             self._opened()
+
+    def _read_msg3(self, hs: HandshakeState, record: bytes) -> tuple[bytes, HandshakeState]:
+        """Read message 3 with whichever accepted PSK the initiator used.
+
+        The PSK is mixed in only at this message, so each candidate is tried
+        on its own copy of the handshake; the first that decrypts wins.
+        """
+        psks = self._psks
+        for psk in psks:
+            trial = hs.fork(psks=[psk]) if len(psks) > 1 else hs
+            try:
+                payload = trial.read_message(record)
+            except NoiseError:
+                continue
+            self._hs = trial
+            self.psk = psk
+            return payload, trial
+        raise HandshakeRejected(
+            "handshake message 3 did not decrypt: the peer does not hold any of our lattice "
+            "secrets (or uses another lattice name)"
+        )
 
     def _accept_hello(self, payload: bytes, hs: HandshakeState) -> HelloPayload:
         rs = hs.remote_static
@@ -701,6 +742,7 @@ class Session:
         try:
             plaintext = open_record(recv, data, start, size)
         except NoiseError:
+            self.psk_refused = True
             raise HandshakeRejected(
                 "the responder's first frame did not decrypt: it does not hold our lattice secret"
             ) from None

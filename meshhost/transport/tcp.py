@@ -7,6 +7,12 @@ Public API (used by rpc, membership push-pull, control and directory)::
     reply = await transport.request(addr, channel, payload, timeout_s=2.0,
                                     expected_peer=None)
     transport.peer_id_of(addr); transport.stats; await transport.aclose()
+    transport.set_psks(keyring.noise_psks())   # after every keyring change
+
+Lattice secret rotation: a responder accepts any PSK of ``set_psks`` (it tries
+each on handshake message 3); an initiator dials with the first and, when the
+peer hangs up right after message 3 (it does not accept that PSK), redials
+with the next.  Open sessions are never dropped by a rotation.
 
 Keepalive: a session that has received nothing for ``keepalive_interval_s``
 (default ``min(15 s, idle_timeout_s / 4)``) sends PING; one silent for
@@ -67,7 +73,7 @@ import math
 import os
 import random
 import socket as _socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import outcome
@@ -92,6 +98,7 @@ from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.transport.backoff import backoff_delay
 from meshhost.transport.deadlines import Deadlines
 from meshhost.transport.session import (
+    MAX_PSKS,
     HandshakeComplete,
     LocalIdentity,
     RequestCancelled,
@@ -287,7 +294,8 @@ class Transport:
     """Authenticated, encrypted request/response between hosts; see the module docstring.
 
     ``identity`` must be a host (``N...``) key pair; ``psk`` the 32-byte
-    lattice PSK (``keyring.derive(secret, "noise-psk", lattice)``);
+    lattice PSK (``keyring.derive(secret, "noise-psk", lattice)``) or a list
+    of them, primary first (``Keyring.noise_psks()``; see ``set_psks``);
     ``random_bytes`` supplies Noise static and ephemeral keys; ``rng`` the
     backoff jitter (seeded from ``random_bytes`` when omitted);
     ``keepalive_interval_s`` the silence after which a PING goes out.
@@ -297,7 +305,7 @@ class Transport:
         self,
         identity: KeyPair,
         lattice: str,
-        psk: bytes,
+        psk: bytes | Sequence[bytes],
         config: TransportConfig,
         handler: RequestHandler,
         *,
@@ -309,8 +317,6 @@ class Transport:
             raise LocalProtocolError(
                 f"the transport needs a host key (N...), got a {identity.prefix.name.lower()} key"
             )
-        if len(psk) != 32:
-            raise LocalProtocolError(f"the lattice PSK must be 32 bytes, got {len(psk)}")
         self.identity = identity
         self.host_id = identity.public_key
         self.lattice = lattice
@@ -323,7 +329,8 @@ class Transport:
                 f"keepalive_interval_s must be a positive number, got {keepalive_interval_s}"
             )
         self.keepalive_interval_s = keepalive_interval_s
-        self._psk = bytes(psk)
+        self._psks: list[bytes] = []
+        self.set_psks([psk] if isinstance(psk, bytes | bytearray) else psk)
         self._handler = handler
         self._random_bytes = random_bytes
         self._rng = rng or random.Random(int.from_bytes(random_bytes(8), "big"))
@@ -420,15 +427,45 @@ class Transport:
             assert self._nursery is not None
             self._nursery.start_soon(self._run_connection, conn)
 
-    def _new_session(self, *, initiator: bool) -> Session:
+    def set_psks(self, psks: Sequence[bytes]) -> None:
+        """Use ``psks[0]`` to dial from now on and accept any of ``psks``.
+
+        One PSK per lattice secret of the keyring, primary first
+        (``Keyring.noise_psks()``).  Applies to handshakes that start later;
+        open sessions keep their keys, so a rotation drops no session.
+        Raises LocalProtocolError for an empty list, a key that is not 32
+        bytes or more than ``MAX_PSKS``.
+        """
+        keys: list[bytes] = []
+        for psk in psks:
+            if len(psk) != 32:
+                raise LocalProtocolError(f"the lattice PSK must be 32 bytes, got {len(psk)}")
+            if bytes(psk) not in keys:
+                keys.append(bytes(psk))
+        if not keys:
+            raise LocalProtocolError("the transport needs at least one lattice PSK")
+        if len(keys) > MAX_PSKS:
+            raise LocalProtocolError(
+                f"at most {MAX_PSKS} lattice PSKs may be accepted at once, got {len(keys)}"
+            )
+        self._psks = keys
+
+    @property
+    def psks(self) -> tuple[bytes, ...]:
+        """The PSKs accepted now, the one used to dial first."""
+        return tuple(self._psks)
+
+    def _new_session(self, *, initiator: bool, psk: bytes | None = None) -> Session:
+        psks = self._psks
         return Session(
             initiator=initiator,
             identity=self._local,
             lattice=self.lattice,
-            psk=self._psk,
+            psk=psk if psk is not None else psks[0],
             config=self.config,
             random_bytes=self._random_bytes,
             listen_port=self._listen_port,
+            accepted_psks=() if initiator else psks[1:],
         )
 
     # -- one connection ------------------------------------------------------
@@ -933,25 +970,40 @@ class Transport:
         handshake finished or failed."""
         try:
             await trio.sleep_until(not_before)
-            self.stats["connections_dialed"] += 1
-            try:
-                with trio.fail_after(self.config.connect_timeout_s):
-                    sock, remote = await self._connect(addr)
-            except (OSError, trio.TooSlowError) as exc:
-                self.stats["dial_failures"] += 1
-                self._note_failure(addr)
-                reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
-                log.info("cannot connect to %s:%d: %s", addr[0], addr[1], reason)
-                dial.error = PeerUnavailable(f"cannot connect to {addr[0]}:{addr[1]}: {reason}")
-                return
-            conn = _Connection(self, sock, self._new_session(initiator=True), remote, addr)
-            self._conns.add(conn)
-            assert self._nursery is not None
-            self._nursery.start_soon(self._run_connection, conn)
-            await conn.opened.wait()
-            if not conn.usable:
+            # During a rotation the peer may not accept our primary PSK yet (or
+            # any more): it hangs up after message 3, and we try the next one.
+            psks = list(self._psks)
+            for attempt, psk in enumerate(psks):
+                self.stats["connections_dialed"] += 1
+                try:
+                    with trio.fail_after(self.config.connect_timeout_s):
+                        sock, remote = await self._connect(addr)
+                except (OSError, trio.TooSlowError) as exc:
+                    self.stats["dial_failures"] += 1
+                    self._note_failure(addr)
+                    reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+                    log.info("cannot connect to %s:%d: %s", addr[0], addr[1], reason)
+                    dial.error = PeerUnavailable(f"cannot connect to {addr[0]}:{addr[1]}: {reason}")
+                    return
+                session = self._new_session(initiator=True, psk=psk)
+                conn = _Connection(self, sock, session, remote, addr)
+                self._conns.add(conn)
+                assert self._nursery is not None
+                self._nursery.start_soon(self._run_connection, conn)
+                await conn.opened.wait()
+                if conn.usable:
+                    dial.error = None
+                    return
                 dial.error = conn.error or PeerUnavailable(
                     f"no session with {addr[0]}:{addr[1]}: connection closed"
+                )
+                if not session.psk_refused or attempt + 1 == len(psks):
+                    return
+                log.info(
+                    "%s:%d refused lattice PSK #%d; trying the next secret of the keyring",
+                    addr[0],
+                    addr[1],
+                    attempt + 1,
                 )
         finally:
             if self._dials.get(addr) is dial:

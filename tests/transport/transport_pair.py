@@ -32,6 +32,7 @@ def make_session(
     config: TransportConfig | None = None,
     identity: LocalIdentity | None = None,
     expected_peer: str | None = None,
+    accepted_psks: tuple[bytes, ...] = (),
 ) -> Session:
     rb = seeded_random_bytes(seed)
     ident = identity or LocalIdentity.create(host_key(seed), rb)
@@ -44,6 +45,7 @@ def make_session(
         random_bytes=rb,
         listen_port=1000 + seed,
         expected_peer=expected_peer,
+        accepted_psks=accepted_psks,
     )
 
 
