@@ -67,7 +67,13 @@ from meshhost.control.store import (
     deployed_manifests,
     manifest_key,
 )
-from meshhost.errors import ErrorCode, ManifestNotFound, MeshError, StoredManifestInvalid
+from meshhost.errors import (
+    ErrorCode,
+    ManifestNotFound,
+    ManifestVersionConflict,
+    MeshError,
+    StoredManifestInvalid,
+)
 
 if TYPE_CHECKING:
     from meshhost.directory import Directory
@@ -173,6 +179,19 @@ def _modules_arg(op: str, args: Mapping[str, Any]) -> dict[str, bytes]:
             )
         modules[digest] = bytes(module)
     return modules
+
+
+def _apply_writes(
+    manifest: Manifest, stored: bytes | None, args: Mapping[str, Any]
+) -> list[DirectoryWrite]:
+    """``store.apply_writes``, with a version conflict naming the client's file."""
+    try:
+        return apply_writes(manifest, stored)
+    except ManifestVersionConflict as exc:
+        source = args.get("source")
+        if not isinstance(source, str) or not source:
+            raise
+        raise ManifestVersionConflict(exc.problem, source=source, field=exc.field) from None
 
 
 # --- running instances from directory records -------------------------------------------
@@ -383,7 +402,7 @@ class AppOps:
         raw = self.directory.get(MANIFESTS_NS, key)
         stored = bytes(raw) if isinstance(raw, bytes | bytearray) else None
         previous = self._deployed_version(manifest.name)
-        writes = apply_writes(manifest, stored)  # raises on a version conflict
+        writes = _apply_writes(manifest, stored, args)  # raises on a version conflict
         changed = not (stored is not None and previous == manifest.version)
         if self._store_module is not None:
             for digest, module in sorted(modules.items()):
@@ -585,7 +604,7 @@ class AppOps:
         raw = self.directory.get(MANIFESTS_NS, manifest_key(manifest.name, manifest.version))
         if isinstance(raw, bytes | bytearray):
             try:
-                apply_writes(manifest, bytes(raw))
+                _apply_writes(manifest, bytes(raw), args)
             except MeshError as exc:
                 conflict = str(exc)
         views = self._views()

@@ -112,7 +112,10 @@ def test_apply_of_changed_content_under_same_version_fails(host: FakeHost, app_d
     changed = write(app_dir, MANIFEST.replace("instances: 4", "instances: 5"), "changed.yaml")
     result = host.run("apply", str(changed))
     assert result.exit_code == 1
-    assert "version 'v0.1.0' is already stored with different content" in result.output
+    assert result.output.startswith(
+        f"error: {changed}: metadata.annotations.version: application 'kvcounter' version "
+        "'v0.1.0' is already stored with different content"
+    )
 
 
 def test_apply_prints_warnings(host: FakeHost, app_dir: Path) -> None:
