@@ -41,7 +41,7 @@ and returns plain data (dicts, lists, text, ints, bytes) ready for msgpack
 and JSON. Errors are :class:`~meshhost.errors.MeshError` s whose ``code`` is
 the wire code: ``invalid`` (bad arguments, bad manifest, digest mismatch,
 version conflict), ``not_found`` (no such application or version),
-``too_large``.
+``too_large``, ``unavailable`` (``store_module`` raised OSError).
 """
 
 from __future__ import annotations
@@ -406,7 +406,14 @@ class AppOps:
         changed = not (stored is not None and previous == manifest.version)
         if self._store_module is not None:
             for digest, module in sorted(modules.items()):
-                self._store_module(digest, module)
+                try:
+                    self._store_module(digest, module)
+                except OSError as exc:  # a full or read-only disk is not the client's fault
+                    raise ControlError(
+                        ErrorCode.UNAVAILABLE,
+                        f"apply: this host cannot store module {digest[:16]}…: "
+                        f"{exc.strerror or exc}; nothing was applied",
+                    ) from None
         if changed:
             self._write(writes)
         return {

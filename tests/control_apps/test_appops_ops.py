@@ -437,3 +437,44 @@ def test_running_attribution_when_two_keys_share_an_actor(
     lattice.sync()
     running = running_from_directory(lattice.dirs[C], workloads, desired)
     assert running == {A: {new_key: 2, old_key: 1}}
+
+
+def test_module_store_failure_is_unavailable_and_writes_nothing(
+    lattice: Lattice, app_dir: Path
+) -> None:
+    def full_disk(digest: str, module: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    manifest, modules = load(app_dir)
+    err = error_of(ops_on(lattice, store_module=full_disk).apply, apply_args(manifest, modules))
+    assert err.code is ErrorCode.UNAVAILABLE
+    assert "No space left on device; nothing was applied" in str(err)
+    assert lattice.dirs[A].items(DEPLOYMENTS_NS) == []
+
+
+def test_daemon_components_have_no_asked_total(lattice: Lattice, app_dir: Path) -> None:
+    text = MANIFEST.replace("type: spreadscaler", "type: daemonscaler").replace(
+        "instances: 4", "instances: 2"
+    )
+    manifest, modules = load(app_dir, text)
+    ops = ops_on(lattice)
+    ops.apply(apply_args(manifest, modules))
+    [total] = ops.app_status({"name": "kvcounter"})["components"]
+    assert total == {"component": "counter", "asked": None, "desired": 6, "running": 0}
+
+
+def test_unreadable_manifest_record_from_a_peer_is_reported(lattice: Lattice) -> None:
+    lattice.dirs[B].put(MANIFESTS_NS, "broken@v1", b"{not json")
+    lattice.dirs[B].put(DEPLOYMENTS_NS, "broken", b"v1")
+    lattice.sync()
+    ops = ops_on(lattice)
+    [row] = ops.app_list({})
+    assert (row["name"], row["state"]) == ("broken", "waiting")
+    assert "not valid JSON" in row["problems"][0]
+    err = error_of(ops.app_get, {"name": "broken"})
+    assert isinstance(err, MeshError) and "not valid JSON" in str(err)
+    assert ops.app_delete({"name": "broken"}) == {
+        "app": "broken",
+        "deleted": ["v1"],
+        "undeployed": True,
+    }
