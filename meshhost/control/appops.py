@@ -15,15 +15,17 @@ Contracts of the injected callables:
   ``placement.host_views(swim_members, directory.host_labels())``. Dead and
   left members may be included; placement ignores them. It must be the same
   view the reconciler uses, so ``app status`` shows what hosts act on.
-* ``running()`` — the managed instances of the lattice as
-  ``{host_id: {component_key: count}}``, where ``component_key`` is the
-  key :func:`~meshhost.control.placement.component_key` makes
+* ``running()`` — managed instances as ``{host_id: {component_key:
+  count}}``, where ``component_key`` is the key
+  :func:`~meshhost.control.placement.component_key` makes
   (``app/component@<16 hex of the module sha256>``), the same keys the
   placement and the reconciler (``Reconciler.update(running=...)``) use.
-  Hosts and keys with nothing running may be left out. When not given,
-  :func:`running_from_directory` derives it from the directory's per-host
-  actor records (exact while each actor id belongs to one component key;
-  see there).
+  Give exact counts for the hosts you know exactly (at least this host:
+  what its reconciler is told it runs); a host in the result replaces what
+  is derived for it, keys with nothing running may be left out. Every host
+  it leaves out (all of them when ``running`` is not given) is derived from
+  the directory's per-host actor records by :func:`running_from_directory`
+  (exact while each actor id belongs to one component key; see there).
 * ``store_module(sha256_hex, module)`` — keep an actor module in the
   host's content-addressed store; called by ``apply`` for every module the
   client sent, after checking that the bytes hash to the key, and before
@@ -333,9 +335,12 @@ class AppOps:
         return list(self._members())
 
     def _running_now(self, desired: Placement) -> Mapping[str, Mapping[str, int]]:
+        derived: dict[str, Mapping[str, int]] = dict(
+            running_from_directory(self.directory, desired.workloads, desired)
+        )
         if self._running is not None:
-            return self._running()
-        return running_from_directory(self.directory, desired.workloads, desired)
+            derived.update(self._running())  # exact counts win for the hosts they cover
+        return derived
 
     def _write(self, writes: Iterable[DirectoryWrite]) -> None:
         for write in writes:

@@ -478,3 +478,18 @@ def test_unreadable_manifest_record_from_a_peer_is_reported(lattice: Lattice) ->
         "deleted": ["v1"],
         "undeployed": True,
     }
+
+
+def test_exact_counts_replace_derived_ones_only_for_their_hosts(
+    lattice: Lattice, app_dir: Path, signed_module: tuple[bytes, str]
+) -> None:
+    manifest, modules = load(app_dir)
+    key = f"kvcounter/counter@{manifest.component('counter').sha256[:16]}"  # type: ignore[index]
+    summary = ActorSummary(signed_module[1], "kvcounter")
+    lattice.dirs[A].set_actor(summary, 1)  # A also runs one instance by hand
+    lattice.dirs[C].set_actor(summary, 1)
+    lattice.sync()
+    ops = ops_on(lattice, running=lambda: {A: {key: 0}})  # A knows: none is managed
+    ops.apply(apply_args(manifest, modules))
+    rows = {r["host"]: r["running"] for r in ops.app_status({"name": "kvcounter"})["rows"]}
+    assert rows == {A: 0, B: 0, C: 1}
