@@ -202,6 +202,12 @@ class RemoteInvocationError(InvocationError):
         self.host = host
 
 
+class HostShuttingDown(InvocationError):
+    """This host is draining before it stops: the caller should try another host."""
+
+    code = ErrorCode.SHUTTING_DOWN
+
+
 # --- control: manifests and leaderless placement ----------------------------
 
 

@@ -1,24 +1,28 @@
-"""A meshhost host: discovery + membership + transport in one trio nursery.
+"""A meshhost host: every layer of one lattice member in one trio nursery.
 
 Composition (one nursery, started by :meth:`Host.serve`)::
 
-    transport   Noise-over-TCP listener on port P       (channel 2: push-pull)
-    membership  SWIM core + sealed UDP driver on port P  (same number as TCP)
+    transport   Noise-over-TCP listener on port P         channels 1-4 below
+    membership  SWIM core + sealed UDP driver on port P    (same number as TCP)
+    directory   the SWIM delegate: actor locations, links, config, manifests
+                (+ digest pulls on channel 4, persisted in the data dir)
+    actors      runtime + providers + router (invocations on channel 1)
     discovery   mDNS and/or static seeds -> membership.join (proposals only)
-    events      membership events -> status + subscribers
-
-Later layers (directory, rpc, runtime, control) add their services to the
-same nursery and their channels to :attr:`Host.handlers`.
+    control     the local CLI's Unix socket, and channel 3 for peers
+    events      membership, directory and actor events -> subscribers
 
 State on disk (see :mod:`meshhost.datadir`): the host key ``host.seed``
-(created with mode 0600 on first start) and, unless given, the lattice secret
-``lattice.secret``.  A lock file (``host.lock``, ``flock``) keeps two
-processes off one data directory; the kernel drops it when a process dies,
-so a host restarts cleanly after ``kill -9``.
+(created with mode 0600 on first start), unless given the lattice secret
+``lattice.secret``, the directory's log (``directory/``), compiled and
+stored modules (``modules/``) and key-value data (``kv/``).  A lock file
+(``host.lock``, ``flock``) keeps two processes off one data directory; the
+kernel drops it when a process dies, so a host restarts cleanly after
+``kill -9``.
 
-Shutdown: :meth:`Host.shutdown` announces a leave intent, gives it a moment
-to spread, and cancels the nursery; the mDNS record is withdrawn on the way
-out.
+Shutdown: :meth:`Host.shutdown` refuses new calls from peers (they fail over
+to other hosts), lets calls in flight finish, announces a leave intent,
+gives it a moment to spread, and cancels the nursery; the mDNS record is
+withdrawn on the way out.
 """
 
 from __future__ import annotations
@@ -39,8 +43,11 @@ from typing import Any
 import msgpack
 import trio
 
+from meshhost import __version__
+from meshhost.actorhost import ActorHost
 from meshhost.config import HostConfig
-from meshhost.control.api import serve_unix
+from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
+from meshhost.control.api import handle_request, serve_unix
 from meshhost.control.hostops import HostControl
 from meshhost.datadir import (
     CONTROL_SOCKET,
@@ -49,13 +56,27 @@ from meshhost.datadir import (
     default_data_dir,
     write_private,
 )
+from meshhost.directory import Directory, FileStore
+from meshhost.directory.driver import SYNC_CHANNEL, DirectoryDriver
 from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery, StaticSeeds
 from meshhost.discovery.mdns import local_ipv4_addresses
-from meshhost.errors import ConfigError, ErrorCode, KeyringError, MeshError
+from meshhost.errors import (
+    ConfigError,
+    ErrorCode,
+    HostUnreachable,
+    KeyringError,
+    MeshError,
+    PeerMismatch,
+    PeerUnavailable,
+    RemoteError,
+    RemoteInvocationError,
+    RequestTimeout,
+    SessionClosed,
+    TransportClosed,
+)
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import NOISE_PSK, Keyring, load_secrets
 from meshhost.membership import (
-    Delegate,
     Member,
     MemberAlive,
     MemberDead,
@@ -85,6 +106,9 @@ BIND_ATTEMPTS = 16
 """Port 0: tries to find a number free for both UDP and TCP."""
 LEAVE_GRACE_S = 1.0
 """How long a graceful shutdown lets the leave intent spread before closing."""
+DRAIN_S = 5.0
+"""How long a graceful shutdown lets calls in flight finish."""
+INVOCATION_CHANNEL = 1
 SUBSCRIBER_BUFFER = 1024
 """Events buffered per subscriber; a subscriber that falls further behind loses events."""
 
@@ -202,7 +226,6 @@ class Host:
         data_dir: Path,
         options: HostOptions | None = None,
         rng: random.Random | None = None,
-        delegate: Delegate | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
@@ -211,8 +234,12 @@ class Host:
         self.data_dir = data_dir
         self.options = options or HostOptions()
         self._rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
-        self.delegate = delegate
-        """Rides on membership gossip and push-pull (the directory); set before serve."""
+        self.directory: Directory | None = None
+        """The lattice directory (the membership delegate), once serving."""
+        self.actors: ActorHost | None = None
+        """Actors on this host and calls to actors anywhere, once serving."""
+        self.directory_driver: DirectoryDriver | None = None
+        self._directory_store: FileStore | None = None
         self.handlers: dict[int, ChannelHandler] = {}
         """Transport channel -> handler; layers add theirs before :meth:`serve`."""
         self.core: Swim | None = None
@@ -299,6 +326,14 @@ class Host:
                 out[f"mdns.{name}"] = getattr(self.mdns.stats, name)
         if self.transport is not None:
             out.update({f"transport.{k}": v for k, v in self.transport.stats.items()})
+        if self.directory is not None:
+            out["directory.bad_messages"] = self.directory.bad_messages
+            out["directory.events_dropped"] = self.directory.events_dropped
+        if self.directory_driver is not None:
+            out["directory.pulls"] = self.directory_driver.pulls
+            out["directory.pull_failures"] = self.directory_driver.pull_failures
+        if self.actors is not None:
+            out["actors.in_flight"] = self.actors.in_flight
         return out
 
     def subscribe(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[object]:
@@ -321,6 +356,8 @@ class Host:
         self._labels, self._meta = dict(labels), meta
         if self.membership is not None:
             self.membership.update_meta(meta)
+        if self.directory is not None:
+            self.directory.set_labels(self._labels)
 
     # -- key rotation ---------------------------------------------------------
 
@@ -349,8 +386,10 @@ class Host:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self.directory = self._open_directory()
                 await self._start_transport_and_membership(nursery)
                 assert self.membership is not None and self.addr is not None
+                await self._start_actors(nursery)
                 nursery.start_soon(self._fan_out_events)
                 if self.config.mdns:
                     self.mdns = MdnsDiscovery(
@@ -374,11 +413,85 @@ class Host:
             self._nursery = None
             for send in self._subscribers:
                 send.close()
+            if self._directory_store is not None:
+                self._directory_store.close()
+                self._directory_store = None
             self._unlock()
 
+    def _open_directory(self) -> Directory:
+        """The directory with its persisted links, config and manifests."""
+        self._directory_store = FileStore(self.data_dir / "directory")
+        return Directory(self.host_id, clock=time.time, store=self._directory_store)
+
+    async def _start_actors(self, nursery: trio.Nursery) -> None:
+        """Runtime, providers, router and the directory driver; channels 1 and 4."""
+        directory, core = self.directory, self.core
+        assert directory is not None and core is not None and self.addr is not None
+        directory.attach_membership(
+            is_live=lambda host_id: host_id in core.live_ids(),
+            member_count=lambda: max(1, len(core.live_ids())),
+        )
+        directory.set_address(f"{self.addr[0]}:{self.addr[1]}")
+        directory.set_labels(self._labels)
+        directory.set_version(__version__)
+        self.actors = ActorHost(
+            host_id=self.host_id,
+            lattice=self.config.lattice,
+            data_dir=self.data_dir,
+            directory=directory,
+            send=self.send_to_host,
+            live_ids=core.live_ids,
+            rng=self._rng,
+            allowed_issuers=self.config.allowed_issuers,
+            on_event=self.publish_event,
+        )
+        self.directory_driver = DirectoryDriver(
+            directory,
+            links=self.actors,
+            send=self.send_to_host,
+            emit=self.publish_event,
+            load=lambda: float(self.actors.in_flight) if self.actors else 0.0,
+            forget_host=self.actors.router.forget,
+        )
+        self.handlers[INVOCATION_CHANNEL] = self.actors.handle_invocation
+        self.handlers[SYNC_CHANNEL] = self.directory_driver.handle_sync
+        await nursery.start(self.actors.serve)
+        await nursery.start(self.directory_driver.serve)
+
+    async def send_to_host(
+        self, host_id: str, channel: int, payload: bytes, timeout_s: float
+    ) -> bytes:
+        """A request to the member ``host_id`` on ``channel``; returns its reply.
+
+        Raises HostUnreachable when the host is unknown, cannot be reached or
+        does not answer within ``timeout_s``, and RemoteInvocationError (with
+        the code the peer sent) when it answers with an error.
+        """
+        member = self.core.member(host_id) if self.core is not None else None
+        if member is None or self.transport is None:
+            raise HostUnreachable(
+                f"host {host_id} is not a member of lattice {self.config.lattice!r}"
+            )
+        try:
+            return await self.transport.request(
+                member.addr, channel, payload, timeout_s=timeout_s, expected_peer=host_id
+            )
+        except RemoteError as exc:
+            raise RemoteInvocationError(exc.remote_code, exc.remote_message, host_id) from None
+        except (PeerUnavailable, PeerMismatch, SessionClosed, RequestTimeout,
+                TransportClosed) as exc:
+            raise HostUnreachable(
+                f"host {host_id[:8]} at {member.addr[0]}:{member.addr[1]}: {exc}"
+            ) from None
+
     async def _start_control(self, nursery: trio.Nursery) -> None:
-        """Serve the local CLI on ``control.sock`` in the data dir (mode 0600)."""
+        """Serve the local CLI on ``control.sock`` in the data dir (mode 0600), and peers."""
         control = HostControl(self, nursery)
+
+        async def from_peer(peer_id: str, data: bytes) -> bytes:
+            return await handle_request(data, control.dispatch_from_peer)
+
+        self.handlers[CONTROL_CHANNEL] = from_peer
         path = self.data_dir / CONTROL_SOCKET
         try:
             await nursery.start(serve_unix, path, control.dispatch, {"events": control.events})
@@ -386,8 +499,14 @@ class Host:
             log.warning("no control socket at %s: %s; CLI commands cannot reach this host",
                         path, exc.strerror or exc)
 
-    async def shutdown(self, leave_timeout_s: float = LEAVE_GRACE_S) -> None:
-        """Announce a graceful leave, wait up to ``leave_timeout_s``, stop serving."""
+    async def shutdown(
+        self, leave_timeout_s: float = LEAVE_GRACE_S, drain_timeout_s: float = DRAIN_S
+    ) -> None:
+        """Drain calls, announce a graceful leave, wait up to ``leave_timeout_s``, stop."""
+        if self.actors is not None:
+            left = await self.actors.drain(drain_timeout_s)
+            if left:
+                log.warning("stopping with %d call(s) still running", left)
         if self.membership is not None and self.core is not None and not self.core.left:
             await self.membership.leave(timeout_s=leave_timeout_s)
         if self.transport is not None:
@@ -436,7 +555,7 @@ class Host:
             self._rng,
             trio.current_time() + offset,
             meta=self._meta,
-            delegate=self.delegate,
+            delegate=self.directory,
         )
         self.membership = MembershipDriver(
             self.core,
@@ -467,13 +586,19 @@ class Host:
         assert self.membership is not None
         async for event in self.membership.events:
             self._note_partition_heal(event)
-            for send in list(self._subscribers):
-                try:
-                    send.send_nowait(event)
-                except trio.WouldBlock:
-                    self.events_dropped += 1
-                except trio.ClosedResourceError:
-                    self._subscribers.remove(send)
+            if self.directory_driver is not None:
+                self.directory_driver.on_member_event(event)
+            self.publish_event(event)
+
+    def publish_event(self, event: object) -> None:
+        """Hand ``event`` (a membership event or a control event dict) to every subscriber."""
+        for send in list(self._subscribers):
+            try:
+                send.send_nowait(event)
+            except trio.WouldBlock:
+                self.events_dropped += 1
+            except trio.ClosedResourceError:
+                self._subscribers.remove(send)
 
     def _note_partition_heal(self, event: object) -> None:
         # A host we had declared dead is back: the network probably healed.

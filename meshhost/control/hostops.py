@@ -1,9 +1,14 @@
-"""The control ops a host answers today on its Unix socket.
+"""The control ops a running host answers (proto/spec/rpc.md, "Control").
 
-``hosts`` (the membership view), ``events`` (a live stream of membership
-events) and ``host_stop`` (graceful leave).  Ops that need actors, links or
-invocations are refused with ``unsupported`` and a message saying so, so the
-CLI never claims that no host is running when one is.
+The local CLI reaches :meth:`HostControl.dispatch` over the Unix socket;
+peers reach :meth:`HostControl.dispatch_from_peer` over transport channel 3.
+An op aimed at another host (``host`` argument) is forwarded to it over the
+lattice, so any host can control any other; a forwarded op is never
+forwarded again.  Host ids may be abbreviated to a unique prefix, as the CLI
+prints them.
+
+Lattice-wide ops (links, config, ``call``, ``hosts``) run on whichever host
+gets them: links and config are directory writes that gossip everywhere.
 """
 
 from __future__ import annotations
@@ -15,18 +20,25 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from meshhost.control.api import ControlError
-from meshhost.errors import ErrorCode
+from meshhost.actorhost import ActorHost
+from meshhost.capabilities import LinkDefinition
+from meshhost.capabilities.policy import is_actor_key
+from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
+from meshhost.errors import ErrorCode, MeshError
+from meshhost.membership import MemberState
 
 if TYPE_CHECKING:
     from meshhost.host import Host
 
-__all__ = ["HostControl"]
+__all__ = ["HostControl", "event_to_dict"]
 
-ACTOR_OPS = frozenset(
-    {"inventory", "start", "stop", "scale", "link_put", "link_del", "link_list",
-     "config_put", "config_get", "config_del", "call", "apply"}
-)  # fmt: skip
+FORWARD_TIMEOUT_S = 30.0
+"""A forwarded op (e.g. ``start`` compiling a big module on a slow host) may take a while."""
+MAX_CALL_TIMEOUT_MS = 10 * 60 * 1000
+"""Upper bound of a CLI ``call`` deadline."""
+MAX_COUNT = 1000
+HOST_OPS = frozenset({"inventory", "start", "stop", "scale", "host_stop"})
+"""Ops that act on one host and are forwarded when ``host`` names another."""
 
 
 def _kind(event: object) -> str:
@@ -36,7 +48,11 @@ def _kind(event: object) -> str:
 
 
 def event_to_dict(event: object) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": _kind(event), "at_unix_ms": int(time.time() * 1000)}
+    """A membership event object or a control event dict as the ``events`` stream sends it."""
+    now = int(time.time() * 1000)
+    if isinstance(event, Mapping):
+        return {"at_unix_ms": now, **event}
+    out: dict[str, Any] = {"kind": _kind(event), "at_unix_ms": now}
     member = getattr(event, "member", None)
     if member is not None:
         out["host"] = member.id
@@ -48,47 +64,308 @@ def event_to_dict(event: object) -> dict[str, Any]:
     return out
 
 
+def _invalid(message: str) -> ControlError:
+    return ControlError(ErrorCode.INVALID, message)
+
+
+def _text(args: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = args.get(name)
+    if value is None or value == "":
+        if required:
+            raise _invalid(f"argument {name!r} is required")
+        return None
+    if not isinstance(value, str):
+        raise _invalid(f"argument {name!r} must be text, got {type(value).__name__}")
+    return value
+
+
+def _count(args: Mapping[str, Any], name: str, default: int | None, *, low: int = 1
+           ) -> int | None:
+    value = args.get(name)
+    if value is None:
+        return default
+    if type(value) is not int or not low <= value <= MAX_COUNT:
+        raise _invalid(f"argument {name!r} must be a whole number from {low} to {MAX_COUNT}")
+    return value
+
+
+def _labels(args: Mapping[str, Any]) -> dict[str, str]:
+    value = args.get("labels") or {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise _invalid("argument 'labels' must be a map of text to text")
+    return dict(value)
+
+
 class HostControl:
     """Answers control requests for one running host."""
 
     def __init__(self, host: Host, nursery: trio.Nursery) -> None:
         self.host = host
         self.nursery = nursery
+        self.app_ops: Any = None
+        """The application ops (``apply``, ``app_*``), when the host provides them."""
+
+    @property
+    def actors(self) -> ActorHost:
+        if self.host.actors is None:
+            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
+        return self.host.actors
+
+    # -- entry points ----------------------------------------------------------
 
     async def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:
-        if op == "hosts":
-            status = self.host.status()
-            return [
-                {
-                    "id": m["id"],
-                    "address": m["addr"],
-                    "state": m["state"],
-                    "incarnation": m["incarnation"],
-                    "labels": m["labels"],
-                    "actors": 0,
-                }
-                for m in status["members"]
-            ]
-        if op == "host_stop":
-            target = args.get("host")
-            if target not in (None, self.host.host_id):
-                raise ControlError(
-                    ErrorCode.UNSUPPORTED,
-                    "stopping another host remotely is not supported yet; "
-                    "run `meshhost host stop` on that machine",
-                )
-            self.nursery.start_soon(self.host.shutdown)
-            return {"host": self.host.host_id}
-        if op in ACTOR_OPS:
-            raise ControlError(
-                ErrorCode.UNSUPPORTED,
-                f"this host does not serve {op!r} yet: the running host answers "
-                "`hosts`, `events` and `host stop`; actors are not wired into `meshhost up`",
-            )
-        raise ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
+        """An op from the local CLI."""
+        return await self._dispatch(op, args, forward=True)
+
+    async def dispatch_from_peer(self, op: str, args: Mapping[str, Any]) -> Any:
+        """An op a peer forwarded to us (never forwarded again)."""
+        return await self._dispatch(op, args, forward=False)
+
+    async def _dispatch(self, op: str, args: Mapping[str, Any], *, forward: bool) -> Any:
+        try:
+            if op in HOST_OPS:
+                target = self._host_arg(args)
+                if target is not None and target != self.host.host_id:
+                    if not forward:
+                        raise _invalid(f"this is host {self.host.host_id}, not {target}")
+                    return await self.forward(target, op, {**args, "host": target})
+            handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
+            if handler is None:
+                if self.app_ops is not None and hasattr(self.app_ops, op):
+                    return getattr(self.app_ops, op)(args)
+                raise ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
+            return await handler(args)
+        except ControlError:
+            raise
+        except MeshError as exc:
+            raise ControlError(exc.code, str(exc)) from None
+
+    async def forward(self, host_id: str, op: str, args: Mapping[str, Any]) -> Any:
+        """Run ``op`` on ``host_id`` over the lattice; its result or its ControlError."""
+        data = await self.host.send_to_host(
+            host_id, CHANNEL, encode_request(op, args), FORWARD_TIMEOUT_S
+        )
+        return decode_reply(data).get("result")
 
     async def events(self, args: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
         receive = self.host.subscribe()
         async with receive:
             async for event in receive:
                 yield event_to_dict(event)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _host_arg(self, args: Mapping[str, Any]) -> str | None:
+        text = _text(args, "host", required=False)
+        return None if text is None else self.resolve_host(text)
+
+    def resolve_host(self, text: str) -> str:
+        """A member's full id from its id or a unique prefix of it."""
+        ids = [m.id for m in self.host.members() if m.state != MemberState.DEAD]
+        if text in ids:
+            return text
+        matches = [i for i in ids if i.startswith(text)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise ControlError(
+                ErrorCode.NOT_FOUND,
+                f"no live host {text!r} in lattice {self.host.config.lattice!r}; "
+                "`meshhost hosts` lists them",
+            )
+        raise _invalid(f"host prefix {text!r} matches {len(matches)} hosts; give more of the id")
+
+    def resolve_actor(self, text: str) -> str:
+        """An actor's ``M…`` key from the key or a call alias some host runs."""
+        if is_actor_key(text):
+            return text
+        directory = self.host.directory
+        summary = directory.actor_by_alias(text) if directory is not None else None
+        if summary is None:
+            raise ControlError(
+                ErrorCode.NOT_FOUND,
+                f"no actor with call alias {text!r} runs in the lattice; give its M… key",
+            )
+        return summary.id
+
+    def _directory(self) -> Any:
+        if self.host.directory is None:
+            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
+        return self.host.directory
+
+    # -- hosts -----------------------------------------------------------------
+
+    async def op_hosts(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        status = self.host.status()
+        directory = self.host.directory
+        rows = []
+        for m in status["members"]:
+            view = directory.host(m["id"]) if directory is not None else None
+            rows.append({
+                "id": m["id"],
+                "address": m["addr"],
+                "state": m["state"],
+                "incarnation": m["incarnation"],
+                "labels": m["labels"],
+                "actors": sum(n for _, n in view.actors.values()) if view else 0,
+            })
+        return rows
+
+    async def op_host_stop(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        self.nursery.start_soon(self.host.shutdown)
+        return {"host": self.host.host_id}
+
+    async def op_inventory(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        inventory = self.actors.inventory()
+        inventory["labels"] = self.host.labels
+        return inventory
+
+    # -- actors ------------------------------------------------------------------
+
+    async def op_start(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        module = args.get("module")
+        if not isinstance(module, bytes) or not module:
+            raise _invalid("argument 'module' must be the actor's signed .wasm bytes")
+        count = _count(args, "count", 1)
+        assert count is not None
+        labels = _labels(args)
+        if labels and args.get("host") is None:
+            target = self._pick_host(labels)
+            if target != self.host.host_id:
+                return await self.forward(target, "start", {**args, "host": target, "labels": {}})
+        actor = await self.actors.start(module, count)
+        return {"actor": actor.actor_id, "name": actor.name, "host": self.host.host_id,
+                "count": count}
+
+    def _pick_host(self, labels: dict[str, str]) -> str:
+        """The live host with all ``labels`` running the fewest instances (us on a tie)."""
+        directory = self._directory()
+        live = self.host.alive_ids()
+        best: tuple[int, int, str] | None = None
+        for host_id, host_labels in directory.host_labels().items():
+            if host_id not in live or any(host_labels.get(k) != v for k, v in labels.items()):
+                continue
+            view = directory.host(host_id)
+            load = sum(n for _, n in view.actors.values()) if view else 0
+            key = (load, 0 if host_id == self.host.host_id else 1, host_id)
+            best = key if best is None or key < best else best
+        if best is None:
+            wanted = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            raise ControlError(ErrorCode.NOT_FOUND, f"no live host has the labels {wanted}")
+        return best[2]
+
+    async def op_stop(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        actor = self.resolve_actor(_text(args, "actor") or "")
+        count = _count(args, "count", None)
+        if args.get("host") is not None:  # resolved to us by _dispatch
+            return {"stopped": await self.actors.stop(actor, count), "host": self.host.host_id}
+        # No host given: stop it wherever it runs (count: per host).
+        stopped, hosts = 0, []
+        for loc in self._directory().hosts_running(actor):
+            if loc.host_id == self.host.host_id:
+                n = await self.actors.stop(actor, count)
+            else:
+                result = await self.forward(loc.host_id, "stop",
+                                            {"actor": actor, "count": count, "host": loc.host_id})
+                n = int(result["stopped"])
+            stopped += n
+            hosts.append(loc.host_id)
+        if not hosts:
+            raise ControlError(ErrorCode.NOT_FOUND, f"actor {actor} runs on no host")
+        return {"stopped": stopped, "hosts": hosts}
+
+    async def op_scale(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        actor = self.resolve_actor(_text(args, "actor") or "")
+        count = _count(args, "count", None, low=0)
+        if count is None:
+            raise _invalid("argument 'count' is required")
+        total = await self.actors.scale(actor, count)
+        return {"actor": actor, "count": total, "host": self.host.host_id}
+
+    async def op_call(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        target = _text(args, "actor") or ""
+        operation = _text(args, "operation") or ""
+        payload = args.get("payload", b"")
+        if not isinstance(payload, bytes):
+            raise _invalid("argument 'payload' must be bytes")
+        timeout_ms = args.get("timeout_ms", 10_000)
+        if type(timeout_ms) is not int or not 1 <= timeout_ms <= MAX_CALL_TIMEOUT_MS:
+            raise _invalid(f"argument 'timeout_ms' must be from 1 to {MAX_CALL_TIMEOUT_MS}")
+        answer, host = await self.actors.invoker.call(
+            target, operation, payload, timeout_s=timeout_ms / 1000
+        )
+        return {"payload": answer, "host": host}
+
+    # -- links and config ----------------------------------------------------------
+
+    async def op_link_put(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        values = args.get("values") or {}
+        if not isinstance(values, Mapping):
+            raise _invalid("argument 'values' must be a map of text to text")
+        try:
+            link = LinkDefinition(
+                actor_id=self.resolve_actor(_text(args, "actor") or ""),
+                contract_id=_text(args, "contract") or "",
+                link_name=_text(args, "link_name", required=False) or "default",
+                provider_id=_text(args, "provider", required=False) or "",
+                values=dict(values),
+            )
+        except MeshError as exc:
+            raise _invalid(str(exc)) from None
+        self._directory().put_link(link)
+        return link.to_dict()
+
+    async def op_link_del(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        actor = self.resolve_actor(_text(args, "actor") or "")
+        contract = _text(args, "contract") or ""
+        name = _text(args, "link_name", required=False) or "default"
+        if not self._directory().delete_link(actor, contract, name):
+            raise ControlError(ErrorCode.NOT_FOUND,
+                               f"no link {actor} -> {contract} ({name}); `meshhost link list`")
+        return {"actor": actor, "contract": contract, "link_name": name}
+
+    async def op_link_list(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        links = sorted(self._directory().links(), key=lambda link: link.key)
+        return [link.to_dict() for link in links]
+
+    async def op_config_put(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        key = _text(args, "key") or ""
+        value = args.get("value")
+        if value is None:
+            raise _invalid("argument 'value' is required (use config del to remove)")
+        self._directory().config_put(key, value)
+        return {"key": key}
+
+    async def op_config_get(self, args: Mapping[str, Any]) -> Any:
+        key = _text(args, "key") or ""
+        value = self._directory().config_get(key)
+        if value is None:
+            raise ControlError(ErrorCode.NOT_FOUND, f"no config entry {key!r}")
+        return value
+
+    async def op_config_del(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        key = _text(args, "key") or ""
+        if not self._directory().config_delete(key):
+            raise ControlError(ErrorCode.NOT_FOUND, f"no config entry {key!r}")
+        return {"key": key}
+
+    # -- between hosts -------------------------------------------------------------
+
+    async def op_messaging_reply(self, args: Mapping[str, Any]) -> int:
+        """A reply published on another host to one of our messaging inboxes."""
+        subject = _text(args, "subject") or ""
+        body = args.get("body", b"")
+        if not isinstance(body, bytes):
+            raise _invalid("argument 'body' must be bytes")
+        return await self.actors.messaging.publish(
+            subject, body, _text(args, "reply_to", required=False))
+
+    async def op_module_get(self, args: Mapping[str, Any]) -> bytes:
+        """The stored module with SHA-256 ``sha256`` (a peer must start that actor)."""
+        digest = _text(args, "sha256") or ""
+        module = await trio.to_thread.run_sync(self.actors.modules.get, digest)
+        if module is None:
+            raise ControlError(ErrorCode.NOT_FOUND, f"this host has no module {digest}")
+        return module

@@ -117,6 +117,31 @@ class Invoker:
         Raises NoHostForActor, DeadlineExceeded, HopLimitExceeded, or
         RemoteInvocationError / the local MeshError when the actor failed.
         """
+        answer, _host = await self.call(
+            target,
+            operation,
+            payload,
+            timeout_s=timeout_s,
+            origin_actor=origin_actor,
+            trace_id=trace_id,
+            hops=hops,
+            deadline_unix_ms=deadline_unix_ms,
+        )
+        return answer
+
+    async def call(
+        self,
+        target: str,
+        operation: str,
+        payload: bytes,
+        *,
+        timeout_s: float,
+        origin_actor: str = "",
+        trace_id: bytes | None = None,
+        hops: int = 0,
+        deadline_unix_ms: int | None = None,
+    ) -> tuple[bytes, str]:
+        """:meth:`invoke`, also returning the id of the host that answered."""
         if hops > MAX_HOPS:
             raise HopLimitExceeded(f"call chain to {target} exceeds {MAX_HOPS} hops")
         now = self._clock()
@@ -160,7 +185,7 @@ class Invoker:
             tried.append(host)
             attempt_s = remaining / 2 if len(order) > 1 else remaining
             try:
-                return await self._attempt(host, inv, attempt_s)
+                return await self._attempt(host, inv, attempt_s), host
             except MeshError as exc:
                 # HostUnreachable is UNAVAILABLE; remote answers carry the remote code.
                 if exc.code not in RETRY_ELSEWHERE:

@@ -123,4 +123,4 @@ class Router:
         ca, cb = self._cost(a), self._cost(b)
         if ca != cb:
             return a if ca < cb else b
-        return a if a.host_id < b.host_id else b
+        return a  # a tie: the random draw decides, so sequential callers spread too

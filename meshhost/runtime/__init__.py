@@ -8,10 +8,11 @@ The only package of meshhost that imports wasmtime.  Public surface:
 * :class:`LoadedActor`, :class:`Engine` - what ``load`` returns; the shared
   engine with its epoch ticker and compiled-module disk cache.
 * :func:`current_deadline` - for handlers: the running call's deadline.
+* :func:`wat_to_wasm` - WebAssembly text to binary (the shipped examples).
 """
 
 from meshhost.runtime.api import ActorLimits, ActorRef, HostCallHandler
-from meshhost.runtime.engine import EPOCH_TICK_S, Engine
+from meshhost.runtime.engine import EPOCH_TICK_S, Engine, wat_to_wasm
 from meshhost.runtime.runtime import LoadedActor, Runtime, current_deadline
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "LoadedActor",
     "Runtime",
     "current_deadline",
+    "wat_to_wasm",
 ]

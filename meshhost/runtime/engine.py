@@ -36,7 +36,12 @@ from typing import Literal
 import wasmtime
 from wasmtime import component as wcomponent
 
-__all__ = ["EPOCH_TICK_S", "CacheStats", "Compiled", "Engine"]
+__all__ = ["EPOCH_TICK_S", "CacheStats", "Compiled", "Engine", "wat_to_wasm"]
+
+
+def wat_to_wasm(text: str) -> bytes:
+    """Compile WebAssembly text to a binary module (for the shipped examples)."""
+    return bytes(wasmtime.wat2wasm(text))
 
 log = logging.getLogger("meshhost.runtime")
 

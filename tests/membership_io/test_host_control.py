@@ -1,4 +1,4 @@
-"""A running host answers the CLI on its control socket: hosts, events, host stop."""
+"""A running host answers the CLI on its control socket: hosts, events, bad ops, host stop."""
 
 from __future__ import annotations
 
@@ -39,8 +39,11 @@ async def test_running_host_answers_hosts_events_and_stop(tmp_path: Path) -> Non
         await wait_until(lambda: bool(events), "an event streamed")
         assert events[0]["kind"] == "host_joined" and events[0]["host"] == b.host_id
 
-        with pytest.raises(ControlError, match="does not serve 'start' yet") as info:
+        with pytest.raises(ControlError, match="'module' must be the actor's signed") as info:
             await client.request("start", module=b"")
+        assert info.value.code == ErrorCode.INVALID
+        with pytest.raises(ControlError, match="unknown control op 'frobnicate'") as info:
+            await client.request("frobnicate")
         assert info.value.code == ErrorCode.UNSUPPORTED
 
         await ControlClient(b.data_dir / CONTROL_SOCKET).request("host_stop")

@@ -137,7 +137,7 @@ def test_trim_stray_trailer_leaves_scalars_alone(value):
 def test_public_surface():
     assert set(meshhost.runtime.__all__) == {
         "EPOCH_TICK_S", "ActorLimits", "ActorRef", "Engine", "HostCallHandler",
-        "LoadedActor", "Runtime", "current_deadline",
+        "LoadedActor", "Runtime", "current_deadline", "wat_to_wasm",
     }
     for name in meshhost.runtime.__all__:
         assert hasattr(meshhost.runtime, name)

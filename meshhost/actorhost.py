@@ -1,0 +1,506 @@
+"""Actors on this host, and calls to actors anywhere in the lattice.
+
+:class:`ActorHost` joins the runtime, the capabilities layer and the
+invocation router for one host:
+
+* the :class:`~meshhost.runtime.Runtime` runs the actors this host was asked
+  to run; their instance counts are published in the directory (per-host
+  state), which is how every other host finds them;
+* the :class:`~meshhost.capabilities.Dispatcher` with the built-in providers
+  answers their host calls; link definitions come from the directory;
+* the :class:`~meshhost.rpc.invoker.Invoker` sends calls to whichever host
+  runs the target (this one first) and answers calls from peers.
+
+Every way into an actor goes through :meth:`ActorHost.invoke`: the CLI's
+``call``, provider deliveries (HTTP requests, messages), and actor-to-actor
+calls whose target runs elsewhere.  A call that arrives from a peer runs
+with :meth:`run_local`.
+
+Instances: a host runs one instance pool per actor, sized to the number of
+instances it was asked for: by hand (``start``/``scale``/``stop``) and by
+manifests (the reconciler, per component key).  The two add up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from meshhost.capabilities import (
+    Dispatcher,
+    HttpClientProvider,
+    HttpServerProvider,
+    KeyValueProvider,
+    LinkDefinition,
+    LoggingProvider,
+    MessagingProvider,
+    NumberGenProvider,
+    PolicyConfig,
+    ResolvedActor,
+)
+from meshhost.capabilities.policy import ActorIdentity, is_actor_key
+from meshhost.directory import ActorSummary, Directory
+from meshhost.errors import (
+    ActorNotFound,
+    HostShuttingDown,
+    HostUnreachable,
+    LocalProtocolError,
+    MeshError,
+)
+from meshhost.identity.claims import verify_module
+from meshhost.modstore import ModuleStore
+from meshhost.rpc.envelope import Invocation
+from meshhost.rpc.inline import InlineGate
+from meshhost.rpc.invoker import Invoker
+from meshhost.rpc.router import Placement, Router
+from meshhost.runtime import ActorLimits, LoadedActor, Runtime, current_deadline
+
+__all__ = ["ActorHost", "HostSender"]
+
+log = logging.getLogger(__name__)
+
+INVOCATION_CHANNEL = 1
+DEFAULT_CALL_TIMEOUT_S = 10.0
+"""Deadline of a provider-started or actor-to-actor call when none is known."""
+MAX_INSTANCES = 1000
+"""Instances of one actor on one host (each is a wasm store of its own)."""
+
+HostSender = Callable[[str, int, bytes, float], Awaitable[bytes]]
+"""``await send(host_id, channel, payload, timeout_s)``: a request to a peer.
+
+Raises HostUnreachable when the peer cannot be reached or did not answer in
+time, and RemoteInvocationError-compatible MeshErrors for error answers."""
+
+EventSink = Callable[[dict[str, Any]], None]
+
+_call_context = threading.local()
+"""Per worker thread: the invocation a guest is running for (hops, trace)."""
+
+
+@dataclass(slots=True)
+class _Running:
+    digest: str
+    manual: int = 0
+    managed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.manual + sum(self.managed.values())
+
+
+class ActorHost:
+    """Runtime + providers + router of one host; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        host_id: str,
+        lattice: str,
+        data_dir: Path,
+        directory: Directory,
+        send: HostSender,
+        live_ids: Callable[[], set[str]],
+        rng: Any,
+        policy: PolicyConfig | None = None,
+        limits: ActorLimits | None = None,
+        allowed_issuers: tuple[str, ...] = (),
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.host_id = host_id
+        self.lattice = lattice
+        self.directory = directory
+        self._send = send
+        self._live_ids = live_ids
+        self._on_event = on_event or (lambda _event: None)
+        self.limits = limits or ActorLimits()
+        self.modules = ModuleStore(data_dir / "modules" / "blobs")
+        self.dispatcher = Dispatcher(policy=policy or PolicyConfig())
+        self.dispatcher.resolve_actor = self._resolve_for_guest
+        self.runtime = Runtime(data_dir, self.dispatcher, allowed_issuers=allowed_issuers,
+                               limits=self.limits)
+        self.messaging = MessagingProvider(self._invoke_for_provider, inbox_tag=host_id,
+                                           forward_reply=self._forward_reply)
+        self.httpserver = HttpServerProvider(self._invoke_for_provider)
+        for provider in (KeyValueProvider(data_dir / "kv"), LoggingProvider(),
+                         NumberGenProvider(), self.messaging, self.httpserver,
+                         HttpClientProvider()):
+            self.dispatcher.register(provider)
+        self.router = Router(host_id, rng)
+        self.invoker = Invoker(host_id=host_id, lattice=lattice, router=self.router,
+                               locate=self._locate, send=self._send_invocation,
+                               run_local=self.run_local)
+        self._running: dict[str, _Running] = {}
+        self._gate = InlineGate()
+        self._refused: dict[tuple[str, str, str], str] = {}
+        self._linked: frozenset[str] = frozenset()
+        """Actors that are the source of some link: their host calls may need trio."""
+        self._lock = trio.Lock()
+        self.in_flight = 0
+        self._idle = trio.Event()
+        self._idle.set()
+        self.draining = False
+        self._trio_token: trio.lowlevel.TrioToken | None = None
+
+    # -- service ---------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the providers (with the directory's links) until cancelled; unload on exit."""
+        self._trio_token = trio.lowlevel.current_trio_token()
+        try:
+            await self.apply_links(self.directory.links())
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.dispatcher.serve)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            for actor_id in list(self._running):
+                self.directory.remove_actor(actor_id)
+            self._running.clear()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.runtime.close)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Refuse new calls from peers; wait up to ``timeout_s`` for calls in flight.
+
+        Returns how many were still running when the time ran out.
+        """
+        self.draining = True
+        with trio.move_on_after(timeout_s):
+            await self._idle.wait()
+        return self.in_flight
+
+    # -- links -------------------------------------------------------------------
+
+    async def apply_links(self, links: list[LinkDefinition]) -> None:
+        """Make the dispatcher's links exactly ``links``; log the ones a provider refused."""
+        refused = {link.key: reason for link, reason in await self.dispatcher.apply_links(links)}
+        for key, reason in refused.items():
+            if self._refused.get(key) != reason:  # say it once, not at every resync
+                log.warning("link %s refused on this host: %s", "/".join(key), reason)
+        self._refused = refused
+        self._refresh_linked()
+
+    async def put_link(self, link: LinkDefinition) -> None:
+        try:
+            await self.dispatcher.put_link(link)
+            self._refused.pop(link.key, None)
+        except MeshError as exc:
+            if self._refused.get(link.key) != str(exc):
+                log.warning("%s refused on this host: %s", link.describe(), exc)
+            self._refused[link.key] = str(exc)
+        self._refresh_linked()
+
+    async def del_link(self, actor_id: str, contract_id: str, link_name: str) -> None:
+        await self.dispatcher.del_link(actor_id, contract_id, link_name)
+        self._refresh_linked()
+
+    def _refresh_linked(self) -> None:
+        self._linked = frozenset(link.actor_id for link in self.dispatcher.links.snapshot())
+
+    # -- starting and stopping --------------------------------------------------
+
+    async def start(self, module: bytes, count: int = 1, *, managed_key: str | None = None
+                    ) -> LoadedActor:
+        """Run ``count`` more instances of the signed actor in ``module``.
+
+        ``managed_key``: instances belong to that manifest component (the
+        reconciler's); otherwise they are started by hand.  Raises the
+        runtime's ClaimsError / ActorLoadError subclasses.
+        """
+        if count < 1:
+            raise LocalProtocolError(f"count must be at least 1, got {count}")
+        async with self._lock:
+            claims = verify_module(module, now=time.time(),
+                                   allowed_issuers=self.runtime.allowed_issuers)
+            digest = await trio.to_thread.run_sync(self.modules.put, module)
+            actor_id = claims.subject
+            running = old = self._running.get(actor_id)
+            if running is None or running.digest != digest:
+                running = _Running(digest)
+                if old is not None:  # same actor, new module: an upgrade keeps the counts
+                    running.manual, running.managed = old.manual, dict(old.managed)
+                self._running[actor_id] = running
+            if managed_key is None:
+                running.manual += count
+            else:
+                running.managed[managed_key] = running.managed.get(managed_key, 0) + count
+            try:
+                resized = await self._resize(actor_id, running, module)
+            except BaseException:
+                if old is not running:  # a new module failed: keep what ran before
+                    if old is None:
+                        self._running.pop(actor_id, None)
+                    else:
+                        self._running[actor_id] = old
+                elif managed_key is None:
+                    running.manual -= count
+                else:
+                    running.managed[managed_key] -= count
+                raise
+            assert resized is not None  # count >= 1 was just added
+            actor = resized
+        self._event("actor_started", actor.actor_id, name=actor.name, count=count)
+        return actor
+
+    async def stop(self, actor_id: str, count: int | None = None, *,
+                   managed_key: str | None = None) -> int:
+        """Stop ``count`` instances (all when None); returns how many stopped.
+
+        Hand-started instances are stopped by hand; ``managed_key`` stops
+        instances of that manifest component only.  Raises ActorNotFound.
+        """
+        async with self._lock:
+            running = self._running.get(actor_id)
+            if running is None:
+                raise ActorNotFound(actor_id, "", "is not running on this host")
+            if managed_key is None:
+                have = running.manual if running.managed else running.total
+                stopped = have if count is None else min(count, have)
+                if running.managed:
+                    running.manual -= stopped
+                else:
+                    running.manual = have - stopped
+            else:
+                have = running.managed.get(managed_key, 0)
+                stopped = have if count is None else min(count, have)
+                if have - stopped:
+                    running.managed[managed_key] = have - stopped
+                else:
+                    running.managed.pop(managed_key, None)
+            if stopped:
+                await self._resize(actor_id, running, None)
+        if stopped:
+            self._event("actor_stopped", actor_id, count=stopped)
+        return stopped
+
+    async def scale(self, actor_id: str, count: int) -> int:
+        """Set the hand-started instances of ``actor_id`` to ``count``; returns the total."""
+        async with self._lock:
+            running = self._running.get(actor_id)
+            if running is None:
+                raise ActorNotFound(actor_id, "", "is not running on this host; start it first")
+            before = running.total
+            running.manual = count
+            await self._resize(actor_id, running, None)
+            total = running.total
+        if total > before:
+            self._event("actor_started", actor_id, count=total - before)
+        elif total < before:
+            self._event("actor_stopped", actor_id, count=before - total)
+        return total
+
+    async def _resize(self, actor_id: str, running: _Running, module: bytes | None
+                      ) -> LoadedActor | None:
+        """Make the runtime's pool match ``running.total`` (unload at 0: returns None)."""
+        self._gate.forget(actor_id)
+        total = running.total
+        if total <= 0:
+            self._running.pop(actor_id, None)
+            try:
+                self.runtime.unload(actor_id)
+            except ActorNotFound:
+                pass
+            self.directory.remove_actor(actor_id)
+            return None
+        if total > MAX_INSTANCES:
+            raise LocalProtocolError(
+                f"{total} instances of {actor_id} on one host is over the limit of {MAX_INSTANCES}")
+        current = self.runtime.actors()
+        loaded = next((a for a in current if a.actor_id == actor_id), None)
+        if module is not None or loaded is None or loaded.limits.max_instances != total:
+            if module is None:
+                module = self.modules.get(running.digest)
+                if module is None:
+                    raise ActorNotFound(actor_id, "", "its module is gone from the module store")
+            loaded = await self.runtime.load_async(module, limits=self._limits_for(total))
+        ref = loaded.ref
+        self.directory.set_actor(
+            ActorSummary(ref.actor_id, ref.name, ref.caps, ref.call_alias or "", ref.issuer),
+            total,
+        )
+        return loaded
+
+    def _limits_for(self, instances: int) -> ActorLimits:
+        return replace(self.limits, max_instances=instances)
+
+    # -- queries -------------------------------------------------------------------
+
+    def inventory(self) -> dict[str, Any]:
+        """This host's actors and providers, as plain data (control op ``inventory``)."""
+        actors = []
+        for loaded in sorted(self.runtime.actors(), key=lambda a: a.actor_id):
+            running = self._running.get(loaded.actor_id)
+            if running is None:
+                continue
+            actors.append({
+                "id": loaded.actor_id,
+                "name": loaded.name,
+                "instances": running.total,
+                "manual": running.manual,
+                "managed": dict(running.managed),
+                "caps": list(loaded.ref.caps),
+                "call_alias": loaded.ref.call_alias or "",
+                "kind": loaded.kind,
+                "module_sha256": running.digest,
+            })
+        return {
+            "host": self.host_id,
+            "actors": actors,
+            "providers": sorted(p.contract_id for p in self.dispatcher.providers),
+        }
+
+    def managed_running(self) -> dict[str, int]:
+        """Instances per manifest component key on this host (for the reconciler)."""
+        out: dict[str, int] = {}
+        for running in self._running.values():
+            for key, n in running.managed.items():
+                out[key] = out.get(key, 0) + n
+        return out
+
+    def running_digest(self, actor_id: str) -> str | None:
+        running = self._running.get(actor_id)
+        return running.digest if running is not None else None
+
+    # -- calls -----------------------------------------------------------------------
+
+    async def invoke(self, target: str, operation: str, payload: bytes, *,
+                     timeout_s: float = DEFAULT_CALL_TIMEOUT_S, origin_actor: str = "",
+                     hops: int = 0, trace_id: bytes | None = None) -> bytes:
+        """Call ``operation`` on ``target`` (``M…`` key or call alias) wherever it runs."""
+        return await self.invoker.invoke(target, operation, payload, timeout_s=timeout_s,
+                                         origin_actor=origin_actor, hops=hops,
+                                         trace_id=trace_id)
+
+    async def handle_invocation(self, peer_id: str, data: bytes) -> bytes:
+        """Transport channel 1: a peer's invocation."""
+        return await self.invoker.handle(peer_id, data)
+
+    async def run_local(self, inv: Invocation) -> bytes:
+        """Run ``inv`` on this host's instances of its target.
+
+        Raises ActorNotFound (the caller fails over) when the actor is not
+        here, HostShuttingDown while draining, or the runtime's errors.
+        """
+        if self.draining and inv.origin_host != self.host_id:
+            raise HostShuttingDown(f"host {self.host_id[:8]} is shutting down; try another host")
+        actor = self.runtime.get(inv.target)
+        timeout_s = max(0.0, inv.deadline_unix_ms / 1000 - time.time())
+        self.in_flight += 1
+        self._idle = trio.Event() if self.in_flight == 1 else self._idle
+        try:
+            may_need_trio = bool(actor.ref.caps) or actor.actor_id in self._linked
+            if self._gate.allows(actor.actor_id, len(inv.payload), may_need_trio=may_need_trio):
+                return self._timed_call(actor.actor_id, inv, timeout_s)
+            return await trio.to_thread.run_sync(
+                self._timed_call, actor.actor_id, inv, timeout_s, limiter=actor.limiter())
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float) -> bytes:
+        outer = getattr(_call_context, "inv", None)
+        _call_context.inv = inv
+        started = time.perf_counter()
+        try:
+            return self.runtime.call_sync(actor_id, inv.operation, inv.payload,
+                                          deadline_s=timeout_s)
+        finally:
+            self._gate.observe(actor_id, time.perf_counter() - started)
+            _call_context.inv = outer
+
+    def _locate(self, target: str) -> tuple[str, list[Placement]]:
+        actor_id = target
+        if not is_actor_key(target):
+            local = next((a.actor_id for a in self.runtime.actors()
+                          if a.ref.call_alias == target), None)
+            summary = None if local else self.directory.actor_by_alias(target)
+            actor_id = local or (summary.id if summary is not None else target)
+        live = self._live_ids()
+        placements = [
+            Placement(loc.host_id, loc.instances, loc.load,
+                      alive=loc.host_id == self.host_id or loc.host_id in live)
+            for loc in self.directory.hosts_running(actor_id)
+        ]
+        return actor_id, placements
+
+    async def _send_invocation(self, host_id: str, data: bytes, timeout_s: float) -> bytes:
+        return await self._send(host_id, INVOCATION_CHANNEL, data, timeout_s)
+
+    # -- hooks for providers and guests -----------------------------------------
+
+    async def _invoke_for_provider(self, actor_id: str, operation: str, payload: bytes,
+                                   timeout_s: float) -> bytes:
+        return await self.invoke(actor_id, operation, payload, timeout_s=timeout_s)
+
+    async def _forward_reply(self, subject: str, reply_to: str | None, body: bytes) -> None:
+        """A reply to another host's messaging inbox (``_INBOX.<host id>.<random>``)."""
+        parts = subject.split(".")
+        host_id = parts[1] if len(parts) > 2 else ""
+        if host_id not in self._live_ids():
+            raise HostUnreachable(f"no live host {host_id[:8]} owns inbox {subject}")
+        from meshhost.control.api import CHANNEL, decode_reply, encode_request
+
+        request = encode_request(
+            "messaging_reply", {"subject": subject, "reply_to": reply_to, "body": body})
+        decode_reply(await self._send(host_id, CHANNEL, request, DEFAULT_CALL_TIMEOUT_S))
+
+    def _resolve_for_guest(self, target: str) -> ResolvedActor | None:
+        """Actor-to-actor calls (on the calling guest's worker thread)."""
+        if self._trio_token is None:
+            return None
+        local = self._local_actor(target)
+        if local is not None:
+            actor_id = local
+
+            def call_local(origin: ActorIdentity, operation: str, payload: bytes) -> bytes:
+                return self.runtime.call_sync(actor_id, operation, payload,
+                                              deadline_s=_remaining_s())
+
+            return ResolvedActor(actor_id, call_local)
+        found = trio.from_thread.run_sync(self._remote_actor, target,
+                                          trio_token=self._trio_token)
+        if found is None:
+            return None
+        remote_id = found
+
+        def call_remote(origin: ActorIdentity, operation: str, payload: bytes) -> bytes:
+            inv: Invocation | None = getattr(_call_context, "inv", None)
+            return trio.from_thread.run(
+                lambda: self.invoke(remote_id, operation, payload, timeout_s=_remaining_s(),
+                                    origin_actor=origin.actor_id,
+                                    hops=inv.hops + 1 if inv else 1,
+                                    trace_id=inv.trace_id if inv else None),
+                trio_token=self._trio_token,
+            )
+
+        return ResolvedActor(remote_id, call_remote)
+
+    def _local_actor(self, target: str) -> str | None:
+        for loaded in self.runtime.actors():
+            ref = loaded.ref
+            if ref.actor_id == target or (not is_actor_key(target) and ref.call_alias == target):
+                return ref.actor_id
+        return None
+
+    def _remote_actor(self, target: str) -> str | None:
+        summary = (self.directory.actor(target) if is_actor_key(target)
+                   else self.directory.actor_by_alias(target))
+        return summary.id if summary is not None else None
+
+    def _event(self, kind: str, actor_id: str, **fields: Any) -> None:
+        self._on_event({"kind": kind, "actor": actor_id, "host": self.host_id, **fields})
+
+
+def _remaining_s() -> float:
+    deadline = current_deadline()
+    if deadline is None:
+        return DEFAULT_CALL_TIMEOUT_S
+    return max(0.001, deadline - time.monotonic())

@@ -1,0 +1,164 @@
+"""The trio side of the directory on a running host.
+
+The :class:`~meshhost.directory.Directory` core spreads itself on SWIM
+gossip (it is the membership delegate); this driver does the rest:
+
+* drains the core's events: link puts and deletes go to this host's
+  dispatcher (so a link made on any host works here), everything else
+  becomes a control event (``meshhost events``);
+* follows membership: a dead or departed host's state leaves the directory
+  and the router forgets it; a joining host is asked for what we lack with a
+  digest pull on transport channel 4 (a new host learns links and actor
+  locations in one round trip instead of waiting for push-pull);
+* ticks the core every second (load, tombstones, store compaction) and
+  re-applies the directory's links every few seconds, so a link a provider
+  refused (an HTTP port still held by a host that just died) is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import trio
+
+from meshhost.directory.events import (
+    ActorsChanged,
+    ClockSkewDetected,
+    ConfigChanged,
+    EntryChanged,
+    Event,
+    HostRemoved,
+    LinkDeleted,
+    LinkPut,
+    PeerMisbehaved,
+)
+from meshhost.directory.state import Directory
+from meshhost.errors import MeshError
+from meshhost.membership import MemberAlive, MemberDead, MemberJoined, MemberLeft
+
+__all__ = ["SYNC_CHANNEL", "DirectoryDriver"]
+
+log = logging.getLogger(__name__)
+
+SYNC_CHANNEL = 4
+EVENT_POLL_S = 0.02
+"""How often undrained directory events are looked at: a link made anywhere is
+usable here one gossip hop plus at most this long after it arrives."""
+TICK_S = 1.0
+LINK_RESYNC_S = 5.0
+SYNC_TIMEOUT_S = 5.0
+
+Send = Callable[[str, int, bytes, float], Awaitable[bytes]]
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class LinkSink(Protocol):
+    """What the driver needs of the actor host (see ``meshhost.actorhost``)."""
+
+    async def put_link(self, link: Any) -> None: ...
+    async def del_link(self, actor_id: str, contract_id: str, link_name: str) -> None: ...
+    async def apply_links(self, links: list[Any]) -> None: ...
+
+
+class DirectoryDriver:
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        links: LinkSink,
+        send: Send,
+        emit: EventSink,
+        load: Callable[[], float],
+        forget_host: Callable[[str], None],
+    ) -> None:
+        self.directory = directory
+        self._links = links
+        self._send = send
+        self._emit = emit
+        self._load = load
+        self._forget_host = forget_host
+        self._nursery: trio.Nursery | None = None
+        self.pulls = 0
+        self.pull_failures = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._events_loop)
+            nursery.start_soon(self._tick_loop)
+            task_status.started()
+
+    async def handle_sync(self, peer_id: str, data: bytes) -> bytes:
+        """Transport channel 4: answer a peer's digest with what it lacks."""
+        return self.directory.answer_sync(data)
+
+    def on_member_event(self, event: object) -> None:
+        if isinstance(event, MemberDead | MemberLeft):
+            self.directory.forget_host(event.member.id)
+            self._forget_host(event.member.id)
+        elif isinstance(event, MemberJoined | MemberAlive):
+            self.directory.host_alive(event.member.id)
+            if isinstance(event, MemberJoined) and self._nursery is not None:
+                self._nursery.start_soon(self.pull, event.member.id)
+
+    async def pull(self, host_id: str) -> None:
+        """Ask ``host_id`` for the directory state we lack, and merge it."""
+        try:
+            answer = await self._send(host_id, SYNC_CHANNEL, self.directory.sync_request(),
+                                      SYNC_TIMEOUT_S)
+        except MeshError as exc:
+            self.pull_failures += 1
+            log.debug("directory pull from %s failed: %s", host_id[:8], exc)
+            return
+        self.pulls += 1
+        self.directory.merge_sync_answer(host_id, answer)
+
+    async def _events_loop(self) -> None:
+        while True:
+            while (event := self.directory.next_event()) is not None:
+                await self._apply(event)
+            await trio.sleep(EVENT_POLL_S)
+
+    async def _apply(self, event: Event) -> None:
+        if isinstance(event, LinkPut):
+            await self._links.put_link(event.link)
+            self._emit({"kind": "link_put", **_link_fields(event.link)})
+        elif isinstance(event, LinkDeleted):
+            await self._links.del_link(event.actor_id, event.contract_id, event.link_name)
+            self._emit({"kind": "link_deleted", "actor": event.actor_id,
+                        "contract": event.contract_id, "link_name": event.link_name})
+        elif isinstance(event, ConfigChanged):
+            self._emit({"kind": "config_changed", "key": event.name,
+                        "deleted": event.value is None})
+        elif isinstance(event, ActorsChanged) and event.host_id != self.directory.host_id:
+            self._emit({"kind": "actors_changed", "host": event.host_id})
+        elif isinstance(event, HostRemoved):
+            self._emit({"kind": "host_state_removed", "host": event.host_id})
+        elif isinstance(event, EntryChanged):
+            self._emit({"kind": "entry_changed", "ns": event.ns, "key": event.key,
+                        "deleted": event.value is None})
+        elif isinstance(event, PeerMisbehaved):
+            log.warning("directory message from %s dropped: %s", event.sender_id[:8],
+                        event.reason)
+        elif isinstance(event, ClockSkewDetected):
+            log.warning("host %s writes stamps %d ms in our future (via %s); check its clock",
+                        event.writer[:8], event.ahead_ms, event.sender_id[:8])
+
+    async def _tick_loop(self) -> None:
+        cores = os.cpu_count() or 1
+        next_resync = trio.current_time() + LINK_RESYNC_S
+        while True:
+            await trio.sleep(TICK_S)
+            self.directory.set_load(round(self._load() / cores, 3))
+            self.directory.tick()
+            if trio.current_time() >= next_resync:
+                next_resync = trio.current_time() + LINK_RESYNC_S
+                await self._links.apply_links(self.directory.links())
+
+
+def _link_fields(link: Any) -> dict[str, Any]:
+    return {"actor": link.actor_id, "contract": link.contract_id, "link_name": link.link_name,
+            "provider": link.provider_id}
