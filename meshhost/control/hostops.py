@@ -234,7 +234,9 @@ class HostControl:
         if labels and args.get("host") is None:
             target = self._pick_host(labels)
             if target != self.host.host_id:
-                return await self.forward(target, "start", {**args, "host": target, "labels": {}})
+                result: dict[str, Any] = await self.forward(
+                    target, "start", {**args, "host": target, "labels": {}})
+                return result
         actor = await self.actors.start(module, count)
         return {"actor": actor.actor_id, "name": actor.name, "host": self.host.host_id,
                 "count": count}
