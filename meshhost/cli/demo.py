@@ -1,11 +1,16 @@
-"""``meshhost demo``: a three-host lattice on loopback that heals itself.
+"""``meshhost demo``: a three-host lattice on loopback that serves an actor and heals itself.
 
 Offline and with no configuration: it makes a fresh lattice secret in a
 temporary directory, starts three ``meshhost up`` processes on 127.0.0.1
-(static seeds, no mDNS, the ``local`` timing profile), waits until every host
-sees the other two, ``kill -9``'s one, shows the others declare it dead,
-restarts it on the same data dir and port, and shows the lattice whole again.
-Everything it starts, it stops.
+(static seeds, no mDNS, the ``local`` timing profile) and waits until every
+host sees the other two.  Then it builds and signs the example actor
+``kvcounter`` (key-value + HTTP server), starts an instance on host-1 and one
+on host-2, links it to key-value storage and to an HTTP listener, sends HTTP
+requests and calls it from every host.  It ``kill -9``'s host-1 and shows
+calls and HTTP keep being served while the others declare it dead, restarts
+it on the same data dir and port, and shows the lattice whole again.
+Everything it starts, it stops.  Each step prints the CLI command that does
+the same by hand.
 """
 
 from __future__ import annotations
@@ -19,19 +24,27 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+import msgpack
+import trio
 
+from meshhost import examples
 from meshhost.cli import main
 from meshhost.cli.output import stdout
-from meshhost.datadir import write_private
+from meshhost.control.api import ControlClient, ControlError
+from meshhost.datadir import CONTROL_SOCKET, write_private
+from meshhost.errors import LocalProtocolError
 from meshhost.identity.keyring import encode_secret, generate_secret
 
 HOSTS = 3
 LATTICE = "demo"
+CALL_TIMEOUT_MS = 3000
+HTTP_TIMEOUT_S = 3.0
 
 
 def _free_port() -> int:
@@ -90,6 +103,11 @@ class DemoHost:
         status = self.status()
         return status["host_id"] if status else "?"
 
+    def control(self, op: str, **args: Any) -> Any:
+        """One control request to this host over its socket (as the CLI sends it)."""
+        client = ControlClient(self.data_dir / CONTROL_SOCKET)
+        return trio.run(lambda: client.request(op, **args))
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -110,17 +128,66 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> float:
     raise click.ClickException(f"timed out after {timeout_s:.0f} s: {what}")
 
 
+def _http_get(port: int) -> str | None:
+    """The kvcounter's answer to ``GET /`` on 127.0.0.1:port, or None if not served."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=HTTP_TIMEOUT_S) as rsp:
+            answer = json.loads(rsp.read())
+    except (OSError, ValueError):
+        return None
+    return f"200 count={answer['count']}" if isinstance(answer, dict) else None
+
+
+def _request_bytes(caller: str) -> bytes:
+    """A wasmcloud:httpserver HttpRequest, as ``meshhost call`` sends it."""
+    packed: bytes = msgpack.packb(
+        {"method": "GET", "path": "/", "queryString": "", "header": {"host": [caller]},
+         "body": b""},
+        use_bin_type=True,
+    )
+    return packed
+
+
+def _call_from(host: DemoHost, actor: str, names: dict[str, str]) -> str:
+    """Call the actor from ``host``; a line saying who answered, or why it failed."""
+    started = time.monotonic()
+    try:
+        result = host.control("call", actor=actor, operation="HttpServer.HandleRequest",
+                              payload=_request_bytes(host.name), timeout_ms=CALL_TIMEOUT_MS)
+    except (ControlError, LocalProtocolError) as exc:
+        return f"[red]✗[/] from {host.name}: {exc}"
+    ms = (time.monotonic() - started) * 1000
+    answer = msgpack.unpackb(result["payload"], raw=False)
+    body = json.loads(answer["body"])
+    where = names.get(result["host"], result["host"][:12])
+    return f"[green]✓[/] from {host.name}: count={body['count']}, run by {where} ({ms:.0f} ms)"
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as tcp:
+        tcp.bind(("127.0.0.1", 0))
+        return int(tcp.getsockname()[1])
+
+
+def _say(text: str) -> None:
+    stdout.print(text, highlight=False)
+
+
+def _cmd(text: str) -> None:
+    stdout.print(f"    [dim]$ {text}[/]", highlight=False)
+
+
 @main.command()
 @click.option("--keep", is_flag=True, help="Keep the demo's data dirs and logs.")
 def demo(keep: bool) -> None:
-    """Run three hosts on loopback, kill one, and watch the lattice heal."""
+    """Run three hosts on loopback with an HTTP actor, kill one, and watch the lattice heal."""
     root = Path(tempfile.mkdtemp(prefix="meshhost-demo-"))
     secret_file = root / "lattice.secret"
     write_private(secret_file, encode_secret(generate_secret(os.urandom)) + "\n")
     ports = [_free_port() for _ in range(HOSTS)]
     hosts = [DemoHost(i, root, secret_file, ports[i], ports[:i]) for i in range(HOSTS)]
     stdout.print(f"[bold]meshhost demo[/]: lattice {LATTICE!r}, {HOSTS} hosts on 127.0.0.1")
-    stdout.print(f"[dim]state and logs in {root}[/]", highlight=False)
+    _say(f"[dim]state and logs in {root}[/]")
     try:
         for host in hosts:
             host.start()
@@ -136,37 +203,75 @@ def demo(keep: bool) -> None:
         took = _wait("hosts are finding each other", formed, 30)
         stdout.print(f"[green]✓[/] lattice formed in {took:.1f} s:")
         for host in hosts:
-            stdout.print(f"    {host.name}  {host.host_id()}  port {host.port}", highlight=False)
-
-        victim = hosts[-1]
-        victim_id = victim.host_id()
-        survivors = hosts[:-1]
-        stdout.print(f"[yellow]✗[/] kill -9 {victim.name} ({victim_id[:12]}…)", highlight=False)
-        victim.stop(signal.SIGKILL)
-        took = _wait(
-            f"survivors are probing {victim.name}",
-            lambda: any(h.state_of(victim_id) == "suspect" for h in survivors)
-            or all(h.state_of(victim_id) == "dead" for h in survivors),
-            60,
-        )
-        stdout.print(f"[yellow]?[/] {victim.name} is suspected after {took:.1f} s")
-        took += _wait(
-            "suspicion is being confirmed",
-            lambda: all(h.state_of(victim_id) == "dead" for h in survivors),
-            60,
-        )
-        stdout.print(f"[green]✓[/] every survivor declared {victim.name} dead after {took:.1f} s")
-
-        stdout.print(f"[cyan]↻[/] restarting {victim.name} on the same data dir and port")
-        victim.start()
-        took = _wait("the lattice is healing", formed, 60)
-        stdout.print(f"[green]✓[/] {victim.name} is back: {HOSTS} hosts alive after {took:.1f} s")
-        stdout.print(
-            "Next: run `meshhost up` on several machines of one LAN with the same "
-            "--secret-file; they find each other by mDNS."
-        )
+            _say(f"    {host.name}  {host.host_id()}  port {host.port}")
+        names = {h.host_id(): h.name for h in hosts}
+        _run_actor(hosts, root, names)
     finally:
         for host in hosts:
             host.stop()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None:
+    first, second = hosts[0], hosts[1]
+    module, actor = examples.build("kvcounter", root / "actors")
+    _say(f"[bold]kvcounter[/] actor {actor[:12]}… signed for key-value and HTTP server")
+    first.control("start", module=module.read_bytes(), count=1)
+    first.control("start", module=module.read_bytes(), count=1, host=second.host_id())
+    _cmd(f"meshhost start {module.name} --host host-1; … --host host-2")
+    _say("[green]✓[/] one instance on host-1, one on host-2")
+    http_port = _free_tcp_port()
+    third = hosts[2]
+    third.control("link_put", actor=actor, contract="wasmcloud:keyvalue", link_name="default",
+                  provider="", values={})
+    third.control("link_put", actor=actor, contract="wasmcloud:httpserver",
+                  link_name="default", provider="", values={"ADDRESS": f"127.0.0.1:{http_port}"})
+    _cmd(f"meshhost link put {actor[:8]}… wasmcloud:keyvalue   (made on host-3)")
+    _cmd(f"meshhost link put {actor[:8]}… wasmcloud:httpserver --value ADDRESS=127.0.0.1:"
+         f"{http_port}")
+    took = _wait("the links reach every host", lambda: all(
+        len(h.control("link_list")) == 2 for h in hosts) and _http_get(http_port) is not None, 30)
+    _say(f"[green]✓[/] HTTP served on http://127.0.0.1:{http_port}/ after {took:.1f} s")
+    for _ in range(3):
+        _say(f"    GET / -> {_http_get(http_port)}")
+    _say("Calls from every host (each host keeps its own key-value data, so counts are per host):")
+    _cmd(f"meshhost call {actor[:8]}… HttpServer.HandleRequest @request.msgpack")
+    for host in hosts:
+        _say("    " + _call_from(host, actor, names))
+
+    victim, survivors = first, hosts[1:]
+    victim_id = victim.host_id()
+    _say(f"[yellow]✗[/] kill -9 {victim.name} ({victim_id[:12]}…), which runs an instance")
+    victim.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    _say("Calls right after the kill (failed-over calls are answered by host-2):")
+    for host in survivors:
+        _say("    " + _call_from(host, actor, names))
+    took = _wait("HTTP is served by a surviving host", lambda: _http_get(http_port) is not None,
+                 30)
+    _say(f"[green]✓[/] HTTP answered {time.monotonic() - killed:.1f} s after the kill: "
+         f"GET / -> {_http_get(http_port)}")
+    took = _wait(
+        f"survivors declare {victim.name} dead",
+        lambda: all(h.state_of(victim_id) == "dead" for h in survivors),
+        60,
+    )
+    _say(f"[green]✓[/] every survivor declared {victim.name} dead "
+         f"{time.monotonic() - killed:.1f} s after the kill")
+    for host in survivors:
+        _say("    " + _call_from(host, actor, names))
+
+    stdout.print(f"[cyan]↻[/] restarting {victim.name} on the same data dir and port")
+    victim.start()
+    all_ids = set(names)
+    took = _wait("the lattice is healing",
+                 lambda: all(h.alive_view() == all_ids for h in hosts), 60)
+    _say(f"[green]✓[/] {victim.name} is back: {HOSTS} hosts alive after {took:.1f} s")
+    victim.control("start", module=module.read_bytes(), count=1)
+    _say(f"    {victim.name} runs its instance again; its key-value data survived the kill:")
+    _say("    " + _call_from(victim, actor, names))
+    _say(
+        "Next: run `meshhost up` on several machines of one LAN with the same "
+        "--secret-file; they find each other by mDNS. `meshhost --help` lists the commands."
+    )
