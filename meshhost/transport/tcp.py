@@ -50,13 +50,16 @@ Writes: after any change the session's output is sent at once with a
 non-blocking ``send`` from the task that caused it (no task switch on the hot
 path); whatever the kernel does not take is handed to the connection's writer
 task, and writers of new frames wait while ``send_buffer_frames`` frames are
-queued (backpressure).  Reads: one task per connection feeds the session; it
-reads without a checkpoint while data keeps coming and parks right after a
-short read.  Handlers run in worker tasks that are parked and reused (up to
-``MAX_IDLE_WORKERS`` per connection).  Request and handler deadlines are
-fired by one task per transport from a heap (``deadlines.py``) instead of a
-cancel scope per request; with the sans-IO session this keeps a 100 B round
-trip near 1.5x a raw trio TCP echo (``bench/transport.py``).
+queued (backpressure).  Reads: one task at a time holds a connection's
+reading role and feeds the session; it reads without a checkpoint while data
+keeps coming and parks right after a short read.  Handlers run in that task
+(``_serve_inbox``): one that answers without awaiting costs no task switch;
+one that awaits keeps the task (trio ties a suspended coroutine to it),
+whose timer cancel scope becomes the handler's (deadline, CANCEL), while a
+parked or new task takes over reading, so a slow handler never stalls the
+session.  Request deadlines are fired by one task per transport from a heap
+(``deadlines.py``) instead of a cancel scope per request.  A 100 B round trip
+costs about 1.35-1.6x a raw trio TCP echo (``bench/transport.py``).
 
 Counters in ``stats`` (all ints): connections_accepted, connections_dialed,
 connections_refused_limit, dial_failures, handshakes_completed,
@@ -73,7 +76,9 @@ import math
 import os
 import random
 import socket as _socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
+from types import CoroutineType
 from typing import Any
 
 import outcome
@@ -185,6 +190,43 @@ class _Waiter:
         return value
 
 
+class _Resume:
+    """Await the rest of a coroutine whose first step already ran in this task.
+
+    ``trap`` is what the coroutine yielded to trio on that step; it is passed
+    on unchanged, so trio cannot tell this from ``await coro`` (the same task
+    runs every step, which is what trio's traps and cancel scopes require).
+    """
+
+    __slots__ = ("coro", "trap")
+
+    def __init__(self, coro: Coroutine[Any, Any, bytes], trap: Any) -> None:
+        self.coro = coro
+        self.trap = trap
+
+    def __await__(self) -> Generator[Any, Any, bytes]:
+        coro, trap = self.coro, self.trap
+        while True:
+            try:
+                sent = yield trap
+            except BaseException as exc:  # delivered into the handler, which decides
+                try:
+                    trap = coro.throw(exc)
+                except StopIteration as stop:
+                    value: bytes = stop.value
+                    return value
+            else:
+                try:
+                    trap = coro.send(sent)
+                except StopIteration as stop:
+                    value = stop.value
+                    return value
+
+
+async def _as_coroutine(awaitable: Awaitable[bytes]) -> bytes:
+    return await awaitable
+
+
 class _Dial:
     """A connection attempt that requests to the same address wait for."""
 
@@ -217,6 +259,12 @@ class _Connection:
         self.waiters: dict[int, _Waiter] = {}
         self.handlers: dict[int, trio.CancelScope] = {}
         self.idle_workers: list[Any] = []
+        self.inbox: deque[RequestReceived] = deque()
+        """Requests decoded but not yet started; whoever reads runs them."""
+        self.idle_readers: list[Any] = []
+        self.finished = trio.Event()
+        """Set by the reader that saw the connection end."""
+        self.handshake_deadline = 0.0
         self.draining = False
         self.dead = False
         self.leftover: bytes | bytearray | memoryview | None = None
@@ -472,7 +520,6 @@ class Transport:
 
     async def _run_connection(self, conn: _Connection) -> None:
         session = conn.session
-        cfg = self.config
         try:
             async with trio.open_nursery() as nursery:
                 conn.nursery = nursery
@@ -480,75 +527,13 @@ class Transport:
                 if session.initiator:
                     session.start()
                     conn.flush()
-                handshake_deadline = trio.current_time() + cfg.handshake_timeout_s
-                conn.last_rx = conn.active_at = trio.current_time()
-                sock = conn.sock
-                wait_readable = trio.lowlevel.wait_readable
-                eof = False
-                while not session.is_closed and not conn.dead and not eof:
-                    # One cancel scope per timer period, not per read: the hot path
-                    # only notes the time of each read.
-                    if conn.opened.is_set():
-                        wake_at = self._next_timer(conn)
-                    else:
-                        wake_at = handshake_deadline
-                    with trio.move_on_at(wake_at) as scope:
-                        unyielded = 0
-                        drained = False
-                        while True:
-                            # Read without a checkpoint while data keeps coming; after
-                            # a short read the kernel is most likely empty, so park
-                            # at once instead of paying for a recv that would fail.
-                            if drained:
-                                unyielded = 0
-                                try:
-                                    await wait_readable(sock)
-                                except trio.ClosedResourceError:
-                                    eof = True
-                                    break
-                            try:
-                                data = sock.recv(RECV_BYTES)
-                            except BlockingIOError:
-                                drained = True
-                                continue
-                            except OSError:
-                                data = b""
-                            if not data:
-                                eof = True
-                                break
-                            drained = len(data) < RECV_BYTES
-                            conn.last_rx = trio.current_time()
-                            self.stats["bytes_received"] += len(data)
-                            session.receive_data(data)
-                            self._process_events(conn)
-                            conn.flush()
-                            if session.is_closed or conn.dead:
-                                break
-                            if conn.draining and session.outstanding == 0 and not conn.handlers:
-                                self._close_duplicate(conn)
-                            unyielded += len(data)
-                            if unyielded >= YIELD_BYTES:
-                                # Yield only after the bytes are in the session: the
-                                # scope's deadline may cancel this checkpoint, and
-                                # bytes read but not fed would desynchronise the
-                                # cipher (every later record fails authentication).
-                                unyielded = 0
-                                await trio.lowlevel.checkpoint()  # let other tasks run
-                    if not scope.cancelled_caught:
-                        continue
-                    now = trio.current_time()
-                    if not conn.opened.is_set():
-                        if now >= handshake_deadline:
-                            self.stats["handshake_timeouts"] += 1
-                            self._drop(
-                                conn, f"handshake not finished in {cfg.handshake_timeout_s} s"
-                            )
-                            break
-                    elif not self._on_timer(conn, now):
-                        break
-                if eof and not session.is_closed:
-                    session.connection_lost()
-                    self._process_events(conn)
+                now = trio.current_time()
+                conn.handshake_deadline = now + self.config.handshake_timeout_s
+                conn.last_rx = conn.active_at = now
+                await self._read(conn)
+                # If a handler blocked in this task, another task took over
+                # reading; it sets ``finished`` when the connection ends.
+                await conn.finished.wait()
                 nursery.cancel_scope.cancel()
         finally:
             self._forget(conn)
@@ -556,6 +541,222 @@ class Transport:
                 conn.opened.set()
             with trio.CancelScope(shield=True):
                 await conn.stream.aclose()
+
+    async def _read(self, conn: _Connection) -> None:
+        """Hold the connection's reading role: read, feed the session, run timers
+        and requests.  Returns when the connection ended (``finished`` is set)
+        or when a request handler this task started blocked: then another task
+        reads and this one returns once that handler answered.
+
+        Requests are run right here (``_serve_inbox``): a handler that answers
+        without awaiting costs no task switch, and one that awaits keeps this
+        task while a parked (or new) task takes over reading, so a slow
+        handler never holds up the connection.
+        """
+        session = conn.session
+        cfg = self.config
+        sock = conn.sock
+        wait_readable = trio.lowlevel.wait_readable
+        eof = False
+        while not session.is_closed and not conn.dead and not eof:
+            # One cancel scope per timer period, not per read: the hot path
+            # only notes the time of each read.
+            if conn.opened.is_set():
+                wake_at = self._next_timer(conn)
+            else:
+                wake_at = conn.handshake_deadline
+            serving: RequestReceived | None = None
+            with trio.move_on_at(wake_at) as scope:
+                unyielded = 0
+                drained = False
+                while True:
+                    if conn.inbox:
+                        blocked = self._serve_inbox(conn, scope)
+                        conn.flush()
+                        if blocked is not None:
+                            serving = blocked[0]
+                            await self._finish_handler(conn, *blocked)
+                            break
+                    # Read without a checkpoint while data keeps coming; after
+                    # a short read the kernel is most likely empty, so park
+                    # at once instead of paying for a recv that would fail.
+                    if drained:
+                        unyielded = 0
+                        try:
+                            await wait_readable(sock)
+                        except trio.ClosedResourceError:
+                            eof = True
+                            break
+                    try:
+                        data = sock.recv(RECV_BYTES)
+                    except BlockingIOError:
+                        drained = True
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        eof = True
+                        break
+                    drained = len(data) < RECV_BYTES
+                    conn.last_rx = trio.current_time()
+                    self.stats["bytes_received"] += len(data)
+                    session.receive_data(data)
+                    self._process_events(conn)
+                    if not conn.inbox:
+                        conn.flush()
+                    if session.is_closed or conn.dead:
+                        break
+                    if conn.draining and session.outstanding == 0 and not conn.handlers:
+                        self._close_duplicate(conn)
+                    unyielded += len(data)
+                    if unyielded >= YIELD_BYTES:
+                        # Yield only after the bytes are in the session: the
+                        # scope's deadline may cancel this checkpoint, and
+                        # bytes read but not fed would desynchronise the
+                        # cipher (every later record fails authentication).
+                        unyielded = 0
+                        await trio.lowlevel.checkpoint()  # let other tasks run
+            if serving is not None:
+                # This task served a handler that blocked; another one reads now.
+                if scope.cancelled_caught and session.send_error(
+                    serving.request_id, ErrorCode.TIMEOUT, "the handler missed the deadline"
+                ):
+                    conn.flush()
+                return
+            if not scope.cancelled_caught:
+                continue
+            now = trio.current_time()
+            if not conn.opened.is_set():
+                if now >= conn.handshake_deadline:
+                    self.stats["handshake_timeouts"] += 1
+                    self._drop(conn, f"handshake not finished in {cfg.handshake_timeout_s} s")
+                    break
+            elif not self._on_timer(conn, now):
+                break
+        if eof and not session.is_closed:
+            session.connection_lost()
+            self._process_events(conn)
+        conn.inbox.clear()
+        conn.finished.set()
+        # Ends the writer, parked readers and handlers still running (in any task).
+        assert conn.nursery is not None
+        conn.nursery.cancel_scope.cancel()
+
+    async def _reader_task(self, conn: _Connection) -> None:
+        """Take over reading when a handler blocked the reader; park when done."""
+        task = trio.lowlevel.current_task()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            if task in conn.idle_readers:
+                conn.idle_readers.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while True:
+            await self._read(conn)
+            if conn.finished.is_set() or len(conn.idle_readers) >= MAX_IDLE_WORKERS:
+                return
+            conn.idle_readers.append(task)
+            await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _serve_inbox(
+        self, conn: _Connection, scope: trio.CancelScope
+    ) -> tuple[RequestReceived, Coroutine[Any, Any, bytes], Any] | None:
+        """Run waiting requests in the reading task until one's handler blocks.
+
+        A handler is started with ``coro.send(None)``: if it returns without
+        awaiting, it is answered at once.  If it yields to trio, this task
+        keeps it (trio ties a suspended coroutine to its task): the reader's
+        cancel ``scope`` becomes the handler's (deadline, CANCEL), another
+        task takes over reading, and ``(event, coro, trap)`` is returned for
+        ``_finish_handler``.
+        """
+        inbox = conn.inbox
+        session = conn.session
+        peer = conn.peer_id or ""
+        while inbox:
+            event = inbox.popleft()
+            if session.is_closed:
+                inbox.clear()
+                return None
+            if scope.cancel_called or (conn.leftover is not None and conn.is_full):
+                # The scope cannot serve a handler any more (a timer fired), or
+                # the reply would have to wait for room: use a worker task.
+                self._dispatch(conn, event)
+                continue
+            rid = event.request_id
+            started = self._handler(peer, event.channel, event.payload)
+            coro = started if type(started) is CoroutineType else _as_coroutine(started)
+            try:
+                trap = coro.send(None)
+            except StopIteration as stop:
+                self._answer(conn, event, stop.value)
+                continue
+            except MeshError as exc:
+                session.send_error(rid, ErrorCode(exc.code), str(exc))
+                continue
+            except Exception:
+                self._handler_failed(conn, event)
+                continue
+            conn.handlers[rid] = scope
+            scope.deadline = (
+                trio.current_time() + event.timeout_ms / 1000 if event.timeout_ms else math.inf
+            )
+            if conn.idle_readers:
+                trio.lowlevel.reschedule(conn.idle_readers.pop())
+            else:
+                assert conn.nursery is not None
+                conn.nursery.start_soon(self._reader_task, conn)
+            return event, coro, trap
+        return None
+
+    async def _finish_handler(
+        self,
+        conn: _Connection,
+        event: RequestReceived,
+        coro: Coroutine[Any, Any, bytes],
+        trap: Any,
+    ) -> None:
+        session = conn.session
+        rid = event.request_id
+        try:
+            try:
+                reply = await _Resume(coro, trap)
+            except MeshError as exc:
+                session.send_error(rid, ErrorCode(exc.code), str(exc))
+            except Exception:
+                self._handler_failed(conn, event)
+            else:
+                if conn.leftover is not None and conn.is_full:
+                    await conn.wait_for_room()
+                self._answer(conn, event, reply)
+        finally:
+            conn.handlers.pop(rid, None)
+        conn.flush()
+        if conn.draining and session.outstanding == 0 and not conn.handlers:
+            self._close_duplicate(conn)
+
+    def _answer(self, conn: _Connection, event: RequestReceived, reply: Any) -> None:
+        if type(reply) is not bytes:
+            if not isinstance(reply, bytearray | memoryview):
+                log.error(
+                    "request handler returned %s, not bytes (channel %d)",
+                    type(reply).__name__,
+                    event.channel,
+                )
+                conn.session.send_error(
+                    event.request_id, ErrorCode.UNAVAILABLE, "internal error; see that host's log"
+                )
+                return
+            reply = bytes(reply)
+        conn.session.send_response(event.request_id, reply)
+
+    def _handler_failed(self, conn: _Connection, event: RequestReceived) -> None:
+        log.exception(
+            "request handler failed (channel %d, from %s)", event.channel, conn.peer_id or ""
+        )
+        conn.session.send_error(
+            event.request_id, ErrorCode.UNAVAILABLE, "internal error; see that host's log"
+        )
 
     def _next_timer(self, conn: _Connection) -> float:
         """When an open connection's reader must wake: next PING, death, idleness."""
@@ -647,7 +848,7 @@ class Transport:
                     waiter.fire(outcome.Value(event.payload))
             elif isinstance(event, RequestReceived):
                 self.stats["requests_received"] += 1
-                self._dispatch(conn, event)
+                conn.inbox.append(event)
             elif isinstance(event, RequestFailed):
                 waiter = conn.waiters.pop(event.request_id, None)
                 if waiter is not None:
