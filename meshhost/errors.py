@@ -553,3 +553,26 @@ class ClaimsModuleMalformed(ClaimsMalformed, WasmFormatError):
     Both a ClaimsMalformed (the claims are unreadable) and a WasmFormatError
     (with ``offset`` and ``reason``), so either can be caught.
     """
+
+
+# --- control: application ops (apply, app_*) --------------------------------
+
+
+class ControlArgumentError(LocalProtocolError):
+    """A control request's arguments are missing, unknown, of the wrong type, or
+    inconsistent (a module whose bytes do not hash to its key, a manifest that
+    does not decode)."""
+
+    code = ErrorCode.INVALID
+
+
+class UnknownControlOp(LocalProtocolError):
+    """A control op this handler does not answer."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
+class ModuleStoreFailed(MeshError):
+    """The host could not keep an actor module (disk full, read-only, ...)."""
+
+    code = ErrorCode.UNAVAILABLE

@@ -38,7 +38,8 @@ Contracts of the injected callables:
   every sent module is the actor its component names.
 
 Every method takes the op's msgpack-decoded ``args`` mapping, validates each
-argument (a wrong type or an unknown argument is ``ControlError(INVALID)``),
+argument (a wrong type or an unknown argument is
+:class:`~meshhost.errors.ControlArgumentError`, wire code ``invalid``),
 and returns plain data (dicts, lists, text, ints, bytes) ready for msgpack
 and JSON. Errors are :class:`~meshhost.errors.MeshError` s whose ``code`` is
 the wire code: ``invalid`` (bad arguments, bad manifest, digest mismatch,
@@ -53,7 +54,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from meshhost.control.api import ControlError
 from meshhost.control.manifest import ComponentType, Manifest, ScalerKind, decode_manifest
 from meshhost.control.placement import HostView, Placement, Workload, compute_placement
 from meshhost.control.status import diff, placement_diff, status
@@ -70,11 +70,13 @@ from meshhost.control.store import (
     manifest_key,
 )
 from meshhost.errors import (
-    ErrorCode,
+    ControlArgumentError,
     ManifestNotFound,
     ManifestVersionConflict,
     MeshError,
+    ModuleStoreFailed,
     StoredManifestInvalid,
+    UnknownControlOp,
 )
 
 if TYPE_CHECKING:
@@ -101,8 +103,8 @@ Members = Callable[[], Iterable[HostView]]
 Running = Callable[[], Mapping[str, Mapping[str, int]]]
 
 
-def _invalid(message: str) -> ControlError:
-    return ControlError(ErrorCode.INVALID, message)
+def _invalid(message: str) -> ControlArgumentError:
+    return ControlArgumentError(message)
 
 
 # --- argument checking -----------------------------------------------------------------
@@ -272,7 +274,7 @@ class AppOps:
         self._inspect_image = inspect_image
 
     def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:
-        """Run ``op`` (one of :data:`APP_OPS`); raises ControlError(UNSUPPORTED) for others."""
+        """Run ``op`` (one of :data:`APP_OPS`); raises UnknownControlOp (unsupported) for others."""
         handler = {
             "apply": self.apply,
             "app_list": self.app_list,
@@ -282,7 +284,7 @@ class AppOps:
             "app_diff": self.app_diff,
         }.get(op)
         if handler is None:
-            raise ControlError(ErrorCode.UNSUPPORTED, f"{op!r} is not an application op")
+            raise UnknownControlOp(f"{op!r} is not an application op")
         return handler(args)
 
     # -- reading the directory
@@ -414,8 +416,7 @@ class AppOps:
                 try:
                     self._store_module(digest, module)
                 except OSError as exc:  # a full or read-only disk is not the client's fault
-                    raise ControlError(
-                        ErrorCode.UNAVAILABLE,
+                    raise ModuleStoreFailed(
                         f"apply: this host cannot store module {digest[:16]}…: "
                         f"{exc.strerror or exc}; nothing was applied",
                     ) from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,13 @@ from meshhost.control.manifest import Manifest, actor_id_from_claims, load_manif
 from meshhost.control.placement import HostView, compute_placement
 from meshhost.control.store import DEPLOYMENTS_NS, MANIFESTS_NS
 from meshhost.directory import ActorSummary
-from meshhost.errors import ErrorCode, ManifestNotFound, ManifestVersionConflict, MeshError
+from meshhost.errors import (
+    ControlArgumentError,
+    ErrorCode,
+    ManifestNotFound,
+    ManifestVersionConflict,
+    MeshError,
+)
 
 A, B, C = HOSTS
 
@@ -146,7 +154,7 @@ def test_digest_mismatch_is_refused_before_anything_is_written(
     manifest, modules = load(app_dir)
     [(digest, module)] = modules.items()
     err = error_of(ops.apply, apply_args(manifest, {digest: module + b"\x00"}))
-    assert isinstance(err, api.ControlError) and err.code is ErrorCode.INVALID
+    assert isinstance(err, ControlArgumentError) and err.code is ErrorCode.INVALID
     assert "digest mismatch" in str(err) and digest in str(err)
     assert store.stored == {}
     assert lattice.dirs[A].items(MANIFESTS_NS) == []
@@ -233,7 +241,7 @@ def test_bad_arguments_are_invalid(
     if args.get("manifest") == "CANONICAL":
         args = {**args, "manifest": manifest.canonical().decode()}
     err = error_of(ops_on(lattice).dispatch, op, args)
-    assert isinstance(err, api.ControlError), err
+    assert isinstance(err, ControlArgumentError), err
     assert err.code is ErrorCode.INVALID
     assert words in str(err)
 
@@ -493,3 +501,24 @@ def test_exact_counts_replace_derived_ones_only_for_their_hosts(
     ops.apply(apply_args(manifest, modules))
     rows = {r["host"]: r["running"] for r in ops.app_status({"name": "kvcounter"})["rows"]}
     assert rows == {A: 0, B: 0, C: 1}
+
+
+def test_appops_imports_neither_trio_nor_the_host() -> None:
+    code = (
+        "import sys, meshhost.control.appops; "
+        "print(sorted({'trio', 'meshhost.host', 'wasmtime'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_errors_travel_with_their_wire_codes(lattice: Lattice) -> None:
+    ops = ops_on(lattice)
+    for call, args, code in [
+        (ops.app_get, {"name": 1}, ErrorCode.INVALID),
+        (ops.app_get, {"name": "nope"}, ErrorCode.NOT_FOUND),
+    ]:
+        err = error_of(call, args)
+        with pytest.raises(api.ControlError) as info:
+            api.decode_reply(api.encode_reply(error=err))
+        assert (info.value.code, str(info.value)) == (code, str(err))
