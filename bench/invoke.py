@@ -1,0 +1,620 @@
+"""Benchmark: a remote actor invocation vs raw trio TCP echo and vs nats-server + nats-py.
+
+Run: ``python bench/invoke.py [--rounds 8] [--requests 1000] [--quick]``.
+
+Who runs what (all on loopback, every server in its own process):
+
+* this process: meshhost host A (the caller; it does not run the actor),
+  the raw trio TCP client, and the nats-py client (an asyncio loop on a
+  thread of its own, so one trio run holds host A for the whole benchmark);
+* child "host B": a meshhost host running the shipped ``echo`` actor (one
+  instance; operation ``Echo`` answers its payload).  A and B are two
+  lattice members on 127.0.0.61/.62 (profile ``local``, no mDNS, A joins B
+  as its static seed, a random lattice secret, fresh data dirs); every call
+  from A goes over the Noise session to B (transport channel 1);
+* child "raw echo": the length-prefixed trio TCP echo server of
+  ``bench/baseline.py``;
+* ``nats-server`` (Debian package) and child "nats responder": nats-py
+  subscribed to a subject, answering each request by running the same echo
+  actor through ``Runtime.call_sync`` on its event loop thread, as host B
+  runs it inline after warm-up, so the actor work is equal.
+
+Measured in shuffled rounds (figures are the median over rounds):
+
+* latency: sequential calls of 100 B and 10 KiB, p50 and p99 per round;
+* throughput at 100 B with 32 calls outstanding: 32 tasks, each making one
+  call at a time until the round's calls are done (raw trio: the 32 tasks
+  share one connection; a writer task sends all queued frames at once, a
+  reader task hands replies back in order).  For
+  reference, raw trio with a window of 32 requests whose writes are
+  coalesced into one ``send_all`` (``bench/baseline.py``) is printed too.
+
+Figures on a shared 2-core machine are noisy; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import trio
+from baseline import (  # bench/baseline.py, a sibling script
+    HEADER,
+    raw_throughput,
+    start_nats_server,
+    start_raw_server,
+    wait_for_port,
+)
+
+from meshhost import config as config_mod
+from meshhost import examples
+from meshhost.errors import CapabilityDenied
+from meshhost.host import Host, HostOptions
+from meshhost.identity import nkeys
+from meshhost.identity.keyring import Keyring
+
+LATTICE = "bench"
+HOST_A_IP = "127.0.0.61"
+HOST_B_IP = "127.0.0.62"
+OPERATION = "Echo"
+SIZES = (100, 10240)
+WINDOW = 32
+"""Calls outstanding in throughput rounds."""
+SUBJECT = "bench.echo"
+CALL_TIMEOUT_S = 10.0
+WARMUP_CALLS = 200
+"""Per path and size before measuring: sessions, caches, and host B's inline
+gate (8 calls on worker threads before the echo actor may run inline)."""
+JOIN_TIMEOUT_S = 30.0
+SECRET_ENV = "MESHHOST_BENCH_SECRET"
+"""How the lattice secret reaches host B (not on its command line)."""
+
+TARGET_RAW_RATIO = {100: 1.6, 10240: 1.8}
+"""Issue 7: meshhost p50 at most this many times raw trio's p50."""
+TARGET_NATS_FACTOR = 2.0
+"""Issue 7: meshhost at least this many times better than NATS (p50, throughput)."""
+
+
+def _signed_echo() -> tuple[bytes, str]:
+    """The shipped echo actor signed with fresh keys: (module, actor id)."""
+    issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
+    module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+    return examples.signed("echo", issuer, module), module.public_key
+
+
+def _make_host(data_dir: Path, ip: str, secret: bytes, seeds: tuple[str, ...]) -> Host:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cfg = config_mod.load(
+        overrides={
+            "profile": "local",
+            "lattice": LATTICE,
+            "bind_host": ip,
+            "mdns": False,
+            "seeds": seeds,
+            "data_dir": str(data_dir),
+        },
+        environ={},
+    )
+    return Host(
+        cfg,
+        identity=nkeys.generate(nkeys.Prefix.SERVER, os.urandom),
+        keyring=Keyring.create(LATTICE, [secret]),
+        data_dir=data_dir,
+        options=HostOptions(),
+    )
+
+
+# --- child: host B ----------------------------------------------------------------
+
+
+async def _serve_host_b(root: Path, secret: bytes) -> None:
+    host = _make_host(root / "host-b", HOST_B_IP, secret, ())
+    async with trio.open_nursery() as nursery:
+        addr = await nursery.start(host.serve)
+        assert host.actors is not None
+        module, actor_id = _signed_echo()
+        await host.actors.start(module, 1)
+        print(f"READY {addr[0]}:{addr[1]} {actor_id}", flush=True)
+        await trio.to_thread.run_sync(sys.stdin.read)  # until the benchmark closes our stdin
+        with trio.move_on_after(3):
+            await host.shutdown(leave_timeout_s=0.5, drain_timeout_s=1.0)
+        nursery.cancel_scope.cancel()
+
+
+# --- child: nats responder ------------------------------------------------------------
+
+
+class _NoCapabilities:
+    """Host-call handler of the responder's runtime: echo makes no host calls."""
+
+    def host_call(self, actor: Any, binding: str, namespace: str, operation: str,
+                  payload: bytes) -> bytes:
+        raise CapabilityDenied(f"{actor.actor_id} has no capabilities in this benchmark")
+
+    def log(self, actor: Any, level: str, message: str) -> None:
+        pass
+
+
+def _run_nats_responder(port: int, root: Path) -> None:
+    import nats
+
+    from meshhost.runtime import Runtime
+
+    runtime = Runtime(root / "nats-responder", _NoCapabilities())
+    module, actor_id = _signed_echo()
+    runtime.load(module)
+
+    async def serve() -> None:
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+
+        async def on_msg(msg: Any) -> None:
+            await msg.respond(runtime.call_sync(actor_id, OPERATION, msg.data))
+
+        await nc.subscribe(SUBJECT, cb=on_msg)
+        await nc.flush()
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await nc.close()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        runtime.close()
+
+
+# --- measuring helpers -----------------------------------------------------------------
+
+
+def _pct_us(samples_ns: list[int], q: float) -> float:
+    ordered = sorted(samples_ns)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0
+
+
+async def _sequential(call: Callable[[bytes], Awaitable[bytes]], size: int,
+                      count: int) -> tuple[float, float]:
+    """(p50, p99) in µs of ``count`` sequential calls with a ``size``-byte payload."""
+    payload = os.urandom(size)
+    times = []
+    for _ in range(count):
+        start = time.perf_counter_ns()
+        answer = await call(payload)
+        times.append(time.perf_counter_ns() - start)
+        if answer != payload:
+            raise RuntimeError(f"wrong echo: {len(answer)} bytes back for {size}")
+    return _pct_us(times, 0.5), _pct_us(times, 0.99)
+
+
+async def _concurrent(call: Callable[[bytes], Awaitable[bytes]], size: int, count: int) -> float:
+    """Calls per second of ``count`` calls made by WINDOW trio tasks."""
+    payload = os.urandom(size)
+    left = count
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            if await call(payload) != payload:
+                raise RuntimeError("wrong echo")
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(WINDOW):
+            nursery.start_soon(worker)
+    return count / (time.perf_counter() - start)
+
+
+class RawMux:
+    """Length-prefixed echo client whose calls may come from many tasks at once.
+
+    Like any pipelining client (nats-py does the same), calls queue their
+    frames and one writer task sends everything queued in one ``send_all``.
+    Replies come back in request order, so a FIFO of waiters pairs them up.
+    """
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self._pending = bytearray()
+        self._queued = trio.Event()
+        self._waiters: collections.deque[tuple[trio.Event, list[bytes]]] = collections.deque()
+
+    async def run(self) -> None:
+        """Write queued frames and read replies until the stream closes."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write)
+            await self._read()
+            nursery.cancel_scope.cancel()
+
+    async def _write(self) -> None:
+        while True:
+            await self._queued.wait()
+            self._queued = trio.Event()
+            data, self._pending = self._pending, bytearray()
+            try:
+                await self.stream.send_all(data)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                return
+
+    async def _read(self) -> None:
+        buf = bytearray()
+        while True:
+            try:
+                data = await self.stream.receive_some(1 << 16)
+            except trio.ClosedResourceError:  # the benchmark is over
+                return
+            if not data:
+                return
+            buf += data
+            while len(buf) >= 4:
+                (n,) = HEADER.unpack_from(buf)
+                if len(buf) < 4 + n:
+                    break
+                event, box = self._waiters.popleft()
+                box.append(bytes(buf[4 : 4 + n]))
+                del buf[: 4 + n]
+                event.set()
+
+    async def echo(self, payload: bytes) -> bytes:
+        event, box = trio.Event(), []
+        self._pending += HEADER.pack(len(payload))
+        self._pending += payload
+        self._waiters.append((event, box))
+        self._queued.set()
+        await event.wait()
+        return box[0]
+
+
+class AsyncioThread:
+    """An asyncio event loop on its own thread, for the nats-py client."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    async def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return await trio.to_thread.run_sync(future.result)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+class NatsClient:
+    """nats-py request/reply to the responder, driven from trio via AsyncioThread."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.aio = AsyncioThread()
+        self.nc: Any = None
+
+    async def connect(self) -> None:
+        import nats
+
+        async def go() -> Any:
+            return await nats.connect(f"nats://127.0.0.1:{self.port}")
+
+        self.nc = await self.aio.run(go())
+
+    async def _request(self, payload: bytes) -> bytes:
+        msg = await self.nc.request(SUBJECT, payload, timeout=CALL_TIMEOUT_S)
+        return bytes(msg.data)
+
+    async def sequential(self, size: int, count: int) -> tuple[float, float]:
+        async def go() -> tuple[float, float]:
+            payload = os.urandom(size)
+            times = []
+            for _ in range(count):
+                start = time.perf_counter_ns()
+                answer = await self._request(payload)
+                times.append(time.perf_counter_ns() - start)
+                if answer != payload:
+                    raise RuntimeError("wrong echo from the NATS responder")
+            return _pct_us(times, 0.5), _pct_us(times, 0.99)
+
+        return await self.aio.run(go())  # type: ignore[no-any-return]
+
+    async def concurrent(self, size: int, count: int) -> float:
+        async def go() -> float:
+            payload = os.urandom(size)
+            left = count
+
+            async def worker() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    if await self._request(payload) != payload:
+                        raise RuntimeError("wrong echo from the NATS responder")
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(WINDOW)))
+            return count / (time.perf_counter() - start)
+
+        return await self.aio.run(go())  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        if self.nc is not None:
+            await self.aio.run(self.nc.close())
+        self.aio.close()
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+class Children:
+    """Child processes of this run; each is asked to stop (stdin EOF), then killed."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[Any]]] = []
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None
+              ) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.procs.append((name, proc))
+        return proc
+
+    def adopt(self, name: str, proc: subprocess.Popen[Any]) -> None:
+        self.procs.append((name, proc))
+
+    @staticmethod
+    def ready_line(name: str, proc: subprocess.Popen[str], timeout_s: float = 60) -> list[str]:
+        assert proc.stdout is not None
+        line: list[str] = []
+
+        def read() -> None:
+            line.extend(proc.stdout.readline().split())  # type: ignore[union-attr]
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        if not line or line[0] != "READY":
+            raise SystemExit(f"benchmark child {name!r} did not start (exit code {proc.poll()})")
+        return line[1:]
+
+    def close(self) -> None:
+        """Newest first: the NATS responder leaves before nats-server stops."""
+        for _name, proc in reversed(self.procs):
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            else:
+                proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _nats_setup(children: Children, root: Path) -> tuple[int | None, str]:
+    """Start nats-server and the responder: (port, description) or (None, why skipped)."""
+    if shutil.which("nats-server") is None:
+        return None, "nats-server is not installed (Debian: apt-get install nats-server)"
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        return None, "nats-py is not installed (pip install -e '.[bench]')"
+    started = start_nats_server()
+    assert started is not None
+    server, port = started
+    children.adopt("nats-server", server)
+    version = subprocess.run(["nats-server", "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    responder = children.spawn("nats responder", "--nats-responder", str(port), str(root))
+    children.ready_line("nats responder", responder)
+    return port, (f"pid {server.pid} {version or 'nats-server'} on 127.0.0.1:{port}; "
+                  f"pid {responder.pid} nats-py responder (echo via Runtime.call_sync)")
+
+
+# --- the benchmark -----------------------------------------------------------------------
+
+
+async def _wait_for_actor(host: Host, actor_id: str) -> None:
+    assert host.directory is not None
+    with trio.move_on_after(JOIN_TIMEOUT_S):
+        while not host.directory.hosts_running(actor_id):
+            await trio.sleep(0.02)
+        return
+    raise SystemExit(f"host A did not learn where actor {actor_id} runs in {JOIN_TIMEOUT_S} s")
+
+
+async def _bench(args: argparse.Namespace, root: Path, children: Children) -> None:
+    secret = os.urandom(32)
+    host_b = children.spawn("host B", "--host-b", str(root), env={SECRET_ENV: secret.hex()})
+    b_addr, actor_id = children.ready_line("host B", host_b)
+    raw_proc, raw_port = start_raw_server()
+    children.adopt("raw echo", raw_proc)
+    wait_for_port(raw_port)
+    nats_port, nats_what = _nats_setup(children, root)
+
+    host = _make_host(root / "host-a", HOST_A_IP, secret, (b_addr,))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.serve)
+        assert host.actors is not None
+        actors = host.actors
+        await _wait_for_actor(host, actor_id)
+        if actor_id in {a.actor_id for a in actors.runtime.actors()}:
+            raise SystemExit("host A runs the actor itself: the call would not be remote")
+
+        async def mesh(payload: bytes) -> bytes:
+            return await actors.invoke(actor_id, OPERATION, payload, timeout_s=CALL_TIMEOUT_S)
+
+        stream = await trio.open_tcp_stream("127.0.0.1", raw_port)
+        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw = RawMux(stream)
+        nursery.start_soon(raw.run)
+        nats_client = NatsClient(nats_port) if nats_port is not None else None
+        if nats_client is not None:
+            await nats_client.connect()
+
+        warm = min(WARMUP_CALLS, args.requests)
+        for size in SIZES:
+            await _sequential(mesh, size, warm)
+            await _sequential(raw.echo, size, warm)
+            if nats_client is not None:
+                await nats_client.sequential(size, warm)
+
+        modes = ["raw", "mesh"] + (["nats"] if nats_client is not None else [])
+        plan = [(mode, kind) for mode in modes for kind in ("lat100", "lat10k", "tput")]
+        plan.append(("raw-coalesced", "tput"))
+        lat: dict[tuple[str, int], list[tuple[float, float]]] = collections.defaultdict(list)
+        tput: dict[str, list[float]] = collections.defaultdict(list)
+        rng = random.Random(os.urandom(8))
+        calls = {"raw": raw.echo, "mesh": mesh}
+        for _ in range(args.rounds):
+            order = plan[:]
+            rng.shuffle(order)
+            for mode, kind in order:
+                if kind == "tput":
+                    count = args.requests * 2
+                    if mode == "raw-coalesced":
+                        rate = await raw_throughput(raw_port, 100, count)
+                    elif mode == "nats":
+                        assert nats_client is not None
+                        rate = await nats_client.concurrent(100, count)
+                    else:
+                        rate = await _concurrent(calls[mode], 100, count)
+                    tput[mode].append(rate)
+                    continue
+                size = 100 if kind == "lat100" else 10240
+                if mode == "nats":
+                    assert nats_client is not None
+                    result = await nats_client.sequential(size, args.requests)
+                else:
+                    result = await _sequential(calls[mode], size, args.requests)
+                lat[(mode, size)].append(result)
+
+        if nats_client is not None:
+            await nats_client.aclose()
+        await stream.aclose()
+        with trio.move_on_after(3):
+            await host.shutdown(leave_timeout_s=0.3, drain_timeout_s=1.0)
+        nursery.cancel_scope.cancel()
+
+    _report(args, host_b.pid, raw_proc.pid, nats_port is not None, nats_what, lat, tput)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _report(args: argparse.Namespace, b_pid: int, raw_pid: int, have_nats: bool, nats_what: str,
+            lat: dict[tuple[str, int], list[tuple[float, float]]],
+            tput: dict[str, list[float]]) -> None:
+    def p(mode: str, size: int, i: int) -> float:
+        return _median([r[i] for r in lat[(mode, size)]])
+
+    print("processes:")
+    print(f"  pid {os.getpid()} (this): host A {HOST_A_IP}, the caller (no actor); raw trio client;"
+          " nats-py client (asyncio thread)")
+    print(f"  pid {b_pid}: host B {HOST_B_IP}, runs the echo actor (1 instance)")
+    print(f"  pid {raw_pid}: raw trio TCP echo server (length-prefixed)")
+    if have_nats:
+        print(f"  {nats_what}")
+    else:
+        print(f"NATS comparison skipped: {nats_what}")
+    print(f"\nsequential calls, {args.rounds} shuffled rounds x {args.requests} calls,"
+          " median over rounds (µs)")
+    heads = ["raw p50", "raw p99", "mesh p50", "mesh p99"]
+    if have_nats:
+        heads += ["nats p50", "nats p99"]
+    heads += ["mesh/raw"] + (["nats/mesh"] if have_nats else [])
+    print(f"{'size':>8} " + " ".join(f"{h:>9}" for h in heads))
+    for size in SIZES:
+        cols = [p("raw", size, 0), p("raw", size, 1), p("mesh", size, 0), p("mesh", size, 1)]
+        if have_nats:
+            cols += [p("nats", size, 0), p("nats", size, 1)]
+        ratios = [p("mesh", size, 0) / p("raw", size, 0)]
+        if have_nats:
+            ratios.append(p("nats", size, 0) / p("mesh", size, 0))
+        print(f"latency {size:>6} B " + " ".join(f"{c:>9.1f}" for c in cols)
+              + " " + " ".join(f"{r:>8.2f}x" for r in ratios))
+
+    print(f"\nthroughput, 100 B, {WINDOW} calls outstanding, {args.requests * 2} calls per round,"
+          " median over rounds")
+    rows = [("raw", f"raw trio ({WINDOW} tasks, one connection, writer task)"),
+            ("raw-coalesced", f"raw trio (window of {WINDOW}, writes coalesced; reference)"),
+            ("mesh", f"meshhost A -> B ({WINDOW} tasks)")]
+    if have_nats:
+        rows.append(("nats", f"nats-server + nats-py ({WINDOW} tasks)"))
+    for mode, label in rows:
+        print(f"throughput {label:<52} {_median(tput[mode]):>9,.0f} calls/s")
+
+    mesh_rate = _median(tput["mesh"])
+    rows_out: list[tuple[str, float, str]] = []
+    for size in SIZES:
+        ratio = p("mesh", size, 0) / p("raw", size, 0)
+        limit = TARGET_RAW_RATIO[size]
+        rows_out.append((f"p50 meshhost / raw trio at {size} B <= {limit:.1f}x", ratio,
+                         "yes" if ratio <= limit else "NO"))
+    if have_nats:
+        for size in SIZES:
+            factor = p("nats", size, 0) / p("mesh", size, 0)
+            rows_out.append((f"p50 NATS / meshhost at {size} B >= {TARGET_NATS_FACTOR:.1f}x",
+                             factor, "yes" if factor >= TARGET_NATS_FACTOR else "NO"))
+        factor = mesh_rate / _median(tput["nats"])
+        rows_out.append((f"throughput meshhost / NATS >= {TARGET_NATS_FACTOR:.1f}x", factor,
+                         "yes" if factor >= TARGET_NATS_FACTOR else "NO"))
+    rows_out.append((f"throughput meshhost / raw trio ({WINDOW} tasks)",
+                     mesh_rate / _median(tput["raw"]), "(no target)"))
+    print("\nsummary (issue 7 targets)")
+    print(f"  {'target':<44} {'measured':>9}  met")
+    for label, value, met in rows_out:
+        print(f"  {label:<44} {value:>8.2f}x  {met}")
+    if not have_nats:
+        print("  NATS targets: skipped (see above)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=1000,
+                        help="sequential calls per round and size (throughput: twice as many)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 2 rounds of 50 calls (figures meaningless)")
+    parser.add_argument("--host-b", metavar="ROOT", help=argparse.SUPPRESS)
+    parser.add_argument("--nats-responder", nargs=2, metavar=("PORT", "ROOT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.host_b:
+        trio.run(_serve_host_b, Path(args.host_b), bytes.fromhex(os.environ.pop(SECRET_ENV)))
+        return
+    if args.nats_responder:
+        _run_nats_responder(int(args.nats_responder[0]), Path(args.nats_responder[1]))
+        return
+    if args.quick:
+        args.rounds, args.requests = 2, 50
+    if args.rounds < 1 or args.requests < 1:
+        parser.error("--rounds and --requests must be at least 1")
+    root = Path(tempfile.mkdtemp(prefix="meshhost-bench-invoke-"))
+    children = Children()
+    try:
+        trio.run(_bench, args, root, children)
+    finally:
+        children.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

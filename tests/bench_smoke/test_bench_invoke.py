@@ -1,0 +1,80 @@
+"""Smoke test of bench/invoke.py: it runs end to end and prints every figure.
+
+Values are not checked (shared machines are noisy); the benchmark itself
+prints how it compares with its targets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "invoke.py"
+TIMEOUT_S = 60
+NUMBER = r"[\d,]+(?:\.\d+)?"
+
+
+def run_quick(env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick"],
+        capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def assert_lines(out: str, *patterns: str) -> None:
+    for pattern in patterns:
+        assert re.search(pattern, out, re.MULTILINE), f"no line matching {pattern!r} in:\n{out}"
+
+
+COMMON = (
+    r"^  pid \d+ \(this\): host A .* the caller",
+    r"^  pid \d+: host B .* runs the echo actor",
+    r"^  pid \d+: raw trio TCP echo server",
+    rf"^throughput raw trio \(32 tasks.*\s{NUMBER} calls/s$",
+    rf"^throughput raw trio \(window of 32.*\s{NUMBER} calls/s$",
+    rf"^throughput meshhost A -> B \(32 tasks\)\s+{NUMBER} calls/s$",
+    rf"^  p50 meshhost / raw trio at 100 B <= 1\.6x\s+{NUMBER}x  (yes|NO)$",
+    rf"^  p50 meshhost / raw trio at 10240 B <= 1\.8x\s+{NUMBER}x  (yes|NO)$",
+)
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_figure_including_nats() -> None:
+    out = run_quick()
+    if "NATS comparison skipped" in out:  # nats-server not installed here
+        assert_lines(out, *COMMON, r"^NATS comparison skipped: nats-server is not installed")
+        return
+    assert_lines(
+        out,
+        *COMMON,
+        r"^  pid \d+ nats-server.*pid \d+ nats-py responder",
+        # raw p50/p99, mesh p50/p99, nats p50/p99, two ratios
+        rf"^latency\s+100 B(\s+{NUMBER}){{6}}\s+{NUMBER}x\s+{NUMBER}x$",
+        rf"^latency\s+10240 B(\s+{NUMBER}){{6}}\s+{NUMBER}x\s+{NUMBER}x$",
+        rf"^throughput nats-server \+ nats-py \(32 tasks\)\s+{NUMBER} calls/s$",
+        rf"^  p50 NATS / meshhost at 100 B >= 2\.0x\s+{NUMBER}x  (yes|NO)$",
+        rf"^  p50 NATS / meshhost at 10240 B >= 2\.0x\s+{NUMBER}x  (yes|NO)$",
+        rf"^  throughput meshhost / NATS >= 2\.0x\s+{NUMBER}x  (yes|NO)$",
+    )
+
+
+@pytest.mark.slow
+def test_without_nats_server_the_rest_is_still_measured(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # no nats-server on this PATH
+    out = run_quick(env)
+    assert_lines(
+        out,
+        *COMMON,
+        r"^NATS comparison skipped: nats-server is not installed",
+        rf"^latency\s+100 B(\s+{NUMBER}){{4}}\s+{NUMBER}x$",
+        rf"^latency\s+10240 B(\s+{NUMBER}){{4}}\s+{NUMBER}x$",
+        r"^  NATS targets: skipped",
+    )
+    assert "throughput nats-server" not in out
