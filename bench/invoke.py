@@ -54,6 +54,7 @@ from typing import Any
 import trio
 from baseline import (  # bench/baseline.py, a sibling script
     HEADER,
+    RawClient,
     raw_throughput,
     start_nats_server,
     start_raw_server,
@@ -460,10 +461,14 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
         async def mesh(payload: bytes) -> bytes:
             return await actors.invoke(actor_id, OPERATION, payload, timeout_s=CALL_TIMEOUT_S)
 
-        stream = await trio.open_tcp_stream("127.0.0.1", raw_port)
-        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        raw = RawMux(stream)
-        nursery.start_soon(raw.run)
+        streams = []
+        for _ in range(2):
+            stream = await trio.open_tcp_stream("127.0.0.1", raw_port)
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            streams.append(stream)
+        raw = RawClient(streams[0])  # sequential calls: send, then read the reply
+        raw_mux = RawMux(streams[1])  # 32 tasks
+        nursery.start_soon(raw_mux.run)
         nats_client = NatsClient(nats_port) if nats_port is not None else None
         if nats_client is not None:
             await nats_client.connect()
@@ -472,8 +477,11 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
         for size in SIZES:
             await _sequential(mesh, size, warm)
             await _sequential(raw.echo, size, warm)
+            await _concurrent(raw_mux.echo, size, warm)
+            await _concurrent(mesh, size, warm)
             if nats_client is not None:
                 await nats_client.sequential(size, warm)
+                await nats_client.concurrent(size, warm)
 
         modes = ["raw", "mesh"] + (["nats"] if nats_client is not None else [])
         plan = [(mode, kind) for mode in modes for kind in ("lat100", "lat10k", "tput")]
@@ -481,7 +489,8 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
         lat: dict[tuple[str, int], list[tuple[float, float]]] = collections.defaultdict(list)
         tput: dict[str, list[float]] = collections.defaultdict(list)
         rng = random.Random(os.urandom(8))
-        calls = {"raw": raw.echo, "mesh": mesh}
+        sequential_calls = {"raw": raw.echo, "mesh": mesh}
+        concurrent_calls = {"raw": raw_mux.echo, "mesh": mesh}
         for _ in range(args.rounds):
             order = plan[:]
             rng.shuffle(order)
@@ -494,7 +503,7 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
                         assert nats_client is not None
                         rate = await nats_client.concurrent(100, count)
                     else:
-                        rate = await _concurrent(calls[mode], 100, count)
+                        rate = await _concurrent(concurrent_calls[mode], 100, count)
                     tput[mode].append(rate)
                     continue
                 size = 100 if kind == "lat100" else 10240
@@ -502,12 +511,13 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
                     assert nats_client is not None
                     result = await nats_client.sequential(size, args.requests)
                 else:
-                    result = await _sequential(calls[mode], size, args.requests)
+                    result = await _sequential(sequential_calls[mode], size, args.requests)
                 lat[(mode, size)].append(result)
 
         if nats_client is not None:
             await nats_client.aclose()
-        await stream.aclose()
+        for stream in streams:
+            await stream.aclose()
         with trio.move_on_after(3):
             await host.shutdown(leave_timeout_s=0.3, drain_timeout_s=1.0)
         nursery.cancel_scope.cancel()
