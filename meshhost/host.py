@@ -48,7 +48,10 @@ from meshhost.actorhost import ActorHost
 from meshhost.config import HostConfig
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import handle_request, serve_unix
+from meshhost.control.appops import AppOps
+from meshhost.control.driver import ReconcileDriver
 from meshhost.control.hostops import HostControl
+from meshhost.control.manifest import actor_id_from_claims
 from meshhost.datadir import (
     CONTROL_SOCKET,
     HOST_SEED,
@@ -239,6 +242,8 @@ class Host:
         self.actors: ActorHost | None = None
         """Actors on this host and calls to actors anywhere, once serving."""
         self.directory_driver: DirectoryDriver | None = None
+        self.reconcile_driver: ReconcileDriver | None = None
+        self.app_ops: AppOps | None = None
         self._directory_store: FileStore | None = None
         self.handlers: dict[int, ChannelHandler] = {}
         """Transport channel -> handler; layers add theirs before :meth:`serve`."""
@@ -457,6 +462,34 @@ class Host:
         self.handlers[SYNC_CHANNEL] = self.directory_driver.handle_sync
         await nursery.start(self.actors.serve)
         await nursery.start(self.directory_driver.serve)
+        await self._start_reconciler(nursery)
+
+    async def _start_reconciler(self, nursery: trio.Nursery) -> None:
+        """The leaderless reconciler and the application control ops."""
+        directory, core, actors = self.directory, self.core, self.actors
+        assert directory is not None and core is not None and actors is not None
+        driver = self.reconcile_driver = ReconcileDriver(
+            self.host_id,
+            directory,
+            actors,
+            members=core.members,
+            live_ids=core.live_ids,
+            send=self.send_to_host,
+            emit=self.publish_event,
+        )
+
+        def store_module(digest: str, module: bytes) -> None:
+            actors.modules.put(module)  # AppOps checked the digest
+
+        self.app_ops = AppOps(
+            directory,
+            members=driver.views,
+            running=lambda: {self.host_id: actors.managed_running()},
+            store_module=store_module,
+            has_module=lambda digest: actors.modules.get(digest) is not None,
+            inspect_image=actor_id_from_claims,
+        )
+        await nursery.start(driver.serve)
 
     async def send_to_host(
         self, host_id: str, channel: int, payload: bytes, timeout_s: float
@@ -592,6 +625,11 @@ class Host:
 
     def publish_event(self, event: object) -> None:
         """Hand ``event`` (a membership event or a control event dict) to every subscriber."""
+        if self.reconcile_driver is not None:
+            if isinstance(event, dict):
+                self.reconcile_driver.on_directory_event(event)
+            else:
+                self.reconcile_driver.on_member_event(event)
         for send in list(self._subscribers):
             try:
                 send.send_nowait(event)

@@ -24,6 +24,7 @@ from meshhost.actorhost import ActorHost
 from meshhost.capabilities import LinkDefinition
 from meshhost.capabilities.policy import is_actor_key
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
+from meshhost.control.appops import APP_OPS
 from meshhost.errors import ErrorCode, MeshError
 from meshhost.membership import MemberState
 
@@ -104,8 +105,6 @@ class HostControl:
     def __init__(self, host: Host, nursery: trio.Nursery) -> None:
         self.host = host
         self.nursery = nursery
-        self.app_ops: Any = None
-        """The application ops (``apply``, ``app_*``), when the host provides them."""
 
     @property
     def actors(self) -> ActorHost:
@@ -133,8 +132,8 @@ class HostControl:
                     return await self.forward(target, op, {**args, "host": target})
             handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
             if handler is None:
-                if self.app_ops is not None and hasattr(self.app_ops, op):
-                    return getattr(self.app_ops, op)(args)
+                if op in APP_OPS and self.host.app_ops is not None:
+                    return self.host.app_ops.dispatch(op, args)
                 raise ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
             return await handler(args)
         except ControlError:

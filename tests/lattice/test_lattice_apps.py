@@ -1,0 +1,125 @@
+"""Manifests applied on one host are reconciled by every host, with no leader."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import trio
+from lattice_helpers import client, count_of, http_request, make_host, signed_example, wait_until
+
+from meshhost.control.manifest import actor_id_from_claims, load_manifest
+from meshhost.modstore import sha256_hex
+
+MANIFEST = """\
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: counter
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: counter
+      type: actor
+      properties:
+        image: ./kvcounter.wasm
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: INSTANCES
+        - type: linkdef
+          properties:
+            target: kv
+    - name: kv
+      type: capability
+      properties:
+        contract: wasmcloud:keyvalue
+"""
+
+
+class Member:
+    """A host running in its own cancel scope, so a test can stop just it."""
+
+    def __init__(self, host) -> None:
+        self.host = host
+        self.scope = trio.CancelScope()
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with self.scope:
+            await self.host.serve(task_status=task_status)
+
+
+def running(hosts) -> dict[str, int]:
+    """Managed instances per host id, from each host's own actor host."""
+    return {h.host_id: sum(h.actors.managed_running().values()) for h in hosts}
+
+
+def manifest_args(tmp_path: Path, instances: int) -> dict:
+    wasm, _ = signed_example.cached  # the same actor for every version
+    (tmp_path / "kvcounter.wasm").write_bytes(wasm)
+    path = tmp_path / "app.yaml"
+    path.write_text(textwrap.dedent(MANIFEST).replace("INSTANCES", str(instances)))
+    manifest = load_manifest(path, inspect_image=actor_id_from_claims)
+    return {"manifest": manifest.canonical(), "source": str(path),
+            "modules": {sha256_hex(wasm): wasm}}
+
+
+async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Path) -> None:
+    signed_example.cached = signed_example("kvcounter")
+    actor_id = signed_example.cached[1]
+    async with trio.open_nursery() as nursery:
+        first = Member(make_host(tmp_path, 0))
+        addr = await nursery.start(first.run)
+        members = [first]
+        for i in (1, 2):
+            member = Member(make_host(tmp_path, i, seeds=(f"{addr[0]}:{addr[1]}",)))
+            await nursery.start(member.run)
+            members.append(member)
+        hosts = [m.host for m in members]
+        result = await client(hosts[1]).request("apply", **manifest_args(tmp_path, 4))
+        assert result["app"] == "counter" and result["version"] == "v1"
+        await wait_until(lambda: sum(running(hosts).values()) == 4, "4 instances run")
+        assert sorted(running(hosts).values()) == [1, 1, 2]  # spread over all three
+        # the manifest's link works everywhere: call from each host
+        await wait_until(lambda: all(h.actors.dispatcher.links.get(
+            actor_id, "wasmcloud:keyvalue", "default") for h in hosts), "link everywhere")
+        await wait_until(lambda: all(len(h.directory.hosts_running(actor_id)) == 3
+                                     for h in hosts), "every host knows every placement")
+        for h in hosts:
+            answer = await client(h).request("call", actor=actor_id,
+                                             operation="HttpServer.HandleRequest",
+                                             payload=http_request(), timeout_ms=5000)
+            assert count_of(answer["payload"]) >= 1
+        states = []
+        with trio.move_on_after(10):
+            while not states or states[-1]["state"] != "deployed":
+                states.append(await client(hosts[0]).request("app_status", name="counter"))
+                await trio.sleep(0.1)
+        assert states[-1]["state"] == "deployed", states[-1]
+
+        # lose the host with two instances: its share moves to the others
+        victim = next(m for m in members if running([m.host])[m.host.host_id] == 2)
+        victim.scope.cancel()
+        survivors = [m.host for m in members if m is not victim]
+        await wait_until(lambda: sum(running(survivors).values()) == 4,
+                         "4 instances run on the survivors", timeout_s=30)
+
+        # scale down by applying a new version: extras stop, nothing else moves
+        await client(survivors[0]).request("apply", **{
+            **manifest_args(tmp_path, 2),
+            "manifest": load_manifest(_versioned(tmp_path, 2, "v2"),
+                                  inspect_image=actor_id_from_claims).canonical()})
+        await wait_until(lambda: sum(running(survivors).values()) == 2, "scaled to 2")
+        await client(survivors[1]).request("app_delete", name="counter")
+        await wait_until(lambda: sum(running(survivors).values()) == 0, "deleted: none run")
+        await wait_until(lambda: not any(h.actors.dispatcher.links.get(
+            actor_id, "wasmcloud:keyvalue", "default") for h in survivors), "link removed")
+        nursery.cancel_scope.cancel()
+
+
+def _versioned(tmp_path: Path, instances: int, version: str) -> Path:
+    path = tmp_path / f"app-{version}.yaml"
+    text = textwrap.dedent(MANIFEST).replace("INSTANCES", str(instances))
+    path.write_text(text.replace("version: v1", f"version: {version}"))
+    return path
