@@ -78,7 +78,7 @@ from meshhost.errors import (
     TransportClosed,
 )
 from meshhost.identity import nkeys
-from meshhost.identity.keyring import NOISE_PSK, Keyring, load_secrets
+from meshhost.identity.keyring import Keyring, load_secrets
 from meshhost.membership import (
     Member,
     MemberAlive,
@@ -369,19 +369,24 @@ class Host:
     def add_secret(self, secret: bytes) -> None:
         """Rotation step 1 (on every host): accept packets sealed with ``secret``."""
         self.keyring.add(secret)
+        self._sync_transport_psks()
 
     def make_primary(self, secret: bytes) -> None:
-        """Rotation step 2 (on every host): seal with ``secret``; mDNS announces its tag.
-
-        The transport keeps the Noise PSK it started with until the host restarts.
-        """
+        """Rotation step 2 (on every host): seal with ``secret``; mDNS announces its tag."""
         self.keyring.make_primary(secret)
+        self._sync_transport_psks()
         if self.mdns is not None:
             self.mdns.reannounce()
 
     def remove_secret(self, secret: bytes) -> None:
         """Rotation step 3 (on every host): stop accepting ``secret``."""
         self.keyring.remove(secret)
+        self._sync_transport_psks()
+
+    def _sync_transport_psks(self) -> None:
+        """New Noise handshakes dial with the primary and accept every secret."""
+        if self.transport is not None:
+            self.transport.set_psks(self.keyring.noise_psks())
 
     # -- running --------------------------------------------------------------
 
@@ -551,7 +556,7 @@ class Host:
     async def _start_transport_and_membership(self, nursery: trio.Nursery) -> None:
         bind = self.config.bind_host
         offset = wall_clock_offset()
-        psk = self.keyring.derive(NOISE_PSK)
+        psk = self.keyring.noise_psks()  # one per secret, primary first
         for _attempt in range(BIND_ATTEMPTS):
             udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
             try:
