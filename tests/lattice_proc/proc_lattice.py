@@ -1,0 +1,387 @@
+"""Real ``meshhost up`` processes in a private network namespace, driven by the CLI.
+
+A :class:`ProcLattice` makes a network namespace with only ``lo`` (``unshare
+-n``, held open by a ``sleep``), starts hosts inside it with ``nsenter``
+(mDNS on a private service type, profile ``local``, each its own data dir and
+status file), and runs ``python -m meshhost ...`` CLI commands against a
+host's control socket (a file in its data dir, so the CLI itself needs no
+namespace).  Every wait is a bounded poll that fails with what it waited for,
+every host's view and the tail of its log.  On exit every process is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from meshhost import examples
+from meshhost.identity.keyring import encode_secret
+
+WAIT_S = 25.0
+"""Default bound of a polling wait (formation, detection, propagation)."""
+POLL_S = 0.1
+CLI_MARGIN_S = 10.0
+"""Added to a CLI call's own deadline for its subprocess timeout: Python and
+meshhost start in ~0.7 s on a quiet machine, several seconds on a loaded one."""
+NETNS_READY_S = 10.0
+
+
+def require_netns() -> None:
+    """Fail (never skip) with what to install when a namespace cannot be made."""
+    missing = [t for t in ("unshare", "nsenter", "ip", "ss") if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"these tests need {', '.join(missing)} (util-linux, iproute2); "
+                    "install them (.ci/run does)")
+    probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(f"cannot create a network namespace with `unshare -n` (uid {os.getuid()}): "
+                    f"{probe.stderr.strip()}; run the suite as root")
+
+
+def build_modules(out_dir: Path) -> dict[str, tuple[Path, str]]:
+    """The shipped examples, signed: name -> (path, actor id)."""
+    return {name: examples.build(name, out_dir) for name in ("echo", "kvcounter")}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """Our environment without MESHHOST_* settings (a developer's own must not leak in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHHOST_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class CliResult:
+    """One finished ``meshhost`` CLI command."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed_s: float
+
+    def describe(self) -> str:
+        return (f"`meshhost {' '.join(self.argv)}` exited {self.returncode} after "
+                f"{self.elapsed_s:.2f} s\nstdout: {self.stdout[-2000:]}\n"
+                f"stderr: {self.stderr[-2000:]}")
+
+    def ok(self) -> CliResult:
+        assert self.returncode == 0, self.describe()
+        assert "Traceback" not in self.stderr, self.describe()
+        return self
+
+    def json(self) -> Any:
+        self.ok()
+        return json.loads(self.stdout)
+
+    def failed_cleanly(self) -> str:
+        """Assert exit code 1 with one ``error:`` message and no traceback; return it."""
+        assert self.returncode == 1, self.describe()
+        assert "Traceback" not in self.stderr, self.describe()
+        assert self.stderr.startswith("error: "), self.describe()
+        return self.stderr.strip()
+
+
+def run_cli(args: list[str], *, timeout_s: float, env: dict[str, str] | None = None,
+            stdin: bytes | None = None) -> CliResult:
+    """``python -m meshhost ARGS``; a command that outlives ``timeout_s`` fails the test."""
+    argv = [sys.executable, "-m", "meshhost", *args]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=timeout_s,
+                              env=env or clean_env(COLUMNS="200"), input=stdin)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(
+            f"`meshhost {' '.join(args)}` hung: no exit within {timeout_s} s\n"
+            f"stdout: {exc.stdout!r}\nstderr: {exc.stderr!r}") from None
+    return CliResult(list(args), done.returncode, done.stdout.decode(errors="replace"),
+                     done.stderr.decode(errors="replace"), time.monotonic() - started)
+
+
+def parallel(*thunks: Callable[[], Any]) -> list[Any]:
+    """Run blocking thunks (CLI commands) at once; their results in order."""
+    with ThreadPoolExecutor(max_workers=len(thunks)) as pool:
+        futures = [pool.submit(thunk) for thunk in thunks]
+        return [f.result() for f in futures]
+
+
+class Netns:
+    """A network namespace with only ``lo`` up, held open by a sleeping process."""
+
+    def __init__(self) -> None:
+        self.holder = subprocess.Popen(
+            ["unshare", "-n", "sh", "-c", "ip link set lo up && echo ready && exec sleep 86400"],
+            stdout=subprocess.PIPE, text=True)
+        assert self.holder.stdout is not None
+        ready, _, _ = select.select([self.holder.stdout], [], [], NETNS_READY_S)
+        line = self.holder.stdout.readline() if ready else ""
+        if line.strip() != "ready":
+            self.close()
+            pytest.fail(f"the network namespace did not come up within {NETNS_READY_S} s")
+
+    @property
+    def enter(self) -> list[str]:
+        """Prefix that runs a command inside the namespace (nsenter execs it: same pid)."""
+        return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net"]
+
+    def run(self, argv: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run([*self.enter, *argv], capture_output=True, text=True,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{argv} in the namespace: no exit within {timeout_s} s") from None
+
+    def close(self) -> None:
+        if self.holder.poll() is None:
+            self.holder.kill()
+        self.holder.wait()
+
+
+_HTTP_GET = """
+import json, sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode("utf-8", "replace")}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode("utf-8", "replace")}))
+except Exception as e:
+    print(json.dumps({"status": None, "error": f"{type(e).__name__}: {e}"}))
+"""
+
+
+class HostProc:
+    """One ``meshhost up`` process (restartable on the same data dir)."""
+
+    def __init__(self, lattice: ProcLattice, name: str, secret: str, lattice_name: str,
+                 labels: tuple[str, ...] = ()) -> None:
+        self.lattice = lattice
+        self.name = name
+        self.data_dir = lattice.root / name
+        self.status_file = lattice.root / f"{name}.status.json"
+        self.log = lattice.root / f"{name}.log"
+        self.secret = secret
+        self.lattice_name = lattice_name
+        self.labels = labels
+        self.popen: subprocess.Popen[bytes] | None = None
+        self._id: str | None = None
+
+    # -- process -------------------------------------------------------------
+
+    def start(self) -> HostProc:
+        assert self.lattice.netns is not None
+        self.status_file.unlink(missing_ok=True)
+        argv = [
+            *self.lattice.netns.enter, sys.executable, "-m", "meshhost", "up",
+            "--lattice", self.lattice_name, "--profile", "local",
+            "--data-dir", str(self.data_dir),
+            "--mdns-service-type", self.lattice.service_type,
+            "--status-file", str(self.status_file), "--json",
+        ]  # fmt: skip
+        for label in self.labels:
+            argv += ["--label", label]
+        with self.log.open("ab") as log:
+            log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
+            log.flush()
+            self.popen = subprocess.Popen(
+                argv, stdout=log, stderr=log,
+                env=clean_env(MESHHOST_LATTICE_SECRET=self.secret))
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def kill9(self) -> None:
+        if self.running:
+            assert self.popen is not None
+            self.popen.send_signal(signal.SIGKILL)
+        if self.popen is not None:
+            self.popen.wait()
+
+    def wait_exit(self, timeout_s: float) -> int:
+        assert self.popen is not None
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.name} did not exit within {timeout_s} s\n"
+                                 f"{self.log_tail()}") from None
+
+    def terminate(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM (graceful leave); returns the exit code."""
+        assert self.popen is not None
+        if self.running:
+            self.popen.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout_s)
+
+    def log_tail(self, chars: int = 2500) -> str:
+        try:
+            return f"--- log of {self.name}:\n" + self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return f"--- {self.name} has no log"
+
+    # -- what it says ----------------------------------------------------------
+
+    def status(self) -> dict[str, Any] | None:
+        """The status file of the running process (None while starting or when dead)."""
+        if not self.running:
+            return None
+        try:
+            data: dict[str, Any] = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    @property
+    def host_id(self) -> str:
+        if self._id is None:
+            status = self.status()
+            assert status is not None, f"{self.name} has not written its status yet"
+            self._id = str(status["host_id"])
+        return self._id
+
+    def view(self) -> dict[str, str]:
+        """Host id -> membership state as this host sees it (itself included)."""
+        status = self.status()
+        if status is None:
+            return {}
+        return {m["id"]: m["state"] for m in status["members"]}
+
+    def alive_ids(self) -> set[str]:
+        return {i for i, s in self.view().items() if s == "alive"}
+
+    def stat(self, name: str) -> int:
+        status = self.status()
+        return 0 if status is None else int(status["stats"].get(name, 0))
+
+    # -- CLI ------------------------------------------------------------------
+
+    def cli(self, *args: str, timeout_s: float = 10.0 + CLI_MARGIN_S,
+            stdin: bytes | None = None) -> CliResult:
+        """``meshhost ARGS --data-dir <this host's data dir>``."""
+        return run_cli([*args, "--data-dir", str(self.data_dir)], timeout_s=timeout_s,
+                       stdin=stdin)
+
+    def call(self, actor: str, operation: str, payload: str = "", *,
+             deadline_s: float = 10.0, as_json: bool = True) -> CliResult:
+        """``meshhost call --timeout deadline_s [--json]``, bounded by deadline + margin."""
+        args = ["call", actor, operation, payload, "--timeout", str(deadline_s)]
+        return self.cli(*args, *(["--json"] if as_json else []),
+                        timeout_s=deadline_s + CLI_MARGIN_S)
+
+
+class ProcLattice:
+    """Hosts in one private namespace with one mDNS service type; see the module doc."""
+
+    def __init__(self, root: Path, lattice_name: str = "default") -> None:
+        self.root = root
+        self.lattice_name = lattice_name
+        self.secret = encode_secret(os.urandom(32))
+        self.service_type = f"_mh-{secrets.token_hex(3)}._udp.local."
+        self.netns: Netns | None = None
+        self.hosts: list[HostProc] = []
+
+    def __enter__(self) -> ProcLattice:
+        self.netns = Netns()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for host in self.hosts:
+            if host.running and host.popen is not None:
+                host.popen.send_signal(signal.SIGKILL)
+        for host in self.hosts:
+            if host.popen is not None:
+                host.popen.wait()
+        if self.netns is not None:
+            self.netns.close()
+
+    def add(self, name: str, *, secret: str | None = None, start: bool = True,
+            labels: tuple[str, ...] = ()) -> HostProc:
+        host = HostProc(self, name, secret or self.secret, self.lattice_name, labels)
+        self.hosts.append(host)
+        if start:
+            host.start()
+        return host
+
+    def start_hosts(self, *names: str) -> tuple[list[HostProc], float]:
+        """Start hosts and wait until each sees all of them alive; (hosts, seconds it took)."""
+        started = time.monotonic()
+        hosts = [self.add(name) for name in names]
+        self.wait_for(lambda: all(h.status() for h in hosts), "every host wrote its status")
+        ids = {h.host_id for h in hosts}
+        self.wait_for(lambda: all(h.alive_ids() == ids for h in hosts),
+                      f"each of {', '.join(names)} sees all of them alive")
+        return hosts, time.monotonic() - started
+
+    def wait_for(self, predicate: Callable[[], bool], what: str,
+                 timeout_s: float = WAIT_S) -> float:
+        """Poll ``predicate``; seconds it took, or fail saying what and showing every host."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout_s:
+            if predicate():
+                return time.monotonic() - start
+            time.sleep(POLL_S)
+        raise AssertionError(f"timed out after {timeout_s} s waiting until {what}\n"
+                             + self.diagnostics())
+
+    def diagnostics(self) -> str:
+        parts = []
+        for host in self.hosts:
+            view = {k[:8]: v for k, v in host.view().items()}
+            parts.append(f"{host.name} (running={host.running}) sees {view}")
+        parts += [host.log_tail() for host in self.hosts]
+        return "\n".join(parts)
+
+    # -- inside the namespace ----------------------------------------------------
+
+    def http_get(self, url: str, timeout_s: float = 3.0) -> dict[str, Any]:
+        """GET ``url`` from inside the namespace: {status, body} or {status: None, error}."""
+        assert self.netns is not None
+        done = self.netns.run([sys.executable, "-c", _HTTP_GET, url, str(timeout_s)],
+                              timeout_s=timeout_s + CLI_MARGIN_S)
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def tcp_listener_pid(self, port: int) -> int | None:
+        """The pid of the process listening on TCP ``port`` in the namespace, if any."""
+        assert self.netns is not None
+        done = self.netns.run(["ss", "-Htlnp", f"sport = :{port}"], timeout_s=10)
+        found = re.search(r"pid=(\d+)", done.stdout)
+        return int(found.group(1)) if found else None
+
+
+def http_request_payload(path: Path, host_header: str = "cli") -> str:
+    """Write a msgpack wasmcloud:httpserver HttpRequest to ``path``; ``@path`` for `call`."""
+    request = {"method": "GET", "path": "/", "queryString": "",
+               "header": {"host": [host_header]}, "body": b""}
+    path.write_bytes(msgpack.packb(request, use_bin_type=True))
+    return f"@{path}"
+
+
+def kv_count(result: CliResult) -> int:
+    """The counter in the HttpResponse of a ``call --json`` to kvcounter."""
+    answer = msgpack.unpackb(bytes.fromhex(result.json()["payload"]), raw=False)
+    assert answer["statusCode"] == 200, answer
+    return int(json.loads(answer["body"])["count"])

@@ -1,0 +1,114 @@
+"""`kill -9` of a host serving an actor while calls to it run: no call hangs, the survivor serves.
+
+Echo runs on hosts a and c; two loops of `meshhost call --timeout 3` run
+from b while a is killed with SIGKILL.  Every call must exit within its
+deadline plus a margin for starting the CLI, either answered (by a or c) or
+with one clear error line; once b has declared a dead every call is answered
+by c.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from proc_lattice import CLI_MARGIN_S, CliResult, HostProc, ProcLattice, parallel
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+DEADLINE_S = 3.0
+LOOPS = 2
+CALLS_AFTER_DETECTION = 2
+"""Per loop, after b has marked a dead: these must all be answered by c."""
+
+
+class CallLoop(threading.Thread):
+    """Calls echo from ``caller`` back to back until stopped; records every call."""
+
+    def __init__(self, caller: HostProc, actor: str) -> None:
+        super().__init__(daemon=True)
+        self.caller, self.actor = caller, actor
+        self.stop = threading.Event()
+        self.calls: list[tuple[float, float, CliResult | AssertionError]] = []
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            began = time.monotonic()
+            try:
+                outcome: CliResult | AssertionError = self.caller.call(
+                    self.actor, "Echo", f"call {n}", deadline_s=DEADLINE_S)
+            except AssertionError as hung:  # run_cli's subprocess timeout: the call hung
+                outcome = hung
+            self.calls.append((began, time.monotonic(), outcome))
+
+    def count_since(self, t: float) -> int:
+        return sum(1 for began, _, _ in self.calls if began >= t)
+
+
+def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_none_hangs(
+    lattice: ProcLattice, modules: dict[str, tuple[Path, str]]
+) -> None:
+    (a, b, c), _ = lattice.start_hosts("a", "b", "c")
+    echo_path, echo_id = modules["echo"]
+    parallel(lambda: a.cli("start", str(echo_path)).ok(),
+             lambda: c.cli("start", str(echo_path)).ok())
+
+    def b_sees_both() -> bool:
+        rows = b.cli("hosts", "--json").json()
+        return {r["id"]: r["actors"] for r in rows} == {a.host_id: 1, b.host_id: 0, c.host_id: 1}
+    lattice.wait_for(b_sees_both, "b sees echo on a and on c", timeout_s=15)
+
+    loops = [CallLoop(b, echo_id) for _ in range(LOOPS)]
+    for loop in loops:
+        loop.start()
+    try:
+        # Kill a once it has served calls, while both loops are running.
+        lattice.wait_for(lambda: all(loop.calls for loop in loops) and any(
+            isinstance(o, CliResult) and o.returncode == 0 and o.json()["host"] == a.host_id
+            for loop in loops for _, _, o in list(loop.calls)), "a has answered a call")
+        killed_at = time.monotonic()
+        a.kill9()
+        detect_s = lattice.wait_for(lambda: b.view().get(a.host_id) == "dead",
+                                    "b declares the killed host dead")
+        detected_at = time.monotonic()
+        lattice.wait_for(
+            lambda: all(loop.count_since(detected_at) >= CALLS_AFTER_DETECTION for loop in loops),
+            f"each loop made {CALLS_AFTER_DETECTION} calls after the detection",
+            timeout_s=CALLS_AFTER_DETECTION * (DEADLINE_S + CLI_MARGIN_S) + 5)
+    finally:
+        for loop in loops:
+            loop.stop.set()
+        for loop in loops:
+            loop.join(timeout=DEADLINE_S + CLI_MARGIN_S + 5)
+
+    calls = sorted((call for loop in loops for call in loop.calls), key=lambda x: x[0])
+    hung = [str(o) for _, _, o in calls if isinstance(o, AssertionError)]
+    assert not hung, "calls hung:\n" + "\n".join(hung)
+    answered: dict[str, int] = {}
+    errors: list[str] = []
+    for began, _, outcome in calls:
+        assert isinstance(outcome, CliResult)
+        if outcome.returncode == 0:
+            answer = outcome.json()
+            assert answer["host"] in (a.host_id, c.host_id), answer
+            assert answer["ms"] <= DEADLINE_S * 1000 + 500, answer  # the host kept the deadline
+            answered[answer["host"]] = answered.get(answer["host"], 0) + 1
+            if began >= detected_at:
+                assert answer["host"] == c.host_id, "a dead host answered a call"
+        else:
+            errors.append(outcome.failed_cleanly())
+            assert began < detected_at, f"a call after the detection failed: {errors[-1]}"
+    during = [o for began, _, o in calls if killed_at <= began < detected_at]
+    slowest = max(end - began for began, end, _ in calls)
+    print(f"kill -9 detected by b after {detect_s:.2f} s; {len(calls)} calls "
+          f"({len(during)} between the kill and the detection), answered by "
+          f"a={answered.get(a.host_id, 0)} c={answered.get(c.host_id, 0)}, "
+          f"{len(errors)} clear errors {errors}, slowest CLI call {slowest:.2f} s")
+
+    # The dead host's own CLI says plainly that nothing runs there.
+    stale = a.cli("hosts").failed_cleanly()
+    assert "no meshhost host is running" in stale, stale
