@@ -48,7 +48,7 @@ EVENT_POLL_S = 0.02
 """How often undrained directory events are looked at: a link made anywhere is
 usable here one gossip hop plus at most this long after it arrives."""
 TICK_S = 1.0
-LINK_RESYNC_S = 5.0
+LINK_RESYNC_S = 1.0
 SYNC_TIMEOUT_S = 5.0
 
 Send = Callable[[str, int, bytes, float], Awaitable[bytes]]
