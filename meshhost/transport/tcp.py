@@ -577,6 +577,10 @@ class Transport:
                             serving = blocked[0]
                             await self._finish_handler(conn, *blocked)
                             break
+                        if conn.draining and session.outstanding == 0 and not conn.handlers:
+                            self._close_duplicate(conn)
+                        if session.is_closed or conn.dead:
+                            break
                     # Read without a checkpoint while data keeps coming; after
                     # a short read the kernel is most likely empty, so park
                     # at once instead of paying for a recv that would fail.
@@ -684,9 +688,9 @@ class Transport:
                 self._dispatch(conn, event)
                 continue
             rid = event.request_id
-            started = self._handler(peer, event.channel, event.payload)
-            coro = started if type(started) is CoroutineType else _as_coroutine(started)
             try:
+                started = self._handler(peer, event.channel, event.payload)
+                coro = started if type(started) is CoroutineType else _as_coroutine(started)
                 trap = coro.send(None)
             except StopIteration as stop:
                 self._answer(conn, event, stop.value)

@@ -176,3 +176,26 @@ async def test_a_session_ending_cancels_handlers_blocked_in_any_task(
         assert sorted(cancelled) == [1, 2, 3]
         assert not b._conns
         await b.aclose()
+
+
+async def test_a_handler_that_is_no_coroutine_function_is_served_too() -> None:
+    class Ready:
+        def __await__(self):  # type: ignore[no-untyped-def]
+            yield from trio.lowlevel.checkpoint().__await__()
+            return b"awaitable"
+
+    def handler(peer_id: str, channel: int, payload: bytes) -> object:
+        if channel == 1:
+            raise RuntimeError("broken before returning an awaitable")
+        return Ready()  # an awaitable that is not a coroutine
+
+    a, b = make(1, nothing), make(2, handler)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.serve, "127.0.0.1", 0)
+        addr_b = await nursery.start(b.serve, "127.0.0.1", 0)
+        with pytest.raises(RemoteError) as info:
+            await a.request(addr_b, 1, b"", timeout_s=10)
+        assert info.value.code == ErrorCode.UNAVAILABLE
+        assert await a.request(addr_b, 2, b"", timeout_s=10) == b"awaitable"
+        await a.aclose()
+        await b.aclose()
