@@ -99,6 +99,12 @@ def _labels(args: Mapping[str, Any]) -> dict[str, str]:
     return dict(value)
 
 
+def _link_row(link: LinkDefinition) -> dict[str, Any]:
+    """A link as ``link_put`` / ``link_list`` answer it (the names ``link put`` takes)."""
+    return {"actor": link.actor_id, "contract": link.contract_id, "link_name": link.link_name,
+            "provider": link.provider_id, "values": dict(link.values)}
+
+
 class HostControl:
     """Answers control requests for one running host."""
 
@@ -316,7 +322,7 @@ class HostControl:
         except MeshError as exc:
             raise _invalid(str(exc)) from None
         self._directory().put_link(link)
-        return link.to_dict()
+        return _link_row(link)
 
     async def op_link_del(self, args: Mapping[str, Any]) -> dict[str, Any]:
         actor = self.resolve_actor(_text(args, "actor") or "")
@@ -329,7 +335,7 @@ class HostControl:
 
     async def op_link_list(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
         links = sorted(self._directory().links(), key=lambda link: link.key)
-        return [link.to_dict() for link in links]
+        return [_link_row(link) for link in links]
 
     async def op_config_put(self, args: Mapping[str, Any]) -> dict[str, Any]:
         key = _text(args, "key") or ""

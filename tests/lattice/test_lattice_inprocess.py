@@ -69,7 +69,7 @@ async def test_actor_on_a_is_callable_from_b_and_c_and_links_made_on_c_work_on_a
         assert counts == [1, 2, 3]
 
         links = await client(b).request("link_list")
-        assert [(ln["actor_id"], ln["contract_id"]) for ln in links] == [
+        assert [(ln["actor"], ln["contract"]) for ln in links] == [
             (kv_id, "wasmcloud:keyvalue")]
         inventory = await client(c).request("inventory", host=a.host_id[:10])
         assert {x["id"]: x["instances"] for x in inventory["actors"]} == {echo_id: 2, kv_id: 1}
