@@ -283,6 +283,11 @@ class HostProc:
         return run_cli([*args, "--data-dir", str(self.data_dir)], timeout_s=timeout_s,
                        stdin=stdin)
 
+    def links(self) -> list[tuple[str, str, str]]:
+        """``link list --json`` as (actor, contract, link name) rows."""
+        return [(x["actor"], x["contract"], x["link_name"])
+                for x in self.cli("link", "list", "--json").json()]
+
     def call(self, actor: str, operation: str, payload: str = "", *,
              deadline_s: float = 10.0, as_json: bool = True) -> CliResult:
         """``meshhost call --timeout deadline_s [--json]``, bounded by deadline + margin."""

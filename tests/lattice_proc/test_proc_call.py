@@ -87,6 +87,4 @@ def test_a_link_made_on_c_lets_the_counter_on_a_count_calls_from_b(
     assert counted == [1, 2, 3]
 
     expected = [(kv_id, "wasmcloud:keyvalue", "default")]
-    for links in parallel(*(lambda h=h: h.cli("link", "list", "--json").json()
-                            for h in (a, b, c))):
-        assert [(x["actor_id"], x["contract_id"], x["link_name"]) for x in links] == expected
+    assert parallel(a.links, b.links, c.links) == [expected] * 3
