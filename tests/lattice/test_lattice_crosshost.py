@@ -1,0 +1,162 @@
+"""Calls that cross hosts: actor to actor, provider to actor, large payloads, restarts."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import msgpack
+import trio
+from lattice_helpers import (
+    ISSUER,
+    alive,
+    client,
+    count_of,
+    http_request,
+    make_host,
+    signed_example,
+    wait_until,
+)
+
+from meshhost.capabilities.contracts import PubMessage
+from meshhost.control.api import ControlError
+from meshhost.identity import nkeys
+from meshhost.identity.claims import sign_module
+from meshhost.runtime import wat_to_wasm
+
+CAPS_WAT = Path(__file__).resolve().parents[1] / "capabilities" / "wat" / "caps_actor.wat"
+KEYVALUE, MESSAGING = "wasmcloud:keyvalue", "wasmcloud:messaging"
+
+
+def caps_actor(name: str, caps: tuple[str, ...]) -> tuple[bytes, str]:
+    """The capabilities tests' driver actor: op ``call`` makes any host call."""
+    module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+    wasm = sign_module(wat_to_wasm(CAPS_WAT.read_text()), issuer=ISSUER, subject=module,
+                       name=name, caps=caps, now=time.time())
+    return wasm, module.public_key
+
+
+def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
+    out = b""
+    for part in (binding, namespace, operation):
+        out += bytes([len(part)]) + part.encode()
+    return out + payload
+
+
+class Member:
+    def __init__(self, host) -> None:
+        self.host = host
+        self.scope = trio.CancelScope()
+
+    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with self.scope:
+            await self.host.serve(task_status=task_status)
+
+
+async def two_hosts(nursery, tmp_path: Path):
+    a = Member(make_host(tmp_path, 0))
+    addr = await nursery.start(a.run)
+    b = Member(make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",)))
+    await nursery.start(b.run)
+    ids = {a.host.host_id, b.host.host_id}
+    await wait_until(lambda: alive(a.host) == ids and alive(b.host) == ids, "both see both")
+    return a, b
+
+
+async def test_remote_actor_call_needs_a_link_then_works(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path)
+        caller, caller_id = caps_actor("caller", ())
+        echo, echo_id = signed_example("echo")
+        await client(a.host).request("start", module=caller)
+        await client(b.host).request("start", module=echo)
+        await wait_until(lambda: bool(a.host.directory.hosts_running(echo_id)), "a sees echo")
+        request = frame("default", echo_id, "Echo", b"across the lattice")
+        try:
+            await client(a.host).request("call", actor=caller_id, operation="call",
+                                         payload=request, timeout_ms=5000)
+            raise AssertionError("an unlinked actor-to-actor call must be denied")
+        except ControlError as exc:
+            assert "link" in str(exc)
+        await client(b.host).request("link_put", actor=caller_id, contract=echo_id)
+        await wait_until(lambda: a.host.actors.dispatcher.links.get(caller_id, echo_id,
+                                                                    "default") is not None,
+                         "the link reached a")
+        answer = await client(a.host).request("call", actor=caller_id, operation="call",
+                                              payload=request, timeout_ms=5000)
+        assert answer == {"payload": b"across the lattice", "host": a.host.host_id}
+        # a large payload crosses hosts too (streamed by the transport)
+        big = os.urandom(3 * 1024 * 1024)
+        answer = await client(a.host).request("call", actor=echo_id, operation="Echo",
+                                              payload=big, timeout_ms=10000)
+        assert answer["payload"] == big and answer["host"] == b.host.host_id
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_message_published_on_one_host_reaches_a_subscriber_on_another(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path)
+        publisher, pub_id = caps_actor("publisher", (MESSAGING,))
+        subscriber, sub_id = caps_actor("subscriber", (MESSAGING, KEYVALUE))
+        await client(a.host).request("start", module=publisher)
+        await client(b.host).request("start", module=subscriber)
+        await client(a.host).request("link_put", actor=pub_id, contract=MESSAGING)
+        await client(a.host).request("link_put", actor=sub_id, contract=MESSAGING,
+                                     values={"SUBSCRIPTION": "events.>"})
+        await client(a.host).request("link_put", actor=sub_id, contract=KEYVALUE)
+        await wait_until(lambda: len(b.host.actors.dispatcher.links) == 3
+                         and bool(a.host.directory.hosts_running(sub_id)), "links and actors")
+        for subject in ("events.a", "events.b.c", "other.x"):
+            msg = PubMessage(subject, None, b"payload").encode()
+            answer = await client(a.host).request(
+                "call", actor=pub_id, operation="call",
+                payload=frame("", MESSAGING, "Messaging.Publish", msg), timeout_ms=5000)
+            assert answer["host"] == a.host.host_id
+        get = frame("", KEYVALUE, "KeyValue.Get", msgpack.packb("messages"))
+
+        async def messages_seen() -> dict:
+            answer = await client(a.host).request("call", actor=sub_id, operation="call",
+                                                  payload=get, timeout_ms=5000)
+            assert answer["host"] == b.host.host_id  # the subscriber only runs on b
+            return msgpack.unpackb(answer["payload"])
+
+        with trio.fail_after(10):
+            while (seen := await messages_seen()) != {"value": "2", "exists": True}:
+                assert seen.get("value") in (None, "", "1"), seen
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_restarted_host_keeps_links_and_key_value_data(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path)
+        kv, kv_id = signed_example("kvcounter")
+        await client(b.host).request("start", module=kv)
+        await client(a.host).request("link_put", actor=kv_id, contract=KEYVALUE)
+        await wait_until(lambda: b.host.actors.dispatcher.links.get(kv_id, KEYVALUE, "default")
+                         is not None, "the link reached b")
+        await wait_until(lambda: bool(a.host.directory.hosts_running(kv_id)), "a sees kv on b")
+        for expected in (1, 2):
+            answer = await client(a.host).request("call", actor=kv_id,
+                                                  operation="HttpServer.HandleRequest",
+                                                  payload=http_request(), timeout_ms=5000)
+            assert count_of(answer["payload"]) == expected
+        b_id = b.host.host_id
+        b.scope.cancel()  # no graceful leave: like a crash, as far as a can tell
+        await wait_until(lambda: not a.host.directory.hosts_running(kv_id), "b's actor gone")
+        addr = a.host.addr
+        again = Member(make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",)))
+        await nursery.start(again.run)
+        assert again.host.host_id == b_id
+        # links persisted in b's own directory store, before any gossip
+        assert [ln.key for ln in again.host.directory.links()] == [(kv_id, KEYVALUE, "default")]
+        await client(again.host).request("start", module=kv)
+        await wait_until(lambda: bool(a.host.directory.hosts_running(kv_id)), "a sees b again")
+        answer = await client(a.host).request("call", actor=kv_id,
+                                              operation="HttpServer.HandleRequest",
+                                              payload=http_request(), timeout_ms=5000)
+        assert count_of(answer["payload"]) == 3  # b's key-value data survived
+        nursery.cancel_scope.cancel()
