@@ -170,7 +170,7 @@ class HostProc:
     """One ``meshhost up`` process (restartable on the same data dir)."""
 
     def __init__(self, lattice: ProcLattice, name: str, secret: str, lattice_name: str,
-                 labels: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.lattice = lattice
         self.name = name
         self.data_dir = lattice.root / name
@@ -178,7 +178,7 @@ class HostProc:
         self.log = lattice.root / f"{name}.log"
         self.secret = secret
         self.lattice_name = lattice_name
-        self.labels = labels
+        self.extra_args = extra_args
         self.popen: subprocess.Popen[bytes] | None = None
         self._id: str | None = None
 
@@ -194,8 +194,7 @@ class HostProc:
             "--mdns-service-type", self.lattice.service_type,
             "--status-file", str(self.status_file), "--json",
         ]  # fmt: skip
-        for label in self.labels:
-            argv += ["--label", label]
+        argv += self.extra_args
         with self.log.open("ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
@@ -322,8 +321,9 @@ class ProcLattice:
             self.netns.close()
 
     def add(self, name: str, *, secret: str | None = None, start: bool = True,
-            labels: tuple[str, ...] = ()) -> HostProc:
-        host = HostProc(self, name, secret or self.secret, self.lattice_name, labels)
+            extra_args: tuple[str, ...] = ()) -> HostProc:
+        """A host (started unless ``start=False``); ``extra_args`` go to `meshhost up`."""
+        host = HostProc(self, name, secret or self.secret, self.lattice_name, extra_args)
         self.hosts.append(host)
         if start:
             host.start()
