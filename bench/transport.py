@@ -9,7 +9,10 @@ measures, in shuffled rounds, sequential request-response round trips of 100 B
 and 10 KiB on each, and prints p50/p99 (median over rounds) and the ratio of
 session to raw from the same run.  Then it streams 64 MiB up (the server
 answers with the length) and 64 MiB down, one request at a time, and prints
-MiB/s.  Writes are not pipelined: one request outstanding at a time.
+MiB/s.  Writes are not pipelined: one request outstanding at a time.  It also
+prints the cost of the sans-IO session work alone (framing, encryption and
+parsing on both sides, no sockets, no trio) for each size, which is the part
+of the difference to raw TCP that no driver change can remove.
 
 Figures on a shared 2-core machine are noisy; compare ratios within one run.
 """
@@ -118,6 +121,48 @@ async def _session_round(
     return times
 
 
+def _core_round_trip_us(size: int, count: int = 5000) -> float:
+    """Mean cost in microseconds of one request/response through two sans-IO sessions."""
+    from meshhost.transport.session import LocalIdentity, Session
+
+    config = TransportConfig()
+
+    def session(initiator: bool, seed: int) -> Session:
+        rb = random.Random(seed).randbytes
+        return Session(
+            initiator=initiator,
+            identity=LocalIdentity.create(_key(seed), rb),
+            lattice=LATTICE,
+            psk=PSK,
+            config=config,
+            random_bytes=rb,
+        )
+
+    a, b = session(True, 1), session(False, 2)
+    a.start()
+    for _ in range(4):  # the handshake: three messages and READY
+        b.receive_data(bytes(a.data_to_send()))
+        a.receive_data(bytes(b.data_to_send()))
+    while a.next_event() or b.next_event():
+        pass
+    payload = os.urandom(size)
+
+    def one() -> None:
+        a.send_request(1, payload, 10_000)
+        b.receive_data(a.data_to_send())
+        event = b.next_event()
+        b.send_response(event.request_id, event.payload)  # type: ignore[union-attr]
+        a.receive_data(b.data_to_send())
+        a.next_event()
+
+    for _ in range(200):
+        one()
+    start = time.perf_counter()
+    for _ in range(count):
+        one()
+    return (time.perf_counter() - start) / count * 1e6
+
+
 async def _client(raw_port: int, session_port: int, rounds: int, requests: int) -> None:
     async def ignore(peer_id: str, channel: int, payload: bytes) -> bytes:
         return b""
@@ -155,6 +200,14 @@ async def _client(raw_port: int, session_port: int, rounds: int, requests: int) 
             print(
                 f"{size:>7}B {raw50:>7.1f}us {raw99:>7.1f}us {s50:>7.1f}us {s99:>7.1f}us "
                 f"{s50 / raw50:>8.2f}x"
+            )
+
+        # Where the difference goes: the sans-IO session work alone (frame,
+        # encrypt, decrypt, parse on both sides), no sockets and no trio.
+        for size in (100, 10240):
+            print(
+                f"{size:>7}B session core (both sides, sans-IO): "
+                f"{_core_round_trip_us(size):.1f}us per round trip"
             )
 
         payload = os.urandom(STREAM_BYTES)
