@@ -79,7 +79,8 @@ def hosts(data_dir: Path | None, lattice: str, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table(title=f"lattice {lattice!r}: {len(rows)} hosts")
+    alive = sum(1 for row in rows if row["state"] == "alive")
+    table = Table(title=f"{len(rows)} hosts, {alive} alive")
     for column in ("host", "address", "state", "actors", "labels"):
         table.add_column(column)
     for row in rows:
