@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -408,14 +409,37 @@ class Children:
                 proc.wait()
 
 
-def _nats_setup(children: Children, root: Path) -> tuple[int | None, str]:
-    """Start nats-server and the responder: (port, description) or (None, why skipped)."""
+@dataclass
+class Servers:
+    """What runs where, for the report."""
+
+    host_b: int
+    raw: int
+    nats_port: int | None = None
+    nats_server: int = 0
+    nats_responder: int = 0
+    nats_note: str = ""
+    """nats-server's version, or why the NATS comparison was skipped."""
+
+    def pids(self, mode: str) -> list[int]:
+        """Server-side processes of ``mode`` (the caller is always this process)."""
+        if mode == "mesh":
+            return [self.host_b]
+        if mode == "nats":
+            return [self.nats_server, self.nats_responder]
+        return [self.raw]
+
+
+def _nats_setup(children: Children, root: Path, servers: Servers) -> None:
+    """Start nats-server and the responder, or note in ``servers`` why not."""
     if shutil.which("nats-server") is None:
-        return None, "nats-server is not installed (Debian: apt-get install nats-server)"
+        servers.nats_note = "nats-server is not installed (Debian: apt-get install nats-server)"
+        return
     try:
         import nats  # noqa: F401
     except ImportError:
-        return None, "nats-py is not installed (pip install -e '.[bench]')"
+        servers.nats_note = "nats-py is not installed (pip install -e '.[bench]')"
+        return
     started = start_nats_server()
     assert started is not None
     server, port = started
@@ -424,8 +448,35 @@ def _nats_setup(children: Children, root: Path) -> tuple[int | None, str]:
                              check=False).stdout.strip()
     responder = children.spawn("nats responder", "--nats-responder", str(port), str(root))
     children.ready_line("nats responder", responder)
-    return port, (f"pid {server.pid} {version or 'nats-server'} on 127.0.0.1:{port}; "
-                  f"pid {responder.pid} nats-py responder (echo via Runtime.call_sync)")
+    servers.nats_port, servers.nats_server, servers.nats_responder = port, server.pid, responder.pid
+    servers.nats_note = version.removeprefix("nats-server:").strip() or "(version unknown)"
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (every thread); 0 without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Results:
+    lat: dict[tuple[str, int], list[tuple[float, float]]] = field(
+        default_factory=lambda: collections.defaultdict(list))
+    """(mode, size) -> per-round (p50, p99) in µs."""
+    tput: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+    """mode -> per-round calls/s."""
+    cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    """(mode, kind) -> [calls, caller CPU s, server-side CPU s per server pid...]."""
+
+    def add_cpu(self, key: tuple[str, str], calls: int, used: list[float]) -> None:
+        totals = self.cpu.setdefault(key, [0.0] * (1 + len(used)))
+        totals[0] += calls
+        for i, value in enumerate(used):
+            totals[1 + i] += value
 
 
 # --- the benchmark -----------------------------------------------------------------------
@@ -447,7 +498,9 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
     raw_proc, raw_port = start_raw_server()
     children.adopt("raw echo", raw_proc)
     wait_for_port(raw_port)
-    nats_port, nats_what = _nats_setup(children, root)
+    servers = Servers(host_b=host_b.pid, raw=raw_proc.pid)
+    _nats_setup(children, root, servers)
+    results = Results()
 
     host = _make_host(root / "host-a", HOST_A_IP, secret, (b_addr,))
     async with trio.open_nursery() as nursery:
@@ -469,7 +522,7 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
         raw = RawClient(streams[0])  # sequential calls: send, then read the reply
         raw_mux = RawMux(streams[1])  # 32 tasks
         nursery.start_soon(raw_mux.run)
-        nats_client = NatsClient(nats_port) if nats_port is not None else None
+        nats_client = NatsClient(servers.nats_port) if servers.nats_port is not None else None
         if nats_client is not None:
             await nats_client.connect()
 
@@ -486,8 +539,6 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
         modes = ["raw", "mesh"] + (["nats"] if nats_client is not None else [])
         plan = [(mode, kind) for mode in modes for kind in ("lat100", "lat10k", "tput")]
         plan.append(("raw-coalesced", "tput"))
-        lat: dict[tuple[str, int], list[tuple[float, float]]] = collections.defaultdict(list)
-        tput: dict[str, list[float]] = collections.defaultdict(list)
         rng = random.Random(os.urandom(8))
         sequential_calls = {"raw": raw.echo, "mesh": mesh}
         concurrent_calls = {"raw": raw_mux.echo, "mesh": mesh}
@@ -495,6 +546,8 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
             order = plan[:]
             rng.shuffle(order)
             for mode, kind in order:
+                pids = [os.getpid(), *servers.pids(mode)]
+                before = [_cpu_s(pid) for pid in pids]
                 if kind == "tput":
                     count = args.requests * 2
                     if mode == "raw-coalesced":
@@ -504,15 +557,18 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
                         rate = await nats_client.concurrent(100, count)
                     else:
                         rate = await _concurrent(concurrent_calls[mode], 100, count)
-                    tput[mode].append(rate)
-                    continue
-                size = 100 if kind == "lat100" else 10240
-                if mode == "nats":
-                    assert nats_client is not None
-                    result = await nats_client.sequential(size, args.requests)
+                    results.tput[mode].append(rate)
                 else:
-                    result = await _sequential(sequential_calls[mode], size, args.requests)
-                lat[(mode, size)].append(result)
+                    count = args.requests
+                    size = 100 if kind == "lat100" else 10240
+                    if mode == "nats":
+                        assert nats_client is not None
+                        result = await nats_client.sequential(size, count)
+                    else:
+                        result = await _sequential(sequential_calls[mode], size, count)
+                    results.lat[(mode, size)].append(result)
+                used = [_cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
+                results.add_cpu((mode, kind), count, used)
 
         if nats_client is not None:
             await nats_client.aclose()
@@ -522,35 +578,38 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
             await host.shutdown(leave_timeout_s=0.3, drain_timeout_s=1.0)
         nursery.cancel_scope.cancel()
 
-    _report(args, host_b.pid, raw_proc.pid, nats_port is not None, nats_what, lat, tput)
+    _report(args, servers, results)
 
 
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def _report(args: argparse.Namespace, b_pid: int, raw_pid: int, have_nats: bool, nats_what: str,
-            lat: dict[tuple[str, int], list[tuple[float, float]]],
-            tput: dict[str, list[float]]) -> None:
+def _report(args: argparse.Namespace, servers: Servers, results: Results) -> None:
+    have_nats = servers.nats_port is not None
+    lat, tput = results.lat, results.tput
+
     def p(mode: str, size: int, i: int) -> float:
         return _median([r[i] for r in lat[(mode, size)]])
 
     print("processes:")
     print(f"  pid {os.getpid()} (this): host A {HOST_A_IP}, the caller (no actor); raw trio client;"
           " nats-py client (asyncio thread)")
-    print(f"  pid {b_pid}: host B {HOST_B_IP}, runs the echo actor (1 instance)")
-    print(f"  pid {raw_pid}: raw trio TCP echo server (length-prefixed)")
+    print(f"  pid {servers.host_b}: host B {HOST_B_IP}, runs the echo actor (1 instance)")
+    print(f"  pid {servers.raw}: raw trio TCP echo server (length-prefixed)")
     if have_nats:
-        print(f"  {nats_what}")
+        print(f"  pid {servers.nats_server} nats-server {servers.nats_note} on 127.0.0.1:"
+              f"{servers.nats_port}; pid {servers.nats_responder} nats-py responder"
+              " (echo via Runtime.call_sync)")
     else:
-        print(f"NATS comparison skipped: {nats_what}")
+        print(f"NATS comparison skipped: {servers.nats_note}")
     print(f"\nsequential calls, {args.rounds} shuffled rounds x {args.requests} calls,"
           " median over rounds (µs)")
     heads = ["raw p50", "raw p99", "mesh p50", "mesh p99"]
     if have_nats:
         heads += ["nats p50", "nats p99"]
     heads += ["mesh/raw"] + (["nats/mesh"] if have_nats else [])
-    print(f"{'size':>8} " + " ".join(f"{h:>9}" for h in heads))
+    print(f"{'size':>15} " + " ".join(f"{h:>9}" for h in heads))
     for size in SIZES:
         cols = [p("raw", size, 0), p("raw", size, 1), p("mesh", size, 0), p("mesh", size, 1)]
         if have_nats:
@@ -558,7 +617,7 @@ def _report(args: argparse.Namespace, b_pid: int, raw_pid: int, have_nats: bool,
         ratios = [p("mesh", size, 0) / p("raw", size, 0)]
         if have_nats:
             ratios.append(p("nats", size, 0) / p("mesh", size, 0))
-        print(f"latency {size:>6} B " + " ".join(f"{c:>9.1f}" for c in cols)
+        print(f"latency {size:>5} B " + " ".join(f"{c:>9.1f}" for c in cols)
               + " " + " ".join(f"{r:>8.2f}x" for r in ratios))
 
     print(f"\nthroughput, 100 B, {WINDOW} calls outstanding, {args.requests * 2} calls per round,"
@@ -570,6 +629,22 @@ def _report(args: argparse.Namespace, b_pid: int, raw_pid: int, have_nats: bool,
         rows.append(("nats", f"nats-server + nats-py ({WINDOW} tasks)"))
     for mode, label in rows:
         print(f"throughput {label:<52} {_median(tput[mode]):>9,.0f} calls/s")
+
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    fewest = min((totals[0] for totals in results.cpu.values()), default=1)
+    print("\nCPU per call, µs (user+sys of each whole process over all rounds, counted in"
+          f" {tick_us / 1000:.0f} ms ticks: ±{tick_us / fewest:.1f} µs here; the caller also runs"
+          " host A's background work)")
+    names = {"raw": ["echo server"], "raw-coalesced": ["echo server"], "mesh": ["host B"],
+             "nats": ["nats-server", "responder"]}
+    kinds = {"lat100": "sequential 100 B", "lat10k": "sequential 10 KiB",
+             "tput": f"{WINDOW} outstanding 100 B"}
+    for (mode, kind), totals in sorted(results.cpu.items()):
+        calls = totals[0]
+        parts = [f"caller {totals[1] / calls * 1e6:6.1f}"] + [
+            f"{name} {value / calls * 1e6:6.1f}"
+            for name, value in zip(names[mode], totals[2:], strict=True)]
+        print(f"cpu {mode:<13} {kinds[kind]:<20} " + "   ".join(parts))
 
     mesh_rate = _median(tput["mesh"])
     rows_out: list[tuple[str, float, str]] = []

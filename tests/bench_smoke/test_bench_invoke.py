@@ -42,6 +42,10 @@ COMMON = (
     rf"^throughput meshhost A -> B \(32 tasks\)\s+{NUMBER} calls/s$",
     rf"^  p50 meshhost / raw trio at 100 B <= 1\.6x\s+{NUMBER}x  (yes|NO)$",
     rf"^  p50 meshhost / raw trio at 10240 B <= 1\.8x\s+{NUMBER}x  (yes|NO)$",
+    rf"^cpu mesh +sequential 100 B +caller +{NUMBER} +host B +{NUMBER}$",
+    rf"^cpu mesh +sequential 10 KiB +caller +{NUMBER} +host B +{NUMBER}$",
+    rf"^cpu mesh +32 outstanding 100 B +caller +{NUMBER} +host B +{NUMBER}$",
+    rf"^cpu raw +sequential 100 B +caller +{NUMBER} +echo server +{NUMBER}$",
 )
 
 
@@ -62,6 +66,8 @@ def test_quick_run_prints_every_figure_including_nats() -> None:
         rf"^  p50 NATS / meshhost at 100 B >= 2\.0x\s+{NUMBER}x  (yes|NO)$",
         rf"^  p50 NATS / meshhost at 10240 B >= 2\.0x\s+{NUMBER}x  (yes|NO)$",
         rf"^  throughput meshhost / NATS >= 2\.0x\s+{NUMBER}x  (yes|NO)$",
+        rf"^cpu nats +sequential 100 B +caller +{NUMBER} +nats-server +{NUMBER} +responder"
+        rf" +{NUMBER}$",
     )
 
 
@@ -78,3 +84,4 @@ def test_without_nats_server_the_rest_is_still_measured(tmp_path: Path) -> None:
         r"^  NATS targets: skipped",
     )
     assert "throughput nats-server" not in out
+    assert "cpu nats" not in out
