@@ -677,11 +677,14 @@ class Transport:
         inbox = conn.inbox
         session = conn.session
         peer = conn.peer_id or ""
+        limit = self.config.send_buffer_frames
         while inbox:
             event = inbox.popleft()
             if session.is_closed:
                 inbox.clear()
                 return None
+            if conn.leftover is None and session.queued_frames >= limit:
+                conn.flush()  # hand a batch to the kernel (or the writer) first
             if scope.cancel_called or (conn.leftover is not None and conn.is_full):
                 # The scope cannot serve a handler any more (a timer fired), or
                 # the reply would have to wait for room: use a worker task.

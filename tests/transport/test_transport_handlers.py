@@ -199,3 +199,59 @@ async def test_a_handler_that_is_no_coroutine_function_is_served_too() -> None:
         assert await a.request(addr_b, 2, b"", timeout_s=10) == b"awaitable"
         await a.aclose()
         await b.aclose()
+
+
+async def test_replies_to_a_peer_that_reads_late_wait_for_room_then_all_arrive(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from transport_pair import make_session
+
+    from meshhost.transport.session import ResponseReceived
+
+    reply = bytes(range(256)) * 234  # 59904 B: one frame each
+
+    async def handler(peer_id: str, channel: int, payload: bytes) -> bytes:
+        return reply
+
+    config = TransportConfig(send_buffer_frames=4)
+    host = Transport(
+        host_key(1), LATTICE, PSK, config, handler, random_bytes=seeded_random_bytes(1)
+    )
+    async with trio.open_nursery() as nursery:
+        addr = await nursery.start(host.serve, "127.0.0.1", 0)
+        stream = await trio.open_tcp_stream(*addr)
+        peer = make_session(True, 7, lattice=LATTICE)
+        peer.start()
+        while not peer.is_open:
+            if out := bytes(peer.data_to_send()):
+                await stream.send_all(out)
+            data = await stream.receive_some(65536)
+            assert data
+            peer.receive_data(data)
+        while peer.next_event() is not None:
+            pass
+        count = 200  # 12 MB of replies: far more than the socket buffers hold
+        rids = {peer.send_request(1, b"%d" % n) for n in range(count)}
+        await stream.send_all(bytes(peer.data_to_send()))
+        await trio.sleep(1)  # we do not read: the host's writer backs up
+        (conn,) = host._conns
+        # Backpressure: one batch with the writer, at most send_buffer_frames
+        # more queued; the other requests wait in worker tasks for room.
+        assert conn.leftover is not None and conn.is_full
+        held = len(conn.leftover) + len(conn.session._out)
+        assert held <= 2 * config.send_buffer_frames * (len(reply) + 64)
+        assert len(conn.handlers) > count // 2
+        got: set[int] = set()
+        while len(got) < count:
+            data = await stream.receive_some(1 << 20)
+            assert data
+            peer.receive_data(data)
+            if out := bytes(peer.data_to_send()):
+                await stream.send_all(out)
+            while (event := peer.next_event()) is not None:
+                assert isinstance(event, ResponseReceived) and event.payload == reply
+                got.add(event.request_id)
+        assert got == rids
+        assert host.stats["protocol_errors"] == 0 and not conn.handlers
+        await stream.aclose()
+        await host.aclose()
