@@ -133,7 +133,8 @@ KEEPALIVE_MISSES = 3
 """Nothing received for this many intervals (two PINGs unanswered) ends the
 session with ``unavailable``: one lost PING on a busy peer is not death."""
 MAX_IDLE_WORKERS = 8
-"""Handler tasks kept parked per connection for the next request (spawning costs)."""
+"""Worker and reader tasks kept parked per connection (each kind) for reuse:
+spawning a trio task costs more than waking a parked one."""
 _COUNTERS = (
     "connections_accepted",
     "connections_dialed",
