@@ -56,8 +56,69 @@ def require_netns() -> None:
 
 
 def build_modules(out_dir: Path) -> dict[str, tuple[Path, str]]:
-    """The shipped examples, signed: name -> (path, actor id)."""
-    return {name: examples.build(name, out_dir) for name in ("echo", "kvcounter")}
+    """The shipped examples and :func:`sleeper`, signed: name -> (path, actor id)."""
+    built = {name: examples.build(name, out_dir) for name in ("echo", "kvcounter")}
+    built["sleeper"] = build_sleeper(out_dir)
+    return built
+
+
+SLEEP_SUBJECT = "sleeper.never"
+SLEEP_MS = 3500
+"""How long a ``Sleep`` call waits: long enough to be seen in flight in a status file
+(rewritten every second), short enough for the host's drain on a graceful stop (5 s)."""
+
+_SLEEPER_WAT = """
+;; sleeper: "Sleep" waits SLEEP_MS without using CPU, by sending Messaging.Request
+;; to a subject nobody answers (it subscribes to it itself, so the request is not
+;; refused as having no responders); it ignores the timeout and answers "slept".
+;; Any other operation (the subscription's deliveries) answers an empty success.
+(module
+  (import "wasmbus" "__guest_request" (func $guest_request (param i32 i32)))
+  (import "wasmbus" "__guest_response" (func $guest_response (param i32 i32)))
+  (import "wasmbus" "__host_call"
+    (func $host_call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "Sleep")
+  (data (i32.const 32) "default")
+  (data (i32.const 48) "wasmcloud:messaging")
+  (data (i32.const 80) "Messaging.Request")
+  (data (i32.const 192) "slept")
+  (data (i32.const 256) "REQUEST")
+  (func (export "__guest_call") (param $op_len i32) (param $msg_len i32) (result i32)
+    (if (i32.gt_u (i32.add (local.get $op_len) (local.get $msg_len)) (i32.const 60000))
+      (then unreachable))
+    (call $guest_request (i32.const 1024) (i32.add (i32.const 1024) (local.get $op_len)))
+    (if (i32.and (i32.eq (local.get $op_len) (i32.const 5))
+                 (i32.and (i32.eq (i32.load (i32.const 1024)) (i32.load (i32.const 16)))
+                          (i32.eq (i32.load8_u (i32.const 1028)) (i32.load8_u (i32.const 20)))))
+      (then
+        (drop (call $host_call (i32.const 32) (i32.const 7) (i32.const 48) (i32.const 19)
+                               (i32.const 80) (i32.const 17) (i32.const 256) (i32.const LEN)))
+        (call $guest_response (i32.const 192) (i32.const 5))
+        (return (i32.const 1))))
+    (call $guest_response (i32.const 0) (i32.const 0))
+    (i32.const 1))
+)
+"""
+
+
+def build_sleeper(out_dir: Path) -> tuple[Path, str]:
+    """A signed actor (claims: wasmcloud:messaging) whose ``Sleep`` takes SLEEP_MS."""
+    from meshhost.identity import nkeys
+    from meshhost.identity.claims import sign_module
+    from meshhost.runtime import wat_to_wasm
+
+    request = msgpack.packb({"subject": SLEEP_SUBJECT, "body": b"", "timeoutMs": SLEEP_MS},
+                            use_bin_type=True)
+    text = _SLEEPER_WAT.replace('"REQUEST"', '"' + "".join(f"\\{b:02x}" for b in request) + '"')
+    text = text.replace("(i32.const LEN)", f"(i32.const {len(request)})")
+    issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
+    module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+    signed = sign_module(wat_to_wasm(text), issuer=issuer, subject=module, name="sleeper",
+                         caps=("wasmcloud:messaging",), rev=1, ver="0.1.0", now=time.time())
+    path = out_dir / "sleeper.wasm"
+    path.write_bytes(signed)
+    return path, module.public_key
 
 
 def clean_env(**extra: str) -> dict[str, str]:
