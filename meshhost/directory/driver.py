@@ -44,9 +44,6 @@ __all__ = ["SYNC_CHANNEL", "DirectoryDriver"]
 log = logging.getLogger(__name__)
 
 SYNC_CHANNEL = 4
-EVENT_POLL_S = 0.02
-"""How often undrained directory events are looked at: a link made anywhere is
-usable here one gossip hop plus at most this long after it arrives."""
 TICK_S = 1.0
 LINK_RESYNC_S = 1.0
 SYNC_TIMEOUT_S = 5.0
@@ -117,10 +114,17 @@ class DirectoryDriver:
         self.directory.merge_sync_answer(host_id, answer)
 
     async def _events_loop(self) -> None:
-        while True:
-            while (event := self.directory.next_event()) is not None:
-                await self._apply(event)
-            await trio.sleep(EVENT_POLL_S)
+        wake = trio.Event()
+        self.directory.on_event = wake.set
+        try:
+            while True:
+                while (event := self.directory.next_event()) is not None:
+                    await self._apply(event)
+                await wake.wait()
+                wake = trio.Event()
+                self.directory.on_event = wake.set
+        finally:
+            self.directory.on_event = None
 
     async def _apply(self, event: Event) -> None:
         if isinstance(event, LinkPut):

@@ -205,6 +205,8 @@ class Directory:
         self.bad_messages = 0
         """Peer messages dropped because they did not decode."""
         self.events_dropped = 0
+        self.on_event: Callable[[], None] | None = None
+        """Called (no arguments) after each new event is queued: a driver's wake-up."""
         if store is not None:
             for entry in store.load():
                 self._lww.merge(entry)
@@ -246,6 +248,8 @@ class Directory:
             self._events.popleft()
             self.events_dropped += 1
         self._events.append(event)
+        if self.on_event is not None:
+            self.on_event()
 
     # --- this host's own state -----------------------------------------------
 
