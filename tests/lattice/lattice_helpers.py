@@ -56,6 +56,67 @@ def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes =
                 data_dir=data, options=HostOptions(), rng=random.Random(i))
 
 
+COUNTER_MANIFEST = """\
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: counter
+  annotations:
+    version: VERSION
+spec:
+  components:
+    - name: counter
+      type: actor
+      properties:
+        image: ./kvcounter.wasm
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: INSTANCES
+        - type: linkdef
+          properties:
+            target: kv
+HTTP_LINK    - name: kv
+      type: capability
+      properties:
+        contract: wasmcloud:keyvalue
+HTTP_COMPONENT"""
+HTTP_LINK = """\
+        - type: linkdef
+          properties:
+            target: http
+            values:
+              ADDRESS: 127.0.0.1:PORT
+"""
+HTTP_COMPONENT = """\
+    - name: http
+      type: capability
+      properties:
+        contract: wasmcloud:httpserver
+"""
+
+
+def counter_manifest(instances: int, *, version: str = "v1", http_port: int | None = None
+                     ) -> str:
+    """A manifest of kvcounter (``./kvcounter.wasm``) linked to key-value (and HTTP)."""
+    text = COUNTER_MANIFEST.replace("INSTANCES", str(instances)).replace("VERSION", version)
+    http = http_port is not None
+    text = text.replace("HTTP_LINK", HTTP_LINK.replace("PORT", str(http_port)) if http else "")
+    return text.replace("HTTP_COMPONENT", HTTP_COMPONENT if http else "")
+
+
+class Member:
+    """A host running in its own cancel scope, so a test can stop just it (like a crash)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.scope = trio.CancelScope()
+
+    async def run(self, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
+        with self.scope:
+            await self.host.serve(task_status=task_status)
+
+
 def client(host: Host) -> ControlClient:
     return ControlClient(host.data_dir / CONTROL_SOCKET)
 

@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import trio
-from lattice_helpers import client, count_of, http_request, make_host, signed_example, wait_until
+from lattice_helpers import (
+    Member,
+    client,
+    count_of,
+    counter_manifest,
+    http_request,
+    make_host,
+    signed_example,
+    wait_until,
+)
 
 from meshhost.control.manifest import actor_id_from_claims, load_manifest
 from meshhost.modstore import sha256_hex
-
-MANIFEST = """\
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: counter
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: counter
-      type: actor
-      properties:
-        image: ./kvcounter.wasm
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: INSTANCES
-        - type: linkdef
-          properties:
-            target: kv
-    - name: kv
-      type: capability
-      properties:
-        contract: wasmcloud:keyvalue
-"""
-
-
-class Member:
-    """A host running in its own cancel scope, so a test can stop just it."""
-
-    def __init__(self, host) -> None:
-        self.host = host
-        self.scope = trio.CancelScope()
-
-    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with self.scope:
-            await self.host.serve(task_status=task_status)
 
 
 def running(hosts) -> dict[str, int]:
@@ -59,7 +29,7 @@ def manifest_args(tmp_path: Path, instances: int) -> dict:
     wasm, _ = signed_example.cached  # the same actor for every version
     (tmp_path / "kvcounter.wasm").write_bytes(wasm)
     path = tmp_path / "app.yaml"
-    path.write_text(textwrap.dedent(MANIFEST).replace("INSTANCES", str(instances)))
+    path.write_text(counter_manifest(instances))
     manifest = load_manifest(path, inspect_image=actor_id_from_claims)
     return {"manifest": manifest.canonical(), "source": str(path),
             "modules": {sha256_hex(wasm): wasm}}
@@ -120,6 +90,5 @@ async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Pat
 
 def _versioned(tmp_path: Path, instances: int, version: str) -> Path:
     path = tmp_path / f"app-{version}.yaml"
-    text = textwrap.dedent(MANIFEST).replace("INSTANCES", str(instances))
-    path.write_text(text.replace("version: v1", f"version: {version}"))
+    path.write_text(counter_manifest(instances, version=version))
     return path

@@ -10,6 +10,7 @@ import msgpack
 import trio
 from lattice_helpers import (
     ISSUER,
+    Member,
     alive,
     client,
     count_of,
@@ -42,16 +43,6 @@ def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes
     for part in (binding, namespace, operation):
         out += bytes([len(part)]) + part.encode()
     return out + payload
-
-
-class Member:
-    def __init__(self, host) -> None:
-        self.host = host
-        self.scope = trio.CancelScope()
-
-    async def run(self, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        with self.scope:
-            await self.host.serve(task_status=task_status)
 
 
 async def two_hosts(nursery, tmp_path: Path):

@@ -20,45 +20,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from lattice_helpers import counter_manifest
+
 from meshhost import examples
 from meshhost.cli.demo import DemoHost, _free_port
 from meshhost.datadir import write_private
 from meshhost.identity.keyring import encode_secret, generate_secret
-
-MANIFEST = """\
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: counter
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: counter
-      type: actor
-      properties:
-        image: ./kvcounter.wasm
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 4
-        - type: linkdef
-          properties:
-            target: kv
-        - type: linkdef
-          properties:
-            target: http
-            values:
-              ADDRESS: 127.0.0.1:HTTP_PORT
-    - name: kv
-      type: capability
-      properties:
-        contract: wasmcloud:keyvalue
-    - name: http
-      type: capability
-      properties:
-        contract: wasmcloud:httpserver
-"""
 
 
 def wait(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> float:
@@ -99,7 +66,7 @@ def test_apply_kill_and_rebalance(tmp_path: Path) -> None:
         http_port = probe.getsockname()[1]
     examples.build("kvcounter", tmp_path)
     manifest = tmp_path / "app.yaml"
-    manifest.write_text(MANIFEST.replace("HTTP_PORT", str(http_port)))
+    manifest.write_text(counter_manifest(4, http_port=http_port))
     try:
         for host in hosts:
             host.start()
