@@ -485,6 +485,8 @@ class Transport:
         Raises LocalProtocolError for an empty list, a key that is not 32
         bytes or more than ``MAX_PSKS``.
         """
+        if isinstance(psks, bytes | bytearray):
+            psks = [psks]  # one PSK given as such
         keys: list[bytes] = []
         for psk in psks:
             if len(psk) != 32:

@@ -85,6 +85,8 @@ def test_too_many_psks_are_refused() -> None:
     with pytest.raises(LocalProtocolError):
         transport.set_psks([b"short"])
     assert transport.psks == (PSK_A,)
+    transport.set_psks(PSK_B)  # a single PSK is a list of one
+    assert transport.psks == (PSK_B,)
 
 
 # --- over TCP: a live rotation ----------------------------------------------------
