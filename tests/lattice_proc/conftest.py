@@ -21,3 +21,4 @@ def lattice(tmp_path: Path) -> Iterator[ProcLattice]:
     require_netns()
     with ProcLattice(tmp_path) as lat:
         yield lat
+        print(f"\nwaits: {lat.report_timings()}")

@@ -366,6 +366,9 @@ class ProcLattice:
         self.service_type = f"_mh-{secrets.token_hex(3)}._udp.local."
         self.netns: Netns | None = None
         self.hosts: list[HostProc] = []
+        self.timings: list[tuple[str, float]] = []
+        """(what, seconds) of every wait, for ``pytest -s`` and failure reports."""
+        self._t0 = time.monotonic()
 
     def __enter__(self) -> ProcLattice:
         self.netns = Netns()
@@ -406,18 +409,24 @@ class ProcLattice:
         start = time.monotonic()
         while time.monotonic() - start < timeout_s:
             if predicate():
-                return time.monotonic() - start
+                took = time.monotonic() - start
+                self.timings.append((what, took))
+                return took
             time.sleep(POLL_S)
         raise AssertionError(f"timed out after {timeout_s} s waiting until {what}\n"
                              + self.diagnostics())
 
     def diagnostics(self) -> str:
-        parts = []
+        parts = [f"waits so far: {self.report_timings()}"]
         for host in self.hosts:
             view = {k[:8]: v for k, v in host.view().items()}
             parts.append(f"{host.name} (running={host.running}) sees {view}")
         parts += [host.log_tail() for host in self.hosts]
         return "\n".join(parts)
+
+    def report_timings(self) -> str:
+        waits = "; ".join(f"{what}: {took:.2f} s" for what, took in self.timings)
+        return f"{waits} (test ran {time.monotonic() - self._t0:.1f} s)"
 
     # -- inside the namespace ----------------------------------------------------
 
