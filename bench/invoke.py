@@ -11,7 +11,9 @@ Who runs what (all on loopback, every server in its own process):
   instance; operation ``Echo`` answers its payload).  A and B are two
   lattice members on 127.0.0.61/.62 (profile ``local``, no mDNS, A joins B
   as its static seed, a random lattice secret, fresh data dirs); every call
-  from A goes over the Noise session to B (transport channel 1);
+  from A goes over the Noise session to B (transport channel 1).  Host B
+  also echoes requests on a spare transport channel, so the same run shows
+  the Noise session alone (no invocation layer, no actor);
 * child "raw echo": the length-prefixed trio TCP echo server of
   ``bench/baseline.py``;
 * ``nats-server`` (Debian package) and child "nats responder": nats-py
@@ -28,6 +30,9 @@ Measured in shuffled rounds (figures are the median over rounds):
   reader task hands replies back in order).  For
   reference, raw trio with a window of 32 requests whose writes are
   coalesced into one ``send_all`` (``bench/baseline.py``) is printed too.
+
+It also prints the CPU time per call of every process (from ``/proc``),
+which shows where the work is; and a summary against the targets of issue 7.
 
 Figures on a shared 2-core machine are noisy; compare ratios within one run.
 """
@@ -77,6 +82,9 @@ SIZES = (100, 10240)
 WINDOW = 32
 """Calls outstanding in throughput rounds."""
 SUBJECT = "bench.echo"
+SESSION_CHANNEL = 200
+"""Host B's plain echo on a transport channel no layer uses: the Noise session
+alone, without the invocation layer, measured in the same run."""
 CALL_TIMEOUT_S = 10.0
 WARMUP_CALLS = 200
 """Per path and size before measuring: sessions, caches, and host B's inline
@@ -125,6 +133,11 @@ def _make_host(data_dir: Path, ip: str, secret: bytes, seeds: tuple[str, ...]) -
 
 async def _serve_host_b(root: Path, secret: bytes) -> None:
     host = _make_host(root / "host-b", HOST_B_IP, secret, ())
+
+    async def echo(peer_id: str, payload: bytes) -> bytes:
+        return payload
+
+    host.handlers[SESSION_CHANNEL] = echo
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(host.serve)
         assert host.actors is not None
@@ -423,7 +436,7 @@ class Servers:
 
     def pids(self, mode: str) -> list[int]:
         """Server-side processes of ``mode`` (the caller is always this process)."""
-        if mode == "mesh":
+        if mode in ("mesh", "session"):
             return [self.host_b]
         if mode == "nats":
             return [self.nats_server, self.nats_responder]
@@ -514,6 +527,12 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
         async def mesh(payload: bytes) -> bytes:
             return await actors.invoke(actor_id, OPERATION, payload, timeout_s=CALL_TIMEOUT_S)
 
+        assert host.directory is not None
+        b_id = host.directory.hosts_running(actor_id)[0].host_id
+
+        async def session(payload: bytes) -> bytes:
+            return await host.send_to_host(b_id, SESSION_CHANNEL, payload, CALL_TIMEOUT_S)
+
         streams = []
         for _ in range(2):
             stream = await trio.open_tcp_stream("127.0.0.1", raw_port)
@@ -528,6 +547,8 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
 
         warm = min(WARMUP_CALLS, args.requests)
         for size in SIZES:
+            await _sequential(session, size, warm)
+            await _concurrent(session, size, warm)
             await _sequential(mesh, size, warm)
             await _sequential(raw.echo, size, warm)
             await _concurrent(raw_mux.echo, size, warm)
@@ -536,12 +557,12 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
                 await nats_client.sequential(size, warm)
                 await nats_client.concurrent(size, warm)
 
-        modes = ["raw", "mesh"] + (["nats"] if nats_client is not None else [])
+        modes = ["raw", "session", "mesh"] + (["nats"] if nats_client is not None else [])
         plan = [(mode, kind) for mode in modes for kind in ("lat100", "lat10k", "tput")]
         plan.append(("raw-coalesced", "tput"))
         rng = random.Random(os.urandom(8))
-        sequential_calls = {"raw": raw.echo, "mesh": mesh}
-        concurrent_calls = {"raw": raw_mux.echo, "mesh": mesh}
+        sequential_calls = {"raw": raw.echo, "session": session, "mesh": mesh}
+        concurrent_calls = {"raw": raw_mux.echo, "session": session, "mesh": mesh}
         for _ in range(args.rounds):
             order = plan[:]
             rng.shuffle(order)
@@ -605,25 +626,22 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
         print(f"NATS comparison skipped: {servers.nats_note}")
     print(f"\nsequential calls, {args.rounds} shuffled rounds x {args.requests} calls,"
           " median over rounds (µs)")
-    heads = ["raw p50", "raw p99", "mesh p50", "mesh p99"]
-    if have_nats:
-        heads += ["nats p50", "nats p99"]
-    heads += ["mesh/raw"] + (["nats/mesh"] if have_nats else [])
-    print(f"{'size':>15} " + " ".join(f"{h:>9}" for h in heads))
-    for size in SIZES:
-        cols = [p("raw", size, 0), p("raw", size, 1), p("mesh", size, 0), p("mesh", size, 1)]
-        if have_nats:
-            cols += [p("nats", size, 0), p("nats", size, 1)]
-        ratios = [p("mesh", size, 0) / p("raw", size, 0)]
-        if have_nats:
-            ratios.append(p("nats", size, 0) / p("mesh", size, 0))
-        print(f"latency {size:>5} B " + " ".join(f"{c:>9.1f}" for c in cols)
-              + " " + " ".join(f"{r:>8.2f}x" for r in ratios))
+    labels = {"raw": "raw trio TCP echo", "session": "Noise session echo (A -> B, no actor)",
+              "mesh": "meshhost invocation A -> B (echo actor)",
+              "nats": "nats-server + nats-py (echo actor)"}
+    print(f"{'':<48}{'p50 100 B':>10}{'p99':>8}{'p50 10 KiB':>11}{'p99':>8}"
+          f"{'p50 / raw: 100 B   10 KiB':>29}")
+    for mode in ["raw", "session", "mesh"] + (["nats"] if have_nats else []):
+        cols = [p(mode, 100, 0), p(mode, 100, 1), p(mode, 10240, 0), p(mode, 10240, 1)]
+        print(f"latency {labels[mode]:<40}{cols[0]:>10.1f}{cols[1]:>8.1f}{cols[2]:>11.1f}"
+              f"{cols[3]:>8.1f}{cols[0] / p('raw', 100, 0):>19.2f}x"
+              f"{cols[2] / p('raw', 10240, 0):>8.2f}x")
 
     print(f"\nthroughput, 100 B, {WINDOW} calls outstanding, {args.requests * 2} calls per round,"
           " median over rounds")
     rows = [("raw", f"raw trio ({WINDOW} tasks, one connection, writer task)"),
             ("raw-coalesced", f"raw trio (window of {WINDOW}, writes coalesced; reference)"),
+            ("session", f"Noise session echo A -> B ({WINDOW} tasks)"),
             ("mesh", f"meshhost A -> B ({WINDOW} tasks)")]
     if have_nats:
         rows.append(("nats", f"nats-server + nats-py ({WINDOW} tasks)"))
@@ -636,6 +654,7 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
           f" {tick_us / 1000:.0f} ms ticks: ±{tick_us / fewest:.1f} µs here; the caller also runs"
           " host A's background work)")
     names = {"raw": ["echo server"], "raw-coalesced": ["echo server"], "mesh": ["host B"],
+             "session": ["host B"],
              "nats": ["nats-server", "responder"]}
     kinds = {"lat100": "sequential 100 B", "lat10k": "sequential 10 KiB",
              "tput": f"{WINDOW} outstanding 100 B"}
@@ -663,6 +682,9 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
                          "yes" if factor >= TARGET_NATS_FACTOR else "NO"))
     rows_out.append((f"throughput meshhost / raw trio ({WINDOW} tasks)",
                      mesh_rate / _median(tput["raw"]), "(no target)"))
+    for size in SIZES:
+        rows_out.append((f"p50 meshhost / Noise session echo at {size} B",
+                         p("mesh", size, 0) / p("session", size, 0), "(no target)"))
     print("\nsummary (issue 7 targets)")
     print(f"  {'target':<44} {'measured':>9}  met")
     for label, value, met in rows_out:
