@@ -283,7 +283,7 @@ class RawMux:
                 event.set()
 
     async def echo(self, payload: bytes) -> bytes:
-        event, box = trio.Event(), []
+        event, box = trio.Event(), list[bytes]()
         self._pending += HEADER.pack(len(payload))
         self._pending += payload
         self._waiters.append((event, box))
