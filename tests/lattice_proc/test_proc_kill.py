@@ -9,6 +9,7 @@ by c.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,10 @@ DEADLINE_S = 3.0
 LOOPS = 2
 CALLS_AFTER_DETECTION = 2
 """Per loop, after b has marked a dead: these must all be answered by c."""
+FROZEN_MAX_CALLS = 12
+"""A random pick between two equal hosts misses the frozen one 12 times in 1/4096 runs."""
+FAILOVER_SEEN_MS = 500
+"""An echo on loopback answers in a few ms; one that took this long waited for a time-out."""
 
 
 class CallLoop(threading.Thread):
@@ -112,3 +117,39 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
     # The dead host's own CLI says plainly that nothing runs there.
     stale = a.cli("hosts").failed_cleanly()
     assert "no meshhost host is running" in stale, stale
+
+
+def test_calls_to_a_frozen_host_fail_over_on_timeout_within_the_deadline(
+    lattice: ProcLattice, modules: dict[str, tuple[Path, str]]
+) -> None:
+    """SIGSTOP, unlike SIGKILL, leaves a's sockets open: only a timeout can tell."""
+    (a, b, c), _ = lattice.start_hosts("a", "b", "c")
+    echo_path, echo_id = modules["echo"]
+    parallel(lambda: a.cli("start", str(echo_path)).ok(),
+             lambda: c.cli("start", str(echo_path)).ok())
+
+    def b_sees_both() -> bool:
+        rows = b.cli("hosts", "--json").json()
+        return {r["id"]: r["actors"] for r in rows} == {a.host_id: 1, b.host_id: 0, c.host_id: 1}
+    lattice.wait_for(b_sees_both, "b sees echo on a and on c", timeout_s=15)
+
+    # b's router picks a or c at random (equal load): call until one call has tried a,
+    # seen as an answer from c that waited for a's time-out first.
+    assert a.popen is not None
+    a.popen.send_signal(signal.SIGSTOP)
+    answers = []
+    try:
+        while len(answers) < FROZEN_MAX_CALLS and not any(
+                x["ms"] >= FAILOVER_SEEN_MS for x in answers):
+            answers.append(b.call(echo_id, "Echo", "x", deadline_s=DEADLINE_S).json())
+        answers.append(b.call(echo_id, "Echo", "x", deadline_s=DEADLINE_S).json())
+    finally:
+        a.popen.send_signal(signal.SIGCONT)
+    assert [x["host"] for x in answers] == [c.host_id] * len(answers), answers
+    assert all(x["ms"] < DEADLINE_S * 1000 for x in answers), answers
+    assert any(x["ms"] >= FAILOVER_SEEN_MS for x in answers), (
+        f"in {FROZEN_MAX_CALLS} calls b never tried the frozen host: {answers}")
+    print(f"calls while a was frozen answered by c in {[x['ms'] for x in answers]} ms")
+    # Thawed, a refutes any suspicion and is alive again everywhere.
+    ids = {a.host_id, b.host_id, c.host_id}
+    lattice.wait_for(lambda: all(h.alive_ids() == ids for h in (a, b, c)), "a is alive again")
