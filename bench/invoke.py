@@ -31,6 +31,12 @@ Measured in shuffled rounds (figures are the median over rounds):
   reference, raw trio with a window of 32 requests whose writes are
   coalesced into one ``send_all`` (``bench/baseline.py``) is printed too.
 
+CPUs: this process runs on one CPU and every server process on another
+(``--no-pin`` lets the kernel choose).  Unpinned, the scheduler tends to put
+caller and server on the same CPU after sequential ping-pong traffic, which
+halves throughput with 32 outstanding for meshhost and the session alike;
+two hosts are two machines in real use, so pinned is the fairer picture.
+
 It also prints the CPU time per call of every process (from ``/proc``),
 which shows where the work is; and a summary against the targets of issue 7.
 
@@ -433,6 +439,7 @@ class Servers:
     nats_responder: int = 0
     nats_note: str = ""
     """nats-server's version, or why the NATS comparison was skipped."""
+    placement: str = ""
 
     def pids(self, mode: str) -> list[int]:
         """Server-side processes of ``mode`` (the caller is always this process)."""
@@ -505,6 +512,10 @@ async def _wait_for_actor(host: Host, actor_id: str) -> None:
 
 
 async def _bench(args: argparse.Namespace, root: Path, children: Children) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = args.pin and len(cpus) >= 2
+    if pinned:  # children inherit it (every thread they make): all servers on the second CPU
+        os.sched_setaffinity(0, {cpus[1]})
     secret = os.urandom(32)
     host_b = children.spawn("host B", "--host-b", str(root), env={SECRET_ENV: secret.hex()})
     b_addr, actor_id = children.ready_line("host B", host_b)
@@ -513,6 +524,14 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
     wait_for_port(raw_port)
     servers = Servers(host_b=host_b.pid, raw=raw_proc.pid)
     _nats_setup(children, root, servers)
+    if pinned:
+        os.sched_setaffinity(0, {cpus[0]})
+        servers.placement = f"pinned: this process on CPU {cpus[0]}, every server on CPU {cpus[1]}"
+    else:
+        servers.placement = (
+            "not pinned: the kernel places the processes; throughput with 32 outstanding"
+            " roughly halves while it keeps caller and server on one CPU (it tends to after"
+            " the sequential rounds)")
     results = Results()
 
     host = _make_host(root / "host-a", HOST_A_IP, secret, (b_addr,))
@@ -624,6 +643,7 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
               " (echo via Runtime.call_sync)")
     else:
         print(f"NATS comparison skipped: {servers.nats_note}")
+    print(f"CPUs: {servers.placement}")
     print(f"\nsequential calls, {args.rounds} shuffled rounds x {args.requests} calls,"
           " median over rounds (µs)")
     labels = {"raw": "raw trio TCP echo", "session": "Noise session echo (A -> B, no actor)",
@@ -698,6 +718,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000,
                         help="sequential calls per round and size (throughput: twice as many)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="let the kernel place the processes (default: the callers on one"
+                        " CPU, every server on another, as two hosts on two machines)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 rounds of 50 calls (figures meaningless)")
     parser.add_argument("--host-b", metavar="ROOT", help=argparse.SUPPRESS)
