@@ -1,10 +1,12 @@
 """`kill -9` of a host serving an actor while calls to it run: no call hangs, the survivor serves.
 
-Echo runs on hosts a and c; two loops of `meshhost call --timeout 3` run
-from b while a is killed with SIGKILL.  Every call must exit within its
-deadline plus a margin for starting the CLI, either answered (by a or c) or
-with one clear error line; once b has declared a dead every call is answered
-by c.
+Echo and the test's sleeper (a `Sleep` call takes 3.5 s) run on hosts a
+and c.  From b, two loops of `meshhost call --timeout 3` call echo and four
+`Sleep` calls (`--timeout 10`) are made; a is killed with SIGKILL once it
+has answered an echo and while it runs a `Sleep`.  Every call must exit
+within its deadline plus a margin for starting the CLI, either answered (by
+a or c) or with one clear error line; once b has declared a dead every call
+is answered by c.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import time
 from pathlib import Path
 
 import pytest
-from proc_lattice import CLI_MARGIN_S, CliResult, HostProc, ProcLattice, parallel
+from proc_lattice import (
+    CLI_MARGIN_S,
+    SLEEP_MS,
+    SLEEP_SUBJECT,
+    CliResult,
+    HostProc,
+    ProcLattice,
+    parallel,
+)
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -23,6 +33,9 @@ DEADLINE_S = 3.0
 LOOPS = 2
 CALLS_AFTER_DETECTION = 2
 """Per loop, after b has marked a dead: these must all be answered by c."""
+SLEEPS = 4
+"""`Sleep` calls in flight at the kill; b's router spreads them over a and c by load."""
+SLEEP_DEADLINE_S = 10.0
 FROZEN_MAX_CALLS = 12
 """A random pick between two equal hosts misses the frozen one 12 times in 1/4096 runs."""
 FAILOVER_SEEN_MS = 500
@@ -59,22 +72,41 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
 ) -> None:
     (a, b, c), _ = lattice.start_hosts("a", "b", "c")
     echo_path, echo_id = modules["echo"]
-    parallel(lambda: a.cli("start", str(echo_path)).ok(),
-             lambda: c.cli("start", str(echo_path)).ok())
+    sleeper_path, sleeper_id = modules["sleeper"]
+    parallel(
+        *(lambda h=h: h.cli("start", str(echo_path)).ok() for h in (a, c)),
+        *(lambda h=h: h.cli("start", str(sleeper_path), "--count", "2").ok() for h in (a, c)),
+        lambda: b.cli("link", "put", sleeper_id, "wasmcloud:messaging",
+                      "--value", f"SUBSCRIPTION={SLEEP_SUBJECT}").ok(),
+    )
 
     def b_sees_both() -> bool:
         rows = b.cli("hosts", "--json").json()
-        return {r["id"]: r["actors"] for r in rows} == {a.host_id: 1, b.host_id: 0, c.host_id: 1}
-    lattice.wait_for(b_sees_both, "b sees echo on a and on c", timeout_s=15)
+        return {r["id"]: r["actors"] for r in rows} == {a.host_id: 3, b.host_id: 0, c.host_id: 3}
+    lattice.wait_for(b_sees_both, "b sees echo and the sleeper on a and on c", timeout_s=15)
 
     loops = [CallLoop(b, echo_id) for _ in range(LOOPS)]
-    for loop in loops:
-        loop.start()
+    sleeps: list[tuple[float, CliResult | AssertionError]] = []
+
+    def sleep_call() -> None:
+        try:
+            outcome: CliResult | AssertionError = b.call(sleeper_id, "Sleep",
+                                                         deadline_s=SLEEP_DEADLINE_S)
+        except AssertionError as hung:
+            outcome = hung
+        sleeps.append((time.monotonic(), outcome))
+
+    sleepers = [threading.Thread(target=sleep_call, daemon=True) for _ in range(SLEEPS)]
+    for thread in [*loops, *sleepers]:
+        thread.start()
     try:
-        # Kill a once it has served calls, while both loops are running.
+        # Kill a once it has answered an echo and while it runs a Sleep.
         lattice.wait_for(lambda: all(loop.calls for loop in loops) and any(
             isinstance(o, CliResult) and o.returncode == 0 and o.json()["host"] == a.host_id
-            for loop in loops for _, _, o in list(loop.calls)), "a has answered a call")
+            for loop in loops for _, _, o in list(loop.calls)), "a has answered an echo")
+        lattice.wait_for(lambda: a.stat("actors.in_flight") >= 1 or bool(sleeps),
+                         "a runs a Sleep call")
+        assert not sleeps, "a Sleep call ended before a was seen running one"
         killed_at = time.monotonic()
         a.kill9()
         detect_s = lattice.wait_for(lambda: b.view().get(a.host_id) == "dead",
@@ -87,8 +119,8 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
     finally:
         for loop in loops:
             loop.stop.set()
-        for loop in loops:
-            loop.join(timeout=DEADLINE_S + CLI_MARGIN_S + 5)
+        for thread in [*loops, *sleepers]:
+            thread.join(timeout=SLEEP_DEADLINE_S + CLI_MARGIN_S + 5)
 
     calls = sorted((call for loop in loops for call in loop.calls), key=lambda x: x[0])
     hung = [str(o) for _, _, o in calls if isinstance(o, AssertionError)]
@@ -113,6 +145,22 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
           f"({len(during)} between the kill and the detection), answered by "
           f"a={answered.get(a.host_id, 0)} c={answered.get(c.host_id, 0)}, "
           f"{len(errors)} clear errors {errors}, slowest CLI call {slowest:.2f} s")
+
+    # The Sleep calls: a's were cut by the kill and must be answered by c (the
+    # kill loses the connection at once) or fail clearly, within their deadline.
+    assert len(sleeps) == SLEEPS, "a Sleep call did not finish"
+    slept = []
+    for _, outcome in sleeps:
+        assert not isinstance(outcome, AssertionError), str(outcome)
+        if outcome.returncode == 0:
+            answer = outcome.json()
+            assert answer["host"] == c.host_id, answer
+            assert SLEEP_MS - 100 <= answer["ms"] <= SLEEP_DEADLINE_S * 1000 + 500, answer
+            slept.append(round(answer["ms"]))
+        else:
+            errors.append(outcome.failed_cleanly())
+    print(f"Sleep calls in flight at the kill: answered by c in {sorted(slept)} ms, "
+          f"{SLEEPS - len(slept)} failed clearly")
 
     # The dead host's own CLI says plainly that nothing runs there.
     stale = a.cli("hosts").failed_cleanly()
