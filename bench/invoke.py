@@ -31,11 +31,15 @@ Measured in shuffled rounds (figures are the median over rounds):
   reference, raw trio with a window of 32 requests whose writes are
   coalesced into one ``send_all`` (``bench/baseline.py``) is printed too.
 
-CPUs: this process runs on one CPU and every server process on another
-(``--no-pin`` lets the kernel choose).  Unpinned, the scheduler tends to put
-caller and server on the same CPU after sequential ping-pong traffic, which
-halves throughput with 32 outstanding for meshhost and the session alike;
-two hosts are two machines in real use, so pinned is the fairer picture.
+CPUs (``--pin``): by default the throughput rounds run with this process on
+one CPU and every server process on another, as two hosts on two machines;
+latency rounds run wherever the kernel puts them, as in ``bench/baseline.py``.
+Unpinned, the scheduler tends to keep caller and server on one CPU after
+sequential ping-pong traffic, which halves throughput with 32 outstanding
+(meshhost and the bare session alike) from one round to the next; pinned
+sequential calls pay a cross-CPU wake-up each way (raw trio p50 drops, p99
+grows when another program holds the pinned CPU).  ``--pin all`` pins every
+round, ``--pin none`` none.
 
 It also prints the CPU time per call of every process (from ``/proc``),
 which shows where the work is; and a summary against the targets of issue 7.
@@ -499,6 +503,51 @@ class Results:
             totals[1 + i] += value
 
 
+MODES = ("raw", "raw-coalesced", "session", "mesh", "nats")
+
+
+class Placement:
+    """Which CPUs the processes may use, switched between rounds (Linux; else a no-op)."""
+
+    def __init__(self, policy: str, callers: list[int], servers: list[int]) -> None:
+        self.policy = policy
+        self.callers = callers
+        self.servers = [pid for pid in dict.fromkeys(servers) if pid]
+        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.usable = len(self.cpus) >= 2 and policy != "none"
+
+    def describe(self) -> str:
+        if self.policy == "none":
+            return "not pinned (--pin none): the kernel places every process"
+        if not self.usable:
+            return f"not pinned: {len(self.cpus)} CPU(s) available"
+        which = "every round" if self.policy == "all" else "throughput rounds"
+        return (f"{which} pinned: this process on CPU {self.cpus[0]}, every server on CPU"
+                f" {self.cpus[1]}; other rounds: wherever the kernel puts them")
+
+    def apply(self, *, pinned: bool) -> None:
+        if not self.usable:
+            return
+        pinned = pinned or self.policy == "all"
+        everywhere = set(self.cpus)
+        for pids, cpu in ((self.callers, self.cpus[0]), (self.servers, self.cpus[1])):
+            for pid in pids:
+                _set_affinity(pid, {cpu} if pinned else everywhere)
+
+
+def _set_affinity(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` (sched_setaffinity alone moves only one thread)."""
+    try:
+        tids = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:  # the thread ended meanwhile
+            pass
+
+
 # --- the benchmark -----------------------------------------------------------------------
 
 
@@ -512,10 +561,6 @@ async def _wait_for_actor(host: Host, actor_id: str) -> None:
 
 
 async def _bench(args: argparse.Namespace, root: Path, children: Children) -> None:
-    cpus = sorted(os.sched_getaffinity(0))
-    pinned = args.pin and len(cpus) >= 2
-    if pinned:  # children inherit it (every thread they make): all servers on the second CPU
-        os.sched_setaffinity(0, {cpus[1]})
     secret = os.urandom(32)
     host_b = children.spawn("host B", "--host-b", str(root), env={SECRET_ENV: secret.hex()})
     b_addr, actor_id = children.ready_line("host B", host_b)
@@ -524,14 +569,8 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
     wait_for_port(raw_port)
     servers = Servers(host_b=host_b.pid, raw=raw_proc.pid)
     _nats_setup(children, root, servers)
-    if pinned:
-        os.sched_setaffinity(0, {cpus[0]})
-        servers.placement = f"pinned: this process on CPU {cpus[0]}, every server on CPU {cpus[1]}"
-    else:
-        servers.placement = (
-            "not pinned: the kernel places the processes; throughput with 32 outstanding"
-            " roughly halves while it keeps caller and server on one CPU (it tends to after"
-            " the sequential rounds)")
+    placement = Placement(args.pin, [os.getpid()], [p for m in MODES for p in servers.pids(m)])
+    servers.placement = placement.describe()
     results = Results()
 
     host = _make_host(root / "host-a", HOST_A_IP, secret, (b_addr,))
@@ -577,6 +616,7 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
                 await nats_client.concurrent(size, warm)
 
         modes = ["raw", "session", "mesh"] + (["nats"] if nats_client is not None else [])
+        placement.apply(pinned=False)
         plan = [(mode, kind) for mode in modes for kind in ("lat100", "lat10k", "tput")]
         plan.append(("raw-coalesced", "tput"))
         rng = random.Random(os.urandom(8))
@@ -586,6 +626,7 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
             order = plan[:]
             rng.shuffle(order)
             for mode, kind in order:
+                placement.apply(pinned=kind == "tput")
                 pids = [os.getpid(), *servers.pids(mode)]
                 before = [_cpu_s(pid) for pid in pids]
                 if kind == "tput":
@@ -718,9 +759,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000,
                         help="sequential calls per round and size (throughput: twice as many)")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="let the kernel place the processes (default: the callers on one"
-                        " CPU, every server on another, as two hosts on two machines)")
+    parser.add_argument("--pin", choices=("throughput", "all", "none"), default="throughput",
+                        help="rounds that run with the callers on one CPU and every server on"
+                        " another (default: throughput)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 rounds of 50 calls (figures meaningless)")
     parser.add_argument("--host-b", metavar="ROOT", help=argparse.SUPPRESS)

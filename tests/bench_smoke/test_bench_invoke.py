@@ -37,7 +37,7 @@ COMMON = (
     r"^  pid \d+ \(this\): host A .* the caller",
     r"^  pid \d+: host B .* runs the echo actor",
     r"^  pid \d+: raw trio TCP echo server",
-    r"^CPUs: (pinned|not pinned)",
+    r"^CPUs: (throughput rounds pinned|every round pinned|not pinned)",
     rf"^latency raw trio TCP echo(\s+{NUMBER}){{4}}\s+{NUMBER}x\s+{NUMBER}x$",
     rf"^latency Noise session echo \(A -> B, no actor\)(\s+{NUMBER}){{4}}\s+{NUMBER}x\s+{NUMBER}x$",
     rf"^latency meshhost invocation A -> B \(echo actor\)(\s+{NUMBER}){{4}}\s+{NUMBER}x"
