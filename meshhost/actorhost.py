@@ -49,6 +49,7 @@ from meshhost.capabilities.policy import ActorIdentity, is_actor_key
 from meshhost.directory import ActorSummary, Directory
 from meshhost.errors import (
     ActorNotFound,
+    DeadlineExceeded,
     HostShuttingDown,
     HostUnreachable,
     LocalProtocolError,
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 INVOCATION_CHANNEL = 1
 DEFAULT_CALL_TIMEOUT_S = 10.0
 """Deadline of a provider-started or actor-to-actor call when none is known."""
+DRAIN_POLL_S = 0.05
 MAX_INSTANCES = 1000
 """Instances of one actor on one host (each is a wasm store of its own)."""
 
@@ -106,7 +108,7 @@ class ActorHost:
         data_dir: Path,
         directory: Directory,
         send: HostSender,
-        live_ids: Callable[[], set[str]],
+        is_live: Callable[[str], bool],
         rng: Any,
         policy: PolicyConfig | None = None,
         limits: ActorLimits | None = None,
@@ -117,7 +119,7 @@ class ActorHost:
         self.lattice = lattice
         self.directory = directory
         self._send = send
-        self._live_ids = live_ids
+        self._is_live = is_live
         self._on_event = on_event or (lambda _event: None)
         self.limits = limits or ActorLimits()
         self.modules = ModuleStore(data_dir / "modules" / "blobs")
@@ -143,8 +145,6 @@ class ActorHost:
         """Actors that are the source of some link: their host calls may need trio."""
         self._lock = trio.Lock()
         self.in_flight = 0
-        self._idle = trio.Event()
-        self._idle.set()
         self.draining = False
         self._trio_token: trio.lowlevel.TrioToken | None = None
 
@@ -173,7 +173,8 @@ class ActorHost:
         """
         self.draining = True
         with trio.move_on_after(timeout_s):
-            await self._idle.wait()
+            while self.in_flight:
+                await trio.sleep(DRAIN_POLL_S)
         return self.in_flight
 
     # -- links -------------------------------------------------------------------
@@ -382,10 +383,6 @@ class ActorHost:
                                          origin_actor=origin_actor, hops=hops,
                                          trace_id=trace_id)
 
-    async def handle_invocation(self, peer_id: str, data: bytes) -> bytes:
-        """Transport channel 1: a peer's invocation."""
-        return await self.invoker.handle(peer_id, data)
-
     async def run_local(self, inv: Invocation) -> bytes:
         """Run ``inv`` on this host's instances of its target.
 
@@ -397,17 +394,20 @@ class ActorHost:
         actor = self.runtime.get(inv.target)
         timeout_s = max(0.0, inv.deadline_unix_ms / 1000 - time.time())
         self.in_flight += 1
-        self._idle = trio.Event() if self.in_flight == 1 else self._idle
         try:
             may_need_trio = bool(actor.ref.caps) or actor.actor_id in self._linked
             if self._gate.allows(actor.actor_id, len(inv.payload), may_need_trio=may_need_trio):
+                # The runtime stops the guest at the deadline; nothing here can block.
                 return self._timed_call(actor.actor_id, inv, timeout_s)
-            return await trio.to_thread.run_sync(
-                self._timed_call, actor.actor_id, inv, timeout_s, limiter=actor.limiter())
+            # On a worker thread: the wait for a free instance is what needs a bound.
+            with trio.move_on_after(timeout_s):
+                return await trio.to_thread.run_sync(
+                    self._timed_call, actor.actor_id, inv, timeout_s, limiter=actor.limiter())
+            raise DeadlineExceeded(
+                f"actor {inv.target} did not start within the caller's deadline "
+                f"({timeout_s:.3f} s): all its instances stayed busy") from None
         finally:
             self.in_flight -= 1
-            if self.in_flight == 0:
-                self._idle.set()
 
     def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float) -> bytes:
         outer = getattr(_call_context, "inv", None)
@@ -427,10 +427,9 @@ class ActorHost:
                           if a.ref.call_alias == target), None)
             summary = None if local else self.directory.actor_by_alias(target)
             actor_id = local or (summary.id if summary is not None else target)
-        live = self._live_ids()
+        is_live = self._is_live
         placements = [
-            Placement(loc.host_id, loc.instances, loc.load,
-                      alive=loc.host_id == self.host_id or loc.host_id in live)
+            Placement(loc.host_id, loc.instances, loc.load, alive=is_live(loc.host_id))
             for loc in self.directory.hosts_running(actor_id)
         ]
         return actor_id, placements
@@ -448,7 +447,7 @@ class ActorHost:
         """A reply to another host's messaging inbox (``_INBOX.<host id>.<random>``)."""
         parts = subject.split(".")
         host_id = parts[1] if len(parts) > 2 else ""
-        if host_id not in self._live_ids():
+        if not self._is_live(host_id):
             raise HostUnreachable(f"no live host {host_id[:8]} owns inbox {subject}")
         from meshhost.control.api import CHANNEL, decode_reply, encode_request
 

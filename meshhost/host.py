@@ -450,7 +450,7 @@ class Host:
             data_dir=self.data_dir,
             directory=directory,
             send=self.send_to_host,
-            live_ids=core.live_ids,
+            is_live=core.is_live,
             rng=self._rng,
             allowed_issuers=self.config.allowed_issuers,
             on_event=self.publish_event,
@@ -463,7 +463,7 @@ class Host:
             load=lambda: float(self.actors.in_flight) if self.actors else 0.0,
             forget_host=self.actors.router.forget,
         )
-        self.handlers[INVOCATION_CHANNEL] = self.actors.handle_invocation
+        self.handlers[INVOCATION_CHANNEL] = self.actors.invoker.handle
         self.handlers[SYNC_CHANNEL] = self.directory_driver.handle_sync
         await nursery.start(self.actors.serve)
         await nursery.start(self.directory_driver.serve)
@@ -505,22 +505,20 @@ class Host:
         does not answer within ``timeout_s``, and RemoteInvocationError (with
         the code the peer sent) when it answers with an error.
         """
-        member = self.core.member(host_id) if self.core is not None else None
-        if member is None or self.transport is None:
+        addr = self.core.addr_of(host_id) if self.core is not None else None
+        if addr is None or self.transport is None:
             raise HostUnreachable(
                 f"host {host_id} is not a member of lattice {self.config.lattice!r}"
             )
         try:
             return await self.transport.request(
-                member.addr, channel, payload, timeout_s=timeout_s, expected_peer=host_id
+                addr, channel, payload, timeout_s=timeout_s, expected_peer=host_id
             )
         except RemoteError as exc:
             raise RemoteInvocationError(exc.remote_code, exc.remote_message, host_id) from None
         except (PeerUnavailable, PeerMismatch, SessionClosed, RequestTimeout,
                 TransportClosed) as exc:
-            raise HostUnreachable(
-                f"host {host_id[:8]} at {member.addr[0]}:{member.addr[1]}: {exc}"
-            ) from None
+            raise HostUnreachable(f"host {host_id[:8]} at {addr[0]}:{addr[1]}: {exc}") from None
 
     async def _start_control(self, nursery: trio.Nursery) -> None:
         """Serve the local CLI on ``control.sock`` in the data dir (mode 0600), and peers."""

@@ -364,6 +364,17 @@ class Swim:
         e = self._members.get(node_id)
         return None if e is None else e.snapshot()
 
+    def is_live(self, node_id: str) -> bool:
+        """Whether ``node_id`` is alive or suspect (ourselves: until we leave); O(1)."""
+        if node_id == self.id:
+            return not self._left
+        return node_id in self._live
+
+    def addr_of(self, node_id: str) -> Addr | None:
+        """The address we hold for ``node_id`` (any state), or None; no snapshot made."""
+        e = self._members.get(node_id)
+        return None if e is None else e.alive.addr
+
     def alive_members(self) -> list[Member]:
         """Hosts alive or suspect (not yet declared dead), ourselves included."""
         out = [self._members[i].snapshot() for i in self._live.items]

@@ -9,6 +9,7 @@ limits are specified in proto/spec/rpc.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -42,7 +43,7 @@ MAX_ERROR_CHARS = 4096
 MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 """Largest invocation payload a host accepts (the transport streams it)."""
 ID_BYTES = 16
-"""Invocation ids and trace ids are 128-bit random values."""
+"""Invocation ids and trace ids are 128-bit values (see proto/spec/rpc.md)."""
 
 _UNPACK_LIMITS: dict[str, Any] = {
     "max_bin_len": MAX_PAYLOAD_BYTES,
@@ -51,6 +52,8 @@ _UNPACK_LIMITS: dict[str, Any] = {
     "max_map_len": 0,
     "max_ext_len": 0,
 }
+_unpackb = partial(msgpack.unpackb, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+_packb = partial(msgpack.packb, use_bin_type=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ class InvocationResult:
 
 
 def _pack(fields: list[Any]) -> bytes:
-    data: bytes = msgpack.packb(fields, use_bin_type=True)
+    data: bytes = _packb(fields)
     return data
 
 
@@ -113,7 +116,7 @@ def _unpack(data: bytes, msg_type: int, min_fields: int, what: str) -> list[Any]
     if len(data) > MAX_PAYLOAD_BYTES + 64 * 1024:
         raise DecodeError(f"{what} of {len(data)} bytes exceeds the {MAX_PAYLOAD_BYTES} limit")
     try:
-        value = msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+        value = _unpackb(data)
     except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError) as exc:
         raise DecodeError(f"{what} is not valid msgpack: {exc}") from None
     if not isinstance(value, list) or not value:
@@ -134,9 +137,22 @@ def _field(value: Any, kind: type, name: str, what: str, limit: int | None = Non
     return value
 
 
+_INVOCATION_TYPES = (int, bytes, str, str, str, str, bytes, int, bytes, int)
+
+
 def decode_invocation(data: bytes) -> Invocation:
     """Decode an invocation; raises DecodeError naming the bad field."""
     v = _unpack(data, MSG_INVOKE, 10, "invocation")
+    # Fast path (every well-formed invocation): one pass of exact type checks.
+    if (
+        all(type(f) is t for f, t in zip(v, _INVOCATION_TYPES, strict=False))
+        and len(v[1]) <= ID_BYTES
+        and len(v[8]) <= ID_BYTES
+        and 0 <= v[9] <= MAX_HOPS
+        and v[7] >= 0
+        and max(len(v[2]), len(v[3]), len(v[4]), len(v[5])) <= MAX_NAME_CHARS
+    ):
+        return Invocation(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9])
     w = "invocation"
     inv_id = _field(v[1], bytes, "id", w, ID_BYTES)
     trace = _field(v[8], bytes, "trace_id", w, ID_BYTES)
@@ -162,6 +178,12 @@ def decode_invocation(data: bytes) -> Invocation:
 def decode_result(data: bytes) -> InvocationResult:
     """Decode an invocation result; unknown error codes become PROTOCOL."""
     v = _unpack(data, MSG_RESULT, 6, "invocation result")
+    if (  # fast path: a well-formed successful call
+        type(v[2]) is int and v[2] == 0 and type(v[1]) is bytes and type(v[3]) is bytes
+        and type(v[4]) is str and type(v[5]) is str and len(v[1]) <= ID_BYTES
+        and len(v[4]) <= MAX_ERROR_CHARS and len(v[5]) <= MAX_NAME_CHARS
+    ):
+        return InvocationResult(v[1], ErrorCode.OK, v[3], v[4], v[5])
     w = "result"
     raw_code = _field(v[2], int, "code", w)
     try:

@@ -35,6 +35,9 @@ INLINE_WARMUP_CALLS = 8
 """Calls measured on worker threads before an actor may run inline."""
 _SMOOTHING = 0.2
 """Weight of the newest sample in the moving average."""
+SAMPLE_CAP_S = 4 * INLINE_MAX_AVERAGE_S
+"""Samples count at most this much: one preempted call (milliseconds on a busy
+machine) must not send a fast actor to worker threads; two in a row do."""
 
 
 @dataclass(slots=True)
@@ -63,6 +66,7 @@ class InlineGate:
     def observe(self, actor_id: str, elapsed_s: float) -> None:
         """A call to ``actor_id`` ran for ``elapsed_s`` (inline or on a thread)."""
         record = self._records.setdefault(actor_id, _Record())
+        elapsed_s = min(elapsed_s, SAMPLE_CAP_S)
         if record.calls == 0:
             record.average_s = elapsed_s
         else:
