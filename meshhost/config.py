@@ -139,6 +139,9 @@ class TransportConfig:
     """Initial credit per stream and direction: bytes a sender may have in flight."""
     max_concurrent_requests: int = 256
     """Inbound requests in progress per session; more are refused with ``overloaded``."""
+    keepalive_interval_s: float = 15.0
+    """A session silent this long sends a PING; silent for three intervals it is closed
+    as dead (at most a quarter of ``idle_timeout_s`` is used)."""
 
     def __post_init__(self) -> None:
         _positive(
@@ -153,6 +156,7 @@ class TransportConfig:
             "backoff_max_s",
             "max_payload_bytes",
             "max_concurrent_requests",
+            "keepalive_interval_s",
         )
         if not 65536 <= self.stream_window_bytes <= 1 << 30:
             raise ConfigError("transport.stream_window_bytes must be within 64 KiB..1 GiB")

@@ -125,10 +125,6 @@ RECV_BYTES = 256 << 10
 """Bytes asked of the kernel per read: several full records per wake-up."""
 YIELD_BYTES = 1 << 20
 """A reader that keeps finding data yields to other tasks after this many bytes."""
-KEEPALIVE_INTERVAL_S = 15.0
-"""A session silent this long gets a PING.  TCP's own keepalive waits two hours
-by default, and a peer whose packets are dropped (firewall, dead host, cut
-cable) never sends the RST or FIN that would end the connection."""
 KEEPALIVE_MISSES = 3
 """Nothing received for this many intervals (two PINGs unanswered) ends the
 session with ``unavailable``: one lost PING on a busy peer is not death."""
@@ -372,7 +368,9 @@ class Transport:
         self.config = config
         if keepalive_interval_s is None:
             # Declare a silent peer dead well before the idle timeout would close it.
-            keepalive_interval_s = min(KEEPALIVE_INTERVAL_S, config.idle_timeout_s / 4)
+            # TCP's own keepalive waits two hours by default, and a peer whose packets
+            # are dropped (firewall, dead host, cut cable) never sends a RST or FIN.
+            keepalive_interval_s = min(config.keepalive_interval_s, config.idle_timeout_s / 4)
         if not math.isfinite(keepalive_interval_s) or keepalive_interval_s <= 0:
             raise LocalProtocolError(
                 f"keepalive_interval_s must be a positive number, got {keepalive_interval_s}"
