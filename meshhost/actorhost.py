@@ -260,7 +260,7 @@ class ActorHost:
         async with self._lock:
             running = self._running.get(actor_id)
             if running is None:
-                raise ActorNotFound(actor_id, "", "is not running on this host")
+                raise ActorNotFound(actor_id, "", f"is not running on host {self.host_id[:8]}…")
             if managed_key is None:
                 have = running.manual if running.managed else running.total
                 stopped = have if count is None else min(count, have)
@@ -286,7 +286,8 @@ class ActorHost:
         async with self._lock:
             running = self._running.get(actor_id)
             if running is None:
-                raise ActorNotFound(actor_id, "", "is not running on this host; start it first")
+                raise ActorNotFound(actor_id, "", f"is not running on host {self.host_id[:8]}…; "
+                                    "start it there first")
             before = running.total
             running.manual = count
             await self._resize(actor_id, running, None)

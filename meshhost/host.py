@@ -518,7 +518,7 @@ class Host:
             raise RemoteInvocationError(exc.remote_code, exc.remote_message, host_id) from None
         except (PeerUnavailable, PeerMismatch, SessionClosed, RequestTimeout,
                 TransportClosed) as exc:
-            raise HostUnreachable(f"host {host_id[:8]} at {addr[0]}:{addr[1]}: {exc}") from None
+            raise HostUnreachable(f"host {host_id[:8]} is unreachable: {exc}") from None
 
     async def _start_control(self, nursery: trio.Nursery) -> None:
         """Serve the local CLI on ``control.sock`` in the data dir (mode 0600), and peers."""

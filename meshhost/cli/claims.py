@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from meshhost.cli import main
@@ -195,12 +196,14 @@ def sign_cmd(
     if as_json:
         emit_json(info)
         return
-    stdout.print(f"Signed {module} -> {target}", highlight=False)
+    stdout.print(f"Signed {module} -> {target}", highlight=False, markup=False)
     stdout.print(f"  subject (actor id): {extracted.subject}", highlight=False)
     stdout.print(f"  issuer:             {extracted.issuer}", highlight=False)
     stdout.print(f"  module hash:        {extracted.module_hash}", highlight=False)
     if seed_path is not None:
-        stdout.print(f"  subject seed saved to {seed_path} (keep it secret)", highlight=False)
+        stdout.print(
+            f"  subject seed saved to {seed_path} (keep it secret)", highlight=False, markup=False
+        )
     elif generated:
         stdout.print(
             "  [dim]a new subject key was generated and not saved; re-signing with a new key "
@@ -321,7 +324,11 @@ def inspect_cmd(
     if valid:
         stdout.print("[bold green]VALID[/]: signature, module hash, issuer and dates check out")
         return
-    stdout.print(f"[bold red]INVALID[/] ({error}): {reason}", highlight=False)
+    stdout.print(
+        f"[bold red]INVALID[/] ({escape(str(error))}): {escape(str(reason))}", highlight=False
+    )
     if error == "ClaimsHashMismatch":
-        stdout.print(f"  computed module hash: {_computed_hash(data)}", highlight=False)
+        stdout.print(
+            f"  computed module hash: {_computed_hash(data)}", highlight=False, markup=False
+        )
     raise SystemExit(1)

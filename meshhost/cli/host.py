@@ -21,6 +21,7 @@ from typing import Any
 
 import click
 import trio
+from rich.markup import escape
 
 from meshhost import config as config_mod
 from meshhost.cli import main
@@ -121,6 +122,9 @@ def up(
     as_json: bool,
 ) -> None:
     """Run a host: find peers, join the lattice, report who is alive."""
+    for item in labels:
+        if "=" not in item or not item.partition("=")[0].strip():
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--label")
     overrides: dict[str, Any] = {
         "profile": profile,
         "lattice": lattice,
@@ -188,7 +192,7 @@ async def _run(
             as_json,
             {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"},
             f"[bold]host[/] {host.host_id} on {addr[0]}:{addr[1]} "
-            f"(lattice {host.config.lattice}, profile {host.config.profile})",
+            f"(lattice {escape(host.config.lattice)}, profile {host.config.profile})",
         )
         await _print_events(host, events, status_file, as_json)
         # The host stopped (shutdown after a signal): stop the signal watcher too.
@@ -241,7 +245,9 @@ def _reload_secrets(host: Host, secret_path: Path | None, as_json: bool) -> None
         host.reload_secrets(load_secrets(text))
     except MeshError as exc:
         _say(
-            as_json, {"event": "reload_failed", "error": str(exc)}, f"[red]reload failed:[/] {exc}"
+            as_json,
+            {"event": "reload_failed", "error": str(exc)},
+            f"[red]reload failed:[/] {escape(str(exc))}",
         )
         return
     _say(
@@ -304,7 +310,7 @@ def _report(event: object, as_json: bool) -> None:
                 "addr": f"{event.addr[0]}:{event.addr[1]}",
                 "reason": event.reason,
             },
-            f"[magenta]misbehaved[/] {event.addr[0]}:{event.addr[1]} {event.reason}",
+            f"[magenta]misbehaved[/] {event.addr[0]}:{event.addr[1]} {escape(str(event.reason))}",
         )
         return
     kind, colour = _KIND.get(type(event), ("event", "white"))
@@ -322,7 +328,8 @@ def _report(event: object, as_json: bool) -> None:
         "labels": labels,
     }
     shown = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    _say(as_json, record, f"[{colour}]{kind:8}[/] {member.id} {addr} {shown}".rstrip())
+    text = f"[{colour}]{kind:8}[/] {escape(member.id)} {escape(addr)} {escape(shown)}"
+    _say(as_json, record, text.rstrip())
 
 
 def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
@@ -394,4 +401,4 @@ def lattice_new(
         stdout.print(f"Lattice secret: {text}", highlight=False)
         stdout.print("[dim]Every host of the lattice needs it; keep it secret.[/]")
     for path in written:
-        stdout.print(f"Secret written to {path}", highlight=False)
+        stdout.print(f"Secret written to {path}", highlight=False, markup=False)

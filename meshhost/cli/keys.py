@@ -58,7 +58,7 @@ def gen(kind: str, out: Path | None, as_json: bool) -> None:
         stdout.print(f"Seed:       {pair.encoded_seed}", highlight=False)
         stdout.print("[dim]Keep the seed secret; it is the private key.[/]")
     else:
-        stdout.print(f"Seed written to {out}", highlight=False)
+        stdout.print(f"Seed written to {out}", highlight=False, markup=False)
 
 
 @keys.command("inspect")

@@ -80,7 +80,7 @@ def hosts(data_dir: Path | None, lattice: str, as_json: bool) -> None:
         emit_json(rows)
         return
     alive = sum(1 for row in rows if row["state"] == "alive")
-    table = Table(title=f"{len(rows)} hosts, {alive} alive")
+    table = Table(title=f"{len(rows)} host{'s' if len(rows) != 1 else ''}, {alive} alive")
     for column in ("host", "address", "state", "actors", "labels"):
         table.add_column(column)
     for row in rows:
@@ -172,7 +172,9 @@ def stop(
     if as_json:
         emit_json(result)
     else:
-        stdout.print(f"stopped {result['stopped']} instance(s) of {actor}", highlight=False)
+        stdout.print(
+            f"stopped {result['stopped']} instance(s) of {actor}", highlight=False, markup=False
+        )
 
 
 @main.command()
@@ -190,7 +192,9 @@ def scale(
     if as_json:
         emit_json(result)
     else:
-        stdout.print(f"{actor} now has {result['count']} instance(s)", highlight=False)
+        stdout.print(
+            f"{actor} now has {result['count']} instance(s)", highlight=False, markup=False
+        )
 
 
 @main.group()
@@ -237,7 +241,7 @@ def link_put(
     if as_json:
         emit_json(result)
     else:
-        stdout.print(f"linked {actor} to {contract} ({link_name})", highlight=False)
+        stdout.print(f"linked {actor} to {contract} ({link_name})", highlight=False, markup=False)
 
 
 @link.command("del")
@@ -251,7 +255,7 @@ def link_del(
 ) -> None:
     """Remove the link of ACTOR to CONTRACT."""
     _request(data_dir, lattice, "link_del", actor=actor, contract=contract, link_name=link_name)
-    stdout.print(f"unlinked {actor} from {contract} ({link_name})", highlight=False)
+    stdout.print(f"unlinked {actor} from {contract} ({link_name})", highlight=False, markup=False)
 
 
 @link.command("list")
@@ -288,7 +292,7 @@ def config() -> None:
 def config_put(key: str, value: str, data_dir: Path | None, lattice: str) -> None:
     """Set KEY to VALUE for the whole lattice."""
     _request(data_dir, lattice, "config_put", key=key, value=value)
-    stdout.print(f"{key} set", highlight=False)
+    stdout.print(f"{key} set", highlight=False, markup=False)
 
 
 @config.command("get")
@@ -312,7 +316,7 @@ def config_get(key: str, data_dir: Path | None, lattice: str, as_json: bool) -> 
 def config_del(key: str, data_dir: Path | None, lattice: str) -> None:
     """Delete KEY."""
     _request(data_dir, lattice, "config_del", key=key)
-    stdout.print(f"{key} deleted", highlight=False)
+    stdout.print(f"{key} deleted", highlight=False, markup=False)
 
 
 def _read_payload(payload: str | None, as_msgpack: bool) -> bytes:
@@ -347,7 +351,12 @@ def _read_payload(payload: str | None, as_msgpack: bool) -> bytes:
     help="PAYLOAD is JSON: send it as msgpack, and show a msgpack answer as JSON.",
 )
 @click.option(
-    "--timeout", "timeout_s", type=click.FloatRange(0.001), default=10.0, show_default=True
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0.001),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the answer (failover to another host included).",
 )
 @host_options
 @json_option

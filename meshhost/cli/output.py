@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from meshhost.errors import MeshError
 
@@ -48,7 +49,7 @@ def fails_cleanly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MeshError as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -33,6 +33,7 @@ from meshhost.errors import (
     DeadlineExceeded,
     ErrorCode,
     HopLimitExceeded,
+    HostUnreachable,
     MeshError,
     NoHostForActor,
     RemoteInvocationError,
@@ -177,14 +178,24 @@ class Invoker:
                 ) from last_error
             order = [h for h in self.router.candidates(placements, now) if h not in tried]
             if not order:
+                if isinstance(last_error, HostUnreachable):
+                    hosts = ", ".join(h[:8] for h in tried)
+                    raise HostUnreachable(
+                        f"actor {target}: no host that runs it answered (tried {hosts}); "
+                        f"it may have crashed. Last error: {last_error}"
+                    ) from None
                 if last_error is not None:
                     raise last_error
                 known = len({p.host_id for p in placements})
+                hint = "" if known or actor_id.startswith("M") else (
+                    " (it is neither an actor key, M… of 56 characters, nor the call alias "
+                    "of a running actor)"
+                )
                 raise NoHostForActor(
                     f"no host in lattice {self.lattice!r} runs actor {target}"
                     f" ({known} host{'s' if known != 1 else ''} known to run it, none alive)"
                     if known
-                    else f"no host in lattice {self.lattice!r} runs actor {target}"
+                    else f"no host in lattice {self.lattice!r} runs actor {target}{hint}"
                 )
             host = order[0]
             tried.append(host)

@@ -1190,7 +1190,10 @@ class Transport:
                 except (OSError, trio.TooSlowError) as exc:
                     self.stats["dial_failures"] += 1
                     self._note_failure(addr)
-                    reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+                    if isinstance(exc, trio.TooSlowError):
+                        reason = "timed out"
+                    else:  # "connection refused", not "[Errno 111] Error connecting to (...)"
+                        reason = (exc.strerror or str(exc)).lower()
                     log.info("cannot connect to %s:%d: %s", addr[0], addr[1], reason)
                     dial.error = PeerUnavailable(f"cannot connect to {addr[0]}:{addr[1]}: {reason}")
                     return

@@ -1,0 +1,30 @@
+"""Text from peers and users is printed as text, never read as rich markup."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshhost.cli.host import _report
+from meshhost.cli.output import fails_cleanly
+from meshhost.errors import ConfigError
+from meshhost.host import encode_meta
+from meshhost.membership import Member, MemberJoined, MemberState
+
+
+def test_a_peer_label_with_markup_is_printed_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
+    member = Member("N" + "A" * 55, ("127.0.0.1", 4000), MemberState.ALIVE, 1,
+                    encode_meta({"zone": "[/oops]", "rack": "[bold]x"}))
+    _report(MemberJoined(member), as_json=False)
+    out = capsys.readouterr().out
+    assert "rack=[bold]x zone=[/oops]" in out
+
+
+def test_an_error_quoting_user_text_is_printed_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
+    @fails_cleanly
+    def command() -> None:
+        raise ConfigError("no config entry '[/x]' or '[red]y'")
+
+    with pytest.raises(SystemExit) as info:
+        command()
+    assert info.value.code == 1
+    assert "error: no config entry '[/x]' or '[red]y'" in capsys.readouterr().err
