@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import trio
@@ -30,8 +30,10 @@ from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import KeyringError, MeshError
-from meshhost.host import Host, HostOptions, decode_meta
 from meshhost.identity.keyring import encode_secret, generate_secret, load_secrets, mdns_tag
+
+if TYPE_CHECKING:
+    from meshhost.host import Host
 from meshhost.membership import (
     MemberAlive,
     MemberDead,
@@ -139,6 +141,8 @@ def up(
     environ = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
     cfg = config_mod.load(config_file, overrides=overrides, environ=environ)
     secret_text = os.environ.get(SECRET_ENV, "").strip() or None
+    from meshhost.host import Host, HostOptions  # heavy (wasmtime, hypercorn): only for `up`
+
     host = Host.open(
         cfg,
         secret_file=secret_file,
@@ -317,6 +321,8 @@ def _report(event: object, as_json: bool) -> None:
     member = getattr(event, "member", None)
     if member is None:
         return
+    from meshhost.host import decode_meta
+
     labels = decode_meta(member.meta).get("labels", {})
     addr = f"{member.addr[0]}:{member.addr[1]}"
     record = {
