@@ -231,7 +231,7 @@ class HostProc:
     """One ``meshhost up`` process (restartable on the same data dir)."""
 
     def __init__(self, lattice: ProcLattice, name: str, secret: str, lattice_name: str,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), json_output: bool = True) -> None:
         self.lattice = lattice
         self.name = name
         self.data_dir = lattice.root / name
@@ -240,6 +240,7 @@ class HostProc:
         self.secret = secret
         self.lattice_name = lattice_name
         self.extra_args = extra_args
+        self.json_output = json_output
         self.popen: subprocess.Popen[bytes] | None = None
         self._id: str | None = None
 
@@ -253,8 +254,9 @@ class HostProc:
             "--lattice", self.lattice_name, "--profile", "local",
             "--data-dir", str(self.data_dir),
             "--mdns-service-type", self.lattice.service_type,
-            "--status-file", str(self.status_file), "--json",
+            "--status-file", str(self.status_file),
         ]  # fmt: skip
+        argv += ["--json"] if self.json_output else []
         argv += self.extra_args
         with self.log.open("ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
@@ -385,9 +387,11 @@ class ProcLattice:
             self.netns.close()
 
     def add(self, name: str, *, secret: str | None = None, start: bool = True,
-            extra_args: tuple[str, ...] = ()) -> HostProc:
-        """A host (started unless ``start=False``); ``extra_args`` go to `meshhost up`."""
-        host = HostProc(self, name, secret or self.secret, self.lattice_name, extra_args)
+            extra_args: tuple[str, ...] = (), json_output: bool = True) -> HostProc:
+        """A host (started unless ``start=False``); ``extra_args`` go to `meshhost up`;
+        ``json_output=False`` runs it as a person would, printing for a terminal."""
+        host = HostProc(self, name, secret or self.secret, self.lattice_name, extra_args,
+                        json_output)
         self.hosts.append(host)
         if start:
             host.start()
