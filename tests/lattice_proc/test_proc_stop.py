@@ -3,18 +3,22 @@
 A `Sleep` call (the test's sleeper actor waits 3.5 s without using CPU)
 runs on a, called from b; while it is in flight, `meshhost host stop` is
 sent to a.  The call is answered by a, a exits 0, b and c see a as
-`left` (not dead), and a later call says plainly that no host runs the
-actor any more.
+`left` (not dead), `meshhost events` on c reports it, and a later call says
+plainly that no host runs the actor any more.
 """
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from proc_lattice import SLEEP_MS, SLEEP_SUBJECT, CliResult, ProcLattice
+from proc_lattice import SLEEP_MS, SLEEP_SUBJECT, CliResult, HostProc, ProcLattice
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -23,6 +27,23 @@ def test_host_stop_drains_the_call_in_flight_and_the_others_see_it_leave(
     lattice: ProcLattice, modules: dict[str, tuple[Path, str]]
 ) -> None:
     (a, b, c), _ = lattice.start_hosts("a", "b", "c")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "meshhost", "events", "--data-dir", str(c.data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stop_while_a_call_runs(lattice, modules, a, b, c)
+    finally:
+        if follower.poll() is None:
+            follower.send_signal(signal.SIGINT)
+        out, err = follower.communicate(timeout=10)
+    assert follower.returncode == 0 and "Traceback" not in err, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert {"kind": "host_left", "host": a.host_id} in [
+        {k: e.get(k) for k in ("kind", "host")} for e in events], events
+
+
+def stop_while_a_call_runs(lattice: ProcLattice, modules: dict[str, tuple[Path, str]],
+                           a: HostProc, b: HostProc, c: HostProc) -> None:
     sleeper_path, sleeper_id = modules["sleeper"]
     a.cli("start", str(sleeper_path), "--count", "2").ok()
     a.cli("link", "put", sleeper_id, "wasmcloud:messaging",
