@@ -18,11 +18,10 @@ from urllib.parse import unquote, urlparse
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from meshhost.cli import main
 from meshhost.cli.lattice import _request, host_options
-from meshhost.cli.output import emit_json, fails_cleanly, json_option, stderr, stdout
+from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stderr, stdout
 from meshhost.control.api import MAX_MESSAGE_BYTES
 from meshhost.control.manifest import Manifest, actor_id_from_claims, load_manifest
 from meshhost.errors import LocalProtocolError, ManifestError
@@ -132,7 +131,7 @@ def app_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
     if not rows:
         stdout.print("no applications; deploy one with `meshhost apply FILE`", highlight=False)
         return
-    table = Table(title=f"{len(rows)} application(s)")
+    table = PlainTable(title=f"{len(rows)} application(s)")
     for column in ("NAME", "DEPLOYED", "STATE", "RUNNING", "VERSIONS"):
         table.add_column(column)
     for row in rows:
@@ -192,7 +191,7 @@ def app_status(name: str, data_dir: Path | None, lattice: str, as_json: bool) ->
         highlight=False,
     )
     if result["rows"]:
-        table = Table()
+        table = PlainTable()
         for column in ("COMPONENT", "HOST", "DESIRED", "RUNNING", "STATE"):
             table.add_column(column)
         for row in result["rows"]:
@@ -266,7 +265,7 @@ def app_diff(file: Path, data_dir: Path | None, lattice: str, as_json: bool) -> 
     if not result["changes"] and not result["instances"]:
         stdout.print("no changes", highlight=False)
     if result["changes"]:
-        fields = Table(title="fields")
+        fields = PlainTable(title="fields")
         for column in ("", "FIELD", "OLD", "NEW"):
             fields.add_column(column, overflow="fold")  # paths and values stay whole
         sign = {"added": "+", "removed": "-", "changed": "~"}
@@ -279,7 +278,7 @@ def app_diff(file: Path, data_dir: Path | None, lattice: str, as_json: bool) -> 
             )
         stdout.print(fields)
     if result["instances"]:
-        hosts = Table(title="instances")
+        hosts = PlainTable(title="instances")
         for column in ("HOST", "COMPONENT@MODULE", "NOW", "AFTER", ""):
             hosts.add_column(column)
         for item in result["instances"]:

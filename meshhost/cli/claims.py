@@ -15,10 +15,16 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from meshhost.cli import main
-from meshhost.cli.output import emit_json, fails_cleanly, json_option, read_secret, stdout
+from meshhost.cli.output import (
+    PlainTable,
+    emit_json,
+    fails_cleanly,
+    json_option,
+    read_secret,
+    stdout,
+)
 from meshhost.errors import ClaimsError, WasmFormatError
 from meshhost.identity import claims as wascap
 from meshhost.identity import nkeys
@@ -295,7 +301,7 @@ def inspect_cmd(
             raise SystemExit(1)
         return
     if found is not None:
-        table = Table(title=f"{found.name or 'Anonymous'} - claims", show_header=False)
+        table = PlainTable(title=f"{found.name or 'Anonymous'} - claims", show_header=False)
         table.add_column("field", style="bold")
         table.add_column("value", overflow="fold")
         rows = [

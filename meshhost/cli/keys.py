@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from meshhost.cli import main
-from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
+from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stdout
 from meshhost.identity import nkeys
 
 KINDS = {p.name.lower(): p for p in nkeys.PUBLIC_PREFIXES}
@@ -86,7 +85,7 @@ def inspect(key: str, as_json: bool) -> None:
     if as_json:
         emit_json(info)
         return
-    table = Table(show_header=False)
+    table = PlainTable(show_header=False)
     for name, value in info.items():
         table.add_row(name, str(value))
     stdout.print(table)

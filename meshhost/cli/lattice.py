@@ -17,10 +17,9 @@ from typing import Any, TypeVar
 import click
 import msgpack
 import trio
-from rich.table import Table
 
 from meshhost.cli import main
-from meshhost.cli.output import emit_json, fails_cleanly, json_option, stderr, stdout
+from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stderr, stdout
 from meshhost.control.api import ControlClient
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
 
@@ -80,7 +79,7 @@ def hosts(data_dir: Path | None, lattice: str, as_json: bool) -> None:
         emit_json(rows)
         return
     alive = sum(1 for row in rows if row["state"] == "alive")
-    table = Table(title=f"{len(rows)} host{'s' if len(rows) != 1 else ''}, {alive} alive")
+    table = PlainTable(title=f"{len(rows)} host{'s' if len(rows) != 1 else ''}, {alive} alive")
     for column in ("host", "address", "state", "actors", "labels"):
         table.add_column(column)
     for row in rows:
@@ -102,7 +101,7 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
     if as_json:
         emit_json(inv)
         return
-    table = Table(title=f"host {inv['host']}")
+    table = PlainTable(title=f"host {inv['host']}")
     for column in ("actor", "name", "instances", "capabilities"):
         table.add_column(column)
     for actor in inv.get("actors", []):
@@ -149,6 +148,7 @@ def start(
             f"started {result['actor']} ({result.get('name', '')}) x{count} "
             f"on {_short(result['host'])}",
             highlight=False,
+            markup=False,
         )
 
 
@@ -268,7 +268,7 @@ def link_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
     if as_json:
         emit_json(links)
         return
-    table = Table(title=f"{len(links)} links")
+    table = PlainTable(title=f"{len(links)} links")
     for column in ("actor", "contract", "name", "provider", "values"):
         table.add_column(column)
     for item in links:
@@ -420,7 +420,8 @@ def events(data_dir: Path | None, lattice: str) -> None:
     try:
         trio.run(follow)
     except KeyboardInterrupt:
-        pass
+        return
+    raise click.ClickException("the host stopped (its control socket closed)")
 
 
 @main.group("host")

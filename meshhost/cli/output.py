@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from meshhost.errors import MeshError
 
@@ -74,3 +76,17 @@ def read_secret(value: str | None, env_var: str, what: str) -> str:
     if from_env:
         return from_env
     raise click.UsageError(f"no {what} given: pass a file holding it, or set {env_var}")
+
+
+class PlainTable(Table):
+    """A rich ``Table`` whose text cells and title are shown as they are, never as markup.
+
+    Cells hold peer- and user-chosen text (labels, actor names from claims,
+    link values): ``[/x]`` in one must print, not crash the CLI.
+    """
+
+    def __init__(self, *headers: Any, title: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*headers, title=Text(title) if title is not None else None, **kwargs)
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
