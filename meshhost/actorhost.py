@@ -285,6 +285,8 @@ class ActorHost:
         """Set the hand-started instances of ``actor_id`` to ``count``; returns the total."""
         async with self._lock:
             running = self._running.get(actor_id)
+            if running is None and count == 0:
+                return 0  # already none here
             if running is None:
                 raise ActorNotFound(actor_id, "", f"is not running on host {self.host_id[:8]}…; "
                                     "start it there first")

@@ -132,6 +132,8 @@ def start(
     as_json: bool,
 ) -> None:
     """Start COUNT instances of the signed actor in MODULE."""
+    if host and labels:
+        raise click.UsageError("give --host or --label, not both")
     result = _request(
         data_dir,
         lattice,

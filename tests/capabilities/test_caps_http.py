@@ -115,7 +115,9 @@ async def test_actor_failures_map_to_500_or_503_with_a_plain_message(server, err
     actor.fail = error
     got, headers, body = await trio.to_thread.run_sync(http_get, port)
     assert got == status
-    assert body.decode() == f"{error}\n"
+    what = "service unavailable" if status == 503 else "the actor failed"
+    assert body.decode() == f"{what} ({error.code.name.lower()})\n"
+    assert ECHO.encode() not in body  # details stay in the host's log
     assert ("Content-Type", "text/plain; charset=utf-8") in headers or (
         "content-type",
         "text/plain; charset=utf-8",
