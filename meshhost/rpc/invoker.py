@@ -6,9 +6,10 @@ order within the caller's deadline.  What happens on each kind of failure:
 * connection loss, refused connection, or a remote ``unavailable`` /
   ``overloaded`` / ``shutting_down`` / ``not_found`` answer (the actor moved):
   try the next candidate at once;
-* no answer before the attempt's time-out: if another candidate exists,
-  the first attempt gets half of the remaining time, so a hung host costs at
-  most half the budget before we fail over; the last attempt gets the rest;
+* no answer within half the remaining time while another candidate exists:
+  that candidate is tried too, beside the first (a hedge; the first answer
+  wins, the other attempt is cancelled), so a hung host costs at most half
+  the budget and a merely busy one may still answer;
 * an answer that the actor failed, was denied, or the input was invalid: that
   is the result; it is not retried (running it elsewhere would fail the same).
 
@@ -24,10 +25,13 @@ code and a message.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+import trio
 
 from meshhost.errors import (
     DeadlineExceeded,
@@ -166,49 +170,123 @@ class Invoker:
             trace_id=trace_id or inv_id,  # a new trace is named after its first call
             hops=hops,
         )
-        tried: list[str] = []
-        last_error: MeshError | None = None
-        while True:
-            now = self._clock()
-            remaining = deadline - now
-            if remaining <= 0:
-                raise DeadlineExceeded(
-                    f"no answer from actor {target} within {timeout_s:g} s"
-                    + (f" (tried {', '.join(h[:8] for h in tried)})" if tried else "")
-                ) from last_error
-            order = [h for h in self.router.candidates(placements, now) if h not in tried]
-            if not order:
-                if isinstance(last_error, HostUnreachable):
-                    hosts = ", ".join(h[:8] for h in tried)
-                    raise HostUnreachable(
-                        f"actor {target}: no host that runs it answered (tried {hosts}); "
-                        f"it may have crashed. Last error: {last_error}"
-                    ) from None
-                if last_error is not None:
-                    raise last_error
-                known = len({p.host_id for p in placements})
-                hint = "" if known or actor_id.startswith("M") else (
-                    " (it is neither an actor key, M… of 56 characters, nor the call alias "
-                    "of a running actor)"
-                )
-                raise NoHostForActor(
-                    f"no host in lattice {self.lattice!r} runs actor {target}"
-                    f" ({known} host{'s' if known != 1 else ''} known to run it, none alive)"
-                    if known
-                    else f"no host in lattice {self.lattice!r} runs actor {target}{hint}"
-                )
-            host = order[0]
-            tried.append(host)
-            attempt_s = remaining / 2 if len(order) > 1 else remaining
+        if deadline <= now:
+            raise DeadlineExceeded(f"the deadline for actor {target} passed before the call")
+        order = self.router.candidates(placements, now)
+        if len(order) == 1:  # the common case: one candidate, no hedging machinery
             try:
-                return await self._attempt(host, inv, attempt_s), host
+                return await self._attempt(order[0], inv, deadline - now), order[0]
             except MeshError as exc:
-                # HostUnreachable is UNAVAILABLE; remote answers carry the remote code.
                 if exc.code not in RETRY_ELSEWHERE:
                     raise
-                log.info("invocation %s on %s failed over: %s", inv.id.hex(), host[:8], exc)
-                last_error = exc
-            placements = self._locate(target)[1]
+                return await self._fail_over(target, inv, deadline, timeout_s, [order[0]], exc)
+        return await self._fail_over(target, inv, deadline, timeout_s, [], None)
+
+    async def _fail_over(
+        self,
+        target: str,
+        inv: Invocation,
+        deadline: float,
+        timeout_s: float,
+        tried: list[str],
+        last_error: MeshError | None,
+    ) -> tuple[bytes, str]:
+        """Try candidates until one answers or the deadline passes.
+
+        An attempt that fails fast (connection refused, actor moved) is
+        followed at once by the next candidate.  An attempt still without an
+        answer after half the remaining time is *not* cancelled: the next
+        candidate is tried beside it (a hedge) and the first answer wins, so a
+        host that is merely busy can still answer while a hung one costs at
+        most half the budget.
+        """
+        results: trio.MemorySendChannel[tuple[str, bytes | MeshError]]
+        results, answers = trio.open_memory_channel(math.inf)
+        outstanding = 0
+
+        async def attempt(host: str) -> None:
+            try:
+                outcome: bytes | MeshError = await self._attempt(
+                    host, inv, max(0.0, deadline - self._clock()))
+            except MeshError as exc:
+                outcome = exc
+            results.send_nowait((host, outcome))
+
+        final: tuple[bytes, str] | MeshError
+        async with trio.open_nursery() as nursery:
+            hedge_at = self._clock()  # launch the first candidate now
+            while True:
+                now = self._clock()
+                if now >= hedge_at and now < deadline:
+                    placements = self._locate(target)[1]
+                    order = [h for h in self.router.candidates(placements, now) if h not in tried]
+                    if order:
+                        tried.append(order[0])
+                        outstanding += 1
+                        nursery.start_soon(attempt, order[0])
+                        remaining = deadline - now
+                        hedge_at = now + remaining / 2 if len(order) > 1 else deadline
+                    else:
+                        hedge_at = deadline
+                    if outstanding == 0:
+                        final = self._no_host(target, inv.target, placements, tried, last_error)
+                        break
+                if now >= deadline:
+                    final = DeadlineExceeded(
+                        f"no answer from actor {target} within {timeout_s:g} s"
+                        + (f" (tried {', '.join(h[:8] for h in tried)})" if tried else "")
+                    )
+                    final.__cause__ = last_error
+                    break
+                with trio.move_on_at(self._trio_deadline(min(hedge_at, deadline))):
+                    host, outcome = await answers.receive()
+                    outstanding -= 1
+                    if isinstance(outcome, bytes):
+                        final = (outcome, host)  # slower hedges lose
+                        break
+                    if outcome.code not in RETRY_ELSEWHERE:
+                        final = outcome
+                        break
+                    log.info("invocation %s on %s failed over: %s", inv.id.hex(), host[:8],
+                             outcome)
+                    last_error = outcome
+                    hedge_at = self._clock()  # failed fast: the next candidate now
+            nursery.cancel_scope.cancel()
+        if isinstance(final, MeshError):
+            raise final
+        return final
+
+    def _trio_deadline(self, at: float) -> float:
+        """Our clock's ``at`` as a trio deadline."""
+        return trio.current_time() + max(0.0, at - self._clock())
+
+    def _no_host(
+        self,
+        target: str,
+        actor_id: str,
+        placements: list[Placement],
+        tried: list[str],
+        last_error: MeshError | None,
+    ) -> MeshError:
+        if isinstance(last_error, HostUnreachable):
+            hosts = ", ".join(h[:8] for h in tried)
+            return HostUnreachable(
+                f"actor {target}: no host that runs it answered (tried {hosts}); "
+                f"it may have crashed. Last error: {last_error}"
+            )
+        if last_error is not None:
+            return last_error
+        known = len({p.host_id for p in placements})
+        if known:
+            return NoHostForActor(
+                f"no host in lattice {self.lattice!r} runs actor {target}"
+                f" ({known} host{'s' if known != 1 else ''} known to run it, none alive)"
+            )
+        hint = "" if actor_id.startswith("M") else (
+            " (it is neither an actor key, M… of 56 characters, nor the call alias "
+            "of a running actor)"
+        )
+        return NoHostForActor(f"no host in lattice {self.lattice!r} runs actor {target}{hint}")
 
     async def _attempt(self, host: str, inv: Invocation, timeout_s: float) -> bytes:
         self.router.started(host)

@@ -46,6 +46,12 @@ class Lattice:
             if state == "hung":
                 await trio.sleep(timeout_s)
                 raise HostUnreachable(f"{target} did not answer in {timeout_s} s")
+            if state.startswith("busy:"):  # answers, but only after this many seconds
+                delay = float(state[5:])
+                if delay > timeout_s:  # as the transport does: the request times out
+                    await trio.sleep(timeout_s)
+                    raise HostUnreachable(f"{target} did not answer in {timeout_s} s")
+                await trio.sleep(delay)
             return await self.invokers[target].handle(host, data)
 
         def locate(target: str) -> tuple[str, list[Placement]]:
@@ -106,6 +112,35 @@ async def test_hung_host_is_skipped_after_one_time_out(
     start = trio.current_time()
     assert await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=4) == b"C:x"
     assert trio.current_time() - start < 1e-6
+
+
+async def test_a_busy_host_still_answers_when_the_hedge_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # B answers after 3 s of a 5 s budget; C is dead. Whichever is tried first, B's
+    # answer is not thrown away at half the budget: the hedge to C fails fast and
+    # the caller keeps waiting for B.
+    for seed in range(6):
+        lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+        lat.invokers["A"].router = Router("A", random.Random(seed))
+        lat.state["B"], lat.state["C"] = "busy:3", "dead"
+        start = trio.current_time()
+        assert await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=5) == b"B:x"
+        assert trio.current_time() - start == pytest.approx(3, abs=0.01)
+
+
+async def test_the_first_of_two_slow_hosts_to_answer_wins(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+    lat.state["B"], lat.state["C"] = "busy:3", "busy:3.5"
+    start = trio.current_time()
+    answer = await lat.invokers["A"].invoke("M1", "Echo", b"x", timeout_s=5)
+    took = trio.current_time() - start
+    # B first: answers at 3 s; C first: B is hedged in at 2.5 s and answers at 5.5 s,
+    # after C's 3.5 s answer.  Either way the earlier answer is taken.
+    assert (answer, took) in ((b"B:x", pytest.approx(3, abs=0.01)),
+                              (b"C:x", pytest.approx(3.5, abs=0.01)))
 
 
 async def test_actor_failure_is_the_answer_and_is_not_retried() -> None:
