@@ -63,6 +63,9 @@ class Router:
 
     def candidates(self, placements: list[Placement], now: float) -> list[str]:
         """Return host ids to try, in order; empty when no live host runs the actor."""
+        if len(placements) == 1:  # the common case, on every call's hot path
+            only = placements[0]
+            return [only.host_id] if only.alive and only.instances > 0 else []
         live = [p for p in placements if p.alive and p.instances > 0]
         if not live:
             return []
