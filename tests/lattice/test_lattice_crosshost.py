@@ -20,7 +20,7 @@ from lattice_helpers import (
     wait_until,
 )
 
-from meshhost.capabilities.contracts import PubMessage
+from meshhost.capabilities.contracts import PubMessage, ReplyMessage, RequestMessage, SubMessage
 from meshhost.control.api import ControlError
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
@@ -150,4 +150,40 @@ async def test_a_restarted_host_keeps_links_and_key_value_data(tmp_path: Path) -
                                               operation="HttpServer.HandleRequest",
                                               payload=http_request(), timeout_ms=5000)
         assert count_of(answer["payload"]) == 3  # b's key-value data survived
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_reply_published_on_another_host_reaches_the_requester(tmp_path: Path) -> None:
+    """Messaging.Request on a; the request's reply is published on b, to a's inbox.
+
+    The responder is stood in for by a hook on a's delivery path that publishes
+    the reply on host b, so the reply crosses the lattice the real way: b's
+    provider sees an inbox that is not its own and forwards it to a over
+    control channel 3.
+    """
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path)
+        requester, req_id = caps_actor("requester", (MESSAGING,))
+        await client(a.host).request("start", module=requester)
+        await client(a.host).request("link_put", actor=req_id, contract=MESSAGING)
+        await client(a.host).request("link_put", actor=req_id, contract=MESSAGING,
+                                     link_name="responder", values={"SUBSCRIPTION": "svc.time"})
+        await wait_until(lambda: len(a.host.actors.dispatcher.links) == 2, "links on a")
+        seen: list[str] = []
+
+        async def respond_on_b(actor_id: str, operation: str, payload: bytes,
+                               timeout_s: float) -> bytes:
+            request = SubMessage.decode(payload)
+            seen.append(request.reply_to or "")
+            await b.host.actors.messaging.publish(request.reply_to or "", b"noon")
+            return b""
+
+        a.host.actors.messaging._invoke = respond_on_b
+        ask = RequestMessage("svc.time", b"what time is it?", 5000).encode()
+        answer = await client(a.host).request(
+            "call", actor=req_id, operation="call",
+            payload=frame("", MESSAGING, "Messaging.Request", ask), timeout_ms=8000)
+        reply = ReplyMessage.decode(answer["payload"])
+        assert reply.body == b"noon"
+        assert seen and seen[0].startswith(f"_INBOX.{a.host.host_id}.")
         nursery.cancel_scope.cancel()
