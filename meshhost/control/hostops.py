@@ -73,7 +73,8 @@ def _text(args: Mapping[str, Any], name: str, *, required: bool = True) -> str |
     value = args.get(name)
     if value is None or value == "":
         if required:
-            raise _invalid(f"argument {name!r} is required")
+            raise _invalid(f"argument {name!r} is required" if value is None
+                           else f"argument {name!r} must not be empty")
         return None
     if not isinstance(value, str):
         raise _invalid(f"argument {name!r} must be text, got {type(value).__name__}")
@@ -311,10 +312,18 @@ class HostControl:
         values = args.get("values") or {}
         if not isinstance(values, Mapping):
             raise _invalid("argument 'values' must be a map of text to text")
+        contract = _text(args, "contract") or ""
+        if ":" not in contract and not is_actor_key(contract):
+            directory = self._directory()
+            if directory.actor_by_alias(contract) is None:
+                raise _invalid(
+                    f"contract {contract!r} is neither a capability contract id "
+                    "(namespace:name, e.g. wasmcloud:keyvalue), an actor key (M…), nor the "
+                    "call alias of a running actor")
         try:
             link = LinkDefinition(
                 actor_id=self.resolve_actor(_text(args, "actor") or ""),
-                contract_id=_text(args, "contract") or "",
+                contract_id=contract,
                 link_name=_text(args, "link_name", required=False) or "default",
                 provider_id=_text(args, "provider", required=False) or "",
                 values=dict(values),
