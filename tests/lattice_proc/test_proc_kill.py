@@ -12,6 +12,8 @@ is answered by c.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -85,6 +87,10 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
         return {r["id"]: r["actors"] for r in rows} == {a.host_id: 3, b.host_id: 0, c.host_id: 3}
     lattice.wait_for(b_sees_both, "b sees echo and the sleeper on a and on c", timeout_s=15)
 
+    # Someone follows a's events: when a dies the follower must say so and fail.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "meshhost", "events", "--data-dir", str(a.data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     loops = [CallLoop(b, echo_id) for _ in range(LOOPS)]
     sleeps: list[tuple[float, CliResult | AssertionError]] = []
 
@@ -124,6 +130,12 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
         for thread in [*loops, *sleepers]:
             if thread.is_alive():
                 thread.join(timeout=SLEEP_DEADLINE_S + CLI_MARGIN_S + 5)
+        try:
+            _, follower_err = follower.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            follower.kill()
+            _, follower_err = follower.communicate()
+            follower_err += "\n(`meshhost events` still followed a 10 s after it was killed)"
 
     calls = sorted((call for loop in loops for call in loop.calls), key=lambda x: x[0])
     hung = [str(o) for _, _, o in calls if isinstance(o, AssertionError)]
@@ -168,6 +180,8 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
     # The dead host's own CLI says plainly that nothing runs there.
     stale = a.cli("hosts").failed_cleanly()
     assert "no meshhost host is running" in stale, stale
+    assert follower.returncode == 1, follower_err
+    assert "Traceback" not in follower_err and "host" in follower_err, follower_err
 
 
 def test_calls_to_a_frozen_host_fail_over_on_timeout_within_the_deadline(
