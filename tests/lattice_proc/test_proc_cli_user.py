@@ -51,3 +51,11 @@ def test_mistakes_against_a_running_host_are_one_clear_line(
         line = result.failed_cleanly()
         assert words in line, result.describe()
         assert len(line.splitlines()) == 1, result.describe()
+
+    # Contradictory placement is bad usage (exit 2); scaling to 0 what does not run is done.
+    both, scale_zero = parallel(
+        lambda: a.cli("start", str(echo_path), "--host", a.host_id[:6], "--label", "zone=x"),
+        lambda: a.cli("scale", "M" + "B" * 55, "0"),
+    )
+    assert both.returncode == 2 and "--host or --label" in both.stderr, both.describe()
+    scale_zero.ok()
