@@ -74,7 +74,7 @@ _KIND = {
 )
 @click.option(
     "--profile",
-    type=click.Choice(sorted(config_mod.PROFILES)),
+    type=click.Choice(sorted(p for p in config_mod.PROFILES if p != "sim")),  # sim: simulator
     help="Timing profile: lan (default), local (one machine), wan.",
 )
 @click.option("--port", type=click.IntRange(0, 65535), help="UDP and TCP port (0: any free).")

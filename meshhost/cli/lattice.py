@@ -22,6 +22,7 @@ from meshhost.cli import main
 from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stderr, stdout
 from meshhost.control.api import ControlClient
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
+from meshhost.errors import LocalProtocolError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -423,7 +424,7 @@ def events(data_dir: Path | None, lattice: str) -> None:
         trio.run(follow)
     except KeyboardInterrupt:
         return
-    raise click.ClickException("the host stopped (its control socket closed)")
+    raise LocalProtocolError("the host stopped (its control socket closed)")
 
 
 @main.group("host")
