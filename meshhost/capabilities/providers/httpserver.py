@@ -19,9 +19,9 @@ wasmCloud's ``load_settings``): ``config_b64`` / ``config_json`` (JSON with
 
 Errors become plain-text answers: body too large 413; the actor did not
 answer in time, is not running anywhere, or is overloaded 503; the actor
-failed or answered garbage 500.  A failed invocation's body names only the
-kind of failure (``service unavailable (timeout)``); host ids, addresses and
-guest messages go to the host's log, not to HTTP clients.  ``del_link`` stops
+failed or answered garbage 500, with the actor's error as the body.  A 503's
+body names only the kind of failure (``service unavailable (timeout)``):
+host ids and addresses go to the host's log, not to HTTP clients.  ``del_link`` stops
 the listener (in-flight requests get a short grace period).
 """
 
@@ -337,10 +337,9 @@ class HttpServerProvider(Provider):
             log.warning(
                 "httpserver: %s %s for actor %s: %s", request.method, request.path, actor_id, exc
             )
-            # The client gets the kind of failure only: host ids, addresses and guest
-            # messages stay in the host's log.
-            what = "service unavailable" if status == 503 else "the actor failed"
-            return _plain(status, f"{what} ({exc.code.name.lower()})\n")
+            if status == 503:  # where the lattice failed: host ids and addresses stay in the log
+                return _plain(status, f"service unavailable ({exc.code.name.lower()})\n")
+            return _plain(status, f"{exc}\n")  # the actor's own failure, as wasmCloud answered
         except Exception:
             log.exception("httpserver: invoking actor %s failed", actor_id)
             return _plain(500, "internal error invoking the actor\n")
