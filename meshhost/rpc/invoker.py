@@ -29,7 +29,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -108,33 +108,14 @@ class Invoker:
         self._id_prefix = random_bytes(8)
         self._next_id = 0
 
-    async def invoke(
-        self,
-        target: str,
-        operation: str,
-        payload: bytes,
-        *,
-        timeout_s: float,
-        origin_actor: str = "",
-        trace_id: bytes | None = None,
-        hops: int = 0,
-        deadline_unix_ms: int | None = None,
-    ) -> bytes:
+    async def invoke(self, target: str, operation: str, payload: bytes, **options: Any) -> bytes:
         """Run ``operation`` on actor ``target`` somewhere in the lattice; return its answer.
 
-        Raises NoHostForActor, DeadlineExceeded, HopLimitExceeded, or
-        RemoteInvocationError / the local MeshError when the actor failed.
+        Options as for :meth:`call`.  Raises NoHostForActor, DeadlineExceeded,
+        HopLimitExceeded, HostUnreachable, or RemoteInvocationError / the local
+        MeshError when the actor failed.
         """
-        answer, _host = await self.call(
-            target,
-            operation,
-            payload,
-            timeout_s=timeout_s,
-            origin_actor=origin_actor,
-            trace_id=trace_id,
-            hops=hops,
-            deadline_unix_ms=deadline_unix_ms,
-        )
+        answer, _host = await self.call(target, operation, payload, **options)
         return answer
 
     async def call(
@@ -149,7 +130,12 @@ class Invoker:
         hops: int = 0,
         deadline_unix_ms: int | None = None,
     ) -> tuple[bytes, str]:
-        """:meth:`invoke`, also returning the id of the host that answered."""
+        """:meth:`invoke`, also returning the id of the host that answered.
+
+        ``timeout_s`` bounds the whole call, failovers included (``deadline_unix_ms``
+        may shorten it: a caller's own deadline); ``origin_actor``, ``trace_id`` and
+        ``hops`` carry an actor-to-actor call chain.
+        """
         if hops > MAX_HOPS:
             raise HopLimitExceeded(f"call chain to {target} exceeds {MAX_HOPS} hops")
         now = self._clock()
