@@ -304,6 +304,11 @@ MISBEHAVED_LINES = _Budget(limit=10, window_s=10.0)
 
 
 def _report(event: object, as_json: bool) -> None:
+    if isinstance(event, dict):  # actor, link, config and application events
+        kind = str(event.get("kind", "event"))
+        details = " ".join(f"{k}={v}" for k, v in sorted(event.items()) if k != "kind")
+        _say(as_json, {"event": kind, **event}, f"[cyan]{kind:8}[/] {escape(details)}")
+        return
     if isinstance(event, PeerMisbehaved):
         if not MISBEHAVED_LINES.allow(time.monotonic()):
             return

@@ -28,3 +28,11 @@ def test_an_error_quoting_user_text_is_printed_verbatim(capsys: pytest.CaptureFi
         command()
     assert info.value.code == 1
     assert "error: no config entry '[/x]' or '[red]y'" in capsys.readouterr().err
+
+
+def test_actor_and_link_events_are_printed_too(capsys: pytest.CaptureFixture[str]) -> None:
+    _report({"kind": "link_put", "actor": "M" + "B" * 55, "contract": "wasmcloud:keyvalue",
+             "link_name": "[/default]"}, as_json=False)
+    out = capsys.readouterr().out
+    assert out.startswith("link_put")
+    assert "contract=wasmcloud:keyvalue" in out and "link_name=[/default]" in out
