@@ -46,6 +46,8 @@ from meshhost.capabilities import (
     ResolvedActor,
 )
 from meshhost.capabilities.policy import ActorIdentity, is_actor_key
+from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
+from meshhost.control.api import decode_reply, encode_request
 from meshhost.directory import ActorSummary, Directory
 from meshhost.errors import (
     ActorNotFound,
@@ -452,11 +454,9 @@ class ActorHost:
         host_id = parts[1] if len(parts) > 2 else ""
         if not self._is_live(host_id):
             raise HostUnreachable(f"no live host {host_id[:8]} owns inbox {subject}")
-        from meshhost.control.api import CHANNEL, decode_reply, encode_request
-
         request = encode_request(
             "messaging_reply", {"subject": subject, "reply_to": reply_to, "body": body})
-        decode_reply(await self._send(host_id, CHANNEL, request, DEFAULT_CALL_TIMEOUT_S))
+        decode_reply(await self._send(host_id, CONTROL_CHANNEL, request, DEFAULT_CALL_TIMEOUT_S))
 
     def _resolve_for_guest(self, target: str) -> ResolvedActor | None:
         """Actor-to-actor calls (on the calling guest's worker thread)."""
