@@ -89,6 +89,7 @@ class ReconcileDriver:
         self._emit = emit
         self.reconciler = Reconciler(host_id, config)
         self._wake = trio.Event()
+        self._started = 0.0
         self._joined = False
         self.problems: list[str] = []
         """Why deployed applications cannot be reconciled here now (for status)."""
