@@ -78,8 +78,8 @@ def test_apply_kill_and_rebalance(tmp_path: Path) -> None:
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert json.loads(applied.stdout)["app"] == "counter"
 
-        wait("4 instances run", lambda: [managed(h) for h in hosts].count(-1) == 0
-             and sum(managed(h) for h in hosts) == 4)
+        placed_s = wait("4 instances run", lambda: [managed(h) for h in hosts].count(-1) == 0
+                        and sum(managed(h) for h in hosts) == 4)
         spread = sorted(managed(h) for h in hosts)
         assert spread == [1, 1, 2], spread
         wait("HTTP is served", lambda: http_ok(http_port))
@@ -103,17 +103,21 @@ def test_apply_kill_and_rebalance(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert sum(managed(h) for h in survivors) == 4, [managed(h) for h in survivors]
+        moved_s = time.monotonic() - killed
         # HTTP may pause only while another host takes over the port of a dead binder
         assert not outages or outages[-1] < 15, outages
         wait("HTTP is still served", lambda: http_ok(http_port))
 
         victim.start()
         wait("the victim is back", lambda: all(len(h.alive_view()) == 3 for h in hosts))
-        wait("the spread rebalances with the victim's share back",
-             lambda: managed(victim) > 0 and sum(max(managed(h), 0) for h in hosts) == 4,
-             timeout_s=45)
+        back_s = wait("the spread rebalances with the victim's share back",
+                      lambda: managed(victim) > 0 and sum(max(managed(h), 0) for h in hosts) == 4,
+                      timeout_s=45)
         assert sorted(managed(h) for h in hosts) == [1, 1, 2]
         assert http_ok(http_port)
+        print(f"\napply -> 4 running {placed_s:.1f} s; kill -9 -> 4 on survivors {moved_s:.1f} s "
+              f"(HTTP failures seen at {[round(t, 1) for t in outages]} s); "
+              f"restart -> rebalanced {back_s:.1f} s")
     finally:
         for host in hosts:
             host.stop()
