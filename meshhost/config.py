@@ -184,6 +184,10 @@ class HostConfig:
     """``key=value`` labels for placement constraints."""
     allowed_issuers: tuple[str, ...] = ()
     """Account keys (A...) whose actors this host runs; empty: any valid issuer."""
+    actor_calls: str = "linked"
+    """Who may call an actor: ``linked`` (deny by default: the caller needs a link
+    whose contract is the target's key or call alias) or ``open`` (wasmCloud 0.x:
+    any actor may call any actor)."""
     membership: MembershipConfig = field(default_factory=MembershipConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
 
@@ -196,6 +200,8 @@ class HostConfig:
             raise ConfigError("lattice name must be 1..64 printable characters")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be within 0..65535, got {self.port}")
+        if self.actor_calls not in ("linked", "open"):
+            raise ConfigError(f"actor_calls must be 'linked' or 'open', got {self.actor_calls!r}")
         for key, _ in self.labels:
             if not key:
                 raise ConfigError("label keys must not be empty")

@@ -45,6 +45,7 @@ import trio
 
 from meshhost import __version__
 from meshhost.actorhost import ActorHost
+from meshhost.capabilities import ActorCallMode, PolicyConfig
 from meshhost.config import HostConfig
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import handle_request, serve_unix
@@ -452,6 +453,7 @@ class Host:
             send=self.send_to_host,
             is_live=core.is_live,
             rng=self._rng,
+            policy=PolicyConfig(actor_calls=ActorCallMode(self.config.actor_calls)),
             allowed_issuers=self.config.allowed_issuers,
             on_event=self.publish_event,
         )

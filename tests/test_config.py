@@ -65,3 +65,11 @@ def test_missing_file_and_bad_environment() -> None:
         config.load("/nonexistent/meshhost.toml", environ={})
     with pytest.raises(ConfigError, match=r"environment\.mdns: not a boolean"):
         config.load(environ={"MESHHOST_MDNS": "maybe"})
+
+
+def test_actor_calls_policy_comes_from_any_source_and_is_checked() -> None:
+    assert config.load(environ={}).actor_calls == "linked"
+    assert config.load(environ={"MESHHOST_ACTOR_CALLS": "open"}).actor_calls == "open"
+    assert config.load(overrides={"actor_calls": "open"}, environ={}).actor_calls == "open"
+    with pytest.raises(ConfigError, match="actor_calls must be 'linked' or 'open'"):
+        config.load(overrides={"actor_calls": "everyone"}, environ={})

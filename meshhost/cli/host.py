@@ -82,6 +82,11 @@ _KIND = {
 @click.option("--advertise", help="Address peers reach this host at (default: detected).")
 @click.option("--no-mdns", is_flag=True, help="Do not announce or browse with mDNS.")
 @click.option(
+    "--actor-calls",
+    type=click.Choice(["linked", "open"]),
+    help="Actor-to-actor calls: linked (default: need a link) or open (wasmCloud 0.x).",
+)
+@click.option(
     "--mdns-service-type",
     default=DEFAULT_SERVICE_TYPE,
     show_default=True,
@@ -97,7 +102,7 @@ _KIND = {
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML config file (see meshhost/config.py).",
+    help="TOML config file (settings as in HostConfig: lattice, port, labels, ...).",
 )
 @click.option(
     "--status-file",
@@ -117,6 +122,7 @@ def up(
     bind_host: str | None,
     advertise: str | None,
     no_mdns: bool,
+    actor_calls: str | None,
     mdns_service_type: str,
     mdns_interfaces: tuple[str, ...],
     config_file: Path | None,
@@ -136,6 +142,7 @@ def up(
         "seeds": seeds or None,
         "labels": labels or None,
         "mdns": False if no_mdns else None,
+        "actor_calls": actor_calls,
     }
     # Our secret variable is not a config setting; keep it out of config.load.
     environ = {k: v for k, v in os.environ.items() if k != SECRET_ENV}

@@ -31,7 +31,7 @@ def signed_example(name: str) -> tuple[bytes, str]:
 
 
 def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes = SECRET,
-              lattice: str = "lab") -> Host:
+              lattice: str = "lab", **settings: object) -> Host:
     data = tmp / f"h{i}"
     data.mkdir(exist_ok=True)
     cfg = config_mod.load(
@@ -43,6 +43,7 @@ def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes =
             "seeds": seeds,
             "data_dir": str(data),
             "labels": (("n", str(i)),),
+            **settings,
         },
         environ={},
     )

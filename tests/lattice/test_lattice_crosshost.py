@@ -45,10 +45,10 @@ def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes
     return out + payload
 
 
-async def two_hosts(nursery, tmp_path: Path):
-    a = Member(make_host(tmp_path, 0))
+async def two_hosts(nursery, tmp_path: Path, **settings: object):
+    a = Member(make_host(tmp_path, 0, **settings))
     addr = await nursery.start(a.run)
-    b = Member(make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",)))
+    b = Member(make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",), **settings))
     await nursery.start(b.run)
     ids = {a.host.host_id, b.host.host_id}
     await wait_until(lambda: alive(a.host) == ids and alive(b.host) == ids, "both see both")
@@ -186,4 +186,19 @@ async def test_a_reply_published_on_another_host_reaches_the_requester(tmp_path:
         reply = ReplyMessage.decode(answer["payload"])
         assert reply.body == b"noon"
         assert seen and seen[0].startswith(f"_INBOX.{a.host.host_id}.")
+        nursery.cancel_scope.cancel()
+
+
+async def test_open_actor_calls_need_no_link_as_in_wasmcloud(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path, actor_calls="open")
+        caller, caller_id = caps_actor("caller", ())
+        echo, echo_id = signed_example("echo")
+        await client(a.host).request("start", module=caller)
+        await client(b.host).request("start", module=echo)
+        await wait_until(lambda: bool(a.host.directory.hosts_running(echo_id)), "a sees echo")
+        answer = await client(a.host).request(
+            "call", actor=caller_id, operation="call",
+            payload=frame("default", echo_id, "Echo", b"no link needed"), timeout_ms=5000)
+        assert answer["payload"] == b"no link needed"
         nursery.cancel_scope.cancel()
