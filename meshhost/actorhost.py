@@ -34,6 +34,7 @@ from typing import Any
 import trio
 
 from meshhost.capabilities import (
+    HTTPSERVER,
     Dispatcher,
     HttpClientProvider,
     HttpServerProvider,
@@ -356,10 +357,17 @@ class ActorHost:
                 "kind": loaded.kind,
                 "module_sha256": running.digest,
             })
+        listeners = []
+        for link in self.dispatcher.links.for_contract(HTTPSERVER):
+            bound = self.httpserver.bound_address(link)
+            if bound is not None:
+                listeners.append({"actor": link.actor_id, "link_name": link.link_name,
+                                  "address": f"{bound[0]}:{bound[1]}"})
         return {
             "host": self.host_id,
             "actors": actors,
             "providers": sorted(p.contract_id for p in self.dispatcher.providers),
+            "http": sorted(listeners, key=lambda x: (x["actor"], x["link_name"])),
         }
 
     def managed_running(self) -> dict[str, int]:

@@ -464,7 +464,10 @@ class Host:
             emit=self.publish_event,
             load=lambda: float(self.actors.in_flight) if self.actors else 0.0,
             forget_host=self.actors.router.forget,
+            live_ids=core.live_ids,
+            rng=random.Random(self._rng.getrandbits(64)),
         )
+        self.actors.invoker.refresh = self.directory_driver.pull_some
         self.handlers[INVOCATION_CHANNEL] = self.actors.invoker.handle
         self.handlers[SYNC_CHANNEL] = self.directory_driver.handle_sync
         await nursery.start(self.actors.serve)

@@ -4,11 +4,14 @@ Offline and with no configuration: it makes a fresh lattice secret in a
 temporary directory, starts three ``meshhost up`` processes on 127.0.0.1
 (static seeds, no mDNS, the ``local`` timing profile) and waits until every
 host sees the other two.  Then it builds and signs the example actor
-``kvcounter`` (key-value + HTTP server), starts an instance on host-1 and one
-on host-2, links it to key-value storage and to an HTTP listener, sends HTTP
-requests and calls it from every host.  It ``kill -9``'s host-1 and shows
-calls and HTTP keep being served while the others declare it dead, restarts
-it on the same data dir and port, and shows the lattice whole again.
+``kvcounter`` (key-value + HTTP server), links it to key-value storage and
+to an HTTP listener (every host tries to listen; on one machine one gets the
+port), starts an instance on the host holding the port and one on another,
+sends HTTP requests and calls it from every host.  It ``kill -9``'s the host
+holding the port and shows calls keep being answered by the other instance,
+another host takes the port over, and the others declare the dead one dead;
+it restarts that host on the same data dir and port, and shows the lattice
+whole again with the host's key-value data intact.
 Everything it starts, it stops.  Each step prints the CLI command that does
 the same by hand.
 """
@@ -213,14 +216,20 @@ def demo(keep: bool) -> None:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _http_holder(hosts: list[DemoHost]) -> DemoHost | None:
+    """The host whose HTTP server holds the link's port (on one machine only one can)."""
+    for host in hosts:
+        try:
+            if host.control("inventory").get("http"):
+                return host
+        except (ControlError, LocalProtocolError):
+            continue
+    return None
+
+
 def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None:
-    first, second = hosts[0], hosts[1]
     module, actor = examples.build("kvcounter", root / "actors")
     _say(f"[bold]kvcounter[/] actor {actor[:12]}… signed for key-value and HTTP server")
-    first.control("start", module=module.read_bytes(), count=1)
-    first.control("start", module=module.read_bytes(), count=1, host=second.host_id())
-    _cmd(f"meshhost start {module.name} --host host-1; … --host host-2")
-    _say("[green]✓[/] one instance on host-1, one on host-2")
     http_port = _free_tcp_port()
     third = hosts[2]
     third.control("link_put", actor=actor, contract="wasmcloud:keyvalue", link_name="default",
@@ -230,8 +239,18 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
     _cmd(f"meshhost link put {actor[:8]}… wasmcloud:keyvalue   (made on host-3)")
     _cmd(f"meshhost link put {actor[:8]}… wasmcloud:httpserver --value ADDRESS=127.0.0.1:"
          f"{http_port}")
-    took = _wait("the links reach every host", lambda: all(
-        len(h.control("link_list")) == 2 for h in hosts) and _http_get(http_port) is not None, 30)
+    _wait("the links reach every host", lambda: all(
+        len(h.control("link_list")) == 2 for h in hosts) and _http_holder(hosts) is not None, 30)
+    holder = _http_holder(hosts)
+    assert holder is not None
+    other = next(h for h in hosts if h is not holder)
+    _say(f"[green]✓[/] links on every host; {holder.name} holds port {http_port} "
+         "(on one machine only one host can listen there)")
+    for host in (holder, other):
+        hosts[0].control("start", module=module.read_bytes(), count=1, host=host.host_id())
+    _cmd(f"meshhost start {module.name} --host {holder.name}; … --host {other.name}")
+    _say(f"[green]✓[/] one instance on {holder.name}, one on {other.name}")
+    took = _wait("HTTP is served", lambda: _http_get(http_port) is not None, 30)
     _say(f"[green]✓[/] HTTP served on http://127.0.0.1:{http_port}/ after {took:.1f} s")
     for _ in range(3):
         _say(f"    GET / -> {_http_get(http_port)}")
@@ -240,17 +259,19 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
     for host in hosts:
         _say("    " + _call_from(host, actor, names))
 
-    victim, survivors = first, hosts[1:]
+    victim, survivors = holder, [h for h in hosts if h is not holder]
     victim_id = victim.host_id()
-    _say(f"[yellow]✗[/] kill -9 {victim.name} ({victim_id[:12]}…), which runs an instance")
+    _say(f"[yellow]✗[/] kill -9 {victim.name} ({victim_id[:12]}…): it runs an instance and "
+         "serves HTTP")
     victim.stop(signal.SIGKILL)
     killed = time.monotonic()
-    _say("Calls right after the kill (failed-over calls are answered by host-2):")
+    _say(f"Calls right after the kill (answered by {other.name}, the other instance):")
     for host in survivors:
         _say("    " + _call_from(host, actor, names))
-    took = _wait("HTTP is served by a surviving host", lambda: _http_get(http_port) is not None,
-                 30)
-    _say(f"[green]✓[/] HTTP answered {time.monotonic() - killed:.1f} s after the kill: "
+    _wait("another host takes over the HTTP port", lambda: _http_get(http_port) is not None, 30)
+    new_holder = _http_holder(survivors)
+    _say(f"[green]✓[/] HTTP answered again {time.monotonic() - killed:.1f} s after the kill, "
+         f"from {new_holder.name if new_holder else 'a survivor'}: "
          f"GET / -> {_http_get(http_port)}")
     took = _wait(
         f"survivors declare {victim.name} dead",

@@ -11,14 +11,22 @@ gossip (it is the membership delegate); this driver does the rest:
   digest pull on transport channel 4 (a new host learns links and actor
   locations in one round trip instead of waiting for push-pull);
 * ticks the core every second (load, tombstones, store compaction) and
-  re-applies the directory's links every few seconds, so a link a provider
-  refused (an HTTP port still held by a host that just died) is retried.
+  re-applies the directory's links every second, so a link a provider
+  refused (an HTTP port still held by a host that just died) is retried;
+* pulls from one random live peer every ``ANTI_ENTROPY_S``: gossip sends each
+  change a bounded number of times, and in a small lattice a change can miss
+  a host entirely (its transmissions all went on probes to another host);
+  push-pull would repair that only every 15-30 s, this within a few seconds.
+  A digest pull that finds nothing missing is a few dozen bytes each way;
+* answers :meth:`pull_some` for the router: before a call reports that no
+  host runs an actor, it asks peers what it may have missed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -46,7 +54,10 @@ log = logging.getLogger(__name__)
 SYNC_CHANNEL = 4
 TICK_S = 1.0
 LINK_RESYNC_S = 1.0
+ANTI_ENTROPY_S = 2.0
 SYNC_TIMEOUT_S = 5.0
+REPAIR_PEERS = 2
+"""Peers a router's repair pull asks at once (one may be the dead host it just tried)."""
 
 Send = Callable[[str, int, bytes, float], Awaitable[bytes]]
 EventSink = Callable[[dict[str, Any]], None]
@@ -70,8 +81,12 @@ class DirectoryDriver:
         emit: EventSink,
         load: Callable[[], float],
         forget_host: Callable[[str], None],
+        live_ids: Callable[[], set[str]],
+        rng: random.Random,
     ) -> None:
         self.directory = directory
+        self._live_ids = live_ids
+        self._rng = rng
         self._links = links
         self._send = send
         self._emit = emit
@@ -100,6 +115,18 @@ class DirectoryDriver:
             self.directory.host_alive(event.member.id)
             if isinstance(event, MemberJoined) and self._nursery is not None:
                 self._nursery.start_soon(self.pull, event.member.id)
+
+    def _peers(self) -> list[str]:
+        return sorted(self._live_ids() - {self.directory.host_id})
+
+    async def pull_some(self, timeout_s: float) -> None:
+        """Pull from up to ``REPAIR_PEERS`` random live peers at once, within ``timeout_s``."""
+        peers = self._peers()
+        chosen = self._rng.sample(peers, min(REPAIR_PEERS, len(peers)))
+        with trio.move_on_after(max(0.0, timeout_s)):
+            async with trio.open_nursery() as nursery:
+                for host_id in chosen:
+                    nursery.start_soon(self.pull, host_id)
 
     async def pull(self, host_id: str) -> None:
         """Ask ``host_id`` for the directory state we lack, and merge it."""
@@ -154,10 +181,16 @@ class DirectoryDriver:
     async def _tick_loop(self) -> None:
         cores = os.cpu_count() or 1
         next_resync = trio.current_time() + LINK_RESYNC_S
+        next_pull = trio.current_time() + ANTI_ENTROPY_S
         while True:
             await trio.sleep(TICK_S)
             self.directory.set_load(round(self._load() / cores, 3))
             self.directory.tick()
+            if trio.current_time() >= next_pull and self._nursery is not None:
+                next_pull = trio.current_time() + ANTI_ENTROPY_S
+                peers = self._peers()
+                if peers:
+                    self._nursery.start_soon(self.pull, self._rng.choice(peers))
             if trio.current_time() >= next_resync:
                 next_resync = trio.current_time() + LINK_RESYNC_S
                 await self._links.apply_links(self.directory.links())

@@ -78,6 +78,11 @@ class Locator(Protocol):
     def __call__(self, target: str) -> tuple[str, list[Placement]]: ...
 
 
+Refresh = Callable[[float], Awaitable[None]]
+"""``await refresh(timeout_s)``: ask peers for directory state this host may have missed."""
+REFRESH_MAX_S = 1.0
+"""Longest a call waits for that repair before reporting that no host runs the actor."""
+
 LocalRunner = Callable[[Invocation], Awaitable[bytes]]
 """Runs an invocation on this host.  It must return or raise by the invocation's
 deadline (a ``MeshError`` with code ``timeout`` when it cannot): ``handle`` puts
@@ -105,6 +110,9 @@ class Invoker:
         self._run_local = run_local
         self._clock = clock
         self._random_bytes = random_bytes
+        self.refresh: Refresh | None = None
+        """Set by the host: used once per call before it reports that no host runs the
+        actor (gossip may have missed this host; see the directory driver)."""
         self._id_prefix = random_bytes(8)
         self._next_id = 0
 
@@ -199,6 +207,7 @@ class Invoker:
             results.send_nowait((host, outcome))
 
         final: tuple[bytes, str] | MeshError
+        refreshed = False
         async with trio.open_nursery() as nursery:
             hedge_at = self._clock()  # launch the first candidate now
             while True:
@@ -215,6 +224,11 @@ class Invoker:
                     else:
                         hedge_at = deadline
                     if outstanding == 0:
+                        if not refreshed and self.refresh is not None:
+                            refreshed = True  # ask peers once before giving up
+                            await self.refresh(min(REFRESH_MAX_S, deadline - now))
+                            hedge_at = self._clock()
+                            continue
                         final = self._no_host(target, inv.target, placements, tried, last_error)
                         break
                 if now >= deadline:

@@ -172,3 +172,36 @@ async def test_expired_invocation_is_refused_by_the_target() -> None:
     lat = Lattice({"A": 0, "B": 0}, runs_actor={"B"})
     with pytest.raises(DeadlineExceeded):
         await lat.invokers["A"].invoke("M1", "Echo", b"", timeout_s=0)
+
+
+async def test_a_placement_gossip_missed_is_found_by_asking_peers_once() -> None:
+    lat = Lattice({"A": 0, "B": 0}, runs_actor={"B"})
+    invoker = lat.invokers["A"]
+    known = {"B": False}
+    real_locate = invoker._locate
+
+    def locate(target: str) -> tuple[str, list[Placement]]:
+        actor, placements = real_locate(target)
+        return actor, [p for p in placements if known[p.host_id]]
+
+    refreshes: list[float] = []
+
+    async def refresh(timeout_s: float) -> None:
+        refreshes.append(timeout_s)
+        known["B"] = True  # a peer told us B runs it
+
+    invoker._locate = locate
+    invoker.refresh = refresh
+    assert await invoker.invoke("M1", "Echo", b"x", timeout_s=5) == b"B:x"
+    assert len(refreshes) == 1 and 0 < refreshes[0] <= 1.0
+
+    known["B"] = False
+    refreshes.clear()
+
+    async def refresh_in_vain(timeout_s: float) -> None:
+        refreshes.append(timeout_s)
+
+    invoker.refresh = refresh_in_vain
+    with pytest.raises(NoHostForActor, match="no host in lattice 'lab' runs actor M1"):
+        await invoker.invoke("M1", "Echo", b"x", timeout_s=5)
+    assert len(refreshes) == 1  # asked once, then the clear error
