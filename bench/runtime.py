@@ -205,7 +205,7 @@ def main() -> None:
     component = wasmtime.wat2wasm((WAT / "component_actor.wat").read_text())
     test_actor = wasmtime.wat2wasm((WAT / "test_actor.wat").read_text()
                                    .replace("MODULE", "wapc").replace("START", "wapc_init"))
-    kvcounter = wasmtime.wat2wasm((ROOT / "examples" / "kvcounter" / "kvcounter.wat").read_text())
+    kvcounter = wasmtime.wat2wasm((ROOT / "meshhost" / "examples" / "kvcounter.wat").read_text())
     signed_echo = sign(echo, "echo")
     signed_component = sign(component, "component-echo")
     n = 20000
