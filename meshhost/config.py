@@ -27,6 +27,7 @@ Environment variables are ``MESHHOST_<FIELD>`` for top-level fields and
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -43,6 +44,7 @@ __all__ = [
     "HostConfig",
     "MembershipConfig",
     "TransportConfig",
+    "check_ipv4",
     "load",
 ]
 
@@ -200,11 +202,22 @@ class HostConfig:
             raise ConfigError("lattice name must be 1..64 printable characters")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be within 0..65535, got {self.port}")
+        check_ipv4(self.bind_host, "bind address (--bind, bind_host)")
         if self.actor_calls not in ("linked", "open"):
             raise ConfigError(f"actor_calls must be 'linked' or 'open', got {self.actor_calls!r}")
         for key, _ in self.labels:
             if not key:
                 raise ConfigError("label keys must not be empty")
+
+
+def check_ipv4(text: str, what: str) -> None:
+    """Raise ConfigError unless ``text`` is a dotted IPv4 address (sockets and peers need one)."""
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        raise ConfigError(
+            f"{what} {text!r} is not an IPv4 address like 127.0.0.1 or 192.168.1.20"
+        ) from None
 
 
 def _lan() -> HostConfig:

@@ -46,7 +46,7 @@ import trio
 from meshhost import __version__
 from meshhost.actorhost import ActorHost
 from meshhost.capabilities import ActorCallMode, PolicyConfig
-from meshhost.config import HostConfig
+from meshhost.config import HostConfig, check_ipv4
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import handle_request, serve_unix
 from meshhost.control.appops import AppOps
@@ -216,6 +216,10 @@ class HostOptions:
     """Address peers reach us at; default: the bind address, or our first LAN address."""
     mdns_announce_interval_s: float = 60.0
     """Re-announce period (also heals discovery after partitions)."""
+
+    def __post_init__(self) -> None:
+        if self.advertise_host is not None:
+            check_ipv4(self.advertise_host, "advertised address (--advertise)")
 
 
 class Host:

@@ -73,3 +73,9 @@ def test_actor_calls_policy_comes_from_any_source_and_is_checked() -> None:
     assert config.load(overrides={"actor_calls": "open"}, environ={}).actor_calls == "open"
     with pytest.raises(ConfigError, match="actor_calls must be 'linked' or 'open'"):
         config.load(overrides={"actor_calls": "everyone"}, environ={})
+
+
+@pytest.mark.parametrize("bind", ["localhost", "999.1.1.1", "::1", "bad host"])
+def test_bind_host_must_be_an_ipv4_address(bind: str) -> None:
+    with pytest.raises(ConfigError, match=r"bind address .* is not an IPv4 address"):
+        config.load(overrides={"bind_host": bind}, environ={})
