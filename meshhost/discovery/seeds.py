@@ -9,6 +9,9 @@ that split and lost all its members, is tried again.  Like mDNS, seeds only
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import re
 import socket as stdlib_socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +29,10 @@ DEFAULT_SEED_INTERVAL_S = 30.0
 """Seeds are proposed again this often: cheap, and it heals total splits."""
 RESOLVE_TIMEOUT_S = 5.0
 """A name server that hangs must not stall discovery."""
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+"""One label of a DNS host name (RFC 1123): letters, digits, inner hyphens."""
+
+log = logging.getLogger(__name__)
 
 
 def parse_seed(text: str) -> tuple[str, int]:
@@ -42,7 +49,22 @@ def parse_seed(text: str) -> tuple[str, int]:
         raise SeedAddressError(f"seed {text!r}: port {port_text!r} is not a number") from None
     if not 1 <= port <= 65535:
         raise SeedAddressError(f"seed {text!r}: port must be within 1..65535")
+    if not _valid_host(host):
+        raise SeedAddressError(
+            f"seed {text!r}: {host!r} is neither an IPv4 address nor a host name"
+        )
     return host, port
+
+
+def _valid_host(host: str) -> bool:
+    labels = host.removesuffix(".").split(".")
+    if all(label.isdigit() for label in labels):  # looks like an address: must be one
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return False
+        return True
+    return len(host) <= 253 and all(_HOSTNAME_LABEL.fullmatch(label) for label in labels)
 
 
 class StaticSeeds:
@@ -53,6 +75,7 @@ class StaticSeeds:
         self.interval_s = interval_s
         self.unresolved = 0
         """Seed names that did not resolve (counted per attempt)."""
+        self._warned: set[str] = set()
 
     async def resolve(self) -> list[Addr]:
         """Resolve every seed to IPv4 addresses; names that fail are counted and skipped."""
@@ -63,8 +86,15 @@ class StaticSeeds:
                     infos = await trio.socket.getaddrinfo(
                         host, port, stdlib_socket.AF_INET, stdlib_socket.SOCK_DGRAM
                     )
-            except (OSError, trio.TooSlowError):
+            except (OSError, trio.TooSlowError) as exc:
                 self.unresolved += 1
+                if host not in self._warned:  # once: it is retried every interval_s
+                    self._warned.add(host)
+                    reason = "timed out" if isinstance(exc, trio.TooSlowError) else exc.strerror
+                    log.warning(
+                        "seed %s:%d does not resolve to an IPv4 address (%s); "
+                        "retrying every %.0f s", host, port, reason, self.interval_s,
+                    )
                 continue
             for info in infos:
                 addr = (str(info[4][0]), int(info[4][1]))
