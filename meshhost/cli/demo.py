@@ -12,12 +12,14 @@ holding the port and shows calls keep being answered by the other instance,
 another host takes the port over, and the others declare the dead one dead;
 it restarts that host on the same data dir and port, and shows the lattice
 whole again with the host's key-value data intact.
-Everything it starts, it stops.  Each step prints the CLI command that does
-the same by hand.
+Everything it starts, it stops, also on Ctrl-C, SIGTERM or SIGHUP.  If it
+fails, it keeps the hosts' logs and says where.  Each step prints the CLI
+command that does the same by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from meshhost.cli import main
 from meshhost.cli.output import stdout
 from meshhost.control.api import ControlClient, ControlError
 from meshhost.datadir import CONTROL_SOCKET, write_private
-from meshhost.errors import LocalProtocolError
+from meshhost.errors import LocalProtocolError, MeshError
 from meshhost.identity.keyring import encode_secret, generate_secret
 
 HOSTS = 3
@@ -82,7 +84,9 @@ class DemoHost:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
 
     def status(self) -> dict[str, Any] | None:
-        if self.proc is None or self.proc.poll() is not None:
+        """The host's status file; None while it starts. Raises if the host exited."""
+        self.check_running()
+        if self.proc is None:
             return None
         try:
             data: dict[str, Any] = json.loads(self.status_file.read_text())
@@ -106,8 +110,22 @@ class DemoHost:
         status = self.status()
         return status["host_id"] if status else "?"
 
+    def check_running(self) -> None:
+        """Raise LocalProtocolError naming the cause if this host's process has exited."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        try:
+            lines = self.log.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        last = lines[-1].strip() if lines else "no output"
+        raise LocalProtocolError(
+            f"{self.name} exited with code {self.proc.returncode}; its log ends: {last}"
+        )
+
     def control(self, op: str, **args: Any) -> Any:
         """One control request to this host over its socket (as the CLI sends it)."""
+        self.check_running()
         client = ControlClient(self.data_dir / CONTROL_SOCKET)
         return trio.run(lambda: client.request(op, **args))
 
@@ -129,6 +147,23 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> float:
                 return time.monotonic() - start
             time.sleep(0.1)
     raise click.ClickException(f"timed out after {timeout_s:.0f} s: {what}")
+
+
+def _wait_http(what: str, port: int, timeout_s: float) -> tuple[float, str]:
+    """Wait until ``GET /`` is answered; (seconds waited, that answer).
+
+    The answer is returned, not thrown away: every GET increments the counter.
+    """
+    answers: list[str] = []
+
+    def served() -> bool:
+        answer = _http_get(port)
+        if answer is not None:
+            answers.append(answer)
+        return answer is not None
+
+    took = _wait(what, served, timeout_s)
+    return took, answers[-1]
 
 
 def _http_get(port: int) -> str | None:
@@ -190,30 +225,53 @@ def demo(keep: bool) -> None:
     ports = [_free_port() for _ in range(HOSTS)]
     hosts = [DemoHost(i, root, secret_file, ports[i], ports[:i]) for i in range(HOSTS)]
     stdout.print(f"[bold]meshhost demo[/]: lattice {LATTICE!r}, {HOSTS} hosts on 127.0.0.1")
-    _say(f"[dim]state and logs in {root}[/]")
+    _say(f"[dim]state and logs in {root} ({'kept' if keep else 'removed'} at the end)[/]")
+    keep_root = keep
     try:
-        for host in hosts:
-            host.start()
-        all_ids: set[str] = set()
-
-        def formed() -> bool:
-            views = [h.alive_view() for h in hosts]
-            if all(len(v) == HOSTS for v in views) and len({frozenset(v) for v in views}) == 1:
-                all_ids.update(views[0])
-                return True
-            return False
-
-        took = _wait("hosts are finding each other", formed, 30)
-        stdout.print(f"[green]✓[/] lattice formed in {took:.1f} s:")
-        for host in hosts:
-            _say(f"    {host.name}  {host.host_id()}  port {host.port}")
-        names = {h.host_id(): h.name for h in hosts}
-        _run_actor(hosts, root, names)
+        with _stop_on_termination():
+            _run_demo(hosts, root)
+    except (MeshError, click.ClickException) as exc:
+        keep_root = True  # the hosts' logs say what went wrong
+        why = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        raise click.ClickException(f"{why} (the hosts' logs are kept in {root})") from None
     finally:
         for host in hosts:
             host.stop()
-        if not keep:
+        if not keep_root:
             shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _stop_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the demo as Ctrl-C does, so its hosts are stopped, not orphaned."""
+
+    def as_ctrl_c(signum: int, frame: object) -> None:
+        if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, signal.SIG_IGN):
+            raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)  # inside trio.run: trio delivers it safely
+
+    previous = {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_demo(hosts: list[DemoHost], root: Path) -> None:
+    for host in hosts:
+        host.start()
+
+    def formed() -> bool:
+        views = [h.alive_view() for h in hosts]
+        return all(len(v) == HOSTS for v in views) and len({frozenset(v) for v in views}) == 1
+
+    took = _wait("hosts are finding each other", formed, 30)
+    stdout.print(f"[green]✓[/] lattice formed in {took:.1f} s:")
+    for host in hosts:
+        _say(f"    {host.name}  {host.host_id()}  port {host.port}")
+    names = {h.host_id(): h.name for h in hosts}
+    _run_actor(hosts, root, names)
 
 
 def _http_holder(hosts: list[DemoHost]) -> DemoHost | None:
@@ -250,9 +308,10 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
         hosts[0].control("start", module=module.read_bytes(), count=1, host=host.host_id())
     _cmd(f"meshhost start {module.name} --host {holder.name}; … --host {other.name}")
     _say(f"[green]✓[/] one instance on {holder.name}, one on {other.name}")
-    took = _wait("HTTP is served", lambda: _http_get(http_port) is not None, 30)
+    took, first = _wait_http("HTTP is served", http_port, 30)
     _say(f"[green]✓[/] HTTP served on http://127.0.0.1:{http_port}/ after {took:.1f} s")
-    for _ in range(3):
+    _say(f"    GET / -> {first}")
+    for _ in range(2):
         _say(f"    GET / -> {_http_get(http_port)}")
     _say("Calls from every host (each host keeps its own key-value data, so counts are per host):")
     _cmd(f"meshhost call {actor[:8]}… HttpServer.HandleRequest @request.msgpack")
@@ -268,11 +327,10 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
     _say(f"Calls right after the kill (answered by {other.name}, the other instance):")
     for host in survivors:
         _say("    " + _call_from(host, actor, names))
-    _wait("another host takes over the HTTP port", lambda: _http_get(http_port) is not None, 30)
+    _, answer = _wait_http("another host takes over the HTTP port", http_port, 30)
     new_holder = _http_holder(survivors)
     _say(f"[green]✓[/] HTTP answered again {time.monotonic() - killed:.1f} s after the kill, "
-         f"from {new_holder.name if new_holder else 'a survivor'}: "
-         f"GET / -> {_http_get(http_port)}")
+         f"from {new_holder.name if new_holder else 'a survivor'}: GET / -> {answer}")
     took = _wait(
         f"survivors declare {victim.name} dead",
         lambda: all(h.state_of(victim_id) == "dead" for h in survivors),

@@ -17,6 +17,9 @@ def test_demo_forms_detects_a_killed_host_and_heals() -> None:
     assert "lattice formed" in out
     assert "HTTP served on http://127.0.0.1:" in out
     assert out.count("GET / -> 200 count=") >= 4
+    # The GET that found HTTP served is the one shown: no request goes unseen.
+    gets = re.findall(r"^    GET / -> 200 count=(\d+)$", out, re.MULTILINE)
+    assert gets[:3] == ["1", "2", "3"], out
     for caller in ("host-1", "host-2", "host-3"):
         assert f"✓ from {caller}: count=" in out
     assert "✗ from" not in out
