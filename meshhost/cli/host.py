@@ -382,7 +382,11 @@ def lattice_group() -> None:
     is_flag=True,
     help="Also store it as the lattice secret of the local data dir (see `up --data-dir`).",
 )
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data dir for --install (default: $XDG_DATA_HOME/meshhost/LATTICE).",
+)
 @json_option
 @fails_cleanly
 def lattice_new(

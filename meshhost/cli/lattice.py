@@ -117,9 +117,17 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
 
 @main.command()
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--host", help="Start on this host (N… key); default: the local host.")
+@click.option(
+    "--host", help="Start on this host (its N… id or a unique prefix); default: the local host."
+)
 @click.option("--label", "labels", multiple=True, help="Start on a host with this label (k=v).")
-@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Number of instances to start.",
+)
 @host_options
 @json_option
 @fails_cleanly
@@ -250,7 +258,7 @@ def link_put(
 @link.command("del")
 @click.argument("actor")
 @click.argument("contract")
-@click.option("--name", "link_name", default="default", show_default=True)
+@click.option("--name", "link_name", default="default", show_default=True, help="Link name.")
 @host_options
 @fails_cleanly
 def link_del(

@@ -1,0 +1,29 @@
+"""`--help` explains every command and every option."""
+
+from collections.abc import Iterator
+
+import click
+
+from meshhost.cli import main
+
+
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        yield " ".join((*path, name)), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    commands = list(_commands(main))
+    assert {"up", "lattice new", "link del", "app diff", "demo"} <= {name for name, _ in commands}
+    missing = [
+        f"meshhost {name} {'/'.join(param.opts)}"
+        for name, command in commands
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
+    missing += [f"meshhost {name}" for name, command in commands if not command.help]
+    assert missing == []
