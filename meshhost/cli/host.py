@@ -133,6 +133,10 @@ def up(
     for item in labels:
         if "=" not in item or not item.partition("=")[0].strip():
             raise click.BadParameter(f"{item!r} is not key=value", param_hint="--label")
+    if status_file is not None and not status_file.parent.is_dir():
+        raise click.BadParameter(
+            f"directory {status_file.parent} does not exist", param_hint="--status-file"
+        )
     overrides: dict[str, Any] = {
         "profile": profile,
         "lattice": lattice,

@@ -1,7 +1,7 @@
 """Shared CLI plumbing: JSON or rich output, secrets from files, error exits.
 
-Exit codes: 0 success, 1 the operation failed (a MeshError, printed as one
-line), 2 bad usage (click's own).
+Exit codes: 0 success, 1 the operation failed (a MeshError, or a path that
+cannot be read or written; printed as one line), 2 bad usage (click's own).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -44,17 +44,25 @@ def _json_default(value: Any) -> Any:
 
 
 def fails_cleanly(func: F) -> F:
-    """Turn a MeshError into one red line on stderr and exit code 1."""
+    """Turn a MeshError, or an OSError on a path, into one red line on stderr and exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except MeshError as exc:
-            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
-            sys.exit(1)
+            _fail(str(exc))
+        except OSError as exc:
+            if exc.filename is None:
+                raise  # not about a path: keep the traceback, it is a bug to report
+            _fail(f"{exc.filename}: {exc.strerror}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str) -> NoReturn:
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    sys.exit(1)
 
 
 def read_secret(value: str | None, env_var: str, what: str) -> str:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from meshhost.cli import main
 from meshhost.errors import ConfigError
@@ -42,3 +42,38 @@ def test_an_advertised_address_must_be_ipv4() -> None:
     with pytest.raises(ConfigError, match=r"advertised address .* 'bad host' is not an IPv4"):
         HostOptions(advertise_host="bad host")
     assert HostOptions(advertise_host="192.168.1.20").advertise_host == "192.168.1.20"
+
+
+def _one_error_line(result: Result) -> str:
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: "), line
+    return line
+
+
+def test_a_path_that_cannot_be_written_is_one_line(tmp_path: Path, secret: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    runner = CliRunner()
+    seed_out = tmp_path / "no" / "such" / "dir" / "actor.seed"
+    line = _one_error_line(runner.invoke(main, ["keys", "gen", "actor", "--out", str(seed_out)]))
+    assert line == f"error: {seed_out}: No such file or directory"
+    inside_a_file = str(a_file / "data")
+    line = _one_error_line(runner.invoke(main, ["up", "--profile", "local", "--no-mdns",
+                                                "--bind", "127.0.0.1", "--secret-file",
+                                                str(secret), "--data-dir", inside_a_file]))
+    assert line == f"error: {inside_a_file}: Not a directory"
+    line = _one_error_line(runner.invoke(
+        main, ["lattice", "new", "--install", "--data-dir", inside_a_file]))
+    assert inside_a_file in line
+
+
+def test_a_status_file_in_a_missing_directory_is_bad_usage(tmp_path: Path, secret: Path) -> None:
+    result = CliRunner().invoke(main, [
+        "up", "--profile", "local", "--no-mdns", "--bind", "127.0.0.1", "--secret-file",
+        str(secret), "--data-dir", str(tmp_path / "data"),
+        "--status-file", str(tmp_path / "gone" / "status.json"),
+    ])
+    assert result.exit_code == 2
+    assert f"directory {tmp_path / 'gone'} does not exist" in result.output
