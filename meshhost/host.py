@@ -69,6 +69,7 @@ from meshhost.errors import (
     ErrorCode,
     HostUnreachable,
     KeyringError,
+    LatticeSecretError,
     MeshError,
     PeerMismatch,
     PeerUnavailable,
@@ -164,6 +165,11 @@ def load_keyring(
             ) from None
         except OSError as exc:
             raise KeyringError(f"cannot read lattice secret {path}: {exc.strerror}") from None
+        try:
+            secrets = load_secrets(secret_text)
+        except LatticeSecretError as exc:
+            raise type(exc)(f"{path}, {exc}") from None  # which file the line is in
+        return Keyring.create(lattice, secrets)
     return Keyring.create(lattice, load_secrets(secret_text))
 
 

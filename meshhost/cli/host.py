@@ -29,7 +29,7 @@ from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
 from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
-from meshhost.errors import KeyringError, MeshError
+from meshhost.errors import KeyringError, LatticeSecretError, MeshError
 from meshhost.identity.keyring import encode_secret, generate_secret, load_secrets, mdns_tag
 
 if TYPE_CHECKING:
@@ -154,16 +154,22 @@ def up(
     secret_text = os.environ.get(SECRET_ENV, "").strip() or None
     from meshhost.host import Host, HostOptions  # heavy (wasmtime, hypercorn): only for `up`
 
-    host = Host.open(
-        cfg,
-        secret_file=secret_file,
-        secret_text=None if secret_file is not None else secret_text,
-        options=HostOptions(
-            mdns_service_type=mdns_service_type,
-            mdns_interfaces=list(mdns_interfaces) or None,
-            advertise_host=advertise,
-        ),
-    )
+    from_env = secret_text if secret_file is None else None
+    try:
+        host = Host.open(
+            cfg,
+            secret_file=secret_file,
+            secret_text=from_env,
+            options=HostOptions(
+                mdns_service_type=mdns_service_type,
+                mdns_interfaces=list(mdns_interfaces) or None,
+                advertise_host=advertise,
+            ),
+        )
+    except LatticeSecretError as exc:
+        if from_env is None:
+            raise
+        raise type(exc)(f"${SECRET_ENV}, {exc}") from None
     if secret_file is not None:
         secret_path: Path | None = secret_file
     elif secret_text is not None:

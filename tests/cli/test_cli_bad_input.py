@@ -77,3 +77,15 @@ def test_a_status_file_in_a_missing_directory_is_bad_usage(tmp_path: Path, secre
     ])
     assert result.exit_code == 2
     assert f"directory {tmp_path / 'gone'} does not exist" in result.output
+
+
+def test_a_malformed_secret_names_where_it_came_from(tmp_path: Path) -> None:
+    bad = tmp_path / "lattice.secret"
+    bad.write_text("SLnotasecret\n")
+    up = ["up", "--profile", "local", "--no-mdns", "--bind", "127.0.0.1",
+          "--data-dir", str(tmp_path / "data")]
+    line = _one_error_line(CliRunner().invoke(main, [*up, "--secret-file", str(bad)]))
+    assert line.startswith(f"error: {bad}, line 1: a lattice secret is 58 characters"), line
+    result = CliRunner().invoke(main, up, env={"MESHHOST_LATTICE_SECRET": "SLnotasecret"})
+    line = _one_error_line(result)
+    assert line.startswith("error: $MESHHOST_LATTICE_SECRET, line 1: a lattice secret is"), line
