@@ -1192,8 +1192,9 @@ class Transport:
                     self._note_failure(addr)
                     if isinstance(exc, trio.TooSlowError):
                         reason = "timed out"
-                    else:  # "connection refused", not "[Errno 111] Error connecting to (...)"
-                        reason = (exc.strerror or str(exc)).lower()
+                    else:  # "connection refused", not "Error connecting to (...): ..."
+                        text = os.strerror(exc.errno) if exc.errno else exc.strerror
+                        reason = (text or str(exc)).lower()
                     log.info("cannot connect to %s:%d: %s", addr[0], addr[1], reason)
                     dial.error = PeerUnavailable(f"cannot connect to {addr[0]}:{addr[1]}: {reason}")
                     return

@@ -311,8 +311,10 @@ async def test_unreachable_peer_backs_off(autojump_clock: trio.testing.MockClock
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()
     async with serving(a):
-        with pytest.raises(PeerUnavailable, match="cannot connect"):
+        with pytest.raises(PeerUnavailable, match="cannot connect") as refused:
             await a.request(dead, 1, b"", timeout_s=1)
+        # The reason once, as a person reads it (trio's OSError repeats the address).
+        assert str(refused.value) == f"cannot connect to {dead[0]}:{dead[1]}: connection refused"
         # Within the backoff and a short deadline: fail fast without dialing again.
         with pytest.raises(PeerUnavailable, match="next attempt"):
             await a.request(dead, 1, b"", timeout_s=0.5)
