@@ -159,9 +159,15 @@ def load_keyring(
         try:
             secret_text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
+            make = (
+                f"meshhost lattice new --out {path}"
+                if secret_file is not None
+                else f"meshhost lattice new --install --data-dir {data_dir}"
+            )
             raise KeyringError(
-                f"no lattice secret: {path} does not exist. Create one with "
-                "`meshhost lattice new`, or pass --secret-file / set MESHHOST_LATTICE_SECRET"
+                f"no lattice secret: {path} does not exist. Create it with `{make}` "
+                "(once, then copy it to every host), or pass --secret-file / set "
+                "MESHHOST_LATTICE_SECRET"
             ) from None
         except OSError as exc:
             raise KeyringError(f"cannot read lattice secret {path}: {exc.strerror}") from None

@@ -89,3 +89,13 @@ def test_a_malformed_secret_names_where_it_came_from(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, up, env={"MESHHOST_LATTICE_SECRET": "SLnotasecret"})
     line = _one_error_line(result)
     assert line.startswith("error: $MESHHOST_LATTICE_SECRET, line 1: a lattice secret is"), line
+
+
+def test_a_missing_secret_says_the_command_that_makes_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    up = ["up", "--profile", "local", "--no-mdns", "--bind", "127.0.0.1", "--data-dir", str(data)]
+    line = _one_error_line(CliRunner().invoke(main, up, env={"MESHHOST_LATTICE_SECRET": ""}))
+    assert f"Create it with `meshhost lattice new --install --data-dir {data}`" in line, line
+    missing = tmp_path / "lattice.secret"
+    line = _one_error_line(CliRunner().invoke(main, [*up, "--secret-file", str(missing)]))
+    assert f"Create it with `meshhost lattice new --out {missing}`" in line, line
