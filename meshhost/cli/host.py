@@ -25,7 +25,7 @@ from rich.markup import escape
 
 from meshhost import config as config_mod
 from meshhost.cli import main
-from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
+from meshhost.cli.output import emit_json, fails_cleanly, json_option, silence_stdout, stdout
 from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
@@ -363,8 +363,11 @@ def _report(event: object, as_json: bool) -> None:
 def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
     if as_json:
         record = {"time": round(time.time(), 3), **record}
-        sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()  # the host goes on; only its reader is gone
     else:
         stdout.print(text, highlight=False)
 

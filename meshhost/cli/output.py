@@ -24,7 +24,25 @@ from meshhost.errors import MeshError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-stdout = Console(soft_wrap=True)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: its reader went away (``meshhost up | grep x``, Ctrl-C)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+class _QuietWhenUnread(Console):
+    """Stops printing when nobody reads any more (rich would raise SystemExit: a running
+    host would then die mid-shutdown instead of leaving gracefully)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        silence_stdout()
+
+
+stdout = _QuietWhenUnread(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
