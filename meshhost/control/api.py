@@ -216,10 +216,15 @@ class ControlClient:
     async def _connect(self) -> trio.SocketStream:
         try:
             return await trio.open_unix_socket(str(self.path))
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            why = (
+                f"no control socket at {self.path}"
+                if isinstance(exc, FileNotFoundError)
+                else f"nothing answers on {self.path}: the host was killed or crashed"
+            )
             raise LocalProtocolError(
                 f"no meshhost host is running with data dir {self.path.parent} "
-                f"(no control socket at {self.path}); start one with `meshhost up`"
+                f"({why}); start one with `meshhost up`"
             ) from None
         except PermissionError:
             raise LocalProtocolError(

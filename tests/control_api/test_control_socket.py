@@ -1,5 +1,6 @@
 """Control socket: requests, typed errors, streams, bad clients, permissions."""
 
+import socket
 import stat
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -67,3 +68,14 @@ def test_request_decoder_rejects_malformed_input() -> None:
         api.decode_request(api.encode_request("", {}))
     with pytest.raises(DecodeError, match="msgpack"):
         api.decode_request(b"\xc1")
+
+
+async def test_a_stale_socket_of_a_killed_host_is_told_apart_from_none(tmp_path: Path) -> None:
+    path = tmp_path / "control.sock"
+    with pytest.raises(LocalProtocolError, match="no control socket at"):
+        await api.ControlClient(path).request("echo")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))  # left behind, as by kill -9: the file exists, nobody listens
+    listener.close()
+    with pytest.raises(LocalProtocolError, match=r"nothing answers on .*killed or crashed"):
+        await api.ControlClient(path).request("echo")
