@@ -80,7 +80,9 @@ def hosts(data_dir: Path | None, lattice: str, as_json: bool) -> None:
         emit_json(rows)
         return
     alive = sum(1 for row in rows if row["state"] == "alive")
-    table = PlainTable(title=f"{len(rows)} host{'s' if len(rows) != 1 else ''}, {alive} alive")
+    local = next((row["id"] for row in rows if row.get("local")), None)
+    title = f"{len(rows)} host{'s' if len(rows) != 1 else ''}, {alive} alive"
+    table = PlainTable(title=title + (f"; this host is {_short(local)}" if local else ""))
     for column in ("host", "address", "state", "actors", "labels"):
         table.add_column(column)
     for row in rows:

@@ -216,6 +216,7 @@ class HostControl:
                 "incarnation": m["incarnation"],
                 "labels": m["labels"],
                 "actors": sum(n for _, n in view.actors.values()) if view else 0,
+                "local": m["id"] == self.host.host_id,  # the host that answered
             })
         return rows
 

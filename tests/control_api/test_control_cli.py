@@ -23,7 +23,7 @@ class FakeHost:
         self.requests.append((op, dict(args)))
         if op == "hosts":
             return [{"id": "NHOST1", "address": "127.0.0.1:4000", "state": "alive",
-                     "actors": 1, "labels": {"zone": "a"}}]
+                     "actors": 1, "labels": {"zone": "a"}, "local": True}]
         if op == "call":
             if args["actor"] == "Mmissing":
                 raise NoHostForActor("no host in lattice 'default' runs actor Mmissing")
@@ -65,6 +65,7 @@ def test_hosts_json_and_table(host: tuple[FakeHost, Path]) -> None:
     assert json.loads(result.output)[0]["id"] == "NHOST1"
     result = runner.invoke(main, ["hosts", "--data-dir", str(data_dir)])
     assert "NHOST1" in result.output and "zone=a" in result.output
+    assert "1 host, 1 alive; this host is NHOST1" in result.output
 
 
 def test_call_sends_payload_and_prints_answer(host: tuple[FakeHost, Path]) -> None:

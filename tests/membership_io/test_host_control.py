@@ -36,6 +36,7 @@ async def test_running_host_answers_hosts_events_and_stop(tmp_path: Path) -> Non
 
         rows = await client.request("hosts")
         assert {r["id"]: r["state"] for r in rows} == {a.host_id: "alive", b.host_id: "alive"}
+        assert {r["id"]: r["local"] for r in rows} == {a.host_id: True, b.host_id: False}
         await wait_until(lambda: bool(events), "an event streamed")
         assert events[0]["kind"] == "host_joined" and events[0]["host"] == b.host_id
 
