@@ -23,7 +23,7 @@ from typing import Any
 import msgpack
 import trio
 
-from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError
+from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, PayloadTooLarge
 
 __all__ = [
     "CHANNEL",
@@ -78,7 +78,14 @@ def _pack(value: Any) -> bytes:
 
 
 def encode_request(op: str, args: Mapping[str, Any]) -> bytes:
-    return _pack({"op": op, "args": dict(args)})
+    """Pack one request; raises PayloadTooLarge past MAX_MESSAGE_BYTES (a host drops those)."""
+    data = _pack({"op": op, "args": dict(args)})
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise PayloadTooLarge(
+            f"control request {op!r} is {len(data)} bytes, over the "
+            f"{MAX_MESSAGE_BYTES / 2**20:g} MiB a host accepts"
+        )
+    return data
 
 
 def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:

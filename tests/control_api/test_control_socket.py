@@ -10,7 +10,13 @@ import pytest
 import trio
 
 from meshhost.control import api
-from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, NoHostForActor
+from meshhost.errors import (
+    DecodeError,
+    ErrorCode,
+    LocalProtocolError,
+    NoHostForActor,
+    PayloadTooLarge,
+)
 
 
 async def dispatch(op: str, args: Mapping[str, Any]) -> Any:
@@ -79,3 +85,14 @@ async def test_a_stale_socket_of_a_killed_host_is_told_apart_from_none(tmp_path:
     listener.close()
     with pytest.raises(LocalProtocolError, match=r"nothing answers on .*killed or crashed"):
         await api.ControlClient(path).request("echo")
+
+
+async def test_a_request_over_the_size_limit_fails_before_it_is_sent(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = await nursery.start(api.serve_unix, tmp_path / "control.sock", dispatch, {})
+    monkeypatch.setattr(api, "MAX_MESSAGE_BYTES", 1024 * 1024)
+    client = api.ControlClient(path)
+    with pytest.raises(PayloadTooLarge, match=r"'echo' is 1048\d{3} bytes, over the 1 MiB"):
+        await client.request("echo", blob=b"\x00" * 1024 * 1024)
+    assert await client.request("echo", x=1) == {"args": {"x": 1}}  # the host is fine
