@@ -114,7 +114,14 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
     stdout.print(table)
     providers = inv.get("providers", [])
     if providers:
-        stdout.print("providers: " + ", ".join(providers), highlight=False)
+        stdout.print("providers: " + ", ".join(providers), highlight=False, markup=False)
+    for listener in inv.get("http", []):  # on one machine only one host holds a port
+        stdout.print(
+            f"http: {listener['address']} -> {_short(listener['actor'])} "
+            f"(link {listener['link_name']})",
+            highlight=False,
+            markup=False,
+        )
 
 
 @main.command()

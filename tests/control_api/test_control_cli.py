@@ -28,6 +28,10 @@ class FakeHost:
             if args["actor"] == "Mmissing":
                 raise NoHostForActor("no host in lattice 'default' runs actor Mmissing")
             return {"payload": b"echo:" + args["payload"], "host": "NHOST1"}
+        if op == "inventory":
+            return {"host": "NHOST1", "actors": [], "providers": ["wasmcloud:httpserver"],
+                    "http": [{"actor": "M" + "A" * 55, "link_name": "default",
+                              "address": "127.0.0.1:8080"}]}
         if op in ("link_put", "link_del", "config_put"):
             return {}
         if op == "config_get":
@@ -114,3 +118,10 @@ def test_no_running_host_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["hosts", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "meshhost up" in result.output
+
+
+def test_inventory_shows_the_http_ports_the_host_holds(host: tuple[FakeHost, Path]) -> None:
+    _, data_dir = host
+    result = CliRunner().invoke(main, ["inventory", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert "http: 127.0.0.1:8080 -> MAAAAAAAAAAA… (link default)" in result.output
