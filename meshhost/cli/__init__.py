@@ -9,6 +9,7 @@ from meshhost.cli.output import emit_json, json_option, stdout
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meshhost", message="%(prog)s %(version)s")
 def main() -> None:
     """meshhost: run WebAssembly actors on a lattice of hosts with no broker."""
 

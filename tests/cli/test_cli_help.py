@@ -3,7 +3,9 @@
 from collections.abc import Iterator
 
 import click
+from click.testing import CliRunner
 
+from meshhost import __version__
 from meshhost.cli import main
 
 
@@ -27,3 +29,9 @@ def test_every_command_and_option_has_help_text() -> None:
     ]
     missing += [f"meshhost {name}" for name, command in commands if not command.help]
     assert missing == []
+
+
+def test_version_flag_works_like_the_version_command() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"meshhost {__version__}\n"
