@@ -231,8 +231,13 @@ class HostProc:
     """One ``meshhost up`` process (restartable on the same data dir)."""
 
     def __init__(self, lattice: ProcLattice, name: str, secret: str, lattice_name: str,
-                 extra_args: tuple[str, ...] = (), json_output: bool = True) -> None:
+                 extra_args: tuple[str, ...] = (), json_output: bool = True,
+                 netns: Netns | None = None, profile: str | None = "local") -> None:
         self.lattice = lattice
+        self.netns = netns
+        """The namespace it runs in; None: the lattice's own."""
+        self.profile = profile
+        """``--profile``; None: the default profile (lan)."""
         self.name = name
         self.data_dir = lattice.root / name
         self.status_file = lattice.root / f"{name}.status.json"
@@ -247,11 +252,13 @@ class HostProc:
     # -- process -------------------------------------------------------------
 
     def start(self) -> HostProc:
-        assert self.lattice.netns is not None
+        netns = self.netns or self.lattice.netns
+        assert netns is not None
         self.status_file.unlink(missing_ok=True)
         argv = [
-            *self.lattice.netns.enter, sys.executable, "-m", "meshhost", "up",
-            "--lattice", self.lattice_name, "--profile", "local",
+            *netns.enter, sys.executable, "-m", "meshhost", "up",
+            "--lattice", self.lattice_name,
+            *(["--profile", self.profile] if self.profile else []),
             "--data-dir", str(self.data_dir),
             "--mdns-service-type", self.lattice.service_type,
             "--status-file", str(self.status_file),
@@ -387,11 +394,14 @@ class ProcLattice:
             self.netns.close()
 
     def add(self, name: str, *, secret: str | None = None, start: bool = True,
-            extra_args: tuple[str, ...] = (), json_output: bool = True) -> HostProc:
+            extra_args: tuple[str, ...] = (), json_output: bool = True,
+            netns: Netns | None = None, profile: str | None = "local") -> HostProc:
         """A host (started unless ``start=False``); ``extra_args`` go to `meshhost up`;
-        ``json_output=False`` runs it as a person would, printing for a terminal."""
+        ``json_output=False`` runs it as a person would, printing for a terminal;
+        ``netns`` is the namespace to run in (default: the lattice's own) and
+        ``profile=None`` leaves the default timing profile."""
         host = HostProc(self, name, secret or self.secret, self.lattice_name, extra_args,
-                        json_output)
+                        json_output, netns, profile)
         self.hosts.append(host)
         if start:
             host.start()
