@@ -631,7 +631,14 @@ class Host:
         bind = self.config.bind_host
         if not ipaddress.IPv4Address(bind).is_unspecified:
             return bind
-        return default_route_ipv4() or local_ipv4_addresses()[0]
+        found = default_route_ipv4() or next(iter(local_ipv4_addresses()), None)
+        if found is None:
+            raise ConfigError(
+                "no usable network interface: no interface has an IPv4 address, not even "
+                "loopback (a new network namespace starts with `lo` down); bring one up "
+                "(`ip link set lo up` is enough for hosts on one machine)"
+            )
+        return found
 
     async def _handle_request(self, peer_id: str, channel: int, payload: bytes) -> bytes:
         handler = self.handlers.get(channel)

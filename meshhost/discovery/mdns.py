@@ -112,10 +112,15 @@ def check_service_type(service_type: str) -> str:
 
 
 def local_ipv4_addresses() -> list[str]:
-    """This machine's IPv4 addresses, non-loopback first; loopback only if nothing else."""
+    """This machine's IPv4 addresses: the non-loopback ones, or else the loopback ones.
+
+    Empty when no interface has an IPv4 address (not even ``lo``: a fresh
+    network namespace); the caller says so rather than guess ``127.0.0.1``,
+    which would only work after ``lo`` is brought up.
+    """
     addrs = sorted(set(get_all_addresses()))
     public = [a for a in addrs if not ipaddress.IPv4Address(a).is_loopback]
-    return public or [a for a in addrs if ipaddress.IPv4Address(a).is_loopback] or ["127.0.0.1"]
+    return public or [a for a in addrs if ipaddress.IPv4Address(a).is_loopback]
 
 
 class MdnsDiscovery:
