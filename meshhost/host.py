@@ -225,7 +225,9 @@ class HostOptions:
     mdns_interfaces: list[str] | None = None
     """Interfaces (IPv4 addresses) for mDNS; default: loopback for a loopback host, else all."""
     advertise_host: str | None = None
-    """Address peers reach us at; default: the bind address, or our first LAN address."""
+    """Address peers reach us at; default: the bind address if not 0.0.0.0, else the
+    source address of the default route, else the first non-loopback (then loopback)
+    IPv4 address; none at all is a ConfigError."""
     mdns_announce_interval_s: float = 60.0
     """Re-announce period (also heals discovery after partitions)."""
 
