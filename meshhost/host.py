@@ -633,14 +633,25 @@ class Host:
         bind = self.config.bind_host
         if not ipaddress.IPv4Address(bind).is_unspecified:
             return bind
-        found = default_route_ipv4() or next(iter(local_ipv4_addresses()), None)
-        if found is None:
+        routed = default_route_ipv4()
+        if routed is not None:
+            return routed
+        candidates = local_ipv4_addresses()
+        if not candidates:
             raise ConfigError(
                 "no usable network interface: no interface has an IPv4 address, not even "
                 "loopback (a new network namespace starts with `lo` down); bring one up "
                 "(`ip link set lo up` is enough for hosts on one machine)"
             )
-        return found
+        if len(candidates) > 1:
+            # A guess peers may not be able to reach: say so, or the lattice just never forms.
+            log.warning(
+                "no default route to tell which of this machine's addresses (%s) its "
+                "peers reach; advertising %s; if they cannot, give the right one with "
+                "--advertise ADDRESS",
+                ", ".join(candidates), candidates[0],
+            )
+        return candidates[0]
 
     async def _handle_request(self, peer_id: str, channel: int, payload: bytes) -> bytes:
         handler = self.handlers.get(channel)
