@@ -10,9 +10,9 @@ The JSON is byte-for-byte what wascap's serde structs produce (field order,
 omitted ``None`` fields, compact separators), so a token re-encoded here from
 the same values has the same signature input as wasmCloud's.  The module hash
 (``wascap.hash``) is the upper-case hex SHA-256 of the module with every
-``jwt``/``wasmcloud_jwt`` custom section removed and each remaining section
-re-emitted with a minimal LEB128 size, exactly as wascap >= 0.10.1 computes
-it (``proto/spec/claims.md`` has the evidence).
+``jwt``/``wasmcloud_jwt`` custom section removed and every other byte kept as
+it is; a verifier also accepts wascap >= 0.10.1's variant, which re-emits each
+remaining section with a minimal LEB128 size first (``proto/spec/claims.md``).
 
 Pure functions: time (``now``) and randomness (``random_bytes``) are passed
 in.  Every decoder bounds its input and raises only ClaimsError subclasses or
@@ -66,10 +66,10 @@ __all__ = [
     "make_jti",
     "module_hash",
     "normalize_call_alias",
-    "raw_module_hash",
     "sign_module",
     "verify_module",
     "verify_token",
+    "wascap_module_hash",
 ]
 
 CLAIMS_SECTION = "wasmcloud_jwt"
@@ -465,18 +465,19 @@ def verify_token(
 
 
 def module_hash(module: bytes) -> str:
-    """wascap's module hash: upper-case hex SHA-256 of the module without its
-    claims sections, each other section re-emitted with a minimal size."""
-    canonical = wasm.canonical_without(module, CLAIMS_SECTION_NAMES)
-    return hashlib.sha256(canonical).hexdigest().upper()
-
-
-def raw_module_hash(module: bytes) -> str:
-    """Upper-case hex SHA-256 of the module with its claims sections cut out
-    and every other byte kept.  Equals :func:`module_hash` unless some section
-    size is padded."""
+    """The module hash meshhost signs: upper-case hex SHA-256 of the module with
+    its ``jwt``/``wasmcloud_jwt`` sections cut out and every other byte kept as
+    it is (padded LEB128 section sizes included)."""
     stripped = wasm.strip_custom(module, CLAIMS_SECTION_NAMES)
     return hashlib.sha256(stripped).hexdigest().upper()
+
+
+def wascap_module_hash(module: bytes) -> str:
+    """wascap >= 0.10.1's module hash: like :func:`module_hash`, but each
+    remaining section re-emitted with a minimal size first.  Equals
+    :func:`module_hash` unless some section size is padded."""
+    canonical = wasm.canonical_without(module, CLAIMS_SECTION_NAMES)
+    return hashlib.sha256(canonical).hexdigest().upper()
 
 
 def _module_error(exc: WasmFormatError) -> ClaimsModuleMalformed:
@@ -545,8 +546,9 @@ def verify_module(
     expiry and not-before with ``leeway_s`` of skew (ClaimsExpired,
     ClaimsNotYetValid).
 
-    The hash is accepted if it equals wascap's (:func:`module_hash`) or the
-    plain stripped-bytes hash (:func:`raw_module_hash`).  Tokens older than
+    The hash is accepted if it equals :func:`module_hash` (the stripped bytes,
+    what meshhost signs) or :func:`wascap_module_hash` (what wascap >= 0.10.1
+    signs; the two differ only for padded section sizes).  Tokens older than
     wascap revision 3 were hashed by algorithms that cannot be reproduced;
     wasmCloud skips their hash check.  We refuse them on mismatch unless
     ``trust_legacy_hash`` is set.
@@ -554,9 +556,8 @@ def verify_module(
     token = find_token(module)[1]
     claims = _check_signature(token)
     expected = claims.module_hash
-    # The raw hash only differs for padded section sizes; compute it only then.
     try:
-        matches = expected == module_hash(module) or expected == raw_module_hash(module)
+        matches = expected == module_hash(module) or expected == wascap_module_hash(module)
     except WasmFormatError as exc:  # e.g. a nested component is malformed
         raise _module_error(exc) from None
     if not matches:

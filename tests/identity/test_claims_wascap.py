@@ -125,18 +125,28 @@ def test_module_hash_is_uppercase_sha256_of_module_without_claims() -> None:
     assert signed.startswith(BASE_MODULE)  # signing only appends
 
 
-def test_padded_section_sizes_are_kept_and_hashed_as_wascap_does() -> None:
+def test_padded_section_sizes_are_kept_and_hashed_as_they_are() -> None:
     sections = [*BASE_SECTIONS, NAME_SECTION, custom("producers", b"\x00")]
     padded = assemble(sections, [5, 5, 2, 3, 5, 5, 4])
     signed = sign(padded)
     assert signed.startswith(padded)  # every original byte is kept
     extracted = claims.verify_module(signed, now=NOW)
-    # wascap >= 0.10.1 re-emits each section with a minimal size before hashing.
-    assert extracted.module_hash == hashlib.sha256(canonical(sections)).hexdigest().upper()
-    # A tool that hashed the raw stripped bytes instead is accepted too.
+    # The hash covers the padded bytes as they are (name and producers kept).
     raw_hash = hashlib.sha256(padded).hexdigest().upper()
-    raw_token = forge(extracted.token, lambda p: p["wascap"].update(hash=raw_hash))
-    assert claims.verify_module(replace_token(signed, raw_token), now=NOW).module_hash == raw_hash
+    assert extracted.module_hash == raw_hash == claims.module_hash(signed)
+    # wascap >= 0.10.1 re-emits each section with a minimal size before
+    # hashing; a module it signed is accepted too.
+    wascap_hash = hashlib.sha256(canonical(sections)).hexdigest().upper()
+    assert wascap_hash != raw_hash
+    assert claims.wascap_module_hash(signed) == wascap_hash
+    wascap_token = forge(extracted.token, lambda p: p["wascap"].update(hash=wascap_hash))
+    resigned = replace_token(signed, wascap_token)
+    assert claims.verify_module(resigned, now=NOW).module_hash == wascap_hash
+    # Hashing with every custom section removed is not either algorithm.
+    bare = hashlib.sha256(assemble(BASE_SECTIONS, [5, 5, 2, 3, 5])).hexdigest().upper()
+    bare_token = forge(extracted.token, lambda p: p["wascap"].update(hash=bare))
+    with pytest.raises(ClaimsHashMismatch):
+        claims.verify_module(replace_token(signed, bare_token), now=NOW)
 
 
 def test_signed_module_still_compiles_and_runs_in_wasmtime() -> None:
@@ -420,7 +430,9 @@ def test_sign_extract_verify_round_trip(generated, caps, tags, rev, expires_in) 
     assert wasm.strip_custom(signed, claims.CLAIMS_SECTION_NAMES) == module
     verified = claims.verify_module(signed, now=NOW, allowed_issuers=(ISSUER.public_key,))
     assert verified.caps == tuple(caps) and verified.tags == tuple(tags) and verified.rev == rev
-    assert verified.module_hash == hashlib.sha256(canonical(sections)).hexdigest().upper()
+    assert verified.module_hash == hashlib.sha256(module).hexdigest().upper()
+    wascap_hash = hashlib.sha256(canonical(sections)).hexdigest().upper()
+    assert claims.wascap_module_hash(signed) == wascap_hash
     assert claims.extract_claims(sign(signed, name="again")).name == "again"
 
 
@@ -525,9 +537,10 @@ def test_component_binaries_are_signed_and_verified() -> None:
     signed = sign(component)
     assert signed.startswith(component)
     verified = claims.verify_module(signed, now=NOW)
+    assert verified.module_hash == hashlib.sha256(component).hexdigest().upper()
     canonical_inner = canonical([*BASE_SECTIONS, NAME_SECTION])
     want = canonical([(1, canonical_inner), custom("producers", b"\x00")], header=COMPONENT_HEADER)
-    assert verified.module_hash == hashlib.sha256(want).hexdigest().upper()
+    assert claims.wascap_module_hash(signed) == hashlib.sha256(want).hexdigest().upper()
     tampered = bytearray(signed)
     tampered[component.index(bytes.fromhex("412a0b")) + 1] ^= 1
     with pytest.raises(ClaimsHashMismatch):
