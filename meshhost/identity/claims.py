@@ -47,7 +47,7 @@ from meshhost.errors import (
     SignatureError,
     WasmFormatError,
 )
-from meshhost.identity import nkeys, wasm
+from meshhost.identity import legacyhash, nkeys, wasm
 from meshhost.identity.nkeys import KeyPair, Prefix
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "encode_token",
     "extract_claims",
     "find_token",
+    "legacy_module_hash",
     "make_jti",
     "module_hash",
     "normalize_call_alias",
@@ -480,6 +481,18 @@ def wascap_module_hash(module: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest().upper()
 
 
+def legacy_module_hash(module: bytes) -> str | None:
+    """wascap 0.9's module hash (tokens of revision 2), or None where wascap 0.9
+    could not compute one (a component, a data section without segments)."""
+    if wasm.binary_kind(module) is not wasm.BinaryKind.MODULE:
+        return None
+    try:
+        hashed = legacyhash.wascap09_hash_input(module)
+    except WasmFormatError:
+        return None
+    return hashlib.sha256(hashed).hexdigest().upper()
+
+
 def _module_error(exc: WasmFormatError) -> ClaimsModuleMalformed:
     """The same failure, typed as both ClaimsMalformed and WasmFormatError."""
     err = ClaimsModuleMalformed(f"cannot read claims: {exc}")
@@ -548,20 +561,24 @@ def verify_module(
 
     The hash is accepted if it equals :func:`module_hash` (the stripped bytes,
     what meshhost signs) or :func:`wascap_module_hash` (what wascap >= 0.10.1
-    signs; the two differ only for padded section sizes).  Tokens older than
-    wascap revision 3 were hashed by algorithms that cannot be reproduced;
-    wasmCloud skips their hash check.  We refuse them on mismatch unless
-    ``trust_legacy_hash`` is set.
+    signs; the two differ only for padded section sizes).  A token older than
+    wascap revision 3 may also carry wascap 0.9's hash (revision 2, see
+    :func:`legacy_module_hash`), which is checked like the others.  Older
+    algorithms (parity-wasm re-serialisation, tokens without a revision) cannot
+    be reproduced; wasmCloud skips their hash check.  We refuse them on
+    mismatch unless ``trust_legacy_hash`` is set.
     """
     token = find_token(module)[1]
     claims = _check_signature(token)
     expected = claims.module_hash
+    legacy = (claims.revision or 0) < MIN_HASHED_REVISION
     try:
-        matches = expected == module_hash(module) or expected == wascap_module_hash(module)
+        matches = expected in (module_hash(module), wascap_module_hash(module)) or (
+            legacy and expected == legacy_module_hash(module)
+        )
     except WasmFormatError as exc:  # e.g. a nested component is malformed
         raise _module_error(exc) from None
     if not matches:
-        legacy = (claims.revision or 0) < MIN_HASHED_REVISION
         if not (legacy and trust_legacy_hash):
             hint = (
                 f" (token is wascap revision {claims.revision or 'unset'}, hashed by an old "

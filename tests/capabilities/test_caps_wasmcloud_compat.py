@@ -21,7 +21,7 @@ import wasmtime
 from meshhost.capabilities import HTTPSERVER, Dispatcher, HttpServerProvider, LinkDefinition
 from meshhost.capabilities.local import local_actor_resolver, local_invoker
 from meshhost.errors import ActorError, ClaimsExpired, ClaimsHashMismatch, ClaimsNotYetValid
-from meshhost.identity import nkeys, wasm
+from meshhost.identity import claims, nkeys, wasm
 from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.runtime import Runtime
 
@@ -128,6 +128,18 @@ def test_actor_signed_like_wash_runs_unchanged(
     assert (c.rev, c.ver, c.call_alias, c.expires, c.not_before, c.revision) == (
         7, "0.3.4", "wasmcloud/echo", None, None, revision)
     assert runtime.call_sync(actor.actor_id, "Echo.Say", b"hello") == b"hello"
+
+
+def test_revision_2_actor_hashed_by_wascap_0_9_runs(runtime, issuer, subject):
+    # wash signed with wascap 0.9 until 2023: revision 2 and its own hash input
+    # (function bodies, first data segment, custom payloads), checked as such.
+    module = padded_with_debug_sections(guest("wapc", "_start"))
+    token = wash_token(issuer, subject, claims.legacy_module_hash(module), wascap_revision=2)
+    actor = runtime.load(embed(module, token))
+    assert runtime.call_sync(actor.actor_id, "Echo.Say", b"hi") == b"hi"
+    tampered = embed(module.replace(b"HttpServer.", b"HttpServer_"), token)  # first segment
+    with pytest.raises(ClaimsHashMismatch):
+        runtime.load(tampered)
 
 
 def test_guest_without_init_function_loads_and_says_it_has_no_handler(runtime, issuer, subject):

@@ -316,6 +316,35 @@ def test_legacy_revision_with_unknown_hash_needs_explicit_trust() -> None:
         claims.verify_module(current, now=NOW, trust_legacy_hash=True)
 
 
+def test_revision_2_hash_of_wascap_0_9_is_checked() -> None:
+    import wasmtime
+
+    module = wasmtime.wat2wasm(
+        """(module $m (memory 1) (func $run (export "run") (result i32) i32.const 42)
+             (func $pad (i32.const 7) drop)
+             (data (i32.const 16) "hello") (data (i32.const 300) "second"))"""
+    )
+    (name_payload,) = wasm.custom_sections(module, "name")
+    # wascap 0.9 hashed function bodies, the first data segment and custom payloads.
+    hashed = b"\x00\x41\x2a\x0b" + b"\x00\x41\x07\x1a\x0b" + b"hello" + name_payload
+    legacy_hash = hashlib.sha256(hashed).hexdigest().upper()
+    assert claims.legacy_module_hash(module) == legacy_hash
+    token = forge(
+        claims.extract_claims(sign(module)).token,
+        lambda p: (p.update(wascap_revision=2), p["wascap"].update(hash=legacy_hash)),
+    )
+    signed = replace_token(module, token)
+    assert claims.verify_module(signed, now=NOW).revision == 2
+    tampered = bytearray(signed)
+    tampered[module.index(b"\x41\x2a") + 1] = 43  # i32.const 43
+    with pytest.raises(ClaimsHashMismatch, match="revision 2"):
+        claims.verify_module(bytes(tampered), now=NOW)
+    # Revision 3 tokens are held to the current hash only.
+    current = replace_token(module, forge(token, lambda p: p.update(wascap_revision=3)))
+    with pytest.raises(ClaimsHashMismatch, match="changed after it was signed"):
+        claims.verify_module(current, now=NOW, trust_legacy_hash=True)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
