@@ -255,7 +255,7 @@ def _computed_hash(data: bytes) -> str | None:
     help="Treat only these issuers as valid (repeatable). Default: any issuer.",
 )
 @click.option(
-    "--leeway", type=float, default=60.0, show_default=True, help="Clock skew allowed, seconds."
+    "--leeway", type=float, default=0.0, show_default=True, help="Clock skew allowed, seconds."
 )
 @click.option(
     "--trust-legacy-hash",

@@ -82,6 +82,9 @@ HEADER_ALGORITHM = "Ed25519"
 HEADER = '{"typ":"jwt","alg":"Ed25519"}'
 WASCAP_REVISION = 3  # what we write; wascap's WASCAP_INTERNAL_REVISION
 MIN_HASHED_REVISION = 3  # wascap checks the module hash only from this revision on
+# wascap allows no clock skew: a token is expired one second after exp, as in
+# wasmCloud.  Callers that want slack pass leeway_s.
+DEFAULT_LEEWAY_S = 0.0
 # Real tokens are 0.5-1.5 KiB; 64 KiB bounds every allocation while leaving
 # room for long capability and tag lists.
 MAX_TOKEN_BYTES = 64 * 1024
@@ -406,8 +409,12 @@ def decode_token(token: str | bytes) -> ActorClaims:
     )
 
 
-def check_times(claims: ActorClaims, *, now: float, leeway_s: float = 60.0) -> None:
-    """Raise ClaimsExpired / ClaimsNotYetValid, allowing ``leeway_s`` of clock skew."""
+def check_times(claims: ActorClaims, *, now: float, leeway_s: float = DEFAULT_LEEWAY_S) -> None:
+    """Raise ClaimsExpired / ClaimsNotYetValid, allowing ``leeway_s`` of clock skew.
+
+    With no leeway this is wascap's rule: expired when ``exp < now``, not yet
+    valid when ``now < nbf``.
+    """
     if claims.expires is not None and now > claims.expires + leeway_s:
         raise ClaimsExpired(
             f"claims of {claims.subject} expired at {claims.expires} "
@@ -449,7 +456,7 @@ def verify_token(
     *,
     now: float,
     allowed_issuers: Iterable[str] = (),
-    leeway_s: float = 60.0,
+    leeway_s: float = DEFAULT_LEEWAY_S,
 ) -> ActorClaims:
     """Decode ``token`` and check its signature, issuer and validity window.
 
@@ -548,7 +555,7 @@ def verify_module(
     *,
     now: float,
     allowed_issuers: Iterable[str] = (),
-    leeway_s: float = 60.0,
+    leeway_s: float = DEFAULT_LEEWAY_S,
     trust_legacy_hash: bool = False,
 ) -> ActorClaims:
     """Extract and fully verify a module's claims; return them if all checks pass.

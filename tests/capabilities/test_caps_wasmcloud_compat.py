@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +166,17 @@ def test_module_hash_keeps_padding_and_debug_sections(runtime, issuer, subject):
 
 @pytest.mark.parametrize(
     ("times", "error"),
-    [({"exp": 1_631_624_500}, ClaimsExpired), ({"nbf": 4_000_000_000}, ClaimsNotYetValid)],
+    [
+        ({"exp": 1_631_624_500}, ClaimsExpired),
+        ({"exp": -5}, ClaimsExpired),  # seconds ago: wascap allows no skew
+        ({"nbf": 4_000_000_000}, ClaimsNotYetValid),
+        ({"nbf": 30}, ClaimsNotYetValid),
+    ],
 )
 def test_expired_and_not_yet_valid_tokens_are_refused(runtime, issuer, subject, times, error):
     module = guest()
+    now = int(time.time())
+    times = {k: v if v > 1_000_000 else now + v for k, v in times.items()}
     with pytest.raises(error):
         runtime.load(embed(module, wash_token(issuer, subject, stripped_hash(module), **times)))
 

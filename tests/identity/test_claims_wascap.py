@@ -245,6 +245,18 @@ def test_expired_with_and_without_leeway() -> None:
         claims.verify_module(signed, now=NOW + 101, leeway_s=0)
 
 
+def test_validity_window_is_wascaps_by_default() -> None:
+    # wascap: expired when exp < now, not yet valid when now < nbf; no skew.
+    expiring = sign(expires_in_s=100)
+    claims.verify_module(expiring, now=NOW + 100)
+    with pytest.raises(ClaimsExpired):
+        claims.verify_module(expiring, now=NOW + 101)
+    later = sign(not_before_s=100)
+    claims.verify_module(later, now=NOW + 100)
+    with pytest.raises(ClaimsNotYetValid):
+        claims.verify_module(later, now=NOW + 99)
+
+
 def test_not_yet_valid_with_and_without_leeway() -> None:
     signed = sign(not_before_s=3600)
     claims.verify_module(signed, now=NOW + 3600 - 60, leeway_s=60)
