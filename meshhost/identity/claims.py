@@ -570,10 +570,10 @@ def verify_module(
     what meshhost signs) or :func:`wascap_module_hash` (what wascap >= 0.10.1
     signs; the two differ only for padded section sizes).  A token older than
     wascap revision 3 may also carry wascap 0.9's hash (revision 2, see
-    :func:`legacy_module_hash`), which is checked like the others.  Older
-    algorithms (parity-wasm re-serialisation, tokens without a revision) cannot
-    be reproduced; wasmCloud skips their hash check.  We refuse them on
-    mismatch unless ``trust_legacy_hash`` is set.
+    :func:`legacy_module_hash`), which is checked like the others (wascap <
+    0.9 wrote the re-serialisation it hashed, so its tokens match
+    :func:`module_hash`).  wasmCloud skips the hash check below revision 3;
+    we refuse a mismatch unless ``trust_legacy_hash`` is set.
     """
     token = find_token(module)[1]
     claims = _check_signature(token)
@@ -588,8 +588,9 @@ def verify_module(
     if not matches:
         if not (legacy and trust_legacy_hash):
             hint = (
-                f" (token is wascap revision {claims.revision or 'unset'}, hashed by an old "
-                "algorithm wasmCloud no longer checks; re-sign it, or trust legacy hashes)"
+                f" (token is wascap revision {claims.revision or 'unset'}): the module was "
+                "changed after it was signed, or hashed by an algorithm older than wascap "
+                "0.9 that wasmCloud no longer checks; re-sign it, or trust legacy hashes"
                 if legacy
                 else ": the module was changed after it was signed"
             )
