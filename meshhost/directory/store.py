@@ -155,7 +155,13 @@ class FileStore:
         if not self.path.exists():
             self._records = 0
             return []
-        raw = self.path.read_bytes()
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise DirectoryStoreCorrupt(
+                f"cannot read the directory log {self.path}: {exc.strerror}; repair it "
+                "(permissions, disk) or move it aside to start with an empty directory"
+            ) from None
         lines = raw.split(b"\n")
         complete = lines[:-1]  # whatever follows the last newline is a torn write
         torn = lines[-1]
@@ -168,7 +174,7 @@ class FileStore:
                     self._check_header(text)
                     continue
                 entries.append(entry_from_json(text))
-            except (UnicodeDecodeError, ValueError) as exc:
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
                 if number == len(complete) and number > 1:
                     good_bytes -= len(line) + 1  # a torn last line: never acknowledged
                     break

@@ -90,6 +90,23 @@ def test_damage_in_the_middle_is_reported_with_file_and_line(tmp_path, clock):
         restart(tmp_path, clock)
 
 
+def test_a_deeply_nested_line_is_damage_not_a_crash(tmp_path, clock):
+    d = restart(tmp_path, clock)
+    d.config_put("a", "1")
+    path = tmp_path / LOG_NAME
+    with path.open("a") as log:
+        log.write("[" * 100_000 + "\n")  # json.loads recurses: RecursionError, not ValueError
+        log.write("{}\n")
+    with pytest.raises(DirectoryStoreCorrupt, match=rf"{LOG_NAME}:3: .*move it aside"):
+        restart(tmp_path, clock)
+
+
+def test_an_unreadable_log_names_the_file(tmp_path, clock):
+    (tmp_path / LOG_NAME).mkdir()  # e.g. restored wrongly from a backup
+    with pytest.raises(DirectoryStoreCorrupt, match=rf"cannot read the directory log .*{LOG_NAME}"):
+        restart(tmp_path, clock)
+
+
 def test_a_log_from_a_newer_format_is_refused(tmp_path, clock):
     (tmp_path / LOG_NAME).write_text('{"format": "meshhost-directory-lww", "version": 2}\n{}\n')
     with pytest.raises(DirectoryStoreCorrupt, match="upgrade meshhost"):
