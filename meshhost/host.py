@@ -69,8 +69,8 @@ from meshhost.errors import (
     ErrorCode,
     HostUnreachable,
     KeyringError,
-    LatticeSecretError,
     MeshError,
+    NkeyError,
     PeerMismatch,
     PeerUnavailable,
     RemoteError,
@@ -80,7 +80,7 @@ from meshhost.errors import (
     TransportClosed,
 )
 from meshhost.identity import nkeys
-from meshhost.identity.keyring import Keyring, load_secrets
+from meshhost.identity.keyring import Keyring, load_secrets, read_secret_file
 from meshhost.membership import (
     Member,
     MemberAlive,
@@ -137,9 +137,15 @@ def load_identity(data_dir: Path) -> nkeys.KeyPair:
     if path.exists():
         try:
             text = path.read_text(encoding="utf-8").strip()
+            return nkeys.from_seed(text, nkeys.Prefix.SERVER)
         except OSError as exc:
             raise ConfigError(f"cannot read host key {path}: {exc.strerror}") from None
-        return nkeys.from_seed(text, nkeys.Prefix.SERVER)
+        except (UnicodeDecodeError, NkeyError) as exc:
+            problem = "it is not text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            raise ConfigError(
+                f"host key {path} is damaged ({problem}); restore it from a backup to keep "
+                "this host's id, or move it aside and a new key (a new host id) is made"
+            ) from None
     pair = nkeys.generate(nkeys.Prefix.SERVER, os.urandom)
     write_private(path, pair.encoded_seed + "\n")
     return pair
@@ -154,29 +160,22 @@ def load_keyring(
     Raises ``LatticeSecretError`` for a malformed secret and ``KeyringError``
     when there is none at all.
     """
-    if secret_text is None:
-        path = secret_file if secret_file is not None else data_dir / LATTICE_SECRET
-        try:
-            secret_text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            make = (
-                f"meshhost lattice new --out {path}"
-                if secret_file is not None
-                else f"meshhost lattice new --install --data-dir {data_dir}"
-            )
-            raise KeyringError(
-                f"no lattice secret: {path} does not exist. Create it with `{make}` "
-                "(once, then copy it to every host), or pass --secret-file / set "
-                "MESHHOST_LATTICE_SECRET"
-            ) from None
-        except OSError as exc:
-            raise KeyringError(f"cannot read lattice secret {path}: {exc.strerror}") from None
-        try:
-            secrets = load_secrets(secret_text)
-        except LatticeSecretError as exc:
-            raise type(exc)(f"{path}, {exc}") from None  # which file the line is in
-        return Keyring.create(lattice, secrets)
-    return Keyring.create(lattice, load_secrets(secret_text))
+    if secret_text is not None:
+        return Keyring.create(lattice, load_secrets(secret_text))
+    path = secret_file if secret_file is not None else data_dir / LATTICE_SECRET
+    try:
+        return Keyring.create(lattice, read_secret_file(path))
+    except FileNotFoundError:
+        make = (
+            f"meshhost lattice new --out {path}"
+            if secret_file is not None
+            else f"meshhost lattice new --install --data-dir {data_dir}"
+        )
+        raise KeyringError(
+            f"no lattice secret: {path} does not exist. Create it with `{make}` "
+            "(once, then copy it to every host), or pass --secret-file / set "
+            "MESHHOST_LATTICE_SECRET"
+        ) from None
 
 
 def default_route_ipv4() -> str | None:

@@ -30,7 +30,12 @@ from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import KeyringError, LatticeSecretError, MeshError
-from meshhost.identity.keyring import encode_secret, generate_secret, load_secrets, mdns_tag
+from meshhost.identity.keyring import (
+    encode_secret,
+    generate_secret,
+    mdns_tag,
+    read_secret_file,
+)
 
 if TYPE_CHECKING:
     from meshhost.host import Host
@@ -260,10 +265,10 @@ def _reload_secrets(host: Host, secret_path: Path | None, as_json: bool) -> None
                 f"the lattice secret came from ${SECRET_ENV}; use --secret-file to rotate it"
             )
         try:
-            text = secret_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KeyringError(f"cannot read {secret_path}: {exc.strerror}") from None
-        host.reload_secrets(load_secrets(text))
+            secrets = read_secret_file(secret_path)
+        except FileNotFoundError:
+            raise KeyringError(f"{secret_path} does not exist") from None
+        host.reload_secrets(secrets)
     except MeshError as exc:
         _say(
             as_json,

@@ -44,6 +44,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import nacl.bindings
 import nacl.exceptions
@@ -71,6 +72,7 @@ __all__ = [
     "generate_secret",
     "load_secrets",
     "mdns_tag",
+    "read_secret_file",
 ]
 
 SECRET_BYTES = 32
@@ -399,3 +401,27 @@ def load_secrets(text: str) -> list[bytes]:
     if not secrets:
         raise LatticeSecretError("no lattice secret found; create one with `meshhost lattice new`")
     return secrets
+
+
+def read_secret_file(path: Path) -> list[bytes]:
+    """The secrets in a lattice secret file, the first primary.
+
+    Raises FileNotFoundError when there is no such file (the caller knows how
+    one is made), ``KeyringError`` when it cannot be read and
+    ``LatticeSecretError`` when it is damaged, both naming the file.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise KeyringError(f"cannot read lattice secret {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise LatticeSecretError(
+            f"{path} is not text: the file is damaged; copy the secret (SL…, one per "
+            "line) again from another host of the lattice"
+        ) from None
+    try:
+        return load_secrets(text)
+    except LatticeSecretError as exc:
+        raise type(exc)(f"{path}, {exc}") from None  # which file the line is in

@@ -94,6 +94,9 @@ def test_up_reloads_secrets_on_sighup_and_leaves_on_sigterm(tmp_path: Path) -> N
         secret_file.write_text("not a secret\n")
         proc.send_signal(signal.SIGHUP)
         assert "line 1" in read_event(proc, "reload_failed")["error"]
+        secret_file.write_bytes(b"\xff\xfe" + old.encode())  # not UTF-8: the host lives on
+        proc.send_signal(signal.SIGHUP)
+        assert "is not text: the file is damaged" in read_event(proc, "reload_failed")["error"]
         proc.send_signal(signal.SIGTERM)
         read_event(proc, "stopped")
         assert proc.wait(timeout=10) == 0

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from meshhost import config as config_mod
-from meshhost.errors import KeyringError
+from meshhost.errors import ConfigError, KeyringError
 from meshhost.host import Host, HostBusy, HostOptions, load_keyring
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring, encode_secret
@@ -175,6 +175,24 @@ def test_open_creates_a_private_host_key_and_needs_a_secret(tmp_path: Path) -> N
     assert host.keyring.primary == SECRET
     ring = load_keyring("default", tmp_path, secret_text=encode_secret(OTHER))
     assert ring.primary == OTHER
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"SUgarbage\n", b""],
+                         ids=["not-text", "not-a-seed", "empty"])
+def test_a_damaged_host_key_is_named_with_what_to_do(tmp_path: Path, content: bytes) -> None:
+    cfg = config_mod.load(overrides={"data_dir": str(tmp_path)}, environ={})
+    (tmp_path / "host.seed").write_bytes(content)
+    with pytest.raises(ConfigError, match=r"host key .*host\.seed is damaged .*move it aside"):
+        Host.open(cfg, secret_text=encode_secret(SECRET))
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00", b"SLgarbage\n"], ids=["not-text", "cut"])
+def test_a_damaged_lattice_secret_file_is_named_with_what_to_do(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "lattice.secret").write_bytes(content)
+    with pytest.raises(KeyringError, match=r"lattice\.secret(, line 1: | is not text: .*copy)"):
+        load_keyring("lab", tmp_path)
 
 
 def snapshot(host) -> set[tuple[str, MemberState, int, tuple[str, int], bytes]]:
