@@ -149,6 +149,10 @@ def compose_text(data: bytes | str, source: str = "<manifest>") -> Node:
         ) from None
     except yaml.YAMLError as exc:  # reader errors (control characters) carry no mark
         raise ManifestError(f"invalid YAML: {exc}", source=source) from None
+    except RecursionError:  # PyYAML recurses per level: "[[[[…" fails before our depth check
+        raise ManifestError(
+            f"values are nested more than {MAX_DEPTH} levels deep", source=source
+        ) from None
     documents = [d for d in documents if d is not None]
     if not documents:
         raise ManifestError("the manifest is empty", source=source, line=1, column=1)

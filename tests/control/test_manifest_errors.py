@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshhost.control import load_manifest, parse_manifest
 from meshhost.control.yamlsource import MAX_MANIFEST_BYTES
@@ -213,6 +215,25 @@ def test_alias_bomb_is_bounded() -> None:
         lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
     with pytest.raises(ManifestTooLarge, match="more than 20000 values"):
         parse_manifest("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("text", ["[" * 3000 + "]" * 3000, "{a: " * 3000 + "1" + "}" * 3000,
+                                  '{"a":' * 3000 + "1" + "}" * 3000])
+def test_deep_flow_nesting_is_a_depth_error_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(ManifestError, match="nested more than 24 levels deep"):
+        parse_manifest(text)
+
+
+YAMLISH = st.text(alphabet="ab:-[]{},&*!#'\"|>?\n\t 0.", max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), YAMLISH, YAMLISH.map(lambda t: t.encode())))
+def test_any_input_parses_or_raises_a_manifest_error(data: bytes | str) -> None:
+    try:
+        parse_manifest(data, check_images=False)
+    except ManifestError:
+        pass
 
 
 def test_not_utf8_is_refused_with_position() -> None:
