@@ -103,6 +103,38 @@ async def test_oversized_body_is_413_and_never_reaches_the_actor(server):
     assert actor.requests == []
 
 
+def first_reply_bytes(port: int, request: bytes) -> bytes:
+    """Send ``request`` raw and return the start of the answer (the socket stays open)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        return sock.recv(4096)
+
+
+async def test_a_declared_oversized_body_is_413_before_it_is_sent(server):
+    _, _, actor, _, port = server
+    request = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\nabc"
+    reply = await trio.to_thread.run_sync(first_reply_bytes, port, request)
+    assert reply.startswith(b"HTTP/1.1 413") and b"exceeds 1024 bytes" in reply
+    assert actor.requests == []
+
+
+async def test_a_stalled_body_is_408_after_the_link_timeout_and_the_server_serves_on(
+    nursery, make_link
+):
+    actor = FakeActor()
+    provider = HttpServerProvider(actor)
+    await nursery.start(provider.serve)
+    link = make_link(ECHO, HTTPSERVER, ADDRESS="127.0.0.1:0", TIMEOUT_MS="200")
+    await Dispatcher(providers=[provider]).put_link(link)
+    _, port = provider.bound_address(link)
+    stalled = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc"  # 97 never come
+    reply = await trio.to_thread.run_sync(first_reply_bytes, port, stalled)
+    assert reply.startswith(b"HTTP/1.1 408") and b"within 0.2 s" in reply
+    assert actor.requests == []
+    status, _, _ = await trio.to_thread.run_sync(http_get, port)
+    assert status == 201
+
+
 @pytest.mark.parametrize(
     ("error", "status"),
     [

@@ -17,7 +17,9 @@ wasmCloud's ``load_settings``): ``config_b64`` / ``config_json`` (JSON with
 127.0.0.1:8000, 30 s, 10 MiB.  Port 0 picks a free port
 (:meth:`HttpServerProvider.bound_address` tells which).
 
-Errors become plain-text answers: body too large 413; the actor did not
+Errors become plain-text answers: body too large 413 (at once when the
+declared Content-Length is); a body that does not arrive within the link's
+timeout 408 (a stalled client holds no request for long); the actor did not
 answer in time, is not running anywhere, or is overloaded 503; the actor
 failed or answered garbage 500, with the actor's error as the body.  A 503's
 body names only the kind of failure (``service unavailable (timeout)``):
@@ -300,16 +302,25 @@ class HttpServerProvider(Provider):
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         settings = listener.settings
         actor_id = listener.link.actor_id
+        too_large = _plain(413, f"request body exceeds {settings.max_content_len} bytes\n")
+        declared = _content_length(scope["headers"])
+        if declared is not None and declared > settings.max_content_len:
+            return too_large  # say so now, not after the client sent it all
         body = bytearray()
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > settings.max_content_len:
-                return _plain(413, f"request body exceeds {settings.max_content_len} bytes\n")
+        # A client that stops sending mid-body (slowloris) would hold this
+        # request and its socket forever: the body gets the actor's time budget.
+        with trio.move_on_after(settings.timeout_s):
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > settings.max_content_len:
+                    return too_large
+        if more:
+            return _plain(408, f"request body did not arrive within {settings.timeout_s:g} s\n")
         header: dict[str, list[str]] = {}
         for raw_name, raw_value in scope["headers"]:
             try:
@@ -360,6 +371,15 @@ class HttpServerProvider(Provider):
                     headers.append((raw_name, raw_value))
         headers.append((b"content-length", str(len(response.body)).encode()))
         return response.status_code, headers, response.body
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The request's Content-Length (h11 checked it is digits), or None."""
+    for name, value in headers:
+        digits = value.strip()
+        if name.lower() == b"content-length" and digits.isdigit():
+            return int(digits) if len(digits) <= 18 else 10**18  # int() refuses 4300+ digits
+    return None
 
 
 def _first_os_error(exc: BaseException) -> BaseException:
