@@ -14,12 +14,15 @@ Theory of operation
 * **Disk cache.**  Compiling is the slow part of starting an actor (ms for
   small guests, seconds for big ones).  A compiled artifact is written to
   ``<cache_dir>/<sha256 of the binary>.<kind>.<engine fingerprint>.cwasm`` and
-  loaded with ``deserialize_file`` (an mmap) next time.  The fingerprint
-  covers the wasmtime version and the engine flags, so a different engine
-  never tries a foreign artifact; if one still fails to load (corrupt file,
-  other CPU) it is recompiled and replaced.  Files are written to a temporary
-  name, fsync'd, then renamed, so a crash never leaves a torn artifact.
-  The cache directory must be trusted: deserializing runs native code.
+  deserialized next time.  The fingerprint covers the wasmtime version and
+  the engine flags, so a different engine never tries a foreign artifact; if
+  one still fails to load (corrupt file, other CPU) it is recompiled and
+  replaced.  Files are written to a temporary name, fsync'd, then renamed, so
+  a crash never leaves a torn artifact.  Each file ends with the SHA-256 of
+  the artifact, checked before deserializing: wasmtime checks only headers,
+  and a flipped bit in the code of a cached artifact crashed the process
+  (SIGILL, SIGSEGV) when the actor ran.  The check is not a defence against
+  an attacker: the cache directory must be trusted (it holds native code).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ def wat_to_wasm(text: str) -> bytes:
     return bytes(wasmtime.wat2wasm(text))
 
 log = logging.getLogger("meshhost.runtime")
+
+_CHECKSUM_BYTES = 32
+"""Each cache file ends with the SHA-256 of the artifact before it."""
 
 EPOCH_TICK_S = 0.005
 """Epoch ticker period: the resolution of CPU-time and deadline limits.  5 ms
@@ -126,7 +132,7 @@ class Engine:
         if path.exists():
             try:
                 code = self._deserialize(path, kind)
-            except wasmtime.WasmtimeError as exc:
+            except (wasmtime.WasmtimeError, OSError) as exc:
                 log.warning("discarding unusable compiled artifact %s: %s", path, exc)
                 with self._lock:
                     self.stats.cache_errors += 1
@@ -143,15 +149,20 @@ class Engine:
         return Compiled(kind, code, digest, False, path)
 
     def _deserialize(self, path: Path, kind: Kind) -> wasmtime.Module | wcomponent.Component:
+        data = path.read_bytes()
+        artifact, checksum = data[:-_CHECKSUM_BYTES], data[-_CHECKSUM_BYTES:]
+        if len(data) <= _CHECKSUM_BYTES or hashlib.sha256(artifact).digest() != checksum:
+            raise wasmtime.WasmtimeError("checksum mismatch: the file is damaged")
         if kind == "component":
-            return wcomponent.Component.deserialize_file(self.wasm, str(path))
-        return wasmtime.Module.deserialize_file(self.wasm, str(path))
+            return wcomponent.Component.deserialize(self.wasm, artifact)
+        return wasmtime.Module.deserialize(self.wasm, artifact)
 
     def _store(self, path: Path, artifact: bytes) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(artifact)
+                f.write(hashlib.sha256(artifact).digest())
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -98,6 +98,24 @@ def test_corrupt_cache_file_is_recompiled(tmp_path, handler, test_actor):
         assert second.call_sync(actor.actor_id, "echo", b"x") == b"x"
 
 
+def test_flipped_bits_in_a_cache_file_are_caught_before_the_code_runs(
+    tmp_path, handler, test_actor
+):
+    # wasmtime checks only the artifact's headers: damaged code in a cached
+    # artifact loaded fine and crashed the process (SIGILL) when called.
+    with Runtime(tmp_path, handler) as first:
+        path = first.load(test_actor).cache_path
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xA5 for b in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+    with Runtime(tmp_path, handler) as second:
+        actor = second.load(test_actor)
+        assert not actor.from_cache
+        assert second.engine.stats.cache_errors == 1
+        assert second.call_sync(actor.actor_id, "echo", b"x") == b"x"
+
+
 def test_reloading_replaces_the_actor(runtime, test_actor):
     first = runtime.load(test_actor)
     assert first.instances == 1  # the warm-up instance
