@@ -205,14 +205,22 @@ def encode_meta(labels: dict[str, str]) -> bytes:
 
 
 def decode_meta(meta: bytes) -> dict[str, Any]:
-    """Inverse of :func:`encode_meta`; anything malformed decodes to ``{}``."""
+    """Inverse of :func:`encode_meta`: ``{"labels": {text: text}}``.
+
+    Metadata comes from peers (maybe another version, maybe buggy): anything
+    malformed decodes to ``{}`` and labels that are not text to text are dropped.
+    """
     if not meta:
         return {}
     try:
         value = msgpack.unpackb(meta, raw=False, max_str_len=MAX_META_BYTES)
     except (ValueError, msgpack.UnpackException):
         return {}
-    return value if isinstance(value, dict) else {}
+    labels = value.get("labels") if isinstance(value, dict) else None
+    if not isinstance(labels, dict):
+        return {}
+    text = {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+    return {"labels": text}
 
 
 @dataclass(slots=True)
