@@ -13,6 +13,7 @@ coroutine for plain ops and async iterators for streaming ops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -204,6 +205,8 @@ async def serve_unix(
                 pass  # the CLI went away: nothing to answer
             except DecodeError as exc:
                 log.warning("control client sent a bad message: %s", exc)
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await _write_message(stream, encode_reply(error=exc))  # e.g. too large
 
     try:
         async with trio.open_nursery() as nursery:

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meshhost.control import api
 from meshhost.errors import (
@@ -62,6 +65,21 @@ async def test_garbage_from_a_client_does_not_stop_the_server(
     assert await api.ControlClient(path).request("echo") == {"args": {}}
 
 
+async def test_an_oversized_message_is_answered_with_the_limit(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    path = await nursery.start(api.serve_unix, tmp_path / "c.sock", dispatch, {})
+    stream = await trio.open_unix_socket(str(path))
+    async with stream:
+        await stream.send_all(b"\xff\xff\xff\xff")
+        with trio.fail_after(5):
+            reply = await api._read_message(stream)
+    assert reply is not None
+    with pytest.raises(api.ControlError, match="exceeds 67108864") as info:
+        api.decode_reply(reply)
+    assert info.value.code == ErrorCode.PROTOCOL
+
+
 async def test_missing_host_says_how_to_start_one(tmp_path: Path) -> None:
     with pytest.raises(LocalProtocolError, match="meshhost up"):
         await api.ControlClient(tmp_path / "control.sock").request("hosts")
@@ -96,3 +114,22 @@ async def test_a_request_over_the_size_limit_fails_before_it_is_sent(
     with pytest.raises(PayloadTooLarge, match=r"'echo' is 1048\d{3} bytes, over the 1 MiB"):
         await client.request("echo", blob=b"\x00" * 1024 * 1024)
     assert await client.request("echo", x=1) == {"args": {"x": 1}}  # the host is fine
+
+
+KEYS = st.sampled_from(["op", "args", "ok", "code", "error", "result"]) | st.text(max_size=5)
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=10)
+    | st.binary(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | VALUES.map(lambda v: msgpack.packb(v, use_bin_type=True)))
+def test_decoders_raise_only_typed_errors(data: bytes) -> None:
+    for decode in (api.decode_request, api.decode_reply):
+        try:
+            decode(data)
+        except (DecodeError, api.ControlError):
+            pass
