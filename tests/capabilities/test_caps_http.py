@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import re
 import socket
 import threading
 
@@ -104,10 +105,22 @@ async def test_oversized_body_is_413_and_never_reaches_the_actor(server):
 
 
 def first_reply_bytes(port: int, request: bytes) -> bytes:
-    """Send ``request`` raw and return the start of the answer (the socket stays open)."""
+    """Send ``request`` raw and return the first answer, head and body (the socket stays open)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
-        return sock.recv(4096)
+        reply = b""
+        while not reply_complete(reply):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def reply_complete(reply: bytes) -> bool:
+    head, blank, body = reply.partition(b"\r\n\r\n")
+    length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    return bool(blank) and len(body) >= (int(length.group(1)) if length else 0)
 
 
 async def test_a_declared_oversized_body_is_413_before_it_is_sent(server):
@@ -116,6 +129,15 @@ async def test_a_declared_oversized_body_is_413_before_it_is_sent(server):
     reply = await trio.to_thread.run_sync(first_reply_bytes, port, request)
     assert reply.startswith(b"HTTP/1.1 413") and b"exceeds 1024 bytes" in reply
     assert actor.requests == []
+
+
+async def test_connect_is_405_and_never_reaches_the_actor(server, caplog):
+    _, _, actor, _, port = server
+    request = b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n"
+    reply = await trio.to_thread.run_sync(first_reply_bytes, port, request)
+    assert reply.startswith(b"HTTP/1.1 405") and b"not a proxy" in reply
+    assert actor.requests == []
+    assert "Error in ASGI" not in caplog.text  # a 2xx made h11 fail in SWITCHED_PROTOCOL
 
 
 async def test_a_stalled_body_is_408_after_the_link_timeout_and_the_server_serves_on(

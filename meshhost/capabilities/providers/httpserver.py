@@ -19,7 +19,8 @@ wasmCloud's ``load_settings``): ``config_b64`` / ``config_json`` (JSON with
 
 Errors become plain-text answers: body too large 413 (at once when the
 declared Content-Length is); a body that does not arrive within the link's
-timeout 408 (a stalled client holds no request for long); the actor did not
+timeout 408 (a stalled client holds no request for long); ``CONNECT`` 405
+(it is not a proxy); the actor did not
 answer in time, is not running anywhere, or is overloaded 503; the actor
 failed or answered garbage 500, with the actor's error as the body.  A 503's
 body names only the kind of failure (``service unavailable (timeout)``):
@@ -302,6 +303,9 @@ class HttpServerProvider(Provider):
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         settings = listener.settings
         actor_id = listener.link.actor_id
+        if scope["method"].upper() == "CONNECT":
+            # A 2xx would switch the connection to a tunnel this server never provides.
+            return _plain(405, "CONNECT is not supported: this server is not a proxy\n")
         too_large = _plain(413, f"request body exceeds {settings.max_content_len} bytes\n")
         declared = _content_length(scope["headers"])
         if declared is not None and declared > settings.max_content_len:
