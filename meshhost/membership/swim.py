@@ -551,18 +551,20 @@ class Swim:
         user = self._delegate.local_state() if self._delegate is not None else b""
         return encode_push_pull(self.id, self._joining, entries, user)
 
-    def merge_push_pull(self, data: bytes, addr: Addr, now: float) -> None:
+    def merge_push_pull(self, data: bytes, addr: Addr, now: float) -> str | None:
         """Merge a peer's full state (a request we answer, or the reply to ours).
 
         Malformed state changes nothing: it is counted and reported as
-        ``PeerMisbehaved``.  What we learn is re-gossiped, except from the
-        reply to our own join (everyone else knows it already).
+        ``PeerMisbehaved``, and the reason is returned (None when merged) so
+        a driver can answer the peer with an error.  What we learn is
+        re-gossiped, except from the reply to our own join (everyone else
+        knows it already).
         """
         try:
             pp = decode_push_pull(data)
         except MembershipDecodeError as exc:
             self._misbehaved(addr, "push_pull_malformed", str(exc))
-            return
+            return str(exc)
         self.stats["push_pull_merged"] += 1
         deadline = self._pp_join_wait.pop(addr, None)
         rebroadcast = deadline is None or deadline < now
@@ -581,6 +583,7 @@ class Swim:
             self._delegate.merge_remote_state(pp.sender, pp.user_state)
         if self._live:
             self._joining = False
+        return None
 
     # -- sending ------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 import trio
 
 from meshhost.config import MembershipConfig
-from meshhost.errors import LocalProtocolError, MeshError
+from meshhost.errors import LocalProtocolError, MembershipDecodeError, MeshError
 from meshhost.identity.keyring import Keyring
 
 __all__ = [
@@ -84,7 +84,7 @@ class SwimCore(Protocol):
     def update_meta(self, meta: bytes, now: float) -> None: ...
     def push_pull_due(self, now: float) -> Any | None: ...
     def push_pull_payload(self, now: float) -> bytes: ...
-    def merge_push_pull(self, data: bytes, addr: Any, now: float) -> None: ...
+    def merge_push_pull(self, data: bytes, addr: Any, now: float) -> str | None: ...
 
 
 class PushPullTransport(Protocol):
@@ -248,6 +248,7 @@ class MembershipDriver:
         """Answer an inbound push-pull: merge the peer's state, reply with ours.
 
         The host's transport handler calls this for channel :data:`PUSH_PULL_CHANNEL`.
+        Raises MembershipDecodeError (the peer gets the reason) for malformed state.
         """
         now = self.now()
         if addr is None:
@@ -257,10 +258,13 @@ class MembershipDriver:
             addr = member.addr if member is not None else UNKNOWN_ADDR
         reply = self.core.push_pull_payload(now)
         try:
-            self.core.merge_push_pull(payload, addr, now)
+            problem = self.core.merge_push_pull(payload, addr, now)
         except MeshError:
             self.stats.push_pull_failures += 1
             raise
+        if problem is not None:  # the peer learns why instead of getting our state
+            self.stats.push_pull_failures += 1
+            raise MembershipDecodeError(f"push-pull state refused: {problem}")
         self.stats.push_pulls += 1
         self._pump()
         return reply
@@ -378,8 +382,11 @@ class MembershipDriver:
                 self.stats.push_pull_failures += 1
                 return
         try:
-            self.core.merge_push_pull(reply, addr, self.now())
+            problem = self.core.merge_push_pull(reply, addr, self.now())
         except MeshError:
+            self.stats.push_pull_failures += 1
+            return
+        if problem is not None:
             self.stats.push_pull_failures += 1
             return
         self.stats.push_pulls += 1

@@ -75,9 +75,9 @@ async def test_garbage_on_every_surface_gets_typed_errors_and_the_host_answers_o
 
         await answers_normally()
 
-        # Lattice channels from a peer: invocations, control, directory sync, unknown.
+        # Lattice channels from a peer: invocations, push-pull, control, sync, unknown.
         for data in GARBAGE:
-            for channel in (1, 4, 9):
+            for channel in (1, 2, 4, 9):
                 with pytest.raises(RemoteInvocationError) as info:
                     await b.send_to_host(a.host_id, channel, data, 5.0)
                 assert info.value.code in (ErrorCode.PROTOCOL, ErrorCode.UNSUPPORTED)

@@ -7,9 +7,11 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import trio
 
 from meshhost.config import MembershipConfig
+from meshhost.errors import MembershipDecodeError
 from meshhost.identity.keyring import SEAL_OVERHEAD, Keyring
 from meshhost.membership.udp import MembershipDriver
 
@@ -64,8 +66,11 @@ class EchoCore:
     def push_pull_payload(self, now: float) -> bytes:
         return b"state"
 
-    def merge_push_pull(self, data: bytes, addr: Any, now: float) -> None:
+    def merge_push_pull(self, data: bytes, addr: Any, now: float) -> str | None:
+        if data.startswith(b"garbage"):
+            return "push-pull state must be an array"
         self.pushes.append((data, addr))
+        return None
 
 
 def ring(secret: bytes = SECRET) -> Keyring:
@@ -167,6 +172,17 @@ async def test_push_pull_request_is_merged_and_answered() -> None:
         assert reply == b"state"
         assert core.pushes == [(b"their state", ("127.0.0.9", 9))]
         assert driver.stats.push_pulls == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_malformed_push_pull_is_refused_with_the_reason_not_answered() -> None:
+    async with trio.open_nursery() as nursery:
+        core = EchoCore()
+        driver, _ = await start(nursery, core)
+        with pytest.raises(MembershipDecodeError, match="refused: push-pull state must be"):
+            await driver.handle_push_pull("NPEER", b"garbage", ("127.0.0.9", 9))
+        assert core.pushes == []
+        assert (driver.stats.push_pulls, driver.stats.push_pull_failures) == (0, 1)
         nursery.cancel_scope.cancel()
 
 
