@@ -200,6 +200,10 @@ async def serve_unix(
                         reply = encode_reply(await dispatch(op, args))
                     except MeshError as exc:
                         reply = encode_reply(error=exc)
+                    except Exception:  # a bug behind one op must not stop the host
+                        log.exception("control op %r failed", op)
+                        reply = encode_reply(error=ControlError(
+                            ErrorCode.UNAVAILABLE, f"internal error in {op!r}; see the host's log"))
                     await _write_message(stream, reply)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the CLI went away: nothing to answer

@@ -27,6 +27,8 @@ async def dispatch(op: str, args: Mapping[str, Any]) -> Any:
         return {"args": dict(args)}
     if op == "fail":
         raise NoHostForActor("no host in lattice 'x' runs actor M1")
+    if op == "bug":
+        raise IsADirectoryError(21, "Is a directory")  # e.g. from a damaged data dir
     raise api.ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
 
 
@@ -63,6 +65,16 @@ async def test_garbage_from_a_client_does_not_stop_the_server(
             with trio.move_on_after(1):
                 await stream.receive_some(1000)
     assert await api.ControlClient(path).request("echo") == {"args": {}}
+
+
+async def test_an_unexpected_exception_in_an_op_is_an_error_reply_not_a_dead_host(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    path = await nursery.start(api.serve_unix, tmp_path / "c.sock", dispatch, {})
+    client = api.ControlClient(path)
+    with pytest.raises(api.ControlError, match="internal error in 'bug'; see the host's log"):
+        await client.request("bug")
+    assert await client.request("echo") == {"args": {}}
 
 
 async def test_an_oversized_message_is_answered_with_the_limit(
