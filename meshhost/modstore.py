@@ -9,14 +9,18 @@ bytes no longer match its name is ignored and removed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
 
-from meshhost.errors import ConfigError
+from meshhost.errors import ConfigError, ModuleStoreFailed
 
 __all__ = ["ModuleStore", "sha256_hex"]
+
+log = logging.getLogger(__name__)
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -37,28 +41,49 @@ class ModuleStore:
         return self.root / f"{digest}.wasm"
 
     def put(self, module: bytes) -> str:
-        """Store ``module``; returns its SHA-256 (hex).  Storing twice is a no-op."""
+        """Store ``module``; returns its SHA-256 (hex).  Storing twice is a no-op.
+
+        Raises ModuleStoreFailed when the disk refuses (full, read-only, ...).
+        """
         digest = sha256_hex(module)
         path = self._path(digest)
         if path.exists():
             return digest
-        self.root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(module)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as handle:
+                handle.write(module)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise ModuleStoreFailed(
+                f"cannot store module {digest[:16]}… in {self.root}: {exc.strerror or exc}"
+            ) from None
         return digest
 
     def get(self, digest: str) -> bytes | None:
-        """The module with that digest, or None when absent (or corrupt: then removed)."""
+        """The module with that digest, or None when absent (or corrupt: then removed).
+
+        Raises ModuleStoreFailed when its file exists but cannot be read.
+        """
         path = self._path(digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise ModuleStoreFailed(
+                f"cannot read module file {path}: {exc.strerror or exc}; "
+                "fix it (permissions, disk) or move it aside"
+            ) from None
         if sha256_hex(data) != digest:
+            log.warning("module file %s is damaged (its bytes do not hash to its name); "
+                        "removed it: a peer that runs the actor or `meshhost apply` with the "
+                        "image can supply it again", path)
             path.unlink(missing_ok=True)
             return None
         return data

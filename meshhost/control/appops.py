@@ -415,10 +415,11 @@ class AppOps:
             for digest, module in sorted(modules.items()):
                 try:
                     self._store_module(digest, module)
-                except OSError as exc:  # a full or read-only disk is not the client's fault
+                except (OSError, ModuleStoreFailed) as exc:  # a full disk: not the client's fault
+                    reason = exc.strerror if isinstance(exc, OSError) else None
                     raise ModuleStoreFailed(
                         f"apply: this host cannot store module {digest[:16]}…: "
-                        f"{exc.strerror or exc}; nothing was applied",
+                        f"{reason or exc}; nothing was applied",
                     ) from None
         if changed:
             self._write(writes)

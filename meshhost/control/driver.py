@@ -268,7 +268,8 @@ class ReconcileDriver:
                 return module
         raise StoredManifestInvalid(
             f"{workload.key}: module {digest[:16]}… is not in this host's store, "
-            f"{workload.image} is not readable here, and {len(tried)} peer(s) did not have it"
+            f"{workload.image} is not readable here, and {len(tried)} peer(s) did not have it; "
+            "run `meshhost apply` again where the image is readable"
         )
 
 
