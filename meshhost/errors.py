@@ -282,6 +282,12 @@ class DirectoryStoreCorrupt(DirectoryError):
     """The directory file in the data dir cannot be read; it names the file and line."""
 
 
+class DirectoryStoreFailed(DirectoryError):
+    """The directory file in the data dir cannot be written (disk full, read-only, ...)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
 # --- capabilities: policy, link definitions, built-in providers -------------
 
 

@@ -16,6 +16,7 @@ from meshhost.directory.events import (
     LinkDeleted,
     LinkPut,
     PeerMisbehaved,
+    StoreFailed,
 )
 from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
 from meshhost.directory.records import ActorLocation, ActorSummary, HostView, ProviderRecord
@@ -55,5 +56,6 @@ __all__ = [
     "PeerMisbehaved",
     "ProviderRecord",
     "Stamp",
+    "StoreFailed",
     "link_key",
 ]

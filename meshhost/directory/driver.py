@@ -42,6 +42,7 @@ from meshhost.directory.events import (
     LinkDeleted,
     LinkPut,
     PeerMisbehaved,
+    StoreFailed,
 )
 from meshhost.directory.state import Directory
 from meshhost.errors import MeshError
@@ -174,6 +175,8 @@ class DirectoryDriver:
         elif isinstance(event, PeerMisbehaved):
             log.warning("directory message from %s dropped: %s", event.sender_id[:8],
                         event.reason)
+        elif isinstance(event, StoreFailed):
+            log.error("directory: %s", event.reason)
         elif isinstance(event, ClockSkewDetected):
             log.warning("host %s writes stamps %d ms in our future (via %s); check its clock",
                         event.writer[:8], event.ahead_ms, event.sender_id[:8])

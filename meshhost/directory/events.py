@@ -24,6 +24,7 @@ __all__ = [
     "LinkDeleted",
     "LinkPut",
     "PeerMisbehaved",
+    "StoreFailed",
 ]
 
 
@@ -103,6 +104,16 @@ class ClockSkewDetected:
     ahead_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoreFailed:
+    """Entries learned from a peer could not be written to the store (``reason`` says why).
+
+    They are merged in memory; peers hold them too and resend them after a restart.
+    """
+
+    reason: str
+
+
 Event: TypeAlias = (
     HostStateChanged
     | ActorsChanged
@@ -113,4 +124,5 @@ Event: TypeAlias = (
     | EntryChanged
     | PeerMisbehaved
     | ClockSkewDetected
+    | StoreFailed
 )

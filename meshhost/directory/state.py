@@ -74,6 +74,7 @@ from meshhost.directory.events import (
     LinkDeleted,
     LinkPut,
     PeerMisbehaved,
+    StoreFailed,
 )
 from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
 from meshhost.directory.hoststate import ApplyResult, HostStateMap
@@ -83,6 +84,7 @@ from meshhost.directory.store import EntryStore
 from meshhost.errors import (
     ClockDriftError,
     DecodeError,
+    DirectoryStoreFailed,
     DirectoryValueError,
     LinkConfigError,
     LocalProtocolError,
@@ -582,7 +584,10 @@ class Directory:
         horizon_ms = int(self.config.tombstone_horizon_s * 1000)
         self._lww.collect(self._now_ms() - horizon_ms)
         if self._store is not None and self._store.needs_compaction(len(self._lww)):
-            self._store.compact(list(self._lww.entries()))
+            try:
+                self._store.compact(list(self._lww.entries()))
+            except DirectoryStoreFailed as exc:  # the old log is intact; try at the next tick
+                self._emit(StoreFailed(str(exc)))
 
     @property
     def pending_broadcasts(self) -> int:
@@ -729,7 +734,12 @@ class Directory:
         if not changed:
             return
         if self._store is not None:
-            self._store.append([e for e, _ in changed])
+            try:
+                self._store.append([e for e, _ in changed])
+            except DirectoryStoreFailed as exc:
+                # Not acknowledged to anyone: the writers hold these entries and
+                # resend them after a restart; failing the merge would lose them now.
+                self._emit(StoreFailed(str(exc)))
         for entry, previous in changed:
             self._lww_changed(entry, previous)
             if requeue:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -35,7 +36,12 @@ import msgpack
 
 from meshhost.directory.codec import LwwEntry, check_value, encode_value
 from meshhost.directory.hlc import Stamp
-from meshhost.errors import DecodeError, DirectoryStoreCorrupt, DirectoryValueError
+from meshhost.errors import (
+    DecodeError,
+    DirectoryStoreCorrupt,
+    DirectoryStoreFailed,
+    DirectoryValueError,
+)
 
 __all__ = ["COMPACT_MIN_RECORDS", "LOG_NAME", "EntryStore", "FileStore", "MemoryStore"]
 
@@ -152,6 +158,11 @@ class FileStore:
 
     def load(self) -> list[LwwEntry]:
         """Read the log; raises DirectoryStoreCorrupt naming the file and line."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise DirectoryStoreCorrupt(
+                f"{self.directory} is not a directory; move it aside so the host can keep "
+                "its directory log there"
+            )
         if not self.path.exists():
             self._records = 0
             return []
@@ -221,28 +232,50 @@ class FileStore:
         return self._handle
 
     def append(self, entries: Sequence[LwwEntry]) -> None:
+        """Raises DirectoryStoreFailed when the disk refuses; then nothing was stored."""
         if not entries:
             return
-        handle = self._open()
-        handle.write("".join(entry_to_json(e) + "\n" for e in entries))
-        handle.flush()
-        os.fsync(handle.fileno())
+        size = None
+        try:
+            handle = self._open()
+            size = os.fstat(handle.fileno()).st_size
+            handle.write("".join(entry_to_json(e) + "\n" for e in entries))
+            handle.flush()
+            os.fsync(handle.fileno())
+        except OSError as exc:
+            # Cut what part of the write reached the disk: the next append must
+            # not glue its first line to a partial one in the middle of the log.
+            self._close_quietly()
+            if size is not None:
+                with contextlib.suppress(OSError):
+                    os.truncate(self.path, size)
+            raise DirectoryStoreFailed(
+                f"cannot write the directory log {self.path}: {exc.strerror or exc}"
+            ) from None
         self._records += len(entries)
 
     def compact(self, entries: Iterable[LwwEntry]) -> None:
+        """Raises DirectoryStoreFailed when the disk refuses; the old log is then intact."""
         self.close()
-        self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         count = 0
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(self._header())
-            for entry in entries:
-                handle.write(entry_to_json(entry) + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as handle:
+                handle.write(self._header())
+                for entry in entries:
+                    handle.write(entry_to_json(entry) + "\n")
+                    count += 1
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise DirectoryStoreFailed(
+                f"cannot compact the directory log {self.path}: {exc.strerror or exc}"
+            ) from None
         self._records = count
 
     def needs_compaction(self, live_entries: int) -> bool:
@@ -253,3 +286,9 @@ class FileStore:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+    def _close_quietly(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import pytest
 
 from meshhost.capabilities.links import LinkDefinition
-from meshhost.directory import Directory, FileStore, MemoryStore
+from meshhost.directory import Directory, FileStore, MemoryStore, StoreFailed
+from meshhost.directory import store as store_module
 from meshhost.directory.codec import LwwDelta, LwwEntry, encode
 from meshhost.directory.hlc import Stamp
 from meshhost.directory.store import COMPACT_MIN_RECORDS, LOG_NAME
-from meshhost.errors import DirectoryStoreCorrupt
+from meshhost.errors import DirectoryStoreCorrupt, DirectoryStoreFailed
 
 NA, NB = "N" + "A" * 55, "N" + "B" * 55
 ACTOR = "M" + "X" * 55
@@ -52,6 +55,56 @@ def test_entries_learned_from_peers_are_persisted_too(tmp_path, clock):
     stamp = Stamp(int(clock() * 1000), 0, NB)
     d.notify_message(NB, encode(LwwDelta((LwwEntry("config", "peer", stamp, "v"),))))
     assert restart(tmp_path, clock).config_get("peer") == "v"
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every fsync fails with ENOSPC while ``full_disk.on`` is True."""
+
+    class Switch:
+        on = False
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if Switch.on:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(store_module.os, "fsync", fsync)
+    return Switch
+
+
+def test_a_refused_local_write_fails_typed_and_leaves_a_log_that_loads(
+    tmp_path, clock, full_disk
+):
+    d = restart(tmp_path, clock)
+    d.config_put("a", "1")
+    full_disk.on = True
+    with pytest.raises(DirectoryStoreFailed, match=rf"{LOG_NAME}: No space left on device"):
+        d.config_put("b", "2")
+    assert d.config_get("b") is None  # not acknowledged, not applied
+    full_disk.on = False
+    d.config_put("c", "3")  # must not be glued to a partial line of "b"
+    assert restart(tmp_path, clock).items("config") == [("a", "1"), ("c", "3")]
+
+
+def test_entries_from_peers_are_kept_in_memory_when_the_disk_refuses(
+    tmp_path, clock, full_disk
+):
+    d = restart(tmp_path, clock)
+    full_disk.on = True
+    stamp = Stamp(int(clock() * 1000), 0, NB)
+    d.notify_message(NB, encode(LwwDelta((LwwEntry("config", "peer", stamp, "v"),))))
+    assert d.config_get("peer") == "v"
+    failures = [e for e in iter(d.next_event, None) if isinstance(e, StoreFailed)]
+    assert len(failures) == 1 and "No space left on device" in failures[0].reason
+
+
+def test_a_directory_path_that_is_a_file_is_named(tmp_path, clock):
+    (tmp_path / "dir").write_text("not a directory")
+    with pytest.raises(DirectoryStoreCorrupt, match="is not a directory; move it aside"):
+        restart(tmp_path / "dir", clock)
 
 
 def test_restart_never_reissues_an_old_stamp_even_if_the_clock_went_back(tmp_path, clock):
