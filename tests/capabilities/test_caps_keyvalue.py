@@ -6,7 +6,7 @@ import msgpack
 import pytest
 import trio
 
-from meshhost.capabilities import KEYVALUE, Dispatcher, KeyValueProvider
+from meshhost.capabilities import KEYVALUE, Dispatcher, KeyValueProvider, LoggingProvider
 from meshhost.errors import PayloadDecodeError, ProviderError
 
 ECHO = "M" + "E" * 55
@@ -251,3 +251,35 @@ async def test_concurrent_increments_from_many_guest_threads_are_not_lost(kv):
         for _ in range(4):
             nursery.start_soon(bump)
     assert kv("Get", "n") == {"value": "40", "exists": True}
+
+
+@pytest.mark.parametrize("damage", ["kv dir is a file", "database is garbage"])
+async def test_an_unusable_kv_directory_refuses_the_link_and_names_it(
+    tmp_path, make_link, damage: str
+):
+    kv_dir = tmp_path / "kv"
+    link = make_link(ECHO, KEYVALUE)
+    if damage == "kv dir is a file":
+        kv_dir.write_text("not a directory")  # OSError from mkdir used to escape
+    else:
+        provider = KeyValueProvider(kv_dir)
+        await provider.put_link(link)
+        provider.close()
+        for db in kv_dir.glob("*.sqlite3"):
+            db.write_bytes(b"garbage" * 1000)
+    provider = KeyValueProvider(kv_dir)
+    with pytest.raises(ProviderError, match=r"cannot open key-value namespace .* in .*kv"):
+        await provider.put_link(link)
+    assert "cannot open" in (provider.link_error(link) or "")
+    provider.close()
+
+
+async def test_an_unexpected_exception_in_a_provider_is_a_refused_link(make_link):
+    class Broken(LoggingProvider):
+        async def on_put_link(self, link):
+            raise FileExistsError(17, "File exists")
+
+    provider, link = Broken(), make_link(ECHO, "wasmcloud:builtin:logging")
+    with pytest.raises(ProviderError, match="failed: FileExistsError"):
+        await provider.put_link(link)
+    assert provider.link_error(link) is not None

@@ -159,6 +159,11 @@ class Provider:
         except MeshError as exc:
             self._link_errors[link.key] = str(exc)
             raise
+        except Exception as exc:  # as in handle(): a refused link, not a crashed host
+            error = ProviderError(
+                f"{link.describe()} failed: {type(exc).__name__}: {exc}")
+            self._link_errors[link.key] = str(error)
+            raise error from exc
 
     def link_error(self, link: LinkDefinition) -> str | None:
         """Why this provider refused ``link`` (None if it accepted it or never saw it)."""

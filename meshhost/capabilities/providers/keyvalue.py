@@ -199,12 +199,13 @@ class KeyValueProvider(Provider):
             self._link_ns[link.key] = namespace
             store = self._stores.get(namespace)
             if store is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
                 try:
+                    self.directory.mkdir(parents=True, exist_ok=True)
                     store = _Store(self.directory / _file_name(namespace), self._clock)
-                except sqlite3.Error as exc:
+                except (OSError, sqlite3.Error) as exc:
                     raise ProviderError(
-                        f"cannot open key-value namespace {namespace!r} in {self.directory}: {exc}"
+                        f"cannot open key-value namespace {namespace!r} in {self.directory}: "
+                        f"{exc}; check that it is a writable directory"
                     ) from exc
                 self._stores[namespace] = store
             return store
