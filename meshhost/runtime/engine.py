@@ -39,6 +39,8 @@ from typing import Literal
 import wasmtime
 from wasmtime import component as wcomponent
 
+from meshhost.errors import ConfigError
+
 __all__ = ["EPOCH_TICK_S", "CacheStats", "Compiled", "Engine", "wat_to_wasm"]
 
 
@@ -92,7 +94,13 @@ class Engine:
         self.consume_fuel = consume_fuel
         self.epoch_tick_s = epoch_tick_s
         self.cache_dir = Path(cache_dir)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot use the compiled-module cache {self.cache_dir}: "
+                f"{exc.strerror or exc}; move what is there aside"
+            ) from None
         flags = f"wasmtime {version('wasmtime')} epoch=1 fuel={int(consume_fuel)} cm=1"
         self.fingerprint = hashlib.sha256(flags.encode()).hexdigest()[:16]
         self.stats = CacheStats()

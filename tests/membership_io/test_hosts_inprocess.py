@@ -162,6 +162,13 @@ async def test_second_process_on_one_data_dir_is_refused(tmp_path: Path) -> None
         nursery.cancel_scope.cancel()
 
 
+async def test_a_lock_file_in_the_way_is_named(tmp_path: Path) -> None:
+    host = make_host(tmp_path, 0)
+    (host.data_dir / "host.lock").mkdir()
+    with pytest.raises(ConfigError, match=r"cannot open the lock file .*host\.lock: Is a dir"):
+        await host.serve()
+
+
 def test_open_creates_a_private_host_key_and_needs_a_secret(tmp_path: Path) -> None:
     cfg = config_mod.load(overrides={"data_dir": str(tmp_path / "d")}, environ={})
     with pytest.raises(KeyringError, match="lattice new"):

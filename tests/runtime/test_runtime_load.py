@@ -14,6 +14,7 @@ from meshhost.errors import (
     ClaimsExpired,
     ClaimsHashMismatch,
     ClaimsMissing,
+    ConfigError,
     IssuerNotAllowed,
     MeshError,
 )
@@ -114,6 +115,12 @@ def test_flipped_bits_in_a_cache_file_are_caught_before_the_code_runs(
         assert not actor.from_cache
         assert second.engine.stats.cache_errors == 1
         assert second.call_sync(actor.actor_id, "echo", b"x") == b"x"
+
+
+def test_a_cache_path_that_is_a_file_is_named(tmp_path, handler):
+    (tmp_path / "modules").write_text("not a directory")
+    with pytest.raises(ConfigError, match=r"compiled-module cache .*modules: File exists"):
+        Runtime(tmp_path, handler)
 
 
 def test_reloading_replaces_the_actor(runtime, test_actor):
