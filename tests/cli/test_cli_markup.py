@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meshhost.cli.host import _report
 from meshhost.cli.output import fails_cleanly
 from meshhost.errors import ConfigError
-from meshhost.host import encode_meta
+from meshhost.host import decode_meta, encode_meta
 from meshhost.membership import Member, MemberJoined, MemberState
 
 
@@ -34,6 +36,19 @@ def test_a_peer_with_malformed_labels_is_reported_with_its_text_labels(
     out = capsys.readouterr().out
     assert "N" + "A" * 55 in out
     assert ("ok" in out) == ("ok" in str(meta))
+
+
+@given(st.binary(max_size=200) | st.recursive(
+    st.none() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=8) | st.binary(max_size=8),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["labels", "x"]) | st.text(max_size=4), inner, max_size=3),
+    max_leaves=10,
+).map(lambda value: msgpack.packb(value, use_bin_type=True)))
+def test_any_metadata_decodes_to_text_labels_or_nothing(meta: bytes) -> None:
+    decoded = decode_meta(meta)
+    assert decoded == {} or set(decoded) == {"labels"}
+    labels = decoded.get("labels", {})
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
 
 
 def test_an_error_quoting_user_text_is_printed_verbatim(capsys: pytest.CaptureFixture[str]) -> None:
