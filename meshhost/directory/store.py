@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ from meshhost.errors import (
 )
 
 __all__ = ["COMPACT_MIN_RECORDS", "LOG_NAME", "EntryStore", "FileStore", "MemoryStore"]
+
+log = logging.getLogger(__name__)
 
 LOG_NAME = "lww.jsonl"
 FORMAT = "meshhost-directory-lww"
@@ -187,17 +190,27 @@ class FileStore:
                 entries.append(entry_from_json(text))
             except (UnicodeDecodeError, ValueError, RecursionError) as exc:
                 if number == len(complete) and number > 1:
-                    good_bytes -= len(line) + 1  # a torn last line: never acknowledged
+                    # A whole last line that does not parse: most likely a write cut
+                    # short by a crash (never acknowledged), but say so, it may not be.
+                    log.warning("%s:%d: dropped the last line, which is damaged (%s)",
+                                self.path, number, exc)
+                    good_bytes -= len(line) + 1
                     break
                 raise DirectoryStoreCorrupt(
                     f"{self.path}:{number}: {exc}; the directory log is damaged; move it "
                     "aside to start with an empty directory (peers will resend what they know)"
                 ) from None
         if good_bytes != len(raw):
-            with open(self.path, "r+b") as handle:
-                handle.truncate(good_bytes)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                with open(self.path, "r+b") as handle:
+                    handle.truncate(good_bytes)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise DirectoryStoreCorrupt(
+                    f"cannot cut the torn end off the directory log {self.path}: "
+                    f"{exc.strerror or exc}; make the data dir writable"
+                ) from None
         if not complete:  # empty or header torn: start afresh
             self.path.unlink()
             self._records = 0

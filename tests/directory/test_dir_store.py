@@ -131,6 +131,19 @@ def test_a_torn_last_line_is_dropped_and_cut_off(tmp_path, clock):
     assert restart(tmp_path, clock).items("config") == [("a", "1"), ("c", "3")]
 
 
+def test_a_damaged_whole_last_line_is_dropped_with_a_warning(tmp_path, clock, caplog):
+    d = restart(tmp_path, clock)
+    d.config_put("a", "1")
+    d.config_put("b", "2")
+    path = tmp_path / LOG_NAME
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + "{damaged\n")
+    with caplog.at_level("WARNING"):
+        d2 = restart(tmp_path, clock)
+    assert d2.items("config") == [("a", "1")]
+    assert f"{LOG_NAME}:3: dropped the last line, which is damaged" in caplog.text
+
+
 def test_damage_in_the_middle_is_reported_with_file_and_line(tmp_path, clock):
     d = restart(tmp_path, clock)
     for k in "abc":
