@@ -132,7 +132,8 @@ async def _read_message(stream: trio.abc.ReceiveStream) -> bytes | None:
         return None
     (length,) = _HEADER.unpack(header)
     if length > MAX_MESSAGE_BYTES:
-        raise DecodeError(f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}")
+        raise ControlError(
+            ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}")
     body = await _read_exactly(stream, length)
     if body is None:
         raise DecodeError("control connection closed in the middle of a message")
@@ -207,7 +208,7 @@ async def serve_unix(
                     await _write_message(stream, reply)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the CLI went away: nothing to answer
-            except DecodeError as exc:
+            except (DecodeError, ControlError) as exc:
                 log.warning("control client sent a bad message: %s", exc)
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await _write_message(stream, encode_reply(error=exc))  # e.g. too large

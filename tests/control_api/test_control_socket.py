@@ -89,7 +89,7 @@ async def test_an_oversized_message_is_answered_with_the_limit(
     assert reply is not None
     with pytest.raises(api.ControlError, match="exceeds 67108864") as info:
         api.decode_reply(reply)
-    assert info.value.code == ErrorCode.PROTOCOL
+    assert info.value.code == ErrorCode.TOO_LARGE  # as proto/spec/rpc.md says
 
 
 async def test_missing_host_says_how_to_start_one(tmp_path: Path) -> None:
