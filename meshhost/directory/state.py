@@ -350,7 +350,8 @@ class Directory:
 
         The stamp is greater than the one of the value it replaces, so a
         write always supersedes what this host sees.  Raises
-        DirectoryValueError for a bad namespace, key or value.
+        DirectoryValueError for a bad namespace, key or value, and
+        DirectoryStoreFailed (nothing changed) when the disk refuses.
         """
         self._check_key(ns, key)
         if value is None:

@@ -63,11 +63,17 @@ class EntryStore(Protocol):
         ...
 
     def append(self, entries: Sequence[LwwEntry]) -> None:
-        """Store entries durably; returns only once they would survive a crash."""
+        """Store entries durably; returns only once they would survive a crash.
+
+        Raises DirectoryStoreFailed (nothing stored) when the disk refuses.
+        """
         ...
 
     def compact(self, entries: Iterable[LwwEntry]) -> None:
-        """Replace the stored entries by ``entries`` atomically."""
+        """Replace the stored entries by ``entries`` atomically.
+
+        Raises DirectoryStoreFailed (the old entries stay) when the disk refuses.
+        """
         ...
 
     def needs_compaction(self, live_entries: int) -> bool:
