@@ -374,6 +374,8 @@ def load(
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses per nested array or inline table
+            raise ConfigError(f"config file {path} nests values too deeply") from None
     env_values = _env_values(environ)
     clean_overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
 

@@ -50,6 +50,7 @@ def test_labels_and_seeds_parse_from_environment() -> None:
         ("[membership]\ngossip_nodes = 0", "gossip_nodes must be > 0"),
         ("membership = 3", "must be a table"),
         ("port = ", "not valid TOML"),
+        ("port = " + "[" * 3000 + "]" * 3000, "nests values too deeply"),
         ('lattice = ""', "lattice name"),
     ],
 )
