@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from pathlib import Path
 
 import msgpack
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -152,7 +154,8 @@ config_values = st.dictionaries(
             "NAMESPACE",
         ]
     ),
-    st.one_of(st.text(max_size=40), st.sampled_from(['{"address": 5}', "[]", "{", "1k", "0", "*"])),
+    st.one_of(st.text(max_size=40),
+              st.sampled_from(['{"address": 5}', "[]", "{", "1k", "0", "*", "[" * 3000])),
     max_size=4,
 )
 
@@ -165,6 +168,16 @@ def test_link_config_parsers_raise_only_link_config_errors(config: dict[str, str
             parse(link)
         except LinkConfigError:
             pass
+
+
+@pytest.mark.parametrize("key", ["config_json", "config_b64"])
+def test_deeply_nested_config_json_is_a_link_config_error(key: str) -> None:
+    text = "[" * 3000 + "]" * 3000  # json.loads raises RecursionError, not ValueError
+    raw = base64.b64encode(text.encode()).decode() if key == "config_b64" else text
+    link = LinkDefinition(ACTOR, "wasmcloud:any", "default", values={key: raw})
+    for parse in (httpserver.parse_settings, subscriptions_of):
+        with pytest.raises(LinkConfigError, match=f"{key} is not valid"):
+            parse(link)
 
 
 @given(

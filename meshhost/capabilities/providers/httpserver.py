@@ -142,7 +142,7 @@ def parse_settings(link: LinkDefinition) -> ServerSettings:
         try:
             text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
             parsed = json.loads(text)
-        except (binascii.Error, ValueError) as exc:
+        except (binascii.Error, ValueError, RecursionError) as exc:
             raise LinkConfigError(f"{link.describe()}: {key} is not valid: {exc}") from None
         if not isinstance(parsed, dict):
             raise LinkConfigError(f"{link.describe()}: {key} must be a JSON object")

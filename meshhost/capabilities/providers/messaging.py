@@ -110,7 +110,7 @@ def subscriptions_of(link: LinkDefinition) -> tuple[tuple[str, ...], ...]:
         try:
             text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
             config = json.loads(text)
-        except (binascii.Error, ValueError) as exc:
+        except (binascii.Error, ValueError, RecursionError) as exc:
             raise LinkConfigError(f"{link.describe()}: {key} is not valid: {exc}") from None
         subs = config.get("subscriptions", []) if isinstance(config, dict) else None
         if not isinstance(subs, list) or not all(isinstance(s, str) for s in subs):
