@@ -29,7 +29,7 @@ from meshhost.cli.output import emit_json, fails_cleanly, json_option, silence_s
 from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
-from meshhost.errors import KeyringError, LatticeSecretError, MeshError
+from meshhost.errors import ConfigError, KeyringError, LatticeSecretError, MeshError
 from meshhost.identity.keyring import (
     encode_secret,
     generate_secret,
@@ -289,8 +289,9 @@ async def _print_events(
     status_file: Path | None,
     as_json: bool,
 ) -> None:
+    failed = None
     if status_file is not None:
-        _write_status(host, status_file)
+        failed = _refresh_status(host, status_file, as_json, failed)
     while True:
         event = None
         with trio.move_on_after(STATUS_REFRESH_S):
@@ -301,7 +302,7 @@ async def _print_events(
         if event is not None:
             _report(event, as_json)
         if status_file is not None:
-            _write_status(host, status_file)
+            failed = _refresh_status(host, status_file, as_json, failed)
 
 
 class _Budget:
@@ -378,9 +379,28 @@ def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
 
 
 def _write_status(host: Host, path: Path) -> None:
+    """Raises ConfigError naming the file when it cannot be written."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(host.status(), sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)  # readers never see a half-written file
+    try:
+        tmp.write_text(json.dumps(host.status(), sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)  # readers never see a half-written file
+    except OSError as exc:
+        raise ConfigError(f"cannot write status file {path}: {exc.strerror or exc}") from None
+
+
+def _refresh_status(host: Host, path: Path, as_json: bool, failed: str | None) -> str | None:
+    """Rewrite the status file while running; a failure (disk full) is said once, not fatal.
+
+    Returns the failure in force (None when the write worked).
+    """
+    try:
+        _write_status(host, path)
+    except ConfigError as exc:
+        if str(exc) != failed:
+            _say(as_json, {"event": "status_failed", "error": str(exc)},
+                 f"[red]status file not updated:[/] {escape(str(exc))}")
+        return str(exc)
+    return None
 
 
 @main.group("lattice")
