@@ -191,7 +191,9 @@ class ReconcileDriver:
             elif isinstance(action, DeleteLink):
                 self._delete_link(action.link)
             self.actions_done += 1
-        except MeshError as exc:
+        except Exception as exc:  # one failed action must not end this host's reconciling
+            if not isinstance(exc, MeshError):
+                log.exception("reconcile: %s failed unexpectedly", _describe(action))
             self.actions_failed += 1
             if isinstance(action, StartActor):
                 self.reconciler.start_failed(action.key, trio.current_time())

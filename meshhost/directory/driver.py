@@ -147,7 +147,10 @@ class DirectoryDriver:
         try:
             while True:
                 while (event := self.directory.next_event()) is not None:
-                    await self._apply(event)
+                    try:
+                        await self._apply(event)
+                    except Exception:  # one bad event must not end the host's directory
+                        log.exception("directory: applying %s failed", type(event).__name__)
                 await wake.wait()
                 wake = trio.Event()
                 self.directory.on_event = wake.set
@@ -196,7 +199,10 @@ class DirectoryDriver:
                     self._nursery.start_soon(self.pull, self._rng.choice(peers))
             if trio.current_time() >= next_resync:
                 next_resync = trio.current_time() + LINK_RESYNC_S
-                await self._links.apply_links(self.directory.links())
+                try:
+                    await self._links.apply_links(self.directory.links())
+                except Exception:  # retried at the next resync; the host keeps running
+                    log.exception("directory: re-applying links failed")
 
 
 def _link_fields(link: Any) -> dict[str, Any]:

@@ -92,3 +92,27 @@ def _versioned(tmp_path: Path, instances: int, version: str) -> Path:
     path = tmp_path / f"app-{version}.yaml"
     path.write_text(counter_manifest(instances, version=version))
     return path
+
+
+async def test_an_unexpected_failure_to_start_is_retried_and_the_host_keeps_reconciling(
+        tmp_path: Path) -> None:
+    signed_example.cached = signed_example("kvcounter")
+    async with trio.open_nursery() as nursery:
+        member = Member(make_host(tmp_path, 0))
+        await nursery.start(member.run)
+        host = member.host
+        start = host.actors.start
+        failures = []
+
+        async def start_with_a_bug_once(*args, **kwargs):
+            if not failures:
+                failures.append(1)
+                raise RuntimeError("a bug in starting actors")
+            return await start(*args, **kwargs)
+
+        host.actors.start = start_with_a_bug_once
+        await client(host).request("apply", **manifest_args(tmp_path, 2))
+        await wait_until(lambda: sum(running([host]).values()) == 2,
+                         "2 instances run after the retry", timeout_s=15)
+        assert failures and host.reconcile_driver.actions_failed >= 1
+        nursery.cancel_scope.cancel()
