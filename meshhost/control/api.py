@@ -102,14 +102,27 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
     return op, args
 
 
-def encode_reply(result: Any = None, *, error: MeshError | None = None) -> bytes:
+def encode_reply(
+    result: Any = None, *, error: MeshError | None = None, op: str = "the request"
+) -> bytes:
+    """Pack one reply; a result over MAX_MESSAGE_BYTES becomes a ``too_large`` error
+    reply (naming ``op``), since no client would read a message that size."""
     if error is not None:
         return _pack({"ok": False, "code": int(error.code), "error": str(error)})
-    return _pack({"ok": True, "result": result})
+    return _fit(_pack({"ok": True, "result": result}), f"reply to {op!r}")
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    return _pack({"ok": True, "event": dict(event)})
+    """Pack one stream event; one over MAX_MESSAGE_BYTES becomes a ``too_large`` error."""
+    return _fit(_pack({"ok": True, "event": dict(event)}), f"event {event.get('kind')!r}")
+
+
+def _fit(data: bytes, what: str) -> bytes:
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return data
+    return encode_reply(error=PayloadTooLarge(
+        f"{what} is {len(data)} bytes, over the {MAX_MESSAGE_BYTES / 2**20:g} MiB "
+        "a control message may hold"))
 
 
 def decode_reply(data: bytes) -> dict[str, Any]:
@@ -160,7 +173,7 @@ async def handle_request(data: bytes, dispatch: Dispatch) -> bytes:
     """Answer one encoded control request (used for channel 3 and the socket)."""
     try:
         op, args = decode_request(data)
-        return encode_reply(await dispatch(op, args))
+        return encode_reply(await dispatch(op, args), op=op)
     except MeshError as exc:
         return encode_reply(error=exc)
 
@@ -198,7 +211,7 @@ async def serve_unix(
                             await _write_message(stream, encode_event(event))
                         return
                     try:
-                        reply = encode_reply(await dispatch(op, args))
+                        reply = encode_reply(await dispatch(op, args), op=op)
                     except MeshError as exc:
                         reply = encode_reply(error=exc)
                     except Exception:  # a bug behind one op must not stop the host

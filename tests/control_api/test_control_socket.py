@@ -27,6 +27,8 @@ async def dispatch(op: str, args: Mapping[str, Any]) -> Any:
         return {"args": dict(args)}
     if op == "fail":
         raise NoHostForActor("no host in lattice 'x' runs actor M1")
+    if op == "big":
+        return {"blob": b"\x00" * int(args["n"])}
     if op == "bug":
         raise IsADirectoryError(21, "Is a directory")  # e.g. from a damaged data dir
     raise api.ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
@@ -34,7 +36,7 @@ async def dispatch(op: str, args: Mapping[str, Any]) -> Any:
 
 async def count_events(args: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
     for i in range(int(args.get("n", 3))):
-        yield {"kind": "tick", "n": i}
+        yield {"kind": "tick", "n": i, "blob": b"\x00" * int(args.get("size", 0))}
 
 
 async def test_requests_errors_and_streams(nursery: trio.Nursery, tmp_path: Path) -> None:
@@ -126,6 +128,45 @@ async def test_a_request_over_the_size_limit_fails_before_it_is_sent(
     with pytest.raises(PayloadTooLarge, match=r"'echo' is 1048\d{3} bytes, over the 1 MiB"):
         await client.request("echo", blob=b"\x00" * 1024 * 1024)
     assert await client.request("echo", x=1) == {"args": {"x": 1}}  # the host is fine
+
+
+async def test_a_reply_over_the_size_limit_is_sent_as_a_too_large_error(
+    nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = await nursery.start(api.serve_unix, tmp_path / "control.sock", dispatch,
+                               {"events": count_events})
+    monkeypatch.setattr(api, "MAX_MESSAGE_BYTES", 1024 * 1024)
+    stream = await trio.open_unix_socket(str(path))
+    async with stream:
+        await api._write_message(stream, api.encode_request("big", {"n": 2 * 1024 * 1024}))
+        with trio.fail_after(5):
+            header = await api._read_exactly(stream, 4)
+            assert header is not None
+            length = int.from_bytes(header, "big")
+            assert length < 1024  # the host never put the 2 MiB reply on the socket
+            body = await api._read_exactly(stream, length)
+    assert body is not None
+    with pytest.raises(api.ControlError, match=r"reply to 'big' is 2097\d{3} bytes, over the 1 MiB"
+                       ) as info:
+        api.decode_reply(body)
+    assert info.value.code == ErrorCode.TOO_LARGE
+    client = api.ControlClient(path)
+    assert await client.request("big", n=10) == {"blob": b"\x00" * 10}  # the host is fine
+    events = client.stream("events", n=2, size=2 * 1024 * 1024)
+    with pytest.raises(api.ControlError, match=r"event 'tick' is .* over the 1 MiB") as info:
+        await events.__anext__()
+    assert info.value.code == ErrorCode.TOO_LARGE
+
+
+def test_a_channel_3_reply_over_the_size_limit_is_a_too_large_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(api, "MAX_MESSAGE_BYTES", 1024 * 1024)
+    reply = trio.run(api.handle_request, api.encode_request("big", {"n": 2 * 1024 * 1024}),
+                     dispatch)
+    with pytest.raises(api.ControlError, match="reply to 'big' is") as info:
+        api.decode_reply(reply)
+    assert info.value.code == ErrorCode.TOO_LARGE
 
 
 KEYS = st.sampled_from(["op", "args", "ok", "code", "error", "result"]) | st.text(max_size=5)
