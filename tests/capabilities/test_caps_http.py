@@ -140,6 +140,21 @@ async def test_connect_is_405_and_never_reaches_the_actor(server, caplog):
     assert "Error in ASGI" not in caplog.text  # a 2xx made h11 fail in SWITCHED_PROTOCOL
 
 
+async def test_a_websocket_upgrade_is_501_saying_the_contract_has_no_websockets(server, caplog):
+    _, _, actor, _, port = server
+    request = (
+        b"GET /chat HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    reply = await trio.to_thread.run_sync(first_reply_bytes, port, request)
+    assert reply.startswith(b"HTTP/1.1 501")
+    assert b"websocket upgrades are not supported" in reply and b"wasmCloud 0.x" in reply
+    assert actor.requests == []
+    assert "Error in ASGI" not in caplog.text
+    assert (await trio.to_thread.run_sync(http_get, port))[0] == 201  # served as before
+
+
 async def test_a_stalled_body_is_408_after_the_link_timeout_and_the_server_serves_on(
     nursery, make_link
 ):

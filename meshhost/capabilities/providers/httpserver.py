@@ -20,7 +20,8 @@ wasmCloud's ``load_settings``): ``config_b64`` / ``config_json`` (JSON with
 Errors become plain-text answers: body too large 413 (at once when the
 declared Content-Length is); a body that does not arrive within the link's
 timeout 408 (a stalled client holds no request for long); ``CONNECT`` 405
-(it is not a proxy); the actor did not
+(it is not a proxy); a websocket upgrade 501 (the contract has one request
+and one response, no stream); the actor did not
 answer in time, is not running anywhere, or is overloaded 503; the actor
 failed or answered garbage 500, with the actor's error as the body.  A 503's
 body names only the kind of failure (``service unavailable (timeout)``):
@@ -71,6 +72,10 @@ DEFAULT_MAX_CONTENT_LEN = 10 * 1024 * 1024
 """wasmCloud's default request body limit (10 MiB)."""
 CONTENT_LEN_CEILING = 500 * 1024 * 1024
 """wasmCloud's hard ceiling for max_content_len (a guest's memory is limited)."""
+WEBSOCKET_REFUSAL = (
+    "websocket upgrades are not supported: the wasmCloud 0.x HttpServer contract "
+    "carries one request and one response\n"
+)
 GRACEFUL_STOP_S = 2.0
 """In-flight requests get this long to finish when a link is removed."""
 
@@ -287,6 +292,13 @@ class HttpServerProvider(Provider):
                     elif message["type"] == "lifespan.shutdown":
                         await send({"type": "lifespan.shutdown.complete"})
                         return
+            if scope["type"] == "websocket":
+                await receive()  # websocket.connect
+                status, headers, body = _plain(501, WEBSOCKET_REFUSAL)
+                await send({"type": "websocket.http.response.start", "status": status,
+                            "headers": headers})
+                await send({"type": "websocket.http.response.body", "body": body})
+                return
             if scope["type"] != "http":
                 return
             answer = await self._handle(listener, scope, receive)
