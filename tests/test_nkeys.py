@@ -17,6 +17,7 @@ from meshhost.errors import (
     SignatureError,
 )
 from meshhost.identity import nkeys
+from meshhost.identity.keyring import encode_secret
 from meshhost.identity.nkeys import Prefix
 
 SIGNING = [p for p in nkeys.PUBLIC_PREFIXES if p != Prefix.CURVE]
@@ -93,8 +94,18 @@ def test_wrong_prefix_is_named() -> None:
         nkeys.decode_public(pair.public_key, Prefix.SERVER)
     with pytest.raises(NkeyPrefixError, match="seed"):
         nkeys.decode_public(pair.encoded_seed)
-    with pytest.raises(NkeyPrefixError, match="expected a account seed"):
+    with pytest.raises(NkeyPrefixError, match=r"expected an account seed \(SA\.\.\.\), got a mod"):
         nkeys.from_seed(pair.encoded_seed, Prefix.ACCOUNT)
+    with pytest.raises(NkeyPrefixError, match=r"expected a host seed \(SN\.\.\.\)"):
+        nkeys.from_seed(pair.encoded_seed, Prefix.SERVER)
+
+
+def test_a_lattice_secret_given_as_a_seed_is_named() -> None:
+    secret = encode_secret(bytes(32))
+    with pytest.raises(NkeyPrefixError, match=r"^this is a lattice secret \(SL\.\.\.\), not a key"):
+        nkeys.from_seed(secret)
+    with pytest.raises(NkeyPrefixError, match=r"expected a module \(actor\) seed \(SM\.\.\.\)"):
+        nkeys.from_seed(secret, Prefix.MODULE)
 
 
 def test_bad_length_and_alphabet_are_named() -> None:

@@ -25,10 +25,10 @@ from meshhost.cli.output import (
     read_secret,
     stdout,
 )
-from meshhost.errors import ClaimsError, WasmFormatError
+from meshhost.errors import ClaimsError, NkeyError, WasmFormatError
 from meshhost.identity import claims as wascap
 from meshhost.identity import nkeys
-from meshhost.identity.nkeys import Prefix
+from meshhost.identity.nkeys import KeyPair, Prefix
 
 ISSUER_ENV = "MESHHOST_ISSUER_SEED"
 SUBJECT_ENV = "MESHHOST_SUBJECT_SEED"
@@ -96,6 +96,14 @@ def claims_group() -> None:
     """Sign Wasm actors with wascap claims (wasmCloud-compatible) and inspect them."""
 
 
+def _load_seed(value: str | None, env_var: str, what: str, kind: Prefix | None) -> KeyPair:
+    """The key pair in a seed file or ``env_var``; an NkeyError names which input it is."""
+    try:
+        return nkeys.from_seed(read_secret(value, env_var, what), kind)
+    except NkeyError as exc:
+        raise type(exc)(f"{what} ({value or '$' + env_var}): {exc}") from None
+
+
 @claims_group.command("sign")
 @click.argument("module", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -157,10 +165,10 @@ def sign_cmd(
     in meshhost. Seeds are read from files or environment variables only.
     """
     data = _read_module(module)
-    issuer = nkeys.from_seed(read_secret(issuer_file, ISSUER_ENV, "issuer seed"), Prefix.ACCOUNT)
+    issuer = _load_seed(issuer_file, ISSUER_ENV, "issuer seed", Prefix.ACCOUNT)
     generated = False
     if subject_file or os.environ.get(SUBJECT_ENV, "").strip():
-        subject = nkeys.from_seed(read_secret(subject_file, SUBJECT_ENV, "subject seed"))
+        subject = _load_seed(subject_file, SUBJECT_ENV, "subject seed", None)
     else:
         # wash also gives provider modules an M... subject.
         subject = nkeys.generate(Prefix.MODULE, os.urandom)

@@ -53,8 +53,9 @@ from meshhost.errors import (
     KeyringError,
     LatticeSecretChecksumError,
     LatticeSecretError,
+    NkeyError,
 )
-from meshhost.identity.nkeys import crc16
+from meshhost.identity.nkeys import crc16, decode_seed, seed_kind
 
 __all__ = [
     "KEY_HINT",
@@ -144,9 +145,15 @@ def decode_secret(text: str) -> bytes:
             f"got {len(text)}: it was cut short or has extra characters"
         )
     if not text.startswith("SL"):
-        what = "an nkeys seed" if text.startswith("S") else "not a secret"
+        what = "not a secret"
+        if text.startswith("S"):
+            try:
+                what = seed_kind(decode_seed(text)[0])
+            except NkeyError:
+                what = "an nkeys seed"
         raise LatticeSecretError(
-            f"this is {what}, not a lattice secret; lattice secrets start with 'SL'"
+            f"this is {what}, not a lattice secret; lattice secrets start with 'SL' "
+            "(`meshhost lattice new` makes one)"
         )
     try:
         raw = base64.b32decode(text + "=" * (-len(text) % 8))

@@ -40,6 +40,7 @@ __all__ = [
     "encode_seed",
     "from_seed",
     "generate",
+    "seed_kind",
     "verify",
 ]
 
@@ -76,6 +77,10 @@ class Prefix(enum.IntEnum):
 
 
 PUBLIC_PREFIXES = tuple(p for p in Prefix if p not in (Prefix.SEED, Prefix.PRIVATE))
+_KIND_NAMES = {Prefix.SERVER: "host", Prefix.MODULE: "module (actor)"}
+"""Names meshhost's docs use where NATS's differ."""
+_LATTICE_SECRET_KIND = 11 << 3
+"""'L': the kind a lattice secret (SL..., identity/keyring.py) is encoded with; no key has it."""
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _KEY_LEN = 32
@@ -187,18 +192,30 @@ def decode_seed(text: str, expected: Prefix | None = None) -> tuple[Prefix, byte
     if body[0] & 0xF8 != Prefix.SEED:
         raise NkeyPrefixError("not a seed: seeds start with 'S'")
     kind = ((body[0] & 7) << 5) | ((body[1] & 0xF8) >> 3)
+    wanted = "" if expected is None else f"; expected {seed_kind(expected)}"
+    if kind == _LATTICE_SECRET_KIND:
+        raise NkeyPrefixError(
+            f"this is a lattice secret (SL...), not a key seed{wanted}: the lattice secret "
+            "only lets hosts join, it cannot sign"
+        )
     try:
         prefix = Prefix(kind)
     except ValueError:
-        raise NkeyPrefixError(f"seed names unknown key kind {kind:#04x}") from None
-    if prefix in (Prefix.SEED, Prefix.PRIVATE):
-        raise NkeyPrefixError(f"seed names invalid key kind {prefix.name.lower()}")
-    if expected is not None and prefix != expected:
         raise NkeyPrefixError(
-            f"expected a {expected.name.lower()} seed (S{expected.letter}...), "
-            f"got a {prefix.name.lower()} seed (S{prefix.letter}...)"
-        )
+            f"seed names unknown key kind {_ALPHABET[kind >> 3]!r} ({kind:#04x}){wanted}"
+        ) from None
+    if prefix in (Prefix.SEED, Prefix.PRIVATE):
+        raise NkeyPrefixError(f"seed names invalid key kind {prefix.name.lower()}{wanted}")
+    if expected is not None and prefix != expected:
+        raise NkeyPrefixError(f"expected {seed_kind(expected)}, got {seed_kind(prefix)}")
     return prefix, body[2:]
+
+
+def seed_kind(prefix: Prefix) -> str:
+    """How a person calls a seed of this kind, e.g. "an account seed (SA...)"."""
+    name = _KIND_NAMES.get(prefix, prefix.name.lower())
+    article = "an" if name[0] in "aeiou" else "a"
+    return f"{article} {name} seed (S{prefix.letter}...)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,6 +161,24 @@ def test_bad_seed_files_fail_cleanly(workdir: Path) -> None:
     assert not (workdir / "actor_s.wasm").exists()
 
 
+def test_a_lattice_secret_or_other_seed_kind_is_named_as_such(workdir: Path) -> None:
+    secret = workdir / "lattice.secret"
+    assert run("lattice", "new", "--out", str(secret)).exit_code == 0
+    sign = ("claims", "sign", str(workdir / "actor.wasm"), "-n", "x")
+    line = run(*sign, "--issuer", str(secret)).output.strip()
+    assert line == (
+        f"error: issuer seed ({secret}): this is a lattice secret (SL...), not a key seed; "
+        "expected an account seed (SA...): the lattice secret only lets hosts join, it cannot "
+        "sign"
+    ), line
+    line = run(*sign, "--issuer", str(workdir / "subject.nk")).output.strip()
+    assert line.endswith("expected an account seed (SA...), got a module (actor) seed (SM...)")
+    result = run(*sign, "--subject", str(secret), env={"MESHHOST_ISSUER_SEED": ISSUER.encoded_seed})
+    assert result.exit_code == 1
+    assert f"subject seed ({secret}): this is a lattice secret (SL...)" in result.output
+    assert not (workdir / "actor_s.wasm").exists()
+
+
 def test_bad_durations_and_modules_are_usage_errors(workdir: Path) -> None:
     result = run("claims", "sign", str(workdir / "actor.wasm"), "-n", "x",
                  "--issuer", str(workdir / "issuer.nk"), "--expires-in", "soon")  # fmt: skip

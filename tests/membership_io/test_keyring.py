@@ -18,6 +18,7 @@ from meshhost.errors import (
     LocalProtocolError,
 )
 from meshhost.identity import keyring as kr
+from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
 
 VECTORS = json.loads((Path(__file__).parents[2] / "proto" / "vectors" / "keyring.json").read_text())
@@ -59,6 +60,15 @@ def test_malformed_secrets_raise_typed_errors(text: str, message: str) -> None:
     with pytest.raises(LatticeSecretError, match=message) as info:
         kr.decode_secret(text)
     assert isinstance(info.value, LocalProtocolError)
+
+
+def test_a_key_seed_given_as_a_secret_is_named_by_its_kind() -> None:
+    account = nkeys.KeyPair(nkeys.Prefix.ACCOUNT, bytes(32)).encoded_seed
+    host = nkeys.KeyPair(nkeys.Prefix.SERVER, bytes(32)).encoded_seed
+    with pytest.raises(LatticeSecretError, match=r"this is an account seed \(SA\.\.\.\), not a"):
+        kr.decode_secret(account)
+    with pytest.raises(LatticeSecretError, match=r"this is a host seed \(SN\.\.\.\), not a lat"):
+        kr.decode_secret(host)
 
 
 @given(st.text(max_size=80))
