@@ -197,7 +197,31 @@ def stop(
         )
 
 
-@main.command()
+class _CountCommand(click.Command):
+    """A command whose COUNT argument, given as ``-1``, is reported as a bad count.
+
+    click reads any word starting with ``-`` as an option and would answer
+    "No such option '-1'"; here such a word that is not an option's value is
+    checked as COUNT, which names the allowed range.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {
+            name for p in self.params if isinstance(p, click.Option) and not p.is_flag
+            for name in p.opts
+        }
+        count = next(p for p in self.params if p.name == "count")
+        previous = ""
+        for word in args:
+            if word == "--":
+                break
+            if word[:1] == "-" and word[1:].isdigit() and previous not in takes_value:
+                count.type.convert(word, count, ctx)  # raises BadParameter naming the range
+            previous = word
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_CountCommand)
 @click.argument("actor")
 @click.argument("count", type=click.IntRange(0, 1000))
 @click.option("--host", help="Scale on this host (default: the local host).")

@@ -99,3 +99,13 @@ def test_a_missing_secret_says_the_command_that_makes_it(tmp_path: Path) -> None
     missing = tmp_path / "lattice.secret"
     line = _one_error_line(CliRunner().invoke(main, [*up, "--secret-file", str(missing)]))
     assert f"Create it with `meshhost lattice new --out {missing}`" in line, line
+
+
+def test_a_negative_scale_count_is_a_bad_count_not_an_unknown_option(tmp_path: Path) -> None:
+    actor = "M" + "A" * 55
+    for args in ([actor, "-1"], [actor, "--host", "-1", "-5"]):
+        result = CliRunner().invoke(main, ["scale", *args, "--data-dir", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for 'COUNT': -" in result.output, result.output
+        assert "is not in the range 0<=x<=1000" in result.output
+        assert "No such option" not in result.output
