@@ -16,6 +16,7 @@ else ``~/.local/share/meshhost/<lattice>``.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -36,8 +37,20 @@ def default_data_dir(lattice: str, environ: dict[str, str] | None = None) -> Pat
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write a secret file readable only by its owner, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a secret file readable only by its owner, atomically, making its directory.
+
+    Raises OSError naming ``path``; NotADirectoryError when a file sits where
+    one of its directories should be.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        for parent in (path.parent, *path.parent.parents):
+            if os.path.lexists(parent) and not parent.is_dir():
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"{parent} is a file, not a directory", str(path)
+                ) from None
+        raise
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -109,3 +109,12 @@ def test_a_negative_scale_count_is_a_bad_count_not_an_unknown_option(tmp_path: P
         assert "Invalid value for 'COUNT': -" in result.output, result.output
         assert "is not in the range 0<=x<=1000" in result.output
         assert "No such option" not in result.output
+
+
+def test_a_secret_out_path_under_a_regular_file_names_the_file(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for out in (a_file / "x", a_file / "x" / "y"):
+        line = _one_error_line(CliRunner().invoke(main, ["lattice", "new", "--out", str(out)]))
+        assert line == f"error: {out}: {a_file} is a file, not a directory", line
+    assert a_file.read_text() == ""
