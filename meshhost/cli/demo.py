@@ -12,7 +12,8 @@ holding the port and shows calls keep being answered by the other instance,
 another host takes the port over, and the others declare the dead one dead;
 it restarts that host on the same data dir and port, and shows the lattice
 whole again with the host's key-value data intact.
-Everything it starts, it stops, also on Ctrl-C, SIGTERM or SIGHUP.  If it
+Everything it starts, it stops, also on Ctrl-C, SIGTERM or SIGHUP (it then
+exits 128 + the signal's number: 130 after Ctrl-C).  If it
 fails, it keeps the hosts' logs and says where.  Each step prints the CLI
 command that does the same by hand.
 """
@@ -40,7 +41,7 @@ import trio
 
 from meshhost import examples
 from meshhost.cli import main
-from meshhost.cli.output import stdout
+from meshhost.cli.output import exit_by_signal, stdout
 from meshhost.control.api import ControlClient, ControlError
 from meshhost.datadir import CONTROL_SOCKET, write_private
 from meshhost.errors import LocalProtocolError, MeshError
@@ -227,9 +228,12 @@ def demo(keep: bool) -> None:
     stdout.print(f"[bold]meshhost demo[/]: lattice {LATTICE!r}, {HOSTS} hosts on 127.0.0.1")
     _say(f"[dim]state and logs in {root} ({'kept' if keep else 'removed'} at the end)[/]")
     keep_root = keep
+    stopped_by: list[int] = []
     try:
-        with _stop_on_termination():
+        with _stop_on_termination(stopped_by):
             _run_demo(hosts, root)
+    except KeyboardInterrupt:
+        exit_by_signal(stopped_by[0] if stopped_by else signal.SIGINT)  # after the cleanup below
     except (MeshError, click.ClickException) as exc:
         keep_root = True  # the hosts' logs say what went wrong
         why = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
@@ -242,10 +246,12 @@ def demo(keep: bool) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_termination() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the demo as Ctrl-C does, so its hosts are stopped, not orphaned."""
+def _stop_on_termination(stopped_by: list[int]) -> Iterator[None]:
+    """SIGTERM and SIGHUP end the demo as Ctrl-C does, so its hosts are stopped, not orphaned.
+    The signal is appended to ``stopped_by`` (for the exit code)."""
 
     def as_ctrl_c(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
         if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, signal.SIG_IGN):
             raise KeyboardInterrupt
         signal.raise_signal(signal.SIGINT)  # inside trio.run: trio delivers it safely

@@ -4,7 +4,9 @@
 ``MESHHOST_LATTICE_SECRET`` environment variable, or ``lattice.secret`` in the
 data dir.  It prints membership changes as they happen (``--json``: one JSON
 object per line), keeps ``--status-file`` up to date, and on SIGINT/SIGTERM
-announces a graceful leave before exiting (a second signal exits at once).
+announces a graceful leave before exiting (a second signal exits at once):
+exit code 130 after SIGINT (Ctrl-C), 0 after SIGTERM (a service manager's
+ordinary stop).
 SIGHUP re-reads the secret file (first line primary, the others accepted):
 that is how a running lattice rotates its secret, see proto/spec/keyring.md.
 """
@@ -25,7 +27,14 @@ from rich.markup import escape
 
 from meshhost import config as config_mod
 from meshhost.cli import main
-from meshhost.cli.output import emit_json, fails_cleanly, json_option, silence_stdout, stdout
+from meshhost.cli.output import (
+    emit_json,
+    exit_by_signal,
+    fails_cleanly,
+    json_option,
+    silence_stdout,
+    stdout,
+)
 from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
@@ -134,7 +143,11 @@ def up(
     status_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Run a host: find peers, join the lattice, report who is alive."""
+    """Run a host: find peers, join the lattice, report who is alive.
+
+    Ctrl-C (SIGINT) or SIGTERM leaves the lattice gracefully; the exit code is
+    then 130 after SIGINT, 0 after SIGTERM.
+    """
     for item in labels:
         if "=" not in item or not item.partition("=")[0].strip():
             raise click.BadParameter(f"{item!r} is not key=value", param_hint="--label")
@@ -183,7 +196,7 @@ def up(
         secret_path = host.data_dir / LATTICE_SECRET
     check_service_type(mdns_service_type)
     try:
-        trio.run(_run, host, status_file, as_json, secret_path)
+        stopped_by = trio.run(_run, host, status_file, as_json, secret_path)
     except BaseExceptionGroup as group:
         # A MeshError from inside the nursery (port taken, mDNS failed) is a
         # one-line error for the person, not a traceback.
@@ -191,6 +204,8 @@ def up(
         if problem is None:
             raise
         raise problem from None
+    if stopped_by == signal.SIGINT:
+        exit_by_signal(stopped_by)
 
 
 def _first_mesh_error(group: BaseExceptionGroup[BaseException]) -> MeshError | None:
@@ -206,12 +221,14 @@ def _first_mesh_error(group: BaseExceptionGroup[BaseException]) -> MeshError | N
 
 async def _run(
     host: Host, status_file: Path | None, as_json: bool, secret_path: Path | None
-) -> None:
+) -> int | None:
+    """Serve until a signal stops the host; return that signal (None: the host stopped)."""
     events = host.subscribe()
+    stopped_by: list[int] = []
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(host.serve)
         # Signals are caught from here on, before anyone is told we started.
-        await nursery.start(_watch_signals, host, nursery, as_json, secret_path)
+        await nursery.start(_watch_signals, host, nursery, as_json, secret_path, stopped_by)
         if status_file is not None:
             _write_status(host, status_file)  # exists by the time "started" is printed
         _say(
@@ -224,6 +241,7 @@ async def _run(
         # The host stopped (shutdown after a signal): stop the signal watcher too.
         nursery.cancel_scope.cancel()
     _say(as_json, {"event": "stopped", "id": host.host_id}, "[bold]stopped[/]")
+    return stopped_by[0] if stopped_by else None
 
 
 async def _watch_signals(
@@ -231,15 +249,18 @@ async def _watch_signals(
     nursery: trio.Nursery,
     as_json: bool,
     secret_path: Path | None,
+    stopped_by: list[int],
     *,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """SIGHUP reloads the secrets; SIGINT/SIGTERM (appended to ``stopped_by``) shut down."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         task_status.started()
         async for signum in signals:
             if signum == signal.SIGHUP:
                 _reload_secrets(host, secret_path, as_json)
                 continue
+            stopped_by.append(signum)
             name = signal.Signals(signum).name
             _say(as_json, {"event": "leaving", "signal": name}, f"[bold]{name}[/]: leaving")
             break

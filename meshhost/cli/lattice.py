@@ -8,6 +8,7 @@ host through ``--data-dir`` (or ``--lattice`` for the default data dir).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,15 @@ import msgpack
 import trio
 
 from meshhost.cli import main
-from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stderr, stdout
+from meshhost.cli.output import (
+    PlainTable,
+    emit_json,
+    exit_by_signal,
+    fails_cleanly,
+    json_option,
+    stderr,
+    stdout,
+)
 from meshhost.control.api import ControlClient
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
 from meshhost.errors import LocalProtocolError
@@ -454,7 +463,7 @@ def call(
 @host_options
 @fails_cleanly
 def events(data_dir: Path | None, lattice: str) -> None:
-    """Follow host, actor and link events as JSON lines until interrupted."""
+    """Follow host, actor and link events as JSON lines until interrupted (exit 130)."""
     client = _client(data_dir, lattice)
 
     async def follow() -> None:
@@ -464,7 +473,7 @@ def events(data_dir: Path | None, lattice: str) -> None:
     try:
         trio.run(follow)
     except KeyboardInterrupt:
-        return
+        exit_by_signal(signal.SIGINT)
     raise LocalProtocolError("the host stopped (its control socket closed)")
 
 

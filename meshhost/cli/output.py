@@ -1,7 +1,10 @@
 """Shared CLI plumbing: JSON or rich output, secrets from files, error exits.
 
 Exit codes: 0 success, 1 the operation failed (a MeshError, or a path that
-cannot be read or written; printed as one line), 2 bad usage (click's own).
+cannot be read or written; printed as one line), 2 bad usage (click's own),
+128 + the signal's number when a signal ended a command: 130 after Ctrl-C
+(SIGINT), as shells report it (`meshhost up` stopped by SIGTERM has done its
+job and exits 0).
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, tuple | set | frozenset):
         return list(value)
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def exit_by_signal(signum: int) -> NoReturn:
+    """Exit as a command ended by signal ``signum`` does: 128 + its number (SIGINT: 130)."""
+    sys.exit(128 + signum)
 
 
 def fails_cleanly(func: F) -> F:

@@ -32,7 +32,7 @@ def test_sigterm_stops_the_demo_hosts_and_removes_its_dir() -> None:
                 break
         proc.send_signal(signal.SIGTERM)  # a closed terminal, `timeout`, a service manager
         lines += proc.stdout.readlines()
-        assert proc.wait(30) != 0
+        assert proc.wait(30) == 128 + signal.SIGTERM
         root = re.search(r"state and logs in (\S+)", "".join(lines))
         assert root is not None, lines
         assert not Path(root.group(1)).exists()
@@ -45,6 +45,24 @@ def test_sigterm_stops_the_demo_hosts_and_removes_its_dir() -> None:
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_ends_the_demo_with_128_plus_its_number(
+    monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    stopped: list[str] = []
+
+    def interrupted(hosts: list[DemoHost], root: Path) -> None:
+        signal.raise_signal(signum)  # Ctrl-C, or a closed terminal, or `timeout`
+
+    monkeypatch.setattr("meshhost.cli.demo._run_demo", interrupted)
+    monkeypatch.setattr(DemoHost, "stop", lambda self: stopped.append(self.name))
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 128 + signum, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback, no "Aborted!"
+    assert "Aborted" not in result.output
+    assert len(stopped) == 3  # every host was stopped first
 
 
 def test_a_host_that_exits_ends_the_demo_with_its_last_log_line(

@@ -1,8 +1,11 @@
 """CLI commands against a control socket served by a fake host in a thread."""
 
 import json
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,10 @@ class FakeHost:
             return "v1"
         raise api.ControlError(api.ErrorCode.UNSUPPORTED, op)
 
+    async def events(self, args: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+        yield {"kind": "host_joined", "host": "NHOST1"}
+        await trio.sleep_forever()
+
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[tuple[FakeHost, Path]]:
@@ -50,7 +57,8 @@ def host(tmp_path: Path) -> Iterator[tuple[FakeHost, Path]]:
         token.append(trio.lowlevel.current_trio_token())
         with cancel:
             async with trio.open_nursery() as nursery:
-                await nursery.start(api.serve_unix, tmp_path / "control.sock", fake.dispatch, {})
+                await nursery.start(api.serve_unix, tmp_path / "control.sock", fake.dispatch,
+                                    {"events": fake.events})
                 ready.set()
 
     thread = threading.Thread(target=trio.run, args=(run,), daemon=True)
@@ -125,3 +133,19 @@ def test_inventory_shows_the_http_ports_the_host_holds(host: tuple[FakeHost, Pat
     result = CliRunner().invoke(main, ["inventory", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
     assert "http: 127.0.0.1:8080 -> MAAAAAAAAAAA… (link default)" in result.output
+
+
+def test_events_ends_with_130_on_ctrl_c(host: tuple[FakeHost, Path]) -> None:
+    _, data_dir = host
+    proc = subprocess.Popen([sys.executable, "-m", "meshhost", "events", "--data-dir",
+                             str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert json.loads(proc.stdout.readline())["kind"] == "host_joined"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130  # 128 + SIGINT, as shells report a Ctrl-C
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
