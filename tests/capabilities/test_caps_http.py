@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import logging
 import re
 import socket
 import threading
@@ -14,6 +15,7 @@ import trio
 
 from meshhost.capabilities import HTTPCLIENT, HTTPSERVER, Dispatcher
 from meshhost.capabilities.contracts import HttpClientRequest, HttpRequest, HttpResponse
+from meshhost.capabilities.providers import httpserver
 from meshhost.capabilities.providers.httpclient import HttpClientProvider
 from meshhost.capabilities.providers.httpserver import HttpServerProvider, parse_settings
 from meshhost.errors import (
@@ -38,11 +40,14 @@ class FakeActor:
         self.requests: list[HttpRequest] = []
         self.fail: Exception | None = None
         self.raw_answer: bytes | None = None
+        self.hold: trio.Event | None = None  # when set: answer only once it is set
 
     async def __call__(self, actor_id: str, operation: str, payload: bytes, timeout_s: float):
         assert (actor_id, operation) == (ECHO, "HttpServer.HandleRequest")
         request = HttpRequest.decode(payload)
         self.requests.append(request)
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail is not None:
             raise self.fail
         if self.raw_answer is not None:
@@ -237,6 +242,98 @@ def test_server_settings_follow_wasmcloud_keys(make_link):
     for bad in ("nowhere", "127.0.0.1:\u00b2", "127.0.0.1:" + "9" * 5000):
         with pytest.raises(LinkConfigError, match="invalid address"):
             parse_settings(make_link(ECHO, HTTPSERVER, ADDRESS=bad))
+
+
+def test_max_connections_is_a_link_value_with_a_sane_default(make_link):
+    assert parse_settings(make_link(ECHO, HTTPSERVER)).max_connections == 256
+    assert parse_settings(make_link(ECHO, HTTPSERVER, MAX_CONNECTIONS="3")).max_connections == 3
+    link = make_link(ECHO, HTTPSERVER, config_json='{"max_connections": 40}')
+    assert parse_settings(link).max_connections == 40
+    for bad in ("0", "-1", "lots", "70000"):
+        with pytest.raises(LinkConfigError, match=r"max_connections must be 1\.\.65535"):
+            parse_settings(make_link(ECHO, HTTPSERVER, MAX_CONNECTIONS=bad))
+
+
+def everything_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    try:
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+async def test_a_connection_over_the_limit_gets_503_and_is_closed(
+    nursery, make_link, caplog, monkeypatch
+):
+    monkeypatch.setattr(httpserver, "KEEP_ALIVE_S", 0.2)  # a closed connection is let go sooner
+    actor = FakeActor()
+    actor.hold = trio.Event()
+    provider = HttpServerProvider(actor)
+    await nursery.start(provider.serve)
+    link = make_link(ECHO, HTTPSERVER, ADDRESS="127.0.0.1:0", MAX_CONNECTIONS="2")
+    await Dispatcher(providers=[provider]).put_link(link)
+    _, port = provider.bound_address(link)
+    held = []
+    for _ in range(2):  # two requests the actor is still working on
+        held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        held[-1].sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    with trio.fail_after(10):
+        while len(actor.requests) < 2:
+            await trio.sleep(0.01)
+
+    def third() -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            return everything_until_closed(sock)  # a timeout here means it was kept open
+
+    reply = await trio.to_thread.run_sync(third)
+    assert reply.startswith(b"HTTP/1.1 503"), reply
+    assert b"too many connections to this listener (limit 2)" in reply
+    assert len(actor.requests) == 2  # the actor never saw it
+    assert "refusing one" in caplog.text
+    actor.hold.set()
+    held.pop().close()
+    with trio.fail_after(10):
+        while True:  # the server notices the close, then has room again
+            status = (await trio.to_thread.run_sync(first_reply_bytes, port,
+                                                    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+            if status.startswith(b"HTTP/1.1 201"):
+                break
+            await trio.sleep(0.05)
+    for sock in held:
+        sock.close()
+
+
+async def test_a_client_that_never_reads_a_large_response_is_disconnected(
+    nursery, make_link, monkeypatch, caplog
+):
+    monkeypatch.setattr(httpserver, "SEND_STALL_S", 0.2)
+    caplog.set_level(logging.INFO, logger="meshhost.capabilities.providers.httplisten")
+    actor = FakeActor()
+    body_size = 16 * 1024 * 1024  # more than the kernel buffers both ends hold
+    actor.raw_answer = HttpResponse(200, {}, b"x" * body_size).encode()
+    provider = HttpServerProvider(actor)
+    await nursery.start(provider.serve)
+    link = make_link(ECHO, HTTPSERVER, ADDRESS="127.0.0.1:0")
+    await Dispatcher(providers=[provider]).put_link(link)
+    _, port = provider.bound_address(link)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        with trio.fail_after(20):  # without the bound the server waits for ever
+            while "read nothing for 0.2 s" not in caplog.text:
+                await trio.sleep(0.05)
+        received = await trio.to_thread.run_sync(everything_until_closed, sock)
+    finally:
+        sock.close()
+    assert received.startswith(b"HTTP/1.1 200")
+    assert len(received) < body_size  # cut off, and closed: recv ended without a timeout
+    assert (await trio.to_thread.run_sync(http_get, port))[0] == 200  # the listener serves on
 
 
 # --- HTTP client ------------------------------------------------------------------

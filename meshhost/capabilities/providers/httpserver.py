@@ -13,9 +13,14 @@ Link config (keys case-insensitive, later ones override earlier, as in
 wasmCloud's ``load_settings``): ``config_b64`` / ``config_json`` (JSON with
 ``address``, ``timeout_ms``, ``max_content_len``), ``ADDRESS``
 (``host:port``), ``PORT`` (binds 127.0.0.1), ``TIMEOUT_MS``,
-``MAX_CONTENT_LEN`` (bytes, or with a ``k``/``m``/``g`` suffix).  Defaults:
-127.0.0.1:8000, 30 s, 10 MiB.  Port 0 picks a free port
-(:meth:`HttpServerProvider.bound_address` tells which).
+``MAX_CONTENT_LEN`` (bytes, or with a ``k``/``m``/``g`` suffix), and
+meshhost's own ``MAX_CONNECTIONS`` (``max_connections`` in the JSON).
+Defaults: 127.0.0.1:8000, 30 s, 10 MiB, 256 connections.  Port 0 picks a
+free port (:meth:`HttpServerProvider.bound_address` tells which).
+
+Connections (httplisten.py): past ``MAX_CONNECTIONS`` open at once, a new
+connection gets a fixed 503 and is closed; a client that takes no part of
+a response for ``SEND_STALL_S`` (30 s) is disconnected.
 
 Errors become plain-text answers: body too large 413 (at once when the
 declared Content-Length is); a body that does not arrive within the link's
@@ -43,15 +48,16 @@ from typing import Any, ClassVar
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 
 from meshhost.capabilities.contracts import HTTPSERVER, HttpRequest, HttpResponse
 from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.providers.base import ActorInvoker, Provider
+from meshhost.capabilities.providers.httplisten import serve_http
 from meshhost.errors import ErrorCode, LinkConfigError, MeshError, ProviderError
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_CONTENT_LEN",
     "DEFAULT_TIMEOUT_MS",
     "HANDLE_REQUEST",
@@ -76,6 +82,15 @@ WEBSOCKET_REFUSAL = (
     "websocket upgrades are not supported: the wasmCloud 0.x HttpServer contract "
     "carries one request and one response\n"
 )
+DEFAULT_MAX_CONNECTIONS = 256
+"""Connections one listener holds at a time (meshhost's own link value, not wasmCloud's):
+well under the usual 1024 open files a process may have, with room for the host's own."""
+MAX_CONNECTIONS_CEILING = 65_535
+SEND_STALL_S = 30.0
+"""A client that takes no part of a response for this long is disconnected (httplisten)."""
+KEEP_ALIVE_S = 5.0
+"""An idle keep-alive connection is closed after this (hypercorn's default). hypercorn
+also holds a connection the client closed until then, so it counts toward the limit."""
 GRACEFUL_STOP_S = 2.0
 """In-flight requests get this long to finish when a link is removed."""
 
@@ -105,6 +120,7 @@ class ServerSettings:
     port: int
     timeout_s: float = DEFAULT_TIMEOUT_MS / 1000
     max_content_len: int = DEFAULT_MAX_CONTENT_LEN
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     @property
     def bind(self) -> str:
@@ -173,7 +189,17 @@ def parse_settings(link: LinkDefinition) -> ServerSettings:
             raise LinkConfigError(f"{link.describe()}: timeout_ms must be > 0")
     size_text: Any = link.value("max_content_len", json_config.get("max_content_len"))
     max_len = DEFAULT_MAX_CONTENT_LEN if size_text is None else parse_size(link, size_text)
-    return ServerSettings(host, port, timeout_s, max_len)
+    conn_text: Any = link.value("max_connections", json_config.get("max_connections"))
+    max_connections = DEFAULT_MAX_CONNECTIONS
+    if conn_text is not None:
+        text = str(conn_text).strip()
+        if not _decimal(text) or not 1 <= int(text) <= MAX_CONNECTIONS_CEILING:
+            raise LinkConfigError(
+                f"{link.describe()}: max_connections must be 1..{MAX_CONNECTIONS_CEILING}, "
+                f"got {conn_text!r}"
+            )
+        max_connections = int(text)
+    return ServerSettings(host, port, timeout_s, max_len, max_connections)
 
 
 class _Listener:
@@ -250,30 +276,32 @@ class HttpServerProvider(Provider):
         self, listener: _Listener, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         config = HypercornConfig()
-        config.bind = [listener.settings.bind]
         config.accesslog = None
         config.errorlog = hypercorn_log  # hypercorn's own lines go to Python logging, not stderr
         config.graceful_timeout = GRACEFUL_STOP_S
+        config.keep_alive_timeout = KEEP_ALIVE_S
         config.include_server_header = False
+        settings = listener.settings
 
         class _Status:
-            def started(self_, binds: list[str] | None = None) -> None:
-                if binds:
-                    address = binds[0].split("://", 1)[-1]
-                    host, _, port = address.rpartition(":")
-                    listener.bound = (host.strip("[]"), int(port))
+            def started(self_, bound: tuple[str, int] | None = None) -> None:
+                listener.bound = bound
                 task_status.started()
 
         try:
-            await hypercorn_serve(
-                self._asgi_app(listener),  # type: ignore[arg-type]
+            await serve_http(
+                self._asgi_app(listener),
                 config,
-                shutdown_trigger=listener.stop.wait,
+                settings.host,
+                settings.port,
+                max_connections=settings.max_connections,
+                stall_s=SEND_STALL_S,
+                stop=listener.stop,
                 task_status=_Status(),
             )
-        except Exception as exc:
+        except Exception:
             if listener.bound is None:
-                raise _first_os_error(exc) from None  # nursery.start hands it to on_put_link
+                raise  # an OSError from bind: nursery.start hands it to on_put_link
             log.exception("httpserver: listener for %s failed", listener.link.describe())
         finally:
             listener.stopped.set()
@@ -284,14 +312,6 @@ class HttpServerProvider(Provider):
         self, listener: _Listener
     ) -> Callable[[dict[str, Any], Receive, Send], Awaitable[None]]:
         async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-            if scope["type"] == "lifespan":
-                while True:
-                    message = await receive()
-                    if message["type"] == "lifespan.startup":
-                        await send({"type": "lifespan.startup.complete"})
-                    elif message["type"] == "lifespan.shutdown":
-                        await send({"type": "lifespan.shutdown.complete"})
-                        return
             if scope["type"] == "websocket":
                 await receive()  # websocket.connect
                 status, headers, body = _plain(501, WEBSOCKET_REFUSAL)
@@ -396,16 +416,6 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
         if name.lower() == b"content-length" and digits.isdigit():
             return int(digits) if len(digits) <= 18 else 10**18  # int() refuses 4300+ digits
     return None
-
-
-def _first_os_error(exc: BaseException) -> BaseException:
-    """The OSError inside hypercorn's nested exception groups, else ``exc`` itself."""
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _first_os_error(inner)
-            if isinstance(found, OSError):
-                return found
-    return exc
 
 
 def _plain(status: int, text: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -1,0 +1,166 @@
+"""One HTTP listener: hypercorn's connection handler behind our own accept loop.
+
+``hypercorn.trio.serve`` builds its listening sockets and accepts every
+connection itself, with no limit on how many it holds, and it writes each
+response with ``send_all`` in a shielded cancel scope and no timeout, so a
+client that never reads a large response holds its connection (and the
+response in memory) for as long as it likes.  Neither can be bounded by
+hypercorn's config (0.18: no connection limit, no write timeout), so this
+module accepts connections itself and hands each one to hypercorn's
+per-connection ``TCPServer``, which is what ``serve`` does inside:
+
+- at most ``max_connections`` connections at a time; one more is answered
+  with a fixed 503 and closed (within ``REFUSAL_TIMEOUT_S``), never parsed.
+  A connection counts until hypercorn closes its socket, which after the
+  client closed it can take up to ``config.keep_alive_timeout``;
+- every write to a client goes through :class:`_StallGuard`: a client that
+  takes none of the next ``SEND_CHUNK_BYTES`` of a response within
+  ``stall_s`` seconds is disconnected.
+
+It uses hypercorn internals (``TCPServer``, ``WorkerContext``), which is
+why pyproject.toml pins hypercorn to one version.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import wrap_app
+
+__all__ = ["SEND_CHUNK_BYTES", "serve_http"]
+
+log = logging.getLogger(__name__)
+
+BACKLOG = 128
+"""Connections the kernel queues before we accept them."""
+SEND_CHUNK_BYTES = 16 * 1024
+"""A client must take this much of a response per stall timeout (at 30 s: ~0.5 KiB/s)."""
+REFUSAL_TIMEOUT_S = 1.0
+"""How long a connection over the limit is kept: to send it the 503 and read its request."""
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+class _StallGuard(trio.abc.HalfCloseableStream):
+    """A trio SocketStream whose ``send_all`` drops a client that stops reading.
+
+    hypercorn reads ``socket`` (peer address) and tells TLS streams apart by
+    ``do_handshake``, which this plain stream does not have.
+    """
+
+    def __init__(self, inner: trio.SocketStream, stall_s: float) -> None:
+        self._inner = inner
+        self._stall_s = stall_s
+        self.socket = inner.socket
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), SEND_CHUNK_BYTES):
+            with trio.move_on_after(self._stall_s) as scope:
+                await self._inner.send_all(view[start : start + SEND_CHUNK_BYTES])
+            if scope.cancelled_caught:
+                log.info("httpserver: a client read nothing for %g s; closing it", self._stall_s)
+                await trio.aclose_forcefully(self._inner)
+                raise trio.BrokenResourceError(f"the client read nothing for {self._stall_s:g} s")
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._inner.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        data: bytes = await self._inner.receive_some(max_bytes)
+        return data
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _refusal(limit: int) -> bytes:
+    body = f"too many connections to this listener (limit {limit}); try again later\n".encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _bind(host: str, port: int) -> trio.socket.SocketType:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        await sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve_http(
+    app: App,
+    config: HypercornConfig,
+    host: str,
+    port: int,
+    *,
+    max_connections: int,
+    stall_s: float,
+    stop: trio.Event,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``host:port`` until ``stop`` is set; in-flight
+    connections then get ``config.graceful_timeout`` seconds.
+
+    Reports the bound ``(host, port)`` through ``task_status``; raises OSError
+    (before that) when the address cannot be bound.
+    """
+    sock = await _bind(host, port)
+    listener = trio.SocketListener(sock)
+    bound = sock.getsockname()
+    context = WorkerContext(None)
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    refusal = _refusal(max_connections)
+    open_connections = 0
+
+    async def connection(stream: trio.SocketStream) -> None:
+        nonlocal open_connections
+        if open_connections >= max_connections:
+            log.warning("httpserver: %s:%d has %d connections; refusing one",
+                        bound[0], bound[1], open_connections)
+            with trio.move_on_after(REFUSAL_TIMEOUT_S):
+                await stream.send_all(refusal)
+                await stream.send_eof()
+                # Read what the client sent: closing with unread data would reset
+                # the connection and could destroy the 503 before the client reads it.
+                while await stream.receive_some(SEND_CHUNK_BYTES):
+                    pass
+            await trio.aclose_forcefully(stream)
+            return
+        open_connections += 1
+        try:
+            await TCPServer(wrapped, config, context, ConnectionState({}),
+                            _StallGuard(stream, stall_s))  # type: ignore[arg-type]
+        finally:
+            open_connections -= 1
+
+    async with trio.open_nursery() as handlers:
+        async with trio.open_nursery() as accepting:
+            accepting.start_soon(partial(trio.serve_listeners, connection, [listener],
+                                         handler_nursery=handlers))
+            task_status.started((bound[0], bound[1]))
+            await stop.wait()
+            accepting.cancel_scope.cancel()
+        await listener.aclose()  # the port is free for the next listener at once
+        await context.terminated.set()  # idle keep-alive connections close now
+        handlers.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
