@@ -106,6 +106,8 @@ def test_a_lattice_secret_given_as_a_seed_is_named() -> None:
         nkeys.from_seed(secret)
     with pytest.raises(NkeyPrefixError, match=r"expected a module \(actor\) seed \(SM\.\.\.\)"):
         nkeys.from_seed(secret, Prefix.MODULE)
+    with pytest.raises(NkeyPrefixError, match=r"lattice secret \(SL\.\.\.\), not a public key"):
+        nkeys.decode_public(secret, Prefix.ACCOUNT)  # e.g. pasted as --allowed-issuer
 
 
 def test_bad_length_and_alphabet_are_named() -> None:

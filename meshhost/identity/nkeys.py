@@ -148,6 +148,10 @@ def decode_public(text: str, expected: Prefix | None = None) -> tuple[Prefix, by
     """
     raw = _b32decode(text, "public key")
     if len(raw) == 2 + _KEY_LEN + 2 and raw[0] & 0xF8 == Prefix.SEED:
+        if ((raw[0] & 7) << 5) | ((raw[1] & 0xF8) >> 3) == _LATTICE_SECRET_KIND:
+            raise NkeyPrefixError(
+                "this is the lattice secret (SL...), not a public key: never share it"
+            )
         raise NkeyPrefixError("this is a seed, not a public key: never share seeds")
     if len(raw) != 1 + _KEY_LEN + 2:
         raise NkeyLengthError(
