@@ -12,6 +12,7 @@ from meshhost.sim.network import (
     fixed_latency,
     uniform_latency,
 )
+from meshhost.sim.partitions import cut_groups, random_groups, views_split
 from meshhost.sim.run import run_seeded, seeds
 
 __all__ = [
@@ -22,13 +23,16 @@ __all__ = [
     "Simulator",
     "SwimInvariants",
     "build_cluster",
+    "cut_groups",
     "exponential_latency",
     "fixed_latency",
     "one_view",
+    "random_groups",
     "run_seeded",
     "seeds",
     "swim_factory",
     "uniform_latency",
     "view_disagreements",
+    "views_split",
     "wait_for_one_view",
 ]

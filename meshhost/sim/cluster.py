@@ -109,8 +109,13 @@ def build_cluster(
     ``seeds_per_host`` random earlier hosts; the run continues until one view
     forms (raises ``SimulationError`` after 120 s).  ``"converged"``: every
     host learns every other by push-pull merges applied at time 0.
-    Restarted hosts join ``seeds_per_host`` random other hosts.
+    Restarted hosts join ``seeds_per_host`` random other hosts.  Raises
+    ``ValueError`` if ``n`` is below 1 or ``bootstrap`` is unknown.
     """
+    if n < 1:
+        raise ValueError(f"a cluster needs at least 1 host, got n={n}")
+    if bootstrap not in ("join", "converged"):
+        raise ValueError(f"bootstrap must be 'join' or 'converged', not {bootstrap!r}")
     sim = Simulator(seed, network)
     inv = SwimInvariants(invariant_window_s(config, n)).install(sim) if invariants else None
 
@@ -134,8 +139,6 @@ def build_cluster(
         sim.run_until(n * 0.01)
         wait_for_one_view(sim, 120.0)
         return sim, inv
-    if bootstrap != "converged":
-        raise ValueError(f"bootstrap must be 'join' or 'converged', not {bootstrap!r}")
     factory = swim_factory(config, seeds=lambda h: restart_seeds(h) if h.restarts else [])
     hosts = [sim.add_host(factory, start=False) for _ in range(n)]
     for h in hosts:

@@ -16,6 +16,7 @@ from meshhost.sim.host import SimHost
 from meshhost.sim.invariants import view_disagreements
 from meshhost.sim.loop import Simulator
 from meshhost.sim.network import LinkModel, NetworkModel
+from meshhost.sim.partitions import cut_groups, random_groups
 
 __all__ = [
     "BroadcastResult",
@@ -29,10 +30,19 @@ __all__ = [
 ]
 
 
+def _need_hosts(n: int, minimum: int, why: str) -> None:
+    if n < minimum:
+        raise ValueError(f"{why} needs at least {minimum} hosts, got n={n}")
+
+
 def crash_detection(
     seed: int, n: int, config: MembershipConfig, warmup_s: float = 5.0, horizon_s: float = 60.0
 ) -> list[float]:
-    """Crash one random host; seconds until each other host declares it dead."""
+    """Crash one random host; seconds until each other host declares it dead.
+
+    ``inf`` for a host that did not within ``horizon_s``.  Needs ``n >= 2``.
+    """
+    _need_hosts(n, 2, "crash detection")
     sim, _ = build_cluster(seed, n, config)
     sim.run_for(warmup_s)
     victim = sim.hosts[sim.rng.randrange(n)]
@@ -97,7 +107,12 @@ def false_dead_under_loss_and_pauses(
 @dataclass(frozen=True, slots=True)
 class HealResult:
     split_views: bool
-    """Whether the cut really split the lattice (each side declared the other dead)."""
+    """Whether the cut disturbed every view: when it was removed, no host held exactly
+    the running hosts as alive (each suspected, or had declared dead, someone).  This is
+    weaker than each side declaring the other dead
+    (:func:`~meshhost.sim.partitions.views_split`): a lone cut-off host probes one
+    peer per (Lifeguard-lengthened) probe interval, so it takes minutes to declare
+    99 peers dead."""
     heal_s: float | None
     """Seconds from removing the cut to one view (None: not within the horizon)."""
 
@@ -111,16 +126,19 @@ def partition_heal(
     cut_s: float = 90.0,
     horizon_s: float = 120.0,
 ) -> HealResult:
-    """Cut ``minority`` hosts from the rest for ``cut_s``, then measure the heal."""
+    """Cut ``minority`` hosts from the rest for ``cut_s``, then measure the heal.
+
+    Needs ``1 <= minority < n``.
+    """
+    if not 1 <= minority < n:
+        raise ValueError(f"minority must be 1 .. {n - 1} hosts for n={n}, got {minority}")
     sim, _ = build_cluster(seed, n, config)
     sim.run_for(5.0)
-    order = list(sim.hosts)
-    sim.rng.shuffle(order)
-    a, b = order[:minority], order[minority:]
-    cut = sim.partition(a, b, one_way=one_way)
+    groups = random_groups(sim, [minority, n - minority])
+    cut_groups(sim, groups, one_way=one_way)
     sim.run_for(cut_s)
     split = view_disagreements(sim) == n
-    sim.heal(cut)
+    sim.heal()
     return HealResult(split, wait_for_one_view(sim, horizon_s))
 
 
@@ -163,7 +181,8 @@ def broadcast_reach(
     horizon_s: float = 10.0,
     loss: float = 0.0,
 ) -> BroadcastResult:
-    """One host publishes new metadata; when does each other host see it?"""
+    """One host publishes new metadata; when does each other host see it?  Needs ``n >= 2``."""
+    _need_hosts(n, 2, "a broadcast")
     network = NetworkModel(LinkModel(loss=loss)) if loss else None
     sim, _ = build_cluster(seed, n, config, network=network)
     sim.run_for(warmup_s)
