@@ -13,6 +13,7 @@ from meshhost.sim.network import (
     uniform_latency,
 )
 from meshhost.sim.partitions import cut_groups, random_groups, views_split
+from meshhost.sim.placement import host_placements, placement_disagreements, true_placement
 from meshhost.sim.run import run_seeded, seeds
 
 __all__ = [
@@ -26,11 +27,14 @@ __all__ = [
     "cut_groups",
     "exponential_latency",
     "fixed_latency",
+    "host_placements",
     "one_view",
+    "placement_disagreements",
     "random_groups",
     "run_seeded",
     "seeds",
     "swim_factory",
+    "true_placement",
     "uniform_latency",
     "view_disagreements",
     "views_split",

@@ -45,7 +45,12 @@ def random_groups(sim: Simulator, sizes: Sequence[int]) -> list[list[SimHost]]:
 def cut_groups(
     sim: Simulator, groups: Sequence[Sequence[SimHost]], *, one_way: bool = False
 ) -> list[int]:
-    """Cut every group from every later one; returns the cut ids (``sim.heal()`` removes all)."""
+    """Cut every group from every later one; returns the cut ids (``sim.heal()`` removes all).
+
+    Raises ``ValueError`` for fewer than two groups (nothing to cut).
+    """
+    if len(groups) < 2:
+        raise ValueError(f"a cut needs at least two groups, got {len(groups)}")
     return [
         sim.partition(groups[i], groups[j], one_way=one_way)
         for i in range(len(groups))
