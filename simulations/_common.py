@@ -81,9 +81,9 @@ def parser(description: str, seeds: int | None = 3) -> argparse.ArgumentParser:
         )
     p.add_argument(
         "--seed-base",
-        type=int,
+        type=whole(0),  # random.Random(-s) is random.Random(s): -s would repeat s
         default=1,
-        help="first seed (default 1); the same seeds print the same figures",
+        help="first seed, >= 0 (default 1); the same seeds print the same figures",
     )
     return p
 

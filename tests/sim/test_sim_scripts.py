@@ -51,6 +51,7 @@ BAD_ARGUMENTS = [
     ("speed", ["--hosts", "-1"], "--hosts: must be at least 1, got -1"),
     ("speed", ["--virtual", "-1"], "--virtual: must be a positive number"),
     ("speed", ["--seeds", "3"], "unrecognized arguments: --seeds 3"),
+    ("speed", ["--seed-base", "-1"], "--seed-base: must be at least 0, got -1"),
     ("custom_partition", ["--groups", "10,30"], "40 hosts in groups, but --hosts is 30"),
     ("custom_partition", ["--groups", "0,5"], "--groups: must be at least 1, got 0"),
     ("custom_partition", ["--hosts", "4", "--groups", "4"], "one group cuts nothing"),
