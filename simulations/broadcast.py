@@ -10,10 +10,12 @@ Usage: python simulations/broadcast.py [--seeds N] [--sizes 100,1000] [--losses 
 """
 
 import time
+from functools import partial
 
 from _common import parser, percents, report_wall, seed_range, table, whole_list
 
 from meshhost.config import PROFILES
+from meshhost.sim import run_seeded
 from meshhost.sim.scenarios import broadcast_reach
 
 
@@ -32,7 +34,7 @@ def main() -> None:
     for n in args.sizes:
         for loss in args.losses:
             for seed in seed_range(args):
-                r = broadcast_reach(seed, n, lan, loss=loss)
+                r = run_seeded(partial(broadcast_reach, n=n, config=lan, loss=loss), seed)
                 rows.append(
                     [
                         n,

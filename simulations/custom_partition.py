@@ -24,6 +24,7 @@ Usage: python simulations/custom_partition.py [--hosts 30] [--groups 10,20]
 """
 
 import time
+from functools import partial
 
 from _common import parser, report_wall, seconds, seed_range, table, whole, whole_list
 
@@ -35,6 +36,7 @@ from meshhost.sim import (
     one_view,
     placement_disagreements,
     random_groups,
+    run_seeded,
     views_split,
 )
 
@@ -107,7 +109,17 @@ def main() -> None:
         p.error(f"--groups: {sum(args.groups)} hosts in groups, but --hosts is {args.hosts}")
     started = time.perf_counter()
     rows = [
-        run(seed, args.hosts, args.groups, args.cut, args.one_way, args.horizon)
+        run_seeded(
+            partial(
+                run,
+                n=args.hosts,
+                sizes=args.groups,
+                cut_s=args.cut,
+                one_way=args.one_way,
+                horizon_s=args.horizon,
+            ),
+            seed,
+        )
         for seed in seed_range(args)
     ]
     bridge = args.hosts - sum(args.groups)

@@ -14,11 +14,13 @@ Usage: python simulations/failure_detection.py [--seeds N] [--profiles lan,local
 import argparse
 import statistics
 import time
+from functools import partial
 
 from _common import parser, report_wall, seed_range, table, whole_list
 
 from meshhost.config import PROFILES
 from meshhost.membership.suspicion import suspicion_timeout
+from meshhost.sim import run_seeded
 from meshhost.sim.cluster import percentile
 from meshhost.sim.scenarios import crash_detection
 
@@ -50,7 +52,7 @@ def main() -> None:
         cfg = PROFILES[profile]().membership
         times: list[float] = []
         for seed in seed_range(args):
-            times += crash_detection(seed, n, cfg)
+            times += run_seeded(partial(crash_detection, n=n, config=cfg), seed)
         floor = suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval_s)
         rows.append(
             [

@@ -14,10 +14,12 @@ Usage: python simulations/false_positives.py [--seeds N] [--minutes M] [--sizes 
 """
 
 import time
+from functools import partial
 
 from _common import parser, percents, report_wall, seconds, seed_range, table, whole_list
 
 from meshhost.config import PROFILES
+from meshhost.sim import run_seeded
 from meshhost.sim.scenarios import false_dead_under_loss_and_pauses
 
 
@@ -41,8 +43,15 @@ def main() -> None:
         for loss in args.losses:
             dead = sus = ref = pauses = 0
             for seed in seed_range(args):
-                r = false_dead_under_loss_and_pauses(
-                    seed, n, lan, duration_s=args.minutes * 60, loss=loss
+                r = run_seeded(
+                    partial(
+                        false_dead_under_loss_and_pauses,
+                        n=n,
+                        config=lan,
+                        duration_s=args.minutes * 60,
+                        loss=loss,
+                    ),
+                    seed,
                 )
                 dead += r.dead_declarations
                 sus += r.suspicions

@@ -14,10 +14,12 @@ Usage: python simulations/partition_heal.py [--seeds N] [--hosts N] [--cut S]
 """
 
 import time
+from functools import partial
 
 from _common import parser, report_wall, seconds, seed_range, table, whole
 
 from meshhost.config import PROFILES
+from meshhost.sim import run_seeded
 from meshhost.sim.scenarios import partition_heal, restart_all
 
 
@@ -35,7 +37,17 @@ def main() -> None:
             heals = []
             splits = 0
             for seed in seed_range(args):
-                r = partition_heal(seed, n, lan, minority, one_way, cut_s=args.cut)
+                r = run_seeded(
+                    partial(
+                        partition_heal,
+                        n=n,
+                        config=lan,
+                        minority=minority,
+                        one_way=one_way,
+                        cut_s=args.cut,
+                    ),
+                    seed,
+                )
                 heals.append(float("inf") if r.heal_s is None else r.heal_s)
                 splits += r.split_views
             rows.append(
@@ -49,7 +61,8 @@ def main() -> None:
             )
     print(f"{n} LAN hosts, cut for {args.cut:g} s, then removed\n")
     print(table(["sides", "cut", "views disturbed", "best heal s", "worst heal s"], rows))
-    restarts = [restart_all(seed, n, lan) for seed in seed_range(args)]
+    restart = partial(restart_all, n=n, config=lan)
+    restarts = [run_seeded(restart, seed) for seed in seed_range(args)]
     print(
         f"\nAll {n} hosts crashed and restarted at once: one view after "
         f"{', '.join('never' if r is None else f'{r:.2f} s' for r in restarts)}"

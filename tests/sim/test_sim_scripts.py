@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from meshhost.config import PROFILES
+from meshhost.errors import SimulationError
 from meshhost.sim import build_cluster
 from meshhost.sim.scenarios import broadcast_reach, crash_detection, partition_heal
 
@@ -134,3 +135,19 @@ def test_scenarios_reject_host_counts_they_cannot_measure() -> None:
         broadcast_reach(1, 1, LAN)
     with pytest.raises(ValueError, match=r"minority must be 1 \.\. 5 hosts for n=6, got 0"):
         partition_heal(1, 6, LAN, 0, one_way=False)
+
+
+def test_a_failing_run_names_its_seed_so_it_can_be_replayed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import meshhost.sim.scenarios as scenarios
+
+    def broken_on_seed_2(seed: int, n: int, config: object) -> list[float]:
+        if seed == 2:
+            raise KeyError("a bug in a core")
+        return [1.0] * (n - 1)
+
+    monkeypatch.setattr(scenarios, "crash_detection", broken_on_seed_2)
+    with pytest.raises(SimulationError, match=r"SEED=2: scenario crashed: KeyError"):
+        run_script(monkeypatch, capsys, "failure_detection", "--seeds", "3", "--sizes", "5")
+    assert capsys.readouterr().err == "SEED=2\n"
