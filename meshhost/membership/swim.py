@@ -182,7 +182,7 @@ class _Entry:
         self.changed = now
         self.suspicion: Suspicion | None = None
         self.pp: bytes | None = None  # cached push-pull entry encoding
-        self.told_at = -math.inf  # last time we told this host it is dead
+        self.told_at = -math.inf  # last time we told this host news about itself
 
     @property
     def alive_bytes(self) -> bytes:
@@ -472,6 +472,8 @@ class Swim:
             e = self._members.get(node)
             if e is not None and e.state is DEAD:
                 self._tell_dead(e, now)
+            elif e is not None and e.state is SUSPECT:
+                self._tell_suspect(e, now)
 
     def handle_timer(self, now: float) -> None:
         """Run every timer due at ``now``."""
@@ -1134,6 +1136,18 @@ class Swim:
                 encode(Ping(self._next_seq(), e.id, self.id)),
             ],
         )
+
+    def _tell_suspect(self, e: _Entry, now: float) -> None:
+        """Tell a host we suspect, which is sending to us, so it refutes now.
+
+        Otherwise it hears only from our gossip, whose transmissions may all
+        have been lost (a partition), or when our probes come round to it
+        again: a whole probe round later.  At most once per probe interval.
+        """
+        if now - e.told_at < self.config.probe_interval_s:
+            return
+        e.told_at = now
+        self._send(e.alive.addr, [encode(Suspect(e.id, e.incarnation, self.id))])
 
     def _want_push_pull(self, addr: Addr, join: bool) -> None:
         for i, (queued, _) in enumerate(self._pp_queue):

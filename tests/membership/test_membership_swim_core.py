@@ -489,3 +489,28 @@ def test_metadata_must_fit_the_configured_packet_size():
     core = Swim(key(1), ("h", 1), small, random.Random(1), 0.0, meta=b"x" * 100)
     with pytest.raises(MembershipUsageError):
         core.update_meta(b"x" * 400, 1.0)
+
+
+def test_a_suspect_that_sends_to_us_is_told_at_once_and_refutes():
+    # The suspicion reached a while c was cut off, so no gossip of it will reach c.
+    net, (a, b, c) = formed()
+    before = c.incarnation
+    a.receive_datagram(encode(Suspect(c.id, c.incarnation, b.id)), b.addr, net.now)
+    a.datagrams_to_send()  # a's gossip of it is lost
+    assert a.member(c.id).state is MemberState.SUSPECT
+    # c sends a any packet (here an alive it already sent): a tells c at once
+    a.receive_datagram(c._self_entry.alive_bytes, c.addr, net.now)
+    told = [msgs for dst, data in a.datagrams_to_send() if dst == c.addr
+            for msgs in [decode_packet(data, LIMIT)[0]]]
+    assert any(type(m) is Suspect and m.node == c.id for msgs in told for m in msgs)
+    for msgs in told:
+        for m in msgs:
+            c.receive_datagram(encode(m), a.addr, net.now)
+    assert c.incarnation == before + 1
+    net.pump()
+    assert a.member(c.id).state is MemberState.ALIVE
+    # at most once per probe interval
+    a.receive_datagram(encode(Suspect(c.id, c.incarnation, b.id)), b.addr, net.now)
+    a.datagrams_to_send()
+    a.receive_datagram(c._self_entry.alive_bytes, c.addr, net.now)
+    assert not [d for d, _ in a.datagrams_to_send() if d == c.addr]
