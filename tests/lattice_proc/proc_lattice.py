@@ -444,10 +444,13 @@ class ProcLattice:
 
     # -- inside the namespace ----------------------------------------------------
 
-    def http_get(self, url: str, timeout_s: float = 3.0) -> dict[str, Any]:
-        """GET ``url`` from inside the namespace: {status, body} or {status: None, error}."""
-        assert self.netns is not None
-        done = self.netns.run([sys.executable, "-c", _HTTP_GET, url, str(timeout_s)],
+    def http_get(self, url: str, timeout_s: float = 3.0, netns: Netns | None = None
+                 ) -> dict[str, Any]:
+        """GET ``url`` from inside ``netns`` (default: the lattice's own namespace):
+        {status, body} or {status: None, error}."""
+        netns = netns or self.netns
+        assert netns is not None
+        done = netns.run([sys.executable, "-c", _HTTP_GET, url, str(timeout_s)],
                               timeout_s=timeout_s + CLI_MARGIN_S)
         assert done.returncode == 0, done.stderr
         result: dict[str, Any] = json.loads(done.stdout)
