@@ -16,11 +16,14 @@ else ``~/.local/share/meshhost/<lattice>``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["CONTROL_SOCKET", "default_data_dir", "write_private"]
+__all__ = ["CONTROL_SOCKET", "default_data_dir", "replace_atomically", "write_private"]
 
 CONTROL_SOCKET = "control.sock"
 HOST_SEED = "host.seed"
@@ -51,10 +54,26 @@ def write_private(path: Path, text: str) -> None:
                     errno.ENOTDIR, f"{parent} is a file, not a directory", str(path)
                 ) from None
         raise
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    replace_atomically(path, [text.encode()], mode=0o600)
+
+
+def replace_atomically(path: Path, chunks: Iterable[bytes], *, mode: int = 0o644) -> None:
+    """Write ``chunks`` to a temporary file beside ``path``, fsync it, rename it over ``path``.
+
+    A crash leaves the old file or the new one, never a torn one; readers
+    never see a half-written file.  Raises OSError; the temporary file is
+    then removed.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise

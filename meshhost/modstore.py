@@ -9,13 +9,12 @@ bytes no longer match its name is ignored and removed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import re
 from pathlib import Path
 
+from meshhost.datadir import replace_atomically
 from meshhost.errors import ConfigError, ModuleStoreFailed
 
 __all__ = ["ModuleStore", "sha256_hex"]
@@ -49,17 +48,10 @@ class ModuleStore:
         path = self._path(digest)
         if path.exists():
             return digest
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as handle:
-                handle.write(module)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            replace_atomically(path, [module])
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise ModuleStoreFailed(
                 f"cannot store module {digest[:16]}… in {self.root}: {exc.strerror or exc}"
             ) from None

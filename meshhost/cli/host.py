@@ -35,7 +35,7 @@ from meshhost.cli.output import (
     silence_stdout,
     stdout,
 )
-from meshhost.datadir import LATTICE_SECRET, default_data_dir, write_private
+from meshhost.datadir import LATTICE_SECRET, default_data_dir, replace_atomically, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import ConfigError, KeyringError, LatticeSecretError, MeshError
@@ -401,10 +401,8 @@ def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
 
 def _write_status(host: Host, path: Path) -> None:
     """Raises ConfigError naming the file when it cannot be written."""
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(host.status(), sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)  # readers never see a half-written file
+        replace_atomically(path, [json.dumps(host.status(), sort_keys=True).encode()])
     except OSError as exc:
         raise ConfigError(f"cannot write status file {path}: {exc.strerror or exc}") from None
 

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import msgpack
 
+from meshhost.datadir import replace_atomically
 from meshhost.directory.codec import LwwEntry, check_value, encode_value
 from meshhost.directory.hlc import Stamp
 from meshhost.errors import (
@@ -276,26 +277,16 @@ class FileStore:
     def compact(self, entries: Iterable[LwwEntry]) -> None:
         """Raises DirectoryStoreFailed when the disk refuses; the old log is then intact."""
         self.close()
-        tmp = self.path.with_suffix(".tmp")
-        count = 0
+        lines = [self._header(), *(entry_to_json(entry) + "\n" for entry in entries)]
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(self._header())
-                for entry in entries:
-                    handle.write(entry_to_json(entry) + "\n")
-                    count += 1
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            replace_atomically(self.path, (line.encode() for line in lines))
             _fsync_dir(self.directory)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
             raise DirectoryStoreFailed(
                 f"cannot compact the directory log {self.path}: {exc.strerror or exc}"
             ) from None
-        self._records = count
+        self._records = len(lines) - 1
 
     def needs_compaction(self, live_entries: int) -> bool:
         return self._records > max(COMPACT_MIN_RECORDS, 2 * live_entries)

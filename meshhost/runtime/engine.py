@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -39,6 +38,7 @@ from typing import Literal
 import wasmtime
 from wasmtime import component as wcomponent
 
+from meshhost.datadir import replace_atomically
 from meshhost.errors import ConfigError
 
 __all__ = ["EPOCH_TICK_S", "CacheStats", "Compiled", "Engine", "wat_to_wasm"]
@@ -166,14 +166,7 @@ class Engine:
         return wasmtime.Module.deserialize(self.wasm, artifact)
 
     def _store(self, path: Path, artifact: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            with open(tmp, "wb") as f:
-                f.write(artifact)
-                f.write(hashlib.sha256(artifact).digest())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            replace_atomically(path, [artifact, hashlib.sha256(artifact).digest()])
         except OSError as exc:  # a full or read-only disk only costs the next start a compile
             log.warning("could not write compiled artifact %s: %s", path, exc)
-            tmp.unlink(missing_ok=True)
