@@ -565,6 +565,8 @@ def test_meshhost_golden_signed_module() -> None:
     )
     assert signed.hex() == golden["signed_module_hex"]
     assert claims.extract_claims(signed).token == golden["token"]
+    assert claims.decode_token(golden["token"]).jti == golden["jti"]
+    assert claims.make_jti(lambda n: bytes(n)) == golden["jti"]
     assert claims.verify_module(signed, now=golden["now"]).module_hash == golden["module_hash"]
 
 
