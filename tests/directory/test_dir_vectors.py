@@ -2,7 +2,11 @@
 
 Each vector's ``fields`` (JSON; ``{"$bin": hex}`` stands for msgpack bin)
 must encode to exactly ``msgpack_hex`` and decode back to ``fields``.
-Regenerate only when the spec changes: ``python tests/directory/test_dir_vectors.py``.
+The keys ``sync_answers``, ``log_lines`` and ``lww_order`` pin behaviour an
+independent host must match byte for byte: the FULL_STATE answer to a
+SYNC_REQUEST, the persisted log line of an entry, and which of two LWW entries
+wins.  Regenerate only when the spec changes:
+``python tests/directory/test_dir_vectors.py``.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ from meshhost.directory.codec import (
     Message,
     SyncRequest,
     decode_any,
+    decode_state,
     encode,
 )
 from meshhost.directory.hlc import Stamp
+from meshhost.directory.hoststate import HostStateMap
+from meshhost.directory.lww import LwwMap, wins
+from meshhost.directory.store import entry_from_json, entry_to_json
 
 VECTORS = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "directory.json"
 
@@ -240,7 +248,8 @@ def _generate() -> None:  # pragma: no cover - run by hand when the spec changes
             LwwChunk("manifest", "shop/v0.2.0", Stamp(t, 9, host), 0, 2, bytes(range(16))),
         ),
     ]
-    out = {
+    out = json.loads(VECTORS.read_text())  # keeps the other keys (the behaviour vectors below)
+    out |= {
         "description": (
             "Directory messages (proto/spec/directory.md). fields use JSON; "
             '{"$bin": hex} stands for a msgpack bin value; chunk data is hex.'
@@ -268,5 +277,149 @@ def _kind(m: Message) -> str:
     }[type(m)]
 
 
+# --- behaviour vectors: sync answers, log lines, LWW order ---------------------------
+HOST_A = "NAQ2HRBG7CSJQ3WVSJ4VMZFRMRSFEOBPMCMSWOC4CRT7O5KUBNTFKMGL"
+HOST_B = "NBNBXGGHQR5IYGSLTQYE7KMO5XOLD2ZXQPUQZIAYAHF4SJW5P6PV5UQ3"
+HOST_C = "NAB2CB576PHBBPQ5ODORRZ2LYCMWPZGWGCN2KDK7DXOIMZASKUY3RSWB"
+ACTOR = "MB2ZQB6ZYZZBH5SLPJ7KXA5E2ZV3L3QPVM4GPGKN2EYAXJ5RWFOPHQZO"
+T = 1_764_000_000_000
+
+
+def _data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(VECTORS.read_text())
+    return data
+
+
+def _answerer(answerer: str, state: FullState) -> tuple[HostStateMap, LwwMap]:
+    """Host ``answerer`` (which has written nothing of its own) holding ``state``."""
+    mine = next(s for s in state.hosts if s.owner == answerer)
+    assert not mine.entries
+    hosts = HostStateMap(answerer, mine.generation)
+    for section in state.hosts:
+        if section.owner != answerer:
+            hosts.apply(section)
+    lww = LwwMap()
+    for e in state.entries:
+        lww.merge(e)
+    return hosts, lww
+
+
+def _answer(hosts: HostStateMap, lww: LwwMap, request: SyncRequest) -> bytes:
+    digest = {owner: (g, w) for owner, g, w in request.digest}
+    return encode(FullState(tuple(hosts.delta(digest)), tuple(lww.entries())))
+
+
+@pytest.mark.parametrize("vector", _data().get("sync_answers", []), ids=lambda v: v["name"])
+def test_sync_answer_matches_golden_bytes(vector: dict[str, Any]) -> None:
+    state = message_in("full_state", vector["state"])
+    assert isinstance(state, FullState)
+    hosts, lww = _answerer(vector["answerer"], state)
+    # The answerer holds what the vector says: its answer to an empty digest is the state.
+    assert encode(FullState(tuple(hosts.delta({})), tuple(lww.entries()))) == encode(state)
+    request = message_in("sync_request", vector["request"])
+    assert isinstance(request, SyncRequest)
+    answer = _answer(hosts, lww, request)
+    assert answer.hex() == vector["answer_hex"]
+    assert message_out(FullState(*_decoded_parts(answer))) == vector["answer"]
+
+
+def _decoded_parts(data: bytes) -> tuple[tuple[HostSection, ...], tuple[LwwEntry, ...]]:
+    state = decode_state(data)
+    return state.hosts, state.entries
+
+
+@pytest.mark.parametrize("vector", _data().get("log_lines", []), ids=lambda v: v["name"])
+def test_log_line_matches_golden_text(vector: dict[str, Any]) -> None:
+    entry = _lww_in(vector["entry"])
+    assert entry_to_json(entry) == vector["line"]
+    assert entry_from_json(vector["line"]) == entry
+
+
+@pytest.mark.parametrize("vector", _data().get("lww_order", []), ids=lambda v: v["name"])
+def test_lww_winner_matches_golden(vector: dict[str, Any]) -> None:
+    a, b = _lww_in(vector["a"]), _lww_in(vector["b"])
+    winner = {"a": a, "b": b}[vector["winner"]]
+    for first, second in ((a, b), (b, a)):
+        held = LwwMap()
+        held.merge(first)
+        held.merge(second)
+        assert held.entry(a.ns, a.key) == winner
+    assert wins(winner, a if winner is b else b)
+
+
+def test_every_state_vector_kind_is_present() -> None:
+    data = _data()
+    assert data.get("sync_answers") and data.get("log_lines") and data.get("lww_order")
+
+
+def _generate_state() -> None:  # pragma: no cover - run by hand when the spec changes
+    ga, gb = T << 16, (T + 10) << 16
+    a = HostStateMap(HOST_A, ga)
+    a.set("addr", "10.0.0.5:4222")
+    a.set("labels", {"zone": "east"})
+    a.set(f"actor/{ACTOR}", {"id": ACTOR, "name": "echo", "caps": ["wasmcloud:keyvalue"],
+                             "call_alias": "", "issuer": "", "instances": 1})
+    a.set(f"actor/{ACTOR}", None)
+    b = HostStateMap(HOST_B, gb)
+    b.set("version", "0.1.0")
+    b.set("load", 0.25)
+    hosts = HostStateMap(HOST_C, (T + 20) << 16)
+    for section in [*a.delta({}), *b.delta({})]:
+        hosts.apply(section)
+    lww = LwwMap()
+    lww.merge(LwwEntry("config", "db", Stamp(T, 1, HOST_A), {"url": "sqlite:///data/app.db"}))
+    lww.merge(LwwEntry("config", "old", Stamp(T, 2, HOST_B), None))
+    state = FullState(tuple(hosts.delta({})), tuple(lww.entries()))
+    requests = [
+        ("empty_digest", SyncRequest(())),
+        ("same_generations", SyncRequest(((HOST_A, ga, 2), (HOST_B, gb, 2)))),
+        ("asker_newer_and_older", SyncRequest(((HOST_A, ga + 1, 0), (HOST_B, gb - 1, 5)))),
+        ("unknown_owner_ignored", SyncRequest(((ACTOR, 7, 7), (HOST_A, ga, 4)))),
+    ]
+    answers = []
+    for name, request in requests:
+        answer = _answer(hosts, lww, request)
+        answers.append({"name": name, "answerer": HOST_C, "state": message_out(state),
+                        "request": message_out(request), "answer_hex": answer.hex(),
+                        "answer": message_out(FullState(*_decoded_parts(answer)))})
+    entries = [
+        ("link", LwwEntry("link", f"{ACTOR}/wasmcloud:keyvalue/default", Stamp(T, 0, HOST_A),
+                          {"actor_id": ACTOR, "contract_id": "wasmcloud:keyvalue",
+                           "link_name": "default", "provider_id": "",
+                           "values": {"NAMESPACE": "shop"}})),
+        ("tombstone", LwwEntry("config", "db", Stamp(T, 1, HOST_A), None)),
+        ("non_ascii_and_bin", LwwEntry("config", "grüße", Stamp(T, 2, HOST_B),
+                                       {"text": "日本", "raw": b"\x00\xff", "n": -1, "f": 0.5})),
+    ]
+    lines = [{"name": n, "entry": _lww_out(e), "line": entry_to_json(e)} for n, e in entries]
+    pairs = [
+        ("later_wall_ms", LwwEntry("config", "k", Stamp(T, 9, HOST_B), "old"),
+         LwwEntry("config", "k", Stamp(T + 1, 0, HOST_A), "new")),
+        ("same_time_greater_writer", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "a"),
+         LwwEntry("config", "k", Stamp(T, 3, HOST_B), "b")),
+        ("equal_stamps_tombstone_wins", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "zzz"),
+         LwwEntry("config", "k", Stamp(T, 3, HOST_A), None)),
+        ("equal_stamps_greater_bytes", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "b"),
+         LwwEntry("config", "k", Stamp(T, 3, HOST_A), "ab")),
+        ("equal_stamps_bin_beats_str", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "zz"),
+         LwwEntry("config", "k", Stamp(T, 3, HOST_A), b"a")),
+    ]
+    order = [{"name": n, "a": _lww_out(a), "b": _lww_out(b),
+              "winner": "b" if wins(b, a) else "a"} for n, a, b in pairs]
+    data = _data()
+    data["state_description"] = (
+        "sync_answers: the FULL_STATE (answer_hex) that host `answerer`, holding exactly "
+        "`state` (its answer to an empty digest; its own section is empty), sends for "
+        "`request`. "
+        "log_lines: an LWW entry and its line in lww.jsonl. lww_order: of two entries for "
+        "one key, the one that wins in either arrival order."
+    )
+    data["sync_answers"] = answers
+    data["log_lines"] = lines
+    data["lww_order"] = order
+    VECTORS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 if __name__ == "__main__":  # pragma: no cover
     _generate()
+    _generate_state()
