@@ -96,8 +96,8 @@ def test_hello_vectors(vector: dict[str, Any]) -> None:
     assert decode_hello(bytes.fromhex(vector["msgpack_hex"]), static) == hello
 
 
-def test_session_transcript_vector() -> None:
-    """A whole handshake from fixed keys: every record byte for byte."""
+def transcript_pair(config: TransportConfig) -> tuple[Session, Session]:
+    """Replay the handshake of the transcript vector, checking every record."""
     t = VECTORS["transcript"]
     sessions = []
     for role, seed in (("initiator", t["initiator_seed"]), ("responder", t["responder_seed"])):
@@ -108,7 +108,7 @@ def test_session_transcript_vector() -> None:
                 identity=LocalIdentity.create(host_key(seed), rb),
                 lattice=t["lattice"],
                 psk=bytes.fromhex(t["psk_hex"]),
-                config=TransportConfig(),
+                config=config,
                 random_bytes=rb,
                 listen_port=t[f"{role}_port"],
             )
@@ -120,9 +120,59 @@ def test_session_transcript_vector() -> None:
         out = bytes(writer.data_to_send())
         assert out.hex() == expected, f"record {i}"
         reader.receive_data(out)
+    return a, b
+
+
+def test_session_transcript_vector() -> None:
+    """A whole handshake from fixed keys: every record byte for byte."""
+    t = VECTORS["transcript"]
+    a, b = transcript_pair(TransportConfig())
     assert a.is_open and b.is_open
     assert a.handshake_hash.hex() == b.handshake_hash.hex() == t["handshake_hash_hex"]
     assert t["lattice"] == LATTICE and bytes.fromhex(t["psk_hex"]) == PSK
+
+
+def test_session_records_vector() -> None:
+    """Transport records after the handshake, rekeys included, byte for byte."""
+    v = VECTORS["session"]
+    a, b = transcript_pair(TransportConfig(rekey_after_messages=v["rekey_after_messages"]))
+    for s in (a, b):
+        while s.next_event() is not None:
+            pass
+    steps = iter(v["steps"])
+    seen_rekeys: dict[int, int] = {}
+
+    def step(sender: Session, receiver: Session) -> list[object]:
+        vector = next(steps)
+        assert vector["from"] == ("initiator" if sender is a else "responder")
+        out = bytes(sender.data_to_send())
+        assert out.hex() == "".join(r["record_hex"] for r in vector["records"]), vector["name"]
+        frames = [fr.decode_frame(bytes.fromhex(r["frame_hex"])) for r in vector["records"]]
+        rekeys = sum(isinstance(f, fr.Rekey) for f in frames)
+        assert rekeys == sender.rekeys - seen_rekeys.get(id(sender), 0)
+        seen_rekeys[id(sender)] = sender.rekeys
+        receiver.receive_data(out)
+        events = []
+        while (event := receiver.next_event()) is not None:
+            events.append(event)
+        return events
+
+    rid = a.send_request(1, b"hello", 1000)
+    (request,) = step(a, b)
+    assert (request.request_id, request.channel, request.payload) == (rid, 1, b"hello")
+    b.send_response(rid, b"world")
+    (reply,) = step(b, a)
+    assert reply.payload == b"world" and b.rekeys == 1
+    rid2 = b.send_request(3, b"after rekey", 0)
+    (request,) = step(b, a)
+    assert (request.request_id, request.channel, request.payload) == (rid2, 3, b"after rekey")
+    a.send_response(rid2, b"ok")
+    (reply,) = step(a, b)
+    assert reply.payload == b"ok" and a.rekeys == 1
+    a.ping(7)
+    assert step(a, b) == []
+    assert step(b, a) == [] and a.pongs_received == 1 and b.rekeys == 2
+    assert next(steps, None) is None
 
 
 def test_reason_text_is_cut_to_the_limit() -> None:
