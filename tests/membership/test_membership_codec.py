@@ -82,6 +82,25 @@ def test_golden_alive_signatures_verify():
     assert alives and all(verifier.verify(a) for a in alives)
 
 
+def _extra(key):
+    return json.loads(VECTORS.read_text())[key]
+
+
+@pytest.mark.parametrize("vector", _extra("decode_only"), ids=lambda v: v["name"])
+def test_golden_other_encodings_are_accepted(vector):
+    msgs, unknown = decode_packet(bytes.fromhex(vector["msgpack_hex"]), LIMIT)
+    assert (len(msgs), unknown) == (vector["messages"], vector["unknown"])
+    assert b"".join(encode(m) for m in msgs).hex() == vector["canonical_hex"]
+    verifier = AliveVerifier()
+    assert all(verifier.verify(m) for m in msgs if isinstance(m, Alive))
+
+
+@pytest.mark.parametrize("vector", _extra("malformed"), ids=lambda v: v["name"])
+def test_golden_malformed_datagrams_are_rejected(vector):
+    with pytest.raises(MembershipDecodeError):
+        decode_packet(bytes.fromhex(vector["msgpack_hex"]), LIMIT)
+
+
 def test_every_message_type_has_a_vector():
     kinds = {v["kind"] for v in _vectors()}
     assert kinds == {

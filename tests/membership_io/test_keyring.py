@@ -141,6 +141,22 @@ def test_vectors_sealed_packets() -> None:
         assert len(packet) == len(plaintext) + kr.SEAL_OVERHEAD
 
 
+def test_vectors_secret_texts_accepted_and_rejected() -> None:
+    for entry in VECTORS["texts_accepted"]:
+        assert kr.decode_secret(entry["text"]).hex() == entry["secret_hex"], entry["note"]
+    for entry in VECTORS["texts_rejected"]:
+        with pytest.raises(LatticeSecretError) as info:
+            kr.decode_secret(entry["text"])
+        assert type(info.value).__name__ == entry["error"], entry["note"]
+
+
+def test_vectors_packets_not_opened() -> None:
+    for entry in VECTORS["not_opened"]:
+        ring = Keyring.create(entry["lattice"], [bytes.fromhex(entry["secret_hex"])])
+        assert ring.open(bytes.fromhex(entry["packet_hex"])) is None
+        assert getattr(ring.stats, entry["reason"]) == 1 == ring.stats.rejected
+
+
 def _ring(*secrets: bytes, lattice: str = "default", seed: int = 1) -> Keyring:
     rng = random.Random(seed)
     return Keyring.create(lattice, secrets, random_bytes=rng.randbytes)
