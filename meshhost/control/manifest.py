@@ -581,6 +581,18 @@ class _Validator:
             self.fail(node, path, f"expected {what}, got {node.type_name()}")
         if len(value) > limit:
             self.fail(node, path, f"is {len(value)} characters long; the limit is {limit}")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                # A JSON or YAML escape such as "\ud800" decodes to a lone surrogate, which
+                # no UTF-8 text holds: canonical bytes and placement hashes could not be made.
+                self.fail(
+                    node,
+                    path,
+                    "holds a lone surrogate escape (like \\ud800), which is not Unicode "
+                    "text; write the character itself or remove the escape",
+                )
         return value
 
     def name(self, node: Node, path: str, what: str) -> str:

@@ -203,6 +203,35 @@ def test_unsigned_module_is_reported_at_the_image(app_dir: Path) -> None:
     assert info.value.line == 13
 
 
+def test_lone_surrogate_escape_is_refused_not_a_crash_later() -> None:
+    # A record is ASCII JSON, so "\\ud800" is valid bytes; it decodes to a lone
+    # surrogate that no UTF-8 text holds, and placement's hash of a spread name (or
+    # the canonical form) would raise UnicodeEncodeError on every host reading it.
+    import json
+
+    document = {
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": "shop", "annotations": {"version": "v1"}},
+        "spec": {"components": [{
+            "name": "web", "type": "actor", "properties": {"image": "file:///srv/web.wasm"},
+            "traits": [{"type": "spreadscaler", "properties": {
+                "instances": 3, "spread": [{"name": "x\ud800", "weight": 1}]}}],
+        }]},
+    }
+    with pytest.raises(StoredManifestInvalid, match=r"spread\[0\]\.name: holds a lone surrogate"):
+        decode_manifest(json.dumps(document).encode())
+    with pytest.raises(ManifestError, match="lone surrogate"):
+        parse_manifest(
+            'apiVersion: core.oam.dev/v1beta1\nkind: Application\n'
+            'metadata: {name: a, annotations: {version: v1, description: "x\\udc80"}}\n'
+            "spec: {components: [{name: kv, type: capability, "
+            "properties: {contract: wasmcloud:keyvalue}}]}\n"
+        )
+    document["spec"]["components"][0]["traits"][0]["properties"]["spread"][0]["name"] = "x\u00e9"
+    assert decode_manifest(json.dumps(document).encode()).actors[0].scaler
+
+
 @given(st.binary(max_size=300))
 def test_decode_manifest_raises_only_decode_errors_on_random_bytes(data: bytes) -> None:
     try:
