@@ -146,7 +146,7 @@ def app_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
     stdout.print(table)
     for row in rows:
         for problem in row["problems"]:
-            stdout.print(f"{row['name']}: {escape(problem)}", highlight=False)
+            stdout.print(f"app {row['name']}, {escape(problem)}", highlight=False)
 
 
 @app_group.command("get")

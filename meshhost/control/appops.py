@@ -639,7 +639,7 @@ class AppOps:
             if change.key.startswith(prefix)
         ]
         problems = [
-            f"{u.component}: {u.message}" if u.component else u.message
+            f"component {u.component}: {u.message}" if u.component else u.message
             for u in after.unsatisfied
             if u.app == manifest.name
         ]

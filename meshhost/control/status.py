@@ -129,7 +129,7 @@ def status(
         )
     )
     problems = tuple(
-        u.message if not u.component else f"{u.component}: {u.message}"
+        u.message if not u.component else f"component {u.component}: {u.message}"
         for u in desired.unsatisfied
         if u.app == manifest.name
     )

@@ -82,7 +82,7 @@ def test_status_fails_when_a_spread_cannot_be_placed(app_dir: Path, base_manifes
     report = status(manifest, desired, desired.as_dict())
     assert report.state is AppState.FAILED
     assert report.problems == (
-        "web: spread 'west' needs 1 instance(s) but no live host has zone=west",
+        "component web: spread 'west' needs 1 instance(s) but no live host has zone=west",
     )
 
 

@@ -332,7 +332,7 @@ def test_status_fails_when_no_host_matches_a_spread(lattice: Lattice, app_dir: P
     result = ops.app_status({"name": "kvcounter"})
     assert result["state"] == "failed"
     assert result["problems"] == [
-        "counter: spread 'west' needs 1 instance(s) but no live host has zone=west"
+        "component counter: spread 'west' needs 1 instance(s) but no live host has zone=west"
     ]
     assert {r["host"] for r in result["rows"]} == {A, B}
     assert ops.app_list({})[0]["state"] == "failed"
@@ -419,7 +419,7 @@ def test_diff_reports_what_cannot_be_placed(lattice: Lattice, app_dir: Path) -> 
     manifest, _ = load(app_dir, MANIFEST.replace("zone: west", "zone: north"))
     result = ops_on(lattice).app_diff({"manifest": manifest.canonical()})
     assert result["problems"] == [
-        "counter: spread 'west' needs 1 instance(s) but no live host has zone=north"
+        "component counter: spread 'west' needs 1 instance(s) but no live host has zone=north"
     ]
 
 

@@ -212,7 +212,7 @@ def test_list_get_status_delete(host: FakeHost, app_dir: Path) -> None:
     failed = host.run("app", "status", "kvcounter")
     assert failed.exit_code == 0  # a failed application is data, not an error
     assert "failed" in failed.output.splitlines()[0]
-    assert "problem: counter: spread 'west' needs 1 instance(s)" in failed.output
+    assert "problem: component counter: spread 'west' needs 1 instance(s)" in failed.output
     assert "counter: 0 of 3 running (4 asked, 1 cannot be placed)" in failed.output
 
     deleted = host.run("app", "delete", "kvcounter")
