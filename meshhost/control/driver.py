@@ -62,6 +62,8 @@ FETCH_TIMEOUT_S = 30.0
 MAX_FETCH_PEERS = 8
 """Peers asked for a module before the start counts as failed (and backs off)."""
 CONTROL_PREFIX = "control."
+RETRY_S = 1.0
+"""Pause after a reconcile round failed unexpectedly (a bug), before the next one."""
 
 Send = Callable[[str, int, bytes, float], Awaitable[bytes]]
 EventSink = Callable[[dict[str, Any]], None]
@@ -95,6 +97,7 @@ class ReconcileDriver:
         """Why deployed applications cannot be reconciled here now (for status)."""
         self.actions_done = 0
         self.actions_failed = 0
+        self.rounds_failed = 0
         self._failures: dict[str, str] = {}
 
     # -- inputs ------------------------------------------------------------------
@@ -161,24 +164,35 @@ class ReconcileDriver:
         task_status.started()
         next_update = self._started
         while True:
-            now = trio.current_time()
-            if now >= next_update or self._wake.is_set():
-                self._wake = trio.Event()
-                self._update(now)
-                # until joined, look again at the end of the grace period
-                next_update = now + (JOIN_GRACE_S if not self._joined else float("inf"))
-            timer = self.reconciler.get_timer()
-            if timer is not None and timer <= now:
-                actions = self.reconciler.handle_timer(now)
-                for action in actions:
-                    await self._carry_out(action)
-                if any(isinstance(a, StartActor | StopActor) for a in actions):
-                    self.reconciler.update(trio.current_time(),
-                                           running=self.actors.managed_running())
-                continue
-            wake_at = min(t for t in (timer, next_update) if t is not None)
-            with trio.move_on_at(wake_at):
-                await self._wake.wait()
+            try:
+                next_update = await self._round(next_update)
+            except Exception:  # a bug must neither end this host's reconciling nor spin
+                self.rounds_failed += 1
+                log.exception("reconcile: a round failed; trying again in %g s", RETRY_S)
+                await trio.sleep(RETRY_S)
+                next_update = trio.current_time()
+
+    async def _round(self, next_update: float) -> float:
+        """Update the desired state when due, carry out due actions or wait; returns
+        when the desired state is next due for an update."""
+        now = trio.current_time()
+        if now >= next_update or self._wake.is_set():
+            self._wake = trio.Event()
+            self._update(now)
+            # until joined, look again at the end of the grace period
+            next_update = now + (JOIN_GRACE_S if not self._joined else float("inf"))
+        timer = self.reconciler.get_timer()
+        if timer is not None and timer <= now:
+            actions = self.reconciler.handle_timer(now)
+            for action in actions:
+                await self._carry_out(action)
+            if any(isinstance(a, StartActor | StopActor) for a in actions):
+                self.reconciler.update(trio.current_time(), running=self.actors.managed_running())
+            return next_update
+        wake_at = min(t for t in (timer, next_update) if t is not None)
+        with trio.move_on_at(wake_at):
+            await self._wake.wait()
+        return next_update
 
     async def _carry_out(self, action: Action) -> None:
         try:

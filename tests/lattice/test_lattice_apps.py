@@ -116,3 +116,29 @@ async def test_an_unexpected_failure_to_start_is_retried_and_the_host_keeps_reco
                          "2 instances run after the retry", timeout_s=15)
         assert failures and host.reconcile_driver.actions_failed >= 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_reconcile_round_that_raises_is_retried_and_the_host_lives(
+        tmp_path: Path) -> None:
+    signed_example.cached = signed_example("kvcounter")
+    async with trio.open_nursery() as nursery:
+        member = Member(make_host(tmp_path, 0))
+        await nursery.start(member.run)
+        host = member.host
+        driver = host.reconcile_driver
+        update = driver._update
+        failures = []
+
+        def update_with_a_bug_twice(now):
+            if len(failures) < 2:
+                failures.append(now)
+                raise RuntimeError("a bug in computing the placement")
+            return update(now)
+
+        driver._update = update_with_a_bug_twice
+        await client(host).request("apply", **manifest_args(tmp_path, 1))
+        await wait_until(lambda: sum(running([host]).values()) == 1,
+                         "the instance runs once the rounds stop failing", timeout_s=15)
+        assert len(failures) == 2 and driver.rounds_failed == 2
+        assert failures[1] - failures[0] >= 0.9  # retried after a pause, not in a spin
+        nursery.cancel_scope.cancel()
