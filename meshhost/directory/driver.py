@@ -190,8 +190,11 @@ class DirectoryDriver:
         next_pull = trio.current_time() + ANTI_ENTROPY_S
         while True:
             await trio.sleep(TICK_S)
-            self.directory.set_load(round(self._load() / cores, 3))
-            self.directory.tick()
+            try:
+                self.directory.set_load(round(self._load() / cores, 3))
+                self.directory.tick()
+            except Exception:  # tried again at the next tick; the host keeps running
+                log.exception("directory: a periodic tick failed")
             if trio.current_time() >= next_pull and self._nursery is not None:
                 next_pull = trio.current_time() + ANTI_ENTROPY_S
                 peers = self._peers()

@@ -1,4 +1,4 @@
-"""The directory driver keeps the host's directory working when applying a change fails."""
+"""The directory driver keeps the host's directory working when a change or a tick fails."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class FlakyLinks:
         raise RuntimeError("provider bug while re-applying")
 
 
-async def test_a_failing_link_change_does_not_stop_the_driver() -> None:
+async def test_failing_link_changes_and_ticks_do_not_stop_the_driver() -> None:
     me = host_id(1)
     directory = Directory(me, clock=ManualClock())
     links = FlakyLinks()
@@ -50,12 +50,21 @@ async def test_a_failing_link_change_does_not_stop_the_driver() -> None:
         forget_host=lambda _id: None, live_ids=lambda: {me}, rng=random.Random(1),
     )
     actor = "M" + "A" * 55
+    tick, ticks = directory.tick, []
+
+    def tick_with_a_bug_once() -> None:
+        ticks.append(1)
+        if len(ticks) == 1:
+            raise RuntimeError("directory bug")
+        tick()
+
+    directory.tick = tick_with_a_bug_once  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
         await nursery.start(driver.serve)
         directory.put_link(LinkDefinition(actor, "wasmcloud:keyvalue"))
         directory.put_link(LinkDefinition(actor, "wasmcloud:httpserver"))
         with trio.fail_after(5):
-            while links.put != ["wasmcloud:httpserver"] or links.applied < 2:
+            while links.put != ["wasmcloud:httpserver"] or links.applied < 2 or len(ticks) < 2:
                 await trio.sleep(0.05)
         # the driver is still draining events after both failures
         directory.put_link(LinkDefinition(actor, "wasmcloud:messaging"))
