@@ -94,13 +94,18 @@ def _versioned(tmp_path: Path, instances: int, version: str) -> Path:
     return path
 
 
+async def _lone_host(nursery: trio.Nursery, tmp_path: Path):
+    """One running host, and the kvcounter example ready for manifest_args."""
+    signed_example.cached = signed_example("kvcounter")
+    member = Member(make_host(tmp_path, 0))
+    await nursery.start(member.run)
+    return member.host
+
+
 async def test_an_unexpected_failure_to_start_is_retried_and_the_host_keeps_reconciling(
         tmp_path: Path) -> None:
-    signed_example.cached = signed_example("kvcounter")
     async with trio.open_nursery() as nursery:
-        member = Member(make_host(tmp_path, 0))
-        await nursery.start(member.run)
-        host = member.host
+        host = await _lone_host(nursery, tmp_path)
         start = host.actors.start
         failures = []
 
@@ -120,11 +125,8 @@ async def test_an_unexpected_failure_to_start_is_retried_and_the_host_keeps_reco
 
 async def test_a_reconcile_round_that_raises_is_retried_and_the_host_lives(
         tmp_path: Path) -> None:
-    signed_example.cached = signed_example("kvcounter")
     async with trio.open_nursery() as nursery:
-        member = Member(make_host(tmp_path, 0))
-        await nursery.start(member.run)
-        host = member.host
+        host = await _lone_host(nursery, tmp_path)
         driver = host.reconcile_driver
         update = driver._update
         failures = []
