@@ -115,7 +115,9 @@ DRAIN_S = 5.0
 """How long a graceful shutdown lets calls in flight finish."""
 INVOCATION_CHANNEL = 1
 SUBSCRIBER_BUFFER = 1024
-"""Events buffered per subscriber; a subscriber that falls further behind loses events."""
+"""Events buffered per subscriber.  A subscriber that falls further behind
+loses the newer events (counted in ``host.events_dropped``) rather than
+slowing the host: publishing never waits for a subscriber."""
 
 ChannelHandler = Callable[[str, bytes], Awaitable[bytes]]
 """``async (peer_id, payload) -> reply`` for one transport channel."""
@@ -368,7 +370,12 @@ class Host:
         return out
 
     def subscribe(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[object]:
-        """A channel of membership events from now on (lossy if not drained)."""
+        """A channel of host events from now on.
+
+        Lossy if not drained: beyond ``buffer`` unread events the newer ones
+        are dropped and counted.  Closing the channel unsubscribes (the host
+        notices at the next event).
+        """
         send, receive = trio.open_memory_channel[object](buffer)
         self._subscribers.append(send)
         return receive
@@ -675,7 +682,14 @@ class Host:
             self.publish_event(event)
 
     def publish_event(self, event: object) -> None:
-        """Hand ``event`` (a membership event or a control event dict) to every subscriber."""
+        """Hand ``event`` (a membership event or a control event dict) to every subscriber.
+
+        Never raises for a subscriber's sake and never waits: a full
+        subscriber loses the event (counted), one that has gone away (its
+        channel closed, e.g. ``meshhost events`` stopped with Ctrl-C) is
+        dropped quietly.  Callers such as ``scale`` publish in the middle of
+        their work, so a raise here would fail an operation that succeeded.
+        """
         if self.reconcile_driver is not None:
             if isinstance(event, dict):
                 self.reconcile_driver.on_directory_event(event)
@@ -686,7 +700,7 @@ class Host:
                 send.send_nowait(event)
             except trio.WouldBlock:
                 self.events_dropped += 1
-            except trio.ClosedResourceError:
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(send)
 
     def _note_partition_heal(self, event: object) -> None:

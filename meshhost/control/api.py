@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ _UNPACK_LIMITS: dict[str, Any] = {
 }
 
 Dispatch = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
-Streamer = Callable[[Mapping[str, Any]], AsyncIterator[Mapping[str, Any]]]
+Streamer = Callable[[Mapping[str, Any]], AsyncGenerator[Mapping[str, Any], None]]
 
 
 class ControlError(MeshError):
@@ -207,8 +207,12 @@ async def serve_unix(
                         await _write_message(stream, encode_reply(error=exc))
                         return
                     if op in streamers:
-                        async for event in streamers[op](args):
-                            await _write_message(stream, encode_event(event))
+                        # aclosing: when the client goes away the stream's
+                        # generator ends now (unsubscribing), not at garbage
+                        # collection.
+                        async with contextlib.aclosing(streamers[op](args)) as events:
+                            async for event in events:
+                                await _write_message(stream, encode_event(event))
                         return
                     try:
                         reply = encode_reply(await dispatch(op, args), op=op)

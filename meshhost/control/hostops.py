@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -155,7 +155,7 @@ class HostControl:
         )
         return decode_reply(data).get("result")
 
-    async def events(self, args: Mapping[str, Any]) -> AsyncIterator[Mapping[str, Any]]:
+    async def events(self, args: Mapping[str, Any]) -> AsyncGenerator[Mapping[str, Any], None]:
         receive = self.host.subscribe()
         async with receive:
             async for event in receive:
