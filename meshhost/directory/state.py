@@ -90,7 +90,8 @@ from meshhost.errors import (
     LocalProtocolError,
 )
 
-__all__ = ["CONFIG_NS", "LINK_NS", "MANIFEST_NS", "Directory", "DirectoryConfig", "link_key"]
+__all__ = ["CONFIG_NS", "LINK_NS", "MANIFEST_NS", "Directory", "DirectoryConfig", "link_key",
+           "parse_link_key"]
 
 LINK_NS = "link"
 CONFIG_NS = "config"
@@ -156,8 +157,50 @@ class DirectoryConfig:
 
 
 def link_key(actor_id: str, contract_id: str, link_name: str) -> str:
-    """The LWW key of a link: ``<actor id>/<contract id>/<link name>``."""
-    return f"{actor_id}/{contract_id}/{normalize_link_name(link_name)}"
+    """The LWW key of a link (``proto/spec/directory.md``, "Link keys").
+
+    ``<actor id>/<contract id>/<link name>`` when the contract id has no
+    ``/`` (every capability contract id, and every key written before links
+    to call aliases existed, so those keys are unchanged).  A contract id
+    holding ``/`` (a call alias such as ``wasmcloud/echo``) is written after
+    an empty field, with ``%`` as ``%25`` and ``/`` as ``%2F``:
+    ``<actor id>//<escaped contract id>/<link name>``.  A contract id is never
+    empty, so no key of the first form has the empty field: the two forms
+    never collide, and the link name (which may hold ``/``) stays last.
+    The actor id must not contain ``/`` (``put_link`` refuses it).
+    """
+    name = normalize_link_name(link_name)
+    if "/" not in contract_id:
+        return f"{actor_id}/{contract_id}/{name}"
+    escaped = contract_id.replace("%", "%25").replace("/", "%2F")
+    return f"{actor_id}//{escaped}/{name}"
+
+
+def parse_link_key(key: str) -> tuple[str, str, str] | None:
+    """(actor id, contract id, link name) of a key :func:`link_key` wrote, or None.
+
+    Only the canonical form is accepted: ``link_key(*parse_link_key(k)) == k``
+    whenever the result is not None.
+    """
+    actor_id, sep, rest = key.partition("/")
+    if not sep or not actor_id:
+        return None
+    if not rest.startswith("/"):
+        contract_id, sep, name = rest.partition("/")
+        return (actor_id, contract_id, name) if sep and contract_id and name else None
+    escaped, sep, name = rest[1:].partition("/")
+    if not sep or not name:
+        return None
+    parts = escaped.split("%")
+    contract_id = parts[0]
+    for part in parts[1:]:
+        code, tail = part[:2], part[2:]
+        if code not in ("25", "2F"):
+            return None
+        contract_id += ("%" if code == "25" else "/") + tail
+    if "/" not in contract_id:
+        return None  # not canonical: link_key writes such a contract id in the first form
+    return actor_id, contract_id, name
 
 
 class Directory:
@@ -418,9 +461,8 @@ class Directory:
 
     def put_link(self, link: LinkDefinition) -> Stamp:
         """Create or replace a link definition lattice-wide."""
-        for name in ("actor_id", "contract_id"):
-            if "/" in getattr(link, name):
-                raise DirectoryValueError(f"link {name} must not contain '/'")
+        if "/" in link.actor_id:
+            raise DirectoryValueError("link actor_id must not contain '/'")
         key = link_key(link.actor_id, link.contract_id, link.link_name)
         return self.put(LINK_NS, key, link.to_dict())
 
@@ -825,8 +867,8 @@ class Directory:
             if old is not None:
                 self._emit(LinkDeleted(old.actor_id, old.contract_id, old.link_name))
             else:
-                parts = entry.key.split("/", 2)
-                if len(parts) == 3:
+                parts = parse_link_key(entry.key)
+                if parts is not None:
                     self._emit(LinkDeleted(*parts))
         elif entry.ns == CONFIG_NS:
             self._emit(ConfigChanged(entry.key, entry.value))

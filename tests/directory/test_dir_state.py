@@ -27,6 +27,7 @@ from meshhost.directory import (
 )
 from meshhost.directory.codec import LwwDelta, LwwEntry, decode_state, encode
 from meshhost.directory.hlc import MAX_DRIFT_MS, MAX_LOGICAL, MAX_WALL_MS, Stamp
+from meshhost.directory.state import link_key, parse_link_key
 from meshhost.errors import DirectoryDecodeError, DirectoryValueError
 
 NA, NB, NC = ("N" + c * 55 for c in "ABC")
@@ -480,3 +481,41 @@ def test_pieces_of_a_large_value_are_passed_on_before_the_value_is_complete(cloc
     for p in forwarded:
         c.notify_message(NB, p)  # ... and gets them from b
     assert c.get("control.manifests", "shop@v1") == b"m" * 5000
+
+
+def test_a_link_to_a_call_alias_is_stored_gossiped_and_deleted(pair):
+    """wasmCloud call aliases contain '/': a link naming one as its contract id works."""
+    a, b = pair
+    link = LinkDefinition(ACTOR, "wasmcloud/echo", "default")
+    a.put_link(link)
+    assert events(a) == [LinkPut(link)]
+    gossip(a, b)
+    assert b.links() == [link] and b.link(ACTOR, "wasmcloud/echo") == link
+    assert events(b) == [LinkPut(link)]
+    assert b.delete_link(ACTOR, "wasmcloud/echo", "default")
+    gossip(b, a)
+    assert a.links() == []
+    assert events(a) == [LinkDeleted(ACTOR, "wasmcloud/echo", "default")]
+
+
+def test_link_keys_keep_the_old_form_and_never_collide():
+    # every key written before call-alias links is unchanged
+    assert link_key(ACTOR, "wasmcloud:keyvalue", "") == f"{ACTOR}/wasmcloud:keyvalue/default"
+    assert parse_link_key(f"{ACTOR}/wasmcloud:keyvalue/a/b") == (
+        ACTOR, "wasmcloud:keyvalue", "a/b")
+    # a contract id with '/' cannot be confused with a link name holding one
+    assert link_key(ACTOR, "x/y", "z") != link_key(ACTOR, "x", "y/z")
+    assert link_key(ACTOR, "x/y", "z") != link_key(ACTOR, "x%2Fy", "z")
+    assert parse_link_key("no-slash") is None
+    assert parse_link_key(f"{ACTOR}//bad%zz/default") is None
+
+
+@given(
+    st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=8),
+    st.text(min_size=1, max_size=8),
+    st.text(max_size=8),
+)
+@settings(max_examples=300)
+def test_link_key_round_trips(actor: str, contract: str, name: str) -> None:
+    key = link_key(actor, contract, name)
+    assert parse_link_key(key) == (actor, contract, name or "default")

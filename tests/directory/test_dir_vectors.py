@@ -34,6 +34,7 @@ from meshhost.directory.codec import (
 from meshhost.directory.hlc import Stamp
 from meshhost.directory.hoststate import HostStateMap
 from meshhost.directory.lww import LwwMap, wins
+from meshhost.directory.state import link_key, parse_link_key
 from meshhost.directory.store import entry_from_json, entry_to_json
 
 VECTORS = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "directory.json"
@@ -352,6 +353,30 @@ def test_every_state_vector_kind_is_present() -> None:
     assert data.get("sync_answers") and data.get("log_lines") and data.get("lww_order")
 
 
+@pytest.mark.parametrize("vector", _data()["link_keys"], ids=lambda v: v["name"])
+def test_link_key_matches_golden(vector: dict[str, Any]) -> None:
+    parts = (vector["actor_id"], vector["contract_id"], vector["link_name"])
+    assert link_key(*parts) == vector["key"]
+    assert parse_link_key(vector["key"]) == parts
+
+
+def _generate_link_keys() -> None:  # pragma: no cover - run by hand when the spec changes
+    cases = [
+        ("capability_contract", ACTOR, "wasmcloud:keyvalue", "default"),
+        ("call_alias", ACTOR, "wasmcloud/echo", "default"),
+        ("call_alias_with_percent_and_slashed_link_name", ACTOR, "acme/50%/off", "a/b"),
+        ("percent_without_slash_is_not_escaped", ACTOR, "acme:50%2Foff", "default"),
+    ]
+    data = _data()
+    data["link_keys_description"] = (
+        "link_keys: the LWW key (namespace link) of the link (actor_id, contract_id, "
+        "link_name); a contract id holding '/' (a call alias) is escaped after an empty field."
+    )
+    data["link_keys"] = [{"name": n, "actor_id": a, "contract_id": c, "link_name": ln,
+                          "key": link_key(a, c, ln)} for n, a, c, ln in cases]
+    VECTORS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def _generate_state() -> None:  # pragma: no cover - run by hand when the spec changes
     ga, gb = T << 16, (T + 10) << 16
     a = HostStateMap(HOST_A, ga)
@@ -423,3 +448,4 @@ def _generate_state() -> None:  # pragma: no cover - run by hand when the spec c
 if __name__ == "__main__":  # pragma: no cover
     _generate()
     _generate_state()
+    _generate_link_keys()

@@ -27,6 +27,7 @@ from meshhost.identity.claims import sign_module
 from meshhost.runtime import wat_to_wasm
 
 CAPS_WAT = Path(__file__).resolve().parents[1] / "capabilities" / "wat" / "caps_actor.wat"
+ECHO_WAT = Path(__file__).resolve().parents[2] / "meshhost" / "examples" / "echo.wat"
 KEYVALUE, MESSAGING = "wasmcloud:keyvalue", "wasmcloud:messaging"
 
 
@@ -201,4 +202,39 @@ async def test_open_actor_calls_need_no_link_as_in_wasmcloud(tmp_path: Path) -> 
             "call", actor=caller_id, operation="call",
             payload=frame("default", echo_id, "Echo", b"no link needed"), timeout_ms=5000)
         assert answer["payload"] == b"no link needed"
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_actor_calls_another_by_call_alias_through_a_link_across_hosts(
+    tmp_path: Path,
+) -> None:
+    """The denial message says: link to the call alias. That link works, lattice-wide."""
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path)
+        caller, caller_id = caps_actor("caller", ())
+        module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+        echo = sign_module(wat_to_wasm(ECHO_WAT.read_text()), issuer=ISSUER, subject=module,
+                           name="echo", call_alias="wasmcloud/echo", now=time.time())
+        await client(a.host).request("start", module=caller)
+        await client(b.host).request("start", module=echo)
+        await wait_until(lambda: a.host.directory.actor_by_alias("wasmcloud/echo") is not None,
+                         "a sees the alias")
+        request = frame("default", "wasmcloud/echo", "Echo", b"by alias")
+        try:
+            await client(a.host).request("call", actor=caller_id, operation="call",
+                                         payload=request, timeout_ms=5000)
+            raise AssertionError("an unlinked actor-to-actor call must be denied")
+        except ControlError as exc:
+            assert "contract id 'wasmcloud/echo'" in str(exc)
+        await client(b.host).request("link_put", actor=caller_id, contract="wasmcloud/echo")
+        await wait_until(lambda: a.host.actors.dispatcher.links.get(
+            caller_id, "wasmcloud/echo", "default") is not None, "the link reached a")
+        answer = await client(a.host).request("call", actor=caller_id, operation="call",
+                                              payload=request, timeout_ms=5000)
+        assert answer["payload"] == b"by alias"
+        rows = await client(a.host).request("link_list")
+        assert [r["contract"] for r in rows if r["actor"] == caller_id] == ["wasmcloud/echo"]
+        await client(a.host).request("link_del", actor=caller_id, contract="wasmcloud/echo")
+        await wait_until(lambda: b.host.actors.dispatcher.links.get(
+            caller_id, "wasmcloud/echo", "default") is None, "the delete reached b")
         nursery.cancel_scope.cancel()
