@@ -1,6 +1,8 @@
 """Test configuration shared by the whole suite."""
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
@@ -13,3 +15,7 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# systools (the one check for system tools and root, see its docstring) is
+# imported by name from test directories all over the suite.
+sys.path.insert(0, str(Path(__file__).resolve().parent))

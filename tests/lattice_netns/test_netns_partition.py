@@ -1,7 +1,7 @@
 """A partition and a crash in a lattice of three namespaces on a bridge (default profile).
 
-a is cut off with nftables (every packet in and out of its eth0 dropped,
-mDNS included).  Both sides must notice; meanwhile c makes a link and a
+a is cut off (its port taken off the bridge: every packet in and out of its
+eth0 lost, mDNS included).  Both sides must notice; meanwhile c makes a link and a
 starts an actor.  After the cut is removed the lattice re-forms by itself
 and both changes reach the other side.  Then a is killed with SIGKILL: b
 and c notice and keep serving the actor from c.

@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from systools import require_netns
 
 from meshhost import examples
 from meshhost.identity.keyring import encode_secret
@@ -40,19 +40,6 @@ CLI_MARGIN_S = 10.0
 """Added to a CLI call's own deadline for its subprocess timeout: Python and
 meshhost start in ~0.7 s on a quiet machine, several seconds on a loaded one."""
 NETNS_READY_S = 10.0
-
-
-def require_netns() -> None:
-    """Fail (never skip) with what to install when a namespace cannot be made."""
-    missing = [t for t in ("unshare", "nsenter", "ip", "ss") if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"these tests need {', '.join(missing)} (util-linux, iproute2); "
-                    "install them (.ci/run does)")
-    probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.fail(f"cannot create a network namespace with `unshare -n` (uid {os.getuid()}): "
-                    f"{probe.stderr.strip()}; run the suite as root")
 
 
 def build_modules(out_dir: Path) -> dict[str, tuple[Path, str]]:
