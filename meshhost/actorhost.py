@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,7 +52,9 @@ from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import decode_reply, encode_request
 from meshhost.directory import ActorSummary, Directory
 from meshhost.errors import (
+    ActorLimitExceeded,
     ActorNotFound,
+    ActorTrapped,
     DeadlineExceeded,
     HostShuttingDown,
     HostUnreachable,
@@ -60,6 +63,7 @@ from meshhost.errors import (
 )
 from meshhost.identity.claims import verify_module
 from meshhost.modstore import ModuleStore
+from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import Invocation
 from meshhost.rpc.inline import InlineGate
 from meshhost.rpc.invoker import Invoker
@@ -149,7 +153,18 @@ class ActorHost:
         self._lock = trio.Lock()
         self.in_flight = 0
         self.draining = False
+        self.observer: Observer = NULL_OBSERVER
+        """Told of calls run here and actor starts (see :meth:`set_observer`)."""
+        self.faults: Counter[tuple[str, str]] = Counter()
+        """Failed runs per (actor, kind): ``trap`` or the limit hit (``cpu``, ``memory``,
+        ``fuel``, ``deadline``, ``instances``); read by the monitor."""
         self._trio_token: trio.lowlevel.TrioToken | None = None
+
+    def set_observer(self, observer: Observer) -> None:
+        """Report calls made, calls run, starts and HTTP requests to ``observer``."""
+        self.observer = observer
+        self.invoker.observer = observer
+        self.httpserver.observer = observer
 
     # -- service ---------------------------------------------------------------
 
@@ -235,6 +250,7 @@ class ActorHost:
                 running.manual += count
             else:
                 running.managed[managed_key] = running.managed.get(managed_key, 0) + count
+            started = time.perf_counter()
             try:
                 resized = await self._resize(actor_id, running, module)
             except BaseException:
@@ -250,6 +266,7 @@ class ActorHost:
                 raise
             assert resized is not None  # count >= 1 was just added
             actor = resized
+            self.observer.actor_started(actor_id, time.perf_counter() - started)
         self._event("actor_started", actor.actor_id, name=actor.name, count=count)
         return actor
 
@@ -407,6 +424,8 @@ class ActorHost:
         actor = self.runtime.get(inv.target)
         timeout_s = max(0.0, inv.deadline_unix_ms / 1000 - time.time())
         self.in_flight += 1
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             may_need_trio = bool(actor.ref.caps) or actor.actor_id in self._linked
             if self._gate.allows(actor.actor_id, len(inv.payload), may_need_trio=may_need_trio):
@@ -419,8 +438,13 @@ class ActorHost:
             raise DeadlineExceeded(
                 f"actor {inv.target} did not start within the caller's deadline "
                 f"({timeout_s:.3f} s): all its instances stayed busy") from None
+        except MeshError as exc:
+            outcome = exc.code.name.lower()
+            raise
         finally:
             self.in_flight -= 1
+            self.observer.ran(inv.target, inv.operation, inv.origin_host, outcome,
+                              time.perf_counter() - started)
 
     def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float) -> bytes:
         outer = getattr(_call_context, "inv", None)
@@ -429,6 +453,12 @@ class ActorHost:
         try:
             return self.runtime.call_sync(actor_id, inv.operation, inv.payload,
                                           deadline_s=timeout_s)
+        except ActorTrapped:
+            self.faults[actor_id, "trap"] += 1
+            raise
+        except ActorLimitExceeded as exc:
+            self.faults[actor_id, exc.limit or "deadline"] += 1
+            raise
         finally:
             self._gate.observe(actor_id, time.perf_counter() - started)
             _call_context.inv = outer

@@ -51,7 +51,7 @@ from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import handle_request, serve_unix
 from meshhost.control.appops import AppOps
 from meshhost.control.driver import ReconcileDriver
-from meshhost.control.hostops import HostControl
+from meshhost.control.hostops import HostControl, event_to_dict
 from meshhost.control.manifest import actor_id_from_claims
 from meshhost.datadir import (
     CONTROL_SOCKET,
@@ -92,6 +92,7 @@ from meshhost.membership import (
 )
 from meshhost.membership.messages import MAX_META_BYTES
 from meshhost.membership.udp import PUSH_PULL_CHANNEL, MembershipDriver, wall_clock_offset
+from meshhost.monitor import HostMetrics, RecentEvents
 from meshhost.transport import Transport
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,11 @@ class HostOptions:
     IPv4 address; none at all is a ConfigError."""
     mdns_announce_interval_s: float = 60.0
     """Re-announce period (also heals discovery after partitions)."""
+    monitor: bool = True
+    """Count calls, runs and requests for ``meshhost metrics``/``top`` (off: only the
+    layers' own counters exist, nobody can ask for them; benchmarks compare the two)."""
+    metrics_address: tuple[str, int] | None = None
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` there (needs ``monitor``)."""
 
     def __post_init__(self) -> None:
         if self.advertise_host is not None:
@@ -289,6 +295,16 @@ class Host:
         self._failed_ids: set[str] = set()
         self._labels = dict(config.labels)
         self._meta = encode_meta(self._labels)
+        self.control: HostControl | None = None
+        """The control ops, once serving."""
+        self.monitor: HostMetrics | None = None
+        """This host's metrics registry and observer (None: not monitored)."""
+        self.recent_events: RecentEvents | None = None
+        if self.options.monitor:
+            self.monitor = HostMetrics(self.host_id, config.lattice, self)
+            self.recent_events = RecentEvents()
+        self.metrics_addr: tuple[str, int] | None = None
+        """Where ``/metrics`` is served, once serving (None: not served)."""
 
     @classmethod
     def open(
@@ -329,6 +345,7 @@ class Host:
             "host_id": self.host_id,
             "lattice": self.config.lattice,
             "addr": list(self.addr) if self.addr else None,
+            "metrics_addr": list(self.metrics_addr) if self.metrics_addr else None,
             "members": [
                 {
                     "id": m.id,
@@ -451,6 +468,11 @@ class Host:
                     )
                     await nursery.start(self.seeds.serve, self.membership.join)
                 await self._start_control(nursery)
+                if self.options.metrics_address is not None and self.monitor is not None:
+                    from meshhost.monitor.http import serve_monitoring  # hypercorn: only if asked
+
+                    self.metrics_addr = await nursery.start(
+                        serve_monitoring, self, self.options.metrics_address)
                 task_status.started(self.addr)
         finally:
             self._nursery = None
@@ -489,6 +511,8 @@ class Host:
             allowed_issuers=self.config.allowed_issuers,
             on_event=self.publish_event,
         )
+        if self.monitor is not None:
+            self.actors.set_observer(self.monitor)
         self.directory_driver = DirectoryDriver(
             directory,
             links=self.actors,
@@ -559,7 +583,7 @@ class Host:
 
     async def _start_control(self, nursery: trio.Nursery) -> None:
         """Serve the local CLI on ``control.sock`` in the data dir (mode 0600), and peers."""
-        control = HostControl(self, nursery)
+        control = self.control = HostControl(self, nursery)
 
         async def from_peer(peer_id: str, data: bytes) -> bytes:
             return await handle_request(data, control.dispatch_from_peer)
@@ -690,6 +714,8 @@ class Host:
         dropped quietly.  Callers such as ``scale`` publish in the middle of
         their work, so a raise here would fail an operation that succeeded.
         """
+        if self.recent_events is not None:
+            self.recent_events.add(event_to_dict(event))
         if self.reconcile_driver is not None:
             if isinstance(event, dict):
                 self.reconcile_driver.on_directory_event(event)

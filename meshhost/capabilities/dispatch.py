@@ -17,6 +17,7 @@ thread, which update the :class:`LinkTable` and tell the provider.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,7 +33,16 @@ from meshhost.capabilities.policy import (
     authorize,
 )
 from meshhost.capabilities.providers.base import CallContext, Provider
-from meshhost.errors import LocalProtocolError, MeshError, ProviderNotAvailable
+from meshhost.errors import (
+    ActorCallDenied,
+    CapabilityDenied,
+    HostNotAllowed,
+    LinkNotFound,
+    LocalProtocolError,
+    MeshError,
+    NotSignedForCapability,
+    ProviderNotAvailable,
+)
 
 __all__ = ["ActorCaller", "ActorResolver", "Dispatcher", "ResolvedActor"]
 
@@ -79,6 +89,15 @@ def _no_actors(_target: str) -> ResolvedActor | None:
     return None
 
 
+_DENIAL_REASON: dict[type[CapabilityDenied], str] = {
+    NotSignedForCapability: "not_signed",
+    LinkNotFound: "no_link",
+    ActorCallDenied: "actor_call",
+    HostNotAllowed: "host_not_allowed",
+}
+"""The ``reason`` label of a denial, by the error policy raised."""
+
+
 class Dispatcher:
     """Implements ``HostCallHandler``: ``host_call`` and ``log``."""
 
@@ -96,6 +115,10 @@ class Dispatcher:
         self._providers: dict[str, Provider] = {}
         self._delivered: set[LinkKey] = set()
         """Links their provider has been given (a pre-filled table's links are not, yet)."""
+        self.denials: Counter[tuple[str, str]] = Counter()
+        """Host calls policy refused, per (actor, reason); reasons in ``_DENIAL_REASON``."""
+        self.provider_ops: Counter[tuple[str, str, str]] = Counter()
+        """Host calls answered by a provider, per (contract, operation, outcome)."""
         for provider in providers:
             self.register(provider)
 
@@ -206,15 +229,19 @@ class Dispatcher:
             hit = resolved[target]
             return hit.actor_id if hit is not None else None
 
-        route = authorize(
-            actor,
-            binding,
-            namespace,
-            links=self.links,
-            resolve_actor=resolve_id,
-            provider_contracts=self._providers.keys(),
-            config=self.policy,
-        )
+        try:
+            route = authorize(
+                actor,
+                binding,
+                namespace,
+                links=self.links,
+                resolve_actor=resolve_id,
+                provider_contracts=self._providers.keys(),
+                config=self.policy,
+            )
+        except CapabilityDenied as exc:
+            self.denials[actor.actor_id, _DENIAL_REASON.get(type(exc), "policy")] += 1
+            raise
         if isinstance(route, ActorRoute):
             target = resolved[namespace]
             assert target is not None  # authorize() only routes to resolved actors
@@ -226,7 +253,16 @@ class Dispatcher:
                 f"{route.link.describe()} exists but no provider for {route.link.contract_id} "
                 "runs on this host"
             )
-        return provider.handle(CallContext(actor, route.link), operation, payload)
+        contract = route.link.contract_id
+        try:
+            answer = provider.handle(CallContext(actor, route.link), operation, payload)
+        except MeshError as exc:
+            self.provider_ops[contract, operation, exc.code.name.lower()] += 1
+            if isinstance(exc, HostNotAllowed):
+                self.denials[actor.actor_id, "host_not_allowed"] += 1
+            raise
+        self.provider_ops[contract, operation, "ok"] += 1
+        return answer
 
     def log(self, actor: ActorIdentity, level: str, message: str) -> None:
         """A guest's ``__console_log`` line (not policy-checked, as in wasmCloud)."""

@@ -35,5 +35,6 @@ from meshhost.cli import claims  # noqa: E402,F401
 from meshhost.cli import host  # noqa: E402,F401
 from meshhost.cli import demo  # noqa: E402,F401
 from meshhost.cli import apps  # noqa: E402,F401
+from meshhost.cli import monitor  # noqa: E402,F401
 
 __all__ = ["main"]

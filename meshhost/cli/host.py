@@ -123,6 +123,13 @@ _KIND = {
     type=click.Path(dir_okay=False, path_type=Path),
     help="Keep a JSON snapshot of membership in this file.",
 )
+@click.option(
+    "--metrics",
+    "metrics_address",
+    metavar="ADDR",
+    help="Serve /metrics, /healthz and /readyz on ADDR: a port (on 127.0.0.1) "
+    "or IPv4:PORT (0.0.0.0:9090 for every interface).",
+)
 @json_option
 @fails_cleanly
 def up(
@@ -141,6 +148,7 @@ def up(
     mdns_interfaces: tuple[str, ...],
     config_file: Path | None,
     status_file: Path | None,
+    metrics_address: str | None,
     as_json: bool,
 ) -> None:
     """Run a host: find peers, join the lattice, report who is alive.
@@ -169,6 +177,14 @@ def up(
     # Our secret variable is not a config setting; keep it out of config.load.
     environ = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
     cfg = config_mod.load(config_file, overrides=overrides, environ=environ)
+    metrics_at = None
+    if metrics_address is not None:
+        from meshhost.monitor.http import parse_listen_address
+
+        try:
+            metrics_at = parse_listen_address(metrics_address)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics") from None
     secret_text = os.environ.get(SECRET_ENV, "").strip() or None
     from meshhost.host import Host, HostOptions  # heavy (wasmtime, hypercorn): only for `up`
 
@@ -182,6 +198,7 @@ def up(
                 mdns_service_type=mdns_service_type,
                 mdns_interfaces=list(mdns_interfaces) or None,
                 advertise_host=advertise,
+                metrics_address=metrics_at,
             ),
         )
     except LatticeSecretError as exc:
@@ -231,11 +248,16 @@ async def _run(
         await nursery.start(_watch_signals, host, nursery, as_json, secret_path, stopped_by)
         if status_file is not None:
             _write_status(host, status_file)  # exists by the time "started" is printed
+        started = {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"}
+        metrics = ""
+        if host.metrics_addr is not None:
+            started["metrics"] = f"http://{host.metrics_addr[0]}:{host.metrics_addr[1]}/metrics"
+            metrics = f"; metrics on {started['metrics']}"
         _say(
             as_json,
-            {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"},
+            started,
             f"[bold]host[/] {host.host_id} on {addr[0]}:{addr[1]} "
-            f"(lattice {escape(host.config.lattice)}, profile {host.config.profile})",
+            f"(lattice {escape(host.config.lattice)}, profile {host.config.profile}){metrics}",
         )
         await _print_events(host, events, status_file, as_json)
         # The host stopped (shutdown after a signal): stop the signal watcher too.

@@ -38,7 +38,7 @@ FORWARD_TIMEOUT_S = 30.0
 MAX_CALL_TIMEOUT_MS = 10 * 60 * 1000
 """Upper bound of a CLI ``call`` deadline."""
 MAX_COUNT = 1000
-HOST_OPS = frozenset({"inventory", "start", "stop", "scale", "host_stop"})
+HOST_OPS = frozenset({"inventory", "start", "stop", "scale", "host_stop", "metrics"})
 """Ops that act on one host and are forwarded when ``host`` names another."""
 
 
@@ -223,6 +223,19 @@ class HostControl:
     async def op_host_stop(self, args: Mapping[str, Any]) -> dict[str, Any]:
         self.nursery.start_soon(self.host.shutdown)
         return {"host": self.host.host_id}
+
+    async def op_metrics(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """This host's figures (:func:`meshhost.monitor.snapshot`); ``metrics: false``
+        leaves out the Prometheus families (``top`` polls every host each second)."""
+        from meshhost.monitor import snapshot
+
+        with_metrics = args.get("metrics", True)
+        if not isinstance(with_metrics, bool):
+            raise _invalid("argument 'metrics' must be true or false")
+        if self.host.monitor is None:
+            raise ControlError(ErrorCode.UNSUPPORTED,
+                               f"host {self.host.host_id[:8]} runs without monitoring")
+        return snapshot(self.host, with_metrics=with_metrics)
 
     async def op_inventory(self, args: Mapping[str, Any]) -> dict[str, Any]:
         inventory = self.actors.inventory()

@@ -96,6 +96,11 @@ class DirectoryDriver:
         self._nursery: trio.Nursery | None = None
         self.pulls = 0
         self.pull_failures = 0
+        self.sync_bytes_sent = 0
+        self.sync_bytes_received = 0
+        """Bytes of digest pulls, both ways, asked and answered (monitoring)."""
+        self.last_pull_at: float | None = None
+        """``trio.current_time()`` of the last pull a peer answered (None: none yet)."""
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -106,7 +111,10 @@ class DirectoryDriver:
 
     async def handle_sync(self, peer_id: str, data: bytes) -> bytes:
         """Transport channel 4: answer a peer's digest with what it lacks."""
-        return self.directory.answer_sync(data)
+        answer = self.directory.answer_sync(data)
+        self.sync_bytes_received += len(data)
+        self.sync_bytes_sent += len(answer)
+        return answer
 
     def on_member_event(self, event: object) -> None:
         if isinstance(event, MemberDead | MemberLeft):
@@ -131,14 +139,17 @@ class DirectoryDriver:
 
     async def pull(self, host_id: str) -> None:
         """Ask ``host_id`` for the directory state we lack, and merge it."""
+        request = self.directory.sync_request()
+        self.sync_bytes_sent += len(request)
         try:
-            answer = await self._send(host_id, SYNC_CHANNEL, self.directory.sync_request(),
-                                      SYNC_TIMEOUT_S)
+            answer = await self._send(host_id, SYNC_CHANNEL, request, SYNC_TIMEOUT_S)
         except MeshError as exc:
             self.pull_failures += 1
             log.debug("directory pull from %s failed: %s", host_id[:8], exc)
             return
         self.pulls += 1
+        self.sync_bytes_received += len(answer)
+        self.last_pull_at = trio.current_time()
         self.directory.merge_sync_answer(host_id, answer)
 
     async def _events_loop(self) -> None:

@@ -756,6 +756,10 @@ class Swim:
             if e.suspicion is not None:
                 e.suspicion = None
                 self._cancel((_SUSPECT, node))
+            if prev is SUSPECT:
+                self.stats["suspicions_refuted"] += 1
+            elif prev is DEAD:
+                self.stats["flaps"] += 1  # declared dead, then alive again
             if prev is DEAD or prev is LEFT:
                 self._failed.discard(node)
                 self._became_live(e)
@@ -818,6 +822,7 @@ class Swim:
         e.incarnation = msg.incarnation
         e.changed = now
         e.pp = None
+        self.stats["suspicions"] += 1
         cfg = self.config
         n = self._num_nodes()
         k = expected_confirmations(cfg.suspicion_mult, n)
@@ -833,6 +838,8 @@ class Swim:
     ) -> None:
         node = msg.node
         if node == self.id:
+            if not self._left and msg.incarnation >= self._incarnation:
+                self.stats["dead_refuted"] += 1  # declared dead while alive: a false positive
             self._answer_accusation(msg.incarnation, now, addr)
             return
         e = self._members.get(node)

@@ -109,6 +109,10 @@ class UdpStats:
     """Outbound datagrams that would exceed the limit once sealed: not sent (a core bug)."""
     sent: int = 0
     """Datagrams handed to the kernel."""
+    bytes_received: int = 0
+    """Bytes of every datagram read."""
+    bytes_sent: int = 0
+    """Bytes of the datagrams handed to the kernel."""
     send_errors: int = 0
     """``sendto`` failures (unreachable network, no buffer space)."""
     core_errors: int = 0
@@ -292,6 +296,7 @@ class MembershipDriver:
         core.  Never raises for bad bytes.
         """
         self.stats.received += 1
+        self.stats.bytes_received += len(data)
         if len(data) > self.config.udp_packet_bytes:
             self.stats.oversized += 1
             return
@@ -330,6 +335,7 @@ class MembershipDriver:
                     self.stats.send_errors += 1
                 else:
                     self.stats.sent += 1
+                    self.stats.bytes_sent += len(sealed)
 
     async def _flushed(self) -> None:
         while self._outbox:

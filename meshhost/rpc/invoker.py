@@ -42,6 +42,7 @@ from meshhost.errors import (
     NoHostForActor,
     RemoteInvocationError,
 )
+from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import (
     MAX_HOPS,
     Invocation,
@@ -115,6 +116,8 @@ class Invoker:
         actor (gossip may have missed this host; see the directory driver)."""
         self._id_prefix = random_bytes(8)
         self._next_id = 0
+        self.observer: Observer = NULL_OBSERVER
+        """Told how each call ended (set by the host when it is monitored)."""
 
     async def invoke(self, target: str, operation: str, payload: bytes, **options: Any) -> bytes:
         """Run ``operation`` on actor ``target`` somewhere in the lattice; return its answer.
@@ -146,11 +149,38 @@ class Invoker:
         """
         if hops > MAX_HOPS:
             raise HopLimitExceeded(f"call chain to {target} exceeds {MAX_HOPS} hops")
+        actor_id, placements = self._locate(target)
+        started = time.perf_counter()
+        try:
+            answer, host = await self._call(target, actor_id, placements, operation, payload,
+                                            timeout_s, origin_actor, trace_id, hops,
+                                            deadline_unix_ms)
+        except MeshError as exc:
+            self.observer.invocation(actor_id, operation, "none", exc.code.name.lower(),
+                                     time.perf_counter() - started)
+            raise
+        self.observer.invocation(actor_id, operation,
+                                 "local" if host == self.host_id else "remote", "ok",
+                                 time.perf_counter() - started)
+        return answer, host
+
+    async def _call(
+        self,
+        target: str,
+        actor_id: str,
+        placements: list[Placement],
+        operation: str,
+        payload: bytes,
+        timeout_s: float,
+        origin_actor: str,
+        trace_id: bytes | None,
+        hops: int,
+        deadline_unix_ms: int | None,
+    ) -> tuple[bytes, str]:
         now = self._clock()
         deadline = now + timeout_s
         if deadline_unix_ms is not None:
             deadline = min(deadline, deadline_unix_ms / 1000)
-        actor_id, placements = self._locate(target)
         self._next_id += 1
         inv_id = self._id_prefix + self._next_id.to_bytes(8, "big")
         inv = Invocation(
@@ -173,6 +203,7 @@ class Invoker:
             except MeshError as exc:
                 if exc.code not in RETRY_ELSEWHERE:
                     raise
+                self.observer.failover(actor_id)
                 return await self._fail_over(target, inv, deadline, timeout_s, [order[0]], exc)
         return await self._fail_over(target, inv, deadline, timeout_s, [], None)
 
@@ -216,6 +247,8 @@ class Invoker:
                     placements = self._locate(target)[1]
                     order = [h for h in self.router.candidates(placements, now) if h not in tried]
                     if order:
+                        if tried:
+                            self.observer.retry(inv.target, "hedge" if outstanding else "failover")
                         tried.append(order[0])
                         outstanding += 1
                         nursery.start_soon(attempt, order[0])
@@ -250,6 +283,7 @@ class Invoker:
                     log.info("invocation %s on %s failed over: %s", inv.id.hex(), host[:8],
                              outcome)
                     last_error = outcome
+                    self.observer.failover(inv.target)
                     hedge_at = self._clock()  # failed fast: the next candidate now
             nursery.cancel_scope.cancel()
         if isinstance(final, MeshError):

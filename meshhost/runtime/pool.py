@@ -43,6 +43,8 @@ class InstancePool(Generic[T]):
         self._cond = threading.Condition()
         self.created = 0
         """Instances made so far (tests check that a bad one was replaced)."""
+        self.waits = 0
+        """Times a caller found every instance busy and had to wait (monitoring)."""
 
     @property
     def live(self) -> int:
@@ -68,6 +70,7 @@ class InstancePool(Generic[T]):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise PoolTimeout
+                self.waits += 1
                 self._cond.wait(remaining)
         try:
             instance = self._factory()

@@ -42,6 +42,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -54,6 +55,7 @@ from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.providers.base import ActorInvoker, Provider
 from meshhost.capabilities.providers.httplisten import serve_http
 from meshhost.errors import ErrorCode, LinkConfigError, MeshError, ProviderError
+from meshhost.observe import NULL_OBSERVER, Observer
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -226,6 +228,8 @@ class HttpServerProvider(Provider):
         self._listeners: dict[LinkKey, _Listener] = {}
         self._pending: dict[LinkKey, LinkDefinition] = {}
         self._nursery: trio.Nursery | None = None
+        self.observer: Observer = NULL_OBSERVER
+        """Told of every request answered (status, latency)."""
 
     async def run_service(self, task_status: trio.TaskStatus[None]) -> None:
         try:
@@ -321,10 +325,13 @@ class HttpServerProvider(Provider):
                 return
             if scope["type"] != "http":
                 return
+            started = time.perf_counter()
             answer = await self._handle(listener, scope, receive)
             if answer is None:  # the client went away before sending its body
                 return
             status, headers, body = answer
+            self.observer.http_request(listener.link.actor_id, status,
+                                       time.perf_counter() - started)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 

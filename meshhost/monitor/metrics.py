@@ -1,0 +1,322 @@
+"""Every figure of one host as Prometheus metrics, in a registry of its own.
+
+:class:`HostMetrics` is two things:
+
+* the host's :class:`~meshhost.observe.Observer`: calls made, calls run,
+  actor starts and HTTP requests go into counters and histograms as they
+  happen (and into :class:`~meshhost.monitor.window.RecentCalls` for the
+  live views);
+* a Prometheus collector that, at each scrape, reads the counters the layers
+  keep anyway (membership, transport, directory, runtime, providers), so
+  those cost nothing between scrapes.
+
+Each host has its own ``CollectorRegistry`` (never the global one), so
+several hosts in one process (tests, the simulator's lab) do not mix.
+Every metric carries the labels ``host`` and ``lattice``; the names, their
+units and their other labels are listed in docs/monitoring.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from meshhost.monitor.window import RecentCalls
+
+if TYPE_CHECKING:
+    from meshhost.host import Host
+
+__all__ = ["CALL_BUCKETS", "HostMetrics"]
+
+CALL_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0,
+)
+"""Seconds; a local call takes ~0.1 ms, a remote one ~1 ms, a slow one seconds."""
+START_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BASE = ("host", "lattice")
+
+
+class HostMetrics(Collector):
+    """The metrics of one host; see the module docstring."""
+
+    def __init__(self, host_id: str, lattice: str, host: Host | None = None) -> None:
+        self.host_id = host_id
+        self.lattice = lattice
+        self.host = host
+        """Read at each scrape for the figures the layers count themselves."""
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.recent = RecentCalls()
+        """Calls run on this host, per actor (``top``, the dashboard)."""
+        r = self.registry
+        self.invocations = Counter(
+            "meshhost_invocations", "Calls this host made, by where they were answered "
+            "(local, remote, none) and how they ended (ok or the error code).",
+            [*BASE, "actor", "operation", "where", "outcome"], registry=r)
+        self.invocation_seconds = Histogram(
+            "meshhost_invocation_duration_seconds", "Time from asking for a call to its "
+            "answer, failovers included, as the caller saw it.",
+            [*BASE, "actor", "where"], buckets=CALL_BUCKETS, registry=r)
+        self.failovers = Counter(
+            "meshhost_invocation_failovers", "Calls moved to the next host after one "
+            "answered 'not here, not now' (unavailable, overloaded, gone).",
+            [*BASE, "actor"], registry=r)
+        self.retries = Counter(
+            "meshhost_invocation_retries", "Extra attempts of a call on another host: after "
+            "a failure (failover) or beside a slow one (hedge).",
+            [*BASE, "actor", "reason"], registry=r)
+        self.deadlines = Counter(
+            "meshhost_invocation_deadline_exceeded", "Calls this host made that ran out of "
+            "time.", [*BASE, "actor"], registry=r)
+        self.runs = Counter(
+            "meshhost_actor_calls", "Calls run on this host's instances, by calling host "
+            "(peer) and outcome.", [*BASE, "actor", "operation", "peer", "outcome"],
+            registry=r)
+        self.run_seconds = Histogram(
+            "meshhost_actor_call_duration_seconds", "Time an actor call took on this host, "
+            "waiting for a free instance included.", [*BASE, "actor"], buckets=CALL_BUCKETS,
+            registry=r)
+        self.start_seconds = Histogram(
+            "meshhost_actor_start_duration_seconds", "Time to start instances of an actor "
+            "(verify, compile or load from the cache, instantiate).", [*BASE, "actor"],
+            buckets=START_BUCKETS, registry=r)
+        self.http_requests = Counter(
+            "meshhost_http_requests", "Requests the HTTP server provider answered, by "
+            "status code.", [*BASE, "actor", "status"], registry=r)
+        self.http_seconds = Histogram(
+            "meshhost_http_request_duration_seconds", "Time from an HTTP request to its "
+            "answer.", [*BASE, "actor"], buckets=CALL_BUCKETS, registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}
+        r.register(self)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(host, lattice, *labels)``, memoized (labels() costs ~1 µs)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.host_id, self.lattice, *labels)
+        return child
+
+    # -- Observer --------------------------------------------------------------
+
+    def invocation(
+        self, actor: str, operation: str, where: str, outcome: str, seconds: float
+    ) -> None:
+        self._child(self.invocations, actor, operation, where, outcome).inc()
+        self._child(self.invocation_seconds, actor, where).observe(seconds)
+        if outcome == "timeout":
+            self._child(self.deadlines, actor).inc()
+
+    def ran(self, actor: str, operation: str, peer: str, outcome: str, seconds: float) -> None:
+        self._child(self.runs, actor, operation, peer, outcome).inc()
+        self._child(self.run_seconds, actor).observe(seconds)
+        self.recent.add(actor, time.monotonic(), seconds, outcome == "ok")
+
+    def failover(self, actor: str) -> None:
+        self._child(self.failovers, actor).inc()
+
+    def retry(self, actor: str, reason: str) -> None:
+        self._child(self.retries, actor, reason).inc()
+
+    def actor_started(self, actor: str, seconds: float) -> None:
+        self._child(self.start_seconds, actor).observe(seconds)
+
+    def http_request(self, actor: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, actor, str(status)).inc()
+        self._child(self.http_seconds, actor).observe(seconds)
+
+    # -- Collector: figures the layers keep ------------------------------------
+
+    def describe(self) -> list[Any]:
+        return []  # names vary with what runs; nothing to check at registration
+
+    def collect(self) -> Iterator[Any]:
+        host = self.host
+        if host is None:
+            return
+        base = [self.host_id, self.lattice]
+        yield from _membership(host, base)
+        yield from _transport(host, base)
+        yield from _directory(host, base)
+        yield from _runtime(host, base)
+        yield from _providers(host, base)
+
+
+def _counter(name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]
+             ) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=[*BASE, *labels])
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
+
+
+def _gauge(name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]
+           ) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=[*BASE, *labels])
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
+
+
+def _membership(host: Host, base: list[str]) -> Iterator[Any]:
+    core, driver = host.core, host.membership
+    if core is None or driver is None:
+        return
+    states: dict[str, int] = {"alive": 0, "suspect": 0, "dead": 0, "left": 0}
+    for member in core.members():
+        name = member.state.name.lower()
+        states[name] = states.get(name, 0) + 1
+    yield _gauge("meshhost_members", "Hosts this host knows, itself included, by state.",
+                 ["state"], [([*base, s], n) for s, n in sorted(states.items())])
+    yield _gauge("meshhost_membership_health_score", "Lifeguard local health score "
+                 "(0 = healthy; higher: this host's own probes are failing, it slows down).",
+                 [], [(base, core.awareness)])
+    s, u = core.stats, driver.stats
+    one = [
+        ("meshhost_membership_probes", "Probes this host sent.", s["probes"]),
+        ("meshhost_membership_probe_failures", "Probes that got no ack in time.",
+         s["probe_failures"]),
+        ("meshhost_membership_suspicions", "Peers this host started to suspect.",
+         s["suspicions"]),
+        ("meshhost_membership_suspicions_refuted", "Suspected peers that proved alive.",
+         s["suspicions_refuted"]),
+        ("meshhost_membership_refutations", "Times this host refuted a suspicion or death "
+         "of itself.", s["refutations"]),
+        ("meshhost_membership_dead_refuted", "Times this host was declared dead while "
+         "alive and refuted it (false positives).", s["dead_refuted"]),
+        ("meshhost_membership_flaps", "Peers declared dead that came back alive.", s["flaps"]),
+        ("meshhost_membership_push_pulls", "Push-pull (anti-entropy) exchanges completed.",
+         u.push_pulls),
+    ]
+    for name, doc, value in one:
+        yield _counter(name, doc, [], [(base, value)])
+    yield _counter("meshhost_membership_packets", "UDP datagrams, by direction.",
+                   ["direction"], [([*base, "in"], u.received), ([*base, "out"], u.sent)])
+    # The keyring counts datagrams that failed to open (wrong key, forged, replayed).
+    ks = host.keyring.stats
+    dropped = [([*base, "oversized"], u.oversized), ([*base, "malformed"], u.core_errors)]
+    dropped += [([*base, n], getattr(ks, n)) for n in ("too_short", "bad_version", "bad_auth")]
+    yield _counter("meshhost_membership_bad_packets", "Datagrams dropped: too big, "
+                   "malformed, or not sealed with the lattice key.", ["reason"], dropped)
+    yield _counter("meshhost_membership_bytes", "UDP bytes, by direction.", ["direction"],
+                   [([*base, "in"], u.bytes_received), ([*base, "out"], u.bytes_sent)])
+
+
+def _transport(host: Host, base: list[str]) -> Iterator[Any]:
+    t = host.transport
+    if t is None:
+        return
+    s = t.stats
+    yield _gauge("meshhost_transport_sessions", "Noise sessions open to peers.", [],
+                 [(base, s.get("sessions_open", 0))])
+    yield _counter("meshhost_transport_handshakes", "Noise handshakes, by outcome.",
+                   ["outcome"], [([*base, "ok"], s.get("handshakes_completed", 0)),
+                                 ([*base, "failed"], s.get("handshake_failures", 0)),
+                                 ([*base, "timeout"], s.get("handshake_timeouts", 0))])
+    yield _counter("meshhost_transport_bytes", "TCP bytes on Noise sessions, by direction.",
+                   ["direction"], [([*base, "in"], s.get("bytes_received", 0)),
+                                   ([*base, "out"], s.get("bytes_sent", 0))])
+    yield _counter("meshhost_transport_requests", "Requests over sessions, by direction.",
+                   ["direction"], [([*base, "in"], s.get("requests_received", 0)),
+                                   ([*base, "out"], s.get("requests_sent", 0))])
+    yield _counter("meshhost_transport_request_timeouts", "Requests to peers that got no "
+                   "answer in time.", [], [(base, s.get("request_timeouts", 0))])
+    closes = [([*base, k.removeprefix("closed_")], v) for k, v in sorted(s.items())
+              if k.startswith("closed_")]
+    yield _counter("meshhost_transport_sessions_closed", "Sessions closed, by the error code "
+                   "that ended them.", ["reason"], closes)
+    conns = getattr(t, "_conns", ())
+    rekeys = sum(getattr(getattr(c, "session", None), "rekeys", 0) for c in conns)
+    yield _gauge("meshhost_transport_session_rekeys", "Rekeys done by the sessions open now.",
+                 [], [(base, rekeys)])
+
+
+def _directory(host: Host, base: list[str]) -> Iterator[Any]:
+    d, driver = host.directory, host.directory_driver
+    if d is None:
+        return
+    hosts = d.hosts()
+    lattice_entries = len(d.lww_snapshot())
+    yield _gauge("meshhost_directory_entries", "Directory entries this host holds: "
+                 "lattice-wide (links, config, manifests) and hosts with per-host state.",
+                 ["kind"], [([*base, "lattice"], lattice_entries),
+                            ([*base, "hosts"], len(hosts))])
+    if driver is None:
+        return
+    yield _counter("meshhost_directory_syncs", "Directory pulls from peers, by outcome.",
+                   ["outcome"], [([*base, "ok"], driver.pulls),
+                                 ([*base, "failed"], driver.pull_failures)])
+    yield _counter("meshhost_directory_sync_bytes", "Bytes of directory pulls (asked and "
+                   "answered), by direction.", ["direction"],
+                   [([*base, "in"], driver.sync_bytes_received),
+                    ([*base, "out"], driver.sync_bytes_sent)])
+    lag = _since(driver.last_pull_at)
+    if lag is not None:
+        yield _gauge("meshhost_directory_sync_age_seconds", "Seconds since a peer last "
+                     "answered a directory pull (how stale this host's view may be).", [],
+                     [(base, lag)])
+
+
+def _since(at: float | None) -> float | None:
+    if at is None:
+        return None
+    import trio  # only reached inside the host's trio run
+
+    try:
+        return max(0.0, trio.current_time() - at)
+    except RuntimeError:  # scraped from outside trio (tests): no clock to compare
+        return None
+
+
+def _runtime(host: Host, base: list[str]) -> Iterator[Any]:
+    actors = host.actors
+    if actors is None:
+        return
+    loaded = actors.runtime.actors()
+    yield _gauge("meshhost_actor_instances", "Instances of each actor this host runs "
+                 "(asked for).", ["actor"],
+                 [([*base, a["id"]], a["instances"]) for a in actors.inventory()["actors"]])
+    yield _gauge("meshhost_actor_instances_live", "Instances that exist now, idle or busy.",
+                 ["actor"], [([*base, a.actor_id], a.pool.live) for a in loaded])
+    yield _counter("meshhost_actor_pool_waits", "Calls that found every instance of the "
+                   "actor busy and waited for one.", ["actor"],
+                   [([*base, a.actor_id], a.pool.waits) for a in loaded])
+    traps = [([*base, a], n) for (a, kind), n in sorted(actors.faults.items()) if kind == "trap"]
+    yield _counter("meshhost_actor_traps", "Calls whose guest trapped (its instance is "
+                   "replaced).", ["actor"], traps)
+    limits = [([*base, a, kind], n) for (a, kind), n in sorted(actors.faults.items())
+              if kind != "trap"]
+    yield _counter("meshhost_actor_limit_hits", "Calls stopped by one of the actor's limits "
+                   "(cpu, memory, fuel, deadline, instances, message).", ["actor", "limit"],
+                   limits)
+    cache = actors.runtime.engine.stats
+    yield _counter("meshhost_runtime_compiles", "Modules compiled (cache misses).", [],
+                   [(base, cache.compiles)])
+    yield _counter("meshhost_runtime_cache_hits", "Modules loaded from the compiled-module "
+                   "cache.", [], [(base, cache.cache_hits)])
+    yield _gauge("meshhost_invocations_in_flight", "Calls running on this host now.", [],
+                 [(base, actors.in_flight)])
+
+
+def _providers(host: Host, base: list[str]) -> Iterator[Any]:
+    actors = host.actors
+    if actors is None:
+        return
+    dispatcher = actors.dispatcher
+    yield _counter("meshhost_denials", "Host calls refused by policy, by actor and reason "
+                   "(not_signed, no_link, actor_call, host_not_allowed).", ["actor", "reason"],
+                   [([*base, a, r], n) for (a, r), n in sorted(dispatcher.denials.items())])
+    yield _counter("meshhost_provider_operations", "Host calls answered by a built-in "
+                   "provider (key-value, messaging, ...), by contract, operation and outcome.",
+                   ["contract", "operation", "outcome"],
+                   [([*base, c, o, x], n)
+                    for (c, o, x), n in sorted(dispatcher.provider_ops.items())])
+    m = actors.messaging
+    yield _counter("meshhost_messaging_deliveries", "Messages delivered to subscribed actors, "
+                   "by outcome.", ["outcome"], [([*base, "ok"], m.delivered),
+                                                ([*base, "failed"], m.failed)])

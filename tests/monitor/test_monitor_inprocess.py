@@ -1,0 +1,104 @@
+"""One host in this process: /metrics, /healthz, /readyz and the snapshot read API."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
+
+from lattice_helpers import signed_example  # noqa: E402
+
+from meshhost import config as config_mod  # noqa: E402
+from meshhost.host import Host, HostOptions  # noqa: E402
+from meshhost.identity import nkeys  # noqa: E402
+from meshhost.identity.keyring import Keyring  # noqa: E402
+from meshhost.monitor import SCHEMA, snapshot  # noqa: E402
+
+
+def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:
+    cfg = config_mod.load(overrides={
+        "profile": "local", "lattice": "mon", "bind_host": "127.0.0.71", "mdns": False,
+        "seeds": seeds, "data_dir": str(tmp)}, environ={})
+    return Host(cfg, identity=nkeys.generate(nkeys.Prefix.SERVER, os.urandom),
+                keyring=Keyring.create("mon", [bytes(range(32))]), data_dir=tmp,
+                options=HostOptions(monitor=monitor, metrics_address=("127.0.0.71", 0)
+                                    if monitor else None), rng=random.Random(1))
+
+
+async def http_get(addr: tuple[str, int], path: str) -> tuple[int, bytes]:
+    stream = await trio.open_tcp_stream(*addr)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n"
+                              .encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                out[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+async def test_a_monitored_host_serves_metrics_health_and_a_snapshot(tmp_path: Path) -> None:
+    host = lone_host(tmp_path)
+    module, actor_id = signed_example("echo")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.serve)
+        assert host.metrics_addr is not None
+        assert host.actors is not None
+        await host.actors.start(module)
+        for _ in range(5):
+            assert await host.actors.invoke(actor_id, "Echo", b"hi") == b"hi"
+        status, body = await http_get(host.metrics_addr, "/metrics")
+        assert status == 200
+        text = body.decode()
+        calls = values(text, "meshhost_invocations_total")
+        key = tuple(sorted({"host": host.host_id, "lattice": "mon", "actor": actor_id,
+                            "operation": "Echo", "where": "local", "outcome": "ok"}.items()))
+        assert calls[key] == 5
+        assert sum(values(text, "meshhost_actor_calls_total").values()) == 5
+        instances = values(text, "meshhost_actor_instances")
+        assert list(instances.values()) == [1]
+        status, body = await http_get(host.metrics_addr, "/healthz")
+        assert status == 200 and json.loads(body)["status"] == "ok"
+        status, body = await http_get(host.metrics_addr, "/readyz")
+        assert status == 200 and json.loads(body)["ready"] is True, body
+        status, _ = await http_get(host.metrics_addr, "/nothing")
+        assert status == 404
+
+        snap = snapshot(host)
+        assert snap["schema"] == SCHEMA and snap["host"] == host.host_id
+        [row] = snap["actors"]
+        assert row["id"] == actor_id and row["calls_total"] == 5 and row["errors_total"] == 0
+        assert row["calls_per_s"] > 0 and 0 < row["p50_s"] <= row["p99_s"]
+        assert any(e["kind"] == "actor_started" for e in snap["events"])
+        names = {f["name"] for f in snap["metrics"]}
+        assert {"meshhost_invocations", "meshhost_members"} <= names
+        json.dumps(snap)  # plain data
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_host_whose_seeds_are_all_missing_is_not_ready(tmp_path: Path) -> None:
+    host = lone_host(tmp_path, seeds=("127.0.0.72:9",))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.serve)
+        assert host.metrics_addr is not None
+        status, body = await http_get(host.metrics_addr, "/readyz")
+        answer = json.loads(body)
+        assert status == 503 and answer["ready"] is False
+        assert answer["checks"]["joined"] is False and "seeds" in answer["reason"]
+        nursery.cancel_scope.cancel()
