@@ -122,7 +122,7 @@ def _make_host(data_dir: Path, ip: str, secret: bytes, seeds: tuple[str, ...]) -
         overrides={
             "profile": "local",
             "lattice": LATTICE,
-            "bind_host": ip,
+            "bind": ip,
             "mdns": False,
             "seeds": seeds,
             "data_dir": str(data_dir),

@@ -62,6 +62,7 @@ from meshhost.errors import (
     MeshError,
 )
 from meshhost.identity.claims import verify_module
+from meshhost.identity import short_id
 from meshhost.modstore import ModuleStore
 from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import Invocation
@@ -280,7 +281,7 @@ class ActorHost:
         async with self._lock:
             running = self._running.get(actor_id)
             if running is None:
-                raise ActorNotFound(actor_id, "", f"is not running on host {self.host_id[:8]}…")
+                raise ActorNotFound(actor_id, "", f"is not running on host {short_id(self.host_id)}")
             if managed_key is None:
                 have = running.manual if running.managed else running.total
                 stopped = have if count is None else min(count, have)
@@ -308,7 +309,7 @@ class ActorHost:
             if running is None and count == 0:
                 return 0  # already none here
             if running is None:
-                raise ActorNotFound(actor_id, "", f"is not running on host {self.host_id[:8]}…; "
+                raise ActorNotFound(actor_id, "", f"is not running on host {short_id(self.host_id)}; "
                                     "start it there first")
             before = running.total
             running.manual = count
@@ -420,7 +421,7 @@ class ActorHost:
         here, HostShuttingDown while draining, or the runtime's errors.
         """
         if self.draining and inv.origin_host != self.host_id:
-            raise HostShuttingDown(f"host {self.host_id[:8]} is shutting down; try another host")
+            raise HostShuttingDown(f"host {short_id(self.host_id)} is shutting down; try another host")
         actor = self.runtime.get(inv.target)
         timeout_s = max(0.0, inv.deadline_unix_ms / 1000 - time.time())
         self.in_flight += 1
@@ -491,7 +492,7 @@ class ActorHost:
         parts = subject.split(".")
         host_id = parts[1] if len(parts) > 2 else ""
         if not self._is_live(host_id):
-            raise HostUnreachable(f"no live host {host_id[:8]} owns inbox {subject}")
+            raise HostUnreachable(f"no live host {short_id(host_id)} owns inbox {subject}")
         request = encode_request(
             "messaging_reply", {"subject": subject, "reply_to": reply_to, "body": body})
         decode_reply(await self._send(host_id, CONTROL_CHANNEL, request, DEFAULT_CALL_TIMEOUT_S))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
 import os
 import tomllib
 import types
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "MESHHOST_"
+log = logging.getLogger(__name__)
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -174,7 +176,7 @@ class HostConfig:
     """Lattice name: bound into every handshake and packet; hosts of other lattices never mix."""
     data_dir: str = ""
     """Host key, lattice secret, module cache, kv store, links. Empty: the per-user default."""
-    bind_host: str = "0.0.0.0"
+    bind: str = "0.0.0.0"
     """Address the TCP listener and UDP socket bind to."""
     port: int = 0
     """TCP and UDP port (same number for both); 0 picks a free one."""
@@ -202,7 +204,7 @@ class HostConfig:
             raise ConfigError("lattice name must be 1..64 printable characters")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be within 0..65535, got {self.port}")
-        check_ipv4(self.bind_host, "bind address (--bind, bind_host)")
+        check_ipv4(self.bind, "bind address (--bind, bind)")
         if self.actor_calls not in ("linked", "open"):
             raise ConfigError(f"actor_calls must be 'linked' or 'open', got {self.actor_calls!r}")
         for key, _ in self.labels:
@@ -270,74 +272,122 @@ def _sim() -> HostConfig:
 PROFILES = {"lan": _lan, "local": _local, "wan": _wan, "sim": _sim}
 
 
+def _describe(value: Any) -> str:
+    kind = {bool: "a boolean", int: "a whole number", float: "a number", str: "text",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    return f"{kind} ({value!r})" if not isinstance(value, list | dict) else kind
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Convert a TOML value or environment string to the field's type."""
+    """Convert a TOML value or environment string to the field's type.
+
+    Raises ConfigError naming ``where`` (the key, variable or flag) and what
+    was expected, never Python's own wording (``invalid literal for int()``).
+    """
     hint = annotation
-    origin = typing.get_origin(hint)
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"not a boolean: {value!r}")
-        if hint is int:
-            if isinstance(value, bool):
-                raise ValueError("expected an integer, not a boolean")
-            return int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise ValueError("expected a number, not a boolean")
-            return float(value)
-        if hint is str:
-            if not isinstance(value, str):
-                raise ValueError(f"expected text, got {type(value).__name__}")
+    if hint is bool:
+        if isinstance(value, bool):
             return value
-        if origin is tuple:
-            items = value.split(",") if isinstance(value, str) else list(value)
-            args = typing.get_args(hint)
-            if args and typing.get_origin(args[0]) is tuple:  # labels: k=v pairs
-                pairs = []
-                for item in items:
-                    if isinstance(item, str):
-                        key, sep, val = item.partition("=")
-                        if not sep:
-                            raise ValueError(f"label {item!r} is not key=value")
-                        pairs.append((key.strip(), val.strip()))
-                    else:
-                        key, val = item
-                        pairs.append((str(key), str(val)))
-                return tuple(pairs)
-            return tuple(str(i).strip() for i in items if str(i).strip())
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        text = str(value).strip().lower() if isinstance(value, str | int) else ""
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where} must be true or false, got {_describe(value)}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value.strip())
+        raise ConfigError(f"{where} must be a whole number, got {_describe(value)}")
+    if hint is float:
+        number: float | None = None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if number is None or number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(
+                f"{where} must be a number (seconds or a count, e.g. 0.5), got {_describe(value)}"
+            )
+        return number
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be text (in quotes in TOML), got {_describe(value)}")
+        return value
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, str):
+            items: list[Any] = value.split(",")
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            raise ConfigError(
+                f"{where} must be a list or comma-separated text, got {_describe(value)}"
+            )
+        args = typing.get_args(hint)
+        if args and typing.get_origin(args[0]) is tuple:  # labels: k=v pairs
+            pairs = []
+            for item in items:
+                if isinstance(item, str):
+                    key, sep, val = item.partition("=")
+                    if not sep:
+                        raise ConfigError(f"{where}: label {item!r} is not key=value")
+                    pairs.append((key.strip(), val.strip()))
+                elif isinstance(item, list | tuple) and len(item) == 2:
+                    pairs.append((str(item[0]), str(item[1])))
+                else:
+                    raise ConfigError(
+                        f"{where}: each label must be \"key=value\" text, got {_describe(item)}"
+                    )
+            return tuple(pairs)
+        for item in items:
+            if not isinstance(item, str | int) or isinstance(item, bool):
+                raise ConfigError(f"{where}: each item must be text, got {_describe(item)}")
+        return tuple(str(i).strip() for i in items if str(i).strip())
     raise ConfigError(f"{where}: unsupported type {hint!r}")
 
 
-def _apply(obj: Any, values: Mapping[str, Any], where: str) -> Any:
+RENAMED = {"bind_host": "bind"}
+"""Old setting names still accepted (with a warning) and the names that replaced them."""
+
+Namer = typing.Callable[[str], str]
+
+
+def _apply(obj: Any, values: Mapping[str, Any], name: Namer, path: str = "") -> Any:
+    """``obj`` with ``values`` applied; ``name(dotted key)`` says where a value came from."""
     hints = typing.get_type_hints(type(obj))
     by_name = {f.name: f for f in fields(obj)}
     changes: dict[str, Any] = {}
     for key, value in values.items():
+        dotted = f"{path}{key}"
+        if not path and key in RENAMED:
+            new = RENAMED[key]
+            log.warning("%s is deprecated; it is now called %r", name(dotted), new)
+            if new in values:
+                continue  # the new name wins when both are given
+            key, dotted = new, new
         if key not in by_name:
             known = ", ".join(sorted(by_name))
-            raise ConfigError(f"{where}: unknown setting {key!r}; known settings: {known}")
+            raise ConfigError(f"{name(dotted)} is unknown; known settings: {known}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}.{key} must be a table")
-            changes[key] = _apply(getattr(obj, key), value, f"{where}.{key}")
+                raise ConfigError(
+                    f"{name(dotted)} is a section: set its fields, e.g. "
+                    f"{name(dotted + '.' + fields(hint)[0].name)}"
+                )
+            changes[key] = _apply(getattr(obj, key), value, name, dotted + ".")
         else:
             if isinstance(hint, types.UnionType):
                 hint = typing.get_args(hint)[0]
-            changes[key] = _coerce(value, hint, f"{where}.{key}")
+            changes[key] = _coerce(value, hint, name(dotted))
     try:
         return replace(obj, **changes)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    except TypeError as exc:  # pragma: no cover - every field is known by now
+        raise ConfigError(f"{name(path or 'config')}: {exc}") from None
 
 
 def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -349,8 +399,17 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(
+                    f"{name}: {ENV_PREFIX}{part.upper()} is set too; a setting cannot be "
+                    "both a value and a section"
+                )
         node[path[-1]] = value
     return out
+
+
+def _env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.upper().replace(".", "__")
 
 
 def load(
@@ -385,10 +444,18 @@ def load(
         or file_values.get("profile")
         or "lan"
     )
-    if profile not in PROFILES:
+    if not isinstance(profile, str) or profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     config: HostConfig = PROFILES[profile]()
-    config = _apply(config, {k: v for k, v in file_values.items() if k != "profile"}, str(path))
-    config = _apply(config, env_values, "environment")
-    config = _apply(config, {k: v for k, v in clean_overrides.items() if k != "profile"}, "flags")
+    config = _apply(
+        config,
+        {k: v for k, v in file_values.items() if k != "profile"},
+        lambda key: f"{path}: setting {key!r}",
+    )
+    config = _apply(config, env_values, _env_name)
+    config = _apply(
+        config,
+        {k: v for k, v in clean_overrides.items() if k != "profile"},
+        lambda key: f"setting {key!r}",
+    )
     return config

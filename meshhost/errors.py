@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import enum
 
+from meshhost.identity import short_id
+
 
 class ErrorCode(enum.IntEnum):
     """Wire error codes (proto/SPEC.md, "Error codes"). Append-only."""
@@ -430,7 +432,7 @@ class RemoteError(TransportError):
     """The peer's handler answered with an error; ``code`` is the wire code it sent."""
 
     def __init__(self, code: ErrorCode, message: str, peer_id: str = "") -> None:
-        who = f"{peer_id[:8]}...: " if peer_id else ""
+        who = f"{short_id(peer_id)}: " if peer_id else ""
         super().__init__(f"{who}{code.name.lower()}: {message}")
         self.remote_code = code
         self.remote_message = message

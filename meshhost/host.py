@@ -79,7 +79,7 @@ from meshhost.errors import (
     SessionClosed,
     TransportClosed,
 )
-from meshhost.identity import nkeys
+from meshhost.identity import nkeys, short_id
 from meshhost.identity.keyring import Keyring, load_secrets, read_secret_file
 from meshhost.membership import (
     Member,
@@ -579,7 +579,7 @@ class Host:
             raise RemoteInvocationError(exc.remote_code, exc.remote_message, host_id) from None
         except (PeerUnavailable, PeerMismatch, SessionClosed, RequestTimeout,
                 TransportClosed) as exc:
-            raise HostUnreachable(f"host {host_id[:8]} is unreachable: {exc}") from None
+            raise HostUnreachable(f"host {short_id(host_id)} is unreachable: {exc}") from None
 
     async def _start_control(self, nursery: trio.Nursery) -> None:
         """Serve the local CLI on ``control.sock`` in the data dir (mode 0600), and peers."""
@@ -613,7 +613,7 @@ class Host:
             self._nursery.cancel_scope.cancel()
 
     async def _start_transport_and_membership(self, nursery: trio.Nursery) -> None:
-        bind = self.config.bind_host
+        bind = self.config.bind
         offset = wall_clock_offset()
         psk = self.keyring.noise_psks()  # one per secret, primary first
         for _attempt in range(BIND_ATTEMPTS):
@@ -668,7 +668,7 @@ class Host:
     def _advertise_host(self) -> str:
         if self.options.advertise_host:
             return self.options.advertise_host
-        bind = self.config.bind_host
+        bind = self.config.bind
         if not ipaddress.IPv4Address(bind).is_unspecified:
             return bind
         routed = default_route_ipv4()

@@ -43,12 +43,19 @@ def test_labels_and_seeds_parse_from_environment() -> None:
     ("toml", "match"),
     [
         ('profile = "fast"', "unknown profile 'fast'"),
-        ("colour = 1", "unknown setting 'colour'"),
+        ("colour = 1", "setting 'colour' is unknown"),
         ("port = 70000", "port must be within"),
-        ('port = "x"', "invalid literal"),
+        ('port = "x"', r"bad.toml: setting 'port' must be a whole number, got text \('x'\)"),
+        ("port = 7946.5", "setting 'port' must be a whole number, got a number"),
+        ("labels = [1]", "labels.*each label must be \"key=value\" text, got a whole number"),
+        ("seeds = 5", "setting 'seeds' must be a list or comma-separated text"),
+        ("mdns = 2", "setting 'mdns' must be true or false"),
+        ("lattice = 5", "setting 'lattice' must be text"),
+        ("[membership]\nprobe_interval_s = \"fast\"", "'membership.probe_interval_s' must be a number"),
+        ('profile = ["lan"]', "unknown profile"),
         ("[membership]\nprobe_timeout_s = 5.0", "probe_timeout_s must be below"),
         ("[membership]\ngossip_nodes = 0", "gossip_nodes must be > 0"),
-        ("membership = 3", "must be a table"),
+        ("membership = 3", "'membership' is a section: set its fields"),
         ("port = ", "not valid TOML"),
         ("port = " + "[" * 3000 + "]" * 3000, "nests values too deeply"),
         ('lattice = ""', "lattice name"),
@@ -64,8 +71,44 @@ def test_invalid_files_get_clear_errors(tmp_path: Path, toml: str, match: str) -
 def test_missing_file_and_bad_environment() -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         config.load("/nonexistent/meshhost.toml", environ={})
-    with pytest.raises(ConfigError, match=r"environment\.mdns: not a boolean"):
+    with pytest.raises(ConfigError, match=r"MESHHOST_MDNS must be true or false, got text"):
         config.load(environ={"MESHHOST_MDNS": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("environ", "match"),
+    [
+        ({"MESHHOST_PORT": "abc"}, r"^MESHHOST_PORT must be a whole number, got text \('abc'\)$"),
+        ({"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S": "1s"},
+         r"^MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S must be a number"),
+        ({"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S": "nan"},
+         r"^MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S must be a number"),
+        ({"MESHHOST_MEMBERSHIP": "3"}, r"^MESHHOST_MEMBERSHIP is a section: set its fields, e\.g\. "
+         r"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S"),
+        ({"MESHHOST_COLOUR": "red"}, r"^MESHHOST_COLOUR is unknown"),
+    ],
+)
+def test_environment_errors_name_the_variable_in_plain_words(
+    environ: dict[str, str], match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match) as caught:
+        config.load(environ=environ)
+    assert "invalid literal" not in str(caught.value)
+    assert "could not convert" not in str(caught.value)
+
+
+def test_old_bind_host_key_still_works_with_a_deprecation_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "host.toml"
+    path.write_text('bind_host = "127.0.0.5"\n')
+    with caplog.at_level("WARNING", logger="meshhost.config"):
+        cfg = config.load(path, environ={})
+    assert cfg.bind == "127.0.0.5"
+    assert "setting 'bind_host' is deprecated; it is now called 'bind'" in caplog.text
+    path.write_text('bind = "127.0.0.6"\n')
+    assert config.load(path, environ={}).bind == "127.0.0.6"
+    assert config.load(environ={"MESHHOST_BIND": "127.0.0.7"}).bind == "127.0.0.7"
 
 
 def test_actor_calls_policy_comes_from_any_source_and_is_checked() -> None:
@@ -77,6 +120,6 @@ def test_actor_calls_policy_comes_from_any_source_and_is_checked() -> None:
 
 
 @pytest.mark.parametrize("bind", ["localhost", "999.1.1.1", "::1", "bad host"])
-def test_bind_host_must_be_an_ipv4_address(bind: str) -> None:
+def test_bind_must_be_an_ipv4_address(bind: str) -> None:
     with pytest.raises(ConfigError, match=r"bind address .* is not an IPv4 address"):
-        config.load(overrides={"bind_host": bind}, environ={})
+        config.load(overrides={"bind": bind}, environ={})

@@ -25,6 +25,7 @@ from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_optio
 from meshhost.control.api import MAX_MESSAGE_BYTES
 from meshhost.control.manifest import Manifest, actor_id_from_claims, load_manifest
 from meshhost.errors import LocalProtocolError, ManifestError
+from meshhost.identity import short_id
 
 REQUEST_OVERHEAD_BYTES = 256 * 1024
 """Room left in one control message for the manifest (at most 192 KiB) and framing."""
@@ -32,11 +33,6 @@ REQUEST_OVERHEAD_BYTES = 256 * 1024
 manifest_file = click.argument(
     "file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 )
-
-
-def _short(host_id: str) -> str:
-    """``NBX4AB…Q2``: enough of a host id to tell hosts apart in a table."""
-    return f"{host_id[:6]}…{host_id[-2:]}" if len(host_id) > 10 else host_id
 
 
 def _load(path: Path) -> Manifest:
@@ -197,7 +193,7 @@ def app_status(name: str, data_dir: Path | None, lattice: str, as_json: bool) ->
         for row in result["rows"]:
             table.add_row(
                 row["component"],
-                _short(row["host"]),
+                short_id(row["host"]),
                 str(row["desired"]),
                 str(row["running"]),
                 row["state"],
@@ -284,7 +280,7 @@ def app_diff(file: Path, data_dir: Path | None, lattice: str, as_json: bool) -> 
         for item in result["instances"]:
             delta = item["new"] - item["old"]
             hosts.add_row(
-                _short(item["host"]),
+                short_id(item["host"]),
                 item["key"].split("/", 1)[-1],
                 str(item["old"]),
                 str(item["new"]),

@@ -46,6 +46,7 @@ from meshhost.control.api import ControlClient, ControlError
 from meshhost.datadir import CONTROL_SOCKET, write_private
 from meshhost.errors import LocalProtocolError, MeshError
 from meshhost.identity.keyring import encode_secret, generate_secret
+from meshhost.identity import short_id
 
 HOSTS = 3
 LATTICE = "demo"
@@ -198,7 +199,7 @@ def _call_from(host: DemoHost, actor: str, names: dict[str, str]) -> str:
     ms = (time.monotonic() - started) * 1000
     answer = msgpack.unpackb(result["payload"], raw=False)
     body = json.loads(answer["body"])
-    where = names.get(result["host"], result["host"][:12])
+    where = names.get(result["host"], short_id(result["host"]))
     return f"[green]✓[/] from {host.name}: count={body['count']}, run by {where} ({ms:.0f} ms)"
 
 
@@ -326,7 +327,7 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
 
     victim, survivors = holder, [h for h in hosts if h is not holder]
     victim_id = victim.host_id()
-    _say(f"[yellow]✗[/] kill -9 {victim.name} ({victim_id[:12]}…): it runs an instance and "
+    _say(f"[yellow]✗[/] kill -9 {victim.name} ({short_id(victim_id)}): it runs an instance and "
          "serves HTTP")
     victim.stop(signal.SIGKILL)
     killed = time.monotonic()

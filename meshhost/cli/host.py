@@ -88,11 +88,12 @@ _KIND = {
 )
 @click.option(
     "--profile",
-    type=click.Choice(sorted(p for p in config_mod.PROFILES if p != "sim")),  # sim: simulator
-    help="Timing profile: lan (default), local (one machine), wan.",
+    type=click.Choice(list(config_mod.PROFILES)),
+    help="Timing profile: lan (default), local (one machine), wan, sim (lan's numbers, "
+    "as the simulator models them).",
 )
 @click.option("--port", type=click.IntRange(0, 65535), help="UDP and TCP port (0: any free).")
-@click.option("--bind", "bind_host", help="Address to bind (default 0.0.0.0).")
+@click.option("--bind", help="Address to bind (default 0.0.0.0).")
 @click.option("--advertise", help="Address peers reach this host at (default: detected).")
 @click.option("--no-mdns", is_flag=True, help="Do not announce or browse with mDNS.")
 @click.option(
@@ -140,7 +141,7 @@ def up(
     data_dir: Path | None,
     profile: str | None,
     port: int | None,
-    bind_host: str | None,
+    bind: str | None,
     advertise: str | None,
     no_mdns: bool,
     actor_calls: str | None,
@@ -159,6 +160,8 @@ def up(
     for item in labels:
         if "=" not in item or not item.partition("=")[0].strip():
             raise click.BadParameter(f"{item!r} is not key=value", param_hint="--label")
+    for address in mdns_interfaces:
+        config_mod.check_ipv4(address, "mDNS interface (--mdns-interface)")
     if status_file is not None and not status_file.parent.is_dir():
         raise click.BadParameter(
             f"directory {status_file.parent} does not exist", param_hint="--status-file"
@@ -168,7 +171,7 @@ def up(
         "lattice": lattice,
         "data_dir": str(data_dir) if data_dir is not None else None,
         "port": port,
-        "bind_host": bind_host,
+        "bind": bind,
         "seeds": seeds or None,
         "labels": labels or None,
         "mdns": False if no_mdns else None,

@@ -13,6 +13,13 @@ from meshhost.identity import nkeys
 
 KINDS = {p.name.lower(): p for p in nkeys.PUBLIC_PREFIXES}
 ALIASES = {"host": "server", "actor": "module", "provider": "service", "issuer": "account"}
+SHOWN = {"server": "host", "module": "actor", "service": "provider"}
+"""The kind a key is reported as: meshhost's word for it (an N key is a host's)."""
+
+
+def _kind(prefix: nkeys.Prefix) -> str:
+    name = prefix.name.lower()
+    return SHOWN.get(name, name)
 
 
 @main.group()
@@ -44,7 +51,7 @@ def gen(kind: str, out: Path | None, as_json: bool) -> None:
             raise click.BadParameter(f"{out} exists; refusing to overwrite a seed") from None
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(pair.encoded_seed + "\n")
-    info = {"kind": prefix.name.lower(), "public_key": pair.public_key}
+    info = {"kind": _kind(prefix), "public_key": pair.public_key}
     if out is None:
         info["seed"] = pair.encoded_seed
     else:
@@ -78,10 +85,10 @@ def inspect(key: str, as_json: bool) -> None:
     key = key.strip()
     if key.startswith("S"):
         pair = nkeys.from_seed(key)
-        info = {"type": "seed", "kind": pair.prefix.name.lower(), "public_key": pair.public_key}
+        info = {"type": "seed", "kind": _kind(pair.prefix), "public_key": pair.public_key}
     else:
         prefix, raw = nkeys.decode_public(key)
-        info = {"type": "public", "kind": prefix.name.lower(), "public_key": key, "hex": raw.hex()}
+        info = {"type": "public", "kind": _kind(prefix), "public_key": key, "hex": raw.hex()}
     if as_json:
         emit_json(info)
         return

@@ -32,6 +32,7 @@ from meshhost.cli.output import (
 from meshhost.control.api import ControlClient
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
 from meshhost.errors import LocalProtocolError
+from meshhost.identity import short_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,10 +65,6 @@ def _request(data_dir: Path | None, lattice: str, op: str, **args: Any) -> Any:
     return trio.run(lambda: client.request(op, **args))
 
 
-def _short(key: str) -> str:
-    return key[:12] + "…" if len(key) > 13 else key
-
-
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     labels = {}
     for item in values:
@@ -91,8 +88,8 @@ def hosts(data_dir: Path | None, lattice: str, as_json: bool) -> None:
     alive = sum(1 for row in rows if row["state"] == "alive")
     local = next((row["id"] for row in rows if row.get("local")), None)
     title = f"{len(rows)} host{'s' if len(rows) != 1 else ''}, {alive} alive"
-    table = PlainTable(title=title + (f"; this host is {_short(local)}" if local else ""))
-    for column in ("host", "address", "state", "actors", "labels"):
+    table = PlainTable(title=title + (f"; this host is {short_id(local)}" if local else ""))
+    for column in ("HOST", "ADDRESS", "STATE", "ACTORS", "LABELS"):
         table.add_column(column)
     for row in rows:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(row.get("labels", {}).items()))
@@ -114,7 +111,7 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
         emit_json(inv)
         return
     table = PlainTable(title=f"host {inv['host']}")
-    for column in ("actor", "name", "instances", "capabilities"):
+    for column in ("ACTOR", "NAME", "INSTANCES", "CAPABILITIES"):
         table.add_column(column)
     for actor in inv.get("actors", []):
         table.add_row(
@@ -126,7 +123,7 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
         stdout.print("providers: " + ", ".join(providers), highlight=False, markup=False)
     for listener in inv.get("http", []):  # on one machine only one host holds a port
         stdout.print(
-            f"http: {listener['address']} -> {_short(listener['actor'])} "
+            f"http: {listener['address']} -> {short_id(listener['actor'])} "
             f"(link {listener['link_name']})",
             highlight=False,
             markup=False,
@@ -175,7 +172,7 @@ def start(
     else:
         stdout.print(
             f"started {result['actor']} ({result.get('name', '')}) x{count} "
-            f"on {_short(result['host'])}",
+            f"on {short_id(result['host'])}",
             highlight=False,
             markup=False,
         )
@@ -321,15 +318,25 @@ def link_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
     if as_json:
         emit_json(links)
         return
+    stdout.print(links_table(links))
+
+
+def links_table(links: list[dict[str, Any]]) -> PlainTable:
+    """The ``link list`` table. Ids and contracts are never cut: an id folds onto more
+    lines (it must stay whole to be copied into ``link del``), a contract keeps its
+    line, and the values column takes what width is left."""
     table = PlainTable(title=f"{len(links)} links")
-    for column in ("actor", "contract", "name", "provider", "values"):
-        table.add_column(column)
+    table.add_column("ACTOR", overflow="fold")
+    table.add_column("CONTRACT", no_wrap=True)
+    table.add_column("NAME", no_wrap=True)
+    table.add_column("PROVIDER", overflow="fold")
+    table.add_column("VALUES", overflow="fold")
     for item in links:
         values = ", ".join(f"{k}={v}" for k, v in sorted(item["values"].items()))
         table.add_row(
             item["actor"], item["contract"], item["link_name"], item.get("provider", ""), values
         )
-    stdout.print(table)
+    return table
 
 
 @main.group()
@@ -456,7 +463,7 @@ def call(
         sys.stdout.buffer.write(answer)
         if sys.stdout.isatty():
             sys.stdout.write("\n")
-    stderr.print(f"[dim]answered by {_short(result['host'])} in {elapsed_ms:.1f} ms[/]")
+    stderr.print(f"[dim]answered by {short_id(result['host'])} in {elapsed_ms:.1f} ms[/]")
 
 
 @main.command()

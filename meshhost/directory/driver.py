@@ -45,6 +45,7 @@ from meshhost.directory.events import (
     StoreFailed,
 )
 from meshhost.directory.state import Directory
+from meshhost.identity import short_id
 from meshhost.errors import MeshError
 from meshhost.membership import MemberAlive, MemberDead, MemberJoined, MemberLeft
 
@@ -145,7 +146,7 @@ class DirectoryDriver:
             answer = await self._send(host_id, SYNC_CHANNEL, request, SYNC_TIMEOUT_S)
         except MeshError as exc:
             self.pull_failures += 1
-            log.debug("directory pull from %s failed: %s", host_id[:8], exc)
+            log.debug("directory pull from %s failed: %s", short_id(host_id), exc)
             return
         self.pulls += 1
         self.sync_bytes_received += len(answer)
@@ -187,13 +188,13 @@ class DirectoryDriver:
             self._emit({"kind": "entry_changed", "ns": event.ns, "key": event.key,
                         "deleted": event.value is None})
         elif isinstance(event, PeerMisbehaved):
-            log.warning("directory message from %s dropped: %s", event.sender_id[:8],
+            log.warning("directory message from %s dropped: %s", short_id(event.sender_id),
                         event.reason)
         elif isinstance(event, StoreFailed):
             log.error("directory: %s", event.reason)
         elif isinstance(event, ClockSkewDetected):
             log.warning("host %s writes stamps %d ms in our future (via %s); check its clock",
-                        event.writer[:8], event.ahead_ms, event.sender_id[:8])
+                        short_id(event.writer), event.ahead_ms, short_id(event.sender_id))
 
     async def _tick_loop(self) -> None:
         cores = os.cpu_count() or 1

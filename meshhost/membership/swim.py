@@ -64,6 +64,7 @@ from typing import Protocol
 from meshhost.config import MembershipConfig
 from meshhost.errors import MembershipDecodeError, MembershipUsageError
 from meshhost.identity.nkeys import KeyPair, Prefix
+from meshhost.identity import short_id
 from meshhost.membership.awareness import Awareness
 from meshhost.membership.broadcast import TransmitLimitedQueue
 from meshhost.membership.events import (
@@ -713,7 +714,7 @@ class Swim:
                 self.stats["stale"] += 1
                 return
             if not self._verifier.verify(msg):
-                self._misbehaved(addr, "forged_alive", f"alive for {node[:8]}... not signed by it")
+                self._misbehaved(addr, "forged_alive", f"alive for {short_id(node)} not signed by it")
                 return
             # An alive of our previous life at or above our incarnation.
             self._refute(msg.incarnation, now)
@@ -732,7 +733,7 @@ class Swim:
                 self._send(addr, [e.alive_bytes])
             return
         if not self._verifier.verify(msg):
-            self._misbehaved(addr, "forged_alive", f"alive for {node[:8]}... not signed by it")
+            self._misbehaved(addr, "forged_alive", f"alive for {short_id(node)} not signed by it")
             return
         if e is None:
             e = _Entry(msg, ALIVE, msg.incarnation, now)
@@ -886,7 +887,7 @@ class Swim:
             # A host we never knew, reported dead: remember it quietly (the
             # tombstone refuses its stale alives, and it is retried).
             if not self._verifier.verify(alive):
-                self._misbehaved(addr, "forged_alive", f"alive for {node[:8]}... not signed by it")
+                self._misbehaved(addr, "forged_alive", f"alive for {short_id(node)} not signed by it")
                 return
             e = _Entry(alive, state, max(entry.incarnation, alive.incarnation), now)
             self._members[node] = e

@@ -42,6 +42,7 @@ from meshhost.errors import (
     NoHostForActor,
     RemoteInvocationError,
 )
+from meshhost.identity import short_id
 from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import (
     MAX_HOPS,
@@ -267,7 +268,7 @@ class Invoker:
                 if now >= deadline:
                     final = DeadlineExceeded(
                         f"no answer from actor {target} within {timeout_s:g} s"
-                        + (f" (tried {', '.join(h[:8] for h in tried)})" if tried else "")
+                        + (f" (tried {', '.join(short_id(h) for h in tried)})" if tried else "")
                     )
                     final.__cause__ = last_error
                     break
@@ -303,7 +304,7 @@ class Invoker:
         last_error: MeshError | None,
     ) -> MeshError:
         if isinstance(last_error, HostUnreachable):
-            hosts = ", ".join(h[:8] for h in tried)
+            hosts = ", ".join(short_id(h) for h in tried)
             return HostUnreachable(
                 f"actor {target}: no host that runs it answered (tried {hosts}); "
                 f"it may have crashed. Last error: {last_error}"

@@ -21,8 +21,13 @@ def secret(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--bind", "localhost"], "bind address (--bind, bind_host) 'localhost' is not an IPv4"),
+        (["--bind", "localhost"], "bind address (--bind, bind) 'localhost' is not an IPv4"),
         (["--bind", "127.0.0.1", "--seed", "127.0.0.1:99999"], "port must be within 1..65535"),
+        (["--bind", "127.0.0.1", "--seed", "127.0.0.1:x"], "seed '127.0.0.1:x': port 'x' is not"),
+        (["--bind", "127.0.0.1", "--mdns-interface", "eth0"],
+         "mDNS interface (--mdns-interface) 'eth0' is not an IPv4 address"),
+        # sim is listed as a profile: accepted (the error is about the address, not it)
+        (["--profile", "sim", "--bind", "localhost"], "bind address (--bind, bind) 'localhost'"),
     ],
 )
 def test_up_rejects_bad_addresses_in_one_line(
@@ -118,3 +123,23 @@ def test_a_secret_out_path_under_a_regular_file_names_the_file(tmp_path: Path) -
         line = _one_error_line(CliRunner().invoke(main, ["lattice", "new", "--out", str(out)]))
         assert line == f"error: {out}: {a_file} is a file, not a directory", line
     assert a_file.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MESHHOST_PORT": "abc"}, "error: MESHHOST_PORT must be a whole number, got text ('abc')"),
+        ({"MESHHOST_MEMBERSHIP__GOSSIP_NODES": "3.5"},
+         "error: MESHHOST_MEMBERSHIP__GOSSIP_NODES must be a whole number"),
+    ],
+)
+def test_up_names_a_bad_environment_variable_in_plain_words(
+    tmp_path: Path, secret: Path, env: dict[str, str], message: str
+) -> None:
+    result = CliRunner().invoke(main, [
+        "up", "--no-mdns", "--bind", "127.0.0.1", "--secret-file", str(secret),
+        "--data-dir", str(tmp_path / "data"),
+    ], env=env)
+    assert result.exit_code == 1, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(message), line

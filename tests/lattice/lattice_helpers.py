@@ -38,7 +38,7 @@ def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes =
         overrides={
             "profile": "local",
             "lattice": lattice,
-            "bind_host": f"127.0.0.{20 + i}",
+            "bind": f"127.0.0.{20 + i}",
             "mdns": False,
             "seeds": seeds,
             "data_dir": str(data),

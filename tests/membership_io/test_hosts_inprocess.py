@@ -29,7 +29,7 @@ def make_host(tmp: Path, i: int, secret: bytes = SECRET, seeds: tuple[str, ...] 
         overrides={
             "profile": "local",
             "lattice": "lab",
-            "bind_host": f"127.0.0.{10 + i}",
+            "bind": f"127.0.0.{10 + i}",
             "mdns": False,
             "seeds": seeds,
             "data_dir": str(tmp / f"h{i}"),
