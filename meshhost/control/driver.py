@@ -46,6 +46,7 @@ from meshhost.control.store import (
     link_record_key,
 )
 from meshhost.errors import MeshError, StoredManifestInvalid
+from meshhost.identity import short_id
 from meshhost.modstore import sha256_hex
 
 if TYPE_CHECKING:
@@ -277,7 +278,7 @@ class ReconcileDriver:
                                          FETCH_TIMEOUT_S)
                 module = decode_reply(reply).get("result")
             except MeshError as exc:
-                log.debug("module %s not from %s: %s", digest[:12], host_id[:8], exc)
+                log.debug("module %s not from %s: %s", digest[:12], short_id(host_id), exc)
                 continue
             if isinstance(module, bytes) and sha256_hex(module) == digest:
                 await trio.to_thread.run_sync(self.actors.modules.put, module)

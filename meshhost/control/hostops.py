@@ -26,6 +26,7 @@ from meshhost.capabilities.policy import is_actor_key
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
 from meshhost.control.appops import APP_OPS
 from meshhost.errors import ErrorCode, MeshError
+from meshhost.identity import short_id
 from meshhost.membership import MemberState
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ class HostControl:
             raise _invalid("argument 'metrics' must be true or false")
         if self.host.monitor is None:
             raise ControlError(ErrorCode.UNSUPPORTED,
-                               f"host {self.host.host_id[:8]} runs without monitoring")
+                               f"host {short_id(self.host.host_id)} runs without monitoring")
         return snapshot(self.host, with_metrics=with_metrics)
 
     async def op_inventory(self, args: Mapping[str, Any]) -> dict[str, Any]:

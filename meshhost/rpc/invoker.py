@@ -281,7 +281,7 @@ class Invoker:
                     if outcome.code not in RETRY_ELSEWHERE:
                         final = outcome
                         break
-                    log.info("invocation %s on %s failed over: %s", inv.id.hex(), host[:8],
+                    log.info("invocation %s on %s failed over: %s", inv.id.hex(), short_id(host),
                              outcome)
                     last_error = outcome
                     self.observer.failover(inv.target)

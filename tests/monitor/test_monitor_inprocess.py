@@ -24,7 +24,7 @@ from meshhost.monitor import SCHEMA, snapshot  # noqa: E402
 
 def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:
     cfg = config_mod.load(overrides={
-        "profile": "local", "lattice": "mon", "bind_host": "127.0.0.71", "mdns": False,
+        "profile": "local", "lattice": "mon", "bind": "127.0.0.71", "mdns": False,
         "seeds": seeds, "data_dir": str(tmp)}, environ={})
     return Host(cfg, identity=nkeys.generate(nkeys.Prefix.SERVER, os.urandom),
                 keyring=Keyring.create("mon", [bytes(range(32))]), data_dir=tmp,
