@@ -377,10 +377,9 @@ class ActorHost:
             })
         listeners = []
         for link in self.dispatcher.links.for_contract(HTTPSERVER):
-            bound = self.httpserver.bound_address(link)
-            if bound is not None:
-                listeners.append({"actor": link.actor_id, "link_name": link.link_name,
-                                  "address": f"{bound[0]}:{bound[1]}"})
+            info = self.httpserver.listener_info(link)
+            if info is not None:
+                listeners.append({"actor": link.actor_id, "link_name": link.link_name, **info})
         return {
             "host": self.host_id,
             "actors": actors,

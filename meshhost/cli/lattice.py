@@ -122,9 +122,11 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
     if providers:
         stdout.print("providers: " + ", ".join(providers), highlight=False, markup=False)
     for listener in inv.get("http", []):  # on one machine only one host holds a port
+        state = listener.get("state", "serving")
+        note = "" if state == "serving" else f" [{state}: {listener.get('error', '')}]"
         stdout.print(
             f"http: {listener['address']} -> {short_id(listener['actor'])} "
-            f"(link {listener['link_name']})",
+            f"(link {listener['link_name']}){note}",
             highlight=False,
             markup=False,
         )

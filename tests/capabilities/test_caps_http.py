@@ -252,6 +252,11 @@ def test_max_connections_is_a_link_value_with_a_sane_default(make_link):
     for bad in ("0", "-1", "lots", "70000"):
         with pytest.raises(LinkConfigError, match=r"max_connections must be 1\.\.65535"):
             parse_settings(make_link(ECHO, HTTPSERVER, MAX_CONNECTIONS=bad))
+    assert parse_settings(make_link(ECHO, HTTPSERVER)).max_connections_per_source == 64
+    link = make_link(ECHO, HTTPSERVER, config_json='{"max_connections_per_source": 5}')
+    assert parse_settings(link).max_connections_per_source == 5
+    with pytest.raises(LinkConfigError, match=r"max_connections_per_source must be 1\.\.65535"):
+        parse_settings(make_link(ECHO, HTTPSERVER, MAX_CONNECTIONS_PER_SOURCE="0"))
 
 
 def everything_until_closed(sock: socket.socket) -> bytes:

@@ -14,13 +14,20 @@ wasmCloud's ``load_settings``): ``config_b64`` / ``config_json`` (JSON with
 ``address``, ``timeout_ms``, ``max_content_len``), ``ADDRESS``
 (``host:port``), ``PORT`` (binds 127.0.0.1), ``TIMEOUT_MS``,
 ``MAX_CONTENT_LEN`` (bytes, or with a ``k``/``m``/``g`` suffix), and
-meshhost's own ``MAX_CONNECTIONS`` (``max_connections`` in the JSON).
-Defaults: 127.0.0.1:8000, 30 s, 10 MiB, 256 connections.  Port 0 picks a
-free port (:meth:`HttpServerProvider.bound_address` tells which).
+meshhost's own ``MAX_CONNECTIONS`` and ``MAX_CONNECTIONS_PER_SOURCE``
+(``max_connections``, ``max_connections_per_source`` in the JSON).
+Defaults: 127.0.0.1:8000, 30 s, 10 MiB, 256 connections, 64 from one
+source address.  Port 0 picks a free port
+(:meth:`HttpServerProvider.bound_address` tells which).
 
-Connections (httplisten.py): past ``MAX_CONNECTIONS`` open at once, a new
-connection gets a fixed 503 and is closed; a client that takes no part of
-a response for ``SEND_STALL_S`` (30 s) is disconnected.
+Connections (httplisten.py): past ``MAX_CONNECTIONS`` open at once, or
+``MAX_CONNECTIONS_PER_SOURCE`` from one address, a new connection gets a
+fixed 503 and is closed; a connection's slot is free as soon as its client
+closes it; a request head must arrive within ``KEEP_ALIVE_S`` (5 s); a
+client that takes no part of a response for ``SEND_STALL_S`` (30 s) is
+disconnected.  A listener whose accept loop fails is restarted on the same
+address with backoff; :meth:`HttpServerProvider.listener_info` (and so
+``inventory``) tells whether it is ``serving`` or ``restarting``, and why.
 
 Errors become plain-text answers: body too large 413 (at once when the
 declared Content-Length is); a body that does not arrive within the link's
@@ -41,6 +48,7 @@ import binascii
 import contextlib
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -56,10 +64,12 @@ from meshhost.capabilities.providers.base import ActorInvoker, Provider
 from meshhost.capabilities.providers.httplisten import serve_http
 from meshhost.errors import ErrorCode, LinkConfigError, MeshError, ProviderError
 from meshhost.observe import NULL_OBSERVER, Observer
+from meshhost.transport.backoff import backoff_delay
 
 __all__ = [
     "DEFAULT_ADDRESS",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_CONNECTIONS_PER_SOURCE",
     "DEFAULT_MAX_CONTENT_LEN",
     "DEFAULT_TIMEOUT_MS",
     "HANDLE_REQUEST",
@@ -87,12 +97,21 @@ WEBSOCKET_REFUSAL = (
 DEFAULT_MAX_CONNECTIONS = 256
 """Connections one listener holds at a time (meshhost's own link value, not wasmCloud's):
 well under the usual 1024 open files a process may have, with room for the host's own."""
+DEFAULT_MAX_CONNECTIONS_PER_SOURCE = 64
+"""Connections one source address may hold on one listener: a quarter of the default
+limit, so one misbehaving client leaves most slots to everyone else."""
 MAX_CONNECTIONS_CEILING = 65_535
 SEND_STALL_S = 30.0
 """A client that takes no part of a response for this long is disconnected (httplisten)."""
 KEEP_ALIVE_S = 5.0
-"""An idle keep-alive connection is closed after this (hypercorn's default). hypercorn
-also holds a connection the client closed until then, so it counts toward the limit."""
+"""An idle keep-alive connection is closed after this (hypercorn's default); a request
+head must also be complete within it (the header-read timeout, see httplisten)."""
+RESTART_INITIAL_S = 0.1
+RESTART_MAX_S = 10.0
+"""A failed listener is restarted after a delay doubling from RESTART_INITIAL_S up to
+this, so a failure that repeats at once does not spin."""
+RESTART_RESET_S = 60.0
+"""A listener that served this long before failing restarts with the shortest delay."""
 GRACEFUL_STOP_S = 2.0
 """In-flight requests get this long to finish when a link is removed."""
 
@@ -123,6 +142,7 @@ class ServerSettings:
     timeout_s: float = DEFAULT_TIMEOUT_MS / 1000
     max_content_len: int = DEFAULT_MAX_CONTENT_LEN
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_source: int = DEFAULT_MAX_CONNECTIONS_PER_SOURCE
 
     @property
     def bind(self) -> str:
@@ -191,17 +211,24 @@ def parse_settings(link: LinkDefinition) -> ServerSettings:
             raise LinkConfigError(f"{link.describe()}: timeout_ms must be > 0")
     size_text: Any = link.value("max_content_len", json_config.get("max_content_len"))
     max_len = DEFAULT_MAX_CONTENT_LEN if size_text is None else parse_size(link, size_text)
-    conn_text: Any = link.value("max_connections", json_config.get("max_connections"))
-    max_connections = DEFAULT_MAX_CONNECTIONS
-    if conn_text is not None:
-        text = str(conn_text).strip()
-        if not _decimal(text) or not 1 <= int(text) <= MAX_CONNECTIONS_CEILING:
-            raise LinkConfigError(
-                f"{link.describe()}: max_connections must be 1..{MAX_CONNECTIONS_CEILING}, "
-                f"got {conn_text!r}"
-            )
-        max_connections = int(text)
-    return ServerSettings(host, port, timeout_s, max_len, max_connections)
+    max_connections = _connections(link, json_config, "max_connections",
+                                   DEFAULT_MAX_CONNECTIONS)
+    per_source = _connections(link, json_config, "max_connections_per_source",
+                              DEFAULT_MAX_CONNECTIONS_PER_SOURCE)
+    return ServerSettings(host, port, timeout_s, max_len, max_connections, per_source)
+
+
+def _connections(link: LinkDefinition, json_config: dict[str, Any], key: str,
+                 default: int) -> int:
+    raw: Any = link.value(key, json_config.get(key))
+    if raw is None:
+        return default
+    text = str(raw).strip()
+    if not _decimal(text) or not 1 <= int(text) <= MAX_CONNECTIONS_CEILING:
+        raise LinkConfigError(
+            f"{link.describe()}: {key} must be 1..{MAX_CONNECTIONS_CEILING}, got {raw!r}"
+        )
+    return int(text)
 
 
 class _Listener:
@@ -211,6 +238,10 @@ class _Listener:
         self.stop = trio.Event()
         self.stopped = trio.Event()
         self.bound: tuple[str, int] | None = None
+        self.state = "starting"
+        """``serving``, or ``restarting`` after a failure (``error`` says which)."""
+        self.error = ""
+        self.restarts = 0
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -222,9 +253,10 @@ class HttpServerProvider(Provider):
     OPERATIONS: ClassVar[dict[str, str]] = {}
     """Actors receive from this provider; they never call it."""
 
-    def __init__(self, invoke: ActorInvoker) -> None:
+    def __init__(self, invoke: ActorInvoker, *, rng: random.Random | None = None) -> None:
         super().__init__()
         self._invoke = invoke
+        self._rng = rng if rng is not None else random.Random()  # restart jitter only
         self._listeners: dict[LinkKey, _Listener] = {}
         self._pending: dict[LinkKey, LinkDefinition] = {}
         self._nursery: trio.Nursery | None = None
@@ -249,6 +281,21 @@ class HttpServerProvider(Provider):
         """(host, port) the link's listener is bound to, or None if it has none."""
         listener = self._listeners.get(link.key)
         return listener.bound if listener is not None else None
+
+    def listener_state(self, link: LinkDefinition) -> str | None:
+        """``serving`` or ``restarting`` (after a failure), or None without a listener."""
+        listener = self._listeners.get(link.key)
+        return listener.state if listener is not None else None
+
+    def listener_info(self, link: LinkDefinition) -> dict[str, Any] | None:
+        """The link's listener as ``inventory`` shows it: ``address``, ``state``,
+        ``error`` (the last failure, ``""`` if none) and ``restarts``; None without one."""
+        listener = self._listeners.get(link.key)
+        if listener is None or listener.bound is None:
+            return None
+        host, port = listener.bound
+        return {"address": f"{host}:{port}", "state": listener.state,
+                "error": listener.error, "restarts": listener.restarts}
 
     async def on_put_link(self, link: LinkDefinition) -> None:
         settings = parse_settings(link)
@@ -289,24 +336,44 @@ class HttpServerProvider(Provider):
 
         class _Status:
             def started(self_, bound: tuple[str, int] | None = None) -> None:
+                first = listener.bound is None
                 listener.bound = bound
-                task_status.started()
+                listener.state = "serving"
+                if first:
+                    task_status.started()
+                else:
+                    log.info("httpserver: listener for %s serves again on %s",
+                             listener.link.describe(), bound)
 
+        failures = 0
         try:
-            await serve_http(
-                self._asgi_app(listener),
-                config,
-                settings.host,
-                settings.port,
-                max_connections=settings.max_connections,
-                stall_s=SEND_STALL_S,
-                stop=listener.stop,
-                task_status=_Status(),
-            )
-        except Exception:
-            if listener.bound is None:
-                raise  # an OSError from bind: nursery.start hands it to on_put_link
-            log.exception("httpserver: listener for %s failed", listener.link.describe())
+            while not listener.stop.is_set():
+                began = trio.current_time()
+                try:
+                    await serve_http(
+                        self._asgi_app(listener),
+                        config,
+                        settings.host,
+                        # A restart keeps the address port 0 picked the first time.
+                        listener.bound[1] if listener.bound is not None else settings.port,
+                        max_connections=settings.max_connections,
+                        max_per_source=settings.max_connections_per_source,
+                        stall_s=SEND_STALL_S,
+                        stop=listener.stop,
+                        task_status=_Status(),
+                    )
+                    return  # stopped on purpose
+                except Exception as exc:
+                    if listener.bound is None:
+                        raise  # an OSError from bind: nursery.start hands it to on_put_link
+                    log.exception("httpserver: listener for %s failed; restarting it",
+                                  listener.link.describe())
+                    listener.state, listener.error = "restarting", _reason(exc)
+                    listener.restarts += 1
+                failures = 1 if trio.current_time() - began >= RESTART_RESET_S else failures + 1
+                delay = backoff_delay(failures, RESTART_INITIAL_S, RESTART_MAX_S, self._rng)
+                with trio.move_on_after(delay):
+                    await listener.stop.wait()
         finally:
             listener.stopped.set()
 
@@ -414,6 +481,13 @@ class HttpServerProvider(Provider):
                     headers.append((raw_name, raw_value))
         headers.append((b"content-length", str(len(response.body)).encode()))
         return response.status_code, headers, response.body
+
+
+def _reason(exc: BaseException) -> str:
+    """What failed, for a person: the first real error inside trio's exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return str(exc) or type(exc).__name__
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
