@@ -133,6 +133,7 @@ class ActorHost:
         self.modules = ModuleStore(data_dir / "modules" / "blobs")
         self.dispatcher = Dispatcher(policy=policy or PolicyConfig())
         self.dispatcher.resolve_actor = self._resolve_for_guest
+        self.dispatcher.current_invocation_id = _current_invocation_id
         self.runtime = Runtime(data_dir, self.dispatcher, allowed_issuers=allowed_issuers,
                                limits=self.limits)
         self.messaging = MessagingProvider(self._invoke_for_provider, inbox_tag=host_id,
@@ -505,8 +506,21 @@ class ActorHost:
             actor_id = local
 
             def call_local(origin: ActorIdentity, operation: str, payload: bytes) -> bytes:
-                return self.runtime.call_sync(actor_id, operation, payload,
-                                              deadline_s=_remaining_s())
+                # A call of its own (as if it had gone through the invoker): the
+                # callee must not see its caller's invocation id.
+                outer: Invocation | None = getattr(_call_context, "inv", None)
+                inv_id = self.invoker.new_id()
+                _call_context.inv = Invocation(
+                    id=inv_id, origin_host=self.host_id, origin_actor=origin.actor_id,
+                    target=actor_id, operation=operation, payload=b"",
+                    deadline_unix_ms=outer.deadline_unix_ms if outer else 0,
+                    trace_id=outer.trace_id if outer else inv_id,
+                    hops=outer.hops + 1 if outer else 1)
+                try:
+                    return self.runtime.call_sync(actor_id, operation, payload,
+                                                  deadline_s=_remaining_s())
+                finally:
+                    _call_context.inv = outer
 
             return ResolvedActor(actor_id, call_local)
         found = trio.from_thread.run_sync(self._remote_actor, target,
@@ -541,6 +555,12 @@ class ActorHost:
 
     def _event(self, kind: str, actor_id: str, **fields: Any) -> None:
         self._on_event({"kind": kind, "actor": actor_id, "host": self.host_id, **fields})
+
+
+def _current_invocation_id() -> bytes | None:
+    """The id of the invocation the guest on this thread runs for (``Invocation.GetId``)."""
+    inv: Invocation | None = getattr(_call_context, "inv", None)
+    return inv.id if inv is not None else None
 
 
 def _remaining_s() -> float:

@@ -24,6 +24,7 @@ lattice-wide ones)::
 from meshhost.capabilities.contracts import (
     HTTPCLIENT,
     HTTPSERVER,
+    INVOCATION,
     KEYVALUE,
     LOGGING,
     MESSAGING,
@@ -57,6 +58,7 @@ __all__ = [
     "DEFAULT_LINK_NAME",
     "HTTPCLIENT",
     "HTTPSERVER",
+    "INVOCATION",
     "KEYVALUE",
     "LOGGING",
     "MESSAGING",

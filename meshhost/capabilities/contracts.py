@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 from meshhost.capabilities.providers.codec import Field, Kind, decode_struct, encode_struct
 
 __all__ = [
+    "INVOCATION",
     "HTTPCLIENT",
     "HTTPSERVER",
     "KEYVALUE",
@@ -50,6 +51,8 @@ MESSAGING = "wasmcloud:messaging"
 HTTPSERVER = "wasmcloud:httpserver"
 HTTPCLIENT = "wasmcloud:httpclient"
 NUMBERGEN = "wasmcloud:builtin:numbergen"
+INVOCATION = "meshhost:builtin:invocation"
+"""meshhost's own: the id of the invocation a guest is running (for de-duplication)."""
 
 Headers = dict[str, tuple[str, ...]]
 """Smithy ``HeaderMap``: header name -> list of values."""

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import trio
 
+from meshhost.capabilities.contracts import INVOCATION
 from meshhost.capabilities.links import LinkDefinition, LinkKey, LinkTable, normalize_link_name
 from meshhost.capabilities.policy import (
     ActorIdentity,
@@ -33,6 +34,7 @@ from meshhost.capabilities.policy import (
     authorize,
 )
 from meshhost.capabilities.providers.base import CallContext, Provider
+from meshhost.capabilities.providers.codec import Kind, encode_value
 from meshhost.errors import (
     ActorCallDenied,
     CapabilityDenied,
@@ -41,6 +43,7 @@ from meshhost.errors import (
     LocalProtocolError,
     MeshError,
     NotSignedForCapability,
+    OperationNotSupported,
     ProviderNotAvailable,
 )
 
@@ -98,6 +101,14 @@ _DENIAL_REASON: dict[type[CapabilityDenied], str] = {
 """The ``reason`` label of a denial, by the error policy raised."""
 
 
+InvocationIdSource = Callable[[], bytes | None]
+"""The id of the invocation running on the calling thread, or None (set by the host)."""
+
+
+def _no_invocation() -> bytes | None:
+    return None
+
+
 class Dispatcher:
     """Implements ``HostCallHandler``: ``host_call`` and ``log``."""
 
@@ -112,6 +123,8 @@ class Dispatcher:
         self.links = links if links is not None else LinkTable()
         self.policy = policy or PolicyConfig()
         self.resolve_actor = resolve_actor
+        self.current_invocation_id: InvocationIdSource = _no_invocation
+        """Answers ``meshhost:builtin:invocation``; the host points it at its call context."""
         self._providers: dict[str, Provider] = {}
         self._delivered: set[LinkKey] = set()
         """Links their provider has been given (a pre-filled table's links are not, yet)."""
@@ -221,6 +234,8 @@ class Dispatcher:
         Raises CapabilityDenied subclasses, UnknownCallTarget,
         ProviderNotAvailable, provider errors, or the target actor's error.
         """
+        if namespace == INVOCATION:
+            return self._invocation(actor, operation)
         resolved: dict[str, ResolvedActor | None] = {}
 
         def resolve_id(target: str) -> str | None:
@@ -263,6 +278,23 @@ class Dispatcher:
             raise
         self.provider_ops[contract, operation, "ok"] += 1
         return answer
+
+    def _invocation(self, actor: ActorIdentity, operation: str) -> bytes:
+        """``meshhost:builtin:invocation``: needs no claim and no link.
+
+        It tells the guest only about its own call (like ``__console_log``,
+        it reaches nothing outside the sandbox), so every actor may use it,
+        including ones signed before it existed.
+        """
+        if operation != "Invocation.GetId":
+            raise OperationNotSupported(
+                f"{INVOCATION} has no operation {operation!r} (it has Invocation.GetId)")
+        inv_id = self.current_invocation_id()
+        if inv_id is None:
+            raise ProviderNotAvailable(
+                f"actor {actor.actor_id} ({actor.name}) asked for its invocation id, but this "
+                "call did not come through the lattice's invoker and has none")
+        return encode_value(inv_id.hex(), Kind.STR)
 
     def log(self, actor: ActorIdentity, level: str, message: str) -> None:
         """A guest's ``__console_log`` line (not policy-checked, as in wasmCloud)."""

@@ -13,8 +13,11 @@ order within the caller's deadline.  What happens on each kind of failure:
 * an answer that the actor failed, was denied, or the input was invalid: that
   is the result; it is not retried (running it elsewhere would fail the same).
 
-Calls are at-most-once per host but may run on two hosts when a host hangs
-after starting a call: the same as wasmCloud's NATS request semantics.
+Calls are delivered at least once: a host that ran a call and lost its
+answer (crash, broken connection) or a hedge can make it run on two hosts,
+as with wasmCloud's NATS requests.  Every attempt carries the same
+invocation id, which guests read to de-duplicate (proto/spec/rpc.md,
+"Delivery").
 
 ``Invoker.handle`` is the transport handler for channel 1: it decodes the
 envelope, refuses expired or looping calls, runs the actor locally and
@@ -24,6 +27,7 @@ code and a message.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -116,9 +120,17 @@ class Invoker:
         """Set by the host: used once per call before it reports that no host runs the
         actor (gossip may have missed this host; see the directory driver)."""
         self._id_prefix = random_bytes(8)
-        self._next_id = 0
+        self._ids = itertools.count(1)  # next() on it is atomic: worker threads draw ids too
         self.observer: Observer = NULL_OBSERVER
         """Told how each call ended (set by the host when it is monitored)."""
+
+    def new_id(self) -> bytes:
+        """A fresh invocation id: this host's 8 random bytes, then a 64-bit counter.
+
+        Thread-safe.  A failover or hedge resends the same invocation, so
+        its id, unchanged (proto/spec/rpc.md, "Delivery").
+        """
+        return self._id_prefix + next(self._ids).to_bytes(8, "big")
 
     async def invoke(self, target: str, operation: str, payload: bytes, **options: Any) -> bytes:
         """Run ``operation`` on actor ``target`` somewhere in the lattice; return its answer.
@@ -182,8 +194,7 @@ class Invoker:
         deadline = now + timeout_s
         if deadline_unix_ms is not None:
             deadline = min(deadline, deadline_unix_ms / 1000)
-        self._next_id += 1
-        inv_id = self._id_prefix + self._next_id.to_bytes(8, "big")
+        inv_id = self.new_id()
         inv = Invocation(
             id=inv_id,
             origin_host=self.host_id,

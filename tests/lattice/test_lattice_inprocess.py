@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
+import msgpack
 import pytest
 import trio
 from lattice_helpers import (
+    ISSUER,
     alive,
     client,
     count_of,
@@ -16,8 +20,15 @@ from lattice_helpers import (
     wait_until,
 )
 
+from meshhost.capabilities import INVOCATION
 from meshhost.control.api import ControlError
-from meshhost.errors import ErrorCode
+from meshhost.errors import ErrorCode, HostUnreachable
+from meshhost.identity import nkeys
+from meshhost.identity.claims import sign_module
+from meshhost.rpc.envelope import decode_result
+from meshhost.runtime import wat_to_wasm
+
+CAPS_WAT = Path(__file__).resolve().parents[1] / "capabilities" / "wat" / "caps_actor.wat"
 
 
 async def start_lattice(nursery: trio.Nursery, tmp_path: Path, n: int = 3):
@@ -104,4 +115,43 @@ async def test_calls_fail_over_and_a_lost_actor_is_a_clear_error(tmp_path: Path)
             await client(b).request("call", actor=echo_id, operation="Echo", payload=b"z",
                                     timeout_ms=5000)
         assert info.value.code == ErrorCode.NOT_FOUND
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_retried_invocation_shows_the_actor_the_same_id_on_both_hosts(
+    tmp_path: Path,
+) -> None:
+    """At-least-once: a call whose answer is lost runs again elsewhere, with the same id."""
+    async with trio.open_nursery() as nursery:
+        a, b, c = await start_lattice(nursery, tmp_path)
+        module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+        wasm = sign_module(wat_to_wasm(CAPS_WAT.read_text()), issuer=ISSUER, subject=module,
+                           name="dedup", now=time.time())
+        actor = module.public_key
+        await client(b).request("start", module=wasm)
+        await client(c).request("start", module=wasm)
+        await wait_until(lambda: len(a.directory.hosts_running(actor)) == 2, "a sees both")
+
+        send = a.actors.invoker._send
+        lost: list[tuple[str, bytes]] = []
+
+        async def lose_first_answer(host_id: str, data: bytes, timeout_s: float) -> bytes:
+            answer = await send(host_id, data, timeout_s)  # the call ran and committed
+            if lost:
+                return answer
+            lost.append((host_id, decode_result(answer).payload))
+            raise HostUnreachable(f"connection to {host_id[:8]} lost before the answer")
+
+        a.actors.invoker._send = lose_first_answer
+        ask = bytes([0, len(INVOCATION)]) + INVOCATION.encode()
+        ask += bytes([len("Invocation.GetId")]) + b"Invocation.GetId"
+        answer = await client(a).request("call", actor=actor, operation="call", payload=ask,
+                                         timeout_ms=10000)
+        (first_host, first_payload), = lost
+        assert {first_host, answer["host"]} == {b.host_id, c.host_id}  # ran on both
+        seen = msgpack.unpackb(answer["payload"])
+        assert seen == msgpack.unpackb(first_payload) and len(seen) == 32
+        again = await client(a).request("call", actor=actor, operation="call", payload=ask,
+                                        timeout_ms=10000)
+        assert msgpack.unpackb(again["payload"]) != seen  # another invocation, another id
         nursery.cancel_scope.cancel()
