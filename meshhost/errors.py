@@ -251,6 +251,11 @@ class ManifestVersionConflict(ManifestError):
     """The same application name and version is already stored with other content."""
 
 
+class LinksWouldBeReplaced(LocalProtocolError):
+    """Applying a manifest would replace link definitions made by hand (``link put``);
+    refused unless the person asks for it (``apply --force``)."""
+
+
 class ManifestNotFound(LocalProtocolError):
     """No stored manifest has that name (and version)."""
 

@@ -12,6 +12,7 @@ application or no host, 2 usage.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -21,8 +22,17 @@ from rich.markup import escape
 
 from meshhost.cli import main
 from meshhost.cli.lattice import _request, host_options
-from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stderr, stdout
+from meshhost.cli.output import (
+    PlainTable,
+    emit_json,
+    fail,
+    fails_cleanly,
+    json_option,
+    stderr,
+    stdout,
+)
 from meshhost.control.api import MAX_MESSAGE_BYTES
+from meshhost.control.appops import describe_replaced_link
 from meshhost.control.manifest import Manifest, actor_id_from_claims, load_manifest
 from meshhost.errors import LocalProtocolError, ManifestError
 from meshhost.identity import short_id
@@ -78,35 +88,55 @@ def _modules(manifest: Manifest) -> dict[str, bytes]:
 
 @main.command()
 @manifest_file
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace links made by hand (`link put`) that the manifest's links overwrite.",
+)
 @host_options
 @json_option
 @fails_cleanly
-def apply(file: Path, data_dir: Path | None, lattice: str, as_json: bool) -> None:
+def apply(file: Path, force: bool, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """Store the application in manifest FILE and deploy it across the lattice.
 
     Every host then runs its share. Applying the same name and version again
-    changes nothing; changed content needs a new version.
+    changes nothing; changed content needs a new version. A link of the
+    manifest that would replace a link made by hand is refused unless --force
+    is given (`meshhost app diff FILE` lists them). Exits 1 when part of the
+    application cannot be placed on any live host (it stays deployed, and is
+    placed when a fitting host joins).
     """
     manifest = _load(file)
-    result = _request(
-        data_dir,
-        lattice,
-        "apply",
-        manifest=manifest.canonical(),
-        source=str(file),
-        modules=_modules(manifest),
-    )
+    request: dict[str, Any] = {
+        "manifest": manifest.canonical(),
+        "source": str(file),
+        "modules": _modules(manifest),
+    }
+    if force:
+        request["force"] = True
+    result = _request(data_dir, lattice, "apply", **request)
+    problems = result.get("problems", [])
     if as_json:
         emit_json({**result, "warnings": list(manifest.warnings)})
-        return
-    name, version = result["app"], result["version"]
-    if not result["changed"]:
-        message = f"{name} {version} is already deployed; nothing changed"
-    elif result.get("previous") in (None, version):
-        message = f"deployed {name} {version}"
     else:
-        message = f"deployed {name} {version} (replaces {result['previous']})"
-    stdout.print(escape(message), highlight=False)
+        name, version = result["app"], result["version"]
+        if not result["changed"]:
+            message = f"{name} {version} is already deployed; nothing changed"
+        elif result.get("previous") in (None, version):
+            message = f"deployed {name} {version}"
+        else:
+            message = f"deployed {name} {version} (replaces {result['previous']})"
+        stdout.print(escape(message), highlight=False)
+        for link in result.get("replaced_links", []):
+            stdout.print(
+                f"replaced link made by hand: {escape(describe_replaced_link(link))}",
+                highlight=False,
+            )
+    if problems:
+        fail(
+            f"{result['app']} {result['version']} is deployed, but cannot be placed: "
+            + "; ".join(problems)
+        )
 
 
 @main.group("app")
@@ -172,11 +202,14 @@ def app_get(
 def app_status(name: str, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """Desired vs running instances of NAME, per component and host.
 
-    Exits 0 whatever the state (a failed application is data, not an error).
+    Exits 1 when the application is failed: part of it cannot be placed on
+    any live host (the reasons are printed); 0 otherwise.
     """
     result = _request(data_dir, lattice, "app_status", name=name)
     if as_json:
         emit_json(result)
+        if result["state"] == "failed":
+            sys.exit(1)
         return
     colour = {"deployed": "green", "reconciling": "yellow", "failed": "red"}.get(
         result["state"], "white"
@@ -209,6 +242,9 @@ def app_status(name: str, data_dir: Path | None, lattice: str, as_json: bool) ->
         stdout.print(escape(line), highlight=False)
     for problem in result["problems"]:
         stdout.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
+    if result["state"] == "failed":
+        fail(f"{result['app']} {result['version']} cannot be placed: "
+             + "; ".join(result["problems"]))
 
 
 @app_group.command("delete")
@@ -287,5 +323,18 @@ def app_diff(file: Path, data_dir: Path | None, lattice: str, as_json: bool) -> 
                 f"start {delta}" if delta > 0 else f"stop {-delta}",
             )
         stdout.print(hosts)
+    if result.get("replaced_links"):
+        links = PlainTable(title="links made by hand that apply replaces (only with --force)")
+        for column in ("ACTOR", "CONTRACT", "NAME", "OLD VALUES", "NEW VALUES"):
+            links.add_column(column, overflow="fold", no_wrap=column in ("CONTRACT", "NAME"))
+        for link in result["replaced_links"]:
+            links.add_row(
+                short_id(link["actor"]),
+                link["contract"],
+                link["link_name"],
+                ", ".join(f"{k}={v}" for k, v in sorted(link["old"].items())),
+                ", ".join(f"{k}={v}" for k, v in sorted(link["new"].items())),
+            )
+        stdout.print(links)
     for problem in result["problems"]:
         stdout.print(f"[red]problem:[/] {escape(problem)}", highlight=False)

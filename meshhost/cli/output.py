@@ -86,6 +86,11 @@ def fails_cleanly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as one red ``error:`` line on stderr and exit 1."""
+    _fail(message)
+
+
 def _fail(message: str) -> NoReturn:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     sys.exit(1)

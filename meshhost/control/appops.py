@@ -55,10 +55,17 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from meshhost.control.manifest import ComponentType, Manifest, ScalerKind, decode_manifest
-from meshhost.control.placement import HostView, Placement, Workload, compute_placement
+from meshhost.control.placement import (
+    HostView,
+    LinkSpec,
+    Placement,
+    Workload,
+    compute_placement,
+)
 from meshhost.control.status import diff, placement_diff, status
 from meshhost.control.store import (
     DEPLOYMENTS_NS,
+    LINKS_NS,
     MANIFESTS_NS,
     DirectoryDelete,
     DirectoryPut,
@@ -66,11 +73,14 @@ from meshhost.control.store import (
     app_summaries,
     apply_writes,
     delete_writes,
+    decode_link,
     deployed_manifests,
+    link_record_key,
     manifest_key,
 )
 from meshhost.errors import (
     ControlArgumentError,
+    LinksWouldBeReplaced,
     ManifestNotFound,
     ManifestVersionConflict,
     MeshError,
@@ -250,6 +260,19 @@ def _problems_of(name: str, problems: Iterable[str]) -> list[str]:
     return [p for p in problems if repr(name) in p or f"/{name}@" in p]
 
 
+def _values_text(values: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "no values"
+
+
+def describe_replaced_link(link: Mapping[str, Any]) -> str:
+    """One line about a hand-made link ``apply`` would replace (an item of
+    ``replaced_links``)."""
+    return (
+        f"{link['actor']} {link['contract']} ({link['link_name']}): "
+        f"{_values_text(link['old'])} -> {_values_text(link['new'])}"
+    )
+
+
 # --- the ops -------------------------------------------------------------------------------
 
 
@@ -351,6 +374,57 @@ class AppOps:
             elif isinstance(write, DirectoryDelete):
                 self.directory.delete(write.namespace, write.key)
 
+    def _replaced_links(self, manifest: Manifest) -> list[dict[str, Any]]:
+        """Link definitions in the directory that applying ``manifest`` would overwrite
+        and that no application owns as they are: made by hand with ``link put``, or an
+        application's link changed by hand since. A link owned by another application
+        is not listed (placement reports that conflict; the first app keeps it)."""
+        records: dict[str, LinkSpec] = {}
+        for key, value in self.directory.items(LINKS_NS):
+            try:
+                records[key] = decode_link(bytes(value) if isinstance(value, bytes | bytearray)
+                                           else b"")
+            except MeshError:
+                continue  # an unreadable record owns nothing
+        replaced = []
+        for component in manifest.actors:
+            if component.actor_id is None:
+                continue
+            for link in component.linkdefs:
+                spec = LinkSpec(manifest.name, component.name, component.actor_id,
+                                link.contract_id, link.link_name, link.values)
+                existing = self.directory.link(
+                    component.actor_id, link.contract_id, link.link_name
+                )
+                if existing is None:
+                    continue
+                old = dict(existing.values)
+                record = records.get(link_record_key(spec))
+                if record is not None and (
+                    record.app != manifest.name or dict(record.values) == old
+                ):
+                    continue  # an application's own link, as it wrote it
+                if old == dict(spec.values) and record is not None:
+                    continue
+                replaced.append({
+                    "actor": component.actor_id,
+                    "component": component.name,
+                    "contract": link.contract_id,
+                    "link_name": existing.link_name,
+                    "old": old,
+                    "new": dict(spec.values),
+                })
+        return replaced
+
+    def _problems_of_app(self, name: str, manifests: list[Manifest]) -> list[str]:
+        """What placement cannot satisfy of application ``name`` among ``manifests``."""
+        placed = compute_placement(manifests, self._views())
+        return [
+            f"component {u.component}: {u.message}" if u.component else u.message
+            for u in placed.unsatisfied
+            if u.app == name
+        ]
+
     # -- apply
 
     def apply(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,13 +436,21 @@ class AppOps:
         already stored). Result: ``{"app", "version", "digest", "previous"
         (the version deployed before, or None), "changed" (False when this
         exact version was already stored and deployed), "modules_stored"
-        (sha256s handed to ``store_module``)}``.
+        (sha256s handed to ``store_module``), "replaced_links" (hand-made links
+        the manifest's links replace; see ``force``), "problems" (what placement
+        cannot satisfy of the application now: a non-empty list means some part
+        of it runs nowhere)}``. ``force`` (bool, optional): replace link
+        definitions made by hand; without it their presence is refused
+        (LinksWouldBeReplaced, INVALID) and nothing is written.
         Raises INVALID for a bad manifest, a module that is missing, does not
         hash to its key, is not used, or is signed as another actor, and for
         the same version stored with other content.
         """
-        args = _check_args("apply", args, ("manifest", "source", "modules"))
+        args = _check_args("apply", args, ("manifest", "source", "modules", "force"))
         manifest = _manifest_arg("apply", args)
+        force = args.get("force", False)
+        if not isinstance(force, bool):
+            raise _invalid(f"apply: argument 'force' must be a boolean, got {type(force).__name__}")
         modules = _modules_arg("apply", args)
         needed: dict[str, str] = {}
         for component in manifest.actors:
@@ -411,6 +493,14 @@ class AppOps:
         previous = self._deployed_version(manifest.name)
         writes = _apply_writes(manifest, stored, args)  # raises on a version conflict
         changed = not (stored is not None and previous == manifest.version)
+        replaced = self._replaced_links(manifest)
+        if replaced and not force:
+            lines = "; ".join(describe_replaced_link(link) for link in replaced)
+            raise LinksWouldBeReplaced(
+                f"apply: {manifest.name} {manifest.version} would replace {len(replaced)} "
+                f"link(s) made by hand: {lines}. Nothing was applied; `meshhost app diff` "
+                "shows them, `meshhost apply --force` replaces them"
+            )
         if self._store_module is not None:
             for digest, module in sorted(modules.items()):
                 try:
@@ -423,6 +513,7 @@ class AppOps:
                     ) from None
         if changed:
             self._write(writes)
+        manifests, _ = self._deployed()
         return {
             "app": manifest.name,
             "version": manifest.version,
@@ -430,6 +521,8 @@ class AppOps:
             "previous": previous,
             "changed": changed,
             "modules_stored": sorted(modules) if self._store_module is not None else [],
+            "replaced_links": replaced,
+            "problems": self._problems_of_app(manifest.name, manifests),
         }
 
     # -- list / get
@@ -608,7 +701,10 @@ class AppOps:
         "conflict" (text when apply would refuse: same version stored with
         other content; else None), "changes": [{"path", "old", "new",
         "kind"}], "instances": [{"host", "key", "component", "old", "new"}],
-        "problems" (what the new placement cannot satisfy)}``.
+        "problems" (what the new placement cannot satisfy), "replaced_links"
+        (link definitions made by hand that apply would replace, only with
+        ``--force``: ``[{"actor", "component", "contract", "link_name", "old",
+        "new"}]``, values as maps)}``.
         """
         args = _check_args("app_diff", args, ("manifest", "source"))
         manifest = _manifest_arg("app_diff", args)
@@ -654,4 +750,5 @@ class AppOps:
             ],
             "instances": instances,
             "problems": problems,
+            "replaced_links": self._replaced_links(manifest),
         }

@@ -93,6 +93,8 @@ def test_apply_stores_deploys_and_reaches_every_host(lattice: Lattice, app_dir: 
         "previous": None,
         "changed": True,
         "modules_stored": sorted(modules),
+        "replaced_links": [],
+        "problems": [],
     }
     assert store.stored == modules
     lattice.sync()
@@ -522,3 +524,74 @@ def test_errors_travel_with_their_wire_codes(lattice: Lattice) -> None:
         with pytest.raises(api.ControlError) as info:
             api.decode_reply(api.encode_reply(error=err))
         assert (info.value.code, str(info.value)) == (code, str(err))
+
+
+def _hand_link(lattice: Lattice, manifest: Manifest, values: dict[str, str]) -> None:
+    from meshhost.capabilities import LinkDefinition
+
+    actor = manifest.actors[0].actor_id
+    assert actor is not None
+    lattice.dirs[A].put_link(
+        LinkDefinition(actor, "wasmcloud:httpserver", "default", "builtin", values)
+    )
+
+
+def test_apply_refuses_to_replace_a_link_made_by_hand_unless_forced(
+    lattice: Lattice, app_dir: Path
+) -> None:
+    # #12: an ADDRESS link made with `link put` silently became the manifest's PORT.
+    manifest, modules = load(app_dir)
+    _hand_link(lattice, manifest, {"ADDRESS": "127.0.0.1:8080"})
+    ops = ops_on(lattice)
+    [shown] = ops.app_diff({"manifest": manifest.canonical()})["replaced_links"]
+    assert (shown["contract"], shown["link_name"], shown["old"], shown["new"]) == (
+        "wasmcloud:httpserver", "default", {"ADDRESS": "127.0.0.1:8080"}, {"PORT": "8081"}
+    )
+    before = lattice.dirs[A].snapshot()
+    err = error_of(ops.apply, apply_args(manifest, modules))
+    assert err.code is ErrorCode.INVALID
+    assert "would replace 1 link(s) made by hand" in str(err)
+    assert "ADDRESS=127.0.0.1:8080 -> PORT=8081" in str(err) and "--force" in str(err)
+    assert lattice.dirs[A].snapshot() == before  # nothing was applied
+    result = ops.apply({**apply_args(manifest, modules), "force": True})
+    assert result["replaced_links"] == [shown]
+    assert lattice.dirs[A].get(DEPLOYMENTS_NS, "kvcounter") == b"v0.1.0"
+    with pytest.raises(ControlArgumentError, match="'force' must be a boolean"):
+        ops.apply({**apply_args(manifest, modules), "force": "yes"})
+
+
+def test_links_the_application_wrote_itself_are_not_reported(
+    lattice: Lattice, app_dir: Path
+) -> None:
+    from meshhost.control.placement import LinkSpec
+    from meshhost.control.store import LINKS_NS, encode_link, link_record_key
+
+    manifest, modules = load(app_dir)
+    ops = ops_on(lattice)
+    ops.apply(apply_args(manifest, modules))
+    # what the reconciler does for the app's link: the definition plus its record
+    actor = manifest.actors[0].actor_id
+    spec = LinkSpec("kvcounter", "counter", actor, "wasmcloud:httpserver", "default",
+                    (("PORT", "8081"),))
+    _hand_link(lattice, manifest, {"PORT": "8081"})
+    lattice.dirs[A].put(LINKS_NS, link_record_key(spec), encode_link(spec))
+    v2, _ = load(app_dir, MANIFEST.replace("v0.1.0", "v0.2.0").replace('"8081"', '"8082"'))
+    assert ops.app_diff({"manifest": v2.canonical()})["replaced_links"] == []
+    assert ops.apply(apply_args(v2, modules))["replaced_links"] == []
+    # changed by hand since the application wrote it: reported again
+    _hand_link(lattice, manifest, {"PORT": "9000"})
+    v3, _ = load(app_dir, MANIFEST.replace("v0.1.0", "v0.3.0"))
+    [shown] = ops.app_diff({"manifest": v3.canonical()})["replaced_links"]
+    assert shown["old"] == {"PORT": "9000"}
+
+
+def test_apply_reports_an_application_that_cannot_be_placed_anywhere(
+    lattice: Lattice, app_dir: Path
+) -> None:
+    text = MANIFEST.replace("zone: east", "zone: mars").replace("zone: west", "zone: mars")
+    manifest, modules = load(app_dir, text)
+    result = ops_on(lattice).apply(apply_args(manifest, modules))
+    assert result["changed"] and result["problems"] == [
+        "component counter: spread 'east' needs 3 instance(s) but no live host has zone=mars",
+        "component counter: spread 'west' needs 1 instance(s) but no live host has zone=mars",
+    ]

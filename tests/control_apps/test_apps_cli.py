@@ -210,8 +210,13 @@ def test_list_get_status_delete(host: FakeHost, app_dir: Path) -> None:
 
     host.lattice.dead.add(C)
     failed = host.run("app", "status", "kvcounter")
-    assert failed.exit_code == 0  # a failed application is data, not an error
+    assert failed.exit_code == 1  # part of it runs nowhere: say so in the exit code too
     assert "failed" in failed.output.splitlines()[0]
+    assert failed.output.splitlines()[-1] == (
+        "error: kvcounter v0.1.0 cannot be placed: component counter: spread 'west' needs "
+        "1 instance(s) but no live host has zone=west"
+    )
+    assert host.run("app", "status", "kvcounter", "--json").exit_code == 1
     assert "problem: component counter: spread 'west' needs 1 instance(s)" in failed.output
     assert "counter: 0 of 3 running (4 asked, 1 cannot be placed)" in failed.output
 
@@ -283,3 +288,52 @@ def test_diff_shows_changes_and_writes_nothing(host: FakeHost, app_dir: Path) ->
     result = host.run("app", "diff", str(conflict))
     assert result.exit_code == 0
     assert "apply would be refused:" in result.output
+
+
+def test_hand_made_link_is_shown_by_diff_and_kept_unless_apply_is_forced(
+    host: FakeHost, app_dir: Path
+) -> None:
+    from meshhost.capabilities import LinkDefinition
+
+    path = app_dir / "kvcounter.yaml"
+    actor = load_manifest(path, inspect_image=actor_id_from_claims).actors[0].actor_id
+    assert actor is not None
+    hand = LinkDefinition(actor, "wasmcloud:httpserver", "default", "builtin",
+                          {"ADDRESS": "127.0.0.1:8080"})
+    host.lattice.dirs[A].put_link(hand)
+    diff = host.run("app", "diff", str(path))
+    assert diff.exit_code == 0, diff.output
+    assert "links made by hand that apply replaces (only with --force)" in diff.output
+    assert "wasmcloud:httpserver" in diff.output and "PORT=8081" in diff.output
+    [shown] = json.loads(host.run("app", "diff", str(path), "--json").output)["replaced_links"]
+    assert (shown["old"], shown["new"]) == ({"ADDRESS": "127.0.0.1:8080"}, {"PORT": "8081"})
+
+    refused = host.run("apply", str(path))
+    assert refused.exit_code == 1
+    assert refused.output.startswith("error: apply: kvcounter v0.1.0 would replace 1 link(s)")
+    assert host.lattice.dirs[A].get(DEPLOYMENTS_NS, "kvcounter") is None
+    assert host.lattice.dirs[A].link(actor, "wasmcloud:httpserver") == hand
+
+    forced = host.run("apply", str(path), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert forced.output.splitlines() == [
+        "deployed kvcounter v0.1.0",
+        f"replaced link made by hand: {actor} wasmcloud:httpserver (default): "
+        "ADDRESS=127.0.0.1:8080 -> PORT=8081",
+    ]
+
+
+def test_apply_of_an_application_that_fits_no_host_exits_1_with_the_reason(
+    host: FakeHost, app_dir: Path
+) -> None:
+    text = MANIFEST.replace("zone: east", "zone: mars").replace("zone: west", "zone: mars")
+    result = host.run("apply", str(write(app_dir, text, "mars.yaml")))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "deployed kvcounter v0.1.0",
+        "error: kvcounter v0.1.0 is deployed, but cannot be placed: component counter: "
+        "spread 'east' needs 3 instance(s) but no live host has zone=mars; component counter: "
+        "spread 'west' needs 1 instance(s) but no live host has zone=mars",
+    ]
+    status = host.run("app", "status", "kvcounter")
+    assert status.exit_code == 1 and "no live host has zone=mars" in status.output
