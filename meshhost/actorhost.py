@@ -24,6 +24,7 @@ manifests (the reconciler, per component key).  The two add up.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -48,6 +49,7 @@ from meshhost.capabilities import (
     ResolvedActor,
 )
 from meshhost.capabilities.policy import ActorIdentity, is_actor_key
+from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import decode_reply, encode_request
 from meshhost.directory import ActorSummary, Directory
@@ -64,6 +66,7 @@ from meshhost.errors import (
 from meshhost.identity.claims import verify_module
 from meshhost.identity import short_id
 from meshhost.modstore import ModuleStore
+from meshhost.monitor.spans import SAMPLED, Span, SpanRing, TraceContext, parse_traceparent
 from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import Invocation
 from meshhost.rpc.inline import InlineGate
@@ -91,7 +94,8 @@ time, and RemoteInvocationError-compatible MeshErrors for error answers."""
 EventSink = Callable[[dict[str, Any]], None]
 
 _call_context = threading.local()
-"""Per worker thread: the invocation a guest is running for (hops, trace)."""
+"""Per worker thread: the invocation a guest is running for (hops, trace) in ``inv``,
+and in ``span`` the TraceContext of the span it runs in (the parent of its calls)."""
 
 
 @dataclass(slots=True)
@@ -134,7 +138,11 @@ class ActorHost:
         self.dispatcher = Dispatcher(policy=policy or PolicyConfig())
         self.dispatcher.resolve_actor = self._resolve_for_guest
         self.dispatcher.current_invocation_id = _current_invocation_id
-        self.runtime = Runtime(data_dir, self.dispatcher, allowed_issuers=allowed_issuers,
+        self.spans = SpanRing()
+        """This host's recent spans (control op ``spans``; see meshhost.monitor.spans)."""
+        self._ids = random.Random(rng.getrandbits(64))
+        """Trace and span ids: a stream of its own, so tracing leaves ``rng``'s draws alone."""
+        self.runtime = Runtime(data_dir, _TracedHostCalls(self), allowed_issuers=allowed_issuers,
                                limits=self.limits)
         self.messaging = MessagingProvider(self._invoke_for_provider, inbox_tag=host_id,
                                            forward_reply=self._forward_reply)
@@ -408,11 +416,42 @@ class ActorHost:
 
     async def invoke(self, target: str, operation: str, payload: bytes, *,
                      timeout_s: float = DEFAULT_CALL_TIMEOUT_S, origin_actor: str = "",
-                     hops: int = 0, trace_id: bytes | None = None) -> bytes:
+                     hops: int = 0, parent: TraceContext | None = None) -> bytes:
         """Call ``operation`` on ``target`` (``M…`` key or call alias) wherever it runs."""
-        return await self.invoker.invoke(target, operation, payload, timeout_s=timeout_s,
-                                         origin_actor=origin_actor, hops=hops,
-                                         trace_id=trace_id)
+        answer, _host, _ctx = await self.call(target, operation, payload, timeout_s=timeout_s,
+                                              origin_actor=origin_actor, hops=hops,
+                                              parent=parent)
+        return answer
+
+    async def call(self, target: str, operation: str, payload: bytes, *,
+                   timeout_s: float = DEFAULT_CALL_TIMEOUT_S, origin_actor: str = "",
+                   hops: int = 0, parent: TraceContext | None = None
+                   ) -> tuple[bytes, str, TraceContext]:
+        """:meth:`invoke`, also returning the host that answered and the call's client span.
+
+        The call is a ``client`` span of trace ``parent`` (a new trace when
+        None); its id travels in the envelope as the parent of the target's span.
+        """
+        trace_id = parent.trace_id if parent is not None else self.new_id(16)
+        ctx = TraceContext(trace_id, self.new_id(8), parent.flags if parent else SAMPLED)
+        start, status, host = time.time_ns(), "ok", ""
+        try:
+            answer, host = await self.invoker.call(
+                target, operation, payload, timeout_s=timeout_s, origin_actor=origin_actor,
+                hops=hops, trace_id=trace_id, parent_span=ctx.span_id, trace_flags=ctx.flags)
+        except BaseException as exc:
+            status = _status(exc)
+            raise
+        finally:
+            self.spans.record(Span(
+                trace_id, ctx.span_id, parent.span_id if parent is not None else b"",
+                f"call {operation}", "client", self.host_id, start, time.time_ns(), status,
+                (("actor", target), ("operation", operation), ("answered_by", host))))
+        return answer, host, ctx
+
+    def new_id(self, size: int) -> bytes:
+        """A random trace (16) or span (8) id, never all zero (W3C)."""
+        return (self._ids.getrandbits(size * 8) or 1).to_bytes(size, "big")
 
     async def run_local(self, inv: Invocation) -> bytes:
         """Run ``inv`` on this host's instances of its target.
@@ -424,6 +463,8 @@ class ActorHost:
             raise HostShuttingDown(f"host {short_id(self.host_id)} is shutting down; try another host")
         actor = self.runtime.get(inv.target)
         timeout_s = max(0.0, inv.deadline_unix_ms / 1000 - time.time())
+        ctx = TraceContext(inv.trace_id, self.new_id(8), inv.trace_flags)
+        start, cancelled = time.time_ns(), False
         self.in_flight += 1
         started = time.perf_counter()
         outcome = "ok"
@@ -431,25 +472,36 @@ class ActorHost:
             may_need_trio = bool(actor.ref.caps) or actor.actor_id in self._linked
             if self._gate.allows(actor.actor_id, len(inv.payload), may_need_trio=may_need_trio):
                 # The runtime stops the guest at the deadline; nothing here can block.
-                return self._timed_call(actor.actor_id, inv, timeout_s)
+                return self._timed_call(actor.actor_id, inv, timeout_s, ctx)
             # On a worker thread: the wait for a free instance is what needs a bound.
             with trio.move_on_after(timeout_s):
                 return await trio.to_thread.run_sync(
-                    self._timed_call, actor.actor_id, inv, timeout_s, limiter=actor.limiter())
+                    self._timed_call, actor.actor_id, inv, timeout_s, ctx,
+                    limiter=actor.limiter())
             raise DeadlineExceeded(
                 f"actor {inv.target} did not start within the caller's deadline "
                 f"({timeout_s:.3f} s): all its instances stayed busy") from None
         except MeshError as exc:
             outcome = exc.code.name.lower()
             raise
+        except trio.Cancelled:
+            cancelled = True
+            raise
         finally:
             self.in_flight -= 1
             self.observer.ran(inv.target, inv.operation, inv.origin_host, outcome,
                               time.perf_counter() - started)
+            self.spans.record(Span(
+                inv.trace_id, ctx.span_id, inv.parent_span, f"{actor.name} {inv.operation}",
+                "server", self.host_id, start, time.time_ns(),
+                "cancelled" if cancelled else outcome,
+                (("actor", actor.actor_id), ("operation", inv.operation),
+                 ("caller", inv.origin_actor or inv.origin_host))))
 
-    def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float) -> bytes:
-        outer = getattr(_call_context, "inv", None)
-        _call_context.inv = inv
+    def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float,
+                    ctx: TraceContext) -> bytes:
+        outer, outer_span = getattr(_call_context, "inv", None), getattr(_call_context, "span", None)
+        _call_context.inv, _call_context.span = inv, ctx
         started = time.perf_counter()
         try:
             return self.runtime.call_sync(actor_id, inv.operation, inv.payload,
@@ -462,7 +514,31 @@ class ActorHost:
             raise
         finally:
             self._gate.observe(actor_id, time.perf_counter() - started)
-            _call_context.inv = outer
+            _call_context.inv, _call_context.span = outer, outer_span
+
+    def traced(self, name: str, attributes: tuple[tuple[str, str], ...],
+               run: Callable[[], bytes]) -> bytes:
+        """Run ``run()`` (on a guest's thread) as an ``internal`` span of the guest's span.
+
+        Nested calls made inside it (an actor on this host calling a provider)
+        become its children.  Outside any traced guest call it just runs.
+        """
+        parent: TraceContext | None = getattr(_call_context, "span", None)
+        if parent is None:
+            return run()
+        ctx = TraceContext(parent.trace_id, self.new_id(8), parent.flags)
+        _call_context.span = ctx
+        start, status = time.time_ns(), "ok"
+        try:
+            return run()
+        except BaseException as exc:
+            status = _status(exc)
+            raise
+        finally:
+            _call_context.span = parent
+            self.spans.record(Span(parent.trace_id, ctx.span_id, parent.span_id, name,
+                                   "internal", self.host_id, start, time.time_ns(), status,
+                                   attributes))
 
     def _locate(self, target: str) -> tuple[str, list[Placement]]:
         actor_id = target
@@ -485,7 +561,10 @@ class ActorHost:
 
     async def _invoke_for_provider(self, actor_id: str, operation: str, payload: bytes,
                                    timeout_s: float) -> bytes:
-        return await self.invoke(actor_id, operation, payload, timeout_s=timeout_s)
+        # An HTTP request's ``traceparent`` header continues the caller's trace.
+        parent = parse_traceparent(INCOMING_TRACEPARENT.get())
+        return await self.invoke(actor_id, operation, payload, timeout_s=timeout_s,
+                                 parent=parent)
 
     async def _forward_reply(self, subject: str, reply_to: str | None, body: bytes) -> None:
         """A reply to another host's messaging inbox (``_INBOX.<host id>.<random>``)."""
@@ -517,8 +596,10 @@ class ActorHost:
                     trace_id=outer.trace_id if outer else inv_id,
                     hops=outer.hops + 1 if outer else 1)
                 try:
-                    return self.runtime.call_sync(actor_id, operation, payload,
-                                                  deadline_s=_remaining_s())
+                    return self.traced(
+                        f"call {operation}", (("actor", actor_id), ("operation", operation)),
+                        lambda: self.runtime.call_sync(actor_id, operation, payload,
+                                                       deadline_s=_remaining_s()))
                 finally:
                     _call_context.inv = outer
 
@@ -531,11 +612,11 @@ class ActorHost:
 
         def call_remote(origin: ActorIdentity, operation: str, payload: bytes) -> bytes:
             inv: Invocation | None = getattr(_call_context, "inv", None)
+            parent: TraceContext | None = getattr(_call_context, "span", None)
             return trio.from_thread.run(
                 lambda: self.invoke(remote_id, operation, payload, timeout_s=_remaining_s(),
                                     origin_actor=origin.actor_id,
-                                    hops=inv.hops + 1 if inv else 1,
-                                    trace_id=inv.trace_id if inv else None),
+                                    hops=inv.hops + 1 if inv else 1, parent=parent),
                 trio_token=self._trio_token,
             )
 
@@ -561,6 +642,35 @@ def _current_invocation_id() -> bytes | None:
     """The id of the invocation the guest on this thread runs for (``Invocation.GetId``)."""
     inv: Invocation | None = getattr(_call_context, "inv", None)
     return inv.id if inv is not None else None
+
+
+class _TracedHostCalls:
+    """The runtime's host-call handler: the dispatcher, with a span per provider call."""
+
+    def __init__(self, host: ActorHost) -> None:
+        self._host = host
+        self._dispatcher = host.dispatcher
+
+    def host_call(self, actor: Any, binding: str, namespace: str, operation: str,
+                  payload: bytes) -> bytes:
+        dispatcher = self._dispatcher
+        if dispatcher.provider(namespace) is None:  # an actor: its call is traced itself
+            return dispatcher.host_call(actor, binding, namespace, operation, payload)
+        return self._host.traced(
+            f"{namespace} {operation}",
+            (("contract", namespace), ("operation", operation), ("link_name", binding or "default"),
+             ("actor", getattr(actor, "actor_id", ""))),
+            lambda: dispatcher.host_call(actor, binding, namespace, operation, payload))
+
+    def log(self, actor: Any, level: str, message: str) -> None:
+        self._dispatcher.log(actor, level, message)
+
+
+def _status(exc: BaseException) -> str:
+    """A span's status for a failure: the error code's name, or ``cancelled``."""
+    if isinstance(exc, MeshError):
+        return exc.code.name.lower()
+    return "cancelled" if isinstance(exc, trio.Cancelled) else "error"
 
 
 def _remaining_s() -> float:

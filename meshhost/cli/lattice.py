@@ -420,6 +420,8 @@ def _read_payload(payload: str | None, as_msgpack: bool) -> bytes:
     show_default=True,
     help="Seconds to wait for the answer (failover to another host included).",
 )
+@click.option("--trace", "show_trace", is_flag=True,
+              help="Then print the call's trace: its spans on every host, as a tree.")
 @host_options
 @json_option
 @fails_cleanly
@@ -429,6 +431,7 @@ def call(
     payload: str | None,
     as_msgpack: bool,
     timeout_s: float,
+    show_trace: bool,
     data_dir: Path | None,
     lattice: str,
     as_json: bool,
@@ -456,8 +459,11 @@ def call(
             decoded = msgpack.unpackb(answer, raw=False)
         except (ValueError, msgpack.ExtraData) as exc:
             raise click.ClickException(f"the answer is not msgpack: {exc}") from None
+    trace_id = result.get("trace_id", "")
+    spans = _request(data_dir, lattice, "trace", trace_id=trace_id) if show_trace else None
     if as_json:
-        emit_json({"host": result["host"], "ms": round(elapsed_ms, 2), "payload": decoded})
+        emit_json({"host": result["host"], "ms": round(elapsed_ms, 2), "payload": decoded,
+                   "trace_id": trace_id, **({"trace": spans} if spans is not None else {})})
         return
     if as_msgpack:
         click.echo(json.dumps(decoded, default=lambda b: b.decode("utf-8", "replace")))
@@ -465,7 +471,12 @@ def call(
         sys.stdout.buffer.write(answer)
         if sys.stdout.isatty():
             sys.stdout.write("\n")
-    stderr.print(f"[dim]answered by {short_id(result['host'])} in {elapsed_ms:.1f} ms[/]")
+    stderr.print(f"[dim]answered by {short_id(result['host'])} in {elapsed_ms:.1f} ms"
+                 f" (trace {trace_id})[/]")
+    if spans is not None:
+        from meshhost.cli.trace import print_traces
+
+        print_traces(spans)
 
 
 @main.command()

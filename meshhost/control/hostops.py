@@ -28,6 +28,8 @@ from meshhost.control.appops import APP_OPS
 from meshhost.errors import ErrorCode, MeshError
 from meshhost.identity import short_id
 from meshhost.membership import MemberState
+from meshhost.monitor import tracing
+from meshhost.monitor.spans import parse_traceparent
 
 if TYPE_CHECKING:
     from meshhost.host import Host
@@ -316,10 +318,38 @@ class HostControl:
         timeout_ms = args.get("timeout_ms", 10_000)
         if type(timeout_ms) is not int or not 1 <= timeout_ms <= MAX_CALL_TIMEOUT_MS:
             raise _invalid(f"argument 'timeout_ms' must be from 1 to {MAX_CALL_TIMEOUT_MS}")
-        answer, host = await self.actors.invoker.call(
-            target, operation, payload, timeout_s=timeout_ms / 1000
+        traceparent = args.get("traceparent")
+        if traceparent is not None and not isinstance(traceparent, str):
+            raise _invalid("argument 'traceparent' must be text (a W3C traceparent)")
+        parent = parse_traceparent(traceparent) if traceparent else None
+        answer, host, ctx = await self.actors.call(
+            target, operation, payload, timeout_s=timeout_ms / 1000, parent=parent
         )
-        return {"payload": answer, "host": host}
+        return {"payload": answer, "host": host, "trace_id": ctx.trace_id.hex()}
+
+    # -- traces ----------------------------------------------------------------------
+
+    async def op_spans(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """This host's own spans of some traces (the ``trace`` op asks every host)."""
+        try:
+            return tracing.local_spans(self.actors.spans, args)
+        except tracing.TraceArgsError as exc:
+            raise _invalid(str(exc)) from None
+
+    async def op_trace(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """A trace's spans from every live host in the lattice."""
+        live = self.host.alive_ids()
+
+        async def ask(host_id: str, query: dict[str, Any]) -> Any:
+            data = await self.host.send_to_host(host_id, CHANNEL, encode_request("spans", query),
+                                                tracing.PEER_TIMEOUT_S)
+            return decode_reply(data).get("result") or []
+
+        try:
+            return await tracing.gather_trace(args, local_host=self.host.host_id,
+                                              ring=self.actors.spans, peers=sorted(live), ask=ask)
+        except tracing.TraceArgsError as exc:
+            raise _invalid(str(exc)) from None
 
     # -- links and config ----------------------------------------------------------
 

@@ -7,7 +7,10 @@
   control op ``metrics`` returns it, from any host for any host);
 * :func:`readiness` / :func:`check_ready` (:mod:`.health`);
 * :func:`serve_monitoring` (:mod:`.http`): ``/metrics``, ``/healthz``,
-  ``/readyz`` for ``meshhost up --metrics ADDR``.
+  ``/readyz`` for ``meshhost up --metrics ADDR``;
+* :mod:`.spans`: W3C trace context and the bounded ring of the host's recent
+  spans, a dependency-free leaf that the actor host below records into;
+  :mod:`.tracing` puts a trace together from every live host (op ``trace``).
 
 Nothing here needs a collector or another server; see docs/monitoring.md.
 """
@@ -15,6 +18,7 @@ Nothing here needs a collector or another server; see docs/monitoring.md.
 from meshhost.monitor.health import check_ready, readiness
 from meshhost.monitor.metrics import HostMetrics
 from meshhost.monitor.snapshot import SCHEMA, RecentEvents, metric_families, snapshot
+from meshhost.monitor.spans import Span, SpanRing, TraceContext, parse_traceparent
 from meshhost.monitor.window import RecentCalls
 
 __all__ = [
@@ -22,8 +26,12 @@ __all__ = [
     "HostMetrics",
     "RecentCalls",
     "RecentEvents",
+    "Span",
+    "SpanRing",
+    "TraceContext",
     "check_ready",
     "metric_families",
+    "parse_traceparent",
     "readiness",
     "snapshot",
 ]

@@ -44,6 +44,8 @@ MAX_PAYLOAD_BYTES = 256 * 1024 * 1024
 """Largest invocation payload a host accepts (the transport streams it)."""
 ID_BYTES = 16
 """Invocation ids and trace ids are 128-bit values (see proto/spec/rpc.md)."""
+SPAN_ID_BYTES = 8
+"""W3C span ids are 64-bit: the caller's span, parent of the target's (proto/spec/rpc.md)."""
 
 _UNPACK_LIMITS: dict[str, Any] = {
     "max_bin_len": MAX_PAYLOAD_BYTES,
@@ -70,6 +72,10 @@ class Invocation:
     deadline_unix_ms: int
     trace_id: bytes
     hops: int = 0
+    parent_span: bytes = b""
+    """The caller's span id (W3C ``parent-id``); b"" from hosts that predate tracing."""
+    trace_flags: int = 0
+    """W3C ``trace-flags`` (bit 0: sampled), passed on unchanged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,8 @@ def encode_invocation(inv: Invocation) -> bytes:
             inv.deadline_unix_ms,
             inv.trace_id,
             inv.hops,
+            inv.parent_span,
+            inv.trace_flags,
         ]
     )
 
@@ -137,23 +145,34 @@ def _field(value: Any, kind: type, name: str, what: str, limit: int | None = Non
     return value
 
 
-_INVOCATION_TYPES = (int, bytes, str, str, str, str, bytes, int, bytes, int)
+_INVOCATION_TYPES = (int, bytes, str, str, str, str, bytes, int, bytes, int, bytes, int)
 
 
 def decode_invocation(data: bytes) -> Invocation:
-    """Decode an invocation; raises DecodeError naming the bad field."""
+    """Decode an invocation; raises DecodeError naming the bad field.
+
+    Fields 10 (``parent_span``) and 11 (``trace_flags``) came with tracing:
+    an envelope of 10 fields from an older host is read with b"" and 0.
+    """
     v = _unpack(data, MSG_INVOKE, 10, "invocation")
     # Fast path (every well-formed invocation): one pass of exact type checks.
     if (
-        all(type(f) is t for f, t in zip(v, _INVOCATION_TYPES, strict=False))
+        len(v) == 12
+        and all(type(f) is t for f, t in zip(v, _INVOCATION_TYPES, strict=True))
         and len(v[1]) <= ID_BYTES
         and len(v[8]) <= ID_BYTES
         and 0 <= v[9] <= MAX_HOPS
         and v[7] >= 0
         and max(len(v[2]), len(v[3]), len(v[4]), len(v[5])) <= MAX_NAME_CHARS
+        and len(v[10]) <= SPAN_ID_BYTES
+        and 0 <= v[11] <= 0xFF
     ):
-        return Invocation(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9])
+        return Invocation(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11])
     w = "invocation"
+    parent_span = b"" if len(v) < 11 else _field(v[10], bytes, "parent_span", w, SPAN_ID_BYTES)
+    flags = 0 if len(v) < 12 else _field(v[11], int, "trace_flags", w)
+    if not 0 <= flags <= 0xFF:
+        raise DecodeError(f"invocation.trace_flags {flags} outside 0..255")
     inv_id = _field(v[1], bytes, "id", w, ID_BYTES)
     trace = _field(v[8], bytes, "trace_id", w, ID_BYTES)
     hops = _field(v[9], int, "hops", w)
@@ -172,6 +191,8 @@ def decode_invocation(data: bytes) -> Invocation:
         deadline_unix_ms=deadline,
         trace_id=trace,
         hops=hops,
+        parent_span=parent_span,
+        trace_flags=flags,
     )
 
 

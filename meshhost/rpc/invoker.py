@@ -153,12 +153,15 @@ class Invoker:
         trace_id: bytes | None = None,
         hops: int = 0,
         deadline_unix_ms: int | None = None,
+        parent_span: bytes = b"",
+        trace_flags: int = 0,
     ) -> tuple[bytes, str]:
         """:meth:`invoke`, also returning the id of the host that answered.
 
         ``timeout_s`` bounds the whole call, failovers included (``deadline_unix_ms``
         may shorten it: a caller's own deadline); ``origin_actor``, ``trace_id`` and
-        ``hops`` carry an actor-to-actor call chain.
+        ``hops`` carry an actor-to-actor call chain; ``parent_span`` and
+        ``trace_flags`` the caller's W3C trace context (the envelope carries them).
         """
         if hops > MAX_HOPS:
             raise HopLimitExceeded(f"call chain to {target} exceeds {MAX_HOPS} hops")
@@ -167,7 +170,7 @@ class Invoker:
         try:
             answer, host = await self._call(target, actor_id, placements, operation, payload,
                                             timeout_s, origin_actor, trace_id, hops,
-                                            deadline_unix_ms)
+                                            deadline_unix_ms, parent_span, trace_flags)
         except MeshError as exc:
             self.observer.invocation(actor_id, operation, "none", exc.code.name.lower(),
                                      time.perf_counter() - started)
@@ -189,6 +192,8 @@ class Invoker:
         trace_id: bytes | None,
         hops: int,
         deadline_unix_ms: int | None,
+        parent_span: bytes = b"",
+        trace_flags: int = 0,
     ) -> tuple[bytes, str]:
         now = self._clock()
         deadline = now + timeout_s
@@ -205,6 +210,8 @@ class Invoker:
             deadline_unix_ms=int(deadline * 1000),
             trace_id=trace_id or inv_id,  # a new trace is named after its first call
             hops=hops,
+            parent_span=parent_span,
+            trace_flags=trace_flags,
         )
         if deadline <= now:
             raise DeadlineExceeded(f"the deadline for actor {target} passed before the call")

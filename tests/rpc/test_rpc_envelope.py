@@ -20,6 +20,8 @@ invocations = st.builds(
     deadline_unix_ms=st.integers(min_value=0, max_value=2**53),
     trace_id=st.binary(min_size=16, max_size=16),
     hops=st.integers(min_value=0, max_value=envelope.MAX_HOPS),
+    parent_span=st.binary(min_size=0, max_size=8),
+    trace_flags=st.integers(min_value=0, max_value=255),
 )
 results = st.builds(
     InvocationResult,
@@ -48,6 +50,13 @@ def test_trailing_fields_from_newer_versions_are_ignored() -> None:
     assert envelope.decode_invocation(msgpack.packb(fields, use_bin_type=True)) == inv
 
 
+def test_an_envelope_from_a_host_without_tracing_is_read_with_no_parent_span() -> None:
+    old = [1, b"i" * 16, "N1", "", "M1", "Echo.Call", b"x", 5, b"t" * 16, 2]
+    inv = envelope.decode_invocation(msgpack.packb(old, use_bin_type=True))
+    assert (inv.trace_id, inv.hops, inv.parent_span, inv.trace_flags) == (b"t" * 16, 2, b"", 0)
+    assert msgpack.unpackb(envelope.encode_invocation(inv))[:10] == old
+
+
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
@@ -58,6 +67,12 @@ def test_trailing_fields_from_newer_versions_are_ignored() -> None:
         ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 99], "hops 99 outside"),
         ([1, b"i" * 16, "N", "", "M", "op", b"", -1, b"t" * 16, 0], "must not be negative"),
         ([1, b"i" * 16, "N", "", "M", b"op", b"", 1, b"t" * 16, 0], "operation must be str"),
+        ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, b"s" * 9, 1],
+         "parent_span is longer than 8"),
+        ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, "span", 1],
+         "parent_span must be bytes"),
+        ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, b"s" * 8, 256],
+         "trace_flags 256 outside"),
     ],
 )
 def test_bad_invocations_name_the_field(fields: list[object], match: str) -> None:

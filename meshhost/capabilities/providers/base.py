@@ -17,6 +17,7 @@ rather than a silent "no such link".
 from __future__ import annotations
 
 import threading
+from contextvars import ContextVar
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -33,7 +34,7 @@ from meshhost.errors import (
     ProviderNotAvailable,
 )
 
-__all__ = ["ActorInvoker", "CallContext", "Provider", "TrioBridge"]
+__all__ = ["INCOMING_TRACEPARENT", "ActorInvoker", "CallContext", "Provider", "TrioBridge"]
 
 T = TypeVar("T")
 
@@ -41,6 +42,11 @@ ActorInvoker = Callable[[str, str, bytes, float], Awaitable[bytes]]
 """``await invoke(actor_id, operation, payload, timeout_s)``: run an actor (locally via the
 runtime now, anywhere in the lattice via the rpc invoker later) and return its answer.
 Raises MeshError subclasses (their ``code`` says whether it was a time-out, overload...)."""
+
+INCOMING_TRACEPARENT: ContextVar[str] = ContextVar("meshhost_incoming_traceparent", default="")
+"""The W3C ``traceparent`` of the outside request a provider is delivering (an HTTP
+header), set by the provider in its own task before it awaits the ActorInvoker; ""
+when there is none.  The host continues that trace instead of starting one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,7 +60,7 @@ from hypercorn.config import Config as HypercornConfig
 
 from meshhost.capabilities.contracts import HTTPSERVER, HttpRequest, HttpResponse
 from meshhost.capabilities.links import LinkDefinition, LinkKey
-from meshhost.capabilities.providers.base import ActorInvoker, Provider
+from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT, ActorInvoker, Provider
 from meshhost.capabilities.providers.httplisten import serve_http
 from meshhost.errors import ErrorCode, LinkConfigError, MeshError, ProviderError
 from meshhost.observe import NULL_OBSERVER, Observer
@@ -446,6 +446,7 @@ class HttpServerProvider(Provider):
             header={k: tuple(v) for k, v in header.items()},
             body=bytes(body),
         )
+        INCOMING_TRACEPARENT.set(header.get("traceparent", ("",))[0])
         try:
             with trio.fail_after(settings.timeout_s + 1):
                 answer = await self._invoke(

@@ -1,0 +1,92 @@
+"""``meshhost trace``: a call's spans from every host, as a tree.
+
+The local host gathers them over the lattice (control op ``trace``); no
+collector is involved.  ``meshhost call --trace`` prints the same tree for
+the call it made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.text import Text
+from rich.tree import Tree
+
+from meshhost.cli import main
+from meshhost.cli.lattice import _request, host_options
+from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
+from meshhost.errors import LocalProtocolError
+from meshhost.monitor.spans import span_from_dict
+from meshhost.monitor.tracing import MAX_LAST, SpanNode, build_tree
+
+__all__ = ["print_traces", "trace"]
+
+_KIND_STYLE = {"client": "cyan", "server": "green", "internal": "magenta"}
+
+
+def _label(node: SpanNode, origin_ns: int) -> Text:
+    span = node.span
+    attrs = dict(span.attributes)
+    text = Text()
+    text.append(span.name, style="bold")
+    actor = attrs.get("actor", "")
+    if actor and span.kind != "internal":
+        text.append(f" {actor[:12]}{'…' if len(actor) > 12 else ''}", style="dim")
+    if span.status != "ok":  # before the figures: a narrow terminal cuts the line's end
+        text.append(f"  {span.status}", style="bold red")
+    text.append(f"  [{span.kind} on {span.host[:8]}]", style=_KIND_STYLE.get(span.kind, ""))
+    text.append(f"  {span.duration_ms:.2f} ms", style="yellow")
+    text.append(f"  +{(span.start_ns - origin_ns) / 1e6:.2f} ms", style="dim")
+    return text
+
+
+def _add(tree: Tree, node: SpanNode, origin_ns: int) -> None:
+    branch = tree.add(_label(node, origin_ns))
+    for child in node.children:
+        _add(branch, child, origin_ns)
+
+
+def print_traces(result: dict[str, Any]) -> None:
+    """Print the ``trace`` op's answer as one rich tree per trace."""
+    for entry in result["traces"]:
+        spans = [span_from_dict(s) for s in entry["spans"]]
+        hosts = sorted({s.host for s in spans})
+        tree = Tree(Text.assemble(("trace ", "bold"), (entry["trace_id"], "bold blue"),
+                                  (f"  {len(spans)} spans on {len(hosts)} hosts", "dim")))
+        if not spans:
+            tree.add(Text("no host has spans of this trace (they keep the most recent only)",
+                          style="dim"))
+        origin = min((s.start_ns for s in spans), default=0)
+        for root in build_tree(spans):
+            _add(tree, root, origin)
+        stdout.print(tree)
+    if result.get("unanswered"):
+        names = ", ".join(h[:8] for h in result["unanswered"])
+        stdout.print(f"[yellow]no answer from {names}: their spans are missing[/]")
+
+
+@main.command()
+@click.argument("trace_id", required=False)
+@click.option("--last", type=click.IntRange(1, MAX_LAST),
+              help="Show the N most recent traces instead of one.")
+@host_options
+@json_option
+@fails_cleanly
+def trace(trace_id: str | None, last: int | None, data_dir: Path | None, lattice: str,
+          as_json: bool) -> None:
+    """Show a trace's spans from every host in the lattice as a tree.
+
+    TRACE_ID is the 32 hex digits `meshhost call --json` prints as trace_id
+    (or an incoming HTTP request's traceparent carried); --last N shows the
+    N most recent traces instead.
+    """
+    if (trace_id is None) == (last is None):
+        raise LocalProtocolError("give a TRACE_ID or --last N (one of them)")
+    args: dict[str, Any] = {"trace_id": trace_id} if trace_id else {"last": last}
+    result = _request(data_dir, lattice, "trace", **args)
+    if as_json:
+        emit_json(result)
+    else:
+        print_traces(result)
