@@ -146,6 +146,12 @@ class TransportConfig:
     keepalive_interval_s: float = 15.0
     """A session silent this long sends a PING; silent for three intervals it is closed
     as dead (at most a quarter of ``idle_timeout_s`` is used)."""
+    handshake_rate_per_s: float = 32.0
+    """Inbound connections accepted per second from one source IP address once its
+    burst is spent; the excess is closed before a byte is read (0: no limit)."""
+    handshake_burst: int = 128
+    """Inbound connections one source IP may open at once before the rate applies:
+    a whole lattice restarting behind one address stays well inside it."""
 
     def __post_init__(self) -> None:
         _positive(
@@ -164,6 +170,10 @@ class TransportConfig:
         )
         if not 65536 <= self.stream_window_bytes <= 1 << 30:
             raise ConfigError("transport.stream_window_bytes must be within 64 KiB..1 GiB")
+        if not self.handshake_rate_per_s >= 0:  # also refuses NaN
+            raise ConfigError("transport.handshake_rate_per_s must be 0 (no limit) or positive")
+        if self.handshake_burst < 1:
+            raise ConfigError("transport.handshake_burst must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Encrypted transport: Noise XXpsk3 sessions between hosts over TCP.
+"""Encrypted transport: Noise XXpsk0 sessions between hosts over TCP.
 
 ``Transport`` (``tcp.py``) is what other layers use; ``Session`` is the
 sans-IO core it drives; ``noise`` is the Noise Protocol Framework itself.

@@ -1,6 +1,6 @@
 """Handshake payloads: who a host is, proven by its nkey, and what it speaks.
 
-The second and third messages of ``Noise_XXpsk3`` carry a msgpack map:
+The second and third messages of ``Noise_XXpsk0`` carry a msgpack map:
 
 ``host``      str   the sender's host key, ``N...`` (56 characters)
 ``sig``       bin   64-byte ed25519 signature by ``host`` over
@@ -43,9 +43,11 @@ __all__ = [
     "sign_static",
 ]
 
-PROTOCOL_VERSION = 1
-"""Major protocol version; also bound into the Noise prologue."""
-VERSIONS: tuple[int, ...] = (1,)
+PROTOCOL_VERSION = 2
+"""Major protocol version; also bound into the Noise prologue.  Version 2 moved
+the PSK to message 1 (``XXpsk0``; version 1 was ``XXpsk3``, whose responder
+sent its hello to anyone who knew the lattice name)."""
+VERSIONS: tuple[int, ...] = (2,)
 """Versions this implementation speaks."""
 FEATURES: tuple[str, ...] = ("stream", "rekey")
 """Features this implementation supports (strings, append-only meaning)."""

@@ -28,6 +28,7 @@ raises, as the specification requires (a failed handshake must be abandoned).
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import hmac
 import struct
@@ -277,6 +278,7 @@ class Protocol:
     psk_count: int
 
 
+@functools.lru_cache(maxsize=32)
 def parse_protocol_name(name: str) -> Protocol:
     """Parse and check a protocol name; raise NoiseUsageError if unsupported."""
     parts = name.split("_")
@@ -323,7 +325,8 @@ def parse_protocol_name(name: str) -> Protocol:
 class HandshakeState:
     """One handshake of one protocol, as initiator or responder (section 5.3).
 
-    ``s``: our static private key (32 bytes) if the pattern sends or pre-knows
+    ``s``: our static private key (32 bytes, or a :class:`KeyPair25519`, which
+    saves deriving its public half per handshake) if the pattern sends or pre-knows
     it; ``rs``: the peer's static public key if the pattern pre-knows it (IK's
     initiator); ``psks``: one 32-byte key per ``psk`` token, in order;
     ``random_bytes(32)`` yields ephemeral private keys.
@@ -340,7 +343,7 @@ class HandshakeState:
         *,
         initiator: bool,
         prologue: bytes = b"",
-        s: bytes | None = None,
+        s: bytes | KeyPair25519 | None = None,
         rs: bytes | None = None,
         psks: Sequence[bytes] = (),
         random_bytes: Callable[[int], bytes],
@@ -358,7 +361,7 @@ class HandshakeState:
             if len(psk) != 32:
                 raise NoiseUsageError(f"a Noise pre-shared key is 32 bytes, got {len(psk)}")
         self._psks = list(psks)
-        self.s = KeyPair25519.from_private(s) if s is not None else None
+        self.s = s if isinstance(s, KeyPair25519) or s is None else KeyPair25519.from_private(s)
         self.e: KeyPair25519 | None = None
         self.rs = bytes(rs) if rs is not None else None
         self.re: bytes | None = None

@@ -8,13 +8,17 @@ into events and application calls into bytes, with no I/O of its own:
 * ``send_request`` / ``send_response`` / ``send_error`` / ``cancel`` /
   ``close`` queue frames; the driver then sends ``data_to_send()``.
 
-Handshake: ``Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b`` with the prologue
-``b"meshhost/1\\x00" + lattice`` and the lattice PSK.  Message 2 (responder)
-and 3 (initiator) carry a signed hello (``handshake.py``).  The PSK enters
-only in message 3, so the responder proves it holds the lattice secret with
-its first transport frame, READY; the initiator treats the session as open
-only once READY decrypts.  Nothing a peer says is used before it is
-authenticated by both the PSK and its host-key signature.
+Handshake: ``Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b`` with the prologue
+``b"meshhost/2\\x00" + lattice`` and the lattice PSK.  The PSK is mixed in
+before message 1, whose (empty) payload carries a MAC under it: a responder
+checks that MAC against each PSK it accepts and, if none fits, closes without
+writing a byte, having done no Diffie-Hellman and parsed nothing.  Only then
+does it send its signed hello (message 2), encrypted under keys the initiator
+can derive only with that PSK and its own ephemeral key, so a peer without the
+lattice secret (or one replaying a captured message 1) learns nothing.  The
+initiator's hello travels in message 3; the responder answers READY (or a
+CLOSE saying why it refuses the hello).  Nothing a peer says is used before
+it is authenticated by both the PSK and its host-key signature.
 
 Requests: ids are odd for the initiator's requests and even for the
 responder's, strictly increasing, so both sides can send requests on the one
@@ -98,7 +102,7 @@ __all__ = [
     "State",
 ]
 
-PROTOCOL_NAME = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b"
+PROTOCOL_NAME = "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b"
 MAX_HANDSHAKE_RECORD = MAX_HELLO_BYTES + 2 * DHLEN + 2 * TAG_BYTES + 64
 """Largest handshake message we accept: keys, tags and the largest hello."""
 MIN_TRANSPORT_RECORD = TAG_BYTES + fr.HEADER.size
@@ -108,8 +112,9 @@ MAX_BACKLOG_BYTES = 32 << 20
 DEFAULT_SEND_CHUNK = 256 << 10
 """``data_to_send`` stops pulling stream chunks past this many bytes."""
 MAX_PSKS = 8
-"""Lattice PSKs a responder tries on message 3: a rotation needs two; each
-candidate costs one X25519 and a few hashes per handshake that fails them all."""
+"""Lattice PSKs a responder tries on message 1: a rotation needs two; each
+candidate costs three keyed hashes and one Poly1305 check (no X25519) per
+handshake that fails them all."""
 _MAX_RID = (1 << 32) - 1
 
 _LEN = fr.RECORD_HEADER.pack
@@ -288,6 +293,9 @@ class Session:
     ``psk`` is the lattice PSK an initiator uses; a responder also accepts
     ``accepted_psks`` (the other secrets of a keyring being rotated, at most
     ``MAX_PSKS`` in all) and records the one the initiator proved in ``psk``.
+    ``fresh_ephemeral`` (responder only) is asked, once message 1 has proven
+    the PSK, whether the initiator's ephemeral key is new; ``False`` (a
+    replayed message 1) closes the connection without a word, like a wrong PSK.
     """
 
     def __init__(
@@ -302,6 +310,7 @@ class Session:
         listen_port: int = 0,
         expected_peer: str | None = None,
         accepted_psks: Sequence[bytes] = (),
+        fresh_ephemeral: Callable[[bytes], bool] | None = None,
     ) -> None:
         if len(psk) != 32:
             raise LocalProtocolError(f"the lattice PSK must be 32 bytes, got {len(psk)}")
@@ -319,28 +328,22 @@ class Session:
         self.psk = candidates[0]
         """The PSK this session uses (responder: the one the initiator proved)."""
         self.psk_refused = False
-        """Initiator: the responder hung up right after message 3 or READY did not
-        decrypt, so it most likely does not accept our PSK (rotation in progress)."""
+        """Initiator: the responder hung up right after message 1 without a byte,
+        so it most likely does not accept our PSK (rotation in progress)."""
+        self.replayed = False
+        """Responder: message 1 authenticated but its ephemeral key was seen before."""
+        self._fresh_ephemeral = fresh_ephemeral
         self.initiator = initiator
         self.state = State.START if initiator else State.WAIT_MSG1
         self._identity = identity
         self._config = config
         self._expected_peer = expected_peer
-        self._hello = encode_hello(
-            HelloPayload(
-                host=identity.host_id,
-                sig=identity.signature,
-                versions=VERSIONS,
-                features=FEATURES,
-                port=listen_port,
-                window=config.stream_window_bytes,
-            )
-        )
+        self._listen_port = listen_port
         self._hs: HandshakeState | None = HandshakeState(
             PROTOCOL_NAME,
             initiator=initiator,
             prologue=prologue(lattice),
-            s=identity.static.private,
+            s=identity.static,
             psks=[psk],
             random_bytes=random_bytes,
         )
@@ -588,9 +591,9 @@ class Session:
                 error=SessionClosedError(f"connection to {who} lost", ErrorCode.UNAVAILABLE),
             )
         else:
-            # After message 3 the responder either answers (READY or CLOSE) or,
-            # when our PSK did not decrypt it, hangs up without a word.
-            self.psk_refused = self.state is State.WAIT_READY
+            # After message 1 the responder either answers message 2 or, when
+            # none of its PSKs verifies our message 1, hangs up without a word.
+            self.psk_refused = self.state is State.WAIT_MSG2
             message = (
                 "peer closed the connection during the handshake: it does not share our "
                 "lattice secret, or it refused us (connection limit, shutting down)"
@@ -665,24 +668,25 @@ class Session:
         hs = self._hs
         assert hs is not None
         if state is State.WAIT_MSG1:
-            try:
-                hs.read_message(record)  # an ephemeral key and an empty payload
-            except NoiseError:
-                # In psk mode message 1's payload is authenticated against the
-                # prologue already, so a wrong lattice name shows up here.
-                raise HandshakeRejected(
-                    "handshake message 1 did not verify: the peer uses another lattice name "
-                    "or protocol version"
-                ) from None
+            hs = self._read_msg1(hs, record)
+            if self._fresh_ephemeral is not None:
+                assert hs.re is not None
+                if not self._fresh_ephemeral(hs.re):
+                    self.replayed = True
+                    raise HandshakeRejected(
+                        "handshake message 1 is a replay: its ephemeral key was seen before"
+                    )
             self._transition("message")
-            self._record(hs.write_message(self._hello))
+            self._record(hs.write_message(self._hello()))
         elif state is State.WAIT_MSG2:
             try:
                 payload = hs.read_message(record)
             except NoiseError:
+                # The responder proved our PSK by answering at all (it checks
+                # message 1 first), so this is tampering or a broken peer.
                 raise HandshakeRejected(
-                    "handshake message 2 did not decrypt: the peer uses another lattice name "
-                    "or protocol version"
+                    "handshake message 2 did not decrypt: tampered in transit, or the peer "
+                    "does not speak this protocol"
                 ) from None
             hello = self._accept_hello(payload, hs)
             if self._expected_peer is not None and hello.host != self._expected_peer:
@@ -690,11 +694,17 @@ class Session:
                     f"the host at this address is {hello.host}, not {self._expected_peer}"
                 )
             self._transition("message")
-            self._record(hs.write_message(self._hello))
+            self._record(hs.write_message(self._hello()))
             self._send, self._recv = hs.split()
             self.handshake_hash = hs.handshake_hash
         elif state is State.WAIT_MSG3:
-            payload, hs = self._read_msg3(hs, record)
+            try:
+                payload = hs.read_message(record)
+            except NoiseError:
+                raise HandshakeRejected(
+                    "handshake message 3 did not decrypt: tampered in transit, or the peer "
+                    "does not hold the static key it announced"
+                ) from None
             # Split first: the initiator proved the PSK, so a refusal of its hello
             # can be sent to it encrypted (see _fail).
             self._send, self._recv = hs.split()
@@ -705,25 +715,42 @@ class Session:
             self._emit(fr.encode_frame(fr.Ready()))
             self._opened()
 
-    def _read_msg3(self, hs: HandshakeState, record: bytes) -> tuple[bytes, HandshakeState]:
-        """Read message 3 with whichever accepted PSK the initiator used.
+    def _hello(self) -> bytes:
+        # Encoded only when sent: a responder sends it only to a peer that
+        # proved the PSK, and a stranger should cost no work beyond the MAC.
+        identity = self._identity
+        return encode_hello(
+            HelloPayload(
+                host=identity.host_id,
+                sig=identity.signature,
+                versions=VERSIONS,
+                features=FEATURES,
+                port=self._listen_port,
+                window=self._config.stream_window_bytes,
+            )
+        )
 
-        The PSK is mixed in only at this message, so each candidate is tried
-        on its own copy of the handshake; the first that decrypts wins.
+    def _read_msg1(self, hs: HandshakeState, record: bytes) -> HandshakeState:
+        """Read message 1 with whichever accepted PSK the initiator used.
+
+        With psk0 the PSK keys the MAC on message 1's payload, so each
+        candidate is tried on its own copy of the fresh handshake state; the
+        first that verifies wins.  The cost per candidate is three keyed
+        hashes and a Poly1305 check: a stranger gets no X25519 out of us.
         """
         psks = self._psks
         for psk in psks:
             trial = hs.fork(psks=[psk]) if len(psks) > 1 else hs
             try:
-                payload = trial.read_message(record)
+                trial.read_message(record)  # an ephemeral key and an empty payload
             except NoiseError:
                 continue
             self._hs = trial
             self.psk = psk
-            return payload, trial
+            return trial
         raise HandshakeRejected(
-            "handshake message 3 did not decrypt: the peer does not hold any of our lattice "
-            "secrets (or uses another lattice name)"
+            "handshake message 1 did not verify: the peer does not hold any of our lattice "
+            "secrets, or uses another lattice name or protocol version"
         )
 
     def _accept_hello(self, payload: bytes, hs: HandshakeState) -> HelloPayload:
@@ -742,9 +769,8 @@ class Session:
         try:
             plaintext = open_record(recv, data, start, size)
         except NoiseError:
-            self.psk_refused = True
             raise HandshakeRejected(
-                "the responder's first frame did not decrypt: it does not hold our lattice secret"
+                "the responder's first frame did not decrypt: tampered in transit"
             ) from None
         frame = fr.decode_frame(bytes(plaintext))
         if isinstance(frame, fr.Close):

@@ -10,9 +10,15 @@ Public API (used by rpc, membership push-pull, control and directory)::
     transport.set_psks(keyring.noise_psks())   # after every keyring change
 
 Lattice secret rotation: a responder accepts any PSK of ``set_psks`` (it tries
-each on handshake message 3); an initiator dials with the first and, when the
-peer hangs up right after message 3 (it does not accept that PSK), redials
+each on handshake message 1); an initiator dials with the first and, when the
+peer hangs up right after message 1 (it does not accept that PSK), redials
 with the next.  Open sessions are never dropped by a rotation.
+
+Strangers: an inbound connection from a source IP over its handshake rate
+(``TransportConfig.handshake_rate_per_s`` after ``handshake_burst``) is closed
+before a byte is read; a message 1 that verifies under none of our PSKs, or
+whose ephemeral key was accepted in the last ``guard.REPLAY_WINDOW_S``
+seconds (a replay), is answered by closing the connection without a word.
 
 Keepalive: a session that has received nothing for ``keepalive_interval_s``
 (default ``min(15 s, idle_timeout_s / 4)``) sends PING; one silent for
@@ -62,8 +68,9 @@ session.  Request deadlines are fired by one task per transport from a heap
 costs about 1.35-1.6x a raw trio TCP echo (``bench/transport.py``).
 
 Counters in ``stats`` (all ints): connections_accepted, connections_dialed,
-connections_refused_limit, dial_failures, handshakes_completed,
-handshake_failures, handshake_timeouts, sessions_open, duplicate_sessions_closed,
+connections_refused_limit, connections_refused_rate, handshakes_replayed,
+dial_failures, handshakes_completed, handshake_failures, handshake_timeouts,
+sessions_open, duplicate_sessions_closed,
 idle_closed, keepalive_pings, keepalive_timeouts, protocol_errors, requests_sent,
 requests_received, request_timeouts, remote_errors, bytes_sent, bytes_received, and
 ``closed_<code>`` per close reason (e.g. ``closed_protocol``).
@@ -102,6 +109,7 @@ from meshhost.errors import (
 from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.transport.backoff import backoff_delay
 from meshhost.transport.deadlines import Deadlines
+from meshhost.transport.guard import HandshakeRateLimiter, ReplayCache
 from meshhost.transport.session import (
     MAX_PSKS,
     HandshakeComplete,
@@ -112,6 +120,7 @@ from meshhost.transport.session import (
     ResponseReceived,
     Session,
     SessionClosed,
+    State,
 )
 
 __all__ = ["RequestHandler", "Transport"]
@@ -128,6 +137,8 @@ YIELD_BYTES = 1 << 20
 KEEPALIVE_MISSES = 3
 """Nothing received for this many intervals (two PINGs unanswered) ends the
 session with ``unavailable``: one lost PING on a busy peer is not death."""
+REFUSED_LOG_INTERVAL_S = 10.0
+"""Refused inbound handshakes are logged at most this often, with a count."""
 MAX_IDLE_WORKERS = 8
 """Worker and reader tasks kept parked per connection (each kind) for reuse:
 spawning a trio task costs more than waking a parked one."""
@@ -135,6 +146,8 @@ _COUNTERS = (
     "connections_accepted",
     "connections_dialed",
     "connections_refused_limit",
+    "connections_refused_rate",
+    "handshakes_replayed",
     "dial_failures",
     "handshakes_completed",
     "handshake_failures",
@@ -394,6 +407,11 @@ class Transport:
         self._closing = False
         self._stopped = trio.Event()
         self._deadlines = Deadlines()
+        self._limiter = HandshakeRateLimiter(config.handshake_rate_per_s, config.handshake_burst)
+        self._replays = ReplayCache()
+        self._refused_since_log = 0
+        self._refused_log_at = -math.inf
+        self._admitting = 0
 
     # -- service -------------------------------------------------------------
 
@@ -458,21 +476,73 @@ class Transport:
                 continue
             sock = _socket.socket(tsock.family, tsock.type, fileno=tsock.detach())
             sock.setblocking(False)
-            if len(self._conns) >= self.config.max_connections or self._closing:
+            if not self._limiter.allow(addr[0], trio.current_time()):
+                # Before any session exists: a flood from one source costs an
+                # accept and a close per connection, nothing more.
+                self.stats["connections_refused_rate"] += 1
+                sock.close()
+                continue
+            if len(self._conns) + self._admitting >= self.config.max_connections or self._closing:
                 self.stats["connections_refused_limit"] += 1
                 log.warning(
                     "refused connection from %s: %d connections open (max_connections)",
                     addr,
-                    len(self._conns),
+                    len(self._conns) + self._admitting,
                 )
                 sock.close()
                 continue
             self.stats["connections_accepted"] += 1
-            session = self._new_session(initiator=False)
-            conn = _Connection(self, sock, session, (addr[0], addr[1]), None)
-            self._conns.add(conn)
+            self._admitting += 1
             assert self._nursery is not None
-            self._nursery.start_soon(self._run_connection, conn)
+            self._nursery.start_soon(self._admit, sock, (addr[0], addr[1]))
+
+    async def _admit(self, sock: _socket.socket, remote: Address) -> None:
+        """Read handshake message 1 on a bare socket; only a peer that proves the
+        PSK (and is not replaying) gets a connection, its tasks and message 2.
+
+        A stranger costs this one task, the MAC check per accepted PSK and a
+        reset: no session state beyond the handshake, no writer task, no log
+        line of its own (``_log_refused`` summarises).
+        """
+        session = self._new_session(initiator=False)
+        deadline = trio.current_time() + self.config.handshake_timeout_s
+        admitted = False
+        try:
+            with trio.move_on_at(deadline):
+                while session.state is State.WAIT_MSG1:
+                    await trio.lowlevel.wait_readable(sock)
+                    try:
+                        data = sock.recv(RECV_BYTES)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        session.connection_lost()
+                        break
+                    self.stats["bytes_received"] += len(data)
+                    session.receive_data(data)
+            if session.state is State.WAIT_MSG1:
+                self.stats["handshake_timeouts"] += 1
+                session.close(ErrorCode.UNAVAILABLE, "no handshake message 1 in time")
+            if session.is_closed:
+                closed = session.next_event()
+                assert isinstance(closed, SessionClosed)
+                self.stats["handshake_failures"] += 1
+                self._count_close(closed.code)
+                if session.replayed:
+                    self.stats["handshakes_replayed"] += 1
+                self._log_refused(remote[0], closed.code, closed.message)
+                return
+            admitted = True
+        finally:
+            self._admitting -= 1
+            if not admitted:
+                sock.close()
+        conn = _Connection(self, sock, session, remote, None)
+        conn.handshake_deadline = deadline
+        self._conns.add(conn)
+        await self._run_connection(conn)
 
     def set_psks(self, psks: Sequence[bytes]) -> None:
         """Use ``psks[0]`` to dial from now on and accept any of ``psks``.
@@ -515,7 +585,11 @@ class Transport:
             random_bytes=self._random_bytes,
             listen_port=self._listen_port,
             accepted_psks=() if initiator else psks[1:],
+            fresh_ephemeral=None if initiator else self._fresh_ephemeral,
         )
+
+    def _fresh_ephemeral(self, key: bytes) -> bool:
+        return self._replays.check(key, trio.current_time())
 
     # -- one connection ------------------------------------------------------
 
@@ -527,9 +601,10 @@ class Transport:
                 nursery.start_soon(conn.writer)
                 if session.initiator:
                     session.start()
-                    conn.flush()
                 now = trio.current_time()
-                conn.handshake_deadline = now + self.config.handshake_timeout_s
+                conn.flush()  # message 1, or an admitted responder's message 2
+                if not conn.handshake_deadline:  # set by _admit for a responder
+                    conn.handshake_deadline = now + self.config.handshake_timeout_s
                 conn.last_rx = conn.active_at = now
                 await self._read(conn)
                 # If a handler blocked in this task, another task took over
@@ -923,7 +998,9 @@ class Transport:
             self.stats["handshake_failures"] += 1
             if conn.dialed is not None:
                 self._note_failure(conn.dialed)
-        if not event.by_peer and code not in (ErrorCode.OK, ErrorCode.SHUTTING_DOWN):
+        if not conn.opened.is_set() and conn.dialed is None and not event.by_peer:
+            self._log_refused(conn.remote[0], code, event.message)
+        elif not event.by_peer and code not in (ErrorCode.OK, ErrorCode.SHUTTING_DOWN):
             if code in (ErrorCode.PROTOCOL, ErrorCode.UNSUPPORTED, ErrorCode.TOO_LARGE):
                 self.stats["protocol_errors"] += 1
             log.warning("closed session with %s: %s: %s", who, code.name.lower(), event.message)
@@ -956,6 +1033,27 @@ class Transport:
         conn.error = error
         self._fail_waiters(conn, error)
         conn.opened.set()
+
+    def _log_refused(self, source: str, code: ErrorCode, message: str) -> None:
+        """An inbound handshake we refused (a stranger, a replay, a bad hello).
+
+        Logged at most once per ``REFUSED_LOG_INTERVAL_S`` with a count: a
+        flood of strangers must not cost a log line each (nor fill the disk).
+        """
+        self._refused_since_log += 1
+        now = trio.current_time()
+        if now < self._refused_log_at:
+            return
+        log.warning(
+            "refused %d inbound handshake(s) in the last %.0f s; latest from %s: %s: %s",
+            self._refused_since_log,
+            REFUSED_LOG_INTERVAL_S,
+            source,
+            code.name.lower(),
+            message,
+        )
+        self._refused_since_log = 0
+        self._refused_log_at = now + REFUSED_LOG_INTERVAL_S
 
     # -- serving requests ----------------------------------------------------
 
@@ -1180,7 +1278,7 @@ class Transport:
         try:
             await trio.sleep_until(not_before)
             # During a rotation the peer may not accept our primary PSK yet (or
-            # any more): it hangs up after message 3, and we try the next one.
+            # any more): it hangs up after message 1, and we try the next one.
             psks = list(self._psks)
             for attempt, psk in enumerate(psks):
                 self.stats["connections_dialed"] += 1

@@ -53,6 +53,26 @@ def test_a_forked_handshake_tries_each_psk_without_spoiling_the_original() -> No
         _hs(False, PSK_A, 3).fork(psks=[PSK_A, PSK_B])  # one psk token left, two keys
 
 
+def test_psk0_responder_forks_before_message_1_and_only_the_right_psk_verifies() -> None:
+    """What the transport does (psk0): each candidate PSK checks message 1's MAC."""
+    name = "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b"
+    rb1, rb2 = seeded_random_bytes(1), seeded_random_bytes(2)
+    init = HandshakeState(name, initiator=True, s=rb1(32), psks=[PSK_B], random_bytes=rb1)
+    resp = HandshakeState(name, initiator=False, s=rb2(32), psks=[PSK_A], random_bytes=rb2)
+    msg1 = init.write_message(b"")
+    assert len(msg1) == 48  # e and the empty payload's tag
+    wrong = resp.fork(psks=[PSK_C])
+    with pytest.raises(NoiseError):
+        wrong.read_message(msg1)
+    right = resp.fork(psks=[PSK_B])
+    assert right.read_message(msg1) == b""
+    init.read_message(right.write_message(b"hello 2"))
+    assert right.read_message(init.write_message(b"hello 3")) == b"hello 3"
+    assert right.handshake_hash == init.handshake_hash
+    with pytest.raises(NoiseError):
+        resp.read_message(msg1)  # the original (PSK A) was untouched and fails on its own
+
+
 # --- session: the responder accepts any of its PSKs ---------------------------
 
 

@@ -59,23 +59,47 @@ def _record(session: Session, plaintext: bytes) -> bytes:
 def test_handshake_authenticates_both_hosts() -> None:
     a, b, ea, eb = open_pair()
     assert a.state is State.OPEN and b.state is State.OPEN
-    assert ea == [HandshakeComplete(host_key(2).public_key, 1, ("stream", "rekey"), 1002)]
-    assert eb == [HandshakeComplete(host_key(1).public_key, 1, ("stream", "rekey"), 1001)]
+    assert ea == [HandshakeComplete(host_key(2).public_key, 2, ("stream", "rekey"), 1002)]
+    assert eb == [HandshakeComplete(host_key(1).public_key, 2, ("stream", "rekey"), 1001)]
     assert a.handshake_hash == b.handshake_hash and len(a.handshake_hash) == 64
 
 
-def test_wrong_psk_is_rejected_by_the_responder() -> None:
+def test_wrong_psk_is_rejected_at_message_1_without_a_byte_in_reply() -> None:
     a = make_session(True, 1, psk=bytes(32))
     b = make_session(False, 2)
     a.start()
-    ea, eb = pump(a, b)
-    closed = _closed(eb)
+    b.receive_data(bytes(a.data_to_send()))
+    assert bytes(b.data_to_send()) == b""  # no hello, no CLOSE: nothing at all
+    closed = _closed(drain(b))
     assert closed.code == ErrorCode.UNAUTHENTICATED
     assert isinstance(closed.error, HandshakeRejected)
     assert "lattice secret" in closed.message
-    assert a.state is State.WAIT_READY and not any(isinstance(e, HandshakeComplete) for e in ea)
+    assert a.state is State.WAIT_MSG2 and not drain(a)
     a.connection_lost()  # what the initiator sees: the responder hangs up
-    assert isinstance(_closed(drain(a)).error, PeerUnavailable)
+    assert isinstance(_closed(drain(a)).error, PeerUnavailable) and a.psk_refused
+
+
+def test_a_replayed_message_1_is_dropped_without_a_byte_in_reply() -> None:
+    seen: set[bytes] = set()
+
+    def fresh(key: bytes) -> bool:
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    a = make_session(True, 1)
+    a.start()
+    msg1 = bytes(a.data_to_send())
+    first = make_session(False, 2, fresh_ephemeral=fresh)
+    first.receive_data(msg1)
+    assert bytes(first.data_to_send())  # message 2 for the genuine initiator
+    again = make_session(False, 2, fresh_ephemeral=fresh)
+    again.receive_data(msg1)  # the same bytes, captured and sent again
+    assert bytes(again.data_to_send()) == b""
+    closed = _closed(drain(again))
+    assert again.replayed and "replay" in closed.message
+    assert closed.code == ErrorCode.UNAUTHENTICATED
 
 
 def test_wrong_lattice_name_is_rejected_at_the_first_message() -> None:

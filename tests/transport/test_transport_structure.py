@@ -27,7 +27,7 @@ def test_exports() -> None:
     ]
     for name in transport.__all__:
         assert getattr(transport, name) is not None
-    assert transport.PROTOCOL_NAME == "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b"
+    assert transport.PROTOCOL_NAME == "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b"
 
 
 def test_cores_do_no_io_and_draw_no_randomness() -> None:

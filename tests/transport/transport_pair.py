@@ -33,6 +33,7 @@ def make_session(
     identity: LocalIdentity | None = None,
     expected_peer: str | None = None,
     accepted_psks: tuple[bytes, ...] = (),
+    fresh_ephemeral: Callable[[bytes], bool] | None = None,
 ) -> Session:
     rb = seeded_random_bytes(seed)
     ident = identity or LocalIdentity.create(host_key(seed), rb)
@@ -46,6 +47,7 @@ def make_session(
         listen_port=1000 + seed,
         expected_peer=expected_peer,
         accepted_psks=accepted_psks,
+        fresh_ephemeral=fresh_ephemeral,
     )
 
 
