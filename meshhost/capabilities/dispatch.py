@@ -138,17 +138,19 @@ class Dispatcher:
     # --- providers and links (trio thread) --------------------------------
 
     def register(self, provider: Provider) -> None:
-        """Serve ``provider.contract_id`` with ``provider`` on this host."""
-        if provider.contract_id in self._providers:
-            raise LocalProtocolError(f"a provider for {provider.contract_id} is already registered")
-        self._providers[provider.contract_id] = provider
+        """Serve ``provider.contract_id`` (and its ``CONTRACT_ALIASES``) with ``provider``."""
+        for contract_id in (provider.contract_id, *provider.CONTRACT_ALIASES):
+            if contract_id in self._providers:
+                raise LocalProtocolError(f"a provider for {contract_id} is already registered")
+        for contract_id in (provider.contract_id, *provider.CONTRACT_ALIASES):
+            self._providers[contract_id] = provider
 
     def provider(self, contract_id: str) -> Provider | None:
         return self._providers.get(contract_id)
 
     @property
     def providers(self) -> list[Provider]:
-        return list(self._providers.values())
+        return list({id(p): p for p in self._providers.values()}.values())
 
     async def put_link(self, link: LinkDefinition) -> None:
         """Record ``link`` and hand it to its provider (which may refuse its config).
@@ -209,7 +211,7 @@ class Dispatcher:
         table (a refused link is logged and remembered, see ``put_link``).
         """
         async with trio.open_nursery() as nursery:
-            for provider in list(self._providers.values()):
+            for provider in self.providers:
                 await nursery.start(provider.serve)
             for link in self.links.snapshot():
                 if link.key not in self._delivered and link.contract_id in self._providers:

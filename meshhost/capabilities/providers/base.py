@@ -118,6 +118,9 @@ class Provider:
 
     contract_id: ClassVar[str]
     OPERATIONS: ClassVar[dict[str, str]]
+    CONTRACT_ALIASES: ClassVar[tuple[str, ...]] = ()
+    """Older contract ids this provider also serves (``wascc:keyvalue`` for
+    ``wasmcloud:keyvalue``): claims and links may name either."""
 
     def __init__(self) -> None:
         self._link_errors: dict[LinkKey, str] = {}

@@ -45,9 +45,15 @@ from meshhost.capabilities.contracts import (
     SetDelRequest,
     SetRequest,
 )
+from meshhost.capabilities.legacy import WASCC_KEYVALUE
 from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.providers.base import CallContext, Provider
 from meshhost.capabilities.providers.codec import Kind, decode_value, encode_value
+from meshhost.capabilities.providers.kv_legacy import (
+    LEGACY_KV_OPERATIONS,
+    LegacyKeyValueOps,
+    edit_list_rows,
+)
 from meshhost.errors import LinkConfigError, ProviderError, ProviderPayloadTooLarge
 
 __all__ = ["MAX_KEY_BYTES", "MAX_VALUE_BYTES", "KeyValueProvider", "namespace_for"]
@@ -161,9 +167,14 @@ class _Store:
         return gone
 
 
-class KeyValueProvider(Provider):
+class KeyValueProvider(LegacyKeyValueOps, Provider):
+    """wasmbus ``KeyValue.*`` operations, plus the bare ones (``Add``, ``Push``…) of
+    waSCC (``wascc:keyvalue``) and wasmCloud 0.1x–0.18 (``kv_legacy``)."""
+
     contract_id = KEYVALUE
+    CONTRACT_ALIASES = (WASCC_KEYVALUE,)
     OPERATIONS: ClassVar[dict[str, str]] = {
+        **LEGACY_KV_OPERATIONS,
         "KeyValue.Get": "op_get",
         "KeyValue.Set": "op_set",
         "KeyValue.Del": "op_del",
@@ -439,6 +450,22 @@ class KeyValueProvider(Provider):
     def op_set_clear(self, ctx: CallContext, payload: bytes) -> bytes:
         name = decode_value(payload, Kind.STR, "KeyValue.SetClear set name")
         return self._clear(ctx, name, "set")
+
+    def list_edit(self, ctx: CallContext, key: str, value: str, *, push_front: bool) -> int:
+        """Old generations' ``Push`` (LPUSH: new length) / ``ListItemDelete`` (LREM 0: removed)."""
+        if push_front:
+            _check_size(key, MAX_KEY_BYTES, "list name")
+            _check_size(value, MAX_VALUE_BYTES, "list value")
+        store = self._store(ctx.link)
+        with store.tx() as db:
+            if not store.expect(db, key, "list"):
+                if not push_front:
+                    return 0
+                db.execute("INSERT INTO keys (key, kind) VALUES (?, 'list')", (key,))
+            count = edit_list_rows(db, key, value, push_front=push_front)
+            if not push_front:
+                self._drop_if_empty(db, key, "list_items")
+        return count
 
     # --- helpers -----------------------------------------------------------
 

@@ -1,0 +1,108 @@
+"""Wire shapes of the two provider interface generations before wasmbus.
+
+Real actors of every wasmCloud 0.x generation must run unchanged, and each
+generation named its contracts, operations and payload members its own way:
+
+* **waSCC** (``wascc-codec`` crate, ``src/keyvalue.rs``, ``src/logging.rs``,
+  ``src/messaging.rs``, ``src/extras.rs``, ``src/http.rs``): contract ids
+  ``wascc:keyvalue``, ``wascc:logging``, ``wascc:extras``, …; bare operation
+  names (``Add``, ``WriteLog``); structs with ``#[serde(rename_all =
+  "camelCase")]`` and a few explicit renames (``expires_s`` → ``expires``).
+* **wasmCloud 0.1x–0.18** (the ``wasmcloud_actor_*`` crates generated from
+  ``wasmCloud/actor-interfaces`` ``*/ *.widl``, e.g.
+  ``keyvalue/rust/src/generated.rs``): contract ids ``wasmcloud:keyvalue``,
+  ``wasmcloud:logging``, ``wasmcloud:extras``, …; the same bare operation
+  names; every member renamed explicitly to its widl name (mostly as in
+  waSCC, but ``SetOperationResponse.new_count`` where waSCC wrote
+  ``newCount``).
+
+Both encode with ``rmp_serde`` ``Serializer::with_struct_map()``: a
+structure is a msgpack map keyed by those names, in declaration order,
+integers in their shortest form, ``Vec<u8>`` marked ``serde_bytes`` as
+``bin``.  The decoders here are as lenient as the wasmbus ones
+(``providers/codec.py``): positional arrays, missing members as zero values.
+
+This module only holds the shapes (a :class:`Shape` per structure); the
+providers map each old operation onto their wasmbus one, so every
+generation shares one store, one subscription table, one logger.  See
+proto/spec/capabilities.md, "Older interface generations".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from meshhost.capabilities.providers.codec import Field, Kind, decode_struct, encode_struct
+
+__all__ = [
+    "WASCC_EXTRAS",
+    "WASCC_KEYVALUE",
+    "WASCC_LOGGING",
+    "WASMCLOUD_EXTRAS",
+    "WASMCLOUD_LOGGING",
+    "Shape",
+]
+
+WASCC_KEYVALUE = "wascc:keyvalue"
+WASCC_LOGGING = "wascc:logging"
+WASCC_EXTRAS = "wascc:extras"
+WASMCLOUD_LOGGING = "wasmcloud:logging"
+WASMCLOUD_EXTRAS = "wasmcloud:extras"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One structure of an older generation: its name (for errors) and members in order."""
+
+    name: str
+    fields: tuple[Field, ...]
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        """``{attr: value}``; raises PayloadDecodeError naming the structure and member."""
+        return decode_struct(payload, self.fields, self.name)
+
+    def encode(self, **values: Any) -> bytes:
+        return encode_struct(values, self.fields)
+
+
+def _f(wire: str, kind: Kind, attr: str | None = None) -> Field:
+    return Field(wire, attr or wire, kind)
+
+
+# --- keyvalue: the same requests in both generations ---------------------------------
+# (wascc-codec src/keyvalue.rs; actor-interfaces keyvalue/rust/src/generated.rs *Args)
+
+KEY = Shape("KeyRequest", (_f("key", Kind.STR),))
+"""GetArgs, DelArgs, ClearArgs, SetQueryArgs, KeyExistsArgs (waSCC: GetRequest, …)."""
+KEY_VALUE = Shape("KeyValueRequest", (_f("key", Kind.STR), _f("value", Kind.STR)))
+"""PushArgs, ListItemDeleteArgs, SetAddArgs, SetRemoveArgs."""
+ADD = Shape("AddArgs", (_f("key", Kind.STR), _f("value", Kind.I32)))
+SET = Shape("SetArgs", (_f("key", Kind.STR), _f("value", Kind.STR), _f("expires", Kind.I32)))
+RANGE = Shape("RangeArgs", (_f("key", Kind.STR), _f("start", Kind.I32), _f("stop", Kind.I32)))
+KEYS = Shape("KeysArgs", (_f("keys", Kind.STR_LIST),))
+"""SetUnionArgs, SetIntersectionArgs."""
+
+GET_RESPONSE = Shape("GetResponse", (_f("value", Kind.STR), _f("exists", Kind.BOOL)))
+ADD_RESPONSE = Shape("AddResponse", (_f("value", Kind.I32),))
+SET_RESPONSE = Shape("SetResponse", (_f("value", Kind.STR),))
+DEL_RESPONSE = Shape("DelResponse", (_f("key", Kind.STR),))
+VALUES_RESPONSE = Shape("ListRangeResponse", (_f("values", Kind.STR_LIST),))
+"""ListRangeResponse and SetQueryResponse."""
+LIST_RESPONSE = Shape("ListResponse", (_f("newCount", Kind.I32, "new_count"),))
+SET_OP_RESPONSE = {
+    # waSCC: #[serde(rename_all = "camelCase")]; actor-interfaces: #[serde(rename = "new_count")]
+    "wascc": Shape("SetOperationResponse", (_f("newCount", Kind.I32, "new_count"),)),
+    "wasmcloud": Shape("SetOperationResponse", (_f("new_count", Kind.I32),)),
+}
+
+
+def generation_of(contract_id: str) -> str:
+    """``"wascc"`` for a waSCC contract id, else ``"wasmcloud"``."""
+    return "wascc" if contract_id.startswith("wascc:") else "wasmcloud"
+
+
+def plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A decoded structure as a plain dict (lists of strings as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
