@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -480,14 +481,29 @@ def call(
 
 
 @main.command()
+@click.option("--format", "event_format", type=click.Choice(["json", "cloudevents"]),
+              default="json", show_default=True,
+              help="json: meshhost's own event maps; cloudevents: CloudEvents 1.0 JSON.")
 @host_options
 @fails_cleanly
-def events(data_dir: Path | None, lattice: str) -> None:
-    """Follow host, actor and link events as JSON lines until interrupted (exit 130)."""
+def events(data_dir: Path | None, lattice: str, event_format: str) -> None:
+    """Follow host, actor and link events as JSON lines until interrupted (exit 130).
+
+    --format cloudevents prints each as a CloudEvent 1.0 (JSON), typed as
+    wasmCloud names its lattice events (com.wasmcloud.lattice.actor_started...).
+    """
     client = _client(data_dir, lattice)
 
     async def follow() -> None:
+        source = ""
+        if event_format == "cloudevents":
+            from meshhost.monitor.cloudevents import to_cloudevent
+
+            rows = await client.request("hosts")
+            source = next((r["id"] for r in rows if r.get("local")), "")
         async for event in client.stream("events"):
+            if event_format == "cloudevents":
+                event = to_cloudevent(event, source=source, event_id=str(uuid.uuid4()))
             click.echo(json.dumps(event, sort_keys=True, default=str))
 
     try:
