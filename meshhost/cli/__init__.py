@@ -69,5 +69,6 @@ from meshhost.cli import demo  # noqa: E402,F401
 from meshhost.cli import apps  # noqa: E402,F401
 from meshhost.cli import monitor  # noqa: E402,F401
 from meshhost.cli import trace  # noqa: E402,F401
+from meshhost.cli import top  # noqa: E402,F401
 
 __all__ = ["main"]
