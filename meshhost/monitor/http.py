@@ -118,7 +118,8 @@ async def serve_monitoring(
     config.keep_alive_timeout = 30.0
     try:
         await serve_http(monitoring_app(host), config, address[0], address[1],
-                         max_connections=MAX_CONNECTIONS, stall_s=STALL_S,
+                         max_connections=MAX_CONNECTIONS, max_per_source=MAX_CONNECTIONS,
+                         stall_s=STALL_S,
                          stop=stop or trio.Event(), task_status=task_status)
     except OSError as exc:
         raise ConfigError(
