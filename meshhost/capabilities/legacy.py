@@ -37,6 +37,7 @@ from typing import Any
 from meshhost.capabilities.providers.codec import Field, Kind, decode_struct, encode_struct
 
 __all__ = [
+    "LEGACY_UNLINKED",
     "WASCC_EXTRAS",
     "WASCC_KEYVALUE",
     "WASCC_LOGGING",
@@ -50,6 +51,11 @@ WASCC_LOGGING = "wascc:logging"
 WASCC_EXTRAS = "wascc:extras"
 WASMCLOUD_LOGGING = "wasmcloud:logging"
 WASMCLOUD_EXTRAS = "wasmcloud:extras"
+LEGACY_UNLINKED = frozenset({WASCC_EXTRAS, WASMCLOUD_EXTRAS})
+"""Served in the host with no link, as both generations' hosts did (claims still needed;
+actor-interfaces extras README: "Every wasmCloud host runtime automatically comes with a
+built-in extras provider. However, actors ... will still need to be signed with the
+wasmcloud:extras capability contract ID")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +112,29 @@ def generation_of(contract_id: str) -> str:
 def plain(values: Mapping[str, Any]) -> dict[str, Any]:
     """A decoded structure as a plain dict (lists of strings as lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+# --- logging ----------------------------------------------------------------------
+# waSCC: wascc-codec src/logging.rs, operation "WriteLog", #[serde(rename_all = "camelCase")]
+WASCC_WRITE_LOG = Shape("WriteLogRequest", (_f("level", Kind.U32), _f("body", Kind.STR)))
+WASCC_LOG_LEVELS = {0: None, 1: "error", 2: "warn", 3: "info", 4: "debug", 5: "trace"}
+"""waSCC's numeric levels ("OFF"=0 … "TRACE"=5); OFF is not logged."""
+# actor-interfaces logging/logging.widl: WriteLog(target, level, text): void
+WASMCLOUD_WRITE_LOG = Shape("WriteLogArgs", (_f("target", Kind.STR), _f("level", Kind.STR),
+                                             _f("text", Kind.STR)))
+
+# --- extras -----------------------------------------------------------------------
+# The hosts' own extras providers (wascc-host and wasmCloud 0.18 `extras.rs`) read a
+# GeneratorRequest and answer a GeneratorResult (actor-interfaces schemas/extras.widl,
+# member names exactly so: sequenceNumber but random_number); the wasmcloud-actor-extras
+# crate (actor-interfaces extras/extras.widl, generated.rs) sends RequestGuidArgs {} /
+# RequestRandomArgs {min, max} / RequestSequenceArgs {} and reads a bare String / u32 / u64.
+GENERATOR_REQUEST = Shape("GeneratorRequest", (
+    _f("guid", Kind.BOOL), _f("sequence", Kind.BOOL), _f("random", Kind.BOOL),
+    _f("min", Kind.U32), _f("max", Kind.U32)))
+GENERATOR_RESULT = Shape("GeneratorResult", (
+    _f("guid", Kind.OPT_STR), _f("sequenceNumber", Kind.U64, "sequence_number"),
+    _f("random_number", Kind.U32)))
+RANDOM_ARGS = Shape("RequestRandomArgs", (_f("min", Kind.U32), _f("max", Kind.U32)))
+GENERATOR_REQUEST_KEYS = frozenset({"guid", "sequence", "random"})
+"""A map with any of these keys is a GeneratorRequest (answered with a GeneratorResult)."""

@@ -163,6 +163,64 @@ def test_legacy_shapes_match_golden_bytes(vector: dict) -> None:
     if isinstance(shape, dict):
         shape = shape[vector["generation"]]
     expected = bytes.fromhex(vector["msgpack_hex"])
-    attrs = {f.attr: vector["fields"][f.wire] for f in shape.fields}
+    attrs = {f.attr: vector["fields"].get(f.wire) for f in shape.fields}
     assert shape.encode(**attrs) == expected
     assert legacy.plain(shape.decode(expected)) == attrs
+
+
+@pytest.mark.parametrize(
+    ("generation", "contract", "payload"),
+    [
+        ("wascc", "wascc:logging", pack(level=2, body="disk almost full")),  # 2 = WARN
+        ("wasmcloud", "wasmcloud:logging",
+         pack(target="kv", level="warn", text="disk almost full")),
+    ],
+)
+async def test_old_write_log_reaches_the_host_log(
+    host: Host, caplog: pytest.LogCaptureFixture, generation: str, contract: str, payload: bytes
+) -> None:
+    actor = host.load(generation, (contract,))
+    ask = frame("default", contract, "WriteLog", payload)
+    with pytest.raises(ActorError, match=f"no link from actor .* to {contract}"):
+        await host.runtime.invoke(actor, "call", ask)
+    await host.link(actor, contract)
+    with caplog.at_level("DEBUG", logger="meshhost.actor"):
+        assert await host.runtime.invoke(actor, "call", ask) == b""
+    (record,) = [r for r in caplog.records if r.name == "meshhost.actor"]
+    assert record.levelname == "WARNING" and "disk almost full" in record.getMessage()
+    if generation == "wascc":  # level 0 is OFF: accepted, not logged
+        caplog.clear()
+        off = frame("default", contract, "WriteLog", pack(level=0, body="hidden"))
+        assert await host.runtime.invoke(actor, "call", off) == b""
+        assert not [r for r in caplog.records if r.name == "meshhost.actor"]
+
+
+@pytest.mark.parametrize("generation", ["wascc", "wasmcloud"])
+async def test_old_extras_need_the_claim_but_no_link(host: Host, generation: str) -> None:
+    contract = f"{generation}:extras"
+    actor = host.load(generation, (contract,))
+
+    async def extras(op: str, payload: bytes) -> object:
+        answer = await host.runtime.invoke(actor, "call", frame("default", contract, op, payload))
+        return msgpack.unpackb(answer)
+
+    # the wasmcloud-actor-extras crate: {} / {min, max} in, bare values out
+    guid = await extras("RequestGuid", pack())
+    assert isinstance(guid, str) and len(guid) == 36 and guid[14] == "4"
+    assert await extras("RequestSequence", pack()) == 0
+    assert await extras("RequestSequence", pack()) == 1
+    assert await extras("RequestRandom", pack(min=7, max=8)) == 7  # max is excluded
+    # the hosts' GeneratorRequest in, GeneratorResult out (sequence goes on)
+    request = {"guid": False, "sequence": True, "random": False, "min": 0, "max": 0}
+    assert await extras("RequestSequence", pack(**request)) == {
+        "sequenceNumber": 2, "random_number": 0}
+    request |= {"sequence": False, "random": True, "min": 5, "max": 6}
+    assert await extras("RequestRandom", pack(**request)) == {
+        "sequenceNumber": 0, "random_number": 5}
+    result = await extras("RequestGuid", pack(**(request | {"guid": True})))
+    assert len(result["guid"]) == 36 and result["sequenceNumber"] == 0
+    with pytest.raises(ActorError, match="min 3 must be less than max 3"):
+        await extras("RequestRandom", pack(min=3, max=3))
+    other = host.load(generation, ())
+    with pytest.raises(ActorError, match=f"is not signed for {contract}"):
+        await host.runtime.invoke(other, "call", frame("", contract, "RequestGuid", pack()))

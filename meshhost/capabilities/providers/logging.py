@@ -5,6 +5,12 @@ wasmCloud's ``debug``, ``info``, ``warn``, ``error`` (``trace`` and
 ``warning`` are accepted too; anything else logs at INFO).  Records go to the
 ``meshhost.actor`` logger with the actor's name and key.  Like wasmCloud 0.x,
 this contract needs the claim but no link definition (see policy.py).
+
+The older generations' ``WriteLog`` is served too (``legacy.py``): waSCC's
+``wascc:logging`` ``WriteLogRequest {level: u32, body}`` (0 = OFF, not
+logged, 1 ERROR … 5 TRACE) and wasmCloud 0.1x's ``wasmcloud:logging``
+``{target, level, text}``; those two contracts need a link, as in their
+hosts, where logging was a provider like any other.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import LOGGING, LogEntry
 from meshhost.capabilities.providers.base import CallContext, Provider
 
@@ -32,7 +39,11 @@ _LEVELS = {
 
 class LoggingProvider(Provider):
     contract_id = LOGGING
-    OPERATIONS: ClassVar[dict[str, str]] = {"Logging.WriteLog": "write_log"}
+    CONTRACT_ALIASES = (lg.WASCC_LOGGING, lg.WASMCLOUD_LOGGING)
+    OPERATIONS: ClassVar[dict[str, str]] = {
+        "Logging.WriteLog": "write_log",
+        "WriteLog": "legacy_write_log",
+    }
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         super().__init__()
@@ -40,10 +51,27 @@ class LoggingProvider(Provider):
 
     def write_log(self, ctx: CallContext, payload: bytes) -> bytes:
         entry = LogEntry.decode(payload)
-        text = entry.text
+        self._log(ctx, entry.level, entry.text)
+        return b""
+
+    def legacy_write_log(self, ctx: CallContext, payload: bytes) -> bytes:
+        """``WriteLog`` of waSCC (numeric level, ``body``) or wasmCloud 0.1x (``text``)."""
+        what = f"{ctx.link.contract_id} "
+        if lg.generation_of(ctx.link.contract_id) == "wascc":
+            req = lg.Shape(what + lg.WASCC_WRITE_LOG.name, lg.WASCC_WRITE_LOG.fields).decode(payload)
+            level = lg.WASCC_LOG_LEVELS.get(req["level"], "info")
+            if level is not None:
+                self._log(ctx, level, req["body"])
+        else:
+            args = lg.Shape(what + lg.WASMCLOUD_WRITE_LOG.name,
+                            lg.WASMCLOUD_WRITE_LOG.fields).decode(payload)
+            self._log(ctx, args["level"], args["text"])
+        return b""
+
+    def _log(self, ctx: CallContext, level_name: str, text: str) -> None:
         if len(text) > MAX_LOG_TEXT_CHARS:
             text = text[:MAX_LOG_TEXT_CHARS] + "… (truncated)"
-        level = _LEVELS.get(entry.level.strip().lower(), logging.INFO)
+        level = _LEVELS.get(level_name.strip().lower(), logging.INFO)
         self.logger.log(
             level,
             "[%s %s] %s",
@@ -52,4 +80,3 @@ class LoggingProvider(Provider):
             text,
             extra={"actor_id": ctx.actor.actor_id, "actor_name": ctx.actor.name},
         )
-        return b""

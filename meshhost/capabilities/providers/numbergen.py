@@ -8,7 +8,16 @@
 | ``NumberGen.RandomBytes`` | U32 count | list of U8 (a msgpack array of ints) |
 
 Like logging, wasmCloud served this in the host with no link (the claim is
-still required).  Randomness comes from an injected ``random_bytes``
+still required).
+
+The older generations' "extras" are served too, also without a link
+(``legacy.py``): ``wascc:extras`` and ``wasmcloud:extras`` operations
+``RequestGuid``, ``RequestRandom`` (min ≤ n < max, as the hosts'
+``gen_range(min..max)``), ``RequestSequence`` (per actor, from 0, kept in
+memory).  A request map holding ``guid``/``sequence``/``random`` is the hosts'
+``GeneratorRequest`` and gets a ``GeneratorResult``; otherwise it is the
+wasmcloud-actor-extras crate's ``{}`` / ``{min, max}`` and gets a bare
+String / u32 / u64.  Randomness comes from an injected ``random_bytes``
 (``os.urandom`` by default), so tests and the simulator stay seeded.
 """
 
@@ -21,9 +30,13 @@ from typing import ClassVar
 
 import msgpack
 
+import threading
+from typing import Any
+
+from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import NUMBERGEN, RangeLimit
 from meshhost.capabilities.providers.base import CallContext, Provider
-from meshhost.capabilities.providers.codec import Kind, decode_value, encode_value
+from meshhost.capabilities.providers.codec import Kind, decode_value, encode_value, unpack
 from meshhost.errors import ProviderError, ProviderPayloadTooLarge
 
 __all__ = ["MAX_RANDOM_BYTES", "NumberGenProvider"]
@@ -39,11 +52,17 @@ class NumberGenProvider(Provider):
         "NumberGen.RandomInRange": "op_in_range",
         "NumberGen.Random32": "op_random32",
         "NumberGen.RandomBytes": "op_bytes",
+        "RequestGuid": "legacy_guid",
+        "RequestRandom": "legacy_random",
+        "RequestSequence": "legacy_sequence",
     }
+    CONTRACT_ALIASES = (lg.WASCC_EXTRAS, lg.WASMCLOUD_EXTRAS)
 
     def __init__(self, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
         super().__init__()
         self._random_bytes = random_bytes
+        self._sequences: dict[str, int] = {}
+        self._sequence_lock = threading.Lock()
 
     def _u32(self) -> int:
         return int.from_bytes(self._random_bytes(4), "little")
@@ -77,3 +96,42 @@ class NumberGenProvider(Provider):
             )
         packed: bytes = msgpack.packb(list(self._random_bytes(count)))
         return packed
+
+    # --- waSCC / wasmCloud 0.1x extras ------------------------------------------------
+
+    def _generator_request(self, ctx: CallContext, payload: bytes) -> dict[str, Any] | None:
+        """The hosts' GeneratorRequest, or None for the actor crate's argument maps."""
+        value = unpack(payload, f"{ctx.link.contract_id} request") if payload else {}
+        if isinstance(value, dict) and lg.GENERATOR_REQUEST_KEYS & value.keys():
+            return lg.GENERATOR_REQUEST.decode(payload)
+        return None
+
+    def _result(self, guid: str | None = None, sequence: int = 0, random: int = 0) -> bytes:
+        return lg.GENERATOR_RESULT.encode(guid=guid, sequence_number=sequence,
+                                          random_number=random)
+
+    def legacy_guid(self, ctx: CallContext, payload: bytes) -> bytes:
+        guid = str(uuid.UUID(bytes=self._random_bytes(16), version=4))
+        if self._generator_request(ctx, payload) is not None:
+            return self._result(guid=guid)
+        return encode_value(guid, Kind.STR)
+
+    def legacy_random(self, ctx: CallContext, payload: bytes) -> bytes:
+        request = self._generator_request(ctx, payload)
+        if request is not None and not request["random"]:
+            return self._result()  # the hosts answered GeneratorResult::default()
+        args = request or lg.RANDOM_ARGS.decode(payload)
+        if args["min"] >= args["max"]:
+            raise ProviderError(
+                f"RequestRandom: min {args['min']} must be less than max {args['max']} "
+                "(the range excludes max)")
+        n = decode_value(self.op_in_range(ctx, RangeLimit(args["min"], args["max"] - 1).encode()),
+                         Kind.U32, "random")
+        return self._result(random=n) if request is not None else encode_value(n, Kind.U32)
+
+    def legacy_sequence(self, ctx: CallContext, payload: bytes) -> bytes:
+        request = self._generator_request(ctx, payload)
+        with self._sequence_lock:
+            n = self._sequences.get(ctx.actor.actor_id, 0)
+            self._sequences[ctx.actor.actor_id] = n + 1
+        return self._result(sequence=n) if request is not None else encode_value(n, Kind.U64)
