@@ -302,4 +302,5 @@ class Dispatcher:
         """A guest's ``__console_log`` line (not policy-checked, as in wasmCloud)."""
         if len(message) > MAX_CONSOLE_LOG_CHARS:
             message = message[:MAX_CONSOLE_LOG_CHARS] + "… (truncated)"
-        actor_log.log(log_level(level), "[%s %s] %s", actor.name, actor.actor_id[:8], message)
+        actor_log.log(log_level(level), "[%s %s] %s", actor.name, actor.actor_id[:8], message,
+                      extra={"actor_id": actor.actor_id, "actor_name": actor.name})

@@ -27,6 +27,7 @@ from rich.markup import escape
 
 from meshhost import config as config_mod
 from meshhost.cli import main
+from meshhost.cli.logs import LEVELS, HostTag, Verbosity, logging_to
 from meshhost.cli.output import (
     emit_json,
     exit_by_signal,
@@ -131,9 +132,45 @@ _KIND = {
     help="Serve /metrics, /healthz and /readyz on ADDR: a port (on 127.0.0.1) "
     "or IPv4:PORT (0.0.0.0:9090 for every interface).",
 )
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only warnings, errors and the events that need a person.")
+@click.option("-v", "--verbose", count=True,
+              help="-v: the host's info lines and internal events; -vv: debug.")
+@click.option("--log-level", type=click.Choice(list(LEVELS)),
+              help="One level for the host's and the actors' log lines "
+              "(default: warning for the host, info for actors).")
+@click.option("--log-format", type=click.Choice(["text", "json"]),
+              help="Log lines on stderr: text (default) or json, one object per line "
+              "(default with --json).")
 @json_option
 @fails_cleanly
 def up(
+    quiet: bool,
+    verbose: int,
+    log_level: str | None,
+    log_format: str | None,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Run a host: find peers, join the lattice, report who is alive.
+
+    Ctrl-C (SIGINT) or SIGTERM leaves the lattice gracefully; the exit code is
+    then 130 after SIGINT, 0 after SIGTERM. Events go to stdout, log lines to
+    stderr, each line starting with this host's short id.
+    """
+    if sum((quiet, verbose > 0, log_level is not None)) > 1:
+        raise click.UsageError("give only one of -q, -v and --log-level")
+    verbosity = Verbosity.from_flags(quiet, verbose, log_level)
+    with logging_to(verbosity, log_format or ("json" if as_json else "text")) as tag:
+        _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = verbosity, "", ""
+        try:
+            _up(tag, as_json=as_json, **options)
+        finally:
+            _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = Verbosity(host_level=0), "", ""
+
+
+def _up(
+    tag: HostTag,
     lattice: str | None,
     secret_file: Path | None,
     seeds: tuple[str, ...],
@@ -152,11 +189,7 @@ def up(
     metrics_address: str | None,
     as_json: bool,
 ) -> None:
-    """Run a host: find peers, join the lattice, report who is alive.
-
-    Ctrl-C (SIGINT) or SIGTERM leaves the lattice gracefully; the exit code is
-    then 130 after SIGINT, 0 after SIGTERM.
-    """
+    """``up`` once logging is set up (the options as ``up`` documents them)."""
     for item in labels:
         if "=" not in item or not item.partition("=")[0].strip():
             raise click.BadParameter(f"{item!r} is not key=value", param_hint="--label")
@@ -208,6 +241,8 @@ def up(
         if from_env is None:
             raise
         raise type(exc)(f"${SECRET_ENV}, {exc}") from None
+    tag.host_id = _VIEW.host_id = host.host_id
+    _VIEW.prefix = tag.short
     if secret_file is not None:
         secret_path: Path | None = secret_file
     elif secret_text is not None:
@@ -412,16 +447,33 @@ def _report(event: object, as_json: bool) -> None:
     _say(as_json, record, text.rstrip())
 
 
+class _View:
+    """How ``up`` shows events: set by ``up`` for its run (direct callers of
+    ``_report`` in tests get every event, unprefixed)."""
+
+    def __init__(self) -> None:
+        self.verbosity = Verbosity(host_level=0)  # everything
+        self.prefix = ""
+        self.host_id = ""
+
+
+_VIEW = _View()
+
+
 def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
+    if not _VIEW.verbosity.shows_event(str(record.get("event", ""))):
+        return
     if as_json:
         record = {"time": round(time.time(), 3), **record}
+        if _VIEW.host_id:
+            record.setdefault("host", _VIEW.host_id)
         try:
             sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
             sys.stdout.flush()
         except BrokenPipeError:
             silence_stdout()  # the host goes on; only its reader is gone
     else:
-        stdout.print(text, highlight=False)
+        stdout.print(f"{_VIEW.prefix} {text}" if _VIEW.prefix else text, highlight=False)
 
 
 def _write_status(host: Host, path: Path) -> None:
