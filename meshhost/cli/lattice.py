@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import click
 import msgpack
-import trio
 
 from meshhost.cli import main
 from meshhost.cli.output import (
@@ -30,7 +29,7 @@ from meshhost.cli.output import (
     stderr,
     stdout,
 )
-from meshhost.control.api import ControlClient
+from meshhost.control.api import ControlClient, request_blocking
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
 from meshhost.errors import LocalProtocolError
 from meshhost.identity import short_id
@@ -62,8 +61,8 @@ def _client(data_dir: Path | None, lattice: str) -> ControlClient:
 
 
 def _request(data_dir: Path | None, lattice: str, op: str, **args: Any) -> Any:
-    client = _client(data_dir, lattice)
-    return trio.run(lambda: client.request(op, **args))
+    directory = data_dir if data_dir is not None else default_data_dir(lattice)
+    return request_blocking(directory / CONTROL_SOCKET, op, **args)
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -492,6 +491,8 @@ def events(data_dir: Path | None, lattice: str, event_format: str) -> None:
     --format cloudevents prints each as a CloudEvent 1.0 (JSON), typed as
     wasmCloud names its lattice events (com.wasmcloud.lattice.actor_started...).
     """
+    import trio  # only `events` streams; the other commands make one blocking request
+
     client = _client(data_dir, lattice)
 
     async def follow() -> None:

@@ -18,10 +18,6 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from meshhost.errors import MeshError
 
@@ -36,17 +32,63 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
-class _QuietWhenUnread(Console):
-    """Stops printing when nobody reads any more (rich would raise SystemExit: a running
-    host would then die mid-shutdown instead of leaving gracefully)."""
+class _LazyConsole:
+    """A rich ``Console`` made on first use: importing rich costs ~30 ms, and the
+    read commands (``hosts``, ``inventory``, ``link list``) print only plain
+    text and :class:`PlainTable`, which go straight to the stream.
 
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        silence_stdout()
+    When nobody reads any more (``meshhost up | head``), printing stops
+    quietly: rich would raise SystemExit, and a running host would then die
+    mid-shutdown instead of leaving gracefully.
+    """
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+        self.quiet = False
+
+    def _rich(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            outer = self
+
+            class QuietWhenUnread(Console):
+                def on_broken_pipe(self) -> None:
+                    self.quiet = outer.quiet = True
+                    silence_stdout()
+
+            self._console = QuietWhenUnread(stderr=self._stderr, soft_wrap=True, quiet=self.quiet)
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """rich's ``Console.print``; a PlainTable, or text with markup and highlighting
+        off, is written as it is without loading rich."""
+        plain = len(objects) == 1 and (
+            isinstance(objects[0], PlainTable)
+            or (isinstance(objects[0], str) and kwargs.get("markup") is False
+                and kwargs.get("highlight") is False and set(kwargs) <= {"markup", "highlight"})
+        )
+        if not plain:
+            self._rich().print(*objects, **kwargs)
+            return
+        if self.quiet:
+            return
+        stream = sys.stderr if self._stderr else sys.stdout
+        try:
+            stream.write(f"{objects[0]}\n")
+            stream.flush()
+        except BrokenPipeError:
+            self.quiet = True
+            if not self._stderr:
+                silence_stdout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rich(), name)
 
 
-stdout = _QuietWhenUnread(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True)
+stdout = _LazyConsole()
+stderr = _LazyConsole(stderr=True)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
@@ -92,6 +134,8 @@ def fail(message: str) -> NoReturn:
 
 
 def _fail(message: str) -> NoReturn:
+    from rich.markup import escape
+
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     sys.exit(1)
 
@@ -117,15 +161,39 @@ def read_secret(value: str | None, env_var: str, what: str) -> str:
     raise click.UsageError(f"no {what} given: pass a file holding it, or set {env_var}")
 
 
-class PlainTable(Table):
-    """A rich ``Table`` whose text cells and title are shown as they are, never as markup.
+class PlainTable:
+    """Columns of text, left-aligned and separated by two spaces, under an optional title.
 
-    Cells hold peer- and user-chosen text (labels, actor names from claims,
-    link values): ``[/x]`` in one must print, not crash the CLI.
+    Cells are printed exactly as given: never read as markup (they hold peer-
+    and user-chosen text: labels, actor names from claims, link values),
+    never cut to the terminal's width (ids are copied from here).  A cell may
+    span several lines.  Takes rich ``Table``'s arguments it has no use for
+    (``style``, ``overflow``) and ignores them; rich itself is not loaded.
     """
 
-    def __init__(self, *headers: Any, title: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*headers, title=Text(title) if title is not None else None, **kwargs)
+    def __init__(self, *headers: str, title: str | None = None, show_header: bool = True,
+                 **_ignored: Any) -> None:
+        self.title = title
+        self.show_header = show_header
+        self.headers: list[str] = list(headers)
+        self.rows: list[list[str]] = []
 
-    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
-        super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
+    def add_column(self, header: str = "", **_ignored: Any) -> None:
+        self.headers.append(header)
+
+    def add_row(self, *cells: Any, **_ignored: Any) -> None:
+        self.rows.append([str(cell) for cell in cells])
+
+    def __str__(self) -> str:
+        rows = ([self.headers] if self.show_header else []) + self.rows
+        ncols = max((len(r) for r in rows), default=0)
+        split = [[(r[i] if i < len(r) else "").split("\n") for i in range(ncols)] for r in rows]
+        widths = [max((len(line) for row in split for line in row[i]), default=0)
+                  for i in range(ncols)]
+        lines = [] if self.title is None else [self.title]
+        for row in split:
+            for k in range(max((len(cell) for cell in row), default=1)):
+                parts = [(cell[k] if k < len(cell) else "").ljust(widths[i])
+                         for i, cell in enumerate(row)]
+                lines.append("  ".join(parts).rstrip())
+        return "\n".join(lines)

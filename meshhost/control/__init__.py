@@ -43,39 +43,72 @@ CLI design (built on these functions by the host/CLI layer)::
         which instances would start/stop on which host. Nothing is written.
 """
 
-from meshhost.control.manifest import (
-    Component,
-    ComponentType,
-    Linkdef,
-    Manifest,
-    Scaler,
-    ScalerKind,
-    Spread,
-    decode_manifest,
-    load_manifest,
-    parse_manifest,
-)
-from meshhost.control.placement import (
-    HostState,
-    HostView,
-    LinkSpec,
-    Placement,
-    Unsatisfied,
-    Workload,
-    component_key,
-    compute_placement,
-)
-from meshhost.control.reconcile import Action, DeleteLink, PutLink, StartActor, StopActor, reconcile
-from meshhost.control.reconciler import Reconciler, ReconcilerConfig
-from meshhost.control.status import (
-    AppState,
-    AppStatus,
-    Change,
-    StatusRow,
-    diff,
-    placement_diff,
-    status,
-)
+import importlib
+import sys
+import types
+from typing import Any
+
+# Imported on first use (PEP 562): `meshhost.control.api` is loaded by every CLI
+# command, and must not pull in yaml and the reconciler with it.
+_EXPORTS = {
+    "Component": "manifest",
+    "ComponentType": "manifest",
+    "Linkdef": "manifest",
+    "Manifest": "manifest",
+    "Scaler": "manifest",
+    "ScalerKind": "manifest",
+    "Spread": "manifest",
+    "decode_manifest": "manifest",
+    "load_manifest": "manifest",
+    "parse_manifest": "manifest",
+    "HostState": "placement",
+    "HostView": "placement",
+    "LinkSpec": "placement",
+    "Placement": "placement",
+    "Unsatisfied": "placement",
+    "Workload": "placement",
+    "component_key": "placement",
+    "compute_placement": "placement",
+    "Action": "reconcile",
+    "DeleteLink": "reconcile",
+    "PutLink": "reconcile",
+    "StartActor": "reconcile",
+    "StopActor": "reconcile",
+    "reconcile": "reconcile",
+    "Reconciler": "reconciler",
+    "ReconcilerConfig": "reconciler",
+    "AppState": "status",
+    "AppStatus": "status",
+    "Change": "status",
+    "StatusRow": "status",
+    "diff": "status",
+    "placement_diff": "status",
+    "status": "status",
+}
+
+
+class _Package(types.ModuleType):
+    """Keeps the exported functions ``status`` and ``reconcile`` what this package's
+    ``status`` and ``reconcile`` mean, as the eager imports did: loading the
+    submodule of the same name would otherwise set the attribute to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Action",

@@ -16,13 +16,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import struct
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
-import trio
+
+if TYPE_CHECKING:
+    import trio
+# trio itself is imported where it is used: the CLI's plain requests
+# (request_blocking) must not pay ~50 ms of start-up for it.
 
 from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, PayloadTooLarge
 
@@ -34,6 +39,7 @@ __all__ = [
     "decode_request",
     "encode_reply",
     "encode_request",
+    "request_blocking",
     "serve_unix",
 ]
 
@@ -183,9 +189,11 @@ async def serve_unix(
     dispatch: Dispatch,
     streamers: Mapping[str, Streamer],
     *,
-    task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Path] | None = None,
 ) -> None:
     """Serve control requests on a Unix socket at ``path`` (mode 0600) until cancelled."""
+    import trio
+
     if path.exists() or path.is_symlink():
         path.unlink()  # left by a crashed host; we own the data dir
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
@@ -233,10 +241,69 @@ async def serve_unix(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, connection, [listener])
-            task_status.started(path)
+            if task_status is not None:
+                task_status.started(path)
     finally:
         with trio.CancelScope(shield=True):
             path.unlink(missing_ok=True)
+
+
+def _no_host(path: Path, exc: OSError) -> LocalProtocolError:
+    """What to tell the user when the control socket at ``path`` cannot be reached."""
+    if isinstance(exc, PermissionError):
+        return LocalProtocolError(
+            f"permission denied on {path}: run as the user who started the host")
+    why = (
+        f"no control socket at {path}"
+        if isinstance(exc, FileNotFoundError)
+        else f"nothing answers on {path}: the host was killed or crashed"
+    )
+    return LocalProtocolError(
+        f"no meshhost host is running with data dir {path.parent} "
+        f"({why}); start one with `meshhost up`"
+    )
+
+
+def request_blocking(path: Path, op: str, **args: Any) -> Any:
+    """:meth:`ControlClient.request` without trio: one request on a plain blocking
+    socket, for a CLI command that makes one request and exits."""
+    body = encode_request(op, args)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+            raise _no_host(path, exc) from None
+        sock.sendall(_HEADER.pack(len(body)) + body)
+        data = _recv_message(sock)
+    if data is None:
+        raise ControlError(ErrorCode.UNAVAILABLE, "the host closed the connection")
+    return decode_reply(data).get("result")
+
+
+def _recv_message(sock: socket.socket) -> bytes | None:
+    header = _recv_exactly(sock, _HEADER.size)
+    if header is None:
+        return None
+    (length,) = _HEADER.unpack(header)
+    if length > MAX_MESSAGE_BYTES:
+        raise ControlError(
+            ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}")
+    body = _recv_exactly(sock, length)
+    if body is None:
+        raise DecodeError("control connection closed in the middle of a message")
+    return body
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            if buf:
+                raise DecodeError("control connection closed in the middle of a message")
+            return None
+        buf += chunk
+    return bytes(buf)
 
 
 class ControlClient:
@@ -246,22 +313,12 @@ class ControlClient:
         self.path = path
 
     async def _connect(self) -> trio.SocketStream:
+        import trio
+
         try:
             return await trio.open_unix_socket(str(self.path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            why = (
-                f"no control socket at {self.path}"
-                if isinstance(exc, FileNotFoundError)
-                else f"nothing answers on {self.path}: the host was killed or crashed"
-            )
-            raise LocalProtocolError(
-                f"no meshhost host is running with data dir {self.path.parent} "
-                f"({why}); start one with `meshhost up`"
-            ) from None
-        except PermissionError:
-            raise LocalProtocolError(
-                f"permission denied on {self.path}: run as the user who started the host"
-            ) from None
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+            raise _no_host(self.path, exc) from None
 
     async def request(self, op: str, **args: Any) -> Any:
         """Send one request; return its result or raise ControlError."""

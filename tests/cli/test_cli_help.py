@@ -6,7 +6,7 @@ import click
 from click.testing import CliRunner
 
 from meshhost import __version__
-from meshhost.cli import main
+from meshhost.cli import load_all, main
 
 
 def _commands(
@@ -19,6 +19,7 @@ def _commands(
 
 
 def test_every_command_and_option_has_help_text() -> None:
+    load_all()
     commands = list(_commands(main))
     assert {"up", "lattice new", "link del", "app diff", "demo"} <= {name for name, _ in commands}
     missing = [
