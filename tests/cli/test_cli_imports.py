@@ -3,12 +3,14 @@
 ``meshhost hosts``, ``inventory`` and ``link list`` are run in a fresh
 interpreter against a stand-in control socket; afterwards none of wasmtime,
 hypercorn, zeroconf, trio, rich or yaml may be in ``sys.modules`` (together
-they made every command take ~0.3 s).  No wall clock is read.
+they made every command take ~0.3 s) while the output fits the terminal
+(a wider table is folded by rich).  No wall clock is read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -92,8 +94,10 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 def test_read_commands_answer_without_importing_heavy_modules(
     data_dir: Path, argv: list[str], shown: list[str]
 ) -> None:
+    # A terminal 160 columns wide: a table wider than the terminal is folded by rich.
+    env = {**os.environ, "COLUMNS": "160"}
     done = subprocess.run([sys.executable, "-c", _PROBE, *argv, "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env)
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["code"] in (None, 0), done.stderr
     for text in shown:
