@@ -138,3 +138,51 @@ GENERATOR_RESULT = Shape("GeneratorResult", (
 RANDOM_ARGS = Shape("RequestRandomArgs", (_f("min", Kind.U32), _f("max", Kind.U32)))
 GENERATOR_REQUEST_KEYS = frozenset({"guid", "sequence", "random"})
 """A map with any of these keys is a GeneratorRequest (answered with a GeneratorResult)."""
+
+
+# --- messaging ----------------------------------------------------------------------
+# waSCC: wascc-codec src/messaging.rs (rename_all camelCase; RequestMessage.timeout_ms
+# renamed "timeout"); wasmCloud 0.1x: actor-interfaces messaging/messaging.widl,
+# messaging/rust/src/generated.rs (PublishArgs, RequestArgs, PublishResponse,
+# BrokerMessage).  Both: body is serde_bytes (msgpack bin).
+WASCC_MESSAGING = "wascc:messaging"
+BROKER_MESSAGE = Shape("BrokerMessage", (
+    _f("subject", Kind.STR), _f("replyTo", Kind.STR, "reply_to"), _f("body", Kind.BYTES)))
+"""waSCC's Publish input and both generations' delivered message; wasmCloud 0.1x's
+PublishArgs and Request answer have the same members."""
+REQUEST_ARGS = Shape("RequestArgs", (
+    _f("subject", Kind.STR), _f("body", Kind.BYTES), _f("timeout", Kind.I64)))
+"""waSCC RequestMessage / wasmCloud 0.1x RequestArgs; timeout in milliseconds."""
+PUBLISH_RESPONSE = Shape("PublishResponse", (_f("published", Kind.BOOL),))
+WASCC_DELIVER_MESSAGE = "DeliverMessage"
+"""What waSCC's messaging provider called on a subscribed actor (wascc-codec OP_DELIVER_MESSAGE)."""
+WASMCLOUD_HANDLE_MESSAGE = "HandleMessage"
+"""wasmCloud 0.1x's subscriber operation (actor-interfaces messaging generated.rs)."""
+
+# --- telling a wasmCloud 0.1x actor from a wasmbus one ---------------------------------
+# Both sign for wasmcloud:messaging / wasmcloud:httpserver, so a provider cannot tell from
+# the link which operation the actor registered.  It calls the wasmbus operation; a guest
+# that has no handler for it answers so without running anything (waPC guest SDKs:
+# "No handler registered for function …", AssemblyScript: "Could not find function …"),
+# and the provider calls the 0.1x operation instead.
+_MISSING_HANDLER = ("no handler registered", "could not find function")
+
+
+def is_missing_handler(exc: BaseException) -> bool:
+    """True if an actor's error says it has no handler for the operation called."""
+    text = str(exc).lower()
+    return any(marker in text for marker in _MISSING_HANDLER)
+
+
+# --- HTTP server ----------------------------------------------------------------------
+# waSCC: wascc-codec src/http.rs (Request/Response, rename_all camelCase, body serde_bytes,
+# header HashMap<String, String>); wasmCloud 0.1x: actor-interfaces http-server/httpserver.widl
+# and http-server/rust/src/generated.rs (the same members).  Operation "HandleRequest".
+WASCC_HTTP_SERVER = "wascc:http_server"
+OLD_HANDLE_REQUEST = "HandleRequest"
+OLD_HTTP_REQUEST = Shape("Request", (
+    _f("method", Kind.STR), _f("path", Kind.STR), _f("queryString", Kind.STR, "query_string"),
+    _f("header", Kind.STR_MAP), _f("body", Kind.BYTES)))
+OLD_HTTP_RESPONSE = Shape("Response", (
+    _f("statusCode", Kind.U32, "status_code"), _f("status", Kind.STR),
+    _f("header", Kind.STR_MAP), _f("body", Kind.BYTES)))

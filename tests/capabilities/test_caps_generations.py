@@ -10,6 +10,7 @@ the bytes that generation's own provider answered.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -20,8 +21,17 @@ import pytest
 import trio
 import wasmtime
 
-from meshhost.capabilities import Dispatcher, KeyValueProvider, LinkDefinition, LoggingProvider
+from meshhost.capabilities import (
+    Dispatcher,
+    HttpServerProvider,
+    KeyValueProvider,
+    LinkDefinition,
+    LoggingProvider,
+    MessagingProvider,
+)
 from meshhost.capabilities import legacy
+from meshhost.capabilities.local import local_invoker
+from meshhost.capabilities.providers.codec import Kind
 from meshhost.capabilities.providers.numbergen import NumberGenProvider
 from meshhost.errors import ActorError
 from meshhost.identity import nkeys
@@ -51,7 +61,10 @@ class Host:
         self.runtime = Runtime(data_dir, self.dispatcher)
         self.kv = KeyValueProvider(data_dir / "kv")
         self.logging = LoggingProvider()
-        for provider in (self.kv, self.logging, NumberGenProvider()):
+        invoke = local_invoker(self.runtime)
+        self.messaging = MessagingProvider(invoke)
+        self.http = HttpServerProvider(invoke)
+        for provider in (self.kv, self.logging, NumberGenProvider(), self.messaging, self.http):
             self.dispatcher.register(provider)
         self.issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
 
@@ -62,8 +75,10 @@ class Host:
                              caps=caps, now=time.time())
         return self.runtime.load(module).actor_id
 
-    async def link(self, actor_id: str, contract_id: str) -> None:
-        await self.dispatcher.put_link(LinkDefinition(actor_id, contract_id, "default", "builtin"))
+    async def link(self, actor_id: str, contract_id: str, **values: str) -> LinkDefinition:
+        link = LinkDefinition(actor_id, contract_id, "default", "builtin", values)
+        await self.dispatcher.put_link(link)
+        return link
 
 
 @pytest.fixture
@@ -164,6 +179,9 @@ def test_legacy_shapes_match_golden_bytes(vector: dict) -> None:
         shape = shape[vector["generation"]]
     expected = bytes.fromhex(vector["msgpack_hex"])
     attrs = {f.attr: vector["fields"].get(f.wire) for f in shape.fields}
+    for f in shape.fields:
+        if f.kind is Kind.BYTES:
+            attrs[f.attr] = bytes.fromhex(attrs[f.attr])
     assert shape.encode(**attrs) == expected
     assert legacy.plain(shape.decode(expected)) == attrs
 
@@ -224,3 +242,106 @@ async def test_old_extras_need_the_claim_but_no_link(host: Host, generation: str
     other = host.load(generation, ())
     with pytest.raises(ActorError, match=f"is not signed for {contract}"):
         await host.runtime.invoke(other, "call", frame("", contract, "RequestGuid", pack()))
+
+
+HTTP = {"wascc": "wascc:http_server", "wasmcloud": "wasmcloud:httpserver"}
+MESSAGING = {"wascc": "wascc:messaging", "wasmcloud": "wasmcloud:messaging"}
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"x-a": "1"})
+    resp = conn.getresponse()
+    out = resp.status, dict(resp.getheaders()), resp.read()
+    conn.close()
+    return out
+
+
+@pytest.mark.parametrize("generation", ["wascc", "wasmcloud"])
+async def test_the_http_server_calls_an_old_actor_with_its_generations_request(
+    host: Host, generation: str
+) -> None:
+    """waSCC by its contract id; a 0.1x actor says it has no HttpServer.HandleRequest."""
+    actor = host.load(generation, (KV[generation], HTTP[generation]))
+    await host.link(actor, KV[generation])
+    link = await host.link(actor, HTTP[generation], ADDRESS="127.0.0.1:0")
+    _, port = host.http.bound_address(link)
+    for count in (1, 2):
+        status, headers, body = await trio.to_thread.run_sync(_get, port, "/hits?x=1")
+        assert (status, body) == (200, pack(value=count))
+        assert headers["content-length"] == str(len(body))
+
+
+async def test_the_http_server_request_payload_is_the_old_shape(host: Host) -> None:
+    seen: list[tuple[str, bytes]] = []
+
+    async def record(actor_id: str, operation: str, payload: bytes, timeout_s: float) -> bytes:
+        seen.append((operation, payload))
+        return pack(statusCode=201, status="Created", header={"x-b": "2"}, body=b"ok")
+
+    provider = HttpServerProvider(record)
+    link = LinkDefinition("M" + "A" * 55, "wascc:http_server", "default", "", {"PORT": "0"})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(provider.serve)
+        await provider.put_link(link)
+        _, port = provider.bound_address(link)
+        status, headers, body = await trio.to_thread.run_sync(_get, port, "/a/b?q=1")
+        nursery.cancel_scope.cancel()
+    assert (status, headers["x-b"], body) == (201, "2", b"ok")
+    ((operation, payload),) = seen
+    request = msgpack.unpackb(payload)
+    assert operation == "HandleRequest"
+    assert list(request) == ["method", "path", "queryString", "header", "body"]
+    assert request["method"] == "GET" and request["path"] == "/a/b"
+    assert request["queryString"] == "q=1" and request["header"]["x-a"] == "1"
+    assert request["body"] == b""
+
+
+@pytest.mark.parametrize("generation", ["wascc", "wasmcloud"])
+async def test_old_actors_publish_and_receive_messages(host: Host, generation: str) -> None:
+    contract = MESSAGING[generation]
+    actor = host.load(generation, (KV[generation], contract))
+    await host.link(actor, KV[generation])
+    await host.link(actor, contract, SUBSCRIPTION="news.*")
+    published = await host.runtime.invoke(actor, "call", frame(
+        "default", contract, "Publish", pack(subject="news.today", replyTo="", body=b"hi")))
+    # waSCC ignores the answer; wasmCloud 0.1x reads PublishResponse {published}
+    assert published == (b"" if generation == "wascc" else pack(published=True))
+    count = pack(key="messages")
+
+    async def messages() -> bytes:
+        return await host.runtime.invoke(actor, "call", frame("default", KV[generation], "Get",
+                                                              count))
+
+    with trio.fail_after(10):  # delivered (DeliverMessage / HandleMessage) -> Add "messages"
+        while await messages() != pack(value="1", exists=True):
+            await trio.sleep(0.01)
+    assert host.messaging.failed == 0
+
+
+@pytest.mark.parametrize("generation", ["wascc", "wasmcloud"])
+async def test_old_actors_request_and_get_the_reply_in_their_shape(
+    host: Host, generation: str
+) -> None:
+    contract = MESSAGING[generation]
+    actor = host.load(generation, (KV[generation], contract))
+    responder = host.load(generation, ())  # its link makes "ask" have a subscriber
+    await host.link(actor, contract)
+    await host.link(responder, contract, SUBSCRIPTION="ask")
+
+    async def reply() -> None:
+        while not host.messaging._waiters:
+            await trio.sleep(0.005)
+        (inbox,) = list(host.messaging._waiters)
+        await host.messaging.publish(inbox, b"pong")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reply)
+        answer = await host.runtime.invoke(actor, "call", frame(
+            "default", contract, "Request", pack(subject="ask", body=b"ping", timeout=5000)))
+    if generation == "wascc":
+        assert answer == b"pong"  # the raw reply body, no wrapper
+    else:
+        reply_msg = msgpack.unpackb(answer)
+        assert list(reply_msg) == ["subject", "replyTo", "body"]
+        assert reply_msg["body"] == b"pong" and reply_msg["subject"].startswith("_INBOX.")

@@ -75,8 +75,11 @@ class Kind(enum.Enum):
     U32 = "U32"
     U64 = "U64"
     I32 = "I32"
+    I64 = "I64"
     STR_LIST = "list<String>"
     HEADERS = "map<String, list<String>>"
+    STR_MAP = "map<String, String>"
+    """The older generations' HTTP header map (one value per name)."""
 
 
 _INT_RANGES: dict[Kind, tuple[int, int]] = {
@@ -84,6 +87,7 @@ _INT_RANGES: dict[Kind, tuple[int, int]] = {
     Kind.U32: (0, 0xFFFF_FFFF),
     Kind.U64: (0, 0xFFFF_FFFF_FFFF_FFFF),
     Kind.I32: (-(2**31), 2**31 - 1),
+    Kind.I64: (-(2**63), 2**63 - 1),
 }
 
 _ZERO: dict[Kind, Any] = {
@@ -95,8 +99,10 @@ _ZERO: dict[Kind, Any] = {
     Kind.U32: 0,
     Kind.U64: 0,
     Kind.I32: 0,
+    Kind.I64: 0,
     Kind.STR_LIST: (),
     Kind.HEADERS: {},
+    Kind.STR_MAP: {},
 }
 
 
@@ -226,6 +232,10 @@ def convert(value: Any, kind: Kind, what: str) -> Any:
                     values = [values]
                 headers[name] = convert(values, Kind.STR_LIST, f"{what}[{name!r}]")
             return headers
+    elif kind is Kind.STR_MAP:
+        if isinstance(value, dict):
+            return {convert(k, Kind.STR, f"{what} key"): convert(v, Kind.STR, f"{what}[{k!r}]")
+                    for k, v in value.items()}
     raise PayloadDecodeError(f"{what}: expected {kind.value}, got {_type_name(value)}")
 
 

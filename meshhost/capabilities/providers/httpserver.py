@@ -58,6 +58,7 @@ from typing import Any, ClassVar
 import trio
 from hypercorn.config import Config as HypercornConfig
 
+from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import HTTPSERVER, HttpRequest, HttpResponse
 from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT, ActorInvoker, Provider
@@ -250,12 +251,15 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 class HttpServerProvider(Provider):
     contract_id = HTTPSERVER
+    CONTRACT_ALIASES = (lg.WASCC_HTTP_SERVER,)
     OPERATIONS: ClassVar[dict[str, str]] = {}
     """Actors receive from this provider; they never call it."""
 
     def __init__(self, invoke: ActorInvoker, *, rng: random.Random | None = None) -> None:
         super().__init__()
         self._invoke = invoke
+        self._old_actors: set[str] = set()
+        """Actors that answered the older generations' ``HandleRequest`` (tried first)."""
         self._rng = rng if rng is not None else random.Random()  # restart jitter only
         self._listeners: dict[LinkKey, _Listener] = {}
         self._pending: dict[LinkKey, LinkDefinition] = {}
@@ -404,6 +408,18 @@ class HttpServerProvider(Provider):
 
         return app
 
+    async def _call(self, actor_id: str, request: HttpRequest, old: bool,
+                    timeout_s: float) -> bytes:
+        """Invoke the actor with wasmbus' request, or the older generations' (``old``):
+        op ``HandleRequest``, ``Request {method, path, queryString, header: map<str, str>
+        (repeated headers joined with ", "), body}``."""
+        if not old:
+            return await self._invoke(actor_id, HANDLE_REQUEST, request.encode(), timeout_s)
+        payload = lg.OLD_HTTP_REQUEST.encode(
+            method=request.method, path=request.path, query_string=request.query_string,
+            header={k: ", ".join(v) for k, v in request.header.items()}, body=request.body)
+        return await self._invoke(actor_id, lg.OLD_HANDLE_REQUEST, payload, timeout_s)
+
     async def _handle(
         self, listener: _Listener, scope: dict[str, Any], receive: Receive
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
@@ -447,11 +463,27 @@ class HttpServerProvider(Provider):
             body=bytes(body),
         )
         INCOMING_TRACEPARENT.set(header.get("traceparent", ("",))[0])
+        old = listener.link.contract_id == lg.WASCC_HTTP_SERVER or actor_id in self._old_actors
         try:
             with trio.fail_after(settings.timeout_s + 1):
-                answer = await self._invoke(
-                    actor_id, HANDLE_REQUEST, request.encode(), settings.timeout_s
-                )
+                try:
+                    answer = await self._call(actor_id, request, old, settings.timeout_s)
+                except MeshError as exc:
+                    if listener.link.contract_id == lg.WASCC_HTTP_SERVER or (
+                            not lg.is_missing_handler(exc)):
+                        raise
+                    # a wasmCloud 0.1x actor (or one that moved on to wasmbus)
+                    old = not old
+                    try:
+                        answer = await self._call(actor_id, request, old, settings.timeout_s)
+                    except MeshError as second:
+                        if lg.is_missing_handler(second):
+                            raise exc from None  # handles neither: report the first
+                        raise
+                    if old:
+                        self._old_actors.add(actor_id)
+                    else:
+                        self._old_actors.discard(actor_id)
         except trio.TooSlowError:
             return _plain(503, f"actor {actor_id} did not answer within {settings.timeout_s:g} s\n")
         except MeshError as exc:
@@ -466,7 +498,7 @@ class HttpServerProvider(Provider):
             log.exception("httpserver: invoking actor %s failed", actor_id)
             return _plain(500, "internal error invoking the actor\n")
         try:
-            response = HttpResponse.decode(answer)
+            response = _old_response(answer) if old else HttpResponse.decode(answer)
         except MeshError as exc:
             return _plain(500, f"actor {actor_id} answered a malformed HttpResponse: {exc}\n")
         if not 100 <= response.status_code <= 599:
@@ -482,6 +514,14 @@ class HttpServerProvider(Provider):
                     headers.append((raw_name, raw_value))
         headers.append((b"content-length", str(len(response.body)).encode()))
         return response.status_code, headers, response.body
+
+
+def _old_response(answer: bytes) -> HttpResponse:
+    """waSCC / wasmCloud 0.1x ``Response {statusCode, status, header, body}`` as an HttpResponse."""
+    fields = lg.OLD_HTTP_RESPONSE.decode(answer)
+    return HttpResponse(status_code=fields["status_code"],
+                        header={k: (v,) for k, v in fields["header"].items()},
+                        body=fields["body"])
 
 
 def _reason(exc: BaseException) -> str:

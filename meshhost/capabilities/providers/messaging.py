@@ -47,6 +47,7 @@ from typing import ClassVar
 
 import trio
 
+from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import (
     MESSAGING,
     PubMessage,
@@ -135,6 +136,10 @@ class _Delivery:
     actor_id: str
     payload: bytes
     subject: str
+    operation: str = HANDLE_MESSAGE
+    fallback: tuple[str, bytes] | None = None
+    """(operation, payload) for a wasmCloud 0.1x actor, tried when the wasmbus
+    operation finds no handler in the guest (legacy.is_missing_handler)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +160,16 @@ class _Waiter:
 
 
 class MessagingProvider(Provider):
+    """wasmbus ``Messaging.*``, plus waSCC's (``wascc:messaging``) and wasmCloud
+    0.1x's bare ``Publish`` / ``Request`` and their deliveries (``legacy.py``)."""
+
     contract_id = MESSAGING
+    CONTRACT_ALIASES = (lg.WASCC_MESSAGING,)
     OPERATIONS: ClassVar[dict[str, str]] = {
         "Messaging.Publish": "op_publish",
         "Messaging.Request": "op_request",
+        "Publish": "legacy_publish",
+        "Request": "legacy_request",
     }
 
     def __init__(
@@ -201,15 +212,19 @@ class MessagingProvider(Provider):
     def subscribers(self, subject: str) -> list[str]:
         """Actor ids to deliver ``subject`` to: one per matching link, except that the
         links of one queue group (``QUEUEGROUP_NAME``) share a message, taking turns."""
-        targets: list[str] = []
-        groups: dict[str, list[str]] = {}
+        return [actor for actor, _contract in self._targets(subject)]
+
+    def _targets(self, subject: str) -> list[tuple[str, str]]:
+        """(actor id, contract id of its link) for each delivery of ``subject``."""
+        targets: list[tuple[str, str]] = []
+        groups: dict[str, list[tuple[str, str]]] = {}
         with self._lock:
-            for _key, (actor, patterns, queue) in sorted(self._subs.items()):
+            for key, (actor, patterns, queue) in sorted(self._subs.items()):
                 if any(matches(p, subject) for p in patterns):
                     if queue:
-                        groups.setdefault(queue, []).append(actor)
+                        groups.setdefault(queue, []).append((actor, key[1]))
                     else:
-                        targets.append(actor)
+                        targets.append((actor, key[1]))
             for queue, members in sorted(groups.items()):
                 turn = self._turns.get(queue, -1) + 1
                 self._turns[queue] = turn
@@ -244,9 +259,15 @@ class MessagingProvider(Provider):
             await self._forward(delivery, limiter)
             return
         try:
-            await self._invoke(
-                delivery.actor_id, HANDLE_MESSAGE, delivery.payload, self._delivery_timeout_s
-            )
+            try:
+                await self._invoke(delivery.actor_id, delivery.operation, delivery.payload,
+                                   self._delivery_timeout_s)
+            except MeshError as exc:
+                if delivery.fallback is None or not lg.is_missing_handler(exc):
+                    raise
+                operation, payload = delivery.fallback  # a wasmCloud 0.1x subscriber
+                await self._invoke(delivery.actor_id, operation, payload,
+                                   self._delivery_timeout_s)
             self.delivered += 1
         except MeshError as exc:
             self.failed += 1
@@ -314,12 +335,17 @@ class MessagingProvider(Provider):
             forward = _Forward(subject, reply_to, body)
             self.bridge.run_sync(self._enqueue, forward, what="Messaging.Publish")
             queued += 1
-        targets = self.subscribers(subject)
+        targets = self._targets(subject)
         payload = SubMessage(subject, reply_to, body).encode()
-        for actor_id in targets:
-            self.bridge.run_sync(
-                self._enqueue, _Delivery(actor_id, payload, subject), what="Messaging.Publish"
-            )
+        old_payload = lg.BROKER_MESSAGE.encode(subject=subject, reply_to=reply_to or "",
+                                               body=body)
+        for actor_id, contract_id in targets:
+            if contract_id == lg.WASCC_MESSAGING:
+                delivery = _Delivery(actor_id, old_payload, subject, lg.WASCC_DELIVER_MESSAGE)
+            else:
+                delivery = _Delivery(actor_id, payload, subject,
+                                     fallback=(lg.WASMCLOUD_HANDLE_MESSAGE, old_payload))
+            self.bridge.run_sync(self._enqueue, delivery, what="Messaging.Publish")
         return queued + len(targets)
 
     async def publish(self, subject: str, body: bytes, reply_to: str | None = None) -> int:
@@ -358,3 +384,26 @@ class MessagingProvider(Provider):
         if reply is None:  # woken by aclose()
             raise ProviderNotAvailable("Messaging.Request: the host is shutting down")
         return ReplyMessage(reply.subject, reply.reply_to, reply.body).encode()
+
+    # --- waSCC / wasmCloud 0.1x ----------------------------------------------------------
+
+    def legacy_publish(self, ctx: CallContext, payload: bytes) -> bytes:
+        """``Publish``: waSCC BrokerMessage (answer ignored) / 0.1x PublishArgs (PublishResponse)."""
+        msg = lg.Shape(f"{ctx.link.contract_id} {lg.BROKER_MESSAGE.name}",
+                       lg.BROKER_MESSAGE.fields).decode(payload)
+        self.publish_sync(msg["subject"], msg["body"], msg["reply_to"] or None)
+        if lg.generation_of(ctx.link.contract_id) == "wascc":
+            return b""
+        return lg.PUBLISH_RESPONSE.encode(published=True)
+
+    def legacy_request(self, ctx: CallContext, payload: bytes) -> bytes:
+        """``Request``: waSCC answers the reply's raw body, 0.1x a BrokerMessage."""
+        args = lg.Shape(f"{ctx.link.contract_id} {lg.REQUEST_ARGS.name}",
+                        lg.REQUEST_ARGS.fields).decode(payload)
+        timeout_ms = min(max(args["timeout"], 0), 0xFFFF_FFFF)
+        reply = ReplyMessage.decode(self.op_request(
+            ctx, RequestMessage(args["subject"], args["body"], timeout_ms).encode()))
+        if lg.generation_of(ctx.link.contract_id) == "wascc":
+            return reply.body  # "the broker plugin applies no wrapper" (wascc-actor)
+        return lg.BROKER_MESSAGE.encode(subject=reply.subject, reply_to=reply.reply_to or "",
+                                        body=reply.body)

@@ -8,6 +8,9 @@
 ;;                  value: 1} through binding "default"; answers the HTTP Response of that
 ;;                  generation, {statusCode: 200, status: "OK", header: {}, body: <the
 ;;                  AddResponse bytes the provider answered>}
+;;   DeliverMessage (the generation's subscriber operation) the same "Add" with
+;;                  {key: "messages", value: 1}; answers nothing
+;;   anything else  fails with wapc-guest's "No handler registered for function <op>"
 (module
   (import "wapc" "__guest_request" (func $guest_request (param i32 i32)))
   (import "wapc" "__guest_response" (func $guest_response (param i32 i32)))
@@ -21,13 +24,16 @@
 
   (data (i32.const 16) "call")
   (data (i32.const 32) "HandleRequest")
-  (data (i32.const 128) "unknown operation")
+  (data (i32.const 96) "DeliverMessage")
+  (data (i32.const 400) "No handler registered for function ")
   (data (i32.const 160) "wascc:keyvalue")
   (data (i32.const 192) "Add")
   (data (i32.const 224) "default")
   ;; AddArgs {key: "hits", value: 1}  (17 bytes)
   (data (i32.const 256) "\82\a3key\a4hits\a5value\01")
   ;; Response {statusCode: 200, status: "OK", header: {}, body: bin8 ...  (38 bytes, then the length)
+  ;; {key: "messages", value: 1}  (21 bytes)
+  (data (i32.const 288) "\82\a3key\a8messages\a5value\01")
   (data (i32.const 320) "\84\aastatusCode\cc\c8\a6status\a2OK\a6header\80\a4body\c4")
 
   (global $REQ i32 (i32.const 65536))
@@ -106,6 +112,18 @@
         (call $guest_response (local.get $end) (i32.add (local.get $n) (i32.const 39)))
         (return (i32.const 1))))
 
-    (call $guest_error (i32.const 128) (i32.const 17))
+    (if (call $is (local.get $op_len) (i32.const 96) (i32.const 14))   ;; DeliverMessage
+      (then
+        (if (i32.eqz (call $host_call (i32.const 224) (i32.const 7) (i32.const 160) (i32.const 14)
+                                      (i32.const 192) (i32.const 3) (i32.const 288) (i32.const 21)))
+          (then (return (call $fail_with_host_error (local.get $end)))))
+        (call $guest_response (i32.const 0) (i32.const 0))
+        (return (i32.const 1))))
+
+    ;; as wapc-guest: "No handler registered for function " + the operation
+    (call $ensure (i32.add (local.get $end) (i32.add (local.get $op_len) (i32.const 35))))
+    (memory.copy (local.get $end) (i32.const 400) (i32.const 35))
+    (memory.copy (i32.add (local.get $end) (i32.const 35)) (global.get $REQ) (local.get $op_len))
+    (call $guest_error (local.get $end) (i32.add (local.get $op_len) (i32.const 35)))
     (i32.const 0))
 )
