@@ -186,3 +186,9 @@ OLD_HTTP_REQUEST = Shape("Request", (
 OLD_HTTP_RESPONSE = Shape("Response", (
     _f("statusCode", Kind.U32, "status_code"), _f("status", Kind.STR),
     _f("header", Kind.STR_MAP), _f("body", Kind.BYTES)))
+
+# --- HTTP client (wasmCloud 0.1x; actor-interfaces http-client/httpclient.widl) ---------
+# Request(method, url, headers: {string: string}, body: bytes): Response (as the server's)
+OLD_CLIENT_REQUEST = Shape("RequestArgs", (
+    _f("method", Kind.STR), _f("url", Kind.STR), _f("headers", Kind.STR_MAP),
+    _f("body", Kind.BYTES)))

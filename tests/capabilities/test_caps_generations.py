@@ -11,7 +11,9 @@ the bytes that generation's own provider answered.
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
+import threading
 import os
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ import wasmtime
 
 from meshhost.capabilities import (
     Dispatcher,
+    HttpClientProvider,
     HttpServerProvider,
     KeyValueProvider,
     LinkDefinition,
@@ -64,7 +67,8 @@ class Host:
         invoke = local_invoker(self.runtime)
         self.messaging = MessagingProvider(invoke)
         self.http = HttpServerProvider(invoke)
-        for provider in (self.kv, self.logging, NumberGenProvider(), self.messaging, self.http):
+        for provider in (self.kv, self.logging, NumberGenProvider(), self.messaging, self.http,
+                         HttpClientProvider()):
             self.dispatcher.register(provider)
         self.issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
 
@@ -345,3 +349,40 @@ async def test_old_actors_request_and_get_the_reply_in_their_shape(
         reply_msg = msgpack.unpackb(answer)
         assert list(reply_msg) == ["subject", "replyTo", "body"]
         assert reply_msg["body"] == b"pong" and reply_msg["subject"].startswith("_INBOX.")
+
+
+async def test_a_wasmcloud_0x_actor_makes_an_http_request_in_its_shapes(host: Host) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers["content-length"]))
+            out = body.upper() + self.headers["x-a"].encode()
+            self.send_response(202)
+            self.send_header("X-B", "2")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        actor = host.load("wasmcloud", ("wasmcloud:httpclient",))
+        await host.link(actor, "wasmcloud:httpclient", ALLOWED_HOSTS="127.0.0.1")
+        url = f"http://127.0.0.1:{server.server_port}/x"
+        answer = await host.runtime.invoke(actor, "call", frame(
+            "default", "wasmcloud:httpclient", "Request",
+            pack(method="POST", url=url, headers={"x-a": "1"}, body=b"hi")))
+        response = msgpack.unpackb(answer)
+        assert list(response) == ["statusCode", "status", "header", "body"]
+        assert (response["statusCode"], response["status"], response["body"]) == (
+            202, "Accepted", b"HI1")
+        assert response["header"]["x-b"] == "2"
+        with pytest.raises(ActorError, match="not in ALLOWED_HOSTS"):
+            await host.runtime.invoke(actor, "call", frame(
+                "default", "wasmcloud:httpclient", "Request",
+                pack(method="GET", url="http://10.1.2.3/", headers={}, body=b"")))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -23,9 +23,11 @@ import http.client
 import re
 import ssl
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import HTTPCLIENT, HttpClientRequest, HttpResponse
 from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.policy import who
@@ -126,7 +128,10 @@ def parse_settings(link: LinkDefinition) -> ClientSettings:
 
 class HttpClientProvider(Provider):
     contract_id = HTTPCLIENT
-    OPERATIONS: ClassVar[dict[str, str]] = {"HttpClient.Request": "op_request"}
+    OPERATIONS: ClassVar[dict[str, str]] = {
+        "HttpClient.Request": "op_request",
+        "Request": "legacy_request",  # wasmCloud 0.1x (legacy.OLD_CLIENT_REQUEST)
+    }
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__()
@@ -174,6 +179,23 @@ class HttpClientProvider(Provider):
         if parts.query:
             target += "?" + parts.query
         return self._send(scheme, host, port, method, target, req, settings)
+
+    def legacy_request(self, ctx: CallContext, payload: bytes) -> bytes:
+        """wasmCloud 0.1x ``Request {method, url, headers: map<str, str>, body}`` ->
+        ``Response {statusCode, status, header: map<str, str>, body}``, through
+        :meth:`op_request` (same ALLOWED_HOSTS, limits, no redirects)."""
+        args = lg.Shape(f"{ctx.link.contract_id} {lg.OLD_CLIENT_REQUEST.name}",
+                        lg.OLD_CLIENT_REQUEST.fields).decode(payload)
+        request = HttpClientRequest(args["method"], args["url"],
+                                    {k: (v,) for k, v in args["headers"].items()}, args["body"])
+        response = HttpResponse.decode(self.op_request(ctx, request.encode()))
+        try:
+            status = HTTPStatus(response.status_code).phrase
+        except ValueError:
+            status = ""
+        return lg.OLD_HTTP_RESPONSE.encode(
+            status_code=response.status_code, status=status,
+            header={k: ", ".join(v) for k, v in response.header.items()}, body=response.body)
 
     def _send(
         self,
