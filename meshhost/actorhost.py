@@ -385,7 +385,9 @@ class ActorHost:
                 "module_sha256": running.digest,
             })
         listeners = []
-        for link in self.dispatcher.links.for_contract(HTTPSERVER):
+        http_links = [link for contract in (HTTPSERVER, *self.httpserver.CONTRACT_ALIASES)
+                      for link in self.dispatcher.links.for_contract(contract)]
+        for link in http_links:  # wascc:http_server links too
             info = self.httpserver.listener_info(link)
             if info is not None:
                 listeners.append({"actor": link.actor_id, "link_name": link.link_name, **info})
