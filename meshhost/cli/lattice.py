@@ -273,7 +273,8 @@ def link_put(
     lattice: str,
     as_json: bool,
 ) -> None:
-    """Link ACTOR to capability CONTRACT (e.g. wasmcloud:keyvalue)."""
+    """Link ACTOR to capability CONTRACT (e.g. wasmcloud:keyvalue), or to another actor:
+    CONTRACT is then its call alias (e.g. wasmcloud/echo) or M… key."""
     pairs = {}
     for item in values:
         key, sep, value = item.partition("=")
