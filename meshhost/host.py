@@ -245,6 +245,8 @@ class HostOptions:
     layers' own counters exist, nobody can ask for them; benchmarks compare the two)."""
     metrics_address: tuple[str, int] | None = None
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` there (needs ``monitor``)."""
+    dashboard_address: tuple[str, int] | None = None
+    """Serve the live web dashboard there (meshhost.monitor.dashboard)."""
 
     def __post_init__(self) -> None:
         if self.advertise_host is not None:
@@ -305,6 +307,8 @@ class Host:
             self.recent_events = RecentEvents()
         self.metrics_addr: tuple[str, int] | None = None
         """Where ``/metrics`` is served, once serving (None: not served)."""
+        self.dashboard_addr: tuple[str, int] | None = None
+        """Where the web dashboard is served, once serving (None: not served)."""
 
     @classmethod
     def open(
@@ -346,6 +350,7 @@ class Host:
             "lattice": self.config.lattice,
             "addr": list(self.addr) if self.addr else None,
             "metrics_addr": list(self.metrics_addr) if self.metrics_addr else None,
+            "dashboard_addr": list(self.dashboard_addr) if self.dashboard_addr else None,
             "members": [
                 {
                     "id": m.id,
@@ -473,6 +478,11 @@ class Host:
 
                     self.metrics_addr = await nursery.start(
                         serve_monitoring, self, self.options.metrics_address)
+                if self.options.dashboard_address is not None:
+                    from meshhost.monitor.dashboard import serve_dashboard
+
+                    self.dashboard_addr = await nursery.start(
+                        serve_dashboard, self, self.options.dashboard_address)
                 task_status.started(self.addr)
         finally:
             self._nursery = None

@@ -27,6 +27,8 @@ PACKAGES = {
     "unshare": "util-linux",
     "nsenter": "util-linux",
     "curl": "curl",
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
 }
 """Tool -> the Debian package that has it (named in the skip reason)."""
 

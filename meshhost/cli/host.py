@@ -142,6 +142,12 @@ _KIND = {
 @click.option("--log-format", type=click.Choice(["text", "json"]),
               help="Log lines on stderr: text (default) or json, one object per line "
               "(default with --json).")
+@click.option(
+    "--dashboard",
+    "dashboard_address",
+    metavar="ADDR",
+    help="Serve the live web dashboard on ADDR: a port (on 127.0.0.1) or IPv4:PORT.",
+)
 @json_option
 @fails_cleanly
 def up(
@@ -187,6 +193,7 @@ def _up(
     config_file: Path | None,
     status_file: Path | None,
     metrics_address: str | None,
+    dashboard_address: str | None,
     as_json: bool,
 ) -> None:
     """``up`` once logging is set up (the options as ``up`` documents them)."""
@@ -221,6 +228,14 @@ def _up(
             metrics_at = parse_listen_address(metrics_address)
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="--metrics") from None
+    dashboard_at = None
+    if dashboard_address is not None:
+        from meshhost.monitor.http import parse_listen_address
+
+        try:
+            dashboard_at = parse_listen_address(dashboard_address, what="dashboard")
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--dashboard") from None
     secret_text = os.environ.get(SECRET_ENV, "").strip() or None
     from meshhost.host import Host, HostOptions  # heavy (wasmtime, hypercorn): only for `up`
 
@@ -235,6 +250,7 @@ def _up(
                 mdns_interfaces=list(mdns_interfaces) or None,
                 advertise_host=advertise,
                 metrics_address=metrics_at,
+                dashboard_address=dashboard_at,
             ),
         )
     except LatticeSecretError as exc:
@@ -291,6 +307,9 @@ async def _run(
         if host.metrics_addr is not None:
             started["metrics"] = f"http://{host.metrics_addr[0]}:{host.metrics_addr[1]}/metrics"
             metrics = f"; metrics on {started['metrics']}"
+        if host.dashboard_addr is not None:
+            started["dashboard"] = f"http://{host.dashboard_addr[0]}:{host.dashboard_addr[1]}/"
+            metrics += f"; dashboard on {started['dashboard']}"
         _say(
             as_json,
             started,

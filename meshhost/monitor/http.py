@@ -40,7 +40,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def parse_listen_address(text: str) -> tuple[str, int]:
+def parse_listen_address(text: str, what: str = "metrics") -> tuple[str, int]:
     """``9090`` -> (127.0.0.1, 9090); ``0.0.0.0:9090`` and ``127.0.0.2:0`` as given.
 
     Raises ConfigError naming the problem.
@@ -56,13 +56,13 @@ def parse_listen_address(text: str) -> tuple[str, int]:
         port = -1
     if not 0 <= port <= 65535:
         raise ConfigError(
-            f"metrics address {text!r}: the port must be a number from 0 to 65535 "
+            f"{what} address {text!r}: the port must be a number from 0 to 65535 "
             "(e.g. 9090, or 0.0.0.0:9090 to listen on every interface)")
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
         raise ConfigError(
-            f"metrics address {text!r}: {host!r} is not an IPv4 address "
+            f"{what} address {text!r}: {host!r} is not an IPv4 address "
             "(e.g. 127.0.0.1:9090)") from None
     return host, port
 

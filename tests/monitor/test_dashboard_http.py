@@ -1,0 +1,107 @@
+"""The dashboard's HTTP side, without a browser: its page, its state, its pushed stream."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
+
+from lattice_helpers import Member, client, make_host, signed_example  # noqa: E402
+
+
+def fetch(addr: tuple[str, int], path: str, method: str = "GET") -> tuple[int, dict[str, str],
+                                                                           bytes]:
+    conn = http.client.HTTPConnection(addr[0], addr[1], timeout=10)
+    try:
+        conn.request(method, path)
+        answer = conn.getresponse()
+        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
+    finally:
+        conn.close()
+
+
+def first_stream_events(addr: tuple[str, int], wanted: int) -> list[tuple[str, Any]]:
+    """The first ``wanted`` server-sent events of /api/stream: (event name, data)."""
+    conn = http.client.HTTPConnection(addr[0], addr[1], timeout=20)
+    try:
+        conn.request("GET", "/api/stream")
+        answer = conn.getresponse()
+        assert answer.status == 200
+        assert answer.getheader("content-type") == "text/event-stream"
+        events: list[tuple[str, Any]] = []
+        name = ""
+        while len(events) < wanted:
+            line = answer.fp.readline().decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+        return events
+    finally:
+        conn.close()
+
+
+async def test_the_dashboard_serves_its_page_state_and_a_pushed_stream(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        host = make_host(tmp_path, 0)
+        host.options = replace(host.options, dashboard_address=("127.0.0.1", 0))
+        await nursery.start(Member(host).run)
+        addr = host.dashboard_addr
+        assert addr is not None and addr[0] == "127.0.0.1"
+
+        status, headers, body = await trio.to_thread.run_sync(fetch, addr, "/")
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        assert b'<script src="/dashboard.js"' in body and b"http" not in body.split(b"<body")[0]
+        assert "script-src 'self'" in headers["content-security-policy"]  # no CDN, no inline
+        for path in ("/dashboard.js", "/dashboard.css"):
+            status, _, body = await trio.to_thread.run_sync(fetch, addr, path)
+            assert status == 200 and body
+
+        echo, echo_id = signed_example("echo")
+        await client(host).request("start", module=echo)
+        await client(host).request("call", actor=echo_id, operation="Echo", payload=b"hi")
+
+        def running() -> bool:
+            state = json.loads(fetch(addr, "/api/state")[2])
+            return any(a["id"] == echo_id for h in state["hosts"] for a in h["actors"])
+
+        with trio.fail_after(15):  # the state is rebuilt every second and on events
+            while not await trio.to_thread.run_sync(running):
+                await trio.sleep(0.2)
+        # The stream: the recent events, then the state; then what happens is pushed.
+        stream = trio.to_thread.run_sync(first_stream_events, addr, 4)
+        events: list[tuple[str, Any]] = []
+
+        async def read_stream() -> None:
+            events.extend(await stream)
+
+        async with trio.open_nursery() as readers:
+            readers.start_soon(read_stream)
+            await trio.sleep(1.5)
+            await client(host).request("link_put", actor=echo_id, contract="wasmcloud:keyvalue")
+        names = [name for name, _ in events]
+        assert names[:2] == ["events", "state"], names
+        assert ("lattice", "link_put") in [(n, d.get("kind")) for n, d in events if n == "lattice"]
+        state = events[1][1]
+        (me,) = state["hosts"]
+        assert me["id"] == host.host_id and me["state"] == "alive" and me["local"]
+        (actor,) = me["actors"]
+        assert actor["id"] == echo_id and actor["instances"] == 1
+        assert actor["calls_total"] >= 1  # the monitor's figures, not counted again
+        assert me["view"] == {host.host_id: "alive"}
+
+        status, _, body = await trio.to_thread.run_sync(fetch, addr, "/api/state")
+        assert status == 200
+        assert {"lattice", "served_by", "hosts", "links", "apps", "events"} <= json.loads(body).keys()
+        status, _, _ = await trio.to_thread.run_sync(fetch, addr, "/api/state", "POST")
+        assert status == 405  # read-only
+        status, _, body = await trio.to_thread.run_sync(fetch, addr, "/../etc/passwd")
+        assert status == 404 and b"the dashboard is at /" in body
+        nursery.cancel_scope.cancel()
