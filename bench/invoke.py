@@ -44,6 +44,14 @@ round, ``--pin none`` none.
 It also prints the CPU time per call of every process (from ``/proc``),
 which shows where the work is; and a summary against the targets of issue 7.
 
+``--metrics-cost`` measures only what monitoring costs (issue 14): the same
+sequential 100 B calls with every host's metrics on (the default: calls
+counted in the host's Prometheus registry and its recent-calls window) and
+off (the null observer), switched on host A and host B between shuffled
+rounds, remote (A -> B) and local (A runs a second echo itself: the cheapest
+call, where counting weighs most).  It prints the median p50 of each and
+their ratio, against the target of at most 5 % more.
+
 Figures on a shared 2-core machine are noisy; compare ratios within one run.
 """
 
@@ -80,6 +88,7 @@ from baseline import (  # bench/baseline.py, a sibling script
 from meshhost import config as config_mod
 from meshhost import examples
 from meshhost.errors import CapabilityDenied
+from meshhost.observe import NULL_OBSERVER
 from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
@@ -93,6 +102,10 @@ WINDOW = 32
 """Calls outstanding in throughput rounds."""
 SUBJECT = "bench.echo"
 SESSION_CHANNEL = 200
+MONITOR_CHANNEL = 201
+"""Host B's spare channel that turns its metrics on (b"on") or off (b"off")."""
+TARGET_METRICS_COST = 1.05
+"""Issue 14: p50 with metrics on at most 5 % above p50 with metrics off."""
 """Host B's plain echo on a transport channel no layer uses: the Noise session
 alone, without the invocation layer, measured in the same run."""
 CALL_TIMEOUT_S = 10.0
@@ -148,6 +161,12 @@ async def _serve_host_b(root: Path, secret: bytes) -> None:
         return payload
 
     host.handlers[SESSION_CHANNEL] = echo
+
+    async def monitor(peer_id: str, payload: bytes) -> bytes:
+        set_metrics(host, payload == b"on")
+        return payload
+
+    host.handlers[MONITOR_CHANNEL] = monitor
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(host.serve)
         assert host.actors is not None
@@ -158,6 +177,12 @@ async def _serve_host_b(root: Path, secret: bytes) -> None:
         with trio.move_on_after(3):
             await host.shutdown(leave_timeout_s=0.5, drain_timeout_s=1.0)
         nursery.cancel_scope.cancel()
+
+
+def set_metrics(host: Host, on: bool) -> None:
+    """Count calls in the host's registry (on) or not at all (off: the null observer)."""
+    assert host.actors is not None and host.monitor is not None
+    host.actors.set_observer(host.monitor if on else NULL_OBSERVER)
 
 
 # --- child: nats responder ------------------------------------------------------------
@@ -662,6 +687,64 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
     _report(args, servers, results)
 
 
+async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Children
+                              ) -> None:
+    """Sequential 100 B calls with metrics on and off on both hosts, in shuffled rounds."""
+    secret = os.urandom(32)
+    host_b = children.spawn("host B", "--host-b", str(root), env={SECRET_ENV: secret.hex()})
+    b_addr, actor_id = children.ready_line("host B", host_b)
+    host = _make_host(root / "host-a", HOST_A_IP, secret, (b_addr,))
+    p50: dict[tuple[str, bool], list[float]] = collections.defaultdict(list)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.serve)
+        assert host.actors is not None and host.directory is not None
+        actors = host.actors
+        await _wait_for_actor(host, actor_id)
+        b_id = host.directory.hosts_running(actor_id)[0].host_id
+        module, local_id = _signed_echo()
+        await actors.start(module, 1)
+
+        async def remote(payload: bytes) -> bytes:
+            return await actors.invoke(actor_id, OPERATION, payload, timeout_s=CALL_TIMEOUT_S)
+
+        async def local(payload: bytes) -> bytes:
+            return await actors.invoke(local_id, OPERATION, payload, timeout_s=CALL_TIMEOUT_S)
+
+        async def switch(on: bool) -> None:
+            set_metrics(host, on)
+            await host.send_to_host(b_id, MONITOR_CHANNEL, b"on" if on else b"off",
+                                    CALL_TIMEOUT_S)
+
+        calls = {"remote": remote, "local": local}
+        warm = min(WARMUP_CALLS, args.requests)
+        for on in (False, True):
+            await switch(on)
+            for call in calls.values():
+                await _sequential(call, 100, warm)
+        plan = [(where, on) for where in calls for on in (False, True)]
+        rng = random.Random(os.urandom(8))
+        for _ in range(args.rounds):
+            rng.shuffle(plan)
+            for where, on in plan:
+                await switch(on)
+                p50[(where, on)].append((await _sequential(calls[where], 100, args.requests))[0])
+        await switch(True)
+        with trio.move_on_after(3):
+            await host.shutdown(leave_timeout_s=0.3, drain_timeout_s=1.0)
+        nursery.cancel_scope.cancel()
+
+    print(f"metrics cost: sequential 100 B calls, {args.rounds} shuffled rounds x "
+          f"{args.requests} calls, median of the rounds' p50 (µs)")
+    print(f"  {'':<34}{'metrics off':>12}{'metrics on':>12}{'on / off':>10}  met (<= "
+          f"{TARGET_METRICS_COST:.2f}x)")
+    labels = {"remote": "invocation A -> B (echo on B)", "local": "invocation A -> A (echo on A)"}
+    for where in calls:
+        off, on = _median(p50[(where, False)]), _median(p50[(where, True)])
+        ratio = on / off
+        print(f"  {labels[where]:<34}{off:>12.1f}{on:>12.1f}{ratio:>9.3f}x  "
+              f"{'yes' if ratio <= TARGET_METRICS_COST else 'NO'}")
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -764,6 +847,8 @@ def main() -> None:
                         " another (default: throughput)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 rounds of 50 calls (figures meaningless)")
+    parser.add_argument("--metrics-cost", action="store_true",
+                        help="only compare p50 with every host's metrics on and off")
     parser.add_argument("--host-b", metavar="ROOT", help=argparse.SUPPRESS)
     parser.add_argument("--nats-responder", nargs=2, metavar=("PORT", "ROOT"),
                         help=argparse.SUPPRESS)
@@ -781,7 +866,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="meshhost-bench-invoke-"))
     children = Children()
     try:
-        trio.run(_bench, args, root, children)
+        trio.run(_bench_metrics_cost if args.metrics_cost else _bench, args, root, children)
     finally:
         children.close()
         shutil.rmtree(root, ignore_errors=True)

@@ -18,15 +18,18 @@ units and their other labels are listed in docs/monitoring.md.
 
 from __future__ import annotations
 
+import math
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from prometheus_client.registry import Collector
 
-from meshhost.monitor.window import RecentCalls
+from meshhost.monitor.window import ActorTally, RecentCalls
 
 if TYPE_CHECKING:
     from meshhost.host import Host
@@ -34,16 +37,39 @@ if TYPE_CHECKING:
 __all__ = ["CALL_BUCKETS", "HostMetrics"]
 
 CALL_BUCKETS = (
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0, 30.0,
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
-"""Seconds; a local call takes ~0.1 ms, a remote one ~1 ms, a slow one seconds."""
+"""Seconds; a small local call takes ~25 µs, a remote one ~0.3 ms, a slow one seconds."""
 START_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BASE = ("host", "lattice")
 
 
+class _Tally:
+    """Count, sum and bucket counts of one label set; filled on the hot path, read at scrape."""
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self, bounds: int) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * (bounds + 1)  # the last one: above every bound (+Inf)
+
+    def add(self, seconds: float, bounds: tuple[float, ...]) -> None:
+        self.count += 1
+        self.total += seconds
+        self.buckets[bisect_left(bounds, seconds)] += 1
+
+
 class HostMetrics(Collector):
-    """The metrics of one host; see the module docstring."""
+    """The metrics of one host; see the module docstring.
+
+    The observer methods run on the trio thread for every call, so they only
+    add to plain Python tallies (a dict lookup, two additions and a bisect,
+    well under a microsecond; prometheus-client's own Counter and Histogram
+    take a lock and walk the buckets on each observation); :meth:`collect`
+    turns the tallies into counter and histogram families when scraped.
+    """
 
     def __init__(self, host_id: str, lattice: str, host: Host | None = None) -> None:
         self.host_id = host_id
@@ -51,100 +77,157 @@ class HostMetrics(Collector):
         self.host = host
         """Read at each scrape for the figures the layers count themselves."""
         self.registry = CollectorRegistry(auto_describe=True)
-        self.recent = RecentCalls()
-        """Calls run on this host, per actor (``top``, the dashboard)."""
-        r = self.registry
-        self.invocations = Counter(
-            "meshhost_invocations", "Calls this host made, by where they were answered "
-            "(local, remote, none) and how they ended (ok or the error code).",
-            [*BASE, "actor", "operation", "where", "outcome"], registry=r)
-        self.invocation_seconds = Histogram(
-            "meshhost_invocation_duration_seconds", "Time from asking for a call to its "
-            "answer, failovers included, as the caller saw it.",
-            [*BASE, "actor", "where"], buckets=CALL_BUCKETS, registry=r)
-        self.failovers = Counter(
-            "meshhost_invocation_failovers", "Calls moved to the next host after one "
-            "answered 'not here, not now' (unavailable, overloaded, gone).",
-            [*BASE, "actor"], registry=r)
-        self.retries = Counter(
-            "meshhost_invocation_retries", "Extra attempts of a call on another host: after "
-            "a failure (failover) or beside a slow one (hedge).",
-            [*BASE, "actor", "reason"], registry=r)
-        self.deadlines = Counter(
-            "meshhost_invocation_deadline_exceeded", "Calls this host made that ran out of "
-            "time.", [*BASE, "actor"], registry=r)
-        self.runs = Counter(
-            "meshhost_actor_calls", "Calls run on this host's instances, by calling host "
-            "(peer) and outcome.", [*BASE, "actor", "operation", "peer", "outcome"],
-            registry=r)
-        self.run_seconds = Histogram(
-            "meshhost_actor_call_duration_seconds", "Time an actor call took on this host, "
-            "waiting for a free instance included.", [*BASE, "actor"], buckets=CALL_BUCKETS,
-            registry=r)
-        self.start_seconds = Histogram(
-            "meshhost_actor_start_duration_seconds", "Time to start instances of an actor "
-            "(verify, compile or load from the cache, instantiate).", [*BASE, "actor"],
-            buckets=START_BUCKETS, registry=r)
-        self.http_requests = Counter(
-            "meshhost_http_requests", "Requests the HTTP server provider answered, by "
-            "status code.", [*BASE, "actor", "status"], registry=r)
-        self.http_seconds = Histogram(
-            "meshhost_http_request_duration_seconds", "Time from an HTTP request to its "
-            "answer.", [*BASE, "actor"], buckets=CALL_BUCKETS, registry=r)
-        self._children: dict[tuple[Any, ...], Any] = {}
-        r.register(self)
+        self.recent = RecentCalls(CALL_BUCKETS, time.monotonic())
+        """Recent figures of the calls run on this host, per actor (``top``, the dashboard)."""
+        self._made: dict[tuple[str, str, str, str], _Tally] = {}
+        """(actor, operation, where, outcome) of the calls this host made."""
+        self._ran: dict[tuple[str, str, str, str], _Tally] = {}
+        """(actor, operation, peer, outcome) of the calls this host ran."""
+        self._starts: dict[str, _Tally] = {}
+        self._http: dict[tuple[str, str], _Tally] = {}
+        """(actor, status) of HTTP requests answered."""
+        self._failovers: dict[str, int] = {}
+        self._retries: dict[tuple[str, str], int] = {}
+        self.registry.register(self)
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(host, lattice, *labels)``, memoized (labels() costs ~1 µs)."""
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(self.host_id, self.lattice, *labels)
-        return child
-
-    # -- Observer --------------------------------------------------------------
+    # -- Observer (hot path) ---------------------------------------------------
 
     def invocation(
         self, actor: str, operation: str, where: str, outcome: str, seconds: float
     ) -> None:
-        self._child(self.invocations, actor, operation, where, outcome).inc()
-        self._child(self.invocation_seconds, actor, where).observe(seconds)
-        if outcome == "timeout":
-            self._child(self.deadlines, actor).inc()
+        key = (actor, operation, where, outcome)
+        tally = self._made.get(key)
+        if tally is None:
+            tally = self._made[key] = _Tally(len(CALL_BUCKETS))
+        tally.count += 1  # Tally.add, inlined: this runs on every call
+        tally.total += seconds
+        tally.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
 
     def ran(self, actor: str, operation: str, peer: str, outcome: str, seconds: float) -> None:
-        self._child(self.runs, actor, operation, peer, outcome).inc()
-        self._child(self.run_seconds, actor).observe(seconds)
-        self.recent.add(actor, time.monotonic(), seconds, outcome == "ok")
+        key = (actor, operation, peer, outcome)
+        tally = self._ran.get(key)
+        if tally is None:
+            tally = self._ran[key] = _Tally(len(CALL_BUCKETS))
+        tally.count += 1
+        tally.total += seconds
+        tally.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
+
+    def recent_figures(self) -> dict[str, dict[str, Any]]:
+        """Per actor run here: totals, and calls/s, errors/s, p50, p99 of the recent past
+        (see :class:`~meshhost.monitor.window.RecentCalls`)."""
+        per_actor: dict[str, list[Any]] = {}
+        for (actor, _op, _peer, outcome), tally in list(self._ran.items()):
+            row = per_actor.setdefault(actor, [0, 0, [0] * len(tally.buckets)])
+            row[0] += tally.count
+            row[1] += tally.count if outcome != "ok" else 0
+            row[2] = [a + b for a, b in zip(row[2], tally.buckets, strict=True)]
+        tallies = {a: ActorTally(c, e, tuple(b)) for a, (c, e, b) in per_actor.items()}
+        return self.recent.summary(time.monotonic(), tallies)
 
     def failover(self, actor: str) -> None:
-        self._child(self.failovers, actor).inc()
+        self._failovers[actor] = self._failovers.get(actor, 0) + 1
 
     def retry(self, actor: str, reason: str) -> None:
-        self._child(self.retries, actor, reason).inc()
+        self._retries[actor, reason] = self._retries.get((actor, reason), 0) + 1
 
     def actor_started(self, actor: str, seconds: float) -> None:
-        self._child(self.start_seconds, actor).observe(seconds)
+        tally = self._starts.get(actor)
+        if tally is None:
+            tally = self._starts[actor] = _Tally(len(START_BUCKETS))
+        tally.add(seconds, START_BUCKETS)
 
     def http_request(self, actor: str, status: int, seconds: float) -> None:
-        self._child(self.http_requests, actor, str(status)).inc()
-        self._child(self.http_seconds, actor).observe(seconds)
+        key = (actor, str(status))
+        tally = self._http.get(key)
+        if tally is None:
+            tally = self._http[key] = _Tally(len(CALL_BUCKETS))
+        tally.add(seconds, CALL_BUCKETS)
 
-    # -- Collector: figures the layers keep ------------------------------------
+    # -- Collector -------------------------------------------------------------
 
     def describe(self) -> list[Any]:
         return []  # names vary with what runs; nothing to check at registration
 
     def collect(self) -> Iterator[Any]:
+        base = [self.host_id, self.lattice]
+        yield from self._observed(base)
         host = self.host
         if host is None:
             return
-        base = [self.host_id, self.lattice]
         yield from _membership(host, base)
         yield from _transport(host, base)
         yield from _directory(host, base)
         yield from _runtime(host, base)
         yield from _providers(host, base)
+
+    def _observed(self, base: list[str]) -> Iterator[Any]:
+        made, ran = dict(self._made), dict(self._ran)  # copies: the trio thread adds keys
+        yield _counter("meshhost_invocations", "Calls this host made, by where they were "
+                       "answered (local, remote, none) and how they ended (ok or the error "
+                       "code).", ["actor", "operation", "where", "outcome"],
+                       [([*base, *key], t.count) for key, t in sorted(made.items())])
+        yield _histogram("meshhost_invocation_duration_seconds", "Time from asking for a call "
+                         "to its answer, failovers included, as the caller saw it.",
+                         ["actor", "where"], base, CALL_BUCKETS,
+                         _merge(made, lambda k: (k[0], k[2])))
+        yield _counter("meshhost_invocation_failovers", "Calls moved to the next host after "
+                       "one answered 'not here, not now' (unavailable, overloaded, gone).",
+                       ["actor"], [([*base, a], n) for a, n in sorted(self._failovers.items())])
+        yield _counter("meshhost_invocation_retries", "Extra attempts of a call on another "
+                       "host: after a failure (failover) or beside a slow one (hedge).",
+                       ["actor", "reason"],
+                       [([*base, *k], n) for k, n in sorted(self._retries.items())])
+        deadlines: dict[str, int] = {}
+        for (actor, _op, _where, outcome), tally in made.items():
+            if outcome == "timeout":
+                deadlines[actor] = deadlines.get(actor, 0) + tally.count
+        yield _counter("meshhost_invocation_deadline_exceeded", "Calls this host made that "
+                       "ran out of time.", ["actor"],
+                       [([*base, a], n) for a, n in sorted(deadlines.items())])
+        yield _counter("meshhost_actor_calls", "Calls run on this host's instances, by "
+                       "calling host (peer) and outcome.", ["actor", "operation", "peer",
+                                                             "outcome"],
+                       [([*base, *key], t.count) for key, t in sorted(ran.items())])
+        yield _histogram("meshhost_actor_call_duration_seconds", "Time an actor call took on "
+                         "this host, waiting for a free instance included.", ["actor"], base,
+                         CALL_BUCKETS, _merge(ran, lambda k: (k[0],)))
+        yield _histogram("meshhost_actor_start_duration_seconds", "Time to start instances of "
+                         "an actor (verify, compile or load from the cache, instantiate).",
+                         ["actor"], base, START_BUCKETS,
+                         {(a,): t for a, t in sorted(self._starts.items())})
+        http = dict(self._http)
+        yield _counter("meshhost_http_requests", "Requests the HTTP server provider answered, "
+                       "by status code.", ["actor", "status"],
+                       [([*base, *key], t.count) for key, t in sorted(http.items())])
+        yield _histogram("meshhost_http_request_duration_seconds", "Time from an HTTP request "
+                         "to its answer.", ["actor"], base, CALL_BUCKETS,
+                         _merge(http, lambda k: (k[0],)))
+
+
+def _merge(tallies: dict[Any, _Tally], key: Any) -> dict[tuple[str, ...], _Tally]:
+    """Tallies summed over the labels ``key`` drops."""
+    out: dict[tuple[str, ...], _Tally] = {}
+    for k, tally in sorted(tallies.items()):
+        merged = out.get(key(k))
+        if merged is None:
+            merged = out[key(k)] = _Tally(len(tally.buckets) - 1)
+        merged.count += tally.count
+        merged.total += tally.total
+        merged.buckets = [a + b for a, b in zip(merged.buckets, tally.buckets, strict=True)]
+    return out
+
+
+def _histogram(name: str, doc: str, labels: list[str], base: list[str],
+               bounds: tuple[float, ...], tallies: dict[tuple[str, ...], _Tally]
+               ) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc, labels=[*BASE, *labels])
+    for values, tally in tallies.items():
+        running, buckets = 0, []
+        for bound, n in zip((*bounds, math.inf), tally.buckets, strict=True):
+            running += n
+            buckets.append((floatToGoString(bound), running))
+        family.add_metric([*base, *values], buckets, tally.total)
+    return family
 
 
 def _counter(name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]

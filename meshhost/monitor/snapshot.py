@@ -12,12 +12,16 @@ is ever removed or changes meaning; new keys may appear)::
       "members": [{"id", "address", "state", "labels"}, ...],
       "actors": [{"id", "name", "instances",       # actors running on this host
                   "calls_total", "errors_total",   # run here since the host started
-                  "calls_per_s", "errors_per_s",   # over the last 10 s
+                  "calls_per_s", "errors_per_s",   # over the last ~10 s (*)
                   "p50_s", "p99_s"}, ...],
       "events": [{"kind", "at_unix_ms", ...}, ...],  # the most recent last
       "metrics": [{"name", "type", "help",
                    "samples": [{"name", "labels", "value"}, ...]}, ...]
     }
+
+(*) Rates and percentiles cover the time since the previous snapshot up to
+10 s back (the first snapshot: since the host started); p50 and p99 are
+interpolated within the histogram buckets of ``meshhost_actor_call_duration_seconds``.
 
 ``metrics`` holds exactly what ``/metrics`` exposes (the same registry,
 read once), so the terminal and Prometheus never disagree.
@@ -86,7 +90,7 @@ def snapshot(host: Host, *, with_metrics: bool = True) -> dict[str, Any]:
     metrics = host.monitor
     members = host.status()["members"]
     inventory = host.actors.inventory()["actors"] if host.actors is not None else []
-    recent = metrics.recent.summary(time.monotonic()) if metrics is not None else {}
+    recent = metrics.recent_figures() if metrics is not None else {}
     actors = []
     for actor in inventory:
         figures = recent.get(actor["id"], {})

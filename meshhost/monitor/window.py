@@ -1,84 +1,97 @@
-"""Recent calls per actor: rates and percentiles over the last few seconds (sans-IO).
+"""Recent figures per actor: rates and percentiles over the last few seconds (sans-IO).
 
 ``meshhost top`` and the dashboard want "calls/s, p50, p99, errors/s" per
-actor *now*, which a Prometheus histogram cannot answer without two scrapes
-and a rate over them.  :class:`RecentCalls` keeps the last calls of each
-actor (bounded: at most ``max_calls`` per actor, none older than
-``window_s``) and summarizes them on demand.  ``now`` is always given by
-the caller (any monotonic clock, seconds).
+actor *now*.  Keeping every call for that would cost on every call, so
+:class:`RecentCalls` works from the cumulative tallies the host keeps
+anyway (count, errors and histogram buckets per actor): each time it is
+asked it remembers the tallies, and answers with the difference to the
+oldest remembered ones within ``window_s`` (or the newest older ones; at
+the first question: to zero at ``start``, i.e. since the host started).  Percentiles are interpolated
+within histogram buckets, as Prometheus' ``histogram_quantile`` does.
+``now`` is always given by the caller (any monotonic clock, seconds).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RecentCalls", "percentile"]
+__all__ = ["ActorTally", "RecentCalls", "bucket_quantile"]
 
 WINDOW_S = 10.0
-"""Calls older than this no longer count in the figures."""
-MAX_CALLS = 2048
-"""Per actor; a busier actor's rate is then measured over a shorter span."""
+"""Rates and percentiles cover about this much of the recent past."""
+MIN_GAP_S = 0.5
+"""Remembered tallies are at least this far apart (bounds the memory at window/gap)."""
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of an ascending list by nearest rank; 0.0 when empty."""
-    if not sorted_values:
+@dataclass(frozen=True, slots=True)
+class ActorTally:
+    """Cumulative figures of one actor: calls, failed calls, calls per histogram bucket."""
+
+    calls: int
+    errors: int
+    buckets: tuple[int, ...]
+    """Calls per bucket (not cumulative); the last is above every bound."""
+
+
+def bucket_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]) -> float:
+    """The ``q`` quantile (0..1) of calls counted per bucket, interpolated linearly inside
+    its bucket; 0.0 without calls; the last finite bound for calls above every bound."""
+    total = sum(counts)
+    if total <= 0:
         return 0.0
-    rank = max(0, min(len(sorted_values) - 1, int(q * len(sorted_values) + 0.999999) - 1))
-    return sorted_values[rank]
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(counts):
+        if n and seen + n >= rank:
+            if i >= len(bounds):
+                return bounds[-1]
+            low = bounds[i - 1] if i else 0.0
+            return low + (bounds[i] - low) * max(0.0, rank - seen) / n
+        seen += n
+    return bounds[-1]
 
 
 class RecentCalls:
-    """The last calls of each actor: ``(at, seconds, ok)``; see the module docstring."""
+    """See the module docstring."""
 
-    __slots__ = ("_calls", "_totals", "max_calls", "window_s")
+    __slots__ = ("_history", "bounds", "start", "window_s")
 
-    def __init__(self, window_s: float = WINDOW_S, max_calls: int = MAX_CALLS) -> None:
+    def __init__(self, bounds: Sequence[float], start: float, window_s: float = WINDOW_S
+                 ) -> None:
+        self.bounds = tuple(bounds)
+        self.start = start
         self.window_s = window_s
-        self.max_calls = max_calls
-        self._calls: dict[str, deque[tuple[float, float, bool]]] = {}
-        self._totals: dict[str, list[int]] = {}
+        self._history: deque[tuple[float, Mapping[str, ActorTally]]] = deque()
 
-    def add(self, actor: str, now: float, seconds: float, ok: bool) -> None:
-        """Note one finished call of ``actor``."""
-        calls = self._calls.get(actor)
-        if calls is None:
-            calls = self._calls[actor] = deque(maxlen=self.max_calls)
-            self._totals[actor] = [0, 0]
-        calls.append((now, seconds, ok))
-        totals = self._totals[actor]
-        totals[0] += 1
-        if not ok:
-            totals[1] += 1
-
-    def summary(self, now: float) -> dict[str, dict[str, Any]]:
-        """Per actor: ``calls_total``, ``errors_total`` (since start) and, over the
-        window, ``calls_per_s``, ``errors_per_s``, ``p50_s``, ``p99_s``."""
+    def summary(self, now: float, tallies: Mapping[str, ActorTally]) -> dict[str, dict[str, Any]]:
+        """Per actor: ``calls_total``, ``errors_total`` (since start) and, over the recent
+        past, ``calls_per_s``, ``errors_per_s``, ``p50_s``, ``p99_s``."""
+        history = self._history
+        # Forget tallies older than the window, but keep the newest of them when
+        # nothing newer is left: after a quiet while the rate is then 0, not
+        # the average since start.
+        while len(history) > 1 and now - history[1][0] >= self.window_s:
+            history.popleft()
+        since, before = history[0] if history else (self.start, {})
+        span = max(now - since, 1e-3)
         out: dict[str, dict[str, Any]] = {}
-        since = now - self.window_s
-        for actor, calls in self._calls.items():
-            while calls and calls[0][0] < since:
-                calls.popleft()
-            recent = list(calls)
-            # A full deque covers less than the window: divide by the span it covers.
-            span = self.window_s
-            if len(recent) == self.max_calls:
-                span = max(1e-3, now - recent[0][0])
-            latencies = sorted(seconds for _, seconds, _ in recent)
-            errors = sum(1 for _, _, ok in recent if not ok)
-            total, failed = self._totals[actor]
+        for actor, tally in tallies.items():
+            old = before.get(actor)
+            calls, errors, buckets = tally.calls, tally.errors, list(tally.buckets)
+            if old is not None:
+                calls, errors = calls - old.calls, errors - old.errors
+                buckets = [a - b for a, b in zip(buckets, old.buckets, strict=True)]
             out[actor] = {
-                "calls_total": total,
-                "errors_total": failed,
-                "calls_per_s": len(recent) / span,
+                "calls_total": tally.calls,
+                "errors_total": tally.errors,
+                "calls_per_s": calls / span,
                 "errors_per_s": errors / span,
-                "p50_s": percentile(latencies, 0.50),
-                "p99_s": percentile(latencies, 0.99),
+                "p50_s": bucket_quantile(0.50, self.bounds, buckets),
+                "p99_s": bucket_quantile(0.99, self.bounds, buckets),
             }
+        if not history or now - history[-1][0] >= MIN_GAP_S:
+            history.append((now, dict(tallies)))
         return out
-
-    def forget(self, actor: str) -> None:
-        """Drop an actor's figures (it no longer runs here)."""
-        self._calls.pop(actor, None)
-        self._totals.pop(actor, None)

@@ -19,9 +19,9 @@ TIMEOUT_S = 60
 NUMBER = r"[\d,]+(?:\.\d+)?"
 
 
-def run_quick(env: dict[str, str] | None = None) -> str:
+def run_quick(env: dict[str, str] | None = None, *extra: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(SCRIPT), "--quick", *extra],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -96,3 +96,14 @@ def test_without_nats_server_the_rest_is_still_measured(tmp_path: Path) -> None:
     assert "latency nats-server" not in out
     assert "throughput nats-server" not in out
     assert "cpu nats" not in out
+
+
+@pytest.mark.slow
+def test_metrics_cost_mode_prints_p50_with_metrics_off_and_on() -> None:
+    out = run_quick(None, "--metrics-cost")
+    assert_lines(
+        out,
+        r"^metrics cost: sequential 100 B calls, 2 shuffled rounds x 50 calls",
+        rf"^  invocation A -> B \(echo on B\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x  (yes|NO)$",
+        rf"^  invocation A -> A \(echo on A\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x  (yes|NO)$",
+    )
