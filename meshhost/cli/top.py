@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 import trio
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -180,8 +180,9 @@ def top(once: bool, data_dir: Path | None, lattice: str) -> None:
         stdout.print(render(await gather(client), lattice))
 
     async def run_live() -> None:
-        with _keys_mode() as fd, Live(console=stdout, auto_refresh=False,
-                                      screen=stdout.is_terminal) as live:
+        console = Console()  # Live needs a real rich Console (stdout is a lazy stand-in)
+        with _keys_mode() as fd, Live(console=console, auto_refresh=False,
+                                      screen=console.is_terminal) as live:
             with trio.CancelScope() as quit_scope:
                 async with trio.open_nursery() as nursery:
                     if fd is not None:
