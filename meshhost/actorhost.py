@@ -28,7 +28,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from meshhost.capabilities.policy import ActorIdentity, is_actor_key
 from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import decode_reply, encode_request
+from meshhost.config import ActorLimitsConfig, limits_with
 from meshhost.directory import ActorSummary, Directory
 from meshhost.errors import (
     ActorLimitExceeded,
@@ -73,6 +74,7 @@ from meshhost.rpc.inline import InlineGate
 from meshhost.rpc.invoker import Invoker
 from meshhost.rpc.router import Placement, Router
 from meshhost.runtime import ActorLimits, LoadedActor, Runtime, current_deadline
+from meshhost.runtime.api import MIB
 
 __all__ = ["ActorHost", "HostSender"]
 
@@ -101,6 +103,7 @@ and in ``span`` the TraceContext of the span it runs in (the parent of its calls
 @dataclass(slots=True)
 class _Running:
     digest: str
+    limits: ActorLimitsConfig
     manual: int = 0
     managed: dict[str, int] = field(default_factory=dict)
 
@@ -124,6 +127,7 @@ class ActorHost:
         rng: Any,
         policy: PolicyConfig | None = None,
         limits: ActorLimits | None = None,
+        limit_defaults: ActorLimitsConfig | None = None,
         allowed_issuers: tuple[str, ...] = (),
         on_event: EventSink | None = None,
     ) -> None:
@@ -134,6 +138,8 @@ class ActorHost:
         self._is_live = is_live
         self._on_event = on_event or (lambda _event: None)
         self.limits = limits or ActorLimits()
+        self.limit_defaults = limit_defaults or ActorLimitsConfig()
+        """Each actor's runtime limits unless its ``start`` names its own."""
         self.modules = ModuleStore(data_dir / "modules" / "blobs")
         self.dispatcher = Dispatcher(policy=policy or PolicyConfig())
         self.dispatcher.resolve_actor = self._resolve_for_guest
@@ -235,26 +241,36 @@ class ActorHost:
 
     # -- starting and stopping --------------------------------------------------
 
-    async def start(self, module: bytes, count: int = 1, *, managed_key: str | None = None
-                    ) -> LoadedActor:
+    async def start(self, module: bytes, count: int = 1, *, managed_key: str | None = None,
+                    limits: Mapping[str, Any] | None = None) -> LoadedActor:
         """Run ``count`` more instances of the signed actor in ``module``.
 
         ``managed_key``: instances belong to that manifest component (the
-        reconciler's); otherwise they are started by hand.  Raises the
+        reconciler's); otherwise they are started by hand.  ``limits``: the
+        actor's runtime limits that differ from this host's defaults (names of
+        :data:`~meshhost.config.LIMIT_BOUNDS`); given, they replace the
+        actor's limits here (all its instances restart with them); None keeps
+        the limits it runs with (the defaults for a new actor).  Raises
+        InvalidActorLimits, ActorLimitExceeded (``instances``), and the
         runtime's ClaimsError / ActorLoadError subclasses.
         """
         if count < 1:
             raise LocalProtocolError(f"count must be at least 1, got {count}")
+        wanted = None if limits is None else limits_with(self.limit_defaults, limits)
         async with self._lock:
             claims = verify_module(module, now=time.time(),
                                    allowed_issuers=self.runtime.allowed_issuers)
             digest = await trio.to_thread.run_sync(self.modules.put, module)
             actor_id = claims.subject
             running = old = self._running.get(actor_id)
-            if running is None or running.digest != digest:
-                running = _Running(digest)
-                if old is not None:  # same actor, new module: an upgrade keeps the counts
+            if running is None or running.digest != digest or (
+                    wanted is not None and wanted != running.limits):
+                new_limits = wanted or (old.limits if old is not None else self.limit_defaults)
+                running = _Running(digest, new_limits)
+                if old is not None:  # same actor, new module or limits: the counts stay
                     running.manual, running.managed = old.manual, dict(old.managed)
+            _check_instances(actor_id, claims.name, running, running.total + count)
+            if running is not old:
                 self._running[actor_id] = running
             if managed_key is None:
                 running.manual += count
@@ -321,6 +337,7 @@ class ActorHost:
                 raise ActorNotFound(actor_id, "", f"is not running on host {short_id(self.host_id)}; "
                                     "start it there first")
             before = running.total
+            _check_instances(actor_id, "", running, running.total - running.manual + count)
             running.manual = count
             await self._resize(actor_id, running, None)
             total = running.total
@@ -348,12 +365,13 @@ class ActorHost:
                 f"{total} instances of {actor_id} on one host is over the limit of {MAX_INSTANCES}")
         current = self.runtime.actors()
         loaded = next((a for a in current if a.actor_id == actor_id), None)
-        if module is not None or loaded is None or loaded.limits.max_instances != total:
+        wanted = self._limits_for(running)
+        if module is not None or loaded is None or loaded.limits != wanted:
             if module is None:
                 module = self.modules.get(running.digest)
                 if module is None:
                     raise ActorNotFound(actor_id, "", "its module is gone from the module store")
-            loaded = await self.runtime.load_async(module, limits=self._limits_for(total))
+            loaded = await self.runtime.load_async(module, limits=wanted)
         ref = loaded.ref
         self.directory.set_actor(
             ActorSummary(ref.actor_id, ref.name, ref.caps, ref.call_alias or "", ref.issuer),
@@ -361,8 +379,13 @@ class ActorHost:
         )
         return loaded
 
-    def _limits_for(self, instances: int) -> ActorLimits:
-        return replace(self.limits, max_instances=instances)
+    def _limits_for(self, running: _Running) -> ActorLimits:
+        """The runtime's limits for ``running``: its own, one pool slot per instance."""
+        own = running.limits
+        return replace(self.limits, max_instances=running.total,
+                       memory_bytes=own.max_memory_mib * MIB,
+                       cpu_time_s=own.max_cpu_time_ms / 1000,
+                       deadline_s=own.max_call_time_ms / 1000)
 
     # -- queries -------------------------------------------------------------------
 
@@ -383,6 +406,7 @@ class ActorHost:
                 "call_alias": loaded.ref.call_alias or "",
                 "kind": loaded.kind,
                 "module_sha256": running.digest,
+                "limits": running.limits.as_dict(),
             })
         listeners = []
         http_links = [link for contract in (HTTPSERVER, *self.httpserver.CONTRACT_ALIASES)
@@ -638,6 +662,16 @@ class ActorHost:
 
     def _event(self, kind: str, actor_id: str, **fields: Any) -> None:
         self._on_event({"kind": kind, "actor": actor_id, "host": self.host_id, **fields})
+
+
+def _check_instances(actor_id: str, name: str, running: _Running, total: int) -> None:
+    """Raise ActorLimitExceeded if ``total`` instances are over the actor's ``max_instances``."""
+    limit = running.limits.max_instances
+    if total > limit:
+        raise ActorLimitExceeded(
+            actor_id, name,
+            f"{total} instances would be over its limit of {limit} on this host "
+            "(max_instances)", "instances")
 
 
 def _current_invocation_id() -> bytes | None:

@@ -18,6 +18,12 @@ A TOML file has one table per section, e.g.::
     lattice = "default"
     [membership]
     probe_interval_s = 2.0
+    [actor_limits]
+    max_memory_mib = 128
+
+``[actor_limits]`` are the host's defaults for the runtime limits of each
+actor (:class:`ActorLimitsConfig`); ``meshhost start --max-…`` flags and
+manifest component properties of the same names override them per actor.
 
 Environment variables are ``MESHHOST_<FIELD>`` for top-level fields and
 ``MESHHOST_<SECTION>__<FIELD>`` for section fields, e.g.
@@ -38,14 +44,17 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from meshhost.errors import ConfigError
+from meshhost.errors import ConfigError, InvalidActorLimits
 
 __all__ = [
+    "LIMIT_BOUNDS",
     "PROFILES",
+    "ActorLimitsConfig",
     "HostConfig",
     "MembershipConfig",
     "TransportConfig",
     "check_ipv4",
+    "limits_with",
     "load",
 ]
 
@@ -176,6 +185,76 @@ class TransportConfig:
             raise ConfigError("transport.handshake_burst must be at least 1")
 
 
+LIMIT_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "max_memory_mib": (1, 4096, "MiB"),
+    "max_cpu_time_ms": (1, 600_000, "ms"),
+    "max_call_time_ms": (1, 600_000, "ms"),
+    "max_instances": (1, 1000, "instances"),
+}
+"""Each per-actor limit's allowed range and unit.  Memory: a wasm32 memory holds
+at most 4 GiB.  Times: the longest call the control API accepts (10 min).
+Instances: the most one host runs of one actor."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActorLimitsConfig:
+    """Runtime limits of one actor on one host (``[actor_limits]``: the host's defaults).
+
+    The defaults are the values meshhost always used.  A limit that bites fails
+    the call (or the start) with ``ActorLimitExceeded`` naming it.
+    """
+
+    max_memory_mib: int = 64
+    """Linear memory of each instance, in MiB; growing past it fails (limit ``memory``)."""
+    max_cpu_time_ms: int = 2000
+    """Guest run time per call, host calls not counted (limit ``cpu``; 5 ms resolution)."""
+    max_call_time_ms: int = 30_000
+    """Wall-clock time per call, host calls counted; a caller's shorter timeout wins
+    (limit ``deadline``)."""
+    max_instances: int = 1000
+    """Instances of the actor on this host; starting or scaling past it fails
+    (limit ``instances``)."""
+
+    def __post_init__(self) -> None:
+        for name, (low, high, unit) in LIMIT_BOUNDS.items():
+            value = getattr(self, name)
+            if type(value) is not int or not low <= value <= high:
+                raise InvalidActorLimits(
+                    f"actor limit {name} must be a whole number of {unit} from {low} to "
+                    f"{high}, got {value!r}"
+                )
+
+    def as_dict(self) -> dict[str, int]:
+        """The limits by name (as ``inventory`` shows them)."""
+        return {name: getattr(self, name) for name in LIMIT_BOUNDS}
+
+
+def limits_with(base: ActorLimitsConfig, overrides: Mapping[str, Any] | None,
+                where: str = "limits") -> ActorLimitsConfig:
+    """``base`` with the per-actor ``overrides`` (name -> whole number) applied.
+
+    Raises InvalidActorLimits, naming ``where``, for an unknown name, a value
+    that is not a whole number, or one out of its bounds (:data:`LIMIT_BOUNDS`).
+    """
+    if not overrides:
+        return base
+    if not isinstance(overrides, Mapping):
+        raise InvalidActorLimits(f"{where} must be a map of limit names to whole numbers")
+    for name, value in overrides.items():
+        if name not in LIMIT_BOUNDS:
+            known = ", ".join(LIMIT_BOUNDS)
+            raise InvalidActorLimits(f"{where}: unknown actor limit {name!r}; known: {known}")
+        if type(value) is not int:
+            raise InvalidActorLimits(
+                f"{where}: actor limit {name} must be a whole number of "
+                f"{LIMIT_BOUNDS[name][2]}, got {value!r}"
+            )
+    try:
+        return replace(base, **dict(overrides))
+    except InvalidActorLimits as exc:
+        raise InvalidActorLimits(f"{where}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class HostConfig:
     """Everything a host needs to start. Sections are their own dataclasses."""
@@ -204,6 +283,8 @@ class HostConfig:
     any actor may call any actor)."""
     membership: MembershipConfig = field(default_factory=MembershipConfig)
     transport: TransportConfig = field(default_factory=TransportConfig)
+    actor_limits: ActorLimitsConfig = field(default_factory=ActorLimitsConfig)
+    """Defaults for every actor's runtime limits (overridable per actor)."""
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

@@ -69,6 +69,11 @@ class ConfigError(LocalProtocolError):
     """A configuration file, environment variable or flag is invalid."""
 
 
+class InvalidActorLimits(ConfigError):
+    """An actor's runtime limits (``start`` flags, manifest properties or the
+    host's ``[actor_limits]``) name an unknown limit or a value out of bounds."""
+
+
 # --- identity: nkeys, claims, wasm module parsing ---------------------------
 
 

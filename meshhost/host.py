@@ -519,6 +519,7 @@ class Host:
             rng=self._rng,
             policy=PolicyConfig(actor_calls=ActorCallMode(self.config.actor_calls)),
             allowed_issuers=self.config.allowed_issuers,
+            limit_defaults=self.config.actor_limits,
             on_event=self.publish_event,
         )
         if self.monitor is not None:

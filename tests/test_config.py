@@ -123,3 +123,23 @@ def test_actor_calls_policy_comes_from_any_source_and_is_checked() -> None:
 def test_bind_must_be_an_ipv4_address(bind: str) -> None:
     with pytest.raises(ConfigError, match=r"bind address .* is not an IPv4 address"):
         config.load(overrides={"bind": bind}, environ={})
+
+
+def test_actor_limit_defaults_come_from_any_source_and_are_checked(tmp_path: Path) -> None:
+    from meshhost.errors import InvalidActorLimits
+
+    assert config.load(environ={}).actor_limits == config.ActorLimitsConfig(
+        max_memory_mib=64, max_cpu_time_ms=2000, max_call_time_ms=30_000, max_instances=1000)
+    path = tmp_path / "meshhost.toml"
+    path.write_text("[actor_limits]\nmax_memory_mib = 128\n")
+    env = {"MESHHOST_ACTOR_LIMITS__MAX_CPU_TIME_MS": "500"}
+    limits = config.load(path, environ=env).actor_limits
+    assert (limits.max_memory_mib, limits.max_cpu_time_ms) == (128, 500)
+    with pytest.raises(InvalidActorLimits, match="max_instances must be a whole number of "
+                       "instances from 1 to 1000, got 0"):
+        config.load(environ={"MESHHOST_ACTOR_LIMITS__MAX_INSTANCES": "0"})
+    with pytest.raises(ConfigError, match="MAX_MEMORY_MIB must be a whole number"):
+        config.load(environ={"MESHHOST_ACTOR_LIMITS__MAX_MEMORY_MIB": "lots"})
+    path.write_text("[actor_limits]\nmax_memory = 1\n")
+    with pytest.raises(ConfigError, match="unknown; known settings: max_call_time_ms"):
+        config.load(path, environ={})

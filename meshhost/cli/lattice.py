@@ -111,11 +111,12 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
         emit_json(inv)
         return
     table = PlainTable(title=f"host {inv['host']}")
-    for column in ("ACTOR", "NAME", "INSTANCES", "CAPABILITIES"):
+    for column in ("ACTOR", "NAME", "INSTANCES", "CAPABILITIES", "LIMITS"):
         table.add_column(column)
     for actor in inv.get("actors", []):
         table.add_row(
-            actor["id"], actor.get("name", ""), str(actor["instances"]), ", ".join(actor["caps"])
+            actor["id"], actor.get("name", ""), str(actor["instances"]),
+            ", ".join(actor["caps"]), _limits_text(actor.get("limits") or {}),
         )
     stdout.print(table)
     providers = inv.get("providers", [])
@@ -132,6 +133,14 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
         )
 
 
+def _limits_text(limits: dict[str, int]) -> str:
+    """``64 MiB, cpu 2000 ms, call 30000 ms, max 1000`` (inventory's LIMITS column)."""
+    if not limits:
+        return ""
+    return (f"{limits.get('max_memory_mib')} MiB, cpu {limits.get('max_cpu_time_ms')} ms, "
+            f"call {limits.get('max_call_time_ms')} ms, max {limits.get('max_instances')}")
+
+
 @main.command()
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -145,6 +154,14 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
     show_default=True,
     help="Number of instances to start.",
 )
+@click.option("--max-memory-mib", type=int, metavar="MIB",
+              help="Memory limit of each instance (default: the host's, 64).")
+@click.option("--max-cpu-time-ms", type=int, metavar="MS",
+              help="Guest CPU time per call (default: the host's, 2000).")
+@click.option("--max-call-time-ms", type=int, metavar="MS",
+              help="Wall-clock time per call (default: the host's, 30000).")
+@click.option("--max-instances", type=int, metavar="N",
+              help="Most instances of this actor on the host (default: the host's, 1000).")
 @host_options
 @json_option
 @fails_cleanly
@@ -153,13 +170,25 @@ def start(
     host: str | None,
     labels: tuple[str, ...],
     count: int,
+    max_memory_mib: int | None,
+    max_cpu_time_ms: int | None,
+    max_call_time_ms: int | None,
+    max_instances: int | None,
     data_dir: Path | None,
     lattice: str,
     as_json: bool,
 ) -> None:
-    """Start COUNT instances of the signed actor in MODULE."""
+    """Start COUNT instances of the signed actor in MODULE.
+
+    The --max-… limits apply to every instance of the actor on that host
+    (a later start that gives limits replaces them); those not given are the
+    host's defaults ([actor_limits] in its config).
+    """
     if host and labels:
         raise click.UsageError("give --host or --label, not both")
+    given = {"max_memory_mib": max_memory_mib, "max_cpu_time_ms": max_cpu_time_ms,
+             "max_call_time_ms": max_call_time_ms, "max_instances": max_instances}
+    limits = {name: value for name, value in given.items() if value is not None}
     result = _request(
         data_dir,
         lattice,
@@ -168,6 +197,7 @@ def start(
         count=count,
         host=host,
         labels=_parse_labels(labels),
+        **({"limits": limits} if limits else {}),
     )
     if as_json:
         emit_json(result)

@@ -727,7 +727,7 @@ class AppOps:
             {
                 "host": change.host_id,
                 "key": change.key,
-                "component": change.key[len(prefix) :].split("@", 1)[0],
+                "component": change.key[len(prefix) :].split("@", 1)[0].split("~", 1)[0],
                 "old": change.old,
                 "new": change.new,
             }

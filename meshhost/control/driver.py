@@ -222,7 +222,8 @@ class ReconcileDriver:
 
     async def _start(self, workload: Workload, count: int) -> None:
         module = await self._module(workload)
-        await self.actors.start(module, count, managed_key=workload.key)
+        await self.actors.start(module, count, managed_key=workload.key,
+                                limits=dict(workload.limits) if workload.limits else None)
         self.reconciler.start_succeeded(workload.key)
         log.info("reconcile: started %d x %s", count, workload.key)
 

@@ -23,6 +23,7 @@ import trio
 from meshhost.actorhost import ActorHost
 from meshhost.capabilities import LinkDefinition
 from meshhost.capabilities.policy import is_actor_key
+from meshhost.config import limits_with
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
 from meshhost.control.appops import APP_OPS
 from meshhost.errors import ErrorCode, MeshError
@@ -254,13 +255,16 @@ class HostControl:
         count = _count(args, "count", 1)
         assert count is not None
         labels = _labels(args)
+        limits = args.get("limits")
+        if limits is not None:  # checked here too, so a bad value fails before forwarding
+            limits_with(self.actors.limit_defaults, limits, "argument 'limits'")
         if labels and args.get("host") is None:
             target = self._pick_host(labels)
             if target != self.host.host_id:
                 result: dict[str, Any] = await self.forward(
                     target, "start", {**args, "host": target, "labels": {}})
                 return result
-        actor = await self.actors.start(module, count)
+        actor = await self.actors.start(module, count, limits=limits)
         return {"actor": actor.actor_id, "name": actor.name, "host": self.host.host_id,
                 "count": count}
 

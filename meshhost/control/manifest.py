@@ -82,6 +82,7 @@ from urllib.parse import unquote
 
 import yaml
 
+from meshhost.config import LIMIT_BOUNDS
 from meshhost.control.yamlsource import MAX_MANIFEST_BYTES, Node, compose_text, from_python
 from meshhost.errors import ManifestError, ManifestTooLarge, MeshError, StoredManifestInvalid
 
@@ -259,6 +260,10 @@ class Component:
     link_name: str = DEFAULT_LINK_NAME
     scaler: Scaler | None = None
     linkdefs: tuple[Linkdef, ...] = ()
+    limits: tuple[tuple[str, int], ...] = ()
+    """Runtime limits the actor's properties set (``max_memory_mib`` ...; see
+    :data:`meshhost.config.LIMIT_BOUNDS`), sorted by name; the others are each
+    host's defaults."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +341,7 @@ def _component_document(component: Component) -> dict[str, Any]:
             properties["sha256"] = component.sha256
         if component.actor_id:
             properties["id"] = component.actor_id
+        properties.update(component.limits)
     else:
         properties["contract"] = component.contract_id
         properties["link_name"] = component.link_name
@@ -819,14 +825,20 @@ class _Validator:
                 fields["properties"],
                 props_path,
                 required=("image",),
-                optional=("id", "sha256"),
+                optional=("id", "sha256", *LIMIT_BOUNDS),
                 hints=_CONFIG_HINT,
             )
             image, sha256, actor_id = self.actor_image(props, props_path)
+            limits = tuple(
+                (key, self.integer(props[key], f"{props_path}.{key}", low, high,
+                                   f"{key} ({unit})"))
+                for key, (low, high, unit) in sorted(LIMIT_BOUNDS.items()) if key in props
+            )
             contract_id, link_name = None, DEFAULT_LINK_NAME
         else:
             image, contract_id, link_name = self.capabilities[name]
             sha256 = actor_id = None
+            limits = ()
         scaler = None
         linkdefs: list[Linkdef] = []
         trait_nodes: tuple[Node, ...] = ()
@@ -901,6 +913,7 @@ class _Validator:
             link_name=link_name,
             scaler=scaler,
             linkdefs=tuple(linkdefs),
+            limits=limits,
         )
 
     # -- images

@@ -139,6 +139,8 @@ class Workload:
     image: str
     sha256: str | None
     actor_id: str | None
+    limits: tuple[tuple[str, int], ...] = ()
+    """The component's own runtime limits (the rest are the host's defaults)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +200,19 @@ class Unsatisfied:
     message: str
 
 
-def component_key(app: str, component: str, sha256: str | None = None) -> str:
+def component_key(app: str, component: str, sha256: str | None = None,
+                  limits: tuple[tuple[str, int], ...] = ()) -> str:
     """Key of a component's instances: ``app/component`` plus ``@`` and the first 16 hex
     of the module digest, so a changed module is a different workload (old instances stop,
-    new ones start) while the host ranking, which uses ``app/component``, stays put."""
+    new ones start) while the host ranking, which uses ``app/component``, stays put.
+    Runtime limits add ``~`` and the first 8 hex of their BLAKE2b digest, so changed
+    limits restart the instances too."""
     base = f"{app}/{component}"
-    return f"{base}@{sha256[:16]}" if sha256 else base
+    key = f"{base}@{sha256[:16]}" if sha256 else base
+    if limits:
+        text = ",".join(f"{name}={value}" for name, value in sorted(limits))
+        key += "~" + hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +354,8 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
         for component in manifest.components:
             if component.type is not ComponentType.ACTOR:
                 continue  # built-in providers run in every host
-            key = component_key(manifest.name, component.name, component.sha256)
+            key = component_key(manifest.name, component.name, component.sha256,
+                                component.limits)
             rank_id = f"{manifest.name}/{component.name}"
             workloads[key] = Workload(
                 key,
@@ -355,6 +365,7 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
                 component.image,
                 component.sha256,
                 component.actor_id,
+                component.limits,
             )
             for link in component.linkdefs:
                 spec = LinkSpec(

@@ -143,7 +143,7 @@ def status(
 
 
 def _component_of(key: str) -> str:
-    return key.split("/", 1)[1].split("@", 1)[0]
+    return key.split("/", 1)[1].split("@", 1)[0].split("~", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,9 @@ class FakeHost:
             return {"host": "NHOST1", "actors": [], "providers": ["wasmcloud:httpserver"],
                     "http": [{"actor": "M" + "A" * 55, "link_name": "default",
                               "address": "127.0.0.1:8080"}]}
+        if op == "start":
+            return {"actor": "M" + "A" * 55, "name": "echo", "host": "NHOST1",
+                    "count": args["count"]}
         if op in ("link_put", "link_del", "config_put"):
             return {}
         if op == "config_get":
@@ -149,3 +152,20 @@ def test_events_ends_with_130_on_ctrl_c(host: tuple[FakeHost, Path]) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_start_sends_only_the_limits_given_as_flags(
+    host: tuple[FakeHost, Path], tmp_path: Path
+) -> None:
+    fake, data_dir = host
+    module = tmp_path / "echo.wasm"
+    module.write_bytes(b"\0asm")
+    runner = CliRunner()
+    result = runner.invoke(main, ["start", str(module), "--data-dir", str(data_dir),
+                                  "--max-memory-mib", "8", "--max-instances", "3"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["start", str(module), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    with_limits, without = [args for op, args in fake.requests if op == "start"]
+    assert with_limits["limits"] == {"max_memory_mib": 8, "max_instances": 3}
+    assert "limits" not in without

@@ -10,6 +10,9 @@
 ;;   trap         execute `unreachable`
 ;;   loop         spin forever (the CPU limit must stop it)
 ;;   grow         grow memory a page at a time until it fails, then trap
+;;   spin         count down from (payload as u32 LE) million, then answer nothing
+;;   fill         grow memory a page at a time to (payload as u32 LE) MiB, trap if it
+;;                cannot, then answer nothing
 ;;   bad_ptr      call __guest_response with a pointer outside memory
 ;;   no_response  report success without calling __guest_response
 (module
@@ -36,6 +39,8 @@
   (data (i32.const 144) "grow")
   (data (i32.const 160) "bad_ptr")
   (data (i32.const 176) "no_response")
+  (data (i32.const 192) "spin")
+  (data (i32.const 200) "fill")
   (data (i32.const 208) "failed on purpose")
   (data (i32.const 240) "default")
   (data (i32.const 256) "test:ns")
@@ -120,6 +125,26 @@
       (then (loop $more
               (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
             unreachable))
+    (if (call $is (local.get $op_len) (i32.const 192) (i32.const 4))   ;; spin
+      (then
+        (local.set $n (i32.mul (i32.load (local.get $msg)) (i32.const 1000000)))
+        (block $done
+          (loop $again
+            (br_if $done (i32.eqz (local.get $n)))
+            (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+            (br $again)))
+        (call $guest_response (i32.const 0) (i32.const 0))
+        (return (i32.const 1))))
+    (if (call $is (local.get $op_len) (i32.const 200) (i32.const 4))   ;; fill
+      (then
+        (local.set $n (i32.mul (i32.load (local.get $msg)) (i32.const 16)))
+        (block $done
+          (loop $again
+            (br_if $done (i32.ge_u (memory.size) (local.get $n)))
+            (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
+            (br $again)))
+        (call $guest_response (i32.const 0) (i32.const 0))
+        (return (i32.const 1))))
     (if (call $is (local.get $op_len) (i32.const 160) (i32.const 7))   ;; bad_ptr
       (then (call $guest_response (i32.const 0xFFFFFF00) (i32.const 100)) (return (i32.const 1))))
     (if (call $is (local.get $op_len) (i32.const 176) (i32.const 11))  ;; no_response
