@@ -8,7 +8,7 @@ generation named its contracts, operations and payload members its own way:
   ``wascc:keyvalue``, ``wascc:logging``, ``wascc:extras``, …; bare operation
   names (``Add``, ``WriteLog``); structs with ``#[serde(rename_all =
   "camelCase")]`` and a few explicit renames (``expires_s`` → ``expires``).
-* **wasmCloud 0.1x–0.18** (the ``wasmcloud_actor_*`` crates generated from
+* **wasmCloud 0.1x-0.18** (the ``wasmcloud_actor_*`` crates generated from
   ``wasmCloud/actor-interfaces`` ``*/ *.widl``, e.g.
   ``keyvalue/rust/src/generated.rs``): contract ids ``wasmcloud:keyvalue``,
   ``wasmcloud:logging``, ``wasmcloud:extras``, …; the same bare operation

@@ -13,8 +13,8 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import threading
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -31,8 +31,8 @@ from meshhost.capabilities import (
     LinkDefinition,
     LoggingProvider,
     MessagingProvider,
+    legacy,
 )
-from meshhost.capabilities import legacy
 from meshhost.capabilities.local import local_invoker
 from meshhost.capabilities.providers.codec import Kind
 from meshhost.capabilities.providers.numbergen import NumberGenProvider
@@ -353,7 +353,7 @@ async def test_old_actors_request_and_get_the_reply_in_their_shape(
 
 async def test_a_wasmcloud_0x_actor_makes_an_http_request_in_its_shapes(host: Host) -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             out = body.upper() + self.headers["x-a"].encode()
             self.send_response(202)

@@ -58,7 +58,7 @@ async def test_a_wapc_actor_without_claims_or_links_reads_its_invocation_id(runt
     vector = next(v for v in VECTORS if v["name"] == "invocation_get_id_response")
     assert answer.hex() == vector["msgpack_hex"]
     assert msgpack.unpackb(answer) == INV_ID.hex() == vector["fields"]["value"]
-    with pytest.raises(ActorError, match="has no operation 'Invocation.Get'"):
+    with pytest.raises(ActorError, match=r"has no operation 'Invocation\.Get'"):
         await rt.invoke(actor, "call", frame("", INVOCATION, "Invocation.Get", b""))
 
 
@@ -68,7 +68,8 @@ async def test_a_component_reads_its_invocation_id_through_host_call(runtime) ->
     # caps_component.wat forwards every call to one namespace; point it at the builtin
     text = (WAT / "caps_component.wat").read_text()
     text = text.replace('"wasmcloud:keyvalue")', f'"{INVOCATION}")')
-    text = text.replace("(i32.const 64) (i32.const 18)", f"(i32.const 64) (i32.const {len(INVOCATION)})")
+    text = text.replace("(i32.const 64) (i32.const 18)",
+                        f"(i32.const 64) (i32.const {len(INVOCATION)})")
     assert INVOCATION in text and f"(i32.const {len(INVOCATION)})" in text
     actor = _load(rt, wasmtime.wat2wasm(text))
     answer = await rt.invoke(actor, "Invocation.GetId", b"")

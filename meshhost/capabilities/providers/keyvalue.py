@@ -169,7 +169,7 @@ class _Store:
 
 class KeyValueProvider(LegacyKeyValueOps, Provider):
     """wasmbus ``KeyValue.*`` operations, plus the bare ones (``Add``, ``Push``…) of
-    waSCC (``wascc:keyvalue``) and wasmCloud 0.1x–0.18 (``kv_legacy``)."""
+    waSCC (``wascc:keyvalue``) and wasmCloud 0.1x-0.18 (``kv_legacy``)."""
 
     contract_id = KEYVALUE
     CONTRACT_ALIASES = (WASCC_KEYVALUE,)

@@ -1,4 +1,4 @@
-"""Key-value operations of the waSCC and wasmCloud 0.1x–0.18 generations.
+"""Key-value operations of the waSCC and wasmCloud 0.1x-0.18 generations.
 
 Both generations call the key-value provider with the same bare operation
 names and argument members (``wascc-codec`` ``src/keyvalue.rs``;
@@ -20,7 +20,7 @@ those generations (``wasmCloud/capability-providers`` ``redis/src/lib.rs``):
 | ``Push`` | LPUSH (to the *front*) | ``ListResponse {newCount}`` (new length) |
 | ``ListItemDelete`` | LREM 0 (every occurrence) | ``ListResponse {newCount}`` (how many removed) |
 | ``SetAdd`` / ``SetRemove`` | SADD / SREM | ``SetOperationResponse`` (1 or 0) |
-| ``SetUnion`` / ``SetIntersection`` / ``SetQuery`` | SUNION / SINTER / SMEMBERS | ``SetQueryResponse {values}`` (sorted) |
+| ``SetUnion``, ``SetIntersection``, ``SetQuery`` | SUNION, SINTER, SMEMBERS | sorted values |
 | ``KeyExists`` | EXISTS | ``GetResponse {value: "", exists}`` |
 """
 

@@ -388,7 +388,7 @@ class MessagingProvider(Provider):
     # --- waSCC / wasmCloud 0.1x ----------------------------------------------------------
 
     def legacy_publish(self, ctx: CallContext, payload: bytes) -> bytes:
-        """``Publish``: waSCC BrokerMessage (answer ignored) / 0.1x PublishArgs (PublishResponse)."""
+        """``Publish``: waSCC BrokerMessage (no answer) / 0.1x PublishArgs (PublishResponse)."""
         msg = lg.Shape(f"{ctx.link.contract_id} {lg.BROKER_MESSAGE.name}",
                        lg.BROKER_MESSAGE.fields).decode(payload)
         self.publish_sync(msg["subject"], msg["body"], msg["reply_to"] or None)

@@ -24,14 +24,12 @@ String / u32 / u64.  Randomness comes from an injected ``random_bytes``
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgpack
-
-import threading
-from typing import Any
 
 from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import NUMBERGEN, RangeLimit
