@@ -35,7 +35,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ from meshhost.errors import (
     TransportClosed,
 )
 from meshhost.identity import nkeys, short_id
-from meshhost.identity.keyring import Keyring, load_secrets, read_secret_file
+from meshhost.identity.keyring import Keyring, encode_secret, load_secrets, read_secret_file
 from meshhost.membership import (
     Member,
     MemberAlive,
@@ -271,6 +271,9 @@ class Host:
         self.host_id = identity.public_key
         self.keyring = keyring
         self.data_dir = data_dir
+        self.secret_path: Path | None = None
+        """The secret file a rotation rewrites (None: the secret came from the
+        environment, and a restart brings back whatever is there)."""
         self.options = options or HostOptions()
         self._rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
         self.directory: Directory | None = None
@@ -330,7 +333,10 @@ class Host:
         keyring = load_keyring(
             config.lattice, data_dir, secret_file=secret_file, secret_text=secret_text
         )
-        return cls(config, identity=identity, keyring=keyring, data_dir=data_dir, options=options)
+        host = cls(config, identity=identity, keyring=keyring, data_dir=data_dir, options=options)
+        if secret_text is None:
+            host.secret_path = secret_file if secret_file is not None else data_dir / LATTICE_SECRET
+        return host
 
     # -- queries -------------------------------------------------------------
 
@@ -437,6 +443,26 @@ class Host:
         """Rotation step 3 (on every host): stop accepting ``secret``."""
         self.keyring.remove(secret)
         self._sync_transport_psks()
+
+    def save_secrets(self, secrets: Sequence[bytes] | None = None) -> bool:
+        """Write ``secrets`` (default: the keyring's, primary first) to
+        :attr:`secret_path` (0600, atomically), so a restart keeps what a
+        rotation installed; False when there is no file.
+
+        Raises ``KeyringError`` naming the file when it cannot be written.
+        """
+        if self.secret_path is None:
+            return False
+        secrets = self.keyring.secrets if secrets is None else secrets
+        text = "# lattice secrets, the first is primary (rewritten by `meshhost lattice rotate`)\n"
+        text += "".join(encode_secret(s) + "\n" for s in secrets)
+        try:
+            write_private(self.secret_path, text)
+        except OSError as exc:
+            raise KeyringError(
+                f"cannot write lattice secret file {self.secret_path}: {exc.strerror or exc}"
+            ) from None
+        return True
 
     def _sync_transport_psks(self) -> None:
         """New Noise handshakes dial with the primary and accept every secret."""

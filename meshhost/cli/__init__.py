@@ -100,12 +100,16 @@ def version(as_json: bool) -> None:
     """Print the meshhost version and the protocol versions it speaks."""
     from importlib.metadata import version as package_version
 
+    from meshhost.transport.handshake import PROTOCOL_VERSION
+
     wasmtime_version = package_version("wasmtime")
-    info = {"meshhost": __version__, "protocol": 1, "wasmtime": wasmtime_version}
+    info = {"meshhost": __version__, "protocol": PROTOCOL_VERSION, "wasmtime": wasmtime_version}
     if as_json:
         emit_json(info)
     else:
-        stdout.print(f"meshhost {__version__} (protocol 1, wasmtime {wasmtime_version})")
+        stdout.print(
+            f"meshhost {__version__} (protocol {PROTOCOL_VERSION}, wasmtime {wasmtime_version})"
+        )
 
 
 __all__ = ["main"]

@@ -36,7 +36,7 @@ from meshhost.cli.output import (
     silence_stdout,
     stdout,
 )
-from meshhost.datadir import LATTICE_SECRET, default_data_dir, replace_atomically, write_private
+from meshhost.datadir import default_data_dir, replace_atomically, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import ConfigError, KeyringError, LatticeSecretError, MeshError
@@ -259,12 +259,7 @@ def _up(
         raise type(exc)(f"${SECRET_ENV}, {exc}") from None
     tag.host_id = _VIEW.host_id = host.host_id
     _VIEW.prefix = tag.short
-    if secret_file is not None:
-        secret_path: Path | None = secret_file
-    elif secret_text is not None:
-        secret_path = None  # from the environment: nothing to reload
-    else:
-        secret_path = host.data_dir / LATTICE_SECRET
+    secret_path = host.secret_path  # None: from the environment, nothing to reload
     check_service_type(mdns_service_type)
     try:
         stopped_by = trio.run(_run, host, status_file, as_json, secret_path)
@@ -577,3 +572,8 @@ def lattice_new(
         stdout.print("[dim]Every host of the lattice needs it; keep it secret.[/]")
     for path in written:
         stdout.print(f"Secret written to {path}", highlight=False, markup=False)
+
+
+# `lattice rotate` and `lattice keyring` live in their own module and join the
+# `lattice` group here, which the lazy command group loads for `lattice ...`.
+from meshhost.cli import rotate  # noqa: E402,F401

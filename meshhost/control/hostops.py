@@ -26,6 +26,7 @@ from meshhost.capabilities.policy import is_actor_key
 from meshhost.config import limits_with
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
 from meshhost.control.appops import APP_OPS
+from meshhost.control.keyops import KEYRING_OPS, keyring_op
 from meshhost.errors import ErrorCode, MeshError
 from meshhost.identity import short_id
 from meshhost.membership import MemberState
@@ -42,7 +43,9 @@ FORWARD_TIMEOUT_S = 30.0
 MAX_CALL_TIMEOUT_MS = 10 * 60 * 1000
 """Upper bound of a CLI ``call`` deadline."""
 MAX_COUNT = 1000
-HOST_OPS = frozenset({"inventory", "start", "stop", "scale", "host_stop", "metrics"})
+HOST_OPS = (
+    frozenset({"inventory", "start", "stop", "scale", "host_stop", "metrics"}) | KEYRING_OPS
+)
 """Ops that act on one host and are forwarded when ``host`` names another."""
 
 
@@ -141,6 +144,8 @@ class HostControl:
                     if not forward:
                         raise _invalid(f"this is host {self.host.host_id}, not {target}")
                     return await self.forward(target, op, {**args, "host": target})
+            if op in KEYRING_OPS:
+                return await keyring_op(self.host, op, args)
             handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
             if handler is None:
                 if op in APP_OPS and self.host.app_ops is not None:

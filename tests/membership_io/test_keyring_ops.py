@@ -1,0 +1,91 @@
+"""Keyring control ops on one host: install, use, remove; written to the secret file first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshhost import config as config_mod
+from meshhost.control.keyops import MAX_KEYS, key_id, keyring_op
+from meshhost.errors import KeyringError, LatticeSecretError
+from meshhost.host import Host
+from meshhost.identity.keyring import encode_secret, read_secret_file
+
+OLD, NEW = bytes([7]) * 32, bytes([8]) * 32
+
+
+def open_host(tmp_path: Path, *, from_env: bool = False) -> Host:
+    cfg = config_mod.load(overrides={"data_dir": str(tmp_path / "d"), "lattice": "lab"},
+                          environ={})
+    if from_env:
+        return Host.open(cfg, secret_text=encode_secret(OLD))
+    secret_file = tmp_path / "lattice.secret"
+    secret_file.write_text(encode_secret(OLD) + "\n")
+    return Host.open(cfg, secret_file=secret_file)
+
+
+async def test_a_rotation_on_one_host_step_by_step_with_the_file_kept_in_step(
+    tmp_path: Path,
+) -> None:
+    host = open_host(tmp_path)
+    assert host.secret_path is not None
+    old_id, new_id = key_id(OLD, "lab"), key_id(NEW, "lab")
+    listed = await keyring_op(host, "keyring_list", {})
+    assert listed == {"host": host.host_id, "primary": old_id, "keys": [old_id],
+                      "file": str(host.secret_path)}
+
+    view = await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
+    assert (view["primary"], view["keys"], view["saved"]) == (old_id, [old_id, new_id], True)
+    assert read_secret_file(host.secret_path) == [OLD, NEW] == list(host.keyring.secrets)
+    assert host.secret_path.stat().st_mode & 0o777 == 0o600
+    again = await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
+    assert again["keys"] == [old_id, new_id]  # idempotent
+
+    view = await keyring_op(host, "keyring_use", {"key": new_id.upper()})
+    assert view["primary"] == new_id and host.keyring.primary == NEW
+    assert read_secret_file(host.secret_path) == [NEW, OLD]
+
+    with pytest.raises(KeyringError, match="is the primary"):
+        await keyring_op(host, "keyring_remove", {"key": new_id})
+    view = await keyring_op(host, "keyring_remove", {"key": old_id})
+    assert view["keys"] == [new_id] and read_secret_file(host.secret_path) == [NEW]
+    assert (await keyring_op(host, "keyring_remove", {"key": old_id}))["keys"] == [new_id]
+
+
+async def test_bad_requests_are_refused_and_change_nothing(tmp_path: Path) -> None:
+    host = open_host(tmp_path)
+    assert host.secret_path is not None
+    with pytest.raises(LatticeSecretError):
+        await keyring_op(host, "keyring_install", {"secret": "SLnot-a-secret"})
+    with pytest.raises(KeyringError, match="needs the new secret"):
+        await keyring_op(host, "keyring_install", {})
+    with pytest.raises(KeyringError, match="not installed"):
+        await keyring_op(host, "keyring_use", {"key": key_id(NEW, "lab")})
+    with pytest.raises(KeyringError, match="key id"):
+        await keyring_op(host, "keyring_use", {"key": 5})
+    for i in range(MAX_KEYS - 1):
+        await keyring_op(host, "keyring_install", {"secret": encode_secret(bytes([i]) * 32)})
+    with pytest.raises(KeyringError, match="remove a retired one first"):
+        await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
+    assert len(read_secret_file(host.secret_path)) == MAX_KEYS == len(host.keyring.secrets)
+
+
+async def test_a_file_that_cannot_be_written_fails_the_step_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    host = open_host(tmp_path)
+    host.secret_path = tmp_path / "lattice.secret" / "inside-a-file"
+    with pytest.raises(KeyringError, match="cannot write lattice secret file"):
+        await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
+    assert host.keyring.secrets == (OLD,)
+
+
+async def test_a_host_with_its_secret_from_the_environment_says_it_did_not_save(
+    tmp_path: Path,
+) -> None:
+    host = open_host(tmp_path, from_env=True)
+    assert host.secret_path is None
+    view = await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
+    assert view["saved"] is False and view["file"] is None
+    assert host.keyring.secrets == (OLD, NEW)
