@@ -154,6 +154,11 @@ def load_identity(data_dir: Path) -> nkeys.KeyPair:
     return pair
 
 
+_SECRET_FILE_HEADER = (
+    "# lattice secrets, the first is primary (rewritten by `meshhost lattice rotate`)"
+)
+
+
 def load_keyring(
     lattice: str, data_dir: Path, *, secret_file: Path | None = None, secret_text: str | None = None
 ) -> Keyring:
@@ -449,13 +454,24 @@ class Host:
         :attr:`secret_path` (0600, atomically), so a restart keeps what a
         rotation installed; False when there is no file.
 
-        Raises ``KeyringError`` naming the file when it cannot be written.
+        Comment lines of the file (``#``, e.g. the ``# admin O...`` lines that
+        name bootstrap operators) are kept, after the secrets.  Raises
+        ``KeyringError`` naming the file when it cannot be written.
         """
         if self.secret_path is None:
             return False
         secrets = self.keyring.secrets if secrets is None else secrets
-        text = "# lattice secrets, the first is primary (rewritten by `meshhost lattice rotate`)\n"
+        try:
+            kept = [
+                line
+                for line in self.secret_path.read_text(encoding="utf-8").splitlines()
+                if line.strip().startswith("#") and line.strip() != _SECRET_FILE_HEADER
+            ]
+        except (OSError, UnicodeDecodeError):
+            kept = []  # nothing readable to keep; the write below says what is wrong
+        text = _SECRET_FILE_HEADER + "\n"
         text += "".join(encode_secret(s) + "\n" for s in secrets)
+        text += "".join(line + "\n" for line in kept)
         try:
             write_private(self.secret_path, text)
         except OSError as exc:

@@ -10,9 +10,11 @@ from meshhost import config as config_mod
 from meshhost.control.keyops import MAX_KEYS, key_id, keyring_op
 from meshhost.errors import KeyringError, LatticeSecretError
 from meshhost.host import Host
+from meshhost.identity import nkeys
 from meshhost.identity.keyring import encode_secret, read_secret_file
 
 OLD, NEW = bytes([7]) * 32, bytes([8]) * 32
+ADMIN_LINE = "# admin " + nkeys.generate(nkeys.Prefix.OPERATOR, lambda n: bytes([9]) * n).public_key
 
 
 def open_host(tmp_path: Path, *, from_env: bool = False) -> Host:
@@ -21,7 +23,7 @@ def open_host(tmp_path: Path, *, from_env: bool = False) -> Host:
     if from_env:
         return Host.open(cfg, secret_text=encode_secret(OLD))
     secret_file = tmp_path / "lattice.secret"
-    secret_file.write_text(encode_secret(OLD) + "\n")
+    secret_file.write_text(encode_secret(OLD) + "\n" + ADMIN_LINE + "\n")
     return Host.open(cfg, secret_file=secret_file)
 
 
@@ -50,6 +52,10 @@ async def test_a_rotation_on_one_host_step_by_step_with_the_file_kept_in_step(
         await keyring_op(host, "keyring_remove", {"key": new_id})
     view = await keyring_op(host, "keyring_remove", {"key": old_id})
     assert view["keys"] == [new_id] and read_secret_file(host.secret_path) == [NEW]
+    # Comments (operators named in the file) survive every rewrite, once each.
+    text = host.secret_path.read_text()
+    assert text.count(ADMIN_LINE + "\n") == 1
+    assert text.count("rewritten by") == 1
     assert (await keyring_op(host, "keyring_remove", {"key": old_id}))["keys"] == [new_id]
 
 
