@@ -418,6 +418,21 @@ class PeerUnavailable(TransportError):
     """No session to the peer could be set up (refused, unreachable, handshake failed)."""
 
 
+class ConnectFailed(PeerUnavailable):
+    """The TCP connection to the peer could not be made; ``reason`` says why in a
+    few words (``connection refused``, ``timed out``, ``no route to host``)."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class HandshakeRefused(PeerUnavailable):
+    """The peer closed the connection after our first handshake message without a
+    word: it most likely does not share our lattice secret (it may also be full or
+    shutting down)."""
+
+
 class PeerMismatch(TransportError):
     """The host that answered at an address is not the host the caller expected."""
 

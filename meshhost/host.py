@@ -63,6 +63,7 @@ from meshhost.datadir import (
 from meshhost.directory import Directory, FileStore
 from meshhost.directory.driver import SYNC_CHANNEL, DirectoryDriver
 from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery, StaticSeeds
+from meshhost.discovery.diagnose import join_trouble
 from meshhost.discovery.mdns import local_ipv4_addresses
 from meshhost.errors import (
     ConfigError,
@@ -115,6 +116,10 @@ LEAVE_GRACE_S = 1.0
 DRAIN_S = 5.0
 """How long a graceful shutdown lets calls in flight finish."""
 INVOCATION_CHANNEL = 1
+JOIN_PATIENCE_S = 5.0
+"""A host alone this long after start says why (seeds failing, no mDNS peer)."""
+JOIN_CHECK_S = 1.0
+"""How often a lone host looks again whether the reason changed."""
 SUBSCRIBER_BUFFER = 1024
 """Events buffered per subscriber.  A subscriber that falls further behind
 loses the newer events (counted in ``host.events_dropped``) rather than
@@ -252,6 +257,8 @@ class HostOptions:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` there (needs ``monitor``)."""
     dashboard_address: tuple[str, int] | None = None
     """Serve the live web dashboard there (meshhost.monitor.dashboard)."""
+    join_patience_s: float = JOIN_PATIENCE_S
+    """With no peer after this long, publish a ``join_trouble`` event saying why."""
 
     def __post_init__(self) -> None:
         if self.advertise_host is not None:
@@ -344,6 +351,29 @@ class Host:
         return host
 
     # -- queries -------------------------------------------------------------
+
+    async def _watch_join(self) -> None:
+        """Until the first peer is seen: after ``join_patience_s`` alone, publish
+        ``{"kind": "join_trouble", "reason": ...}`` saying why (seed refused our
+        handshake, no answer, no mDNS peer yet), and again whenever the reason
+        changes. A host that has seen a peer once stops watching: losing peers
+        later is what membership events report."""
+        await trio.sleep(self.options.join_patience_s)
+        said = None
+        while len(self.alive_ids()) <= 1:
+            assert self.membership is not None
+            reason = join_trouble(
+                self.seeds.seeds if self.seeds is not None else [],
+                self.seeds.resolved if self.seeds is not None else {},
+                self.membership.push_pull_errors,
+                mdns=self.config.mdns,
+                mdns_service_type=self.options.mdns_service_type,
+                addr=self.addr,
+            )
+            if reason != said:
+                said = reason
+                self.publish_event({"kind": "join_trouble", "reason": reason})
+            await trio.sleep(JOIN_CHECK_S)
 
     def members(self) -> list[Member]:
         """Every host membership knows (ourselves included), any state."""
@@ -515,6 +545,7 @@ class Host:
                     )
                     await nursery.start(self.seeds.serve, self.membership.join)
                 await self._start_control(nursery)
+                nursery.start_soon(self._watch_join)
                 if self.options.metrics_address is not None and self.monitor is not None:
                     from meshhost.monitor.http import serve_monitoring  # hypercorn: only if asked
 

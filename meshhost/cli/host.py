@@ -422,6 +422,11 @@ MISBEHAVED_LINES = _Budget(limit=10, window_s=10.0)
 
 
 def _report(event: object, as_json: bool) -> None:
+    if isinstance(event, dict) and event.get("kind") == "join_trouble":
+        reason = str(event.get("reason", ""))
+        _say(as_json, {"event": "join_trouble", "reason": reason},
+             f"[yellow]no peer yet:[/] {escape(reason)}")
+        return
     if isinstance(event, dict):  # actor, link, config and application events
         kind = str(event.get("kind", "event"))
         details = " ".join(f"{k}={v}" for k, v in sorted(event.items()) if k != "kind")

@@ -75,6 +75,8 @@ class StaticSeeds:
         self.interval_s = interval_s
         self.unresolved = 0
         """Seed names that did not resolve (counted per attempt)."""
+        self.resolved: dict[tuple[str, int], list[Addr] | str] = {}
+        """Each seed's addresses at the last attempt, or why it did not resolve."""
         self._warned: set[str] = set()
 
     async def resolve(self) -> list[Addr]:
@@ -88,18 +90,22 @@ class StaticSeeds:
                     )
             except (OSError, trio.TooSlowError) as exc:
                 self.unresolved += 1
+                reason = "timed out" if isinstance(exc, trio.TooSlowError) else exc.strerror
+                self.resolved[host, port] = f"does not resolve to an IPv4 address ({reason})"
                 if host not in self._warned:  # once: it is retried every interval_s
                     self._warned.add(host)
-                    reason = "timed out" if isinstance(exc, trio.TooSlowError) else exc.strerror
                     log.warning(
                         "seed %s:%d does not resolve to an IPv4 address (%s); "
                         "retrying every %.0f s", host, port, reason, self.interval_s,
                     )
                 continue
+            found = []
             for info in infos:
                 addr = (str(info[4][0]), int(info[4][1]))
+                found.append(addr)
                 if addr not in out:
                     out.append(addr)
+            self.resolved[host, port] = found
         return out
 
     async def serve(self, propose: Propose, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

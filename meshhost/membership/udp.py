@@ -71,6 +71,14 @@ MAX_PUSH_PULLS_IN_FLIGHT = 4
 """Outbound exchanges at once; more wait their turn (the core bounds its queue)."""
 
 
+MAX_REMEMBERED_ERRORS = 256
+"""Push-pull failures remembered by address (the oldest is forgotten first)."""
+
+
+def _addr_key(addr: Any) -> Addr:
+    return (str(addr[0]), int(addr[1]))
+
+
 class SwimCore(Protocol):
     """What the driver needs of the sans-IO core (``meshhost.membership.swim.Swim``)."""
 
@@ -161,6 +169,9 @@ class MembershipDriver:
         self._nursery: trio.Nursery | None = None
         self._push_pull_limiter = trio.CapacityLimiter(MAX_PUSH_PULLS_IN_FLIGHT)
         self._clock_offset = clock_offset
+        self.push_pull_errors: dict[Addr, BaseException] = {}
+        """Why the last push-pull with an address failed (cleared when one works),
+        so a host that cannot join can say why (seed refused, no answer, ...)."""
 
     def now(self) -> float:
         """The core's clock: trio time shifted to Unix time (see the module docstring)."""
@@ -223,6 +234,13 @@ class MembershipDriver:
             self.close()
 
     # -- inputs from the host -----------------------------------------------
+
+    def _note_push_pull_error(self, addr: Any, exc: BaseException) -> None:
+        key = _addr_key(addr)
+        self.push_pull_errors.pop(key, None)
+        if len(self.push_pull_errors) >= MAX_REMEMBERED_ERRORS:
+            del self.push_pull_errors[next(iter(self.push_pull_errors))]
+        self.push_pull_errors[key] = exc
 
     def join(self, addrs: Sequence[Any]) -> None:
         """Propose peers to the core (discovery calls this; the core decides)."""
@@ -384,9 +402,11 @@ class MembershipDriver:
                 reply = await self.transport.request(
                     addr, PUSH_PULL_CHANNEL, payload, timeout_s=PUSH_PULL_TIMEOUT_S
                 )
-            except (MeshError, OSError):
+            except (MeshError, OSError) as exc:
                 self.stats.push_pull_failures += 1
+                self._note_push_pull_error(addr, exc)
                 return
+        self.push_pull_errors.pop(_addr_key(addr), None)
         try:
             problem = self.core.merge_push_pull(reply, addr, self.now())
         except MeshError:

@@ -51,6 +51,7 @@ from meshhost.config import TransportConfig
 from meshhost.errors import (
     ErrorCode,
     FrameError,
+    HandshakeRefused,
     HandshakeRejected,
     LocalProtocolError,
     MeshError,
@@ -598,9 +599,8 @@ class Session:
                 "peer closed the connection during the handshake: it does not share our "
                 "lattice secret, or it refused us (connection limit, shutting down)"
             )
-            self._closed(
-                ErrorCode.UNAVAILABLE, message, by_peer=True, error=PeerUnavailable(message)
-            )
+            error = HandshakeRefused(message) if self.psk_refused else PeerUnavailable(message)
+            self._closed(ErrorCode.UNAVAILABLE, message, by_peer=True, error=error)
 
     # -- input ---------------------------------------------------------------
 

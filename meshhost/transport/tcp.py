@@ -93,7 +93,9 @@ import trio
 
 from meshhost.config import TransportConfig
 from meshhost.errors import (
+    ConnectFailed,
     ErrorCode,
+    HandshakeRefused,
     LocalProtocolError,
     MeshError,
     PayloadTooLarge,
@@ -1020,8 +1022,9 @@ class Transport:
             cause = event.error or PeerUnavailable(event.message)
             if isinstance(cause, PeerMismatch):
                 error = cause
-            else:
-                error = PeerUnavailable(f"no session with {who}: {cause}")
+            else:  # keep "refused our handshake" apart: a host that cannot join says so
+                kind = HandshakeRefused if isinstance(cause, HandshakeRefused) else PeerUnavailable
+                error = kind(f"no session with {who}: {cause}")
                 error.__cause__ = cause
         else:
             # Whatever went wrong inside the session, a caller sees the session end.
@@ -1294,7 +1297,9 @@ class Transport:
                         text = os.strerror(exc.errno) if exc.errno else exc.strerror
                         reason = (text or str(exc)).lower()
                     log.info("cannot connect to %s:%d: %s", addr[0], addr[1], reason)
-                    dial.error = PeerUnavailable(f"cannot connect to {addr[0]}:{addr[1]}: {reason}")
+                    dial.error = ConnectFailed(
+                        f"cannot connect to {addr[0]}:{addr[1]}: {reason}", reason
+                    )
                     return
                 session = self._new_session(initiator=True, psk=psk)
                 conn = _Connection(self, sock, session, remote, addr)
