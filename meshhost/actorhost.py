@@ -50,9 +50,9 @@ from meshhost.capabilities import (
 )
 from meshhost.capabilities.policy import ActorIdentity, is_actor_key
 from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT
+from meshhost.config import ActorLimitsConfig, limits_with
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import decode_reply, encode_request
-from meshhost.config import ActorLimitsConfig, limits_with
 from meshhost.directory import ActorSummary, Directory
 from meshhost.errors import (
     ActorLimitExceeded,
@@ -269,7 +269,7 @@ class ActorHost:
                 running = _Running(digest, new_limits)
                 if old is not None:  # same actor, new module or limits: the counts stay
                     running.manual, running.managed = old.manual, dict(old.managed)
-            _check_instances(actor_id, claims.name, running, running.total + count)
+            _check_instances(actor_id, claims.name or "", running, running.total + count)
             if running is not old:
                 self._running[actor_id] = running
             if managed_key is None:

@@ -91,7 +91,7 @@ async def test_bad_limits_are_refused_with_a_reason(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         a = make_host(tmp_path, 0)
         await nursery.start(a.serve)
-        module, actor_id = signed_tester()
+        module, _ = signed_tester()
         for limits, says in [
             ({"max_memory_mib": 0}, "max_memory_mib must be a whole number of MiB from 1 to 4096"),
             ({"max_memory_mib": 5000}, "from 1 to 4096, got 5000"),
