@@ -379,6 +379,10 @@ async def test_a_wasmcloud_0x_actor_makes_an_http_request_in_its_shapes(host: Ho
         assert (response["statusCode"], response["status"], response["body"]) == (
             202, "Accepted", b"HI1")
         assert response["header"]["x-b"] == "2"
+        again = await host.runtime.invoke(actor, "call", frame(  # the provider's op name
+            "default", "wasmcloud:httpclient", "PerformRequest",
+            pack(method="POST", url=url, headers={"x-a": "2"}, body=b"yo")))
+        assert msgpack.unpackb(again)["body"] == b"YO2"
         with pytest.raises(ActorError, match="not in ALLOWED_HOSTS"):
             await host.runtime.invoke(actor, "call", frame(
                 "default", "wasmcloud:httpclient", "Request",

@@ -130,7 +130,11 @@ class HttpClientProvider(Provider):
     contract_id = HTTPCLIENT
     OPERATIONS: ClassVar[dict[str, str]] = {
         "HttpClient.Request": "op_request",
-        "Request": "legacy_request",  # wasmCloud 0.1x (legacy.OLD_CLIENT_REQUEST)
+        # wasmCloud 0.1x (legacy.OLD_CLIENT_REQUEST): the actor crate's generated code sends
+        # "Request", its OP_PERFORM_REQUEST constant (what the provider matched) says
+        # "PerformRequest"; both are served
+        "Request": "legacy_request",
+        "PerformRequest": "legacy_request",
     }
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -195,7 +199,7 @@ class HttpClientProvider(Provider):
             status = ""
         return lg.OLD_HTTP_RESPONSE.encode(
             status_code=response.status_code, status=status,
-            header={k: ", ".join(v) for k, v in response.header.items()}, body=response.body)
+            header={k: ",".join(v) for k, v in response.header.items()}, body=response.body)
 
     def _send(
         self,
