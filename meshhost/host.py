@@ -37,6 +37,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,9 @@ class HostOptions:
     """Serve the live web dashboard there (meshhost.monitor.dashboard)."""
     join_patience_s: float = JOIN_PATIENCE_S
     """With no peer after this long, publish a ``join_trouble`` event saying why."""
+    otlp_url: str | None = None
+    """Send this host's spans to the OpenTelemetry collector at this OTLP/HTTP traces
+    endpoint (meshhost.monitor.otlp; needs the otel extra); None: spans stay local."""
 
     def __post_init__(self) -> None:
         if self.advertise_host is not None:
@@ -556,6 +560,12 @@ class Host:
 
                     self.dashboard_addr = await nursery.start(
                         serve_dashboard, self, self.options.dashboard_address)
+                if self.options.otlp_url is not None and self.actors is not None:
+                    from meshhost.monitor.otlp import export_spans  # opentelemetry: if asked
+
+                    await nursery.start(partial(
+                        export_spans, self.actors.spans, self.options.otlp_url,
+                        host_id=self.host_id, lattice=self.config.lattice))
                 task_status.started(self.addr)
         finally:
             self._nursery = None

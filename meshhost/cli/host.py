@@ -148,6 +148,13 @@ _KIND = {
     metavar="ADDR",
     help="Serve the live web dashboard on ADDR: a port (on 127.0.0.1) or IPv4:PORT.",
 )
+@click.option(
+    "--otlp",
+    "otlp_url",
+    metavar="URL",
+    help="Also send this host's spans to an OpenTelemetry collector (OTLP/HTTP, e.g. "
+    "http://127.0.0.1:4318); needs pip install 'meshhost[otel]'.",
+)
 @json_option
 @fails_cleanly
 def up(
@@ -194,6 +201,7 @@ def _up(
     status_file: Path | None,
     metrics_address: str | None,
     dashboard_address: str | None,
+    otlp_url: str | None,
     as_json: bool,
 ) -> None:
     """``up`` once logging is set up (the options as ``up`` documents them)."""
@@ -236,6 +244,15 @@ def _up(
             dashboard_at = parse_listen_address(dashboard_address, what="dashboard")
         except ConfigError as exc:
             raise click.BadParameter(str(exc), param_hint="--dashboard") from None
+    traces_url = None
+    if otlp_url is not None:
+        from meshhost.monitor.otlp import otlp_traces_url, require_otel
+
+        try:
+            traces_url = otlp_traces_url(otlp_url)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--otlp") from None
+        require_otel()
     secret_text = os.environ.get(SECRET_ENV, "").strip() or None
     from meshhost.host import Host, HostOptions  # heavy (wasmtime, hypercorn): only for `up`
 
@@ -251,6 +268,7 @@ def _up(
                 advertise_host=advertise,
                 metrics_address=metrics_at,
                 dashboard_address=dashboard_at,
+                otlp_url=traces_url,
             ),
         )
     except LatticeSecretError as exc:
