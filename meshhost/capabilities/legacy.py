@@ -187,6 +187,8 @@ OLD_HTTP_RESPONSE = Shape("Response", (
     _f("statusCode", Kind.U32, "status_code"), _f("status", Kind.STR),
     _f("header", Kind.STR_MAP), _f("body", Kind.BYTES)))
 
+WASCC_HTTP_CLIENT = "wascc:http_client"
+
 # --- HTTP client (wasmCloud 0.1x; actor-interfaces http-client/httpclient.widl) ---------
 # Request(method, url, headers: {string: string}, body: bytes): Response (as the server's)
 OLD_CLIENT_REQUEST = Shape("RequestArgs", (

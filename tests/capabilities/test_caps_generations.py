@@ -390,3 +390,33 @@ async def test_a_wasmcloud_0x_actor_makes_an_http_request_in_its_shapes(host: Ho
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_a_wascc_actor_makes_an_http_request_with_the_url_in_path(host: Host) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            out = self.path.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        actor = host.load("wascc", ("wascc:http_client",))
+        ask = frame("default", "wascc:http_client", "PerformRequest", pack(
+            method="GET", path=f"http://127.0.0.1:{server.server_port}/p", queryString="a=1",
+            header={}, body=b""))
+        with pytest.raises(ActorError, match=r"no link from actor .* to wascc:http_client"):
+            await host.runtime.invoke(actor, "call", ask)
+        await host.link(actor, "wascc:http_client", ALLOWED_HOSTS="127.0.0.1")
+        response = msgpack.unpackb(await host.runtime.invoke(actor, "call", ask))
+        assert (response["statusCode"], response["status"], response["body"]) == (
+            200, "OK", b"/p?a=1")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -128,11 +128,12 @@ def parse_settings(link: LinkDefinition) -> ClientSettings:
 
 class HttpClientProvider(Provider):
     contract_id = HTTPCLIENT
+    CONTRACT_ALIASES = (lg.WASCC_HTTP_CLIENT,)
     OPERATIONS: ClassVar[dict[str, str]] = {
         "HttpClient.Request": "op_request",
         # wasmCloud 0.1x (legacy.OLD_CLIENT_REQUEST): the actor crate's generated code sends
         # "Request", its OP_PERFORM_REQUEST constant (what the provider matched) says
-        # "PerformRequest"; both are served
+        # "PerformRequest"; both are served.  waSCC (wascc:http_client) sends PerformRequest.
         "Request": "legacy_request",
         "PerformRequest": "legacy_request",
     }
@@ -174,7 +175,7 @@ class HttpClientProvider(Provider):
             )
             raise HostNotAllowed(
                 f"{who(ctx.actor)} may not reach {host}:{port}: it is not in ALLOWED_HOSTS of "
-                f"link {ctx.link.link_name!r} to wasmcloud:httpclient (allowed: {listed})"
+                f"link {ctx.link.link_name!r} to {ctx.link.contract_id} (allowed: {listed})"
             )
         method = (req.method or "GET").upper()
         if not _TOKEN.match(method):
@@ -188,8 +189,19 @@ class HttpClientProvider(Provider):
         """wasmCloud 0.1x ``Request {method, url, headers: map<str, str>, body}`` ->
         ``Response {statusCode, status, header: map<str, str>, body}``, through
         :meth:`op_request` (same ALLOWED_HOSTS, limits, no redirects)."""
-        args = lg.Shape(f"{ctx.link.contract_id} {lg.OLD_CLIENT_REQUEST.name}",
-                        lg.OLD_CLIENT_REQUEST.fields).decode(payload)
+        if lg.generation_of(ctx.link.contract_id) == "wascc":
+            # waSCC's PerformRequest sends its server Request; `path` holds the URL (the
+            # waSCC http-client provider's own test passes the server URL as path)
+            old = lg.Shape(f"{ctx.link.contract_id} {lg.OLD_HTTP_REQUEST.name}",
+                           lg.OLD_HTTP_REQUEST.fields).decode(payload)
+            url = old["path"]
+            if old["query_string"]:
+                url += ("&" if "?" in url else "?") + old["query_string"]
+            args = {"method": old["method"], "url": url, "headers": old["header"],
+                    "body": old["body"]}
+        else:
+            args = lg.Shape(f"{ctx.link.contract_id} {lg.OLD_CLIENT_REQUEST.name}",
+                            lg.OLD_CLIENT_REQUEST.fields).decode(payload)
         request = HttpClientRequest(args["method"], args["url"],
                                     {k: (v,) for k, v in args["headers"].items()}, args["body"])
         response = HttpResponse.decode(self.op_request(ctx, request.encode()))
