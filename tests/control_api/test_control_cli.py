@@ -32,9 +32,17 @@ class FakeHost:
                 raise NoHostForActor("no host in lattice 'default' runs actor Mmissing")
             return {"payload": b"echo:" + args["payload"], "host": "NHOST1"}
         if op == "inventory":
-            return {"host": "NHOST1", "actors": [], "providers": ["wasmcloud:httpserver"],
+            return {"host": "NHOST1", "providers": ["wasmcloud:httpserver"],
+                    "actors": [{"id": "M" + "A" * 55, "name": "echo", "instances": 2,
+                                "caps": [], "limits": {"max_memory_mib": 8,
+                                                       "max_cpu_time_ms": 2000,
+                                                       "max_call_time_ms": 30000,
+                                                       "max_instances": 1000}}],
                     "http": [{"actor": "M" + "A" * 55, "link_name": "default",
-                              "address": "127.0.0.1:8080"}]}
+                              "address": "127.0.0.1:8080", "state": "serving"},
+                             {"actor": "M" + "A" * 55, "link_name": "admin",
+                              "address": "127.0.0.1:8081", "state": "restarting",
+                              "error": "accept failed"}]}
         if op == "start":
             return {"actor": "M" + "A" * 55, "name": "echo", "host": "NHOST1",
                     "count": args["count"]}
@@ -135,7 +143,17 @@ def test_inventory_shows_the_http_ports_the_host_holds(host: tuple[FakeHost, Pat
     _, data_dir = host
     result = CliRunner().invoke(main, ["inventory", "--data-dir", str(data_dir)])
     assert result.exit_code == 0, result.output
-    assert "http: 127.0.0.1:8080 -> MAAAAAAAAAAA… (link default)" in result.output
+    assert "http: 127.0.0.1:8080 -> MAAAAAAAAAAA… (link default)\n" in result.output
+    assert ("http: 127.0.0.1:8081 -> MAAAAAAAAAAA… (link admin) [restarting: accept failed]"
+            in result.output)
+
+
+def test_inventory_shows_each_actors_limits(host: tuple[FakeHost, Path]) -> None:
+    _, data_dir = host
+    result = CliRunner().invoke(main, ["inventory", "--data-dir", str(data_dir)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "8 MiB, cpu 2000 ms, call 30000 ms, max 1000" in result.output
 
 
 def test_events_ends_with_130_on_ctrl_c(host: tuple[FakeHost, Path]) -> None:
