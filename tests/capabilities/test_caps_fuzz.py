@@ -103,6 +103,12 @@ _LINKS = LinkTable(
         LinkDefinition(ACTOR, KEYVALUE, "default"),
         LinkDefinition(ACTOR, MESSAGING, "default", values={"SUBSCRIPTION": "a.>"}),
         LinkDefinition(ACTOR, HTTPCLIENT, "default"),
+        # the older generations' contract ids (capabilities/legacy.py)
+        LinkDefinition(ACTOR, "wascc:keyvalue", "default"),
+        LinkDefinition(ACTOR, "wascc:messaging", "default", values={"SUBSCRIPTION": "a.>"}),
+        LinkDefinition(ACTOR, "wascc:http_client", "default"),
+        LinkDefinition(ACTOR, "wascc:logging", "default"),
+        LinkDefinition(ACTOR, "wasmcloud:logging", "default"),
     ]
 )
 _DISPATCHER = Dispatcher(
@@ -116,14 +122,19 @@ _DISPATCHER = Dispatcher(
     ],
 )
 _OPERATIONS = [
-    (provider.contract_id, op) for provider in _DISPATCHER.providers for op in provider.OPERATIONS
+    (contract, op)
+    for provider in _DISPATCHER.providers
+    for contract in (provider.contract_id, *provider.CONTRACT_ALIASES)
+    for op in provider.OPERATIONS
 ]
 
 
 class _Actor:
     actor_id = ACTOR
     name = "fuzz"
-    caps = (KEYVALUE, LOGGING, MESSAGING, HTTPCLIENT, NUMBERGEN)
+    caps = (KEYVALUE, LOGGING, MESSAGING, HTTPCLIENT, NUMBERGEN, "wascc:keyvalue",
+            "wascc:messaging", "wascc:http_client", "wascc:logging", "wasmcloud:logging",
+            "wascc:extras", "wasmcloud:extras")
     call_alias = None
     issuer = "A" + "A" * 55
 
