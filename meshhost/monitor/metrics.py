@@ -309,6 +309,12 @@ def _transport(host: Host, base: list[str]) -> Iterator[Any]:
                                    ([*base, "out"], s.get("requests_sent", 0))])
     yield _counter("meshhost_transport_request_timeouts", "Requests to peers that got no "
                    "answer in time.", [], [(base, s.get("request_timeouts", 0))])
+    yield _counter("meshhost_transport_connections_refused", "Inbound connections closed "
+                   "unanswered before a session: over a source's handshake rate, over "
+                   "max_connections, or a replayed handshake message 1.", ["reason"],
+                   [([*base, "rate"], s.get("connections_refused_rate", 0)),
+                    ([*base, "limit"], s.get("connections_refused_limit", 0)),
+                    ([*base, "replay"], s.get("handshakes_replayed", 0))])
     closes = [([*base, k.removeprefix("closed_")], v) for k, v in sorted(s.items())
               if k.startswith("closed_")]
     yield _counter("meshhost_transport_sessions_closed", "Sessions closed, by the error code "

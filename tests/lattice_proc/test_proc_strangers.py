@@ -91,4 +91,10 @@ def test_connections_over_the_per_source_rate_are_closed_unanswered(
     assert 20 <= burst["answered"] < 40 and burst["answered"] + burst["silent"] == 60, burst
     lattice.wait_for(lambda: host.stat("transport.connections_refused_rate") >= 20,
                      "the host counts the refused connections")
+    refused = host.stat("transport.connections_refused_rate")
+    families = host.cli("metrics", "--json").json()["metrics"]
+    (family,) = [f for f in families if f["name"] == "meshhost_transport_connections_refused"]
+    by_reason = {s["labels"]["reason"]: s["value"] for s in family["samples"]
+                 if s["name"].endswith("_total")}
+    assert by_reason["rate"] >= refused and by_reason["replay"] == 0
     assert host.running
