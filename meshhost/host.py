@@ -258,8 +258,10 @@ class HostOptions:
     """Serve ``/metrics``, ``/healthz`` and ``/readyz`` there (needs ``monitor``)."""
     dashboard_address: tuple[str, int] | None = None
     """Serve the live web dashboard there (meshhost.monitor.dashboard)."""
-    join_patience_s: float = JOIN_PATIENCE_S
-    """With no peer after this long, publish a ``join_trouble`` event saying why."""
+    join_patience_s: float | None = None
+    """With no peer after this long, publish a ``join_trouble`` event saying why
+    (``meshhost up``: :data:`JOIN_PATIENCE_S`); None: never (embedders and tests
+    that read events get only the ones they expect)."""
     otlp_url: str | None = None
     """Send this host's spans to the OpenTelemetry collector at this OTLP/HTTP traces
     endpoint (meshhost.monitor.otlp; needs the otel extra); None: spans stay local."""
@@ -356,13 +358,13 @@ class Host:
 
     # -- queries -------------------------------------------------------------
 
-    async def _watch_join(self) -> None:
-        """Until the first peer is seen: after ``join_patience_s`` alone, publish
+    async def _watch_join(self, patience_s: float) -> None:
+        """Until the first peer is seen: after ``patience_s`` alone, publish
         ``{"kind": "join_trouble", "reason": ...}`` saying why (seed refused our
         handshake, no answer, no mDNS peer yet), and again whenever the reason
         changes. A host that has seen a peer once stops watching: losing peers
         later is what membership events report."""
-        await trio.sleep(self.options.join_patience_s)
+        await trio.sleep(patience_s)
         said = None
         while len(self.alive_ids()) <= 1:
             assert self.membership is not None
@@ -549,7 +551,8 @@ class Host:
                     )
                     await nursery.start(self.seeds.serve, self.membership.join)
                 await self._start_control(nursery)
-                nursery.start_soon(self._watch_join)
+                if self.options.join_patience_s is not None:
+                    nursery.start_soon(self._watch_join, self.options.join_patience_s)
                 if self.options.metrics_address is not None and self.monitor is not None:
                     from meshhost.monitor.http import serve_monitoring  # hypercorn: only if asked
 

@@ -254,7 +254,11 @@ def _up(
             raise click.BadParameter(str(exc), param_hint="--otlp") from None
         require_otel()
     secret_text = os.environ.get(SECRET_ENV, "").strip() or None
-    from meshhost.host import Host, HostOptions  # heavy (wasmtime, hypercorn): only for `up`
+    from meshhost.host import (  # heavy (wasmtime, hypercorn): only for `up`
+        JOIN_PATIENCE_S,
+        Host,
+        HostOptions,
+    )
 
     from_env = secret_text if secret_file is None else None
     try:
@@ -267,6 +271,7 @@ def _up(
                 mdns_interfaces=list(mdns_interfaces) or None,
                 advertise_host=advertise,
                 metrics_address=metrics_at,
+                join_patience_s=JOIN_PATIENCE_S,
                 dashboard_address=dashboard_at,
                 otlp_url=traces_url,
             ),
