@@ -155,3 +155,46 @@ async def test_a_retried_invocation_shows_the_actor_the_same_id_on_both_hosts(
                                         timeout_ms=10000)
         assert msgpack.unpackb(again["payload"]) != seen  # another invocation, another id
         nursery.cancel_scope.cancel()
+
+
+async def test_an_actor_called_by_another_on_the_same_host_sees_its_own_invocation_id(
+    tmp_path: Path,
+) -> None:
+    """A nested call is an invocation of its own: the callee must not see its caller's id."""
+    async with trio.open_nursery() as nursery:
+        host = make_host(tmp_path, 0)
+        await nursery.start(host.serve)
+        ids = {}
+        for alias in ("t/a", "t/b"):
+            module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+            wasm = sign_module(wat_to_wasm(CAPS_WAT.read_text()), issuer=ISSUER, subject=module,
+                               name=alias, call_alias=alias, now=time.time())
+            await client(host).request("start", module=wasm)
+            ids[alias] = module.public_key
+        await client(host).request("link_put", actor=ids["t/a"], contract="t/b")
+        outer: list[bytes] = []
+        run_local = host.actors.invoker._run_local
+
+        async def record(inv):
+            outer.append(inv.id)
+            return await run_local(inv)
+
+        host.actors.invoker._run_local = record
+
+        def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
+            out = b""
+            for part in (binding, namespace, operation):
+                out += bytes([len(part)]) + part.encode()
+            return out + payload
+
+        get_id = frame("", INVOCATION, "Invocation.GetId", b"")
+        own = await client(host).request("call", actor=ids["t/a"], operation="call",
+                                         payload=get_id, timeout_ms=5000)
+        nested = await client(host).request("call", actor=ids["t/a"], operation="call",
+                                            payload=frame("", "t/b", "call", get_id),
+                                            timeout_ms=5000)
+        own_id, nested_id = (bytes.fromhex(msgpack.unpackb(x["payload"])) for x in (own, nested))
+        assert own_id == outer[0] and len(outer) == 2
+        assert nested_id not in outer  # not the caller's (outer[1]) nor anyone else's
+        assert nested_id[:8] == outer[1][:8]  # drawn by the same host
+        nursery.cancel_scope.cancel()
