@@ -1,6 +1,8 @@
 """Where a host keeps its state, and how the CLI finds a running host.
 
-One directory per host::
+One directory per host, readable by its owner only: every file in it is
+created 0600 and every directory 0700, and a host refuses to start in a
+data dir that other users can read (:func:`check_private`)::
 
     <data dir>/
       host.seed         the host's N... seed (0600), made on first start
@@ -23,7 +25,14 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["CONTROL_SOCKET", "default_data_dir", "replace_atomically", "write_private"]
+__all__ = [
+    "CONTROL_SOCKET",
+    "check_private",
+    "default_data_dir",
+    "make_private_dir",
+    "replace_atomically",
+    "write_private",
+]
 
 CONTROL_SOCKET = "control.sock"
 HOST_SEED = "host.seed"
@@ -37,6 +46,40 @@ def default_data_dir(lattice: str, environ: dict[str, str] | None = None) -> Pat
         return Path(env["MESHHOST_DATA_DIR"]).expanduser()
     base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "meshhost" / lattice
+
+
+def make_private_dir(path: Path) -> None:
+    """``mkdir -p`` whose every new directory is 0700 (``Path.mkdir`` gives the
+    parents it makes the umask's mode, usually 0755).  Raises OSError."""
+    missing = []
+    for parent in (path, *path.parents):
+        if parent.is_dir():
+            break
+        missing.append(parent)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if directory.is_dir():
+                continue  # made meanwhile by another thread
+            raise  # a file sits there
+        os.chmod(directory, 0o700)  # mkdir's mode is cut by the umask
+
+
+def check_private(data_dir: Path) -> None:
+    """Raise DataDirNotPrivate when other users may read or enter ``data_dir``.
+
+    It holds the host's key and the lattice secret; its files are 0600 only
+    since this version, so an older data dir may hold readable ones too.
+    """
+    from meshhost.errors import DataDirNotPrivate
+
+    mode = data_dir.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise DataDirNotPrivate(
+            f"data dir {data_dir} can be read by other users (mode {mode:04o}); it holds "
+            f"this host's key and the lattice secret. Make it private: chmod 700 {data_dir}"
+        )
 
 
 def write_private(path: Path, text: str) -> None:
@@ -57,7 +100,7 @@ def write_private(path: Path, text: str) -> None:
     replace_atomically(path, [text.encode()], mode=0o600)
 
 
-def replace_atomically(path: Path, chunks: Iterable[bytes], *, mode: int = 0o644) -> None:
+def replace_atomically(path: Path, chunks: Iterable[bytes], *, mode: int = 0o600) -> None:
     """Write ``chunks`` to a temporary file beside ``path``, fsync it, rename it over ``path``.
 
     A crash leaves the old file or the new one, never a torn one; readers

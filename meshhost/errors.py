@@ -74,6 +74,10 @@ class InvalidActorLimits(ConfigError):
     host's ``[actor_limits]``) name an unknown limit or a value out of bounds."""
 
 
+class DataDirNotPrivate(ConfigError):
+    """The data dir (host key, lattice secret, data) can be read or entered by other users."""
+
+
 # --- identity: nkeys, claims, wasm module parsing ---------------------------
 
 

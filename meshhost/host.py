@@ -58,7 +58,9 @@ from meshhost.datadir import (
     CONTROL_SOCKET,
     HOST_SEED,
     LATTICE_SECRET,
+    check_private,
     default_data_dir,
+    make_private_dir,
     write_private,
 )
 from meshhost.directory import Directory, FileStore
@@ -346,7 +348,8 @@ class Host:
             if config.data_dir
             else default_data_dir(config.lattice)
         )
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(data_dir)
+        check_private(data_dir)
         identity = load_identity(data_dir)
         keyring = load_keyring(
             config.lattice, data_dir, secret_file=secret_file, secret_text=secret_text

@@ -14,7 +14,7 @@ import logging
 import re
 from pathlib import Path
 
-from meshhost.datadir import replace_atomically
+from meshhost.datadir import make_private_dir, replace_atomically
 from meshhost.errors import ConfigError, ModuleStoreFailed
 
 __all__ = ["ModuleStore", "sha256_hex"]
@@ -49,7 +49,7 @@ class ModuleStore:
         if path.exists():
             return digest
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.root)
             replace_atomically(path, [module])
         except OSError as exc:
             raise ModuleStoreFailed(

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import msgpack
 
-from meshhost.datadir import replace_atomically
+from meshhost.datadir import make_private_dir, replace_atomically
 from meshhost.directory.codec import LwwEntry, check_value, encode_value
 from meshhost.directory.hlc import Stamp
 from meshhost.errors import (
@@ -241,9 +241,10 @@ class FileStore:
 
     def _open(self) -> Any:
         if self._handle is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.directory)
             new = not self.path.exists()
-            self._handle = open(self.path, "a", encoding="utf-8")
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._handle = os.fdopen(fd, "a", encoding="utf-8")
             if new:
                 self._handle.write(self._header())
                 self._handle.flush()
@@ -279,7 +280,7 @@ class FileStore:
         self.close()
         lines = [self._header(), *(entry_to_json(entry) + "\n" for entry in entries)]
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.directory)
             replace_atomically(self.path, (line.encode() for line in lines))
             _fsync_dir(self.directory)
         except OSError as exc:

@@ -38,7 +38,7 @@ from typing import Literal
 import wasmtime
 from wasmtime import component as wcomponent
 
-from meshhost.datadir import replace_atomically
+from meshhost.datadir import make_private_dir, replace_atomically
 from meshhost.errors import ConfigError
 
 __all__ = ["EPOCH_TICK_S", "CacheStats", "Compiled", "Engine", "wat_to_wasm"]
@@ -95,7 +95,7 @@ class Engine:
         self.epoch_tick_s = epoch_tick_s
         self.cache_dir = Path(cache_dir)
         try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.cache_dir)
         except OSError as exc:
             raise ConfigError(
                 f"cannot use the compiled-module cache {self.cache_dir}: "

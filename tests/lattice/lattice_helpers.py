@@ -13,7 +13,7 @@ import trio
 from meshhost import config as config_mod
 from meshhost import examples
 from meshhost.control.api import ControlClient
-from meshhost.datadir import CONTROL_SOCKET
+from meshhost.datadir import CONTROL_SOCKET, write_private
 from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
@@ -33,7 +33,7 @@ def signed_example(name: str) -> tuple[bytes, str]:
 def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes = SECRET,
               lattice: str = "lab", **settings: object) -> Host:
     data = tmp / f"h{i}"
-    data.mkdir(exist_ok=True)
+    data.mkdir(mode=0o700, exist_ok=True)  # as Host.open makes it (it refuses others)
     cfg = config_mod.load(
         overrides={
             "profile": "local",
@@ -52,7 +52,7 @@ def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes =
         identity = nkeys.from_seed(seed_file.read_text(), nkeys.Prefix.SERVER)
     else:
         identity = nkeys.generate(nkeys.Prefix.SERVER, os.urandom)
-        seed_file.write_text(identity.encoded_seed)
+        write_private(seed_file, identity.encoded_seed)
     return Host(cfg, identity=identity, keyring=Keyring.create(lattice, [secret]),
                 data_dir=data, options=HostOptions(), rng=random.Random(i))
 

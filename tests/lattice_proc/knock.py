@@ -7,6 +7,10 @@
   closes; ``{"connections", "bytes_back", "closed", "hung"}``.
 * ``replay SECRET``: one message 1 made with the lattice's SECRET, sent on two
   connections one after the other; ``{"first", "second"}`` = bytes each got back.
+* ``garbage N SECRET``: N connections (64 at a time) of every kind that is
+  not a handshake, each closed for writing once sent: random bytes, a length
+  prefix promising more than follows, a valid message 1 cut short, and
+  nothing at all; ``{"connections", "bytes_back", "closed", "hung"}``.
 * ``burst N SECRET``: N connections at once, each with a fresh, valid message 1;
   ``{"answered", "silent", "hung"}`` (answered = got message 2 back).
 
@@ -39,13 +43,17 @@ def message_1(secret_text: str, lattice: str) -> bytes:
     return len(msg).to_bytes(2, "big") + msg
 
 
-def exchange(addr: tuple[str, int], record: bytes, *, until_eof: bool) -> tuple[int, bool]:
-    """Send ``record``; return (bytes received, whether the host closed in time).
-    Without ``until_eof``, return as soon as any byte arrives."""
+def exchange(addr: tuple[str, int], record: bytes, *, until_eof: bool,
+             half_close: bool = False) -> tuple[int, bool]:
+    """Send ``record`` (then end our side, if ``half_close``); return (bytes received,
+    whether the host closed in time).  Without ``until_eof``, return as soon as any
+    byte arrives."""
     received = 0
     with socket.create_connection(addr, timeout=READ_S) as sock:
         try:
             sock.sendall(record)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
         except OSError:
             return 0, True  # closed before we even wrote: refused at accept
         deadline = time.monotonic() + READ_S
@@ -73,6 +81,16 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=64) as pool:
             results = list(pool.map(
                 lambda i: exchange(addr, records[i % len(records)], until_eof=True), range(n)))
+        print(json.dumps({"connections": n, "bytes_back": sum(r[0] for r in results),
+                          "closed": sum(r[1] for r in results),
+                          "hung": sum(not r[1] for r in results)}))
+    elif mode == "garbage":
+        n, valid = int(rest[0]), message_1(rest[1], lattice)
+        shapes = [os.urandom(64), (4000).to_bytes(2, "big") + os.urandom(10),
+                  valid[: len(valid) // 2], b""]
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            results = list(pool.map(lambda i: exchange(
+                addr, shapes[i % len(shapes)], until_eof=True, half_close=True), range(n)))
         print(json.dumps({"connections": n, "bytes_back": sum(r[0] for r in results),
                           "closed": sum(r[1] for r in results),
                           "hung": sum(not r[1] for r in results)}))

@@ -98,3 +98,32 @@ def test_connections_over_the_per_source_rate_are_closed_unanswered(
                  if s["name"].endswith("_total")}
     assert by_reason["rate"] >= refused and by_reason["replay"] == 0
     assert host.running
+
+
+LOG_LINES_BUDGET = 20
+"""Log lines 4,000 bad connections may add: one per kind per interval, not one each."""
+
+
+def test_bad_handshakes_by_the_thousand_add_a_few_log_lines_and_the_host_still_serves(
+    lattice: ProcLattice, tmp_path: Path
+) -> None:
+    # No rate limit: every connection reaches the handshake code and its logging.
+    host = start_one(lattice, tmp_path, "handshake_rate_per_s = 0.0\n")
+    stranger = run_cli(["lattice", "new", "--json"], timeout_s=30).json()["secret"]
+    before = host.log.read_text(errors="replace").count("\n")
+
+    flood = knock(lattice, host, "stranger", str(FLOOD), stranger)
+    assert flood["bytes_back"] == 0 and flood["hung"] == 0, flood
+    garbage = knock(lattice, host, "garbage", str(FLOOD), lattice.secret)
+    assert garbage["bytes_back"] == 0 and garbage["hung"] == 0, garbage
+    lattice.wait_for(lambda: host.stat("transport.handshake_failures") >= FLOOD,
+                     "the host counts the refused handshakes")
+
+    added = host.log.read_text(errors="replace").splitlines()[before:]
+    print(f"{2 * FLOOD} bad connections added {len(added)} log lines:\n" + "\n".join(added))
+    assert len(added) <= LOG_LINES_BUDGET, host.log_tail()
+    # Still serving: a new host joins it and both see each other alive.
+    assert host.running
+    other = lattice.add("b")
+    lattice.wait_for(lambda: host.alive_ids() == other.alive_ids() == {host.host_id, other.host_id},
+                     "a new host finds and joins the flooded one")

@@ -24,6 +24,7 @@ database when no other link uses it.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sqlite3
 import threading
@@ -33,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
+from meshhost.datadir import make_private_dir
 from meshhost.capabilities.contracts import (
     KEYVALUE,
     GetResponse,
@@ -118,6 +120,8 @@ class _Store:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
+        # SQLite gives its -wal and -shm files the database file's mode: make that 0600.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -211,7 +215,7 @@ class KeyValueProvider(LegacyKeyValueOps, Provider):
             store = self._stores.get(namespace)
             if store is None:
                 try:
-                    self.directory.mkdir(parents=True, exist_ok=True)
+                    make_private_dir(self.directory)
                     store = _Store(self.directory / _file_name(namespace), self._clock)
                 except (OSError, sqlite3.Error) as exc:
                     raise ProviderError(
