@@ -526,7 +526,8 @@ class ActorHost:
 
     def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float,
                     ctx: TraceContext) -> bytes:
-        outer, outer_span = getattr(_call_context, "inv", None), getattr(_call_context, "span", None)
+        outer = getattr(_call_context, "inv", None)
+        outer_span = getattr(_call_context, "span", None)
         _call_context.inv, _call_context.span = inv, ctx
         started = time.perf_counter()
         try:

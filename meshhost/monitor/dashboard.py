@@ -94,17 +94,26 @@ async def _snapshots(host: Host, live: list[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     if host.monitor is not None:
         found[host.host_id] = snapshot(host, with_metrics=False)
+    else:  # run without monitoring: its view still shows, its rates do not
+        found[host.host_id] = {"members": host.status()["members"], "actors": []}
+
+    async def request(host_id: str, op: str, args: dict[str, Any]) -> Any:
+        data = await host.send_to_host(host_id, CHANNEL, encode_request(op, args),
+                                       PEER_TIMEOUT_S)
+        return decode_reply(data).get("result")
 
     async def ask(host_id: str) -> None:
         with trio.move_on_after(PEER_TIMEOUT_S):
             try:
-                data = await host.send_to_host(
-                    host_id, CHANNEL, encode_request("metrics", {"metrics": False}),
-                    PEER_TIMEOUT_S)
-                result = decode_reply(data).get("result")
-            except Exception as exc:  # unreachable, unmonitored or garbage: shown as unknown
+                result = await request(host_id, "metrics", {"metrics": False})
+            except Exception as exc:  # unreachable, garbage, or run without monitoring
                 log.debug("dashboard: no snapshot from %s: %s", host_id, exc)
-                return
+                try:  # its membership view alone, from the plain `hosts` op
+                    rows = await request(host_id, "hosts", {})
+                    result = {"members": [{"id": r["id"], "state": r["state"]} for r in rows],
+                              "actors": []}
+                except Exception:
+                    return
             if isinstance(result, dict):
                 found[host_id] = result
 

@@ -13,7 +13,7 @@ from meshhost.monitor.cloudevents import to_cloudevent
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
-from lattice_helpers import Member, client, make_host  # noqa: E402
+from lattice_helpers import Member, client, make_host
 
 VECTORS = json.loads(
     (Path(__file__).parents[2] / "proto" / "vectors" / "rpc.json").read_text())["cloudevents"]

@@ -13,7 +13,7 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
-from lattice_helpers import Member, client, make_host, signed_example  # noqa: E402
+from lattice_helpers import Member, client, make_host, signed_example
 
 
 def fetch(addr: tuple[str, int], path: str, method: str = "GET") -> tuple[int, dict[str, str],
@@ -99,9 +99,23 @@ async def test_the_dashboard_serves_its_page_state_and_a_pushed_stream(tmp_path:
 
         status, _, body = await trio.to_thread.run_sync(fetch, addr, "/api/state")
         assert status == 200
-        assert {"lattice", "served_by", "hosts", "links", "apps", "events"} <= json.loads(body).keys()
+        keys = {"lattice", "served_by", "hosts", "links", "apps", "events"}
+        assert keys <= json.loads(body).keys()
         status, _, _ = await trio.to_thread.run_sync(fetch, addr, "/api/state", "POST")
         assert status == 405  # read-only
         status, _, body = await trio.to_thread.run_sync(fetch, addr, "/../etc/passwd")
         assert status == 404 and b"the dashboard is at /" in body
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_host_without_monitoring_still_shows_its_view(tmp_path: Path) -> None:
+    from meshhost.monitor.dashboard import gather_state
+
+    async with trio.open_nursery() as nursery:
+        host = make_host(tmp_path, 0)
+        host.options = replace(host.options, monitor=False)
+        await nursery.start(Member(host).run)
+        state = await gather_state(host)
+        (me,) = state["hosts"]
+        assert me["view"] == {host.host_id: "alive"} and me["reachable"]
         nursery.cancel_scope.cancel()

@@ -15,10 +15,10 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
-from lattice_helpers import Member, client, make_host, signed_example  # noqa: E402
+from lattice_helpers import Member, client, make_host, signed_example
 
-from meshhost.errors import ConfigError  # noqa: E402
-from meshhost.monitor.otlp import otlp_traces_url  # noqa: E402
+from meshhost.errors import ConfigError
+from meshhost.monitor.otlp import otlp_traces_url
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
@@ -38,7 +38,7 @@ class Receiver(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: Receiver
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         request = trace_service_pb2.ExportTraceServiceRequest()
         request.ParseFromString(body)  # raises on anything that is not OTLP protobuf

@@ -7,6 +7,7 @@ own spans; ``meshhost trace`` (run against c) gathers them over the lattice.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -18,11 +19,11 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
-from lattice_helpers import Member, alive, client, make_host, wait_until  # noqa: E402
-from test_lattice_crosshost import caps_actor, frame  # noqa: E402
+from lattice_helpers import Member, alive, client, make_host, wait_until
+from test_lattice_crosshost import caps_actor, frame
 
-from meshhost.monitor.spans import span_from_dict  # noqa: E402
-from meshhost.monitor.tracing import build_tree  # noqa: E402
+from meshhost.monitor.spans import span_from_dict
+from meshhost.monitor.tracing import build_tree
 
 KEYVALUE = "wasmcloud:keyvalue"
 pytestmark = pytest.mark.slow
@@ -95,7 +96,7 @@ async def test_a_call_across_three_hosts_is_one_tree_from_meshhost_trace(tmp_pat
             ("server", hb, "back call", back_id),           # back ran on b
             ("internal", hb, "wasmcloud:keyvalue KeyValue.Set", back_id),  # the provider on b
         ], chain
-        for parent, child in zip(spans, spans[1:], strict=False):
+        for parent, child in itertools.pairwise(spans):
             assert child.start_ns >= parent.start_ns  # oldest first
         assert all(s.trace_id.hex() == trace_id and s.status == "ok" for s in spans)
 
