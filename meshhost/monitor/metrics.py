@@ -405,6 +405,15 @@ def _providers(host: Host, base: list[str]) -> Iterator[Any]:
                    ["contract", "operation", "outcome"],
                    [([*base, c, o, x], n)
                     for (c, o, x), n in sorted(dispatcher.provider_ops.items())])
+    listeners = actors.httpserver.listener_stats()
+    yield _gauge("meshhost_http_connections", "Connections the HTTP server provider serves "
+                 "now, per listener (actor, link name).", ["actor", "link_name"],
+                 [([*base, link.actor_id, link.link_name], st.open_connections)
+                  for link, st in listeners])
+    yield _counter("meshhost_http_connections_refused", "Connections refused with a 503 at a "
+                   "connection cap (total or per source address).", ["actor", "link_name"],
+                   [([*base, link.actor_id, link.link_name], st.refused)
+                    for link, st in listeners])
     m = actors.messaging
     yield _counter("meshhost_messaging_deliveries", "Messages delivered to subscribed actors, "
                    "by outcome.", ["outcome"], [([*base, "ok"], m.delivered),

@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -150,6 +151,16 @@ async def _close_when_gone(guard: _StallGuard, scope: trio.CancelScope) -> None:
     scope.cancel()
 
 
+@dataclass(slots=True)
+class ListenerStats:
+    """What a listener's accept loop counts (read by the monitor)."""
+
+    open_connections: int = 0
+    """Connections being served now."""
+    refused: int = 0
+    """Connections refused with a 503 at a connection cap, since the provider started."""
+
+
 async def serve_http(
     app: App,
     config: HypercornConfig,
@@ -160,6 +171,7 @@ async def serve_http(
     max_per_source: int,
     stall_s: float,
     stop: trio.Event,
+    stats: ListenerStats | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set; in-flight
@@ -185,9 +197,12 @@ async def serve_http(
     refused = 0
     refusal_logged_at = -REFUSAL_LOG_EVERY_S
 
+    counts = stats if stats is not None else ListenerStats()
+
     def note_refusal(why: str) -> None:
         nonlocal refused, refusal_logged_at
         refused += 1
+        counts.refused += 1
         now = trio.current_time()
         if now - refusal_logged_at >= REFUSAL_LOG_EVERY_S:
             log.warning("httpserver: %s %s; refusing one (%d refused since the last note)",
@@ -210,6 +225,7 @@ async def serve_http(
             await _refuse(stream, refusals["source"])
             return
         open_connections += 1
+        counts.open_connections += 1
         per_source[source] = per_source.get(source, 0) + 1
         guard = _StallGuard(stream, stall_s)
         try:
@@ -222,6 +238,7 @@ async def serve_http(
                 nursery.cancel_scope.cancel()
         finally:
             open_connections -= 1
+            counts.open_connections -= 1
             per_source[source] -= 1
             if not per_source[source]:
                 del per_source[source]

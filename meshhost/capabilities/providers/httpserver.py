@@ -62,7 +62,7 @@ from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import HTTPSERVER, HttpRequest, HttpResponse
 from meshhost.capabilities.links import LinkDefinition, LinkKey
 from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT, ActorInvoker, Provider
-from meshhost.capabilities.providers.httplisten import serve_http
+from meshhost.capabilities.providers.httplisten import ListenerStats, serve_http
 from meshhost.errors import ErrorCode, LinkConfigError, MeshError, ProviderError
 from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.transport.backoff import backoff_delay
@@ -243,6 +243,8 @@ class _Listener:
         """``serving``, or ``restarting`` after a failure (``error`` says which)."""
         self.error = ""
         self.restarts = 0
+        self.stats = ListenerStats()
+        """Open and refused connections, over restarts (monitoring)."""
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -285,6 +287,10 @@ class HttpServerProvider(Provider):
         """(host, port) the link's listener is bound to, or None if it has none."""
         listener = self._listeners.get(link.key)
         return listener.bound if listener is not None else None
+
+    def listener_stats(self) -> list[tuple[LinkDefinition, ListenerStats]]:
+        """Every listener's link and connection counts (monitoring)."""
+        return [(listener.link, listener.stats) for listener in self._listeners.values()]
 
     def listener_state(self, link: LinkDefinition) -> str | None:
         """``serving`` or ``restarting`` (after a failure), or None without a listener."""
@@ -362,6 +368,7 @@ class HttpServerProvider(Provider):
                         listener.bound[1] if listener.bound is not None else settings.port,
                         max_connections=settings.max_connections,
                         max_per_source=settings.max_connections_per_source,
+                        stats=listener.stats,
                         stall_s=SEND_STALL_S,
                         stop=listener.stop,
                         task_status=_Status(),
