@@ -345,10 +345,9 @@ def _directory(host: Host, base: list[str]) -> Iterator[Any]:
                    [([*base, "in"], driver.sync_bytes_received),
                     ([*base, "out"], driver.sync_bytes_sent)])
     lag = _since(driver.last_pull_at)
-    if lag is not None:
-        yield _gauge("meshhost_directory_sync_age_seconds", "Seconds since a peer last "
-                     "answered a directory pull (how stale this host's view may be).", [],
-                     [(base, lag)])
+    yield _gauge("meshhost_directory_sync_age_seconds", "Seconds since a peer last "
+                 "answered a directory pull (how stale this host's view may be); no sample "
+                 "before the first.", [], [] if lag is None else [(base, lag)])
 
 
 def _since(at: float | None) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -102,3 +103,35 @@ async def test_a_host_whose_seeds_are_all_missing_is_not_ready(tmp_path: Path) -
         assert status == 503 and answer["ready"] is False
         assert answer["checks"]["joined"] is False and "seeds" in answer["reason"]
         nursery.cancel_scope.cancel()
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
+
+
+def named_metrics(text: str) -> set[str]:
+    return set(re.findall(r"\bmeshhost_[a-z0-9_]*[a-z0-9]", text))
+
+
+async def test_every_metric_in_the_docs_and_the_grafana_dashboard_is_served(
+    tmp_path: Path,
+) -> None:
+    documented = named_metrics((DOCS / "monitoring.md").read_text())
+    dashboard = json.loads((DOCS / "grafana" / "meshhost.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    graphed = named_metrics("\n".join(exprs))
+    assert len(documented) > 40 and len(graphed) > 40
+    host = lone_host(tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.serve)
+        assert host.metrics_addr is not None
+        status, body = await http_get(host.metrics_addr, "/metrics")
+        nursery.cancel_scope.cancel()
+    assert status == 200
+    families = {f.name for f in text_string_to_metric_families(body.decode())}
+    served = {family + suffix for family in families for suffix in SUFFIXES}
+    assert documented - served == set(), "documented but not served"
+    assert graphed - served == set(), "in the Grafana dashboard but not served"
+    # And the other way: every family a host serves is documented.
+    undocumented = {f for f in families if not {f + s for s in SUFFIXES} & documented}
+    assert undocumented == set(), "served but not in docs/monitoring.md"
