@@ -195,11 +195,12 @@ class PlainTable:
                  **_ignored: Any) -> None:
         self.title = title
         self.show_header = show_header
-        self.columns: list[tuple[str, dict[str, Any]]] = [(h, {}) for h in headers]
+        self.columns: list[tuple[str, dict[str, Any]]] = [(h.upper(), {}) for h in headers]
         self.rows: list[list[str]] = []
 
     def add_column(self, header: str = "", **options: Any) -> None:
-        self.columns.append((header, options))
+        """Add a column; headers are upper case in every table (``HOST``, ``STATE``)."""
+        self.columns.append((header.upper(), options))
 
     def add_row(self, *cells: Any) -> None:
         self.rows.append([str(cell) for cell in cells])

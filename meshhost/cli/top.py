@@ -95,8 +95,8 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
     title = Text(f"meshhost top: lattice {local_lattice}, {len(hosts)} hosts, {alive} alive, "
                  f"{now}   (q quits)", style="bold")
     host_table = Table(title="hosts", title_justify="left", expand=False)
-    for column in ("host", "address", "state", "health", "ready", "actors", "calls/s"):
-        host_table.add_column(column, justify="right" if column in ("actors", "calls/s")
+    for column in ("HOST", "ADDRESS", "STATE", "HEALTH", "READY", "ACTORS", "CALLS/S"):
+        host_table.add_column(column, justify="right" if column in ("ACTORS", "CALLS/S")
                               else "left")
     for h in sorted(hosts, key=lambda r: r["id"]):
         snap = snaps.get(h["id"])
@@ -112,8 +112,8 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
                            Text(h["state"], style=style), health, ready, str(h["actors"]),
                            rate)
     actor_table = Table(title="actors", title_justify="left", expand=False)
-    for column in ("actor", "name", "hosts", "instances", "calls/s", "p50", "p99", "errors/s"):
-        actor_table.add_column(column, justify="left" if column in ("actor", "name")
+    for column in ("ACTOR", "NAME", "HOSTS", "INSTANCES", "CALLS/S", "P50", "P99", "ERRORS/S"):
+        actor_table.add_column(column, justify="left" if column in ("ACTOR", "NAME")
                                else "right")
     for a in actor_rows(snaps):
         actor_table.add_row(_short(a["id"]), a["name"], str(a["hosts"]), str(a["instances"]),
@@ -129,7 +129,7 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
             events.setdefault(key, event)
     latest = sorted(events.values(), key=lambda e: e.get("at_unix_ms", 0))[-EVENTS_SHOWN:]
     event_table = Table(title="recent events", title_justify="left", expand=False)
-    for column in ("time", "event", "host", "detail"):
+    for column in ("TIME", "EVENT", "HOST", "DETAIL"):
         event_table.add_column(column)
     for e in latest:
         at = time.strftime("%H:%M:%S", time.localtime(e.get("at_unix_ms", 0) / 1000))

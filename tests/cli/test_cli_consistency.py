@@ -96,3 +96,12 @@ def test_tables_use_upper_case_headers_and_one_host_id_shortening(
         outputs[command] = result.output
     assert f"this host is {short_id(HOST_A)}" in outputs[("hosts",)]
     assert short_id(HOST_B) in outputs[("app", "status", "shop")]
+
+
+def test_every_plain_table_header_is_upper_case_whoever_wrote_it() -> None:
+    from meshhost.cli.output import PlainTable
+
+    table = PlainTable("metric", title="t")
+    table.add_column("labels")
+    table.add_row("calls", "actor=M1")
+    assert str(table).splitlines()[1].split() == ["METRIC", "LABELS"]
