@@ -35,6 +35,7 @@ from rich.text import Text
 from meshhost.cli import main
 from meshhost.cli.lattice import _client, host_options
 from meshhost.cli.monitor import format_seconds
+from meshhost.identity import short_id
 from meshhost.cli.output import exit_by_signal, fails_cleanly, stdout
 from meshhost.control.api import ControlClient
 from meshhost.errors import MeshError
@@ -82,10 +83,6 @@ def actor_rows(snaps: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     return sorted(out.values(), key=lambda r: (-r["calls_per_s"], r["name"], r["id"]))
 
 
-def _short(key: str) -> str:
-    return key[:12] + "…" if len(key) > 13 else key
-
-
 def render(view: dict[str, Any], local_lattice: str) -> Group:
     """The three tables of one frame."""
     hosts, snaps = view["hosts"], view["snapshots"]
@@ -108,7 +105,7 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
             ready = "yes" if snap["ready"]["ready"] else "no"
             rate = f"{sum(a['calls_per_s'] for a in snap['actors']):.1f}"
         style = {"alive": "green", "suspect": "yellow", "dead": "red"}.get(h["state"], "")
-        host_table.add_row(_short(h["id"]) + (" *" if h.get("local") else ""), h["address"],
+        host_table.add_row(short_id(h["id"]) + (" *" if h.get("local") else ""), h["address"],
                            Text(h["state"], style=style), health, ready, str(h["actors"]),
                            rate)
     actor_table = Table(title="actors", title_justify="left", expand=False)
@@ -116,7 +113,7 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
         actor_table.add_column(column, justify="left" if column in ("ACTOR", "NAME")
                                else "right")
     for a in actor_rows(snaps):
-        actor_table.add_row(_short(a["id"]), a["name"], str(a["hosts"]), str(a["instances"]),
+        actor_table.add_row(short_id(a["id"]), a["name"], str(a["hosts"]), str(a["instances"]),
                             f"{a['calls_per_s']:.1f}", format_seconds(a["p50_s"]),
                             format_seconds(a["p99_s"]),
                             Text(f"{a['errors_per_s']:.1f}",
@@ -135,7 +132,7 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
         at = time.strftime("%H:%M:%S", time.localtime(e.get("at_unix_ms", 0) / 1000))
         detail = " ".join(f"{k}={v}" for k, v in sorted(e.items())
                           if k not in ("at_unix_ms", "kind", "host") and not isinstance(v, dict))
-        event_table.add_row(at, str(e.get("kind", "")), _short(str(e.get("host", ""))),
+        event_table.add_row(at, str(e.get("kind", "")), short_id(str(e.get("host", ""))),
                             Text(detail[:80]))
     return Group(title, host_table, actor_table, event_table)
 

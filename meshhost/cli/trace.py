@@ -18,6 +18,7 @@ from meshhost.cli import main
 from meshhost.cli.lattice import _request, host_options
 from meshhost.cli.output import emit_json, fails_cleanly, json_option, stdout
 from meshhost.errors import LocalProtocolError
+from meshhost.identity import short_id
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import MAX_LAST, SpanNode, build_tree
 
@@ -36,7 +37,7 @@ def _label(node: SpanNode, origin_ns: int) -> Text:
         text.append(f" {actor[:12]}{'…' if len(actor) > 12 else ''}", style="dim")
     if span.status != "ok":  # before the figures: a narrow terminal cuts the line's end
         text.append(f"  {span.status}", style="bold red")
-    text.append(f"  [{span.kind} on {span.host[:8]}]", style=_KIND_STYLE.get(span.kind, ""))
+    text.append(f"  [{span.kind} on {short_id(span.host)}]", style=_KIND_STYLE.get(span.kind, ""))
     text.append(f"  {span.duration_ms:.2f} ms", style="yellow")
     text.append(f"  +{(span.start_ns - origin_ns) / 1e6:.2f} ms", style="dim")
     return text
@@ -63,7 +64,7 @@ def print_traces(result: dict[str, Any]) -> None:
             _add(tree, root, origin)
         stdout.print(tree)
     if result.get("unanswered"):
-        names = ", ".join(h[:8] for h in result["unanswered"])
+        names = ", ".join(short_id(h) for h in result["unanswered"])
         stdout.print(f"[yellow]no answer from {names}: their spans are missing[/]")
 
 
