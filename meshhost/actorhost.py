@@ -175,6 +175,9 @@ class ActorHost:
         """Failed runs per (actor, kind): ``trap`` or the limit hit (``cpu``, ``memory``,
         ``fuel``, ``deadline``, ``instances``); read by the monitor."""
         self._trio_token: trio.lowlevel.TrioToken | None = None
+        self.admission: Callable[[str, str], None] | None = None
+        """``admission(actor_id, issuer)`` raises when this host must not run the actor
+        (revoked, issuer not allowed lattice-wide): checked at every start."""
 
     def set_observer(self, observer: Observer) -> None:
         """Report calls made, calls run, starts and HTTP requests to ``observer``."""
@@ -260,6 +263,8 @@ class ActorHost:
         async with self._lock:
             claims = verify_module(module, now=time.time(),
                                    allowed_issuers=self.runtime.allowed_issuers)
+            if self.admission is not None:
+                self.admission(claims.subject, claims.issuer)
             digest = await trio.to_thread.run_sync(self.modules.put, module)
             actor_id = claims.subject
             running = old = self._running.get(actor_id)
@@ -326,6 +331,26 @@ class ActorHost:
         if stopped:
             self._event("actor_stopped", actor_id, count=stopped)
         return stopped
+
+    async def stop_refused(self, refusal: Callable[[str, str], str | None]
+                           ) -> list[tuple[str, str]]:
+        """Stop every instance (by hand or managed) of each running actor for which
+        ``refusal(actor_id, issuer)`` gives a reason; returns ``(actor_id, reason)`` pairs."""
+        stopped = []
+        async with self._lock:
+            for loaded in self.runtime.actors():
+                ref = loaded.ref
+                reason = refusal(ref.actor_id, ref.issuer)
+                running = self._running.get(ref.actor_id)
+                if reason is None or running is None:
+                    continue
+                count = running.total
+                running.manual, running.managed = 0, {}
+                await self._resize(ref.actor_id, running, None)
+                stopped.append((ref.actor_id, reason, count))
+        for actor_id, reason, count in stopped:
+            self._event("actor_stopped", actor_id, count=count, reason=reason)
+        return [(actor_id, reason) for actor_id, reason, _ in stopped]
 
     async def scale(self, actor_id: str, count: int) -> int:
         """Set the hand-started instances of ``actor_id`` to ``count``; returns the total."""

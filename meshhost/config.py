@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from meshhost.errors import ConfigError, InvalidActorLimits
+from meshhost.errors import ConfigError, InvalidActorLimits, MeshError
 
 __all__ = [
     "LIMIT_BOUNDS",
@@ -301,6 +301,19 @@ class HostConfig:
         for key, _ in self.labels:
             if not key:
                 raise ConfigError("label keys must not be empty")
+        for issuer in self.allowed_issuers:
+            _check_issuer(issuer)
+
+
+def _check_issuer(key: str) -> None:
+    """Raise ConfigError unless ``key`` is an account (issuer) public key, A…."""
+    from meshhost.identity import nkeys  # config is imported by everything; keep it light
+
+    try:
+        nkeys.decode_public(key, nkeys.Prefix.ACCOUNT)
+    except MeshError as exc:
+        raise ConfigError(f"allowed issuer {key[:16]!r} is not an account key (A…): {exc}"
+                          ) from None
 
 
 def check_ipv4(text: str, what: str) -> None:

@@ -7,6 +7,7 @@ data dir that other users can read (:func:`check_private`)::
     <data dir>/
       host.seed         the host's N... seed (0600), made on first start
       lattice.secret    the lattice secret (0600), when given by file or made by `lattice new`
+      lattice.admin.nk  the admin operator key `lattice new --install` made (0600)
       control.sock      control socket of the running host (0600)
       modules/          compiled-module cache, keyed by module hash
       kv/               key-value provider databases
@@ -27,6 +28,7 @@ from pathlib import Path
 
 __all__ = [
     "CONTROL_SOCKET",
+    "admin_key_path",
     "check_private",
     "default_data_dir",
     "make_private_dir",
@@ -37,6 +39,12 @@ __all__ = [
 CONTROL_SOCKET = "control.sock"
 HOST_SEED = "host.seed"
 LATTICE_SECRET = "lattice.secret"
+
+
+def admin_key_path(secret_path: Path) -> Path:
+    """Where `lattice new` keeps the admin operator seed made with the secret at
+    ``secret_path``: beside it, ``lattice.secret`` -> ``lattice.admin.nk``."""
+    return secret_path.with_name(secret_path.stem + ".admin.nk")
 
 
 def default_data_dir(lattice: str, environ: dict[str, str] | None = None) -> Path:

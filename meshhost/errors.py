@@ -150,6 +150,18 @@ class IssuerNotAllowed(ClaimsError):
 # --- keyring and discovery: lattice secret, sealing, mDNS, seeds -------------
 
 
+class ActorRevoked(ClaimsError):
+    """An admin revoked this actor or its issuer lattice-wide (``meshhost revoke``)."""
+
+    code = ErrorCode.DENIED
+
+
+class NotAuthorized(MeshError):
+    """A control op refused for want of an operator role; the message says how to get it."""
+
+    code = ErrorCode.DENIED
+
+
 class KeyringError(IdentityError, LocalProtocolError):
     """The lattice keyring was misused (unknown key, removing the primary, ...)."""
 

@@ -50,6 +50,8 @@ from meshhost.capabilities import ActorCallMode, PolicyConfig
 from meshhost.config import HostConfig, check_ipv4
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import handle_request, serve_unix
+from meshhost.control.authz import Authorizer
+from meshhost.control.security import SECURITY_NS, LatticeSecurity
 from meshhost.control.appops import AppOps
 from meshhost.control.driver import ReconcileDriver
 from meshhost.control.hostops import HostControl, event_to_dict
@@ -85,6 +87,7 @@ from meshhost.errors import (
 )
 from meshhost.identity import nkeys, short_id
 from meshhost.identity.keyring import Keyring, encode_secret, load_secrets, read_secret_file
+from meshhost.identity.operators import bootstrap_admins
 from meshhost.membership import (
     Member,
     MemberAlive,
@@ -192,6 +195,15 @@ def load_keyring(
             "(once, then copy it to every host), or pass --secret-file / set "
             "MESHHOST_LATTICE_SECRET"
         ) from None
+
+
+def _read_text(path: Path | None) -> str:
+    """The secret file's text for its ``# admin`` lines ('' when unreadable: the keyring
+    loaded it a moment ago, so that is a race with an edit, not a missing file)."""
+    try:
+        return "" if path is None else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def default_route_ipv4() -> str | None:
@@ -332,6 +344,11 @@ class Host:
         """Where ``/metrics`` is served, once serving (None: not served)."""
         self.dashboard_addr: tuple[str, int] | None = None
         """Where the web dashboard is served, once serving (None: not served)."""
+        self.bootstrap_admins: tuple[str, ...] = ()
+        """Admin keys trusted from the start (``# admin O…`` lines of the secret file)."""
+        self.security: LatticeSecurity | None = None
+        """Operators, lattice-wide issuer allow-list and revocations, once serving."""
+        self.authorizer = Authorizer(config.lattice)
 
     @classmethod
     def open(
@@ -354,9 +371,13 @@ class Host:
         keyring = load_keyring(
             config.lattice, data_dir, secret_file=secret_file, secret_text=secret_text
         )
+        secret_path = (None if secret_text is not None
+                       else (secret_file if secret_file is not None
+                             else data_dir / LATTICE_SECRET).absolute())
+        text = secret_text if secret_text is not None else _read_text(secret_path)
         host = cls(config, identity=identity, keyring=keyring, data_dir=data_dir, options=options)
-        if secret_text is None:
-            host.secret_path = secret_file if secret_file is not None else data_dir / LATTICE_SECRET
+        host.bootstrap_admins = tuple(bootstrap_admins(text))
+        host.secret_path = secret_path
         return host
 
     # -- queries -------------------------------------------------------------
@@ -585,7 +606,11 @@ class Host:
     def _open_directory(self) -> Directory:
         """The directory with its persisted links, config and manifests."""
         self._directory_store = FileStore(self.data_dir / "directory")
-        return Directory(self.host_id, clock=time.time, store=self._directory_store)
+        directory = Directory(self.host_id, clock=time.time, store=self._directory_store)
+        self.security = LatticeSecurity(self.config.lattice, self.bootstrap_admins, directory,
+                                        self.config.allowed_issuers)
+        directory.admit = self.security.admit
+        return directory
 
     async def _start_actors(self, nursery: trio.Nursery) -> None:
         """Runtime, providers, router and the directory driver; channels 1 and 4."""
@@ -613,6 +638,8 @@ class Host:
         )
         if self.monitor is not None:
             self.actors.set_observer(self.monitor)
+        assert self.security is not None
+        self.actors.admission = self.security.check_actor
         self.directory_driver = DirectoryDriver(
             directory,
             links=self.actors,
@@ -642,7 +669,10 @@ class Host:
             live_ids=core.live_ids,
             send=self.send_to_host,
             emit=self.publish_event,
+            synced=lambda: self.directory_driver is not None and self.directory_driver.synced,
         )
+        if self.directory_driver is not None:
+            self.directory_driver.on_synced = driver.poke
 
         def store_module(digest: str, module: bytes) -> None:
             actors.modules.put(module)  # AppOps checked the digest
@@ -816,6 +846,11 @@ class Host:
         """
         if self.recent_events is not None:
             self.recent_events.add(event_to_dict(event))
+        if isinstance(event, dict) and event.get("kind") == "entry_changed" \
+                and event.get("ns") == SECURITY_NS and self.security is not None:
+            self.security.changed()
+            if self._nursery is not None and self.actors is not None:
+                self._nursery.start_soon(self._enforce_security)
         if self.reconcile_driver is not None:
             if isinstance(event, dict):
                 self.reconcile_driver.on_directory_event(event)
@@ -828,6 +863,14 @@ class Host:
                 self.events_dropped += 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(send)
+
+    async def _enforce_security(self) -> None:
+        """Stop every actor this host may no longer run (revoked, issuer not allowed)."""
+        if self.actors is None or self.security is None:
+            return
+        for actor_id, reason in await self.actors.stop_refused(self.security.refusal):
+            log.warning("stopped actor %s: %s", actor_id, reason)
+            self.publish_event({"kind": "actor_refused", "actor": actor_id, "reason": reason})
 
     def _note_partition_heal(self, event: object) -> None:
         # A host we had declared dead is back: the network probably healed.

@@ -34,18 +34,21 @@ from meshhost.cli.output import (
     fails_cleanly,
     json_option,
     silence_stdout,
+    stderr,
     stdout,
 )
-from meshhost.datadir import default_data_dir, replace_atomically, write_private
+from meshhost.datadir import admin_key_path, default_data_dir, replace_atomically, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import ConfigError, KeyringError, LatticeSecretError, MeshError
+from meshhost.identity import nkeys
 from meshhost.identity.keyring import (
     encode_secret,
     generate_secret,
     mdns_tag,
     read_secret_file,
 )
+from meshhost.identity.operators import ADMIN_LINE
 
 if TYPE_CHECKING:
     from meshhost.host import Host
@@ -113,6 +116,13 @@ _KIND = {
     "mdns_interfaces",
     multiple=True,
     help="IPv4 address of an interface for mDNS (repeatable; default: all, or loopback).",
+)
+@click.option(
+    "--allowed-issuer",
+    "allowed_issuers",
+    multiple=True,
+    help="Run only actors signed by this issuer account A… (repeatable; default: any "
+         "issuer; `meshhost issuer add` sets a lattice-wide list).",
 )
 @click.option(
     "--config",
@@ -197,6 +207,7 @@ def _up(
     actor_calls: str | None,
     mdns_service_type: str,
     mdns_interfaces: tuple[str, ...],
+    allowed_issuers: tuple[str, ...],
     config_file: Path | None,
     status_file: Path | None,
     metrics_address: str | None,
@@ -224,6 +235,7 @@ def _up(
         "labels": labels or None,
         "mdns": False if no_mdns else None,
         "actor_calls": actor_calls,
+        "allowed_issuers": allowed_issuers or None,
     }
     # Our secret variable is not a config setting; keep it out of config.load.
     environ = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
@@ -334,11 +346,28 @@ async def _run(
             f"[bold]host[/] {host.host_id} on {addr[0]}:{addr[1]} "
             f"(lattice {escape(host.config.lattice)}, profile {host.config.profile}){metrics}",
         )
+        for warning in security_warnings(host):
+            stderr.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         await _print_events(host, events, status_file, as_json)
         # The host stopped (shutdown after a signal): stop the signal watcher too.
         nursery.cancel_scope.cancel()
     _say(as_json, {"event": "stopped", "id": host.host_id}, "[bold]stopped[/]")
     return stopped_by[0] if stopped_by else None
+
+
+def security_warnings(host: Host) -> list[str]:
+    """What a person starting this host should know about its lattice's security."""
+    warnings = []
+    state = host.security.state() if host.security is not None else None
+    if state is not None and state.open:
+        warnings.append(
+            "this lattice has no admin key: any holder of the secret may start, stop and "
+            "link actors; a secret from `meshhost lattice new` names one (`# admin O…`)")
+    if not host.config.allowed_issuers and (state is None or not state.issuers):
+        warnings.append(
+            "the issuer allow-list is empty: actors signed by any issuer will run; restrict "
+            "it with `meshhost up --allowed-issuer A…` or `meshhost issuer add A…`")
+    return warnings
 
 
 async def _watch_signals(
@@ -574,32 +603,51 @@ def lattice_new(
     with --secret-file or MESHHOST_LATTICE_SECRET.
     """
     secret = generate_secret()
+    admin = nkeys.generate(nkeys.Prefix.OPERATOR, os.urandom)
     text = encode_secret(secret)
-    written: list[str] = []
+    # The admin's public key rides in the secret file, so every host given the file
+    # trusts it; its seed stays beside the file (0600) for the local CLI.
+    file_text = f"{text}\n{ADMIN_LINE}{admin.public_key}\n"
+    targets = []
     if out is not None:
-        if out.exists():
-            raise click.BadParameter(f"{out} exists; refusing to overwrite a secret")
-        write_private(out, text + "\n")
-        written.append(str(out))
+        targets.append(out)
     if install:
-        target = (data_dir or default_data_dir(lattice)) / "lattice.secret"
-        if target.exists():
-            raise click.BadParameter(f"{target} exists; refusing to overwrite a lattice secret")
-        write_private(target, text + "\n")
+        targets.append((data_dir or default_data_dir(lattice)) / "lattice.secret")
+    for target in targets:
+        for path in (target, admin_key_path(target)):
+            if path.exists():
+                raise click.BadParameter(f"{path} exists; refusing to overwrite a lattice secret")
+    written: list[str] = []
+    for target in targets:
+        write_private(target, file_text)
+        write_private(admin_key_path(target), admin.encoded_seed + "\n")
         written.append(str(target))
-    info: dict[str, Any] = {"lattice": lattice, "mdns_tag": mdns_tag(secret, lattice)}
+    info: dict[str, Any] = {"lattice": lattice, "mdns_tag": mdns_tag(secret, lattice),
+                            "admin_key": admin.public_key}
     if out is None:
         info["secret"] = text
+    if not targets:
+        info["admin_seed"] = admin.encoded_seed
     if written:
         info["written_to"] = written
+        info["admin_key_files"] = [str(admin_key_path(Path(p))) for p in written]
     if as_json:
         emit_json(info)
         return
     if out is None:
         stdout.print(f"Lattice secret: {text}", highlight=False)
         stdout.print("[dim]Every host of the lattice needs it; keep it secret.[/]")
+    stdout.print(f"Admin key: {admin.public_key}", highlight=False)
+    if not targets:
+        stdout.print(f"Admin seed: {admin.encoded_seed}", highlight=False)
+        stdout.print(f"[dim]Put the line `{ADMIN_LINE}{admin.public_key}` under the secret in "
+                     "every host's secret file, and the seed in a 0600 file for "
+                     "--operator-key.[/]", highlight=False)
     for path in written:
         stdout.print(f"Secret written to {path}", highlight=False, markup=False)
+        stdout.print(f"Admin operator key written to {admin_key_path(Path(path))} (the CLI "
+                     "uses it by itself; keep it where only admins can read it)",
+                     highlight=False, markup=False)
 
 
 # `lattice rotate` and `lattice keyring` live in their own module and join the

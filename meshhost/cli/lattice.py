@@ -8,11 +8,13 @@ host through ``--data-dir`` (or ``--lattice`` for the default data dir).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,16 +31,37 @@ from meshhost.cli.output import (
     stderr,
     stdout,
 )
-from meshhost.control.api import ControlClient, request_blocking
+from meshhost.control.api import ControlClient, ControlError, request_blocking
+from meshhost.control.authz import required_role
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
-from meshhost.errors import LocalProtocolError
-from meshhost.identity import short_id
+from meshhost.errors import ErrorCode, LocalProtocolError, MeshError
+from meshhost.identity import nkeys, short_id
+from meshhost.identity.operators import NONCE_BYTES, check_operator_key, sign_request
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+OPERATOR_KEY_ENV = "MESHHOST_OPERATOR_KEY"
+_operator_key_file: list[Path] = []
+"""``--operator-key`` of the running command (a click callback fills it)."""
+
+
+def _remember_operator_key(ctx: click.Context, param: click.Parameter, value: Path | None
+                           ) -> None:
+    if value is not None:
+        _operator_key_file[:] = [value]
+
+
 def host_options(func: F) -> F:
-    """--data-dir / --lattice: which local host to talk to."""
+    """--data-dir / --lattice: which local host to talk to; --operator-key: who signs."""
+    func = click.option(
+        "--operator-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember_operator_key,
+        help=f"Operator seed file signing control ops (default: ${OPERATOR_KEY_ENV}, then "
+             "the admin key `lattice new` stored beside the host's lattice secret).",
+    )(func)
     func = click.option(
         "--lattice",
         default="default",
@@ -62,7 +85,70 @@ def _client(data_dir: Path | None, lattice: str) -> ControlClient:
 
 def _request(data_dir: Path | None, lattice: str, op: str, **args: Any) -> Any:
     directory = data_dir if data_dir is not None else default_data_dir(lattice)
-    return request_blocking(directory / CONTROL_SOCKET, op, **args)
+    path = directory / CONTROL_SOCKET
+    auth = Signer.for_host(path).sign(op, args) if required_role(op) is not None else None
+    return request_blocking(path, op, auth=auth, **args)
+
+
+def load_operator_key(path: Path) -> nkeys.KeyPair:
+    """The operator key pair in a seed file (``SO…`` or ``SU…``; ``#`` lines ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LocalProtocolError(f"cannot read operator key {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise LocalProtocolError(f"{path} is not an operator seed file (not text)") from None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise LocalProtocolError(f"{path} holds no operator seed; make one with "
+                                 "`meshhost keys gen operator`")
+    try:
+        pair = nkeys.from_seed(lines[0])
+        check_operator_key(pair.public_key)
+    except MeshError as exc:
+        raise LocalProtocolError(f"{path}: {exc}") from None
+    return pair
+
+
+def operator_key(info: Mapping[str, Any]) -> nkeys.KeyPair | None:
+    """The key the CLI signs with: --operator-key, $MESHHOST_OPERATOR_KEY, or the admin key
+    beside the host's secret file (``info`` is the host's ``auth_info``) when readable."""
+    if _operator_key_file:
+        return load_operator_key(_operator_key_file[0])
+    if os.environ.get(OPERATOR_KEY_ENV):
+        return load_operator_key(Path(os.environ[OPERATOR_KEY_ENV]))
+    beside = info.get("admin_key_file")
+    if isinstance(beside, str) and Path(beside).is_file() and os.access(beside, os.R_OK):
+        return load_operator_key(Path(beside))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """What the CLI signs control requests with for one host (proto/spec/operators.md)."""
+
+    lattice: str
+    pair: nkeys.KeyPair | None
+    """None: nothing to sign with (or nothing needed: an open lattice)."""
+
+    @classmethod
+    def for_host(cls, path: Path) -> Signer:
+        """Ask the host at control socket ``path`` what to sign for; load the key."""
+        try:
+            info = dict(request_blocking(path, "auth_info"))
+        except ControlError as exc:
+            if exc.code != ErrorCode.UNSUPPORTED:
+                raise
+            return cls("", None)  # a host from before operator keys: nothing to sign for
+        pair = None if info.get("open") else operator_key(info)
+        return cls(str(info.get("lattice", "")), pair)
+
+    def sign(self, op: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The ``auth`` map of one request, or None when there is no key."""
+        if self.pair is None:
+            return None
+        return sign_request(self.pair, self.lattice, op, args,
+                            ts_ms=int(time.time() * 1000), nonce=os.urandom(NONCE_BYTES))
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:

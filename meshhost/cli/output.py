@@ -165,12 +165,16 @@ def read_secret(value: str | None, env_var: str, what: str) -> str:
     if value:
         path = Path(value[1:] if value.startswith("@") else value)
         try:
-            return path.read_text(encoding="utf-8").strip()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise click.BadParameter(
                 f"cannot read {what} file {str(path)!r}: {exc.strerror}. "
                 f"Pass a file holding the {what}, or set {env_var}."
             ) from None
+        # a lattice secret file carries `# admin O…` lines below the secret
+        lines = [ln.strip() for ln in text.splitlines()
+                 if ln.strip() and not ln.strip().startswith("#")]
+        return lines[0] if lines else ""
     from_env = os.environ.get(env_var, "").strip()
     if from_env:
         return from_env

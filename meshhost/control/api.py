@@ -59,7 +59,8 @@ _UNPACK_LIMITS: dict[str, Any] = {
     "max_ext_len": 0,
 }
 
-Dispatch = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
+Dispatch = Callable[..., Awaitable[Any]]
+"""``await dispatch(op, args, **meta)``; ``meta`` holds ``auth``/``route`` only when sent."""
 Streamer = Callable[[Mapping[str, Any]], AsyncGenerator[Mapping[str, Any], None]]
 
 
@@ -84,9 +85,19 @@ def _pack(value: Any) -> bytes:
     return data
 
 
-def encode_request(op: str, args: Mapping[str, Any]) -> bytes:
-    """Pack one request; raises PayloadTooLarge past MAX_MESSAGE_BYTES (a host drops those)."""
-    data = _pack({"op": op, "args": dict(args)})
+def encode_request(op: str, args: Mapping[str, Any], *, auth: Mapping[str, Any] | None = None,
+                   route: str | None = None) -> bytes:
+    """Pack one request; raises PayloadTooLarge past MAX_MESSAGE_BYTES (a host drops those).
+
+    ``auth``: the operator's signature (proto/spec/operators.md); ``route``: the
+    host a forwarding host chose to apply an op that named none (not signed).
+    """
+    message: dict[str, Any] = {"op": op, "args": dict(args)}
+    if auth is not None:
+        message["auth"] = dict(auth)
+    if route is not None:
+        message["route"] = route
+    data = _pack(message)
     if len(data) > MAX_MESSAGE_BYTES:
         raise PayloadTooLarge(
             f"control request {op!r} is {len(data)} bytes, over the "
@@ -97,6 +108,13 @@ def encode_request(op: str, args: Mapping[str, Any]) -> bytes:
 
 def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
     """Return ``(op, args)``; raises DecodeError for anything malformed."""
+    op, args, _ = decode_envelope(data)
+    return op, args
+
+
+def decode_envelope(data: bytes) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Return ``(op, args, meta)``, ``meta`` holding ``auth`` and ``route`` when sent;
+    raises DecodeError for anything malformed (the signature is checked by the host)."""
     value = _unpack(data, "control request")
     if not isinstance(value, dict):
         raise DecodeError("control request must be a map with 'op' and 'args'")
@@ -105,7 +123,14 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
         raise DecodeError("control request 'op' must be a short non-empty string")
     if not isinstance(args, dict):
         raise DecodeError("control request 'args' must be a map")
-    return op, args
+    meta: dict[str, Any] = {}
+    if value.get("auth") is not None:
+        meta["auth"] = value["auth"]
+    if value.get("route") is not None:
+        if not isinstance(value["route"], str):
+            raise DecodeError("control request 'route' must be a host id")
+        meta["route"] = value["route"]
+    return op, args, meta
 
 
 def encode_reply(
@@ -178,8 +203,8 @@ async def _write_message(stream: trio.abc.SendStream, body: bytes) -> None:
 async def handle_request(data: bytes, dispatch: Dispatch) -> bytes:
     """Answer one encoded control request (used for channel 3 and the socket)."""
     try:
-        op, args = decode_request(data)
-        return encode_reply(await dispatch(op, args), op=op)
+        op, args, meta = decode_envelope(data)
+        return encode_reply(await dispatch(op, args, **meta), op=op)
     except MeshError as exc:
         return encode_reply(error=exc)
 
@@ -210,7 +235,7 @@ async def serve_unix(
             try:
                 while (data := await _read_message(stream)) is not None:
                     try:
-                        op, args = decode_request(data)
+                        op, args, meta = decode_envelope(data)
                     except MeshError as exc:
                         await _write_message(stream, encode_reply(error=exc))
                         return
@@ -223,7 +248,7 @@ async def serve_unix(
                                 await _write_message(stream, encode_event(event))
                         return
                     try:
-                        reply = encode_reply(await dispatch(op, args), op=op)
+                        reply = encode_reply(await dispatch(op, args, **meta), op=op)
                     except MeshError as exc:
                         reply = encode_reply(error=exc)
                     except Exception:  # a bug behind one op must not stop the host
@@ -264,10 +289,12 @@ def _no_host(path: Path, exc: OSError) -> LocalProtocolError:
     )
 
 
-def request_blocking(path: Path, op: str, **args: Any) -> Any:
+def request_blocking(path: Path, op: str, auth: Mapping[str, Any] | None = None,
+                     **args: Any) -> Any:
     """:meth:`ControlClient.request` without trio: one request on a plain blocking
-    socket, for a CLI command that makes one request and exits."""
-    body = encode_request(op, args)
+    socket, for a CLI command that makes one request and exits (``auth``: its
+    operator signature, proto/spec/operators.md)."""
+    body = encode_request(op, args, auth=auth)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
             sock.connect(str(path))
@@ -311,6 +338,12 @@ class ControlClient:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.sign: Callable[[str, Mapping[str, Any]], Mapping[str, Any] | None] | None = None
+        """``sign(op, args)`` -> the ``auth`` map for a request (None: send it unsigned)."""
+
+    def _encode(self, op: str, args: Mapping[str, Any]) -> bytes:
+        auth = self.sign(op, args) if self.sign is not None else None
+        return encode_request(op, args, auth=auth)
 
     async def _connect(self) -> trio.SocketStream:
         import trio
@@ -324,7 +357,7 @@ class ControlClient:
         """Send one request; return its result or raise ControlError."""
         stream = await self._connect()
         async with stream:
-            await _write_message(stream, encode_request(op, args))
+            await _write_message(stream, self._encode(op, args))
             data = await _read_message(stream)
         if data is None:
             raise ControlError(ErrorCode.UNAVAILABLE, "the host closed the connection")
@@ -334,7 +367,7 @@ class ControlClient:
         """Yield the events of a streaming op until the host or the caller stops."""
         stream = await self._connect()
         async with stream:
-            await _write_message(stream, encode_request(op, args))
+            await _write_message(stream, self._encode(op, args))
             while (data := await _read_message(stream)) is not None:
                 reply = decode_reply(data)
                 if "event" in reply:

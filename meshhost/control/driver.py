@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 
 JOIN_GRACE_S = 3.0
 """A host alone this long after starting plans for a lattice of one."""
+SYNC_WAIT_S = 15.0
+"""A host that sees peers waits for its first directory pull (the lattice-wide state:
+revocations, issuer policy) before planning; past this it plans with what it has (the
+security state is enforced again whenever it changes)."""
 FETCH_TIMEOUT_S = 30.0
 MAX_FETCH_PEERS = 8
 """Peers asked for a module before the start counts as failed (and backs off)."""
@@ -82,6 +86,7 @@ class ReconcileDriver:
         send: Send,
         emit: EventSink,
         config: ReconcilerConfig | None = None,
+        synced: Callable[[], bool] = lambda: True,
     ) -> None:
         self.host_id = host_id
         self.directory = directory
@@ -90,6 +95,7 @@ class ReconcileDriver:
         self._live_ids = live_ids
         self._send = send
         self._emit = emit
+        self._synced = synced
         self.reconciler = Reconciler(host_id, config)
         self._wake = trio.Event()
         self._started = 0.0
@@ -147,7 +153,8 @@ class ReconcileDriver:
         self.problems = problems
         if not self._joined:
             alone = self._live_ids() <= {self.host_id}
-            if not alone or now >= self._started + JOIN_GRACE_S:
+            if (alone and now >= self._started + JOIN_GRACE_S) or (not alone and (
+                    self._synced() or now >= self._started + SYNC_WAIT_S)):
                 self._joined = True
         self.reconciler.update(
             now,

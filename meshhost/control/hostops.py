@@ -13,6 +13,7 @@ gets them: links and config are directory writes that gossip everywhere.
 
 from __future__ import annotations
 
+import contextvars
 import re
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -27,8 +28,18 @@ from meshhost.config import limits_with
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
 from meshhost.control.appops import APP_OPS
 from meshhost.control.keyops import KEYRING_OPS, keyring_op
-from meshhost.errors import ErrorCode, MeshError
+from meshhost.control.security import SECURITY_NS, LatticeSecurity
+from meshhost.datadir import admin_key_path
+from meshhost.errors import (
+    DecodeError,
+    ErrorCode,
+    MeshError,
+    NkeyError,
+    NotAuthorized,
+    SignatureError,
+)
 from meshhost.identity import short_id
+from meshhost.identity.operators import Role, decode_statement
 from meshhost.membership import MemberState
 from meshhost.monitor import tracing
 from meshhost.monitor.spans import parse_traceparent
@@ -43,6 +54,11 @@ FORWARD_TIMEOUT_S = 30.0
 MAX_CALL_TIMEOUT_MS = 10 * 60 * 1000
 """Upper bound of a CLI ``call`` deadline."""
 MAX_COUNT = 1000
+_SIGNED: contextvars.ContextVar[tuple[Mapping[str, Any], Any]] = contextvars.ContextVar(
+    "signed_request", default=({}, None))
+"""The args as signed and the signature of the op this task is handling, for ops that
+pass it on (``start`` by labels, ``stop`` everywhere); per trio task, so concurrent
+requests never see each other's."""
 HOST_OPS = (
     frozenset({"inventory", "start", "stop", "scale", "host_stop", "metrics"}) | KEYRING_OPS
 )
@@ -128,22 +144,43 @@ class HostControl:
 
     # -- entry points ----------------------------------------------------------
 
-    async def dispatch(self, op: str, args: Mapping[str, Any]) -> Any:
+    async def dispatch(self, op: str, args: Mapping[str, Any], *, auth: Any = None,
+                       route: str | None = None) -> Any:
         """An op from the local CLI."""
-        return await self._dispatch(op, args, forward=True)
+        if route is not None:
+            raise _invalid("'route' is set by a forwarding host, never by a client")
+        return await self._dispatch(op, args, forward=True, auth=auth)
 
-    async def dispatch_from_peer(self, op: str, args: Mapping[str, Any]) -> Any:
+    async def dispatch_from_peer(self, op: str, args: Mapping[str, Any], *, auth: Any = None,
+                                 route: str | None = None) -> Any:
         """An op a peer forwarded to us (never forwarded again)."""
-        return await self._dispatch(op, args, forward=False)
+        return await self._dispatch(op, args, forward=False, auth=auth, route=route)
 
-    async def _dispatch(self, op: str, args: Mapping[str, Any], *, forward: bool) -> Any:
+    def authorize(self, op: str, args: Mapping[str, Any], auth: Any) -> str | None:
+        """The signer of an op this host may run (None: no key needed); raises NotAuthorized."""
+        security = self.host.security
+        if security is None:
+            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
+        return self.host.authorizer.check(op, args, auth, security.state(),
+                                          int(time.time() * 1000))
+
+    async def _dispatch(self, op: str, args: Mapping[str, Any], *, forward: bool,
+                        auth: Any = None, route: str | None = None) -> Any:
         try:
+            # Every host that gets a request checks it: the one the CLI asked and the
+            # one a request was forwarded to (which trusts no forwarder).
+            self.authorize(op, args, auth)
+            signed = args
+            if route is not None:
+                if route != self.host.host_id or args.get("host") is not None:
+                    raise _invalid(f"this is host {self.host.host_id}, not {route}")
+                args = {**args, "host": route}  # where the forwarder chose to apply it
             if op in HOST_OPS:
                 target = self._host_arg(args)
                 if target is not None and target != self.host.host_id:
                     if not forward:
                         raise _invalid(f"this is host {self.host.host_id}, not {target}")
-                    return await self.forward(target, op, {**args, "host": target})
+                    return await self.forward(target, op, signed, auth=auth)
             if op in KEYRING_OPS:
                 return await keyring_op(self.host, op, args)
             handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
@@ -151,16 +188,23 @@ class HostControl:
                 if op in APP_OPS and self.host.app_ops is not None:
                     return self.host.app_ops.dispatch(op, args)
                 raise ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
+            _SIGNED.set((signed, auth))
             return await handler(args)
         except ControlError:
             raise
         except MeshError as exc:
             raise ControlError(exc.code, str(exc)) from None
 
-    async def forward(self, host_id: str, op: str, args: Mapping[str, Any]) -> Any:
-        """Run ``op`` on ``host_id`` over the lattice; its result or its ControlError."""
+    async def forward(self, host_id: str, op: str, args: Mapping[str, Any], *,
+                      auth: Any = None, route: str | None = None) -> Any:
+        """Run ``op`` on ``host_id`` over the lattice; its result or its ControlError.
+
+        ``args`` and ``auth`` travel exactly as the operator signed them; ``route``
+        names ``host_id`` when the signed args name no host (this host chose it).
+        """
         data = await self.host.send_to_host(
-            host_id, CHANNEL, encode_request(op, args), FORWARD_TIMEOUT_S
+            host_id, CHANNEL, encode_request(op, args, auth=auth, route=route),
+            FORWARD_TIMEOUT_S
         )
         return decode_reply(data).get("result")
 
@@ -266,8 +310,9 @@ class HostControl:
         if labels and args.get("host") is None:
             target = self._pick_host(labels)
             if target != self.host.host_id:
+                signed, auth = _SIGNED.get()
                 result: dict[str, Any] = await self.forward(
-                    target, "start", {**args, "host": target, "labels": {}})
+                    target, "start", signed, auth=auth, route=target)
                 return result
         actor = await self.actors.start(module, count, limits=limits)
         return {"actor": actor.actor_id, "name": actor.name, "host": self.host.host_id,
@@ -301,8 +346,9 @@ class HostControl:
             if loc.host_id == self.host.host_id:
                 n = await self.actors.stop(actor, count)
             else:
-                result = await self.forward(loc.host_id, "stop",
-                                            {"actor": actor, "count": count, "host": loc.host_id})
+                signed, auth = _SIGNED.get()
+                result = await self.forward(loc.host_id, "stop", signed, auth=auth,
+                                            route=loc.host_id)
                 n = int(result["stopped"])
             stopped += n
             hosts.append(loc.host_id)
@@ -420,6 +466,57 @@ class HostControl:
         if not self._directory().config_delete(key):
             raise ControlError(ErrorCode.NOT_FOUND, f"no config entry {key!r}")
         return {"key": key}
+
+    # -- operators, issuers, revocations -------------------------------------------
+
+    def _security(self) -> LatticeSecurity:
+        if self.host.security is None:
+            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
+        return self.host.security
+
+    async def op_auth_info(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """What the CLI needs to sign: the lattice name, whether it has admins at all, and
+        where the admin key `lattice new` made would be (beside this host's secret file)."""
+        security = self._security()
+        path = self.host.secret_path
+        return {"lattice": self.host.config.lattice, "open": security.state().open,
+                "host": self.host.host_id,
+                "admin_key_file": None if path is None else str(admin_key_path(path))}
+
+    async def op_security_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        state = self._security().state()
+        return {
+            "open": state.open,
+            "operators": [{"key": k, "role": r.label, "bootstrap": k in state.bootstrap}
+                          for k, r in sorted(state.roles.items())],
+            "issuers": sorted(state.issuers),
+            "host_issuers": list(self._security().host_issuers),
+            "revoked": sorted(state.revoked),
+            "ignored": state.ignored,
+        }
+
+    async def op_security_put(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Store one signed statement (grant a role, allow an issuer, revoke a key).
+
+        The request was checked for role admin already; the statement itself must be
+        signed by an admin too, since it is what every other host checks."""
+        security = self._security()
+        data = args.get("statement")
+        try:
+            statement = decode_statement(self.host.config.lattice, data)
+        except (DecodeError, SignatureError, NkeyError) as exc:
+            raise _invalid(f"argument 'statement' is not a valid signed statement: {exc}"
+                           ) from None
+        if security.state().role_of(statement.signer) != Role.ADMIN:
+            raise NotAuthorized(
+                f"the statement is signed by {statement.signer}, which is not an admin of "
+                f"lattice {self.host.config.lattice!r}; sign it with an admin key")
+        security.add(statement)
+        # this host applies it at once; the others when the entry reaches them
+        self.host.publish_event({"kind": "entry_changed", "ns": SECURITY_NS,
+                                 "key": statement.digest, "deleted": False})
+        return {"kind": statement.kind.value, "subject": statement.subject,
+                "value": statement.value, "digest": statement.digest}
 
     # -- between hosts -------------------------------------------------------------
 

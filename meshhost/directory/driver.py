@@ -102,6 +102,10 @@ class DirectoryDriver:
         """Bytes of digest pulls, both ways, asked and answered (monitoring)."""
         self.last_pull_at: float | None = None
         """``trio.current_time()`` of the last pull a peer answered (None: none yet)."""
+        self.synced = False
+        """True once a pull from a peer has been merged: this host has the lattice-wide
+        state (revocations among it) it may have missed while away."""
+        self.on_synced: Callable[[], None] | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -152,6 +156,10 @@ class DirectoryDriver:
         self.sync_bytes_received += len(answer)
         self.last_pull_at = trio.current_time()
         self.directory.merge_sync_answer(host_id, answer)
+        if not self.synced:
+            self.synced = True
+            if self.on_synced is not None:
+                self.on_synced()
 
     async def _events_loop(self) -> None:
         wake = trio.Event()

@@ -252,6 +252,12 @@ class Directory:
         self.events_dropped = 0
         self.on_event: Callable[[], None] | None = None
         """Called (no arguments) after each new event is queued: a driver's wake-up."""
+        self.admit: Callable[[LwwEntry], bool] | None = None
+        """When set, a lattice-wide entry from a peer is merged only if ``admit(entry)``
+        (e.g. signed security statements, ``control/security.py``); refused ones are
+        counted in ``refused_entries``.  Must be a pure function of the entry and of
+        what this map holds, so every host refuses alike."""
+        self.refused_entries = 0
         if store is not None:
             for entry in store.load():
                 self._lww.merge(entry)
@@ -771,6 +777,9 @@ class Directory:
                     skew_reported = True
                     ahead = entry.stamp.wall_ms - now_ms
                     self._emit(ClockSkewDetected(sender_id, entry.stamp.node, ahead))
+            if self.admit is not None and not self.admit(entry):
+                self.refused_entries += 1
+                continue
             previous = self._lww.entry(entry.ns, entry.key)
             if self._lww.merge(entry):
                 changed.append((entry, previous))

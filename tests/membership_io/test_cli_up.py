@@ -32,8 +32,10 @@ def test_lattice_new_out_writes_a_private_file_and_never_overwrites(tmp_path: Pa
     out = tmp_path / "lattice.secret"
     result = CliRunner().invoke(main, ["lattice", "new", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert decode_secret(out.read_text())
+    secret, admin_line = out.read_text().splitlines()  # the secret, then its bootstrap admin
+    assert decode_secret(secret) and admin_line.startswith("# admin O")
     assert out.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "lattice.admin.nk").stat().st_mode & 0o777 == 0o600
     assert "SL" not in result.output.replace("SLOT", "")  # the secret went only to the file
     again = CliRunner().invoke(main, ["lattice", "new", "--out", str(out)])
     assert again.exit_code == 2 and "refusing to overwrite" in again.output

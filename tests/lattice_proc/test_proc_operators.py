@@ -1,0 +1,119 @@
+"""Operator keys and roles, revocation and issuer policy on real `meshhost up` processes.
+
+The lattice secret carries a bootstrap admin (``# admin O…``, as `meshhost
+lattice new` writes it); the CLI signs with ``--operator-key``.  A host that
+holds only the secret joins and serves calls, but every control op it is
+asked for is refused with the role it lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from proc_lattice import HostProc, ProcLattice
+
+from meshhost.identity import nkeys
+
+
+def operator_file(root: Path, name: str) -> tuple[str, str]:
+    """A new operator key: (public key, path of its 0600 seed file)."""
+    pair = nkeys.generate(nkeys.Prefix.OPERATOR, os.urandom)
+    path = root / f"{name}.nk"
+    path.write_text(pair.encoded_seed + "\n")
+    path.chmod(0o600)
+    return pair.public_key, str(path)
+
+
+def with_admin(lattice: ProcLattice) -> tuple[str, str]:
+    """Give the lattice's secret a bootstrap admin; (admin key, seed file)."""
+    admin, admin_file = operator_file(lattice.root, "admin")
+    lattice.secret = f"{lattice.secret}\n# admin {admin}\n"
+    return admin, admin_file
+
+
+def actors_on(host: HostProc, actor_id: str) -> int:
+    inventory = host.cli("inventory", host.host_id, "--json").json()
+    return sum(a["instances"] for a in inventory["actors"] if a["id"] == actor_id)
+
+
+def test_secret_holder_deployer_and_admin_and_a_revoked_actor_stops_everywhere(
+    lattice: ProcLattice, modules: dict[str, tuple[Path, str]]
+) -> None:
+    _, admin_file = with_admin(lattice)
+    deployer, deployer_file = operator_file(lattice.root, "deployer")
+    echo_path, echo_id = modules["echo"]
+    (a, b), _ = lattice.start_hosts("a", "b")
+
+    # Only the secret: reads work, every change is refused naming the role to get.
+    assert len(a.cli("hosts", "--json").json()) == 2
+    refused = a.cli("start", str(echo_path), "--host", b.host_id).failed_cleanly()
+    assert "needs role deployer" in refused and "meshhost operator add" in refused, refused
+    refused = a.cli("link", "put", echo_id, "wasmcloud:keyvalue").failed_cleanly()
+    assert "needs role admin" in refused, refused
+
+    a.cli("operator", "add", deployer, "--role", "deployer", "--operator-key", admin_file).ok()
+    lattice.wait_for(
+        lambda: any(o["key"] == deployer for o in
+                    b.cli("operator", "list", "--json").json()), "b learns the deployer")
+    # a forwards the signed op to b, which checks it itself
+    a.cli("start", str(echo_path), "--host", b.host_id, "--operator-key", deployer_file).ok()
+    a.cli("start", str(echo_path), "--host", a.host_id, "--operator-key", deployer_file).ok()
+    refused = a.cli("link", "put", echo_id, "wasmcloud:keyvalue",
+                    "--operator-key", deployer_file).failed_cleanly()
+    assert "needs role admin" in refused and "has role deployer" in refused, refused
+    # the secret-only CLI is still served: calls need no role
+    assert a.call(echo_id, "Echo", "hi", as_json=False).ok().stdout == "hi"
+
+    revoked_at = time.monotonic()
+    a.cli("revoke", "add", echo_id, "--operator-key", admin_file).ok()
+    lattice.wait_for(lambda: actors_on(a, echo_id) == 0 and actors_on(b, echo_id) == 0,
+                     "every host stops the revoked actor")
+    print(f"revoked actor stopped on both hosts after {time.monotonic() - revoked_at:.2f} s")
+    refused = b.cli("start", str(echo_path), "--host", b.host_id,
+                    "--operator-key", deployer_file).failed_cleanly()
+    assert "revoked" in refused, refused
+
+    # the revocation survives a restart: known before the host hears from anyone
+    assert b.terminate() == 0
+    b.start()
+    lattice.wait_for(lambda: b.status() is not None, "b restarted")
+    assert echo_id in json.loads(b.cli("revoke", "list", "--json").ok().stdout)
+    refused = b.cli("start", str(echo_path), "--host", b.host_id,
+                    "--operator-key", deployer_file).failed_cleanly()
+    assert "revoked" in refused, refused
+
+
+def test_issuer_allow_list_per_host_flag_and_lattice_wide(
+    lattice: ProcLattice, modules: dict[str, tuple[Path, str]]
+) -> None:
+    _, admin_file = with_admin(lattice)
+    echo_path, echo_id = modules["echo"]
+    examples_issuer = nkeys.from_seed(
+        (echo_path.parent / "issuer.seed").read_text().strip()).public_key
+    other_issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom).public_key
+    a = lattice.add("a")
+    b = lattice.add("b", extra_args=("--allowed-issuer", other_issuer))
+    lattice.wait_for(lambda: bool(a.status() and b.status()), "both hosts started")
+    ids = {a.host_id, b.host_id}
+    lattice.wait_for(lambda: a.alive_ids() == ids == b.alive_ids(), "a and b see each other")
+    key = ("--operator-key", admin_file)
+    # `up` warns while no allow-list applies to it, and only then
+    assert "issuer allow-list is empty" in a.log.read_text()
+    assert "issuer allow-list is empty" not in b.log.read_text()
+
+    refused = a.cli("start", str(echo_path), "--host", b.host_id, *key).failed_cleanly()
+    assert "not on this host's allowed-issuers list" in refused, refused
+    a.cli("start", str(echo_path), "--host", a.host_id, *key).ok()
+
+    # a lattice-wide list without the examples' issuer: a stops echo and refuses it
+    a.cli("issuer", "add", other_issuer, *key).ok()
+    lattice.wait_for(lambda: actors_on(a, echo_id) == 0, "a stops echo (issuer not allowed)")
+    refused = a.cli("start", str(echo_path), "--host", a.host_id, *key).failed_cleanly()
+    assert "allow-list" in refused, refused
+    a.cli("issuer", "add", examples_issuer, *key).ok()
+    lattice.wait_for(lambda: examples_issuer in b.cli("issuer", "list", "--json").json()["lattice"],
+                     "b learns the lattice-wide allow-list")
+    a.cli("start", str(echo_path), "--host", a.host_id, *key).ok()
