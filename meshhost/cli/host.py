@@ -630,7 +630,7 @@ def lattice_new(
         info["admin_seed"] = admin.encoded_seed
     if written:
         info["written_to"] = written
-        info["admin_key_files"] = [str(admin_key_path(Path(p))) for p in written]
+        info["admin_key_files"] = [str(admin_key_path(t)) for t in targets]
     if as_json:
         emit_json(info)
         return
@@ -643,9 +643,9 @@ def lattice_new(
         stdout.print(f"[dim]Put the line `{ADMIN_LINE}{admin.public_key}` under the secret in "
                      "every host's secret file, and the seed in a 0600 file for "
                      "--operator-key.[/]", highlight=False)
-    for path in written:
-        stdout.print(f"Secret written to {path}", highlight=False, markup=False)
-        stdout.print(f"Admin operator key written to {admin_key_path(Path(path))} (the CLI "
+    for target in targets:
+        stdout.print(f"Secret written to {target}", highlight=False, markup=False)
+        stdout.print(f"Admin operator key written to {admin_key_path(target)} (the CLI "
                      "uses it by itself; keep it where only admins can read it)",
                      highlight=False, markup=False)
 
