@@ -64,8 +64,8 @@ from meshhost.errors import (
     LocalProtocolError,
     MeshError,
 )
-from meshhost.identity import short_id
 from meshhost.identity.claims import verify_module
+from meshhost.identity import short_id
 from meshhost.modstore import ModuleStore
 from meshhost.monitor.spans import SAMPLED, Span, SpanRing, TraceContext, parse_traceparent
 from meshhost.observe import NULL_OBSERVER, Observer

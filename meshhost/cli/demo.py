@@ -45,8 +45,8 @@ from meshhost.cli.output import exit_by_signal, stdout
 from meshhost.control.api import ControlClient, ControlError
 from meshhost.datadir import CONTROL_SOCKET, write_private
 from meshhost.errors import LocalProtocolError, MeshError
-from meshhost.identity import short_id
 from meshhost.identity.keyring import encode_secret, generate_secret
+from meshhost.identity import short_id
 
 HOSTS = 3
 LATTICE = "demo"

@@ -45,8 +45,8 @@ from meshhost.directory.events import (
     StoreFailed,
 )
 from meshhost.directory.state import Directory
-from meshhost.errors import MeshError
 from meshhost.identity import short_id
+from meshhost.errors import MeshError
 from meshhost.membership import MemberAlive, MemberDead, MemberJoined, MemberLeft
 
 __all__ = ["SYNC_CHANNEL", "DirectoryDriver"]

@@ -63,8 +63,8 @@ from typing import Protocol
 
 from meshhost.config import MembershipConfig
 from meshhost.errors import MembershipDecodeError, MembershipUsageError
-from meshhost.identity import short_id
 from meshhost.identity.nkeys import KeyPair, Prefix
+from meshhost.identity import short_id
 from meshhost.membership.awareness import Awareness
 from meshhost.membership.broadcast import TransmitLimitedQueue
 from meshhost.membership.events import (

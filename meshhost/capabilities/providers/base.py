@@ -17,8 +17,8 @@ rather than a silent "no such link".
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
