@@ -14,6 +14,7 @@ that is how a running lattice rotates its secret, see proto/spec/keyring.md.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -34,7 +35,6 @@ from meshhost.cli.output import (
     fails_cleanly,
     json_option,
     silence_stdout,
-    stderr,
     stdout,
 )
 from meshhost.datadir import admin_key_path, default_data_dir, replace_atomically, write_private
@@ -347,7 +347,7 @@ async def _run(
             f"(lattice {escape(host.config.lattice)}, profile {host.config.profile}){metrics}",
         )
         for warning in security_warnings(host):
-            stderr.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+            logging.getLogger("meshhost.security").warning(warning)
         await _print_events(host, events, status_file, as_json)
         # The host stopped (shutdown after a signal): stop the signal watcher too.
         nursery.cancel_scope.cancel()
