@@ -79,8 +79,22 @@ def host_options(func: F) -> F:
 
 
 def _client(data_dir: Path | None, lattice: str) -> ControlClient:
+    """A client of the local host that signs the ops needing a role (`lattice rotate`,
+    ...) with the operator key, asking the host what to sign for on first need."""
     directory = data_dir if data_dir is not None else default_data_dir(lattice)
-    return ControlClient(directory / CONTROL_SOCKET)
+    path = directory / CONTROL_SOCKET
+    client = ControlClient(path)
+    signers: list[Signer] = []
+
+    def sign(op: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
+        if required_role(op) is None:
+            return None
+        if not signers:
+            signers.append(Signer.for_host(path))  # one quick blocking request, once
+        return signers[0].sign(op, args)
+
+    client.sign = sign
+    return client
 
 
 def _request(data_dir: Path | None, lattice: str, op: str, **args: Any) -> Any:

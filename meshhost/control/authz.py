@@ -41,7 +41,7 @@ OP_ROLES: dict[str, Role | None] = {
     "call": None, "events": None, "app_list": None, "app_get": None,
     "app_status": None, "app_diff": None, "auth_info": None, "security_list": None,
     "metrics": None, "trace": None,
-    "top": None, "version": None, "spans": None,
+    "top": None, "version": None, "spans": None, "keyring_list": None,
     # between hosts: a peer fetching a module or passing a messaging reply
     "module_get": None, "messaging_reply": None,
     # change what runs where
@@ -51,6 +51,8 @@ OP_ROLES: dict[str, Role | None] = {
     # change what actors may do, and who may do what
     "link_put": Role.ADMIN, "link_del": Role.ADMIN, "config_put": Role.ADMIN,
     "config_del": Role.ADMIN, "security_put": Role.ADMIN,
+    # the lattice secret's rotation (`lattice rotate`); listing key ids reveals nothing
+    "keyring_install": Role.ADMIN, "keyring_use": Role.ADMIN, "keyring_remove": Role.ADMIN,
 }
 """Op -> the least role that may run it (None: no operator key needed)."""
 
