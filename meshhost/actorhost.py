@@ -67,7 +67,7 @@ from meshhost.errors import (
 from meshhost.identity.claims import verify_module
 from meshhost.identity import short_id
 from meshhost.modstore import ModuleStore
-from meshhost.monitor.spans import SAMPLED, Span, SpanRing, TraceContext, parse_traceparent
+from meshhost.monitor.spans import SAMPLED, SpanRing, TraceContext, parse_traceparent
 from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import Invocation
 from meshhost.rpc.inline import InlineGate
@@ -494,10 +494,10 @@ class ActorHost:
             status = _status(exc)
             raise
         finally:
-            self.spans.record(Span(
+            self.spans.add(
                 trace_id, ctx.span_id, parent.span_id if parent is not None else b"",
                 f"call {operation}", "client", self.host_id, start, time.time_ns(), status,
-                (("actor", target), ("operation", operation), ("answered_by", host))))
+                (("actor", target), ("operation", operation), ("answered_by", host)))
         return answer, host, ctx
 
     def new_id(self, size: int) -> bytes:
@@ -542,12 +542,12 @@ class ActorHost:
             self.in_flight -= 1
             self.observer.ran(inv.target, inv.operation, inv.origin_host, outcome,
                               time.perf_counter() - started)
-            self.spans.record(Span(
+            self.spans.add(
                 inv.trace_id, ctx.span_id, inv.parent_span, f"{actor.name} {inv.operation}",
                 "server", self.host_id, start, time.time_ns(),
                 "cancelled" if cancelled else outcome,
                 (("actor", actor.actor_id), ("operation", inv.operation),
-                 ("caller", inv.origin_actor or inv.origin_host))))
+                 ("caller", inv.origin_actor or inv.origin_host)))
 
     def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float,
                     ctx: TraceContext) -> bytes:
@@ -588,9 +588,8 @@ class ActorHost:
             raise
         finally:
             _call_context.span = parent
-            self.spans.record(Span(parent.trace_id, ctx.span_id, parent.span_id, name,
-                                   "internal", self.host_id, start, time.time_ns(), status,
-                                   attributes))
+            self.spans.add(parent.trace_id, ctx.span_id, parent.span_id, name, "internal",
+                           self.host_id, start, time.time_ns(), status, attributes)
 
     def _locate(self, target: str) -> tuple[str, list[Placement]]:
         actor_id = target

@@ -17,11 +17,11 @@ A span here is one unit of work on one host:
 
 from __future__ import annotations
 
-import threading
+import itertools
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "MAX_SPANS",
@@ -42,9 +42,12 @@ SAMPLED = 0x01
 _HEX = frozenset("0123456789abcdef")
 
 
-@dataclass(frozen=True, slots=True)
-class TraceContext:
-    """Where a piece of work sits in a trace: the trace and the span that caused it."""
+class TraceContext(NamedTuple):
+    """Where a piece of work sits in a trace: the trace and the span that caused it.
+
+    A NamedTuple, not a frozen dataclass: two are made per call on the hot
+    path, and a frozen dataclass costs ~1.5 µs to build where this costs ~0.3.
+    """
 
     trace_id: bytes
     span_id: bytes
@@ -151,57 +154,73 @@ def span_from_dict(data: Any) -> Span:
     return span
 
 
+_Row = tuple[int, bytes, bytes, bytes, str, str, str, int, int, str, tuple[tuple[str, str], ...]]
+"""(sequence number, then the fields of a Span in order): what the ring holds."""
+
+
 class SpanRing:
     """The last ``capacity`` spans of one host, safe to add to from worker threads.
 
-    Guest calls run on worker threads and record their provider spans there;
-    the lock only guards the deque against a reader copying it mid-append.
-    Every span gets a sequence number, so an exporter can ask for what is new.
+    Guest calls run on worker threads and record their provider spans there.
+    Recording is on every call's path, so the ring holds plain tuples (a
+    :class:`Span` is built only when someone reads) and takes no lock:
+    ``deque.append`` with ``maxlen`` and ``next()`` of an ``itertools.count``
+    are each one atomic step under the GIL, and a reader copies the deque
+    with ``list()`` in one step too.  Every span gets a sequence number, so
+    an exporter can ask for what is new.
     """
 
     def __init__(self, capacity: int = MAX_SPANS) -> None:
         if capacity < 1:
             raise ValueError(f"a span ring needs room for at least one span, got {capacity}")
-        self._spans: deque[tuple[int, Span]] = deque(maxlen=capacity)
-        self._lock = threading.Lock()
-        self._seq = 0
-        self.listeners: list[Callable[[Span], None]] = []
-        """Called with each new span (on the recording thread): must be quick."""
+        self._rows: deque[_Row] = deque(maxlen=capacity)
+        self._counter = itertools.count(1)
+        self._last = 0
 
     def __len__(self) -> int:
-        return len(self._spans)
+        return len(self._rows)
 
     @property
     def last_seq(self) -> int:
-        return self._seq
+        """The sequence number of the newest span (0: none yet)."""
+        rows = self._rows
+        return rows[-1][0] if rows else 0
+
+    def add(self, trace_id: bytes, span_id: bytes, parent_id: bytes, name: str, kind: str,
+            host: str, start_ns: int, end_ns: int, status: str = "ok",
+            attributes: tuple[tuple[str, str], ...] = ()) -> None:
+        """Record a span from its fields (the hot path: no object is built)."""
+        self._rows.append((next(self._counter), trace_id, span_id, parent_id, name, kind, host,
+                           start_ns, end_ns, status, attributes))
 
     def record(self, span: Span) -> None:
-        with self._lock:
-            self._seq += 1
-            self._spans.append((self._seq, span))
-        for listener in self.listeners:
-            listener(span)
+        self.add(span.trace_id, span.span_id, span.parent_id, span.name, span.kind, span.host,
+                 span.start_ns, span.end_ns, span.status, span.attributes)
+
+    def _copy(self) -> list[_Row]:
+        return list(self._rows)
 
     def snapshot(self) -> list[Span]:
-        with self._lock:
-            return [span for _, span in self._spans]
+        return [Span(*row[1:]) for row in self._copy()]
 
     def since(self, seq: int) -> tuple[int, list[Span]]:
         """Spans recorded after sequence number ``seq``, and the newest number."""
-        with self._lock:
-            return self._seq, [span for n, span in self._spans if n > seq]
+        rows = self._copy()
+        newest = rows[-1][0] if rows else seq
+        return max(seq, newest), [Span(*row[1:]) for row in rows if row[0] > seq]
 
     def trace(self, trace_ids: Iterable[bytes]) -> list[Span]:
         """This host's spans of the given traces, oldest first."""
         wanted = set(trace_ids)
-        return [s for s in self.snapshot() if s.trace_id in wanted]
+        return [Span(*row[1:]) for row in self._copy() if row[1] in wanted]
 
     def recent_traces(self, count: int) -> list[tuple[bytes, int]]:
         """The ``count`` traces with the latest start here: (trace id, earliest start_ns)."""
         first: dict[bytes, int] = {}
-        for span in self.snapshot():
-            known = first.get(span.trace_id)
-            if known is None or span.start_ns < known:
-                first[span.trace_id] = span.start_ns
+        for row in self._copy():
+            trace_id, start_ns = row[1], row[7]
+            known = first.get(trace_id)
+            if known is None or start_ns < known:
+                first[trace_id] = start_ns
         ranked = sorted(first.items(), key=lambda item: item[1], reverse=True)
         return ranked[:count]
