@@ -97,13 +97,18 @@ class HostTag(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """``NBX4ABCD2EFG… 12:00:01 WARNING meshhost.host: message`` (UTC time)."""
+    """``NBX4ABCD2EFG… 12:00:01 WARNING meshhost.host: message`` (UTC time); before the
+    host's key is loaded (a config warning) the line has no host part."""
 
     converter = time.gmtime
 
     def __init__(self) -> None:
-        super().__init__("%(host)s %(asctime)s %(levelname)s %(name)s: %(message)s",
-                         datefmt="%H:%M:%S")
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        host = getattr(record, "host", "-")
+        return text if host == "-" else f"{host} {text}"
 
 
 class JsonFormatter(logging.Formatter):
