@@ -168,13 +168,16 @@ def rotate(
     written to its secret file) before the next begins.
     """
     client = _client(data_dir, lattice)
+    # Key ids depend on the lattice name: take the host's, not --lattice (which
+    # only picks the default data dir).
+    local = trio.run(lambda: client.request("keyring_list"))
     secret_text: str | None = None
     if step in ("all", "install"):
         if new_secret_file is not None:
             secret_text = new_secret_file.read_text(encoding="utf-8").strip()
         else:
             secret_text = encode_secret(generate_secret())
-        key = key_id(decode_secret(secret_text), lattice)
+        key = key_id(decode_secret(secret_text), local["lattice"])
     elif key_opt:
         key = key_opt.lower()
     elif step == "use":
@@ -182,7 +185,7 @@ def rotate(
             "--step use needs --key (the id `lattice rotate --step install` printed)"
         )
     else:  # remove: keep this host's primary, retire every other key
-        key = trio.run(lambda: client.request("keyring_list"))["primary"]
+        key = local["primary"]
     if out is not None:
         if secret_text is None:
             raise click.BadParameter(
@@ -194,13 +197,11 @@ def rotate(
 
     async def run() -> list[dict[str, Any]]:
         done: list[dict[str, Any]] = []
-        before = await client.request("keyring_list")
-        retired = [k for k in before["keys"] if k != key]
+        retired = [k for k in local["keys"] if k != key]
         if step == "remove" and key_opt:
             retired = [key_opt.lower()]
-            primary = (await client.request("keyring_list"))["primary"]
-            if primary in retired:
-                fail(f"key {primary} is the primary; `--step use` another key first")
+            if local["primary"] in retired:
+                fail(f"key {local['primary']} is the primary; `--step use` another key first")
         for name in STEPS if step == "all" else (step,):
             done.append(await _step(client, name, key, timeout_s, as_json,
                                     secret=secret_text, retired=retired))  # fmt: skip

@@ -54,6 +54,7 @@ def _view(host: Host, saved: bool | None = None) -> dict[str, Any]:
     keys = [key_id(s, lattice) for s in host.keyring.secrets]
     out: dict[str, Any] = {
         "host": host.host_id,
+        "lattice": lattice,
         "primary": keys[0],
         "keys": keys,
         "file": None if host.secret_path is None else str(host.secret_path),

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import pytest
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_hosts_inprocess import SECRET as OLD_IN_PROCESS
+from test_hosts_inprocess import alive_view, make_host, wait_until
 
 from meshhost import config as config_mod
 from meshhost.control.keyops import MAX_KEYS, key_id, keyring_op
@@ -34,7 +42,7 @@ async def test_a_rotation_on_one_host_step_by_step_with_the_file_kept_in_step(
     assert host.secret_path is not None
     old_id, new_id = key_id(OLD, "lab"), key_id(NEW, "lab")
     listed = await keyring_op(host, "keyring_list", {})
-    assert listed == {"host": host.host_id, "primary": old_id, "keys": [old_id],
+    assert listed == {"host": host.host_id, "lattice": "lab", "primary": old_id, "keys": [old_id],
                       "file": str(host.secret_path)}
 
     view = await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
@@ -95,3 +103,36 @@ async def test_a_host_with_its_secret_from_the_environment_says_it_did_not_save(
     view = await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
     assert view["saved"] is False and view["file"] is None
     assert host.keyring.secrets == (OLD, NEW)
+
+
+async def test_rotate_stops_at_a_step_some_host_did_not_acknowledge(tmp_path: Path) -> None:
+    """Two hosts in this process; b cannot write its secret file, so `lattice rotate`
+    fails at install, names b, and switches nobody (both still seal with the old key)."""
+    a, b = make_host(tmp_path, 0, OLD_IN_PROCESS), make_host(tmp_path, 1, OLD_IN_PROCESS)
+    a.secret_path = tmp_path / "a.secret"
+    a.secret_path.write_text(encode_secret(OLD_IN_PROCESS) + "\n")
+    b.secret_path = tmp_path / "b.secret"
+    b.secret_path.mkdir()  # a directory where its file should be: the write fails
+    async with trio.open_nursery() as nursery:
+        a_addr = await nursery.start(a.serve)
+        b.config = dataclasses.replace(b.config, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
+        await nursery.start(b.serve)
+        ids = {a.host_id, b.host_id}
+        await wait_until(lambda: alive_view(a) == ids == alive_view(b), "a and b see each other")
+        done = await trio.run_process(
+            [sys.executable, "-m", "meshhost", "lattice", "rotate", "--json",
+             "--data-dir", str(a.data_dir), "--timeout", "20"],
+            capture_stdout=True, capture_stderr=True, check=False)
+        out, err = done.stdout.decode(), done.stderr.decode()
+        assert done.returncode == 1, (out, err)
+        assert "Traceback" not in err and "step 'install' did not reach" in err
+        failed = json.loads(out)["failed_step"]
+        assert failed["step"] == "install", failed
+        assert list(failed["failed"]) == [b.host_id], failed
+        assert "cannot write lattice secret file" in failed["failed"][b.host_id]
+        assert failed["acknowledged"] == [a.host_id]
+        new = next(s for s in a.keyring.secrets if s != OLD_IN_PROCESS)
+        assert read_secret_file(a.secret_path) == [OLD_IN_PROCESS, new]  # installed on a
+        assert b.keyring.secrets == (OLD_IN_PROCESS,)
+        assert a.keyring.primary == b.keyring.primary == OLD_IN_PROCESS  # no one switched
+        nursery.cancel_scope.cancel()
