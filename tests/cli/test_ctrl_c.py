@@ -3,9 +3,10 @@
 Real processes get a real SIGINT at several moments: while the CLI is still
 importing, while the host opens its data directory and binds, just after it
 started, and (for `call`) while the request waits for its answer.  The
-moments count from when Python has started and is about to import meshhost
-(a launcher marks it): a SIGINT while the interpreter itself still starts
-(its `site` import: ~20 ms, more on a loaded machine) is Python's own.
+moments count from when Python has started and loaded the entry point
+module, meshhost/__main__.py (a launcher marks it): before that no code of
+ours runs (the interpreter's own start, ~20 ms, much more on a loaded
+machine), so a SIGINT then is Python's own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ EARLY_S = (0.05, 0.1, 0.2, 0.35, 0.6, 1.0)
 """Seconds after Python started: during imports, config, opening the host, serving."""
 EXIT_TIMEOUT_S = 30.0
 LAUNCH = (
-    "import runpy, sys; open(sys.argv.pop(1), 'w').close(); sys.argv[0] = 'meshhost'; "
+    "import runpy, sys, meshhost.__main__; open(sys.argv.pop(1), 'w').close(); "
+    "sys.argv[0] = 'meshhost'; "
     "runpy.run_module('meshhost', run_name='__main__', alter_sys=True)"
 )
 """``python -m meshhost ARGV`` that first creates the file named before ARGV."""
