@@ -16,7 +16,10 @@ the manifest was applied always has it.
 Join gate: the reconciler plans nothing until membership has settled, so a
 freshly started host that sees only itself does not start every instance of
 every application on itself: members are handed over once another host is
-alive, or after ``JOIN_GRACE_S`` for a lattice of one.
+alive and this host has pulled the lattice-wide state from a peer (so a
+revocation or issuer policy made while it was away is known before it starts
+anything; at most ``SYNC_WAIT_S``), or after ``JOIN_GRACE_S`` for a lattice
+of one.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from meshhost.actorhost import ActorHost
     from meshhost.directory import Directory
 
-__all__ = ["JOIN_GRACE_S", "ReconcileDriver"]
+__all__ = ["JOIN_GRACE_S", "SYNC_WAIT_S", "ReconcileDriver"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,11 @@ class ReconcileDriver:
         self.actions_failed = 0
         self.rounds_failed = 0
         self._failures: dict[str, str] = {}
+
+    @property
+    def joined(self) -> bool:
+        """True once this host plans placements (see the join gate in the module doc)."""
+        return self._joined
 
     # -- inputs ------------------------------------------------------------------
 
