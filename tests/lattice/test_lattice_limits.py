@@ -115,7 +115,7 @@ async def test_limits_travel_with_a_forwarded_start_and_fill_in_from_that_hosts_
         a = make_host(tmp_path, 0)
         addr = await nursery.start(a.serve)
         b = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",),
-                      actor_limits={"max_cpu_time_ms": 1500})
+                      actor_limits={"max_cpu_time_ms": 5})
         await nursery.start(b.serve)
         await wait_until(lambda: alive(a) == alive(b) == {a.host_id, b.host_id}, "joined")
         module, actor_id = signed_tester()
@@ -125,10 +125,12 @@ async def test_limits_travel_with_a_forwarded_start_and_fill_in_from_that_hosts_
         inventory = await client(a).request("inventory", host=b.host_id)
         (row,) = inventory["actors"]
         assert row["limits"]["max_memory_mib"] == 1  # the start's own
-        assert row["limits"]["max_cpu_time_ms"] == 1500  # b's default
+        assert row["limits"]["max_cpu_time_ms"] == 5  # b's default
         await wait_until(lambda: bool(a.directory.hosts_running(actor_id)), "a sees it")
         with pytest.raises(ControlError, match="memory at the cap of 1048576 bytes"):
             await call(a, actor_id, "fill", GROWN)
+        with pytest.raises(ControlError, match="CPU time"):  # b's default bites too
+            await call(a, actor_id, "spin", SPIN)
         nursery.cancel_scope.cancel()
 
 
