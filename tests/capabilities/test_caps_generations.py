@@ -321,6 +321,12 @@ async def test_old_actors_publish_and_receive_messages(host: Host, generation: s
         while await messages() != pack(value="1", exists=True):
             await trio.sleep(0.01)
     assert host.messaging.failed == 0
+    # a 0.1x subscriber is called the old way first from then on
+    assert (actor in host.messaging._old_subscribers) == (generation == "wasmcloud")
+    await host.messaging.publish("news.later", b"again")
+    with trio.fail_after(10):
+        while await messages() != pack(value="2", exists=True):
+            await trio.sleep(0.01)
 
 
 @pytest.mark.parametrize("generation", ["wascc", "wasmcloud"])

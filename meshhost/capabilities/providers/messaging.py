@@ -191,6 +191,8 @@ class MessagingProvider(Provider):
         self._subs: dict[LinkKey, tuple[str, tuple[tuple[str, ...], ...], str]] = {}
         self._turns: dict[str, int] = {}
         self._waiters: dict[str, _Waiter] = {}
+        self._old_subscribers: set[str] = set()
+        """Subscribers that answered wasmCloud 0.1x's ``HandleMessage`` (tried first)."""
         self._send: trio.MemorySendChannel[_Delivery | _Forward] | None = None
         self._closing = False
         self.delivered = 0
@@ -268,6 +270,11 @@ class MessagingProvider(Provider):
                 operation, payload = delivery.fallback  # a wasmCloud 0.1x subscriber
                 await self._invoke(delivery.actor_id, operation, payload,
                                    self._delivery_timeout_s)
+                with self._lock:  # call it the way it answered first, next time
+                    if operation == lg.WASMCLOUD_HANDLE_MESSAGE:
+                        self._old_subscribers.add(delivery.actor_id)
+                    else:
+                        self._old_subscribers.discard(delivery.actor_id)
             self.delivered += 1
         except MeshError as exc:
             self.failed += 1
@@ -342,6 +349,9 @@ class MessagingProvider(Provider):
         for actor_id, contract_id in targets:
             if contract_id == lg.WASCC_MESSAGING:
                 delivery = _Delivery(actor_id, old_payload, subject, lg.WASCC_DELIVER_MESSAGE)
+            elif actor_id in self._old_subscribers:
+                delivery = _Delivery(actor_id, old_payload, subject, lg.WASMCLOUD_HANDLE_MESSAGE,
+                                     fallback=(HANDLE_MESSAGE, payload))
             else:
                 delivery = _Delivery(actor_id, payload, subject,
                                      fallback=(lg.WASMCLOUD_HANDLE_MESSAGE, old_payload))
