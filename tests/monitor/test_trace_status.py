@@ -1,0 +1,47 @@
+"""A failed call's spans say how it failed; `call` continues a caller's traceparent."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
+
+from lattice_helpers import Member, client, make_host, signed_example  # noqa: E402
+
+from meshhost.control.api import ControlError  # noqa: E402
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+
+
+async def test_spans_record_failures_and_an_explicit_traceparent(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        member = Member(make_host(tmp_path, 0))
+        await nursery.start(member.run)
+        control = client(member.host)
+        echo, echo_id = signed_example("echo")
+        await control.request("start", module=echo)
+        answer = await control.request("call", actor=echo_id, operation="Echo", payload=b"x",
+                                       traceparent=f"00-{TRACE}-{PARENT}-01")
+        assert answer["trace_id"] == TRACE
+        (entry,) = (await control.request("trace", trace_id=TRACE))["traces"]
+        (root,) = [s for s in entry["spans"] if s["kind"] == "client"]
+        assert root["parent_id"] == PARENT and root["status"] == "ok"
+
+        missing = "M" + "A" * 55
+        with pytest.raises(ControlError):
+            await control.request("call", actor=missing, operation="Echo", timeout_ms=500)
+        recent = await control.request("trace", last=1)
+        (failed,) = recent["traces"][0]["spans"]
+        assert failed["kind"] == "client" and failed["status"] == "not_found", failed
+        assert failed["attributes"]["actor"] == missing
+
+        with pytest.raises(ControlError, match="trace id"):
+            await control.request("trace", trace_id="not-hex")
+        with pytest.raises(ControlError, match="traceparent"):
+            await control.request("call", actor=echo_id, operation="Echo", traceparent=7)
+        nursery.cancel_scope.cancel()
