@@ -10,9 +10,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
-from lattice_helpers import Member, client, make_host, signed_example  # noqa: E402
+from lattice_helpers import Member, client, make_host, signed_example
 
-from meshhost.control.api import ControlError  # noqa: E402
+from meshhost.control.api import ControlError
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
