@@ -211,14 +211,17 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
         emit_json(inv)
         return
     table = PlainTable(title=f"host {inv['host']}")
-    for column in ("ACTOR", "NAME", "INSTANCES", "CAPABILITIES", "LIMITS"):
+    for column in ("ACTOR", "NAME", "INSTANCES", "CAPABILITIES"):
         table.add_column(column)
     for actor in inv.get("actors", []):
         table.add_row(
-            actor["id"], actor.get("name", ""), str(actor["instances"]),
-            ", ".join(actor["caps"]), _limits_text(actor.get("limits") or {}),
+            actor["id"], actor.get("name", ""), str(actor["instances"]), ", ".join(actor["caps"])
         )
     stdout.print(table)
+    for actor in inv.get("actors", []):  # a line each: the table stays readable at 80 columns
+        if actor.get("limits"):
+            stdout.print(f"limits of {short_id(actor['id'])}: {_limits_text(actor['limits'])}",
+                         highlight=False, markup=False)
     providers = inv.get("providers", [])
     if providers:
         stdout.print("providers: " + ", ".join(providers), highlight=False, markup=False)
@@ -234,11 +237,10 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
 
 
 def _limits_text(limits: dict[str, int]) -> str:
-    """``64 MiB, cpu 2000 ms, call 30000 ms, max 1000`` (inventory's LIMITS column)."""
-    if not limits:
-        return ""
-    return (f"{limits.get('max_memory_mib')} MiB, cpu {limits.get('max_cpu_time_ms')} ms, "
-            f"call {limits.get('max_call_time_ms')} ms, max {limits.get('max_instances')}")
+    """``memory 64 MiB, cpu 2000 ms, call 30000 ms, 1000 instances`` (for inventory)."""
+    return (f"memory {limits.get('max_memory_mib')} MiB, cpu {limits.get('max_cpu_time_ms')} "
+            f"ms, call {limits.get('max_call_time_ms')} ms, "
+            f"{limits.get('max_instances')} instances")
 
 
 @main.command()

@@ -83,7 +83,7 @@ def test_tables_use_upper_case_headers_and_one_host_id_shortening(
     runner = CliRunner()
     headers = {
         ("hosts",): ["HOST", "ADDRESS", "STATE", "ACTORS", "LABELS"],
-        ("inventory",): ["ACTOR", "NAME", "INSTANCES", "CAPABILITIES", "LIMITS"],
+        ("inventory",): ["ACTOR", "NAME", "INSTANCES", "CAPABILITIES"],
         ("link", "list"): ["ACTOR", "CONTRACT", "NAME", "PROVIDER", "VALUES"],
         ("app", "status", "shop"): ["COMPONENT", "HOST", "DESIRED", "RUNNING", "STATE"],
     }

@@ -153,7 +153,8 @@ def test_inventory_shows_each_actors_limits(host: tuple[FakeHost, Path]) -> None
     result = CliRunner().invoke(main, ["inventory", "--data-dir", str(data_dir)],
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "8 MiB, cpu 2000 ms, call 30000 ms, max 1000" in result.output
+    assert ("limits of MAAAAAAAAAAA…: memory 8 MiB, cpu 2000 ms, call 30000 ms, "
+            "1000 instances") in result.output
 
 
 def test_events_ends_with_130_on_ctrl_c(host: tuple[FakeHost, Path]) -> None:
