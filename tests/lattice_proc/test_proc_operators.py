@@ -113,3 +113,53 @@ def test_issuer_allow_list_per_host_flag_and_lattice_wide(
     lattice.wait_for(lambda: examples_issuer in b.cli("issuer", "list", "--json").json()["lattice"],
                      "b learns the lattice-wide allow-list")
     a.cli("start", str(echo_path), "--host", a.host_id, *key).ok()
+
+
+ECHO_DAEMON = """\
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: echoes
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: echo
+      type: actor
+      properties:
+        image: IMAGE
+      traits:
+        - type: daemonscaler
+          properties:
+            instances: 1
+"""
+
+
+def test_a_host_away_during_a_revocation_learns_it_before_running_the_actor_again(
+    lattice: ProcLattice, modules: dict[str, tuple[Path, str]]
+) -> None:
+    _, admin_file = with_admin(lattice)
+    key = ("--operator-key", admin_file)
+    echo_path, echo_id = modules["echo"]
+    manifest = lattice.root / "echoes.yaml"
+    manifest.write_text(ECHO_DAEMON.replace("IMAGE", str(echo_path)))
+    (a, b), _ = lattice.start_hosts("a", "b")
+    a.cli("apply", str(manifest), *key).ok()
+    lattice.wait_for(lambda: actors_on(a, echo_id) == 1 == actors_on(b, echo_id),
+                     "the daemon runs echo on both hosts")
+
+    assert b.terminate() == 0  # b is away while echo is revoked
+    a.cli("revoke", "add", echo_id, *key).ok()
+    lattice.wait_for(lambda: actors_on(a, echo_id) == 0, "a stops the revoked echo")
+    restarted_at = b.log.stat().st_size
+    b.start()
+    lattice.wait_for(lambda: b.status() is not None and a.host_id in b.alive_ids(),
+                     "b is back and sees a")
+    lattice.wait_for(lambda: echo_id in b.cli("revoke", "list", "--json").json(),
+                     "b learned the revocation")
+    time.sleep(2.0)  # a reconcile round of b's after joining
+    since_restart = b.log.read_bytes()[restarted_at:].decode(errors="replace")
+    started = [line for line in since_restart.splitlines()
+               if "actor_started" in line and echo_id in line]
+    assert not started, since_restart[-3000:]
+    assert actors_on(b, echo_id) == 0

@@ -14,6 +14,7 @@ import trio
 
 from meshhost import config as config_mod
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
+from meshhost.control.authz import OP_ROLES
 from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
@@ -58,6 +59,11 @@ async def test_the_applying_host_refuses_unsigned_forged_altered_replayed_and_re
                                          encode_request(op, args, auth=auth, route=route), 10)
             return decode_reply(reply).get("result")
 
+        # a secret holder is refused every op that changes the lattice, told which role
+        for op, role in sorted(OP_ROLES.items(), key=lambda item: item[0]):
+            if role is not None:
+                with pytest.raises(ControlError, match=f"needs role {role.label}: "):
+                    await send(op, {})
         args = {"key": "greeting", "value": "hello"}
         with pytest.raises(ControlError, match="needs role admin: this request was not"):
             await send("config_put", args)
