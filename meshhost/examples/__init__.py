@@ -3,10 +3,16 @@
 * ``echo``: operation ``Echo`` answers its payload (no capabilities).
 * ``kvcounter``: ``HttpServer.HandleRequest`` counts requests in key-value
   storage (signed for ``wasmcloud:keyvalue`` and ``wasmcloud:httpserver``).
+* ``recorder``: ``Record`` answers its payload, ``Messaging.HandleMessage``
+  takes a message, ``Count`` says how many it saw (signed for
+  ``wasmcloud:messaging``; call alias ``examples/recorder``).
+* ``pinger``: ``Ping`` calls the recorder's ``Record`` through an
+  actor-to-actor link and answers what it answered.
 
 They need no toolchain: :func:`build` compiles the text with wasmtime's WAT
 parser and signs it with wascap claims.  ``meshhost demo`` and the
-benchmarks use them; ``examples/`` holds a stand-alone build script.
+benchmarks use them; ``examples/build.py`` builds every one of them for the
+manifests in ``examples/manifests/`` (:func:`build_all`).
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ from meshhost.datadir import write_private
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 
-__all__ = ["EXAMPLES", "build", "signed"]
+__all__ = ["CALL_ALIASES", "EXAMPLES", "build", "build_all", "signed"]
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "echo": (),
     "kvcounter": ("wasmcloud:keyvalue", "wasmcloud:httpserver"),
+    "recorder": ("wasmcloud:messaging",),
+    "pinger": (),
 }
 """Example name -> the capabilities its claims name."""
+CALL_ALIASES = {"recorder": "examples/recorder"}
+"""Example name -> the call alias its claims give it (others have none)."""
 
 
 def signed(name: str, issuer: nkeys.KeyPair, module: nkeys.KeyPair) -> bytes:
@@ -37,7 +47,7 @@ def signed(name: str, issuer: nkeys.KeyPair, module: nkeys.KeyPair) -> bytes:
     text = resources.files(__name__).joinpath(f"{name}.wat").read_text(encoding="utf-8")
     wasm = wat_to_wasm(text)
     return sign_module(wasm, issuer=issuer, subject=module, name=name, caps=caps, rev=1,
-                       ver="0.1.0", now=time.time())
+                       ver="0.1.0", call_alias=CALL_ALIASES.get(name), now=time.time())
 
 
 def _seed(path: Path, prefix: nkeys.Prefix) -> nkeys.KeyPair:
@@ -62,3 +72,8 @@ def build(name: str, out_dir: Path, issuer_seed: Path | None = None,
     target = out_dir / f"{name}.wasm"
     target.write_bytes(signed(name, issuer, module))
     return target, module.public_key
+
+
+def build_all(out_dir: Path) -> dict[str, tuple[Path, str]]:
+    """Every example, signed by one issuer (``out_dir/issuer.seed``): name -> (path, id)."""
+    return {name: build(name, out_dir) for name in EXAMPLES}
