@@ -124,8 +124,8 @@ async def _step(
             emit_json({"ok": False, "failed_step": record})
         fail(
             f"step {step!r} did not reach every live host ({', '.join(map(short_id, errors))}); "
-            "nothing after it was done. Every step is safe to run again: repeat the command "
-            "once those hosts are back"
+            "nothing after it was done. Deal with what each host answered (above) and run the "
+            "same command again: every step is safe to repeat"
         )
     return record
 

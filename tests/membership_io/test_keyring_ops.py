@@ -15,8 +15,10 @@ from test_hosts_inprocess import SECRET as OLD_IN_PROCESS
 from test_hosts_inprocess import alive_view, make_host, wait_until
 
 from meshhost import config as config_mod
+from meshhost.control.api import ControlClient, ControlError
 from meshhost.control.keyops import MAX_KEYS, key_id, keyring_op
-from meshhost.errors import KeyringError, LatticeSecretError
+from meshhost.datadir import CONTROL_SOCKET
+from meshhost.errors import ErrorCode, KeyringError, LatticeSecretError
 from meshhost.host import Host
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import encode_secret, read_secret_file
@@ -135,4 +137,25 @@ async def test_rotate_stops_at_a_step_some_host_did_not_acknowledge(tmp_path: Pa
         assert read_secret_file(a.secret_path) == [OLD_IN_PROCESS, new]  # installed on a
         assert b.keyring.secrets == (OLD_IN_PROCESS,)
         assert a.keyring.primary == b.keyring.primary == OLD_IN_PROCESS  # no one switched
+        nursery.cancel_scope.cancel()
+
+
+async def test_without_an_admin_key_a_secret_holder_cannot_rotate(tmp_path: Path) -> None:
+    """A lattice whose secret file names an admin: an unsigned keyring_install (what a
+    holder of the secret alone can send) is denied, and the keyring and file stay."""
+    cfg = config_mod.load(overrides={
+        "data_dir": str(tmp_path / "d"), "lattice": "lab", "profile": "local",
+        "bind": "127.0.0.31", "mdns": False}, environ={})
+    secret_file = tmp_path / "lattice.secret"
+    secret_file.write_text(encode_secret(OLD) + "\n" + ADMIN_LINE + "\n")
+    host = Host.open(cfg, secret_file=secret_file)
+    before = secret_file.read_text()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(host.serve)
+        client = ControlClient(host.data_dir / CONTROL_SOCKET)
+        assert (await client.request("keyring_list"))["keys"] == [key_id(OLD, "lab")]
+        with pytest.raises(ControlError) as denied:
+            await client.request("keyring_install", secret=encode_secret(NEW))
+        assert denied.value.code == ErrorCode.DENIED and "needs role admin" in str(denied.value)
+        assert host.keyring.secrets == (OLD,) and secret_file.read_text() == before
         nursery.cancel_scope.cancel()
