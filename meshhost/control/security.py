@@ -35,6 +35,8 @@ __all__ = ["SECURITY_NS", "LatticeSecurity"]
 
 log = logging.getLogger(__name__)
 
+MAX_DECODED = 10_000
+"""Verified statements remembered (stored bytes are at most 1 KiB each)."""
 SECURITY_NS = "security"
 """Directory namespace of signed security statements (key: the statement's digest)."""
 
@@ -50,6 +52,9 @@ class LatticeSecurity:
         self.host_issuers = tuple(host_issuers)
         """This host's own allow-list (``up --allowed-issuer``); empty: no host restriction."""
         self._state: SecurityState | None = None
+        self._decoded: dict[bytes, Statement | None] = {}
+        """Stored bytes -> the verified statement (None: invalid), so gossip repeating
+        what we hold costs a dict lookup, not a signature check."""
 
     # -- the directory's side ----------------------------------------------------
 
@@ -62,20 +67,33 @@ class LatticeSecurity:
         """
         if entry.ns != SECURITY_NS:
             return True
+        if entry.value is not None and self.directory.get(SECURITY_NS, entry.key) == entry.value:
+            return True  # what we hold already: nothing changes
         statement = self._decode(entry.value)
         if statement is None or statement.digest != entry.key:
             return False
-        return self.state().role_of(statement.signer) == Role.ADMIN
+        if self.state().role_of(statement.signer) != Role.ADMIN:
+            return False
+        self._state = None  # the next statement of this batch may be signed by this one's grantee
+        return True
 
     def changed(self) -> None:
         """The security namespace changed: recompute on the next :meth:`state`."""
         self._state = None
 
     def _decode(self, value: object) -> Statement | None:
-        try:
-            return decode_statement(self.lattice, value)
-        except (DecodeError, SignatureError, NkeyError):
+        if not isinstance(value, bytes):
             return None
+        if value in self._decoded:
+            return self._decoded[value]
+        try:
+            statement: Statement | None = decode_statement(self.lattice, value)
+        except (DecodeError, SignatureError, NkeyError):
+            statement = None
+        if len(self._decoded) >= MAX_DECODED:
+            self._decoded.clear()  # a flood of junk must not grow memory; valid ones re-verify
+        self._decoded[value] = statement
+        return statement
 
     def statements(self) -> list[Statement]:
         out = []

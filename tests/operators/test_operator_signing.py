@@ -233,3 +233,19 @@ def test_the_directory_admits_only_statements_signed_by_an_admin_under_their_dig
     assert security.refusal(ACTOR, ISSUER) is not None
     assert security.refusal(nkeys.KeyPair(nkeys.Prefix.MODULE, bytes(32)).public_key,
                             ISSUER) is None
+
+
+def test_a_grant_and_its_grantees_statement_in_one_merge_are_both_admitted() -> None:
+    directory = Directory("NHOST", clock=lambda: NOW / 1000)
+    security = LatticeSecurity(LATTICE, [ADMIN.public_key], directory)
+    directory.admit = security.admit
+    new = nkeys.KeyPair(nkeys.Prefix.OPERATOR, bytes([5] * 32))
+    grant = sign_statement(ADMIN, LATTICE, StatementKind.ROLE, new.public_key, "admin", NOW)
+    revoke = sign_statement(new, LATTICE, StatementKind.REVOKE, ACTOR, "revoked", NOW + 1)
+    stamp = Stamp(NOW + 10, 0, "NPEER")
+    state = encode(FullState((), tuple(
+        LwwEntry(SECURITY_NS, st.digest, stamp, st.encoded()) for st in (grant, revoke))))
+    directory.merge_remote_state("NPEER", state)
+    directory.merge_remote_state("NPEER", state)  # again: what we hold is admitted as is
+    security.changed()
+    assert security.state().revoked == {ACTOR} and directory.refused_entries == 0
