@@ -152,6 +152,7 @@ class ActorHost:
                                limits=self.limits)
         self.messaging = MessagingProvider(self._invoke_for_provider, inbox_tag=host_id,
                                            forward_reply=self._forward_reply)
+        self.messaging.current_traceparent = _current_traceparent
         self.httpserver = HttpServerProvider(self._invoke_for_provider)
         for provider in (KeyValueProvider(data_dir / "kv"), LoggingProvider(),
                          NumberGenProvider(), self.messaging, self.httpserver,
@@ -725,6 +726,12 @@ class _TracedHostCalls:
 
     def log(self, actor: Any, level: str, message: str) -> None:
         self._dispatcher.log(actor, level, message)
+
+
+def _current_traceparent() -> str:
+    """The W3C ``traceparent`` of the span the guest on this thread runs in, or ""."""
+    span: TraceContext | None = getattr(_call_context, "span", None)
+    return span.traceparent() if span is not None else ""
 
 
 def _status(exc: BaseException) -> str:

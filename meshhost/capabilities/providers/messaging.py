@@ -56,7 +56,12 @@ from meshhost.capabilities.contracts import (
     SubMessage,
 )
 from meshhost.capabilities.links import LinkDefinition, LinkKey
-from meshhost.capabilities.providers.base import ActorInvoker, CallContext, Provider
+from meshhost.capabilities.providers.base import (
+    INCOMING_TRACEPARENT,
+    ActorInvoker,
+    CallContext,
+    Provider,
+)
 from meshhost.capabilities.providers.subjects import matches, parse_pattern, validate_subject
 from meshhost.errors import (
     LinkConfigError,
@@ -140,6 +145,8 @@ class _Delivery:
     fallback: tuple[str, bytes] | None = None
     """(operation, payload) for a wasmCloud 0.1x actor, tried when the wasmbus
     operation finds no handler in the guest (legacy.is_missing_handler)."""
+    traceparent: str = ""
+    """The W3C trace context of the publish (the publishing actor's call), or ""."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +199,9 @@ class MessagingProvider(Provider):
         self._turns: dict[str, int] = {}
         self._waiters: dict[str, _Waiter] = {}
         self._old_subscribers: set[str] = set()
+        self.current_traceparent: Callable[[], str] = lambda: ""
+        """Set by the host: the ``traceparent`` of the call running on this thread (an
+        actor publishing), so its deliveries continue that trace."""
         """Subscribers that answered wasmCloud 0.1x's ``HandleMessage`` (tried first)."""
         self._send: trio.MemorySendChannel[_Delivery | _Forward] | None = None
         self._closing = False
@@ -260,6 +270,7 @@ class MessagingProvider(Provider):
         if isinstance(delivery, _Forward):
             await self._forward(delivery, limiter)
             return
+        INCOMING_TRACEPARENT.set(delivery.traceparent)  # this task's own context
         try:
             try:
                 await self._invoke(delivery.actor_id, delivery.operation, delivery.payload,
@@ -346,15 +357,18 @@ class MessagingProvider(Provider):
         payload = SubMessage(subject, reply_to, body).encode()
         old_payload = lg.BROKER_MESSAGE.encode(subject=subject, reply_to=reply_to or "",
                                                body=body)
+        traceparent = self.current_traceparent() if targets else ""
         for actor_id, contract_id in targets:
             if contract_id == lg.WASCC_MESSAGING:
-                delivery = _Delivery(actor_id, old_payload, subject, lg.WASCC_DELIVER_MESSAGE)
+                delivery = _Delivery(actor_id, old_payload, subject, lg.WASCC_DELIVER_MESSAGE,
+                                     traceparent=traceparent)
             elif actor_id in self._old_subscribers:
                 delivery = _Delivery(actor_id, old_payload, subject, lg.WASMCLOUD_HANDLE_MESSAGE,
-                                     fallback=(HANDLE_MESSAGE, payload))
+                                     fallback=(HANDLE_MESSAGE, payload), traceparent=traceparent)
             else:
                 delivery = _Delivery(actor_id, payload, subject,
-                                     fallback=(lg.WASMCLOUD_HANDLE_MESSAGE, old_payload))
+                                     fallback=(lg.WASMCLOUD_HANDLE_MESSAGE, old_payload),
+                                     traceparent=traceparent)
             self.bridge.run_sync(self._enqueue, delivery, what="Messaging.Publish")
         return queued + len(targets)
 
