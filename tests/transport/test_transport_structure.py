@@ -8,7 +8,9 @@ from pathlib import Path
 import meshhost.transport as transport
 
 PACKAGE = Path(transport.__file__).parent
-CORES = ("noise.py", "frames.py", "handshake.py", "records.py", "session.py", "backoff.py")
+CORES = (
+    "noise.py", "frames.py", "handshake.py", "records.py", "session.py", "backoff.py", "guard.py"
+)
 BANNED = {"trio", "socket", "time", "os", "random", "select", "asyncio", "threading"}
 ALLOWED = {
     ("records.py", "threading"),  # a per-thread scratch buffer, no I/O
