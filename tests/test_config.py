@@ -143,3 +143,17 @@ def test_actor_limit_defaults_come_from_any_source_and_are_checked(tmp_path: Pat
     path.write_text("[actor_limits]\nmax_memory = 1\n")
     with pytest.raises(ConfigError, match="unknown; known settings: max_call_time_ms"):
         config.load(path, environ={})
+
+
+def test_allowed_issuers_come_from_any_source_and_must_be_account_keys(tmp_path: Path) -> None:
+    from meshhost.identity import nkeys
+
+    issuer = nkeys.KeyPair(nkeys.Prefix.ACCOUNT, bytes(32)).public_key
+    actor = nkeys.KeyPair(nkeys.Prefix.MODULE, bytes(32)).public_key
+    assert config.load(overrides={"allowed_issuers": (issuer,)}, environ={}).allowed_issuers \
+        == (issuer,)
+    toml = tmp_path / "host.toml"
+    toml.write_text(f'allowed_issuers = ["{issuer}"]\n')
+    assert config.load(toml, environ={}).allowed_issuers == (issuer,)
+    with pytest.raises(ConfigError, match="not an account key"):
+        config.load(overrides={"allowed_issuers": (actor,)}, environ={})

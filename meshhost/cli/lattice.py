@@ -48,8 +48,7 @@ _operator_key_file: list[Path] = []
 
 def _remember_operator_key(ctx: click.Context, param: click.Parameter, value: Path | None
                            ) -> None:
-    if value is not None:
-        _operator_key_file[:] = [value]
+    _operator_key_file[:] = [] if value is None else [value]  # per command, not per process
 
 
 def host_options(func: F) -> F:
@@ -144,6 +143,8 @@ class Signer:
     lattice: str
     pair: nkeys.KeyPair | None
     """None: nothing to sign with (or nothing needed: an open lattice)."""
+    open: bool = False
+    """The host's lattice has no admin at all (its secret names none)."""
 
     @classmethod
     def for_host(cls, path: Path) -> Signer:
@@ -153,9 +154,9 @@ class Signer:
         except ControlError as exc:
             if exc.code != ErrorCode.UNSUPPORTED:
                 raise
-            return cls("", None)  # a host from before operator keys: nothing to sign for
-        pair = None if info.get("open") else operator_key(info)
-        return cls(str(info.get("lattice", "")), pair)
+            return cls("", None, True)  # a host from before operator keys: nothing to sign
+        is_open = bool(info.get("open"))
+        return cls(str(info.get("lattice", "")), None if is_open else operator_key(info), is_open)
 
     def sign(self, op: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
         """The ``auth`` map of one request, or None when there is no key."""

@@ -31,6 +31,10 @@ def _put(data_dir: Path | None, lattice: str, kind: StatementKind, subject: str,
          value: str) -> dict[str, Any]:
     path = _socket(data_dir, lattice)
     signer = Signer.for_host(path)
+    if signer.open:
+        raise LocalProtocolError(
+            "this lattice has no admin key (its secret file names none), so it has no "
+            "operators: make a lattice with `meshhost lattice new`, whose secret names one")
     if signer.pair is None:
         raise LocalProtocolError(
             "changing operators, issuers or revocations needs an admin operator key: "
