@@ -319,10 +319,20 @@ def _transport(host: Host, base: list[str]) -> Iterator[Any]:
               if k.startswith("closed_")]
     yield _counter("meshhost_transport_sessions_closed", "Sessions closed, by the error code "
                    "that ended them.", ["reason"], closes)
-    conns = getattr(t, "_conns", ())
-    rekeys = sum(getattr(getattr(c, "session", None), "rekeys", 0) for c in conns)
-    yield _gauge("meshhost_transport_session_rekeys", "Rekeys done by the sessions open now.",
-                 [], [(base, rekeys)])
+    # Sessions count their own rekeys and streams; the transport keeps the
+    # counts of the sessions that ended.
+    open_sessions = [c.session for c in list(getattr(t, "_conns", ()))]
+
+    def total(name: str) -> int:
+        return s.get(f"ended_sessions_{name}", 0) + sum(getattr(x, name, 0)
+                                                        for x in open_sessions)
+
+    yield _counter("meshhost_transport_rekeys", "Session key ratchets (Noise rekeys) done.",
+                   [], [(base, total("rekeys"))])
+    yield _counter("meshhost_transport_streams", "Bodies too big for one frame, sent or "
+                   "received in chunks, by direction.", ["direction"],
+                   [([*base, "in"], total("streams_received")),
+                    ([*base, "out"], total("streams_sent"))])
 
 
 def _directory(host: Host, base: list[str]) -> Iterator[Any]:

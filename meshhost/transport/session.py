@@ -374,6 +374,9 @@ class Session:
         self._ready: deque[_Outgoing] = deque()
         self._buffered = 0
         self.rekeys = 0
+        self.streams_sent = 0
+        self.streams_received = 0
+        """Bodies too big for one frame, sent and received in chunks (monitoring)."""
         self._keepalive_records = 0
         self.pongs_received = 0
 
@@ -482,6 +485,7 @@ class Session:
         # order even when small requests overtake the rest of this body.
         self._pump(stream)
         self._streams[rid] = stream
+        self.streams_sent += 1
         if stream.credit > 0:
             self._ready.append(stream)
 
@@ -903,6 +907,7 @@ class Session:
             self._events.append(RequestReceived(rid, channel, body, timeout_ms))
             return
         asm = _Reassembly(total, self._window)
+        self.streams_received += 1
         self._inbound[rid] = _Inbound(channel, timeout_ms, asm)
         self._add_chunk(rid, asm, body, more=True)
 
@@ -999,6 +1004,7 @@ class Session:
         if total <= len(body):
             raise FrameError("a streamed reply must announce more bytes than its first frame")
         asm = _Reassembly(total, self._window)
+        self.streams_received += 1
         self._pending[rid] = asm
         self._add_chunk(rid, asm, body, more=True)
 

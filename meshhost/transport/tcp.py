@@ -903,6 +903,10 @@ class Transport:
         conn.dead = True
         if conn in self._conns:
             self._conns.discard(conn)
+            # Keep what the session counted; the monitor adds the open sessions' own.
+            for name in ("rekeys", "streams_sent", "streams_received"):
+                key = f"ended_sessions_{name}"
+                self.stats[key] = self.stats.get(key, 0) + getattr(conn.session, name, 0)
         if conn.peer_id is not None:
             peers = self._by_peer.get(conn.peer_id, [])
             if conn in peers:

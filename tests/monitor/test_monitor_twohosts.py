@@ -1,0 +1,70 @@
+"""Two hosts in this process: transport rekeys and streams, HTTP and key-value figures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import trio
+from prometheus_client import generate_latest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
+
+from lattice_helpers import alive, client, make_host, signed_example, wait_until  # noqa: E402
+from monitor_helpers import Scrape  # noqa: E402
+from test_monitor_inprocess import http_get  # noqa: E402
+
+from meshhost.host import Host  # noqa: E402
+
+
+def scrape(host: Host) -> Scrape:
+    assert host.monitor is not None
+    return Scrape(generate_latest(host.monitor.registry).decode())
+
+
+async def test_rekeys_streams_http_requests_and_key_value_operations_are_counted(
+    tmp_path: Path,
+) -> None:
+    transport = {"rekey_after_messages": 4}
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0, transport=transport)
+        addr = await nursery.start(a.serve)
+        b = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",), transport=transport)
+        await nursery.start(b.serve)
+        await wait_until(lambda: alive(a) == alive(b) == {a.host_id, b.host_id}, "a and b meet")
+        kv, kv_id = signed_example("kvcounter")
+        await client(a).request("start", module=kv)
+        for contract, values in (("wasmcloud:keyvalue", {}),
+                                 ("wasmcloud:httpserver", {"ADDRESS": "127.0.0.20:0"})):
+            await client(b).request("link_put", actor=kv_id, contract=contract,
+                                    link_name="default", provider="", values=values)
+        await wait_until(lambda: bool(a.actors.inventory()["http"]) and a.actors.dispatcher.links
+                         .get(kv_id, "wasmcloud:keyvalue", "default") is not None,
+                         "a has both links and listens for HTTP")
+        listen = a.actors.inventory()["http"][0]["address"].rsplit(":", 1)
+        for _ in range(3):
+            status, _ = await http_get((listen[0], int(listen[1])), "/")
+            assert status == 200
+        echo, echo_id = signed_example("echo")
+        await client(a).request("start", module=echo)
+        await wait_until(lambda: bool(b.directory.hosts_running(echo_id)), "b sees the echo")
+        big = bytes(200_000)  # over one frame: sent and answered as streams
+        answer = await client(b).request("call", actor=echo_id, operation="Echo", payload=big,
+                                         timeout_ms=10_000)
+        assert answer["payload"] == big
+        for _ in range(10):
+            await client(b).request("call", actor=echo_id, operation="Echo", payload=b"x",
+                                    timeout_ms=5000)
+        on_a, on_b = scrape(a), scrape(b)
+        nursery.cancel_scope.cancel()
+    assert on_a.value("meshhost_http_requests_total", actor=kv_id, status="200") == 3
+    assert on_a.value("meshhost_http_request_duration_seconds_count", actor=kv_id) == 3
+    assert on_a.value("meshhost_provider_operations_total", contract="wasmcloud:keyvalue",
+                      outcome="ok") >= 3
+    assert on_a.value("meshhost_http_connections", actor=kv_id) == 0  # every one closed
+    assert on_b.value("meshhost_transport_streams_total", direction="out") >= 1
+    assert on_b.value("meshhost_transport_streams_total", direction="in") >= 1  # the answer
+    assert on_a.value("meshhost_transport_streams_total", direction="in") >= 1
+    assert on_b.value("meshhost_transport_rekeys_total") >= 2  # every 4 messages, each way
+    assert on_b.value("meshhost_invocations_total", actor=echo_id, where="remote",
+                      outcome="ok") == 11
