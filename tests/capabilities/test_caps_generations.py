@@ -318,7 +318,7 @@ async def test_old_actors_publish_and_receive_messages(host: Host, generation: s
                                                               count))
 
     with trio.fail_after(10):  # delivered (DeliverMessage / HandleMessage) -> Add "messages"
-        while await messages() != pack(value="1", exists=True):
+        while await messages() != pack(value="1", exists=True) or not host.messaging.delivered:
             await trio.sleep(0.01)
     assert host.messaging.failed == 0
     # a 0.1x subscriber is called the old way first from then on
