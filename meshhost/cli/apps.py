@@ -164,10 +164,10 @@ def app_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
         deployed = row["deployed"] is not None
         table.add_row(
             row["name"],
-            escape(row["deployed"] or "-"),
+            row["deployed"] or "-",
             row["state"] or "not deployed",
             f"{row['running']}/{row['desired']}" if deployed else "-",
-            escape(", ".join(row["versions"])),
+            ", ".join(row["versions"]),
         )
     stdout.print(table)
     for row in rows:
@@ -304,9 +304,9 @@ def app_diff(file: Path, data_dir: Path | None, lattice: str, as_json: bool) -> 
         for change in result["changes"]:
             fields.add_row(
                 sign[change["kind"]],
-                escape(change["path"]),
-                "" if change["old"] is None else escape(change["old"]),
-                "" if change["new"] is None else escape(change["new"]),
+                change["path"],  # table cells are printed as they are, never as markup
+                "" if change["old"] is None else change["old"],
+                "" if change["new"] is None else change["new"],
             )
         stdout.print(fields)
     if result["instances"]:

@@ -337,3 +337,15 @@ def test_apply_of_an_application_that_fits_no_host_exits_1_with_the_reason(
     ]
     status = host.run("app", "status", "kvcounter")
     assert status.exit_code == 1 and "no live host has zone=mars" in status.output
+
+
+def test_diff_and_list_print_values_with_brackets_as_they_are(
+    host: FakeHost, app_dir: Path
+) -> None:
+    assert host.run("apply", str(app_dir / "kvcounter.yaml")).exit_code == 0
+    text = MANIFEST.replace("v0.1.0", "v0.2.0").replace('"8081"', '"[bold]8082"')
+    result = host.run("app", "diff", str(write(app_dir, text, "brackets.yaml")))
+    assert result.exit_code == 0, result.output
+    assert "[bold]8082" in result.output and "\\[" not in result.output
+    listing = host.run("app", "list")
+    assert "v0.1.0" in listing.output and "\\" not in listing.output
