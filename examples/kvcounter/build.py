@@ -1,6 +1,7 @@
 """Build and sign the kvcounter example actor.
 
     python examples/kvcounter/build.py [--out DIR] [--issuer-seed FILE] [--module-seed FILE]
+                                       [--print-id]
 
 Compiles ``meshhost/examples/kvcounter.wat`` with wasmtime's WAT parser (no
 other toolchain needed) and signs it with wascap claims for
@@ -8,7 +9,8 @@ other toolchain needed) and signs it with wascap claims for
 given files, or made on first run and kept in ``DIR/issuer.seed`` /
 ``DIR/module.seed`` (mode 0600) so rebuilding keeps the actor's ``M...`` id.
 Writes ``DIR/kvcounter.wasm`` (default DIR: ``examples/kvcounter/build``) and
-prints the actor id.
+prints its path, actor id and capabilities; with ``--print-id`` only the
+actor id (``ACTOR=$(python examples/kvcounter/build.py --print-id)``).
 """
 
 from __future__ import annotations
@@ -35,9 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "build")
     parser.add_argument("--issuer-seed", type=Path)
     parser.add_argument("--module-seed", type=Path)
+    parser.add_argument("--print-id", action="store_true", help="print only the actor id")
     args = parser.parse_args(argv)
     target, actor_id = build(args.out, args.issuer_seed, args.module_seed)
-    print(f"{target}  actor {actor_id}  caps {', '.join(CAPS)}")
+    if args.print_id:
+        print(actor_id)
+    else:
+        print(f"{target}  actor {actor_id}  caps {', '.join(CAPS)}")
     return 0
 
 

@@ -176,13 +176,31 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _hosts_once_formed(data_dir: Path | None, lattice: str, wait_s: float) -> Any:
+    """The ``hosts`` rows, giving a host that is starting up to ``wait_s`` to answer
+    and to see another host alive (then what it sees, alone or not)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            rows = _request(data_dir, lattice, "hosts")
+        except LocalProtocolError:  # nothing answers on its control socket (yet)
+            if time.monotonic() >= deadline:
+                raise
+        else:
+            if sum(row["state"] == "alive" for row in rows) > 1 or time.monotonic() >= deadline:
+                return rows
+        time.sleep(0.2)
+
+
 @main.command()
+@click.option("--wait", "wait_s", type=click.FloatRange(0, 3600), default=0, metavar="S",
+              help="Give a host that is starting up to S seconds to answer and find a peer.")
 @host_options
 @json_option
 @fails_cleanly
-def hosts(data_dir: Path | None, lattice: str, as_json: bool) -> None:
+def hosts(wait_s: float, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """List the hosts of the lattice as this host sees them."""
-    rows = _request(data_dir, lattice, "hosts")
+    rows = _hosts_once_formed(data_dir, lattice, wait_s)
     if as_json:
         emit_json(rows)
         return
