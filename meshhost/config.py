@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from meshhost.datadir import check_lattice_name
 from meshhost.errors import ConfigError, InvalidActorLimits, MeshError
 
 __all__ = [
@@ -291,8 +292,7 @@ class HostConfig:
             raise ConfigError(
                 f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}"
             )
-        if not self.lattice or len(self.lattice) > 64 or not self.lattice.isprintable():
-            raise ConfigError("lattice name must be 1..64 printable characters")
+        check_lattice_name(self.lattice)
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be within 0..65535, got {self.port}")
         check_ipv4(self.bind, "bind address (--bind, bind)")

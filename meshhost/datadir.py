@@ -22,13 +22,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from meshhost.errors import InvalidLatticeName
+
 __all__ = [
     "CONTROL_SOCKET",
     "admin_key_path",
+    "check_lattice_name",
     "check_private",
     "default_data_dir",
     "make_private_dir",
@@ -47,8 +51,31 @@ def admin_key_path(secret_path: Path) -> Path:
     return secret_path.with_name(secret_path.stem + ".admin.nk")
 
 
+_LATTICE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+LATTICE_NAME_RULE = ("1 to 64 ASCII letters, digits, '-', '_' or '.', not starting with '.' "
+                     "(e.g. default, prod-eu.1)")
+
+
+def check_lattice_name(name: object, source: str = "lattice name") -> str:
+    """Return ``name`` when it is a safe lattice name; raise InvalidLatticeName otherwise.
+
+    The name becomes a directory (``~/.local/share/meshhost/<lattice>``), so only
+    a conservative charset passes: no ``/``, no ``..``, no leading ``.``, nothing
+    a shell or file system treats specially.
+    """
+    if not isinstance(name, str) or _LATTICE_NAME.fullmatch(name) is None:
+        shown = repr(name) if not isinstance(name, str) else repr(name[:80])
+        raise InvalidLatticeName(f"{source} {shown} is not allowed: a lattice name is "
+                                 f"{LATTICE_NAME_RULE}")
+    return name
+
+
 def default_data_dir(lattice: str, environ: dict[str, str] | None = None) -> Path:
-    """The data directory a host of ``lattice`` uses when none is given."""
+    """The data directory a host of ``lattice`` uses when none is given.
+
+    Raises InvalidLatticeName for a name that is not safe as a path component.
+    """
+    check_lattice_name(lattice)
     env = os.environ if environ is None else environ
     if env.get("MESHHOST_DATA_DIR"):
         return Path(env["MESHHOST_DATA_DIR"]).expanduser()

@@ -74,6 +74,12 @@ class InvalidActorLimits(ConfigError):
     host's ``[actor_limits]``) name an unknown limit or a value out of bounds."""
 
 
+class InvalidLatticeName(ConfigError):
+    """A lattice name (``--lattice``, ``$MESHHOST_LATTICE``, TOML ``lattice``) is not
+    1..64 letters, digits, ``-``, ``_`` or ``.`` (not starting with ``.``): it names a
+    directory under the per-user data dir, so ``../x`` must never pass."""
+
+
 class DataDirNotPrivate(ConfigError):
     """The data dir (host key, lattice secret, data) can be read or entered by other users."""
 

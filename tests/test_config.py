@@ -1,5 +1,6 @@
 """Configuration: profiles, TOML, environment and flag precedence, validation."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,47 @@ def test_allowed_issuers_come_from_any_source_and_must_be_account_keys(tmp_path:
     assert config.load(toml, environ={}).allowed_issuers == (issuer,)
     with pytest.raises(ConfigError, match="not an account key"):
         config.load(overrides={"allowed_issuers": (actor,)}, environ={})
+
+
+@pytest.mark.parametrize("name", ["../../etc", "..", ".hidden", "a/b", "a\\b", "", "x" * 65,
+                                  "lab space", "läb", "a\x00b"])
+def test_unsafe_lattice_names_are_refused_everywhere_they_enter(tmp_path: Path, name: str) -> None:
+    """A lattice name becomes a directory: `--lattice ../../etc` once gave a data dir outside
+    the per-user one (found by h12d).  TOML, environment, the data-dir helper and every
+    CLI --lattice flag refuse it with a typed error saying what is allowed."""
+    from click.testing import CliRunner
+
+    from meshhost.cli import main
+    from meshhost.datadir import default_data_dir
+    from meshhost.errors import InvalidLatticeName
+
+    rule = "1 to 64 ASCII letters, digits"
+    path = tmp_path / "host.toml"
+    path.write_text(f"lattice = {json.dumps(name)}\n")  # a TOML basic string
+    with pytest.raises(InvalidLatticeName, match=rule):
+        config.load(path, environ={})
+    if name and "\x00" not in name:
+        with pytest.raises(InvalidLatticeName, match=rule):
+            config.load(environ={"MESHHOST_LATTICE": name})
+    with pytest.raises(InvalidLatticeName, match=rule):
+        default_data_dir(name, environ={"XDG_DATA_HOME": str(tmp_path)})
+    if not name or "\x00" in name:
+        return  # a shell cannot pass these as arguments
+    env = {"XDG_DATA_HOME": str(tmp_path), "MESHHOST_DATA_DIR": ""}
+    for args in (["up", "--lattice", name], ["lattice", "new", "--lattice", name, "--install"],
+                 ["hosts", "--lattice", name], ["operator", "list", "--lattice", name]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 2, (args, result.output)
+        assert rule in result.output
+    result = CliRunner().invoke(main, ["hosts"], env={**env, "MESHHOST_LATTICE": name})
+    assert result.exit_code == 2 and rule in result.output
+    assert not any(tmp_path.rglob("*.secret"))
+
+
+@pytest.mark.parametrize("name", ["default", "prod-eu.1", "a_b", "A" * 64, "9"])
+def test_safe_lattice_names_pass(tmp_path: Path, name: str) -> None:
+    from meshhost.datadir import default_data_dir
+
+    assert config.load(environ={"MESHHOST_LATTICE": name}).lattice == name
+    assert default_data_dir(name, environ={"XDG_DATA_HOME": str(tmp_path)}) == \
+        tmp_path / "meshhost" / name

@@ -34,6 +34,7 @@ from meshhost.cli.output import (
     exit_by_signal,
     fails_cleanly,
     json_option,
+    lattice_name_option,
     silence_stdout,
     stdout,
 )
@@ -77,7 +78,7 @@ _KIND = {
 
 
 @main.command()
-@click.option("--lattice", envvar="MESHHOST_LATTICE", help="Lattice name (default: default).")
+@click.option("--lattice", envvar="MESHHOST_LATTICE", help="Lattice name (default: default).", callback=lattice_name_option)
 @click.option(
     "--secret-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -576,7 +577,7 @@ def lattice_group() -> None:
 
 
 @lattice_group.command("new")
-@click.option("--lattice", default="default", show_default=True, help="Lattice name.")
+@click.option("--lattice", default="default", show_default=True, help="Lattice name.", callback=lattice_name_option)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

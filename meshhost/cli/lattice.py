@@ -28,6 +28,7 @@ from meshhost.cli.output import (
     exit_by_signal,
     fails_cleanly,
     json_option,
+    lattice_name_option,
     stderr,
     stdout,
 )
@@ -66,6 +67,7 @@ def host_options(func: F) -> F:
         default="default",
         envvar="MESHHOST_LATTICE",
         show_default=True,
+        callback=lattice_name_option,
         help="Lattice name; picks the default data dir.",
     )(func)
     func = click.option(

@@ -127,6 +127,22 @@ def exit_by_signal(signum: int) -> NoReturn:
     sys.exit(128 + signum)
 
 
+def lattice_name_option(ctx: Any, param: Any, value: str | None) -> str | None:
+    """click callback of every ``--lattice`` option: a safe name or a usage error saying
+    what is allowed (the name becomes a directory under the per-user data dir)."""
+    import click
+
+    from meshhost.datadir import check_lattice_name
+    from meshhost.errors import InvalidLatticeName
+
+    if value is None:
+        return None
+    try:
+        return check_lattice_name(value, "lattice name")
+    except InvalidLatticeName as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def fails_cleanly(func: F) -> F:
     """Turn a MeshError, or an OSError on a path, into one red line on stderr and exit 1."""
 
