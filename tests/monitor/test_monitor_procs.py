@@ -82,6 +82,12 @@ def test_counters_of_three_hosts_follow_calls_a_failover_and_a_denial(
     families = {f["name"]: f for f in forwarded["metrics"]}
     [denial] = families["meshhost_denials"]["samples"]
     assert denial["labels"]["reason"] == "no_link" and denial["value"] == 1
+    # As a person reads it: one row per sample, the host and lattice labels left out.
+    table = c.cli("metrics", "--host", b.host_id[:8], "--filter", "denials").ok().stdout
+    assert f"host {b.host_id}" in table and "ready" in table
+    [row] = [line for line in table.splitlines() if "meshhost_denials_total" in line]
+    assert f"actor={kv_id}" in row and "reason=no_link" in row and row.split()[-1] == "1"
+    assert "lattice=" not in table
     # Health and readiness on the metrics listener.
     health = lattice.http_get(metrics_url(c, "/readyz"))
     assert health["status"] == 200 and json.loads(health["body"])["ready"] is True, health
