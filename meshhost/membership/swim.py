@@ -312,6 +312,8 @@ class Swim:
         self._out: list[tuple[Addr, bytes]] = []
         self._events: deque[MemberEvent] = deque()
         self._misbehaved_pending = 0
+        self._dead_counted = -1
+        """Highest incarnation of ours a peer has declared dead (``stats['dead_refuted']``)."""
         self._pp_queue: list[tuple[Addr, bool]] = []
         self._pp_join_wait: dict[Addr, float] = {}
         self._joining = True
@@ -839,8 +841,12 @@ class Swim:
     ) -> None:
         node = msg.node
         if node == self.id:
-            if not self._left and msg.incarnation >= self._incarnation:
-                self.stats["dead_refuted"] += 1  # declared dead while alive: a false positive
+            if not self._left and msg.incarnation > self._dead_counted:
+                # Declared dead while alive: a false positive, counted once per
+                # incarnation however many copies gossip brings (an earlier
+                # refutation of the suspicion may already have moved us on).
+                self._dead_counted = msg.incarnation
+                self.stats["dead_refuted"] += 1
             self._answer_accusation(msg.incarnation, now, addr)
             return
         e = self._members.get(node)
