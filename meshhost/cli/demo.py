@@ -1,6 +1,8 @@
 """``meshhost demo``: a three-host lattice on loopback that serves an actor and heals itself.
 
-Offline and with no configuration: it makes a fresh lattice secret in a
+Offline and with no configuration: it makes a fresh lattice secret (with an
+admin key, as `lattice new` does, so roles are enforced; it shows an unsigned
+change refused and signs its own changes with that key) in a
 temporary directory, starts three ``meshhost up`` processes on 127.0.0.1
 (static seeds, no mDNS, the ``local`` timing profile) and waits until every
 host sees the other two.  Then it builds and signs the example actor
@@ -43,10 +45,12 @@ from meshhost import examples
 from meshhost.cli import main
 from meshhost.cli.output import exit_by_signal, stdout
 from meshhost.control.api import ControlClient, ControlError
-from meshhost.datadir import CONTROL_SOCKET, write_private
-from meshhost.errors import LocalProtocolError, MeshError
+from meshhost.control.authz import required_role
+from meshhost.datadir import CONTROL_SOCKET, admin_key_path, write_private
+from meshhost.errors import ErrorCode, LocalProtocolError, MeshError
+from meshhost.identity import nkeys, short_id
 from meshhost.identity.keyring import encode_secret, generate_secret
-from meshhost.identity import short_id
+from meshhost.identity.operators import ADMIN_LINE, NONCE_BYTES, sign_request
 
 HOSTS = 3
 LATTICE = "demo"
@@ -63,7 +67,10 @@ def _free_port() -> int:
 
 
 class DemoHost:
-    def __init__(self, index: int, root: Path, secret_file: Path, port: int, seeds: list[int]):
+    def __init__(self, index: int, root: Path, secret_file: Path, port: int, seeds: list[int],
+                 admin: nkeys.KeyPair | None = None):
+        self.admin = admin
+        """The lattice's admin key: signs the ops that need a role, as the CLI does."""
         self.name = f"host-{index + 1}"
         self.data_dir = root / self.name
         self.status_file = root / f"{self.name}.status.json"
@@ -125,10 +132,17 @@ class DemoHost:
             f"{self.name} exited with code {self.proc.returncode}; its log ends: {last}"
         )
 
-    def control(self, op: str, **args: Any) -> Any:
-        """One control request to this host over its socket (as the CLI sends it)."""
+    def control(self, op: str, *, signed: bool = True, **args: Any) -> Any:
+        """One control request to this host over its socket (as the CLI sends it), signed
+        with the admin key when the op needs a role (``signed=False``: as a secret holder
+        without an operator key would send it)."""
         self.check_running()
         client = ControlClient(self.data_dir / CONTROL_SOCKET)
+        admin = self.admin if signed else None
+        if admin is not None:
+            client.sign = lambda op, args: None if required_role(op) is None else sign_request(
+                admin, LATTICE, op, args, ts_ms=int(time.time() * 1000),
+                nonce=os.urandom(NONCE_BYTES))
         return trio.run(lambda: client.request(op, **args))
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -223,9 +237,15 @@ def demo(keep: bool) -> None:
     """Run three hosts on loopback with an HTTP actor, kill one, and watch the lattice heal."""
     root = Path(tempfile.mkdtemp(prefix="meshhost-demo-"))
     secret_file = root / "lattice.secret"
-    write_private(secret_file, encode_secret(generate_secret(os.urandom)) + "\n")
+    # As `meshhost lattice new` does: the secret file names an admin key and its seed
+    # lies beside it (0600), so roles are enforced and the demo's changes are signed by it
+    # (so are the CLI commands it shows, run by hand with --data-dir of a demo host).
+    admin = nkeys.generate(nkeys.Prefix.OPERATOR, os.urandom)
+    write_private(secret_file, f"{encode_secret(generate_secret(os.urandom))}\n"
+                               f"{ADMIN_LINE}{admin.public_key}\n")
+    write_private(admin_key_path(secret_file), admin.encoded_seed + "\n")
     ports = [_free_port() for _ in range(HOSTS)]
-    hosts = [DemoHost(i, root, secret_file, ports[i], ports[:i]) for i in range(HOSTS)]
+    hosts = [DemoHost(i, root, secret_file, ports[i], ports[:i], admin) for i in range(HOSTS)]
     stdout.print(f"[bold]meshhost demo[/]: lattice {LATTICE!r}, {HOSTS} hosts on 127.0.0.1")
     _say(f"[dim]state and logs in {root} ({'kept' if keep else 'removed'} at the end)[/]")
     keep_root = keep
@@ -278,7 +298,25 @@ def _run_demo(hosts: list[DemoHost], root: Path) -> None:
     for host in hosts:
         _say(f"    {host.name}  {host.host_id()}  port {host.port}")
     names = {h.host_id(): h.name for h in hosts}
+    _show_roles(hosts[0])
     _run_actor(hosts, root, names)
+
+
+def _show_roles(host: DemoHost) -> None:
+    """Show that the lattice enforces roles: an unsigned change is refused."""
+    try:
+        host.control("config_put", signed=False, key="demo", value="x")
+    except ControlError as exc:
+        if exc.code != ErrorCode.DENIED:
+            raise
+        _say(f"[green]✓[/] roles enforced: a change not signed by an operator key is refused "
+             f"({str(exc).split(':')[0]})")
+    else:
+        raise LocalProtocolError("the demo lattice took an unsigned change: roles are not "
+                                 "enforced")
+    if host.admin is not None:
+        _say(f"    [dim]admin key {host.admin.public_key[:12]}… (its seed beside the secret "
+             "file) signs the demo's changes[/]")
 
 
 def _http_holder(hosts: list[DemoHost]) -> DemoHost | None:
