@@ -599,6 +599,17 @@ class SimulationError(MeshError):
     """A simulated run broke an invariant; the message names the seed to replay."""
 
 
+# --- lab: scenario sweeps and history checkers --------------------------------
+
+
+class ScenarioError(LocalProtocolError):
+    """A scenario file, its parameters or a sweep's output folder cannot be used."""
+
+
+class HistoryViolation(SimulationError):
+    """A checker found a recorded history breaking its property (lost write, ...)."""
+
+
 # --- claims: reading claims out of a malformed module -------------------------
 
 

@@ -1,0 +1,296 @@
+"""Loading scenarios (Python or YAML files) and expanding their grids into cells.
+
+A scenario travels to workers as its *source text* (:class:`Job`), not as a
+path or a pickled function, so a process pool or a Dask worker on another
+machine runs exactly the code the sweep was started with; the digest of that
+text is part of every cell's key, so editing a scenario never mixes old and
+new results.  The module-level API is described in :mod:`meshhost.lab`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import itertools
+import json
+import math
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshhost.errors import ScenarioError
+
+__all__ = [
+    "Job",
+    "Scenario",
+    "cell_key",
+    "expand_grid",
+    "format_param",
+    "load_job",
+    "load_scenario",
+    "normalise_observations",
+    "parse_param",
+]
+
+Value = int | float | bool | str | None
+Observation = dict[str, Value]
+DEFAULT_SEEDS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a worker needs to run a scenario: ``kind`` is ``"py"`` (``source`` is
+    the file's text) or ``"builtin"`` (``source`` names a :mod:`meshhost.lab.builtin`
+    scenario)."""
+
+    kind: str
+    source: str
+    filename: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{self.kind}\0{self.source}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    title: str
+    path: str
+    """The file the user named (shown in replay commands)."""
+    job: Job
+    run: Callable[..., Any]
+    params: dict[str, list[Any]] = field(default_factory=dict)
+    seeds: int = DEFAULT_SEEDS
+    metrics: list[str] | None = None
+    x: str | None = None
+    accepted: frozenset[str] | None = None
+    """Parameter names ``run`` accepts (None: any, it takes ``**kwargs``)."""
+
+    def with_grid(self, overrides: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+        """The default grid with ``overrides`` applied; unknown names are a ScenarioError."""
+        grid = {k: list(v) for k, v in self.params.items()}
+        for name, values in overrides.items():
+            if self.accepted is not None and name not in self.accepted:
+                known = ", ".join(sorted(self.accepted)) or "none"
+                raise ScenarioError(
+                    f"{self.path}: run() takes no parameter {name!r} (it takes: {known})"
+                )
+            if not values:
+                raise ScenarioError(f"--param {name}: give at least one value")
+            grid[name] = list(values)
+        return grid
+
+
+_CACHE: dict[str, tuple[Callable[..., Any], types.ModuleType | None]] = {}
+
+
+def load_job(job: Job) -> tuple[Callable[..., Any], types.ModuleType | None]:
+    """The ``run`` function of ``job`` (and its module), compiled once per process."""
+    cache_key = f"{job.digest}:{job.filename}"  # the same code elsewhere has its own __file__
+    hit = _CACHE.get(cache_key)
+    if hit is not None:
+        return hit
+    if job.kind == "builtin":
+        from meshhost.lab import builtin
+
+        fn = builtin.SCENARIOS.get(job.source)
+        if fn is None:
+            known = ", ".join(sorted(builtin.SCENARIOS))
+            raise ScenarioError(f"{job.filename}: no built-in scenario {job.source!r} ({known})")
+        _CACHE[cache_key] = (fn, None)
+        return fn, None
+    module = types.ModuleType(f"meshhost_scenario_{job.digest[:12]}")
+    module.__file__ = job.filename
+    try:
+        code = compile(job.source, job.filename, "exec")
+        exec(code, module.__dict__)
+    except Exception as exc:
+        raise ScenarioError(f"{job.filename}: the scenario does not load: {exc!r}") from exc
+    fn = getattr(module, "run", None)
+    if not callable(fn):
+        raise ScenarioError(f"{job.filename}: a scenario needs a function run(seed, **params)")
+    _CACHE[cache_key] = (fn, module)
+    return fn, module
+
+
+def _accepted(fn: Callable[..., Any]) -> frozenset[str] | None:
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return frozenset(list(sig.parameters)[1:])  # the first is the seed
+
+
+def _grid(raw: object, where: str) -> dict[str, list[Any]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where}: PARAMS must map parameter names to lists of values")
+    grid = {}
+    for name, values in raw.items():
+        if not isinstance(values, list | tuple) or not values:
+            raise ScenarioError(f"{where}: PARAMS[{name!r}] must be a non-empty list of values")
+        grid[str(name)] = list(values)
+    return grid
+
+
+def _seeds(raw: object, where: str) -> int:
+    if raw is None:
+        return DEFAULT_SEEDS
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+        raise ScenarioError(f"{where}: SEEDS must be a whole number >= 1, got {raw!r}")
+    return raw
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load a ``.py`` or ``.yaml``/``.yml`` scenario file; ScenarioError says what is wrong."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror or exc}") from exc
+    if p.suffix in (".yaml", ".yml"):
+        return _load_yaml(p, text)
+    if p.suffix != ".py":
+        raise ScenarioError(f"{path}: a scenario is a .py or .yaml file")
+    job = Job("py", text, str(p))
+    fn, module = load_job(job)
+    doc = (module.__doc__ or "").strip() if module else ""
+    ns = module.__dict__ if module else {}
+    return Scenario(
+        name=p.stem,
+        title=doc.splitlines()[0] if doc else p.stem,
+        path=str(path),
+        job=job,
+        run=fn,
+        params=_grid(ns.get("PARAMS"), str(path)),
+        seeds=_seeds(ns.get("SEEDS"), str(path)),
+        metrics=list(ns["METRICS"]) if ns.get("METRICS") else None,
+        x=ns.get("X"),
+        accepted=_accepted(fn),
+    )
+
+
+YAML_KEYS = {"scenario", "file", "title", "params", "seeds", "metrics", "x"}
+
+
+def _load_yaml(p: Path, text: str) -> Scenario:
+    import yaml
+
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise ScenarioError(f"{p}: a YAML scenario is a mapping (scenario:, params:, seeds:)")
+    unknown = set(spec) - YAML_KEYS
+    if unknown:
+        raise ScenarioError(
+            f"{p}: unknown keys {', '.join(sorted(map(str, unknown)))} "
+            f"(known: {', '.join(sorted(YAML_KEYS))})"
+        )
+    if ("scenario" in spec) == ("file" in spec):
+        raise ScenarioError(f"{p}: give exactly one of 'scenario: <built-in name>' or 'file:'")
+    if "file" in spec:
+        base = load_scenario(p.parent / str(spec["file"]))
+    else:
+        job = Job("builtin", str(spec["scenario"]), str(p))
+        fn, _ = load_job(job)
+        base = Scenario(
+            name=str(spec["scenario"]),
+            title=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else p.stem,
+            path=str(p),
+            job=job,
+            run=fn,
+            params=dict(getattr(fn, "PARAMS", {})),
+            accepted=_accepted(fn),
+        )
+    grid = base.with_grid(_grid(spec.get("params"), str(p)))
+    return Scenario(
+        name=p.stem,
+        title=str(spec.get("title") or base.title),
+        path=str(p),
+        job=base.job,
+        run=base.run,
+        params=grid,
+        seeds=_seeds(spec.get("seeds", base.seeds), str(p)),
+        metrics=list(spec["metrics"]) if spec.get("metrics") else base.metrics,
+        x=spec.get("x", base.x),
+        accepted=base.accepted,
+    )
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in the grid's order (a grid of none: one cell)."""
+    names = list(grid)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def cell_key(job: Job, params: Mapping[str, Any], seed: int) -> str:
+    """The file name stem of one (scenario code, parameters, seed) result."""
+    blob = json.dumps([job.digest, dict(sorted(params.items())), seed], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_param(text: str) -> tuple[str, list[Any]]:
+    """``name=v1,v2`` -> (name, values).  Values are JSON where they parse
+    (``10``, ``0.5``, ``true``, ``[10,20]``), else strings (``lan``)."""
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ScenarioError(f"--param {text!r}: expected name=value[,value...]")
+    try:
+        values = json.loads(f"[{rest}]")
+    except ValueError:
+        values = [_scalar(part.strip()) for part in rest.split(",")]
+    if not isinstance(values, list) or not values:
+        raise ScenarioError(f"--param {text!r}: give at least one value")
+    return name, values
+
+
+def format_param(name: str, value: Any) -> str:
+    """The ``name=value`` that :func:`parse_param` reads back as exactly ``[value]``."""
+    if isinstance(value, str) and _scalar(value) == value and "," not in value:
+        return f"{name}={value}"
+    return f"{name}={json.dumps(value, separators=(',', ':'))}"
+
+
+def normalise_observations(result: object, where: str) -> list[Observation]:
+    """A run's return value as plain observation dicts (non-finite numbers become None)."""
+    if result is None:
+        return []
+    items = [result] if isinstance(result, Mapping) else result
+    if not isinstance(items, list | tuple):
+        raise ScenarioError(f"{where}: run() must return a dict or a list of dicts, not {result!r}")
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise ScenarioError(f"{where}: an observation must be a dict, not {item!r}")
+        obs: Observation = {}
+        for k, v in item.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            elif v is not None and not isinstance(v, int | float | str | bool):
+                raise ScenarioError(
+                    f"{where}: observation {k!r} must be a number, bool, str or None, not {v!r}"
+                )
+            obs[str(k)] = v
+        out.append(obs)
+    return out
+
+
+def iter_cells(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> Iterator[
+    tuple[dict[str, Any], int]
+]:
+    for params in expand_grid(grid):
+        for seed in seeds:
+            yield params, seed
