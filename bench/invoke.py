@@ -88,10 +88,10 @@ from baseline import (  # bench/baseline.py, a sibling script
 from meshhost import config as config_mod
 from meshhost import examples
 from meshhost.errors import CapabilityDenied
-from meshhost.observe import NULL_OBSERVER
 from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
+from meshhost.observe import NULL_OBSERVER
 
 LATTICE = "bench"
 HOST_A_IP = "127.0.0.61"

@@ -35,10 +35,10 @@ from rich.text import Text
 from meshhost.cli import main
 from meshhost.cli.lattice import _client, host_options
 from meshhost.cli.monitor import format_seconds
-from meshhost.identity import short_id
 from meshhost.cli.output import exit_by_signal, fails_cleanly, stdout
 from meshhost.control.api import ControlClient
 from meshhost.errors import MeshError
+from meshhost.identity import short_id
 
 REFRESH_S = 1.0
 HOST_TIMEOUT_S = 2.0

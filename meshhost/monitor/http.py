@@ -1,4 +1,4 @@
-"""The monitoring listener of ``meshhost up --metrics ADDR``: ``/metrics``, ``/healthz``, ``/readyz``.
+"""The listener of ``meshhost up --metrics ADDR``: ``/metrics``, ``/healthz``, ``/readyz``.
 
 * ``/metrics``: the host's registry in the Prometheus text format, written
   by prometheus-client (``make_asgi_app``; OpenMetrics when asked by

@@ -6,8 +6,9 @@ actor *now*.  Keeping every call for that would cost on every call, so
 anyway (count, errors and histogram buckets per actor): each time it is
 asked it remembers the tallies, and answers with the difference to the
 oldest remembered ones within ``window_s`` (or the newest older ones; at
-the first question: to zero at ``start``, i.e. since the host started).  Percentiles are interpolated
-within histogram buckets, as Prometheus' ``histogram_quantile`` does.
+the first question: to zero at ``start``, i.e. since the host started).
+Percentiles are interpolated within histogram buckets, as Prometheus'
+``histogram_quantile`` does.
 ``now`` is always given by the caller (any monotonic clock, seconds).
 """
 

@@ -14,13 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
-from lattice_helpers import signed_example  # noqa: E402
+from lattice_helpers import signed_example
 
-from meshhost import config as config_mod  # noqa: E402
-from meshhost.host import Host, HostOptions  # noqa: E402
-from meshhost.identity import nkeys  # noqa: E402
-from meshhost.identity.keyring import Keyring  # noqa: E402
-from meshhost.monitor import SCHEMA, snapshot  # noqa: E402
+from meshhost import config as config_mod
+from meshhost.host import Host, HostOptions
+from meshhost.identity import nkeys
+from meshhost.identity.keyring import Keyring
+from meshhost.monitor import SCHEMA, snapshot
 
 
 def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:

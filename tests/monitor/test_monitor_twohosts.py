@@ -10,11 +10,11 @@ from prometheus_client import generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
-from lattice_helpers import alive, client, make_host, signed_example, wait_until  # noqa: E402
-from monitor_helpers import Scrape  # noqa: E402
-from test_monitor_inprocess import http_get  # noqa: E402
+from lattice_helpers import alive, client, make_host, signed_example, wait_until
+from monitor_helpers import Scrape
+from test_monitor_inprocess import http_get
 
-from meshhost.host import Host  # noqa: E402
+from meshhost.host import Host
 
 
 def scrape(host: Host) -> Scrape:
