@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -225,12 +225,12 @@ def _histogram(name: str, doc: str, labels: list[str], base: list[str],
         running, buckets = 0, []
         for bound, n in zip((*bounds, math.inf), tally.buckets, strict=True):
             running += n
-            buckets.append((floatToGoString(bound), running))
+            buckets.append((floatToGoString(bound), running))  # type: ignore[no-untyped-call]
         family.add_metric([*base, *values], buckets, tally.total)
     return family
 
 
-def _counter(name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]
+def _counter(name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], float]]
              ) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=[*BASE, *labels])
     for values, value in rows:
@@ -238,7 +238,7 @@ def _counter(name: str, doc: str, labels: list[str], rows: list[tuple[list[str],
     return family
 
 
-def _gauge(name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]
+def _gauge(name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], float]]
            ) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, labels=[*BASE, *labels])
     for values, value in rows:
