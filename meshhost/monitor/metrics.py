@@ -397,6 +397,8 @@ def _runtime(host: Host, base: list[str]) -> Iterator[Any]:
                    [(base, cache.compiles)])
     yield _counter("meshhost_runtime_cache_hits", "Modules loaded from the compiled-module "
                    "cache.", [], [(base, cache.cache_hits)])
+    yield _counter("meshhost_runtime_compile_seconds", "Time spent compiling modules "
+                   "(cache misses).", [], [(base, cache.compile_seconds)])
     yield _gauge("meshhost_invocations_in_flight", "Calls running on this host now.", [],
                  [(base, actors.in_flight)])
 

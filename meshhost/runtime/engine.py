@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -67,6 +68,8 @@ class CacheStats:
     compiles: int = 0
     cache_hits: int = 0
     cache_errors: int = 0
+    compile_seconds: float = 0.0
+    """Time spent compiling (cache misses), summed; for monitoring."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +152,13 @@ class Engine:
                 with self._lock:
                     self.stats.cache_hits += 1
                 return Compiled(kind, code, digest, True, path)
+        started = time.perf_counter()
         code = wcomponent.Component(self.wasm, binary) if kind == "component" \
             else wasmtime.Module(self.wasm, binary)
+        took = time.perf_counter() - started
         with self._lock:
             self.stats.compiles += 1
+            self.stats.compile_seconds += took
         self._store(path, bytes(code.serialize()))
         return Compiled(kind, code, digest, False, path)
 

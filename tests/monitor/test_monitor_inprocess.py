@@ -72,6 +72,11 @@ async def test_a_monitored_host_serves_metrics_health_and_a_snapshot(tmp_path: P
                             "operation": "Echo", "where": "local", "outcome": "ok"}.items()))
         assert calls[key] == 5
         assert sum(values(text, "meshhost_actor_calls_total").values()) == 5
+        [compiles] = values(text, "meshhost_runtime_compiles_total").values()
+        [compiling] = values(text, "meshhost_runtime_compile_seconds_total").values()
+        assert compiles == 1 and compiling > 0  # a fresh data dir: nothing cached
+        [started] = values(text, "meshhost_actor_start_duration_seconds_count").values()
+        assert started == 1
         instances = values(text, "meshhost_actor_instances")
         assert list(instances.values()) == [1]
         status, body = await http_get(host.metrics_addr, "/healthz")
