@@ -12,6 +12,7 @@ data dir that other users can read (:func:`check_private`)::
       modules/          compiled-module cache, keyed by module hash
       kv/               key-value provider databases
       directory/        persisted links, config and manifests
+      workers/K/        the data dir of worker K of `up --processes N` (same layout)
 
 Default: ``$MESHHOST_DATA_DIR``, else ``$XDG_DATA_HOME/meshhost/<lattice>``,
 else ``~/.local/share/meshhost/<lattice>``.

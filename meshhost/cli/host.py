@@ -38,6 +38,13 @@ from meshhost.cli.output import (
     silence_stdout,
     stdout,
 )
+from meshhost.cli.workers import (
+    MAX_PROCESSES,
+    Workers,
+    WorkerSettings,
+    seed_address,
+    worker_argv,
+)
 from meshhost.datadir import admin_key_path, default_data_dir, replace_atomically, write_private
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
@@ -166,6 +173,14 @@ _KIND = {
     help="Also send this host's spans to an OpenTelemetry collector (OTLP/HTTP, e.g. "
     "http://127.0.0.1:4318); needs pip install 'meshhost[otel]'.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(1, MAX_PROCESSES),
+    default=1,
+    show_default=True,
+    help="Host processes to run, each a lattice member with its own key and data dir "
+    "(DATA_DIR/workers/K), so that every core serves: set it to the core count.",
+)
 @json_option
 @fails_cleanly
 def up(
@@ -187,8 +202,11 @@ def up(
     verbosity = Verbosity.from_flags(quiet, verbose, log_level)
     with logging_to(verbosity, log_format or ("json" if as_json else "text")) as tag:
         _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = verbosity, "", ""
+        log_args = (("-q",) if quiet else ()) + ("-v",) * verbose
+        log_args += ("--log-level", log_level) if log_level is not None else ()
+        log_args += ("--log-format", log_format) if log_format is not None else ()
         try:
-            _up(tag, as_json=as_json, **options)
+            _up(tag, as_json=as_json, log_args=log_args, **options)
         finally:
             _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = Verbosity(host_level=0), "", ""
 
@@ -214,6 +232,8 @@ def _up(
     metrics_address: str | None,
     dashboard_address: str | None,
     otlp_url: str | None,
+    processes: int,
+    log_args: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """``up`` once logging is set up (the options as ``up`` documents them)."""
@@ -297,8 +317,18 @@ def _up(
     _VIEW.prefix = tag.short
     secret_path = host.secret_path  # None: from the environment, nothing to reload
     check_service_type(mdns_service_type)
+    workers = None
+    if processes > 1:
+        workers = WorkerSettings(
+            lattice=host.config.lattice, profile=host.config.profile, seeds=seeds,
+            labels=labels, bind=bind, advertise=advertise, no_mdns=no_mdns,
+            actor_calls=actor_calls, mdns_service_type=mdns_service_type,
+            mdns_interfaces=mdns_interfaces, allowed_issuers=allowed_issuers,
+            config_file=config_file.absolute() if config_file is not None else None,
+            secret_file=secret_path, otlp_url=otlp_url, log_args=log_args)
     try:
-        stopped_by = trio.run(_run, host, status_file, as_json, secret_path)
+        stopped_by = trio.run(_run, host, status_file, as_json, secret_path,
+                              (workers, processes))
     except BaseExceptionGroup as group:
         # A MeshError from inside the nursery (port taken, mDNS failed) is a
         # one-line error for the person, not a traceback.
@@ -322,15 +352,30 @@ def _first_mesh_error(group: BaseExceptionGroup[BaseException]) -> MeshError | N
 
 
 async def _run(
-    host: Host, status_file: Path | None, as_json: bool, secret_path: Path | None
+    host: Host, status_file: Path | None, as_json: bool, secret_path: Path | None,
+    workers: tuple[WorkerSettings | None, int] = (None, 1),
 ) -> int | None:
-    """Serve until a signal stops the host; return that signal (None: the host stopped)."""
+    """Serve until a signal stops the host; return that signal (None: the host stopped).
+
+    ``workers``: the settings and count of ``--processes`` (this host included).
+    """
     events = host.subscribe()
     stopped_by: list[int] = []
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(host.serve)
+        running = None
+        settings, processes = workers
+        if settings is not None:
+            argvs = [worker_argv(settings, host.data_dir, k, seed_address(addr))
+                     for k in range(1, processes)]
+            running = Workers(argvs, lambda k, started: _say(
+                as_json, {"event": "worker", "worker": k, "id": started.get("id", ""),
+                          "addr": started.get("addr", ""), "pid": started["pid"]},
+                f"[bold]worker {k}[/] {started.get('id', '')} on {started.get('addr', '')} "
+                f"(pid {started['pid']})"))
         # Signals are caught from here on, before anyone is told we started.
-        await nursery.start(_watch_signals, host, nursery, as_json, secret_path, stopped_by)
+        await nursery.start(_watch_signals, host, nursery, as_json, secret_path, stopped_by,
+                            running)
         if status_file is not None:
             _write_status(host, status_file)  # exists by the time "started" is printed
         started = {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"}
@@ -349,6 +394,8 @@ async def _run(
         )
         for warning in security_warnings(host):
             logging.getLogger("meshhost.security").warning(warning)
+        if running is not None:
+            await nursery.start(running.run)
         await _print_events(host, events, status_file, as_json)
         # The host stopped (shutdown after a signal): stop the signal watcher too.
         nursery.cancel_scope.cancel()
@@ -377,19 +424,25 @@ async def _watch_signals(
     as_json: bool,
     secret_path: Path | None,
     stopped_by: list[int],
+    workers: Workers | None = None,
     *,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """SIGHUP reloads the secrets; SIGINT/SIGTERM (appended to ``stopped_by``) shut down."""
+    """SIGHUP reloads the secrets; SIGINT/SIGTERM (appended to ``stopped_by``) shut down,
+    stopping the ``workers`` too (each leaves beside this host)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         task_status.started()
         async for signum in signals:
             if signum == signal.SIGHUP:
                 _reload_secrets(host, secret_path, as_json)
+                if workers is not None:
+                    workers.send_signal(signal.SIGHUP)  # they read the same secret file
                 continue
             stopped_by.append(signum)
             name = signal.Signals(signum).name
             _say(as_json, {"event": "leaving", "signal": name}, f"[bold]{name}[/]: leaving")
+            if workers is not None:
+                workers.stop()
             break
         else:  # pragma: no cover - the receiver never ends on its own
             return

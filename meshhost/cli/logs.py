@@ -36,7 +36,7 @@ ACTOR_LOGGER = "meshhost.actor"
 INTERNAL_EVENTS = frozenset({"entry_changed", "actors_changed", "host_state_removed"})
 """Directory bookkeeping: shown with -v (or a level of info or below)."""
 QUIET_EVENTS = frozenset({
-    "started", "stopped", "leaving", "dead", "misbehaved", "reload_failed",
+    "started", "worker", "stopped", "leaving", "dead", "misbehaved", "reload_failed",
     "status_failed", "reconcile_failed", "join_trouble",
 })
 """The events -q still shows: they need a person."""
