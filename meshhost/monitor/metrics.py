@@ -315,6 +315,12 @@ def _transport(host: Host, base: list[str]) -> Iterator[Any]:
                    [([*base, "rate"], s.get("connections_refused_rate", 0)),
                     ([*base, "limit"], s.get("connections_refused_limit", 0)),
                     ([*base, "replay"], s.get("handshakes_replayed", 0))])
+    failed = [([*base, k.removeprefix("handshake_failed_")], v) for k, v in sorted(s.items())
+              if k.startswith("handshake_failed_")]
+    yield _counter("meshhost_transport_handshake_failures", "Handshakes that failed, by the "
+                   "error code that ended them (unauthenticated: wrong lattice secret or "
+                   "identity; protocol; unavailable: no message in time; ...).", ["reason"],
+                   failed)
     closes = [([*base, k.removeprefix("closed_")], v) for k, v in sorted(s.items())
               if k.startswith("closed_")]
     yield _counter("meshhost_transport_sessions_closed", "Sessions closed, by the error code "

@@ -460,6 +460,10 @@ class Transport:
         """The verified host id last seen at ``addr``, or None."""
         return self._addr_peer.get((addr[0], int(addr[1])))
 
+    def _count_handshake_failure(self, code: ErrorCode) -> None:
+        key = f"handshake_failed_{code.name.lower()}"
+        self.stats[key] = self.stats.get(key, 0) + 1
+
     def _count_close(self, code: ErrorCode) -> None:
         key = f"closed_{code.name.lower()}"
         self.stats[key] = self.stats.get(key, 0) + 1
@@ -531,6 +535,7 @@ class Transport:
                 closed = session.next_event()
                 assert isinstance(closed, SessionClosed)
                 self.stats["handshake_failures"] += 1
+                self._count_handshake_failure(closed.code)
                 self._count_close(closed.code)
                 if session.replayed:
                     self.stats["handshakes_replayed"] += 1
@@ -1002,6 +1007,7 @@ class Transport:
         who = conn.peer_id or f"{conn.remote[0]}:{conn.remote[1]}"
         if not conn.opened.is_set():
             self.stats["handshake_failures"] += 1
+            self._count_handshake_failure(code)
             if conn.dialed is not None:
                 self._note_failure(conn.dialed)
         if not conn.opened.is_set() and conn.dialed is None and not event.by_peer:

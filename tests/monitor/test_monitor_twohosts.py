@@ -68,3 +68,27 @@ async def test_rekeys_streams_http_requests_and_key_value_operations_are_counted
     assert on_b.value("meshhost_transport_rekeys_total") >= 2  # every 4 messages, each way
     assert on_b.value("meshhost_invocations_total", actor=echo_id, where="remote",
                       outcome="ok") == 11
+
+
+async def test_a_host_with_another_secret_shows_as_bad_packets_and_failed_handshakes(
+    tmp_path: Path,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        addr = await nursery.start(a.serve)
+        stranger = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",), secret=bytes(32))
+        await nursery.start(stranger.serve)
+
+        def refused() -> bool:
+            now = scrape(a)
+            return (now.value("meshhost_membership_bad_packets_total", reason="bad_auth") > 0
+                    and now.value("meshhost_transport_handshake_failures_total") > 0)
+
+        await wait_until(refused, "a counts the stranger's packets and handshakes as refused")
+        on_a = scrape(a)
+        nursery.cancel_scope.cancel()
+    assert on_a.value("meshhost_members", state="alive") == 1  # the stranger never joined
+    assert on_a.value("meshhost_transport_handshakes_total", outcome="ok") == 0
+    reasons = {s.labels["reason"] for s in on_a.samples
+               if s.name == "meshhost_transport_handshake_failures_total"}
+    assert reasons and reasons <= {"unauthenticated", "protocol", "unavailable"}, reasons
