@@ -49,6 +49,7 @@ from meshhost.errors import ConfigError, InvalidActorLimits, MeshError
 
 __all__ = [
     "LIMIT_BOUNDS",
+    "MEMBERSHIP_MODELS",
     "PROFILES",
     "ActorLimitsConfig",
     "HostConfig",
@@ -57,6 +58,7 @@ __all__ = [
     "check_ipv4",
     "limits_with",
     "load",
+    "membership_model",
 ]
 
 ENV_PREFIX = "MESHHOST_"
@@ -105,6 +107,28 @@ class MembershipConfig:
     """Lifeguard local health: probe timeouts stretch up to this factor."""
     udp_packet_bytes: int = 1200
     """Largest sealed UDP datagram we send (fits any sane path MTU)."""
+    # Model switches: each Lifeguard part, and meshhost's own additions, can be
+    # turned off to compare SWIM, memberlist and meshhost (see MEMBERSHIP_MODELS).
+    # Production keeps them all on; none changes the wire format.
+    lifeguard_awareness: bool = True
+    """Lifeguard local health: failed probes and refutations stretch our own probe
+    interval and timeouts (off: the multiplier stays 1)."""
+    lifeguard_suspicion: bool = True
+    """Lifeguard suspicion: the timeout starts at max and shrinks with independent
+    confirmations (off: a fixed timeout of the minimum, as SWIM and early memberlist)."""
+    lifeguard_buddy: bool = True
+    """Lifeguard buddy system: a ping to a suspect carries the suspicion."""
+    lifeguard_nacks: bool = True
+    """Lifeguard nacks: indirect probes ask relays to nack, and missing nacks count
+    against our local health (off: no nacks asked, a failed probe counts +1)."""
+    refute_at_once: bool = True
+    """meshhost: accusations travel directly, not only by gossip: a failed probe
+    sends the suspicion to the suspect, a suspect that talks to us is told, an
+    accused host answers its accuser with its refutation (and pings are answered
+    after the rest of their datagram, so the ack carries it)."""
+    last_chance: bool = True
+    """meshhost: probe_timeout_s before a suspicion expires the observer reminds
+    the suspect once, directly."""
 
     def __post_init__(self) -> None:
         _positive(
@@ -125,6 +149,49 @@ class MembershipConfig:
             raise ConfigError("membership.suspicion_max_timeout_mult must be >= 1")
         if not 576 <= self.udp_packet_bytes <= 65507:
             raise ConfigError("membership.udp_packet_bytes must be within 576..65507")
+
+
+MEMBERSHIP_MODELS: dict[str, dict[str, bool]] = {
+    "swim": {
+        "lifeguard_awareness": False,
+        "lifeguard_suspicion": False,
+        "lifeguard_buddy": False,
+        "lifeguard_nacks": False,
+        "refute_at_once": False,
+        "last_chance": False,
+    },
+    "memberlist": {
+        "lifeguard_awareness": True,
+        "lifeguard_suspicion": True,
+        "lifeguard_buddy": True,
+        "lifeguard_nacks": True,
+        "refute_at_once": False,
+        "last_chance": False,
+    },
+    "meshhost": {
+        "lifeguard_awareness": True,
+        "lifeguard_suspicion": True,
+        "lifeguard_buddy": True,
+        "lifeguard_nacks": True,
+        "refute_at_once": True,
+        "last_chance": True,
+    },
+}
+"""Named protocol models: SWIM with suspicion (no Lifeguard), memberlist
+(Lifeguard, none of meshhost's additions) and meshhost (everything, the default)."""
+
+
+def membership_model(name: str, base: MembershipConfig | None = None) -> MembershipConfig:
+    """``base`` (default: LAN numbers) with the switches of model ``name``.
+
+    Raises ``ConfigError`` naming the known models for an unknown ``name``.
+    """
+    switches = MEMBERSHIP_MODELS.get(name)
+    if switches is None:
+        raise ConfigError(
+            f"unknown membership model {name!r}; known: {', '.join(sorted(MEMBERSHIP_MODELS))}"
+        )
+    return replace(base if base is not None else MembershipConfig(), **switches)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,20 @@ are multiplied by ``score + 1``.
 
 from __future__ import annotations
 
-__all__ = ["Awareness"]
+__all__ = ["Awareness", "probe_failure_delta"]
+
+
+def probe_failure_delta(expected_nacks: int, nacks: int) -> int:
+    """Score change for a failed probe: the missing nacks, or 1 if none were asked.
+
+    A relay that nacks shows our packets get out, so the failure is the
+    target's; each missing nack hints the trouble is ours (memberlist
+    ``probeNode``).  With nacks switched off (``lifeguard_nacks``) callers
+    pass ``expected_nacks=0``.
+    """
+    if expected_nacks > 0:
+        return max(0, expected_nacks - nacks)
+    return 1
 
 
 class Awareness:

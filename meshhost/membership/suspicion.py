@@ -26,6 +26,7 @@ __all__ = [
     "expected_confirmations",
     "remaining_suspicion_time",
     "retransmit_limit",
+    "suspicion_bounds",
     "suspicion_timeout",
 ]
 
@@ -57,6 +58,20 @@ def remaining_suspicion_time(
     raw = max_s - frac * (max_s - min_s)
     timeout = math.floor(1000.0 * raw) / 1000.0
     return max(timeout, min_s) - elapsed_s
+
+
+def suspicion_bounds(
+    mult: int, max_mult: int, n: int, probe_interval_s: float, dynamic: bool = True
+) -> tuple[int, float, float]:
+    """``(k, min_s, max_s)`` of a new suspicion in a lattice of ``n`` hosts.
+
+    ``dynamic=False`` (``lifeguard_suspicion`` off) is SWIM's fixed timeout:
+    ``k = 0`` and ``max_s = min_s``, so confirmations change nothing.
+    """
+    min_s = suspicion_timeout(mult, n, probe_interval_s)
+    if not dynamic:
+        return 0, min_s, min_s
+    return expected_confirmations(mult, n), min_s, max_mult * min_s
 
 
 def retransmit_limit(mult: int, n: int) -> int:

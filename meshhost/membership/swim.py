@@ -65,7 +65,7 @@ from meshhost.config import MembershipConfig
 from meshhost.errors import MembershipDecodeError, MembershipUsageError
 from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.identity import short_id
-from meshhost.membership.awareness import Awareness
+from meshhost.membership.awareness import Awareness, probe_failure_delta
 from meshhost.membership.broadcast import TransmitLimitedQueue
 from meshhost.membership.events import (
     MemberAlive,
@@ -101,11 +101,7 @@ from meshhost.membership.messages import (
 )
 from meshhost.membership.signing import DEFAULT_VERIFIER, AliveVerifier, sign_alive
 from meshhost.membership.state import Member, MemberState, accepts
-from meshhost.membership.suspicion import (
-    Suspicion,
-    expected_confirmations,
-    suspicion_timeout,
-)
+from meshhost.membership.suspicion import Suspicion, suspicion_bounds
 
 __all__ = ["Delegate", "Swim"]
 
@@ -295,7 +291,10 @@ class Swim:
         self._verifier = verifier if verifier is not None else DEFAULT_VERIFIER
         self._send_limit = config.udp_packet_bytes - SEALING_OVERHEAD_BYTES
         self._recv_limit = config.udp_packet_bytes
-        self._awareness = Awareness(config.awareness_max_multiplier)
+        # With local health off the multiplier can never leave 1.
+        self._awareness = Awareness(
+            config.awareness_max_multiplier if config.lifeguard_awareness else 1
+        )
         self._members: dict[str, _Entry] = {}
         self._by_addr: dict[Addr, str] = {}  # who sends from where
         self._live = _IdList()  # alive or suspect, not us
@@ -460,8 +459,9 @@ class Swim:
         if unknown:
             self.stats["unknown_type"] += unknown
         pings = None
+        defer_pings = self.config.refute_at_once
         for msg in msgs:
-            if type(msg) is Ping:
+            if defer_pings and type(msg) is Ping:
                 # Answer after the rest of the packet: if it told us we are
                 # suspected, the ack then carries our refutation.
                 pings = [msg] if pings is None else [*pings, msg]
@@ -475,7 +475,7 @@ class Swim:
             e = self._members.get(node)
             if e is not None and e.state is DEAD:
                 self._tell_dead(e, now)
-            elif e is not None and e.state is SUSPECT:
+            elif e is not None and e.state is SUSPECT and self.config.refute_at_once:
                 self._tell_suspect(e, now)
 
     def handle_timer(self, now: float) -> None:
@@ -658,7 +658,12 @@ class Swim:
         src = self._members.get(msg.source)
         if not msg.target or src is None or src.state is not ALIVE:
             parts.append(self._self_entry.alive_bytes)
-        if src is not None and src.state is not ALIVE and src.id != self.id:
+        if (
+            src is not None
+            and src.state is not ALIVE
+            and src.id != self.id
+            and self.config.refute_at_once
+        ):
             # Tell it what we think, so it can refute at once.
             if src.state is SUSPECT:
                 parts.append(encode(Suspect(src.id, src.incarnation, self.id)))
@@ -701,7 +706,7 @@ class Swim:
         if probe is None or probe.seq != msg.seq:
             return
         probe.nacks += 1
-        if probe.indirect and probe.nacks >= probe.expected_nacks:
+        if probe.indirect and 0 < probe.expected_nacks <= probe.nacks:
             # Every relay tried and failed: waiting longer cannot help.
             self._probe_failed(probe, now)
 
@@ -790,10 +795,11 @@ class Swim:
         if incarnation < self._incarnation:
             # Already refuted, but this sender has not heard yet.
             self.stats["stale"] += 1
-            self._show_alive(addr, now)
+            if self.config.refute_at_once:
+                self._show_alive(addr, now)
             return
         self._refute(incarnation, now)
-        if addr is not None:
+        if addr is not None and self.config.refute_at_once:
             # Straight back to whoever told us, whatever gossip does.
             self._send(addr, [self._self_entry.alive_bytes])
 
@@ -827,10 +833,14 @@ class Swim:
         e.pp = None
         self.stats["suspicions"] += 1
         cfg = self.config
-        n = self._num_nodes()
-        k = expected_confirmations(cfg.suspicion_mult, n)
-        min_s = suspicion_timeout(cfg.suspicion_mult, n, cfg.probe_interval_s)
-        e.suspicion = Suspicion(msg.sender, k, min_s, cfg.suspicion_max_timeout_mult * min_s, now)
+        k, min_s, max_s = suspicion_bounds(
+            cfg.suspicion_mult,
+            cfg.suspicion_max_timeout_mult,
+            self._num_nodes(),
+            cfg.probe_interval_s,
+            cfg.lifeguard_suspicion,
+        )
+        e.suspicion = Suspicion(msg.sender, k, min_s, max_s, now)
         self._arm_suspicion(node, e.suspicion, now)
         if rebroadcast:
             self._broadcast(encode(msg), node, now)
@@ -943,8 +953,8 @@ class Swim:
             self.stats["probes"] += 1
             seq = self._next_seq()
             parts = [encode(Ping(seq, target.id, self.id))]
-            if target.state is SUSPECT:
-                # Tell it, so it can refute even if our gossip never reaches it.
+            if target.state is SUSPECT and self.config.lifeguard_buddy:
+                # Lifeguard's buddy system: tell it, so it can refute even if our gossip never reaches it.
                 parts.append(encode(Suspect(target.id, target.incarnation, self.id)))
             self._send(target.alive.addr, parts)
             self._probe = _Probe(seq, target.id)
@@ -979,11 +989,12 @@ class Swim:
         peers = self._random_live(
             self.config.indirect_checks, exclude=probe.target, alive_only=True
         )
-        msg = encode(IndirectPing(seq, target.id, target.alive.addr, self.id, True))
+        nacks = self.config.lifeguard_nacks
+        msg = encode(IndirectPing(seq, target.id, target.alive.addr, self.id, nacks))
         for peer in peers:
             self._send(peer.alive.addr, [msg])
         probe.indirect = True
-        probe.expected_nacks = len(peers)
+        probe.expected_nacks = len(peers) if nacks else 0
 
     def _probe_failed(self, probe: _Probe, now: float) -> None:
         self._probe = None
@@ -991,17 +1002,16 @@ class Swim:
         self._cancel((_PROBE_END, probe.seq))
         self.stats["probe_failures"] += 1
         # Lifeguard: missing nacks mean our own packets are not getting out.
-        if probe.indirect and probe.expected_nacks > 0:
-            self._awareness.apply_delta(max(0, probe.expected_nacks - probe.nacks))
-        else:
-            self._awareness.apply_delta(1)
+        expected = probe.expected_nacks if probe.indirect else 0
+        self._awareness.apply_delta(probe_failure_delta(expected, probe.nacks))
         e = self._members.get(probe.target)
         if e is not None and (e.state is ALIVE or e.state is SUSPECT):
             msg = Suspect(e.id, e.incarnation, self.id)
             self._on_suspect(msg, now)
-            # Lifeguard's buddy system: tell the suspect straight away, so a
-            # live one refutes in one round trip instead of after gossip.
-            self._send(e.alive.addr, [encode(msg)])
+            if self.config.refute_at_once:
+                # Tell the suspect straight away, so a live one refutes in one
+                # round trip instead of after gossip.
+                self._send(e.alive.addr, [encode(msg)])
 
     def _relay_timeout(self, seq: int, now: float) -> None:
         relay = self._relays.get(seq)
@@ -1017,7 +1027,7 @@ class Swim:
 
     def _arm_suspicion(self, node: str, s: Suspicion, now: float) -> None:
         """Fire a last-chance check ``probe_timeout_s`` before the deadline, then the deadline."""
-        if s.last_chance_sent:
+        if s.last_chance_sent or not self.config.last_chance:
             self._set_timer((_SUSPECT, node), s.deadline)
         else:
             self._set_timer((_SUSPECT, node), max(now, s.deadline - self.config.probe_timeout_s))
@@ -1027,7 +1037,7 @@ class Swim:
         s = e.suspicion if e is not None else None
         if e is None or s is None or e.state is not SUSPECT:
             return
-        if not s.last_chance_sent:
+        if not s.last_chance_sent and self.config.last_chance:
             # Last chance: tell the suspect directly.  A live one answers at
             # once with its (new) alive; gossip alone misses a host now and
             # then, and a refutation missed here would be a false death.
