@@ -1,48 +1,29 @@
-"""Simulator speed: 1000 real SWIM cores for 60 virtual seconds on one core.
+"""Simulator speed: real SWIM cores for some virtual seconds, on one core
 
-Target: <= 60 s wall for the 60 virtual seconds.  The event, datagram and
-check counts on stdout replay exactly from --seed-base; the wall-clock
-figures (the point of this script) go to stderr.
+Target: 1000 hosts, 60 virtual seconds in <= 60 s of wall time.  `events`,
+`datagrams`, `checks` (invariant checks) and `disagreeing` (hosts not
+sharing the one view at the end) replay exactly from the seed; `build_wall_s`
+and `run_wall_s` are wall-clock seconds, the point of this scenario, and
+differ run to run.
 
-Usage: python simulations/speed.py [--hosts N] [--virtual S] [--seed-base S]
+    meshhost sim run simulations/speed.py -j 1
 """
 
-import sys
 import time
-
-from _common import parser, seconds, whole
 
 from meshhost.config import PROFILES
 from meshhost.sim.cluster import build_cluster
 from meshhost.sim.invariants import view_disagreements
 
+PARAMS = {"n": [1000], "virtual_s": [60]}
+SEEDS = 1
 
-def main() -> None:
-    p = parser(__doc__, seeds=None)
-    p.add_argument("--hosts", type=whole(1), default=1000, help="hosts (default 1000)")
-    p.add_argument(
-        "--virtual", type=seconds, default=60.0, help="virtual seconds to run (default 60)"
-    )
-    args = p.parse_args()
-    lan = PROFILES["lan"]().membership
+
+def run(seed, n=1000, virtual_s=60.0):
     t0 = time.perf_counter()
-    sim, inv = build_cluster(args.seed_base, args.hosts, lan)
+    sim, inv = build_cluster(seed, n, PROFILES["lan"]().membership)
     t1 = time.perf_counter()
-    sim.run_for(args.virtual)
-    t2 = time.perf_counter()
-    print(f"{args.hosts} hosts, LAN profile, seed {args.seed_base}, invariants on every event")
-    print(
-        f"  {args.virtual:g} s virtual: {sim.steps} events, {sim.datagrams_sent} datagrams, "
-        f"{inv.checks if inv else 0} invariant checks"
-    )
-    print(f"  hosts not sharing the one view at the end: {view_disagreements(sim)}")
-    run_s = max(t2 - t1, 1e-9)
-    print(
-        f"wall: bootstrap (every host learns every other, push-pull merges) {t1 - t0:.1f} s; "
-        f"{args.virtual:g} s virtual in {t2 - t1:.1f} s ({args.virtual / run_s:.2f}x real time)",
-        file=sys.stderr,
-    )
-
-
-if __name__ == "__main__":
-    main()
+    sim.run_for(virtual_s)
+    return {"events": sim.steps, "datagrams": sim.datagrams_sent, "checks": inv.checks,
+            "disagreeing": view_disagreements(sim), "build_wall_s": t1 - t0,
+            "run_wall_s": time.perf_counter() - t1}

@@ -67,13 +67,26 @@ def broadcast(seed: int, n: int = 100, loss: float = 0.0, profile: str = "lan") 
             "reach999_s": r.time_to_fraction(0.999), "reached": r.reached}
 
 
+def directory_convergence(
+    seed: int, n: int = 10, minority: int = 5, cut_s: float = 30.0, writes: int = 20,
+    keys: int = 3, profile: str = "lan",
+) -> dict[str, Any]:
+    """Directory convergence: conflicting writes on both sides of a cut, checked after the heal"""
+    from meshhost.lab.dirsim import partition_writes
+
+    return partition_writes(seed, n, _membership(profile), minority=minority, cut_s=cut_s,
+                            writes=writes, keys=keys)
+
+
 crash_detection.PARAMS = {"n": [10, 50]}  # type: ignore[attr-defined]
 false_positives.PARAMS = {"loss": [0.0, 0.1]}  # type: ignore[attr-defined]
 partition_heal.PARAMS = {"one_way": [False, True]}  # type: ignore[attr-defined]
 restart_all.PARAMS = {"n": [10, 50]}  # type: ignore[attr-defined]
 broadcast.PARAMS = {"n": [100], "loss": [0.0, 0.1]}  # type: ignore[attr-defined]
+directory_convergence.PARAMS = {"minority": [1, 5]}  # type: ignore[attr-defined]
 
 SCENARIOS: dict[str, Callable[..., Any]] = {
     fn.__name__: fn
-    for fn in (crash_detection, false_positives, partition_heal, restart_all, broadcast)
+    for fn in (crash_detection, false_positives, partition_heal, restart_all, broadcast,
+               directory_convergence)
 }

@@ -27,7 +27,7 @@ from meshhost.lab.sweep import SweepResult
 __all__ = ["markdown_summary", "observation_rows", "write_outputs"]
 
 SUMMARY_FIELDS = [
-    "metric", "n", "seeds", "missing", "mean", "mean_lo", "mean_hi",
+    "metric", "count", "n_seeds", "missing", "mean", "mean_lo", "mean_hi",
     "median", "median_lo", "median_hi", "p99", "max", "resampled",
 ]
 
@@ -70,7 +70,7 @@ def _num(v: Any) -> str:
 def markdown_summary(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -> str:
     """The summary as a Markdown table: parameters, metric, counts, mean and median
     with their 95 % intervals, p99, max."""
-    headers = [*params, "metric", "n", "missing", "mean [95 % CI]", "median [95 % CI]", "p99", "max"]
+    headers = [*params, "metric", "count", "missing", "mean [95 % CI]", "median [95 % CI]", "p99", "max"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
         cells = [_num(r.get(p)) if not isinstance(r.get(p), list) else json.dumps(r[p])
@@ -84,7 +84,7 @@ def markdown_summary(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -
                 _num(r["p99"]),
                 _num(r["max"]),
             ]
-        lines.append("| " + " | ".join([*cells, r["metric"], str(r["n"]), str(r["missing"]), *stats]) + " |")
+        lines.append("| " + " | ".join([*cells, r["metric"], str(r["count"]), str(r["missing"]), *stats]) + " |")
     return "\n".join(lines)
 
 

@@ -35,6 +35,11 @@ __all__ = [
 ]
 
 Value = int | float | bool | str | None
+RESERVED = frozenset({
+    "scenario", "seed", "obs", "metric", "count", "n_seeds", "missing", "mean", "mean_lo",
+    "mean_hi", "median", "median_lo", "median_hi", "p99", "max", "resampled",
+})
+"""Column names of the outputs; no parameter may take one."""
 Observation = dict[str, Value]
 DEFAULT_SEEDS = 3
 
@@ -73,6 +78,8 @@ class Scenario:
         """The default grid with ``overrides`` applied; unknown names are a ScenarioError."""
         grid = {k: list(v) for k, v in self.params.items()}
         for name, values in overrides.items():
+            if name in RESERVED:
+                raise ScenarioError(f"--param {name}: that name is taken by an output column")
             if self.accepted is not None and name not in self.accepted:
                 known = ", ".join(sorted(self.accepted)) or "none"
                 raise ScenarioError(
@@ -130,6 +137,8 @@ def _grid(raw: object, where: str) -> dict[str, list[Any]]:
         raise ScenarioError(f"{where}: PARAMS must map parameter names to lists of values")
     grid = {}
     for name, values in raw.items():
+        if name in RESERVED:
+            raise ScenarioError(f"{where}: parameter name {name!r} is taken by an output column")
         if not isinstance(values, list | tuple) or not values:
             raise ScenarioError(f"{where}: PARAMS[{name!r}] must be a non-empty list of values")
         grid[str(name)] = list(values)

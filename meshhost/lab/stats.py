@@ -125,8 +125,8 @@ def summarise(
             row: dict[str, Any] = {
                 **params,
                 "metric": metric,
-                "n": count,
-                "seeds": len(seeds),
+                "count": count,
+                "n_seeds": len(seeds),
                 "missing": missing,
             }
             if pooled:

@@ -8,7 +8,6 @@ heal the condition holds, one step earlier it did not.
 from __future__ import annotations
 
 import runpy
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,7 @@ LAN = PROFILES["lan"]().membership
 
 
 @pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+def script() -> dict[str, Any]:
     return runpy.run_path(str(SCRIPT))
 
 
@@ -72,8 +70,10 @@ def test_reported_figures_match_a_replay_of_the_same_seed(
     script: dict[str, Any], seed: int, n: int, sizes: list[int], cut_s: float, split: str
 ) -> None:
     row = script["run"](seed, n, sizes, cut_s, False, 30.0)
-    got_seed, got_split, off, view_s, place_s, checks = row
-    assert (got_seed, got_split) == (seed, split)
+    got_split, off, view_s, place_s, checks = (
+        row["views_split"], row["off_placement"], row["one_view_s"], row["placement_s"], row["checks"]
+    )
+    assert got_split == (split == "yes")
     assert checks > 0
     trace = replay(script, seed, n, sizes, cut_s, 30.0)
     assert view_s == first(trace, lambda view, off: view)
@@ -83,18 +83,21 @@ def test_reported_figures_match_a_replay_of_the_same_seed(
         assert 0 < place_s <= view_s  # one view implies the true placement
 
 
-def test_the_script_prints_the_table_it_claims(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    args = ["--hosts", "8", "--groups", "4,4", "--cut", "30", "--seeds", "2"]
-    monkeypatch.setattr(sys, "argv", ["custom_partition.py", *args])
-    runpy.run_path(str(SCRIPT), run_name="__main__")
-    out = capsys.readouterr().out
-    assert out.startswith("8 LAN hosts, symmetric cut 4 | 4 for 30 s, then healed\n")
-    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(("| 1 ", "| 2 "))]
-    assert [r[0] for r in rows] == ["| 1", "| 2"]
-    assert all(r[1] == "yes" and r[2] == "8" for r in rows)
+def test_a_sweep_of_the_scenario_reports_what_each_run_returned(tmp_path: Path) -> None:
+    from meshhost.lab.report import write_outputs
+    from meshhost.lab.scenario import load_scenario
+    from meshhost.lab.sweep import run_sweep
+
+    scenario = load_scenario(SCRIPT)
+    grid = scenario.with_grid({"n": [8], "sizes": [[4, 4]], "cut_s": [30]})
+    result = run_sweep(scenario, grid, [1, 2], tmp_path, jobs=1)
+    assert [c.observations[0]["off_placement"] for c in result.cells] == [8, 8]
+    write_outputs(scenario, grid, [1, 2], result, tmp_path, plots=False)
+    lines = (tmp_path / "observations.csv").read_text().splitlines()
+    assert lines[0].startswith("scenario,n,sizes,cut_s,one_way,seed,obs,")
+    assert lines[1].startswith('custom_partition,8,"[4,4]",30,False,1,0,')
+    assert "| 8 | [4, 4] | 30 | False | views_split | 2 | 0 | 1.00 [1.00, 1.00]" in (
+        tmp_path / "report.md").read_text()
 
 
 def test_placement_helpers_follow_each_hosts_own_view(script: dict[str, Any]) -> None:
