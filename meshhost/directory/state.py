@@ -275,6 +275,12 @@ class Directory:
         self._seen: dict[int, None] = {}  # insertion-ordered: oldest first
         self.duplicates = 0
         """Piggybacked messages skipped because they were applied before."""
+        self._opened_ms = self._now_ms()
+        self.remote_writes = 0
+        self.remote_write_lag_ms = 0
+        """Lattice-wide writes by other hosts, made after this directory opened, that
+        reached it, and the sum of their delays (arrival here minus the writer's HLC
+        wall time, so clock skew is included): the directory's convergence lag."""
         self._pending_load: float | None = None
         self._load_published_at = float("-inf")
 
@@ -783,6 +789,10 @@ class Directory:
             previous = self._lww.entry(entry.ns, entry.key)
             if self._lww.merge(entry):
                 changed.append((entry, previous))
+                if entry.stamp.node != self.host_id and entry.stamp.wall_ms >= self._opened_ms:
+                    # Older writes arrive with a join's full state: not a lag.
+                    self.remote_writes += 1
+                    self.remote_write_lag_ms += max(0, now_ms - entry.stamp.wall_ms)
         if not changed:
             return
         if self._store is not None:

@@ -25,7 +25,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -351,6 +356,13 @@ def _directory(host: Host, base: list[str]) -> Iterator[Any]:
                  "lattice-wide (links, config, manifests) and hosts with per-host state.",
                  ["kind"], [([*base, "lattice"], lattice_entries),
                             ([*base, "hosts"], len(hosts))])
+    lag = SummaryMetricFamily(
+        "meshhost_directory_convergence_lag_seconds", "Delay from a lattice-wide write "
+        "(link, config, manifest) on its writer to its arrival here, by the writer's clock; "
+        "sum and count of the writes that arrived since this host started.",
+        labels=list(BASE))
+    lag.add_metric(base, d.remote_writes, d.remote_write_lag_ms / 1000)
+    yield lag
     if driver is None:
         return
     yield _counter("meshhost_directory_syncs", "Directory pulls from peers, by outcome.",

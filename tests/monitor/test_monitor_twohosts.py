@@ -34,6 +34,7 @@ async def test_rekeys_streams_http_requests_and_key_value_operations_are_counted
         await wait_until(lambda: alive(a) == alive(b) == {a.host_id, b.host_id}, "a and b meet")
         kv, kv_id = signed_example("kvcounter")
         await client(a).request("start", module=kv)
+        writes_before = scrape(a).value("meshhost_directory_convergence_lag_seconds_count")
         for contract, values in (("wasmcloud:keyvalue", {}),
                                  ("wasmcloud:httpserver", {"ADDRESS": "127.0.0.20:0"})):
             await client(b).request("link_put", actor=kv_id, contract=contract,
@@ -68,6 +69,9 @@ async def test_rekeys_streams_http_requests_and_key_value_operations_are_counted
     assert on_b.value("meshhost_transport_rekeys_total") >= 2  # every 4 messages, each way
     assert on_b.value("meshhost_invocations_total", actor=echo_id, where="remote",
                       outcome="ok") == 11
+    # The two links written on b reached a: two lattice-wide writes with their delay.
+    assert on_a.value("meshhost_directory_convergence_lag_seconds_count") == writes_before + 2
+    assert 0 <= on_a.value("meshhost_directory_convergence_lag_seconds_sum") < 20
 
 
 async def test_a_host_with_another_secret_shows_as_bad_packets_and_failed_handshakes(
