@@ -48,6 +48,11 @@ CALL_BUCKETS = (
 """Seconds; a small local call takes ~25 µs, a remote one ~0.3 ms, a slow one seconds."""
 START_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BASE = ("host", "lattice")
+MAX_SERIES = 5000
+"""Label sets per tally kind; past it, new operations count as ``_other`` and new
+actors as ``_other`` too (callers name both: a typo or a scan must not grow memory
+and every scrape without bound)."""
+OTHER = "_other"
 
 
 class _Tally:
@@ -103,7 +108,7 @@ class HostMetrics(Collector):
         key = (actor, operation, where, outcome)
         tally = self._made.get(key)
         if tally is None:
-            tally = self._made[key] = _Tally(len(CALL_BUCKETS))
+            tally = _new_tally(self._made, key)
         tally.count += 1  # Tally.add, inlined: this runs on every call
         tally.total += seconds
         tally.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
@@ -112,7 +117,7 @@ class HostMetrics(Collector):
         key = (actor, operation, peer, outcome)
         tally = self._ran.get(key)
         if tally is None:
-            tally = self._ran[key] = _Tally(len(CALL_BUCKETS))
+            tally = _new_tally(self._ran, key)
         tally.count += 1
         tally.total += seconds
         tally.buckets[bisect_left(CALL_BUCKETS, seconds)] += 1
@@ -207,6 +212,21 @@ class HostMetrics(Collector):
         yield _histogram("meshhost_http_request_duration_seconds", "Time from an HTTP request "
                          "to its answer.", ["actor"], base, CALL_BUCKETS,
                          _merge(http, lambda k: (k[0],)))
+
+
+def _new_tally(tallies: dict[tuple[str, str, str, str], _Tally],
+               key: tuple[str, str, str, str]) -> _Tally:
+    """The tally for a new label set (actor, operation, ...): its own while there are
+    fewer than :data:`MAX_SERIES`, else one shared by the operations (then actors) over."""
+    if len(tallies) >= MAX_SERIES:
+        key = (key[0], OTHER, *key[2:])
+        if key not in tallies and len(tallies) >= MAX_SERIES + 100:
+            key = (OTHER, OTHER, *key[2:])
+        found = tallies.get(key)
+        if found is not None:
+            return found
+    tally = tallies[key] = _Tally(len(CALL_BUCKETS))
+    return tally
 
 
 def _merge(tallies: dict[Any, _Tally], key: Any) -> dict[tuple[str, ...], _Tally]:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from meshhost.monitor import metrics as metrics_module
 from meshhost.monitor.metrics import CALL_BUCKETS, HostMetrics
 from meshhost.monitor.window import ActorTally, RecentCalls, bucket_quantile
 
@@ -74,3 +75,25 @@ def test_observed_calls_are_exposed_as_prometheus_counters_and_histograms() -> N
                outcome="ok") == 1
     assert get("meshhost_invocation_failovers_total", actor="MACTOR") == 1
     assert get("meshhost_invocation_retries_total", actor="MACTOR", reason="hedge") == 1
+
+
+def test_made_up_names_cannot_grow_the_series_without_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limit = 50  # the rule, at a size that is quick to check (MAX_SERIES in production)
+    monkeypatch.setattr(metrics_module, "MAX_SERIES", limit)
+    metrics = HostMetrics("NHOST", "lab")
+    for i in range(limit + 1000):
+        metrics.invocation(f"actor-{i}", f"op-{i}", "none", "not_found", 0.001)
+        metrics.ran("MACTOR", f"op-{i}", "NPEER", "ok", 0.001)
+    text = generate_latest(metrics.registry).decode()
+    made = [s for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "meshhost_invocations_total"]
+    assert limit < len(made) <= limit + 101
+    assert sum(s.value for s in made) == limit + 1000  # nothing lost, only folded
+    assert any(s.labels["actor"] == "_other" and s.labels["operation"] == "_other"
+               for s in made)
+    ran = [s for f in text_string_to_metric_families(text) for s in f.samples
+           if s.name == "meshhost_actor_calls_total"]
+    assert len(ran) == limit + 1
+    assert [s.value for s in ran if s.labels["operation"] == "_other"] == [1000]
