@@ -91,6 +91,10 @@ def make_private_dir(path: Path) -> None:
     for parent in (path, *path.parents):
         if parent.is_dir():
             break
+        if os.path.lexists(parent):  # a file where a directory should be: as Path.mkdir says
+            code, kind = ((errno.EEXIST, FileExistsError) if parent == path
+                          else (errno.ENOTDIR, NotADirectoryError))
+            raise kind(code, os.strerror(code), str(path))
         missing.append(parent)
     for directory in reversed(missing):
         try:
