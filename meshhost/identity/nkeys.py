@@ -18,10 +18,6 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import nacl.exceptions
-import nacl.public
-import nacl.signing
-
 from meshhost.errors import (
     NkeyChecksumError,
     NkeyEncodingError,
@@ -234,6 +230,9 @@ class KeyPair:
 
     @property
     def public_bytes(self) -> bytes:
+        import nacl.public  # here, not at import: the CLI's read commands need no crypto
+        import nacl.signing
+
         if self.prefix == Prefix.CURVE:
             return bytes(nacl.public.PrivateKey(self.seed).public_key)
         return bytes(nacl.signing.SigningKey(self.seed).verify_key)
@@ -250,6 +249,8 @@ class KeyPair:
         """Return the 64-byte ed25519 signature of ``message``."""
         if self.prefix == Prefix.CURVE:
             raise NkeyPrefixError("curve (X) keys encrypt; they cannot sign")
+        import nacl.signing
+
         return nacl.signing.SigningKey(self.seed).sign(message).signature
 
 
@@ -271,6 +272,9 @@ def verify(public_key: str, message: bytes, signature: bytes) -> None:
     prefix, key = decode_public(public_key)
     if prefix == Prefix.CURVE:
         raise NkeyPrefixError("curve (X) keys cannot verify signatures")
+    import nacl.exceptions
+    import nacl.signing
+
     try:
         nacl.signing.VerifyKey(key).verify(message, bytes(signature))
     except (nacl.exceptions.BadSignatureError, ValueError, TypeError) as exc:

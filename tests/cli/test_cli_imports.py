@@ -27,7 +27,7 @@ from meshhost.cli import COMMAND_MODULES, load_all, main
 from meshhost.control import api
 from meshhost.datadir import CONTROL_SOCKET
 
-HEAVY = ("wasmtime", "hypercorn", "zeroconf", "trio", "rich", "yaml", "meshhost.host")
+HEAVY = ("wasmtime", "hypercorn", "zeroconf", "trio", "rich", "yaml", "nacl", "meshhost.host")
 HOST_ID = "N" + "A" * 55
 ACTOR_ID = "M" + "B" * 55
 REPLIES: dict[str, Any] = {
