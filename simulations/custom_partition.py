@@ -17,8 +17,14 @@ from the true one just before the heal), `one_view_s` / `placement_s`
 
 from meshhost.config import PROFILES
 from meshhost.control import parse_manifest
-from meshhost.sim import build_cluster, cut_groups, one_view, placement_disagreements
-from meshhost.sim import random_groups, views_split
+from meshhost.sim import (
+    build_cluster,
+    cut_groups,
+    one_view,
+    placement_disagreements,
+    random_groups,
+    views_split,
+)
 
 PARAMS = {"n": [30], "sizes": [[10, 20]], "cut_s": [60], "one_way": [False]}
 SEEDS = 3

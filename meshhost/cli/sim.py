@@ -43,20 +43,38 @@ _PARAM_HELP = "NAME=V1,V2,... replaces that parameter's values (repeatable; JSON
 
 @sim.command("run")
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per cell (default: the scenario's SEEDS).")
-@click.option("--seed-base", type=click.IntRange(min=0), default=1, show_default=True,
-              help="First seed.")
+@click.option(
+    "--seeds", type=click.IntRange(min=1), help="Seeds per cell (default: the scenario's SEEDS)."
+)
+@click.option(
+    "--seed-base", type=click.IntRange(min=0), default=1, show_default=True, help="First seed."
+)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUES", help=_PARAM_HELP)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (default: sim-results/<scenario name>).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: every core).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (default: sim-results/<scenario name>).",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: every core)."
+)
 @click.option("--dask", metavar="ADDRESS", help="Run on this Dask scheduler (needs meshhost[lab]).")
+@click.option("--metrics", metavar="A,B", help="Summarise and plot only these fields.")
 @click.option("--fresh", is_flag=True, help="Delete the output folder's earlier results first.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG/SVG plots.")
 @fails_cleanly
-def run_cmd(scenario: str, seeds: int | None, seed_base: int, params: tuple[str, ...],
-            out: Path | None, jobs: int | None, dask: str | None, fresh: bool,
-            no_plots: bool) -> None:
+def run_cmd(
+    scenario: str,
+    seeds: int | None,
+    seed_base: int,
+    params: tuple[str, ...],
+    out: Path | None,
+    jobs: int | None,
+    dask: str | None,
+    metrics: str | None,
+    fresh: bool,
+    no_plots: bool,
+) -> None:
     """Sweep SCENARIO (.py or .yaml) over its grid x seeds; resumes where it stopped."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -66,6 +84,10 @@ def run_cmd(scenario: str, seeds: int | None, seed_base: int, params: tuple[str,
     from meshhost.lab.sweep import run_sweep
 
     scen = load_scenario(scenario)
+    if metrics:
+        import dataclasses
+
+        scen = dataclasses.replace(scen, metrics=[m.strip() for m in metrics.split(",")])
     grid = scen.with_grid(_params(params))
     seed_list = list(range(seed_base, seed_base + (seeds or scen.seeds)))
     out = out or Path("sim-results") / scen.name
@@ -73,24 +95,43 @@ def run_cmd(scenario: str, seeds: int | None, seed_base: int, params: tuple[str,
         for sub in ("cells", "failed"):
             shutil.rmtree(out / sub, ignore_errors=True)
     err = Console(stderr=True, highlight=False)
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
         task = bar.add_task(scen.name, total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
         try:
-            result = run_sweep(scen, grid, seed_list, out, jobs=jobs, dask=dask,
-                               progress=progress, on_failure=lambda line: err.print(line, markup=False, soft_wrap=True))
+            result = run_sweep(
+                scen,
+                grid,
+                seed_list,
+                out,
+                jobs=jobs,
+                dask=dask,
+                progress=progress,
+                on_failure=lambda line: err.print(line, markup=False, soft_wrap=True),
+            )
         except KeyboardInterrupt:
             bar.stop()
-            err.print(f"interrupted: finished cells are kept in {out}/cells; "
-                      "run the same command again to resume", markup=False, soft_wrap=True)
+            err.print(
+                f"interrupted: finished cells are kept in {out}/cells; "
+                "run the same command again to resume",
+                markup=False,
+                soft_wrap=True,
+            )
             exit_by_signal(2)
     written = write_outputs(scen, grid, seed_list, result, out, plots=not no_plots)
-    click.echo(f"{result.ran} cells run, {result.skipped} already done, "
-               f"{len(result.failures)} failed; report: {written['report']}")
+    click.echo(
+        f"{result.ran} cells run, {result.skipped} already done, "
+        f"{len(result.failures)} failed; report: {written['report']}"
+    )
     if result.failures:
         sys.exit(1)
 
@@ -98,8 +139,13 @@ def run_cmd(scenario: str, seeds: int | None, seed_base: int, params: tuple[str,
 @sim.command("replay")
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--seed", type=click.IntRange(min=0), required=True, help="The seed to rerun.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="One value per parameter, as the failure printed it (repeatable).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="One value per parameter, as the failure printed it (repeatable).",
+)
 @fails_cleanly
 def replay_cmd(scenario: str, seed: int, params: tuple[str, ...]) -> None:
     """Rerun one seed of SCENARIO in this process: observations as JSON lines,
@@ -111,8 +157,10 @@ def replay_cmd(scenario: str, seed: int, params: tuple[str, ...]) -> None:
     chosen: dict[str, Any] = {}
     for name, values in scen.with_grid(given).items():
         if len(values) != 1:
-            fail(f"--param {name}: give one value (the scenario sweeps "
-                 f"{', '.join(map(str, values))})")
+            fail(
+                f"--param {name}: give one value (the scenario sweeps "
+                f"{', '.join(map(str, values))})"
+            )
         chosen[name] = values[0]
     try:
         observations = normalise_observations(scen.run(seed, **chosen), f"{scenario} seed {seed}")

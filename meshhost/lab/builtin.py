@@ -18,7 +18,9 @@ def _membership(profile: str) -> Any:
     from meshhost.errors import ScenarioError
 
     if profile not in PROFILES:
-        raise ScenarioError(f"unknown profile {profile!r}; choose from {', '.join(sorted(PROFILES))}")
+        raise ScenarioError(
+            f"unknown profile {profile!r}; choose from {', '.join(sorted(PROFILES))}"
+        )
     return PROFILES[profile]().membership
 
 
@@ -36,12 +38,20 @@ def false_positives(
     from meshhost.sim.scenarios import false_dead_under_loss_and_pauses as measure
 
     r = measure(seed, n, _membership(profile), duration_s=minutes * 60, loss=loss)
-    return {"false_dead": r.dead_declarations, "suspicions": r.suspicions,
-            "refutations": r.refutations, "pauses": r.pauses}
+    return {
+        "false_dead": r.dead_declarations,
+        "suspicions": r.suspicions,
+        "refutations": r.refutations,
+        "pauses": r.pauses,
+    }
 
 
 def partition_heal(
-    seed: int, n: int = 20, minority: int = 10, one_way: bool = False, cut_s: float = 60.0,
+    seed: int,
+    n: int = 20,
+    minority: int = 10,
+    one_way: bool = False,
+    cut_s: float = 60.0,
     profile: str = "lan",
 ) -> dict[str, Any]:
     """Partition heal: seconds from removing a cut until every host has one view"""
@@ -63,19 +73,29 @@ def broadcast(seed: int, n: int = 100, loss: float = 0.0, profile: str = "lan") 
     from meshhost.sim.scenarios import broadcast_reach
 
     r = broadcast_reach(seed, n, _membership(profile), loss=loss)
-    return {"reach50_s": r.time_to_fraction(0.5), "reach99_s": r.time_to_fraction(0.99),
-            "reach999_s": r.time_to_fraction(0.999), "reached": r.reached}
+    return {
+        "reach50_s": r.time_to_fraction(0.5),
+        "reach99_s": r.time_to_fraction(0.99),
+        "reach999_s": r.time_to_fraction(0.999),
+        "reached": r.reached,
+    }
 
 
 def directory_convergence(
-    seed: int, n: int = 10, minority: int = 5, cut_s: float = 30.0, writes: int = 20,
-    keys: int = 3, profile: str = "lan",
+    seed: int,
+    n: int = 10,
+    minority: int = 5,
+    cut_s: float = 30.0,
+    writes: int = 20,
+    keys: int = 3,
+    profile: str = "lan",
 ) -> dict[str, Any]:
     """Directory convergence: conflicting writes on both sides of a cut, checked after the heal"""
     from meshhost.lab.dirsim import partition_writes
 
-    return partition_writes(seed, n, _membership(profile), minority=minority, cut_s=cut_s,
-                            writes=writes, keys=keys)
+    return partition_writes(
+        seed, n, _membership(profile), minority=minority, cut_s=cut_s, writes=writes, keys=keys
+    )
 
 
 crash_detection.PARAMS = {"n": [10, 50]}  # type: ignore[attr-defined]
@@ -87,6 +107,12 @@ directory_convergence.PARAMS = {"minority": [1, 5]}  # type: ignore[attr-defined
 
 SCENARIOS: dict[str, Callable[..., Any]] = {
     fn.__name__: fn
-    for fn in (crash_detection, false_positives, partition_heal, restart_all, broadcast,
-               directory_convergence)
+    for fn in (
+        crash_detection,
+        false_positives,
+        partition_heal,
+        restart_all,
+        broadcast,
+        directory_convergence,
+    )
 }

@@ -81,12 +81,17 @@ class CheckResult:
         if not self.valid:
             shown = "; ".join(self.violations[:5])
             more = f" (and {len(self.violations) - 5} more)" if len(self.violations) > 5 else ""
-            raise HistoryViolation(f"{self.checker}: {len(self.violations)} violations: {shown}{more}")
+            raise HistoryViolation(
+                f"{self.checker}: {len(self.violations)} violations: {shown}{more}"
+            )
         return self
 
     def observation(self) -> dict[str, Any]:
         """As sweep observation fields: ``<checker>_valid`` and ``<checker>_violations``."""
-        return {f"{self.checker}_valid": self.valid, f"{self.checker}_violations": len(self.violations)}
+        return {
+            f"{self.checker}_valid": self.valid,
+            f"{self.checker}_violations": len(self.violations),
+        }
 
 
 def _result(checker: str, violations: list[str], **counts: int) -> CheckResult:
@@ -145,8 +150,14 @@ def check_invocations(
             if not at_least_once:
                 hosts = ", ".join(sorted({o.process for o in handled}))
                 violations.append(f"request {rid}: ran {len(handled)} times ({hosts})")
-    return _result("invocations", violations, invoked=invoked, ok=answered, failed=failed,
-                   duplicated=duplicates)
+    return _result(
+        "invocations",
+        violations,
+        invoked=invoked,
+        ok=answered,
+        failed=failed,
+        duplicated=duplicates,
+    )
 
 
 def check_kv(history: Iterable[Op]) -> CheckResult:
@@ -160,7 +171,9 @@ def check_kv(history: Iterable[Op]) -> CheckResult:
     or may not have happened, so reading them is fine.
     """
     violations: list[str] = []
-    writes: list[tuple[str, Any, float, float | None, str]] = []  # key, value, start, ok time, outcome
+    writes: list[
+        tuple[str, Any, float, float | None, str]
+    ] = []  # key, value, start, ok time, outcome
     reads: list[tuple[str, float, Any, str]] = []
     for rid, ops in _by_id(history).items():
         inv = next((o for o in ops if o.type == "invoke"), None)
@@ -169,8 +182,15 @@ def check_kv(history: Iterable[Op]) -> CheckResult:
         end = next((o for o in ops if o.type in ("ok", "fail", "info")), None)
         if inv.f == "write":
             outcome = end.type if end else "info"
-            writes.append((str(inv.key), inv.value, inv.time,
-                           end.time if end and end.type == "ok" else None, outcome))
+            writes.append(
+                (
+                    str(inv.key),
+                    inv.value,
+                    inv.time,
+                    end.time if end and end.type == "ok" else None,
+                    outcome,
+                )
+            )
         elif end is not None and end.type == "ok":
             reads.append((str(inv.key), inv.time, end.value, rid))
     by_key: dict[str, list[tuple[str, Any, float, float | None, str]]] = {}
@@ -244,10 +264,14 @@ def check_directory(
         if want is None:
             violations.append(f"entry {key!r} holds {some_state[key]!r}, which no write made")
         elif want.value is None and key in some_state:
-            violations.append(f"entry {key!r} was deleted last (by {want.host}) but holds "
-                              f"{some_state[key]!r}")
+            violations.append(
+                f"entry {key!r} was deleted last (by {want.host}) but holds {some_state[key]!r}"
+            )
         elif want.value is not None and some_state.get(key) != want.value:
-            violations.append(f"entry {key!r} holds {some_state.get(key)!r}, not the last "
-                              f"write {want.value!r} (by {want.host or 'unknown'})")
-    return _result("directory", violations, hosts=len(states), keys=len(last),
-                   agreeing=counts[majority])
+            violations.append(
+                f"entry {key!r} holds {some_state.get(key)!r}, not the last "
+                f"write {want.value!r} (by {want.host or 'unknown'})"
+            )
+    return _result(
+        "directory", violations, hosts=len(states), keys=len(last), agreeing=counts[majority]
+    )

@@ -48,12 +48,15 @@ def directory_cluster(
         if identity is None:
             identity = host.disk["identity"] = generate(Prefix.SERVER, rng.randbytes)
             host.disk["directory"] = MemoryStore()
-        directory = Directory(identity.public_key, clock=lambda: host.local(sim.now),
-                              store=host.disk["directory"])
+        directory = Directory(
+            identity.public_key, clock=lambda: host.local(sim.now), store=host.disk["directory"]
+        )
         dirs[host.index] = directory
         core = Swim(identity, host.addr, config, rng, now, delegate=directory)
-        directory.attach_membership(is_live=lambda node: core.member(node) is not None,
-                                    member_count=lambda: len(core.alive_ids()))
+        directory.attach_membership(
+            is_live=lambda node: core.member(node) is not None,
+            member_count=lambda: len(core.alive_ids()),
+        )
         if host.restarts:
             others = [h.addr for h in sim.hosts if h is not host]
             core.join(sim.rng.sample(others, min(3, len(others))), now)
@@ -121,5 +124,9 @@ def partition_writes(
             break
         sim.run_for(step_s)
     result = check_directory(directory_states(sim, dirs), log).raise_if_invalid()
-    return {"converge_s": converged_s, "states_at_heal": diverged, "writes": len(log),
-            **result.observation()}
+    return {
+        "converge_s": converged_s,
+        "states_at_heal": diverged,
+        "writes": len(log),
+        **result.observation(),
+    }

@@ -68,7 +68,10 @@ def plot_summary(
                 pts = sorted(pts, key=lambda r: r[x])
                 xs = [r[x] for r in pts]
                 ys = [r["mean"] for r in pts]
-                err = [[r["mean"] - r["mean_lo"] for r in pts], [r["mean_hi"] - r["mean"] for r in pts]]
+                err = [
+                    [r["mean"] - r["mean_lo"] for r in pts],
+                    [r["mean_hi"] - r["mean"] for r in pts],
+                ]
                 ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
             ax.set_xlabel(x)
             if len(lines) > 1:
@@ -76,7 +79,10 @@ def plot_summary(
         else:
             labels = [_label(r, varying) for r in mine]
             ys = [r["mean"] for r in mine]
-            err = [[r["mean"] - r["mean_lo"] for r in mine], [r["mean_hi"] - r["mean"] for r in mine]]
+            err = [
+                [r["mean"] - r["mean_lo"] for r in mine],
+                [r["mean_hi"] - r["mean"] for r in mine],
+            ]
             ax.errorbar(range(len(mine)), ys, yerr=err, fmt="o", capsize=3)
             ax.set_xticks(range(len(mine)), labels, rotation=30, ha="right", fontsize="small")
         ax.set_ylabel(f"{metric} (mean, 95 % CI)")

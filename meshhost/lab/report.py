@@ -27,8 +27,19 @@ from meshhost.lab.sweep import SweepResult
 __all__ = ["markdown_summary", "observation_rows", "write_outputs"]
 
 SUMMARY_FIELDS = [
-    "metric", "count", "n_seeds", "missing", "mean", "mean_lo", "mean_hi",
-    "median", "median_lo", "median_hi", "p99", "max", "resampled",
+    "metric",
+    "count",
+    "n_seeds",
+    "missing",
+    "mean",
+    "mean_lo",
+    "mean_hi",
+    "median",
+    "median_lo",
+    "median_hi",
+    "p99",
+    "max",
+    "resampled",
 ]
 
 
@@ -36,13 +47,17 @@ def observation_rows(scenario: Scenario, result: SweepResult) -> list[dict[str, 
     rows = []
     for cell in result.cells:
         for i, obs in enumerate(cell.observations):
-            rows.append({"scenario": scenario.name, **cell.params, "seed": cell.seed, "obs": i, **obs})
+            rows.append(
+                {"scenario": scenario.name, **cell.params, "seed": cell.seed, "obs": i, **obs}
+            )
     return rows
 
 
 def _csv(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(row.get(k)) for k in fields})
@@ -59,24 +74,34 @@ def _cell(v: Any) -> Any:
 
 def _num(v: Any) -> str:
     if v is None:
-        return "–"
+        return "-"
     if isinstance(v, float):
         if not math.isfinite(v):
             return str(v)
-        return f"{v:.3g}" if abs(v) >= 1000 or (v and abs(v) < 0.01) else f"{v:.2f}"
+        if abs(v) >= 1000:
+            return f"{v:.0f}"
+        return f"{v:.3g}" if v and abs(v) < 0.01 else f"{v:.2f}"
     return str(v)
 
 
 def markdown_summary(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -> str:
     """The summary as a Markdown table: parameters, metric, counts, mean and median
     with their 95 % intervals, p99, max."""
-    headers = [*params, "metric", "count", "missing", "mean [95 % CI]", "median [95 % CI]", "p99", "max"]
+    headers = [
+        *params,
+        "metric",
+        "count",
+        "missing",
+        "mean [95 % CI]",
+        "median [95 % CI]",
+        "p99",
+        "max",
+    ]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
-        cells = [_num(r.get(p)) if not isinstance(r.get(p), list) else json.dumps(r[p])
-                 for p in params]
+        cells = [json.dumps(r[p]) if isinstance(r.get(p), list) else str(r.get(p)) for p in params]
         if r.get("mean") is None:
-            stats = ["–", "–", "–", "–"]
+            stats = ["-", "-", "-", "-"]
         else:
             stats = [
                 f"{_num(r['mean'])} [{_num(r['mean_lo'])}, {_num(r['mean_hi'])}]",
@@ -84,7 +109,11 @@ def markdown_summary(rows: Sequence[Mapping[str, Any]], params: Sequence[str]) -
                 _num(r["p99"]),
                 _num(r["max"]),
             ]
-        lines.append("| " + " | ".join([*cells, r["metric"], str(r["count"]), str(r["missing"]), *stats]) + " |")
+        lines.append(
+            "| "
+            + " | ".join([*cells, r["metric"], str(r["count"]), str(r["missing"]), *stats])
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -104,8 +133,13 @@ def write_outputs(
     rows = observation_rows(scenario, result)
     observed = [obs for cell in result.cells for obs in cell.observations]
     metrics = scenario.metrics or metric_names(observed)
-    fields = ["scenario", *params, "seed", "obs",
-              *dict.fromkeys(k for obs in observed for k in obs)]
+    fields = [
+        "scenario",
+        *params,
+        "seed",
+        "obs",
+        *dict.fromkeys(k for obs in observed for k in obs),
+    ]
     (out / "observations.csv").write_text(_csv(rows, fields))
     (out / "observations.jsonl").write_text(
         "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows)
@@ -122,8 +156,12 @@ def write_outputs(
         f"{len(result.cells)} of {len(seeds) * _cells(grid)} runs finished, "
         f"{len(result.failures)} failed.",
         "",
-        "Grid: " + ("; ".join(f"`{k}` = {', '.join(map(str, v))}" for k, v in grid.items())
-                    or "no parameters") + ".",
+        "Grid: "
+        + (
+            "; ".join(f"`{k}` = {', '.join(map(str, v))}" for k, v in grid.items())
+            or "no parameters"
+        )
+        + ".",
         "",
         "Raw data: [observations.csv](observations.csv), [observations.jsonl](observations.jsonl); "
         "summary: [summary.csv](summary.csv), [summary.json](summary.json).",
@@ -144,8 +182,10 @@ def write_outputs(
     if result.failures:
         lines += ["## Failing seeds", ""]
         for f in result.failures:
-            lines += [f"- seed {f['seed']}, {f['params']}: `{f['error']}`",
-                      f"  replay: `{f['replay']}`"]
+            lines += [
+                f"- seed {f['seed']}, {f['params']}: `{f['error']}`",
+                f"  replay: `{f['replay']}`",
+            ]
         lines.append("")
     report = out / "report.md"
     report.write_text("\n".join(lines))

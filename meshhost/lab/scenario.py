@@ -35,10 +35,26 @@ __all__ = [
 ]
 
 Value = int | float | bool | str | None
-RESERVED = frozenset({
-    "scenario", "seed", "obs", "metric", "count", "n_seeds", "missing", "mean", "mean_lo",
-    "mean_hi", "median", "median_lo", "median_hi", "p99", "max", "resampled",
-})
+RESERVED = frozenset(
+    {
+        "scenario",
+        "seed",
+        "obs",
+        "metric",
+        "count",
+        "n_seeds",
+        "missing",
+        "mean",
+        "mean_lo",
+        "mean_hi",
+        "median",
+        "median_lo",
+        "median_hi",
+        "p99",
+        "max",
+        "resampled",
+    }
+)
 """Column names of the outputs; no parameter may take one."""
 Observation = dict[str, Value]
 DEFAULT_SEEDS = 3
@@ -297,9 +313,9 @@ def normalise_observations(result: object, where: str) -> list[Observation]:
     return out
 
 
-def iter_cells(grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]) -> Iterator[
-    tuple[dict[str, Any], int]
-]:
+def iter_cells(
+    grid: Mapping[str, Sequence[Any]], seeds: Sequence[int]
+) -> Iterator[tuple[dict[str, Any], int]]:
     for params in expand_grid(grid):
         for seed in seeds:
             yield params, seed

@@ -101,8 +101,12 @@ def summarise(
         key = json.dumps(params, sort_keys=True)
         entry = by_params.setdefault(key, (dict(params), {}))
         entry[1].setdefault(seed, []).extend(observations)
-    names = list(metrics) if metrics is not None else metric_names(
-        obs for _, seeds in by_params.values() for group in seeds.values() for obs in group
+    names = (
+        list(metrics)
+        if metrics is not None
+        else metric_names(
+            obs for _, seeds in by_params.values() for group in seeds.values() for obs in group
+        )
     )
     rows = []
     for params, seeds in by_params.values():

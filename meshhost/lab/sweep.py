@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import os
 import signal
-import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -82,7 +81,7 @@ class SweepResult:
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True))
+    tmp.write_text(json.dumps(data))  # key order kept: it is the scenario's, and deterministic
     os.replace(tmp, path)
 
 
@@ -141,9 +140,7 @@ def run_sweep(
             _write_atomic(failed_dir / f"{key}.json", record)
             result.failures.append(record)
             if on_failure:
-                on_failure(
-                    f"SEED={record['seed']} {record['error']}\n  replay: {record['replay']}"
-                )
+                on_failure(f"SEED={record['seed']} {record['error']}\n  replay: {record['replay']}")
         if progress:
             progress(done, total)
 
@@ -214,4 +211,3 @@ def _run_dask(
         except BaseException:
             client.cancel(list(futures))
             raise
-

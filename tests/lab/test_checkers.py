@@ -16,8 +16,11 @@ from meshhost.lab.checkers import (
 
 def test_invocations_answered_within_their_deadline_pass() -> None:
     history = [
-        Op("invoke", "1", 0.0), Op("handled", "1", 0.1, process="h1"), Op("ok", "1", 0.2),
-        Op("invoke", "2", 1.0), Op("fail", "2", 1.9),  # failed, but said so in time
+        Op("invoke", "1", 0.0),
+        Op("handled", "1", 0.1, process="h1"),
+        Op("ok", "1", 0.2),
+        Op("invoke", "2", 1.0),
+        Op("fail", "2", 1.9),  # failed, but said so in time
     ]
     result = check_invocations(history, deadline_s=1.0)
     assert result.valid and result.counts == {"invoked": 2, "ok": 1, "failed": 1, "duplicated": 0}
@@ -26,11 +29,15 @@ def test_invocations_answered_within_their_deadline_pass() -> None:
 
 def test_invocations_late_unanswered_unknown_or_duplicated_are_violations() -> None:
     history = [
-        Op("invoke", "late", 0.0), Op("ok", "late", 2.5),
+        Op("invoke", "late", 0.0),
+        Op("ok", "late", 2.5),
         Op("invoke", "lost", 0.0),
-        Op("invoke", "unknown", 0.0), Op("info", "unknown", 1.0),
-        Op("invoke", "dup", 0.0), Op("handled", "dup", 0.1, process="h1"),
-        Op("handled", "dup", 0.2, process="h2"), Op("ok", "dup", 0.3),
+        Op("invoke", "unknown", 0.0),
+        Op("info", "unknown", 1.0),
+        Op("invoke", "dup", 0.0),
+        Op("handled", "dup", 0.1, process="h1"),
+        Op("handled", "dup", 0.2, process="h2"),
+        Op("ok", "dup", 0.3),
         Op("ok", "ghost", 0.5),
     ]
     result = check_invocations(history, deadline_s=1.0)
@@ -64,7 +71,7 @@ def test_kv_reads_of_the_latest_or_a_concurrent_write_pass() -> None:
         ("w3", "write", "k", "c", 5.0, 9.0, "info"),  # may or may not have happened
         ("r2", "read", "k", "c", 6.0, 6.1, "ok"),
         ("r3", "read", "k", "b", 6.2, 6.3, "ok"),
-        ("r0", "read", "j", None, 0.0, 0.1, "ok"),   # nothing acknowledged yet
+        ("r0", "read", "j", None, 0.0, 0.1, "ok"),  # nothing acknowledged yet
     )
     result = check_kv(history)
     assert result.valid, result.violations
@@ -75,10 +82,10 @@ def test_kv_a_lost_acknowledged_write_is_a_violation() -> None:
     history = _kv(
         ("w1", "write", "k", "a", 0.0, 1.0, "ok"),
         ("w2", "write", "k", "b", 2.0, 3.0, "ok"),
-        ("r1", "read", "k", "a", 4.0, 4.1, "ok"),     # b was acknowledged, a is older
-        ("r2", "read", "k", None, 4.0, 4.1, "ok"),    # gone altogether
+        ("r1", "read", "k", "a", 4.0, 4.1, "ok"),  # b was acknowledged, a is older
+        ("r2", "read", "k", None, 4.0, 4.1, "ok"),  # gone altogether
         ("wf", "write", "k", "x", 5.0, 5.1, "fail"),
-        ("r3", "read", "k", "x", 6.0, 6.1, "ok"),     # a failed write must not show
+        ("r3", "read", "k", "x", 6.0, 6.1, "ok"),  # a failed write must not show
     )
     result = check_kv(history)
     text = "\n".join(result.violations)

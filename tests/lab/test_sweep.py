@@ -9,7 +9,6 @@ which cells really ran.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -49,8 +48,13 @@ def toy(tmp_path: Path) -> Path:
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
     code = "import sys; from meshhost.cli import main; main(sys.argv[1:], prog_name='meshhost')"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _runs(log: Path) -> list[str]:
@@ -58,8 +62,14 @@ def _runs(log: Path) -> list[str]:
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
-    names = ["observations.csv", "observations.jsonl", "summary.csv", "summary.json",
-             "report.md", "plots/v.svg"]
+    names = [
+        "observations.csv",
+        "observations.jsonl",
+        "summary.csv",
+        "summary.json",
+        "report.md",
+        "plots/v.svg",
+    ]
     return {name: (out / name).read_bytes() for name in names}
 
 
@@ -80,8 +90,9 @@ def test_a_sweep_interrupted_by_ctrl_c_resumes_without_rerunning_finished_cells(
     kept = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "cells").glob("*.json")}
     assert 8 <= len(kept) < 60, "the sweep was not interrupted mid-way"
     assert not list((out / "cells").glob(".*.tmp")), "a half-written cell was left"
-    finished = {(str(json.loads(b)["params"]["a"]), str(json.loads(b)["seed"]))
-                for _, b in kept.values()}
+    finished = {
+        (str(json.loads(b)["params"]["a"]), str(json.loads(b)["seed"])) for _, b in kept.values()
+    }
 
     log = tmp_path / "runs.log"
     first_runs = len(_runs(log))
@@ -110,9 +121,17 @@ def test_a_sweep_runs_on_a_dask_cluster(toy: Path, tmp_path: Path) -> None:
 
     scenario = load_scenario(toy)
     grid = {"a": [1, 2]}
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
-                      host="127.0.0.1", dashboard_address=None) as cluster:
-        result = run_sweep(scenario, grid, range(1, 4), tmp_path / "dask", dask=cluster.scheduler_address)
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        result = run_sweep(
+            scenario, grid, range(1, 4), tmp_path / "dask", dask=cluster.scheduler_address
+        )
     local = run_sweep(scenario, grid, range(1, 4), tmp_path / "local", jobs=1)
     assert result.ran == 6 and len(result.cells) == 6
     assert [(c.params, c.seed, c.observations) for c in result.cells] == [
@@ -125,8 +144,23 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(main, ["sim", "run", str(toy), "--seeds", "3", "-j", "1",
-                                  "--param", "a=2", "--param", "fail_seed=2", "--no-plots"])
+    result = runner.invoke(
+        main,
+        [
+            "sim",
+            "run",
+            str(toy),
+            "--seeds",
+            "3",
+            "-j",
+            "1",
+            "--param",
+            "a=2",
+            "--param",
+            "fail_seed=2",
+            "--no-plots",
+        ],
+    )
     assert result.exit_code == 1, result.output
     line = next(ln for ln in result.output.splitlines() if ln.strip().startswith("replay:"))
     command = line.split("replay:", 1)[1].split()
@@ -140,39 +174,64 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
     assert "seed 2 broke an invariant" in replayed.output and "SEED=2" in replayed.output
     ok = runner.invoke(main, ["sim", "replay", str(toy), "--seed", "1", "--param", "a=2"])
     assert ok.exit_code == 0, ok.output
-    cells = [json.loads(p.read_text()) for p in (tmp_path / "sim-results" / "toy" / "cells").glob("*.json")]
+    cells = [
+        json.loads(p.read_text())
+        for p in (tmp_path / "sim-results" / "toy" / "cells").glob("*.json")
+    ]
     seed1 = next(c for c in cells if c["seed"] == 1)
     assert [json.loads(x) for x in ok.output.splitlines()] == seed1["observations"]
 
     # A rerun retries the failed cell (it may have been fixed) but not the others.
     log = tmp_path / "runs.log"
     before = len(_runs(log))
-    rerun = runner.invoke(main, ["sim", "run", str(toy), "--seeds", "3", "-j", "1",
-                                 "--param", "a=2", "--param", "fail_seed=2", "--no-plots"])
+    rerun = runner.invoke(
+        main,
+        [
+            "sim",
+            "run",
+            str(toy),
+            "--seeds",
+            "3",
+            "-j",
+            "1",
+            "--param",
+            "a=2",
+            "--param",
+            "fail_seed=2",
+            "--no-plots",
+        ],
+    )
     assert rerun.exit_code == 1, rerun.output
     assert _runs(log)[before:] == ["2 2"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--param", "b=1"], "run() takes no parameter 'b' (it takes: a, fail_seed)"),
-    (["--param", "a"], "expected name=value"),
-    (["--seeds", "0"], "0 is not in the range x>=1"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--param", "b=1"], "run() takes no parameter 'b' (it takes: a, fail_seed)"),
+        (["--param", "a"], "expected name=value"),
+        (["--seeds", "0"], "0 is not in the range x>=1"),
+    ],
+)
 def test_bad_sweep_arguments_are_one_line_errors(toy: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["sim", "run", str(toy), *args])
     assert result.exit_code in (1, 2)
     assert message in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("def run(: pass", "the scenario does not load"),
-    ("PARAMS = {}\n", "a scenario needs a function run(seed, **params)"),
-    ("PARAMS = {'a': 3}\ndef run(seed, a): pass", "must be a non-empty list"),
-    ("SEEDS = 0\ndef run(seed): pass", "SEEDS must be a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("def run(: pass", "the scenario does not load"),
+        ("PARAMS = {}\n", "a scenario needs a function run(seed, **params)"),
+        ("PARAMS = {'a': 3}\ndef run(seed, a): pass", "must be a non-empty list"),
+        ("SEEDS = 0\ndef run(seed): pass", "SEEDS must be a whole number >= 1"),
+    ],
+)
 def test_bad_scenario_files_are_typed_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.py"
     path.write_text(text)
-    with pytest.raises(ScenarioError, match=message.replace("(", r"\(").replace(")", r"\)")
-                       .replace("*", r"\*")):
+    with pytest.raises(
+        ScenarioError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")
+    ):
         load_scenario(path)

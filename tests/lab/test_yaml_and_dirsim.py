@@ -1,4 +1,4 @@
-"""YAML scenarios (a built-in or a Python file, with their grid) and the directory in the simulator."""
+"""YAML scenarios (a built-in, or a Python file with its grid) and the directory in the sim."""
 
 from __future__ import annotations
 
@@ -18,34 +18,43 @@ LAN = PROFILES["lan"]().membership
 
 def test_a_yaml_scenario_names_a_built_in_and_sets_its_grid(tmp_path: Path) -> None:
     path = tmp_path / "crash.yaml"
-    path.write_text("scenario: crash_detection\ntitle: Crash, tiny\n"
-                    "params: {n: [4, 5]}\nseeds: 2\nx: n\n")
+    path.write_text(
+        "scenario: crash_detection\ntitle: Crash, tiny\nparams: {n: [4, 5]}\nseeds: 2\nx: n\n"
+    )
     scenario = load_scenario(path)
     assert (scenario.title, scenario.params, scenario.seeds, scenario.x) == (
-        "Crash, tiny", {"n": [4, 5]}, 2, "n")
+        "Crash, tiny",
+        {"n": [4, 5]},
+        2,
+        "n",
+    )
     result = run_sweep(scenario, scenario.params, [1, 2], tmp_path / "out", jobs=1)
     assert [len(c.observations) for c in result.cells] == [3, 3, 4, 4]
     assert all(isinstance(o["detect_s"], float) for c in result.cells for o in c.observations)
 
 
 def test_a_yaml_scenario_can_wrap_a_python_file_beside_it(tmp_path: Path) -> None:
-    (tmp_path / "toy.py").write_text("PARAMS = {'a': [1]}\ndef run(seed, a):\n"
-                                     "    return {'v': seed * a}\n")
+    (tmp_path / "toy.py").write_text(
+        "PARAMS = {'a': [1]}\ndef run(seed, a):\n    return {'v': seed * a}\n"
+    )
     (tmp_path / "toy.yaml").write_text("file: toy.py\nparams: {a: [2, 3]}\nseeds: 1\n")
     scenario = load_scenario(tmp_path / "toy.yaml")
     result = run_sweep(scenario, scenario.params, [5], tmp_path / "out", jobs=1)
     assert [c.observations for c in result.cells] == [[{"v": 10}], [{"v": 15}]]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("scenario: nope\n", "no built-in scenario 'nope'"),
-    ("scenario: crash_detection\nparams: {m: [1]}\n", "run() takes no parameter 'm'"),
-    ("scenario: crash_detection\nseeds: -1\n", "SEEDS must be a whole number >= 1"),
-    ("scenario: crash_detection\nfile: x.py\n", "give exactly one of"),
-    ("scenario: crash_detection\nbogus: 1\n", "unknown keys bogus"),
-    ("[1, 2]\n", "a YAML scenario is a mapping"),
-    ("scenario: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("scenario: nope\n", "no built-in scenario 'nope'"),
+        ("scenario: crash_detection\nparams: {m: [1]}\n", "run() takes no parameter 'm'"),
+        ("scenario: crash_detection\nseeds: -1\n", "SEEDS must be a whole number >= 1"),
+        ("scenario: crash_detection\nfile: x.py\n", "give exactly one of"),
+        ("scenario: crash_detection\nbogus: 1\n", "unknown keys bogus"),
+        ("[1, 2]\n", "a YAML scenario is a mapping"),
+        ("scenario: [\n", "not valid YAML"),
+    ],
+)
 def test_bad_yaml_scenarios_are_typed_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)

@@ -70,9 +70,8 @@ def test_reported_figures_match_a_replay_of_the_same_seed(
     script: dict[str, Any], seed: int, n: int, sizes: list[int], cut_s: float, split: str
 ) -> None:
     row = script["run"](seed, n, sizes, cut_s, False, 30.0)
-    got_split, off, view_s, place_s, checks = (
-        row["views_split"], row["off_placement"], row["one_view_s"], row["placement_s"], row["checks"]
-    )
+    fields = ("views_split", "off_placement", "one_view_s", "placement_s", "checks")
+    got_split, off, view_s, place_s, checks = (row[f] for f in fields)
     assert got_split == (split == "yes")
     assert checks > 0
     trace = replay(script, seed, n, sizes, cut_s, 30.0)
