@@ -59,7 +59,8 @@ import itertools
 import math
 import random
 from collections import Counter, deque
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from meshhost.config import MembershipConfig
 from meshhost.errors import MembershipDecodeError, MembershipUsageError
@@ -98,6 +99,13 @@ from meshhost.membership.messages import (
     encode_compound,
     encode_push_pull,
     encode_push_pull_entry,
+)
+from meshhost.membership.shared import (
+    LazyMembers,
+    LazyShuffle,
+    SharedAddrs,
+    SharedIdList,
+    SharedView,
 )
 from meshhost.membership.signing import DEFAULT_VERIFIER, AliveVerifier, sign_alive
 from meshhost.membership.state import Member, MemberState, accepts
@@ -231,6 +239,14 @@ class _IdList:
     def __contains__(self, item: str) -> bool:
         return item in self._index
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.items)
+
+    def choice(self, rng: random.Random) -> str:
+        """A uniformly random id (the list must not be empty)."""
+        items = self.items
+        return items[rng.randrange(len(items))]
+
     def add(self, item: str) -> None:
         if item not in self._index:
             self._index[item] = len(self.items)
@@ -295,9 +311,11 @@ class Swim:
         self._awareness = Awareness(
             config.awareness_max_multiplier if config.lifeguard_awareness else 1
         )
-        self._members: dict[str, _Entry] = {}
-        self._by_addr: dict[Addr, str] = {}  # who sends from where
-        self._live = _IdList()  # alive or suspect, not us
+        self._members: Any = {}  # dict[str, _Entry], or LazyMembers over a SharedView
+        self._by_addr: Any = {}  # who sends from where (dict, or SharedAddrs)
+        self._live: Any = _IdList()  # alive or suspect, not us (or SharedIdList)
+        self._shared = False
+        self._lazy_order: LazyShuffle | None = None  # the probe order over a SharedView
         self._failed = _IdList()  # dead (not left)
         self._recent_dead: deque[tuple[float, str]] = deque()
         self._probe_list: list[str] = []
@@ -337,10 +355,50 @@ class Swim:
 
     # -- public API ---------------------------------------------------------
 
+    def adopt_shared_view(self, view: SharedView, now: float) -> None:
+        """Start as a member of the converged lattice ``view`` (simulators only).
+
+        Every host of ``view`` becomes known and alive at once, without a
+        join: the records stay shared with every other core over ``view``
+        until this core touches them (``shared.py``), so a simulator can
+        start thousands of hosts in O(n).  Call on a fresh core, whose own
+        alive must be the one in ``view``; raises ``MembershipUsageError``
+        otherwise.
+        """
+        if self._live or len(self._members) != 1 or self._shared:
+            raise MembershipUsageError("a shared view can only be adopted by a fresh core")
+        if view.alives.get(self.id) != self._self_entry.alive:
+            raise MembershipUsageError("the shared view holds another alive for this host")
+
+        def make(alive: Alive) -> _Entry:
+            return _Entry(alive, ALIVE, alive.incarnation, now)
+
+        self._shared = True
+        self._members = LazyMembers(view, make)
+        self._members[self.id] = self._self_entry
+        self._by_addr = SharedAddrs(view)
+        self._live = SharedIdList(view, without=[self.id])
+        self._lazy_order = LazyShuffle()
+        self._probe_list = []
+        self._joining = False
+        # The first push-pull was timed for a lattice of one.
+        self._set_timer((_PUSH_PULL, None), now + self._rng.uniform(0.5, 1.0) * self._pp_interval())
+
+    @property
+    def owned_records(self) -> int:
+        """Member records this core holds itself (all of them unless over a shared view)."""
+        members = self._members
+        return members.owned if self._shared else len(members)
+
     @property
     def incarnation(self) -> int:
         """Our current incarnation."""
         return self._incarnation
+
+    @property
+    def own_alive(self) -> Alive:
+        """Our current signed alive message."""
+        return self._self_entry.alive
 
     @property
     def meta(self) -> bytes:
@@ -379,22 +437,29 @@ class Swim:
 
     def alive_members(self) -> list[Member]:
         """Hosts alive or suspect (not yet declared dead), ourselves included."""
-        out = [self._members[i].snapshot() for i in self._live.items]
+        peek = self._peek
+        out = [peek(i).snapshot() for i in self._live]
         if not self._left:
             out.append(self._self_entry.snapshot())
         return out
 
     def live_ids(self) -> set[str]:
         """Ids of hosts alive or suspect, ourselves included (cheap)."""
-        ids = set(self._live.items)
+        ids = self._live.to_set() if self._shared else set(self._live.items)
         if not self._left:
             ids.add(self.id)
         return ids
 
     def alive_ids(self) -> set[str]:
         """Ids of hosts we hold as alive (not suspect), ourselves included."""
-        members = self._members
-        ids = {i for i in self._live.items if members[i].state is ALIVE}
+        if self._shared:
+            ids = self._live.to_set()
+            ids.difference_update(
+                node for node, e in self._members.own_items() if e.state is not ALIVE
+            )
+        else:
+            members = self._members
+            ids = {i for i in self._live.items if members[i].state is ALIVE}
         if not self._left:
             ids.add(self.id)
         return ids
@@ -472,7 +537,7 @@ class Swim:
                 self._on_ping(ping, addr, now)
         node = self._by_addr.get(addr)
         if node is not None:
-            e = self._members.get(node)
+            e = self._find(node)  # only non-alive records (our own) change below
             if e is not None and e.state is DEAD:
                 self._tell_dead(e, now)
             elif e is not None and e.state is SUSPECT and self.config.refute_at_once:
@@ -726,7 +791,7 @@ class Swim:
             # An alive of our previous life at or above our incarnation.
             self._refute(msg.incarnation, now)
             return
-        e = self._members.get(node)
+        e = self._find(node)
         if e is not None and msg.incarnation <= e.incarnation:
             if msg == e.alive:
                 self.stats["duplicate"] += 1
@@ -736,12 +801,15 @@ class Swim:
                 # The host itself announces an older life than we hold (it
                 # restarted with a clock that went back): show it what we
                 # hold, so it refutes.
+                e = self._members.get(node)
                 e.told_at = now
                 self._send(addr, [e.alive_bytes])
             return
         if not self._verifier.verify(msg):
             self._misbehaved(addr, "forged_alive", f"alive for {short_id(node)} not signed by it")
             return
+        if e is not None and self._shared:
+            e = self._members.get(node)  # ours now: it changes
         if e is None:
             e = _Entry(msg, ALIVE, msg.incarnation, now)
             self._members[node] = e
@@ -896,7 +964,7 @@ class Swim:
             if state is not ALIVE and not self._left and entry.incarnation >= self._incarnation:
                 self._refute(entry.incarnation, now)
             return
-        e = self._members.get(node)
+        e = self._find(node)
         if e is None and state is LEFT:
             return  # it is gone; nothing to retry
         if e is None and state is DEAD:
@@ -964,6 +1032,8 @@ class Swim:
         self._set_timer((_PROBE, None), now + interval)
 
     def _next_probe_target(self, now: float) -> _Entry | None:
+        if self._lazy_order is not None:
+            return self._next_lazy_target(now)
         for _ in range(2):
             while self._probe_index < len(self._probe_list):
                 node = self._probe_list[self._probe_index]
@@ -976,6 +1046,22 @@ class Swim:
             self._rng.shuffle(self._probe_list)
             self._probe_index = 0
             if not self._probe_list:
+                return None
+        return None
+
+    def _next_lazy_target(self, now: float) -> _Entry | None:
+        """``_next_probe_target`` over a shared view: the shuffle is drawn lazily."""
+        for _ in range(2):
+            order = self._lazy_order
+            assert order is not None
+            while (node := order.next(self._rng)) is not None:
+                e = self._members.get(node)
+                if e is not None and (e.state is ALIVE or e.state is SUSPECT):
+                    return e
+            self._reap(now)
+            base, extra = self._live.snapshot()
+            self._lazy_order = LazyShuffle(base, extra)
+            if not self._live:
                 return None
         return None
 
@@ -1189,6 +1275,9 @@ class Swim:
 
     def _became_live(self, e: _Entry) -> None:
         self._live.add(e.id)
+        if self._lazy_order is not None:
+            self._lazy_order.insert(e.id)  # drawn at a random place among the rest
+            return
         # Insert at a random place among the hosts still to be probed this
         # round, so a newcomer is probed soon (memberlist does the same).
         lst = self._probe_list
@@ -1197,8 +1286,8 @@ class Swim:
 
     def _random_live(self, k: int, exclude: str | None, alive_only: bool) -> list[_Entry]:
         """Up to ``k`` distinct random live hosts (not us, not ``exclude``)."""
-        items = self._live.items
-        n = len(items)
+        live = self._live
+        n = len(live)
         if n == 0 or k <= 0:
             return []
         members = self._members
@@ -1206,14 +1295,14 @@ class Swim:
         if n <= 4 * k + 4:
             cands = [
                 members[i]
-                for i in items
+                for i in live
                 if i != exclude and (not alive_only or members[i].state is ALIVE)
             ]
             return rng.sample(cands, min(k, len(cands)))
         out: list[_Entry] = []
         chosen: set[str] = set()
         for _ in range(4 * k + 4):
-            node = items[rng.randrange(n)]
+            node = live.choice(rng)
             if node in chosen or node == exclude:
                 continue
             chosen.add(node)
@@ -1227,9 +1316,11 @@ class Swim:
 
     def _reap(self, now: float) -> None:
         cfg = self.config
+        # Over a shared view every record not alive is the core's own.
+        records = self._members.own_items() if self._shared else self._members.items()
         gone = [
             node
-            for node, e in self._members.items()
+            for node, e in records
             if (e.state is LEFT and now - e.changed > cfg.dead_tombstone_s and node != self.id)
             or (e.state is DEAD and now - e.changed > cfg.reconnect_timeout_s)
         ]
@@ -1238,6 +1329,19 @@ class Swim:
             self._failed.discard(node)
             if self._by_addr.get(e.alive.addr) == node:
                 del self._by_addr[e.alive.addr]
+
+    def _find(self, node: str) -> _Entry | None:
+        """The record of ``node`` or None, to read only (over a shared view it
+        may be shared: take it with ``self._members.get`` before changing it)."""
+        if self._shared:
+            return self._members.peek(node)  # type: ignore[no-any-return]
+        return self._members.get(node)  # type: ignore[no-any-return]
+
+    def _peek(self, node: str) -> _Entry:
+        """The record of ``node`` (known), without making a shared one our own."""
+        if self._shared:
+            return self._members.peek(node)  # type: ignore[no-any-return]
+        return self._members[node]  # type: ignore[no-any-return]
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & SEQ_MASK

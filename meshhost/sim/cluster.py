@@ -3,10 +3,21 @@
 :func:`swim_factory` builds real :class:`~meshhost.membership.swim.Swim`
 cores whose host key lives on the simulated disk; :func:`build_cluster`
 boots ``n`` hosts either by really joining (``bootstrap="join"``: each host
-joins a few earlier ones over the simulated network) or, for big lattices,
-by starting them already acquainted (``"converged"``: the same push-pull
-merges a running lattice would have done, applied instantly), so
-measurements start from a formed lattice.
+joins a few earlier ones over the simulated network) or already formed, so
+measurements start from a steady lattice:
+
+* ``"converged"`` (default): every core adopts one
+  :class:`~meshhost.membership.shared.SharedView` of the lattice (each host's
+  signed alive), so each knows every other at once and holds only the member
+  records it has touched: O(n) time and memory to build, which is what makes
+  10 000 hosts possible.  Queues start empty (nothing left to gossip).
+* ``"merged"``: the push-pull merges a running lattice would have done,
+  applied instantly (O(n**2): every host decodes and stores every other).
+
+Clocks: ``clock_skew_s`` gives each host a clock offset uniform in
+``[-clock_skew_s, clock_skew_s]`` and ``clock_drift`` a rate error uniform in
+``[-clock_drift, clock_drift]`` (1e-4 is 100 ppm); cores see only their own
+clock.  Both default to 0 (no draws, so seeds replay as before).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from dataclasses import dataclass
 
 from meshhost.config import MembershipConfig
 from meshhost.identity.nkeys import Prefix, generate
+from meshhost.membership.shared import SharedView
 from meshhost.membership.signing import AliveVerifier
 from meshhost.membership.suspicion import suspicion_timeout
 from meshhost.membership.swim import Swim
@@ -102,21 +114,38 @@ def build_cluster(
     bootstrap: str = "converged",
     seeds_per_host: int = 3,
     invariants: bool = True,
+    clock_skew_s: float = 0.0,
+    clock_drift: float = 0.0,
 ) -> tuple[Simulator, SwimInvariants | None]:
     """A simulator with ``n`` SWIM hosts, formed into one lattice.
 
     ``bootstrap="join"``: host ``i`` starts at ``i * 10 ms`` and joins up to
     ``seeds_per_host`` random earlier hosts; the run continues until one view
     forms (raises ``SimulationError`` after 120 s).  ``"converged"``: every
-    host learns every other by push-pull merges applied at time 0.
-    Restarted hosts join ``seeds_per_host`` random other hosts.  Raises
-    ``ValueError`` if ``n`` is below 1 or ``bootstrap`` is unknown.
+    host starts over one shared view of the lattice (O(n)); ``"merged"``:
+    every host learns every other by push-pull merges applied at time 0
+    (O(n**2)).  Restarted hosts join ``seeds_per_host`` random other hosts.
+    Clock skew and drift: see the module docstring.  Raises ``ValueError``
+    if ``n`` is below 1, ``bootstrap`` is unknown, or a clock figure is
+    negative or not finite (a drift must stay below 1).
     """
     if n < 1:
         raise ValueError(f"a cluster needs at least 1 host, got n={n}")
-    if bootstrap not in ("join", "converged"):
-        raise ValueError(f"bootstrap must be 'join' or 'converged', not {bootstrap!r}")
+    if bootstrap not in ("join", "converged", "merged"):
+        raise ValueError(
+            f"bootstrap must be 'join', 'converged' or 'merged', not {bootstrap!r}"
+        )
+    if not (math.isfinite(clock_skew_s) and clock_skew_s >= 0):
+        raise ValueError(f"clock_skew_s must be a finite number >= 0, got {clock_skew_s!r}")
+    if not (math.isfinite(clock_drift) and 0 <= clock_drift < 1):
+        raise ValueError(f"clock_drift must be in [0, 1), got {clock_drift!r}")
     sim = Simulator(seed, network)
+
+    def clock() -> dict[str, float]:
+        offset = sim.rng.uniform(-clock_skew_s, clock_skew_s) if clock_skew_s else 0.0
+        drift = sim.rng.uniform(-clock_drift, clock_drift) if clock_drift else 0.0
+        return {"clock_offset": offset, "clock_drift": drift}
+
     inv = SwimInvariants(invariant_window_s(config, n)).install(sim) if invariants else None
 
     def restart_seeds(host: SimHost) -> list[Addr]:
@@ -134,17 +163,26 @@ def build_cluster(
             return picks
 
         factory = swim_factory(config, seeds=first_seeds)
+
+        def boot(clk: dict[str, float]) -> None:
+            sim.add_host(factory, **clk)
+
         for i in range(n):
-            sim.at(i * 0.01, sim.add_host, factory)
+            sim.at(i * 0.01, boot, clock())
         sim.run_until(n * 0.01)
         wait_for_one_view(sim, 120.0)
         return sim, inv
     factory = swim_factory(config, seeds=lambda h: restart_seeds(h) if h.restarts else [])
-    hosts = [sim.add_host(factory, start=False) for _ in range(n)]
+    hosts = [sim.add_host(factory, start=False, **clock()) for _ in range(n)]
     for h in hosts:
         h.start(sim.now)  # pumped below, once every host is acquainted
     cores = [h.core for h in hosts]
-    acquaint(cores)
+    if bootstrap == "merged":
+        acquaint(cores)
+    else:
+        view = SharedView([core.own_alive for core in cores])
+        for h in hosts:
+            h.core.adopt_shared_view(view, h.local(sim.now))
     for core in cores:
         while core.next_event() is not None:
             pass
