@@ -33,6 +33,7 @@ import csv
 import io
 import json
 import sys
+import textwrap
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -170,7 +171,8 @@ def plot(name: str, title: str, module: Any, grid: Mapping[str, Sequence[Any]], 
                 err = [[r["ours"] - r["ours_lo"] for r in pts],
                        [r["ours_hi"] - r["ours"] for r in pts]]
                 ax.errorbar(xs, [r["ours"] for r in pts], yerr=err, marker="o", capsize=3,
-                            color=c, label=f"ours ({pts[0]['stat']}, 95 % CI), {label}")
+                            color=c, label=f"ours ({pts[0]['stat']}, 95 % CI)"
+                            + (f", {label}" if varying else ""))
                 ax.plot(xs, [r["reference"] for r in pts], "--", marker="x", color=c,
                         label=f"{spec['label']}" + (f", {label}" if len(lines_of) > 1 else ""))
             if x is not None:
@@ -188,9 +190,10 @@ def plot(name: str, title: str, module: Any, grid: Mapping[str, Sequence[Any]], 
         ax.legend(fontsize="x-small")
         sources.append(f"{spec['label']}: {spec['source']}")
     fig.suptitle(title, fontsize="medium", wrap=True)
-    fig.text(0.01, 0.01, "Reference (dashed): " + "; ".join(dict.fromkeys(sources)),
-             fontsize="x-small", wrap=True)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    note = textwrap.fill("Reference (dashed): " + "; ".join(dict.fromkeys(sources)),
+                         int(85 * len(panels)))
+    fig.text(0.01, 0.01, note, fontsize="x-small")
+    fig.tight_layout(rect=(0, 0.035 * (note.count("\n") + 1) + 0.01, 1, 1))
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
     fig.savefig(png, dpi=80, metadata={"Software": None})
