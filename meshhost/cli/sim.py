@@ -76,6 +76,12 @@ def run_cmd(
     no_plots: bool,
 ) -> None:
     """Sweep SCENARIO (.py or .yaml) over its grid x seeds; resumes where it stopped."""
+    try:
+        import matplotlib  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError as exc:
+        fail(f"meshhost sim run needs the lab extra ({exc.name} is missing): "
+             "pip install 'meshhost[lab]'")
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 

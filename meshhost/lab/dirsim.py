@@ -127,6 +127,5 @@ def partition_writes(
     return {
         "converge_s": converged_s,
         "states_at_heal": diverged,
-        "writes": len(log),
         **result.observation(),
     }

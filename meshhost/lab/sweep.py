@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshhost.errors import ScenarioError
 from meshhost.lab.scenario import (
     Job,
     Scenario,
@@ -42,9 +43,16 @@ def run_cell(job: Job, params: dict[str, Any], seed: int) -> dict[str, Any]:
     record: dict[str, Any] = {"params": params, "seed": seed, "observations": [], "error": None}
     try:
         fn, _ = load_job(job)
-        record["observations"] = normalise_observations(
-            fn(seed, **params), f"{job.filename} seed {seed}"
-        )
+        observations = normalise_observations(fn(seed, **params), f"{job.filename} seed {seed}")
+        taken = {"scenario", "seed", "obs", *params}
+        for obs in observations:
+            clash = sorted(taken & set(obs))
+            if clash:
+                raise ScenarioError(
+                    f"{job.filename}: observation field {clash[0]!r} has the name of a "
+                    "parameter or output column; rename the field"
+                )
+        record["observations"] = observations
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["traceback"] = traceback.format_exc()

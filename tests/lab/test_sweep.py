@@ -26,16 +26,16 @@ from meshhost.lab.sweep import run_sweep
 
 TOY = '''"""Toy sweep: a seeded noisy value"""
 import os, random, time
-PARAMS = {"a": [1, 2, 3]}
+PARAMS = {"a": [1, 2, 3], "b": ["x"], "c": [0.5]}
 SEEDS = 20
-def run(seed, a, fail_seed=-1):
+def run(seed, a, b, c, fail_seed=-1):
     with open(os.path.join(os.path.dirname(__file__), "runs.log"), "a") as log:
         log.write(f"{a} {seed}\\n")
     time.sleep(0.05)
     if seed == fail_seed:
         raise AssertionError(f"seed {seed} broke an invariant")
     r = random.Random(seed * 1000 + a)
-    return [{"v": a + r.random(), "hit": r.random() < 0.5} for _ in range(2)]
+    return [{"v": a * c + r.random(), "hit": r.random() < 0.5, "tag": b} for _ in range(2)]
 '''
 
 
@@ -120,7 +120,7 @@ def test_a_sweep_runs_on_a_dask_cluster(toy: Path, tmp_path: Path) -> None:
     from distributed import LocalCluster
 
     scenario = load_scenario(toy)
-    grid = {"a": [1, 2]}
+    grid = scenario.with_grid({"a": [1, 2]})
     with LocalCluster(
         n_workers=1,
         threads_per_worker=2,
@@ -208,7 +208,7 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--param", "b=1"], "run() takes no parameter 'b' (it takes: a, fail_seed)"),
+        (["--param", "d=1"], "run() takes no parameter 'd' (it takes: a, b, c, fail_seed)"),
         (["--param", "a"], "expected name=value"),
         (["--seeds", "0"], "0 is not in the range x>=1"),
     ],
