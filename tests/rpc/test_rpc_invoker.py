@@ -205,3 +205,52 @@ async def test_a_placement_gossip_missed_is_found_by_asking_peers_once() -> None
     with pytest.raises(NoHostForActor, match="no host in lattice 'lab' runs actor M1"):
         await invoker.invoke("M1", "Echo", b"x", timeout_s=5)
     assert len(refreshes) == 1  # asked once, then the clear error
+
+
+def track_cancels(lat: Lattice, invoker: Invoker) -> list[str]:
+    """Wrap ``invoker``'s send: the hosts whose request was cancelled before it ended."""
+    cancelled: list[str] = []
+    send = invoker._send
+
+    async def tracked(target: str, data: bytes, timeout_s: float) -> bytes:
+        try:
+            return await send(target, data, timeout_s)
+        except trio.Cancelled:
+            cancelled.append(target)
+            raise
+
+    invoker._send = tracked
+    return cancelled
+
+
+async def test_a_hedge_that_answers_first_wins_and_the_first_attempt_is_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The first attempt runs in the caller's own task; when the hedge (started at
+    # half the budget) answers before it, the caller returns that answer and the
+    # first attempt is cancelled (the peer is told to stop), whichever went first.
+    for seed in range(6):
+        lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+        a = lat.invokers["A"]
+        a.router = Router("A", random.Random(seed))
+        cancelled = track_cancels(lat, a)
+        lat.state["B"], lat.state["C"] = "busy:4.5", "busy:1"
+        start = trio.current_time()
+        assert await a.invoke("M1", "Echo", b"x", timeout_s=5) == b"C:x"
+        took = trio.current_time() - start
+        assert took == pytest.approx(1, abs=0.01) or took == pytest.approx(3.5, abs=0.01)
+        assert cancelled == ([] if took < 2 else ["B"])
+
+
+async def test_cancelling_a_hedged_call_cancels_every_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    lat = Lattice({"A": 0, "B": 0, "C": 0}, runs_actor={"B", "C"})
+    a = lat.invokers["A"]
+    cancelled = track_cancels(lat, a)
+    lat.state["B"] = lat.state["C"] = "busy:9"
+    with trio.move_on_after(3):  # after the hedge started at 2.5 s
+        await a.invoke("M1", "Echo", b"x", timeout_s=5)
+    await trio.sleep(0.1)  # the hedging task sees its cancellation
+    assert sorted(cancelled) == ["B", "C"]
+    assert a.router.in_flight("B") == a.router.in_flight("C") == 0
