@@ -642,3 +642,11 @@ class ModuleStoreFailed(MeshError):
     """The host could not keep an actor module (disk full, read-only, ...)."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+# --- lab: scenarios on real hosts in network namespaces -------------------------
+
+
+class LabError(MeshError):
+    """``meshhost lab`` cannot run or compare: a bad scenario, a missing tool or root,
+    hosts that did not form, the overall time limit; the message says which."""
