@@ -55,6 +55,7 @@ COMMAND_MODULES = {
     "apply": "apps", "app": "apps", "metrics": "monitor", "trace": "trace", "top": "top",
     "operator": "operators", "issuer": "operators", "revoke": "operators",
     "sim": "sim",
+    "lab": "lab",
 }
 """Command name -> the module of meshhost.cli that registers it.  A command missing
 here still works (every module is then loaded); tests/cli/test_cli_imports.py
