@@ -63,6 +63,29 @@ class LabTimeout(LabError):
     """The whole run outlived ``--timeout``."""
 
 
+_STOPPED: list[BaseException] = []
+"""What a signal asked for (Ctrl-C, SIGTERM, the time limit).  The handlers also
+raise it, but an exception raised by a handler can be swallowed (one arriving
+while ``subprocess`` forks is only printed, by an at-fork hook): every wait of
+the run goes through :func:`_sleep`, which raises it again."""
+
+
+def _check() -> None:
+    if _STOPPED:
+        raise _STOPPED[0]
+
+
+def _sleep(seconds: float) -> None:
+    """``time.sleep`` that ends at once (raising) when a signal has stopped the run."""
+    end = time.monotonic() + seconds
+    while True:
+        _check()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHHOST_")}
     env.update(extra)
@@ -223,7 +246,7 @@ class _Lab:
                                    f"waiting until {what}; its log: {host.log}")
             if predicate():
                 return time.monotonic() - start
-            time.sleep(POLL_S)
+            _sleep(POLL_S)
         raise LabError(f"timed out after {bound_s:g} s waiting until {what} "
                        f"(logs in {self.out / 'logs'})")
 
@@ -340,7 +363,7 @@ class _Lab:
         self.say(f"{self.s.hosts} hosts formed one lattice in {formed_s:.1f} s")
         actor = self.deploy()
         self.start_workload(actor)
-        time.sleep(self.s.settle_s)
+        _sleep(self.s.settle_s)
         minority = self.s.minority_names()
         majority = [n for n in self.s.host_names() if n not in minority]
         self.hub.cut(minority, self.s.one_way)
@@ -350,7 +373,7 @@ class _Lab:
                  f"{' (one-way)' if self.s.one_way else ''} for {self.s.cut_s:g} s")
         self.config_put(self.hosts[majority[0]], "lab.majority", f"written-during-cut-{cut_at:.0f}")
         self.config_put(self.hosts[minority[0]], "lab.minority", f"written-during-cut-{cut_at:.0f}")
-        time.sleep(max(0.0, cut_at + self.s.cut_s - time.time()))
+        _sleep(max(0.0, cut_at + self.s.cut_s - time.time()))
         self.hub.heal(minority, self.s.one_way)
         heal_at = time.time()
         self.phase = "healed"
@@ -370,7 +393,7 @@ class _Lab:
         views = self.directory()
         while time.monotonic() < dir_deadline and len(
                 {json.dumps(v, sort_keys=True) for v in views.values()}) > 1:
-            time.sleep(1.0)
+            _sleep(1.0)
             views = self.directory()
         self.record({"op": "directory", "phase": "final", "views": views})
         end_at = time.time()
@@ -409,14 +432,23 @@ class _Lab:
 @contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
     """Raise LabTimeout in this (main) thread after ``seconds``; SIGTERM acts as Ctrl-C."""
+    def stop(exc: BaseException) -> None:
+        if not _STOPPED:
+            _STOPPED.append(exc)
+        raise _STOPPED[0]
+
     def expire(signum: int, frame: object) -> None:
-        raise LabTimeout(f"the lab run outlived its time limit of {seconds:g} s (--timeout)")
+        stop(LabTimeout(f"the lab run outlived its time limit of {seconds:g} s (--timeout)"))
 
-    def terminate(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    def interrupt(signum: int, frame: object) -> None:
+        stop(KeyboardInterrupt())
 
+    _STOPPED.clear()
     old_alarm = signal.signal(signal.SIGALRM, expire)
-    old_term = signal.signal(signal.SIGTERM, terminate)
+    old_term = signal.signal(signal.SIGTERM, interrupt)
+    old_int = signal.getsignal(signal.SIGINT)
+    if old_int is signal.default_int_handler:  # not when started with Ctrl-C ignored
+        signal.signal(signal.SIGINT, interrupt)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
@@ -424,6 +456,8 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_alarm)
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+        _STOPPED.clear()
 
 
 def run_real(scenario: LabScenario, out: Path, *, timeout_s: float, say: Say) -> RealRun:
@@ -435,7 +469,9 @@ def run_real(scenario: LabScenario, out: Path, *, timeout_s: float, say: Say) ->
     lab = _Lab(scenario, out, say)
     with _time_limit(timeout_s):
         try:
-            return lab.run()
+            run = lab.run()
+            _check()  # a signal whose exception was swallowed at the very end
+            return run
         finally:
             # Ctrl-C or the time limit inside the cleanup must not leave it half done.
             signal.setitimer(signal.ITIMER_REAL, 0)

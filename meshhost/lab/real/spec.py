@@ -31,6 +31,7 @@ from meshhost.errors import LabError
 __all__ = ["LabScenario", "load_lab_scenario"]
 
 PROFILE_NAMES = ("lan", "local", "wan")
+DEFAULT_MINORITY = 3
 MAX_HOSTS = 40
 """Hosts are real processes on this machine: more than this is a mistake, not a lab."""
 
@@ -43,7 +44,7 @@ class LabScenario:
     title: str
     hosts: int = 10
     profile: str = "local"
-    minority: int = 3
+    minority: int = DEFAULT_MINORITY
     one_way: bool = False
     settle_s: float = 2.0
     cut_s: float = 6.0
@@ -104,7 +105,7 @@ def scenario_from_mapping(spec: object, name: str, where: str) -> LabScenario:
     fields["hosts"] = _whole(spec, "hosts", 2, MAX_HOSTS, where)
     if "minority" in spec:
         fields["minority"] = _whole(spec, "minority", 1, fields["hosts"] - 1, where)
-    elif fields["hosts"] <= LabScenario.minority:
+    elif fields["hosts"] <= DEFAULT_MINORITY:  # the default would leave no majority
         fields["minority"] = 1
     if "sim_seeds" in spec:
         fields["sim_seeds"] = _whole(spec, "sim_seeds", 0, 1000, where)
