@@ -111,7 +111,6 @@ def test_every_namespace_and_process_is_gone_however_the_run_ends(
         assert "cut h02" in said, said
         assert left_over(out), "the hosts and namespaces should be running mid-cut"
         if ending == "ctrl-c":
-            print([l for l in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if l.startswith("Sig")])
             proc.send_signal(signal.SIGINT)
         elif ending == "kill -9":
             proc.kill()

@@ -280,7 +280,8 @@ class _Lab:
         if done["rc"] != 0:
             return None
         try:
-            return sorted((x["actor"], x["contract"], x["link_name"]) for x in json.loads(done["out"]))
+            rows = json.loads(done["out"])
+            return sorted((x["actor"], x["contract"], x["link_name"]) for x in rows)
         except (ValueError, KeyError, TypeError):
             return None
 
