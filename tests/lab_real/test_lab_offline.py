@@ -100,19 +100,30 @@ def test_the_invocation_check_fails_a_hung_a_crashed_and_a_late_call() -> None:
     assert check_invocations([call("h01", 0, 1), call("h02", 0, 3.5, outcome="fail")])["ok"]
     bad = check_invocations([call("h01", 0, 18.1, outcome="hung"), call("h02", 0, 1, "crash"),
                              call("h03", 0, 18.5, outcome="fail")])
-    assert len(bad["violations"]) == 3 and not bad["ok"]
+    assert len(bad["violations"]) == 3 and not bad["ok"], bad
+    assert "outcome unknown" in bad["violations"][0]
+    assert "past its 18 s deadline" in bad["violations"][2]
 
 
 def test_the_directory_check_needs_every_host_to_hold_every_acknowledged_write() -> None:
     view = {"links": [["M1", "wasmcloud:keyvalue", "default"]], "config": {"k": "v"}}
-    put = {"op": "config_put", "host": "h01", "phase": "cut", "key": "k", "value": "v",
-           "outcome": "ok", "error": None}
+    link = {"op": "link_put", "host": "h01", "phase": "formed", "time": 1.0, "actor": "M1",
+            "contract": "wasmcloud:keyvalue", "link_name": "default", "outcome": "ok"}
+    put = {"op": "config_put", "host": "h01", "phase": "cut", "time": 5.0, "key": "k",
+           "value": "v", "outcome": "ok", "error": None}
     same = {"op": "directory", "phase": "final", "views": {"h01": view, "h02": view}}
-    assert check_directory([put, same])["ok"]
+    assert check_directory([link, put, same])["ok"]
     other = {"links": [], "config": {"k": None}}
-    split = {"op": "directory", "phase": "final", "views": {"h01": view, "h02": other}}
-    violations = check_directory([put, split])["violations"]
-    assert "hosts disagree" in violations[0] and "is not on h02" in violations[1]
+    split = {"op": "directory", "phase": "final", "views": {"h01": view, "h02": view,
+                                                           "h03": other}}
+    violations = check_directory([link, put, split])["violations"]
+    assert violations == ["host h03 differs from the others on config k, "
+                          "link M1 wasmcloud:keyvalue default"], violations
+    # Every host agrees, but on an old value: the acknowledged write was lost.
+    newer = {**put, "time": 6.0, "value": "w", "host": "h02"}
+    assert "not the last write 'w' (by h02)" in check_directory(
+        [link, put, newer, same])["violations"][0]
+    assert not check_directory([link, put])["ok"]  # nothing read after the heal
 
 
 def test_compare_writes_the_gap_per_host_and_a_plot(tmp_path: Path) -> None:
@@ -137,3 +148,43 @@ def test_compare_writes_the_gap_per_host_and_a_plot(tmp_path: Path) -> None:
         compare(tmp_path / "sim", tmp_path / "real", tmp_path / "c", ["nope"])
     with pytest.raises(LabError, match="cannot read observations"):
         compare(tmp_path / "missing", tmp_path / "real", tmp_path / "c", ["heal_s"])
+
+
+def test_a_meshhost_sim_sweep_of_the_lab_scenario_compares_with_a_real_run(
+    tmp_path: Path,
+) -> None:
+    """examples/lab/partition_per_host.py is a `meshhost sim` scenario whose
+    observations.csv `meshhost lab compare` reads beside a lab run's real rows."""
+    from click.testing import CliRunner
+
+    from meshhost.cli import load_all, main
+
+    load_all()
+    scenario = Path(__file__).parents[2] / "examples/lab/partition_per_host.py"
+    runner = CliRunner()
+    swept = runner.invoke(main, ["sim", "run", str(scenario), "--seeds", "2", "-j", "1",
+                                 "--param", "hosts=4", "--param", "minority=1",
+                                 "--out", str(tmp_path / "sweep"), "--no-plots"])
+    assert swept.exit_code == 0, swept.output
+    real = [{"scenario": "lab", "mode": "real", "seed": 0, "host": f"h0{i}",
+             "side": "minority" if i == 4 else "majority", "suspect_s": 1.0, "detect_s": 4.0,
+             "all_dead_s": 4.0, "heal_s": 0.5} for i in range(1, 5)]
+    write_observations(tmp_path / "real", real)
+    done = runner.invoke(main, ["lab", "compare", str(tmp_path / "sweep"),
+                                str(tmp_path / "real"), "--out", str(tmp_path / "c"), "--json"])
+    assert done.exit_code == 0, done.output
+    import json
+
+    table = json.loads(done.output)
+    heal = [r for r in table if r["metric"] == "heal_s"]
+    assert [r["host"] for r in heal] == ["h01", "h02", "h03", "h04"]
+    assert all(r["sim_n"] == 2 and r["real_n"] == 1 and r["gap_s"] is not None for r in heal)
+
+
+def test_compare_pools_rows_when_a_side_has_no_host_column(tmp_path: Path) -> None:
+    write_observations(tmp_path / "sim", [{"seed": s, "heal_s": float(s)} for s in range(5)])
+    write_observations(tmp_path / "real", [{"host": "h01", "heal_s": 3.0},
+                                           {"host": "h02", "heal_s": 5.0}])
+    (row,) = compare(tmp_path / "sim", tmp_path / "real", tmp_path / "c", ["heal_s"])
+    assert (row["host"], row["sim_median"], row["real_median"], row["gap_s"]) == (
+        "all", 2.0, 4.0, 2.0)

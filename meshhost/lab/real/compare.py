@@ -2,9 +2,11 @@
 
 Either side is an ``observations.csv`` (or a folder holding one): a
 ``meshhost lab run``'s ``sim/`` and ``real/`` folders, or a ``meshhost sim``
-sweep's output with the same columns (``host`` and the metric columns).  Rows
-are grouped by (metric, host); the CSV gives each group's count, median and
-range per side and the gap (real median minus simulated median).  The plot
+sweep's output with the same metric columns (``examples/lab/partition_per_host.py``
+is that scenario).  Rows are grouped by (metric, host), or pooled as one
+group ``all`` when a side has no ``host`` column; the CSV gives each
+group's count, median and range per side and the gap (real median minus
+simulated median).  The plot
 has one panel per metric: per host a box of the simulated values and the
 real values as points beside it.  An empty cell (not observed) is left out.
 """
@@ -43,15 +45,19 @@ def read_observations(path: Path) -> list[dict[str, str]]:
             rows = list(csv.DictReader(f))
     except OSError as exc:
         raise LabError(f"cannot read observations {target}: {exc.strerror or exc}") from None
-    if not rows or "host" not in rows[0]:
-        raise LabError(f"{target} has no observation rows with a 'host' column")
+    if not rows:
+        raise LabError(f"{target} has no observation rows")
     return rows
+
+
+ALL = "all"
+"""The one group when a side has no ``host`` column (e.g. a sweep's pooled rows)."""
 
 
 def _values(rows: Sequence[dict[str, str]], metric: str, host: str) -> list[float]:
     out = []
     for row in rows:
-        if row.get("host") != host:
+        if host != ALL and row.get("host") != host:
             continue
         try:
             value = float(row.get(metric) or "nan")
@@ -79,8 +85,11 @@ def compare(sim: Path, real: Path, out: Path, metrics: Sequence[str], title: str
         if absent:
             raise LabError(f"the {name} observations have no column {', '.join(absent)} "
                            f"(they have: {', '.join(rows[0])})")
-    hosts = sorted({r["host"] for r in sim_rows} | {r["host"] for r in real_rows})
-    side = {r["host"]: r.get("side", "") for r in [*sim_rows, *real_rows]}
+    if "host" in sim_rows[0] and "host" in real_rows[0]:
+        hosts = sorted({r["host"] for r in sim_rows} | {r["host"] for r in real_rows})
+    else:
+        hosts = [ALL]
+    side = {r.get("host", ALL): r.get("side", "") for r in [*sim_rows, *real_rows]}
     table = []
     for metric in metrics:
         for host in hosts:

@@ -270,6 +270,9 @@ class _Lab:
             if done["rc"] != 0:
                 raise LabError(f"`meshhost {' '.join(args)}` on {first.name} failed: "
                                f"{done['err'].strip()}")
+        self.record({"op": "link_put", "host": first.name, "phase": self.phase,
+                     "time": round(time.time() - self.t0, 3), "actor": actor,
+                     "contract": "wasmcloud:keyvalue", "link_name": "default", "outcome": "ok"})
         self.wait(lambda: all(self.links(h) == [(actor, "wasmcloud:keyvalue", "default")]
                               for h in self.hosts.values()), FORM_S,
                   "every host holds kvcounter's link")
@@ -333,7 +336,8 @@ class _Lab:
 
     def config_put(self, host: Host, key: str, value: str) -> None:
         done = cli(host, "config", "put", key, value, timeout_s=10 + CLI_MARGIN_S)
-        self.record({"op": "config_put", "host": host.name, "phase": self.phase, "key": key,
+        self.record({"op": "config_put", "host": host.name, "phase": self.phase,
+                     "time": round(time.time() - self.t0, 3), "key": key,
                      "value": value, "outcome": "ok" if done["rc"] == 0 else "fail",
                      "error": done["err"].strip()[:300] or None})
 
