@@ -8,8 +8,9 @@ A Markdown file marks each generated block with the sweep that makes it::
 
 Paths are relative to the repository root (the nearest folder above the
 file holding ``pyproject.toml``).  Options: ``--seeds N``, ``--seed-base
-S``, ``--param NAME=VALUES`` (as ``meshhost sim run``) and ``--metrics
-a,b`` (the metrics shown).  Every block is a pure function of its line, so
+S``, ``--param NAME=VALUES``, ``--metrics a,b`` (as ``meshhost sim run``)
+and ``--plot METRIC=PATH.svg`` (that metric's plot, written to PATH and
+linked below the table; compared byte for byte too).  Every block is a pure function of its line, so
 :func:`regenerate` with ``check=True`` tells whether the docs still show
 what the scenarios measure (``tests/lab/test_docs_figures.py``)::
 
@@ -19,6 +20,7 @@ what the scenarios measure (``tests/lab/test_docs_figures.py``)::
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -39,8 +41,12 @@ def _root(doc: Path) -> Path:
     raise ScenarioError(f"{doc}: no pyproject.toml above it to resolve scenario paths from")
 
 
-def generate_block(spec: str, root: Path, jobs: int = 1) -> str:
-    """The Markdown the block ``<!-- sim: spec -->`` should hold."""
+def generate_block(
+    spec: str, root: Path, jobs: int = 1, doc_dir: Path | None = None
+) -> tuple[str, dict[Path, bytes]]:
+    """The Markdown the block ``<!-- sim: spec -->`` should hold, and the plot
+    files it links (path -> SVG bytes; ``--plot METRIC=PATH``, PATH from the root)."""
+    from meshhost.lab.plots import choose_x, plot_summary, slug
     from meshhost.lab.report import markdown_summary
     from meshhost.lab.scenario import load_scenario, parse_param
     from meshhost.lab.stats import summarise
@@ -52,6 +58,8 @@ def generate_block(spec: str, root: Path, jobs: int = 1) -> str:
     scenario = load_scenario(root / words[0])
     overrides: dict[str, list[object]] = {}
     seeds, base, metrics = scenario.seeds, 1, scenario.metrics
+    plots: list[tuple[str, str]] = []
+    cli_words = [words[0]]
     it = iter(words[1:])
     for word in it:
         value = next(it, None)
@@ -66,8 +74,15 @@ def generate_block(spec: str, root: Path, jobs: int = 1) -> str:
             overrides[name] = values
         elif word == "--metrics":
             metrics = value.split(",")
+        elif word == "--plot":
+            metric, _, path = value.partition("=")
+            if not path.endswith(".svg"):
+                raise ScenarioError(f"<!-- sim: {spec} -->: --plot METRIC=PATH.svg")
+            plots.append((metric, path))
+            continue
         else:
             raise ScenarioError(f"<!-- sim: {spec} -->: unknown option {word}")
+        cli_words += [word, value]
     grid = scenario.with_grid(overrides)
     seed_list = list(range(base, base + seeds))
     with tempfile.TemporaryDirectory(prefix="meshhost-docgen-") as tmp:
@@ -77,10 +92,22 @@ def generate_block(spec: str, root: Path, jobs: int = 1) -> str:
     rows = summarise(((c.params, c.seed, c.observations) for c in result.cells), metrics)
     shown = [k for k, v in grid.items() if len(v) > 1] or list(grid)[:1]
     seeds_text = f"seed {base}" if seeds == 1 else f"seeds {seed_list[0]}..{seed_list[-1]}"
-    caption = f"`meshhost sim run {spec}`: {seeds_text}" + "".join(
+    command = " ".join(shlex.quote(w) for w in cli_words)
+    caption = f"`meshhost sim run {command}`: {seeds_text}" + "".join(
         f", {k}={v[0]}" for k, v in grid.items() if k not in shown
     )
-    return f"{caption}\n\n{markdown_summary(rows, shown)}\n"
+    body = f"{caption}\n\n{markdown_summary(rows, shown)}\n"
+    files: dict[Path, bytes] = {}
+    for metric, path in plots:
+        mine = [r for r in rows if r["metric"] == metric]
+        if not mine:
+            raise ScenarioError(f"<!-- sim: {spec} -->: --plot: no metric {metric!r}")
+        with tempfile.TemporaryDirectory(prefix="meshhost-docgen-") as tmp:
+            plot_summary(mine, grid, choose_x(grid, scenario.x), Path(tmp), scenario.title)
+            files[root / path] = (Path(tmp) / f"{slug(metric)}.svg").read_bytes()
+        link = os.path.relpath(root / path, doc_dir or root)
+        body += f"\n![{metric}: mean and 95 % CI]({link})\n"
+    return body, files
 
 
 def regenerate(doc: Path, *, check: bool = False, jobs: int = 1) -> list[str]:
@@ -90,9 +117,15 @@ def regenerate(doc: Path, *, check: bool = False, jobs: int = 1) -> list[str]:
     stale: list[str] = []
 
     def replace(m: re.Match[str]) -> str:
-        body = generate_block(m["spec"], root, jobs)
-        if body != m["body"]:
+        body, files = generate_block(m["spec"], root, jobs, doc.resolve().parent)
+        if body != m["body"] or any(
+            not path.exists() or path.read_bytes() != data for path, data in files.items()
+        ):
             stale.append(m["spec"])
+        if not check:
+            for path, data in files.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
         return m.group(1) + body + m.group(4)
 
     new = BLOCK.sub(replace, text)

@@ -46,3 +46,20 @@ def test_a_stale_block_is_found_and_rewritten(tmp_path: Path) -> None:
     assert regenerate(doc, check=True) == []
     with pytest.raises(ScenarioError, match="unknown option --bogus"):
         generate_block("toy.py --bogus 1", tmp_path)
+
+
+def test_a_block_can_embed_a_plot_which_is_checked_too(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "toy.py").write_text("PARAMS = {'a': [1, 2]}\ndef run(seed, a):\n"
+                                     "    return {'v': seed * a}\n")
+    (tmp_path / "docs").mkdir()
+    doc = tmp_path / "docs" / "doc.md"
+    doc.write_text("<!-- sim: toy.py --seeds 2 --plot v=docs/img/v.svg -->\n<!-- /sim -->\n")
+    assert regenerate(doc) == ["toy.py --seeds 2 --plot v=docs/img/v.svg"]
+    svg = tmp_path / "docs" / "img" / "v.svg"
+    assert svg.read_bytes().startswith(b"<?xml")
+    assert "`meshhost sim run toy.py --seeds 2`" in doc.read_text()  # no doc-only option
+    assert "![v: mean and 95 % CI](img/v.svg)" in doc.read_text()
+    assert regenerate(doc, check=True) == []
+    svg.write_bytes(b"<svg/>")  # a stale plot is found like a stale table
+    assert regenerate(doc, check=True) == ["toy.py --seeds 2 --plot v=docs/img/v.svg"]
