@@ -3,10 +3,10 @@
 Real processes get a real SIGINT at several moments: while the CLI is still
 importing, while the host opens its data directory and binds, just after it
 started, and (for `call`) while the request waits for its answer.  The
-moments count from when Python has started and loaded the entry point
-module, meshhost/__main__.py (a launcher marks it): before that no code of
-ours runs (the interpreter's own start, ~20 ms, much more on a loaded
-machine), so a SIGINT then is Python's own.
+moments count from when the entry point, meshhost.__main__.run, starts
+importing the CLI (a launcher marks it): before that no code of ours runs
+(the interpreter's own start, ~20 ms, much more on a loaded machine), so a
+SIGINT then is Python's own.
 """
 
 from __future__ import annotations
@@ -30,12 +30,31 @@ from meshhost.identity.keyring import encode_secret
 EARLY_S = (0.05, 0.1, 0.2, 0.35, 0.6, 1.0)
 """Seconds after Python started: during imports, config, opening the host, serving."""
 EXIT_TIMEOUT_S = 30.0
-LAUNCH = (
-    "import runpy, sys, meshhost.__main__; open(sys.argv.pop(1), 'w').close(); "
-    "sys.argv[0] = 'meshhost'; "
-    "runpy.run_module('meshhost', run_name='__main__', alter_sys=True)"
-)
-"""``python -m meshhost ARGV`` that first creates the file named before ARGV."""
+LAUNCH = """\
+import sys
+import meshhost.__main__
+
+marker = sys.argv.pop(1)
+sys.argv[0] = "meshhost"
+
+
+class MarkWhenTheCliLoads:
+    def find_spec(self, name, path=None, target=None):
+        if name == "meshhost.cli":
+            sys.meta_path.remove(self)
+            open(marker, "w").close()
+        return None
+
+
+sys.meta_path.insert(0, MarkWhenTheCliLoads())
+meshhost.__main__.run()
+"""
+"""``meshhost ARGV`` (as the installed ``meshhost`` script runs it) that creates the
+file named before ARGV when the entry point starts importing the CLI, inside its
+Ctrl-C guard.  Not runpy: run_module would re-execute the already imported
+meshhost.__main__, warn about it (importing linecache, tokenize, compiling a
+regex) and only then enter the guard, so a SIGINT a few ms after a marker made
+earlier landed, under load, in Python's own code with a traceback."""
 
 
 def launch(argv: list[str], env: dict[str, str], marker: Path) -> subprocess.Popen[str]:
