@@ -39,6 +39,7 @@ class ErrorCode(enum.IntEnum):
     SHUTTING_DOWN = 12
     OVERLOADED = 13
     INVALID = 14
+    SIGN = 15
 
 
 class MeshError(Exception):

@@ -610,6 +610,9 @@ class Host:
         self.security = LatticeSecurity(self.config.lattice, self.bootstrap_admins, directory,
                                         self.config.allowed_issuers)
         directory.admit = self.security.admit
+        # entries from disk pass the same check as a peer's (a log written while
+        # the lattice was open, or by hand, must not bypass the operators)
+        self.security.revalidate()
         return directory
 
     async def _start_actors(self, nursery: trio.Nursery) -> None:

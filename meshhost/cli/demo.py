@@ -43,6 +43,7 @@ import trio
 
 from meshhost import examples
 from meshhost.cli import main
+from meshhost.cli.lattice import sign_entries
 from meshhost.cli.output import exit_by_signal, stdout
 from meshhost.control.api import ControlClient, ControlError
 from meshhost.control.authz import required_role
@@ -143,6 +144,7 @@ class DemoHost:
             client.sign = lambda op, args: None if required_role(op) is None else sign_request(
                 admin, LATTICE, op, args, ts_ms=int(time.time() * 1000),
                 nonce=os.urandom(NONCE_BYTES))
+            client.sign_entries = lambda entries: sign_entries(admin, LATTICE, entries)
         return trio.run(lambda: client.request(op, **args))
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

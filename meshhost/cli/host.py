@@ -85,7 +85,8 @@ _KIND = {
 
 
 @main.command()
-@click.option("--lattice", envvar="MESHHOST_LATTICE", help="Lattice name (default: default).", callback=lattice_name_option)
+@click.option("--lattice", envvar="MESHHOST_LATTICE", help="Lattice name (default: default).",
+              callback=lattice_name_option)
 @click.option(
     "--secret-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -630,7 +631,8 @@ def lattice_group() -> None:
 
 
 @lattice_group.command("new")
-@click.option("--lattice", default="default", show_default=True, help="Lattice name.", callback=lattice_name_option)
+@click.option("--lattice", default="default", show_default=True, help="Lattice name.",
+              callback=lattice_name_option)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -32,12 +32,17 @@ from meshhost.cli.output import (
     stderr,
     stdout,
 )
-from meshhost.control.api import ControlClient, ControlError, request_blocking
+from meshhost.control.api import (
+    ControlClient,
+    ControlError,
+    request_blocking,
+    request_blocking_signed,
+)
 from meshhost.control.authz import required_role
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
-from meshhost.errors import ErrorCode, LocalProtocolError, MeshError
+from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, NotAuthorized
 from meshhost.identity import nkeys, short_id
-from meshhost.identity.operators import NONCE_BYTES, check_operator_key, sign_request
+from meshhost.identity.operators import NONCE_BYTES, check_operator_key, sign_entry, sign_request
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,22 +92,27 @@ def _client(data_dir: Path | None, lattice: str) -> ControlClient:
     client = ControlClient(path)
     signers: list[Signer] = []
 
+    def signer() -> Signer:
+        if not signers:
+            signers.append(Signer.for_host(path))  # one quick blocking request, once
+        return signers[0]
+
     def sign(op: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
         if required_role(op) is None:
             return None
-        if not signers:
-            signers.append(Signer.for_host(path))  # one quick blocking request, once
-        return signers[0].sign(op, args)
+        return signer().sign(op, args)
 
     client.sign = sign
+    client.sign_entries = lambda entries: signer().sign_entries(entries)
     return client
 
 
 def _request(data_dir: Path | None, lattice: str, op: str, **args: Any) -> Any:
     directory = data_dir if data_dir is not None else default_data_dir(lattice)
     path = directory / CONTROL_SOCKET
-    auth = Signer.for_host(path).sign(op, args) if required_role(op) is not None else None
-    return request_blocking(path, op, auth=auth, **args)
+    if required_role(op) is None:
+        return request_blocking(path, op, **args)
+    return request_blocking_signed(path, op, Signer.for_host(path), **args)
 
 
 def load_operator_key(path: Path) -> nkeys.KeyPair:
@@ -166,6 +176,28 @@ class Signer:
             return None
         return sign_request(self.pair, self.lattice, op, args,
                             ts_ms=int(time.time() * 1000), nonce=os.urandom(NONCE_BYTES))
+
+    def sign_entries(self, entries: list[Any]) -> list[Any]:
+        """``entry_sigs`` for the directory entries a host asked us to sign."""
+        return sign_entries(self.pair, self.lattice, entries)
+
+
+def sign_entries(pair: nkeys.KeyPair | None, lattice: str, entries: list[Any]) -> list[Any]:
+    """Sign each ``[ns, key, stamp, writer, value bytes or nil]`` a host sent with code
+    ``sign`` (operators.md, "Signed entries"); raises NotAuthorized without a key."""
+    if pair is None:
+        raise NotAuthorized("the host asks for its entries to be signed, and there is no "
+                            "operator key to sign them with (--operator-key)")
+    out = []
+    for item in entries:
+        if not (isinstance(item, list) and len(item) == 5 and isinstance(item[0], str)
+                and isinstance(item[1], str) and type(item[2]) is int
+                and isinstance(item[3], str) and (item[4] is None or isinstance(item[4], bytes))):
+            raise DecodeError("the host asked to sign an entry that is not "
+                              "[ns, key, stamp, writer, value]")
+        ns, key, stamp, writer, value = item
+        out.append([ns, key, stamp, sign_entry(pair, lattice, ns, key, stamp, writer, value)])
+    return out
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:

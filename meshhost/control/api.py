@@ -40,6 +40,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "request_blocking",
+    "request_blocking_signed",
     "serve_unix",
 ]
 
@@ -67,10 +68,12 @@ Streamer = Callable[[Mapping[str, Any]], AsyncGenerator[Mapping[str, Any], None]
 class ControlError(MeshError):
     """A control request failed on the host; ``code`` is the wire code it sent."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, *, sign: list[Any] | None = None) -> None:
         super().__init__(message)
         self.remote_code = code
         self.code = code
+        self.sign = sign
+        """With code ``sign``: the entries the operator must sign (operators.md)."""
 
 
 def _unpack(data: bytes, what: str) -> Any:
@@ -139,7 +142,10 @@ def encode_reply(
     """Pack one reply; a result over MAX_MESSAGE_BYTES becomes a ``too_large`` error
     reply (naming ``op``), since no client would read a message that size."""
     if error is not None:
-        return _pack({"ok": False, "code": int(error.code), "error": str(error)})
+        reply: dict[str, Any] = {"ok": False, "code": int(error.code), "error": str(error)}
+        if getattr(error, "sign", None) is not None:
+            reply["sign"] = error.sign  # type: ignore[attr-defined]
+        return _pack(reply)
     return _fit(_pack({"ok": True, "result": result}), f"reply to {op!r}")
 
 
@@ -166,7 +172,9 @@ def decode_reply(data: bytes) -> dict[str, Any]:
             code = ErrorCode(value.get("code", ErrorCode.INVALID))
         except ValueError:
             code = ErrorCode.PROTOCOL
-        raise ControlError(code, str(value.get("error", "unknown error")))
+        sign = value.get("sign")
+        raise ControlError(code, str(value.get("error", "unknown error")),
+                           sign=sign if code == ErrorCode.SIGN and isinstance(sign, list) else None)
     return value
 
 
@@ -289,11 +297,35 @@ def _no_host(path: Path, exc: OSError) -> LocalProtocolError:
     )
 
 
+MAX_SIGN_ROUNDS = 3
+"""Times a client signs the entries a host asks for before giving up (each round is a
+new request; another writer getting in between every time is what ends it)."""
+
+
 def request_blocking(path: Path, op: str, auth: Mapping[str, Any] | None = None,
                      **args: Any) -> Any:
     """:meth:`ControlClient.request` without trio: one request on a plain blocking
     socket, for a CLI command that makes one request and exits (``auth``: its
     operator signature, proto/spec/operators.md)."""
+    return _request_blocking_once(path, op, auth, args)
+
+
+def request_blocking_signed(path: Path, op: str, signer: Any, **args: Any) -> Any:
+    """:func:`request_blocking` with the request signed by ``signer`` (``sign(op, args)``
+    and ``sign_entries(entries)``, as ``cli.lattice.Signer``), signing the directory
+    entries the host asks for in a lattice with admins (code ``sign``)."""
+    for round_ in range(MAX_SIGN_ROUNDS + 1):
+        try:
+            return _request_blocking_once(path, op, signer.sign(op, args), args)
+        except ControlError as exc:
+            if exc.sign is None or round_ == MAX_SIGN_ROUNDS:
+                raise
+            args = {**args, "entry_sigs": signer.sign_entries(exc.sign)}
+    raise AssertionError("unreachable")
+
+
+def _request_blocking_once(path: Path, op: str, auth: Mapping[str, Any] | None,
+                           args: Mapping[str, Any]) -> Any:
     body = encode_request(op, args, auth=auth)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
@@ -340,6 +372,9 @@ class ControlClient:
         self.path = path
         self.sign: Callable[[str, Mapping[str, Any]], Mapping[str, Any] | None] | None = None
         """``sign(op, args)`` -> the ``auth`` map for a request (None: send it unsigned)."""
+        self.sign_entries: Callable[[list[Any]], list[Any]] | None = None
+        """``sign_entries(entries)`` -> ``entry_sigs`` for the entries a host asked the
+        operator to sign (code ``sign``); None: such a request fails."""
 
     def _encode(self, op: str, args: Mapping[str, Any]) -> bytes:
         auth = self.sign(op, args) if self.sign is not None else None
@@ -354,7 +389,21 @@ class ControlClient:
             raise _no_host(self.path, exc) from None
 
     async def request(self, op: str, **args: Any) -> Any:
-        """Send one request; return its result or raise ControlError."""
+        """Send one request; return its result or raise ControlError.
+
+        When the host asks for the op's directory entries to be signed (a lattice
+        with admins) and ``sign_entries`` is set, signs them and asks again.
+        """
+        for round_ in range(MAX_SIGN_ROUNDS + 1):
+            try:
+                return await self._request_once(op, args)
+            except ControlError as exc:
+                if exc.sign is None or self.sign_entries is None or round_ == MAX_SIGN_ROUNDS:
+                    raise
+                args = {**args, "entry_sigs": self.sign_entries(exc.sign)}
+        raise AssertionError("unreachable")
+
+    async def _request_once(self, op: str, args: Mapping[str, Any]) -> Any:
         stream = await self._connect()
         async with stream:
             await _write_message(stream, self._encode(op, args))

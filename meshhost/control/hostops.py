@@ -30,6 +30,8 @@ from meshhost.control.appops import APP_OPS
 from meshhost.control.keyops import KEYRING_OPS, keyring_op
 from meshhost.control.security import SECURITY_NS, LatticeSecurity
 from meshhost.datadir import admin_key_path
+from meshhost.directory import Staging
+from meshhost.directory.codec import encode_value
 from meshhost.errors import (
     DecodeError,
     ErrorCode,
@@ -86,6 +88,10 @@ def event_to_dict(event: object) -> dict[str, Any]:
     if reason is not None:
         out["reason"] = str(reason)
     return out
+
+
+ENTRY_SIGS = "entry_sigs"
+"""Argument of a signed op carrying the operator's signatures of its directory entries."""
 
 
 def _invalid(message: str) -> ControlError:
@@ -169,7 +175,7 @@ class HostControl:
         try:
             # Every host that gets a request checks it: the one the CLI asked and the
             # one a request was forwarded to (which trusts no forwarder).
-            self.authorize(op, args, auth)
+            signer = self.authorize(op, args, auth)
             signed = args
             if route is not None:
                 if route != self.host.host_id or args.get("host") is not None:
@@ -181,19 +187,61 @@ class HostControl:
                     if not forward:
                         raise _invalid(f"this is host {self.host.host_id}, not {target}")
                     return await self.forward(target, op, signed, auth=auth)
-            if op in KEYRING_OPS:
-                return await keyring_op(self.host, op, args)
-            handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
-            if handler is None:
-                if op in APP_OPS and self.host.app_ops is not None:
-                    return self.host.app_ops.dispatch(op, args)
-                raise ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
-            _SIGNED.set((signed, auth))
-            return await handler(args)
+            staging = self._staging(op, args, signer)
+            if staging is None:
+                return await self._run(op, args, signed, auth)
+            # the signatures are for the staging, not an argument of the op itself
+            args = {k: v for k, v in args.items() if k != ENTRY_SIGS}
+            with self._directory().staged(staging):
+                result = await self._run(op, args, signed, auth)
+            if staging.missing:
+                raise ControlError(
+                    ErrorCode.SIGN,
+                    f"{op!r} writes {len(staging.missing)} lattice-wide entr"
+                    f"{'y' if len(staging.missing) == 1 else 'ies'} that operator {signer} "
+                    "must sign (the CLI does this by itself; proto/spec/operators.md)",
+                    sign=[[e.ns, e.key, e.stamp.packed(), e.stamp.node,
+                           None if e.value is None else encode_value(e.value)]
+                          for e in staging.missing])
+            self._directory().commit(staging)
+            return result
         except ControlError:
             raise
         except MeshError as exc:
             raise ControlError(exc.code, str(exc)) from None
+
+    async def _run(self, op: str, args: Mapping[str, Any], signed: Mapping[str, Any],
+                   auth: Any) -> Any:
+        if op in KEYRING_OPS:
+            return await keyring_op(self.host, op, args)
+        handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
+        if handler is None:
+            if op in APP_OPS and self.host.app_ops is not None:
+                return self.host.app_ops.dispatch(op, args)
+            raise ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
+        _SIGNED.set((signed, auth))
+        return await handler(args)
+
+    def _staging(self, op: str, args: Mapping[str, Any], signer: str | None) -> Staging | None:
+        """How the lattice-wide writes of a signed op are collected (None: written at once,
+        as in an open lattice or by an op that needs no role)."""
+        security = self.host.security
+        if signer is None or security is None or security.state().open:
+            return None
+        provided: dict[tuple[str, str], tuple[int, tuple[str, bytes]]] = {}
+        raw = args.get(ENTRY_SIGS)
+        if raw is not None:
+            if not isinstance(raw, list) or len(raw) > 10_000:
+                raise _invalid("argument 'entry_sigs' must be a list of [ns, key, stamp, sig]")
+            for item in raw:
+                if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str)
+                        and isinstance(item[1], str) and type(item[2]) is int
+                        and isinstance(item[3], bytes)):
+                    raise _invalid("each 'entry_sigs' item is [ns (text), key (text), "
+                                   "stamp (int), signature (bytes)]")
+                provided[(item[0], item[1])] = (item[2], (signer, item[3]))
+        return Staging(check=security.check_entry, provided=provided,
+                       exempt=frozenset({SECURITY_NS}))
 
     async def forward(self, host_id: str, op: str, args: Mapping[str, Any], *,
                       auth: Any = None, route: str | None = None) -> Any:

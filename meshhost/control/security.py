@@ -14,10 +14,24 @@ until the namespace changes.  Sans-IO: the directory is handed in.
 
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from meshhost.capabilities.links import LinkDefinition
+from meshhost.control.manifest import ComponentType
+from meshhost.control.placement import LinkSpec
+from meshhost.control.store import (
+    DEPLOYMENTS_NS,
+    LINKS_NS,
+    MANIFESTS_NS,
+    deployed_manifests,
+    encode_link,
+    link_record_key,
+)
+from meshhost.directory.codec import encode_value
+from meshhost.directory.state import LINK_NS, link_key
 from meshhost.errors import ActorRevoked, DecodeError, IssuerNotAllowed, NkeyError, SignatureError
 from meshhost.identity.operators import (
     Role,
@@ -25,13 +39,15 @@ from meshhost.identity.operators import (
     Statement,
     decode_statement,
     evaluate,
+    role_timeline,
+    verify_entry,
 )
 
 if TYPE_CHECKING:
     from meshhost.directory import Directory
     from meshhost.directory.codec import LwwEntry
 
-__all__ = ["SECURITY_NS", "LatticeSecurity"]
+__all__ = ["DEPLOYER_NAMESPACES", "SECURITY_NS", "LatticeSecurity", "entry_role"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +55,17 @@ MAX_DECODED = 10_000
 """Verified statements remembered (stored bytes are at most 1 KiB each)."""
 SECURITY_NS = "security"
 """Directory namespace of signed security statements (key: the statement's digest)."""
+DEPLOYER_NAMESPACES = frozenset({MANIFESTS_NS, DEPLOYMENTS_NS, LINKS_NS})
+"""Entries a deployer may sign (what ``apply`` and ``app_delete`` write); every other
+namespace (links, config, any other) needs an admin."""
+DERIVED_NAMESPACES = frozenset({LINK_NS, LINKS_NS})
+"""Where the reconciler writes, unsigned, the links a deployed manifest declares."""
+MAX_VERIFIED = 10_000
+
+
+def entry_role(ns: str) -> Role:
+    """The role an operator needs to sign an entry of namespace ``ns``."""
+    return Role.DEPLOYER if ns in DEPLOYER_NAMESPACES else Role.ADMIN
 
 
 class LatticeSecurity:
@@ -52,6 +79,11 @@ class LatticeSecurity:
         self.host_issuers = tuple(host_issuers)
         """This host's own allow-list (``up --allowed-issuer``); empty: no host restriction."""
         self._state: SecurityState | None = None
+        self._timeline: list[tuple[int, Mapping[str, Role]]] | None = None
+        self._verified: dict[tuple[Any, ...], bool] = {}
+        self._wanted: tuple[tuple[int, int], dict[tuple[str, str], Any]] | None = None
+        self.refused_loaded = 0
+        """Entries loaded from disk that were dropped (see :meth:`check_entry`)."""
         self._decoded: dict[bytes, Statement | None] = {}
         """Stored bytes -> the verified statement (None: invalid), so gossip repeating
         what we hold costs a dict lookup, not a signature check."""
@@ -61,12 +93,17 @@ class LatticeSecurity:
     def admit(self, entry: LwwEntry) -> bool:
         """Whether a peer's lattice-wide entry may be merged (the directory's ``admit``).
 
-        Outside :data:`SECURITY_NS` everything is admitted.  Inside: only a live,
+        Outside :data:`SECURITY_NS`, in a lattice with admins: :meth:`check_entry`
+        (an open lattice admits everything).  Inside: only a live,
         correctly signed statement stored under its own digest, whose signer is an
         admin now (a key that is not, or no longer, admin cannot add statements).
         """
         if entry.ns != SECURITY_NS:
-            return True
+            if self.state().open:
+                return True  # no admin: today's (open) behaviour
+            if self.directory.entry(entry.ns, entry.key) == entry:
+                return True  # what we hold already: nothing changes
+            return self.check_entry(entry)
         if entry.value is not None and self.directory.get(SECURITY_NS, entry.key) == entry.value:
             return True  # what we hold already: nothing changes
         statement = self._decode(entry.value)
@@ -74,12 +111,97 @@ class LatticeSecurity:
             return False
         if self.state().role_of(statement.signer) != Role.ADMIN:
             return False
-        self._state = None  # the next statement of this batch may be signed by this one's grantee
+        self.changed()  # the next entry of this batch may be signed by this one's grantee
         return True
 
     def changed(self) -> None:
         """The security namespace changed: recompute on the next :meth:`state`."""
         self._state = None
+        self._timeline = None
+
+    def check_entry(self, entry: LwwEntry) -> bool:
+        """Whether a lattice-wide entry outside :data:`SECURITY_NS` may be held.
+
+        In an open lattice, always.  Otherwise a signed entry needs a valid
+        signature (``operators.md``, "Signed entries") by a key that held
+        :func:`entry_role` of its namespace at the entry's stamp time; an unsigned
+        one must be a link the deployed manifests declare, exactly as the
+        reconciler writes it (namespaces ``link``, ``control.links``), or the
+        tombstone of such an unsigned link that no deployed manifest declares.
+        """
+        if entry.ns == SECURITY_NS or self.state().open:
+            return True
+        if entry.auth is not None:
+            return self._signed_ok(entry)
+        if entry.ns not in DERIVED_NAMESPACES:
+            return False
+        wanted = self._wanted_entries()
+        if entry.value is not None:
+            return wanted.get((entry.ns, entry.key)) == entry.value
+        if (entry.ns, entry.key) in wanted:
+            return False
+        held = self.directory.entry(entry.ns, entry.key)
+        return held is not None and held.auth is None
+
+    def _signed_ok(self, entry: LwwEntry) -> bool:
+        assert entry.auth is not None
+        signer, signature = entry.auth
+        value = None if entry.value is None else encode_value(entry.value)
+        packed = entry.stamp.packed()
+        ident = (entry.ns, entry.key, packed, entry.stamp.node, value, signer, signature)
+        ok = self._verified.get(ident)
+        if ok is None:
+            ok = verify_entry(self.lattice, signer, signature, entry.ns, entry.key, packed,
+                              entry.stamp.node, value)
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[ident] = ok
+        return ok and self.role_at(signer, entry.stamp.wall_ms) >= entry_role(entry.ns)
+
+    def role_at(self, key: str, at_ms: int) -> Role:
+        """The role ``key`` held at Unix ms ``at_ms`` by the statements held now."""
+        if self._timeline is None:
+            self._timeline = role_timeline(self.bootstrap, self.statements())
+        index = bisect.bisect_right(self._timeline, at_ms, key=lambda item: item[0]) - 1
+        return self._timeline[max(index, 0)][1].get(key, Role.NONE)
+
+    def _wanted_entries(self) -> dict[tuple[str, str], Any]:
+        """(ns, key) -> value of every link entry the deployed manifests declare."""
+        version = (self.directory.changes(MANIFESTS_NS), self.directory.changes(DEPLOYMENTS_NS))
+        if self._wanted is not None and self._wanted[0] == version:
+            return self._wanted[1]
+        manifests, _ = deployed_manifests(self._bytes_items(MANIFESTS_NS),
+                                          self._bytes_items(DEPLOYMENTS_NS))
+        wanted: dict[tuple[str, str], Any] = {}
+        for manifest in manifests:
+            for component in manifest.components:
+                if component.type is not ComponentType.ACTOR or not component.actor_id:
+                    continue
+                for link in component.linkdefs:
+                    spec = LinkSpec(manifest.name, component.name, component.actor_id,
+                                    link.contract_id, link.link_name, link.values)
+                    definition = LinkDefinition(component.actor_id, link.contract_id,
+                                                link.link_name, "", dict(link.values))
+                    wanted[(LINK_NS, link_key(component.actor_id, link.contract_id,
+                                              link.link_name))] = definition.to_dict()
+                    wanted[(LINKS_NS, link_record_key(spec))] = encode_link(spec)
+        self._wanted = (version, wanted)
+        return wanted
+
+    def _bytes_items(self, namespace: str) -> list[tuple[str, bytes]]:
+        return [(key, bytes(value) if isinstance(value, bytes | bytearray) else b"\xff")
+                for key, value in self.directory.items(namespace)]
+
+    def revalidate(self) -> int:
+        """Drop held entries :meth:`check_entry` refuses (after loading from disk); the
+        number dropped."""
+        dropped = self.directory.revalidate(
+            self.check_entry, first=(SECURITY_NS, MANIFESTS_NS, DEPLOYMENTS_NS))
+        self.refused_loaded += len(dropped)
+        for entry in dropped[:5]:
+            log.warning("directory: dropped %s/%s from disk: no valid operator signature or "
+                        "role for lattice %r", entry.ns, entry.key, self.lattice)
+        return len(dropped)
 
     def _decode(self, value: object) -> Statement | None:
         if not isinstance(value, bytes):

@@ -10,6 +10,7 @@ from meshhost.directory.events import (
     ClockSkewDetected,
     ConfigChanged,
     EntryChanged,
+    EntryRefused,
     Event,
     HostRemoved,
     HostStateChanged,
@@ -26,6 +27,7 @@ from meshhost.directory.state import (
     MANIFEST_NS,
     Directory,
     DirectoryConfig,
+    Staging,
     link_key,
 )
 from meshhost.directory.store import EntryStore, FileStore, MemoryStore
@@ -43,6 +45,7 @@ __all__ = [
     "Directory",
     "DirectoryConfig",
     "EntryChanged",
+    "EntryRefused",
     "EntryStore",
     "Event",
     "FileStore",
@@ -55,6 +58,7 @@ __all__ = [
     "MemoryStore",
     "PeerMisbehaved",
     "ProviderRecord",
+    "Staging",
     "Stamp",
     "StoreFailed",
     "link_key",

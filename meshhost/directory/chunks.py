@@ -30,8 +30,10 @@ __all__ = ["MAX_PARTIAL_VALUES", "MIN_CHUNK_DATA_BYTES", "Reassembler", "split"]
 
 MAX_PARTIAL_VALUES = 32
 """Large values being reassembled at once; a few manifests deployed together."""
-MIN_CHUNK_DATA_BYTES = 256
-"""Smallest piece worth its header; with MAX_VALUE_BYTES this bounds MAX_CHUNKS."""
+MIN_CHUNK_DATA_BYTES = 128
+"""Smallest piece worth its header.  A signed entry's pieces carry its ~125-byte
+signature each, leaving ~230 bytes of a 460-byte piece for data (a value over
+MAX_CHUNKS pieces spreads by push-pull only)."""
 
 
 def split(entry: LwwEntry, max_message_bytes: int) -> list[LwwChunk]:
@@ -43,7 +45,8 @@ def split(entry: LwwEntry, max_message_bytes: int) -> list[LwwChunk]:
     if entry.value is None:
         raise DirectoryValueError("tombstones are small; they are never chunked")
     data = encode_value(entry.value)
-    probe = LwwChunk(entry.ns, entry.key, entry.stamp, MAX_CHUNKS - 1, MAX_CHUNKS, b"")
+    probe = LwwChunk(entry.ns, entry.key, entry.stamp, MAX_CHUNKS - 1, MAX_CHUNKS, b"",
+                     entry.auth)
     # +5: the largest bin header msgpack may need for the data
     room = max_message_bytes - len(encode(probe)) - 5
     if room < MIN_CHUNK_DATA_BYTES:
@@ -52,7 +55,8 @@ def split(entry: LwwEntry, max_message_bytes: int) -> list[LwwChunk]:
     if count > MAX_CHUNKS:
         return []
     return [
-        LwwChunk(entry.ns, entry.key, entry.stamp, i, count, data[i * room : (i + 1) * room])
+        LwwChunk(entry.ns, entry.key, entry.stamp, i, count, data[i * room : (i + 1) * room],
+                 entry.auth)
         for i in range(count)
     ]
 
@@ -68,7 +72,7 @@ class Reassembler:
     """Buffers pieces until a value is complete."""
 
     def __init__(self, max_values: int = MAX_PARTIAL_VALUES) -> None:
-        self._partials: OrderedDict[tuple[str, str, object], _Partial] = OrderedDict()
+        self._partials: OrderedDict[tuple[str, str, object, object], _Partial] = OrderedDict()
         self._max_values = max_values
 
     def __len__(self) -> int:
@@ -80,7 +84,9 @@ class Reassembler:
         Raises DirectoryDecodeError when the pieces disagree or the joined
         bytes are not a valid value.
         """
-        ident = (chunk.ns, chunk.key, chunk.stamp)
+        # the signature is part of the identity: a piece with another (forged) one
+        # cannot spoil the pieces of the real entry
+        ident = (chunk.ns, chunk.key, chunk.stamp, chunk.auth)
         partial = self._partials.get(ident)
         if partial is None:
             partial = self._partials[ident] = _Partial(chunk.count)
@@ -120,11 +126,11 @@ class Reassembler:
             ) from None
         if value is None:
             raise DirectoryDecodeError("a chunked value cannot be a tombstone")
-        return LwwEntry(chunk.ns, chunk.key, chunk.stamp, value)
+        return LwwEntry(chunk.ns, chunk.key, chunk.stamp, value, chunk.auth)
 
     def has(self, chunk: LwwChunk) -> bool:
         """True when this piece is already buffered."""
-        partial = self._partials.get((chunk.ns, chunk.key, chunk.stamp))
+        partial = self._partials.get((chunk.ns, chunk.key, chunk.stamp, chunk.auth))
         return partial is not None and chunk.index in partial.parts
 
     def discard(self, ns: str, key: str) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "MAX_STATE_BYTES",
     "MAX_VALUE_BYTES",
     "MAX_VALUE_DEPTH",
+    "EntryAuth",
     "FullState",
     "HostDelta",
     "HostEntry",
@@ -125,14 +126,24 @@ class HostSection:
     entries: tuple[HostEntry, ...]
 
 
+EntryAuth: TypeAlias = tuple[str, bytes]
+"""``(operator key, ed25519 signature)`` of a signed lattice-wide entry (operators.md)."""
+
+
 @dataclass(frozen=True, slots=True)
 class LwwEntry:
-    """One lattice-wide entry; ``value`` None is a tombstone; the writer is ``stamp.node``."""
+    """One lattice-wide entry; ``value`` None is a tombstone; the writer is ``stamp.node``.
+
+    ``auth``: the operator's signature over the entry, in a lattice with admins
+    (``proto/spec/operators.md``, "Signed entries"); None for an unsigned entry.
+    It rides as an optional trailing element, so unsigned entries keep their bytes.
+    """
 
     ns: str
     key: str
     stamp: Stamp
     value: Value
+    auth: EntryAuth | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +170,8 @@ class FullState:
 
 @dataclass(frozen=True, slots=True)
 class LwwChunk:
-    """Piece ``index`` of ``count`` of the msgpack-encoded value of a large LWW entry."""
+    """Piece ``index`` of ``count`` of the msgpack-encoded value of a large LWW entry
+    (``auth``: the entry's signature, on every piece)."""
 
     ns: str
     key: str
@@ -167,6 +179,7 @@ class LwwChunk:
     index: int
     count: int
     data: bytes
+    auth: EntryAuth | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +246,10 @@ def _section_fields(s: HostSection) -> list[Any]:
 
 
 def _lww_fields(e: LwwEntry) -> list[Any]:
-    return [e.ns, e.key, e.stamp.packed(), e.stamp.node, e.value]
+    fields = [e.ns, e.key, e.stamp.packed(), e.stamp.node, e.value]
+    if e.auth is not None:
+        fields.append(list(e.auth))
+    return fields
 
 
 def to_fields(message: Message) -> list[Any]:
@@ -249,7 +265,7 @@ def to_fields(message: Message) -> list[Any]:
             [_lww_fields(e) for e in message.entries],
         ]
     if isinstance(message, LwwChunk):
-        return [
+        fields = [
             MessageType.LWW_CHUNK.value,
             message.ns,
             message.key,
@@ -259,6 +275,9 @@ def to_fields(message: Message) -> list[Any]:
             message.count,
             message.data,
         ]
+        if message.auth is not None:
+            fields.append(list(message.auth))
+        return fields
     if isinstance(message, SyncRequest):
         return [MessageType.SYNC_REQUEST.value, [list(d) for d in message.digest]]
     raise DirectoryValueError(f"not a directory message: {type(message).__name__}")
@@ -354,7 +373,18 @@ def _lww(obj: Any) -> LwwEntry:
         stamp = Stamp.unpack(f[2], writer)
     except DecodeError as exc:
         raise DirectoryDecodeError(str(exc)) from None
-    return LwwEntry(ns, key, stamp, _value(f[4], "lww entry value"))
+    auth = _auth(f[5], "lww entry auth") if len(f) > 5 else None
+    return LwwEntry(ns, key, stamp, _value(f[4], "lww entry value"), auth)
+
+
+def _auth(obj: Any, what: str) -> EntryAuth | None:
+    """An entry's optional ``[operator key, signature]`` (nil: none)."""
+    if obj is None:
+        return None
+    f = _array(obj, 2, what)
+    if not isinstance(f[1], bytes) or len(f[1]) != 64:
+        raise DirectoryDecodeError(f"{what} signature must be 64 bytes of bin")
+    return _str(f[0], f"{what} key"), f[1]
 
 
 def _message(fields: Any) -> Message:
@@ -389,7 +419,8 @@ def _message(fields: Any) -> Message:
             )
         if not isinstance(f[7], bytes):
             raise DirectoryDecodeError("chunk data must be bin")
-        return LwwChunk(ns, key, stamp, index, count, f[7])
+        auth = _auth(f[8], "chunk auth") if len(f) > 8 else None
+        return LwwChunk(ns, key, stamp, index, count, f[7], auth)
     if kind == MessageType.SYNC_REQUEST:
         _array(f, 2, "SYNC_REQUEST")
         digest = []

@@ -37,6 +37,7 @@ from meshhost.directory.events import (
     ClockSkewDetected,
     ConfigChanged,
     EntryChanged,
+    EntryRefused,
     Event,
     HostRemoved,
     LinkDeleted,
@@ -45,8 +46,8 @@ from meshhost.directory.events import (
     StoreFailed,
 )
 from meshhost.directory.state import Directory
-from meshhost.identity import short_id
 from meshhost.errors import MeshError
+from meshhost.identity import short_id
 from meshhost.membership import MemberAlive, MemberDead, MemberJoined, MemberLeft
 
 __all__ = ["SYNC_CHANNEL", "DirectoryDriver"]
@@ -195,6 +196,10 @@ class DirectoryDriver:
         elif isinstance(event, EntryChanged):
             self._emit({"kind": "entry_changed", "ns": event.ns, "key": event.key,
                         "deleted": event.value is None})
+        elif isinstance(event, EntryRefused):
+            log.warning("directory: %d entries passed on by %s refused (first %s/%s, written "
+                        "by %s): no valid operator signature or role", event.count,
+                        short_id(event.sender_id), event.ns, event.key, short_id(event.writer))
         elif isinstance(event, PeerMisbehaved):
             log.warning("directory message from %s dropped: %s", short_id(event.sender_id),
                         event.reason)

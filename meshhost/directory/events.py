@@ -18,6 +18,7 @@ __all__ = [
     "ClockSkewDetected",
     "ConfigChanged",
     "EntryChanged",
+    "EntryRefused",
     "Event",
     "HostRemoved",
     "HostStateChanged",
@@ -92,6 +93,18 @@ class PeerMisbehaved:
 
 
 @dataclass(frozen=True, slots=True)
+class EntryRefused:
+    """Lattice-wide entries ``sender_id`` passed on were refused (no valid operator
+    signature or role, ``operators.md``); ``writer`` wrote the first of ``count``."""
+
+    sender_id: str
+    writer: str
+    ns: str
+    key: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClockSkewDetected:
     """A stamp written by ``writer`` (received from ``sender_id``) is ``ahead_ms`` in our future.
 
@@ -123,6 +136,7 @@ Event: TypeAlias = (
     | ConfigChanged
     | EntryChanged
     | PeerMisbehaved
+    | EntryRefused
     | ClockSkewDetected
     | StoreFailed
 )

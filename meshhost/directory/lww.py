@@ -49,6 +49,7 @@ class LwwMap:
     def __init__(self) -> None:
         self._spaces: dict[str, dict[str, LwwEntry]] = {}
         self._count = 0
+        self._changes: dict[str, int] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -84,8 +85,21 @@ class LwwMap:
         if wins(entry, current):
             space[entry.key] = entry
             self._count += current is None
+            self._changes[entry.ns] = self._changes.get(entry.ns, 0) + 1
             return True
         return False
+
+    def remove(self, ns: str, key: str) -> LwwEntry | None:
+        """Forget (ns, key) entirely (no tombstone): an entry that must not be held."""
+        entry = self._spaces.get(ns, {}).pop(key, None)
+        if entry is not None:
+            self._count -= 1
+            self._changes[ns] = self._changes.get(ns, 0) + 1
+        return entry
+
+    def changes(self, ns: str) -> int:
+        """How many times entries of ``ns`` changed (a cache key for derived data)."""
+        return self._changes.get(ns, 0)
 
     def collect(self, before_wall_ms: int) -> list[LwwEntry]:
         """Drop tombstones stamped before ``before_wall_ms``; returns them."""

@@ -36,9 +36,11 @@ is dropped, counted in ``bad_messages`` and reported as ``PeerMisbehaved``.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from meshhost.capabilities.links import LinkDefinition, normalize_link_name
@@ -48,6 +50,7 @@ from meshhost.directory.chunks import Reassembler, split
 from meshhost.directory.codec import (
     MAX_KEY_CHARS,
     MAX_VALUE_BYTES,
+    EntryAuth,
     FullState,
     HostDelta,
     HostSection,
@@ -68,6 +71,7 @@ from meshhost.directory.events import (
     ClockSkewDetected,
     ConfigChanged,
     EntryChanged,
+    EntryRefused,
     Event,
     HostRemoved,
     HostStateChanged,
@@ -90,8 +94,8 @@ from meshhost.errors import (
     LocalProtocolError,
 )
 
-__all__ = ["CONFIG_NS", "LINK_NS", "MANIFEST_NS", "Directory", "DirectoryConfig", "link_key",
-           "parse_link_key"]
+__all__ = ["CONFIG_NS", "LINK_NS", "MANIFEST_NS", "Directory", "DirectoryConfig", "Staging",
+           "link_key", "parse_link_key"]
 
 LINK_NS = "link"
 CONFIG_NS = "config"
@@ -105,9 +109,38 @@ _LOCATION_KEYS = frozenset({rec.LOAD_KEY, rec.ADDR_KEY})
 MAX_SEEN_MESSAGES = 4096
 """Fingerprints of recently applied piggyback messages, to skip repeats
 (a repeat arrives within a few gossip rounds, so a short memory suffices)."""
+REFUSAL_REPORT_S = 10.0
+"""A peer's refused entries are reported (an event, a log line) at most this often."""
 MAX_EVENTS = 100_000
 """Undrained events kept; beyond this the oldest are dropped (a stuck consumer
 must not grow memory without bound).  Counted in ``events_dropped``."""
+
+
+@dataclass(slots=True)
+class Staging:
+    """The lattice-wide writes of one control op in a lattice with admins.
+
+    Inside :meth:`Directory.staged`, :meth:`Directory.put` and
+    :meth:`Directory.delete` change nothing: each write is collected, as
+    ``ready`` when the operator already signed it (``provided`` holds its stamp
+    and signature, and ``check`` accepts the entry) or else as ``missing`` with
+    a fresh stamp for the operator to sign.  The caller then applies all of
+    them with :meth:`Directory.commit` or none (``proto/spec/operators.md``,
+    "Signed entries").  Namespaces in ``exempt`` are written at once (security
+    statements carry their own signature).
+    """
+
+    check: Callable[[LwwEntry], bool]
+    provided: dict[tuple[str, str], tuple[int, EntryAuth]]
+    """(ns, key) -> (packed stamp, auth) the operator signed."""
+    exempt: frozenset[str] = frozenset()
+    ready: list[LwwEntry] = field(default_factory=list)
+    missing: list[LwwEntry] = field(default_factory=list)
+
+
+_STAGING: ContextVar[Staging | None] = ContextVar("meshhost_directory_staging", default=None)
+"""The staging of the control op running in this task (a context variable: other
+tasks writing meanwhile, e.g. the reconciler, are not staged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,8 +289,12 @@ class Directory:
         """When set, a lattice-wide entry from a peer is merged only if ``admit(entry)``
         (e.g. signed security statements, ``control/security.py``); refused ones are
         counted in ``refused_entries``.  Must be a pure function of the entry and of
-        what this map holds, so every host refuses alike."""
+        what this map holds, so every host refuses alike.  Entries refused in a
+        batch are tried once more after it when it admitted others (a grant and
+        the entry it allows may arrive in one push-pull, in any order); anything
+        still refused is dropped: the anti-entropy pull brings it again."""
         self.refused_entries = 0
+        self._refusals_noted: dict[str, float] = {}
         if store is not None:
             for entry in store.load():
                 self._lww.merge(entry)
@@ -439,6 +476,61 @@ class Directory:
         """Live (key, value) pairs of a namespace, sorted by key."""
         return self._lww.items(ns)
 
+    def entry(self, ns: str, key: str) -> LwwEntry | None:
+        """The winning entry of (ns, key), tombstone and signature included, or None."""
+        return self._lww.entry(ns, key)
+
+    def changes(self, ns: str) -> int:
+        """A counter that moves whenever an entry of ``ns`` changes (for caches)."""
+        return self._lww.changes(ns)
+
+    @contextlib.contextmanager
+    def staged(self, staging: Staging) -> Iterator[Staging]:
+        """Collect this task's writes in ``staging`` instead of applying them."""
+        token = _STAGING.set(staging)
+        try:
+            yield staging
+        finally:
+            _STAGING.reset(token)
+
+    def commit(self, staging: Staging) -> None:
+        """Apply the ``ready`` writes of ``staging`` (all of them; durable on return).
+
+        Raises DirectoryValueError, changing nothing, when one no longer supersedes
+        what is held (another write came between), and DirectoryStoreFailed when
+        the disk refuses.
+        """
+        now_ms = self._now_ms()
+        for entry in staging.ready:
+            current = self._lww.entry(entry.ns, entry.key)
+            if current is not None and current.stamp >= entry.stamp:
+                raise DirectoryValueError(
+                    f"{entry.ns}/{entry.key} changed meanwhile; run the command again")
+        if self._store is not None and staging.ready:
+            self._store.append(staging.ready)
+        for entry in staging.ready:
+            with contextlib.suppress(ClockDriftError):  # bounded when staged
+                self._hlc.observe(entry.stamp, now_ms)
+            current = self._lww.entry(entry.ns, entry.key)
+            self._lww.merge(entry)
+            self._lww_changed(entry, current)
+            self._queue_lww(entry)
+
+    def revalidate(self, check: Callable[[LwwEntry], bool],
+                   first: Sequence[str] = ()) -> list[LwwEntry]:
+        """Forget held entries ``check`` refuses (entries loaded from disk, before the
+        host joins); namespaces in ``first`` are checked first, in that order (others
+        may depend on them).  Returns what was dropped."""
+        order = sorted(self._lww.namespaces(),
+                       key=lambda ns: (first.index(ns) if ns in first else len(first), ns))
+        dropped = []
+        for ns in order:
+            for entry in [e for e in self._lww.entries() if e.ns == ns]:
+                if not check(entry):
+                    self._lww.remove(ns, entry.key)
+                    dropped.append(entry)
+        return dropped
+
     def stamp_of(self, ns: str, key: str) -> Stamp | None:
         """The stamp of the winning entry (tombstone included), or None."""
         entry = self._lww.entry(ns, key)
@@ -452,7 +544,8 @@ class Directory:
             raise DirectoryValueError(f"key must be 1..{MAX_KEY_CHARS} characters of text")
 
     def _write(self, ns: str, key: str, value: Value) -> Stamp:
-        stamp = self._hlc.now(self._now_ms())
+        now_ms = self._now_ms()
+        stamp = self._hlc.now(now_ms)
         current = self._lww.entry(ns, key)
         if current is not None and current.stamp >= stamp:
             # The value we replace carries a stamp from a clock ahead of ours;
@@ -461,12 +554,33 @@ class Directory:
                 stamp = current.stamp.successor(self.host_id)
             except LocalProtocolError as exc:
                 raise DirectoryValueError(f"cannot overwrite {ns}/{key}: {exc}") from None
+        staging = _STAGING.get()
+        if staging is not None and ns not in staging.exempt:
+            return self._stage(staging, ns, key, value, stamp, current, now_ms)
         entry = LwwEntry(ns, key, stamp, value)
         if self._store is not None:
             self._store.append([entry])
         self._lww.merge(entry)
         self._lww_changed(entry, current)
         self._queue_lww(entry)
+        return stamp
+
+    def _stage(self, staging: Staging, ns: str, key: str, value: Value, stamp: Stamp,
+               current: LwwEntry | None, now_ms: int) -> Stamp:
+        given = staging.provided.get((ns, key))
+        if given is not None:
+            packed, auth = given
+            try:
+                signed = Stamp.unpack(packed, self.host_id)
+            except DecodeError:
+                signed = None
+            if signed is not None and (current is None or signed > current.stamp) \
+                    and signed.wall_ms <= now_ms + self.config.max_drift_ms:
+                entry = LwwEntry(ns, key, signed, value, auth)
+                if staging.check(entry):
+                    staging.ready.append(entry)
+                    return signed
+        staging.missing.append(LwwEntry(ns, key, stamp, value))
         return stamp
 
     # links, config: typed shortcuts over the generic namespaces
@@ -775,7 +889,8 @@ class Directory:
         now_ms = self._now_ms()
         changed: list[tuple[LwwEntry, LwwEntry | None]] = []
         skew_reported = False
-        for entry in entries:
+        pending = list(entries)
+        for entry in pending:
             try:
                 self._hlc.observe(entry.stamp, now_ms)
             except ClockDriftError:
@@ -783,16 +898,27 @@ class Directory:
                     skew_reported = True
                     ahead = entry.stamp.wall_ms - now_ms
                     self._emit(ClockSkewDetected(sender_id, entry.stamp.node, ahead))
-            if self.admit is not None and not self.admit(entry):
-                self.refused_entries += 1
-                continue
-            previous = self._lww.entry(entry.ns, entry.key)
-            if self._lww.merge(entry):
-                changed.append((entry, previous))
-                if entry.stamp.node != self.host_id and entry.stamp.wall_ms >= self._opened_ms:
-                    # Older writes arrive with a join's full state: not a lag.
-                    self.remote_writes += 1
-                    self.remote_write_lag_ms += max(0, now_ms - entry.stamp.wall_ms)
+        for _ in range(2):  # refused ones once more if the batch admitted others
+            refused: list[LwwEntry] = []
+            admitted = False
+            for entry in pending:
+                if self.admit is not None and not self.admit(entry):
+                    refused.append(entry)
+                    continue
+                admitted = True
+                previous = self._lww.entry(entry.ns, entry.key)
+                if self._lww.merge(entry):
+                    changed.append((entry, previous))
+                    if entry.stamp.node != self.host_id and \
+                            entry.stamp.wall_ms >= self._opened_ms:
+                        # Older writes arrive with a join's full state: not a lag.
+                        self.remote_writes += 1
+                        self.remote_write_lag_ms += max(0, now_ms - entry.stamp.wall_ms)
+            if not refused or not admitted:
+                break
+            pending = refused
+        if refused:
+            self._refused(sender_id, refused)
         if not changed:
             return
         if self._store is not None:
@@ -806,6 +932,26 @@ class Directory:
             self._lww_changed(entry, previous)
             if requeue:
                 self._queue_lww(entry)
+
+    def _refused(self, sender_id: str, refused: list[LwwEntry]) -> None:
+        """Count entries ``admit`` refused; report the sender at most every few seconds
+        (as misbehaving when it wrote one itself: an honest host never does)."""
+        self.refused_entries += len(refused)
+        now = self._clock()
+        if now - self._refusals_noted.get(sender_id, float("-inf")) < REFUSAL_REPORT_S:
+            return
+        if len(self._refusals_noted) > 1024:
+            self._refusals_noted.clear()
+        self._refusals_noted[sender_id] = now
+        own = [e for e in refused if e.stamp.node == sender_id]
+        first = (own or refused)[0]
+        what = (f"{len(refused)} lattice-wide entr{'y' if len(refused) == 1 else 'ies'} "
+                f"(first {first.ns}/{first.key}) without a valid operator signature or role")
+        if own:
+            self._emit(PeerMisbehaved(sender_id, f"wrote {what}"))
+        else:
+            self._emit(EntryRefused(sender_id, first.stamp.node, first.ns, first.key,
+                                    len(refused)))
 
     def _merge_chunk(self, sender_id: str, chunk: LwwChunk, payload: bytes) -> None:
         current = self._lww.entry(chunk.ns, chunk.key)

@@ -113,7 +113,24 @@ def entry_to_json(entry: LwwEntry) -> str:
         "writer": entry.stamp.node,
         "value": value,
     }
+    if entry.auth is not None:  # only signed entries (a lattice with admins) have it
+        record["auth"] = {"key": entry.auth[0], "sig": base64.b64encode(entry.auth[1]).decode()}
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def _auth_from_json(raw: Any) -> tuple[str, bytes] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str) or \
+            not isinstance(raw.get("sig"), str):
+        raise ValueError("auth must be {key, sig} text")
+    try:
+        sig = base64.b64decode(raw["sig"], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"auth sig is not base64: {exc}") from None
+    if len(sig) != 64:
+        raise ValueError("auth sig must be 64 bytes")
+    return raw["key"], sig
 
 
 def entry_from_json(line: str) -> LwwEntry:
@@ -133,8 +150,9 @@ def entry_from_json(line: str) -> LwwEntry:
         stamp = Stamp.unpack(record.get("stamp"), writer)
     except DecodeError as exc:
         raise ValueError(str(exc)) from None
+    auth = _auth_from_json(record.get("auth"))
     if value is None:
-        return LwwEntry(ns, key, stamp, None)
+        return LwwEntry(ns, key, stamp, None, auth)
     if not isinstance(value, str):
         raise ValueError("value must be base64 text or null")
     try:
@@ -146,7 +164,7 @@ def entry_from_json(line: str) -> LwwEntry:
         raise ValueError(f"value does not decode: {type(exc).__name__}") from None
     if decoded is None:
         raise ValueError("value encodes nil; tombstones are written as null")
-    return LwwEntry(ns, key, stamp, decoded)
+    return LwwEntry(ns, key, stamp, decoded, auth)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -42,6 +42,7 @@ from meshhost.identity import nkeys
 __all__ = [
     "ADMIN_LINE",
     "CONTROL_DOMAIN",
+    "ENTRY_DOMAIN",
     "NONCE_BYTES",
     "OPERATOR_PREFIXES",
     "STATEMENT_DOMAIN",
@@ -53,10 +54,14 @@ __all__ = [
     "canonical",
     "check_operator_key",
     "decode_statement",
+    "entry_signing_bytes",
     "evaluate",
     "request_signing_bytes",
+    "role_timeline",
+    "sign_entry",
     "sign_request",
     "sign_statement",
+    "verify_entry",
     "verify_request_signature",
 ]
 
@@ -64,6 +69,8 @@ CONTROL_DOMAIN = b"meshhost-control/1\x00"
 """Prefix of the bytes a control request signature covers (never valid as msgpack)."""
 STATEMENT_DOMAIN = b"meshhost-security/1\x00"
 """Prefix of the bytes a security statement signature covers."""
+ENTRY_DOMAIN = b"meshhost-entry/1\x00"
+"""Prefix of the bytes an operator signs for one lattice-wide directory entry."""
 NONCE_BYTES = 16
 MAX_STATEMENT_BYTES = 1024
 """A statement names two keys and a word; anything bigger is not one."""
@@ -237,6 +244,42 @@ def verify_request_signature(
     return key, ts_ms, nonce
 
 
+# -- signed directory entries ------------------------------------------------------
+
+
+def entry_signing_bytes(lattice: str, ns: str, key: str, stamp: int, writer: str,
+                        value: bytes | None) -> bytes:
+    """The bytes an operator signs for one lattice-wide entry (``operators.md``).
+
+    ``stamp`` is the packed HLC stamp, ``writer`` the host id in it, ``value`` the
+    msgpack encoding of the value (the directory's ``encode_value``) or None for a
+    tombstone.
+    """
+    body = canonical([ns, key, stamp, writer, value])
+    return ENTRY_DOMAIN + lattice.encode("utf-8") + b"\x00" + body
+
+
+def sign_entry(signer: nkeys.KeyPair, lattice: str, ns: str, key: str, stamp: int,
+               writer: str, value: bytes | None) -> bytes:
+    """The 64-byte signature of ``signer`` over one entry."""
+    check_operator_key(signer.public_key)
+    return signer.sign(entry_signing_bytes(lattice, ns, key, stamp, writer, value))
+
+
+def verify_entry(lattice: str, signer: str, signature: bytes, ns: str, key: str, stamp: int,
+                 writer: str, value: bytes | None) -> bool:
+    """Whether ``signature`` is ``signer``'s (an operator key) over the entry; never raises."""
+    if not isinstance(signature, bytes) or len(signature) != 64:
+        return False
+    try:
+        check_operator_key(signer)
+        nkeys.verify(signer, entry_signing_bytes(lattice, ns, key, stamp, writer, value),
+                     signature)
+    except (IdentityError, DecodeError):
+        return False
+    return True
+
+
 # -- security statements -----------------------------------------------------------
 
 
@@ -386,6 +429,28 @@ def evaluate(bootstrap: Iterable[str], statements: Iterable[Statement]) -> Secur
         revoked=frozenset(k for k, on in revoked.items() if on),
         ignored=ignored,
     )
+
+
+def role_timeline(bootstrap: Iterable[str], statements: Iterable[Statement]
+                  ) -> list[tuple[int, Mapping[str, Role]]]:
+    """Who held which role when: ``[(at_ms, roles from then on), ...]`` ascending.
+
+    The first element is ``(-1, bootstrap admins)``; each later one follows a
+    counting ``role`` statement, in :func:`evaluate`'s order and by its rule (a
+    statement counts only if its signer is admin at that point).
+    """
+    roles: dict[str, Role] = {key: Role.ADMIN for key in bootstrap}
+    timeline: list[tuple[int, Mapping[str, Role]]] = [(-1, dict(roles))]
+    for st in sorted(statements, key=lambda s: (s.at_ms, s.digest)):
+        if roles.get(st.signer) != Role.ADMIN or st.kind is not StatementKind.ROLE:
+            continue
+        role = Role.parse(st.value)
+        if role == Role.NONE:
+            roles.pop(st.subject, None)
+        else:
+            roles[st.subject] = role
+        timeline.append((st.at_ms, dict(roles)))
+    return timeline
 
 
 ADMIN_LINE = "# admin "

@@ -147,7 +147,7 @@ def test_random_msgpack_structures_raise_only_typed_errors(obj):
 def test_trailing_fields_from_newer_versions_are_ignored():
     entry = LwwEntry("config", "k", Stamp(5, 1, NODE), "v")
     fields = to_fields(LwwDelta((entry,)))
-    fields[1][0].append("future field")
+    fields[1][0] += [None, "future field"]  # element 5 is the (optional) auth
     fields.append("another future field")
     assert decode_piggyback(msgpack.packb(fields, use_bin_type=True)) == LwwDelta((entry,))
 

@@ -235,6 +235,8 @@ class HostProc:
         self.json_output = json_output
         self.popen: subprocess.Popen[bytes] | None = None
         self._id: str | None = None
+        self.program: tuple[str, ...] = ("-m", "meshhost")
+        """What python runs (a test may run a modified host script instead)."""
 
     # -- process -------------------------------------------------------------
 
@@ -243,7 +245,7 @@ class HostProc:
         assert netns is not None
         self.status_file.unlink(missing_ok=True)
         argv = [
-            *netns.enter, sys.executable, "-m", "meshhost", "up",
+            *netns.enter, sys.executable, *self.program, "up",
             "--lattice", self.lattice_name,
             *(["--profile", self.profile] if self.profile else []),
             "--data-dir", str(self.data_dir),

@@ -12,9 +12,11 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from proc_lattice import HostProc, ProcLattice
 
+from meshhost.control.manifest import load_manifest
 from meshhost.identity import nkeys
 
 
@@ -163,3 +165,67 @@ def test_a_host_away_during_a_revocation_learns_it_before_running_the_actor_agai
                if "actor_started" in line and echo_id in line]
     assert not started, since_restart[-3000:]
     assert actors_on(b, echo_id) == 0
+
+
+def test_a_secret_holders_forged_entries_are_refused_and_the_admins_spread_everywhere(
+    lattice: ProcLattice, modules: dict[str, tuple[Path, str]], monkeypatch: Any
+) -> None:
+    """A host with the secret and no operator key, modified to put unsigned entries
+    into its directory (a link, a config value, a deployed manifest), gossips them to
+    honest hosts, which refuse and report them; what the admin's CLI writes (a link, a
+    manifest and the link the manifest declares, written unsigned by the reconciler)
+    still spreads everywhere."""
+    _, admin_file = with_admin(lattice)
+    key = ("--operator-key", admin_file)
+    echo_path, echo_id = modules["echo"]
+    (a, b), _ = lattice.start_hosts("a", "b")
+    admins = lattice.root / "echoes.yaml"
+    admins.write_text(ECHO_DAEMON.replace("IMAGE", str(echo_path)) + LINKDEF)
+    a.cli("link", "put", echo_id, "wasmcloud:keyvalue", *key).ok()
+    a.cli("apply", str(admins), *key).ok()
+    messaging = (echo_id, "wasmcloud:messaging", "default")  # the manifest's linkdef
+    lattice.wait_for(lambda: {(echo_id, "wasmcloud:keyvalue", "default"), messaging}
+                     <= set(b.links()) and actors_on(b, echo_id) == 1,
+                     "the admin's link, manifest and its link reach b, which runs echo")
+
+    rogues = lattice.root / "rogue.yaml"
+    rogues.write_text(ECHO_DAEMON.replace("IMAGE", str(echo_path)).replace("echoes", "rogue"))
+    forged_link = {"actor_id": echo_id, "contract_id": "wasmcloud:httpserver",
+                   "link_name": "default", "provider_id": "",
+                   "values": {"ADDRESS": "0.0.0.0:8099"}}
+    monkeypatch.setenv("ROGUE_ENTRIES", json.dumps([
+        ["link", f"{echo_id}/wasmcloud:httpserver/default", forged_link],
+        ["config", "rogue", "1"],
+        ["control.manifests", "rogue@v1", {"text": load_manifest(rogues).canonical().decode()}],
+        ["control.deployments", "rogue", {"text": "v1"}],
+    ]))
+    rogue = lattice.add("rogue", start=False)
+    rogue.program = (str(Path(__file__).with_name("rogue_host.py")),)
+    rogue.start()
+    forged = (echo_id, "wasmcloud:httpserver", "default")
+    lattice.wait_for(lambda: rogue.status() is not None and forged in rogue.links()
+                     and {a.host_id, b.host_id} <= rogue.alive_ids(),
+                     "the rogue host joined holding its forged link")
+    report = "without a valid operator signature"
+    lattice.wait_for(lambda: report in a.log.read_text() and report in b.log.read_text(),
+                     "a and b refuse the rogue's entries and report it")
+    time.sleep(3.0)  # another anti-entropy pull (every 2 s) each, to be sure
+    for host in (a, b):
+        assert forged not in host.links(), host.name
+        assert "no config entry" in host.cli("config", "get", "rogue").failed_cleanly()
+        apps = [row["name"] for row in host.cli("app", "list", "--json").json()]
+        assert apps == ["echoes"], (host.name, apps)
+        assert actors_on(host, echo_id) == 1, host.name  # not a second daemon's
+
+    # the admin's next change still reaches every host, the rogue one included
+    a.cli("link", "put", echo_id, "wasmcloud:httpclient", *key).ok()
+    new = (echo_id, "wasmcloud:httpclient", "default")
+    lattice.wait_for(lambda: all(new in h.links() for h in (a, b, rogue)),
+                     "the admin's new link reaches every host")
+
+
+LINKDEF = """\
+        - type: linkdef
+          properties:
+            target: wasmcloud:messaging
+"""

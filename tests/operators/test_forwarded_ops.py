@@ -13,8 +13,10 @@ import pytest
 import trio
 
 from meshhost import config as config_mod
+from meshhost.cli.lattice import sign_entries
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
 from meshhost.control.authz import OP_ROLES
+from meshhost.errors import ErrorCode
 from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
@@ -73,8 +75,17 @@ async def test_the_applying_host_refuses_unsigned_forged_altered_replayed_and_re
         auth = signed("config_put", args)
         with pytest.raises(ControlError, match="signature is not valid"):
             await send("config_put", {**args, "value": "forged"}, auth)
+        # the applying host asks the operator to sign the entry it will write (its stamp)
+        with pytest.raises(ControlError, match="must sign") as asked:
+            await send("config_put", args, auth)
+        assert asked.value.code == ErrorCode.SIGN and asked.value.sign is not None
+        assert b.directory is not None and b.directory.config_get("greeting") is None
+        args = {**args, "entry_sigs": sign_entries(ADMIN, "lab", asked.value.sign)}
+        auth = signed("config_put", args)
         assert await send("config_put", args, auth) == {"key": "greeting"}
-        assert b.directory is not None and b.directory.config_get("greeting") == "hello"
+        assert b.directory.config_get("greeting") == "hello"
+        entry = b.directory.entry("config", "greeting")
+        assert entry is not None and entry.auth is not None and entry.auth[0] == ADMIN.public_key
         with pytest.raises(ControlError, match="replay"):
             await send("config_put", args, auth)
         stop = {"actor": "M" + "A" * 55}
