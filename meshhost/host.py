@@ -454,6 +454,7 @@ class Host:
             out.update({f"transport.{k}": v for k, v in self.transport.stats.items()})
         if self.directory is not None:
             out["directory.bad_messages"] = self.directory.bad_messages
+            out["directory.refused_entries"] = self.directory.refused_entries
             out["directory.events_dropped"] = self.directory.events_dropped
         if self.directory_driver is not None:
             out["directory.pulls"] = self.directory_driver.pulls
