@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,3 +126,31 @@ def test_every_namespace_and_process_is_gone_however_the_run_ends(
     if ending == "timeout":
         assert "time limit of 25 s" in rest, rest
     assert wait_gone(out) == [], f"left behind after {ending}"
+
+
+def test_a_one_way_cut_loses_only_the_minoritys_packets_and_loss_needs_nft(
+    tmp_path: Path,
+) -> None:
+    """One-way (blackhole routes in the minority's namespace): the minority's probes
+    and acks are lost, the majority's still arrive, so both sides suspect the
+    other and all come back after the heal.  Loss runs with nft and is skipped,
+    saying why, without it."""
+    require_netns()
+    path = scenario(tmp_path, hosts=4, minority=1, one_way=True, settle_s=1, cut_s=5,
+                    horizon_s=25, loss_percent=5, calls_every_s=1, call_deadline_s=3,
+                    sim_seeds=2)
+    out = tmp_path / "out"
+    done = subprocess.run(lab("run", str(path), "--out", str(out), "--timeout", "180", "--json"),
+                          capture_output=True, text=True, timeout=240, env=ENV)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "(one-way)" in done.stderr
+    real = {r["host"]: r for r in csv.DictReader((out / "real" / "observations.csv").open())}
+    assert real["h04"]["side"] == "minority" and real["h04"]["one_way"] == "True"
+    assert all(r["suspect_s"] != "" and r["heal_s"] != "" for r in real.values()), real
+    if shutil.which("nft"):
+        assert {r["loss_percent"] for r in real.values()} == {"5.0"}
+    else:
+        assert "loss_percent=5 skipped: `nft` is not installed" in done.stderr
+        assert {r["loss_percent"] for r in real.values()} == {"0.0"}
+    assert json.loads(done.stdout)["checks"]["ok"]
+    assert wait_gone(out) == []
