@@ -20,6 +20,7 @@ import signal
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,16 @@ def _run_pool(
         while pending:
             ready, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in ready:
-                finished(pending.pop(fut), fut.result())
+                key = pending.pop(fut)
+                try:
+                    record = fut.result()
+                except BrokenProcessPool as exc:
+                    raise ScenarioError(
+                        "a worker process died (killed, or out of memory?) while running the "
+                        "sweep; finished cells are kept: run the same command again to resume, "
+                        "with fewer --jobs if memory is short"
+                    ) from exc
+                finished(key, record)
     except BaseException:
         # Ctrl-C or a crash here: drop queued cells and stop the workers now;
         # what finished is on disk already.
@@ -194,6 +204,10 @@ def _run_pool(
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
+
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long ``--dask`` waits for the scheduler to answer."""
 
 
 def _run_dask(
@@ -205,10 +219,12 @@ def _run_dask(
     try:
         from distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover - the extra is in the test set
-        from meshhost.errors import ScenarioError
-
         raise ScenarioError("--dask needs the lab extra: pip install 'meshhost[lab]'") from exc
-    with Client(address) as client:
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise ScenarioError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    with client:
         futures = {
             client.submit(run_cell, job, params, seed, pure=False, key=f"meshhost-{key}"): key
             for key, params, seed in todo

@@ -211,12 +211,21 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
         (["--param", "d=1"], "run() takes no parameter 'd' (it takes: a, b, c, fail_seed)"),
         (["--param", "a"], "expected name=value"),
         (["--seeds", "0"], "0 is not in the range x>=1"),
+    (["--dask"], "Option '--dask' requires an argument"),
     ],
 )
 def test_bad_sweep_arguments_are_one_line_errors(toy: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, ["sim", "run", str(toy), *args])
     assert result.exit_code in (1, 2)
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_missing_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["sim", "run", str(tmp_path / "nope.py")])
+    assert result.exit_code == 1
+    assert "cannot read scenario" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["sim", "run", str(tmp_path)])
+    assert result.exit_code == 2 and "is a directory" in result.output
 
 
 @pytest.mark.parametrize(
