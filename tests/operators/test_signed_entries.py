@@ -237,3 +237,75 @@ def _generate() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     _generate()
+
+
+DERIVED_APP = """\
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: shop
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: cart
+      type: actor
+      properties:
+        image: cart.wasm
+        id: ACTOR_ID
+      traits:
+        - type: linkdef
+          properties:
+            target: wasmcloud:keyvalue
+            values:
+              NAMESPACE: shop
+"""
+
+
+def test_unsigned_links_are_held_exactly_while_a_deployed_manifest_declares_them() -> None:
+    """The reconciler writes a manifest's links unsigned; a peer holds such a link only
+    when a deployed (signed) manifest declares it, value and all, and deletes it only
+    once none does and what it replaces was unsigned too."""
+    from meshhost.capabilities.links import LinkDefinition
+    from meshhost.control.manifest import parse_manifest
+    from meshhost.control.placement import LinkSpec
+    from meshhost.control.store import DEPLOYMENTS_NS, LINKS_NS, encode_link, link_record_key
+    from meshhost.directory.state import link_key
+
+    directory, security = _host()
+    actor = nkeys.KeyPair(nkeys.Prefix.MODULE, bytes([7] * 32)).public_key
+    manifest = parse_manifest(DERIVED_APP.replace("ACTOR_ID", actor), check_images=False)
+    declared = LinkDefinition(actor, "wasmcloud:keyvalue", "default", "", {"NAMESPACE": "shop"})
+    key = link_key(actor, "wasmcloud:keyvalue", "default")
+    spec = LinkSpec("shop", "cart", actor, "wasmcloud:keyvalue", "default",
+                    (("NAMESPACE", "shop"),))
+    record_key, record = link_record_key(spec), encode_link(spec)
+
+    def unsigned(ns: str, k: str, value: object, n: int) -> LwwEntry:
+        return LwwEntry(ns, k, Stamp(NOW + 100, n, PEER), value)
+
+    assert not security.admit(unsigned(LINK_NS, key, declared.to_dict(), 0))  # not deployed
+    stamp = Stamp(NOW, 0, PEER)
+    for entry in (_signed(ADMIN, MANIFESTS_NS, "shop@v1", manifest.canonical(), stamp),
+                  _signed(ADMIN, DEPLOYMENTS_NS, "shop", b"v1", stamp)):
+        directory.merge_remote_state(PEER, encode(FullState((), (entry,))))
+    assert directory.get(DEPLOYMENTS_NS, "shop") == b"v1"
+    assert security.admit(unsigned(LINK_NS, key, declared.to_dict(), 1))
+    assert security.admit(unsigned(LINKS_NS, record_key, record, 1))
+    altered = dict(declared.to_dict(), values={"NAMESPACE": "other"})
+    assert not security.admit(unsigned(LINK_NS, key, altered, 2))
+    assert not security.admit(unsigned(LINK_NS, key, None, 2))  # declared: no unsigned delete
+    directory.merge_remote_state(PEER, encode(FullState((), (
+        unsigned(LINK_NS, key, declared.to_dict(), 1),))))
+    assert directory.link(actor, "wasmcloud:keyvalue") == declared
+    # undeployed (signed tombstone): the reconciler's unsigned delete is now held
+    directory.merge_remote_state(PEER, encode(FullState((), (
+        _signed(ADMIN, DEPLOYMENTS_NS, "shop", None, Stamp(NOW + 200, 0, PEER)),))))
+    assert not security.admit(unsigned(LINK_NS, key, declared.to_dict(), 300))
+    directory.merge_remote_state(PEER, encode(FullState((), (
+        LwwEntry(LINK_NS, key, Stamp(NOW + 300, 0, PEER), None),))))
+    assert directory.link(actor, "wasmcloud:keyvalue") is None
+    # an admin's (signed) link is never deleted without a signature
+    directory.merge_remote_state(PEER, encode(FullState((), (
+        _signed(ADMIN, LINK_NS, key, declared.to_dict(), Stamp(NOW + 400, 0, PEER)),))))
+    assert not security.admit(LwwEntry(LINK_NS, key, Stamp(NOW + 500, 0, PEER), None))
