@@ -93,7 +93,7 @@ def test_every_namespace_and_process_is_gone_however_the_run_ends(
     path = scenario(tmp_path, hosts=2, minority=1, settle_s=1, cut_s=120, horizon_s=10,
                     calls_every_s=0, sim_seeds=0)
     out = tmp_path / "out"
-    limit = "25" if ending == "timeout" else "200"
+    limit = "20" if ending == "timeout" else "200"
     # A background job's shell ignores SIGINT and its children inherit that:
     # give the lab the terminal's default, as a Ctrl-C at a prompt finds it.
     proc = subprocess.Popen(lab("run", str(path), "--out", str(out), "--timeout", limit),
@@ -101,30 +101,36 @@ def test_every_namespace_and_process_is_gone_however_the_run_ends(
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stderr is not None
-        said = ""
-        deadline = time.monotonic() + 120
-        while "cut h02" not in said and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-            if ready:
-                line = proc.stderr.readline()
-                assert line, f"the lab ended early: {said}"
-                said += line
-        assert "cut h02" in said, said
-        assert left_over(out), "the hosts and namespaces should be running mid-cut"
-        if ending == "ctrl-c":
-            proc.send_signal(signal.SIGINT)
-        elif ending == "kill -9":
-            proc.kill()
-        code = proc.wait(timeout=60)
-        rest = proc.stderr.read()
+        if ending == "timeout":
+            # The limit strikes wherever the run is (on a loaded machine maybe
+            # still forming): whatever it had started must be gone.
+            code = proc.wait(timeout=120)
+            said = proc.stderr.read()
+            assert "time limit of 20 s" in said, said
+            assert json.loads((out / "real" / "pids.json").read_text())["namespaces"]
+        else:
+            said = ""
+            deadline = time.monotonic() + 120
+            while "cut h02" not in said and time.monotonic() < deadline:
+                ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+                if ready:
+                    line = proc.stderr.readline()
+                    assert line, f"the lab ended early: {said}"
+                    said += line
+            assert "cut h02" in said, said
+            assert left_over(out), "the hosts and namespaces should be running mid-cut"
+            if ending == "ctrl-c":
+                proc.send_signal(signal.SIGINT)
+            else:
+                proc.kill()
+            code = proc.wait(timeout=60)
+            said += proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     expected = {"ctrl-c": 130, "timeout": 1, "kill -9": -signal.SIGKILL}[ending]
-    assert code == expected, f"{said}{rest}"
-    if ending == "timeout":
-        assert "time limit of 25 s" in rest, rest
+    assert code == expected, said
     assert wait_gone(out) == [], f"left behind after {ending}"
 
 
@@ -136,7 +142,7 @@ def test_a_one_way_cut_loses_only_the_minoritys_packets_and_loss_needs_nft(
     other and all come back after the heal.  Loss runs with nft and is skipped,
     saying why, without it."""
     require_netns()
-    path = scenario(tmp_path, hosts=4, minority=1, one_way=True, settle_s=1, cut_s=5,
+    path = scenario(tmp_path, hosts=3, minority=1, one_way=True, settle_s=1, cut_s=4,
                     horizon_s=25, loss_percent=5, calls_every_s=1, call_deadline_s=3,
                     sim_seeds=2)
     out = tmp_path / "out"
@@ -145,7 +151,7 @@ def test_a_one_way_cut_loses_only_the_minoritys_packets_and_loss_needs_nft(
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "(one-way)" in done.stderr
     real = {r["host"]: r for r in csv.DictReader((out / "real" / "observations.csv").open())}
-    assert real["h04"]["side"] == "minority" and real["h04"]["one_way"] == "True"
+    assert real["h03"]["side"] == "minority" and real["h03"]["one_way"] == "True"
     assert all(r["suspect_s"] != "" and r["heal_s"] != "" for r in real.values()), real
     if shutil.which("nft"):
         assert {r["loss_percent"] for r in real.values()} == {"5.0"}
