@@ -188,3 +188,38 @@ def test_compare_pools_rows_when_a_side_has_no_host_column(tmp_path: Path) -> No
     (row,) = compare(tmp_path / "sim", tmp_path / "real", tmp_path / "c", ["heal_s"])
     assert (row["host"], row["sim_median"], row["real_median"], row["gap_s"]) == (
         "all", 2.0, 4.0, 2.0)
+
+
+def test_lab_commands_fail_with_one_error_line_on_bad_input(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from meshhost.cli import load_all, main
+
+    load_all()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hosts: 10\nminority: 10\n")
+    runner = CliRunner()
+    done = runner.invoke(main, ["lab", "run", str(bad), "--out", str(tmp_path / "o")])
+    assert done.exit_code == 1 and "minority must be a whole number from 1 to 9" in done.output
+    assert not (tmp_path / "o").exists()  # nothing was started
+    (tmp_path / "empty.csv").write_text("")
+    done = runner.invoke(main, ["lab", "compare", str(tmp_path / "empty.csv"),
+                                str(tmp_path / "empty.csv")])
+    assert done.exit_code == 1 and "has no observation rows" in done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)
+
+
+def test_without_root_or_iproute2_the_lab_says_what_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from meshhost.lab.real import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert "needs root to make network namespaces (running as uid 1000)" in str(
+        netns.missing_tools())
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "ip" else "/x")
+    assert "needs ip: install them with `apt-get install iproute2 util-linux`" in str(
+        netns.missing_tools())
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: "/x")
+    assert netns.missing_tools() is None
