@@ -171,7 +171,10 @@ async def test_a_manifests_component_limits_reach_the_instances_it_starts(
         await nursery.start(a.serve)
         await client(a).request("apply", manifest=manifest.canonical(), source=str(path),
                                 modules={sha256_hex(module): module})
-        await wait_until(lambda: sum(a.actors.managed_running().values()) == 2, "2 run")
+        # managed_running() counts an instance from when its start begins (so the
+        # reconciler does not start it twice); the inventory lists it once loaded.
+        await wait_until(lambda: [r["instances"] for r in a.actors.inventory()["actors"]] == [2],
+                         "2 instances loaded")
         (row,) = (await client(a).request("inventory"))["actors"]
         assert row["limits"]["max_memory_mib"] == 1
         assert row["limits"]["max_call_time_ms"] == 5000
