@@ -103,6 +103,7 @@ class Scenario:
                 )
             if not values:
                 raise ScenarioError(f"--param {name}: give at least one value")
+            _no_repeats(name, values, f"--param {name}")
             grid[name] = list(values)
         return grid
 
@@ -157,8 +158,19 @@ def _grid(raw: object, where: str) -> dict[str, list[Any]]:
             raise ScenarioError(f"{where}: parameter name {name!r} is taken by an output column")
         if not isinstance(values, list | tuple) or not values:
             raise ScenarioError(f"{where}: PARAMS[{name!r}] must be a non-empty list of values")
+        _no_repeats(str(name), values, f"{where}: PARAMS[{name!r}]")
         grid[str(name)] = list(values)
     return grid
+
+
+def _no_repeats(name: str, values: Sequence[Any], where: str) -> None:
+    # A repeated value would be one cell run twice and counted twice.
+    seen: list[str] = []
+    for v in values:
+        text = json.dumps(v, sort_keys=True)
+        if text in seen:
+            raise ScenarioError(f"{where}: the value {v!r} is given twice")
+        seen.append(text)
 
 
 def _seeds(raw: object, where: str) -> int:

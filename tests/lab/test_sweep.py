@@ -212,6 +212,7 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
         (["--param", "a"], "expected name=value"),
         (["--seeds", "0"], "0 is not in the range x>=1"),
     (["--dask"], "Option '--dask' requires an argument"),
+    (["--param", "a=1,2,1"], "--param a: the value 1 is given twice"),
     ],
 )
 def test_bad_sweep_arguments_are_one_line_errors(toy: Path, args: list[str], message: str) -> None:
@@ -235,6 +236,7 @@ def test_a_missing_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
         ("PARAMS = {}\n", "a scenario needs a function run(seed, **params)"),
         ("PARAMS = {'a': 3}\ndef run(seed, a): pass", "must be a non-empty list"),
         ("SEEDS = 0\ndef run(seed): pass", "SEEDS must be a whole number >= 1"),
+    ("PARAMS = {'a': ['x', 'y', 'x']}\ndef run(seed, a): pass", "the value 'x' is given twice"),
     ],
 )
 def test_bad_scenario_files_are_typed_errors(tmp_path: Path, text: str, message: str) -> None:
