@@ -13,10 +13,12 @@ Who runs what (loopback, every host in its own process):
   callers at once; the router spreads their calls over the P hosts.
 
 Printed: calls/s of every round (the callers' sum) and the median per P,
-and their ratio.  On a 2-core machine the callers and the served side share
-the cores, so 2 serving processes cannot double the figure; the ratio shows
-what a second core brings when the callers leave one free.  Figures on a
-shared machine are noisy: compare within one run.
+their ratio, and the CPU time per call of the served processes together and
+of the callers together (from ``/proc``, 10 ms ticks).  On a 2-core
+machine the callers and the served side share the cores, so 2 serving
+processes cannot double the figure; there the CPU per call shows what
+spreading costs (each session batches fewer frames per wake-up).  Figures
+on a shared machine are noisy: compare within one run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import time
 from pathlib import Path
 
 import trio
-from invoke import _make_host, _signed_echo  # bench/invoke.py, a sibling script
+from invoke import _cpu_s, _make_host, _signed_echo  # bench/invoke.py, a sibling script
 
 from meshhost.identity.keyring import encode_secret
 
@@ -130,7 +132,9 @@ def _round(callers: list[subprocess.Popen[str]], seconds: float) -> float:
     return total / seconds
 
 
-def _measure(root: Path, processes: int, args: argparse.Namespace, secret: bytes) -> list[float]:
+def _measure(root: Path, processes: int, args: argparse.Namespace, secret: bytes
+             ) -> tuple[list[float], float, float]:
+    """(calls/s of each round, CPU µs per call of the served side, of the callers)."""
     data_dir = root / f"served-{processes}"
     data_dir.mkdir(mode=0o700)
     secret_file = root / "lattice.secret"
@@ -158,7 +162,13 @@ def _measure(root: Path, processes: int, args: argparse.Namespace, secret: bytes
             assert c.stdout is not None
             if c.stdout.readline().strip() != "READY":
                 raise SystemExit("a caller did not get ready")
-        return [_round(callers, args.seconds) for _ in range(args.rounds)]
+        served = [int(str(e.get("pid", up.pid))) for e in events]
+        cpu_before = ([_cpu_s(p) for p in served], [_cpu_s(c.pid) for c in callers])
+        rates = [_round(callers, args.seconds) for _ in range(args.rounds)]
+        calls = sum(rates) * args.seconds
+        served_us = sum(_cpu_s(p) for p in served) - sum(cpu_before[0])
+        callers_us = sum(_cpu_s(c.pid) for c in callers) - sum(cpu_before[1])
+        return rates, served_us * 1e6 / calls, callers_us * 1e6 / calls
     finally:
         for c in callers:
             if c.stdin is not None:
@@ -198,12 +208,13 @@ def main() -> None:
     print(f"uptime: {os.getloadavg()[0]:.2f} load, {os.cpu_count()} CPUs; {args.callers} callers, "
           f"{WINDOW} calls outstanding each, 100 B echo, {args.rounds} rounds of "
           f"{args.seconds:g} s")
-    for p, rounds in results.items():
+    for p, (rounds, served_us, callers_us) in results.items():
         shown = ", ".join(f"{r:,.0f}" for r in rounds)
         print(f"serving processes {p}: median {statistics.median(rounds):,.0f} calls/s "
-              f"(rounds: {shown})")
+              f"(rounds: {shown}); CPU per call: served side {served_us:.0f} µs, "
+              f"callers {callers_us:.0f} µs")
     if len(results) == 2:
-        ratio = statistics.median(results[2]) / statistics.median(results[1])
+        ratio = statistics.median(results[2][0]) / statistics.median(results[1][0])
         print(f"2 processes / 1 process: {ratio:.2f}x")
 
 
