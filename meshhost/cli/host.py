@@ -416,7 +416,27 @@ def security_warnings(host: Host) -> list[str]:
         warnings.append(
             "the issuer allow-list is empty: actors signed by any issuer will run; restrict "
             "it with `meshhost up --allowed-issuer A…` or `meshhost issuer add A…`")
+    for what, addr, flag in (
+        ("/metrics, /healthz and /readyz", host.metrics_addr, "--metrics"),
+        ("the dashboard", host.dashboard_addr, "--dashboard"),
+    ):
+        if addr is not None and not _is_loopback(addr[0]):
+            # Neither listener asks who is reading: metrics and the dashboard name
+            # every host, actor, link and call rate of the lattice.
+            warnings.append(
+                f"{what} on {addr[0]}:{addr[1]} answer anyone who can reach that address, "
+                f"without authentication, and show the whole lattice; give {flag} a port "
+                "alone (127.0.0.1) and put an authenticating proxy in front for remote access")
     return warnings
+
+
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 async def _watch_signals(
