@@ -1,6 +1,7 @@
 """Test configuration shared by the whole suite."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +16,13 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# A shell starts background jobs (`pytest ... &`, nohup in a script) with SIGINT
+# ignored, and Python then leaves it ignored: Ctrl-C tests would send SIGINTs
+# nobody receives (in-process, and in every child, which inherits the ignore).
+# Handled here (not ignored), the child processes get the default again at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # systools (the one check for system tools and root, see its docstring) is
 # imported by name from test directories all over the suite.
