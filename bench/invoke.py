@@ -46,9 +46,11 @@ which shows where the work is; and a summary against the targets of issue
 17 (issue 7 asked for 1.6x and 1.8x of raw trio, issue 17 for 1.8x and 2.0x).
 
 ``--metrics-cost`` measures only what monitoring costs (issue 14): the same
-sequential 100 B calls with every host's metrics on (the default: calls
-counted in the host's Prometheus registry and its recent-calls window) and
-off (the null observer), switched on host A and host B between shuffled
+sequential 100 B calls with every host's metrics and tracing on (the
+default: calls counted in the host's Prometheus registry and its
+recent-calls window, and every span recorded in the host's span ring) and
+off (the null observer, and a span ring that records nothing), switched on
+host A and host B between shuffled
 rounds, remote (A -> B) and local (A runs a second echo itself: the cheapest
 call, where counting weighs most).  It prints the median p50 of each and
 their ratio, against the target of at most 5 % more.
@@ -92,6 +94,7 @@ from meshhost.errors import CapabilityDenied
 from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
+from meshhost.monitor.spans import SpanRing
 from meshhost.observe import NULL_OBSERVER
 
 LATTICE = "bench"
@@ -104,9 +107,9 @@ WINDOW = 32
 SUBJECT = "bench.echo"
 SESSION_CHANNEL = 200
 MONITOR_CHANNEL = 201
-"""Host B's spare channel that turns its metrics on (b"on") or off (b"off")."""
+"""Host B's spare channel that turns its metrics and tracing on (b"on") or off (b"off")."""
 TARGET_METRICS_COST = 1.05
-"""Issue 14: p50 with metrics on at most 5 % above p50 with metrics off."""
+"""Issue 14: p50 with metrics and tracing on at most 5 % above p50 with both off."""
 """Host B's plain echo on a transport channel no layer uses: the Noise session
 alone, without the invocation layer, measured in the same run."""
 CALL_TIMEOUT_S = 10.0
@@ -180,10 +183,25 @@ async def _serve_host_b(root: Path, secret: bytes) -> None:
         nursery.cancel_scope.cancel()
 
 
+class _NoSpans(SpanRing):
+    """A span ring that records nothing: tracing off, for the cost comparison."""
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+_SPANS_ON: dict[int, SpanRing] = {}
+"""Each host's own span ring, kept while tracing is switched off."""
+
+
 def set_metrics(host: Host, on: bool) -> None:
-    """Count calls in the host's registry (on) or not at all (off: the null observer)."""
+    """Monitoring on (calls counted in the host's registry, spans recorded in its ring)
+    or off (the null observer, and a ring that records nothing)."""
     assert host.actors is not None and host.monitor is not None
-    host.actors.set_observer(host.monitor if on else NULL_OBSERVER)
+    actors = host.actors
+    actors.set_observer(host.monitor if on else NULL_OBSERVER)
+    own = _SPANS_ON.setdefault(id(actors), actors.spans)
+    actors.spans = own if on else _NoSpans()
 
 
 # --- child: nats responder ------------------------------------------------------------
@@ -690,7 +708,8 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
 
 async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Children
                               ) -> None:
-    """Sequential 100 B calls with metrics on and off on both hosts, in shuffled rounds."""
+    """Sequential 100 B calls with metrics and tracing on and off on both hosts, in
+    shuffled rounds."""
     secret = os.urandom(32)
     host_b = children.spawn("host B", "--host-b", str(root), env={SECRET_ENV: secret.hex()})
     b_addr, actor_id = children.ready_line("host B", host_b)
@@ -734,9 +753,9 @@ async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Ch
             await host.shutdown(leave_timeout_s=0.3, drain_timeout_s=1.0)
         nursery.cancel_scope.cancel()
 
-    print(f"metrics cost: sequential 100 B calls, {args.rounds} shuffled rounds x "
+    print(f"monitoring cost (metrics + tracing): sequential 100 B calls, {args.rounds} shuffled rounds x "
           f"{args.requests} calls, median of the rounds' p50 (µs)")
-    print(f"  {'':<34}{'metrics off':>12}{'metrics on':>12}{'on / off':>10}  met (<= "
+    print(f"  {'':<34}{'both off':>12}{'both on':>12}{'on / off':>10}  met (<= "
           f"{TARGET_METRICS_COST:.2f}x)")
     labels = {"remote": "invocation A -> B (echo on B)", "local": "invocation A -> A (echo on A)"}
     for where in calls:
@@ -849,7 +868,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 2 rounds of 50 calls (figures meaningless)")
     parser.add_argument("--metrics-cost", action="store_true",
-                        help="only compare p50 with every host's metrics on and off")
+                        help="only compare p50 with every host's metrics and tracing on and off")
     parser.add_argument("--host-b", metavar="ROOT", help=argparse.SUPPRESS)
     parser.add_argument("--nats-responder", nargs=2, metavar=("PORT", "ROOT"),
                         help=argparse.SUPPRESS)
