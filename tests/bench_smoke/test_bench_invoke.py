@@ -99,11 +99,13 @@ def test_without_nats_server_the_rest_is_still_measured(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_metrics_cost_mode_prints_p50_with_metrics_off_and_on() -> None:
+def test_metrics_cost_mode_prints_p50_with_metrics_and_tracing_off_and_on() -> None:
     out = run_quick(None, "--metrics-cost")
     assert_lines(
         out,
-        r"^metrics cost: sequential 100 B calls, 2 shuffled rounds x 50 calls",
+        r"^monitoring cost \(metrics \+ tracing\): sequential 100 B calls, 2 shuffled rounds"
+        r" x 50 calls",
+        r"both off\s+both on\s+on / off",
         rf"^  invocation A -> B \(echo on B\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x  (yes|NO)$",
         rf"^  invocation A -> A \(echo on A\)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}x  (yes|NO)$",
     )
