@@ -40,7 +40,7 @@ def scenario(tmp_path: Path, **fields: object) -> Path:
 
 def left_over(out: Path) -> list[int]:
     """Pids the run recorded (namespace holders, hosts) that still exist."""
-    pids = json.loads((out / "real" / "pids.json").read_text())
+    pids = json.loads((out / "real" / "run-1" / "pids.json").read_text())
     return [p for p in pids["namespaces"] + pids["hosts"] if Path(f"/proc/{p}").exists()]
 
 
@@ -65,7 +65,7 @@ def test_a_3_of_10_partition_on_real_hosts_is_compared_with_the_simulator_and_ch
     result = json.loads(done.stdout)
     print(done.stderr)
     assert result["checks"]["ok"], result["checks"]
-    assert result["checks"]["counter"]["acknowledged"] >= 2
+    assert result["checks"]["runs"][0]["counter"]["acknowledged"] >= 2
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "compare.svg").exists()
 
@@ -107,7 +107,7 @@ def test_every_namespace_and_process_is_gone_however_the_run_ends(
             code = proc.wait(timeout=120)
             said = proc.stderr.read()
             assert "time limit of 20 s" in said, said
-            assert json.loads((out / "real" / "pids.json").read_text())["namespaces"]
+            assert json.loads((out / "real" / "run-1" / "pids.json").read_text())["namespaces"]
         else:
             said = ""
             deadline = time.monotonic() + 120

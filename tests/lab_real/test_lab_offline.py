@@ -223,3 +223,38 @@ def test_without_root_or_iproute2_the_lab_says_what_it_needs(
         netns.missing_tools())
     monkeypatch.setattr(netns.shutil, "which", lambda tool: "/x")
     assert netns.missing_tools() is None
+
+
+def test_several_real_runs_are_numbered_checked_one_by_one_and_compared_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``lab run --runs N``: the runner itself is stubbed (tests/lab_real/test_lab_netns.py
+    runs it for real); what is checked is how the runs are put together."""
+    from meshhost.lab.real import lab
+    from meshhost.lab.real.runner import RealRun
+
+    spec = scenario_from_mapping({"hosts": 3, "minority": 1}, "t", "t.yaml")
+
+    def fake_run(scenario, out, *, timeout_s, say, run_number):  # type: ignore[no-untyped-def]
+        out.mkdir(parents=True)
+        rows = [{"scenario": "t", "mode": "real", "seed": run_number, "host": h, "side": "x",
+                 "suspect_s": 1.0, "detect_s": 2.0, "all_dead_s": None,
+                 "heal_s": float(run_number)} for h in scenario.host_names()]
+        count = 2 if run_number == 1 else 0  # run 2: the final read went backwards
+        views = {h: {"links": [], "config": {}} for h in scenario.host_names()}
+        history = [call("h01", 0, 1, count=1), call("h01", 2, 3, count=count, phase="final"),
+                   {"op": "directory", "phase": "final", "views": views}]
+        return RealRun(rows, history, {}, 5.0, [f"note {run_number}"])
+
+    monkeypatch.setattr(lab, "run_real", fake_run)
+    result = lab.run_lab(spec, tmp_path, timeout_s=60, sim_seeds=2, say=lambda m: None, runs=2)
+    assert not result["checks"]["ok"]
+    assert [c["ok"] for c in result["checks"]["runs"]] == [True, False]
+    assert result["notes"] == ["run 1: note 1", "run 2: note 2"]
+    rows = list(csv.DictReader((tmp_path / "real" / "observations.csv").open()))
+    assert sorted({r["seed"] for r in rows}) == ["1", "2"] and len(rows) == 6
+    for run in (1, 2):
+        assert (tmp_path / "real" / f"run-{run}" / "checks.json").exists()
+        assert (tmp_path / "real" / f"run-{run}" / "history.jsonl").read_text().count("\n") == 3
+    heal = [r for r in result["compare"] if r["metric"] == "heal_s"]
+    assert [(r["real_n"], r["real_median"]) for r in heal] == [(2, 1.5)] * 3

@@ -1,8 +1,9 @@
 """``meshhost lab run``: the simulated seeds, the real run, the checks and the comparison.
 
 Writes under ``OUT``: ``sim/observations.csv|jsonl`` (``sim_seeds`` seeds),
-``real/observations.csv|jsonl``, ``real/history.jsonl``, ``real/checks.json``,
-``real/logs/``, and ``compare.csv`` + ``compare.png|svg``.
+``real/observations.csv|jsonl`` (every real run), ``real/run-K/`` (run K's
+``history.jsonl``, ``checks.json``, ``logs/``, ``pids.json``), and
+``compare.csv`` + ``compare.png|svg``.
 """
 
 from __future__ import annotations
@@ -31,17 +32,34 @@ def write_observations(folder: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def run_lab(scenario: LabScenario, out: Path, *, timeout_s: float, sim_seeds: int,
-            say: Callable[[str], None]) -> dict[str, Any]:
-    """Run everything; returns {checks, compare rows, notes}.  LabError on a failed run."""
+            say: Callable[[str], None], runs: int = 1) -> dict[str, Any]:
+    """Run everything; returns {checks, compare rows, notes}.  LabError on a failed run.
+
+    ``runs`` real runs, one after the other, each under its own ``timeout_s``;
+    run K keeps its history, checks and logs in ``OUT/real/run-K/`` and its
+    rows are ``seed`` K of ``OUT/real/observations.csv``."""
     sim_rows = [row for seed in range(sim_seeds) for row in simulate(scenario, seed)]
     write_observations(out / "sim", sim_rows)
     say(f"simulated {sim_seeds} seeds of {scenario.name}")
-    real = run_real(scenario, out / "real", timeout_s=timeout_s, say=say)
-    write_observations(out / "real", real.observations)
-    with (out / "real" / "history.jsonl").open("w") as f:
-        for entry in real.history:
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
-    checks = check_all(real.history)
-    (out / "real" / "checks.json").write_text(json.dumps(checks, indent=2, sort_keys=True))
+    rows: list[dict[str, Any]] = []
+    per_run: list[dict[str, Any]] = []
+    notes: list[str] = []
+    formed: list[float] = []
+    for number in range(1, runs + 1):
+        folder = out / "real" / f"run-{number}"
+        if runs > 1:
+            say(f"real run {number} of {runs}")
+        real = run_real(scenario, folder, timeout_s=timeout_s, say=say, run_number=number)
+        rows += real.observations
+        with (folder / "history.jsonl").open("w") as f:
+            for entry in real.history:
+                f.write(json.dumps(entry, sort_keys=True) + "\n")
+        checks = check_all(real.history)
+        (folder / "checks.json").write_text(json.dumps(checks, indent=2, sort_keys=True))
+        per_run.append(checks)
+        notes += [f"run {number}: {note}" for note in real.notes]
+        formed.append(real.formed_s)
+        write_observations(out / "real", rows)  # after each run: a later failure keeps these
     table = compare(out / "sim", out / "real", out, METRICS, scenario.title) if sim_rows else []
-    return {"checks": checks, "compare": table, "notes": real.notes, "formed_s": real.formed_s}
+    return {"checks": {"ok": all(c["ok"] for c in per_run), "runs": per_run},
+            "compare": table, "notes": notes, "formed_s": formed}

@@ -19,9 +19,9 @@ lab is, it stops and cleans up):
 Membership events come from each host's own ``--json`` output (the lines
 ``meshhost up`` prints for joined/alive/suspect/dead, with the wall time);
 the cut's and the heal's times are taken when the last ``ip`` command of each
-has returned.  What a run leaves in ``OUT/real``: ``observations.csv|jsonl``,
-``history.jsonl`` (every invocation and directory write/read), ``checks.json``
-and ``logs/``.
+has returned.  :func:`run_real` returns the rows and the history; the caller
+(:mod:`~meshhost.lab.real.lab`) writes them.  The run's folder keeps
+``logs/`` (each host's output and status file), ``data/`` and ``pids.json``.
 """
 
 from __future__ import annotations
@@ -162,8 +162,9 @@ def _count(out: str) -> int | None:
 
 
 class _Lab:
-    def __init__(self, scenario: LabScenario, out: Path, say: Say) -> None:
+    def __init__(self, scenario: LabScenario, out: Path, say: Say, run_number: int) -> None:
         self.s = scenario
+        self.run_number = run_number
         self.out = out
         self.say = say
         self.hub = Hub()
@@ -273,8 +274,8 @@ class _Lab:
         self.record({"op": "link_put", "host": first.name, "phase": self.phase,
                      "time": round(time.time() - self.t0, 3), "actor": actor,
                      "contract": "wasmcloud:keyvalue", "link_name": "default", "outcome": "ok"})
-        self.wait(lambda: all(self.links(h) == [(actor, "wasmcloud:keyvalue", "default")]
-                              for h in self.hosts.values()), FORM_S,
+        linked = [(actor, "wasmcloud:keyvalue", "default")]
+        self.wait(lambda: all(v == linked for v in self.each(self.links).values()), FORM_S,
                   "every host holds kvcounter's link")
         return actor
 
@@ -356,9 +357,16 @@ class _Lab:
     def directory(self) -> dict[str, dict[str, Any]]:
         """Each host's links and the values of the keys written during the run."""
         keys = sorted({e["key"] for e in self.history if e["op"] == "config_put"})
-        return {h.name: {"links": self.links(h),
-                         "config": {k: self.config_get(h, k) for k in keys}}
-                for h in self.hosts.values()}
+        return self.each(lambda host: {"links": self.links(host),
+                                       "config": {k: self.config_get(host, k) for k in keys}})
+
+    def each(self, read: Callable[[Host], Any]) -> dict[str, Any]:
+        """``read`` of every host, a few at once: each read is a CLI process (~1 s)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(read, self.hosts.values()))
+        return dict(zip(self.hosts, results, strict=True))
 
     # -- the run -------------------------------------------------------------------
 
@@ -401,9 +409,11 @@ class _Lab:
             _sleep(1.0)
             views = self.directory()
         self.record({"op": "directory", "phase": "final", "views": views})
+        self.say(f"directory read on every host {time.time() - heal_at:.1f} s after the heal")
         end_at = time.time()
         seen = self.read_events()
-        base = {"scenario": self.s.name, "mode": "real", "seed": 0, **self.s.params()}
+        base = {"scenario": self.s.name, "mode": "real", "seed": self.run_number,
+                **self.s.params()}
         if self.s.loss_percent and not self.hub.loss_percent:
             base["loss_percent"] = 0.0
         rows = observations(seen, self.s.host_names(), minority, cut_at, heal_at, end_at, base)
@@ -465,13 +475,16 @@ def _time_limit(seconds: float) -> Iterator[None]:
         _STOPPED.clear()
 
 
-def run_real(scenario: LabScenario, out: Path, *, timeout_s: float, say: Say) -> RealRun:
-    """Run ``scenario`` on real hosts; everything is cleaned up however this ends."""
+def run_real(scenario: LabScenario, out: Path, *, timeout_s: float, say: Say,
+             run_number: int = 1) -> RealRun:
+    """Run ``scenario`` on real hosts; everything is cleaned up however this ends.
+
+    ``run_number`` is the ``seed`` column of its rows (real runs are numbered 1..)."""
     why = missing_tools()
     if why:
         raise LabError(why)
     out.mkdir(parents=True, exist_ok=True)
-    lab = _Lab(scenario, out, say)
+    lab = _Lab(scenario, out, say, run_number)
     with _time_limit(timeout_s):
         try:
             run = lab.run()
