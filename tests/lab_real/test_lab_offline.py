@@ -236,7 +236,8 @@ def test_several_real_runs_are_numbered_checked_one_by_one_and_compared_together
     spec = scenario_from_mapping({"hosts": 3, "minority": 1}, "t", "t.yaml")
 
     def fake_run(scenario, out, *, timeout_s, say, run_number):  # type: ignore[no-untyped-def]
-        out.mkdir(parents=True)
+        out.mkdir(parents=True)  # fails if an earlier run's folder were still there
+        (out / "pids.json").write_text("{}")
         rows = [{"scenario": "t", "mode": "real", "seed": run_number, "host": h, "side": "x",
                  "suspect_s": 1.0, "detect_s": 2.0, "all_dead_s": None,
                  "heal_s": float(run_number)} for h in scenario.host_names()]
@@ -258,3 +259,12 @@ def test_several_real_runs_are_numbered_checked_one_by_one_and_compared_together
         assert (tmp_path / "real" / f"run-{run}" / "history.jsonl").read_text().count("\n") == 3
     heal = [r for r in result["compare"] if r["metric"] == "heal_s"]
     assert [(r["real_n"], r["real_median"]) for r in heal] == [(2, 1.5)] * 3
+    # Again into the same folder: the earlier runs' folders are replaced, not mixed in.
+    (tmp_path / "real" / "run-1" / "stale").write_text("from the earlier run")
+    lab.run_lab(spec, tmp_path, timeout_s=60, sim_seeds=1, say=lambda m: None, runs=1)
+    assert not (tmp_path / "real" / "run-1" / "stale").exists()
+    # A folder that is not a lab run's is never deleted.
+    (tmp_path / "real" / "run-1" / "pids.json").unlink()
+    with pytest.raises(LabError, match="is not an earlier lab run's folder"):
+        lab.run_lab(spec, tmp_path, timeout_s=60, sim_seeds=1, say=lambda m: None, runs=1)
+    assert (tmp_path / "real" / "run-1" / "history.jsonl").exists()

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from meshhost.errors import LabError
 from meshhost.lab.real.checks import check_all
 from meshhost.lab.real.compare import compare, write_rows
 from meshhost.lab.real.observe import METRICS
@@ -31,6 +32,19 @@ def write_observations(folder: Path, rows: Sequence[dict[str, Any]]) -> None:
             f.write(json.dumps(row, sort_keys=True) + "\n")
 
 
+def _clear(folder: Path) -> None:
+    """Remove an earlier lab run's folder: its hosts' data dirs (keys, key-value data,
+    directory) and logs must not leak into this run.  Anything else is left alone."""
+    import shutil
+
+    if not folder.exists():
+        return
+    if not (folder / "pids.json").exists():
+        raise LabError(f"{folder} exists and is not an earlier lab run's folder: "
+                       "choose another --out")
+    shutil.rmtree(folder)
+
+
 def run_lab(scenario: LabScenario, out: Path, *, timeout_s: float, sim_seeds: int,
             say: Callable[[str], None], runs: int = 1) -> dict[str, Any]:
     """Run everything; returns {checks, compare rows, notes}.  LabError on a failed run.
@@ -47,6 +61,7 @@ def run_lab(scenario: LabScenario, out: Path, *, timeout_s: float, sim_seeds: in
     formed: list[float] = []
     for number in range(1, runs + 1):
         folder = out / "real" / f"run-{number}"
+        _clear(folder)
         if runs > 1:
             say(f"real run {number} of {runs}")
         real = run_real(scenario, folder, timeout_s=timeout_s, say=say, run_number=number)

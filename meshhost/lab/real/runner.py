@@ -485,6 +485,7 @@ def run_real(scenario: LabScenario, out: Path, *, timeout_s: float, say: Say,
         raise LabError(why)
     out.mkdir(parents=True, exist_ok=True)
     lab = _Lab(scenario, out, say, run_number)
+    lab.write_pids()  # first of all: it marks the folder as a lab run's (see lab._clear)
     with _time_limit(timeout_s):
         try:
             run = lab.run()
