@@ -239,6 +239,9 @@ class _Hub:
 async def _keep_state(host: Host, hub: _Hub) -> None:
     last = b""
     while True:
+        # A fresh event before gathering: an event that comes while the state is
+        # gathered (up to PEER_TIMEOUT_S when a host just died) rebuilds it at once.
+        hub.refresh = trio.Event()
         try:
             state = await gather_state(host)
         except Exception:  # a bug here must not take the host down: log, try again
@@ -249,7 +252,6 @@ async def _keep_state(host: Host, hub: _Hub) -> None:
             if encoded != last:
                 last = encoded
                 hub.publish(encoded)
-        hub.refresh = trio.Event()
         with trio.move_on_after(REFRESH_S):
             await hub.refresh.wait()
         await trio.sleep(0.05)  # a burst of events makes one rebuild, not one each

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+import trio.testing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
@@ -118,4 +119,40 @@ async def test_a_host_without_monitoring_still_shows_its_view(tmp_path: Path) ->
         state = await gather_state(host)
         (me,) = state["hosts"]
         assert me["view"] == {host.host_id: "alive"} and me["reachable"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_event_while_the_state_is_gathered_rebuilds_it_at_once(
+    monkeypatch: Any, autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A host event while the state is being gathered (its snapshots can take up to
+    PEER_TIMEOUT_S when a host just died) makes the next rebuild at once, not a whole
+    REFRESH_S later: the page must not skip a short-lived 'suspect'."""
+    from meshhost.monitor import dashboard
+
+    gathering, release = trio.Event(), trio.Event()
+    calls = 0
+
+    async def gather_state(host: object) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            gathering.set()
+            await release.wait()
+        return {"n": calls}
+
+    monkeypatch.setattr(dashboard, "gather_state", gather_state)
+    hub = dashboard._Hub()
+    send, receive = trio.open_memory_channel[bytes](8)
+    hub.pages.add(send)
+    clock = autojump_clock  # virtual time: the figure below is exact, not the machine's
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(dashboard._keep_state, None, hub)
+        await gathering.wait()
+        hub.refresh.set()  # as _follow_events does for a host event
+        released_at = clock.current_time()
+        release.set()
+        assert b'"n":1' in await receive.receive()
+        assert b'"n":2' in await receive.receive()
+        assert clock.current_time() - released_at < dashboard.REFRESH_S / 2
         nursery.cancel_scope.cancel()
