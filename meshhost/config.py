@@ -205,7 +205,8 @@ class TransportConfig:
     connect_timeout_s: float = 3.0
     """TCP connect deadline per attempt."""
     max_connections: int = 1024
-    """Refuse inbound connections beyond this count."""
+    """Refuse inbound connections beyond this count (at the limit, the oldest
+    connection that has not sent a valid handshake message 1 makes way)."""
     rekey_after_messages: int = 1 << 20
     """Rekey each direction's cipher after this many messages."""
     send_buffer_frames: int = 256

@@ -336,9 +336,11 @@ def _transport(host: Host, base: list[str]) -> Iterator[Any]:
                    "answer in time.", [], [(base, s.get("request_timeouts", 0))])
     yield _counter("meshhost_transport_connections_refused", "Inbound connections closed "
                    "unanswered before a session: over a source's handshake rate, over "
-                   "max_connections, or a replayed handshake message 1.", ["reason"],
+                   "max_connections, a replayed handshake message 1, or evicted at "
+                   "max_connections before proving the secret.", ["reason"],
                    [([*base, "rate"], s.get("connections_refused_rate", 0)),
                     ([*base, "limit"], s.get("connections_refused_limit", 0)),
+                    ([*base, "evicted"], s.get("connections_evicted_unproven", 0)),
                     ([*base, "replay"], s.get("handshakes_replayed", 0))])
     failed = [([*base, k.removeprefix("handshake_failed_")], v) for k, v in sorted(s.items())
               if k.startswith("handshake_failed_")]

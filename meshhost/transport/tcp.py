@@ -68,7 +68,8 @@ session.  Request deadlines are fired by one task per transport from a heap
 costs about 1.35-1.6x a raw trio TCP echo (``bench/transport.py``).
 
 Counters in ``stats`` (all ints): connections_accepted, connections_dialed,
-connections_refused_limit, connections_refused_rate, handshakes_replayed,
+connections_refused_limit, connections_refused_rate,
+connections_evicted_unproven, handshakes_replayed,
 dial_failures, handshakes_completed, handshake_failures, handshake_timeouts,
 sessions_open, duplicate_sessions_closed,
 idle_closed, keepalive_pings, keepalive_timeouts, protocol_errors, requests_sent,
@@ -83,7 +84,7 @@ import math
 import os
 import random
 import socket as _socket
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from types import CoroutineType
 from typing import Any
@@ -149,6 +150,7 @@ _COUNTERS = (
     "connections_dialed",
     "connections_refused_limit",
     "connections_refused_rate",
+    "connections_evicted_unproven",
     "handshakes_replayed",
     "dial_failures",
     "handshakes_completed",
@@ -413,7 +415,9 @@ class Transport:
         self._replays = ReplayCache()
         self._refused_since_log = 0
         self._refused_log_at = -math.inf
-        self._admitting = 0
+        self._admitting: OrderedDict[int, trio.CancelScope] = OrderedDict()
+        """Accepted connections that have not proved the PSK yet, oldest first."""
+        self._admit_seq = 0
 
     # -- service -------------------------------------------------------------
 
@@ -488,33 +492,49 @@ class Transport:
                 self.stats["connections_refused_rate"] += 1
                 sock.close()
                 continue
-            if len(self._conns) + self._admitting >= self.config.max_connections or self._closing:
+            if (len(self._conns) + len(self._admitting) >= self.config.max_connections
+                    and self._admitting and not self._closing):
+                # Full, but partly of connections that have proved nothing: the
+                # oldest of those makes way.  Otherwise strangers from many
+                # addresses (each within its rate) holding connections open
+                # without a message 1 would lock every honest peer out for as
+                # long as they keep it up; an honest message 1 follows the
+                # connect within a round trip, so it is never the oldest.
+                _, oldest = self._admitting.popitem(last=False)
+                oldest.cancel()
+                self.stats["connections_evicted_unproven"] += 1
+            if len(self._conns) + len(self._admitting) >= self.config.max_connections or self._closing:
                 self.stats["connections_refused_limit"] += 1
                 log.warning(
                     "refused connection from %s: %d connections open (max_connections)",
                     addr,
-                    len(self._conns) + self._admitting,
+                    len(self._conns) + len(self._admitting),
                 )
                 sock.close()
                 continue
             self.stats["connections_accepted"] += 1
-            self._admitting += 1
+            self._admit_seq += 1
+            scope = self._admitting[self._admit_seq] = trio.CancelScope()
             assert self._nursery is not None
-            self._nursery.start_soon(self._admit, sock, (addr[0], addr[1]))
+            self._nursery.start_soon(self._admit, sock, (addr[0], addr[1]), self._admit_seq, scope)
 
-    async def _admit(self, sock: _socket.socket, remote: Address) -> None:
+    async def _admit(
+        self, sock: _socket.socket, remote: Address, seq: int, scope: trio.CancelScope
+    ) -> None:
         """Read handshake message 1 on a bare socket; only a peer that proves the
         PSK (and is not replaying) gets a connection, its tasks and message 2.
 
         A stranger costs this one task, the MAC check per accepted PSK and a
         reset: no session state beyond the handshake, no writer task, no log
-        line of its own (``_log_refused`` summarises).
+        line of its own (``_log_refused`` summarises).  ``scope`` is cancelled
+        when the accept loop evicts this connection to make room (it then ends
+        as a handshake timeout would).
         """
         session = self._new_session(initiator=False)
         deadline = trio.current_time() + self.config.handshake_timeout_s
         admitted = False
         try:
-            with trio.move_on_at(deadline):
+            with scope, trio.move_on_at(deadline):
                 while session.state is State.WAIT_MSG1:
                     await trio.lowlevel.wait_readable(sock)
                     try:
@@ -543,7 +563,7 @@ class Transport:
                 return
             admitted = True
         finally:
-            self._admitting -= 1
+            self._admitting.pop(seq, None)
             if not admitted:
                 sock.close()
         conn = _Connection(self, sock, session, remote, None)

@@ -336,16 +336,35 @@ async def test_idle_sessions_close_and_reopen(autojump_clock: trio.testing.MockC
         assert a.stats["connections_dialed"] == 2
 
 
-async def test_connection_limit_refuses_extra_connections() -> None:
-    config = TransportConfig(max_connections=2)
-    a = make(1, config=config)
-    async with serving(a) as (addr_a,):
-        held = [await trio.open_tcp_stream(*addr_a) for _ in range(2)]
+async def test_connection_limit_refuses_extra_sessions_but_silent_connections_make_way() -> None:
+    # Strangers from many addresses (each well within its handshake rate)
+    # fill max_connections with connections that never send message 1: the
+    # oldest of those makes way, so an honest peer still gets in.
+    config = TransportConfig(max_connections=4, handshake_timeout_s=30.0)
+    a, b, c = make(1, config=config), make(2), make(3)
+    async with serving(a, b, c) as (addr_a, _, _):
+        silent = []
+        for i in range(8):
+            sock = trio.socket.socket()
+            await sock.bind((f"127.0.0.{10 + i}", 0))
+            await sock.connect(addr_a)
+            silent.append(sock)
         await trio.sleep(0.05)
+        assert a.stats["connections_evicted_unproven"] == 4
+        assert await b.request(addr_a, 1, b"still served", timeout_s=5) == b"still served"
+        assert await c.request(addr_a, 1, b"and me", timeout_s=5) == b"and me"
+        assert a.stats["connections_refused_limit"] == 0
+        for sock in silent:
+            sock.close()
+
+
+async def test_connection_limit_refuses_extra_connections_when_all_are_sessions() -> None:
+    config = TransportConfig(max_connections=1)
+    a, b = make(1, config=config), make(2)
+    async with serving(a, b) as (addr_a, _):
+        assert await b.request(addr_a, 1, b"in", timeout_s=5) == b"in"
         assert await _raw(addr_a, b"") == b""  # closed at once
         assert a.stats["connections_refused_limit"] == 1
-        for stream in held:
-            await stream.aclose()
 
 
 async def test_local_misuse_is_reported() -> None:
