@@ -45,7 +45,13 @@ from meshhost.cli.workers import (
     seed_address,
     worker_argv,
 )
-from meshhost.datadir import admin_key_path, default_data_dir, replace_atomically, write_private
+from meshhost.datadir import (
+    admin_key_path,
+    default_data_dir,
+    make_private_dir,
+    replace_atomically,
+    write_private,
+)
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import ConfigError, KeyringError, LatticeSecretError, MeshError
@@ -694,6 +700,9 @@ def lattice_new(
             if path.exists():
                 raise click.BadParameter(f"{path} exists; refusing to overwrite a lattice secret")
     written: list[str] = []
+    if install:
+        # The data dir `up` will use: private from the start, or `up` refuses it.
+        make_private_dir(targets[-1].parent)
     for target in targets:
         write_private(target, file_text)
         write_private(admin_key_path(target), admin.encoded_seed + "\n")

@@ -15,6 +15,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from meshhost.cli import main
+from meshhost.datadir import check_private
 from meshhost.identity.keyring import decode_secret, encode_secret, mdns_tag
 
 LINE_TIMEOUT_S = 15.0
@@ -39,6 +40,20 @@ def test_lattice_new_out_writes_a_private_file_and_never_overwrites(tmp_path: Pa
     assert "SL" not in result.output.replace("SLOT", "")  # the secret went only to the file
     again = CliRunner().invoke(main, ["lattice", "new", "--out", str(out)])
     assert again.exit_code == 2 and "refusing to overwrite" in again.output
+
+
+def test_lattice_new_install_makes_a_data_dir_that_up_accepts(tmp_path: Path) -> None:
+    # `up` refuses a data dir others can read; the one `--install` makes must pass.
+    data_dir = tmp_path / "xdg" / "meshhost" / "lat"
+    old = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(main, ["lattice", "new", "--lattice", "lat", "--install",
+                                           "--data-dir", str(data_dir)])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    check_private(data_dir)
 
 
 def test_up_without_a_secret_says_how_to_make_one(tmp_path: Path) -> None:
