@@ -72,6 +72,13 @@ CLOSE_TIMEOUT_S = 3.0
 """Goodbye packets and thread shutdown; a stuck zeroconf must not block exit."""
 MIN_ANNOUNCE_GAP_S = 5.0
 """At most one announcement per this many seconds; each is 3 multicast packets."""
+MAX_PEERS = 4096
+"""Services of our lattice remembered at once, the longest unheard forgotten first.
+The lattice tag is public, so a stranger on the LAN can advertise services
+with it: bounded, they cost bounded memory and bounded dials per re-proposal."""
+MAX_PEER_ADDRESSES = 16
+"""Addresses taken from one service (a multi-homed host has a few; more are
+only someone making every host dial addresses of its choosing)."""
 NOTICE_BUFFER = 1024
 """Browser notices queued for trio; beyond it they are dropped and counted
 (a later re-announce or re-query brings them back)."""
@@ -93,6 +100,8 @@ class MdnsStats:
     """Browser notices lost because trio did not keep up."""
     announcements: int = 0
     """Times our service was (re-)announced."""
+    peers_forgotten: int = 0
+    """Services forgotten to stay within MAX_PEERS."""
 
 
 def check_service_type(service_type: str) -> str:
@@ -292,9 +301,17 @@ class MdnsDiscovery:
         peer = self._accept(info)
         if peer is None:
             return
-        self.peers[name] = peer
+        self._remember(name, peer)
         self.stats.proposed += 1
         propose(peer[1])
+
+    def _remember(self, name: str, peer: tuple[str, list[Addr]]) -> None:
+        """Keep ``peer`` as the newest of at most MAX_PEERS services."""
+        self.peers.pop(name, None)
+        self.peers[name] = peer
+        while len(self.peers) > MAX_PEERS:
+            del self.peers[next(iter(self.peers))]
+            self.stats.peers_forgotten += 1
 
     def _accept(self, info: ServiceInfo) -> tuple[str, list[Addr]] | None:
         """Return (host id, addresses) of a service of our lattice, else None (counted)."""
@@ -305,7 +322,8 @@ class MdnsDiscovery:
             return None
         host_id = _text(props.get(b"id"))
         version = _text(props.get(b"v"))
-        addrs = [(a, int(info.port or 0)) for a in info.parsed_addresses(IPVersion.V4Only)]
+        addrs = [(a, int(info.port or 0))
+                 for a in info.parsed_addresses(IPVersion.V4Only)[:MAX_PEER_ADDRESSES]]
         if not host_id or version != PROTOCOL_VERSION or not addrs or not info.port:
             self.stats.malformed += 1
             return None

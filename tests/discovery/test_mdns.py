@@ -9,7 +9,7 @@ import pytest
 from zeroconf import ServiceInfo
 
 from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery
-from meshhost.discovery.mdns import check_service_type
+from meshhost.discovery.mdns import MAX_PEER_ADDRESSES, MAX_PEERS, check_service_type
 from meshhost.errors import DiscoveryError
 from meshhost.identity.keyring import Keyring, mdns_tag
 
@@ -78,6 +78,19 @@ def test_peer_mid_rotation_is_accepted_by_either_tag() -> None:
     disc = discovery()
     disc.keyring.add(new)
     assert disc._accept(service({"id": "NPEER", "v": "1", "lt": mdns_tag(new, "lat")}))
+
+
+def test_a_strangers_flood_of_services_with_our_public_tag_stays_bounded() -> None:
+    # The tag is public: anyone on the LAN can advertise "hosts" of our lattice.
+    disc = discovery()
+    tag = mdns_tag(SECRET, "lat")
+    many = tuple(f"10.1.{i // 250}.{i % 250 + 1}" for i in range(500))
+    peer = disc._accept(service({"id": "NPEER", "v": "1", "lt": tag}, addrs=many))
+    assert peer is not None and len(peer[1]) == MAX_PEER_ADDRESSES
+    for i in range(MAX_PEERS + 10):
+        disc._remember(f"N{i}.{TYPE}", ("N%d" % i, [("10.0.0.1", 7000)]))
+    assert len(disc.peers) == MAX_PEERS and disc.stats.peers_forgotten == 10
+    assert f"N{MAX_PEERS + 9}.{TYPE}" in disc.peers and f"N0.{TYPE}" not in disc.peers
 
 
 def test_malformed_services_are_ignored_and_counted() -> None:
