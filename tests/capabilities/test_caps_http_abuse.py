@@ -90,7 +90,7 @@ async def test_visitors_are_all_answered_while_one_client_holds_and_resets_conne
 
     def visit() -> list[tuple[int, int, bytes]]:
         failures = []
-        for i in range(2000):
+        for i in range(600):  # ~4 s idle: hundreds of refusals reset under the visits
             status, body = one_connection_request(port, f"/v{i}")
             if (status, body) != (200, f"/v{i}".encode()):
                 failures.append((i, status, body))
