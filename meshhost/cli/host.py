@@ -75,6 +75,7 @@ from meshhost.membership import (
     MemberUpdated,
     PeerMisbehaved,
 )
+from meshhost.transport.tcp import raise_open_file_limit
 
 SECRET_ENV = "MESHHOST_LATTICE_SECRET"
 STATUS_REFRESH_S = 1.0
@@ -333,6 +334,9 @@ def _up(
             mdns_interfaces=mdns_interfaces, allowed_issuers=allowed_issuers,
             config_file=config_file.absolute() if config_file is not None else None,
             secret_file=secret_path, otlp_url=otlp_url, log_args=log_args)
+    # A soft limit of 1024 open files (a common default) would run out before
+    # max_connections; the transport keeps its cap within whatever we get.
+    raise_open_file_limit()
     try:
         stopped_by = trio.run(_run, host, status_file, as_json, secret_path,
                               (workers, processes))

@@ -83,6 +83,7 @@ import logging
 import math
 import os
 import random
+import resource
 import socket as _socket
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
@@ -145,6 +146,37 @@ REFUSED_LOG_INTERVAL_S = 10.0
 MAX_IDLE_WORKERS = 8
 """Worker and reader tasks kept parked per connection (each kind) for reuse:
 spawning a trio task costs more than waking a parked one."""
+FD_RESERVE = 256
+"""Open files left for everything but sessions (stores, modules, dials, mDNS,
+threads) when the open-file limit is below ``max_connections`` plus this."""
+
+
+def connection_cap(max_connections: int) -> int:
+    """``max_connections``, lowered to leave :data:`FD_RESERVE` of this process's
+    open-file limit: past that limit ``accept`` fails (EMFILE) before the cap is
+    reached, so silent connections could not be made to give way, and the host's
+    other files would fail too."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    return max(1, min(max_connections, soft - FD_RESERVE))
+
+
+def raise_open_file_limit(wanted: int = 65536) -> int:
+    """Raise this process's soft open-file limit towards ``wanted`` (at most the
+    hard limit; many systems default to a soft 1024); return the soft limit now.
+    For a process's entry point (``meshhost up``), not a library."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass  # keep the limit we have; connection_cap stays within it
+    return soft
+
+
 _COUNTERS = (
     "connections_accepted",
     "connections_dialed",
@@ -418,6 +450,7 @@ class Transport:
         self._admitting: OrderedDict[int, trio.CancelScope] = OrderedDict()
         """Accepted connections that have not proved the PSK yet, oldest first."""
         self._admit_seq = 0
+        self._max_connections = config.max_connections
 
     # -- service -------------------------------------------------------------
 
@@ -437,6 +470,7 @@ class Transport:
             await extra.aclose()
         bound = listener.socket.getsockname()
         self._listen_port = bound[1]
+        self._max_connections = connection_cap(self.config.max_connections)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -492,7 +526,7 @@ class Transport:
                 self.stats["connections_refused_rate"] += 1
                 sock.close()
                 continue
-            if (len(self._conns) + len(self._admitting) >= self.config.max_connections
+            if (len(self._conns) + len(self._admitting) >= self._max_connections
                     and self._admitting and not self._closing):
                 # Full, but partly of connections that have proved nothing: the
                 # oldest of those makes way.  Otherwise strangers from many
@@ -503,7 +537,7 @@ class Transport:
                 _, oldest = self._admitting.popitem(last=False)
                 oldest.cancel()
                 self.stats["connections_evicted_unproven"] += 1
-            if len(self._conns) + len(self._admitting) >= self.config.max_connections or self._closing:
+            if len(self._conns) + len(self._admitting) >= self._max_connections or self._closing:
                 self.stats["connections_refused_limit"] += 1
                 log.warning(
                     "refused connection from %s: %d connections open (max_connections)",

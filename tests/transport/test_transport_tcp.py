@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import trio
@@ -356,6 +359,38 @@ async def test_connection_limit_refuses_extra_sessions_but_silent_connections_ma
         assert a.stats["connections_refused_limit"] == 0
         for sock in silent:
             sock.close()
+
+
+def test_silent_connections_make_way_under_a_low_open_file_limit() -> None:
+    # With max_connections (1024) above the process's open-file limit, accept
+    # failed with EMFILE long before the cap, so nothing made way and an honest
+    # peer could not get in while strangers held silent connections.
+    soft = 400
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("fd_limited_host.py")), str(soft)],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    silent: list[socket.socket] = []
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        for i in range(soft + 100):  # 20 sources, within each one's handshake burst
+            sock = socket.socket()
+            sock.bind((f"127.0.0.{10 + i % 20}", 0))
+            sock.connect(("127.0.0.1", port))
+            silent.append(sock)
+
+        async def honest() -> bytes:
+            b = make(2)
+            async with serving(b):
+                return await b.request(("127.0.0.1", port), 1, b"let me in", timeout_s=10)
+
+        assert trio.run(honest) == b"let me in"
+    finally:
+        for sock in silent:
+            sock.close()
+        server.kill()
+        server.wait()
 
 
 async def test_connection_limit_refuses_extra_connections_when_all_are_sessions() -> None:
