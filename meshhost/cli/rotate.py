@@ -24,12 +24,12 @@ import click
 import trio
 
 from meshhost.cli.host import lattice_group
-from meshhost.cli.lattice import _client, host_options
+from meshhost.cli.lattice import Signer, _client, host_options
 from meshhost.cli.output import PlainTable, emit_json, fail, fails_cleanly, json_option, stdout
 from meshhost.control.api import ControlClient, ControlError
 from meshhost.control.keyops import key_id
-from meshhost.datadir import write_private
-from meshhost.errors import MeshError
+from meshhost.datadir import CONTROL_SOCKET, default_data_dir, write_private
+from meshhost.errors import LocalProtocolError, MeshError
 from meshhost.identity import short_id
 from meshhost.identity.keyring import decode_secret, encode_secret, generate_secret
 
@@ -168,6 +168,7 @@ def rotate(
     written to its secret file) before the next begins.
     """
     client = _client(data_dir, lattice)
+    _need_admin_key(data_dir, lattice)
     # Key ids depend on the lattice name: take the host's, not --lattice (which
     # only picks the default data dir).
     local = trio.run(lambda: client.request("keyring_list"))
@@ -213,6 +214,19 @@ def rotate(
                    **({"written_to": str(out)} if out else {})})  # fmt: skip
     elif step in ("all", "remove"):
         stdout.print(f"the lattice uses key {key} only; its secret is in every host's secret file")
+
+
+def _need_admin_key(data_dir: Path | None, lattice: str) -> None:
+    """Fail in one line, before any host is asked or any file written, when the CLI has
+    no operator key to sign the rotation with: otherwise every live host refuses the
+    first step, each in its own line, and ``--out`` has left a secret nobody uses."""
+    path = (data_dir if data_dir is not None else default_data_dir(lattice)) / CONTROL_SOCKET
+    signer = Signer.for_host(path)
+    if not signer.open and signer.pair is None:
+        raise LocalProtocolError(
+            "rotating the lattice secret needs an admin operator key: pass --operator-key "
+            "FILE or set $MESHHOST_OPERATOR_KEY (`meshhost lattice new` stores one beside "
+            "the secret)")
 
 
 @lattice_group.command("keyring")

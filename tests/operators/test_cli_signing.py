@@ -98,3 +98,12 @@ def test_operators_of_an_open_lattice_are_explained(fake: FakeHost, tmp_path: Pa
     result = _run("operator", "add", ADMIN.public_key, "--role", "deployer",
                   "--data-dir", str(tmp_path))
     assert result.exit_code == 1 and "has no admin key" in result.output
+
+
+def test_rotate_without_an_admin_key_fails_before_asking_any_host(
+        fake: FakeHost, tmp_path: Path) -> None:
+    out = tmp_path / "new.secret"
+    result = _run("lattice", "rotate", "--out", str(out), "--data-dir", str(tmp_path))
+    assert result.exit_code == 1 and "needs an admin operator key" in result.output
+    assert [op for op, _, _ in fake.seen] == ["auth_info"]  # no keyring op was sent
+    assert not out.exists()  # and no secret that no host holds was written
