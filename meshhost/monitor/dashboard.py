@@ -161,9 +161,11 @@ def _apps(host: Host) -> list[dict[str, Any]]:
 
 async def gather_state(host: Host) -> dict[str, Any]:
     """The lattice as ``host`` sees it now, as JSON-able data (see the module docstring)."""
-    members = host.status()["members"]
-    live = [m["id"] for m in members if m["state"] in ("alive", "suspect")]
+    live = [m["id"] for m in host.status()["members"] if m["state"] in ("alive", "suspect")]
     snaps = await _snapshots(host, live)
+    # Membership as of now, not as of the asking: a host that stalls the asking
+    # for PEER_TIMEOUT_S is the one most likely to have turned suspect meanwhile.
+    members = host.status()["members"]
     directory = host.directory
     hosts = []
     for m in members:
