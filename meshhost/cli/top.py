@@ -195,4 +195,11 @@ def top(once: bool, data_dir: Path | None, lattice: str) -> None:
         # comes wrapped in an exception group.
         if isinstance(exc, KeyboardInterrupt) or exc.split(KeyboardInterrupt)[0] is not None:
             exit_by_signal(signal.SIGINT)
+        # A MeshError (no host, the host went away) comes wrapped the same way: unwrap it
+        # so that fails_cleanly prints its one line instead of a group traceback.
+        failed = exc.split(MeshError)[0]
+        while isinstance(failed, BaseExceptionGroup):
+            failed = failed.exceptions[0]
+        if failed is not None:
+            raise failed from None
         raise

@@ -130,3 +130,11 @@ def test_top_shows_hosts_and_call_rates_and_quits_on_q_and_ctrl_c(
         stop.set()
         top.close()
     caller.join(timeout=20)
+
+
+def test_live_top_without_a_host_is_one_error_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "meshhost", "top", "--data-dir", str(tmp_path)],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                            env=clean_env())
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no meshhost host is running"), result.stderr
