@@ -107,14 +107,23 @@ def make_private_dir(path: Path) -> None:
 
 
 def check_private(data_dir: Path) -> None:
-    """Raise DataDirNotPrivate when other users may read or enter ``data_dir``.
+    """Raise DataDirNotPrivate when other users may read or enter ``data_dir``, or
+    it belongs to another user.
 
     It holds the host's key and the lattice secret; its files are 0600 only
     since this version, so an older data dir may hold readable ones too.
     """
     from meshhost.errors import DataDirNotPrivate
 
-    mode = data_dir.stat().st_mode & 0o777
+    info = data_dir.stat()
+    mode = info.st_mode & 0o777
+    if info.st_uid != os.geteuid():
+        # Its owner can replace what is in it (a host key or secret of its own
+        # choosing, a socket where the CLI expects control.sock), whatever the mode.
+        raise DataDirNotPrivate(
+            f"data dir {data_dir} belongs to uid {info.st_uid}, not to this user (uid "
+            f"{os.geteuid()}); its owner could replace this host's key, the lattice secret "
+            "and the control socket. Use a data dir of your own (--data-dir)")
     if mode & 0o077:
         raise DataDirNotPrivate(
             f"data dir {data_dir} can be read by other users (mode {mode:04o}); it holds "

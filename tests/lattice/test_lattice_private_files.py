@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 from lattice_helpers import client, http_request, make_host, signed_example
+from systools import unavailable
 
 from meshhost import config as config_mod
 from meshhost.errors import DataDirNotPrivate
@@ -69,6 +70,21 @@ def test_a_data_dir_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode
     assert f"mode {mode:04o}" in str(refused.value)
     assert sorted(os.listdir(data_dir)) == []  # nothing was written into it
     data_dir.chmod(0o700)
+    Host.open(_config(data_dir), secret_text=encode_secret(bytes(32)))  # now accepted
+
+
+def test_a_data_dir_another_user_owns_is_refused(tmp_path: Path) -> None:
+    # Mode 0700 but someone else's (made in /tmp beforehand, say): its owner
+    # could swap in a host key or secret of its own, or its own control.sock.
+    if os.geteuid() != 0:
+        unavailable("needs root to give a directory to another user (chown): run the tests as root")
+    data_dir = tmp_path / "host"
+    data_dir.mkdir(mode=0o700)
+    os.chown(data_dir, 65534, 65534)
+    with pytest.raises(DataDirNotPrivate, match="belongs to uid 65534, not to this user"):
+        Host.open(_config(data_dir), secret_text=encode_secret(bytes(32)))
+    assert sorted(os.listdir(data_dir)) == []
+    os.chown(data_dir, os.geteuid(), os.getegid())
     Host.open(_config(data_dir), secret_text=encode_secret(bytes(32)))  # now accepted
 
 
