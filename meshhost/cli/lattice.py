@@ -670,8 +670,10 @@ def call(
               default="json", show_default=True,
               help="json: meshhost's own event maps; cloudevents: CloudEvents 1.0 JSON.")
 @host_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Accepted as by every read command: events are JSON lines already.")
 @fails_cleanly
-def events(data_dir: Path | None, lattice: str, event_format: str) -> None:
+def events(data_dir: Path | None, lattice: str, event_format: str, as_json: bool) -> None:
     """Follow host, actor and link events as JSON lines until interrupted (exit 130).
 
     --format cloudevents prints each as a CloudEvent 1.0 (JSON), typed as

@@ -35,7 +35,7 @@ from rich.text import Text
 from meshhost.cli import main
 from meshhost.cli.lattice import _client, host_options
 from meshhost.cli.monitor import format_seconds
-from meshhost.cli.output import exit_by_signal, fails_cleanly, stdout
+from meshhost.cli.output import emit_json, exit_by_signal, fails_cleanly, stdout
 from meshhost.control.api import ControlClient
 from meshhost.errors import MeshError
 from meshhost.identity import short_id
@@ -165,16 +165,23 @@ async def _watch_keys(fd: int, quit_scope: trio.CancelScope) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Print one frame and exit (no live view).")
 @host_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one frame as JSON (hosts, actors, each host's snapshot) and exit.")
 @fails_cleanly
-def top(once: bool, data_dir: Path | None, lattice: str) -> None:
+def top(once: bool, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """Live view of every host and actor: state, health, calls/s, p50/p99, errors, events.
 
     Refreshes every second; q quits, Ctrl-C quits with exit code 130.
     """
     client = _client(data_dir, lattice)
+    once = once or as_json
 
     async def run_once() -> None:
-        stdout.print(render(await gather(client), lattice))
+        frame = await gather(client)
+        if as_json:
+            emit_json({**frame, "actors": actor_rows(frame["snapshots"])})
+        else:
+            stdout.print(render(frame, lattice))
 
     async def run_live() -> None:
         console = Console()  # Live needs a real rich Console (stdout is a lazy stand-in)

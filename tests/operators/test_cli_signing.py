@@ -33,6 +33,8 @@ class FakeHost:
         if op == "auth_info":
             return {"lattice": "lab", "open": self.open, "host": "NHOST",
                     "admin_key_file": str(self.admin_file)}
+        if op == "hosts":
+            return []  # a host alone with no peer yet (what `top` asks first)
         return {"stopped": 1, "hosts": ["NHOST"], "kind": "revoke", "subject": ACTOR,
                 "value": "revoked", "digest": "d"}
 
@@ -107,3 +109,13 @@ def test_rotate_without_an_admin_key_fails_before_asking_any_host(
     assert result.exit_code == 1 and "needs an admin operator key" in result.output
     assert [op for op, _, _ in fake.seen] == ["auth_info"]  # no keyring op was sent
     assert not out.exists()  # and no secret that no host holds was written
+
+
+def test_top_and_events_take_json_as_every_read_command_does(
+        fake: FakeHost, tmp_path: Path) -> None:
+    import json
+
+    result = _run("top", "--json", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["actors"] == []
+    assert "--json" in _run("events", "--help").output
