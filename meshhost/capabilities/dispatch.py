@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 actor_log = logging.getLogger("meshhost.actor")
 
 MAX_CONSOLE_LOG_CHARS = 16 * 1024
+MAX_PROVIDER_OPS = 1000
+"""Label sets of ``provider_ops``.  The guest names the operation: one a provider
+does not have counts as ``_other``, and past this many sets any new one does too,
+so made-up names cannot grow memory and every /metrics scrape without bound."""
+OTHER_OPERATION = "_other"
 """A guest's console line is cut here so a runaway guest cannot flood the host log."""
 
 _LEVELS = {
@@ -274,12 +279,20 @@ class Dispatcher:
         try:
             answer = provider.handle(CallContext(actor, route.link), operation, payload)
         except MeshError as exc:
-            self.provider_ops[contract, operation, exc.code.name.lower()] += 1
+            # A made-up name is not a label: the provider's own names are few.
+            named = OTHER_OPERATION if isinstance(exc, OperationNotSupported) else operation
+            self._count_op(contract, named, exc.code.name.lower())
             if isinstance(exc, HostNotAllowed):
                 self.denials[actor.actor_id, "host_not_allowed"] += 1
             raise
-        self.provider_ops[contract, operation, "ok"] += 1
+        self._count_op(contract, operation, "ok")
         return answer
+
+    def _count_op(self, contract: str, operation: str, outcome: str) -> None:
+        key = (contract, operation, outcome)
+        if key not in self.provider_ops and len(self.provider_ops) >= MAX_PROVIDER_OPS:
+            key = (contract, OTHER_OPERATION, outcome)
+        self.provider_ops[key] += 1
 
     def _invocation(self, actor: ActorIdentity, operation: str) -> bytes:
         """``meshhost:builtin:invocation``: needs no claim and no link.

@@ -283,3 +283,18 @@ async def test_an_unexpected_exception_in_a_provider_is_a_refused_link(make_link
     with pytest.raises(ProviderError, match="failed: FileExistsError"):
         await provider.put_link(link)
     assert provider.link_error(link) is not None
+
+
+
+async def test_made_up_operation_names_cannot_grow_the_provider_metric_without_bound(kv):
+    # The operation is the guest's string: an actor that makes names up (a bug, a scan)
+    # must not grow the host's memory and every /metrics scrape with them.
+    kv("Set", {"key": "k", "value": "v", "expires": 0})
+    for i in range(3000):
+        with pytest.raises(ProviderError):
+            kv.raw(f"Nope{i}", b"")
+    kv("Get", "k")
+    ops = kv.d.provider_ops
+    assert len(ops) < 2000
+    assert ops[KEYVALUE, "KeyValue.Get", "ok"] == 1  # known names still counted by name
+    assert sum(n for (_, _, outcome), n in ops.items() if outcome != "ok") == 3000
