@@ -135,6 +135,19 @@ ChannelHandler = Callable[[str, bytes], Awaitable[bytes]]
 """``async (peer_id, payload) -> reply`` for one transport channel."""
 
 
+
+def _warn_if_others_can_read(path: Path) -> None:
+    """Log a warning when the lattice secret file is readable by other users
+    (copied with a default umask, say): anyone who reads it joins the lattice."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return  # loading it already said what is wrong
+    if mode & 0o077:
+        log.warning("the lattice secret file %s can be read by other users (mode %04o); "
+                    "anyone who reads it joins the lattice. Make it private: chmod 600 %s",
+                    path, mode, path)
+
 class HostBusy(MeshError):
     """Another running process uses this data directory."""
 
@@ -375,6 +388,8 @@ class Host:
                        else (secret_file if secret_file is not None
                              else data_dir / LATTICE_SECRET).absolute())
         text = secret_text if secret_text is not None else _read_text(secret_path)
+        if secret_path is not None:
+            _warn_if_others_can_read(secret_path)
         host = cls(config, identity=identity, keyring=keyring, data_dir=data_dir, options=options)
         host.bootstrap_admins = tuple(bootstrap_admins(text))
         host.secret_path = secret_path

@@ -88,6 +88,22 @@ def test_a_data_dir_another_user_owns_is_refused(tmp_path: Path) -> None:
     Host.open(_config(data_dir), secret_text=encode_secret(bytes(32)))  # now accepted
 
 
+def test_a_secret_file_others_can_read_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = tmp_path / "copied.secret"
+    secret.write_text(encode_secret(bytes(32)) + "\n")
+    secret.chmod(0o644)
+    data_dir = tmp_path / "host"
+    Host.open(_config(data_dir), secret_file=secret)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"chmod 600 {secret}" in m and "mode 0644" in m for m in warned), warned
+    caplog.clear()
+    secret.chmod(0o600)
+    Host.open(_config(tmp_path / "other"), secret_file=secret)
+    assert not [r for r in caplog.records if "chmod 600" in r.getMessage()]
+
+
 def test_up_refuses_it_in_one_line_and_exits_1(tmp_path: Path) -> None:
     data_dir = tmp_path / "host"
     data_dir.mkdir(mode=0o755)
