@@ -7,6 +7,7 @@ host through ``--data-dir`` (or ``--lattice`` for the default data dir).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -132,6 +133,15 @@ def load_operator_key(path: Path) -> nkeys.KeyPair:
         check_operator_key(pair.public_key)
     except MeshError as exc:
         raise LocalProtocolError(f"{path}: {exc}") from None
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            from rich.markup import escape
+
+            # As ssh says of a private key: whoever else can read it can sign as this
+            # operator. A warning, not a refusal: the command is the owner's own.
+            stderr.print(f"[yellow]warning:[/] operator key {escape(str(path))} can be read "
+                         f"by other users, who could sign as {short_id(pair.public_key)}; "
+                         f"chmod 600 {escape(str(path))}", highlight=False)
     return pair
 
 

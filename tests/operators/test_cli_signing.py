@@ -119,3 +119,15 @@ def test_top_and_events_take_json_as_every_read_command_does(
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["actors"] == []
     assert "--json" in _run("events", "--help").output
+
+
+def test_an_operator_key_other_users_can_read_is_warned_about(
+        fake: FakeHost, tmp_path: Path) -> None:
+    key = tmp_path / "me.nk"
+    key.write_text(ADMIN.encoded_seed + "\n")
+    key.chmod(0o644)
+    result = _run("stop", ACTOR, "--data-dir", str(tmp_path), "--operator-key", str(key))
+    assert result.exit_code == 0 and "can be read by other users" in result.output
+    key.chmod(0o600)
+    result = _run("stop", ACTOR, "--data-dir", str(tmp_path), "--operator-key", str(key))
+    assert result.exit_code == 0 and "warning" not in result.output
