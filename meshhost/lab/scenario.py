@@ -181,6 +181,21 @@ def _seeds(raw: object, where: str) -> int:
     return raw
 
 
+def _metrics(raw: object, where: str, key: str) -> list[str] | None:
+    # A bare string would be read as its letters: 'detect_s' -> d, e, t, ...
+    if not raw:
+        return None
+    if not isinstance(raw, list | tuple) or not all(isinstance(m, str) and m for m in raw):
+        raise ScenarioError(f"{where}: {key} must be a list of field names, got {raw!r}")
+    return list(raw)
+
+
+def _name(raw: object, where: str, key: str) -> str | None:
+    if raw is None or isinstance(raw, str):
+        return raw
+    raise ScenarioError(f"{where}: {key} must be a string, got {raw!r}")
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Load a ``.py`` or ``.yaml``/``.yml`` scenario file; ScenarioError says what is wrong."""
     p = Path(path)
@@ -204,8 +219,8 @@ def load_scenario(path: str | Path) -> Scenario:
         run=fn,
         params=_grid(ns.get("PARAMS"), str(path)),
         seeds=_seeds(ns.get("SEEDS"), str(path)),
-        metrics=list(ns["METRICS"]) if ns.get("METRICS") else None,
-        x=ns.get("X"),
+        metrics=_metrics(ns.get("METRICS"), str(path), "METRICS"),
+        x=_name(ns.get("X"), str(path), "X"),
         accepted=_accepted(fn),
     )
 
@@ -247,14 +262,14 @@ def _load_yaml(p: Path, text: str) -> Scenario:
     grid = base.with_grid(_grid(spec.get("params"), str(p)))
     return Scenario(
         name=p.stem,
-        title=str(spec.get("title") or base.title),
+        title=_name(spec.get("title"), str(p), "title") or base.title,
         path=str(p),
         job=base.job,
         run=base.run,
         params=grid,
         seeds=_seeds(spec.get("seeds", base.seeds), str(p)),
-        metrics=list(spec["metrics"]) if spec.get("metrics") else base.metrics,
-        x=spec.get("x", base.x),
+        metrics=_metrics(spec.get("metrics"), str(p), "metrics") or base.metrics,
+        x=_name(spec.get("x"), str(p), "x") or base.x,
         accepted=base.accepted,
     )
 

@@ -237,6 +237,8 @@ def test_a_missing_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
         ("PARAMS = {'a': 3}\ndef run(seed, a): pass", "must be a non-empty list"),
         ("SEEDS = 0\ndef run(seed): pass", "SEEDS must be a whole number >= 1"),
     ("PARAMS = {'a': ['x', 'y', 'x']}\ndef run(seed, a): pass", "the value 'x' is given twice"),
+        ("METRICS = 'v'\ndef run(seed): pass", "METRICS must be a list of field names, got 'v'"),
+        ("X = 1\ndef run(seed): pass", "X must be a string, got 1"),
     ],
 )
 def test_bad_scenario_files_are_typed_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -53,6 +53,9 @@ def test_a_yaml_scenario_can_wrap_a_python_file_beside_it(tmp_path: Path) -> Non
         ("scenario: crash_detection\nbogus: 1\n", "unknown keys bogus"),
         ("[1, 2]\n", "a YAML scenario is a mapping"),
         ("scenario: [\n", "not valid YAML"),
+        ("scenario: crash_detection\nmetrics: detect_s\n", "metrics must be a list of field"),
+        ("scenario: crash_detection\nx: [n]\n", "x must be a string, got ['n']"),
+        ("scenario: crash_detection\ntitle: [a]\n", "title must be a string"),
     ],
 )
 def test_bad_yaml_scenarios_are_typed_errors(tmp_path: Path, text: str, message: str) -> None:
