@@ -14,6 +14,7 @@ import inspect
 import itertools
 import json
 import math
+import traceback
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,8 +132,18 @@ def load_job(job: Job) -> tuple[Callable[..., Any], types.ModuleType | None]:
     try:
         code = compile(job.source, job.filename, "exec")
         exec(code, module.__dict__)
+    except SyntaxError as exc:
+        raise ScenarioError(
+            f"{job.filename} line {exc.lineno}: the scenario does not load: SyntaxError: {exc.msg}"
+        ) from exc
     except Exception as exc:
-        raise ScenarioError(f"{job.filename}: the scenario does not load: {exc!r}") from exc
+        # Name the scenario's own line that raised (an import, a typo), not the loader's.
+        tb = traceback.extract_tb(exc.__traceback__)
+        lines = [f.lineno for f in tb if f.filename == job.filename]
+        where = f"{job.filename} line {lines[-1]}" if lines else job.filename
+        raise ScenarioError(
+            f"{where}: the scenario does not load: {type(exc).__name__}: {exc}"
+        ) from exc
     fn = getattr(module, "run", None)
     if not callable(fn):
         raise ScenarioError(f"{job.filename}: a scenario needs a function run(seed, **params)")
@@ -234,7 +245,11 @@ def _load_yaml(p: Path, text: str) -> Scenario:
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{p}: not valid YAML: {exc}") from exc
+        # PyYAML's str() spans several lines (the snippet and a caret): one line here.
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p} line {mark.line + 1} column {mark.column + 1}" if mark else str(p)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(spec, dict):
         raise ScenarioError(f"{p}: a YAML scenario is a mapping (scenario:, params:, seeds:)")
     unknown = set(spec) - YAML_KEYS

@@ -232,7 +232,9 @@ def test_a_missing_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("def run(: pass", "the scenario does not load"),
+        ("def run(seed:\n", "bad.py line 1: the scenario does not load: SyntaxError: '(' was"),
+        ("import os\nfrom meshhost.sim import Nope\n", "bad.py line 2: the scenario does not load: "
+         "ImportError: cannot import name 'Nope'"),
         ("PARAMS = {}\n", "a scenario needs a function run(seed, **params)"),
         ("PARAMS = {'a': 3}\ndef run(seed, a): pass", "must be a non-empty list"),
         ("SEEDS = 0\ndef run(seed): pass", "SEEDS must be a whole number >= 1"),

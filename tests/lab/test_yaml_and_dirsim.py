@@ -53,6 +53,7 @@ def test_a_yaml_scenario_can_wrap_a_python_file_beside_it(tmp_path: Path) -> Non
         ("scenario: crash_detection\nbogus: 1\n", "unknown keys bogus"),
         ("[1, 2]\n", "a YAML scenario is a mapping"),
         ("scenario: [\n", "not valid YAML"),
+        ("scenario: x\n  bad: : 1\n", "bad.yaml line 2 column 6: not valid YAML: mapping values"),
         ("scenario: crash_detection\nmetrics: detect_s\n", "metrics must be a list of field"),
         ("scenario: crash_detection\nx: [n]\n", "x must be a string, got ['n']"),
         ("scenario: crash_detection\ntitle: [a]\n", "title must be a string"),
@@ -63,7 +64,7 @@ def test_bad_yaml_scenarios_are_typed_errors(tmp_path: Path, text: str, message:
     path.write_text(text)
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
-    assert message in str(info.value)
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_the_directory_checker_catches_a_host_left_out_of_the_convergence() -> None:
