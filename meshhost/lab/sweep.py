@@ -224,6 +224,10 @@ def _run_dask(
         client = Client(address, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
         raise ScenarioError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    except ValueError as exc:  # distributed's parse of the address: no port, unknown protocol
+        raise ScenarioError(
+            f"--dask {address}: not a scheduler address ({exc}); give tcp://HOST:PORT"
+        ) from exc
     with client:
         futures = {
             client.submit(run_cell, job, params, seed, pure=False, key=f"meshhost-{key}"): key

@@ -212,6 +212,7 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
         (["--param", "a"], "expected name=value"),
         (["--seeds", "0"], "0 is not in the range x>=1"),
     (["--dask"], "Option '--dask' requires an argument"),
+        (["--dask", "nowhere"], "--dask nowhere: not a scheduler address (missing port number"),
     (["--param", "a=1,2,1"], "--param a: the value 1 is given twice"),
     ],
 )
