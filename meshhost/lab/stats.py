@@ -31,13 +31,22 @@ LEVEL = 0.95
 
 
 def metric_names(observations: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Every field that is numeric or boolean somewhere, in first-seen order."""
+    """Every field that is numeric or boolean somewhere, in first-seen order, then
+    every field that is never observed (always None: a NaN, an inf, a horizon
+    never reached) and never a string: its summary row says so in ``missing``
+    rather than the metric vanishing from the summary."""
     names: dict[str, None] = {}
+    unobserved: dict[str, None] = {}
+    text: set[str] = set()
     for obs in observations:
         for k, v in obs.items():
             if isinstance(v, int | float) and k not in names:
                 names[k] = None
-    return list(names)
+            elif v is None:
+                unobserved.setdefault(k)
+            elif isinstance(v, str):
+                text.add(k)
+    return [*names, *(k for k in unobserved if k not in names and k not in text)]
 
 
 def _rng_seed(params: Mapping[str, Any], metric: str) -> int:

@@ -251,3 +251,17 @@ def test_bad_scenario_files_are_typed_errors(tmp_path: Path, text: str, message:
         ScenarioError, match=message.replace("(", r"\(").replace(")", r"\)").replace("*", r"\*")
     ):
         load_scenario(path)
+
+
+def test_a_metric_never_observed_is_summarised_as_missing(tmp_path: Path) -> None:
+    # A horizon never reached (None, NaN, inf) in every run must show as missing,
+    # not vanish from the summary.
+    path = tmp_path / "never.py"
+    path.write_text('def run(seed):\n    return {"heal_s": float("inf"), "tag": "x", "n": 3}\n')
+    scenario = load_scenario(path)
+    result = run_sweep(scenario, {}, [1, 2], tmp_path / "out", jobs=1)
+    written = write_outputs(scenario, {}, [1, 2], result, tmp_path / "out", plots=False)
+    rows = {r["metric"]: r for r in written["summary"]}
+    assert list(rows) == ["n", "heal_s"]
+    assert (rows["heal_s"]["count"], rows["heal_s"]["missing"]) == (2, 2)
+    assert "| heal_s | 2 | 2 | - |" in (tmp_path / "out" / "report.md").read_text()
