@@ -2,18 +2,20 @@
 
 x is the scenario's ``X`` parameter (default: the first one with several
 numeric values); every combination of the other varying parameters is its
-own line.  Without such a parameter, each grid cell is a point on a
+own line.  Axis labels carry the unit a name's suffix gives (``_s``:
+seconds).  Without such a parameter, each grid cell is a point on a
 categorical axis.  matplotlib runs headless (Agg) and the SVGs carry no date
 and fixed ids, so the same results give the same files.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["choose_x", "plot_summary", "slug"]
+__all__ = ["axis_label", "choose_x", "plot_summary", "slug"]
 
 
 def choose_x(grid: Mapping[str, Sequence[Any]], preferred: str | None) -> str | None:
@@ -30,6 +32,18 @@ def choose_x(grid: Mapping[str, Sequence[Any]], preferred: str | None) -> str | 
 def slug(metric: str) -> str:
     """A file name for ``metric``."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in metric) or "metric"
+
+
+UNITS = {"_s": "s", "_ms": "ms", "_percent": "%", "_bytes": "bytes"}
+"""Name suffixes the scenarios use for units: ``detect_s`` is in seconds."""
+
+
+def axis_label(name: str) -> str:
+    """``name`` with its unit, read from its suffix: ``heal_s`` -> ``heal_s (s)``."""
+    for suffix, unit in UNITS.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return f"{name} ({unit})"
+    return name
 
 
 def _label(params: Mapping[str, Any], names: Sequence[str]) -> str:
@@ -73,7 +87,7 @@ def plot_summary(
                     [r["mean_hi"] - r["mean"] for r in pts],
                 ]
                 ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
-            ax.set_xlabel(x)
+            ax.set_xlabel(axis_label(x))
             if len(lines) > 1:
                 ax.legend(fontsize="small")
         else:
@@ -85,8 +99,9 @@ def plot_summary(
             ]
             ax.errorbar(range(len(mine)), ys, yerr=err, fmt="o", capsize=3)
             ax.set_xticks(range(len(mine)), labels, rotation=30, ha="right", fontsize="small")
-        ax.set_ylabel(f"{metric} (mean, 95 % CI)")
-        ax.set_title(title, fontsize="medium")
+        ax.set_ylabel(f"{axis_label(metric)}: mean, 95 % CI")
+        # A long title (a scenario's first docstring line) ran off the figure: wrap it.
+        ax.set_title(textwrap.fill(title, 70), fontsize="medium")
         ax.grid(alpha=0.3)
         fig.tight_layout()
         png = out / f"{slug(metric)}.png"
