@@ -170,26 +170,33 @@ def plot(name: str, title: str, module: Any, grid: Mapping[str, Sequence[Any]], 
             ax.set_ylabel(spec.get("ylabel", spec["y"]))
         else:
             mine = [r for r in compared if r["metric"] == metric and r.get("ours") is not None]
+            numeric = x is not None and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in grid[x])
             lines_of = {}
             for r in mine:
                 lines_of.setdefault(_label(r, varying), []).append(r)
             for label, pts in lines_of.items():
                 c = next(colours)
-                if x is not None:
+                if numeric:
                     pts = sorted(pts, key=lambda r: r[x])
                     xs: list[Any] = [r[x] for r in pts]
+                elif x is not None:  # categories, in the grid's order, not joined by lines
+                    pts = sorted(pts, key=lambda r: list(grid[x]).index(r[x]))
+                    xs = [list(grid[x]).index(r[x]) for r in pts]
+                    ax.set_xticks(range(len(grid[x])), [str(v) for v in grid[x]])
                 else:
                     xs = list(range(len(pts)))
                 err = [[r["ours"] - r["ours_lo"] for r in pts],
                        [r["ours_hi"] - r["ours"] for r in pts]]
                 ax.errorbar(xs, [r["ours"] for r in pts], yerr=err, marker="o", capsize=3,
-                            color=c, label=f"ours ({pts[0]['stat']}, 95 % CI)"
+                            color=c, linestyle="-" if numeric or x is None else "none",
+                            label=f"ours ({pts[0]['stat']}, 95 % CI)"
                             + (f", {label}" if varying else ""))
                 ax.plot(xs, [r["reference"] for r in pts], "--", marker="x", color=c,
                         label=f"{spec['label']}" + (f", {label}" if len(lines_of) > 1 else ""))
             if x is not None:
                 ax.set_xlabel(x)
-                if all(isinstance(v, int | float) and v > 0 for v in grid[x]) and \
+                if numeric and all(isinstance(v, int | float) and v > 0 for v in grid[x]) and \
                         max(grid[x]) / min(grid[x]) >= 20:
                     ax.set_xscale("log")
             elif mine:

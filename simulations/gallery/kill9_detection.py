@@ -9,7 +9,7 @@ from meshhost.config import PROFILES
 from meshhost.sim.scenarios import crash_detection
 
 PARAMS = {"n": [100]}
-SEEDS = 6
+SEEDS = 12
 METRICS = ["detect_s"]
 REFERENCE = {"detect_s": {
     "value": lambda p: 9.75, "stat": "median", "ylabel": "declare-dead s after kill -9 (median)",

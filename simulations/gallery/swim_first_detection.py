@@ -14,7 +14,7 @@ from meshhost.membership.events import MemberSuspect
 from meshhost.sim import build_cluster
 
 PARAMS = {"n": [10, 20, 50, 100]}
-SEEDS = 200
+SEEDS = 400
 X = "n"
 METRICS = ["sync_rounds", "first_suspect_periods"]
 SWIM = "Das, Gupta, Motivala, SWIM, DSN 2002, sec. 3.1: E = 1/(1-(1-1/N)^(N-1)) -> e/(e-1) = 1.58"
