@@ -637,16 +637,34 @@ def call(
     PAYLOAD is sent as given; @FILE reads it from a file, - from stdin.
     """
     body = _read_payload(payload, as_msgpack)
+    # With --trace the CLI names the trace itself, so that a call that fails (the one
+    # most worth following) can still be traced: the host answers no trace id then.
+    trace_arg = ({"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"}
+                 if show_trace else {})
     started = time.perf_counter()
-    result = _request(
-        data_dir,
-        lattice,
-        "call",
-        actor=actor,
-        operation=operation,
-        payload=body,
-        timeout_ms=int(timeout_s * 1000),
-    )
+    try:
+        result = _request(
+            data_dir,
+            lattice,
+            "call",
+            actor=actor,
+            operation=operation,
+            payload=body,
+            timeout_ms=int(timeout_s * 1000),
+            **trace_arg,
+        )
+    except ControlError:
+        if show_trace:
+            failed_id = trace_arg["traceparent"].split("-")[1]
+            with contextlib.suppress(MeshError):
+                failed = _request(data_dir, lattice, "trace", trace_id=failed_id)
+                from meshhost.cli.trace import print_traces
+
+                if as_json:
+                    emit_json({"trace_id": failed_id, "trace": failed})
+                else:
+                    print_traces(failed)
+        raise
     elapsed_ms = (time.perf_counter() - started) * 1000
     answer: bytes = result["payload"]
     decoded: Any = answer

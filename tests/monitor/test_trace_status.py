@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -44,4 +45,21 @@ async def test_spans_record_failures_and_an_explicit_traceparent(tmp_path: Path)
             await control.request("trace", trace_id="not-hex")
         with pytest.raises(ControlError, match="traceparent"):
             await control.request("call", actor=echo_id, operation="Echo", traceparent=7)
+        nursery.cancel_scope.cancel()
+
+
+async def test_call_trace_prints_the_trace_of_a_failed_call_too(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        member = Member(make_host(tmp_path, 0))
+        await nursery.start(member.run)
+        missing = "M" + "A" * 55
+        done = await trio.run_process(
+            [sys.executable, "-m", "meshhost", "call", missing, "Echo", "--trace", "--timeout",
+             "0.5", "--json", "--data-dir", str(member.host.data_dir)],
+            capture_stdout=True, capture_stderr=True, check=False)
+        assert done.returncode == 1 and b"error:" in done.stderr
+        traced = json.loads(done.stdout)
+        (entry,) = traced["trace"]["traces"]
+        (span,) = entry["spans"]
+        assert entry["trace_id"] == traced["trace_id"] and span["status"] == "not_found"
         nursery.cancel_scope.cancel()
