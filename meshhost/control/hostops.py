@@ -559,6 +559,9 @@ class HostControl:
             raise NotAuthorized(
                 f"the statement is signed by {statement.signer}, which is not an admin of "
                 f"lattice {self.host.config.lattice!r}; sign it with an admin key")
+        if (unheard := security.without_effect(statement)) is not None:
+            raise _invalid(f"the {statement.kind.value} statement about {statement.subject} "
+                           f"was not stored: {unheard}")
         security.add(statement)
         # this host applies it at once; the others when the entry reaches them
         self.host.publish_event({"kind": "entry_changed", "ns": SECURITY_NS,

@@ -37,6 +37,7 @@ from meshhost.identity.operators import (
     Role,
     SecurityState,
     Statement,
+    StatementKind,
     decode_statement,
     evaluate,
     role_timeline,
@@ -229,6 +230,33 @@ class LatticeSecurity:
         if self._state is None:
             self._state = evaluate(self.bootstrap, self.statements())
         return self._state
+
+    def without_effect(self, statement: Statement) -> str | None:
+        """Why ``statement``, added to those held, would change nothing it says
+        (None when it takes effect, or already holds).
+
+        Statements apply in order of their ``at_ms`` (the signer's clock), so one
+        dated before the statement that decides its subject now, or before its
+        signer became admin, is stored and gossiped but never counts: the operator
+        must be told, not left believing a key was removed or an actor revoked.
+        """
+        after = evaluate(self.bootstrap, [*self.statements(), statement])
+        if statement.kind is StatementKind.ROLE:
+            holds = after.role_of(statement.subject) == Role.parse(statement.value)
+        elif statement.kind is StatementKind.ISSUER:
+            holds = (statement.subject in after.issuers) == (statement.value == "allow")
+        else:
+            holds = (statement.subject in after.revoked) == (statement.value == "revoked")
+        if holds:
+            return None
+        later = [st.at_ms for st in self.statements()
+                 if st.at_ms >= statement.at_ms and (
+                     (st.kind, st.subject) == (statement.kind, statement.subject)
+                     or (st.kind is StatementKind.ROLE and st.subject == statement.signer))]
+        return (f"it is dated {statement.at_ms} (Unix ms, the signer's clock) and would not "
+                f"take effect: a statement dated {max(later, default=statement.at_ms)} "
+                "decides it (statements apply in the order of their dates); check the "
+                "signer's clock and sign it again")
 
     def add(self, statement: Statement) -> None:
         """Store a statement this host made or received from its CLI (already checked)."""

@@ -93,3 +93,41 @@ async def test_the_applying_host_refuses_unsigned_forged_altered_replayed_and_re
             await send("stop", stop, signed("stop", stop), route=a.host_id)
         assert b.authorizer.refused >= 4
         nursery.cancel_scope.cancel()
+
+
+async def test_a_statement_dated_too_early_to_count_is_refused_not_stored(tmp_path: Path) -> None:
+    # Statements apply in the order of their dates (the signer's clock): a new
+    # admin whose clock is 5 s behind the admin who granted it would "remove"
+    # that admin with a statement dated before its own grant, which never
+    # counts; the host must say so rather than store it and answer success.
+    from meshhost.identity.operators import Role, StatementKind, sign_statement
+
+    new = nkeys.KeyPair(nkeys.Prefix.OPERATOR, bytes([2] * 32))
+    actor = nkeys.KeyPair(nkeys.Prefix.MODULE, bytes([4] * 32)).public_key
+    now = int(time.time() * 1000)
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        await nursery.start(a.serve)
+        assert a.control is not None and a.security is not None
+
+        async def put(signer: nkeys.KeyPair, kind: StatementKind, subject: str, value: str,
+                      at_ms: int) -> Any:
+            statement = sign_statement(signer, "lab", kind, subject, value, at_ms)
+            args = {"statement": statement.encoded()}
+            return await a.control.dispatch("security_put", args,
+                                            auth=signed("security_put", args, signer))
+
+        await put(ADMIN, StatementKind.ROLE, new.public_key, "admin", now)
+        with pytest.raises(ControlError, match="was not stored: it is dated .* would not take"):
+            await put(new, StatementKind.ROLE, ADMIN.public_key, "none", now - 5000)
+        assert a.security.state().role_of(ADMIN.public_key) == Role.ADMIN
+        assert len(a.security.statements()) == 1
+        await put(ADMIN, StatementKind.REVOKE, actor, "revoked", now + 1)
+        with pytest.raises(ControlError, match="would not take effect"):
+            await put(new, StatementKind.REVOKE, actor, "none", now - 1)  # an undo, too early
+        assert actor in a.security.state().revoked
+        await put(new, StatementKind.REVOKE, actor, "none", now + 2)  # dated after: counts
+        await put(new, StatementKind.ROLE, ADMIN.public_key, "none", now + 3)
+        assert a.security.state().revoked == frozenset()
+        assert a.security.state().role_of(ADMIN.public_key) == Role.NONE
+        nursery.cancel_scope.cancel()
