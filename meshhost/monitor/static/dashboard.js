@@ -70,7 +70,14 @@ function edgeState(a, b) {
 function renderGraph(state) {
   const g = document.getElementById("graph");
   const hosts = [...state.hosts].sort((a, b) => a.id.localeCompare(b.id));
-  const cx = 320, cy = 195, r = hosts.length > 1 ? 140 : 0;
+  // Everything inside the 640x370 viewBox: a ring whose top halo and bottom label fit,
+  // nodes no wider than their share of it, labels shortened as the ring fills up.
+  // Up to 6 hosts each node has a line under it (instances, address); more get a wider
+  // ring and smaller nodes instead (the node's title still tells it all).
+  const count = hosts.length, labelled = count <= 6, cx = 320;
+  const cy = labelled ? 180 : 185, r = count < 2 ? 0 : labelled ? 120 : 140;
+  const share = count > 1 ? r * Math.sin(Math.PI / count) : 40;
+  const nodeR = Math.max(12, Math.min(labelled ? 40 : 30, Math.floor(share) - 6));
   const pos = new Map(hosts.map((h, i) => {
     const t = -Math.PI / 2 + (2 * Math.PI * i) / Math.max(1, hosts.length);
     return [h.id, [cx + r * Math.cos(t), cy + r * Math.sin(t)]];
@@ -95,13 +102,16 @@ function renderGraph(state) {
     const node = svg("g", { class: `node ${h.state}${h.local ? " local" : ""}`,
                             "data-host-id": h.id, "data-state": h.state,
                             transform: `translate(${x},${y})` });
-    if (h.local) node.append(svg("circle", { class: "halo", r: 46 }));
-    node.append(svg("circle", { class: "body", r: 40 }));
-    node.append(svg("text", { class: "name", y: -1 }, short(h.id).slice(0, 8)));
-    node.append(svg("text", { class: "sub", y: 15 }, h.state));
-    node.append(svg("text", { class: "sub", y: 62 },
-                    `${n} instance${n === 1 ? "" : "s"} · ${h.address}`));
-    node.append(svg("title", {}, `${h.id}\n${h.state}, ${h.address}`));
+    if (h.local) node.append(svg("circle", { class: "halo", r: nodeR + 6 }));
+    node.append(svg("circle", { class: "body", r: nodeR }));
+    node.append(svg("text", { class: "name", y: nodeR >= 30 ? -1 : 4 },
+                    short(h.id).slice(0, nodeR >= 30 ? 8 : 4)));
+    if (nodeR >= 30) node.append(svg("text", { class: "sub", y: 15 }, h.state));
+    if (labelled) {
+      node.append(svg("text", { class: "sub", y: nodeR + 22 },
+                      `${n} instance${n === 1 ? "" : "s"} · ${h.address}`));
+    }
+    node.append(svg("title", {}, `${h.id}\n${h.state}, ${h.address}, ${n} instance${n === 1 ? "" : "s"}`));
     nodes.append(node);
   }
   g.replaceChildren(edges, nodes);
@@ -140,7 +150,7 @@ function renderHosts(state) {
           el("th", { class: "num" }, "calls/s"), el("th", { class: "num" }, "p50 ms"),
           el("th", { class: "num" }, "p99 ms"), el("th", { class: "num" }, "errors/s"))),
         el("tbody", {}, h.actors.map((a) => el("tr", { "data-actor-id": a.id },
-          el("td", { title: a.id }, a.name || short(a.id)),
+          el("td", { title: `${a.name || ""}\n${a.id}` }, a.name || short(a.id)),
           el("td", { class: "num" }, a.instances),
           el("td", { class: "num" }, fixed(a.calls_per_s, 2)),
           el("td", { class: "num" }, a.calls_total ? fixed(a.p50_ms, 2) : "–"),
@@ -202,10 +212,10 @@ function renderLinks(state) {
     el("thead", {}, el("tr", {}, el("th", {}, "actor"), el("th", {}, "contract or target"),
                        el("th", {}, "name"))),
     el("tbody", {}, state.links.map((l) => el("tr", {},
-      el("td", { title: l.actor }, actorName(state, l.actor)),
+      el("td", { title: `${actorName(state, l.actor)}\n${l.actor}` }, actorName(state, l.actor)),
       el("td", { title: l.contract }, l.contract.startsWith("M") && l.contract.length === 56
                                         ? actorName(state, l.contract) : l.contract),
-      el("td", {}, l.link_name))))));
+      el("td", { title: l.link_name }, l.link_name))))));
 }
 
 function eventText(e) {
