@@ -212,7 +212,8 @@ def up(
         _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = verbosity, "", ""
         log_args = (("-q",) if quiet else ()) + ("-v",) * verbose
         log_args += ("--log-level", log_level) if log_level is not None else ()
-        log_args += ("--log-format", log_format) if log_format is not None else ()
+        log_args += ("--log-format", log_format) if log_format is not None else (
+            ("--log-format", "json") if as_json else ())  # workers log as the primary does
         try:
             _up(tag, as_json=as_json, log_args=log_args, **options)
         finally:

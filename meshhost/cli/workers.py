@@ -115,6 +115,10 @@ def worker_argv(settings: WorkerSettings, data_dir: Path, k: int, primary: str) 
         argv += ["--allowed-issuer", issuer]
     if s.no_mdns:
         argv.append("--no-mdns")
+    if "--log-format" not in s.log_args:
+        # `up --json` (how a worker reports to us) would make its log lines JSON,
+        # and they go straight to the primary's stderr, among the primary's text lines.
+        argv += ["--log-format", "text"]
     return argv + list(s.log_args)
 
 

@@ -41,3 +41,13 @@ def test_processes_must_be_between_one_and_the_limit(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["up", "--processes", bad, "--data-dir", str(tmp_path)])
         assert result.exit_code == 2, result.output
         assert "--processes" in result.output
+
+
+def test_workers_log_in_the_primarys_format_not_json_by_default() -> None:
+    def formats(log_args: tuple[str, ...]) -> list[str]:
+        argv = worker_argv(WorkerSettings(lattice="l", profile="lan", log_args=log_args),
+                           Path("/d"), 1, "h:1")
+        return [argv[i + 1] for i, a in enumerate(argv) if a == "--log-format"]
+
+    assert formats(()) == ["text"]  # a worker runs `up --json`, whose default is json
+    assert formats(("--log-format", "json")) == ["json"]
