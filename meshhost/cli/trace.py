@@ -7,10 +7,12 @@ the call it made.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
@@ -24,6 +26,8 @@ from meshhost.monitor.tracing import MAX_LAST, SpanNode, build_tree
 
 __all__ = ["print_traces", "trace"]
 
+MAX_PIPED_WIDTH = 1000
+"""Columns a tree may take when written to a pipe or a file (no terminal to fit)."""
 _KIND_STYLE = {"client": "cyan", "server": "green", "internal": "magenta"}
 
 
@@ -49,6 +53,21 @@ def _add(tree: Tree, node: SpanNode, origin_ns: int) -> None:
         _add(branch, child, origin_ns)
 
 
+def _print_tree(tree: Tree) -> None:
+    """To a terminal as rich draws it (cut at its width); to a pipe or a file whole.
+
+    rich crops a tree's lines at the console's width, 80 without a terminal, which
+    cut each deep hop's host, time and offset from a saved or grepped trace.
+    """
+    if stdout.is_terminal:
+        stdout.print(tree)
+        return
+    out = io.StringIO()
+    Console(file=out, width=MAX_PIPED_WIDTH, color_system=None, soft_wrap=True).print(tree)
+    text = "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+    stdout.print(text, markup=False, highlight=False)
+
+
 def print_traces(result: dict[str, Any]) -> None:
     """Print the ``trace`` op's answer as one rich tree per trace."""
     for entry in result["traces"]:
@@ -62,7 +81,7 @@ def print_traces(result: dict[str, Any]) -> None:
         origin = min((s.start_ns for s in spans), default=0)
         for root in build_tree(spans):
             _add(tree, root, origin)
-        stdout.print(tree)
+        _print_tree(tree)
     if result.get("unanswered"):
         names = ", ".join(short_id(h) for h in result["unanswered"])
         stdout.print(f"[yellow]no answer from {names}: their spans are missing[/]")
