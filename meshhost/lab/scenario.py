@@ -333,8 +333,11 @@ def format_param(name: str, value: Any) -> str:
 
 def normalise_observations(result: object, where: str) -> list[Observation]:
     """A run's return value as plain observation dicts (non-finite numbers become None)."""
-    if result is None:
-        return []
+    if result is None:  # most likely a run() that forgot its return
+        raise ScenarioError(
+            f"{where}: run() returned None; return a dict of observations "
+            "(or a list of them, [] for none)"
+        )
     items = [result] if isinstance(result, Mapping) else result
     if not isinstance(items, list | tuple):
         raise ScenarioError(f"{where}: run() must return a dict or a list of dicts, not {result!r}")

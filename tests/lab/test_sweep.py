@@ -265,3 +265,14 @@ def test_a_metric_never_observed_is_summarised_as_missing(tmp_path: Path) -> Non
     assert list(rows) == ["n", "heal_s"]
     assert (rows["heal_s"]["count"], rows["heal_s"]["missing"]) == (2, 2)
     assert "| heal_s | 2 | 2 | - |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_run_that_returns_nothing_fails_its_seed(tmp_path: Path) -> None:
+    # A forgotten `return` gave a sweep with no observations and no failure.
+    path = tmp_path / "noreturn.py"
+    path.write_text("def run(seed):\n    x = {'v': seed}\n")
+    result = run_sweep(load_scenario(path), {}, [1], tmp_path / "out", jobs=1)
+    assert [f["error"] for f in result.failures] == [
+        f"ScenarioError: {path} seed 1: run() returned None; return a dict of observations "
+        "(or a list of them, [] for none)"
+    ]
