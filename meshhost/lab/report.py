@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from meshhost.errors import ScenarioError
 from meshhost.lab.scenario import Scenario
 from meshhost.lab.stats import metric_names, summarise
 from meshhost.lab.sweep import SweepResult
@@ -133,12 +134,20 @@ def write_outputs(
     rows = observation_rows(scenario, result)
     observed = [obs for cell in result.cells for obs in cell.observations]
     metrics = scenario.metrics or metric_names(observed)
+    fields = dict.fromkeys(k for obs in observed for k in obs)
+    unknown = [m for m in metrics if observed and m not in fields]
+    if unknown:  # a typo (--metrics detect for detect_s) gave rows of nothing
+        raise ScenarioError(
+            f"metrics {', '.join(map(repr, unknown))}: no observation has such a field "
+            f"(fields: {', '.join(fields)}); the finished cells are kept, so the same "
+            "command with the names corrected reruns nothing"
+        )
     fields = [
         "scenario",
         *params,
         "seed",
         "obs",
-        *dict.fromkeys(k for obs in observed for k in obs),
+        *fields,
     ]
     (out / "observations.csv").write_text(_csv(rows, fields))
     (out / "observations.jsonl").write_text(

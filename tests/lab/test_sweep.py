@@ -214,9 +214,14 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
     (["--dask"], "Option '--dask' requires an argument"),
         (["--dask", "nowhere"], "--dask nowhere: not a scheduler address (missing port number"),
     (["--param", "a=1,2,1"], "--param a: the value 1 is given twice"),
+        (["--param", "a=1", "--seeds", "1", "--metrics", "v,hits", "--out", "m", "-j", "1"],
+         "metrics 'hits': no observation has such a field (fields: v, hit, tag)"),
     ],
 )
-def test_bad_sweep_arguments_are_one_line_errors(toy: Path, args: list[str], message: str) -> None:
+def test_bad_sweep_arguments_are_one_line_errors(
+    toy: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(toy.parent)
     result = CliRunner().invoke(main, ["sim", "run", str(toy), *args])
     assert result.exit_code in (1, 2)
     assert message in result.output and "Traceback" not in result.output
