@@ -318,7 +318,18 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
     try:
         values = json.loads(f"[{rest}]")
     except ValueError:
-        values = [_scalar(part.strip()) for part in rest.split(",")]
+        parts = [part.strip() for part in rest.split(",")]
+        for part in parts:
+            # Not JSON as a whole: plain words (lan,local).  An empty part is a
+            # stray comma, a bracket or quote a JSON value that did not parse;
+            # either would be swept as a string cell nobody meant.
+            if not part:
+                raise ScenarioError(f"--param {text!r}: an empty value (a stray comma?)") from None
+            if part[0] in "[{\"":
+                raise ScenarioError(
+                    f"--param {text!r}: {part!r} is not valid JSON (a list is written [1,2])"
+                ) from None
+        values = [_scalar(part) for part in parts]
     if not isinstance(values, list) or not values:
         raise ScenarioError(f"--param {text!r}: give at least one value")
     return name, values

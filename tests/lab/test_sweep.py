@@ -214,6 +214,8 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
     (["--dask"], "Option '--dask' requires an argument"),
         (["--dask", "nowhere"], "--dask nowhere: not a scheduler address (missing port number"),
     (["--param", "a=1,2,1"], "--param a: the value 1 is given twice"),
+        (["--param", "a=1,"], "--param 'a=1,': an empty value (a stray comma?)"),
+        (["--param", "a=[1,2],[3"], "--param 'a=[1,2],[3': '[1' is not valid JSON"),
         (["--param", "a=1", "--seeds", "1", "--metrics", "v,hits", "--out", "m", "-j", "1"],
          "metrics 'hits': no observation has such a field (fields: v, hit, tag)"),
     ],
