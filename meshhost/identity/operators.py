@@ -322,8 +322,13 @@ def _check_statement_fields(kind: StatementKind, subject: str, value: str) -> No
         raise IdentityError(f"{subject[:12]!r} is not a key: {exc}") from None
     if prefix not in _SUBJECTS[kind]:
         wanted = " or ".join(p.letter + "…" for p in _SUBJECTS[kind])
-        raise IdentityError(f"a {kind.value} statement is about a {wanted} key, "
-                            f"not {subject[:12]}…")
+        what = {StatementKind.ROLE: "an operator role is given to an operator key",
+                StatementKind.ISSUER: "an allowed issuer is an account key",
+                StatementKind.REVOKE: "a revocation names an actor or issuer key"}[kind]
+        called = {nkeys.Prefix.MODULE: "an actor", nkeys.Prefix.SERVER: "a host",
+                  nkeys.Prefix.ACCOUNT: "an account", nkeys.Prefix.OPERATOR: "an operator",
+                  nkeys.Prefix.USER: "a user"}.get(prefix, f"a {prefix.name.lower()}")
+        raise IdentityError(f"{what} ({wanted}), and {subject[:12]}… is {called} key")
 
 
 def sign_statement(signer: nkeys.KeyPair, lattice: str, kind: StatementKind, subject: str,

@@ -131,3 +131,11 @@ def test_an_operator_key_other_users_can_read_is_warned_about(
     key.chmod(0o600)
     result = _run("stop", ACTOR, "--data-dir", str(tmp_path), "--operator-key", str(key))
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_an_actor_key_given_as_an_issuer_is_explained(fake: FakeHost, tmp_path: Path) -> None:
+    fake.admin_file.write_text(ADMIN.encoded_seed + "\n")
+    result = _run("issuer", "add", ACTOR, "--data-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "an allowed issuer is an account key (A…)" in result.output
+    assert f"{ACTOR[:12]}… is an actor key" in result.output
