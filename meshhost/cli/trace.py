@@ -82,6 +82,13 @@ def print_traces(result: dict[str, Any]) -> None:
         for root in build_tree(spans):
             _add(tree, root, origin)
         _print_tree(tree)
+        # A hop whose host has died since: its client span names it, its own spans are gone.
+        gone = sorted({dict(s.attributes).get("answered_by", "") for s in spans}
+                      - set(hosts) - set(result.get("hosts") or []) - {""})
+        if gone:
+            names = ", ".join(short_id(h) for h in gone)
+            stdout.print(f"[yellow]{names} answered calls of this trace but is no longer a "
+                         "live member: its spans are missing[/]")
     if result.get("unanswered"):
         names = ", ".join(short_id(h) for h in result["unanswered"])
         stdout.print(f"[yellow]no answer from {names}: their spans are missing[/]")

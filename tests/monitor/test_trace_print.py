@@ -28,3 +28,13 @@ def test_a_piped_trace_keeps_every_hops_host_and_time(capsys: pytest.CaptureFixt
     for i, line in enumerate(lines):
         assert f"WithALongName{i}" in line and "1.00 ms" in line and line.endswith(" ms"), line
     assert lines[-1].rstrip() == lines[-1]
+
+
+def test_a_hop_whose_host_died_since_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    dead = "N" + "D" * 55
+    client = {**span(1, ""), "kind": "client", "attributes": {"actor": "M" + "A" * 55,
+                                                              "answered_by": dead}}
+    print_traces({"traces": [{"trace_id": "ab" * 16, "spans": [client]}],
+                  "hosts": [HOST], "unanswered": []})
+    out = capsys.readouterr().out
+    assert "NDDDDDDDDDDD… answered calls of this trace but is no longer a live member" in out
