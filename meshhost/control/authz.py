@@ -125,7 +125,9 @@ class Authorizer:
                 break
             del self._nonces[oldest_key]
         if (key, nonce) in self._nonces:
-            raise NotAuthorized(f"{op!r} refused: this signed request was already applied "
+            # "received", not "applied": the first copy may itself have been refused
+            # later (e.g. asked for its entries' signatures), yet its nonce is spent.
+            raise NotAuthorized(f"{op!r} refused: this signed request was already received "
                                 "here (a replay); sign a new one")
         if len(self._nonces) >= self.max_nonces:
             raise NotAuthorized(f"{op!r} refused: too many signed requests in the last "
