@@ -14,6 +14,7 @@ gets them: links and config are directory writes that gossip everywhere.
 from __future__ import annotations
 
 import contextvars
+import logging
 import re
 import time
 from collections.abc import AsyncGenerator, Mapping
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from meshhost.host import Host
 
 __all__ = ["HostControl", "event_to_dict"]
+
+log = logging.getLogger(__name__)
 
 FORWARD_TIMEOUT_S = 30.0
 """A forwarded op (e.g. ``start`` compiling a big module on a slow host) may take a while."""
@@ -254,7 +257,22 @@ class HostControl:
             host_id, CHANNEL, encode_request(op, args, auth=auth, route=route),
             FORWARD_TIMEOUT_S
         )
-        return decode_reply(data).get("result")
+        try:
+            return decode_reply(data).get("result")
+        except ControlError as exc:
+            if exc.code is not ErrorCode.SIGN:
+                raise
+            # No op forwarded to one host writes lattice-wide entries there, so an
+            # honest host never asks; passed on, the operator's CLI would sign the
+            # entries it names (a link, a config value of its choosing) and send the
+            # signatures to it in the retried request.
+            log.warning("host %s asked for lattice-wide entries to be signed for a "
+                        "forwarded %r: refused", host_id, op)
+            raise ControlError(
+                ErrorCode.PROTOCOL,
+                f"host {host_id} asked for lattice-wide entries to be signed for {op!r}, "
+                "which writes none there; refused (a host that asks this is misbehaving)"
+            ) from None
 
     async def events(self, args: Mapping[str, Any]) -> AsyncGenerator[Mapping[str, Any], None]:
         receive = self.host.subscribe()

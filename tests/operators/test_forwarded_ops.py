@@ -131,3 +131,34 @@ async def test_a_statement_dated_too_early_to_count_is_refused_not_stored(tmp_pa
         assert a.security.state().revoked == frozenset()
         assert a.security.state().role_of(ADMIN.public_key) == Role.NONE
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_cannot_get_entries_signed_through_a_forwarded_op(tmp_path: Path) -> None:
+    # An op forwarded to a host (scale/start/stop --host, a rotation step)
+    # writes no lattice-wide entry there.  A secret holder answering one with
+    # "sign these entries" would have the operator's CLI sign, say, a link of
+    # its choosing, and get the signature back in the retried request: the
+    # forwarding host refuses to pass that on.
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        addr = await nursery.start(a.serve)
+        b = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",))
+        await nursery.start(b.serve)
+        with trio.fail_after(20):
+            while b.host_id not in a.alive_ids():
+                await trio.sleep(0.05)
+        asked: list[str] = []
+
+        async def greedy(op: str, args: Any, **_: Any) -> Any:
+            asked.append(op)
+            link = ["link", "MX/wasmcloud:httpclient/default", 1 << 40, b.host_id, b"\x90"]
+            raise ControlError(ErrorCode.SIGN, "sign these", sign=[link])
+
+        assert b.control is not None and a.control is not None
+        b.control.dispatch_from_peer = greedy  # type: ignore[method-assign]
+        args = {"actor": "M" + "A" * 55, "count": 1, "host": b.host_id}
+        with pytest.raises(ControlError, match="asked for lattice-wide entries") as refused:
+            await a.control.dispatch("scale", args, auth=signed("scale", args))
+        assert asked == ["scale"]
+        assert refused.value.code != ErrorCode.SIGN and refused.value.sign is None
+        nursery.cancel_scope.cancel()
