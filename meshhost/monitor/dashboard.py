@@ -28,6 +28,7 @@ loopback unless given an address.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -273,6 +274,30 @@ async def _follow_events(host: Host, hub: _Hub) -> None:
             hub.refresh.set()
 
 
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_host_header(scope: Scope) -> bool:
+    """Whether the request names this machine: an IP literal or ``localhost``, or no
+    Host at all (HTTP/1.0), as a browser does for a page of this machine."""
+    value = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").lower()
+    if value.startswith("["):
+        name = value[1:value.find("]")] if "]" in value else value
+    else:
+        name = value.rsplit(":", 1)[0] if ":" in value else value
+    if name in ("", "localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI application (see the module docstring)."""
     files = resources.files("meshhost.monitor") / "static"
@@ -315,11 +340,18 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
             hub.pages.discard(pages)
             pages.close()
 
+    loopback = _is_loopback((host.options.dashboard_address or ("127.0.0.1", 0))[0])
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
-        if scope.get("method", "GET") not in ("GET", "HEAD"):
+        if loopback and not _local_host_header(scope):
+            # DNS rebinding: a web page whose name now points at 127.0.0.1 would
+            # otherwise read the lattice's state from the visitor's browser.
+            await respond(send, 421, "text/plain; charset=utf-8",
+                          b"open the dashboard as http://127.0.0.1:PORT/ or localhost\n")
+        elif scope.get("method", "GET") not in ("GET", "HEAD"):
             await respond(send, 405, "text/plain; charset=utf-8", b"read-only: GET only\n")
         elif path in STATIC:
             name, content_type = STATIC[path]

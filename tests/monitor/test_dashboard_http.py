@@ -156,3 +156,27 @@ async def test_an_event_while_the_state_is_gathered_rebuilds_it_at_once(
         assert b'"n":2' in await receive.receive()
         assert clock.current_time() - released_at < dashboard.REFRESH_S / 2
         nursery.cancel_scope.cancel()
+
+
+async def test_a_loopback_dashboard_refuses_other_host_names_dns_rebinding() -> None:
+    from types import SimpleNamespace
+
+    from meshhost.monitor.dashboard import _Hub, dashboard_app
+
+    async def status(bind: str, host_header: bytes) -> int:
+        app = dashboard_app(SimpleNamespace(options=SimpleNamespace(  # type: ignore[arg-type]
+            dashboard_address=(bind, 8090))), _Hub())
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/nope",
+                 "headers": [(b"host", host_header)]}
+        await app(scope, None, send)  # type: ignore[arg-type]
+        return int(sent[0]["status"])
+
+    assert await status("127.0.0.1", b"evil.example:8090") == 421
+    for local in (b"127.0.0.1:8090", b"localhost:8090", b"[::1]:8090", b"LOCALHOST"):
+        assert await status("127.0.0.1", local) == 404, local  # served (no such page)
+    assert await status("0.0.0.0", b"mybox.lan:8090") == 404  # bound for the network
