@@ -427,11 +427,6 @@ def security_warnings(host: Host) -> list[str]:
         warnings.append(
             "the issuer allow-list is empty: actors signed by any issuer will run; restrict "
             "it with `meshhost up --allowed-issuer A…` or `meshhost issuer add A…`")
-    secret = host.secret_path
-    if secret is not None and _readable_by_others(secret):
-        warnings.append(
-            f"the lattice secret {secret} can be read by other users: anyone who reads it can "
-            f"join this lattice and call its actors; make it private: chmod 600 {secret}")
     for what, addr, flag in (
         ("/metrics, /healthz and /readyz", host.metrics_addr, "--metrics"),
         ("the dashboard", host.dashboard_addr, "--dashboard"),
@@ -444,13 +439,6 @@ def security_warnings(host: Host) -> list[str]:
                 f"without authentication, and show the whole lattice; give {flag} a port "
                 "alone (127.0.0.1) and put an authenticating proxy in front for remote access")
     return warnings
-
-
-def _readable_by_others(path: Path) -> bool:
-    try:
-        return bool(path.stat().st_mode & 0o077)
-    except OSError:
-        return False  # gone since it was read: nothing to say about it
 
 
 def _is_loopback(address: str) -> bool:

@@ -1,15 +1,14 @@
-"""`up` warns when its unauthenticated HTTP listeners face the network, or when other
-users can read its lattice secret."""
+"""`up` warns when its unauthenticated HTTP listeners face the network."""
 
 from types import SimpleNamespace
 
 from meshhost.cli.host import security_warnings
 
 
-def _host(metrics=None, dashboard=None, secret=None):
-    # allowed_issuers set: only the listener and file warnings are under test here
+def _host(metrics=None, dashboard=None):
+    # allowed_issuers set: only the listener warnings are under test here
     return SimpleNamespace(security=None, config=SimpleNamespace(allowed_issuers=["A"]),
-                           metrics_addr=metrics, dashboard_addr=dashboard, secret_path=secret)
+                           metrics_addr=metrics, dashboard_addr=dashboard)
 
 
 def test_non_loopback_metrics_and_dashboard_warn():
@@ -23,12 +22,3 @@ def test_loopback_listeners_do_not_warn():
     assert security_warnings(_host(("127.0.0.1", 9090), ("127.0.0.2", 8090))) == []
     assert security_warnings(_host()) == []
 
-
-def test_a_secret_file_other_users_can_read_warns(tmp_path):
-    secret = tmp_path / "lattice.secret"
-    secret.write_text("SL...\n")
-    secret.chmod(0o644)
-    [warning] = security_warnings(_host(secret=secret))
-    assert str(secret) in warning and "chmod 600" in warning
-    secret.chmod(0o600)
-    assert security_warnings(_host(secret=secret)) == []
