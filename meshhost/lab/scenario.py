@@ -236,6 +236,15 @@ def load_scenario(path: str | Path) -> Scenario:
     )
 
 
+def yaml_problem(path: str | Path, exc: Exception) -> str:
+    """One line for a YAML syntax error: PyYAML's str() spans several (the
+    snippet and a caret)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path} line {mark.line + 1} column {mark.column + 1}" if mark else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}: not valid YAML: {problem}"
+
+
 YAML_KEYS = {"scenario", "file", "title", "params", "seeds", "metrics", "x"}
 
 
@@ -245,11 +254,7 @@ def _load_yaml(p: Path, text: str) -> Scenario:
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        # PyYAML's str() spans several lines (the snippet and a caret): one line here.
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p} line {mark.line + 1} column {mark.column + 1}" if mark else str(p)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{where}: not valid YAML: {problem}") from exc
+        raise ScenarioError(yaml_problem(p, exc)) from exc
     if not isinstance(spec, dict):
         raise ScenarioError(f"{p}: a YAML scenario is a mapping (scenario:, params:, seeds:)")
     unknown = set(spec) - YAML_KEYS

@@ -73,6 +73,16 @@ def test_the_shipped_example_scenario_loads() -> None:
         load_lab_scenario("/nonexistent/scenario.yaml")
 
 
+def test_a_yaml_syntax_error_is_one_line_naming_where(tmp_path: Path) -> None:
+    (tmp_path / "lab.yaml").write_text("hosts: 10\n  x: : y\n")
+    with pytest.raises(LabError) as info:
+        load_lab_scenario(tmp_path / "lab.yaml")
+    assert str(info.value) == (
+        f"{tmp_path / 'lab.yaml'} line 2 column 4: not valid YAML: "
+        "mapping values are not allowed here"
+    )
+
+
 def call(host: str, start: float, end: float, outcome: str = "ok", count: int | None = None,
          phase: str = "cut") -> dict[str, object]:
     return {"op": "call", "host": host, "phase": phase, "start": start, "end": end,

@@ -140,5 +140,7 @@ def load_lab_scenario(path: str | Path) -> LabScenario:
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise LabError(f"{path}: not valid YAML: {exc}") from None
+        from meshhost.lab.scenario import yaml_problem
+
+        raise LabError(yaml_problem(path, exc)) from None
     return scenario_from_mapping(spec, p.stem, str(path))
