@@ -32,6 +32,35 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
+_UNPRINTABLE = {**{c: 0x2400 + c for c in range(32) if c not in (9, 10)}, 127: 0x2421,
+                **{c: 0xFFFD for c in range(0x80, 0xA0)}}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (but tab and newline) shown as symbols (ESC as ␛).
+
+    Names come from other people (claims, labels, link values): an escape
+    sequence in one would otherwise clear the operator's screen, retitle the
+    window or garble ``top``.
+    """
+    return text.translate(_UNPRINTABLE)
+
+
+def safe_console_class() -> type[Any]:
+    """rich's ``Console`` that writes every text through :func:`printable` (rich keeps
+    ESC and most other control characters); its own styles and cursor moves pass."""
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        def _render_buffer(self, buffer: Any) -> str:
+            return super()._render_buffer(
+                segment if segment.control else Segment(printable(segment.text), segment.style)
+                for segment in buffer)
+
+    return SafeConsole
+
+
 class _LazyConsole:
     """A rich ``Console`` made on first use: importing rich costs ~30 ms, and the
     read commands (``hosts``, ``inventory``, ``link list``) print only plain
@@ -49,11 +78,9 @@ class _LazyConsole:
 
     def _rich(self) -> Any:
         if self._console is None:
-            from rich.console import Console
-
             outer = self
 
-            class QuietWhenUnread(Console):
+            class QuietWhenUnread(safe_console_class()):  # type: ignore[misc]
                 def on_broken_pipe(self) -> None:
                     self.quiet = outer.quiet = True
                     silence_stdout()
@@ -79,7 +106,7 @@ class _LazyConsole:
             return
         stream = sys.stderr if self._stderr else sys.stdout
         try:
-            stream.write(f"{text}\n")
+            stream.write(f"{printable(text)}\n")
             stream.flush()
         except BrokenPipeError:
             self.quiet = True

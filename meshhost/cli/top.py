@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 import trio
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -35,7 +35,13 @@ from rich.text import Text
 from meshhost.cli import main
 from meshhost.cli.lattice import _client, host_options
 from meshhost.cli.monitor import format_seconds
-from meshhost.cli.output import emit_json, exit_by_signal, fails_cleanly, stdout
+from meshhost.cli.output import (
+    emit_json,
+    exit_by_signal,
+    fails_cleanly,
+    safe_console_class,
+    stdout,
+)
 from meshhost.control.api import ControlClient
 from meshhost.errors import MeshError
 from meshhost.identity import short_id
@@ -184,7 +190,7 @@ def top(once: bool, data_dir: Path | None, lattice: str, as_json: bool) -> None:
             stdout.print(render(frame, lattice))
 
     async def run_live() -> None:
-        console = Console()  # Live needs a real rich Console (stdout is a lazy stand-in)
+        console = safe_console_class()()  # Live needs a real rich Console, not the stand-in
         with _keys_mode() as fd, Live(console=console, auto_refresh=False,
                                       screen=console.is_terminal) as live:
             with trio.CancelScope() as quit_scope:
