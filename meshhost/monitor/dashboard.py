@@ -274,22 +274,24 @@ async def _follow_events(host: Host, hub: _Hub) -> None:
             hub.refresh.set()
 
 
-def _is_loopback(address: str) -> bool:
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (an IP literal) is a loopback address."""
     try:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 
 
-def _local_host_header(scope: Scope) -> bool:
-    """Whether the request names this machine: an IP literal or ``localhost``, or no
-    Host at all (HTTP/1.0), as a browser does for a page of this machine."""
+def names_this_machine(scope: Scope) -> bool:
+    """Whether the request may be for this machine: an IP literal, ``localhost`` or any
+    name without a dot (a hosts-file name, ``Host: x`` of a script), or no Host at all
+    (HTTP/1.0). A rebinding attack needs a name in public DNS, which has a dot."""
     value = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").lower()
     if value.startswith("["):
         name = value[1:value.find("]")] if "]" in value else value
     else:
         name = value.rsplit(":", 1)[0] if ":" in value else value
-    if name in ("", "localhost"):
+    if "." not in name or name.endswith(".localhost"):
         return True
     try:
         ipaddress.ip_address(name)
@@ -340,13 +342,13 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
             hub.pages.discard(pages)
             pages.close()
 
-    loopback = _is_loopback((host.options.dashboard_address or ("127.0.0.1", 0))[0])
+    loopback = is_loopback((host.options.dashboard_address or ("127.0.0.1", 0))[0])
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
-        if loopback and not _local_host_header(scope):
+        if loopback and not names_this_machine(scope):
             # DNS rebinding: a web page whose name now points at 127.0.0.1 would
             # otherwise read the lattice's state from the visitor's browser.
             await respond(send, 421, "text/plain; charset=utf-8",

@@ -24,6 +24,7 @@ from prometheus_client import make_asgi_app
 
 from meshhost.capabilities.providers.httplisten import serve_http
 from meshhost.errors import ConfigError
+from meshhost.monitor.dashboard import is_loopback, names_this_machine
 from meshhost.monitor.health import check_ready
 
 if TYPE_CHECKING:
@@ -76,16 +77,21 @@ def monitoring_app(host: Host) -> Callable[[Scope, Receive, Send], Awaitable[Non
     assert host.monitor is not None
     metrics_app = make_asgi_app(host.monitor.registry)
 
+    loopback = is_loopback((host.options.metrics_address or (DEFAULT_BIND, 0))[0])
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             return
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
-        if path == "/metrics":
+        if loopback and not names_this_machine(scope):
+            # DNS rebinding, as for the dashboard: a web page must not read the metrics.
+            status, body = _json(421, {"error": "ask for http://127.0.0.1:PORT/ or localhost"})
+        elif path == "/metrics":
             await metrics_app(scope, receive, send)
             return
-        if path == "/healthz":
+        elif path == "/healthz":
             status, body = _json(200, {"status": "ok", "host": host.host_id})
         elif path == "/readyz":
             ready = await check_ready(host)

@@ -177,6 +177,29 @@ async def test_a_loopback_dashboard_refuses_other_host_names_dns_rebinding() -> 
         return int(sent[0]["status"])
 
     assert await status("127.0.0.1", b"evil.example:8090") == 421
-    for local in (b"127.0.0.1:8090", b"localhost:8090", b"[::1]:8090", b"LOCALHOST"):
+    for local in (b"127.0.0.1:8090", b"localhost:8090", b"[::1]:8090", b"LOCALHOST", b"x"):
         assert await status("127.0.0.1", local) == 404, local  # served (no such page)
     assert await status("0.0.0.0", b"mybox.lan:8090") == 404  # bound for the network
+
+
+async def test_a_loopback_metrics_listener_refuses_other_host_names_too() -> None:
+    from types import SimpleNamespace
+
+    from meshhost.monitor.http import monitoring_app
+
+    host = SimpleNamespace(monitor=SimpleNamespace(registry=None), host_id="NHOST",
+                           options=SimpleNamespace(metrics_address=("127.0.0.1", 9090)))
+    app = monitoring_app(host)  # type: ignore[arg-type]
+
+    async def status(host_header: bytes) -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "method": "GET", "path": "/healthz",
+                   "headers": [(b"host", host_header)]}, None, send)  # type: ignore[arg-type]
+        return int(sent[0]["status"])
+
+    assert await status(b"evil.example:9090") == 421
+    assert await status(b"127.0.0.1:9090") == 200 and await status(b"localhost") == 200
