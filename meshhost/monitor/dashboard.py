@@ -18,7 +18,8 @@ stream, ``/api/stream``, and is pushed
 
 * ``event: state``: the whole lattice state as JSON, when it changed (it is
   rebuilt every :data:`REFRESH_S` and at once after any host event);
-* ``event: lattice``: each host event as it happens (the event feed).
+* ``event: lattice``: each host event as it happens (the event feed);
+* ``event: ping``: when nothing else was sent for :data:`KEEPALIVE_S`.
 
 ``/api/state`` answers the current state once (for scripts and tests).
 Anything else is 404.  Served by hypercorn through the same accept loop as
@@ -55,7 +56,9 @@ REFRESH_S = 1.0
 PEER_TIMEOUT_S = 1.5
 """How long one host's snapshot may take: a hung host must not stall the page."""
 KEEPALIVE_S = 15.0
-"""An SSE comment this often keeps proxies and the stall guard content."""
+"""An ``event: ping`` this often keeps proxies and the stall guard content, and tells
+the page the host still answers (a comment would not reach its script): a page that
+hears nothing for 2.5 times this says so and reconnects."""
 SUBSCRIBER_BUFFER = 64
 """Messages queued per open page; a page that falls behind is closed (it reconnects)."""
 MAX_CONNECTIONS = 32
@@ -333,7 +336,7 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
                     with trio.move_on_after(KEEPALIVE_S) as idle:
                         message = await page.receive()
                     if idle.cancelled_caught:
-                        message = b": keep-alive\n\n"
+                        message = b"event: ping\ndata: {}\n\n"
                     await send({"type": "http.response.body", "body": message,
                                 "more_body": True})
         except trio.EndOfChannel:

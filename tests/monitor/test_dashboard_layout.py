@@ -5,7 +5,8 @@ the page's ``render`` is given a made-up lattice state: 10 hosts (one of them
 at the bottom of the ring), an actor name of 100 characters, HTML in a name,
 a label and a link name.  Every node must lie inside the graph's viewBox
 without overlapping another, nothing may overflow its card or the window, and
-no markup may run.
+no markup may run.  And a page whose host falls silent (hung, stopped) does not
+go on saying "live".
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import functools
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -44,10 +46,36 @@ def fake_state(count: int) -> dict[str, Any]:
             "actor_names": {"M" + "A" * 55: LONG, "M" + "B" * 55: XSS}, "apps": []}
 
 
+class PageHandler(SimpleHTTPRequestHandler):
+    """The static files; /api/stream answers once, pings, then falls silent (a hung
+    host), and answers no new stream."""
+
+    streams = 0
+
+    def do_GET(self) -> None:
+        if self.path != "/api/stream":
+            super().do_GET()
+            return
+        PageHandler.streams += 1
+        if PageHandler.streams > 1:
+            time.sleep(20)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(b"retry: 1000\n\nevent: ping\ndata: {}\n\n")
+        self.wfile.flush()
+        time.sleep(20)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @pytest.fixture
 def page_url() -> Iterator[str]:
     static = resources.files("meshhost.monitor") / "static"
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(static))
+    PageHandler.streams = 0
+    handler = functools.partial(PageHandler, directory=str(static))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -72,10 +100,7 @@ return {box: [box.width, box.height], nodes,
 """
 
 
-@pytest.mark.parametrize("count", [4, 10])
-def test_many_hosts_and_long_names_stay_inside_the_page(
-    page_url: str, tmp_path: Path, count: int
-) -> None:
+def browser(tmp_path: Path) -> Any:
     require_tools("chromium", "chromedriver", why="to test the dashboard in a real browser")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -86,7 +111,38 @@ def test_many_hosts_and_long_names_stay_inside_the_page(
                  "--window-size=1280,1400", f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     service = Service(subprocess.check_output(["which", "chromedriver"], text=True).strip())
-    driver = webdriver.Chrome(options=options, service=service)
+    return webdriver.Chrome(options=options, service=service)
+
+
+def wait_for(driver: Any, script: str, timeout_s: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {script}")
+
+
+def test_a_page_whose_host_falls_silent_stops_saying_live(page_url: str, tmp_path: Path) -> None:
+    driver = browser(tmp_path)
+    try:
+        driver.get(page_url)
+        conn = "document.getElementById('conn')"
+        wait_for(driver, f"return {conn}.dataset.state === 'live'")
+        # 60 s later, as the page's clock sees it: no state, event or ping came since.
+        driver.execute_script("const real = Date.now.bind(Date); Date.now = () => real() + 60000;")
+        said = wait_for(driver, f"return {conn}.dataset.state === 'lost' && {conn}.textContent")
+        assert "silent" in said
+    finally:
+        driver.quit()
+
+
+@pytest.mark.parametrize("count", [4, 10])
+def test_many_hosts_and_long_names_stay_inside_the_page(
+    page_url: str, tmp_path: Path, count: int
+) -> None:
+    driver = browser(tmp_path)
     try:
         driver.get(page_url)
         driver.execute_script(f"render({json.dumps(fake_state(count))});")

@@ -254,18 +254,39 @@ function render(state) {
   document.body.dataset.hosts = String(state.hosts.length);
 }
 
+// The host pings every 15 s when it has nothing else to say; a host that stopped
+// answering (hung, SIGSTOP, cut off) keeps the connection open but silent, so the
+// page would say "live" for ever: after this long without a word it says so and
+// opens a new stream.
+const SILENT_MS = 37500;
+let source = null, lastHeard = 0;
+
 function connect() {
   const conn = document.getElementById("conn");
   const setConn = (s, text) => { conn.dataset.state = s; conn.querySelector("b").textContent = text; };
-  const source = new EventSource("/api/stream");
-  source.addEventListener("open", () => setConn("live", "live"));
+  const heard = () => { lastHeard = Date.now(); };
+  if (source) source.close();
+  heard();
+  source = new EventSource("/api/stream");
+  source.addEventListener("open", () => { heard(); setConn("live", "live"); });
   source.addEventListener("error", () => setConn("lost", "reconnecting…"));
-  source.addEventListener("state", (m) => render(JSON.parse(m.data)));
+  source.addEventListener("ping", heard);
+  source.addEventListener("state", (m) => { heard(); render(JSON.parse(m.data)); });
   source.addEventListener("events", (m) => {
+    heard();
     document.getElementById("events").replaceChildren();
     for (const e of JSON.parse(m.data)) addEvent(e, false);
   });
-  source.addEventListener("lattice", (m) => addEvent(JSON.parse(m.data), true));
+  source.addEventListener("lattice", (m) => { heard(); addEvent(JSON.parse(m.data), true); });
 }
+
+setInterval(() => {
+  if (source && Date.now() - lastHeard > SILENT_MS) {
+    const conn = document.getElementById("conn");
+    conn.dataset.state = "lost";
+    conn.querySelector("b").textContent = "host silent, reconnecting…";
+    connect();
+  }
+}, 1000);
 
 document.addEventListener("DOMContentLoaded", connect);
