@@ -68,6 +68,8 @@ RETRY_ELSEWHERE = frozenset(
     {ErrorCode.UNAVAILABLE, ErrorCode.OVERLOADED, ErrorCode.SHUTTING_DOWN, ErrorCode.NOT_FOUND}
 )
 """Remote answers that mean "not here, not now": another host may serve the call."""
+_ANSWERED_BY = "_meshhost_answered_by"
+"""Set on an error the local actor run raised: this host answered the call."""
 
 
 class Sender(Protocol):
@@ -189,8 +191,8 @@ class Invoker:
                                             timeout_s, origin_actor, trace_id, hops,
                                             deadline_unix_ms, parent_span, trace_flags)
         except MeshError as exc:
-            self.observer.invocation(actor_id, operation, "none", exc.code.name.lower(),
-                                     time.perf_counter() - started)
+            self.observer.invocation(actor_id, operation, self._where_failed(exc),
+                                     exc.code.name.lower(), time.perf_counter() - started)
             raise
         self.observer.invocation(actor_id, operation,
                                  "local" if host == self.host_id else "remote", "ok",
@@ -451,13 +453,28 @@ class Invoker:
         )
         return NoHostForActor(f"no host in lattice {self.lattice!r} runs actor {target}{hint}")
 
+    def _where_failed(self, exc: MeshError) -> str:
+        """The ``where`` of a failed call: the host that ran it and answered with the
+        error (``local``, ``remote``), or ``none`` when no host ran it."""
+        if exc.code in RETRY_ELSEWHERE:
+            return "none"
+        host = getattr(exc, _ANSWERED_BY, "") or (
+            exc.host if isinstance(exc, RemoteInvocationError) else "")
+        if not host:
+            return "none"
+        return "local" if host == self.host_id else "remote"
+
     async def _attempt(self, host: str, inv: Invocation, timeout_s: float) -> bytes:
         self.router.started(host)
         reachable = False
         try:
             if host == self.host_id:
                 reachable = True
-                return await self._run_local(inv)
+                try:
+                    return await self._run_local(inv)
+                except MeshError as exc:
+                    setattr(exc, _ANSWERED_BY, self.host_id)  # ran here: counted as local
+                    raise
             data = await self._send(host, encode_invocation(inv), timeout_s)
             reachable = True
             result = decode_result(data)

@@ -254,3 +254,27 @@ async def test_cancelling_a_hedged_call_cancels_every_attempt(
     await trio.sleep(0.1)  # the hedging task sees its cancellation
     assert sorted(cancelled) == ["B", "C"]
     assert a.router.in_flight("B") == a.router.in_flight("C") == 0
+
+
+async def test_a_failed_call_is_counted_where_it_was_answered() -> None:
+    # An actor that ran and failed was answered (here or by a peer): `where` says
+    # which; `none` is for calls no host ran (no host, unreachable, timed out).
+    seen: list[tuple[str, str]] = []
+
+    class Seen:
+        def invocation(self, actor: str, op: str, where: str, outcome: str, s: float) -> None:
+            seen.append((where, outcome))
+
+        def __getattr__(self, name: str) -> object:
+            return lambda *args: None
+
+    lat = Lattice({"A": 0, "B": 0}, runs_actor={"A"})
+    for host in ("A", "B"):
+        lat.invokers[host].observer = Seen()  # type: ignore[assignment]
+        with pytest.raises(MeshError):
+            await lat.invokers[host].invoke("M1", "Fail", b"", timeout_s=5)
+    lat.state["A"] = "dead"
+    with pytest.raises(MeshError):
+        await lat.invokers["B"].invoke("M1", "Echo", b"", timeout_s=5)
+    assert seen == [("local", "actor_failed"), ("remote", "actor_failed"),
+                    ("none", "unavailable")]
