@@ -27,6 +27,7 @@ PACKAGES = {
     "unshare": "util-linux",
     "nsenter": "util-linux",
     "curl": "curl",
+    "nft": "nftables",
     "chromium": "chromium",
     "chromedriver": "chromium-driver",
 }
@@ -36,6 +37,17 @@ PACKAGES = {
 def in_ci() -> bool:
     """True where missing tools must fail rather than skip (``CI`` set to true/1/yes)."""
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def has_tool(tool: str) -> bool:
+    """True when ``tool`` is on PATH: for a test that runs either way and checks
+    what each way must do (use :func:`require_tools` when it needs the tool)."""
+    return shutil.which(tool) is not None
+
+
+def is_root() -> bool:
+    """True when the tests run as root (uid 0)."""
+    return os.geteuid() == 0
 
 
 def unavailable(reason: str) -> NoReturn:

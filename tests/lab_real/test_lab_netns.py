@@ -13,7 +13,6 @@ import csv
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from systools import require_netns
+from systools import has_tool, require_netns
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -153,7 +152,7 @@ def test_a_one_way_cut_loses_only_the_minoritys_packets_and_loss_needs_nft(
     real = {r["host"]: r for r in csv.DictReader((out / "real" / "observations.csv").open())}
     assert real["h03"]["side"] == "minority" and real["h03"]["one_way"] == "True"
     assert all(r["suspect_s"] != "" and r["heal_s"] != "" for r in real.values()), real
-    if shutil.which("nft"):
+    if has_tool("nft"):
         assert {r["loss_percent"] for r in real.values()} == {"5.0"}
     else:
         assert "loss_percent=5 skipped: `nft` is not installed" in done.stderr

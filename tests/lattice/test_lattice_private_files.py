@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 from lattice_helpers import client, http_request, make_host, signed_example
-from systools import unavailable
+from systools import is_root, unavailable
 
 from meshhost import config as config_mod
 from meshhost.errors import DataDirNotPrivate
@@ -76,7 +76,7 @@ def test_a_data_dir_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode
 def test_a_data_dir_another_user_owns_is_refused(tmp_path: Path) -> None:
     # Mode 0700 but someone else's (made in /tmp beforehand, say): its owner
     # could swap in a host key or secret of its own, or its own control.sock.
-    if os.geteuid() != 0:
+    if not is_root():
         unavailable("needs root to give a directory to another user (chown): run the tests as root")
     data_dir = tmp_path / "host"
     data_dir.mkdir(mode=0o700)
@@ -84,7 +84,7 @@ def test_a_data_dir_another_user_owns_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataDirNotPrivate, match="belongs to uid 65534, not to this user"):
         Host.open(_config(data_dir), secret_text=encode_secret(bytes(32)))
     assert sorted(os.listdir(data_dir)) == []
-    os.chown(data_dir, os.geteuid(), os.getegid())
+    os.chown(data_dir, os.getuid(), os.getgid())
     Host.open(_config(data_dir), secret_text=encode_secret(bytes(32)))  # now accepted
 
 
