@@ -6,6 +6,11 @@ The adapter is generic: a core needs ``receive_datagram(data, addr, now)``,
 ``merge_push_pull`` the simulator carries its push-pull exchanges over a
 simulated TCP connection.
 
+A slow host (:meth:`Simulator.set_cpu`) takes ``service_s`` of CPU per
+datagram it reads: datagrams wait in a receive queue of at most
+``queue_limit`` (later ones are dropped and counted in ``cpu_dropped``), and
+its timers fire only once the queue it already holds is worked off.
+
 A host's clock is ``virtual * (1 + drift) + offset`` (clock skew); the core
 only ever sees its own clock.  ``disk`` survives a restart unless wiped; the
 factory that builds the core decides what it keeps there (for SWIM: the host
@@ -30,9 +35,11 @@ class SimHost:
 
     __slots__ = (
         "addr",
+        "busy_until",
         "clock_drift",
         "clock_offset",
         "core",
+        "cpu_dropped",
         "disk",
         "factory",
         "generation",
@@ -42,8 +49,10 @@ class SimHost:
         "last_disturbed",
         "node_id",
         "paused",
+        "queue_limit",
         "restarts",
         "rng",
+        "service_s",
         "timer_at",
         "up",
     )
@@ -74,6 +83,10 @@ class SimHost:
         self.has_push_pull = False
         self.last_disturbed = float("-inf")
         self.restarts = 0
+        self.service_s = 0.0  # CPU per datagram read (0: infinitely fast)
+        self.queue_limit = 0
+        self.busy_until = 0.0
+        self.cpu_dropped = 0
 
     def __repr__(self) -> str:
         state = "up" if self.up else "down"
@@ -99,6 +112,7 @@ class SimHost:
         self.paused = False
         self.inbox.clear()
         self.timer_at = None
+        self.busy_until = 0.0
 
     def stop(self) -> None:
         """Crash: the core and everything in flight to it are gone."""

@@ -12,14 +12,18 @@ of time or randomness, so a run is a pure function of (scenario, seed).
 Faults: :meth:`Simulator.crash` and :meth:`Simulator.restart` (with or
 without the host's disk), :meth:`Simulator.pause` (a GC-like stall: the host
 runs nothing; datagrams queue in its socket buffer and are read on resume,
-before overdue timers fire), partitions and link models on
-:attr:`Simulator.network`, and clock skew per host.
+before overdue timers fire), :meth:`Simulator.set_cpu` (a slow host: a
+receive queue with a service time per datagram and a bounded length, so an
+overloaded host answers late and drops input), partitions and link models
+on :attr:`Simulator.network` (loss, bursty loss, duplication, reordering,
+latency), and clock skew and drift per host.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,13 +32,16 @@ from meshhost.errors import SimulationError
 from meshhost.sim.host import CoreFactory, SimHost
 from meshhost.sim.network import LinkModel, NetworkModel
 
-__all__ = ["INBOX_LIMIT", "Invariant", "Observer", "Simulator"]
+__all__ = ["INBOX_LIMIT", "Invariant", "Observer", "PacketObserver", "Simulator"]
 
 Addr = tuple[str, int]
 Invariant = Callable[["Simulator", SimHost], None]
 """Called after every event that touched ``host``; raises to fail the run."""
 Observer = Callable[["Simulator", SimHost, Any], None]
 """Called with every event a core reports."""
+PacketObserver = Callable[["Simulator", SimHost, Addr, bytes], None]
+"""Called with every datagram a host sends (sender, destination, plaintext),
+before the network decides its fate: an observation hook, nothing on the wire."""
 
 INBOX_LIMIT = 4096
 """Datagrams a paused host's socket buffer holds; later ones are dropped."""
@@ -43,7 +50,7 @@ CLOCK_SLOP_S = 1e-6
 """Converting a skewed clock's deadline to virtual time and back can land a
 hair early; a timer event that early reads the deadline itself."""
 
-_DELIVER, _TIMER, _CALL, _PP_REQUEST, _PP_REPLY = range(5)
+_DELIVER, _TIMER, _CALL, _PP_REQUEST, _PP_REPLY, _PROCESSED = range(6)
 
 
 class Simulator:
@@ -58,6 +65,7 @@ class Simulator:
         self.by_addr: dict[Addr, SimHost] = {}
         self.invariants: list[Invariant] = []
         self.observers: list[Observer] = []
+        self.packet_observers: list[PacketObserver] = []
         self._heap: list[tuple[float, int, int, Any, Any, Any]] = []
         self._seq = itertools.count()
         self.steps = 0
@@ -134,6 +142,8 @@ class Simulator:
                 a(*b)
             elif kind == _PP_REQUEST:
                 self._pp_request(a, b, c)
+            elif kind == _PROCESSED:
+                self._processed(a, b, c)
             else:
                 self._pp_reply(a, b, c)
             if stop is not None and stop():
@@ -190,6 +200,21 @@ class Simulator:
             core.handle_timer(now)
         self.pump(host)
 
+    def set_cpu(self, host: SimHost, service_s: float, queue_limit: int = 1024) -> None:
+        """Make ``host`` slow: ``service_s`` of CPU per datagram read, at most
+        ``queue_limit`` datagrams waiting (0 s: back to infinitely fast).
+
+        Raises ``ValueError`` for a negative or non-finite service time or a
+        queue limit below 1.
+        """
+        if not (math.isfinite(service_s) and service_s >= 0):
+            raise ValueError(f"service_s must be a finite number >= 0, got {service_s!r}")
+        if queue_limit < 1:
+            raise ValueError(f"queue_limit must be at least 1, got {queue_limit!r}")
+        host.service_s = service_s
+        host.queue_limit = queue_limit
+        host.last_disturbed = self.now
+
     def partition(self, a: Iterable[SimHost], b: Iterable[SimHost], one_way: bool = False) -> int:
         """Cut hosts ``a`` from hosts ``b`` (only a -> b if ``one_way``); returns the cut id."""
         a = list(a)
@@ -239,6 +264,8 @@ class Simulator:
             src = host.addr
             for addr, data in out:
                 self.datagrams_sent += 1
+                for watch in self.packet_observers:
+                    watch(self, host, addr, data)
                 for t in arrivals(src, addr, now, rng):
                     heapq.heappush(self._heap, (t, next(self._seq), _DELIVER, addr, src, data))
         event = core.next_event()
@@ -275,12 +302,39 @@ class Simulator:
             if len(host.inbox) < INBOX_LIMIT:
                 host.inbox.append((_DELIVER, src, data))
             return
+        if host.service_s > 0:
+            # A slow host: the datagram waits its turn in the receive queue.
+            start = max(self.now, host.busy_until)
+            if (start - self.now) / host.service_s >= host.queue_limit:
+                host.cpu_dropped += 1
+                return
+            host.busy_until = start + host.service_s
+            host.last_disturbed = self.now
+            self._push(host.busy_until, _PROCESSED, (host, host.generation), src, data)
+            return
+        self.datagrams_delivered += 1
+        host.core.receive_datagram(data, src, host.local(self.now))
+        self.pump(host)
+
+    def _processed(self, ref: tuple[SimHost, int], src: Addr, data: bytes) -> None:
+        host, generation = ref
+        if host.generation != generation or not host.up:
+            return
+        if host.paused:
+            if len(host.inbox) < INBOX_LIMIT:
+                host.inbox.append((_DELIVER, src, data))
+            return
         self.datagrams_delivered += 1
         host.core.receive_datagram(data, src, host.local(self.now))
         self.pump(host)
 
     def _timer(self, host: SimHost, generation: int, when: float) -> None:
         if host.generation != generation or host.timer_at != when or host.paused:
+            return
+        if host.busy_until > self.now:
+            # A slow host works off the input it holds before its timers run.
+            host.timer_at = host.busy_until
+            self._push(host.busy_until, _TIMER, host, generation, None)
             return
         host.timer_at = None
         local = host.local(self.now)

@@ -1,4 +1,12 @@
-"""The simulated network: latency, loss, duplication, reordering, partitions.
+"""The simulated network: latency, loss, bursty loss, duplication, reordering, partitions.
+
+Bursty loss (:class:`GilbertElliott`, ``LinkModel(burst=...)``): each
+directed link alternates between a good and a bad state, a continuous-time
+two-state Markov chain with mean sojourns ``mean_good_s`` / ``mean_bad_s``,
+losing ``loss_good`` / ``loss_bad`` of its datagrams in each; the state of a
+link is drawn from the stationary distribution when it first carries a
+datagram and advanced exactly over the time between datagrams.  It applies
+on top of the independent ``loss``.
 
 Every decision draws from the simulator's one seeded ``random.Random``, in
 the order packets are sent, so a run replays exactly from its seed.  Links
@@ -9,6 +17,7 @@ in both directions or one (``a -> b`` only), and is removed by id.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,6 +25,7 @@ from dataclasses import dataclass
 __all__ = [
     "LAN_LATENCY",
     "Cut",
+    "GilbertElliott",
     "LinkModel",
     "NetworkModel",
     "exponential_latency",
@@ -48,6 +58,48 @@ LAN_LATENCY = exponential_latency(0.0002, 0.0003)
 
 
 @dataclass(frozen=True, slots=True)
+class GilbertElliott:
+    """Bursty loss of one directed link (see the module docstring).
+
+    Raises ``ValueError`` for a sojourn that is not a positive number or a
+    loss that is not a probability.
+    """
+
+    mean_good_s: float
+    mean_bad_s: float
+    loss_good: float = 0.0
+    loss_bad: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("mean_good_s", "mean_bad_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"GilbertElliott.{name} must be a positive number, got {value!r}")
+        for name in ("loss_good", "loss_bad"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"GilbertElliott.{name} must be a probability, got {value!r}")
+
+    @property
+    def bad_fraction(self) -> float:
+        """Long-run share of time in the bad state."""
+        return self.mean_bad_s / (self.mean_good_s + self.mean_bad_s)
+
+    @property
+    def mean_loss(self) -> float:
+        """Long-run share of datagrams lost (with datagrams spread evenly in time)."""
+        bad = self.bad_fraction
+        return bad * self.loss_bad + (1.0 - bad) * self.loss_good
+
+    def next_state(self, bad: bool, dt: float, rng: random.Random) -> bool:
+        """The state ``dt`` seconds after being ``bad`` (or good)."""
+        pi = self.bad_fraction
+        rate = 1.0 / self.mean_good_s + 1.0 / self.mean_bad_s
+        p_bad = pi + ((1.0 if bad else 0.0) - pi) * math.exp(-rate * dt)
+        return rng.random() < p_bad
+
+
+@dataclass(frozen=True, slots=True)
 class LinkModel:
     """How one directed link treats datagrams."""
 
@@ -60,6 +112,12 @@ class LinkModel:
     reorder: float = 0.0
     """Probability a datagram is held back by up to ``reorder_delay_s`` extra."""
     reorder_delay_s: float = 0.01
+    burst: GilbertElliott | None = None
+    """Bursty loss on top of ``loss`` (None: none)."""
+
+    @property
+    def may_lose(self) -> bool:
+        return self.loss > 0 or self.burst is not None
 
     def __post_init__(self) -> None:
         for name in ("loss", "duplicate", "reorder"):
@@ -90,17 +148,18 @@ class NetworkModel:
         self._links: dict[tuple[Addr, Addr], LinkModel] = {}
         self._cuts: dict[int, Cut] = {}
         self._next_cut = 0
+        self._burst_state: dict[tuple[Addr, Addr], tuple[bool, float]] = {}
 
     @property
     def lossy(self) -> bool:
         """True if any link may drop datagrams (invariants then expect suspicion)."""
-        return self.default.loss > 0 or any(m.loss > 0 for m in self._links.values())
+        return self.default.may_lose or any(m.may_lose for m in self._links.values())
 
     def lossy_for(self, addr: Addr) -> bool:
         """True if a link to or from ``addr`` may drop datagrams."""
-        if self.default.loss > 0:
+        if self.default.may_lose:
             return True
-        return any(m.loss > 0 and addr in pair for pair, m in self._links.items())
+        return any(m.may_lose and addr in pair for pair, m in self._links.items())
 
     def set_link(self, src: Addr, dst: Addr, model: LinkModel | None) -> None:
         """Override (or with None, reset) the model of the directed link src -> dst."""
@@ -150,12 +209,26 @@ class NetworkModel:
         m = self.link(src, dst)
         if m.loss and rng.random() < m.loss:
             return []
+        if m.burst is not None and self._burst_lost(src, dst, m.burst, now, rng):
+            return []
         t = now + m.latency(rng)
         if m.reorder and rng.random() < m.reorder:
             t += rng.uniform(0.0, m.reorder_delay_s)
         if m.duplicate and rng.random() < m.duplicate:
             return [t, now + m.latency(rng)]
         return [t]
+
+    def _burst_lost(
+        self, src: Addr, dst: Addr, ge: GilbertElliott, now: float, rng: random.Random
+    ) -> bool:
+        key = (src, dst)
+        held = self._burst_state.get(key)
+        if held is None:
+            bad = rng.random() < ge.bad_fraction
+        else:
+            bad = ge.next_state(held[0], now - held[1], rng)
+        self._burst_state[key] = (bad, now)
+        return rng.random() < (ge.loss_bad if bad else ge.loss_good)
 
     def tcp_delay(self, src: Addr, dst: Addr, rng: random.Random) -> float:
         """Time for a small TCP exchange to deliver (handshake plus data)."""

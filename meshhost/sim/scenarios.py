@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from meshhost.config import MembershipConfig
-from meshhost.membership.events import MemberDead, MemberUpdated
+from meshhost.membership.events import MemberDead
 from meshhost.sim.cluster import build_cluster, wait_for_one_view
 from meshhost.sim.host import SimHost
 from meshhost.sim.invariants import view_disagreements
@@ -27,6 +27,7 @@ __all__ = [
     "false_dead_under_loss_and_pauses",
     "partition_heal",
     "restart_all",
+    "watch_meta",
 ]
 
 
@@ -189,18 +190,27 @@ def broadcast_reach(
     origin = sim.hosts[sim.rng.randrange(n)]
     new_meta = b"rev-2"
     started = sim.now
-    seen: dict[int, float] = {}
-
-    def observe(s: Simulator, host: SimHost, event: object) -> None:
-        if (
-            type(event) is MemberUpdated
-            and event.member.id == origin.node_id
-            and event.member.meta == new_meta
-        ):
-            seen.setdefault(host.index, s.now - started)
-
-    sim.observers.append(observe)
+    seen = watch_meta(sim, origin, new_meta)
     origin.core.update_meta(new_meta, origin.local(sim.now))
     sim.pump(origin)
     sim.run_for(horizon_s, stop=lambda: len(seen) >= n - 1)
-    return BroadcastResult(len(seen), n, sorted(seen.values()))
+    return BroadcastResult(len(seen), n, sorted(t - started for t in seen.values()))
+
+
+def watch_meta(sim: Simulator, origin: SimHost, meta: bytes) -> dict[int, float]:
+    """Host index -> virtual time it first held ``origin`` with ``meta`` (filled as it runs).
+
+    Any membership event carrying the new metadata counts: ``MemberUpdated``
+    for a host held alive or suspect, but ``MemberJoined`` for one this host
+    had declared dead (a false death under loss), which an earlier version
+    of this measure missed, counting such hosts as never reached.
+    """
+    seen: dict[int, float] = {}
+
+    def observe(s: Simulator, host: SimHost, event: object) -> None:
+        m = getattr(event, "member", None)
+        if m is not None and m.id == origin.node_id and m.meta == meta:
+            seen.setdefault(host.index, s.now)
+
+    sim.observers.append(observe)
+    return seen
