@@ -21,27 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from meshhost.errors import ScenarioError
-from meshhost.lab.scenario import Scenario
+from meshhost.lab.scenario import SUMMARY_FIELDS, Scenario
 from meshhost.lab.stats import metric_names, summarise
 from meshhost.lab.sweep import SweepResult
 
 __all__ = ["markdown_summary", "observation_rows", "write_outputs"]
 
-SUMMARY_FIELDS = [
-    "metric",
-    "count",
-    "n_seeds",
-    "missing",
-    "mean",
-    "mean_lo",
-    "mean_hi",
-    "median",
-    "median_lo",
-    "median_hi",
-    "p99",
-    "max",
-    "resampled",
-]
 
 
 def observation_rows(scenario: Scenario, result: SweepResult) -> list[dict[str, Any]]:

@@ -36,26 +36,23 @@ __all__ = [
 ]
 
 Value = int | float | bool | str | None
-RESERVED = frozenset(
-    {
-        "scenario",
-        "seed",
-        "obs",
-        "metric",
-        "count",
-        "n_seeds",
-        "missing",
-        "mean",
-        "mean_lo",
-        "mean_hi",
-        "median",
-        "median_lo",
-        "median_hi",
-        "p99",
-        "max",
-        "resampled",
-    }
+SUMMARY_FIELDS = (
+    "metric",
+    "count",
+    "n_seeds",
+    "missing",
+    "mean",
+    "mean_lo",
+    "mean_hi",
+    "median",
+    "median_lo",
+    "median_hi",
+    "p99",
+    "max",
+    "resampled",
 )
+"""Columns of summary.csv beside the parameters (meshhost.lab.report)."""
+RESERVED = frozenset({"scenario", "seed", "obs", *SUMMARY_FIELDS})
 """Column names of the outputs; no parameter may take one."""
 Observation = dict[str, Value]
 DEFAULT_SEEDS = 3
