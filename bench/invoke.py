@@ -210,8 +210,9 @@ def set_metrics(host: Host, on: bool) -> None:
 class _NoCapabilities:
     """Host-call handler of the responder's runtime: echo makes no host calls."""
 
-    def host_call(self, actor: Any, binding: str, namespace: str, operation: str,
-                  payload: bytes) -> bytes:
+    def host_call(
+        self, actor: Any, binding: str, namespace: str, operation: str, payload: bytes
+    ) -> bytes:
         raise CapabilityDenied(f"{actor.actor_id} has no capabilities in this benchmark")
 
     def log(self, actor: Any, level: str, message: str) -> None:
@@ -253,8 +254,9 @@ def _pct_us(samples_ns: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0
 
 
-async def _sequential(call: Callable[[bytes], Awaitable[bytes]], size: int,
-                      count: int) -> tuple[float, float]:
+async def _sequential(
+    call: Callable[[bytes], Awaitable[bytes]], size: int, count: int
+) -> tuple[float, float]:
     """(p50, p99) in µs of ``count`` sequential calls with a ``size``-byte payload."""
     payload = os.urandom(size)
     times = []
@@ -431,11 +433,14 @@ class Children:
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen[Any]]] = []
 
-    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None
-              ) -> subprocess.Popen[str]:
+    def spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
             env={**os.environ, **(env or {})},
         )
         self.procs.append((name, proc))
@@ -512,8 +517,9 @@ def _nats_setup(children: Children, root: Path, servers: Servers) -> None:
     assert started is not None
     server, port = started
     children.adopt("nats-server", server)
-    version = subprocess.run(["nats-server", "--version"], capture_output=True, text=True,
-                             check=False).stdout.strip()
+    version = subprocess.run(
+        ["nats-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     responder = children.spawn("nats responder", "--nats-responder", str(port), str(root))
     children.ready_line("nats responder", responder)
     servers.nats_port, servers.nats_server, servers.nats_responder = port, server.pid, responder.pid
@@ -533,7 +539,8 @@ def _cpu_s(pid: int) -> float:
 @dataclass
 class Results:
     lat: dict[tuple[str, int], list[tuple[float, float]]] = field(
-        default_factory=lambda: collections.defaultdict(list))
+        default_factory=lambda: collections.defaultdict(list)
+    )
     """(mode, size) -> per-round (p50, p99) in µs."""
     tput: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     """mode -> per-round calls/s."""
@@ -566,8 +573,10 @@ class Placement:
         if not self.usable:
             return f"not pinned: {len(self.cpus)} CPU(s) available"
         which = "every round" if self.policy == "all" else "throughput rounds"
-        return (f"{which} pinned: this process on CPU {self.cpus[0]}, every server on CPU"
-                f" {self.cpus[1]}; other rounds: wherever the kernel puts them")
+        return (
+            f"{which} pinned: this process on CPU {self.cpus[0]}, every server on CPU"
+            f" {self.cpus[1]}; other rounds: wherever the kernel puts them"
+        )
 
     def apply(self, *, pinned: bool) -> None:
         if not self.usable:
@@ -706,8 +715,7 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
     _report(args, servers, results)
 
 
-async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Children
-                              ) -> None:
+async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Children) -> None:
     """Sequential 100 B calls with metrics and tracing on and off on both hosts, in
     shuffled rounds."""
     secret = os.urandom(32)
@@ -732,8 +740,7 @@ async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Ch
 
         async def switch(on: bool) -> None:
             set_metrics(host, on)
-            await host.send_to_host(b_id, MONITOR_CHANNEL, b"on" if on else b"off",
-                                    CALL_TIMEOUT_S)
+            await host.send_to_host(b_id, MONITOR_CHANNEL, b"on" if on else b"off", CALL_TIMEOUT_S)
 
         calls = {"remote": remote, "local": local}
         warm = min(WARMUP_CALLS, args.requests)
@@ -753,16 +760,23 @@ async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Ch
             await host.shutdown(leave_timeout_s=0.3, drain_timeout_s=1.0)
         nursery.cancel_scope.cancel()
 
-    print(f"monitoring cost (metrics + tracing): sequential 100 B calls, {args.rounds} shuffled rounds x "
-          f"{args.requests} calls, median of the rounds' p50 (µs)")
-    print(f"  {'':<34}{'both off':>12}{'both on':>12}{'on / off':>10}  met (<= "
-          f"{TARGET_METRICS_COST:.2f}x)")
+    print(
+        "monitoring cost (metrics + tracing): sequential 100 B calls, "
+        f"{args.rounds} shuffled rounds x "
+        f"{args.requests} calls, median of the rounds' p50 (µs)"
+    )
+    print(
+        f"  {'':<34}{'both off':>12}{'both on':>12}{'on / off':>10}  met (<= "
+        f"{TARGET_METRICS_COST:.2f}x)"
+    )
     labels = {"remote": "invocation A -> B (echo on B)", "local": "invocation A -> A (echo on A)"}
     for where in calls:
         off, on = _median(p50[(where, False)]), _median(p50[(where, True)])
         ratio = on / off
-        print(f"  {labels[where]:<34}{off:>12.1f}{on:>12.1f}{ratio:>9.3f}x  "
-              f"{'yes' if ratio <= TARGET_METRICS_COST else 'NO'}")
+        print(
+            f"  {labels[where]:<34}{off:>12.1f}{on:>12.1f}{ratio:>9.3f}x  "
+            f"{'yes' if ratio <= TARGET_METRICS_COST else 'NO'}"
+        )
 
 
 def _median(values: list[float]) -> float:
@@ -777,36 +791,53 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
         return _median([r[i] for r in lat[(mode, size)]])
 
     print("processes:")
-    print(f"  pid {os.getpid()} (this): host A {HOST_A_IP}, the caller (no actor); raw trio client;"
-          " nats-py client (asyncio thread)")
+    print(
+        f"  pid {os.getpid()} (this): host A {HOST_A_IP}, the caller (no actor); raw trio client;"
+        " nats-py client (asyncio thread)"
+    )
     print(f"  pid {servers.host_b}: host B {HOST_B_IP}, runs the echo actor (1 instance)")
     print(f"  pid {servers.raw}: raw trio TCP echo server (length-prefixed)")
     if have_nats:
-        print(f"  pid {servers.nats_server} nats-server {servers.nats_note} on 127.0.0.1:"
-              f"{servers.nats_port}; pid {servers.nats_responder} nats-py responder"
-              " (echo via Runtime.call_sync)")
+        print(
+            f"  pid {servers.nats_server} nats-server {servers.nats_note} on 127.0.0.1:"
+            f"{servers.nats_port}; pid {servers.nats_responder} nats-py responder"
+            " (echo via Runtime.call_sync)"
+        )
     else:
         print(f"NATS comparison skipped: {servers.nats_note}")
     print(f"CPUs: {servers.placement}")
-    print(f"\nsequential calls, {args.rounds} shuffled rounds x {args.requests} calls,"
-          " median over rounds (µs)")
-    labels = {"raw": "raw trio TCP echo", "session": "Noise session echo (A -> B, no actor)",
-              "mesh": "meshhost invocation A -> B (echo actor)",
-              "nats": "nats-server + nats-py (echo actor)"}
-    print(f"{'':<48}{'p50 100 B':>10}{'p99':>8}{'p50 10 KiB':>11}{'p99':>8}"
-          f"{'p50 / raw: 100 B   10 KiB':>29}")
+    print(
+        f"\nsequential calls, {args.rounds} shuffled rounds x {args.requests} calls,"
+        " median over rounds (µs)"
+    )
+    labels = {
+        "raw": "raw trio TCP echo",
+        "session": "Noise session echo (A -> B, no actor)",
+        "mesh": "meshhost invocation A -> B (echo actor)",
+        "nats": "nats-server + nats-py (echo actor)",
+    }
+    print(
+        f"{'':<48}{'p50 100 B':>10}{'p99':>8}{'p50 10 KiB':>11}{'p99':>8}"
+        f"{'p50 / raw: 100 B   10 KiB':>29}"
+    )
     for mode in ["raw", "session", "mesh"] + (["nats"] if have_nats else []):
         cols = [p(mode, 100, 0), p(mode, 100, 1), p(mode, 10240, 0), p(mode, 10240, 1)]
-        print(f"latency {labels[mode]:<40}{cols[0]:>10.1f}{cols[1]:>8.1f}{cols[2]:>11.1f}"
-              f"{cols[3]:>8.1f}{cols[0] / p('raw', 100, 0):>19.2f}x"
-              f"{cols[2] / p('raw', 10240, 0):>8.2f}x")
+        print(
+            f"latency {labels[mode]:<40}{cols[0]:>10.1f}{cols[1]:>8.1f}{cols[2]:>11.1f}"
+            f"{cols[3]:>8.1f}{cols[0] / p('raw', 100, 0):>19.2f}x"
+            f"{cols[2] / p('raw', 10240, 0):>8.2f}x"
+        )
 
-    print(f"\nthroughput, 100 B, {WINDOW} calls outstanding, {args.requests * 2} calls per round,"
-          " median over rounds")
-    rows = [("raw", f"raw trio ({WINDOW} tasks, one connection, writer task)"),
-            ("raw-coalesced", f"raw trio (window of {WINDOW}, writes coalesced; reference)"),
-            ("session", f"Noise session echo A -> B ({WINDOW} tasks)"),
-            ("mesh", f"meshhost A -> B ({WINDOW} tasks)")]
+    print(
+        f"\nthroughput, 100 B, {WINDOW} calls outstanding, {args.requests * 2} calls per round,"
+        " median over rounds"
+    )
+    rows = [
+        ("raw", f"raw trio ({WINDOW} tasks, one connection, writer task)"),
+        ("raw-coalesced", f"raw trio (window of {WINDOW}, writes coalesced; reference)"),
+        ("session", f"Noise session echo A -> B ({WINDOW} tasks)"),
+        ("mesh", f"meshhost A -> B ({WINDOW} tasks)"),
+    ]
     if have_nats:
         rows.append(("nats", f"nats-server + nats-py ({WINDOW} tasks)"))
     for mode, label in rows:
@@ -814,19 +845,29 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
 
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     fewest = min((totals[0] for totals in results.cpu.values()), default=1)
-    print("\nCPU per call, µs (user+sys of each whole process over all rounds, counted in"
-          f" {tick_us / 1000:.0f} ms ticks: ±{tick_us / fewest:.1f} µs here; the caller also runs"
-          " host A's background work)")
-    names = {"raw": ["echo server"], "raw-coalesced": ["echo server"], "mesh": ["host B"],
-             "session": ["host B"],
-             "nats": ["nats-server", "responder"]}
-    kinds = {"lat100": "sequential 100 B", "lat10k": "sequential 10 KiB",
-             "tput": f"{WINDOW} outstanding 100 B"}
+    print(
+        "\nCPU per call, µs (user+sys of each whole process over all rounds, counted in"
+        f" {tick_us / 1000:.0f} ms ticks: ±{tick_us / fewest:.1f} µs here; the caller also runs"
+        " host A's background work)"
+    )
+    names = {
+        "raw": ["echo server"],
+        "raw-coalesced": ["echo server"],
+        "mesh": ["host B"],
+        "session": ["host B"],
+        "nats": ["nats-server", "responder"],
+    }
+    kinds = {
+        "lat100": "sequential 100 B",
+        "lat10k": "sequential 10 KiB",
+        "tput": f"{WINDOW} outstanding 100 B",
+    }
     for (mode, kind), totals in sorted(results.cpu.items()):
         calls = totals[0]
         parts = [f"caller {totals[1] / calls * 1e6:6.1f}"] + [
             f"{name} {value / calls * 1e6:6.1f}"
-            for name, value in zip(names[mode], totals[2:], strict=True)]
+            for name, value in zip(names[mode], totals[2:], strict=True)
+        ]
         print(f"cpu {mode:<13} {kinds[kind]:<20} " + "   ".join(parts))
 
     mesh_rate = _median(tput["mesh"])
@@ -834,21 +875,46 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
     for size in SIZES:
         ratio = p("mesh", size, 0) / p("raw", size, 0)
         limit = TARGET_RAW_RATIO[size]
-        rows_out.append((f"p50 meshhost / raw trio at {size} B <= {limit:.1f}x", ratio,
-                         "yes" if ratio <= limit else "NO"))
+        rows_out.append(
+            (
+                f"p50 meshhost / raw trio at {size} B <= {limit:.1f}x",
+                ratio,
+                "yes" if ratio <= limit else "NO",
+            )
+        )
     if have_nats:
         for size in SIZES:
             factor = p("nats", size, 0) / p("mesh", size, 0)
-            rows_out.append((f"p50 NATS / meshhost at {size} B >= {TARGET_NATS_FACTOR:.1f}x",
-                             factor, "yes" if factor >= TARGET_NATS_FACTOR else "NO"))
+            rows_out.append(
+                (
+                    f"p50 NATS / meshhost at {size} B >= {TARGET_NATS_FACTOR:.1f}x",
+                    factor,
+                    "yes" if factor >= TARGET_NATS_FACTOR else "NO",
+                )
+            )
         factor = mesh_rate / _median(tput["nats"])
-        rows_out.append((f"throughput meshhost / NATS >= {TARGET_NATS_FACTOR:.1f}x", factor,
-                         "yes" if factor >= TARGET_NATS_FACTOR else "NO"))
-    rows_out.append((f"throughput meshhost / raw trio ({WINDOW} tasks)",
-                     mesh_rate / _median(tput["raw"]), "(no target)"))
+        rows_out.append(
+            (
+                f"throughput meshhost / NATS >= {TARGET_NATS_FACTOR:.1f}x",
+                factor,
+                "yes" if factor >= TARGET_NATS_FACTOR else "NO",
+            )
+        )
+    rows_out.append(
+        (
+            f"throughput meshhost / raw trio ({WINDOW} tasks)",
+            mesh_rate / _median(tput["raw"]),
+            "(no target)",
+        )
+    )
     for size in SIZES:
-        rows_out.append((f"p50 meshhost / Noise session echo at {size} B",
-                         p("mesh", size, 0) / p("session", size, 0), "(no target)"))
+        rows_out.append(
+            (
+                f"p50 meshhost / Noise session echo at {size} B",
+                p("mesh", size, 0) / p("session", size, 0),
+                "(no target)",
+            )
+        )
     print("\nsummary (issue 17 targets)")
     print(f"  {'target':<44} {'measured':>9}  met")
     for label, value, met in rows_out:
@@ -860,18 +926,33 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=1000,
-                        help="sequential calls per round and size (throughput: twice as many)")
-    parser.add_argument("--pin", choices=("throughput", "all", "none"), default="throughput",
-                        help="rounds that run with the callers on one CPU and every server on"
-                        " another (default: throughput)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 2 rounds of 50 calls (figures meaningless)")
-    parser.add_argument("--metrics-cost", action="store_true",
-                        help="only compare p50 with every host's metrics and tracing on and off")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=1000,
+        help="sequential calls per round and size (throughput: twice as many)",
+    )
+    parser.add_argument(
+        "--pin",
+        choices=("throughput", "all", "none"),
+        default="throughput",
+        help="rounds that run with the callers on one CPU and every server on"
+        " another (default: throughput)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 2 rounds of 50 calls (figures meaningless)",
+    )
+    parser.add_argument(
+        "--metrics-cost",
+        action="store_true",
+        help="only compare p50 with every host's metrics and tracing on and off",
+    )
     parser.add_argument("--host-b", metavar="ROOT", help=argparse.SUPPRESS)
-    parser.add_argument("--nats-responder", nargs=2, metavar=("PORT", "ROOT"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--nats-responder", nargs=2, metavar=("PORT", "ROOT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.host_b:
         trio.run(_serve_host_b, Path(args.host_b), bytes.fromhex(os.environ.pop(SECRET_ENV)))

@@ -95,8 +95,12 @@ async def _caller(root: Path, ip: str, seed: str, actor_id: str, hosts: int) -> 
 
 
 def _meshhost(*args: str, data_dir: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "meshhost", *args, "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "meshhost", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if done.returncode != 0:
         raise SystemExit(f"meshhost {' '.join(args)} failed: {done.stderr}")
     return done.stdout
@@ -132,17 +136,39 @@ def _round(callers: list[subprocess.Popen[str]], seconds: float) -> float:
     return total / seconds
 
 
-def _measure(root: Path, processes: int, args: argparse.Namespace, secret: bytes
-             ) -> tuple[list[float], float, float]:
+def _measure(
+    root: Path, processes: int, args: argparse.Namespace, secret: bytes
+) -> tuple[list[float], float, float]:
     """(calls/s of each round, CPU µs per call of the served side, of the callers)."""
     data_dir = root / f"served-{processes}"
     data_dir.mkdir(mode=0o700)
     secret_file = root / "lattice.secret"
     up = subprocess.Popen(
-        [sys.executable, "-m", "meshhost", "up", "--processes", str(processes),
-         "--data-dir", str(data_dir), "--secret-file", str(secret_file), "--lattice", "bench",
-         "--profile", "local", "--bind", SERVER_IP, "--no-mdns", "--json", "-q"],
-        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        [
+            sys.executable,
+            "-m",
+            "meshhost",
+            "up",
+            "--processes",
+            str(processes),
+            "--data-dir",
+            str(data_dir),
+            "--secret-file",
+            str(secret_file),
+            "--lattice",
+            "bench",
+            "--profile",
+            "local",
+            "--bind",
+            SERVER_IP,
+            "--no-mdns",
+            "--json",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     callers: list[subprocess.Popen[str]] = []
     try:
         events = _read_events(up, processes)
@@ -153,11 +179,24 @@ def _measure(root: Path, processes: int, args: argparse.Namespace, secret: bytes
         for event in events:
             _meshhost("start", str(module_path), "--host", str(event["id"]), data_dir=data_dir)
         for k in range(args.callers):
-            callers.append(subprocess.Popen(
-                [sys.executable, __file__, "--caller", str(root / f"caller-{processes}-{k}"),
-                 CALLER_IPS[k], seed, actor_id, str(processes)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                env={**os.environ, "MESHHOST_BENCH_SECRET": secret.hex()}))
+            callers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--caller",
+                        str(root / f"caller-{processes}-{k}"),
+                        CALLER_IPS[k],
+                        seed,
+                        actor_id,
+                        str(processes),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env={**os.environ, "MESHHOST_BENCH_SECRET": secret.hex()},
+                )
+            )
         for c in callers:
             assert c.stdout is not None
             if c.stdout.readline().strip() != "READY":
@@ -190,8 +229,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--callers", type=int, default=2, choices=range(1, len(CALLER_IPS) + 1))
-    parser.add_argument("--only", type=int, choices=(1, 2),
-                        help="measure only this many serving processes (for a profiler)")
+    parser.add_argument(
+        "--only",
+        type=int,
+        choices=(1, 2),
+        help="measure only this many serving processes (for a profiler)",
+    )
     parser.add_argument("--caller", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.caller:
@@ -203,16 +246,21 @@ def main() -> None:
         root = Path(tmp)
         (root / "lattice.secret").write_text(encode_secret(secret) + "\n")
         (root / "lattice.secret").chmod(0o600)
-        results = {p: _measure(root, p, args, secret)
-                   for p in ((args.only,) if args.only else (1, 2))}
-    print(f"uptime: {os.getloadavg()[0]:.2f} load, {os.cpu_count()} CPUs; {args.callers} callers, "
-          f"{WINDOW} calls outstanding each, 100 B echo, {args.rounds} rounds of "
-          f"{args.seconds:g} s")
+        results = {
+            p: _measure(root, p, args, secret) for p in ((args.only,) if args.only else (1, 2))
+        }
+    print(
+        f"uptime: {os.getloadavg()[0]:.2f} load, {os.cpu_count()} CPUs; {args.callers} callers, "
+        f"{WINDOW} calls outstanding each, 100 B echo, {args.rounds} rounds of "
+        f"{args.seconds:g} s"
+    )
     for p, (rounds, served_us, callers_us) in results.items():
         shown = ", ".join(f"{r:,.0f}" for r in rounds)
-        print(f"serving processes {p}: median {statistics.median(rounds):,.0f} calls/s "
-              f"(rounds: {shown}); CPU per call: served side {served_us:.0f} µs, "
-              f"callers {callers_us:.0f} µs")
+        print(
+            f"serving processes {p}: median {statistics.median(rounds):,.0f} calls/s "
+            f"(rounds: {shown}); CPU per call: served side {served_us:.0f} µs, "
+            f"callers {callers_us:.0f} µs"
+        )
     if len(results) == 2:
         ratio = statistics.median(results[2][0]) / statistics.median(results[1][0])
         print(f"2 processes / 1 process: {ratio:.2f}x")

@@ -56,8 +56,9 @@ PAYLOAD = b"x" * 100
 
 
 class NullHandler:
-    def host_call(self, actor: ActorRef, binding: str, namespace: str, operation: str,
-                  payload: bytes) -> bytes:
+    def host_call(
+        self, actor: ActorRef, binding: str, namespace: str, operation: str, payload: bytes
+    ) -> bytes:
         return payload
 
     def log(self, actor: ActorRef, level: str, message: str) -> None:
@@ -111,8 +112,9 @@ def bare_generic(wasm: bytes) -> Callable[[], object]:
     def resp(ptr: int, length: int) -> None:
         state["response"] = bytes(memory[0].read(store, ptr, ptr + length))
 
-    inst = wasmtime.Instance(store, module, [wasmtime.Func(store, ty, req),
-                                            wasmtime.Func(store, ty, resp)])
+    inst = wasmtime.Instance(
+        store, module, [wasmtime.Func(store, ty, req), wasmtime.Func(store, ty, resp)]
+    )
     exports = inst.exports(store)
     memory.append(exports["memory"])  # type: ignore[arg-type]
     call = exports["__guest_call"]
@@ -203,23 +205,28 @@ def component_generic(wasm: bytes) -> Callable[[bytes], object]:
 def main() -> None:
     echo = wasmtime.wat2wasm(ECHO_WAT)
     component = wasmtime.wat2wasm((WAT / "component_actor.wat").read_text())
-    test_actor = wasmtime.wat2wasm((WAT / "test_actor.wat").read_text()
-                                   .replace("MODULE", "wapc").replace("START", "wapc_init"))
+    test_actor = wasmtime.wat2wasm(
+        (WAT / "test_actor.wat").read_text().replace("MODULE", "wapc").replace("START", "wapc_init")
+    )
     kvcounter = wasmtime.wat2wasm((ROOT / "meshhost" / "examples" / "kvcounter.wat").read_text())
     signed_echo = sign(echo, "echo")
     signed_component = sign(component, "component-echo")
     n = 20000
 
-    print("meshhost runtime benchmark (wasmtime-py "
-          f"{__import__('importlib.metadata').metadata.version('wasmtime')}, one run)\n")
+    print(
+        "meshhost runtime benchmark (wasmtime-py "
+        f"{__import__('importlib.metadata').metadata.version('wasmtime')}, one run)\n"
+    )
     generic = median_us(bare_generic(echo), n // 4)
     raw = median_us(bare_raw(echo), n)
     print("1. bare wasmtime, waPC echo export, 100 B")
     print(f"   generic API (Func.__call__, Python Func imports)   {generic:8.2f} us")
     print(f"   raw API (func_call_unchecked, unchecked imports)  {raw:8.2f} us")
 
-    with tempfile.TemporaryDirectory() as tmp, \
-            Runtime(Path(tmp), NullHandler(), limits=ActorLimits(max_instances=2)) as rt:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Runtime(Path(tmp), NullHandler(), limits=ActorLimits(max_instances=2)) as rt,
+    ):
         actor = rt.load(signed_echo)
         aid = actor.actor_id
         via = median_us(lambda: rt.call_sync(aid, "echo", PAYLOAD), n)
@@ -253,8 +260,12 @@ def main() -> None:
         print(f"   trio.to_thread.run_sync(no-op) alone              {thread_us:8.2f} us")
 
     print("\n4. actor start (median of 5; load = claims check + code + first instance)")
-    for label, binary in (("waPC echo", echo), ("waPC test actor", test_actor),
-                          ("kvcounter example", kvcounter), ("component echo", component)):
+    for label, binary in (
+        ("waPC echo", echo),
+        ("waPC test actor", test_actor),
+        ("kvcounter example", kvcounter),
+        ("component echo", component),
+    ):
         signed = sign(binary, label)
         cold, warm, inst = [], [], []
         for _ in range(5):
@@ -282,8 +293,10 @@ def main() -> None:
                     # engine's last store (engine teardown, ms) inside the timing.
                     del extra, actor, pool
         ms = [statistics.median(x) * 1e3 for x in (cold, warm, inst)]
-        print(f"   {label:18s} cold load {ms[0]:7.2f} ms   load from disk cache {ms[1]:6.2f} ms"
-              f"   one more instance {ms[2]:6.3f} ms")
+        print(
+            f"   {label:18s} cold load {ms[0]:7.2f} ms   load from disk cache {ms[1]:6.2f} ms"
+            f"   one more instance {ms[2]:6.3f} ms"
+        )
 
     print("\n5. component handle(echo): generic wasmtime-py vs meshhost bulk list<u8> path")
     generic_call = component_generic(component)
@@ -295,8 +308,10 @@ def main() -> None:
             reps = 2000 if size < 1000 else 100
             fast = median_us(lambda p=payload: rt.call_sync(aid, "echo", p), reps)  # type: ignore[misc]
             slow = median_us(lambda p=payload: generic_call(p), max(10, reps // 20), rounds=3)  # type: ignore[misc]
-            print(f"   {size:6d} B   generic {slow:9.1f} us   meshhost {fast:8.1f} us"
-                  f"   ({slow / fast:4.1f}x faster)")
+            print(
+                f"   {size:6d} B   generic {slow:9.1f} us   meshhost {fast:8.1f} us"
+                f"   ({slow / fast:4.1f}x faster)"
+            )
             payload_host = payload
             fast_host = median_us(lambda p=payload_host: rt.call_sync(aid, "host", p), reps)  # type: ignore[misc]
             print(f"            with a host.call of the same size inside:  {fast_host:8.1f} us")

@@ -23,8 +23,12 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE / "manifests",
-                        help="where to write the signed modules (default: examples/manifests)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE / "manifests",
+        help="where to write the signed modules (default: examples/manifests)",
+    )
     args = parser.parse_args(argv)
     for name, (path, actor_id) in examples.build_all(args.out).items():
         caps = ", ".join(examples.EXAMPLES[name]) or "no capabilities"

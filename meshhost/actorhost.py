@@ -64,8 +64,8 @@ from meshhost.errors import (
     LocalProtocolError,
     MeshError,
 )
-from meshhost.identity.claims import verify_module
 from meshhost.identity import short_id
+from meshhost.identity.claims import verify_module
 from meshhost.modstore import ModuleStore
 from meshhost.monitor.spans import SAMPLED, SpanRing, TraceContext, parse_traceparent
 from meshhost.observe import NULL_OBSERVER, Observer
@@ -148,20 +148,32 @@ class ActorHost:
         """This host's recent spans (control op ``spans``; see meshhost.monitor.spans)."""
         self._ids = random.Random(rng.getrandbits(64))
         """Trace and span ids: a stream of its own, so tracing leaves ``rng``'s draws alone."""
-        self.runtime = Runtime(data_dir, _TracedHostCalls(self), allowed_issuers=allowed_issuers,
-                               limits=self.limits)
-        self.messaging = MessagingProvider(self._invoke_for_provider, inbox_tag=host_id,
-                                           forward_reply=self._forward_reply)
+        self.runtime = Runtime(
+            data_dir, _TracedHostCalls(self), allowed_issuers=allowed_issuers, limits=self.limits
+        )
+        self.messaging = MessagingProvider(
+            self._invoke_for_provider, inbox_tag=host_id, forward_reply=self._forward_reply
+        )
         self.messaging.current_traceparent = _current_traceparent
         self.httpserver = HttpServerProvider(self._invoke_for_provider)
-        for provider in (KeyValueProvider(data_dir / "kv"), LoggingProvider(),
-                         NumberGenProvider(), self.messaging, self.httpserver,
-                         HttpClientProvider()):
+        for provider in (
+            KeyValueProvider(data_dir / "kv"),
+            LoggingProvider(),
+            NumberGenProvider(),
+            self.messaging,
+            self.httpserver,
+            HttpClientProvider(),
+        ):
             self.dispatcher.register(provider)
         self.router = Router(host_id, rng)
-        self.invoker = Invoker(host_id=host_id, lattice=lattice, router=self.router,
-                               locate=self._locate, send=self._send_invocation,
-                               run_local=self.run_local)
+        self.invoker = Invoker(
+            host_id=host_id,
+            lattice=lattice,
+            router=self.router,
+            locate=self._locate,
+            send=self._send_invocation,
+            run_local=self.run_local,
+        )
         self._running: dict[str, _Running] = {}
         self._gate = InlineGate()
         self._refused: dict[tuple[str, str, str], str] = {}
@@ -245,8 +257,14 @@ class ActorHost:
 
     # -- starting and stopping --------------------------------------------------
 
-    async def start(self, module: bytes, count: int = 1, *, managed_key: str | None = None,
-                    limits: Mapping[str, Any] | None = None) -> LoadedActor:
+    async def start(
+        self,
+        module: bytes,
+        count: int = 1,
+        *,
+        managed_key: str | None = None,
+        limits: Mapping[str, Any] | None = None,
+    ) -> LoadedActor:
         """Run ``count`` more instances of the signed actor in ``module``.
 
         ``managed_key``: instances belong to that manifest component (the
@@ -262,15 +280,19 @@ class ActorHost:
             raise LocalProtocolError(f"count must be at least 1, got {count}")
         wanted = None if limits is None else limits_with(self.limit_defaults, limits)
         async with self._lock:
-            claims = verify_module(module, now=time.time(),
-                                   allowed_issuers=self.runtime.allowed_issuers)
+            claims = verify_module(
+                module, now=time.time(), allowed_issuers=self.runtime.allowed_issuers
+            )
             if self.admission is not None:
                 self.admission(claims.subject, claims.issuer)
             digest = await trio.to_thread.run_sync(self.modules.put, module)
             actor_id = claims.subject
             running = old = self._running.get(actor_id)
-            if running is None or running.digest != digest or (
-                    wanted is not None and wanted != running.limits):
+            if (
+                running is None
+                or running.digest != digest
+                or (wanted is not None and wanted != running.limits)
+            ):
                 new_limits = wanted or (old.limits if old is not None else self.limit_defaults)
                 running = _Running(digest, new_limits)
                 if old is not None:  # same actor, new module or limits: the counts stay
@@ -302,8 +324,9 @@ class ActorHost:
         self._event("actor_started", actor.actor_id, name=actor.name, count=count)
         return actor
 
-    async def stop(self, actor_id: str, count: int | None = None, *,
-                   managed_key: str | None = None) -> int:
+    async def stop(
+        self, actor_id: str, count: int | None = None, *, managed_key: str | None = None
+    ) -> int:
         """Stop ``count`` instances (all when None); returns how many stopped.
 
         Hand-started instances are stopped by hand; ``managed_key`` stops
@@ -312,7 +335,9 @@ class ActorHost:
         async with self._lock:
             running = self._running.get(actor_id)
             if running is None:
-                raise ActorNotFound(actor_id, "", f"is not running on host {short_id(self.host_id)}")
+                raise ActorNotFound(
+                    actor_id, "", f"is not running on host {short_id(self.host_id)}"
+                )
             if managed_key is None:
                 have = running.manual if running.managed else running.total
                 stopped = have if count is None else min(count, have)
@@ -333,8 +358,9 @@ class ActorHost:
             self._event("actor_stopped", actor_id, count=stopped)
         return stopped
 
-    async def stop_refused(self, refusal: Callable[[str, str], str | None]
-                           ) -> list[tuple[str, str]]:
+    async def stop_refused(
+        self, refusal: Callable[[str, str], str | None]
+    ) -> list[tuple[str, str]]:
         """Stop every instance (by hand or managed) of each running actor for which
         ``refusal(actor_id, issuer)`` gives a reason; returns ``(actor_id, reason)`` pairs."""
         stopped = []
@@ -360,8 +386,11 @@ class ActorHost:
             if running is None and count == 0:
                 return 0  # already none here
             if running is None:
-                raise ActorNotFound(actor_id, "", f"is not running on host {short_id(self.host_id)}; "
-                                    "start it there first")
+                raise ActorNotFound(
+                    actor_id,
+                    "",
+                    f"is not running on host {short_id(self.host_id)}; start it there first",
+                )
             before = running.total
             _check_instances(actor_id, "", running, running.total - running.manual + count)
             running.manual = count
@@ -373,8 +402,9 @@ class ActorHost:
             self._event("actor_stopped", actor_id, count=before - total)
         return total
 
-    async def _resize(self, actor_id: str, running: _Running, module: bytes | None
-                      ) -> LoadedActor | None:
+    async def _resize(
+        self, actor_id: str, running: _Running, module: bytes | None
+    ) -> LoadedActor | None:
         """Make the runtime's pool match ``running.total`` (unload at 0: returns None)."""
         self._gate.forget(actor_id)
         total = running.total
@@ -388,7 +418,8 @@ class ActorHost:
             return None
         if total > MAX_INSTANCES:
             raise LocalProtocolError(
-                f"{total} instances of {actor_id} on one host is over the limit of {MAX_INSTANCES}")
+                f"{total} instances of {actor_id} on one host is over the limit of {MAX_INSTANCES}"
+            )
         current = self.runtime.actors()
         loaded = next((a for a in current if a.actor_id == actor_id), None)
         wanted = self._limits_for(running)
@@ -408,10 +439,13 @@ class ActorHost:
     def _limits_for(self, running: _Running) -> ActorLimits:
         """The runtime's limits for ``running``: its own, one pool slot per instance."""
         own = running.limits
-        return replace(self.limits, max_instances=running.total,
-                       memory_bytes=own.max_memory_mib * MIB,
-                       cpu_time_s=own.max_cpu_time_ms / 1000,
-                       deadline_s=own.max_call_time_ms / 1000)
+        return replace(
+            self.limits,
+            max_instances=running.total,
+            memory_bytes=own.max_memory_mib * MIB,
+            cpu_time_s=own.max_cpu_time_ms / 1000,
+            deadline_s=own.max_call_time_ms / 1000,
+        )
 
     # -- queries -------------------------------------------------------------------
 
@@ -422,21 +456,26 @@ class ActorHost:
             running = self._running.get(loaded.actor_id)
             if running is None:
                 continue
-            actors.append({
-                "id": loaded.actor_id,
-                "name": loaded.name,
-                "instances": running.total,
-                "manual": running.manual,
-                "managed": dict(running.managed),
-                "caps": list(loaded.ref.caps),
-                "call_alias": loaded.ref.call_alias or "",
-                "kind": loaded.kind,
-                "module_sha256": running.digest,
-                "limits": running.limits.as_dict(),
-            })
+            actors.append(
+                {
+                    "id": loaded.actor_id,
+                    "name": loaded.name,
+                    "instances": running.total,
+                    "manual": running.manual,
+                    "managed": dict(running.managed),
+                    "caps": list(loaded.ref.caps),
+                    "call_alias": loaded.ref.call_alias or "",
+                    "kind": loaded.kind,
+                    "module_sha256": running.digest,
+                    "limits": running.limits.as_dict(),
+                }
+            )
         listeners = []
-        http_links = [link for contract in (HTTPSERVER, *self.httpserver.CONTRACT_ALIASES)
-                      for link in self.dispatcher.links.for_contract(contract)]
+        http_links = [
+            link
+            for contract in (HTTPSERVER, *self.httpserver.CONTRACT_ALIASES)
+            for link in self.dispatcher.links.for_contract(contract)
+        ]
         for link in http_links:  # wascc:http_server links too
             info = self.httpserver.listener_info(link)
             if info is not None:
@@ -466,19 +505,40 @@ class ActorHost:
 
     # -- calls -----------------------------------------------------------------------
 
-    async def invoke(self, target: str, operation: str, payload: bytes, *,
-                     timeout_s: float = DEFAULT_CALL_TIMEOUT_S, origin_actor: str = "",
-                     hops: int = 0, parent: TraceContext | None = None) -> bytes:
+    async def invoke(
+        self,
+        target: str,
+        operation: str,
+        payload: bytes,
+        *,
+        timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        origin_actor: str = "",
+        hops: int = 0,
+        parent: TraceContext | None = None,
+    ) -> bytes:
         """Call ``operation`` on ``target`` (``M…`` key or call alias) wherever it runs."""
-        answer, _host, _ctx = await self.call(target, operation, payload, timeout_s=timeout_s,
-                                              origin_actor=origin_actor, hops=hops,
-                                              parent=parent)
+        answer, _host, _ctx = await self.call(
+            target,
+            operation,
+            payload,
+            timeout_s=timeout_s,
+            origin_actor=origin_actor,
+            hops=hops,
+            parent=parent,
+        )
         return answer
 
-    async def call(self, target: str, operation: str, payload: bytes, *,
-                   timeout_s: float = DEFAULT_CALL_TIMEOUT_S, origin_actor: str = "",
-                   hops: int = 0, parent: TraceContext | None = None
-                   ) -> tuple[bytes, str, TraceContext]:
+    async def call(
+        self,
+        target: str,
+        operation: str,
+        payload: bytes,
+        *,
+        timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+        origin_actor: str = "",
+        hops: int = 0,
+        parent: TraceContext | None = None,
+    ) -> tuple[bytes, str, TraceContext]:
         """:meth:`invoke`, also returning the host that answered and the call's client span.
 
         The call is a ``client`` span of trace ``parent`` (a new trace when
@@ -489,16 +549,32 @@ class ActorHost:
         start, status, host = time.time_ns(), "ok", ""
         try:
             answer, host = await self.invoker.call(
-                target, operation, payload, timeout_s=timeout_s, origin_actor=origin_actor,
-                hops=hops, trace_id=trace_id, parent_span=ctx.span_id, trace_flags=ctx.flags)
+                target,
+                operation,
+                payload,
+                timeout_s=timeout_s,
+                origin_actor=origin_actor,
+                hops=hops,
+                trace_id=trace_id,
+                parent_span=ctx.span_id,
+                trace_flags=ctx.flags,
+            )
         except BaseException as exc:
             status = _status(exc)
             raise
         finally:
             self.spans.add(
-                trace_id, ctx.span_id, parent.span_id if parent is not None else b"",
-                f"call {operation}", "client", self.host_id, start, time.time_ns(), status,
-                (("actor", target), ("operation", operation), ("answered_by", host)))
+                trace_id,
+                ctx.span_id,
+                parent.span_id if parent is not None else b"",
+                f"call {operation}",
+                "client",
+                self.host_id,
+                start,
+                time.time_ns(),
+                status,
+                (("actor", target), ("operation", operation), ("answered_by", host)),
+            )
         return answer, host, ctx
 
     def new_id(self, size: int) -> bytes:
@@ -512,7 +588,9 @@ class ActorHost:
         here, HostShuttingDown while draining, or the runtime's errors.
         """
         if self.draining and inv.origin_host != self.host_id:
-            raise HostShuttingDown(f"host {short_id(self.host_id)} is shutting down; try another host")
+            raise HostShuttingDown(
+                f"host {short_id(self.host_id)} is shutting down; try another host"
+            )
         actor = self.runtime.get(inv.target)
         timeout_s = max(0.0, inv.deadline_unix_ms / 1000 - time.time())
         ctx = TraceContext(inv.trace_id, self.new_id(8), inv.trace_flags)
@@ -528,11 +606,12 @@ class ActorHost:
             # On a worker thread: the wait for a free instance is what needs a bound.
             with trio.move_on_after(timeout_s):
                 return await trio.to_thread.run_sync(
-                    self._timed_call, actor.actor_id, inv, timeout_s, ctx,
-                    limiter=actor.limiter())
+                    self._timed_call, actor.actor_id, inv, timeout_s, ctx, limiter=actor.limiter()
+                )
             raise DeadlineExceeded(
                 f"actor {inv.target} did not start within the caller's deadline "
-                f"({timeout_s:.3f} s): all its instances stayed busy") from None
+                f"({timeout_s:.3f} s): all its instances stayed busy"
+            ) from None
         except MeshError as exc:
             outcome = exc.code.name.lower()
             raise
@@ -541,24 +620,37 @@ class ActorHost:
             raise
         finally:
             self.in_flight -= 1
-            self.observer.ran(inv.target, inv.operation, inv.origin_host, outcome,
-                              time.perf_counter() - started)
+            self.observer.ran(
+                inv.target, inv.operation, inv.origin_host, outcome, time.perf_counter() - started
+            )
             self.spans.add(
-                inv.trace_id, ctx.span_id, inv.parent_span, f"{actor.name} {inv.operation}",
-                "server", self.host_id, start, time.time_ns(),
+                inv.trace_id,
+                ctx.span_id,
+                inv.parent_span,
+                f"{actor.name} {inv.operation}",
+                "server",
+                self.host_id,
+                start,
+                time.time_ns(),
                 "cancelled" if cancelled else outcome,
-                (("actor", actor.actor_id), ("operation", inv.operation),
-                 ("caller", inv.origin_actor or inv.origin_host)))
+                (
+                    ("actor", actor.actor_id),
+                    ("operation", inv.operation),
+                    ("caller", inv.origin_actor or inv.origin_host),
+                ),
+            )
 
-    def _timed_call(self, actor_id: str, inv: Invocation, timeout_s: float,
-                    ctx: TraceContext) -> bytes:
+    def _timed_call(
+        self, actor_id: str, inv: Invocation, timeout_s: float, ctx: TraceContext
+    ) -> bytes:
         outer = getattr(_call_context, "inv", None)
         outer_span = getattr(_call_context, "span", None)
         _call_context.inv, _call_context.span = inv, ctx
         started = time.perf_counter()
         try:
-            return self.runtime.call_sync(actor_id, inv.operation, inv.payload,
-                                          deadline_s=timeout_s)
+            return self.runtime.call_sync(
+                actor_id, inv.operation, inv.payload, deadline_s=timeout_s
+            )
         except ActorTrapped:
             self.faults[actor_id, "trap"] += 1
             raise
@@ -569,8 +661,9 @@ class ActorHost:
             self._gate.observe(actor_id, time.perf_counter() - started)
             _call_context.inv, _call_context.span = outer, outer_span
 
-    def traced(self, name: str, attributes: tuple[tuple[str, str], ...],
-               run: Callable[[], bytes]) -> bytes:
+    def traced(
+        self, name: str, attributes: tuple[tuple[str, str], ...], run: Callable[[], bytes]
+    ) -> bytes:
         """Run ``run()`` (on a guest's thread) as an ``internal`` span of the guest's span.
 
         Nested calls made inside it (an actor on this host calling a provider)
@@ -589,14 +682,25 @@ class ActorHost:
             raise
         finally:
             _call_context.span = parent
-            self.spans.add(parent.trace_id, ctx.span_id, parent.span_id, name, "internal",
-                           self.host_id, start, time.time_ns(), status, attributes)
+            self.spans.add(
+                parent.trace_id,
+                ctx.span_id,
+                parent.span_id,
+                name,
+                "internal",
+                self.host_id,
+                start,
+                time.time_ns(),
+                status,
+                attributes,
+            )
 
     def _locate(self, target: str) -> tuple[str, list[Placement]]:
         actor_id = target
         if not is_actor_key(target):
-            local = next((a.actor_id for a in self.runtime.actors()
-                          if a.ref.call_alias == target), None)
+            local = next(
+                (a.actor_id for a in self.runtime.actors() if a.ref.call_alias == target), None
+            )
             summary = None if local else self.directory.actor_by_alias(target)
             actor_id = local or (summary.id if summary is not None else target)
         is_live = self._is_live
@@ -611,12 +715,12 @@ class ActorHost:
 
     # -- hooks for providers and guests -----------------------------------------
 
-    async def _invoke_for_provider(self, actor_id: str, operation: str, payload: bytes,
-                                   timeout_s: float) -> bytes:
+    async def _invoke_for_provider(
+        self, actor_id: str, operation: str, payload: bytes, timeout_s: float
+    ) -> bytes:
         # An HTTP request's ``traceparent`` header continues the caller's trace.
         parent = parse_traceparent(INCOMING_TRACEPARENT.get())
-        return await self.invoke(actor_id, operation, payload, timeout_s=timeout_s,
-                                 parent=parent)
+        return await self.invoke(actor_id, operation, payload, timeout_s=timeout_s, parent=parent)
 
     async def _forward_reply(self, subject: str, reply_to: str | None, body: bytes) -> None:
         """A reply to another host's messaging inbox (``_INBOX.<host id>.<random>``)."""
@@ -625,7 +729,8 @@ class ActorHost:
         if not self._is_live(host_id):
             raise HostUnreachable(f"no live host {short_id(host_id)} owns inbox {subject}")
         request = encode_request(
-            "messaging_reply", {"subject": subject, "reply_to": reply_to, "body": body})
+            "messaging_reply", {"subject": subject, "reply_to": reply_to, "body": body}
+        )
         decode_reply(await self._send(host_id, CONTROL_CHANNEL, request, DEFAULT_CALL_TIMEOUT_S))
 
     def _resolve_for_guest(self, target: str) -> ResolvedActor | None:
@@ -642,22 +747,29 @@ class ActorHost:
                 outer: Invocation | None = getattr(_call_context, "inv", None)
                 inv_id = self.invoker.new_id()
                 _call_context.inv = Invocation(
-                    id=inv_id, origin_host=self.host_id, origin_actor=origin.actor_id,
-                    target=actor_id, operation=operation, payload=b"",
+                    id=inv_id,
+                    origin_host=self.host_id,
+                    origin_actor=origin.actor_id,
+                    target=actor_id,
+                    operation=operation,
+                    payload=b"",
                     deadline_unix_ms=outer.deadline_unix_ms if outer else 0,
                     trace_id=outer.trace_id if outer else inv_id,
-                    hops=outer.hops + 1 if outer else 1)
+                    hops=outer.hops + 1 if outer else 1,
+                )
                 try:
                     return self.traced(
-                        f"call {operation}", (("actor", actor_id), ("operation", operation)),
-                        lambda: self.runtime.call_sync(actor_id, operation, payload,
-                                                       deadline_s=_remaining_s()))
+                        f"call {operation}",
+                        (("actor", actor_id), ("operation", operation)),
+                        lambda: self.runtime.call_sync(
+                            actor_id, operation, payload, deadline_s=_remaining_s()
+                        ),
+                    )
                 finally:
                     _call_context.inv = outer
 
             return ResolvedActor(actor_id, call_local)
-        found = trio.from_thread.run_sync(self._remote_actor, target,
-                                          trio_token=self._trio_token)
+        found = trio.from_thread.run_sync(self._remote_actor, target, trio_token=self._trio_token)
         if found is None:
             return None
         remote_id = found
@@ -666,9 +778,15 @@ class ActorHost:
             inv: Invocation | None = getattr(_call_context, "inv", None)
             parent: TraceContext | None = getattr(_call_context, "span", None)
             return trio.from_thread.run(
-                lambda: self.invoke(remote_id, operation, payload, timeout_s=_remaining_s(),
-                                    origin_actor=origin.actor_id,
-                                    hops=inv.hops + 1 if inv else 1, parent=parent),
+                lambda: self.invoke(
+                    remote_id,
+                    operation,
+                    payload,
+                    timeout_s=_remaining_s(),
+                    origin_actor=origin.actor_id,
+                    hops=inv.hops + 1 if inv else 1,
+                    parent=parent,
+                ),
                 trio_token=self._trio_token,
             )
 
@@ -682,8 +800,11 @@ class ActorHost:
         return None
 
     def _remote_actor(self, target: str) -> str | None:
-        summary = (self.directory.actor(target) if is_actor_key(target)
-                   else self.directory.actor_by_alias(target))
+        summary = (
+            self.directory.actor(target)
+            if is_actor_key(target)
+            else self.directory.actor_by_alias(target)
+        )
         return summary.id if summary is not None else None
 
     def _event(self, kind: str, actor_id: str, **fields: Any) -> None:
@@ -695,9 +816,11 @@ def _check_instances(actor_id: str, name: str, running: _Running, total: int) ->
     limit = running.limits.max_instances
     if total > limit:
         raise ActorLimitExceeded(
-            actor_id, name,
-            f"{total} instances would be over its limit of {limit} on this host "
-            "(max_instances)", "instances")
+            actor_id,
+            name,
+            f"{total} instances would be over its limit of {limit} on this host (max_instances)",
+            "instances",
+        )
 
 
 def _current_invocation_id() -> bytes | None:
@@ -713,16 +836,22 @@ class _TracedHostCalls:
         self._host = host
         self._dispatcher = host.dispatcher
 
-    def host_call(self, actor: Any, binding: str, namespace: str, operation: str,
-                  payload: bytes) -> bytes:
+    def host_call(
+        self, actor: Any, binding: str, namespace: str, operation: str, payload: bytes
+    ) -> bytes:
         dispatcher = self._dispatcher
         if dispatcher.provider(namespace) is None:  # an actor: its call is traced itself
             return dispatcher.host_call(actor, binding, namespace, operation, payload)
         return self._host.traced(
             f"{namespace} {operation}",
-            (("contract", namespace), ("operation", operation), ("link_name", binding or "default"),
-             ("actor", getattr(actor, "actor_id", ""))),
-            lambda: dispatcher.host_call(actor, binding, namespace, operation, payload))
+            (
+                ("contract", namespace),
+                ("operation", operation),
+                ("link_name", binding or "default"),
+                ("actor", getattr(actor, "actor_id", "")),
+            ),
+            lambda: dispatcher.host_call(actor, binding, namespace, operation, payload),
+        )
 
     def log(self, actor: Any, level: str, message: str) -> None:
         self._dispatcher.log(actor, level, message)

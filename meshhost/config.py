@@ -299,8 +299,9 @@ class ActorLimitsConfig:
         return {name: getattr(self, name) for name in LIMIT_BOUNDS}
 
 
-def limits_with(base: ActorLimitsConfig, overrides: Mapping[str, Any] | None,
-                where: str = "limits") -> ActorLimitsConfig:
+def limits_with(
+    base: ActorLimitsConfig, overrides: Mapping[str, Any] | None, where: str = "limits"
+) -> ActorLimitsConfig:
     """``base`` with the per-actor ``overrides`` (name -> whole number) applied.
 
     Raises InvalidActorLimits, naming ``where``, for an unknown name, a value
@@ -381,8 +382,9 @@ def _check_issuer(key: str) -> None:
     try:
         nkeys.decode_public(key, nkeys.Prefix.ACCOUNT)
     except MeshError as exc:
-        raise ConfigError(f"allowed issuer {key[:16]!r} is not an account key (A…): {exc}"
-                          ) from None
+        raise ConfigError(
+            f"allowed issuer {key[:16]!r} is not an account key (A…): {exc}"
+        ) from None
 
 
 def check_ipv4(text: str, what: str) -> None:
@@ -446,8 +448,14 @@ PROFILES = {"lan": _lan, "local": _local, "wan": _wan, "sim": _sim}
 
 
 def _describe(value: Any) -> str:
-    kind = {bool: "a boolean", int: "a whole number", float: "a number", str: "text",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    kind = {
+        bool: "a boolean",
+        int: "a whole number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
     return f"{kind} ({value!r})" if not isinstance(value, list | dict) else kind
 
 
@@ -513,7 +521,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                     pairs.append((str(item[0]), str(item[1])))
                 else:
                     raise ConfigError(
-                        f"{where}: each label must be \"key=value\" text, got {_describe(item)}"
+                        f'{where}: each label must be "key=value" text, got {_describe(item)}'
                     )
             return tuple(pairs)
         for item in items:

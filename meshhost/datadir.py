@@ -53,8 +53,10 @@ def admin_key_path(secret_path: Path) -> Path:
 
 
 _LATTICE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
-LATTICE_NAME_RULE = ("1 to 64 ASCII letters, digits, '-', '_' or '.', not starting with '.' "
-                     "(e.g. default, prod-eu.1)")
+LATTICE_NAME_RULE = (
+    "1 to 64 ASCII letters, digits, '-', '_' or '.', not starting with '.' "
+    "(e.g. default, prod-eu.1)"
+)
 
 
 def check_lattice_name(name: object, source: str = "lattice name") -> str:
@@ -66,8 +68,9 @@ def check_lattice_name(name: object, source: str = "lattice name") -> str:
     """
     if not isinstance(name, str) or _LATTICE_NAME.fullmatch(name) is None:
         shown = repr(name) if not isinstance(name, str) else repr(name[:80])
-        raise InvalidLatticeName(f"{source} {shown} is not allowed: a lattice name is "
-                                 f"{LATTICE_NAME_RULE}")
+        raise InvalidLatticeName(
+            f"{source} {shown} is not allowed: a lattice name is {LATTICE_NAME_RULE}"
+        )
     return name
 
 
@@ -92,8 +95,11 @@ def make_private_dir(path: Path) -> None:
         if parent.is_dir():
             break
         if os.path.lexists(parent):  # a file where a directory should be: as Path.mkdir says
-            code, kind = ((errno.EEXIST, FileExistsError) if parent == path
-                          else (errno.ENOTDIR, NotADirectoryError))
+            code, kind = (
+                (errno.EEXIST, FileExistsError)
+                if parent == path
+                else (errno.ENOTDIR, NotADirectoryError)
+            )
             raise kind(code, os.strerror(code), str(path))
         missing.append(parent)
     for directory in reversed(missing):
@@ -123,7 +129,8 @@ def check_private(data_dir: Path) -> None:
         raise DataDirNotPrivate(
             f"data dir {data_dir} belongs to uid {info.st_uid}, not to this user (uid "
             f"{os.geteuid()}); its owner could replace this host's key, the lattice secret "
-            "and the control socket. Use a data dir of your own (--data-dir)")
+            "and the control socket. Use a data dir of your own (--data-dir)"
+        )
     if mode & 0o077:
         raise DataDirNotPrivate(
             f"data dir {data_dir} can be read by other users (mode {mode:04o}); it holds "

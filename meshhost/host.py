@@ -135,7 +135,6 @@ ChannelHandler = Callable[[str, bytes], Awaitable[bytes]]
 """``async (peer_id, payload) -> reply`` for one transport channel."""
 
 
-
 def _warn_if_others_can_read(path: Path) -> None:
     """Log a warning when the lattice secret file is readable by other users
     (copied with a default umask, say): anyone who reads it joins the lattice."""
@@ -144,9 +143,14 @@ def _warn_if_others_can_read(path: Path) -> None:
     except OSError:
         return  # loading it already said what is wrong
     if mode & 0o077:
-        log.warning("the lattice secret file %s can be read by other users (mode %04o); "
-                    "anyone who reads it joins the lattice. Make it private: chmod 600 %s",
-                    path, mode, path)
+        log.warning(
+            "the lattice secret file %s can be read by other users (mode %04o); "
+            "anyone who reads it joins the lattice. Make it private: chmod 600 %s",
+            path,
+            mode,
+            path,
+        )
+
 
 class HostBusy(MeshError):
     """Another running process uses this data directory."""
@@ -384,9 +388,11 @@ class Host:
         keyring = load_keyring(
             config.lattice, data_dir, secret_file=secret_file, secret_text=secret_text
         )
-        secret_path = (None if secret_text is not None
-                       else (secret_file if secret_file is not None
-                             else data_dir / LATTICE_SECRET).absolute())
+        secret_path = (
+            None
+            if secret_text is not None
+            else (secret_file if secret_file is not None else data_dir / LATTICE_SECRET).absolute()
+        )
         text = secret_text if secret_text is not None else _read_text(secret_path)
         if secret_path is not None:
             _warn_if_others_can_read(secret_path)
@@ -597,18 +603,26 @@ class Host:
                     from meshhost.monitor.http import serve_monitoring  # hypercorn: only if asked
 
                     self.metrics_addr = await nursery.start(
-                        serve_monitoring, self, self.options.metrics_address)
+                        serve_monitoring, self, self.options.metrics_address
+                    )
                 if self.options.dashboard_address is not None:
                     from meshhost.monitor.dashboard import serve_dashboard
 
                     self.dashboard_addr = await nursery.start(
-                        serve_dashboard, self, self.options.dashboard_address)
+                        serve_dashboard, self, self.options.dashboard_address
+                    )
                 if self.options.otlp_url is not None and self.actors is not None:
                     from meshhost.monitor.otlp import export_spans  # opentelemetry: if asked
 
-                    await nursery.start(partial(
-                        export_spans, self.actors.spans, self.options.otlp_url,
-                        host_id=self.host_id, lattice=self.config.lattice))
+                    await nursery.start(
+                        partial(
+                            export_spans,
+                            self.actors.spans,
+                            self.options.otlp_url,
+                            host_id=self.host_id,
+                            lattice=self.config.lattice,
+                        )
+                    )
                 task_status.started(self.addr)
         finally:
             self._nursery = None
@@ -623,8 +637,9 @@ class Host:
         """The directory with its persisted links, config and manifests."""
         self._directory_store = FileStore(self.data_dir / "directory")
         directory = Directory(self.host_id, clock=time.time, store=self._directory_store)
-        self.security = LatticeSecurity(self.config.lattice, self.bootstrap_admins, directory,
-                                        self.config.allowed_issuers)
+        self.security = LatticeSecurity(
+            self.config.lattice, self.bootstrap_admins, directory, self.config.allowed_issuers
+        )
         directory.admit = self.security.admit
         # entries from disk pass the same check as a peer's (a log written while
         # the lattice was open, or by hand, must not bypass the operators)
@@ -726,8 +741,13 @@ class Host:
             )
         except RemoteError as exc:
             raise RemoteInvocationError(exc.remote_code, exc.remote_message, host_id) from None
-        except (PeerUnavailable, PeerMismatch, SessionClosed, RequestTimeout,
-                TransportClosed) as exc:
+        except (
+            PeerUnavailable,
+            PeerMismatch,
+            SessionClosed,
+            RequestTimeout,
+            TransportClosed,
+        ) as exc:
             raise HostUnreachable(f"host {short_id(host_id)} is unreachable: {exc}") from None
 
     async def _start_control(self, nursery: trio.Nursery) -> None:
@@ -742,8 +762,11 @@ class Host:
         try:
             await nursery.start(serve_unix, path, control.dispatch, {"events": control.events})
         except OSError as exc:  # e.g. a data dir path too long for a Unix socket
-            log.warning("no control socket at %s: %s; CLI commands cannot reach this host",
-                        path, exc.strerror or exc)
+            log.warning(
+                "no control socket at %s: %s; CLI commands cannot reach this host",
+                path,
+                exc.strerror or exc,
+            )
 
     async def shutdown(
         self, leave_timeout_s: float = LEAVE_GRACE_S, drain_timeout_s: float = DRAIN_S
@@ -836,7 +859,8 @@ class Host:
                 "no default route to tell which of this machine's addresses (%s) its "
                 "peers reach; advertising %s; if they cannot, give the right one with "
                 "--advertise ADDRESS",
-                ", ".join(candidates), candidates[0],
+                ", ".join(candidates),
+                candidates[0],
             )
         return candidates[0]
 
@@ -865,8 +889,12 @@ class Host:
         """
         if self.recent_events is not None:
             self.recent_events.add(event_to_dict(event))
-        if isinstance(event, dict) and event.get("kind") == "entry_changed" \
-                and event.get("ns") == SECURITY_NS and self.security is not None:
+        if (
+            isinstance(event, dict)
+            and event.get("kind") == "entry_changed"
+            and event.get("ns") == SECURITY_NS
+            and self.security is not None
+        ):
             self.security.changed()
             if self._nursery is not None and self.actors is not None:
                 self._nursery.start_soon(self._enforce_security)

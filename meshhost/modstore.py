@@ -73,9 +73,12 @@ class ModuleStore:
                 "fix it (permissions, disk) or move it aside"
             ) from None
         if sha256_hex(data) != digest:
-            log.warning("module file %s is damaged (its bytes do not hash to its name); "
-                        "removed it: a peer that runs the actor or `meshhost apply` with the "
-                        "image can supply it again", path)
+            log.warning(
+                "module file %s is damaged (its bytes do not hash to its name); "
+                "removed it: a peer that runs the actor or `meshhost apply` with the "
+                "image can supply it again",
+                path,
+            )
             path.unlink(missing_ok=True)
             return None
         return data

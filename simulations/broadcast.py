@@ -18,5 +18,9 @@ X = "n"
 
 def run(seed, n=100, loss=0.0, profile="lan"):
     r = broadcast_reach(seed, n, PROFILES[profile]().membership, loss=loss)
-    return {"reach50_s": r.time_to_fraction(0.5), "reach99_s": r.time_to_fraction(0.99),
-            "reach999_s": r.time_to_fraction(0.999), "reached": r.reached}
+    return {
+        "reach50_s": r.time_to_fraction(0.5),
+        "reach99_s": r.time_to_fraction(0.99),
+        "reach999_s": r.time_to_fraction(0.999),
+        "reached": r.reached,
+    }

@@ -69,5 +69,10 @@ def run(seed, n=30, sizes=(10, 20), cut_s=60.0, one_way=False, horizon_s=120.0):
         if place_s is None and placement_disagreements(sim, apps, labels) == 0:
             place_s = sim.now - healed
         sim.run_for(STEP_S)
-    return {"views_split": split, "off_placement": off, "one_view_s": view_s,
-            "placement_s": place_s, "checks": inv.checks}
+    return {
+        "views_split": split,
+        "off_placement": off,
+        "one_view_s": view_s,
+        "placement_s": place_s,
+        "checks": inv.checks,
+    }

@@ -15,8 +15,12 @@ under CPU stalls and loss.
 from meshhost.config import PROFILES, membership_model
 from meshhost.sim.scenarios import false_dead_under_loss_and_pauses
 
-PARAMS = {"n": [20, 50], "loss": [0.0, 0.05, 0.1, 0.2], "model": ["swim", "meshhost"],
-          "minutes": [10]}
+PARAMS = {
+    "n": [20, 50],
+    "loss": [0.0, 0.05, 0.1, 0.2],
+    "model": ["swim", "meshhost"],
+    "minutes": [10],
+}
 SEEDS = 3
 X = "loss"
 
@@ -24,5 +28,9 @@ X = "loss"
 def run(seed, n=20, loss=0.1, model="meshhost", minutes=10, profile="lan"):
     cfg = membership_model(model, PROFILES[profile]().membership)
     r = false_dead_under_loss_and_pauses(seed, n, cfg, duration_s=minutes * 60, loss=loss)
-    return {"false_dead": r.dead_declarations, "suspicions": r.suspicions,
-            "refutations": r.refutations, "pauses": r.pauses}
+    return {
+        "false_dead": r.dead_declarations,
+        "suspicions": r.suspicions,
+        "refutations": r.refutations,
+        "pauses": r.pauses,
+    }

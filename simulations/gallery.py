@@ -74,8 +74,16 @@ def _csv(rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> str:
     w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else
-                        (round(r[k], 6) if isinstance(r[k], float) else r[k])) for k in fields})
+        w.writerow(
+            {
+                k: (
+                    ""
+                    if r.get(k) is None
+                    else (round(r[k], 6) if isinstance(r[k], float) else r[k])
+                )
+                for k in fields
+            }
+        )
     return buf.getvalue()
 
 
@@ -101,9 +109,18 @@ def compare(summary: Sequence[Mapping[str, Any]], reference: Mapping[str, Any]) 
             within = ours <= ref * (1 + TOLERANCE)
         else:
             within = ratio is not None and abs(ratio - 1) <= TOLERANCE
-        rows.append({**r, "stat": stat, "ours": ours, "ours_lo": r.get(f"{stat}_lo"),
-                     "ours_hi": r.get(f"{stat}_hi"), "reference": ref, "ratio": ratio,
-                     "within_10pct": within})
+        rows.append(
+            {
+                **r,
+                "stat": stat,
+                "ours": ours,
+                "ours_lo": r.get(f"{stat}_lo"),
+                "ours_hi": r.get(f"{stat}_hi"),
+                "reference": ref,
+                "ratio": ratio,
+                "within_10pct": within,
+            }
+        )
     return rows
 
 
@@ -127,15 +144,30 @@ def curve_rows(cells: Sequence[Any], curve: Mapping[str, Any]) -> list[dict]:
             groups = xs[x]
             pooled = [v for g in groups for v in g]
             ci = bootstrap_ci(groups, seed=len(rows) + 1)["mean"]
-            rows.append({**params, curve["x"]: x, "mean": sum(pooled) / len(pooled),
-                         "mean_lo": ci[0], "mean_hi": ci[1], "seeds": len(groups),
-                         "reference": float(curve["reference"](params, x))})
+            rows.append(
+                {
+                    **params,
+                    curve["x"]: x,
+                    "mean": sum(pooled) / len(pooled),
+                    "mean_lo": ci[0],
+                    "mean_hi": ci[1],
+                    "seeds": len(groups),
+                    "reference": float(curve["reference"](params, x)),
+                }
+            )
     return rows
 
 
-def plot(name: str, title: str, module: Any, grid: Mapping[str, Sequence[Any]], x: str | None,
-         compared: Sequence[Mapping[str, Any]], curve: Sequence[Mapping[str, Any]],
-         out: Path) -> Path:
+def plot(
+    name: str,
+    title: str,
+    module: Any,
+    grid: Mapping[str, Sequence[Any]],
+    x: str | None,
+    compared: Sequence[Mapping[str, Any]],
+    curve: Sequence[Mapping[str, Any]],
+    out: Path,
+) -> Path:
     """``out/<name>.png`` and ``.svg``: ours with 95 % CIs, the reference dashed, sources below."""
     import matplotlib
 
@@ -162,16 +194,23 @@ def plot(name: str, title: str, module: Any, grid: Mapping[str, Sequence[Any]], 
                 c = next(colours)
                 xs = [p[spec["x"]] for p in pts]
                 ax.plot(xs, [p["mean"] for p in pts], color=c, label=f"ours {label}")
-                ax.fill_between(xs, [p["mean_lo"] for p in pts], [p["mean_hi"] for p in pts],
-                                color=c, alpha=0.2)
-                ax.plot(xs, [p["reference"] for p in pts], "--", color=c,
-                        label=f"{spec['label']} {label}")
+                ax.fill_between(
+                    xs, [p["mean_lo"] for p in pts], [p["mean_hi"] for p in pts], color=c, alpha=0.2
+                )
+                ax.plot(
+                    xs,
+                    [p["reference"] for p in pts],
+                    "--",
+                    color=c,
+                    label=f"{spec['label']} {label}",
+                )
             ax.set_xlabel(spec.get("xlabel", spec["x"]))
             ax.set_ylabel(spec.get("ylabel", spec["y"]))
         else:
             mine = [r for r in compared if r["metric"] == metric and r.get("ours") is not None]
             numeric = x is not None and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in grid[x])
+                isinstance(v, int | float) and not isinstance(v, bool) for v in grid[x]
+            )
             lines_of = {}
             for r in mine:
                 lines_of.setdefault(_label(r, varying), []).append(r)
@@ -186,18 +225,35 @@ def plot(name: str, title: str, module: Any, grid: Mapping[str, Sequence[Any]], 
                     ax.set_xticks(range(len(grid[x])), [str(v) for v in grid[x]])
                 else:
                     xs = list(range(len(pts)))
-                err = [[r["ours"] - r["ours_lo"] for r in pts],
-                       [r["ours_hi"] - r["ours"] for r in pts]]
-                ax.errorbar(xs, [r["ours"] for r in pts], yerr=err, marker="o", capsize=3,
-                            color=c, linestyle="-" if numeric or x is None else "none",
-                            label=f"ours ({pts[0]['stat']}, 95 % CI)"
-                            + (f", {label}" if varying else ""))
-                ax.plot(xs, [r["reference"] for r in pts], "--", marker="x", color=c,
-                        label=f"{spec['label']}" + (f", {label}" if len(lines_of) > 1 else ""))
+                err = [
+                    [r["ours"] - r["ours_lo"] for r in pts],
+                    [r["ours_hi"] - r["ours"] for r in pts],
+                ]
+                ax.errorbar(
+                    xs,
+                    [r["ours"] for r in pts],
+                    yerr=err,
+                    marker="o",
+                    capsize=3,
+                    color=c,
+                    linestyle="-" if numeric or x is None else "none",
+                    label=f"ours ({pts[0]['stat']}, 95 % CI)" + (f", {label}" if varying else ""),
+                )
+                ax.plot(
+                    xs,
+                    [r["reference"] for r in pts],
+                    "--",
+                    marker="x",
+                    color=c,
+                    label=f"{spec['label']}" + (f", {label}" if len(lines_of) > 1 else ""),
+                )
             if x is not None:
                 ax.set_xlabel(x)
-                if numeric and all(isinstance(v, int | float) and v > 0 for v in grid[x]) and \
-                        max(grid[x]) / min(grid[x]) >= 20:
+                if (
+                    numeric
+                    and all(isinstance(v, int | float) and v > 0 for v in grid[x])
+                    and max(grid[x]) / min(grid[x]) >= 20
+                ):
                     ax.set_xscale("log")
             elif mine:
                 ticks = [_label(r, varying) for r in mine]
@@ -212,8 +268,9 @@ def plot(name: str, title: str, module: Any, grid: Mapping[str, Sequence[Any]], 
         ax.legend(fontsize="x-small")
         sources.append(f"{spec['label']}: {spec['source']}")
     fig.suptitle(title, fontsize="medium", wrap=True)
-    note = textwrap.fill("Reference (dashed): " + "; ".join(dict.fromkeys(sources)),
-                         int(85 * len(panels)))
+    note = textwrap.fill(
+        "Reference (dashed): " + "; ".join(dict.fromkeys(sources)), int(85 * len(panels))
+    )
     fig.text(0.01, 0.01, note, fontsize="x-small")
     fig.tight_layout(rect=(0, 0.035 * (note.count("\n") + 1) + 0.01, 1, 1))
     out.mkdir(parents=True, exist_ok=True)
@@ -238,50 +295,93 @@ def code_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def build(name: str, out: Path, work: Path, *, jobs: int | None, seeds: int | None = None,
-          overrides: Mapping[str, list[Any]] | None = None, scenario_dir: Path = HERE / "gallery",
-          log=print) -> list[dict]:
+def build(
+    name: str,
+    out: Path,
+    work: Path,
+    *,
+    jobs: int | None,
+    seeds: int | None = None,
+    overrides: Mapping[str, list[Any]] | None = None,
+    scenario_dir: Path = HERE / "gallery",
+    log=print,
+) -> list[dict]:
     """Run one gallery entry and write its files; returns its comparison rows."""
     scenario = load_scenario(scenario_dir / f"{name}.py")
     _, module = load_job(scenario.job)
     grid = scenario.with_grid(overrides or {})
     seed_list = list(range(1, (seeds or scenario.seeds) + 1))
     started = time.monotonic()
-    result = run_sweep(scenario, grid, seed_list, work / name / code_digest(), jobs=jobs,
-                       on_failure=lambda line: log(line))
+    result = run_sweep(
+        scenario,
+        grid,
+        seed_list,
+        work / name / code_digest(),
+        jobs=jobs,
+        on_failure=lambda line: log(line),
+    )
     if result.failures:
         raise ScenarioError(f"{name}: {len(result.failures)} run(s) failed (replay lines above)")
     reference = getattr(module, "REFERENCE", {})
-    summary = summarise(((c.params, c.seed, c.observations) for c in result.cells),
-                        list(reference))
+    summary = summarise(((c.params, c.seed, c.observations) for c in result.cells), list(reference))
     compared = compare(summary, reference)
     spec_curve = getattr(module, "CURVE", None)
     curve = curve_rows(result.cells, spec_curve) if spec_curve else []
     params = list(grid)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.csv").write_text(_csv(compared, [
-        *params, "metric", "count", "n_seeds", "missing", "mean", "mean_lo", "mean_hi",
-        "median", "median_lo", "median_hi", "stat", "reference", "ratio", "within_10pct"]))
+    (out / f"{name}.csv").write_text(
+        _csv(
+            compared,
+            [
+                *params,
+                "metric",
+                "count",
+                "n_seeds",
+                "missing",
+                "mean",
+                "mean_lo",
+                "mean_hi",
+                "median",
+                "median_lo",
+                "median_hi",
+                "stat",
+                "reference",
+                "ratio",
+                "within_10pct",
+            ],
+        )
+    )
     if curve:
-        (out / f"{name}_curve.csv").write_text(_csv(curve, [
-            *params, spec_curve["x"], "mean", "mean_lo", "mean_hi", "seeds", "reference"]))
+        (out / f"{name}_curve.csv").write_text(
+            _csv(
+                curve,
+                [*params, spec_curve["x"], "mean", "mean_lo", "mean_hi", "seeds", "reference"],
+            )
+        )
     x = scenario.x if scenario.x in grid else None
     plot(name, scenario.title, module, grid, x, compared, curve, out)
-    log(f"{name}: {len(result.cells)} runs ({result.ran} new, {len(seed_list)} seeds per cell) "
-        f"in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    log(
+        f"{name}: {len(result.cells)} runs ({result.ran} new, {len(seed_list)} seeds per cell) "
+        f"in {time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+    )
     return [{"figure": name, **r} for r in compared]
 
 
 def results_table(rows: Sequence[Mapping[str, Any]], names: Mapping[str, list[str]]) -> str:
-    lines = ["| figure | cell | metric | reference | ours [95 % CI] | ratio | within 10 % |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| figure | cell | metric | reference | ours [95 % CI] | ratio | within 10 % |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         cell = ", ".join(f"{k}={r[k]}" for k in names.get(r["figure"], []))
         ok = {True: "yes", False: "no", None: "-"}[r["within_10pct"]]
-        lines.append(f"| {r['figure']} | {cell} | {r['metric']} | {_fmt(r['reference'])} | "
-                     f"{r['stat']} {_fmt(r['ours'])} "
-                     f"[{_fmt(r['ours_lo'])}, {_fmt(r['ours_hi'])}] | "
-                     f"{_fmt(r['ratio'])} | {ok} |")
+        lines.append(
+            f"| {r['figure']} | {cell} | {r['metric']} | {_fmt(r['reference'])} | "
+            f"{r['stat']} {_fmt(r['ours'])} "
+            f"[{_fmt(r['ours_lo'])}, {_fmt(r['ours_hi'])}] | "
+            f"{_fmt(r['ratio'])} | {ok} |"
+        )
     return "\n".join(lines)
 
 
@@ -289,13 +389,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", choices=GALLERY, help="this entry only (repeatable)")
     ap.add_argument("--out", type=Path, default=Path("docs/gallery"))
-    ap.add_argument("--work", type=Path, default=Path("build/gallery"),
-                    help="where the sweeps keep their cells (resumable)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("build/gallery"),
+        help="where the sweeps keep their cells (resumable)",
+    )
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: every core)")
-    ap.add_argument("--seeds", type=int, default=None,
-                    help="seeds per cell (default: the scenario's)")
-    ap.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
-                    help="replace a parameter's values (with --only)")
+    ap.add_argument(
+        "--seeds", type=int, default=None, help="seeds per cell (default: the scenario's)"
+    )
+    ap.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="replace a parameter's values (with --only)",
+    )
     args = ap.parse_args(argv)
     if args.seeds is not None and args.seeds < 1:
         ap.error("--seeds must be >= 1")
@@ -308,8 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     grids: dict[str, list[str]] = {}
     for name in names:
         try:
-            rows += build(name, args.out, args.work, jobs=args.jobs, seeds=args.seeds,
-                          overrides=overrides)
+            rows += build(
+                name, args.out, args.work, jobs=args.jobs, seeds=args.seeds, overrides=overrides
+            )
         except ScenarioError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -318,7 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.only:
         (args.out / "results.md").write_text(
             "# Gallery results (generated by `python simulations/gallery.py`)\n\n"
-            + results_table(rows, grids) + "\n")
+            + results_table(rows, grids)
+            + "\n"
+        )
     print(results_table(rows, grids))
     return 0
 

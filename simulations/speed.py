@@ -39,8 +39,14 @@ def run(seed, n=1000, virtual_s=60.0):
     sim.run_for(virtual_s)
     t2 = time.perf_counter()
     kib_per_host = (_rss_kib() - m0) / n
-    return {"events": sim.steps, "datagrams": sim.datagrams_sent, "checks": inv.checks,
-            "disagreeing": view_disagreements(sim), "build_wall_s": t1 - t0,
-            "run_wall_s": t2 - t1, "events_per_s": sim.steps / max(t2 - t1, 1e-9),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "kib_per_host": kib_per_host}
+    return {
+        "events": sim.steps,
+        "datagrams": sim.datagrams_sent,
+        "checks": inv.checks,
+        "disagreeing": view_disagreements(sim),
+        "build_wall_s": t1 - t0,
+        "run_wall_s": t2 - t1,
+        "events_per_s": sim.steps / max(t2 - t1, 1e-9),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "kib_per_host": kib_per_host,
+    }

@@ -53,8 +53,9 @@ def is_root() -> bool:
 def unavailable(reason: str) -> NoReturn:
     """Skip with ``reason`` on a developer's machine; fail with it under ``CI=true``."""
     if in_ci():
-        pytest.fail(f"{reason} (CI=true: a missing tool fails here instead of skipping)",
-                    pytrace=False)
+        pytest.fail(
+            f"{reason} (CI=true: a missing tool fails here instead of skipping)", pytrace=False
+        )
     pytest.skip(reason)
 
 
@@ -64,23 +65,28 @@ def require_tools(*tools: str, root: bool = False, why: str) -> None:
     ``why`` says what the test does with them, e.g. "to make network namespaces".
     """
     if root and os.geteuid() != 0:
-        unavailable(f"needs root {why} (running as uid {os.geteuid()}): "
-                    "run the tests as root, e.g. under sudo")
+        unavailable(
+            f"needs root {why} (running as uid {os.geteuid()}): "
+            "run the tests as root, e.g. under sudo"
+        )
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         packages = sorted({PACKAGES.get(tool, tool) for tool in missing})
         names = ", ".join(f"`{tool}`" for tool in missing)
-        unavailable(f"needs {names} {why}: install it with "
-                    f"`apt-get install {' '.join(packages)}`")
+        unavailable(f"needs {names} {why}: install it with `apt-get install {' '.join(packages)}`")
 
 
 def require_netns(*more_tools: str) -> None:
     """Root, util-linux and iproute2 (plus ``more_tools``), and a namespace can be made."""
-    require_tools("unshare", "nsenter", "ip", "ss", *more_tools, root=True,
-                  why="to make network namespaces")
-    probe = subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"],
-                           capture_output=True, text=True)
+    require_tools(
+        "unshare", "nsenter", "ip", "ss", *more_tools, root=True, why="to make network namespaces"
+    )
+    probe = subprocess.run(
+        ["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
-        unavailable(f"cannot create a network namespace with `unshare -n` "
-                    f"(uid {os.getuid()}): {probe.stderr.strip()}; this needs root "
-                    "and a kernel that allows network namespaces")
+        unavailable(
+            f"cannot create a network namespace with `unshare -n` "
+            f"(uid {os.getuid()}): {probe.stderr.strip()}; this needs root "
+            "and a kernel that allows network namespaces"
+        )

@@ -48,11 +48,14 @@ def test_labels_and_seeds_parse_from_environment() -> None:
         ("port = 70000", "port must be within"),
         ('port = "x"', r"bad.toml: setting 'port' must be a whole number, got text \('x'\)"),
         ("port = 7946.5", "setting 'port' must be a whole number, got a number"),
-        ("labels = [1]", "labels.*each label must be \"key=value\" text, got a whole number"),
+        ("labels = [1]", 'labels.*each label must be "key=value" text, got a whole number'),
         ("seeds = 5", "setting 'seeds' must be a list or comma-separated text"),
         ("mdns = 2", "setting 'mdns' must be true or false"),
         ("lattice = 5", "setting 'lattice' must be text"),
-        ("[membership]\nprobe_interval_s = \"fast\"", "'membership.probe_interval_s' must be a number"),
+        (
+            '[membership]\nprobe_interval_s = "fast"',
+            "'membership.probe_interval_s' must be a number",
+        ),
         ('profile = ["lan"]', "unknown profile"),
         ("[membership]\nprobe_timeout_s = 5.0", "probe_timeout_s must be below"),
         ("[membership]\ngossip_nodes = 0", "gossip_nodes must be > 0"),
@@ -80,12 +83,19 @@ def test_missing_file_and_bad_environment() -> None:
     ("environ", "match"),
     [
         ({"MESHHOST_PORT": "abc"}, r"^MESHHOST_PORT must be a whole number, got text \('abc'\)$"),
-        ({"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S": "1s"},
-         r"^MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S must be a number"),
-        ({"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S": "nan"},
-         r"^MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S must be a number"),
-        ({"MESHHOST_MEMBERSHIP": "3"}, r"^MESHHOST_MEMBERSHIP is a section: set its fields, e\.g\. "
-         r"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S"),
+        (
+            {"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S": "1s"},
+            r"^MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S must be a number",
+        ),
+        (
+            {"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S": "nan"},
+            r"^MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S must be a number",
+        ),
+        (
+            {"MESHHOST_MEMBERSHIP": "3"},
+            r"^MESHHOST_MEMBERSHIP is a section: set its fields, e\.g\. "
+            r"MESHHOST_MEMBERSHIP__PROBE_INTERVAL_S",
+        ),
         ({"MESHHOST_COLOUR": "red"}, r"^MESHHOST_COLOUR is unknown"),
     ],
 )
@@ -130,14 +140,17 @@ def test_actor_limit_defaults_come_from_any_source_and_are_checked(tmp_path: Pat
     from meshhost.errors import InvalidActorLimits
 
     assert config.load(environ={}).actor_limits == config.ActorLimitsConfig(
-        max_memory_mib=64, max_cpu_time_ms=2000, max_call_time_ms=30_000, max_instances=1000)
+        max_memory_mib=64, max_cpu_time_ms=2000, max_call_time_ms=30_000, max_instances=1000
+    )
     path = tmp_path / "meshhost.toml"
     path.write_text("[actor_limits]\nmax_memory_mib = 128\n")
     env = {"MESHHOST_ACTOR_LIMITS__MAX_CPU_TIME_MS": "500"}
     limits = config.load(path, environ=env).actor_limits
     assert (limits.max_memory_mib, limits.max_cpu_time_ms) == (128, 500)
-    with pytest.raises(InvalidActorLimits, match="max_instances must be a whole number of "
-                       "instances from 1 to 1000, got 0"):
+    with pytest.raises(
+        InvalidActorLimits,
+        match="max_instances must be a whole number of instances from 1 to 1000, got 0",
+    ):
         config.load(environ={"MESHHOST_ACTOR_LIMITS__MAX_INSTANCES": "0"})
     with pytest.raises(ConfigError, match="MAX_MEMORY_MIB must be a whole number"):
         config.load(environ={"MESHHOST_ACTOR_LIMITS__MAX_MEMORY_MIB": "lots"})
@@ -151,8 +164,9 @@ def test_allowed_issuers_come_from_any_source_and_must_be_account_keys(tmp_path:
 
     issuer = nkeys.KeyPair(nkeys.Prefix.ACCOUNT, bytes(32)).public_key
     actor = nkeys.KeyPair(nkeys.Prefix.MODULE, bytes(32)).public_key
-    assert config.load(overrides={"allowed_issuers": (issuer,)}, environ={}).allowed_issuers \
-        == (issuer,)
+    assert config.load(overrides={"allowed_issuers": (issuer,)}, environ={}).allowed_issuers == (
+        issuer,
+    )
     toml = tmp_path / "host.toml"
     toml.write_text(f'allowed_issuers = ["{issuer}"]\n')
     assert config.load(toml, environ={}).allowed_issuers == (issuer,)
@@ -160,8 +174,10 @@ def test_allowed_issuers_come_from_any_source_and_must_be_account_keys(tmp_path:
         config.load(overrides={"allowed_issuers": (actor,)}, environ={})
 
 
-@pytest.mark.parametrize("name", ["../../etc", "..", ".hidden", "a/b", "a\\b", "", "x" * 65,
-                                  "lab space", "läb", "a\x00b"])
+@pytest.mark.parametrize(
+    "name",
+    ["../../etc", "..", ".hidden", "a/b", "a\\b", "", "x" * 65, "lab space", "läb", "a\x00b"],
+)
 def test_unsafe_lattice_names_are_refused_everywhere_they_enter(tmp_path: Path, name: str) -> None:
     """A lattice name becomes a directory: `--lattice ../../etc` once gave a data dir outside
     the per-user one (found by h12d).  TOML, environment, the data-dir helper and every
@@ -185,8 +201,12 @@ def test_unsafe_lattice_names_are_refused_everywhere_they_enter(tmp_path: Path, 
     if not name or "\x00" in name:
         return  # a shell cannot pass these as arguments
     env = {"XDG_DATA_HOME": str(tmp_path), "MESHHOST_DATA_DIR": ""}
-    for args in (["up", "--lattice", name], ["lattice", "new", "--lattice", name, "--install"],
-                 ["hosts", "--lattice", name], ["operator", "list", "--lattice", name]):
+    for args in (
+        ["up", "--lattice", name],
+        ["lattice", "new", "--lattice", name, "--install"],
+        ["hosts", "--lattice", name],
+        ["operator", "list", "--lattice", name],
+    ):
         result = CliRunner().invoke(main, args, env=env)
         assert result.exit_code == 2, (args, result.output)
         assert rule in result.output
@@ -200,5 +220,7 @@ def test_safe_lattice_names_pass(tmp_path: Path, name: str) -> None:
     from meshhost.datadir import default_data_dir
 
     assert config.load(environ={"MESHHOST_LATTICE": name}).lattice == name
-    assert default_data_dir(name, environ={"XDG_DATA_HOME": str(tmp_path)}) == \
-        tmp_path / "meshhost" / name
+    assert (
+        default_data_dir(name, environ={"XDG_DATA_HOME": str(tmp_path)})
+        == tmp_path / "meshhost" / name
+    )

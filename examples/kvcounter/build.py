@@ -26,8 +26,9 @@ CAPS = examples.EXAMPLES["kvcounter"]
 NAME = "kvcounter"
 
 
-def build(out_dir: Path, issuer_seed: Path | None = None,
-          module_seed: Path | None = None) -> tuple[Path, str]:
+def build(
+    out_dir: Path, issuer_seed: Path | None = None, module_seed: Path | None = None
+) -> tuple[Path, str]:
     """Compile and sign; return (path of the signed module, actor id)."""
     return examples.build(NAME, out_dir, issuer_seed, module_seed or out_dir / "module.seed")
 

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Self
 from meshhost.capabilities.providers.codec import Field, Kind, decode_struct, encode_struct
 
 __all__ = [
-    "INVOCATION",
     "HTTPCLIENT",
     "HTTPSERVER",
+    "INVOCATION",
     "KEYVALUE",
     "LOGGING",
     "MESSAGING",

@@ -303,17 +303,25 @@ class Dispatcher:
         """
         if operation != "Invocation.GetId":
             raise OperationNotSupported(
-                f"{INVOCATION} has no operation {operation!r} (it has Invocation.GetId)")
+                f"{INVOCATION} has no operation {operation!r} (it has Invocation.GetId)"
+            )
         inv_id = self.current_invocation_id()
         if inv_id is None:
             raise ProviderNotAvailable(
                 f"actor {actor.actor_id} ({actor.name}) asked for its invocation id, but this "
-                "call did not come through the lattice's invoker and has none")
+                "call did not come through the lattice's invoker and has none"
+            )
         return encode_value(inv_id.hex(), Kind.STR)
 
     def log(self, actor: ActorIdentity, level: str, message: str) -> None:
         """A guest's ``__console_log`` line (not policy-checked, as in wasmCloud)."""
         if len(message) > MAX_CONSOLE_LOG_CHARS:
             message = message[:MAX_CONSOLE_LOG_CHARS] + "… (truncated)"
-        actor_log.log(log_level(level), "[%s %s] %s", actor.name, actor.actor_id[:8], message,
-                      extra={"actor_id": actor.actor_id, "actor_name": actor.name})
+        actor_log.log(
+            log_level(level),
+            "[%s %s] %s",
+            actor.name,
+            actor.actor_id[:8],
+            message,
+            extra={"actor_id": actor.actor_id, "actor_name": actor.name},
+        )

@@ -120,8 +120,9 @@ WASCC_WRITE_LOG = Shape("WriteLogRequest", (_f("level", Kind.U32), _f("body", Ki
 WASCC_LOG_LEVELS = {0: None, 1: "error", 2: "warn", 3: "info", 4: "debug", 5: "trace"}
 """waSCC's numeric levels ("OFF"=0 … "TRACE"=5); OFF is not logged."""
 # actor-interfaces logging/logging.widl: WriteLog(target, level, text): void
-WASMCLOUD_WRITE_LOG = Shape("WriteLogArgs", (_f("target", Kind.STR), _f("level", Kind.STR),
-                                             _f("text", Kind.STR)))
+WASMCLOUD_WRITE_LOG = Shape(
+    "WriteLogArgs", (_f("target", Kind.STR), _f("level", Kind.STR), _f("text", Kind.STR))
+)
 
 # --- extras -----------------------------------------------------------------------
 # The hosts' own extras providers (wascc-host and wasmCloud 0.18 `extras.rs`) read a
@@ -129,12 +130,24 @@ WASMCLOUD_WRITE_LOG = Shape("WriteLogArgs", (_f("target", Kind.STR), _f("level",
 # member names exactly so: sequenceNumber but random_number); the wasmcloud-actor-extras
 # crate (actor-interfaces extras/extras.widl, generated.rs) sends RequestGuidArgs {} /
 # RequestRandomArgs {min, max} / RequestSequenceArgs {} and reads a bare String / u32 / u64.
-GENERATOR_REQUEST = Shape("GeneratorRequest", (
-    _f("guid", Kind.BOOL), _f("sequence", Kind.BOOL), _f("random", Kind.BOOL),
-    _f("min", Kind.U32), _f("max", Kind.U32)))
-GENERATOR_RESULT = Shape("GeneratorResult", (
-    _f("guid", Kind.OPT_STR), _f("sequenceNumber", Kind.U64, "sequence_number"),
-    _f("random_number", Kind.U32)))
+GENERATOR_REQUEST = Shape(
+    "GeneratorRequest",
+    (
+        _f("guid", Kind.BOOL),
+        _f("sequence", Kind.BOOL),
+        _f("random", Kind.BOOL),
+        _f("min", Kind.U32),
+        _f("max", Kind.U32),
+    ),
+)
+GENERATOR_RESULT = Shape(
+    "GeneratorResult",
+    (
+        _f("guid", Kind.OPT_STR),
+        _f("sequenceNumber", Kind.U64, "sequence_number"),
+        _f("random_number", Kind.U32),
+    ),
+)
 RANDOM_ARGS = Shape("RequestRandomArgs", (_f("min", Kind.U32), _f("max", Kind.U32)))
 GENERATOR_REQUEST_KEYS = frozenset({"guid", "sequence", "random"})
 """A map with any of these keys is a GeneratorRequest (answered with a GeneratorResult)."""
@@ -146,12 +159,15 @@ GENERATOR_REQUEST_KEYS = frozenset({"guid", "sequence", "random"})
 # messaging/rust/src/generated.rs (PublishArgs, RequestArgs, PublishResponse,
 # BrokerMessage).  Both: body is serde_bytes (msgpack bin).
 WASCC_MESSAGING = "wascc:messaging"
-BROKER_MESSAGE = Shape("BrokerMessage", (
-    _f("subject", Kind.STR), _f("replyTo", Kind.STR, "reply_to"), _f("body", Kind.BYTES)))
+BROKER_MESSAGE = Shape(
+    "BrokerMessage",
+    (_f("subject", Kind.STR), _f("replyTo", Kind.STR, "reply_to"), _f("body", Kind.BYTES)),
+)
 """waSCC's Publish input and both generations' delivered message; wasmCloud 0.1x's
 PublishArgs and Request answer have the same members."""
-REQUEST_ARGS = Shape("RequestArgs", (
-    _f("subject", Kind.STR), _f("body", Kind.BYTES), _f("timeout", Kind.I64)))
+REQUEST_ARGS = Shape(
+    "RequestArgs", (_f("subject", Kind.STR), _f("body", Kind.BYTES), _f("timeout", Kind.I64))
+)
 """waSCC RequestMessage / wasmCloud 0.1x RequestArgs; timeout in milliseconds."""
 PUBLISH_RESPONSE = Shape("PublishResponse", (_f("published", Kind.BOOL),))
 WASCC_DELIVER_MESSAGE = "DeliverMessage"
@@ -180,17 +196,36 @@ def is_missing_handler(exc: BaseException) -> bool:
 # and http-server/rust/src/generated.rs (the same members).  Operation "HandleRequest".
 WASCC_HTTP_SERVER = "wascc:http_server"
 OLD_HANDLE_REQUEST = "HandleRequest"
-OLD_HTTP_REQUEST = Shape("Request", (
-    _f("method", Kind.STR), _f("path", Kind.STR), _f("queryString", Kind.STR, "query_string"),
-    _f("header", Kind.STR_MAP), _f("body", Kind.BYTES)))
-OLD_HTTP_RESPONSE = Shape("Response", (
-    _f("statusCode", Kind.U32, "status_code"), _f("status", Kind.STR),
-    _f("header", Kind.STR_MAP), _f("body", Kind.BYTES)))
+OLD_HTTP_REQUEST = Shape(
+    "Request",
+    (
+        _f("method", Kind.STR),
+        _f("path", Kind.STR),
+        _f("queryString", Kind.STR, "query_string"),
+        _f("header", Kind.STR_MAP),
+        _f("body", Kind.BYTES),
+    ),
+)
+OLD_HTTP_RESPONSE = Shape(
+    "Response",
+    (
+        _f("statusCode", Kind.U32, "status_code"),
+        _f("status", Kind.STR),
+        _f("header", Kind.STR_MAP),
+        _f("body", Kind.BYTES),
+    ),
+)
 
 WASCC_HTTP_CLIENT = "wascc:http_client"
 
 # --- HTTP client (wasmCloud 0.1x; actor-interfaces http-client/httpclient.widl) ---------
 # Request(method, url, headers: {string: string}, body: bytes): Response (as the server's)
-OLD_CLIENT_REQUEST = Shape("RequestArgs", (
-    _f("method", Kind.STR), _f("url", Kind.STR), _f("headers", Kind.STR_MAP),
-    _f("body", Kind.BYTES)))
+OLD_CLIENT_REQUEST = Shape(
+    "RequestArgs",
+    (
+        _f("method", Kind.STR),
+        _f("url", Kind.STR),
+        _f("headers", Kind.STR_MAP),
+        _f("body", Kind.BYTES),
+    ),
+)

@@ -60,8 +60,9 @@ __all__ = [
 ACTOR_KEY_LENGTH = 56
 """Length of an ``M…`` nkey public key string."""
 
-UNLINKED_BUILTINS = frozenset({"wasmcloud:builtin:logging", "wasmcloud:builtin:numbergen",
-                               "wascc:extras", "wasmcloud:extras"})
+UNLINKED_BUILTINS = frozenset(
+    {"wasmcloud:builtin:logging", "wasmcloud:builtin:numbergen", "wascc:extras", "wasmcloud:extras"}
+)
 """Contracts wasmCloud 0.x served in the host without a link definition (claims still needed);
 the last two are the older generations' extras (see capabilities/legacy.py)."""
 

@@ -48,22 +48,42 @@ class _Main(click.Group):
 
 
 COMMAND_MODULES = {
-    "hosts": "lattice", "inventory": "lattice", "start": "lattice", "stop": "lattice",
-    "scale": "lattice", "link": "lattice", "config": "lattice", "call": "lattice",
-    "events": "lattice", "host": "lattice",
-    "keys": "keys", "claims": "claims", "up": "host", "lattice": "host", "demo": "demo",
-    "apply": "apps", "app": "apps", "metrics": "monitor", "trace": "trace", "top": "top",
-    "operator": "operators", "issuer": "operators", "revoke": "operators",
+    "hosts": "lattice",
+    "inventory": "lattice",
+    "start": "lattice",
+    "stop": "lattice",
+    "scale": "lattice",
+    "link": "lattice",
+    "config": "lattice",
+    "call": "lattice",
+    "events": "lattice",
+    "host": "lattice",
+    "keys": "keys",
+    "claims": "claims",
+    "up": "host",
+    "lattice": "host",
+    "demo": "demo",
+    "apply": "apps",
+    "app": "apps",
+    "metrics": "monitor",
+    "trace": "trace",
+    "top": "top",
+    "operator": "operators",
+    "issuer": "operators",
+    "revoke": "operators",
     "sim": "sim",
     "lab": "lab",
 }
 """Command name -> the module of meshhost.cli that registers it.  A command missing
 here still works (every module is then loaded); tests/cli/test_cli_imports.py
 says which entry to add."""
-MODULES = tuple(sorted(
-    path.stem for path in Path(__file__).parent.glob("*.py")
-    if path.stem not in ("__init__", "__main__", "output")
-))
+MODULES = tuple(
+    sorted(
+        path.stem
+        for path in Path(__file__).parent.glob("*.py")
+        if path.stem not in ("__init__", "__main__", "output")
+    )
+)
 """Every module of meshhost.cli but this one and ``output``: each may register commands."""
 
 

@@ -243,8 +243,10 @@ def app_status(name: str, data_dir: Path | None, lattice: str, as_json: bool) ->
     for problem in result["problems"]:
         stdout.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
     if result["state"] == "failed":
-        fail(f"{result['app']} {result['version']} cannot be placed: "
-             + "; ".join(result["problems"]))
+        fail(
+            f"{result['app']} {result['version']} cannot be placed: "
+            + "; ".join(result["problems"])
+        )
 
 
 @app_group.command("delete")

@@ -68,8 +68,15 @@ def _free_port() -> int:
 
 
 class DemoHost:
-    def __init__(self, index: int, root: Path, secret_file: Path, port: int, seeds: list[int],
-                 admin: nkeys.KeyPair | None = None):
+    def __init__(
+        self,
+        index: int,
+        root: Path,
+        secret_file: Path,
+        port: int,
+        seeds: list[int],
+        admin: nkeys.KeyPair | None = None,
+    ):
         self.admin = admin
         """The lattice's admin key: signs the ops that need a role, as the CLI does."""
         self.name = f"host-{index + 1}"
@@ -141,9 +148,18 @@ class DemoHost:
         client = ControlClient(self.data_dir / CONTROL_SOCKET)
         admin = self.admin if signed else None
         if admin is not None:
-            client.sign = lambda op, args: None if required_role(op) is None else sign_request(
-                admin, LATTICE, op, args, ts_ms=int(time.time() * 1000),
-                nonce=os.urandom(NONCE_BYTES))
+            client.sign = lambda op, args: (
+                None
+                if required_role(op) is None
+                else sign_request(
+                    admin,
+                    LATTICE,
+                    op,
+                    args,
+                    ts_ms=int(time.time() * 1000),
+                    nonce=os.urandom(NONCE_BYTES),
+                )
+            )
             client.sign_entries = lambda entries: sign_entries(admin, LATTICE, entries)
         return trio.run(lambda: client.request(op, **args))
 
@@ -197,8 +213,13 @@ def _http_get(port: int) -> str | None:
 def _request_bytes(caller: str) -> bytes:
     """A wasmcloud:httpserver HttpRequest, as ``meshhost call`` sends it."""
     packed: bytes = msgpack.packb(
-        {"method": "GET", "path": "/", "queryString": "", "header": {"host": [caller]},
-         "body": b""},
+        {
+            "method": "GET",
+            "path": "/",
+            "queryString": "",
+            "header": {"host": [caller]},
+            "body": b"",
+        },
         use_bin_type=True,
     )
     return packed
@@ -208,8 +229,13 @@ def _call_from(host: DemoHost, actor: str, names: dict[str, str]) -> str:
     """Call the actor from ``host``; a line saying who answered, or why it failed."""
     started = time.monotonic()
     try:
-        result = host.control("call", actor=actor, operation="HttpServer.HandleRequest",
-                              payload=_request_bytes(host.name), timeout_ms=CALL_TIMEOUT_MS)
+        result = host.control(
+            "call",
+            actor=actor,
+            operation="HttpServer.HandleRequest",
+            payload=_request_bytes(host.name),
+            timeout_ms=CALL_TIMEOUT_MS,
+        )
     except (ControlError, LocalProtocolError) as exc:
         return f"[red]✗[/] from {host.name}: {exc}"
     ms = (time.monotonic() - started) * 1000
@@ -243,8 +269,10 @@ def demo(keep: bool) -> None:
     # lies beside it (0600), so roles are enforced and the demo's changes are signed by it
     # (so are the CLI commands it shows, run by hand with --data-dir of a demo host).
     admin = nkeys.generate(nkeys.Prefix.OPERATOR, os.urandom)
-    write_private(secret_file, f"{encode_secret(generate_secret(os.urandom))}\n"
-                               f"{ADMIN_LINE}{admin.public_key}\n")
+    write_private(
+        secret_file,
+        f"{encode_secret(generate_secret(os.urandom))}\n{ADMIN_LINE}{admin.public_key}\n",
+    )
     write_private(admin_key_path(secret_file), admin.encoded_seed + "\n")
     ports = [_free_port() for _ in range(HOSTS)]
     hosts = [DemoHost(i, root, secret_file, ports[i], ports[:i], admin) for i in range(HOSTS)]
@@ -311,14 +339,17 @@ def _show_roles(host: DemoHost) -> None:
     except ControlError as exc:
         if exc.code != ErrorCode.DENIED:
             raise
-        _say(f"[green]✓[/] roles enforced: a change not signed by an operator key is refused "
-             f"({str(exc).split(':')[0]})")
+        _say(
+            f"[green]✓[/] roles enforced: a change not signed by an operator key is refused "
+            f"({str(exc).split(':')[0]})"
+        )
     else:
-        raise LocalProtocolError("the demo lattice took an unsigned change: roles are not "
-                                 "enforced")
+        raise LocalProtocolError("the demo lattice took an unsigned change: roles are not enforced")
     if host.admin is not None:
-        _say(f"    [dim]admin key {host.admin.public_key[:12]}… (its seed beside the secret "
-             "file) signs the demo's changes[/]")
+        _say(
+            f"    [dim]admin key {host.admin.public_key[:12]}… (its seed beside the secret "
+            "file) signs the demo's changes[/]"
+        )
 
 
 def _http_holder(hosts: list[DemoHost]) -> DemoHost | None:
@@ -337,20 +368,40 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
     _say(f"[bold]kvcounter[/] actor {actor[:12]}… signed for key-value and HTTP server")
     http_port = _free_tcp_port()
     third = hosts[2]
-    third.control("link_put", actor=actor, contract="wasmcloud:keyvalue", link_name="default",
-                  provider="", values={})
-    third.control("link_put", actor=actor, contract="wasmcloud:httpserver",
-                  link_name="default", provider="", values={"ADDRESS": f"127.0.0.1:{http_port}"})
+    third.control(
+        "link_put",
+        actor=actor,
+        contract="wasmcloud:keyvalue",
+        link_name="default",
+        provider="",
+        values={},
+    )
+    third.control(
+        "link_put",
+        actor=actor,
+        contract="wasmcloud:httpserver",
+        link_name="default",
+        provider="",
+        values={"ADDRESS": f"127.0.0.1:{http_port}"},
+    )
     _cmd(f"meshhost link put {actor[:8]}… wasmcloud:keyvalue   (made on host-3)")
-    _cmd(f"meshhost link put {actor[:8]}… wasmcloud:httpserver --value ADDRESS=127.0.0.1:"
-         f"{http_port}")
-    _wait("the links reach every host", lambda: all(
-        len(h.control("link_list")) == 2 for h in hosts) and _http_holder(hosts) is not None, 30)
+    _cmd(
+        f"meshhost link put {actor[:8]}… wasmcloud:httpserver --value ADDRESS=127.0.0.1:{http_port}"
+    )
+    _wait(
+        "the links reach every host",
+        lambda: (
+            all(len(h.control("link_list")) == 2 for h in hosts) and _http_holder(hosts) is not None
+        ),
+        30,
+    )
     holder = _http_holder(hosts)
     assert holder is not None
     other = next(h for h in hosts if h is not holder)
-    _say(f"[green]✓[/] links on every host; {holder.name} holds port {http_port} "
-         "(on one machine only one host can listen there)")
+    _say(
+        f"[green]✓[/] links on every host; {holder.name} holds port {http_port} "
+        "(on one machine only one host can listen there)"
+    )
     for host in (holder, other):
         hosts[0].control("start", module=module.read_bytes(), count=1, host=host.host_id())
     _cmd(f"meshhost start {module.name} --host {holder.name}; … --host {other.name}")
@@ -367,8 +418,10 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
 
     victim, survivors = holder, [h for h in hosts if h is not holder]
     victim_id = victim.host_id()
-    _say(f"[yellow]✗[/] kill -9 {victim.name} ({short_id(victim_id)}): it runs an instance and "
-         "serves HTTP")
+    _say(
+        f"[yellow]✗[/] kill -9 {victim.name} ({short_id(victim_id)}): it runs an instance and "
+        "serves HTTP"
+    )
     victim.stop(signal.SIGKILL)
     killed = time.monotonic()
     _say(f"Calls right after the kill (answered by {other.name}, the other instance):")
@@ -376,23 +429,28 @@ def _run_actor(hosts: list[DemoHost], root: Path, names: dict[str, str]) -> None
         _say("    " + _call_from(host, actor, names))
     _, answer = _wait_http("another host takes over the HTTP port", http_port, 30)
     new_holder = _http_holder(survivors)
-    _say(f"[green]✓[/] HTTP answered again {time.monotonic() - killed:.1f} s after the kill, "
-         f"from {new_holder.name if new_holder else 'a survivor'}: GET / -> {answer}")
+    _say(
+        f"[green]✓[/] HTTP answered again {time.monotonic() - killed:.1f} s after the kill, "
+        f"from {new_holder.name if new_holder else 'a survivor'}: GET / -> {answer}"
+    )
     took = _wait(
         f"survivors declare {victim.name} dead",
         lambda: all(h.state_of(victim_id) == "dead" for h in survivors),
         60,
     )
-    _say(f"[green]✓[/] every survivor declared {victim.name} dead "
-         f"{time.monotonic() - killed:.1f} s after the kill")
+    _say(
+        f"[green]✓[/] every survivor declared {victim.name} dead "
+        f"{time.monotonic() - killed:.1f} s after the kill"
+    )
     for host in survivors:
         _say("    " + _call_from(host, actor, names))
 
     stdout.print(f"[cyan]↻[/] restarting {victim.name} on the same data dir and port")
     victim.start()
     all_ids = set(names)
-    took = _wait("the lattice is healing",
-                 lambda: all(h.alive_view() == all_ids for h in hosts), 60)
+    took = _wait(
+        "the lattice is healing", lambda: all(h.alive_view() == all_ids for h in hosts), 60
+    )
     _say(f"[green]✓[/] {victim.name} is back: {HOSTS} hosts alive after {took:.1f} s")
     victim.control("start", module=module.read_bytes(), count=1)
     _say(f"    {victim.name} runs its instance again; its key-value data survived the kill:")

@@ -92,8 +92,12 @@ _KIND = {
 
 
 @main.command()
-@click.option("--lattice", envvar="MESHHOST_LATTICE", help="Lattice name (default: default).",
-              callback=lattice_name_option)
+@click.option(
+    "--lattice",
+    envvar="MESHHOST_LATTICE",
+    help="Lattice name (default: default).",
+    callback=lattice_name_option,
+)
 @click.option(
     "--secret-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -138,7 +142,7 @@ _KIND = {
     "allowed_issuers",
     multiple=True,
     help="Run only actors signed by this issuer account A… (repeatable; default: any "
-         "issuer; `meshhost issuer add` sets a lattice-wide list).",
+    "issuer; `meshhost issuer add` sets a lattice-wide list).",
 )
 @click.option(
     "--config",
@@ -158,16 +162,23 @@ _KIND = {
     help="Serve /metrics, /healthz and /readyz on ADDR: a port (on 127.0.0.1) "
     "or IPv4:PORT (0.0.0.0:9090 for every interface).",
 )
-@click.option("-q", "--quiet", is_flag=True,
-              help="Only warnings, errors and the events that need a person.")
-@click.option("-v", "--verbose", count=True,
-              help="-v: the host's info lines and internal events; -vv: debug.")
-@click.option("--log-level", type=click.Choice(list(LEVELS)),
-              help="One level for the host's and the actors' log lines "
-              "(default: warning for the host, info for actors).")
-@click.option("--log-format", type=click.Choice(["text", "json"]),
-              help="Log lines on stderr: text (default) or json, one object per line "
-              "(default with --json).")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Only warnings, errors and the events that need a person."
+)
+@click.option(
+    "-v", "--verbose", count=True, help="-v: the host's info lines and internal events; -vv: debug."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(list(LEVELS)),
+    help="One level for the host's and the actors' log lines "
+    "(default: warning for the host, info for actors).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines on stderr: text (default) or json, one object per line (default with --json).",
+)
 @click.option(
     "--dashboard",
     "dashboard_address",
@@ -212,8 +223,11 @@ def up(
         _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = verbosity, "", ""
         log_args = (("-q",) if quiet else ()) + ("-v",) * verbose
         log_args += ("--log-level", log_level) if log_level is not None else ()
-        log_args += ("--log-format", log_format) if log_format is not None else (
-            ("--log-format", "json") if as_json else ())  # workers log as the primary does
+        log_args += (
+            ("--log-format", log_format)
+            if log_format is not None
+            else (("--log-format", "json") if as_json else ())
+        )  # workers log as the primary does
         try:
             _up(tag, as_json=as_json, log_args=log_args, **options)
         finally:
@@ -329,18 +343,27 @@ def _up(
     workers = None
     if processes > 1:
         workers = WorkerSettings(
-            lattice=host.config.lattice, profile=host.config.profile, seeds=seeds,
-            labels=labels, bind=bind, advertise=advertise, no_mdns=no_mdns,
-            actor_calls=actor_calls, mdns_service_type=mdns_service_type,
-            mdns_interfaces=mdns_interfaces, allowed_issuers=allowed_issuers,
+            lattice=host.config.lattice,
+            profile=host.config.profile,
+            seeds=seeds,
+            labels=labels,
+            bind=bind,
+            advertise=advertise,
+            no_mdns=no_mdns,
+            actor_calls=actor_calls,
+            mdns_service_type=mdns_service_type,
+            mdns_interfaces=mdns_interfaces,
+            allowed_issuers=allowed_issuers,
             config_file=config_file.absolute() if config_file is not None else None,
-            secret_file=secret_path, otlp_url=otlp_url, log_args=log_args)
+            secret_file=secret_path,
+            otlp_url=otlp_url,
+            log_args=log_args,
+        )
     # A soft limit of 1024 open files (a common default) would run out before
     # max_connections; the transport keeps its cap within whatever we get.
     raise_open_file_limit()
     try:
-        stopped_by = trio.run(_run, host, status_file, as_json, secret_path,
-                              (workers, processes))
+        stopped_by = trio.run(_run, host, status_file, as_json, secret_path, (workers, processes))
     except BaseExceptionGroup as group:
         # A MeshError from inside the nursery (port taken, mDNS failed) is a
         # one-line error for the person, not a traceback.
@@ -364,7 +387,10 @@ def _first_mesh_error(group: BaseExceptionGroup[BaseException]) -> MeshError | N
 
 
 async def _run(
-    host: Host, status_file: Path | None, as_json: bool, secret_path: Path | None,
+    host: Host,
+    status_file: Path | None,
+    as_json: bool,
+    secret_path: Path | None,
     workers: tuple[WorkerSettings | None, int] = (None, 1),
 ) -> int | None:
     """Serve until a signal stops the host; return that signal (None: the host stopped).
@@ -378,16 +404,29 @@ async def _run(
         running = None
         settings, processes = workers
         if settings is not None:
-            argvs = [worker_argv(settings, host.data_dir, k, seed_address(addr))
-                     for k in range(1, processes)]
-            running = Workers(argvs, lambda k, started: _say(
-                as_json, {"event": "worker", "worker": k, "id": started.get("id", ""),
-                          "addr": started.get("addr", ""), "pid": started["pid"]},
-                f"[bold]worker {k}[/] {started.get('id', '')} on {started.get('addr', '')} "
-                f"(pid {started['pid']})"))
+            argvs = [
+                worker_argv(settings, host.data_dir, k, seed_address(addr))
+                for k in range(1, processes)
+            ]
+            running = Workers(
+                argvs,
+                lambda k, started: _say(
+                    as_json,
+                    {
+                        "event": "worker",
+                        "worker": k,
+                        "id": started.get("id", ""),
+                        "addr": started.get("addr", ""),
+                        "pid": started["pid"],
+                    },
+                    f"[bold]worker {k}[/] {started.get('id', '')} on {started.get('addr', '')} "
+                    f"(pid {started['pid']})",
+                ),
+            )
         # Signals are caught from here on, before anyone is told we started.
-        await nursery.start(_watch_signals, host, nursery, as_json, secret_path, stopped_by,
-                            running)
+        await nursery.start(
+            _watch_signals, host, nursery, as_json, secret_path, stopped_by, running
+        )
         if status_file is not None:
             _write_status(host, status_file)  # exists by the time "started" is printed
         started = {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"}
@@ -422,11 +461,13 @@ def security_warnings(host: Host) -> list[str]:
     if state is not None and state.open:
         warnings.append(
             "this lattice has no admin key: any holder of the secret may start, stop and "
-            "link actors; a secret from `meshhost lattice new` names one (`# admin O…`)")
+            "link actors; a secret from `meshhost lattice new` names one (`# admin O…`)"
+        )
     if not host.config.allowed_issuers and (state is None or not state.issuers):
         warnings.append(
             "the issuer allow-list is empty: actors signed by any issuer will run; restrict "
-            "it with `meshhost up --allowed-issuer A…` or `meshhost issuer add A…`")
+            "it with `meshhost up --allowed-issuer A…` or `meshhost issuer add A…`"
+        )
     for what, addr, flag in (
         ("/metrics, /healthz and /readyz", host.metrics_addr, "--metrics"),
         ("the dashboard", host.dashboard_addr, "--dashboard"),
@@ -437,7 +478,8 @@ def security_warnings(host: Host) -> list[str]:
             warnings.append(
                 f"{what} on {addr[0]}:{addr[1]} answer anyone who can reach that address, "
                 f"without authentication, and show the whole lattice; give {flag} a port "
-                "alone (127.0.0.1) and put an authenticating proxy in front for remote access")
+                "alone (127.0.0.1) and put an authenticating proxy in front for remote access"
+            )
     return warnings
 
 
@@ -562,8 +604,11 @@ MISBEHAVED_LINES = _Budget(limit=10, window_s=10.0)
 def _report(event: object, as_json: bool) -> None:
     if isinstance(event, dict) and event.get("kind") == "join_trouble":
         reason = str(event.get("reason", ""))
-        _say(as_json, {"event": "join_trouble", "reason": reason},
-             f"[yellow]no peer yet:[/] {escape(reason)}")
+        _say(
+            as_json,
+            {"event": "join_trouble", "reason": reason},
+            f"[yellow]no peer yet:[/] {escape(reason)}",
+        )
         return
     if isinstance(event, dict):  # actor, link, config and application events
         kind = str(event.get("kind", "event"))
@@ -650,8 +695,11 @@ def _refresh_status(host: Host, path: Path, as_json: bool, failed: str | None) -
         _write_status(host, path)
     except ConfigError as exc:
         if str(exc) != failed:
-            _say(as_json, {"event": "status_failed", "error": str(exc)},
-                 f"[red]status file not updated:[/] {escape(str(exc))}")
+            _say(
+                as_json,
+                {"event": "status_failed", "error": str(exc)},
+                f"[red]status file not updated:[/] {escape(str(exc))}",
+            )
         return str(exc)
     return None
 
@@ -662,8 +710,13 @@ def lattice_group() -> None:
 
 
 @lattice_group.command("new")
-@click.option("--lattice", default="default", show_default=True, help="Lattice name.",
-              callback=lattice_name_option)
+@click.option(
+    "--lattice",
+    default="default",
+    show_default=True,
+    help="Lattice name.",
+    callback=lattice_name_option,
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -712,8 +765,11 @@ def lattice_new(
         write_private(target, file_text)
         write_private(admin_key_path(target), admin.encoded_seed + "\n")
         written.append(str(target))
-    info: dict[str, Any] = {"lattice": lattice, "mdns_tag": mdns_tag(secret, lattice),
-                            "admin_key": admin.public_key}
+    info: dict[str, Any] = {
+        "lattice": lattice,
+        "mdns_tag": mdns_tag(secret, lattice),
+        "admin_key": admin.public_key,
+    }
     if out is None:
         info["secret"] = text
     if not targets:
@@ -730,14 +786,20 @@ def lattice_new(
     stdout.print(f"Admin key: {admin.public_key}", highlight=False)
     if not targets:
         stdout.print(f"Admin seed: {admin.encoded_seed}", highlight=False)
-        stdout.print(f"[dim]Put the line `{ADMIN_LINE}{admin.public_key}` under the secret in "
-                     "every host's secret file, and the seed in a 0600 file for "
-                     "--operator-key.[/]", highlight=False)
+        stdout.print(
+            f"[dim]Put the line `{ADMIN_LINE}{admin.public_key}` under the secret in "
+            "every host's secret file, and the seed in a 0600 file for "
+            "--operator-key.[/]",
+            highlight=False,
+        )
     for target in targets:
         stdout.print(f"Secret written to {target}", highlight=False, markup=False)
-        stdout.print(f"Admin operator key written to {admin_key_path(target)} (the CLI "
-                     "uses it by itself; keep it where only admins can read it)",
-                     highlight=False, markup=False)
+        stdout.print(
+            f"Admin operator key written to {admin_key_path(target)} (the CLI "
+            "uses it by itself; keep it where only admins can read it)",
+            highlight=False,
+            markup=False,
+        )
 
 
 # `lattice rotate` and `lattice keyring` live in their own module and join the

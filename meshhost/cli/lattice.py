@@ -53,8 +53,7 @@ _operator_key_file: list[Path] = []
 """``--operator-key`` of the running command (a click callback fills it)."""
 
 
-def _remember_operator_key(ctx: click.Context, param: click.Parameter, value: Path | None
-                           ) -> None:
+def _remember_operator_key(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     _operator_key_file[:] = [] if value is None else [value]  # per command, not per process
 
 
@@ -66,7 +65,7 @@ def host_options(func: F) -> F:
         expose_value=False,
         callback=_remember_operator_key,
         help=f"Operator seed file signing control ops (default: ${OPERATOR_KEY_ENV}, then "
-             "the admin key `lattice new` stored beside the host's lattice secret).",
+        "the admin key `lattice new` stored beside the host's lattice secret).",
     )(func)
     func = click.option(
         "--lattice",
@@ -126,8 +125,9 @@ def load_operator_key(path: Path) -> nkeys.KeyPair:
         raise LocalProtocolError(f"{path} is not an operator seed file (not text)") from None
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
-        raise LocalProtocolError(f"{path} holds no operator seed; make one with "
-                                 "`meshhost keys gen operator`")
+        raise LocalProtocolError(
+            f"{path} holds no operator seed; make one with `meshhost keys gen operator`"
+        )
     try:
         pair = nkeys.from_seed(lines[0])
         check_operator_key(pair.public_key)
@@ -139,9 +139,12 @@ def load_operator_key(path: Path) -> nkeys.KeyPair:
 
             # As ssh says of a private key: whoever else can read it can sign as this
             # operator. A warning, not a refusal: the command is the owner's own.
-            stderr.print(f"[yellow]warning:[/] operator key {escape(str(path))} can be read "
-                         f"by other users, who could sign as {short_id(pair.public_key)}; "
-                         f"chmod 600 {escape(str(path))}", highlight=False)
+            stderr.print(
+                f"[yellow]warning:[/] operator key {escape(str(path))} can be read "
+                f"by other users, who could sign as {short_id(pair.public_key)}; "
+                f"chmod 600 {escape(str(path))}",
+                highlight=False,
+            )
     return pair
 
 
@@ -184,8 +187,14 @@ class Signer:
         """The ``auth`` map of one request, or None when there is no key."""
         if self.pair is None:
             return None
-        return sign_request(self.pair, self.lattice, op, args,
-                            ts_ms=int(time.time() * 1000), nonce=os.urandom(NONCE_BYTES))
+        return sign_request(
+            self.pair,
+            self.lattice,
+            op,
+            args,
+            ts_ms=int(time.time() * 1000),
+            nonce=os.urandom(NONCE_BYTES),
+        )
 
     def sign_entries(self, entries: list[Any]) -> list[Any]:
         """``entry_sigs`` for the directory entries a host asked us to sign."""
@@ -196,15 +205,24 @@ def sign_entries(pair: nkeys.KeyPair | None, lattice: str, entries: list[Any]) -
     """Sign each ``[ns, key, stamp, writer, value bytes or nil]`` a host sent with code
     ``sign`` (operators.md, "Signed entries"); raises NotAuthorized without a key."""
     if pair is None:
-        raise NotAuthorized("the host asks for its entries to be signed, and there is no "
-                            "operator key to sign them with (--operator-key)")
+        raise NotAuthorized(
+            "the host asks for its entries to be signed, and there is no "
+            "operator key to sign them with (--operator-key)"
+        )
     out = []
     for item in entries:
-        if not (isinstance(item, list) and len(item) == 5 and isinstance(item[0], str)
-                and isinstance(item[1], str) and type(item[2]) is int
-                and isinstance(item[3], str) and (item[4] is None or isinstance(item[4], bytes))):
-            raise DecodeError("the host asked to sign an entry that is not "
-                              "[ns, key, stamp, writer, value]")
+        if not (
+            isinstance(item, list)
+            and len(item) == 5
+            and isinstance(item[0], str)
+            and isinstance(item[1], str)
+            and type(item[2]) is int
+            and isinstance(item[3], str)
+            and (item[4] is None or isinstance(item[4], bytes))
+        ):
+            raise DecodeError(
+                "the host asked to sign an entry that is not [ns, key, stamp, writer, value]"
+            )
         ns, key, stamp, writer, value = item
         out.append([ns, key, stamp, sign_entry(pair, lattice, ns, key, stamp, writer, value)])
     return out
@@ -237,8 +255,14 @@ def _hosts_once_formed(data_dir: Path | None, lattice: str, wait_s: float) -> An
 
 
 @main.command()
-@click.option("--wait", "wait_s", type=click.FloatRange(0, 3600), default=0, metavar="S",
-              help="Give a host that is starting up to S seconds to answer and find a peer.")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0, 3600),
+    default=0,
+    metavar="S",
+    help="Give a host that is starting up to S seconds to answer and find a peer.",
+)
 @host_options
 @json_option
 @fails_cleanly
@@ -283,8 +307,11 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
     stdout.print(table)
     for actor in inv.get("actors", []):  # a line each: the table stays readable at 80 columns
         if actor.get("limits"):
-            stdout.print(f"limits of {short_id(actor['id'])}: {_limits_text(actor['limits'])}",
-                         highlight=False, markup=False)
+            stdout.print(
+                f"limits of {short_id(actor['id'])}: {_limits_text(actor['limits'])}",
+                highlight=False,
+                markup=False,
+            )
     providers = inv.get("providers", [])
     if providers:
         stdout.print("providers: " + ", ".join(providers), highlight=False, markup=False)
@@ -301,9 +328,11 @@ def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bo
 
 def _limits_text(limits: dict[str, int]) -> str:
     """``memory 64 MiB, cpu 2000 ms, call 30000 ms, 1000 instances`` (for inventory)."""
-    return (f"memory {limits.get('max_memory_mib')} MiB, cpu {limits.get('max_cpu_time_ms')} "
-            f"ms, call {limits.get('max_call_time_ms')} ms, "
-            f"{limits.get('max_instances')} instances")
+    return (
+        f"memory {limits.get('max_memory_mib')} MiB, cpu {limits.get('max_cpu_time_ms')} "
+        f"ms, call {limits.get('max_call_time_ms')} ms, "
+        f"{limits.get('max_instances')} instances"
+    )
 
 
 @main.command()
@@ -319,14 +348,30 @@ def _limits_text(limits: dict[str, int]) -> str:
     show_default=True,
     help="Number of instances to start.",
 )
-@click.option("--max-memory-mib", type=int, metavar="MIB",
-              help="Memory limit of each instance (default: the host's, 64).")
-@click.option("--max-cpu-time-ms", type=int, metavar="MS",
-              help="Guest CPU time per call (default: the host's, 2000).")
-@click.option("--max-call-time-ms", type=int, metavar="MS",
-              help="Wall-clock time per call (default: the host's, 30000).")
-@click.option("--max-instances", type=int, metavar="N",
-              help="Most instances of this actor on the host (default: the host's, 1000).")
+@click.option(
+    "--max-memory-mib",
+    type=int,
+    metavar="MIB",
+    help="Memory limit of each instance (default: the host's, 64).",
+)
+@click.option(
+    "--max-cpu-time-ms",
+    type=int,
+    metavar="MS",
+    help="Guest CPU time per call (default: the host's, 2000).",
+)
+@click.option(
+    "--max-call-time-ms",
+    type=int,
+    metavar="MS",
+    help="Wall-clock time per call (default: the host's, 30000).",
+)
+@click.option(
+    "--max-instances",
+    type=int,
+    metavar="N",
+    help="Most instances of this actor on the host (default: the host's, 1000).",
+)
 @host_options
 @json_option
 @fails_cleanly
@@ -351,8 +396,12 @@ def start(
     """
     if host and labels:
         raise click.UsageError("give --host or --label, not both")
-    given = {"max_memory_mib": max_memory_mib, "max_cpu_time_ms": max_cpu_time_ms,
-             "max_call_time_ms": max_call_time_ms, "max_instances": max_instances}
+    given = {
+        "max_memory_mib": max_memory_mib,
+        "max_cpu_time_ms": max_cpu_time_ms,
+        "max_call_time_ms": max_call_time_ms,
+        "max_instances": max_instances,
+    }
     limits = {name: value for name, value in given.items() if value is not None}
     result = _request(
         data_dir,
@@ -410,7 +459,9 @@ class _CountCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         takes_value = {
-            name for p in self.params if isinstance(p, click.Option) and not p.is_flag
+            name
+            for p in self.params
+            if isinstance(p, click.Option) and not p.is_flag
             for name in p.opts
         }
         count = next(p for p in self.params if p.name == "count")
@@ -616,8 +667,12 @@ def _read_payload(payload: str | None, as_msgpack: bool) -> bytes:
     show_default=True,
     help="Seconds to wait for the answer (failover to another host included).",
 )
-@click.option("--trace", "show_trace", is_flag=True,
-              help="Then print the call's trace: its spans on every host, as a tree.")
+@click.option(
+    "--trace",
+    "show_trace",
+    is_flag=True,
+    help="Then print the call's trace: its spans on every host, as a tree.",
+)
 @host_options
 @json_option
 @fails_cleanly
@@ -639,8 +694,9 @@ def call(
     body = _read_payload(payload, as_msgpack)
     # With --trace the CLI names the trace itself, so that a call that fails (the one
     # most worth following) can still be traced: the host answers no trace id then.
-    trace_arg = ({"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"}
-                 if show_trace else {})
+    trace_arg = (
+        {"traceparent": f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"} if show_trace else {}
+    )
     started = time.perf_counter()
     try:
         result = _request(
@@ -676,8 +732,15 @@ def call(
     trace_id = result.get("trace_id", "")
     spans = _request(data_dir, lattice, "trace", trace_id=trace_id) if show_trace else None
     if as_json:
-        emit_json({"host": result["host"], "ms": round(elapsed_ms, 2), "payload": decoded,
-                   "trace_id": trace_id, **({"trace": spans} if spans is not None else {})})
+        emit_json(
+            {
+                "host": result["host"],
+                "ms": round(elapsed_ms, 2),
+                "payload": decoded,
+                "trace_id": trace_id,
+                **({"trace": spans} if spans is not None else {}),
+            }
+        )
         return
     if as_msgpack:
         click.echo(json.dumps(decoded, default=lambda b: b.decode("utf-8", "replace")))
@@ -685,8 +748,9 @@ def call(
         sys.stdout.buffer.write(answer)
         if sys.stdout.isatty():
             sys.stdout.write("\n")
-    stderr.print(f"[dim]answered by {short_id(result['host'])} in {elapsed_ms:.1f} ms"
-                 f" (trace {trace_id})[/]")
+    stderr.print(
+        f"[dim]answered by {short_id(result['host'])} in {elapsed_ms:.1f} ms (trace {trace_id})[/]"
+    )
     if spans is not None:
         from meshhost.cli.trace import print_traces
 
@@ -694,12 +758,21 @@ def call(
 
 
 @main.command()
-@click.option("--format", "event_format", type=click.Choice(["json", "cloudevents"]),
-              default="json", show_default=True,
-              help="json: meshhost's own event maps; cloudevents: CloudEvents 1.0 JSON.")
+@click.option(
+    "--format",
+    "event_format",
+    type=click.Choice(["json", "cloudevents"]),
+    default="json",
+    show_default=True,
+    help="json: meshhost's own event maps; cloudevents: CloudEvents 1.0 JSON.",
+)
 @host_options
-@click.option("--json", "as_json", is_flag=True,
-              help="Accepted as by every read command: events are JSON lines already.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Accepted as by every read command: events are JSON lines already.",
+)
 @fails_cleanly
 def events(data_dir: Path | None, lattice: str, event_format: str, as_json: bool) -> None:
     """Follow host, actor and link events as JSON lines until interrupted (exit 130).

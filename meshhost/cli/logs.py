@@ -29,21 +29,39 @@ from typing import IO, Any
 
 from meshhost.identity import short_id
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 ACTOR_LOGGER = "meshhost.actor"
 
 INTERNAL_EVENTS = frozenset({"entry_changed", "actors_changed", "host_state_removed"})
 """Directory bookkeeping: shown with -v (or a level of info or below)."""
-QUIET_EVENTS = frozenset({
-    "started", "worker", "stopped", "leaving", "dead", "misbehaved", "reload_failed",
-    "status_failed", "reconcile_failed", "join_trouble",
-})
+QUIET_EVENTS = frozenset(
+    {
+        "started",
+        "worker",
+        "stopped",
+        "leaving",
+        "dead",
+        "misbehaved",
+        "reload_failed",
+        "status_failed",
+        "reconcile_failed",
+        "join_trouble",
+    }
+)
 """The events -q still shows: they need a person."""
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "host", "host_id", "taskName",
+    "message",
+    "asctime",
+    "host",
+    "host_id",
+    "taskName",
 }
 
 
@@ -119,14 +137,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return json.dumps({
-            "time": f"{stamp}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "host": getattr(record, "host_id", None),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "fields": fields,
-        }, sort_keys=True)
+        return json.dumps(
+            {
+                "time": f"{stamp}.{int(record.msecs):03d}Z",
+                "level": record.levelname.lower(),
+                "host": getattr(record, "host_id", None),
+                "logger": record.name,
+                "message": record.getMessage(),
+                "fields": fields,
+            },
+            sort_keys=True,
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -45,8 +45,9 @@ def _shown(sample: dict[str, Any]) -> bool:
 @host_options
 @json_option
 @fails_cleanly
-def metrics(host: str | None, name_filter: str | None, data_dir: Path | None, lattice: str,
-            as_json: bool) -> None:
+def metrics(
+    host: str | None, name_filter: str | None, data_dir: Path | None, lattice: str, as_json: bool
+) -> None:
     """Print the metrics of HOST (the figures its /metrics serves), from any host."""
     snap = _request(data_dir, lattice, "metrics", host=host)
     if name_filter:
@@ -56,8 +57,10 @@ def metrics(host: str | None, name_filter: str | None, data_dir: Path | None, la
         return
     ready = snap["ready"]
     state = "ready" if ready["ready"] else f"not ready ({ready['reason']})"
-    table = PlainTable(title=f"host {snap['host']} (lattice {snap['lattice']}): {state}, "
-                             f"health score {snap['health']['score']}")
+    table = PlainTable(
+        title=f"host {snap['host']} (lattice {snap['lattice']}): {state}, "
+        f"health score {snap['health']['score']}"
+    )
     for column in ("metric", "labels", "value"):
         table.add_column(column)
     for family in snap["metrics"]:
@@ -76,4 +79,3 @@ def format_seconds(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.1f} ms"
     return f"{seconds:.2f} s"
-

@@ -27,24 +27,29 @@ def _socket(data_dir: Path | None, lattice: str) -> Path:
     return (data_dir if data_dir is not None else default_data_dir(lattice)) / CONTROL_SOCKET
 
 
-def _put(data_dir: Path | None, lattice: str, kind: StatementKind, subject: str,
-         value: str) -> dict[str, Any]:
+def _put(
+    data_dir: Path | None, lattice: str, kind: StatementKind, subject: str, value: str
+) -> dict[str, Any]:
     path = _socket(data_dir, lattice)
     signer = Signer.for_host(path)
     if signer.open:
         raise LocalProtocolError(
             "this lattice has no admin key (its secret file names none), so it has no "
-            "operators: make a lattice with `meshhost lattice new`, whose secret names one")
+            "operators: make a lattice with `meshhost lattice new`, whose secret names one"
+        )
     if signer.pair is None:
         raise LocalProtocolError(
             "changing operators, issuers or revocations needs an admin operator key: "
             "pass --operator-key FILE or set $MESHHOST_OPERATOR_KEY "
-            "(`meshhost lattice new` stores one beside the secret)")
-    statement = sign_statement(signer.pair, signer.lattice, kind, subject, value,
-                               int(time.time() * 1000))
+            "(`meshhost lattice new` stores one beside the secret)"
+        )
+    statement = sign_statement(
+        signer.pair, signer.lattice, kind, subject, value, int(time.time() * 1000)
+    )
     args = {"statement": statement.encoded()}
-    result: dict[str, Any] = request_blocking(path, "security_put",
-                                              auth=signer.sign("security_put", args), **args)
+    result: dict[str, Any] = request_blocking(
+        path, "security_put", auth=signer.sign("security_put", args), **args
+    )
     return result
 
 
@@ -70,14 +75,17 @@ def operator_group() -> None:
 
 @operator_group.command("add")
 @click.argument("key")
-@click.option("--role", type=click.Choice([r.label for r in Role if r != Role.NONE]),
-              required=True, help="deployer: start/stop/scale/apply; admin: also links, "
-                                  "config, operators, issuers, revocation.")
+@click.option(
+    "--role",
+    type=click.Choice([r.label for r in Role if r != Role.NONE]),
+    required=True,
+    help="deployer: start/stop/scale/apply; admin: also links, "
+    "config, operators, issuers, revocation.",
+)
 @host_options
 @json_option
 @fails_cleanly
-def operator_add(key: str, role: str, data_dir: Path | None, lattice: str, as_json: bool
-                 ) -> None:
+def operator_add(key: str, role: str, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """Give operator KEY (O… or U…, `meshhost keys gen operator`) a role lattice-wide."""
     result = _put(data_dir, lattice, StatementKind.ROLE, key, role)
     _said(result, as_json, f"operator {key} now has role {role}")
@@ -105,8 +113,11 @@ def operator_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
         emit_json(state["operators"])
         return
     if state["open"]:
-        stdout.print("This lattice has no admin key: any holder of the secret may change it "
-                     "(a secret from `meshhost lattice new` names one).", markup=False)
+        stdout.print(
+            "This lattice has no admin key: any holder of the secret may change it "
+            "(a secret from `meshhost lattice new` names one).",
+            markup=False,
+        )
         return
     table = PlainTable("KEY", "ROLE", "FROM")
     for row in state["operators"]:

@@ -24,7 +24,6 @@ from meshhost.errors import MeshError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-
 def silence_stdout() -> None:
     """Point stdout at /dev/null: its reader went away (``meshhost up | grep x``, Ctrl-C)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -32,8 +31,11 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
-_UNPRINTABLE = {**{c: 0x2400 + c for c in range(32) if c not in (9, 10)}, 127: 0x2421,
-                **{c: 0xFFFD for c in range(0x80, 0xA0)}}
+_UNPRINTABLE = {
+    **{c: 0x2400 + c for c in range(32) if c not in (9, 10)},
+    127: 0x2421,
+    **{c: 0xFFFD for c in range(0x80, 0xA0)},
+}
 
 
 def printable(text: str) -> str:
@@ -56,7 +58,8 @@ def safe_console_class() -> type[Any]:
         def _render_buffer(self, buffer: Any) -> str:
             return super()._render_buffer(
                 segment if segment.control else Segment(printable(segment.text), segment.style)
-                for segment in buffer)
+                for segment in buffer
+            )
 
     return SafeConsole
 
@@ -96,8 +99,13 @@ class _LazyConsole:
             text = str(objects[0])
             if max(map(len, text.splitlines()), default=0) > self._width():
                 text = None  # too wide: rich folds the columns that may fold
-        elif (len(objects) == 1 and isinstance(objects[0], str) and kwargs.get("markup") is False
-              and kwargs.get("highlight") is False and set(kwargs) <= {"markup", "highlight"}):
+        elif (
+            len(objects) == 1
+            and isinstance(objects[0], str)
+            and kwargs.get("markup") is False
+            and kwargs.get("highlight") is False
+            and set(kwargs) <= {"markup", "highlight"}
+        ):
             text = objects[0]
         if text is None:
             self._rich().print(*objects, **kwargs)
@@ -215,8 +223,9 @@ def read_secret(value: str | None, env_var: str, what: str) -> str:
                 f"Pass a file holding the {what}, or set {env_var}."
             ) from None
         # a lattice secret file carries `# admin O…` lines below the secret
-        lines = [ln.strip() for ln in text.splitlines()
-                 if ln.strip() and not ln.strip().startswith("#")]
+        lines = [
+            ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")
+        ]
         return lines[0] if lines else ""
     from_env = os.environ.get(env_var, "").strip()
     if from_env:
@@ -238,8 +247,9 @@ class PlainTable:
     style, folding the columns that allow it so ids stay whole.
     """
 
-    def __init__(self, *headers: str, title: str | None = None, show_header: bool = True,
-                 **_ignored: Any) -> None:
+    def __init__(
+        self, *headers: str, title: str | None = None, show_header: bool = True, **_ignored: Any
+    ) -> None:
         self.title = title
         self.show_header = show_header
         self.columns: list[tuple[str, dict[str, Any]]] = [(h.upper(), {}) for h in headers]
@@ -256,13 +266,16 @@ class PlainTable:
         rows = ([[h for h, _ in self.columns]] if self.show_header else []) + self.rows
         ncols = max((len(r) for r in rows), default=0)
         split = [[(r[i] if i < len(r) else "").split("\n") for i in range(ncols)] for r in rows]
-        widths = [max((len(line) for row in split for line in row[i]), default=0)
-                  for i in range(ncols)]
+        widths = [
+            max((len(line) for row in split for line in row[i]), default=0) for i in range(ncols)
+        ]
         lines = [] if self.title is None else [self.title]
         for row in split:
             for k in range(max((len(cell) for cell in row), default=1)):
-                parts = [(cell[k] if k < len(cell) else "").ljust(widths[i])
-                         for i, cell in enumerate(row)]
+                parts = [
+                    (cell[k] if k < len(cell) else "").ljust(widths[i])
+                    for i, cell in enumerate(row)
+                ]
                 lines.append("  ".join(parts).rstrip())
         return "\n".join(lines)
 
@@ -270,9 +283,15 @@ class PlainTable:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=None if self.title is None else Text(self.title),
-                      show_header=self.show_header, box=None, pad_edge=False,
-                      padding=(0, 1), title_justify="left", header_style="")
+        table = Table(
+            title=None if self.title is None else Text(self.title),
+            show_header=self.show_header,
+            box=None,
+            pad_edge=False,
+            padding=(0, 1),
+            title_justify="left",
+            header_style="",
+        )
         for header, options in self.columns:
             table.add_column(header, **options)
         for row in self.rows:

@@ -226,7 +226,8 @@ def _need_admin_key(data_dir: Path | None, lattice: str) -> None:
         raise LocalProtocolError(
             "rotating the lattice secret needs an admin operator key: pass --operator-key "
             "FILE or set $MESHHOST_OPERATOR_KEY (`meshhost lattice new` stores one beside "
-            "the secret)")
+            "the secret)"
+        )
 
 
 @lattice_group.command("keyring")

@@ -80,8 +80,10 @@ def run_cmd(
         import matplotlib  # noqa: F401
         import numpy  # noqa: F401
     except ImportError as exc:
-        fail(f"meshhost sim run needs the lab extra ({exc.name} is missing): "
-             "pip install 'meshhost[lab]'")
+        fail(
+            f"meshhost sim run needs the lab extra ({exc.name} is missing): "
+            "pip install 'meshhost[lab]'"
+        )
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 

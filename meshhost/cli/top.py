@@ -77,9 +77,19 @@ def actor_rows(snaps: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for snap in snaps.values():
         for actor in (snap or {}).get("actors", []):
-            row = out.setdefault(actor["id"], {
-                "id": actor["id"], "name": actor.get("name", ""), "hosts": 0, "instances": 0,
-                "calls_per_s": 0.0, "errors_per_s": 0.0, "p50_s": 0.0, "p99_s": 0.0})
+            row = out.setdefault(
+                actor["id"],
+                {
+                    "id": actor["id"],
+                    "name": actor.get("name", ""),
+                    "hosts": 0,
+                    "instances": 0,
+                    "calls_per_s": 0.0,
+                    "errors_per_s": 0.0,
+                    "p50_s": 0.0,
+                    "p99_s": 0.0,
+                },
+            )
             row["hosts"] += 1
             row["instances"] += actor["instances"]
             row["calls_per_s"] += actor["calls_per_s"]
@@ -95,12 +105,16 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
     local_lattice = next((s["lattice"] for s in snaps.values() if s), local_lattice)
     now = time.strftime("%H:%M:%S")
     alive = sum(1 for h in hosts if h["state"] == "alive")
-    title = Text(f"meshhost top: lattice {local_lattice}, {len(hosts)} hosts, {alive} alive, "
-                 f"{now}   (q quits)", style="bold")
+    title = Text(
+        f"meshhost top: lattice {local_lattice}, {len(hosts)} hosts, {alive} alive, "
+        f"{now}   (q quits)",
+        style="bold",
+    )
     host_table = Table(title="hosts", title_justify="left", expand=False)
     for column in ("HOST", "ADDRESS", "STATE", "HEALTH", "READY", "ACTORS", "CALLS/S"):
-        host_table.add_column(column, justify="right" if column in ("ACTORS", "CALLS/S")
-                              else "left")
+        host_table.add_column(
+            column, justify="right" if column in ("ACTORS", "CALLS/S") else "left"
+        )
     for h in sorted(hosts, key=lambda r: r["id"]):
         snap = snaps.get(h["id"])
         if snap is None:
@@ -111,24 +125,38 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
             ready = "yes" if snap["ready"]["ready"] else "no"
             rate = f"{sum(a['calls_per_s'] for a in snap['actors']):.1f}"
         style = {"alive": "green", "suspect": "yellow", "dead": "red"}.get(h["state"], "")
-        host_table.add_row(short_id(h["id"]) + (" *" if h.get("local") else ""), h["address"],
-                           Text(h["state"], style=style), health, ready, str(h["actors"]),
-                           rate)
+        host_table.add_row(
+            short_id(h["id"]) + (" *" if h.get("local") else ""),
+            h["address"],
+            Text(h["state"], style=style),
+            health,
+            ready,
+            str(h["actors"]),
+            rate,
+        )
     actor_table = Table(title="actors", title_justify="left", expand=False)
     for column in ("ACTOR", "NAME", "HOSTS", "INSTANCES", "CALLS/S", "P50", "P99", "ERRORS/S"):
-        actor_table.add_column(column, justify="left" if column in ("ACTOR", "NAME")
-                               else "right")
+        actor_table.add_column(column, justify="left" if column in ("ACTOR", "NAME") else "right")
     for a in actor_rows(snaps):
-        actor_table.add_row(short_id(a["id"]), a["name"], str(a["hosts"]), str(a["instances"]),
-                            f"{a['calls_per_s']:.1f}", format_seconds(a["p50_s"]),
-                            format_seconds(a["p99_s"]),
-                            Text(f"{a['errors_per_s']:.1f}",
-                                 style="red" if a["errors_per_s"] else ""))
+        actor_table.add_row(
+            short_id(a["id"]),
+            a["name"],
+            str(a["hosts"]),
+            str(a["instances"]),
+            f"{a['calls_per_s']:.1f}",
+            format_seconds(a["p50_s"]),
+            format_seconds(a["p99_s"]),
+            Text(f"{a['errors_per_s']:.1f}", style="red" if a["errors_per_s"] else ""),
+        )
     events: dict[tuple[Any, ...], dict[str, Any]] = {}
     for snap in snaps.values():
         for event in (snap or {}).get("events", []):
-            key = (event.get("at_unix_ms"), event.get("kind"), event.get("host"),
-                   event.get("actor"))
+            key = (
+                event.get("at_unix_ms"),
+                event.get("kind"),
+                event.get("host"),
+                event.get("actor"),
+            )
             events.setdefault(key, event)
     latest = sorted(events.values(), key=lambda e: e.get("at_unix_ms", 0))[-EVENTS_SHOWN:]
     event_table = Table(title="recent events", title_justify="left", expand=False)
@@ -136,10 +164,14 @@ def render(view: dict[str, Any], local_lattice: str) -> Group:
         event_table.add_column(column)
     for e in latest:
         at = time.strftime("%H:%M:%S", time.localtime(e.get("at_unix_ms", 0) / 1000))
-        detail = " ".join(f"{k}={v}" for k, v in sorted(e.items())
-                          if k not in ("at_unix_ms", "kind", "host") and not isinstance(v, dict))
-        event_table.add_row(at, str(e.get("kind", "")), short_id(str(e.get("host", ""))),
-                            Text(detail[:80]))
+        detail = " ".join(
+            f"{k}={v}"
+            for k, v in sorted(e.items())
+            if k not in ("at_unix_ms", "kind", "host") and not isinstance(v, dict)
+        )
+        event_table.add_row(
+            at, str(e.get("kind", "")), short_id(str(e.get("host", ""))), Text(detail[:80])
+        )
     return Group(title, host_table, actor_table, event_table)
 
 
@@ -171,8 +203,12 @@ async def _watch_keys(fd: int, quit_scope: trio.CancelScope) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Print one frame and exit (no live view).")
 @host_options
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one frame as JSON (hosts, actors, each host's snapshot) and exit.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one frame as JSON (hosts, actors, each host's snapshot) and exit.",
+)
 @fails_cleanly
 def top(once: bool, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """Live view of every host and actor: state, health, calls/s, p50/p99, errors, events.
@@ -191,8 +227,10 @@ def top(once: bool, data_dir: Path | None, lattice: str, as_json: bool) -> None:
 
     async def run_live() -> None:
         console = safe_console_class()()  # Live needs a real rich Console, not the stand-in
-        with _keys_mode() as fd, Live(console=console, auto_refresh=False,
-                                      screen=console.is_terminal) as live:
+        with (
+            _keys_mode() as fd,
+            Live(console=console, auto_refresh=False, screen=console.is_terminal) as live,
+        ):
             with trio.CancelScope() as quit_scope:
                 async with trio.open_nursery() as nursery:
                     if fd is not None:

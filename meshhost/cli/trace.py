@@ -73,22 +73,36 @@ def print_traces(result: dict[str, Any]) -> None:
     for entry in result["traces"]:
         spans = [span_from_dict(s) for s in entry["spans"]]
         hosts = sorted({s.host for s in spans})
-        tree = Tree(Text.assemble(("trace ", "bold"), (entry["trace_id"], "bold blue"),
-                                  (f"  {len(spans)} spans on {len(hosts)} hosts", "dim")))
+        tree = Tree(
+            Text.assemble(
+                ("trace ", "bold"),
+                (entry["trace_id"], "bold blue"),
+                (f"  {len(spans)} spans on {len(hosts)} hosts", "dim"),
+            )
+        )
         if not spans:
-            tree.add(Text("no host has spans of this trace (they keep the most recent only)",
-                          style="dim"))
+            tree.add(
+                Text(
+                    "no host has spans of this trace (they keep the most recent only)", style="dim"
+                )
+            )
         origin = min((s.start_ns for s in spans), default=0)
         for root in build_tree(spans):
             _add(tree, root, origin)
         _print_tree(tree)
         # A hop whose host has died since: its client span names it, its own spans are gone.
-        gone = sorted({dict(s.attributes).get("answered_by", "") for s in spans}
-                      - set(hosts) - set(result.get("hosts") or []) - {""})
+        gone = sorted(
+            {dict(s.attributes).get("answered_by", "") for s in spans}
+            - set(hosts)
+            - set(result.get("hosts") or [])
+            - {""}
+        )
         if gone:
             names = ", ".join(short_id(h) for h in gone)
-            stdout.print(f"[yellow]{names} answered calls of this trace but is no longer a "
-                         "live member: its spans are missing[/]")
+            stdout.print(
+                f"[yellow]{names} answered calls of this trace but is no longer a "
+                "live member: its spans are missing[/]"
+            )
     if result.get("unanswered"):
         names = ", ".join(short_id(h) for h in result["unanswered"])
         stdout.print(f"[yellow]no answer from {names}: their spans are missing[/]")
@@ -96,13 +110,15 @@ def print_traces(result: dict[str, Any]) -> None:
 
 @main.command()
 @click.argument("trace_id", required=False)
-@click.option("--last", type=click.IntRange(1, MAX_LAST),
-              help="Show the N most recent traces instead of one.")
+@click.option(
+    "--last", type=click.IntRange(1, MAX_LAST), help="Show the N most recent traces instead of one."
+)
 @host_options
 @json_option
 @fails_cleanly
-def trace(trace_id: str | None, last: int | None, data_dir: Path | None, lattice: str,
-          as_json: bool) -> None:
+def trace(
+    trace_id: str | None, last: int | None, data_dir: Path | None, lattice: str, as_json: bool
+) -> None:
     """Show a trace's spans from every host in the lattice as a tree.
 
     TRACE_ID is the 32 hex digits `meshhost call --json` prints as trace_id

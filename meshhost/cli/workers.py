@@ -102,11 +102,15 @@ def worker_argv(settings: WorkerSettings, data_dir: Path, k: int, primary: str) 
         argv += ["--seed", seed]
     for label in s.labels:
         argv += ["--label", label]
-    for flag, value in (("--bind", s.bind), ("--advertise", s.advertise),
-                        ("--actor-calls", s.actor_calls),
-                        ("--mdns-service-type", s.mdns_service_type),
-                        ("--config", s.config_file), ("--secret-file", s.secret_file),
-                        ("--otlp", s.otlp_url)):
+    for flag, value in (
+        ("--bind", s.bind),
+        ("--advertise", s.advertise),
+        ("--actor-calls", s.actor_calls),
+        ("--mdns-service-type", s.mdns_service_type),
+        ("--config", s.config_file),
+        ("--secret-file", s.secret_file),
+        ("--otlp", s.otlp_url),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     for address in s.mdns_interfaces:
@@ -140,8 +144,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 class Workers:
     """Runs and supervises the worker processes of one ``up --processes N``."""
 
-    def __init__(self, argvs: list[list[str]],
-                 announce: Callable[[int, dict[str, Any]], None]) -> None:
+    def __init__(
+        self, argvs: list[list[str]], announce: Callable[[int, dict[str, Any]], None]
+    ) -> None:
         self._argvs = argvs
         self._announce = announce
         """Called with (k, the worker's "started" event) each time worker k starts."""
@@ -177,8 +182,12 @@ class Workers:
                 await _wait(proc)
         for k, proc in self._procs.items():
             if proc.poll() is None:
-                log.warning("worker %d (pid %d) did not leave within %g s: killed",
-                            k, proc.pid, STOP_TIMEOUT_S)
+                log.warning(
+                    "worker %d (pid %d) did not leave within %g s: killed",
+                    k,
+                    proc.pid,
+                    STOP_TIMEOUT_S,
+                )
                 proc.kill()
                 proc.wait()
 
@@ -189,15 +198,24 @@ class Workers:
             # forks from a worker thread, and PR_SET_PDEATHSIG fires when the
             # *thread* that forked ends (trio's idle threads end after seconds).
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
             self._procs[k] = proc
             await self._read_events(k, proc)  # cancelled: run() stops and reaps them all
             code = await _wait(proc)
             if self._stopping:
                 return
-            log.warning("worker %d (pid %d) exited with code %d; starting it again in %g s",
-                        k, proc.pid, code, pause)
+            log.warning(
+                "worker %d (pid %d) exited with code %d; starting it again in %g s",
+                k,
+                proc.pid,
+                code,
+                pause,
+            )
             await trio.sleep(pause)
             pause = min(RESTART_MAX_S, pause * 2)
 

@@ -88,8 +88,13 @@ def _pack(value: Any) -> bytes:
     return data
 
 
-def encode_request(op: str, args: Mapping[str, Any], *, auth: Mapping[str, Any] | None = None,
-                   route: str | None = None) -> bytes:
+def encode_request(
+    op: str,
+    args: Mapping[str, Any],
+    *,
+    auth: Mapping[str, Any] | None = None,
+    route: str | None = None,
+) -> bytes:
     """Pack one request; raises PayloadTooLarge past MAX_MESSAGE_BYTES (a host drops those).
 
     ``auth``: the operator's signature (proto/spec/operators.md); ``route``: the
@@ -157,9 +162,12 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
 def _fit(data: bytes, what: str) -> bytes:
     if len(data) <= MAX_MESSAGE_BYTES:
         return data
-    return encode_reply(error=PayloadTooLarge(
-        f"{what} is {len(data)} bytes, over the {MAX_MESSAGE_BYTES / 2**20:g} MiB "
-        "a control message may hold"))
+    return encode_reply(
+        error=PayloadTooLarge(
+            f"{what} is {len(data)} bytes, over the {MAX_MESSAGE_BYTES / 2**20:g} MiB "
+            "a control message may hold"
+        )
+    )
 
 
 def decode_reply(data: bytes) -> dict[str, Any]:
@@ -173,8 +181,11 @@ def decode_reply(data: bytes) -> dict[str, Any]:
         except ValueError:
             code = ErrorCode.PROTOCOL
         sign = value.get("sign")
-        raise ControlError(code, str(value.get("error", "unknown error")),
-                           sign=sign if code == ErrorCode.SIGN and isinstance(sign, list) else None)
+        raise ControlError(
+            code,
+            str(value.get("error", "unknown error")),
+            sign=sign if code == ErrorCode.SIGN and isinstance(sign, list) else None,
+        )
     return value
 
 
@@ -185,7 +196,8 @@ async def _read_message(stream: trio.abc.ReceiveStream) -> bytes | None:
     (length,) = _HEADER.unpack(header)
     if length > MAX_MESSAGE_BYTES:
         raise ControlError(
-            ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}")
+            ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}"
+        )
     body = await _read_exactly(stream, length)
     if body is None:
         raise DecodeError("control connection closed in the middle of a message")
@@ -261,8 +273,12 @@ async def serve_unix(
                         reply = encode_reply(error=exc)
                     except Exception:  # a bug behind one op must not stop the host
                         log.exception("control op %r failed", op)
-                        reply = encode_reply(error=ControlError(
-                            ErrorCode.UNAVAILABLE, f"internal error in {op!r}; see the host's log"))
+                        reply = encode_reply(
+                            error=ControlError(
+                                ErrorCode.UNAVAILABLE,
+                                f"internal error in {op!r}; see the host's log",
+                            )
+                        )
                     await _write_message(stream, reply)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the CLI went away: nothing to answer
@@ -285,7 +301,8 @@ def _no_host(path: Path, exc: OSError) -> LocalProtocolError:
     """What to tell the user when the control socket at ``path`` cannot be reached."""
     if isinstance(exc, PermissionError):
         return LocalProtocolError(
-            f"permission denied on {path}: run as the user who started the host")
+            f"permission denied on {path}: run as the user who started the host"
+        )
     why = (
         f"no control socket at {path}"
         if isinstance(exc, FileNotFoundError)
@@ -302,8 +319,9 @@ MAX_SIGN_ROUNDS = 3
 new request; another writer getting in between every time is what ends it)."""
 
 
-def request_blocking(path: Path, op: str, auth: Mapping[str, Any] | None = None,
-                     **args: Any) -> Any:
+def request_blocking(
+    path: Path, op: str, auth: Mapping[str, Any] | None = None, **args: Any
+) -> Any:
     """:meth:`ControlClient.request` without trio: one request on a plain blocking
     socket, for a CLI command that makes one request and exits (``auth``: its
     operator signature, proto/spec/operators.md)."""
@@ -324,8 +342,9 @@ def request_blocking_signed(path: Path, op: str, signer: Any, **args: Any) -> An
     raise AssertionError("unreachable")
 
 
-def _request_blocking_once(path: Path, op: str, auth: Mapping[str, Any] | None,
-                           args: Mapping[str, Any]) -> Any:
+def _request_blocking_once(
+    path: Path, op: str, auth: Mapping[str, Any] | None, args: Mapping[str, Any]
+) -> Any:
     body = encode_request(op, args, auth=auth)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
@@ -346,7 +365,8 @@ def _recv_message(sock: socket.socket) -> bytes | None:
     (length,) = _HEADER.unpack(header)
     if length > MAX_MESSAGE_BYTES:
         raise ControlError(
-            ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}")
+            ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}"
+        )
     body = _recv_exactly(sock, length)
     if body is None:
         raise DecodeError("control connection closed in the middle of a message")

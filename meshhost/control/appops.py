@@ -72,8 +72,8 @@ from meshhost.control.store import (
     DirectoryWrite,
     app_summaries,
     apply_writes,
-    delete_writes,
     decode_link,
+    delete_writes,
     deployed_manifests,
     link_record_key,
     manifest_key,
@@ -382,8 +382,9 @@ class AppOps:
         records: dict[str, LinkSpec] = {}
         for key, value in self.directory.items(LINKS_NS):
             try:
-                records[key] = decode_link(bytes(value) if isinstance(value, bytes | bytearray)
-                                           else b"")
+                records[key] = decode_link(
+                    bytes(value) if isinstance(value, bytes | bytearray) else b""
+                )
             except MeshError:
                 continue  # an unreadable record owns nothing
         replaced = []
@@ -391,11 +392,15 @@ class AppOps:
             if component.actor_id is None:
                 continue
             for link in component.linkdefs:
-                spec = LinkSpec(manifest.name, component.name, component.actor_id,
-                                link.contract_id, link.link_name, link.values)
-                existing = self.directory.link(
-                    component.actor_id, link.contract_id, link.link_name
+                spec = LinkSpec(
+                    manifest.name,
+                    component.name,
+                    component.actor_id,
+                    link.contract_id,
+                    link.link_name,
+                    link.values,
                 )
+                existing = self.directory.link(component.actor_id, link.contract_id, link.link_name)
                 if existing is None:
                     continue
                 old = dict(existing.values)
@@ -406,14 +411,16 @@ class AppOps:
                     continue  # an application's own link, as it wrote it
                 if old == dict(spec.values) and record is not None:
                     continue
-                replaced.append({
-                    "actor": component.actor_id,
-                    "component": component.name,
-                    "contract": link.contract_id,
-                    "link_name": existing.link_name,
-                    "old": old,
-                    "new": dict(spec.values),
-                })
+                replaced.append(
+                    {
+                        "actor": component.actor_id,
+                        "component": component.name,
+                        "contract": link.contract_id,
+                        "link_name": existing.link_name,
+                        "old": old,
+                        "new": dict(spec.values),
+                    }
+                )
         return replaced
 
     def _problems_of_app(self, name: str, manifests: list[Manifest]) -> list[str]:

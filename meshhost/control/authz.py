@@ -37,22 +37,47 @@ MAX_NONCES = 100_000
 
 OP_ROLES: dict[str, Role | None] = {
     # read-only (or data plane): the lattice secret is enough
-    "hosts": None, "inventory": None, "link_list": None, "config_get": None,
-    "call": None, "events": None, "app_list": None, "app_get": None,
-    "app_status": None, "app_diff": None, "auth_info": None, "security_list": None,
-    "metrics": None, "trace": None,
-    "top": None, "version": None, "spans": None, "keyring_list": None,
+    "hosts": None,
+    "inventory": None,
+    "link_list": None,
+    "config_get": None,
+    "call": None,
+    "events": None,
+    "app_list": None,
+    "app_get": None,
+    "app_status": None,
+    "app_diff": None,
+    "auth_info": None,
+    "security_list": None,
+    "metrics": None,
+    "trace": None,
+    "top": None,
+    "version": None,
+    "spans": None,
+    "keyring_list": None,
     # between hosts: a peer fetching a module or passing a messaging reply
-    "module_get": None, "messaging_reply": None,
+    "module_get": None,
+    "messaging_reply": None,
     # change what runs where
-    "start": Role.DEPLOYER, "stop": Role.DEPLOYER, "scale": Role.DEPLOYER,
-    "apply": Role.DEPLOYER, "app_delete": Role.DEPLOYER, "host_stop": Role.DEPLOYER,
-    "label_put": Role.DEPLOYER, "label_del": Role.DEPLOYER, "labels": Role.DEPLOYER,
+    "start": Role.DEPLOYER,
+    "stop": Role.DEPLOYER,
+    "scale": Role.DEPLOYER,
+    "apply": Role.DEPLOYER,
+    "app_delete": Role.DEPLOYER,
+    "host_stop": Role.DEPLOYER,
+    "label_put": Role.DEPLOYER,
+    "label_del": Role.DEPLOYER,
+    "labels": Role.DEPLOYER,
     # change what actors may do, and who may do what
-    "link_put": Role.ADMIN, "link_del": Role.ADMIN, "config_put": Role.ADMIN,
-    "config_del": Role.ADMIN, "security_put": Role.ADMIN,
+    "link_put": Role.ADMIN,
+    "link_del": Role.ADMIN,
+    "config_put": Role.ADMIN,
+    "config_del": Role.ADMIN,
+    "security_put": Role.ADMIN,
     # the lattice secret's rotation (`lattice rotate`); listing key ids reveals nothing
-    "keyring_install": Role.ADMIN, "keyring_use": Role.ADMIN, "keyring_remove": Role.ADMIN,
+    "keyring_install": Role.ADMIN,
+    "keyring_use": Role.ADMIN,
+    "keyring_remove": Role.ADMIN,
 }
 """Op -> the least role that may run it (None: no operator key needed)."""
 
@@ -63,24 +88,28 @@ def required_role(op: str) -> Role | None:
 
 
 def _hint(role: Role) -> str:
-    return (f"an admin grants it with `meshhost operator add KEY --role {role.label}`; "
-            "the CLI signs with --operator-key FILE, $MESHHOST_OPERATOR_KEY, or the admin key "
-            "`meshhost lattice new` stored beside the lattice secret")
+    return (
+        f"an admin grants it with `meshhost operator add KEY --role {role.label}`; "
+        "the CLI signs with --operator-key FILE, $MESHHOST_OPERATOR_KEY, or the admin key "
+        "`meshhost lattice new` stored beside the lattice secret"
+    )
 
 
 class Authorizer:
     """Checks signed control requests for one lattice on one host."""
 
-    def __init__(self, lattice: str, *, max_skew_ms: int = MAX_SKEW_MS,
-                 max_nonces: int = MAX_NONCES) -> None:
+    def __init__(
+        self, lattice: str, *, max_skew_ms: int = MAX_SKEW_MS, max_nonces: int = MAX_NONCES
+    ) -> None:
         self.lattice = lattice
         self.max_skew_ms = max_skew_ms
         self.max_nonces = max_nonces
         self._nonces: OrderedDict[tuple[str, bytes], int] = OrderedDict()
         self.refused = 0
 
-    def check(self, op: str, args: Mapping[str, Any], auth: Any, state: SecurityState,
-              now_ms: int) -> str | None:
+    def check(
+        self, op: str, args: Mapping[str, Any], auth: Any, state: SecurityState, now_ms: int
+    ) -> str | None:
         """Return the signer's key (None for an op that needs no role, or an open lattice).
 
         Raises NotAuthorized naming the role missing and how to get it.
@@ -91,30 +120,36 @@ class Authorizer:
             self.refused += 1
             raise
 
-    def _check(self, op: str, args: Mapping[str, Any], auth: Any, state: SecurityState,
-               now_ms: int) -> str | None:
+    def _check(
+        self, op: str, args: Mapping[str, Any], auth: Any, state: SecurityState, now_ms: int
+    ) -> str | None:
         needed = required_role(op)
         if needed is None or state.open:
             return None
         if auth is None:
             raise NotAuthorized(
                 f"{op!r} needs role {needed.label}: this request was not signed by an "
-                f"operator key; {_hint(needed)}")
+                f"operator key; {_hint(needed)}"
+            )
         try:
             key, ts_ms, nonce = verify_request_signature(self.lattice, op, args, auth)
         except (DecodeError, IdentityError) as exc:
-            raise NotAuthorized(f"{op!r} refused: the request's signature is not valid "
-                                f"for lattice {self.lattice!r} ({exc})") from None
+            raise NotAuthorized(
+                f"{op!r} refused: the request's signature is not valid "
+                f"for lattice {self.lattice!r} ({exc})"
+            ) from None
         if abs(ts_ms - now_ms) > self.max_skew_ms:
             raise NotAuthorized(
                 f"{op!r} refused: signed {abs(ts_ms - now_ms) / 1000:.0f} s away from this "
-                f"host's clock (at most {self.max_skew_ms // 1000} s); check both clocks")
+                f"host's clock (at most {self.max_skew_ms // 1000} s); check both clocks"
+            )
         role = state.role_of(key)
         if role < needed:
             held = f"has role {role.label}" if role != Role.NONE else "has no role"
             raise NotAuthorized(
                 f"{op!r} needs role {needed.label}: operator {key} {held} in lattice "
-                f"{self.lattice!r}; {_hint(needed)}")
+                f"{self.lattice!r}; {_hint(needed)}"
+            )
         self._remember(key, nonce, ts_ms, now_ms, op)
         return key
 
@@ -127,11 +162,15 @@ class Authorizer:
         if (key, nonce) in self._nonces:
             # "received", not "applied": the first copy may itself have been refused
             # later (e.g. asked for its entries' signatures), yet its nonce is spent.
-            raise NotAuthorized(f"{op!r} refused: this signed request was already received "
-                                "here (a replay); sign a new one")
+            raise NotAuthorized(
+                f"{op!r} refused: this signed request was already received "
+                "here (a replay); sign a new one"
+            )
         if len(self._nonces) >= self.max_nonces:
-            raise NotAuthorized(f"{op!r} refused: too many signed requests in the last "
-                                f"{self.max_skew_ms // 1000} s; try again shortly")
+            raise NotAuthorized(
+                f"{op!r} refused: too many signed requests in the last "
+                f"{self.max_skew_ms // 1000} s; try again shortly"
+            )
         # kept in arrival order; entries are dropped by their own timestamp, so a
         # request from a clock behind ours may linger a little longer: harmless
         self._nonces[(key, nonce)] = max(ts_ms, now_ms)

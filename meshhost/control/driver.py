@@ -161,8 +161,9 @@ class ReconcileDriver:
         self.problems = problems
         if not self._joined:
             alone = self._live_ids() <= {self.host_id}
-            if (alone and now >= self._started + JOIN_GRACE_S) or (not alone and (
-                    self._synced() or now >= self._started + SYNC_WAIT_S)):
+            if (alone and now >= self._started + JOIN_GRACE_S) or (
+                not alone and (self._synced() or now >= self._started + SYNC_WAIT_S)
+            ):
                 self._joined = True
         self.reconciler.update(
             now,
@@ -237,8 +238,12 @@ class ReconcileDriver:
 
     async def _start(self, workload: Workload, count: int) -> None:
         module = await self._module(workload)
-        await self.actors.start(module, count, managed_key=workload.key,
-                                limits=dict(workload.limits) if workload.limits else None)
+        await self.actors.start(
+            module,
+            count,
+            managed_key=workload.key,
+            limits=dict(workload.limits) if workload.limits else None,
+        )
         self.reconciler.start_succeeded(workload.key)
         log.info("reconcile: started %d x %s", count, workload.key)
 
@@ -254,8 +259,9 @@ class ReconcileDriver:
             raise StoredManifestInvalid(
                 f"application {spec.app!r} links {spec.source!r} without knowing its actor id"
             )
-        self.directory.put_link(LinkDefinition(spec.actor_id, spec.contract_id, spec.link_name,
-                                               "", dict(spec.values)))
+        self.directory.put_link(
+            LinkDefinition(spec.actor_id, spec.contract_id, spec.link_name, "", dict(spec.values))
+        )
         self.directory.put(LINKS_NS, link_record_key(spec), encode_link(spec))
 
     def _delete_link(self, spec: LinkSpec) -> None:
@@ -277,7 +283,8 @@ class ReconcileDriver:
         if digest is None:
             raise StoredManifestInvalid(
                 f"{workload.key}: image {workload.image} is not readable here and the "
-                "manifest has no digest to fetch it by")
+                "manifest has no digest to fetch it by"
+            )
         return await self._fetch(workload, digest)
 
     async def _fetch(self, workload: Workload, digest: str) -> bytes:
@@ -289,9 +296,12 @@ class ReconcileDriver:
                 continue
             tried.append(host_id)
             try:
-                reply = await self._send(host_id, CHANNEL,
-                                         encode_request("module_get", {"sha256": digest}),
-                                         FETCH_TIMEOUT_S)
+                reply = await self._send(
+                    host_id,
+                    CHANNEL,
+                    encode_request("module_get", {"sha256": digest}),
+                    FETCH_TIMEOUT_S,
+                )
                 module = decode_reply(reply).get("result")
             except MeshError as exc:
                 log.debug("module %s not from %s: %s", digest[:12], short_id(host_id), exc)

@@ -60,13 +60,12 @@ MAX_CALL_TIMEOUT_MS = 10 * 60 * 1000
 """Upper bound of a CLI ``call`` deadline."""
 MAX_COUNT = 1000
 _SIGNED: contextvars.ContextVar[tuple[Mapping[str, Any], Any]] = contextvars.ContextVar(
-    "signed_request", default=({}, None))
+    "signed_request", default=({}, None)
+)
 """The args as signed and the signature of the op this task is handling, for ops that
 pass it on (``start`` by labels, ``stop`` everywhere); per trio task, so concurrent
 requests never see each other's."""
-HOST_OPS = (
-    frozenset({"inventory", "start", "stop", "scale", "host_stop", "metrics"}) | KEYRING_OPS
-)
+HOST_OPS = frozenset({"inventory", "start", "stop", "scale", "host_stop", "metrics"}) | KEYRING_OPS
 """Ops that act on one host and are forwarded when ``host`` names another."""
 
 
@@ -105,16 +104,18 @@ def _text(args: Mapping[str, Any], name: str, *, required: bool = True) -> str |
     value = args.get(name)
     if value is None or value == "":
         if required:
-            raise _invalid(f"argument {name!r} is required" if value is None
-                           else f"argument {name!r} must not be empty")
+            raise _invalid(
+                f"argument {name!r} is required"
+                if value is None
+                else f"argument {name!r} must not be empty"
+            )
         return None
     if not isinstance(value, str):
         raise _invalid(f"argument {name!r} must be text, got {type(value).__name__}")
     return value
 
 
-def _count(args: Mapping[str, Any], name: str, default: int | None, *, low: int = 1
-           ) -> int | None:
+def _count(args: Mapping[str, Any], name: str, default: int | None, *, low: int = 1) -> int | None:
     value = args.get(name)
     if value is None:
         return default
@@ -134,8 +135,13 @@ def _labels(args: Mapping[str, Any]) -> dict[str, str]:
 
 def _link_row(link: LinkDefinition) -> dict[str, Any]:
     """A link as ``link_put`` / ``link_list`` answer it (the names ``link put`` takes)."""
-    return {"actor": link.actor_id, "contract": link.contract_id, "link_name": link.link_name,
-            "provider": link.provider_id, "values": dict(link.values)}
+    return {
+        "actor": link.actor_id,
+        "contract": link.contract_id,
+        "link_name": link.link_name,
+        "provider": link.provider_id,
+        "values": dict(link.values),
+    }
 
 
 class HostControl:
@@ -153,15 +159,17 @@ class HostControl:
 
     # -- entry points ----------------------------------------------------------
 
-    async def dispatch(self, op: str, args: Mapping[str, Any], *, auth: Any = None,
-                       route: str | None = None) -> Any:
+    async def dispatch(
+        self, op: str, args: Mapping[str, Any], *, auth: Any = None, route: str | None = None
+    ) -> Any:
         """An op from the local CLI."""
         if route is not None:
             raise _invalid("'route' is set by a forwarding host, never by a client")
         return await self._dispatch(op, args, forward=True, auth=auth)
 
-    async def dispatch_from_peer(self, op: str, args: Mapping[str, Any], *, auth: Any = None,
-                                 route: str | None = None) -> Any:
+    async def dispatch_from_peer(
+        self, op: str, args: Mapping[str, Any], *, auth: Any = None, route: str | None = None
+    ) -> Any:
         """An op a peer forwarded to us (never forwarded again)."""
         return await self._dispatch(op, args, forward=False, auth=auth, route=route)
 
@@ -170,11 +178,17 @@ class HostControl:
         security = self.host.security
         if security is None:
             raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
-        return self.host.authorizer.check(op, args, auth, security.state(),
-                                          int(time.time() * 1000))
+        return self.host.authorizer.check(op, args, auth, security.state(), int(time.time() * 1000))
 
-    async def _dispatch(self, op: str, args: Mapping[str, Any], *, forward: bool,
-                        auth: Any = None, route: str | None = None) -> Any:
+    async def _dispatch(
+        self,
+        op: str,
+        args: Mapping[str, Any],
+        *,
+        forward: bool,
+        auth: Any = None,
+        route: str | None = None,
+    ) -> Any:
         try:
             # Every host that gets a request checks it: the one the CLI asked and the
             # one a request was forwarded to (which trusts no forwarder).
@@ -203,9 +217,17 @@ class HostControl:
                     f"{op!r} writes {len(staging.missing)} lattice-wide entr"
                     f"{'y' if len(staging.missing) == 1 else 'ies'} that operator {signer} "
                     "must sign (the CLI does this by itself; proto/spec/operators.md)",
-                    sign=[[e.ns, e.key, e.stamp.packed(), e.stamp.node,
-                           None if e.value is None else encode_value(e.value)]
-                          for e in staging.missing])
+                    sign=[
+                        [
+                            e.ns,
+                            e.key,
+                            e.stamp.packed(),
+                            e.stamp.node,
+                            None if e.value is None else encode_value(e.value),
+                        ]
+                        for e in staging.missing
+                    ],
+                )
             self._directory().commit(staging)
             return result
         except ControlError:
@@ -213,8 +235,9 @@ class HostControl:
         except MeshError as exc:
             raise ControlError(exc.code, str(exc)) from None
 
-    async def _run(self, op: str, args: Mapping[str, Any], signed: Mapping[str, Any],
-                   auth: Any) -> Any:
+    async def _run(
+        self, op: str, args: Mapping[str, Any], signed: Mapping[str, Any], auth: Any
+    ) -> Any:
         if op in KEYRING_OPS:
             return await keyring_op(self.host, op, args)
         handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
@@ -237,25 +260,39 @@ class HostControl:
             if not isinstance(raw, list) or len(raw) > 10_000:
                 raise _invalid("argument 'entry_sigs' must be a list of [ns, key, stamp, sig]")
             for item in raw:
-                if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str)
-                        and isinstance(item[1], str) and type(item[2]) is int
-                        and isinstance(item[3], bytes)):
-                    raise _invalid("each 'entry_sigs' item is [ns (text), key (text), "
-                                   "stamp (int), signature (bytes)]")
+                if not (
+                    isinstance(item, list)
+                    and len(item) == 4
+                    and isinstance(item[0], str)
+                    and isinstance(item[1], str)
+                    and type(item[2]) is int
+                    and isinstance(item[3], bytes)
+                ):
+                    raise _invalid(
+                        "each 'entry_sigs' item is [ns (text), key (text), "
+                        "stamp (int), signature (bytes)]"
+                    )
                 provided[(item[0], item[1])] = (item[2], (signer, item[3]))
-        return Staging(check=security.check_entry, provided=provided,
-                       exempt=frozenset({SECURITY_NS}))
+        return Staging(
+            check=security.check_entry, provided=provided, exempt=frozenset({SECURITY_NS})
+        )
 
-    async def forward(self, host_id: str, op: str, args: Mapping[str, Any], *,
-                      auth: Any = None, route: str | None = None) -> Any:
+    async def forward(
+        self,
+        host_id: str,
+        op: str,
+        args: Mapping[str, Any],
+        *,
+        auth: Any = None,
+        route: str | None = None,
+    ) -> Any:
         """Run ``op`` on ``host_id`` over the lattice; its result or its ControlError.
 
         ``args`` and ``auth`` travel exactly as the operator signed them; ``route``
         names ``host_id`` when the signed args name no host (this host chose it).
         """
         data = await self.host.send_to_host(
-            host_id, CHANNEL, encode_request(op, args, auth=auth, route=route),
-            FORWARD_TIMEOUT_S
+            host_id, CHANNEL, encode_request(op, args, auth=auth, route=route), FORWARD_TIMEOUT_S
         )
         try:
             return decode_reply(data).get("result")
@@ -266,12 +303,15 @@ class HostControl:
             # honest host never asks; passed on, the operator's CLI would sign the
             # entries it names (a link, a config value of its choosing) and send the
             # signatures to it in the retried request.
-            log.warning("host %s asked for lattice-wide entries to be signed for a "
-                        "forwarded %r: refused", host_id, op)
+            log.warning(
+                "host %s asked for lattice-wide entries to be signed for a forwarded %r: refused",
+                host_id,
+                op,
+            )
             raise ControlError(
                 ErrorCode.PROTOCOL,
                 f"host {host_id} asked for lattice-wide entries to be signed for {op!r}, "
-                "which writes none there; refused (a host that asks this is misbehaving)"
+                "which writes none there; refused (a host that asks this is misbehaving)",
             ) from None
 
     async def events(self, args: Mapping[str, Any]) -> AsyncGenerator[Mapping[str, Any], None]:
@@ -328,15 +368,17 @@ class HostControl:
         rows = []
         for m in status["members"]:
             view = directory.host(m["id"]) if directory is not None else None
-            rows.append({
-                "id": m["id"],
-                "address": m["addr"],
-                "state": m["state"],
-                "incarnation": m["incarnation"],
-                "labels": m["labels"],
-                "actors": sum(n for _, n in view.actors.values()) if view else 0,
-                "local": m["id"] == self.host.host_id,  # the host that answered
-            })
+            rows.append(
+                {
+                    "id": m["id"],
+                    "address": m["addr"],
+                    "state": m["state"],
+                    "incarnation": m["incarnation"],
+                    "labels": m["labels"],
+                    "actors": sum(n for _, n in view.actors.values()) if view else 0,
+                    "local": m["id"] == self.host.host_id,  # the host that answered
+                }
+            )
         return rows
 
     async def op_host_stop(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,8 +394,9 @@ class HostControl:
         if not isinstance(with_metrics, bool):
             raise _invalid("argument 'metrics' must be true or false")
         if self.host.monitor is None:
-            raise ControlError(ErrorCode.UNSUPPORTED,
-                               f"host {short_id(self.host.host_id)} runs without monitoring")
+            raise ControlError(
+                ErrorCode.UNSUPPORTED, f"host {short_id(self.host.host_id)} runs without monitoring"
+            )
         return snapshot(self.host, with_metrics=with_metrics)
 
     async def op_inventory(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -378,11 +421,16 @@ class HostControl:
             if target != self.host.host_id:
                 signed, auth = _SIGNED.get()
                 result: dict[str, Any] = await self.forward(
-                    target, "start", signed, auth=auth, route=target)
+                    target, "start", signed, auth=auth, route=target
+                )
                 return result
         actor = await self.actors.start(module, count, limits=limits)
-        return {"actor": actor.actor_id, "name": actor.name, "host": self.host.host_id,
-                "count": count}
+        return {
+            "actor": actor.actor_id,
+            "name": actor.name,
+            "host": self.host.host_id,
+            "count": count,
+        }
 
     def _pick_host(self, labels: dict[str, str]) -> str:
         """The live host with all ``labels`` running the fewest instances (us on a tie)."""
@@ -413,8 +461,9 @@ class HostControl:
                 n = await self.actors.stop(actor, count)
             else:
                 signed, auth = _SIGNED.get()
-                result = await self.forward(loc.host_id, "stop", signed, auth=auth,
-                                            route=loc.host_id)
+                result = await self.forward(
+                    loc.host_id, "stop", signed, auth=auth, route=loc.host_id
+                )
                 n = int(result["stopped"])
             stopped += n
             hosts.append(loc.host_id)
@@ -462,13 +511,19 @@ class HostControl:
         live = self.host.alive_ids()
 
         async def ask(host_id: str, query: dict[str, Any]) -> Any:
-            data = await self.host.send_to_host(host_id, CHANNEL, encode_request("spans", query),
-                                                tracing.PEER_TIMEOUT_S)
+            data = await self.host.send_to_host(
+                host_id, CHANNEL, encode_request("spans", query), tracing.PEER_TIMEOUT_S
+            )
             return decode_reply(data).get("result") or []
 
         try:
-            return await tracing.gather_trace(args, local_host=self.host.host_id,
-                                              ring=self.actors.spans, peers=sorted(live), ask=ask)
+            return await tracing.gather_trace(
+                args,
+                local_host=self.host.host_id,
+                ring=self.actors.spans,
+                peers=sorted(live),
+                ask=ask,
+            )
         except tracing.TraceArgsError as exc:
             raise _invalid(str(exc)) from None
 
@@ -485,7 +540,8 @@ class HostControl:
                 raise _invalid(
                     f"contract {contract!r} is neither a capability contract id "
                     "(namespace:name, e.g. wasmcloud:keyvalue), an actor key (M…), nor the "
-                    "call alias of a running actor")
+                    "call alias of a running actor"
+                )
         try:
             link = LinkDefinition(
                 actor_id=self.resolve_actor(_text(args, "actor") or ""),
@@ -504,8 +560,9 @@ class HostControl:
         contract = _text(args, "contract") or ""
         name = _text(args, "link_name", required=False) or "default"
         if not self._directory().delete_link(actor, contract, name):
-            raise ControlError(ErrorCode.NOT_FOUND,
-                               f"no link {actor} -> {contract} ({name}); `meshhost link list`")
+            raise ControlError(
+                ErrorCode.NOT_FOUND, f"no link {actor} -> {contract} ({name}); `meshhost link list`"
+            )
         return {"actor": actor, "contract": contract, "link_name": name}
 
     async def op_link_list(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -545,16 +602,21 @@ class HostControl:
         where the admin key `lattice new` made would be (beside this host's secret file)."""
         security = self._security()
         path = self.host.secret_path
-        return {"lattice": self.host.config.lattice, "open": security.state().open,
-                "host": self.host.host_id,
-                "admin_key_file": None if path is None else str(admin_key_path(path))}
+        return {
+            "lattice": self.host.config.lattice,
+            "open": security.state().open,
+            "host": self.host.host_id,
+            "admin_key_file": None if path is None else str(admin_key_path(path)),
+        }
 
     async def op_security_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
         state = self._security().state()
         return {
             "open": state.open,
-            "operators": [{"key": k, "role": r.label, "bootstrap": k in state.bootstrap}
-                          for k, r in sorted(state.roles.items())],
+            "operators": [
+                {"key": k, "role": r.label, "bootstrap": k in state.bootstrap}
+                for k, r in sorted(state.roles.items())
+            ],
             "issuers": sorted(state.issuers),
             "host_issuers": list(self._security().host_issuers),
             "revoked": sorted(state.revoked),
@@ -571,21 +633,28 @@ class HostControl:
         try:
             statement = decode_statement(self.host.config.lattice, data)
         except (DecodeError, SignatureError, NkeyError) as exc:
-            raise _invalid(f"argument 'statement' is not a valid signed statement: {exc}"
-                           ) from None
+            raise _invalid(f"argument 'statement' is not a valid signed statement: {exc}") from None
         if security.state().role_of(statement.signer) != Role.ADMIN:
             raise NotAuthorized(
                 f"the statement is signed by {statement.signer}, which is not an admin of "
-                f"lattice {self.host.config.lattice!r}; sign it with an admin key")
+                f"lattice {self.host.config.lattice!r}; sign it with an admin key"
+            )
         if (unheard := security.without_effect(statement)) is not None:
-            raise _invalid(f"the {statement.kind.value} statement about {statement.subject} "
-                           f"was not stored: {unheard}")
+            raise _invalid(
+                f"the {statement.kind.value} statement about {statement.subject} "
+                f"was not stored: {unheard}"
+            )
         security.add(statement)
         # this host applies it at once; the others when the entry reaches them
-        self.host.publish_event({"kind": "entry_changed", "ns": SECURITY_NS,
-                                 "key": statement.digest, "deleted": False})
-        return {"kind": statement.kind.value, "subject": statement.subject,
-                "value": statement.value, "digest": statement.digest}
+        self.host.publish_event(
+            {"kind": "entry_changed", "ns": SECURITY_NS, "key": statement.digest, "deleted": False}
+        )
+        return {
+            "kind": statement.kind.value,
+            "subject": statement.subject,
+            "value": statement.value,
+            "digest": statement.digest,
+        }
 
     # -- between hosts -------------------------------------------------------------
 
@@ -596,7 +665,8 @@ class HostControl:
         if not isinstance(body, bytes):
             raise _invalid("argument 'body' must be bytes")
         return await self.actors.messaging.publish(
-            subject, body, _text(args, "reply_to", required=False))
+            subject, body, _text(args, "reply_to", required=False)
+        )
 
     async def op_module_get(self, args: Mapping[str, Any]) -> bytes:
         """The stored module with SHA-256 ``sha256`` (a peer must start that actor)."""

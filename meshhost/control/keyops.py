@@ -129,4 +129,3 @@ async def keyring_op(host: Host, op: str, args: Mapping[str, Any]) -> dict[str, 
         host.remove_secret(retired)
         return _view(host, saved)
     raise KeyringError(f"unknown keyring op {op!r}")
-

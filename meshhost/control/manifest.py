@@ -830,9 +830,9 @@ class _Validator:
             )
             image, sha256, actor_id = self.actor_image(props, props_path)
             limits = tuple(
-                (key, self.integer(props[key], f"{props_path}.{key}", low, high,
-                                   f"{key} ({unit})"))
-                for key, (low, high, unit) in sorted(LIMIT_BOUNDS.items()) if key in props
+                (key, self.integer(props[key], f"{props_path}.{key}", low, high, f"{key} ({unit})"))
+                for key, (low, high, unit) in sorted(LIMIT_BOUNDS.items())
+                if key in props
             )
             contract_id, link_name = None, DEFAULT_LINK_NAME
         else:

@@ -200,8 +200,9 @@ class Unsatisfied:
     message: str
 
 
-def component_key(app: str, component: str, sha256: str | None = None,
-                  limits: tuple[tuple[str, int], ...] = ()) -> str:
+def component_key(
+    app: str, component: str, sha256: str | None = None, limits: tuple[tuple[str, int], ...] = ()
+) -> str:
     """Key of a component's instances: ``app/component`` plus ``@`` and the first 16 hex
     of the module digest, so a changed module is a different workload (old instances stop,
     new ones start) while the host ranking, which uses ``app/component``, stays put.
@@ -354,8 +355,7 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
         for component in manifest.components:
             if component.type is not ComponentType.ACTOR:
                 continue  # built-in providers run in every host
-            key = component_key(manifest.name, component.name, component.sha256,
-                                component.limits)
+            key = component_key(manifest.name, component.name, component.sha256, component.limits)
             rank_id = f"{manifest.name}/{component.name}"
             workloads[key] = Workload(
                 key,

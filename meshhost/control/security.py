@@ -72,8 +72,13 @@ def entry_role(ns: str) -> Role:
 class LatticeSecurity:
     """One host's view of who may do what in its lattice."""
 
-    def __init__(self, lattice: str, bootstrap: Iterable[str], directory: Directory,
-                 host_issuers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        lattice: str,
+        bootstrap: Iterable[str],
+        directory: Directory,
+        host_issuers: Iterable[str] = (),
+    ) -> None:
         self.lattice = lattice
         self.bootstrap = frozenset(bootstrap)
         self.directory = directory
@@ -152,8 +157,16 @@ class LatticeSecurity:
         ident = (entry.ns, entry.key, packed, entry.stamp.node, value, signer, signature)
         ok = self._verified.get(ident)
         if ok is None:
-            ok = verify_entry(self.lattice, signer, signature, entry.ns, entry.key, packed,
-                              entry.stamp.node, value)
+            ok = verify_entry(
+                self.lattice,
+                signer,
+                signature,
+                entry.ns,
+                entry.key,
+                packed,
+                entry.stamp.node,
+                value,
+            )
             if len(self._verified) >= MAX_VERIFIED:
                 self._verified.clear()
             self._verified[ident] = ok
@@ -171,37 +184,54 @@ class LatticeSecurity:
         version = (self.directory.changes(MANIFESTS_NS), self.directory.changes(DEPLOYMENTS_NS))
         if self._wanted is not None and self._wanted[0] == version:
             return self._wanted[1]
-        manifests, _ = deployed_manifests(self._bytes_items(MANIFESTS_NS),
-                                          self._bytes_items(DEPLOYMENTS_NS))
+        manifests, _ = deployed_manifests(
+            self._bytes_items(MANIFESTS_NS), self._bytes_items(DEPLOYMENTS_NS)
+        )
         wanted: dict[tuple[str, str], Any] = {}
         for manifest in manifests:
             for component in manifest.components:
                 if component.type is not ComponentType.ACTOR or not component.actor_id:
                     continue
                 for link in component.linkdefs:
-                    spec = LinkSpec(manifest.name, component.name, component.actor_id,
-                                    link.contract_id, link.link_name, link.values)
-                    definition = LinkDefinition(component.actor_id, link.contract_id,
-                                                link.link_name, "", dict(link.values))
-                    wanted[(LINK_NS, link_key(component.actor_id, link.contract_id,
-                                              link.link_name))] = definition.to_dict()
+                    spec = LinkSpec(
+                        manifest.name,
+                        component.name,
+                        component.actor_id,
+                        link.contract_id,
+                        link.link_name,
+                        link.values,
+                    )
+                    definition = LinkDefinition(
+                        component.actor_id, link.contract_id, link.link_name, "", dict(link.values)
+                    )
+                    wanted[
+                        (LINK_NS, link_key(component.actor_id, link.contract_id, link.link_name))
+                    ] = definition.to_dict()
                     wanted[(LINKS_NS, link_record_key(spec))] = encode_link(spec)
         self._wanted = (version, wanted)
         return wanted
 
     def _bytes_items(self, namespace: str) -> list[tuple[str, bytes]]:
-        return [(key, bytes(value) if isinstance(value, bytes | bytearray) else b"\xff")
-                for key, value in self.directory.items(namespace)]
+        return [
+            (key, bytes(value) if isinstance(value, bytes | bytearray) else b"\xff")
+            for key, value in self.directory.items(namespace)
+        ]
 
     def revalidate(self) -> int:
         """Drop held entries :meth:`check_entry` refuses (after loading from disk); the
         number dropped."""
         dropped = self.directory.revalidate(
-            self.check_entry, first=(SECURITY_NS, MANIFESTS_NS, DEPLOYMENTS_NS))
+            self.check_entry, first=(SECURITY_NS, MANIFESTS_NS, DEPLOYMENTS_NS)
+        )
         self.refused_loaded += len(dropped)
         for entry in dropped[:5]:
-            log.warning("directory: dropped %s/%s from disk: no valid operator signature or "
-                        "role for lattice %r", entry.ns, entry.key, self.lattice)
+            log.warning(
+                "directory: dropped %s/%s from disk: no valid operator signature or "
+                "role for lattice %r",
+                entry.ns,
+                entry.key,
+                self.lattice,
+            )
         return len(dropped)
 
     def _decode(self, value: object) -> Statement | None:
@@ -249,14 +279,21 @@ class LatticeSecurity:
             holds = (statement.subject in after.revoked) == (statement.value == "revoked")
         if holds:
             return None
-        later = [st.at_ms for st in self.statements()
-                 if st.at_ms >= statement.at_ms and (
-                     (st.kind, st.subject) == (statement.kind, statement.subject)
-                     or (st.kind is StatementKind.ROLE and st.subject == statement.signer))]
-        return (f"it is dated {statement.at_ms} (Unix ms, the signer's clock) and would not "
-                f"take effect: a statement dated {max(later, default=statement.at_ms)} "
-                "decides it (statements apply in the order of their dates); check the "
-                "signer's clock and sign it again")
+        later = [
+            st.at_ms
+            for st in self.statements()
+            if st.at_ms >= statement.at_ms
+            and (
+                (st.kind, st.subject) == (statement.kind, statement.subject)
+                or (st.kind is StatementKind.ROLE and st.subject == statement.signer)
+            )
+        ]
+        return (
+            f"it is dated {statement.at_ms} (Unix ms, the signer's clock) and would not "
+            f"take effect: a statement dated {max(later, default=statement.at_ms)} "
+            "decides it (statements apply in the order of their dates); check the "
+            "signer's clock and sign it again"
+        )
 
     def add(self, statement: Statement) -> None:
         """Store a statement this host made or received from its CLI (already checked)."""
@@ -273,11 +310,15 @@ class LatticeSecurity:
         if issuer in state.revoked:
             return f"issuer {issuer} of actor {actor_id} is revoked in lattice {self.lattice!r}"
         if state.issuers and issuer not in state.issuers:
-            return (f"issuer {issuer} of actor {actor_id} is not on lattice {self.lattice!r}'s "
-                    "allow-list (`meshhost issuer list`)")
+            return (
+                f"issuer {issuer} of actor {actor_id} is not on lattice {self.lattice!r}'s "
+                "allow-list (`meshhost issuer list`)"
+            )
         if self.host_issuers and issuer not in self.host_issuers:
-            return (f"issuer {issuer} of actor {actor_id} is not on this host's allow-list "
-                    "(`meshhost up --allowed-issuer`)")
+            return (
+                f"issuer {issuer} of actor {actor_id} is not on this host's allow-list "
+                "(`meshhost up --allowed-issuer`)"
+            )
         return None
 
     def check_actor(self, actor_id: str, issuer: str) -> None:

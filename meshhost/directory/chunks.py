@@ -45,8 +45,7 @@ def split(entry: LwwEntry, max_message_bytes: int) -> list[LwwChunk]:
     if entry.value is None:
         raise DirectoryValueError("tombstones are small; they are never chunked")
     data = encode_value(entry.value)
-    probe = LwwChunk(entry.ns, entry.key, entry.stamp, MAX_CHUNKS - 1, MAX_CHUNKS, b"",
-                     entry.auth)
+    probe = LwwChunk(entry.ns, entry.key, entry.stamp, MAX_CHUNKS - 1, MAX_CHUNKS, b"", entry.auth)
     # +5: the largest bin header msgpack may need for the data
     room = max_message_bytes - len(encode(probe)) - 5
     if room < MIN_CHUNK_DATA_BYTES:
@@ -55,8 +54,9 @@ def split(entry: LwwEntry, max_message_bytes: int) -> list[LwwChunk]:
     if count > MAX_CHUNKS:
         return []
     return [
-        LwwChunk(entry.ns, entry.key, entry.stamp, i, count, data[i * room : (i + 1) * room],
-                 entry.auth)
+        LwwChunk(
+            entry.ns, entry.key, entry.stamp, i, count, data[i * room : (i + 1) * room], entry.auth
+        )
         for i in range(count)
     ]
 

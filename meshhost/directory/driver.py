@@ -184,30 +184,54 @@ class DirectoryDriver:
             self._emit({"kind": "link_put", **_link_fields(event.link)})
         elif isinstance(event, LinkDeleted):
             await self._links.del_link(event.actor_id, event.contract_id, event.link_name)
-            self._emit({"kind": "link_deleted", "actor": event.actor_id,
-                        "contract": event.contract_id, "link_name": event.link_name})
+            self._emit(
+                {
+                    "kind": "link_deleted",
+                    "actor": event.actor_id,
+                    "contract": event.contract_id,
+                    "link_name": event.link_name,
+                }
+            )
         elif isinstance(event, ConfigChanged):
-            self._emit({"kind": "config_changed", "key": event.name,
-                        "deleted": event.value is None})
+            self._emit(
+                {"kind": "config_changed", "key": event.name, "deleted": event.value is None}
+            )
         elif isinstance(event, ActorsChanged) and event.host_id != self.directory.host_id:
             self._emit({"kind": "actors_changed", "host": event.host_id})
         elif isinstance(event, HostRemoved):
             self._emit({"kind": "host_state_removed", "host": event.host_id})
         elif isinstance(event, EntryChanged):
-            self._emit({"kind": "entry_changed", "ns": event.ns, "key": event.key,
-                        "deleted": event.value is None})
+            self._emit(
+                {
+                    "kind": "entry_changed",
+                    "ns": event.ns,
+                    "key": event.key,
+                    "deleted": event.value is None,
+                }
+            )
         elif isinstance(event, EntryRefused):
-            log.warning("directory: %d entries passed on by %s refused (first %s/%s, written "
-                        "by %s): no valid operator signature or role", event.count,
-                        short_id(event.sender_id), event.ns, event.key, short_id(event.writer))
+            log.warning(
+                "directory: %d entries passed on by %s refused (first %s/%s, written "
+                "by %s): no valid operator signature or role",
+                event.count,
+                short_id(event.sender_id),
+                event.ns,
+                event.key,
+                short_id(event.writer),
+            )
         elif isinstance(event, PeerMisbehaved):
-            log.warning("directory message from %s dropped: %s", short_id(event.sender_id),
-                        event.reason)
+            log.warning(
+                "directory message from %s dropped: %s", short_id(event.sender_id), event.reason
+            )
         elif isinstance(event, StoreFailed):
             log.error("directory: %s", event.reason)
         elif isinstance(event, ClockSkewDetected):
-            log.warning("host %s writes stamps %d ms in our future (via %s); check its clock",
-                        short_id(event.writer), event.ahead_ms, short_id(event.sender_id))
+            log.warning(
+                "host %s writes stamps %d ms in our future (via %s); check its clock",
+                short_id(event.writer),
+                event.ahead_ms,
+                short_id(event.sender_id),
+            )
 
     async def _tick_loop(self) -> None:
         cores = os.cpu_count() or 1
@@ -234,5 +258,9 @@ class DirectoryDriver:
 
 
 def _link_fields(link: Any) -> dict[str, Any]:
-    return {"actor": link.actor_id, "contract": link.contract_id, "link_name": link.link_name,
-            "provider": link.provider_id}
+    return {
+        "actor": link.actor_id,
+        "contract": link.contract_id,
+        "link_name": link.link_name,
+        "provider": link.provider_id,
+    }

@@ -94,8 +94,16 @@ from meshhost.errors import (
     LocalProtocolError,
 )
 
-__all__ = ["CONFIG_NS", "LINK_NS", "MANIFEST_NS", "Directory", "DirectoryConfig", "Staging",
-           "link_key", "parse_link_key"]
+__all__ = [
+    "CONFIG_NS",
+    "LINK_NS",
+    "MANIFEST_NS",
+    "Directory",
+    "DirectoryConfig",
+    "Staging",
+    "link_key",
+    "parse_link_key",
+]
 
 LINK_NS = "link"
 CONFIG_NS = "config"
@@ -505,7 +513,8 @@ class Directory:
             current = self._lww.entry(entry.ns, entry.key)
             if current is not None and current.stamp >= entry.stamp:
                 raise DirectoryValueError(
-                    f"{entry.ns}/{entry.key} changed meanwhile; run the command again")
+                    f"{entry.ns}/{entry.key} changed meanwhile; run the command again"
+                )
         if self._store is not None and staging.ready:
             self._store.append(staging.ready)
         for entry in staging.ready:
@@ -516,13 +525,16 @@ class Directory:
             self._lww_changed(entry, current)
             self._queue_lww(entry)
 
-    def revalidate(self, check: Callable[[LwwEntry], bool],
-                   first: Sequence[str] = ()) -> list[LwwEntry]:
+    def revalidate(
+        self, check: Callable[[LwwEntry], bool], first: Sequence[str] = ()
+    ) -> list[LwwEntry]:
         """Forget held entries ``check`` refuses (entries loaded from disk, before the
         host joins); namespaces in ``first`` are checked first, in that order (others
         may depend on them).  Returns what was dropped."""
-        order = sorted(self._lww.namespaces(),
-                       key=lambda ns: (first.index(ns) if ns in first else len(first), ns))
+        order = sorted(
+            self._lww.namespaces(),
+            key=lambda ns: (first.index(ns) if ns in first else len(first), ns),
+        )
         dropped = []
         for ns in order:
             for entry in [e for e in self._lww.entries() if e.ns == ns]:
@@ -565,8 +577,16 @@ class Directory:
         self._queue_lww(entry)
         return stamp
 
-    def _stage(self, staging: Staging, ns: str, key: str, value: Value, stamp: Stamp,
-               current: LwwEntry | None, now_ms: int) -> Stamp:
+    def _stage(
+        self,
+        staging: Staging,
+        ns: str,
+        key: str,
+        value: Value,
+        stamp: Stamp,
+        current: LwwEntry | None,
+        now_ms: int,
+    ) -> Stamp:
         given = staging.provided.get((ns, key))
         if given is not None:
             packed, auth = given
@@ -574,8 +594,11 @@ class Directory:
                 signed = Stamp.unpack(packed, self.host_id)
             except DecodeError:
                 signed = None
-            if signed is not None and (current is None or signed > current.stamp) \
-                    and signed.wall_ms <= now_ms + self.config.max_drift_ms:
+            if (
+                signed is not None
+                and (current is None or signed > current.stamp)
+                and signed.wall_ms <= now_ms + self.config.max_drift_ms
+            ):
                 entry = LwwEntry(ns, key, signed, value, auth)
                 if staging.check(entry):
                     staging.ready.append(entry)
@@ -909,8 +932,7 @@ class Directory:
                 previous = self._lww.entry(entry.ns, entry.key)
                 if self._lww.merge(entry):
                     changed.append((entry, previous))
-                    if entry.stamp.node != self.host_id and \
-                            entry.stamp.wall_ms >= self._opened_ms:
+                    if entry.stamp.node != self.host_id and entry.stamp.wall_ms >= self._opened_ms:
                         # Older writes arrive with a join's full state: not a lag.
                         self.remote_writes += 1
                         self.remote_write_lag_ms += max(0, now_ms - entry.stamp.wall_ms)
@@ -945,13 +967,14 @@ class Directory:
         self._refusals_noted[sender_id] = now
         own = [e for e in refused if e.stamp.node == sender_id]
         first = (own or refused)[0]
-        what = (f"{len(refused)} lattice-wide entr{'y' if len(refused) == 1 else 'ies'} "
-                f"(first {first.ns}/{first.key}) without a valid operator signature or role")
+        what = (
+            f"{len(refused)} lattice-wide entr{'y' if len(refused) == 1 else 'ies'} "
+            f"(first {first.ns}/{first.key}) without a valid operator signature or role"
+        )
         if own:
             self._emit(PeerMisbehaved(sender_id, f"wrote {what}"))
         else:
-            self._emit(EntryRefused(sender_id, first.stamp.node, first.ns, first.key,
-                                    len(refused)))
+            self._emit(EntryRefused(sender_id, first.stamp.node, first.ns, first.key, len(refused)))
 
     def _merge_chunk(self, sender_id: str, chunk: LwwChunk, payload: bytes) -> None:
         current = self._lww.entry(chunk.ns, chunk.key)

@@ -121,8 +121,11 @@ def entry_to_json(entry: LwwEntry) -> str:
 def _auth_from_json(raw: Any) -> tuple[str, bytes] | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str) or \
-            not isinstance(raw.get("sig"), str):
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("key"), str)
+        or not isinstance(raw.get("sig"), str)
+    ):
         raise ValueError("auth must be {key, sig} text")
     try:
         sig = base64.b64decode(raw["sig"], validate=True)
@@ -217,8 +220,12 @@ class FileStore:
                 if number == len(complete) and number > 1:
                     # A whole last line that does not parse: most likely a write cut
                     # short by a crash (never acknowledged), but say so, it may not be.
-                    log.warning("%s:%d: dropped the last line, which is damaged (%s)",
-                                self.path, number, exc)
+                    log.warning(
+                        "%s:%d: dropped the last line, which is damaged (%s)",
+                        self.path,
+                        number,
+                        exc,
+                    )
                     good_bytes -= len(line) + 1
                     break
                 raise DirectoryStoreCorrupt(

@@ -27,8 +27,7 @@ def describe_failure(seed: str, error: BaseException | None) -> str:
     if error is None:
         return f"no answer from seed {seed} yet"
     if isinstance(error, HandshakeRefused):
-        return (f"seed {seed} closed our handshake without answering: "
-                "different lattice secret?")
+        return f"seed {seed} closed our handshake without answering: different lattice secret?"
     if isinstance(error, ConnectFailed):
         if error.reason == "connection refused":
             return f"no answer from seed {seed}: connection refused (is a host running there?)"
@@ -66,10 +65,13 @@ def join_trouble(
         parts.append(describe_failure(seed, error or next((e for e in found if e), None)))
     if mdns:
         where = f" ({mdns_service_type})" if mdns_service_type else ""
-        parts.append(f"no mDNS peer yet{where}: hosts with this lattice's name and secret on "
-                     "this network appear by themselves; elsewhere give --seed HOST:PORT")
+        parts.append(
+            f"no mDNS peer yet{where}: hosts with this lattice's name and secret on "
+            "this network appear by themselves; elsewhere give --seed HOST:PORT"
+        )
     if not parts:
         here = f"{addr[0]}:{addr[1]}" if addr is not None else "this host's address"
-        parts.append(f"no seeds to join and mDNS is off: waiting for hosts started with "
-                     f"--seed {here}")
+        parts.append(
+            f"no seeds to join and mDNS is off: waiting for hosts started with --seed {here}"
+        )
     return "; ".join(parts)

@@ -322,8 +322,10 @@ class MdnsDiscovery:
             return None
         host_id = _text(props.get(b"id"))
         version = _text(props.get(b"v"))
-        addrs = [(a, int(info.port or 0))
-                 for a in info.parsed_addresses(IPVersion.V4Only)[:MAX_PEER_ADDRESSES]]
+        addrs = [
+            (a, int(info.port or 0))
+            for a in info.parsed_addresses(IPVersion.V4Only)[:MAX_PEER_ADDRESSES]
+        ]
         if not host_id or version != PROTOCOL_VERSION or not addrs or not info.port:
             self.stats.malformed += 1
             return None

@@ -96,7 +96,11 @@ class StaticSeeds:
                     self._warned.add(host)
                     log.warning(
                         "seed %s:%d does not resolve to an IPv4 address (%s); "
-                        "retrying every %.0f s", host, port, reason, self.interval_s,
+                        "retrying every %.0f s",
+                        host,
+                        port,
+                        reason,
+                        self.interval_s,
                     )
                 continue
             found = []

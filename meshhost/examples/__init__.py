@@ -46,8 +46,17 @@ def signed(name: str, issuer: nkeys.KeyPair, module: nkeys.KeyPair) -> bytes:
     caps = EXAMPLES[name]
     text = resources.files(__name__).joinpath(f"{name}.wat").read_text(encoding="utf-8")
     wasm = wat_to_wasm(text)
-    return sign_module(wasm, issuer=issuer, subject=module, name=name, caps=caps, rev=1,
-                       ver="0.1.0", call_alias=CALL_ALIASES.get(name), now=time.time())
+    return sign_module(
+        wasm,
+        issuer=issuer,
+        subject=module,
+        name=name,
+        caps=caps,
+        rev=1,
+        ver="0.1.0",
+        call_alias=CALL_ALIASES.get(name),
+        now=time.time(),
+    )
 
 
 def _seed(path: Path, prefix: nkeys.Prefix) -> nkeys.KeyPair:
@@ -58,8 +67,9 @@ def _seed(path: Path, prefix: nkeys.Prefix) -> nkeys.KeyPair:
     return pair
 
 
-def build(name: str, out_dir: Path, issuer_seed: Path | None = None,
-          module_seed: Path | None = None) -> tuple[Path, str]:
+def build(
+    name: str, out_dir: Path, issuer_seed: Path | None = None, module_seed: Path | None = None
+) -> tuple[Path, str]:
     """Write ``out_dir/<name>.wasm`` (signed); returns (path, actor id).
 
     Seeds are read from the given files, or made on first use and kept in

@@ -140,8 +140,10 @@ def _pack_into(out: bytearray, value: Any, depth: int) -> None:
     if depth > MAX_CANONICAL_DEPTH:
         raise DecodeError(f"value nests deeper than {MAX_CANONICAL_DEPTH} levels")
     if value is None or isinstance(value, bool | int | str | bytes):
-        if isinstance(value, int) and not isinstance(value, bool) and not (
-            -(2**63) <= value < 2**64
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not (-(2**63) <= value < 2**64)
         ):
             raise DecodeError("integer outside the 64-bit range")
         out += msgpack.packb(value, use_bin_type=True)
@@ -190,7 +192,8 @@ def check_operator_key(key: str) -> str:
     if prefix not in OPERATOR_PREFIXES:
         raise IdentityError(
             f"{key[:12]}… is a {nkeys.seed_kind(prefix)} key; an operator key starts with O "
-            "or U (`meshhost keys gen operator`)")
+            "or U (`meshhost keys gen operator`)"
+        )
     return key
 
 
@@ -234,8 +237,12 @@ def verify_request_signature(
     if not isinstance(auth, Mapping):
         raise DecodeError("control 'auth' must be a map")
     key, ts_ms, nonce, sig = (auth.get(n) for n in ("key", "ts_ms", "nonce", "sig"))
-    if not isinstance(key, str) or type(ts_ms) is not int or not isinstance(nonce, bytes) \
-            or not isinstance(sig, bytes):
+    if (
+        not isinstance(key, str)
+        or type(ts_ms) is not int
+        or not isinstance(nonce, bytes)
+        or not isinstance(sig, bytes)
+    ):
         raise DecodeError("control 'auth' needs key (text), ts_ms (int), nonce and sig (bytes)")
     if len(nonce) != NONCE_BYTES or len(sig) != 64:
         raise DecodeError(f"control 'auth' nonce must be {NONCE_BYTES} bytes and sig 64")
@@ -247,8 +254,9 @@ def verify_request_signature(
 # -- signed directory entries ------------------------------------------------------
 
 
-def entry_signing_bytes(lattice: str, ns: str, key: str, stamp: int, writer: str,
-                        value: bytes | None) -> bytes:
+def entry_signing_bytes(
+    lattice: str, ns: str, key: str, stamp: int, writer: str, value: bytes | None
+) -> bytes:
     """The bytes an operator signs for one lattice-wide entry (``operators.md``).
 
     ``stamp`` is the packed HLC stamp, ``writer`` the host id in it, ``value`` the
@@ -259,22 +267,36 @@ def entry_signing_bytes(lattice: str, ns: str, key: str, stamp: int, writer: str
     return ENTRY_DOMAIN + lattice.encode("utf-8") + b"\x00" + body
 
 
-def sign_entry(signer: nkeys.KeyPair, lattice: str, ns: str, key: str, stamp: int,
-               writer: str, value: bytes | None) -> bytes:
+def sign_entry(
+    signer: nkeys.KeyPair,
+    lattice: str,
+    ns: str,
+    key: str,
+    stamp: int,
+    writer: str,
+    value: bytes | None,
+) -> bytes:
     """The 64-byte signature of ``signer`` over one entry."""
     check_operator_key(signer.public_key)
     return signer.sign(entry_signing_bytes(lattice, ns, key, stamp, writer, value))
 
 
-def verify_entry(lattice: str, signer: str, signature: bytes, ns: str, key: str, stamp: int,
-                 writer: str, value: bytes | None) -> bool:
+def verify_entry(
+    lattice: str,
+    signer: str,
+    signature: bytes,
+    ns: str,
+    key: str,
+    stamp: int,
+    writer: str,
+    value: bytes | None,
+) -> bool:
     """Whether ``signature`` is ``signer``'s (an operator key) over the entry; never raises."""
     if not isinstance(signature, bytes) or len(signature) != 64:
         return False
     try:
         check_operator_key(signer)
-        nkeys.verify(signer, entry_signing_bytes(lattice, ns, key, stamp, writer, value),
-                     signature)
+        nkeys.verify(signer, entry_signing_bytes(lattice, ns, key, stamp, writer, value), signature)
     except (IdentityError, DecodeError):
         return False
     return True
@@ -306,33 +328,51 @@ class Statement:
         return canonical([self.body, self.signature])
 
 
-def _statement_body(kind: StatementKind, subject: str, value: str, at_ms: int, signer: str
-                    ) -> bytes:
-    return canonical({"v": 1, "kind": kind.value, "subject": subject, "value": value,
-                      "at_ms": at_ms, "signer": signer})
+def _statement_body(
+    kind: StatementKind, subject: str, value: str, at_ms: int, signer: str
+) -> bytes:
+    return canonical(
+        {
+            "v": 1,
+            "kind": kind.value,
+            "subject": subject,
+            "value": value,
+            "at_ms": at_ms,
+            "signer": signer,
+        }
+    )
 
 
 def _check_statement_fields(kind: StatementKind, subject: str, value: str) -> None:
     if value not in _VALUES[kind]:
-        raise IdentityError(f"a {kind.value} statement's value is one of "
-                            f"{', '.join(sorted(_VALUES[kind]))}, not {value!r}")
+        raise IdentityError(
+            f"a {kind.value} statement's value is one of "
+            f"{', '.join(sorted(_VALUES[kind]))}, not {value!r}"
+        )
     try:
         prefix, _ = nkeys.decode_public(subject)
     except NkeyError as exc:
         raise IdentityError(f"{subject[:12]!r} is not a key: {exc}") from None
     if prefix not in _SUBJECTS[kind]:
         wanted = " or ".join(p.letter + "…" for p in _SUBJECTS[kind])
-        what = {StatementKind.ROLE: "an operator role is given to an operator key",
-                StatementKind.ISSUER: "an allowed issuer is an account key",
-                StatementKind.REVOKE: "a revocation names an actor or issuer key"}[kind]
-        called = {nkeys.Prefix.MODULE: "an actor", nkeys.Prefix.SERVER: "a host",
-                  nkeys.Prefix.ACCOUNT: "an account", nkeys.Prefix.OPERATOR: "an operator",
-                  nkeys.Prefix.USER: "a user"}.get(prefix, f"a {prefix.name.lower()}")
+        what = {
+            StatementKind.ROLE: "an operator role is given to an operator key",
+            StatementKind.ISSUER: "an allowed issuer is an account key",
+            StatementKind.REVOKE: "a revocation names an actor or issuer key",
+        }[kind]
+        called = {
+            nkeys.Prefix.MODULE: "an actor",
+            nkeys.Prefix.SERVER: "a host",
+            nkeys.Prefix.ACCOUNT: "an account",
+            nkeys.Prefix.OPERATOR: "an operator",
+            nkeys.Prefix.USER: "a user",
+        }.get(prefix, f"a {prefix.name.lower()}")
         raise IdentityError(f"{what} ({wanted}), and {subject[:12]}… is {called} key")
 
 
-def sign_statement(signer: nkeys.KeyPair, lattice: str, kind: StatementKind, subject: str,
-                   value: str, at_ms: int) -> Statement:
+def sign_statement(
+    signer: nkeys.KeyPair, lattice: str, kind: StatementKind, subject: str, value: str, at_ms: int
+) -> Statement:
     """A new statement signed by ``signer``; raises IdentityError for a bad subject/value."""
     check_operator_key(signer.public_key)
     _check_statement_fields(kind, subject, value)
@@ -344,25 +384,31 @@ def sign_statement(signer: nkeys.KeyPair, lattice: str, kind: StatementKind, sub
 def decode_statement(lattice: str, data: Any) -> Statement:
     """Parse and verify a stored statement; raises DecodeError or SignatureError."""
     if not isinstance(data, bytes) or len(data) > MAX_STATEMENT_BYTES:
-        raise DecodeError("a security statement is at most "
-                          f"{MAX_STATEMENT_BYTES} bytes of msgpack")
+        raise DecodeError(f"a security statement is at most {MAX_STATEMENT_BYTES} bytes of msgpack")
     try:
         outer = msgpack.unpackb(data, raw=False, strict_map_key=True)
         body, signature = outer
         fields = msgpack.unpackb(body, raw=False, strict_map_key=True)
     except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError):
         raise DecodeError("a security statement is canonical msgpack [body, sig]") from None
-    if not isinstance(body, bytes) or not isinstance(signature, bytes) or \
-            not isinstance(fields, dict) or fields.get("v") != 1:
+    if (
+        not isinstance(body, bytes)
+        or not isinstance(signature, bytes)
+        or not isinstance(fields, dict)
+        or fields.get("v") != 1
+    ):
         raise DecodeError("a security statement is [body, sig] with a version-1 body")
     try:
         kind = StatementKind(fields.get("kind"))
     except ValueError:
         raise DecodeError(f"unknown statement kind {fields.get('kind')!r}") from None
-    subject, value, at_ms, signer = (fields.get(n) for n in ("subject", "value", "at_ms",
-                                                              "signer"))
-    if not (isinstance(subject, str) and isinstance(value, str) and type(at_ms) is int
-            and isinstance(signer, str)):
+    subject, value, at_ms, signer = (fields.get(n) for n in ("subject", "value", "at_ms", "signer"))
+    if not (
+        isinstance(subject, str)
+        and isinstance(value, str)
+        and type(at_ms) is int
+        and isinstance(signer, str)
+    ):
         raise DecodeError("a statement needs subject, value, signer (text) and at_ms (int)")
     if canonical(fields) != body or canonical([body, signature]) != data:
         raise DecodeError("a security statement is not in canonical form")
@@ -436,8 +482,9 @@ def evaluate(bootstrap: Iterable[str], statements: Iterable[Statement]) -> Secur
     )
 
 
-def role_timeline(bootstrap: Iterable[str], statements: Iterable[Statement]
-                  ) -> list[tuple[int, Mapping[str, Role]]]:
+def role_timeline(
+    bootstrap: Iterable[str], statements: Iterable[Statement]
+) -> list[tuple[int, Mapping[str, Role]]]:
     """Who held which role when: ``[(at_ms, roles from then on), ...]`` ascending.
 
     The first element is ``(-1, bootstrap admins)``; each later one follows a
@@ -473,7 +520,7 @@ def bootstrap_admins(secret_text: str) -> list[str]:
         line = line.strip()
         if line.startswith(ADMIN_LINE):
             try:
-                keys.append(check_operator_key(line[len(ADMIN_LINE):].strip()))
+                keys.append(check_operator_key(line[len(ADMIN_LINE) :].strip()))
             except IdentityError as exc:
                 raise IdentityError(f"line {number}: {exc}") from None
     return keys

@@ -28,7 +28,6 @@ from meshhost.lab.sweep import SweepResult
 __all__ = ["markdown_summary", "observation_rows", "write_outputs"]
 
 
-
 def observation_rows(scenario: Scenario, result: SweepResult) -> list[dict[str, Any]]:
     rows = []
     for cell in result.cells:

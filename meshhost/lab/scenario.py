@@ -327,7 +327,7 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
             # either would be swept as a string cell nobody meant.
             if not part:
                 raise ScenarioError(f"--param {text!r}: an empty value (a stray comma?)") from None
-            if part[0] in "[{\"":
+            if part[0] in '[{"':
                 raise ScenarioError(
                     f"--param {text!r}: {part!r} is not valid JSON (a list is written [1,2])"
                 ) from None

@@ -64,8 +64,8 @@ from typing import Any, Protocol
 
 from meshhost.config import MembershipConfig
 from meshhost.errors import MembershipDecodeError, MembershipUsageError
-from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.identity import short_id
+from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.membership.awareness import Awareness, probe_failure_delta
 from meshhost.membership.broadcast import TransmitLimitedQueue
 from meshhost.membership.events import (
@@ -786,7 +786,9 @@ class Swim:
                 self.stats["stale"] += 1
                 return
             if not self._verifier.verify(msg):
-                self._misbehaved(addr, "forged_alive", f"alive for {short_id(node)} not signed by it")
+                self._misbehaved(
+                    addr, "forged_alive", f"alive for {short_id(node)} not signed by it"
+                )
                 return
             # An alive of our previous life at or above our incarnation.
             self._refute(msg.incarnation, now)
@@ -971,7 +973,9 @@ class Swim:
             # A host we never knew, reported dead: remember it quietly (the
             # tombstone refuses its stale alives, and it is retried).
             if not self._verifier.verify(alive):
-                self._misbehaved(addr, "forged_alive", f"alive for {short_id(node)} not signed by it")
+                self._misbehaved(
+                    addr, "forged_alive", f"alive for {short_id(node)} not signed by it"
+                )
                 return
             e = _Entry(alive, state, max(entry.incarnation, alive.incarnation), now)
             self._members[node] = e
@@ -1022,7 +1026,8 @@ class Swim:
             seq = self._next_seq()
             parts = [encode(Ping(seq, target.id, self.id))]
             if target.state is SUSPECT and self.config.lifeguard_buddy:
-                # Lifeguard's buddy system: tell it, so it can refute even if our gossip never reaches it.
+                # Lifeguard's buddy system: tell it, so it can refute even if our
+                # gossip never reaches it.
                 parts.append(encode(Suspect(target.id, target.incarnation, self.id)))
             self._send(target.alive.addr, parts)
             self._probe = _Probe(seq, target.id)

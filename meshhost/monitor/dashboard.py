@@ -73,9 +73,11 @@ STATIC = {
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy",
-     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-     b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
 ]
 
 Scope = dict[str, Any]
@@ -102,8 +104,7 @@ async def _snapshots(host: Host, live: list[str]) -> dict[str, dict[str, Any]]:
         found[host.host_id] = {"members": host.status()["members"], "actors": []}
 
     async def request(host_id: str, op: str, args: dict[str, Any]) -> Any:
-        data = await host.send_to_host(host_id, CHANNEL, encode_request(op, args),
-                                       PEER_TIMEOUT_S)
+        data = await host.send_to_host(host_id, CHANNEL, encode_request(op, args), PEER_TIMEOUT_S)
         return decode_reply(data).get("result")
 
     async def ask(host_id: str) -> None:
@@ -114,8 +115,10 @@ async def _snapshots(host: Host, live: list[str]) -> dict[str, dict[str, Any]]:
                 log.debug("dashboard: no snapshot from %s: %s", host_id, exc)
                 try:  # its membership view alone, from the plain `hosts` op
                     rows = await request(host_id, "hosts", {})
-                    result = {"members": [{"id": r["id"], "state": r["state"]} for r in rows],
-                              "actors": []}
+                    result = {
+                        "members": [{"id": r["id"], "state": r["state"]} for r in rows],
+                        "actors": [],
+                    }
                 except Exception:
                     return
             if isinstance(result, dict):
@@ -146,20 +149,26 @@ def _apps(host: Host) -> list[dict[str, Any]]:
         except Exception as exc:
             log.debug("dashboard: app_status %s failed: %s", app["name"], exc)
             status = {"rows": [], "problems": []}
-        apps.append({
-            "name": app["name"],
-            "version": app.get("deployed"),
-            "state": app.get("state"),
-            "desired": app.get("desired", 0),
-            "running": app.get("running", 0),
-            "problems": [str(p) for p in status.get("problems") or app.get("problems") or []],
-            "placement": [
-                {"component": r.get("component"), "host": r.get("host"),
-                 "desired": r.get("desired", 0), "running": r.get("running", 0),
-                 "state": r.get("state")}
-                for r in status.get("rows", [])
-            ],
-        })
+        apps.append(
+            {
+                "name": app["name"],
+                "version": app.get("deployed"),
+                "state": app.get("state"),
+                "desired": app.get("desired", 0),
+                "running": app.get("running", 0),
+                "problems": [str(p) for p in status.get("problems") or app.get("problems") or []],
+                "placement": [
+                    {
+                        "component": r.get("component"),
+                        "host": r.get("host"),
+                        "desired": r.get("desired", 0),
+                        "running": r.get("running", 0),
+                        "state": r.get("state"),
+                    }
+                    for r in status.get("rows", [])
+                ],
+            }
+        )
     return apps
 
 
@@ -180,32 +189,43 @@ async def gather_state(host: Host) -> dict[str, Any]:
         if m["state"] in ("alive", "suspect") and view is not None:
             for actor_id, (summary, instances) in sorted(view.actors.items()):
                 fig = figures.get(actor_id, {})
-                actors.append({
-                    "id": actor_id,
-                    "name": summary.name,
-                    "instances": instances,
-                    "calls_per_s": _finite(fig.get("calls_per_s")),
-                    "errors_per_s": _finite(fig.get("errors_per_s")),
-                    "p50_ms": _finite(fig.get("p50_s")) * 1000,
-                    "p99_ms": _finite(fig.get("p99_s")) * 1000,
-                    "calls_total": int(_finite(fig.get("calls_total"))),
-                })
-        hosts.append({
-            "id": m["id"],
-            "address": m["addr"],
-            "state": m["state"],
-            "incarnation": m["incarnation"],
-            "labels": m["labels"],
-            "local": m["id"] == host.host_id,
-            "reachable": snap is not None,
-            "view": ({v["id"]: v["state"] for v in snap.get("members", [])}
-                     if snap is not None else None),
-            "health": snap.get("health", {}).get("score") if snap is not None else None,
-            "actors": actors,
-        })
+                actors.append(
+                    {
+                        "id": actor_id,
+                        "name": summary.name,
+                        "instances": instances,
+                        "calls_per_s": _finite(fig.get("calls_per_s")),
+                        "errors_per_s": _finite(fig.get("errors_per_s")),
+                        "p50_ms": _finite(fig.get("p50_s")) * 1000,
+                        "p99_ms": _finite(fig.get("p99_s")) * 1000,
+                        "calls_total": int(_finite(fig.get("calls_total"))),
+                    }
+                )
+        hosts.append(
+            {
+                "id": m["id"],
+                "address": m["addr"],
+                "state": m["state"],
+                "incarnation": m["incarnation"],
+                "labels": m["labels"],
+                "local": m["id"] == host.host_id,
+                "reachable": snap is not None,
+                "view": (
+                    {v["id"]: v["state"] for v in snap.get("members", [])}
+                    if snap is not None
+                    else None
+                ),
+                "health": snap.get("health", {}).get("score") if snap is not None else None,
+                "actors": actors,
+            }
+        )
     links = [
-        {"actor": link.actor_id, "contract": link.contract_id, "link_name": link.link_name,
-         "provider": link.provider_id}
+        {
+            "actor": link.actor_id,
+            "contract": link.contract_id,
+            "link_name": link.link_name,
+            "provider": link.provider_id,
+        }
         for link in (directory.links() if directory is not None else [])
     ]
     names = {a["id"]: a["name"] for h in hosts for a in h["actors"]}
@@ -272,7 +292,7 @@ async def _follow_events(host: Host, hub: _Hub) -> None:
     async with receive:
         async for event in receive:
             record = event_to_dict(event)
-            hub.events = [*hub.events[-(MAX_EVENTS - 1):], record]
+            hub.events = [*hub.events[-(MAX_EVENTS - 1) :], record]
             hub.publish(_sse("lattice", record))
             hub.refresh.set()
 
@@ -291,7 +311,7 @@ def names_this_machine(scope: Scope) -> bool:
     (HTTP/1.0). A rebinding attack needs a name in public DNS, which has a dot."""
     value = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1").lower()
     if value.startswith("["):
-        name = value[1:value.find("]")] if "]" in value else value
+        name = value[1 : value.find("]")] if "]" in value else value
     else:
         name = value.rsplit(":", 1)[0] if ":" in value else value
     if "." not in name or name.endswith(".localhost"):
@@ -308,23 +328,40 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
     files = resources.files("meshhost.monitor") / "static"
 
     async def respond(send: Send, status: int, content_type: str, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode()),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"cache-control", b"no-store"), *_SECURITY_HEADERS]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                    *_SECURITY_HEADERS,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def stream(receive: Receive, send: Send) -> None:
         pages, page = trio.open_memory_channel[bytes](SUBSCRIBER_BUFFER)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream"),
-                                (b"cache-control", b"no-store"), *_SECURITY_HEADERS]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-store"),
+                    *_SECURITY_HEADERS,
+                ],
+            }
+        )
         first = b"retry: 1000\n\n" + _sse("events", hub.events)
         if hub.state is not None:
             first += _sse("state", hub.state)
         hub.pages.add(pages)
         try:
             async with trio.open_nursery() as nursery:
+
                 async def gone() -> None:
                     while (await receive())["type"] != "http.disconnect":
                         pass
@@ -337,8 +374,7 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
                         message = await page.receive()
                     if idle.cancelled_caught:
                         message = b"event: ping\ndata: {}\n\n"
-                    await send({"type": "http.response.body", "body": message,
-                                "more_body": True})
+                    await send({"type": "http.response.body", "body": message, "more_body": True})
         except trio.EndOfChannel:
             pass  # dropped for falling behind: the browser reconnects
         finally:
@@ -354,8 +390,12 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
         if loopback and not names_this_machine(scope):
             # DNS rebinding: a web page whose name now points at 127.0.0.1 would
             # otherwise read the lattice's state from the visitor's browser.
-            await respond(send, 421, "text/plain; charset=utf-8",
-                          b"open the dashboard as http://127.0.0.1:PORT/ or localhost\n")
+            await respond(
+                send,
+                421,
+                "text/plain; charset=utf-8",
+                b"open the dashboard as http://127.0.0.1:PORT/ or localhost\n",
+            )
         elif scope.get("method", "GET") not in ("GET", "HEAD"):
             await respond(send, 405, "text/plain; charset=utf-8", b"read-only: GET only\n")
         elif path in STATIC:
@@ -363,14 +403,17 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
             await respond(send, 200, content_type, (files / name).read_bytes())
         elif path == "/api/state":
             state = hub.state if hub.state is not None else await gather_state(host)
-            body = json.dumps({**state, "events": hub.events}, sort_keys=True,
-                              default=str).encode()
+            body = json.dumps({**state, "events": hub.events}, sort_keys=True, default=str).encode()
             await respond(send, 200, "application/json", body)
         elif path == "/api/stream":
             await stream(receive, send)
         else:
-            await respond(send, 404, "text/plain; charset=utf-8",
-                          f"no page {path}; the dashboard is at /\n".encode())
+            await respond(
+                send,
+                404,
+                "text/plain; charset=utf-8",
+                f"no page {path}; the dashboard is at /\n".encode(),
+            )
 
     return app
 
@@ -395,16 +438,26 @@ async def serve_dashboard(
         try:
             bound = await nursery.start(_listener(host, hub, config, address))
         except OSError as exc:
-            raise ConfigError(f"cannot serve the dashboard on {address[0]}:{address[1]}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(
+                f"cannot serve the dashboard on {address[0]}:{address[1]}: {exc.strerror or exc}"
+            ) from None
         task_status.started(bound)
 
 
-def _listener(host: Host, hub: _Hub, config: HypercornConfig, address: tuple[str, int]
-                  ) -> Callable[..., Awaitable[None]]:
+def _listener(
+    host: Host, hub: _Hub, config: HypercornConfig, address: tuple[str, int]
+) -> Callable[..., Awaitable[None]]:
     async def run(*, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
-        await serve_http(dashboard_app(host, hub), config, address[0], address[1],
-                         max_connections=MAX_CONNECTIONS, max_per_source=MAX_PER_SOURCE,
-                         stall_s=STALL_S, stop=trio.Event(), task_status=task_status)
+        await serve_http(
+            dashboard_app(host, hub),
+            config,
+            address[0],
+            address[1],
+            max_connections=MAX_CONNECTIONS,
+            max_per_source=MAX_PER_SOURCE,
+            stall_s=STALL_S,
+            stop=trio.Event(),
+            task_status=task_status,
+        )
 
     return run

@@ -43,7 +43,8 @@ def readiness(host: Host, *, control: bool | None = None) -> dict[str, Any]:
     checks = {"joined": joined, "directory": synced, "control": control}
     reasons = {
         "joined": "not joined: no live peer among the static seeds yet"
-        if core is not None else "not joined: membership is not running yet",
+        if core is not None
+        else "not joined: membership is not running yet",
         "directory": "directory not synced: no peer has answered a directory pull yet",
         "control": "control ops do not answer",
     }

@@ -58,13 +58,14 @@ def parse_listen_address(text: str, what: str = "metrics") -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(
             f"{what} address {text!r}: the port must be a number from 0 to 65535 "
-            "(e.g. 9090, or 0.0.0.0:9090 to listen on every interface)")
+            "(e.g. 9090, or 0.0.0.0:9090 to listen on every interface)"
+        )
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
         raise ConfigError(
-            f"{what} address {text!r}: {host!r} is not an IPv4 address "
-            "(e.g. 127.0.0.1:9090)") from None
+            f"{what} address {text!r}: {host!r} is not an IPv4 address (e.g. 127.0.0.1:9090)"
+        ) from None
     return host, port
 
 
@@ -95,14 +96,21 @@ def monitoring_app(host: Host) -> Callable[[Scope, Receive, Send], Awaitable[Non
             status, body = _json(200, {"status": "ok", "host": host.host_id})
         elif path == "/readyz":
             ready = await check_ready(host)
-            status, body = _json(200 if ready["ready"] else 503,
-                                 {**ready, "host": host.host_id})
+            status, body = _json(200 if ready["ready"] else 503, {**ready, "host": host.host_id})
         else:
-            status, body = _json(404, {"error": f"no page {path}; try /metrics, /healthz "
-                                                "or /readyz"})
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+            status, body = _json(
+                404, {"error": f"no page {path}; try /metrics, /healthz or /readyz"}
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -123,11 +131,18 @@ async def serve_monitoring(
     config.graceful_timeout = 1.0
     config.keep_alive_timeout = 30.0
     try:
-        await serve_http(monitoring_app(host), config, address[0], address[1],
-                         max_connections=MAX_CONNECTIONS, max_per_source=MAX_CONNECTIONS,
-                         stall_s=STALL_S,
-                         stop=stop or trio.Event(), task_status=task_status)
+        await serve_http(
+            monitoring_app(host),
+            config,
+            address[0],
+            address[1],
+            max_connections=MAX_CONNECTIONS,
+            max_per_source=MAX_CONNECTIONS,
+            stall_s=STALL_S,
+            stop=stop or trio.Event(),
+            task_status=task_status,
+        )
     except OSError as exc:
         raise ConfigError(
-            f"cannot listen for metrics on {address[0]}:{address[1]}: "
-            f"{exc.strerror or exc}") from None
+            f"cannot listen for metrics on {address[0]}:{address[1]}: {exc.strerror or exc}"
+        ) from None

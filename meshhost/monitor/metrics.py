@@ -42,8 +42,25 @@ if TYPE_CHECKING:
 __all__ = ["CALL_BUCKETS", "HostMetrics"]
 
 CALL_BUCKETS = (
-    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 """Seconds; a small local call takes ~25 µs, a remote one ~0.3 ms, a slow one seconds."""
 START_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -172,50 +189,89 @@ class HostMetrics(Collector):
 
     def _observed(self, base: list[str]) -> Iterator[Any]:
         made, ran = dict(self._made), dict(self._ran)  # copies: the trio thread adds keys
-        yield _counter("meshhost_invocations", "Calls this host made, by where they were "
-                       "answered (local, remote, none) and how they ended (ok or the error "
-                       "code).", ["actor", "operation", "where", "outcome"],
-                       [([*base, *key], t.count) for key, t in sorted(made.items())])
-        yield _histogram("meshhost_invocation_duration_seconds", "Time from asking for a call "
-                         "to its answer, failovers included, as the caller saw it.",
-                         ["actor", "where"], base, CALL_BUCKETS,
-                         _merge(made, lambda k: (k[0], k[2])))
-        yield _counter("meshhost_invocation_failovers", "Calls moved to the next host after "
-                       "one answered 'not here, not now' (unavailable, overloaded, gone).",
-                       ["actor"], [([*base, a], n) for a, n in sorted(self._failovers.items())])
-        yield _counter("meshhost_invocation_retries", "Extra attempts of a call on another "
-                       "host: after a failure (failover) or beside a slow one (hedge).",
-                       ["actor", "reason"],
-                       [([*base, *k], n) for k, n in sorted(self._retries.items())])
+        yield _counter(
+            "meshhost_invocations",
+            "Calls this host made, by where they were "
+            "answered (local, remote, none) and how they ended (ok or the error "
+            "code).",
+            ["actor", "operation", "where", "outcome"],
+            [([*base, *key], t.count) for key, t in sorted(made.items())],
+        )
+        yield _histogram(
+            "meshhost_invocation_duration_seconds",
+            "Time from asking for a call to its answer, failovers included, as the caller saw it.",
+            ["actor", "where"],
+            base,
+            CALL_BUCKETS,
+            _merge(made, lambda k: (k[0], k[2])),
+        )
+        yield _counter(
+            "meshhost_invocation_failovers",
+            "Calls moved to the next host after "
+            "one answered 'not here, not now' (unavailable, overloaded, gone).",
+            ["actor"],
+            [([*base, a], n) for a, n in sorted(self._failovers.items())],
+        )
+        yield _counter(
+            "meshhost_invocation_retries",
+            "Extra attempts of a call on another "
+            "host: after a failure (failover) or beside a slow one (hedge).",
+            ["actor", "reason"],
+            [([*base, *k], n) for k, n in sorted(self._retries.items())],
+        )
         deadlines: dict[str, int] = {}
         for (actor, _op, _where, outcome), tally in made.items():
             if outcome == "timeout":
                 deadlines[actor] = deadlines.get(actor, 0) + tally.count
-        yield _counter("meshhost_invocation_deadline_exceeded", "Calls this host made that "
-                       "ran out of time.", ["actor"],
-                       [([*base, a], n) for a, n in sorted(deadlines.items())])
-        yield _counter("meshhost_actor_calls", "Calls run on this host's instances, by "
-                       "calling host (peer) and outcome.", ["actor", "operation", "peer",
-                                                             "outcome"],
-                       [([*base, *key], t.count) for key, t in sorted(ran.items())])
-        yield _histogram("meshhost_actor_call_duration_seconds", "Time an actor call took on "
-                         "this host, waiting for a free instance included.", ["actor"], base,
-                         CALL_BUCKETS, _merge(ran, lambda k: (k[0],)))
-        yield _histogram("meshhost_actor_start_duration_seconds", "Time to start instances of "
-                         "an actor (verify, compile or load from the cache, instantiate).",
-                         ["actor"], base, START_BUCKETS,
-                         {(a,): t for a, t in sorted(self._starts.items())})
+        yield _counter(
+            "meshhost_invocation_deadline_exceeded",
+            "Calls this host made that ran out of time.",
+            ["actor"],
+            [([*base, a], n) for a, n in sorted(deadlines.items())],
+        )
+        yield _counter(
+            "meshhost_actor_calls",
+            "Calls run on this host's instances, by calling host (peer) and outcome.",
+            ["actor", "operation", "peer", "outcome"],
+            [([*base, *key], t.count) for key, t in sorted(ran.items())],
+        )
+        yield _histogram(
+            "meshhost_actor_call_duration_seconds",
+            "Time an actor call took on this host, waiting for a free instance included.",
+            ["actor"],
+            base,
+            CALL_BUCKETS,
+            _merge(ran, lambda k: (k[0],)),
+        )
+        yield _histogram(
+            "meshhost_actor_start_duration_seconds",
+            "Time to start instances of "
+            "an actor (verify, compile or load from the cache, instantiate).",
+            ["actor"],
+            base,
+            START_BUCKETS,
+            {(a,): t for a, t in sorted(self._starts.items())},
+        )
         http = dict(self._http)
-        yield _counter("meshhost_http_requests", "Requests the HTTP server provider answered, "
-                       "by status code.", ["actor", "status"],
-                       [([*base, *key], t.count) for key, t in sorted(http.items())])
-        yield _histogram("meshhost_http_request_duration_seconds", "Time from an HTTP request "
-                         "to its answer.", ["actor"], base, CALL_BUCKETS,
-                         _merge(http, lambda k: (k[0],)))
+        yield _counter(
+            "meshhost_http_requests",
+            "Requests the HTTP server provider answered, by status code.",
+            ["actor", "status"],
+            [([*base, *key], t.count) for key, t in sorted(http.items())],
+        )
+        yield _histogram(
+            "meshhost_http_request_duration_seconds",
+            "Time from an HTTP request to its answer.",
+            ["actor"],
+            base,
+            CALL_BUCKETS,
+            _merge(http, lambda k: (k[0],)),
+        )
 
 
-def _new_tally(tallies: dict[tuple[str, str, str, str], _Tally],
-               key: tuple[str, str, str, str]) -> _Tally:
+def _new_tally(
+    tallies: dict[tuple[str, str, str, str], _Tally], key: tuple[str, str, str, str]
+) -> _Tally:
     """The tally for a new label set (actor, operation, ...): its own while there are
     fewer than :data:`MAX_SERIES`, else one shared by the operations (then actors) over."""
     if len(tallies) >= MAX_SERIES:
@@ -242,9 +298,14 @@ def _merge(tallies: dict[Any, _Tally], key: Any) -> dict[tuple[str, ...], _Tally
     return out
 
 
-def _histogram(name: str, doc: str, labels: list[str], base: list[str],
-               bounds: tuple[float, ...], tallies: dict[tuple[str, ...], _Tally]
-               ) -> HistogramMetricFamily:
+def _histogram(
+    name: str,
+    doc: str,
+    labels: list[str],
+    base: list[str],
+    bounds: tuple[float, ...],
+    tallies: dict[tuple[str, ...], _Tally],
+) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, doc, labels=[*BASE, *labels])
     for values, tally in tallies.items():
         running, buckets = 0, []
@@ -255,16 +316,18 @@ def _histogram(name: str, doc: str, labels: list[str], base: list[str],
     return family
 
 
-def _counter(name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], float]]
-             ) -> CounterMetricFamily:
+def _counter(
+    name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], float]]
+) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=[*BASE, *labels])
     for values, value in rows:
         family.add_metric(values, value)
     return family
 
 
-def _gauge(name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], float]]
-           ) -> GaugeMetricFamily:
+def _gauge(
+    name: str, doc: str, labels: list[str], rows: Sequence[tuple[list[str], float]]
+) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc, labels=[*BASE, *labels])
     for values, value in rows:
         family.add_metric(values, value)
@@ -279,40 +342,74 @@ def _membership(host: Host, base: list[str]) -> Iterator[Any]:
     for member in core.members():
         name = member.state.name.lower()
         states[name] = states.get(name, 0) + 1
-    yield _gauge("meshhost_members", "Hosts this host knows, itself included, by state.",
-                 ["state"], [([*base, s], n) for s, n in sorted(states.items())])
-    yield _gauge("meshhost_membership_health_score", "Lifeguard local health score "
-                 "(0 = healthy; higher: this host's own probes are failing, it slows down).",
-                 [], [(base, core.awareness)])
+    yield _gauge(
+        "meshhost_members",
+        "Hosts this host knows, itself included, by state.",
+        ["state"],
+        [([*base, s], n) for s, n in sorted(states.items())],
+    )
+    yield _gauge(
+        "meshhost_membership_health_score",
+        "Lifeguard local health score "
+        "(0 = healthy; higher: this host's own probes are failing, it slows down).",
+        [],
+        [(base, core.awareness)],
+    )
     s, u = core.stats, driver.stats
     one = [
         ("meshhost_membership_probes", "Probes this host sent.", s["probes"]),
-        ("meshhost_membership_probe_failures", "Probes that got no ack in time.",
-         s["probe_failures"]),
-        ("meshhost_membership_suspicions", "Peers this host started to suspect.",
-         s["suspicions"]),
-        ("meshhost_membership_suspicions_refuted", "Suspected peers that proved alive.",
-         s["suspicions_refuted"]),
-        ("meshhost_membership_refutations", "Times this host refuted a suspicion or death "
-         "of itself.", s["refutations"]),
-        ("meshhost_membership_dead_refuted", "Times this host was declared dead while "
-         "alive and refuted it (false positives).", s["dead_refuted"]),
+        (
+            "meshhost_membership_probe_failures",
+            "Probes that got no ack in time.",
+            s["probe_failures"],
+        ),
+        ("meshhost_membership_suspicions", "Peers this host started to suspect.", s["suspicions"]),
+        (
+            "meshhost_membership_suspicions_refuted",
+            "Suspected peers that proved alive.",
+            s["suspicions_refuted"],
+        ),
+        (
+            "meshhost_membership_refutations",
+            "Times this host refuted a suspicion or death of itself.",
+            s["refutations"],
+        ),
+        (
+            "meshhost_membership_dead_refuted",
+            "Times this host was declared dead while alive and refuted it (false positives).",
+            s["dead_refuted"],
+        ),
         ("meshhost_membership_flaps", "Peers declared dead that came back alive.", s["flaps"]),
-        ("meshhost_membership_push_pulls", "Push-pull (anti-entropy) exchanges completed.",
-         u.push_pulls),
+        (
+            "meshhost_membership_push_pulls",
+            "Push-pull (anti-entropy) exchanges completed.",
+            u.push_pulls,
+        ),
     ]
     for name, doc, value in one:
         yield _counter(name, doc, [], [(base, value)])
-    yield _counter("meshhost_membership_packets", "UDP datagrams, by direction.",
-                   ["direction"], [([*base, "in"], u.received), ([*base, "out"], u.sent)])
+    yield _counter(
+        "meshhost_membership_packets",
+        "UDP datagrams, by direction.",
+        ["direction"],
+        [([*base, "in"], u.received), ([*base, "out"], u.sent)],
+    )
     # The keyring counts datagrams that failed to open (wrong key, forged, replayed).
     ks = host.keyring.stats
     dropped = [([*base, "oversized"], u.oversized), ([*base, "malformed"], u.core_errors)]
     dropped += [([*base, n], getattr(ks, n)) for n in ("too_short", "bad_version", "bad_auth")]
-    yield _counter("meshhost_membership_bad_packets", "Datagrams dropped: too big, "
-                   "malformed, or not sealed with the lattice key.", ["reason"], dropped)
-    yield _counter("meshhost_membership_bytes", "UDP bytes, by direction.", ["direction"],
-                   [([*base, "in"], u.bytes_received), ([*base, "out"], u.bytes_sent)])
+    yield _counter(
+        "meshhost_membership_bad_packets",
+        "Datagrams dropped: too big, malformed, or not sealed with the lattice key.",
+        ["reason"],
+        dropped,
+    )
+    yield _counter(
+        "meshhost_membership_bytes",
+        "UDP bytes, by direction.",
+        ["direction"],
+        [([*base, "in"], u.bytes_received), ([*base, "out"], u.bytes_sent)],
+    )
 
 
 def _transport(host: Host, base: list[str]) -> Iterator[Any]:
@@ -320,52 +417,100 @@ def _transport(host: Host, base: list[str]) -> Iterator[Any]:
     if t is None:
         return
     s = t.stats
-    yield _gauge("meshhost_transport_sessions", "Noise sessions open to peers.", [],
-                 [(base, s.get("sessions_open", 0))])
-    yield _counter("meshhost_transport_handshakes", "Noise handshakes, by outcome.",
-                   ["outcome"], [([*base, "ok"], s.get("handshakes_completed", 0)),
-                                 ([*base, "failed"], s.get("handshake_failures", 0)),
-                                 ([*base, "timeout"], s.get("handshake_timeouts", 0))])
-    yield _counter("meshhost_transport_bytes", "TCP bytes on Noise sessions, by direction.",
-                   ["direction"], [([*base, "in"], s.get("bytes_received", 0)),
-                                   ([*base, "out"], s.get("bytes_sent", 0))])
-    yield _counter("meshhost_transport_requests", "Requests over sessions, by direction.",
-                   ["direction"], [([*base, "in"], s.get("requests_received", 0)),
-                                   ([*base, "out"], s.get("requests_sent", 0))])
-    yield _counter("meshhost_transport_request_timeouts", "Requests to peers that got no "
-                   "answer in time.", [], [(base, s.get("request_timeouts", 0))])
-    yield _counter("meshhost_transport_connections_refused", "Inbound connections closed "
-                   "unanswered before a session: over a source's handshake rate, over "
-                   "max_connections, a replayed handshake message 1, or evicted at "
-                   "max_connections before proving the secret.", ["reason"],
-                   [([*base, "rate"], s.get("connections_refused_rate", 0)),
-                    ([*base, "limit"], s.get("connections_refused_limit", 0)),
-                    ([*base, "evicted"], s.get("connections_evicted_unproven", 0)),
-                    ([*base, "replay"], s.get("handshakes_replayed", 0))])
-    failed = [([*base, k.removeprefix("handshake_failed_")], v) for k, v in sorted(s.items())
-              if k.startswith("handshake_failed_")]
-    yield _counter("meshhost_transport_handshake_failures", "Handshakes that failed, by the "
-                   "error code that ended them (unauthenticated: wrong lattice secret or "
-                   "identity; protocol; unavailable: no message in time; ...).", ["reason"],
-                   failed)
-    closes = [([*base, k.removeprefix("closed_")], v) for k, v in sorted(s.items())
-              if k.startswith("closed_")]
-    yield _counter("meshhost_transport_sessions_closed", "Sessions closed, by the error code "
-                   "that ended them.", ["reason"], closes)
+    yield _gauge(
+        "meshhost_transport_sessions",
+        "Noise sessions open to peers.",
+        [],
+        [(base, s.get("sessions_open", 0))],
+    )
+    yield _counter(
+        "meshhost_transport_handshakes",
+        "Noise handshakes, by outcome.",
+        ["outcome"],
+        [
+            ([*base, "ok"], s.get("handshakes_completed", 0)),
+            ([*base, "failed"], s.get("handshake_failures", 0)),
+            ([*base, "timeout"], s.get("handshake_timeouts", 0)),
+        ],
+    )
+    yield _counter(
+        "meshhost_transport_bytes",
+        "TCP bytes on Noise sessions, by direction.",
+        ["direction"],
+        [([*base, "in"], s.get("bytes_received", 0)), ([*base, "out"], s.get("bytes_sent", 0))],
+    )
+    yield _counter(
+        "meshhost_transport_requests",
+        "Requests over sessions, by direction.",
+        ["direction"],
+        [
+            ([*base, "in"], s.get("requests_received", 0)),
+            ([*base, "out"], s.get("requests_sent", 0)),
+        ],
+    )
+    yield _counter(
+        "meshhost_transport_request_timeouts",
+        "Requests to peers that got no answer in time.",
+        [],
+        [(base, s.get("request_timeouts", 0))],
+    )
+    yield _counter(
+        "meshhost_transport_connections_refused",
+        "Inbound connections closed "
+        "unanswered before a session: over a source's handshake rate, over "
+        "max_connections, a replayed handshake message 1, or evicted at "
+        "max_connections before proving the secret.",
+        ["reason"],
+        [
+            ([*base, "rate"], s.get("connections_refused_rate", 0)),
+            ([*base, "limit"], s.get("connections_refused_limit", 0)),
+            ([*base, "evicted"], s.get("connections_evicted_unproven", 0)),
+            ([*base, "replay"], s.get("handshakes_replayed", 0)),
+        ],
+    )
+    failed = [
+        ([*base, k.removeprefix("handshake_failed_")], v)
+        for k, v in sorted(s.items())
+        if k.startswith("handshake_failed_")
+    ]
+    yield _counter(
+        "meshhost_transport_handshake_failures",
+        "Handshakes that failed, by the "
+        "error code that ended them (unauthenticated: wrong lattice secret or "
+        "identity; protocol; unavailable: no message in time; ...).",
+        ["reason"],
+        failed,
+    )
+    closes = [
+        ([*base, k.removeprefix("closed_")], v)
+        for k, v in sorted(s.items())
+        if k.startswith("closed_")
+    ]
+    yield _counter(
+        "meshhost_transport_sessions_closed",
+        "Sessions closed, by the error code that ended them.",
+        ["reason"],
+        closes,
+    )
     # Sessions count their own rekeys and streams; the transport keeps the
     # counts of the sessions that ended.
     open_sessions = [c.session for c in list(getattr(t, "_conns", ()))]
 
     def total(name: str) -> int:
-        return s.get(f"ended_sessions_{name}", 0) + sum(getattr(x, name, 0)
-                                                        for x in open_sessions)
+        return s.get(f"ended_sessions_{name}", 0) + sum(getattr(x, name, 0) for x in open_sessions)
 
-    yield _counter("meshhost_transport_rekeys", "Session key ratchets (Noise rekeys) done.",
-                   [], [(base, total("rekeys"))])
-    yield _counter("meshhost_transport_streams", "Bodies too big for one frame, sent or "
-                   "received in chunks, by direction.", ["direction"],
-                   [([*base, "in"], total("streams_received")),
-                    ([*base, "out"], total("streams_sent"))])
+    yield _counter(
+        "meshhost_transport_rekeys",
+        "Session key ratchets (Noise rekeys) done.",
+        [],
+        [(base, total("rekeys"))],
+    )
+    yield _counter(
+        "meshhost_transport_streams",
+        "Bodies too big for one frame, sent or received in chunks, by direction.",
+        ["direction"],
+        [([*base, "in"], total("streams_received")), ([*base, "out"], total("streams_sent"))],
+    )
 
 
 def _directory(host: Host, base: list[str]) -> Iterator[Any]:
@@ -374,30 +519,45 @@ def _directory(host: Host, base: list[str]) -> Iterator[Any]:
         return
     hosts = d.hosts()
     lattice_entries = len(d.lww_snapshot())
-    yield _gauge("meshhost_directory_entries", "Directory entries this host holds: "
-                 "lattice-wide (links, config, manifests) and hosts with per-host state.",
-                 ["kind"], [([*base, "lattice"], lattice_entries),
-                            ([*base, "hosts"], len(hosts))])
+    yield _gauge(
+        "meshhost_directory_entries",
+        "Directory entries this host holds: "
+        "lattice-wide (links, config, manifests) and hosts with per-host state.",
+        ["kind"],
+        [([*base, "lattice"], lattice_entries), ([*base, "hosts"], len(hosts))],
+    )
     lag = SummaryMetricFamily(
-        "meshhost_directory_convergence_lag_seconds", "Delay from a lattice-wide write "
+        "meshhost_directory_convergence_lag_seconds",
+        "Delay from a lattice-wide write "
         "(link, config, manifest) on its writer to its arrival here, by the writer's clock; "
         "sum and count of the writes that arrived since this host started.",
-        labels=list(BASE))
+        labels=list(BASE),
+    )
     lag.add_metric(base, d.remote_writes, d.remote_write_lag_ms / 1000)
     yield lag
     if driver is None:
         return
-    yield _counter("meshhost_directory_syncs", "Directory pulls from peers, by outcome.",
-                   ["outcome"], [([*base, "ok"], driver.pulls),
-                                 ([*base, "failed"], driver.pull_failures)])
-    yield _counter("meshhost_directory_sync_bytes", "Bytes of directory pulls (asked and "
-                   "answered), by direction.", ["direction"],
-                   [([*base, "in"], driver.sync_bytes_received),
-                    ([*base, "out"], driver.sync_bytes_sent)])
+    yield _counter(
+        "meshhost_directory_syncs",
+        "Directory pulls from peers, by outcome.",
+        ["outcome"],
+        [([*base, "ok"], driver.pulls), ([*base, "failed"], driver.pull_failures)],
+    )
+    yield _counter(
+        "meshhost_directory_sync_bytes",
+        "Bytes of directory pulls (asked and answered), by direction.",
+        ["direction"],
+        [([*base, "in"], driver.sync_bytes_received), ([*base, "out"], driver.sync_bytes_sent)],
+    )
     lag = _since(driver.last_pull_at)
-    yield _gauge("meshhost_directory_sync_age_seconds", "Seconds since a peer last "
-                 "answered a directory pull (how stale this host's view may be); no sample "
-                 "before the first.", [], [] if lag is None else [(base, lag)])
+    yield _gauge(
+        "meshhost_directory_sync_age_seconds",
+        "Seconds since a peer last "
+        "answered a directory pull (how stale this host's view may be); no sample "
+        "before the first.",
+        [],
+        [] if lag is None else [(base, lag)],
+    )
 
 
 def _since(at: float | None) -> float | None:
@@ -416,31 +576,66 @@ def _runtime(host: Host, base: list[str]) -> Iterator[Any]:
     if actors is None:
         return
     loaded = actors.runtime.actors()
-    yield _gauge("meshhost_actor_instances", "Instances of each actor this host runs "
-                 "(asked for).", ["actor"],
-                 [([*base, a["id"]], a["instances"]) for a in actors.inventory()["actors"]])
-    yield _gauge("meshhost_actor_instances_live", "Instances that exist now, idle or busy.",
-                 ["actor"], [([*base, a.actor_id], a.pool.live) for a in loaded])
-    yield _counter("meshhost_actor_pool_waits", "Calls that found every instance of the "
-                   "actor busy and waited for one.", ["actor"],
-                   [([*base, a.actor_id], a.pool.waits) for a in loaded])
+    yield _gauge(
+        "meshhost_actor_instances",
+        "Instances of each actor this host runs (asked for).",
+        ["actor"],
+        [([*base, a["id"]], a["instances"]) for a in actors.inventory()["actors"]],
+    )
+    yield _gauge(
+        "meshhost_actor_instances_live",
+        "Instances that exist now, idle or busy.",
+        ["actor"],
+        [([*base, a.actor_id], a.pool.live) for a in loaded],
+    )
+    yield _counter(
+        "meshhost_actor_pool_waits",
+        "Calls that found every instance of the actor busy and waited for one.",
+        ["actor"],
+        [([*base, a.actor_id], a.pool.waits) for a in loaded],
+    )
     traps = [([*base, a], n) for (a, kind), n in sorted(actors.faults.items()) if kind == "trap"]
-    yield _counter("meshhost_actor_traps", "Calls whose guest trapped (its instance is "
-                   "replaced).", ["actor"], traps)
-    limits = [([*base, a, kind], n) for (a, kind), n in sorted(actors.faults.items())
-              if kind != "trap"]
-    yield _counter("meshhost_actor_limit_hits", "Calls stopped by one of the actor's limits "
-                   "(cpu, memory, fuel, deadline, instances, message).", ["actor", "limit"],
-                   limits)
+    yield _counter(
+        "meshhost_actor_traps",
+        "Calls whose guest trapped (its instance is replaced).",
+        ["actor"],
+        traps,
+    )
+    limits = [
+        ([*base, a, kind], n) for (a, kind), n in sorted(actors.faults.items()) if kind != "trap"
+    ]
+    yield _counter(
+        "meshhost_actor_limit_hits",
+        "Calls stopped by one of the actor's limits "
+        "(cpu, memory, fuel, deadline, instances, message).",
+        ["actor", "limit"],
+        limits,
+    )
     cache = actors.runtime.engine.stats
-    yield _counter("meshhost_runtime_compiles", "Modules compiled (cache misses).", [],
-                   [(base, cache.compiles)])
-    yield _counter("meshhost_runtime_cache_hits", "Modules loaded from the compiled-module "
-                   "cache.", [], [(base, cache.cache_hits)])
-    yield _counter("meshhost_runtime_compile_seconds", "Time spent compiling modules "
-                   "(cache misses).", [], [(base, cache.compile_seconds)])
-    yield _gauge("meshhost_invocations_in_flight", "Calls running on this host now.", [],
-                 [(base, actors.in_flight)])
+    yield _counter(
+        "meshhost_runtime_compiles",
+        "Modules compiled (cache misses).",
+        [],
+        [(base, cache.compiles)],
+    )
+    yield _counter(
+        "meshhost_runtime_cache_hits",
+        "Modules loaded from the compiled-module cache.",
+        [],
+        [(base, cache.cache_hits)],
+    )
+    yield _counter(
+        "meshhost_runtime_compile_seconds",
+        "Time spent compiling modules (cache misses).",
+        [],
+        [(base, cache.compile_seconds)],
+    )
+    yield _gauge(
+        "meshhost_invocations_in_flight",
+        "Calls running on this host now.",
+        [],
+        [(base, actors.in_flight)],
+    )
 
 
 def _providers(host: Host, base: list[str]) -> Iterator[Any]:
@@ -448,24 +643,37 @@ def _providers(host: Host, base: list[str]) -> Iterator[Any]:
     if actors is None:
         return
     dispatcher = actors.dispatcher
-    yield _counter("meshhost_denials", "Host calls refused by policy, by actor and reason "
-                   "(not_signed, no_link, actor_call, host_not_allowed).", ["actor", "reason"],
-                   [([*base, a, r], n) for (a, r), n in sorted(dispatcher.denials.items())])
-    yield _counter("meshhost_provider_operations", "Host calls answered by a built-in "
-                   "provider (key-value, messaging, ...), by contract, operation and outcome.",
-                   ["contract", "operation", "outcome"],
-                   [([*base, c, o, x], n)
-                    for (c, o, x), n in sorted(dispatcher.provider_ops.items())])
+    yield _counter(
+        "meshhost_denials",
+        "Host calls refused by policy, by actor and reason "
+        "(not_signed, no_link, actor_call, host_not_allowed).",
+        ["actor", "reason"],
+        [([*base, a, r], n) for (a, r), n in sorted(dispatcher.denials.items())],
+    )
+    yield _counter(
+        "meshhost_provider_operations",
+        "Host calls answered by a built-in "
+        "provider (key-value, messaging, ...), by contract, operation and outcome.",
+        ["contract", "operation", "outcome"],
+        [([*base, c, o, x], n) for (c, o, x), n in sorted(dispatcher.provider_ops.items())],
+    )
     listeners = actors.httpserver.listener_stats()
-    yield _gauge("meshhost_http_connections", "Connections the HTTP server provider serves "
-                 "now, per listener (actor, link name).", ["actor", "link_name"],
-                 [([*base, link.actor_id, link.link_name], st.open_connections)
-                  for link, st in listeners])
-    yield _counter("meshhost_http_connections_refused", "Connections refused with a 503 at a "
-                   "connection cap (total or per source address).", ["actor", "link_name"],
-                   [([*base, link.actor_id, link.link_name], st.refused)
-                    for link, st in listeners])
+    yield _gauge(
+        "meshhost_http_connections",
+        "Connections the HTTP server provider serves now, per listener (actor, link name).",
+        ["actor", "link_name"],
+        [([*base, link.actor_id, link.link_name], st.open_connections) for link, st in listeners],
+    )
+    yield _counter(
+        "meshhost_http_connections_refused",
+        "Connections refused with a 503 at a connection cap (total or per source address).",
+        ["actor", "link_name"],
+        [([*base, link.actor_id, link.link_name], st.refused) for link, st in listeners],
+    )
     m = actors.messaging
-    yield _counter("meshhost_messaging_deliveries", "Messages delivered to subscribed actors, "
-                   "by outcome.", ["outcome"], [([*base, "ok"], m.delivered),
-                                                ([*base, "failed"], m.failed)])
+    yield _counter(
+        "meshhost_messaging_deliveries",
+        "Messages delivered to subscribed actors, by outcome.",
+        ["outcome"],
+        [([*base, "ok"], m.delivered), ([*base, "failed"], m.failed)],
+    )

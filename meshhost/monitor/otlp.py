@@ -43,8 +43,9 @@ def otlp_traces_url(text: str) -> str:
     ``/v1/traces`` added; a URL with a path is used as given.  Raises ConfigError."""
     parts = urlsplit(text.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"OTLP endpoint {text!r}: give an http:// or https:// URL, "
-                          "e.g. http://127.0.0.1:4318")
+        raise ConfigError(
+            f"OTLP endpoint {text!r}: give an http:// or https:// URL, e.g. http://127.0.0.1:4318"
+        )
     path = parts.path if parts.path not in ("", "/") else TRACES_PATH
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
@@ -61,41 +62,76 @@ def _load() -> Any:
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
     except ImportError as exc:
-        raise ConfigError(f"OTLP export needs opentelemetry ({exc.name} is missing): "
-                          f"{EXTRA_HINT}") from None
-    return (OTLPSpanExporter, Resource, ReadableSpan, SpanContext, SpanKind, Status,
-            StatusCode, TraceFlags)
+        raise ConfigError(
+            f"OTLP export needs opentelemetry ({exc.name} is missing): {EXTRA_HINT}"
+        ) from None
+    return (
+        OTLPSpanExporter,
+        Resource,
+        ReadableSpan,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+    )
 
 
 class _Converter:
     """meshhost spans -> the SDK's ReadableSpan, for one host."""
 
     def __init__(self, host_id: str, lattice: str) -> None:
-        (_, resource, self.readable, self.context, kind, self.status, self.code,
-         self.flags) = _load()
-        self.resource = resource.create({"service.name": "meshhost",
-                                         "service.instance.id": host_id,
-                                         "meshhost.lattice": lattice})
+        (_, resource, self.readable, self.context, kind, self.status, self.code, self.flags) = (
+            _load()
+        )
+        self.resource = resource.create(
+            {
+                "service.name": "meshhost",
+                "service.instance.id": host_id,
+                "meshhost.lattice": lattice,
+            }
+        )
         self.kinds = {"client": kind.CLIENT, "server": kind.SERVER, "internal": kind.INTERNAL}
 
     def __call__(self, span: Span) -> Any:
         flags = self.flags(self.flags.SAMPLED)
-        context = self.context(int.from_bytes(span.trace_id, "big"),
-                               int.from_bytes(span.span_id, "big"), False, flags)
-        parent = (self.context(int.from_bytes(span.trace_id, "big"),
-                               int.from_bytes(span.parent_id, "big"), True, flags)
-                  if span.parent_id else None)
-        status = (self.status(self.code.OK) if span.status == "ok"
-                  else self.status(self.code.ERROR, span.status))
+        context = self.context(
+            int.from_bytes(span.trace_id, "big"), int.from_bytes(span.span_id, "big"), False, flags
+        )
+        parent = (
+            self.context(
+                int.from_bytes(span.trace_id, "big"),
+                int.from_bytes(span.parent_id, "big"),
+                True,
+                flags,
+            )
+            if span.parent_id
+            else None
+        )
+        status = (
+            self.status(self.code.OK)
+            if span.status == "ok"
+            else self.status(self.code.ERROR, span.status)
+        )
         return self.readable(
-            name=span.name, context=context, parent=parent, resource=self.resource,
+            name=span.name,
+            context=context,
+            parent=parent,
+            resource=self.resource,
             attributes={**dict(span.attributes), "meshhost.host": span.host},
             kind=self.kinds.get(span.kind, self.kinds["internal"]),
-            start_time=span.start_ns, end_time=span.end_ns, status=status)
+            start_time=span.start_ns,
+            end_time=span.end_ns,
+            status=status,
+        )
 
 
 async def export_spans(
-    ring: SpanRing, url: str, *, host_id: str, lattice: str,
+    ring: SpanRing,
+    url: str,
+    *,
+    host_id: str,
+    lattice: str,
     interval_s: float = EXPORT_INTERVAL_S,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:

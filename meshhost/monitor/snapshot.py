@@ -70,16 +70,18 @@ def metric_families(metrics: HostMetrics) -> list[dict[str, Any]]:
     """Every metric of the host's registry as plain data (see the module docstring)."""
     out = []
     for family in metrics.registry.collect():
-        out.append({
-            "name": family.name,
-            "type": family.type,
-            "help": family.documentation,
-            "samples": [
-                {"name": s.name, "labels": dict(s.labels), "value": _number(s.value)}
-                for s in family.samples
-                if not s.name.endswith("_created")  # creation times say nothing here
-            ],
-        })
+        out.append(
+            {
+                "name": family.name,
+                "type": family.type,
+                "help": family.documentation,
+                "samples": [
+                    {"name": s.name, "labels": dict(s.labels), "value": _number(s.value)}
+                    for s in family.samples
+                    if not s.name.endswith("_created")  # creation times say nothing here
+                ],
+            }
+        )
     return out
 
 
@@ -94,17 +96,19 @@ def snapshot(host: Host, *, with_metrics: bool = True) -> dict[str, Any]:
     actors = []
     for actor in inventory:
         figures = recent.get(actor["id"], {})
-        actors.append({
-            "id": actor["id"],
-            "name": actor.get("name", ""),
-            "instances": actor["instances"],
-            "calls_total": figures.get("calls_total", 0),
-            "errors_total": figures.get("errors_total", 0),
-            "calls_per_s": figures.get("calls_per_s", 0.0),
-            "errors_per_s": figures.get("errors_per_s", 0.0),
-            "p50_s": figures.get("p50_s", 0.0),
-            "p99_s": figures.get("p99_s", 0.0),
-        })
+        actors.append(
+            {
+                "id": actor["id"],
+                "name": actor.get("name", ""),
+                "instances": actor["instances"],
+                "calls_total": figures.get("calls_total", 0),
+                "errors_total": figures.get("errors_total", 0),
+                "calls_per_s": figures.get("calls_per_s", 0.0),
+                "errors_per_s": figures.get("errors_per_s", 0.0),
+                "p50_s": figures.get("p50_s", 0.0),
+                "p99_s": figures.get("p99_s", 0.0),
+            }
+        )
     return {
         "schema": SCHEMA,
         "host": host.host_id,

@@ -186,16 +186,49 @@ class SpanRing:
         rows = self._rows
         return rows[-1][0] if rows else 0
 
-    def add(self, trace_id: bytes, span_id: bytes, parent_id: bytes, name: str, kind: str,
-            host: str, start_ns: int, end_ns: int, status: str = "ok",
-            attributes: tuple[tuple[str, str], ...] = ()) -> None:
+    def add(
+        self,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_id: bytes,
+        name: str,
+        kind: str,
+        host: str,
+        start_ns: int,
+        end_ns: int,
+        status: str = "ok",
+        attributes: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Record a span from its fields (the hot path: no object is built)."""
-        self._rows.append((next(self._counter), trace_id, span_id, parent_id, name, kind, host,
-                           start_ns, end_ns, status, attributes))
+        self._rows.append(
+            (
+                next(self._counter),
+                trace_id,
+                span_id,
+                parent_id,
+                name,
+                kind,
+                host,
+                start_ns,
+                end_ns,
+                status,
+                attributes,
+            )
+        )
 
     def record(self, span: Span) -> None:
-        self.add(span.trace_id, span.span_id, span.parent_id, span.name, span.kind, span.host,
-                 span.start_ns, span.end_ns, span.status, span.attributes)
+        self.add(
+            span.trace_id,
+            span.span_id,
+            span.parent_id,
+            span.name,
+            span.kind,
+            span.host,
+            span.start_ns,
+            span.end_ns,
+            span.status,
+            span.attributes,
+        )
 
     def _copy(self) -> list[_Row]:
         return list(self._rows)

@@ -39,8 +39,9 @@ class TraceArgsError(ValueError):
 
 def _trace_ids(value: Any) -> list[bytes]:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_TRACE_IDS:
-        raise TraceArgsError(f"argument 'trace_ids' must be a list of 1 to {MAX_TRACE_IDS} "
-                             "trace ids")
+        raise TraceArgsError(
+            f"argument 'trace_ids' must be a list of 1 to {MAX_TRACE_IDS} trace ids"
+        )
     return [_trace_id(v) for v in value]
 
 
@@ -80,7 +81,12 @@ def local_spans(ring: SpanRing, args: Mapping[str, Any]) -> list[dict[str, Any]]
 
 
 async def gather_trace(
-    args: Mapping[str, Any], *, local_host: str, ring: SpanRing, peers: Iterable[str], ask: Ask,
+    args: Mapping[str, Any],
+    *,
+    local_host: str,
+    ring: SpanRing,
+    peers: Iterable[str],
+    ask: Ask,
 ) -> dict[str, Any]:
     """The ``trace`` op: every live host's spans of a trace (or of the ``last`` N traces).
 
@@ -123,8 +129,10 @@ async def gather_trace(
     for span in unique.values():
         by_trace.setdefault(span.trace_id, []).append(span)
     traces = [
-        {"trace_id": t.hex(),
-         "spans": [s.to_dict() for s in sorted(by_trace[t], key=lambda s: s.start_ns)]}
+        {
+            "trace_id": t.hex(),
+            "spans": [s.to_dict() for s in sorted(by_trace[t], key=lambda s: s.start_ns)],
+        }
         for t in trace_ids
     ]
     return {"traces": traces, "hosts": [local_host, *peers], "unanswered": sorted(unanswered)}

@@ -60,8 +60,7 @@ class RecentCalls:
 
     __slots__ = ("_history", "bounds", "start", "window_s")
 
-    def __init__(self, bounds: Sequence[float], start: float, window_s: float = WINDOW_S
-                 ) -> None:
+    def __init__(self, bounds: Sequence[float], start: float, window_s: float = WINDOW_S) -> None:
         self.bounds = tuple(bounds)
         self.start = start
         self.window_s = window_s

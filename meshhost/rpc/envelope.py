@@ -200,9 +200,15 @@ def decode_result(data: bytes) -> InvocationResult:
     """Decode an invocation result; unknown error codes become PROTOCOL."""
     v = _unpack(data, MSG_RESULT, 6, "invocation result")
     if (  # fast path: a well-formed successful call
-        type(v[2]) is int and v[2] == 0 and type(v[1]) is bytes and type(v[3]) is bytes
-        and type(v[4]) is str and type(v[5]) is str and len(v[1]) <= ID_BYTES
-        and len(v[4]) <= MAX_ERROR_CHARS and len(v[5]) <= MAX_NAME_CHARS
+        type(v[2]) is int
+        and v[2] == 0
+        and type(v[1]) is bytes
+        and type(v[3]) is bytes
+        and type(v[4]) is str
+        and type(v[5]) is str
+        and len(v[1]) <= ID_BYTES
+        and len(v[4]) <= MAX_ERROR_CHARS
+        and len(v[5]) <= MAX_NAME_CHARS
     ):
         return InvocationResult(v[1], ErrorCode.OK, v[3], v[4], v[5])
     w = "result"

@@ -187,16 +187,36 @@ class Invoker:
         actor_id, placements = self._locate(target)
         started = time.perf_counter()
         try:
-            answer, host = await self._call(target, actor_id, placements, operation, payload,
-                                            timeout_s, origin_actor, trace_id, hops,
-                                            deadline_unix_ms, parent_span, trace_flags)
+            answer, host = await self._call(
+                target,
+                actor_id,
+                placements,
+                operation,
+                payload,
+                timeout_s,
+                origin_actor,
+                trace_id,
+                hops,
+                deadline_unix_ms,
+                parent_span,
+                trace_flags,
+            )
         except MeshError as exc:
-            self.observer.invocation(actor_id, operation, self._where_failed(exc),
-                                     exc.code.name.lower(), time.perf_counter() - started)
+            self.observer.invocation(
+                actor_id,
+                operation,
+                self._where_failed(exc),
+                exc.code.name.lower(),
+                time.perf_counter() - started,
+            )
             raise
-        self.observer.invocation(actor_id, operation,
-                                 "local" if host == self.host_id else "remote", "ok",
-                                 time.perf_counter() - started)
+        self.observer.invocation(
+            actor_id,
+            operation,
+            "local" if host == self.host_id else "remote",
+            "ok",
+            time.perf_counter() - started,
+        )
         return answer, host
 
     async def _call(
@@ -248,7 +268,12 @@ class Invoker:
         return await self._fail_over(target, inv, deadline, timeout_s, [], None)
 
     async def _hedged(
-        self, target: str, inv: Invocation, deadline: float, timeout_s: float, first: str,
+        self,
+        target: str,
+        inv: Invocation,
+        deadline: float,
+        timeout_s: float,
+        first: str,
         now: float,
     ) -> tuple[bytes, str]:
         """Several candidates: the first attempt runs in this task, with no nursery.
@@ -263,7 +288,8 @@ class Invoker:
         race = _Race()
         entry = self._hedge_timer().add(
             self._trio_deadline(now + (deadline - now) / 2),
-            lambda: self._start_hedge(race, target, inv, deadline, timeout_s, first))
+            lambda: self._start_hedge(race, target, inv, deadline, timeout_s, first),
+        )
         outcome: bytes | MeshError | None = None
         try:
             with trio.CancelScope() as race.attempt_scope:
@@ -307,7 +333,12 @@ class Invoker:
         return self._timer
 
     def _start_hedge(
-        self, race: _Race, target: str, inv: Invocation, deadline: float, timeout_s: float,
+        self,
+        race: _Race,
+        target: str,
+        inv: Invocation,
+        deadline: float,
+        timeout_s: float,
         first: str,
     ) -> None:
         """Half the time is gone and ``first`` has not answered: hand over to _fail_over."""
@@ -319,8 +350,15 @@ class Invoker:
             try:
                 with race.hedge_scope:
                     race.final = await self._fail_over(
-                        target, inv, deadline, timeout_s, [first], None,
-                        answers=(results, answers), outstanding=1)
+                        target,
+                        inv,
+                        deadline,
+                        timeout_s,
+                        [first],
+                        None,
+                        answers=(results, answers),
+                        outstanding=1,
+                    )
             except Exception as exc:
                 race.final = exc
             finally:
@@ -338,8 +376,11 @@ class Invoker:
         tried: list[str],
         last_error: MeshError | None,
         *,
-        answers: tuple[trio.MemorySendChannel[tuple[str, bytes | MeshError]],
-                       trio.MemoryReceiveChannel[tuple[str, bytes | MeshError]]] | None = None,
+        answers: tuple[
+            trio.MemorySendChannel[tuple[str, bytes | MeshError]],
+            trio.MemoryReceiveChannel[tuple[str, bytes | MeshError]],
+        ]
+        | None = None,
         outstanding: int = 0,
     ) -> tuple[bytes, str]:
         """Try candidates until one answers or the deadline passes.
@@ -363,7 +404,8 @@ class Invoker:
         async def attempt(host: str) -> None:
             try:
                 outcome: bytes | MeshError = await self._attempt(
-                    host, inv, max(0.0, deadline - self._clock()))
+                    host, inv, max(0.0, deadline - self._clock())
+                )
             except MeshError as exc:
                 outcome = exc
             results.send_nowait((host, outcome))
@@ -411,8 +453,9 @@ class Invoker:
                     if outcome.code not in RETRY_ELSEWHERE:
                         final = outcome
                         break
-                    log.info("invocation %s on %s failed over: %s", inv.id.hex(), short_id(host),
-                             outcome)
+                    log.info(
+                        "invocation %s on %s failed over: %s", inv.id.hex(), short_id(host), outcome
+                    )
                     last_error = outcome
                     self.observer.failover(inv.target)
                     hedge_at = self._clock()  # failed fast: the next candidate now
@@ -447,9 +490,13 @@ class Invoker:
                 f"no host in lattice {self.lattice!r} runs actor {target}"
                 f" ({known} host{'s' if known != 1 else ''} known to run it, none alive)"
             )
-        hint = "" if actor_id.startswith("M") else (
-            " (it is neither an actor key, M… of 56 characters, nor the call alias "
-            "of a running actor)"
+        hint = (
+            ""
+            if actor_id.startswith("M")
+            else (
+                " (it is neither an actor key, M… of 56 characters, nor the call alias "
+                "of a running actor)"
+            )
         )
         return NoHostForActor(f"no host in lattice {self.lattice!r} runs actor {target}{hint}")
 
@@ -459,7 +506,8 @@ class Invoker:
         if exc.code in RETRY_ELSEWHERE:
             return "none"
         host = getattr(exc, _ANSWERED_BY, "") or (
-            exc.host if isinstance(exc, RemoteInvocationError) else "")
+            exc.host if isinstance(exc, RemoteInvocationError) else ""
+        )
         if not host:
             return "none"
         return "local" if host == self.host_id else "remote"

@@ -49,13 +49,13 @@ def _proto(name: str, restype: Any, *argtypes: Any) -> Any:
 
 # wasmtime_error_t* wasmtime_func_call_unchecked(ctx, const wasmtime_func_t*,
 #     wasmtime_val_raw_t* args_and_results, size_t len, wasm_trap_t** trap)
-call_unchecked = _proto("wasmtime_func_call_unchecked", c_void_p,
-                        c_void_p, c_void_p, c_void_p, c_size_t, c_void_p)
+call_unchecked = _proto(
+    "wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p
+)
 caller_context = _proto("wasmtime_caller_context", c_void_p, c_void_p)
 memory_data = _proto("wasmtime_memory_data", c_void_p, c_void_p, c_void_p)
 memory_data_size = _proto("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p)
-context_set_epoch_deadline = _proto("wasmtime_context_set_epoch_deadline", None,
-                                    c_void_p, c_uint64)
+context_set_epoch_deadline = _proto("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64)
 context_set_fuel = _proto("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64)
 _trap_new = _proto("wasmtime_trap_new", c_void_p, ctypes.c_char_p, c_size_t)
 
@@ -66,14 +66,18 @@ RAW_CALLBACK: Any = CFUNCTYPE(c_size_t, c_void_p, c_void_p, ctypes.POINTER(c_uin
 NO_FINALIZER = ctypes.cast(0, CFUNCTYPE(None, c_void_p))
 
 
-def func_new_unchecked(context: object, functype_ptr: object, callback: object, env: int,
-                       out: ffi.wasmtime_func_t) -> None:
+def func_new_unchecked(
+    context: object, functype_ptr: object, callback: object, env: int, out: ffi.wasmtime_func_t
+) -> None:
     """Create a host function in the store behind ``context`` whose calls go to
     ``callback(env, caller, args, n)``; writes the new func into ``out``."""
     ffi.wasmtime_func_new_unchecked(
-        context, functype_ptr,
+        context,
+        functype_ptr,
         ctypes.cast(callback, ffi.wasmtime_func_unchecked_callback_t),  # type: ignore[arg-type]
-        env, NO_FINALIZER, ctypes.byref(out),
+        env,
+        NO_FINALIZER,
+        ctypes.byref(out),
     )
 
 

@@ -91,8 +91,14 @@ class ActorLimits:
     """Cap on table entries per instance (function tables of big guests)."""
 
     def __post_init__(self) -> None:
-        for name in ("memory_bytes", "max_instances", "cpu_time_s", "deadline_s",
-                     "max_message_bytes", "table_elements"):
+        for name in (
+            "memory_bytes",
+            "max_instances",
+            "cpu_time_s",
+            "deadline_s",
+            "max_message_bytes",
+            "table_elements",
+        ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"ActorLimits.{name} must be > 0, got {getattr(self, name)!r}")
         if self.fuel is not None and self.fuel <= 0:

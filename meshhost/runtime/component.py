@@ -47,8 +47,14 @@ from meshhost.runtime.api import ActorLimits, ActorRef, HostCallHandler
 from meshhost.runtime.engine import Engine
 from meshhost.runtime.instance import GuestInstance, HostAbort
 
-__all__ = ["HANDLER_INTERFACE", "HOST_INTERFACE", "ComponentInstance", "ComponentProgram",
-           "lift_bytes", "lower_bytes"]
+__all__ = [
+    "HANDLER_INTERFACE",
+    "HOST_INTERFACE",
+    "ComponentInstance",
+    "ComponentProgram",
+    "lift_bytes",
+    "lower_bytes",
+]
 
 HOST_INTERFACE = "meshhost:actor/host@0.1.0"
 HANDLER_INTERFACE = "meshhost:actor/handler@0.1.0"
@@ -112,15 +118,17 @@ def _clear(val: Any) -> None:
 
 
 def _error_ptr(message: str) -> int:
-    return ctypes.cast(ffi.wasmtime_error_new(message.encode("utf-8", "replace")), c_void_p).value \
-        or 0
+    return (
+        ctypes.cast(ffi.wasmtime_error_new(message.encode("utf-8", "replace")), c_void_p).value or 0
+    )
 
 
 # -- host functions ---------------------------------------------------------------------
 
 
-def _host_call_impl(env: Any, ctx: Any, ty: Any, args: Any, nargs: int, results: Any,
-                    nresults: int) -> int:
+def _host_call_impl(
+    env: Any, ctx: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int
+) -> int:
     inst: ComponentInstance | None = getattr(_current, "instance", None)
     if inst is None:
         return _error_ptr("meshhost host.call invoked outside a guest call")
@@ -128,8 +136,10 @@ def _host_call_impl(env: Any, ctx: Any, ty: Any, args: Any, nargs: int, results:
         binding, namespace, operation = lift_str(args[0]), lift_str(args[1]), lift_str(args[2])
         payload = lift_bytes(args[3])
         if len(payload) > inst.limits.max_message_bytes:
-            inst.violation = (f"passed a host-call payload of {len(payload)} bytes, over the "
-                              f"{inst.limits.max_message_bytes}-byte message limit")
+            inst.violation = (
+                f"passed a host-call payload of {len(payload)} bytes, over the "
+                f"{inst.limits.max_message_bytes}-byte message limit"
+            )
             return _error_ptr(inst.violation)
         inst.enter_host()
         try:
@@ -154,8 +164,9 @@ def _host_call_impl(env: Any, ctx: Any, ty: Any, args: Any, nargs: int, results:
         return _error_ptr(f"meshhost host.call failed: {type(exc).__name__}: {exc}")
 
 
-def _log_impl(env: Any, ctx: Any, ty: Any, args: Any, nargs: int, results: Any,
-              nresults: int) -> int:
+def _log_impl(
+    env: Any, ctx: Any, ty: Any, args: Any, nargs: int, results: Any, nresults: int
+) -> int:
     inst: ComponentInstance | None = getattr(_current, "instance", None)
     try:
         if inst is not None:
@@ -178,8 +189,13 @@ def _make_linker(engine: Engine, wasi: bool) -> wcomponent.Linker:
         for name, callback in (("call", _HOST_CALL), ("log", _LOG)):
             raw = name.encode()
             err = ffi.wasmtime_component_linker_instance_add_func(
-                host.ptr(), ctypes.create_string_buffer(raw), len(raw), callback, None,
-                _NO_FINALIZER)
+                host.ptr(),
+                ctypes.create_string_buffer(raw),
+                len(raw),
+                callback,
+                None,
+                _NO_FINALIZER,
+            )
             if err:
                 raise wasmtime.WasmtimeError._from_ptr(err)
     return linker
@@ -203,17 +219,22 @@ class ComponentProgram:
             if name.startswith(WASI_PREFIX):
                 self.needs_wasi = True
                 continue
-            raise ActorLoadError(actor.actor_id, actor.name,
-                                 f"imports {name}; meshhost provides {HOST_INTERFACE} "
-                                 "and WASI 0.2 only")
+            raise ActorLoadError(
+                actor.actor_id,
+                actor.name,
+                f"imports {name}; meshhost provides {HOST_INTERFACE} and WASI 0.2 only",
+            )
         if HANDLER_INTERFACE not in exports:
             raise ActorLoadError(
-                actor.actor_id, actor.name,
-                f"does not export {HANDLER_INTERFACE} (world meshhost:actor/actor)")
+                actor.actor_id,
+                actor.name,
+                f"does not export {HANDLER_INTERFACE} (world meshhost:actor/actor)",
+            )
         self.linker = _make_linker(engine, self.needs_wasi)
 
-    def instantiate(self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits,
-                    engine: Engine) -> ComponentInstance:
+    def instantiate(
+        self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits, engine: Engine
+    ) -> ComponentInstance:
         return ComponentInstance(self, actor, handler, limits, engine)
 
 
@@ -229,8 +250,14 @@ def _code_from_message(message: str) -> wasmtime.TrapCode | None:
 class ComponentInstance(GuestInstance):
     """One instance of an actor component in its own store."""
 
-    def __init__(self, program: ComponentProgram, actor: ActorRef, handler: HostCallHandler,
-                 limits: ActorLimits, engine: Engine) -> None:
+    def __init__(
+        self,
+        program: ComponentProgram,
+        actor: ActorRef,
+        handler: HostCallHandler,
+        limits: ActorLimits,
+        engine: Engine,
+    ) -> None:
         super().__init__(actor, handler, limits, engine)
         if program.needs_wasi:
             self.store.set_wasi(wasmtime.WasiConfig())
@@ -240,16 +267,18 @@ class ComponentInstance(GuestInstance):
         try:
             instance = program.linker.instantiate(self.store, program.component)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            raise ActorLoadError(actor.actor_id, actor.name,
-                                 f"cannot be instantiated: {str(exc).strip()}") from None
+            raise ActorLoadError(
+                actor.actor_id, actor.name, f"cannot be instantiated: {str(exc).strip()}"
+            ) from None
         finally:
             _current.instance = outer
         iface = instance.get_export_index(self.store, HANDLER_INTERFACE)
         index = instance.get_export_index(self.store, "handle", iface) if iface else None
         func = instance.get_func(self.store, index) if index else None
         if func is None:
-            raise ActorLoadError(actor.actor_id, actor.name,
-                                 f"{HANDLER_INTERFACE} has no function 'handle'")
+            raise ActorLoadError(
+                actor.actor_id, actor.name, f"{HANDLER_INTERFACE} has no function 'handle'"
+            )
         self._check_signature(func)
         self._func = func
         self._instance = instance
@@ -260,16 +289,23 @@ class ComponentInstance(GuestInstance):
         ty = func.type(self.store)
         params = [t for _, t in ty.params]
         result = ty.result
-        ok = (len(params) == 2 and isinstance(params[0], wcomponent.String)
-              and isinstance(params[1], wcomponent.ListType) and params[1]._is_bytes()
-              and isinstance(result, wcomponent.ResultType)
-              and isinstance(result.ok, wcomponent.ListType) and result.ok._is_bytes()
-              and isinstance(result.err, wcomponent.String))
+        ok = (
+            len(params) == 2
+            and isinstance(params[0], wcomponent.String)
+            and isinstance(params[1], wcomponent.ListType)
+            and params[1]._is_bytes()
+            and isinstance(result, wcomponent.ResultType)
+            and isinstance(result.ok, wcomponent.ListType)
+            and result.ok._is_bytes()
+            and isinstance(result.err, wcomponent.String)
+        )
         if not ok:
             raise ActorLoadError(
-                self.actor.actor_id, self.actor.name,
+                self.actor.actor_id,
+                self.actor.name,
                 "handle must be func(operation: string, payload: list<u8>) -> "
-                "result<list<u8>, string>")
+                "result<list<u8>, string>",
+            )
 
     def call(self, operation: str, payload: bytes, deadline: float) -> bytes:
         """Run ``handler.handle``; same contract as :meth:`WapcInstance.call`."""
@@ -280,8 +316,9 @@ class ComponentInstance(GuestInstance):
         outer = getattr(_current, "instance", None)
         _current.instance = self
         try:
-            err = ffi.wasmtime_component_func_call(byref(self._func._func), self.store._context(),
-                                                   params, 2, byref(result), 1)
+            err = ffi.wasmtime_component_func_call(
+                byref(self._func._func), self.store._context(), params, 2, byref(result), 1
+            )
         finally:
             _current.instance = outer
             _clear(params[0])
@@ -304,9 +341,14 @@ class ComponentInstance(GuestInstance):
                 raise self.misbehaved(f"handle({operation!r}) returned ok without bytes")
             data = lift_bytes(inner)
             if len(data) > self.limits.max_message_bytes:
-                raise self.misbehaved(f"returned {len(data)} bytes, over the "
-                                      f"{self.limits.max_message_bytes}-byte message limit")
+                raise self.misbehaved(
+                    f"returned {len(data)} bytes, over the "
+                    f"{self.limits.max_message_bytes}-byte message limit"
+                )
             return data
         message = lift_str(inner) if inner.kind == _KIND_STRING else ""
-        raise ActorError(self.actor.actor_id, self.actor.name,
-                         message or f"{operation!r} failed without an error message")
+        raise ActorError(
+            self.actor.actor_id,
+            self.actor.name,
+            message or f"{operation!r} failed without an error message",
+        )

@@ -49,6 +49,7 @@ def wat_to_wasm(text: str) -> bytes:
     """Compile WebAssembly text to a binary module (for the shipped examples)."""
     return bytes(wasmtime.wat2wasm(text))
 
+
 log = logging.getLogger("meshhost.runtime")
 
 _CHECKSUM_BYTES = 32
@@ -87,8 +88,9 @@ class Compiled:
 class Engine:
     """The shared wasmtime engine.  Thread-safe; ``close()`` stops the ticker."""
 
-    def __init__(self, cache_dir: Path, *, consume_fuel: bool = False,
-                 epoch_tick_s: float = EPOCH_TICK_S) -> None:
+    def __init__(
+        self, cache_dir: Path, *, consume_fuel: bool = False, epoch_tick_s: float = EPOCH_TICK_S
+    ) -> None:
         config = wasmtime.Config()
         config.epoch_interruption = True
         config.consume_fuel = consume_fuel
@@ -153,8 +155,11 @@ class Engine:
                     self.stats.cache_hits += 1
                 return Compiled(kind, code, digest, True, path)
         started = time.perf_counter()
-        code = wcomponent.Component(self.wasm, binary) if kind == "component" \
+        code = (
+            wcomponent.Component(self.wasm, binary)
+            if kind == "component"
             else wasmtime.Module(self.wasm, binary)
+        )
         took = time.perf_counter() - started
         with self._lock:
             self.stats.compiles += 1

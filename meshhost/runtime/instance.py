@@ -65,15 +65,15 @@ def first_line(message: str) -> str:
 class GuestInstance:
     """Base class of :class:`WapcInstance` and :class:`ComponentInstance`."""
 
-    def __init__(self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits,
-                 engine: Engine) -> None:
+    def __init__(
+        self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits, engine: Engine
+    ) -> None:
         self.actor = actor
         self.handler = handler
         self.limits = limits
         self.engine = engine
         self.store = wasmtime.Store(engine.wasm)
-        self.store.set_limits(memory_size=limits.memory_bytes,
-                              table_elements=limits.table_elements)
+        self.store.set_limits(memory_size=limits.memory_bytes, table_elements=limits.table_elements)
         self.ctx: int = ctypes.cast(self.store._context(), c_void_p).value or 0
         # Per-call state, reset by begin().
         self.deadline = 0.0
@@ -100,7 +100,8 @@ class GuestInstance:
         self.exit_code = None
         self.limit_hit = None
         _raw.context_set_epoch_deadline(
-            self.ctx, self.engine.ticks_for(min(self.cpu_left, deadline - now)))
+            self.ctx, self.engine.ticks_for(min(self.cpu_left, deadline - now))
+        )
         if self.engine.consume_fuel:
             _raw.context_set_fuel(self.ctx, self.limits.fuel or MAX_FUEL)
 
@@ -124,8 +125,9 @@ class GuestInstance:
 
     # -- host services --------------------------------------------------------
 
-    def run_host_call(self, binding: str, namespace: str, operation: str,
-                      payload: bytes) -> tuple[bool, bytes]:
+    def run_host_call(
+        self, binding: str, namespace: str, operation: str, payload: bytes
+    ) -> tuple[bool, bytes]:
         """Call the handler per the :class:`HostCallHandler` contract.
 
         Returns ``(True, response)`` or ``(False, error message)``.  A
@@ -136,12 +138,23 @@ class GuestInstance:
         except MeshError as exc:
             return False, str(exc).encode("utf-8", "replace")
         except Exception as exc:
-            log.exception("host call %r %r %r from %s (%s) raised", binding, namespace,
-                          operation, self.actor.actor_id, self.actor.name)
+            log.exception(
+                "host call %r %r %r from %s (%s) raised",
+                binding,
+                namespace,
+                operation,
+                self.actor.actor_id,
+                self.actor.name,
+            )
             return False, f"host error: {type(exc).__name__}: {exc}".encode("utf-8", "replace")
         if not isinstance(result, bytes | bytearray | memoryview):
-            log.error("host call handler returned %s, not bytes, for %r %r from %s",
-                      type(result).__name__, namespace, operation, self.actor.actor_id)
+            log.error(
+                "host call handler returned %s, not bytes, for %r %r from %s",
+                type(result).__name__,
+                namespace,
+                operation,
+                self.actor.actor_id,
+            )
             return False, f"host error: handler returned {type(result).__name__}".encode()
         return True, bytes(result)
 
@@ -171,24 +184,33 @@ class GuestInstance:
         interrupted = code == wasmtime.TrapCode.INTERRUPT or self.limit_hit is not None
         if interrupted and (self.limit_hit == "deadline" or time.monotonic() >= self.deadline):
             return ActorDeadlineExceeded(
-                actor_id, name,
+                actor_id,
+                name,
                 f"call did not finish within its deadline of {self.deadline_total_s:.3f} s",
-                "deadline")
+                "deadline",
+            )
         if interrupted:
             return ActorLimitExceeded(
-                actor_id, name,
+                actor_id,
+                name,
                 f"used more than its {self.limits.cpu_time_s:g} s of CPU time in one call",
-                "cpu")
+                "cpu",
+            )
         if code == wasmtime.TrapCode.OUT_OF_FUEL:
             return ActorLimitExceeded(
-                actor_id, name,
-                f"ran out of fuel ({self.limits.fuel or MAX_FUEL} instructions per call)", "fuel")
+                actor_id,
+                name,
+                f"ran out of fuel ({self.limits.fuel or MAX_FUEL} instructions per call)",
+                "fuel",
+            )
         if self.memory_at_cap():
             return ActorLimitExceeded(
-                actor_id, name,
+                actor_id,
+                name,
                 f"trapped ({first_line(message)}) with its memory at the cap of "
                 f"{self.limits.memory_bytes} bytes: it needs more memory than its limit",
-                "memory")
+                "memory",
+            )
         return ActorTrapped(actor_id, name, f"trapped: {first_line(message)}")
 
     def misbehaved(self, reason: str) -> ActorRuntimeError:

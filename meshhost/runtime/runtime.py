@@ -72,8 +72,9 @@ class _Instance(Protocol):
 
 
 class _Program(Protocol):
-    def instantiate(self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits,
-                    engine: Engine) -> Any: ...
+    def instantiate(
+        self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits, engine: Engine
+    ) -> Any: ...
 
 
 @dataclass(eq=False)
@@ -119,10 +120,17 @@ class LoadedActor:
 class Runtime:
     """Runs actors.  Thread-safe; one per host."""
 
-    def __init__(self, data_dir: Path, handler: HostCallHandler, *,
-                 allowed_issuers: Iterable[str] = (), limits: ActorLimits | None = None,
-                 clock: Callable[[], float] = time.time, consume_fuel: bool = False,
-                 engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        handler: HostCallHandler,
+        *,
+        allowed_issuers: Iterable[str] = (),
+        limits: ActorLimits | None = None,
+        clock: Callable[[], float] = time.time,
+        consume_fuel: bool = False,
+        engine: Engine | None = None,
+    ) -> None:
         self.handler = handler
         self.allowed_issuers = tuple(allowed_issuers)
         self.limits = limits or ActorLimits()
@@ -147,39 +155,60 @@ class Runtime:
         module = bytes(module)
         claims = verify_module(module, now=self.clock(), allowed_issuers=self.allowed_issuers)
         if claims.provider:
-            raise ActorLoadError(claims.subject, claims.name or "",
-                                 "is signed as a capability provider, not an actor")
-        ref = ActorRef(actor_id=claims.subject, name=claims.name or "", caps=tuple(claims.caps),
-                       call_alias=claims.call_alias, issuer=claims.issuer)
+            raise ActorLoadError(
+                claims.subject,
+                claims.name or "",
+                "is signed as a capability provider, not an actor",
+            )
+        ref = ActorRef(
+            actor_id=claims.subject,
+            name=claims.name or "",
+            caps=tuple(claims.caps),
+            call_alias=claims.call_alias,
+            issuer=claims.issuer,
+        )
         limits = limits or self.limits
         kind = wasmfmt.binary_kind(module)
         try:
             compiled = self.engine.compile(
-                module, "component" if kind is wasmfmt.BinaryKind.COMPONENT else "module")
+                module, "component" if kind is wasmfmt.BinaryKind.COMPONENT else "module"
+            )
         except Exception as exc:  # wasmtime.WasmtimeError: invalid module
-            raise ActorLoadError(ref.actor_id, ref.name, f"is not valid WebAssembly: {exc}") \
-                from None
+            raise ActorLoadError(
+                ref.actor_id, ref.name, f"is not valid WebAssembly: {exc}"
+            ) from None
         program = self._program(compiled, ref)
         handler, engine = self.handler, self.engine
         pool: InstancePool[Any] = InstancePool(
-            lambda: program.instantiate(ref, handler, limits, engine), limits.max_instances)
+            lambda: program.instantiate(ref, handler, limits, engine), limits.max_instances
+        )
         first = pool.acquire(time.monotonic() + limits.deadline_s)  # errors -> ActorLoadError
         pool.release(first, healthy=True)
-        actor = LoadedActor(ref=ref, claims=claims,
-                            kind="component" if compiled.kind == "component" else "wapc",
-                            module_hash=compiled.digest, from_cache=compiled.from_cache,
-                            cache_path=compiled.cache_path, limits=limits, pool=pool)
+        actor = LoadedActor(
+            ref=ref,
+            claims=claims,
+            kind="component" if compiled.kind == "component" else "wapc",
+            module_hash=compiled.digest,
+            from_cache=compiled.from_cache,
+            cache_path=compiled.cache_path,
+            limits=limits,
+            pool=pool,
+        )
         with self._lock:
             old = self._actors.get(ref.actor_id)
             self._actors[ref.actor_id] = actor
         if old is not None:
             old.pool.close()
-        log.info("loaded actor %s (%s), %s, %s", ref.actor_id, ref.name, actor.kind,
-                 "from cache" if actor.from_cache else "compiled")
+        log.info(
+            "loaded actor %s (%s), %s, %s",
+            ref.actor_id,
+            ref.name,
+            actor.kind,
+            "from cache" if actor.from_cache else "compiled",
+        )
         return actor
 
-    async def load_async(self, module: bytes, *,
-                         limits: ActorLimits | None = None) -> LoadedActor:
+    async def load_async(self, module: bytes, *, limits: ActorLimits | None = None) -> LoadedActor:
         """:meth:`load` on a worker thread, so a long compile (seconds for a big
         component) does not stall the trio loop."""
         return await trio.to_thread.run_sync(lambda: self.load(module, limits=limits))
@@ -187,8 +216,10 @@ class Runtime:
     def _program(self, compiled: Compiled, ref: ActorRef) -> _Program:
         if compiled.kind == "component":
             from meshhost.runtime.component import ComponentProgram
+
             return ComponentProgram(compiled.code, ref, self.engine)  # type: ignore[arg-type]
         from meshhost.runtime.wapc import WapcProgram
+
         return WapcProgram(compiled.code, ref)  # type: ignore[arg-type]
 
     def unload(self, actor_id: str) -> None:
@@ -226,8 +257,9 @@ class Runtime:
 
     # -- calls ----------------------------------------------------------------
 
-    async def invoke(self, actor_id: str, operation: str, payload: bytes, *,
-                     deadline_s: float | None = None) -> bytes:
+    async def invoke(
+        self, actor_id: str, operation: str, payload: bytes, *, deadline_s: float | None = None
+    ) -> bytes:
         """Run ``operation`` on the actor in a worker thread; return its response.
 
         Raises ``ActorNotFound``, ``ActorError`` (the guest answered with an
@@ -236,18 +268,24 @@ class Runtime:
         """
         actor = self.get(actor_id)
         return await trio.to_thread.run_sync(
-            self._call, actor, operation, payload, deadline_s, limiter=actor.limiter())
+            self._call, actor, operation, payload, deadline_s, limiter=actor.limiter()
+        )
 
-    def call_sync(self, actor_id: str, operation: str, payload: bytes, *,
-                  deadline_s: float | None = None) -> bytes:
+    def call_sync(
+        self, actor_id: str, operation: str, payload: bytes, *, deadline_s: float | None = None
+    ) -> bytes:
         """Like :meth:`invoke`, but runs the guest on the calling thread (blocking)."""
         return self._call(self.get(actor_id), operation, payload, deadline_s)
 
-    def _call(self, actor: LoadedActor, operation: str, payload: bytes,
-              deadline_s: float | None) -> bytes:
+    def _call(
+        self, actor: LoadedActor, operation: str, payload: bytes, deadline_s: float | None
+    ) -> bytes:
         limits = actor.limits
-        budget = limits.deadline_s if deadline_s is None else \
-            min(max(deadline_s, 0.0), limits.deadline_s)
+        budget = (
+            limits.deadline_s
+            if deadline_s is None
+            else min(max(deadline_s, 0.0), limits.deadline_s)
+        )
         deadline = time.monotonic() + budget
         if not isinstance(payload, bytes):
             payload = bytes(payload)
@@ -255,20 +293,30 @@ class Runtime:
         # and no good instance is thrown away).
         if len(payload) > limits.max_message_bytes:
             raise ActorLimitExceeded(
-                actor.actor_id, actor.name,
+                actor.actor_id,
+                actor.name,
                 f"request of {len(payload)} bytes is over its message limit of "
-                f"{limits.max_message_bytes} bytes", "message")
+                f"{limits.max_message_bytes} bytes",
+                "message",
+            )
         if len(payload) + len(operation) >= limits.memory_bytes:
             raise ActorLimitExceeded(
-                actor.actor_id, actor.name,
+                actor.actor_id,
+                actor.name,
                 f"request of {len(payload)} bytes cannot fit in its memory cap of "
-                f"{limits.memory_bytes} bytes", "memory")
+                f"{limits.memory_bytes} bytes",
+                "memory",
+            )
         try:
             instance = actor.pool.acquire(deadline)
         except PoolTimeout:
-            raise ActorBusy(actor.actor_id, actor.name,
-                            f"all {limits.max_instances} instances stayed busy "
-                            f"for the call's {budget:.3f} s deadline", "instances") from None
+            raise ActorBusy(
+                actor.actor_id,
+                actor.name,
+                f"all {limits.max_instances} instances stayed busy "
+                f"for the call's {budget:.3f} s deadline",
+                "instances",
+            ) from None
         except PoolClosed:
             raise ActorNotFound(actor.actor_id, actor.name, "was unloaded") from None
         except ActorLoadError:

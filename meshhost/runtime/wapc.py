@@ -111,45 +111,64 @@ class WapcProgram:
             if imp.module in WAPC_MODULES:
                 expected = WAPC_SIGNATURES.get(imp.name or "")
                 if expected is None:
-                    raise ActorLoadError(actor.actor_id, actor.name,
-                                         f"imports {where}, which is not part of the waPC ABI")
+                    raise ActorLoadError(
+                        actor.actor_id,
+                        actor.name,
+                        f"imports {where}, which is not part of the waPC ABI",
+                    )
                 if not isinstance(ty, wasmtime.FuncType) or _sig(ty) != expected:
-                    raise ActorLoadError(actor.actor_id, actor.name,
-                                         f"imports {where} with the wrong type {ty}; "
-                                         f"waPC defines it as {expected}")
+                    raise ActorLoadError(
+                        actor.actor_id,
+                        actor.name,
+                        f"imports {where} with the wrong type {ty}; waPC defines it as {expected}",
+                    )
                 self.imports.append(("wapc", imp.name or "", ty))
             elif imp.module in wasi.WASI_MODULES:
                 if not isinstance(ty, wasmtime.FuncType):
-                    raise ActorLoadError(actor.actor_id, actor.name,
-                                         f"imports {where} as a non-function")
+                    raise ActorLoadError(
+                        actor.actor_id, actor.name, f"imports {where} as a non-function"
+                    )
                 self.imports.append(("wasi", imp.name or "", ty))
-            elif imp.module == "env" and isinstance(ty, wasmtime.FuncType) \
-                    and _sig(ty) == ASSEMBLYSCRIPT_ENV.get(imp.name or ""):
+            elif (
+                imp.module == "env"
+                and isinstance(ty, wasmtime.FuncType)
+                and _sig(ty) == ASSEMBLYSCRIPT_ENV.get(imp.name or "")
+            ):
                 self.imports.append(("env", imp.name or "", ty))
-            elif imp.module == "env" and isinstance(ty, wasmtime.MemoryType) \
-                    and not imported_memory:
+            elif (
+                imp.module == "env" and isinstance(ty, wasmtime.MemoryType) and not imported_memory
+            ):
                 # Built with --import-memory: the host makes it (under the store's cap).
                 imported_memory = True
                 self.imports.append(("memory", imp.name or "", ty))
             else:
                 raise ActorLoadError(
-                    actor.actor_id, actor.name,
+                    actor.actor_id,
+                    actor.name,
                     f"imports {where}; meshhost provides only the waPC ABI "
-                    f"(module 'wapc' or 'wasmbus') and WASI preview1")
+                    f"(module 'wapc' or 'wasmbus') and WASI preview1",
+                )
         exports = {e.name: e.type for e in module.exports}
         call_ty = exports.get("__guest_call")
         if not isinstance(call_ty, wasmtime.FuncType) or _sig(call_ty) != ((_I32, _I32), (_I32,)):
-            raise ActorLoadError(actor.actor_id, actor.name,
-                                 "does not export __guest_call(i32, i32) -> i32: not a waPC actor")
+            raise ActorLoadError(
+                actor.actor_id,
+                actor.name,
+                "does not export __guest_call(i32, i32) -> i32: not a waPC actor",
+            )
         if not imported_memory and not isinstance(exports.get("memory"), wasmtime.MemoryType):
-            raise ActorLoadError(actor.actor_id, actor.name,
-                                 "neither exports its memory as 'memory' nor imports one")
-        self.starts = [name for name in START_FUNCTIONS
-                       if isinstance(exports.get(name), wasmtime.FuncType)
-                       and _sig(exports[name]) == ((), ())]  # type: ignore[arg-type]
+            raise ActorLoadError(
+                actor.actor_id, actor.name, "neither exports its memory as 'memory' nor imports one"
+            )
+        self.starts = [
+            name
+            for name in START_FUNCTIONS
+            if isinstance(exports.get(name), wasmtime.FuncType) and _sig(exports[name]) == ((), ())
+        ]  # type: ignore[arg-type]
 
-    def instantiate(self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits,
-                    engine: Engine) -> WapcInstance:
+    def instantiate(
+        self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits, engine: Engine
+    ) -> WapcInstance:
         return WapcInstance(self, actor, handler, limits, engine)
 
 
@@ -184,8 +203,14 @@ def trim_stray_trailer(response: bytes) -> bytes:
 class WapcInstance(GuestInstance):
     """One instance of a waPC module in its own store."""
 
-    def __init__(self, program: WapcProgram, actor: ActorRef, handler: HostCallHandler,
-                 limits: ActorLimits, engine: Engine) -> None:
+    def __init__(
+        self,
+        program: WapcProgram,
+        actor: ActorRef,
+        handler: HostCallHandler,
+        limits: ActorLimits,
+        engine: Engine,
+    ) -> None:
         super().__init__(actor, handler, limits, engine)
         self.max_message = limits.max_message_bytes
         self._env_ids: list[int] = []
@@ -209,8 +234,9 @@ class WapcInstance(GuestInstance):
                     imported = wasmtime.Memory(self.store, ty)
                 except wasmtime.WasmtimeError as exc:
                     self.close()
-                    raise ActorLoadError(actor.actor_id, actor.name,
-                                         f"cannot be instantiated: {exc}") from None
+                    raise ActorLoadError(
+                        actor.actor_id, actor.name, f"cannot be instantiated: {exc}"
+                    ) from None
                 self._memory = imported
                 self._mem_addr = ctypes.addressof(imported._memory)
                 self._funcs.append(imported)
@@ -238,8 +264,9 @@ class WapcInstance(GuestInstance):
             raise self._start_failure(trap.message, trap.trap_code) from None
         except wasmtime.WasmtimeError as exc:
             self.close()
-            raise ActorLoadError(actor.actor_id, actor.name,
-                                 f"cannot be instantiated: {exc}") from None
+            raise ActorLoadError(
+                actor.actor_id, actor.name, f"cannot be instantiated: {exc}"
+            ) from None
         exports = instance.exports(self.store)
         memory = imported or exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
@@ -267,11 +294,13 @@ class WapcInstance(GuestInstance):
         err = _raw.call_unchecked(self.ctx, func_addr, self._vals_addr, nvals, self._trap_addr)
         if err:
             error = wasmtime.WasmtimeError._from_ptr(
-                ctypes.cast(err, ctypes.POINTER(wasmtime._ffi.wasmtime_error_t)))
+                ctypes.cast(err, ctypes.POINTER(wasmtime._ffi.wasmtime_error_t))
+            )
             raise self.failure(str(error), None)
         if self._trap.value:
             trap = wasmtime.Trap._from_ptr(
-                ctypes.cast(self._trap.value, ctypes.POINTER(wasmtime._ffi.wasm_trap_t)))
+                ctypes.cast(self._trap.value, ctypes.POINTER(wasmtime._ffi.wasm_trap_t))
+            )
             raise self.failure(trap.message, trap.trap_code)
 
     def _run_start(self, name: str, func: wasmtime.Func) -> None:
@@ -282,15 +311,19 @@ class WapcInstance(GuestInstance):
             if self.exit_code == 0:  # WASI programs may proc_exit(0) at the end of _start
                 return
             self.close()
-            raise ActorLoadError(self.actor.actor_id, self.actor.name,
-                                 f"its start function {name} failed: {exc.reason}") from None
+            raise ActorLoadError(
+                self.actor.actor_id,
+                self.actor.name,
+                f"its start function {name} failed: {exc.reason}",
+            ) from None
 
     def _start_failure(self, message: str, code: wasmtime.TrapCode | None) -> BaseException:
         failure = self.failure(message, code)
         if not isinstance(failure, ActorRuntimeError):
             return failure  # e.g. trio.Cancelled from a host call: never swallowed
-        return ActorLoadError(self.actor.actor_id, self.actor.name,
-                              f"trapped while instantiating: {failure.reason}")
+        return ActorLoadError(
+            self.actor.actor_id, self.actor.name, f"trapped while instantiating: {failure.reason}"
+        )
 
     def call(self, operation: str, payload: bytes, deadline: float) -> bytes:
         """Run one waPC invocation; return the guest's response.
@@ -313,12 +346,16 @@ class WapcInstance(GuestInstance):
         self._invoke(self._call_addr, 2)
         if vals[0] & M32 == 1:
             if self.response is None:
-                raise self.misbehaved(f"reported success for {operation!r} "
-                                      "without calling __guest_response")
+                raise self.misbehaved(
+                    f"reported success for {operation!r} without calling __guest_response"
+                )
             return trim_stray_trailer(self.response)
         message = (self.guest_error or b"").decode("utf-8", "replace")
-        raise ActorError(self.actor.actor_id, self.actor.name,
-                         message or f"{operation!r} failed without an error message")
+        raise ActorError(
+            self.actor.actor_id,
+            self.actor.name,
+            message or f"{operation!r} failed without an error message",
+        )
 
     # -- guest memory -----------------------------------------------------------
 
@@ -332,7 +369,10 @@ class WapcInstance(GuestInstance):
             name = b"memory"
             found = wasmtime._ffi.wasmtime_caller_export_get(
                 ctypes.cast(caller, ctypes.POINTER(wasmtime._ffi.wasmtime_caller_t)),
-                name, len(name), ctypes.byref(ext))
+                name,
+                len(name),
+                ctypes.byref(ext),
+            )
             if not found or ext.kind != wasmtime._ffi.WASMTIME_EXTERN_MEMORY:
                 raise self._violate("has no memory export to exchange data through")
             self._early_mem = ext.of.memory
@@ -341,11 +381,13 @@ class WapcInstance(GuestInstance):
 
     def _check(self, ptr: int, length: int, size: int, limit: bool = True) -> None:
         if limit and length > self.max_message:
-            raise self._violate(f"passed a length of {length} bytes, over the "
-                                f"{self.max_message}-byte message limit")
+            raise self._violate(
+                f"passed a length of {length} bytes, over the {self.max_message}-byte message limit"
+            )
         if ptr + length > size:
-            raise self._violate(f"passed a pointer range {ptr}..{ptr + length} outside "
-                                f"its {size}-byte memory")
+            raise self._violate(
+                f"passed a pointer range {ptr}..{ptr + length} outside its {size}-byte memory"
+            )
 
     def _violate(self, reason: str) -> HostAbort:
         self.violation = reason
@@ -483,8 +525,9 @@ class WapcInstance(GuestInstance):
 
     def _env_trace(self, caller: int, args: Any) -> int:
         count = args[2] & M32
-        values = [struct.unpack("<d", struct.pack("<Q", args[4 + 2 * i]))[0]
-                  for i in range(min(count, 5))]
+        values = [
+            struct.unpack("<d", struct.pack("<Q", args[4 + 2 * i]))[0] for i in range(min(count, 5))
+        ]
         text = self._as_string(caller, args[0] & M32)
         self.guest_log("debug", " ".join([text, *(f"{v:g}" for v in values)]))
         return 0

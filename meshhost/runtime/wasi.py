@@ -80,18 +80,22 @@ def stub(inst: WapcInstance, name: str, ty: wasmtime.FuncType) -> HostFn:
         if (params, results) == _IMPL_TYPES[name]:
             return lambda caller, args: _run(impl, inst, caller, args)
     if tuple(str(r) for r in ty.results) == ("i32",):
+
         def nosys(caller: int, args: Any) -> int:
             args[0] = ERRNO_NOSYS
             return 0
+
         return nosys
 
     def unsupported(caller: int, args: Any) -> int:
         return _raw.trap_new(f"WASI function {name} is not supported by meshhost")
+
     return unsupported
 
 
-def _run(impl: Callable[[WapcInstance, int, Any], int], inst: WapcInstance, caller: int,
-         args: Any) -> int:
+def _run(
+    impl: Callable[[WapcInstance, int, Any], int], inst: WapcInstance, caller: int, args: Any
+) -> int:
     try:
         errno = impl(inst, caller, args)
     except HostAbort as exc:
@@ -144,8 +148,11 @@ def fd_fdstat_get(inst: WapcInstance, caller: int, args: Any) -> int:
     if _u32(args, 0) > 2:
         return ERRNO_BADF
     # struct fdstat { u8 filetype; u16 flags; u64 rights_base; u64 rights_inheriting } = 24 bytes
-    inst.write(caller, _u32(args, 1),
-               struct.pack("<BxHxxxxQQ", FILETYPE_CHARACTER_DEVICE, 0, (1 << 64) - 1, 0))
+    inst.write(
+        caller,
+        _u32(args, 1),
+        struct.pack("<BxHxxxxQQ", FILETYPE_CHARACTER_DEVICE, 0, (1 << 64) - 1, 0),
+    )
     return ERRNO_SUCCESS
 
 

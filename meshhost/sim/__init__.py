@@ -36,8 +36,8 @@ from meshhost.sim.network import (
     uniform_latency,
 )
 from meshhost.sim.partitions import cut_groups, random_groups, views_split
-from meshhost.sim.probes import ProbeLog
 from meshhost.sim.placement import host_placements, placement_disagreements, true_placement
+from meshhost.sim.probes import ProbeLog
 from meshhost.sim.run import run_seeded, seeds
 
 __all__ = [

@@ -132,9 +132,7 @@ def build_cluster(
     if n < 1:
         raise ValueError(f"a cluster needs at least 1 host, got n={n}")
     if bootstrap not in ("join", "converged", "merged"):
-        raise ValueError(
-            f"bootstrap must be 'join', 'converged' or 'merged', not {bootstrap!r}"
-        )
+        raise ValueError(f"bootstrap must be 'join', 'converged' or 'merged', not {bootstrap!r}")
     if not (math.isfinite(clock_skew_s) and clock_skew_s >= 0):
         raise ValueError(f"clock_skew_s must be a finite number >= 0, got {clock_skew_s!r}")
     if not (math.isfinite(clock_drift) and 0 <= clock_drift < 1):

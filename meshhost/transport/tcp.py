@@ -526,8 +526,11 @@ class Transport:
                 self.stats["connections_refused_rate"] += 1
                 sock.close()
                 continue
-            if (len(self._conns) + len(self._admitting) >= self._max_connections
-                    and self._admitting and not self._closing):
+            if (
+                len(self._conns) + len(self._admitting) >= self._max_connections
+                and self._admitting
+                and not self._closing
+            ):
                 # Full, but partly of connections that have proved nothing: the
                 # oldest of those makes way.  Otherwise strangers from many
                 # addresses (each within its rate) holding connections open

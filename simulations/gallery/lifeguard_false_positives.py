@@ -14,8 +14,10 @@ from meshhost.membership.events import MemberDead
 from meshhost.sim import LinkModel, build_cluster, exponential_latency
 
 PARTS = ["lifeguard_awareness", "lifeguard_suspicion", "lifeguard_buddy", "lifeguard_nacks"]
-PARAMS = {"parts": ["none", "awareness", "suspicion", "buddy", "nacks", "all", "meshhost"],
-          "slow_s": [2.0]}
+PARAMS = {
+    "parts": ["none", "awareness", "suspicion", "buddy", "nacks", "all", "meshhost"],
+    "slow_s": [2.0],
+}
 SEEDS = 10
 X = "parts"
 METRICS = ["false_dead_healthy", "false_dead"]
@@ -51,14 +53,24 @@ def run(seed, parts="none", slow_s=2.0, n=30, slow=6, seconds=120.0):
 
 
 def _swim_over_50(row, summary):
-    plain = [r for r in summary if r["parts"] == "none" and r["metric"] == row["metric"]
-             and r["slow_s"] == row["slow_s"]]
+    plain = [
+        r
+        for r in summary
+        if r["parts"] == "none" and r["metric"] == row["metric"] and r["slow_s"] == row["slow_s"]
+    ]
     return (plain[0].get("mean") or 0.0) / 50
 
 
-REFERENCE = {m: {"value": _swim_over_50, "cross": True, "bound": "upper", "log_y": True,
-                 "label": "Lifeguard: > 50x fewer than SWIM (none / 50)",
-                 "source": "Dadgar, Phillips, Currey, Lifeguard: SWIM-ing with Situational "
-                           "Awareness, arXiv 1707.00788 (2018), all parts on vs plain SWIM",
-                 "ylabel": f"{m.replace('_', ' ')} per 120 s"}
-             for m in METRICS}
+REFERENCE = {
+    m: {
+        "value": _swim_over_50,
+        "cross": True,
+        "bound": "upper",
+        "log_y": True,
+        "label": "Lifeguard: > 50x fewer than SWIM (none / 50)",
+        "source": "Dadgar, Phillips, Currey, Lifeguard: SWIM-ing with Situational "
+        "Awareness, arXiv 1707.00788 (2018), all parts on vs plain SWIM",
+        "ylabel": f"{m.replace('_', ' ')} per 120 s",
+    }
+    for m in METRICS
+}

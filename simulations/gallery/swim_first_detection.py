@@ -19,13 +19,19 @@ X = "n"
 METRICS = ["sync_rounds", "first_suspect_periods"]
 SWIM = "Das, Gupta, Motivala, SWIM, DSN 2002, sec. 3.1: E = 1/(1-(1-1/N)^(N-1)) -> e/(e-1) = 1.58"
 REFERENCE = {
-    "sync_rounds": {"value": lambda p: 1 / (1 - (1 - 1 / p["n"]) ** (p["n"] - 1)),
-                    "label": "SWIM, synchronous rounds", "source": SWIM,
-                    "ylabel": "first probe of the dead host, rounds"},
-    "first_suspect_periods": {"value": lambda p: 2.0, "label": "asynchronous rounds, 2.0",
-                              "source": "first probe ~1 period (min of N-1 random phases) "
-                                        "+ the probe period ending in the suspicion",
-                              "ylabel": "crash to first suspicion, probe periods"},
+    "sync_rounds": {
+        "value": lambda p: 1 / (1 - (1 - 1 / p["n"]) ** (p["n"] - 1)),
+        "label": "SWIM, synchronous rounds",
+        "source": SWIM,
+        "ylabel": "first probe of the dead host, rounds",
+    },
+    "first_suspect_periods": {
+        "value": lambda p: 2.0,
+        "label": "asynchronous rounds, 2.0",
+        "source": "first probe ~1 period (min of N-1 random phases) "
+        "+ the probe period ending in the suspicion",
+        "ylabel": "crash to first suspicion, probe periods",
+    },
 }
 
 
@@ -51,5 +57,7 @@ def run(seed, n=10):
     sim.observers.append(suspect)
     sim.crash(victim)
     sim.run_for(30.0, stop=lambda: "suspect" in got and "round" in got)
-    return {"sync_rounds": got.get("round"),
-            "first_suspect_periods": got.get("suspect", math.inf) / cfg.probe_interval_s}
+    return {
+        "sync_rounds": got.get("round"),
+        "first_suspect_periods": got.get("suspect", math.inf) / cfg.probe_interval_s,
+    }

@@ -11,13 +11,16 @@ PARAMS = {"n": [10, 30, 100, 300, 1000]}
 SEEDS = 2
 X = "n"
 METRICS = ["datagrams_per_s", "push_pulls_per_s"]
-REFERENCE = {"datagrams_per_s": {
-    "value": lambda p: 2 / PROFILES["lan"]().membership.probe_interval_s,
-    "label": "SWIM: 1 ping + 1 ack per period, constant in N",
-    "source": "Das, Gupta, Motivala, SWIM, DSN 2002, sec. 3.1 (expected message load per member "
-              "is constant in group size); 1 s probe period",
-    "ylabel": "datagrams sent per host per second", "y_from_zero": True,
-}}
+REFERENCE = {
+    "datagrams_per_s": {
+        "value": lambda p: 2 / PROFILES["lan"]().membership.probe_interval_s,
+        "label": "SWIM: 1 ping + 1 ack per period, constant in N",
+        "source": "Das, Gupta, Motivala, SWIM, DSN 2002, sec. 3.1 (expected message load "
+        "per member is constant in group size); 1 s probe period",
+        "ylabel": "datagrams sent per host per second",
+        "y_from_zero": True,
+    }
+}
 
 
 def run(seed, n=10, seconds=30.0):
@@ -25,5 +28,7 @@ def run(seed, n=10, seconds=30.0):
     sim.run_for(5.0)
     sent, pp = sim.datagrams_sent, sim.push_pulls
     sim.run_for(seconds)
-    return {"datagrams_per_s": (sim.datagrams_sent - sent) / n / seconds,
-            "push_pulls_per_s": (sim.push_pulls - pp) / n / seconds}
+    return {
+        "datagrams_per_s": (sim.datagrams_sent - sent) / n / seconds,
+        "push_pulls_per_s": (sim.push_pulls - pp) / n / seconds,
+    }

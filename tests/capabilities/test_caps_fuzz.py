@@ -132,9 +132,20 @@ _OPERATIONS = [
 class _Actor:
     actor_id = ACTOR
     name = "fuzz"
-    caps = (KEYVALUE, LOGGING, MESSAGING, HTTPCLIENT, NUMBERGEN, "wascc:keyvalue",
-            "wascc:messaging", "wascc:http_client", "wascc:logging", "wasmcloud:logging",
-            "wascc:extras", "wasmcloud:extras")
+    caps = (
+        KEYVALUE,
+        LOGGING,
+        MESSAGING,
+        HTTPCLIENT,
+        NUMBERGEN,
+        "wascc:keyvalue",
+        "wascc:messaging",
+        "wascc:http_client",
+        "wascc:logging",
+        "wasmcloud:logging",
+        "wascc:extras",
+        "wasmcloud:extras",
+    )
     call_alias = None
     issuer = "A" + "A" * 55
 
@@ -165,8 +176,10 @@ config_values = st.dictionaries(
             "NAMESPACE",
         ]
     ),
-    st.one_of(st.text(max_size=40),
-              st.sampled_from(['{"address": 5}', "[]", "{", "1k", "0", "*", "[" * 3000])),
+    st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(['{"address": 5}', "[]", "{", "1k", "0", "*", "[" * 3000]),
+    ),
     max_size=4,
 )
 

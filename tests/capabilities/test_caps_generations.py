@@ -67,16 +67,23 @@ class Host:
         invoke = local_invoker(self.runtime)
         self.messaging = MessagingProvider(invoke)
         self.http = HttpServerProvider(invoke)
-        for provider in (self.kv, self.logging, NumberGenProvider(), self.messaging, self.http,
-                         HttpClientProvider()):
+        for provider in (
+            self.kv,
+            self.logging,
+            NumberGenProvider(),
+            self.messaging,
+            self.http,
+            HttpClientProvider(),
+        ):
             self.dispatcher.register(provider)
         self.issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
 
     def load(self, generation: str, caps: tuple[str, ...]) -> str:
         subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
         wasm = wasmtime.wat2wasm((WAT / FIXTURES[generation]).read_text())
-        module = sign_module(wasm, issuer=self.issuer, subject=subject, name=generation,
-                             caps=caps, now=time.time())
+        module = sign_module(
+            wasm, issuer=self.issuer, subject=subject, name=generation, caps=caps, now=time.time()
+        )
         return self.runtime.load(module).actor_id
 
     async def link(self, actor_id: str, contract_id: str, **values: str) -> LinkDefinition:
@@ -106,16 +113,18 @@ async def test_an_old_generation_kvcounter_counts_through_its_own_contract_id(
     await host.link(actor, contract)
     for count in (1, 2):
         answer = await host.runtime.invoke(actor, "HandleRequest", request)
-        assert answer == pack(statusCode=200, status="OK", header={},
-                              body=pack(value=count))  # AddResponse {value}
+        assert answer == pack(
+            statusCode=200, status="OK", header={}, body=pack(value=count)
+        )  # AddResponse {value}
 
 
 async def test_an_actor_not_signed_for_the_old_contract_id_is_denied(host: Host) -> None:
     actor = host.load("wascc", ("wasmcloud:keyvalue",))
     await host.link(actor, "wascc:keyvalue")
     with pytest.raises(ActorError, match="is not signed for wascc:keyvalue"):
-        await host.runtime.invoke(actor, "call", frame("default", "wascc:keyvalue", "Get",
-                                                        pack(key="k")))
+        await host.runtime.invoke(
+            actor, "call", frame("default", "wascc:keyvalue", "Get", pack(key="k"))
+        )
 
 
 @pytest.mark.parametrize("generation", ["wascc", "wasmcloud"])
@@ -147,8 +156,7 @@ async def test_every_old_keyvalue_operation_answers_that_generations_shapes(
     # Push is Redis LPUSH: to the front
     for i, item in enumerate(["a", "b", "a", "c"], 1):
         assert await kv("Push", pack(key="l", value=item)) == pack(newCount=i)
-    assert await kv("Range", pack(key="l", start=0, stop=-1)) == pack(
-        values=["c", "a", "b", "a"])
+    assert await kv("Range", pack(key="l", start=0, stop=-1)) == pack(values=["c", "a", "b", "a"])
     assert await kv("Range", pack(key="l", start=1, stop=2)) == pack(values=["a", "b"])
     # ListItemDelete is LREM 0: every occurrence, answering how many went
     assert await kv("ListItemDelete", pack(key="l", value="a")) == pack(newCount=2)
@@ -166,7 +174,9 @@ async def test_every_old_keyvalue_operation_answers_that_generations_shapes(
     assert await kv("SetRemove", pack(key="s1", value="x")) == set_op(0)
     # the wasmbus operations reach the same store through the old contract id
     assert msgpack.unpackb(await kv("KeyValue.Get", msgpack.packb("n"))) == {
-        "value": "-8", "exists": True}
+        "value": "-8",
+        "exists": True,
+    }
     with pytest.raises(ActorError, match=rf"{contract} AddArgs.value: .* out of range"):
         await kv("Add", pack(key="n", value=2**31))
 
@@ -194,8 +204,11 @@ def test_legacy_shapes_match_golden_bytes(vector: dict) -> None:
     ("generation", "contract", "payload"),
     [
         ("wascc", "wascc:logging", pack(level=2, body="disk almost full")),  # 2 = WARN
-        ("wasmcloud", "wasmcloud:logging",
-         pack(target="kv", level="warn", text="disk almost full")),
+        (
+            "wasmcloud",
+            "wasmcloud:logging",
+            pack(target="kv", level="warn", text="disk almost full"),
+        ),
     ],
 )
 async def test_old_write_log_reaches_the_host_log(
@@ -235,10 +248,14 @@ async def test_old_extras_need_the_claim_but_no_link(host: Host, generation: str
     # the hosts' GeneratorRequest in, GeneratorResult out (sequence goes on)
     request = {"guid": False, "sequence": True, "random": False, "min": 0, "max": 0}
     assert await extras("RequestSequence", pack(**request)) == {
-        "sequenceNumber": 2, "random_number": 0}
+        "sequenceNumber": 2,
+        "random_number": 0,
+    }
     request |= {"sequence": False, "random": True, "min": 5, "max": 6}
     assert await extras("RequestRandom", pack(**request)) == {
-        "sequenceNumber": 0, "random_number": 5}
+        "sequenceNumber": 0,
+        "random_number": 5,
+    }
     result = await extras("RequestGuid", pack(**(request | {"guid": True})))
     assert len(result["guid"]) == 36 and result["sequenceNumber"] == 0
     with pytest.raises(ActorError, match="min 3 must be less than max 3"):
@@ -307,15 +324,19 @@ async def test_old_actors_publish_and_receive_messages(host: Host, generation: s
     actor = host.load(generation, (KV[generation], contract))
     await host.link(actor, KV[generation])
     await host.link(actor, contract, SUBSCRIPTION="news.*")
-    published = await host.runtime.invoke(actor, "call", frame(
-        "default", contract, "Publish", pack(subject="news.today", replyTo="", body=b"hi")))
+    published = await host.runtime.invoke(
+        actor,
+        "call",
+        frame("default", contract, "Publish", pack(subject="news.today", replyTo="", body=b"hi")),
+    )
     # waSCC ignores the answer; wasmCloud 0.1x reads PublishResponse {published}
     assert published == (b"" if generation == "wascc" else pack(published=True))
     count = pack(key="messages")
 
     async def messages() -> bytes:
-        return await host.runtime.invoke(actor, "call", frame("default", KV[generation], "Get",
-                                                              count))
+        return await host.runtime.invoke(
+            actor, "call", frame("default", KV[generation], "Get", count)
+        )
 
     with trio.fail_after(10):  # delivered (DeliverMessage / HandleMessage) -> Add "messages"
         while await messages() != pack(value="1", exists=True) or not host.messaging.delivered:
@@ -347,8 +368,11 @@ async def test_old_actors_request_and_get_the_reply_in_their_shape(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(reply)
-        answer = await host.runtime.invoke(actor, "call", frame(
-            "default", contract, "Request", pack(subject="ask", body=b"ping", timeout=5000)))
+        answer = await host.runtime.invoke(
+            actor,
+            "call",
+            frame("default", contract, "Request", pack(subject="ask", body=b"ping", timeout=5000)),
+        )
     if generation == "wascc":
         assert answer == b"pong"  # the raw reply body, no wrapper
     else:
@@ -377,22 +401,46 @@ async def test_a_wasmcloud_0x_actor_makes_an_http_request_in_its_shapes(host: Ho
         actor = host.load("wasmcloud", ("wasmcloud:httpclient",))
         await host.link(actor, "wasmcloud:httpclient", ALLOWED_HOSTS="127.0.0.1")
         url = f"http://127.0.0.1:{server.server_port}/x"
-        answer = await host.runtime.invoke(actor, "call", frame(
-            "default", "wasmcloud:httpclient", "Request",
-            pack(method="POST", url=url, headers={"x-a": "1"}, body=b"hi")))
+        answer = await host.runtime.invoke(
+            actor,
+            "call",
+            frame(
+                "default",
+                "wasmcloud:httpclient",
+                "Request",
+                pack(method="POST", url=url, headers={"x-a": "1"}, body=b"hi"),
+            ),
+        )
         response = msgpack.unpackb(answer)
         assert list(response) == ["statusCode", "status", "header", "body"]
         assert (response["statusCode"], response["status"], response["body"]) == (
-            202, "Accepted", b"HI1")
+            202,
+            "Accepted",
+            b"HI1",
+        )
         assert response["header"]["x-b"] == "2"
-        again = await host.runtime.invoke(actor, "call", frame(  # the provider's op name
-            "default", "wasmcloud:httpclient", "PerformRequest",
-            pack(method="POST", url=url, headers={"x-a": "2"}, body=b"yo")))
+        again = await host.runtime.invoke(
+            actor,
+            "call",
+            frame(  # the provider's op name
+                "default",
+                "wasmcloud:httpclient",
+                "PerformRequest",
+                pack(method="POST", url=url, headers={"x-a": "2"}, body=b"yo"),
+            ),
+        )
         assert msgpack.unpackb(again)["body"] == b"YO2"
         with pytest.raises(ActorError, match="not in ALLOWED_HOSTS"):
-            await host.runtime.invoke(actor, "call", frame(
-                "default", "wasmcloud:httpclient", "Request",
-                pack(method="GET", url="http://10.1.2.3/", headers={}, body=b"")))
+            await host.runtime.invoke(
+                actor,
+                "call",
+                frame(
+                    "default",
+                    "wasmcloud:httpclient",
+                    "Request",
+                    pack(method="GET", url="http://10.1.2.3/", headers={}, body=b""),
+                ),
+            )
     finally:
         server.shutdown()
         server.server_close()
@@ -414,15 +462,27 @@ async def test_a_wascc_actor_makes_an_http_request_with_the_url_in_path(host: Ho
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         actor = host.load("wascc", ("wascc:http_client",))
-        ask = frame("default", "wascc:http_client", "PerformRequest", pack(
-            method="GET", path=f"http://127.0.0.1:{server.server_port}/p", queryString="a=1",
-            header={}, body=b""))
+        ask = frame(
+            "default",
+            "wascc:http_client",
+            "PerformRequest",
+            pack(
+                method="GET",
+                path=f"http://127.0.0.1:{server.server_port}/p",
+                queryString="a=1",
+                header={},
+                body=b"",
+            ),
+        )
         with pytest.raises(ActorError, match=r"no link from actor .* to wascc:http_client"):
             await host.runtime.invoke(actor, "call", ask)
         await host.link(actor, "wascc:http_client", ALLOWED_HOSTS="127.0.0.1")
         response = msgpack.unpackb(await host.runtime.invoke(actor, "call", ask))
         assert (response["statusCode"], response["status"], response["body"]) == (
-            200, "OK", b"/p?a=1")
+            200,
+            "OK",
+            b"/p?a=1",
+        )
     finally:
         server.shutdown()
         server.server_close()

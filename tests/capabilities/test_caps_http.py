@@ -302,8 +302,9 @@ async def test_a_connection_over_the_limit_gets_503_and_is_closed(
     held.pop().close()
     with trio.fail_after(10):
         while True:  # the server notices the close, then has room again
-            status = (await trio.to_thread.run_sync(first_reply_bytes, port,
-                                                    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+            status = await trio.to_thread.run_sync(
+                first_reply_bytes, port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+            )
             if status.startswith(b"HTTP/1.1 201"):
                 break
             await trio.sleep(0.05)

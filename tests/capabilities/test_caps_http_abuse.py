@@ -68,8 +68,7 @@ def attack(port: int, stop: threading.Event, opened: list[int]) -> None:
 
 def one_connection_request(port: int, path: str) -> tuple[int, bytes]:
     """A request on a fresh connection, closed after the answer (as curl does)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10,
-                                      source_address=(VISITOR, 0))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(VISITOR, 0))
     try:
         conn.request("GET", path)
         response = conn.getresponse()
@@ -82,7 +81,8 @@ async def test_visitors_are_all_answered_while_one_client_holds_and_resets_conne
     nursery, make_link
 ) -> None:
     provider, link, port = await listening(
-        nursery, make_link, MAX_CONNECTIONS="16", MAX_CONNECTIONS_PER_SOURCE="4")
+        nursery, make_link, MAX_CONNECTIONS="16", MAX_CONNECTIONS_PER_SOURCE="4"
+    )
     stop = threading.Event()
     opened = [0]
     attacker = threading.Thread(target=attack, args=(port, stop, opened), daemon=True)
@@ -126,9 +126,7 @@ def until_closed(sock: socket.socket) -> bytes:
     return data
 
 
-async def test_one_source_gets_503_past_its_cap_while_another_is_served(
-    nursery, make_link
-) -> None:
+async def test_one_source_gets_503_past_its_cap_while_another_is_served(nursery, make_link) -> None:
     _, _, port = await listening(nursery, make_link, MAX_CONNECTIONS_PER_SOURCE="2")
 
     def scenario() -> tuple[bytes, tuple[int, bytes]]:

@@ -35,8 +35,9 @@ def _load(runtime: Runtime, wasm: bytes) -> str:
     issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
     subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
     # no caps: the builtin needs no claim and no link
-    return runtime.load(sign_module(wasm, issuer=issuer, subject=subject, name="plain",
-                                    now=time.time())).actor_id
+    return runtime.load(
+        sign_module(wasm, issuer=issuer, subject=subject, name="plain", now=time.time())
+    ).actor_id
 
 
 @pytest.fixture
@@ -68,8 +69,9 @@ async def test_a_component_reads_its_invocation_id_through_host_call(runtime) ->
     # caps_component.wat forwards every call to one namespace; point it at the builtin
     text = (WAT / "caps_component.wat").read_text()
     text = text.replace('"wasmcloud:keyvalue")', f'"{INVOCATION}")')
-    text = text.replace("(i32.const 64) (i32.const 18)",
-                        f"(i32.const 64) (i32.const {len(INVOCATION)})")
+    text = text.replace(
+        "(i32.const 64) (i32.const 18)", f"(i32.const 64) (i32.const {len(INVOCATION)})"
+    )
     assert INVOCATION in text and f"(i32.const {len(INVOCATION)})" in text
     actor = _load(rt, wasmtime.wat2wasm(text))
     answer = await rt.invoke(actor, "Invocation.GetId", b"")

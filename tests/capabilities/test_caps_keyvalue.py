@@ -285,7 +285,6 @@ async def test_an_unexpected_exception_in_a_provider_is_a_refused_link(make_link
     assert provider.link_error(link) is not None
 
 
-
 async def test_made_up_operation_names_cannot_grow_the_provider_metric_without_bound(kv):
     # The operation is the guest's string: an actor that makes names up (a bug, a scan)
     # must not grow the host's memory and every /metrics scrape with them.

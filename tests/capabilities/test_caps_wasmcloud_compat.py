@@ -66,8 +66,12 @@ def wash_token(issuer: KeyPair, subject: KeyPair, module_hash: str, **claims: An
     body: dict[str, Any] = {}
     if "exp" in claims:
         body["exp"] = claims.pop("exp")
-    body.update(jti="4UGb2hUFSFHQT4PhxQtJvZ", iat=1_631_624_440,
-                iss=issuer.public_key, sub=subject.public_key)
+    body.update(
+        jti="4UGb2hUFSFHQT4PhxQtJvZ",
+        iat=1_631_624_440,
+        iss=issuer.public_key,
+        sub=subject.public_key,
+    )
     if "nbf" in claims:
         body["nbf"] = claims.pop("nbf")
     body["wascap"] = meta
@@ -125,9 +129,19 @@ def test_actor_signed_like_wash_runs_unchanged(
     assert actor.actor_id == subject.public_key
     c = actor.claims
     assert (c.issuer, c.name, c.caps, c.tags) == (
-        issuer.public_key, "echo", (HTTPSERVER,), ("wasmcloud.com/experimental",))
+        issuer.public_key,
+        "echo",
+        (HTTPSERVER,),
+        ("wasmcloud.com/experimental",),
+    )
     assert (c.rev, c.ver, c.call_alias, c.expires, c.not_before, c.revision) == (
-        7, "0.3.4", "wasmcloud/echo", None, None, revision)
+        7,
+        "0.3.4",
+        "wasmcloud/echo",
+        None,
+        None,
+        revision,
+    )
     assert runtime.call_sync(actor.actor_id, "Echo.Say", b"hello") == b"hello"
 
 
@@ -154,7 +168,8 @@ def test_module_hash_keeps_padding_and_debug_sections(runtime, issuer, subject):
     module = padded_with_debug_sections(guest())
     # Hashing with every custom section dropped is wrong: name and producers count.
     no_custom = b"".join(
-        [module[:8]] + [module[s.start : s.end] for s in wasm.sections(module) if s.id != 0])
+        [module[:8]] + [module[s.start : s.end] for s in wasm.sections(module) if s.id != 0]
+    )
     bad = embed(module, wash_token(issuer, subject, stripped_hash(no_custom)))
     with pytest.raises(ClaimsHashMismatch):
         runtime.load(bad)
@@ -181,8 +196,9 @@ def test_expired_and_not_yet_valid_tokens_are_refused(runtime, issuer, subject, 
         runtime.load(embed(module, wash_token(issuer, subject, stripped_hash(module), **times)))
 
 
-async def test_http_request_reaches_the_actor_in_wasmclouds_shape(tmp_path, nursery, issuer,
-                                                                  subject):
+async def test_http_request_reaches_the_actor_in_wasmclouds_shape(
+    tmp_path, nursery, issuer, subject
+):
     dispatcher = Dispatcher()
     runtime = Runtime(tmp_path, dispatcher)
     server = HttpServerProvider(local_invoker(runtime))
@@ -191,8 +207,9 @@ async def test_http_request_reaches_the_actor_in_wasmclouds_shape(tmp_path, nurs
     try:
         module = guest("wapc", "_start")
         actor = runtime.load(embed(module, wash_token(issuer, subject, stripped_hash(module))))
-        link = LinkDefinition(actor.actor_id, HTTPSERVER, "default", "builtin",
-                              {"ADDRESS": "127.0.0.1:0"})
+        link = LinkDefinition(
+            actor.actor_id, HTTPSERVER, "default", "builtin", {"ADDRESS": "127.0.0.1:0"}
+        )
         await dispatcher.put_link(link)
         _, port = server.bound_address(link)
 

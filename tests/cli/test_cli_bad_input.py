@@ -24,8 +24,10 @@ def secret(tmp_path: Path) -> Path:
         (["--bind", "localhost"], "bind address (--bind, bind) 'localhost' is not an IPv4"),
         (["--bind", "127.0.0.1", "--seed", "127.0.0.1:99999"], "port must be within 1..65535"),
         (["--bind", "127.0.0.1", "--seed", "127.0.0.1:x"], "seed '127.0.0.1:x': port 'x' is not"),
-        (["--bind", "127.0.0.1", "--mdns-interface", "eth0"],
-         "mDNS interface (--mdns-interface) 'eth0' is not an IPv4 address"),
+        (
+            ["--bind", "127.0.0.1", "--mdns-interface", "eth0"],
+            "mDNS interface (--mdns-interface) 'eth0' is not an IPv4 address",
+        ),
         # sim is listed as a profile: accepted (the error is about the address, not it)
         (["--profile", "sim", "--bind", "localhost"], "bind address (--bind, bind) 'localhost'"),
     ],
@@ -33,10 +35,22 @@ def secret(tmp_path: Path) -> Path:
 def test_up_rejects_bad_addresses_in_one_line(
     tmp_path: Path, secret: Path, args: list[str], message: str
 ) -> None:
-    result = CliRunner().invoke(main, [
-        "up", "--profile", "local", "--no-mdns", "--port", "0", "--secret-file", str(secret),
-        "--data-dir", str(tmp_path / "data"), *args,
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "up",
+            "--profile",
+            "local",
+            "--no-mdns",
+            "--port",
+            "0",
+            "--secret-file",
+            str(secret),
+            "--data-dir",
+            str(tmp_path / "data"),
+            *args,
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
     [line] = result.output.strip().splitlines()
@@ -65,21 +79,48 @@ def test_a_path_that_cannot_be_written_is_one_line(tmp_path: Path, secret: Path)
     line = _one_error_line(runner.invoke(main, ["keys", "gen", "actor", "--out", str(seed_out)]))
     assert line == f"error: {seed_out}: No such file or directory"
     inside_a_file = str(a_file / "data")
-    line = _one_error_line(runner.invoke(main, ["up", "--profile", "local", "--no-mdns",
-                                                "--bind", "127.0.0.1", "--secret-file",
-                                                str(secret), "--data-dir", inside_a_file]))
+    line = _one_error_line(
+        runner.invoke(
+            main,
+            [
+                "up",
+                "--profile",
+                "local",
+                "--no-mdns",
+                "--bind",
+                "127.0.0.1",
+                "--secret-file",
+                str(secret),
+                "--data-dir",
+                inside_a_file,
+            ],
+        )
+    )
     assert line == f"error: {inside_a_file}: Not a directory"
-    line = _one_error_line(runner.invoke(
-        main, ["lattice", "new", "--install", "--data-dir", inside_a_file]))
+    line = _one_error_line(
+        runner.invoke(main, ["lattice", "new", "--install", "--data-dir", inside_a_file])
+    )
     assert inside_a_file in line
 
 
 def test_a_status_file_in_a_missing_directory_is_bad_usage(tmp_path: Path, secret: Path) -> None:
-    result = CliRunner().invoke(main, [
-        "up", "--profile", "local", "--no-mdns", "--bind", "127.0.0.1", "--secret-file",
-        str(secret), "--data-dir", str(tmp_path / "data"),
-        "--status-file", str(tmp_path / "gone" / "status.json"),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "up",
+            "--profile",
+            "local",
+            "--no-mdns",
+            "--bind",
+            "127.0.0.1",
+            "--secret-file",
+            str(secret),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--status-file",
+            str(tmp_path / "gone" / "status.json"),
+        ],
+    )
     assert result.exit_code == 2
     assert f"directory {tmp_path / 'gone'} does not exist" in result.output
 
@@ -87,8 +128,16 @@ def test_a_status_file_in_a_missing_directory_is_bad_usage(tmp_path: Path, secre
 def test_a_malformed_secret_names_where_it_came_from(tmp_path: Path) -> None:
     bad = tmp_path / "lattice.secret"
     bad.write_text("SLnotasecret\n")
-    up = ["up", "--profile", "local", "--no-mdns", "--bind", "127.0.0.1",
-          "--data-dir", str(tmp_path / "data")]
+    up = [
+        "up",
+        "--profile",
+        "local",
+        "--no-mdns",
+        "--bind",
+        "127.0.0.1",
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
     line = _one_error_line(CliRunner().invoke(main, [*up, "--secret-file", str(bad)]))
     assert line.startswith(f"error: {bad}, line 1: a lattice secret is 58 characters"), line
     result = CliRunner().invoke(main, up, env={"MESHHOST_LATTICE_SECRET": "SLnotasecret"})
@@ -129,17 +178,29 @@ def test_a_secret_out_path_under_a_regular_file_names_the_file(tmp_path: Path) -
     ("env", "message"),
     [
         ({"MESHHOST_PORT": "abc"}, "error: MESHHOST_PORT must be a whole number, got text ('abc')"),
-        ({"MESHHOST_MEMBERSHIP__GOSSIP_NODES": "3.5"},
-         "error: MESHHOST_MEMBERSHIP__GOSSIP_NODES must be a whole number"),
+        (
+            {"MESHHOST_MEMBERSHIP__GOSSIP_NODES": "3.5"},
+            "error: MESHHOST_MEMBERSHIP__GOSSIP_NODES must be a whole number",
+        ),
     ],
 )
 def test_up_names_a_bad_environment_variable_in_plain_words(
     tmp_path: Path, secret: Path, env: dict[str, str], message: str
 ) -> None:
-    result = CliRunner().invoke(main, [
-        "up", "--no-mdns", "--bind", "127.0.0.1", "--secret-file", str(secret),
-        "--data-dir", str(tmp_path / "data"),
-    ], env=env)
+    result = CliRunner().invoke(
+        main,
+        [
+            "up",
+            "--no-mdns",
+            "--bind",
+            "127.0.0.1",
+            "--secret-file",
+            str(secret),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        env=env,
+    )
     assert result.exit_code == 1, result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith(message), line

@@ -21,10 +21,16 @@ HOST_B = "NB" + "C" * 54
 ACTOR = "M" + "B" * 55
 
 
-@pytest.mark.parametrize(("asked", "shown", "letter"), [
-    ("host", "host", "N"), ("server", "host", "N"), ("actor", "actor", "M"),
-    ("provider", "provider", "V"), ("account", "account", "A"),
-])
+@pytest.mark.parametrize(
+    ("asked", "shown", "letter"),
+    [
+        ("host", "host", "N"),
+        ("server", "host", "N"),
+        ("actor", "actor", "M"),
+        ("provider", "provider", "V"),
+        ("account", "account", "A"),
+    ],
+)
 def test_keys_gen_reports_the_kind_in_meshhosts_words(asked: str, shown: str, letter: str) -> None:
     result = CliRunner().invoke(main, ["keys", "gen", asked, "--json"])
     assert result.exit_code == 0, result.output
@@ -42,10 +48,20 @@ def test_short_id_is_a_prefix_the_cli_accepts() -> None:
 
 def test_link_list_at_80_columns_keeps_contracts_and_ids_whole() -> None:
     links = [
-        {"actor": ACTOR, "contract": "wasmcloud:httpserver", "link_name": "default",
-         "provider": "builtin", "values": {"ADDRESS": "127.0.0.1:8080"}},
-        {"actor": ACTOR, "contract": "wasmcloud:keyvalue", "link_name": "default",
-         "provider": "V" + "D" * 55, "values": {}},
+        {
+            "actor": ACTOR,
+            "contract": "wasmcloud:httpserver",
+            "link_name": "default",
+            "provider": "builtin",
+            "values": {"ADDRESS": "127.0.0.1:8080"},
+        },
+        {
+            "actor": ACTOR,
+            "contract": "wasmcloud:keyvalue",
+            "link_name": "default",
+            "provider": "V" + "D" * 55,
+            "values": {},
+        },
     ]
     console = Console(width=80, record=True, soft_wrap=True)
     console.print(links_table(links))
@@ -61,6 +77,7 @@ def test_link_list_at_80_columns_keeps_contracts_and_ids_whole() -> None:
 def _fake_request(answers: dict[str, Any]) -> Any:
     def request(data_dir: object, lattice: str, op: str, **args: Any) -> Any:
         return answers[op]
+
     return request
 
 
@@ -68,15 +85,39 @@ def test_tables_use_upper_case_headers_and_one_host_id_shortening(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     answers = {
-        "hosts": [{"id": HOST_A, "address": "127.0.0.1:1", "state": "alive", "actors": 1,
-                   "labels": {}, "local": True}],
-        "inventory": {"host": HOST_A, "actors": [
-            {"id": ACTOR, "name": "echo", "instances": 1, "caps": []}]},
+        "hosts": [
+            {
+                "id": HOST_A,
+                "address": "127.0.0.1:1",
+                "state": "alive",
+                "actors": 1,
+                "labels": {},
+                "local": True,
+            }
+        ],
+        "inventory": {
+            "host": HOST_A,
+            "actors": [{"id": ACTOR, "name": "echo", "instances": 1, "caps": []}],
+        },
         "link_list": [],
-        "app_status": {"app": "shop", "version": "v1", "state": "deployed", "hosts": 1,
-                       "rows": [{"component": "web", "key": "shop/web", "host": HOST_B,
-                                 "desired": 1, "running": 1, "state": "ok"}],
-                       "components": [], "problems": []},
+        "app_status": {
+            "app": "shop",
+            "version": "v1",
+            "state": "deployed",
+            "hosts": 1,
+            "rows": [
+                {
+                    "component": "web",
+                    "key": "shop/web",
+                    "host": HOST_B,
+                    "desired": 1,
+                    "running": 1,
+                    "state": "ok",
+                }
+            ],
+            "components": [],
+            "problems": [],
+        },
     }
     monkeypatch.setattr(lattice_cli, "_request", _fake_request(answers))
     monkeypatch.setattr(apps_cli, "_request", _fake_request(answers))

@@ -31,13 +31,32 @@ HEAVY = ("wasmtime", "hypercorn", "zeroconf", "trio", "rich", "yaml", "nacl", "m
 HOST_ID = "N" + "A" * 55
 ACTOR_ID = "M" + "B" * 55
 REPLIES: dict[str, Any] = {
-    "hosts": [{"id": HOST_ID, "address": "127.0.0.1:7946", "state": "alive", "actors": 1,
-               "labels": {"zone": "[/a]"}, "local": True}],
-    "inventory": {"host": HOST_ID, "actors": [{"id": ACTOR_ID, "name": "kvcounter",
-                                              "instances": 2, "caps": ["wasmcloud:keyvalue"]}],
-                  "providers": ["wasmcloud:keyvalue"], "http": []},
-    "link_list": [{"actor": ACTOR_ID, "contract": "wasmcloud:keyvalue", "link_name": "default",
-                   "values": {"K": "v"}}],
+    "hosts": [
+        {
+            "id": HOST_ID,
+            "address": "127.0.0.1:7946",
+            "state": "alive",
+            "actors": 1,
+            "labels": {"zone": "[/a]"},
+            "local": True,
+        }
+    ],
+    "inventory": {
+        "host": HOST_ID,
+        "actors": [
+            {"id": ACTOR_ID, "name": "kvcounter", "instances": 2, "caps": ["wasmcloud:keyvalue"]}
+        ],
+        "providers": ["wasmcloud:keyvalue"],
+        "http": [],
+    },
+    "link_list": [
+        {
+            "actor": ACTOR_ID,
+            "contract": "wasmcloud:keyvalue",
+            "link_name": "default",
+            "values": {"K": "v"},
+        }
+    ],
 }
 
 
@@ -85,25 +104,37 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stder
 """
 
 
-@pytest.mark.parametrize(("argv", "shown"), [
-    (["hosts"], ["1 host, 1 alive", HOST_ID, "zone=[/a]"]),
-    (["hosts", "--json"], ['"state": "alive"']),
-    (["inventory"], [ACTOR_ID, "wasmcloud:keyvalue", "providers: wasmcloud:keyvalue"]),
-    (["link", "list"], [ACTOR_ID, "default", "K=v"]),
-], ids=["hosts", "hosts-json", "inventory", "link-list"])
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["hosts"], ["1 host, 1 alive", HOST_ID, "zone=[/a]"]),
+        (["hosts", "--json"], ['"state": "alive"']),
+        (["inventory"], [ACTOR_ID, "wasmcloud:keyvalue", "providers: wasmcloud:keyvalue"]),
+        (["link", "list"], [ACTOR_ID, "default", "K=v"]),
+    ],
+    ids=["hosts", "hosts-json", "inventory", "link-list"],
+)
 def test_read_commands_answer_without_importing_heavy_modules(
     data_dir: Path, argv: list[str], shown: list[str]
 ) -> None:
     # A terminal 160 columns wide: a table wider than the terminal is folded by rich.
     env = {**os.environ, "COLUMNS": "160"}
-    done = subprocess.run([sys.executable, "-c", _PROBE, *argv, "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report["code"] in (None, 0), done.stderr
     for text in shown:
         assert text in done.stdout, done.stdout
-    loaded = [name for name in report["modules"]
-              if any(name == heavy or name.startswith(heavy + ".") for heavy in HEAVY)]
+    loaded = [
+        name
+        for name in report["modules"]
+        if any(name == heavy or name.startswith(heavy + ".") for heavy in HEAVY)
+    ]
     assert loaded == [], f"`meshhost {' '.join(argv)}` imported {loaded}"
 
 
@@ -132,8 +163,12 @@ def test_every_command_still_has_working_help() -> None:
 
 def test_every_command_is_found_in_the_module_the_lazy_group_names() -> None:
     load_all()
-    where = {name: command.callback.__module__.rsplit(".", 1)[-1]
-             for name, command in main.commands.items() if name != "version"}
+    where = {
+        name: command.callback.__module__.rsplit(".", 1)[-1]
+        for name, command in main.commands.items()
+        if name != "version"
+    }
     assert where == COMMAND_MODULES, (
         "meshhost.cli.COMMAND_MODULES must name the module of every command "
-        f"(command -> module): {where}")
+        f"(command -> module): {where}"
+    )

@@ -47,21 +47,29 @@ def _actor_lines(flags: tuple[bool, int, str | None]) -> str:
     return out.getvalue()
 
 
-@pytest.mark.parametrize(("flags", "shown"), [
-    ((False, 0, None), {"info from", "warn from", "host trouble"}),   # default
-    ((False, 1, None), {"info from", "warn from", "host detail", "host trouble"}),  # -v
-    ((False, 2, None), {"debug from", "info from", "warn from", "host detail", "host trouble"}),
-    ((True, 0, None), {"warn from", "host trouble"}),                 # -q
-    ((False, 0, "debug"), {"debug from", "info from", "warn from", "host detail",
-                           "host trouble"}),
-    ((False, 0, "error"), set()),
-])
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        ((False, 0, None), {"info from", "warn from", "host trouble"}),  # default
+        ((False, 1, None), {"info from", "warn from", "host detail", "host trouble"}),  # -v
+        ((False, 2, None), {"debug from", "info from", "warn from", "host detail", "host trouble"}),
+        ((True, 0, None), {"warn from", "host trouble"}),  # -q
+        (
+            (False, 0, "debug"),
+            {"debug from", "info from", "warn from", "host detail", "host trouble"},
+        ),
+        ((False, 0, "error"), set()),
+    ],
+)
 def test_actor_and_host_lines_are_shown_at_the_level_asked(
     flags: tuple[bool, int, str | None], shown: set[str]
 ) -> None:
     text = _actor_lines(flags)
-    found = {phrase for phrase in ("debug from", "info from", "warn from", "host detail",
-                                   "host trouble") if phrase in text}
+    found = {
+        phrase
+        for phrase in ("debug from", "info from", "warn from", "host detail", "host trouble")
+        if phrase in text
+    }
     assert found == shown, text
     for line in text.splitlines():
         assert line.startswith(short_id(HOST) + " "), line
@@ -130,8 +138,10 @@ def test_internal_events_need_v_and_routine_ones_are_hidden_by_q(
     lines = capsys.readouterr().out.splitlines()
     quiet, verbose = flags
     assert [line.split()[1] for line in lines] == (
-        ["reconcile_failed"] if quiet
-        else ["entry_changed", "link_put", "reconcile_failed"] if verbose
+        ["reconcile_failed"]
+        if quiet
+        else ["entry_changed", "link_put", "reconcile_failed"]
+        if verbose
         else ["link_put", "reconcile_failed"]
     )
     assert all(line.startswith(short_id(HOST) + " ") for line in lines)
@@ -147,18 +157,45 @@ def test_up_prefixes_every_line_with_its_short_id_and_q_keeps_only_what_needs_a_
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHHOST_")}
     env["MESHHOST_LATTICE_SECRET"] = encode_secret(bytes(range(32)))
-    argv = [sys.executable, "-m", "meshhost", "up", "--no-mdns", "--bind", "127.0.0.1",
-            "--profile", "local", "--data-dir", str(data), *(["-q"] if quiet else [])]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+    argv = [
+        sys.executable,
+        "-m",
+        "meshhost",
+        "up",
+        "--no-mdns",
+        "--bind",
+        "127.0.0.1",
+        "--profile",
+        "local",
+        "--data-dir",
+        str(data),
+        *(["-q"] if quiet else []),
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         started = _read_until(proc, r" on 127\.0\.0\.1:")[-1]
         host_id = re.search(r"host (N[A-Z2-7]{55})", started)
         assert host_id is not None, started
         prefix = short_id(host_id.group(1)) + " "
         put = subprocess.run(
-            [sys.executable, "-m", "meshhost", "config", "put", "greeting", "hello",
-             "--data-dir", str(data)], capture_output=True, text=True, env=env, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "meshhost",
+                "config",
+                "put",
+                "greeting",
+                "hello",
+                "--data-dir",
+                str(data),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert put.returncode == 0, put.stderr
         # shown by default; with -q its absence is checked by the in-process test above
         lines = [] if quiet else _read_until(proc, r"config_changed")

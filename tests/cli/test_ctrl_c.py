@@ -60,16 +60,22 @@ earlier landed, under load, in Python's own code with a traceback."""
 def launch(argv: list[str], env: dict[str, str], marker: Path) -> subprocess.Popen[str]:
     """Start ``meshhost ARGV``; return once its Python has started."""
     marker.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, str(marker), *argv], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, str(marker), *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + EXIT_TIMEOUT_S
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.002)
     return proc
 
 
-def interrupted(argv: list[str], after_s: float, env: dict[str, str],
-                marker: Path) -> tuple[int, str]:
+def interrupted(
+    argv: list[str], after_s: float, env: dict[str, str], marker: Path
+) -> tuple[int, str]:
     """Run ``meshhost ARGV``, SIGINT it ``after_s`` after it started: (exit code, stderr)."""
     proc = launch(argv, env, marker)
     try:
@@ -88,8 +94,22 @@ def test_ctrl_c_early_in_up_exits_130_without_a_traceback(tmp_path: Path) -> Non
     env["MESHHOST_LATTICE_SECRET"] = encode_secret(bytes(range(32)))
     for i, after_s in enumerate(EARLY_S):
         code, err = interrupted(
-            ["up", "--no-mdns", "--profile", "local", "--bind", "127.0.0.1", "--port", "0",
-             "--data-dir", str(tmp_path / f"d{i}")], after_s, env, tmp_path / "started")
+            [
+                "up",
+                "--no-mdns",
+                "--profile",
+                "local",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                str(tmp_path / f"d{i}"),
+            ],
+            after_s,
+            env,
+            tmp_path / "started",
+        )
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, (after_s, err)
         assert code == 130, (after_s, code, err)
 

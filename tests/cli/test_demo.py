@@ -17,8 +17,10 @@ def test_demo_forms_detects_a_killed_host_and_heals() -> None:
     assert "lattice formed" in out
     # Its secret names an admin (as `lattice new` makes it): an unsigned change is refused,
     # and every change the demo makes is signed by that admin key.
-    assert "✓ roles enforced: a change not signed by an operator key is refused " \
+    assert (
+        "✓ roles enforced: a change not signed by an operator key is refused "
         "('config_put' needs role admin)" in out
+    )
     assert "HTTP served on http://127.0.0.1:" in out
     assert out.count("GET / -> 200 count=") >= 4
     # The GET that found HTTP served is the one shown: no request goes unseen.

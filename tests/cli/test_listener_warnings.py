@@ -7,8 +7,12 @@ from meshhost.cli.host import security_warnings
 
 def _host(metrics=None, dashboard=None):
     # allowed_issuers set: only the listener warnings are under test here
-    return SimpleNamespace(security=None, config=SimpleNamespace(allowed_issuers=["A"]),
-                           metrics_addr=metrics, dashboard_addr=dashboard)
+    return SimpleNamespace(
+        security=None,
+        config=SimpleNamespace(allowed_issuers=["A"]),
+        metrics_addr=metrics,
+        dashboard_addr=dashboard,
+    )
 
 
 def test_non_loopback_metrics_and_dashboard_warn():
@@ -21,4 +25,3 @@ def test_non_loopback_metrics_and_dashboard_warn():
 def test_loopback_listeners_do_not_warn():
     assert security_warnings(_host(("127.0.0.1", 9090), ("127.0.0.2", 8090))) == []
     assert security_warnings(_host()) == []
-

@@ -55,8 +55,11 @@ def _checkout_copy(dest: Path) -> None:
     ``.venv`` pointing at the venv running this test (as the quick start made it)."""
     for name in ("README.md", ".gitignore"):
         shutil.copy(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "examples", dest / "examples",
-                    ignore=shutil.ignore_patterns("build", "*.wasm", "*.seed", "__pycache__"))
+    shutil.copytree(
+        ROOT / "examples",
+        dest / "examples",
+        ignore=shutil.ignore_patterns("build", "*.wasm", "*.seed", "__pycache__"),
+    )
     (dest / ".venv").symlink_to(sys.prefix)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(dest)]
     for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "checkout"]):
@@ -69,21 +72,32 @@ def test_every_shell_block_runs_as_written_and_leaves_only_ignored_files(
     require_netns()
     require_tools("curl", "git", why="to run the README's commands as written")
     if not (Path(sys.prefix) / "bin" / "activate").exists():
-        unavailable("needs to run in a venv, as the README's test command does "
-                    "(.venv/bin/python -m pytest)")
+        unavailable(
+            "needs to run in a venv, as the README's test command does (.venv/bin/python -m pytest)"
+        )
     work = tmp_path / "checkout"
     work.mkdir()
     _checkout_copy(work)
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "HOME": str(tmp_path), "LANG": os.environ.get("LANG", "C.UTF-8")}
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+    }
     blocks = [b for b in shell_blocks(README.read_text()) if "pip install" not in b]
     session = "".join(blocks)
     argv = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec bash -e -c "$0"', session]
     # Files, not pipes: the background hosts keep their stdout open after bash ends.
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
     with out_path.open("w") as out_file, err_path.open("w") as err_file:
-        proc = subprocess.Popen(argv, cwd=work, env=env, stdout=out_file, stderr=err_file,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=work,
+            env=env,
+            stdout=out_file,
+            stderr=err_file,
+            text=True,
+            start_new_session=True,
+        )
     try:
         proc.wait(timeout=SESSION_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -98,12 +112,18 @@ def test_every_shell_block_runs_as_written_and_leaves_only_ignored_files(
     out, err = out_path.read_text(), err_path.read_text()
     assert proc.returncode is not None and proc.returncode >= 0, (
         f"the blocks did not finish in {SESSION_TIMEOUT_S} s:\n{session}\n"
-        f"stdout:\n{out}\nstderr:\n{err}")
+        f"stdout:\n{out}\nstderr:\n{err}"
+    )
     assert proc.returncode == 0, f"the blocks failed:\n{session}\nstdout:\n{out}\nstderr:\n{err}"
     assert "Traceback" not in err, err
     # The call, then curl: the counter's second request.
     assert re.search(r'"count":\s*2\b', out), out
-    status = subprocess.run(["git", "-C", str(work), "status", "--porcelain"],
-                            capture_output=True, text=True, check=True)
-    assert status.stdout == "", f"the README's commands leave files git does not ignore:\n" \
-                                f"{status.stdout}"
+    status = subprocess.run(
+        ["git", "-C", str(work), "status", "--porcelain"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert status.stdout == "", (
+        f"the README's commands leave files git does not ignore:\n{status.stdout}"
+    )

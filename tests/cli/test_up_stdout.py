@@ -18,9 +18,24 @@ def test_up_leaves_cleanly_when_its_stdout_reader_went_away(
     secret = tmp_path / "lattice.secret"
     assert CliRunner().invoke(main, ["lattice", "new", "--out", str(secret)]).exit_code == 0
     proc = subprocess.Popen(
-        [sys.executable, "-m", "meshhost", "up", "--profile", "local", "--no-mdns",
-         "--bind", "127.0.0.1", "--port", "0", "--secret-file", str(secret),
-         "--data-dir", str(tmp_path / "data"), *output],
+        [
+            sys.executable,
+            "-m",
+            "meshhost",
+            "up",
+            "--profile",
+            "local",
+            "--no-mdns",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--secret-file",
+            str(secret),
+            "--data-dir",
+            str(tmp_path / "data"),
+            *output,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -13,11 +13,18 @@ from meshhost.cli.workers import WorkerSettings, seed_address, worker_argv
 
 def test_a_worker_takes_the_primarys_lattice_labels_and_secret_with_its_own_data_dir() -> None:
     settings = WorkerSettings(
-        lattice="prod", profile="local", seeds=("10.0.0.9:4000",), labels=("zone=a", "gpu=no"),
-        bind="127.0.0.1", mdns_service_type="_mh-x._udp.local.", allowed_issuers=("AISSUER",),
-        secret_file=Path("/srv/mh/lattice.secret"), log_args=("-q",))
+        lattice="prod",
+        profile="local",
+        seeds=("10.0.0.9:4000",),
+        labels=("zone=a", "gpu=no"),
+        bind="127.0.0.1",
+        mdns_service_type="_mh-x._udp.local.",
+        allowed_issuers=("AISSUER",),
+        secret_file=Path("/srv/mh/lattice.secret"),
+        log_args=("-q",),
+    )
     argv = worker_argv(settings, Path("/srv/mh"), 2, seed_address(("0.0.0.0", 4100)))
-    args = argv[argv.index("up") + 1:]
+    args = argv[argv.index("up") + 1 :]
     pairs = list(itertools.pairwise(args))
     assert ("--data-dir", "/srv/mh/workers/2") in pairs
     assert ("--port", "0") in pairs  # any free port: N processes cannot share one
@@ -45,8 +52,9 @@ def test_processes_must_be_between_one_and_the_limit(tmp_path: Path) -> None:
 
 def test_workers_log_in_the_primarys_format_not_json_by_default() -> None:
     def formats(log_args: tuple[str, ...]) -> list[str]:
-        argv = worker_argv(WorkerSettings(lattice="l", profile="lan", log_args=log_args),
-                           Path("/d"), 1, "h:1")
+        argv = worker_argv(
+            WorkerSettings(lattice="l", profile="lan", log_args=log_args), Path("/d"), 1, "h:1"
+        )
         return [argv[i + 1] for i, a in enumerate(argv) if a == "--log-format"]
 
     assert formats(()) == ["text"]  # a worker runs `up --json`, whose default is json

@@ -224,8 +224,10 @@ def test_alias_bomb_is_bounded() -> None:
         parse_manifest("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("text", ["[" * 3000 + "]" * 3000, "{a: " * 3000 + "1" + "}" * 3000,
-                                  '{"a":' * 3000 + "1" + "}" * 3000])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 3000 + "]" * 3000, "{a: " * 3000 + "1" + "}" * 3000, '{"a":' * 3000 + "1" + "}" * 3000],
+)
 def test_deep_flow_nesting_is_a_depth_error_not_a_recursion_error(text: str) -> None:
     with pytest.raises(ManifestError, match="nested more than 24 levels deep"):
         parse_manifest(text)

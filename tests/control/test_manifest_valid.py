@@ -213,17 +213,30 @@ def test_lone_surrogate_escape_is_refused_not_a_crash_later() -> None:
         "apiVersion": "core.oam.dev/v1beta1",
         "kind": "Application",
         "metadata": {"name": "shop", "annotations": {"version": "v1"}},
-        "spec": {"components": [{
-            "name": "web", "type": "actor", "properties": {"image": "file:///srv/web.wasm"},
-            "traits": [{"type": "spreadscaler", "properties": {
-                "instances": 3, "spread": [{"name": "x\ud800", "weight": 1}]}}],
-        }]},
+        "spec": {
+            "components": [
+                {
+                    "name": "web",
+                    "type": "actor",
+                    "properties": {"image": "file:///srv/web.wasm"},
+                    "traits": [
+                        {
+                            "type": "spreadscaler",
+                            "properties": {
+                                "instances": 3,
+                                "spread": [{"name": "x\ud800", "weight": 1}],
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
     }
     with pytest.raises(StoredManifestInvalid, match=r"spread\[0\]\.name: holds a lone surrogate"):
         decode_manifest(json.dumps(document).encode())
     with pytest.raises(ManifestError, match="lone surrogate"):
         parse_manifest(
-            'apiVersion: core.oam.dev/v1beta1\nkind: Application\n'
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\n"
             'metadata: {name: a, annotations: {version: v1, description: "x\\udc80"}}\n'
             "spec: {components: [{name: kv, type: capability, "
             "properties: {contract: wasmcloud:keyvalue}}]}\n"

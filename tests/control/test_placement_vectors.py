@@ -32,7 +32,7 @@ DESCRIPTION = (
     "contract id, link name; `writers` best first), and `unsatisfied` (in the order "
     "met). `scores`, where present, are score(key, host) for every candidate: `input_hex` "
     "is the hashed message (UTF-8 of key, 0x00, host id), `score_hex` the 16-byte "
-    "BLAKE2b digest with person \"meshhost-hrw\"."
+    'BLAKE2b digest with person "meshhost-hrw".'
 )
 
 
@@ -95,9 +95,7 @@ def test_placement_vector(case: dict[str, Any]) -> None:
     assert _outcome(placement) == expected
 
 
-@pytest.mark.parametrize(
-    "case", [c for c in _cases() if "scores" in c], ids=lambda c: c["name"]
-)
+@pytest.mark.parametrize("case", [c for c in _cases() if "scores" in c], ids=lambda c: c["name"])
 def test_placement_scores(case: dict[str, Any]) -> None:
     by_key: dict[str, list[tuple[str, str]]] = {}
     for row in case["scores"]:
@@ -156,9 +154,7 @@ def _scaler(
 ) -> dict[str, Any]:
     properties: dict[str, Any] = {"instances": instances}
     if spread is not None:
-        properties["spread"] = [
-            {"name": n, "requirements": r, "weight": w} for n, r, w in spread
-        ]
+        properties["spread"] = [{"name": n, "requirements": r, "weight": w} for n, r, w in spread]
     return {"type": "daemonscaler" if daemon else "spreadscaler", "properties": properties}
 
 
@@ -195,94 +191,236 @@ def _inputs() -> list[tuple[str, str, list[str], list[dict[str, Any]], bool]]:
     ]
     web = _manifest("shop", _actor("shop", "web", _scaler(5), actor_id=A1))
     return [
-        ("one instance, three hosts",
-         "No spread written: one entry 'default' matching every host; the instance goes to "
-         "the host with the highest score of 'shop/web' 0x00 'default'.",
-         [_manifest("shop", _actor("shop", "web", _scaler(1), actor_id=A1))], plain3, True),
-        ("four instances, three hosts",
-         "4 over 3 eligible hosts: each gets 4 // 3 = 1, the 4 % 3 = 1 best-scored gets one "
-         "more (2/1/1). The rank key has no digest, so the same host as above is first.",
-         [_manifest("shop", _actor("shop", "web", _scaler(4), actor_id=A1))], plain3, True),
-        ("spread 50/50 by zone",
-         "6 instances split 3/3 between zone=east and zone=west; each entry fills its own "
-         "hosts, ranked by 'shop/web' 0x00 <entry name> (a host's extra labels do not matter).",
-         [_manifest("shop", _actor("shop", "web", _scaler(
-             6, [("east", {"zone": "east"}, 50), ("west", {"zone": "west"}, 50)])))],
-         zones, True),
-        ("requirement matching no host",
-         "4 split 2/2/0; entry 'mars' matches no candidate, so its 2 are reported unsatisfied "
-         "and not placed elsewhere; 'moon' (weight 0, count 0) is not reported.",
-         [_manifest("shop", _actor("shop", "web", _scaler(4, [
-             ("east", {"zone": "east"}, 50), ("mars", {"zone": "mars"}, 50),
-             ("moon", {"zone": "moon"}, 0)])))],
-         zones, False),
-        ("daemonscaler",
-         "'agent': 2 on every candidate matching zone=east or role=edge, once per host even "
-         "when it matches both; weights do not matter. 'probe': no host has zone=mars, so "
-         "its 3 per host are reported with spread \"\".",
-         [_manifest("ops",
-                    _actor("ops", "agent", _scaler(2, [("east", {"zone": "east"}, 100),
-                                                      ("edge", {"role": "edge"}, 0)], True)),
-                    _actor("ops", "probe", _scaler(3, [("mars", {"zone": "mars"}, 100)], True)))],
-         [_host(H1, zone="east"), _host(H2, zone="west", role="edge"),
-          _host(H3, zone="east", role="edge"), _host(H4, zone="west")], False),
-        ("two components and their links",
-         "'api' (3 instances) and 'worker' (2; no id, no sha256: key 'shop/worker', and links "
-         "from it use actor 'shop/worker'). 'audit' has no scaler: nothing placed, but its "
-         "link is kept. Each link is written by the 2 best-scored candidates.",
-         [_manifest("shop",
-                    _actor("shop", "api", _scaler(3), (
-                        {"target": "kv", "values": {"BUCKET": "orders"}},
-                        {"target": "worker", "values": {}}), actor_id=A1),
-                    _actor("shop", "worker", _scaler(2), (
-                        {"target": "wasmcloud:httpclient", "values": {}},), sha256=False),
-                    _actor("shop", "audit", None, (
-                        {"target": "wasmcloud:builtin:logging", "values": {}},), actor_id=A2),
-                    _kv())],
-         [_host(H1), _host(H2), _host(H3), _host(H4)], True),
-        ("host joins: before",
-         "5 over 3 hosts: 1 each, 2 best-scored get one more.",
-         [web], plain3, False),
-        ("host joins: after",
-         "The same manifest after a fourth host joined: 5 over 4. Compared with the case "
-         "before, no host that was there gains an instance: only the joining host's share "
-         "moves (HRW scores do not depend on who else is present).",
-         [web], [*plain3, _host(H4)], False),
-        ("ties in the split",
-         "Largest remainder ties. 'a' (3 at weights 1/2/3): remainders 3/0/3, the tie goes "
-         "to the larger weight: 0/1/2. 'b' (3 at 50/50): the tie goes to the earlier entry: "
-         "2/1. 'c' (5 at 1/1, entry 'any' matching all): 3/2; counts of one key on one host "
-         "add up.",
-         [_manifest("tie",
-                    _actor("tie", "a", _scaler(3, [("x", {"zone": "x"}, 1),
-                                                  ("y", {"zone": "y"}, 2),
-                                                  ("z", {"zone": "z"}, 3)])),
-                    _actor("tie", "b", _scaler(3, [("x", {"zone": "x"}, 50),
-                                                  ("y", {"zone": "y"}, 50)])),
-                    _actor("tie", "c", _scaler(5, [("any", {}, 1), ("x", {"zone": "x"}, 1)])))],
-         [_host(H1, zone="x"), _host(H2, zone="y"), _host(H3, zone="z")], False),
-        ("member states",
-         "Members listed in any order; only alive and suspect ones are candidates (dead and "
-         "left are ignored, also as link writers).",
-         [_manifest("shop", _actor("shop", "web", _scaler(4), ({"target": "kv"},),
-                                   actor_id=A1), _kv())],
-         [_host(H5, "left"), _host(H3, "suspect"), _host(H1, "dead"), _host(H4), _host(H2)],
-         False),
-        ("two applications, one link",
-         "'alpha' and 'beta' deploy the same actor id and link it to wasmcloud:keyvalue "
-         "'default': the application first by name (alpha) owns the link; beta's is reported "
-         "(wanted 0, spread \"\"). Each keeps its own instances.",
-         [_manifest("beta", _actor("beta", "web", _scaler(1), (
-             {"target": "kv", "values": {"NS": "beta"}},), actor_id=A1), _kv()),
-          _manifest("alpha", _actor("alpha", "web", _scaler(2), (
-              {"target": "kv", "values": {"NS": "alpha"}},), actor_id=A1), _kv())],
-         plain3, False),
-        ("no live host",
-         "Every member dead: nothing placed, every count reported, links kept without "
-         "writers.",
-         [_manifest("shop", _actor("shop", "web", _scaler(2), ({"target": "kv"},),
-                                   actor_id=A1), _kv())],
-         [_host(H1, "dead"), _host(H2, "dead")], False),
+        (
+            "one instance, three hosts",
+            "No spread written: one entry 'default' matching every host; the instance goes to "
+            "the host with the highest score of 'shop/web' 0x00 'default'.",
+            [_manifest("shop", _actor("shop", "web", _scaler(1), actor_id=A1))],
+            plain3,
+            True,
+        ),
+        (
+            "four instances, three hosts",
+            "4 over 3 eligible hosts: each gets 4 // 3 = 1, the 4 % 3 = 1 best-scored gets one "
+            "more (2/1/1). The rank key has no digest, so the same host as above is first.",
+            [_manifest("shop", _actor("shop", "web", _scaler(4), actor_id=A1))],
+            plain3,
+            True,
+        ),
+        (
+            "spread 50/50 by zone",
+            "6 instances split 3/3 between zone=east and zone=west; each entry fills its own "
+            "hosts, ranked by 'shop/web' 0x00 <entry name> (a host's extra labels do not matter).",
+            [
+                _manifest(
+                    "shop",
+                    _actor(
+                        "shop",
+                        "web",
+                        _scaler(
+                            6, [("east", {"zone": "east"}, 50), ("west", {"zone": "west"}, 50)]
+                        ),
+                    ),
+                )
+            ],
+            zones,
+            True,
+        ),
+        (
+            "requirement matching no host",
+            "4 split 2/2/0; entry 'mars' matches no candidate, so its 2 are reported unsatisfied "
+            "and not placed elsewhere; 'moon' (weight 0, count 0) is not reported.",
+            [
+                _manifest(
+                    "shop",
+                    _actor(
+                        "shop",
+                        "web",
+                        _scaler(
+                            4,
+                            [
+                                ("east", {"zone": "east"}, 50),
+                                ("mars", {"zone": "mars"}, 50),
+                                ("moon", {"zone": "moon"}, 0),
+                            ],
+                        ),
+                    ),
+                )
+            ],
+            zones,
+            False,
+        ),
+        (
+            "daemonscaler",
+            "'agent': 2 on every candidate matching zone=east or role=edge, once per host even "
+            "when it matches both; weights do not matter. 'probe': no host has zone=mars, so "
+            'its 3 per host are reported with spread "".',
+            [
+                _manifest(
+                    "ops",
+                    _actor(
+                        "ops",
+                        "agent",
+                        _scaler(
+                            2,
+                            [("east", {"zone": "east"}, 100), ("edge", {"role": "edge"}, 0)],
+                            True,
+                        ),
+                    ),
+                    _actor("ops", "probe", _scaler(3, [("mars", {"zone": "mars"}, 100)], True)),
+                )
+            ],
+            [
+                _host(H1, zone="east"),
+                _host(H2, zone="west", role="edge"),
+                _host(H3, zone="east", role="edge"),
+                _host(H4, zone="west"),
+            ],
+            False,
+        ),
+        (
+            "two components and their links",
+            "'api' (3 instances) and 'worker' (2; no id, no sha256: key 'shop/worker', and links "
+            "from it use actor 'shop/worker'). 'audit' has no scaler: nothing placed, but its "
+            "link is kept. Each link is written by the 2 best-scored candidates.",
+            [
+                _manifest(
+                    "shop",
+                    _actor(
+                        "shop",
+                        "api",
+                        _scaler(3),
+                        (
+                            {"target": "kv", "values": {"BUCKET": "orders"}},
+                            {"target": "worker", "values": {}},
+                        ),
+                        actor_id=A1,
+                    ),
+                    _actor(
+                        "shop",
+                        "worker",
+                        _scaler(2),
+                        ({"target": "wasmcloud:httpclient", "values": {}},),
+                        sha256=False,
+                    ),
+                    _actor(
+                        "shop",
+                        "audit",
+                        None,
+                        ({"target": "wasmcloud:builtin:logging", "values": {}},),
+                        actor_id=A2,
+                    ),
+                    _kv(),
+                )
+            ],
+            [_host(H1), _host(H2), _host(H3), _host(H4)],
+            True,
+        ),
+        (
+            "host joins: before",
+            "5 over 3 hosts: 1 each, 2 best-scored get one more.",
+            [web],
+            plain3,
+            False,
+        ),
+        (
+            "host joins: after",
+            "The same manifest after a fourth host joined: 5 over 4. Compared with the case "
+            "before, no host that was there gains an instance: only the joining host's share "
+            "moves (HRW scores do not depend on who else is present).",
+            [web],
+            [*plain3, _host(H4)],
+            False,
+        ),
+        (
+            "ties in the split",
+            "Largest remainder ties. 'a' (3 at weights 1/2/3): remainders 3/0/3, the tie goes "
+            "to the larger weight: 0/1/2. 'b' (3 at 50/50): the tie goes to the earlier entry: "
+            "2/1. 'c' (5 at 1/1, entry 'any' matching all): 3/2; counts of one key on one host "
+            "add up.",
+            [
+                _manifest(
+                    "tie",
+                    _actor(
+                        "tie",
+                        "a",
+                        _scaler(
+                            3,
+                            [
+                                ("x", {"zone": "x"}, 1),
+                                ("y", {"zone": "y"}, 2),
+                                ("z", {"zone": "z"}, 3),
+                            ],
+                        ),
+                    ),
+                    _actor(
+                        "tie", "b", _scaler(3, [("x", {"zone": "x"}, 50), ("y", {"zone": "y"}, 50)])
+                    ),
+                    _actor("tie", "c", _scaler(5, [("any", {}, 1), ("x", {"zone": "x"}, 1)])),
+                )
+            ],
+            [_host(H1, zone="x"), _host(H2, zone="y"), _host(H3, zone="z")],
+            False,
+        ),
+        (
+            "member states",
+            "Members listed in any order; only alive and suspect ones are candidates (dead and "
+            "left are ignored, also as link writers).",
+            [
+                _manifest(
+                    "shop",
+                    _actor("shop", "web", _scaler(4), ({"target": "kv"},), actor_id=A1),
+                    _kv(),
+                )
+            ],
+            [_host(H5, "left"), _host(H3, "suspect"), _host(H1, "dead"), _host(H4), _host(H2)],
+            False,
+        ),
+        (
+            "two applications, one link",
+            "'alpha' and 'beta' deploy the same actor id and link it to wasmcloud:keyvalue "
+            "'default': the application first by name (alpha) owns the link; beta's is reported "
+            '(wanted 0, spread ""). Each keeps its own instances.',
+            [
+                _manifest(
+                    "beta",
+                    _actor(
+                        "beta",
+                        "web",
+                        _scaler(1),
+                        ({"target": "kv", "values": {"NS": "beta"}},),
+                        actor_id=A1,
+                    ),
+                    _kv(),
+                ),
+                _manifest(
+                    "alpha",
+                    _actor(
+                        "alpha",
+                        "web",
+                        _scaler(2),
+                        ({"target": "kv", "values": {"NS": "alpha"}},),
+                        actor_id=A1,
+                    ),
+                    _kv(),
+                ),
+            ],
+            plain3,
+            False,
+        ),
+        (
+            "no live host",
+            "Every member dead: nothing placed, every count reported, links kept without writers.",
+            [
+                _manifest(
+                    "shop",
+                    _actor("shop", "web", _scaler(2), ({"target": "kv"},), actor_id=A1),
+                    _kv(),
+                )
+            ],
+            [_host(H1, "dead"), _host(H2, "dead")],
+            False,
+        ),
     ]
 
 
@@ -307,8 +445,7 @@ def _scores(outcome: dict[str, Any], manifests: list[str]) -> list[dict[str, str
 def _generate() -> None:
     cases = []
     for name, description, manifests, hosts, with_scores in _inputs():
-        case = {"name": name, "description": description, "manifests": manifests,
-                "hosts": hosts}
+        case = {"name": name, "description": description, "manifests": manifests, "hosts": hosts}
         placement = compute_placement(
             [decode_manifest(m.encode()) for m in manifests],
             [HostView.of(h["id"], h["labels"], h["state"]) for h in hosts],

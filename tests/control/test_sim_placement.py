@@ -65,8 +65,6 @@ LABELS = {
 VIEWS = {(h, s): HostView.of(h, LABELS[h], s) for h in HOST_IDS for s in HostState}
 
 
-
-
 @dataclass(frozen=True)
 class Fault:
     at: float

@@ -95,63 +95,169 @@ def test_vectors_cover_every_control_message_kind() -> None:
 
 def _generate() -> None:  # pragma: no cover - run by hand when the spec changes
     module = bytes.fromhex("0061736d01000000")
-    link = {"actor": ACTOR, "contract": "wasmcloud:keyvalue", "link_name": "default",
-            "provider": "", "values": {"NAMESPACE": "shop"}}
+    link = {
+        "actor": ACTOR,
+        "contract": "wasmcloud:keyvalue",
+        "link_name": "default",
+        "provider": "",
+        "values": {"NAMESPACE": "shop"},
+    }
     messages: list[tuple[str, str, dict[str, Any]]] = [
         ("request_hosts", "control_request", {"op": "hosts", "args": {}}),
-        ("request_start", "control_request",
-         {"op": "start", "args": {"module": module, "count": 2}}),
-        ("request_call", "control_request",
-         {"op": "call", "args": {"actor": ACTOR, "operation": "Echo.Echo",
-                                 "payload": b"hi", "timeout_ms": 2000}}),
-        ("request_link_put", "control_request",
-         {"op": "link_put", "args": {"actor": ACTOR, "contract": "wasmcloud:keyvalue",
-                                     "values": {"NAMESPACE": "shop"}}}),
+        (
+            "request_start",
+            "control_request",
+            {"op": "start", "args": {"module": module, "count": 2}},
+        ),
+        (
+            "request_call",
+            "control_request",
+            {
+                "op": "call",
+                "args": {
+                    "actor": ACTOR,
+                    "operation": "Echo.Echo",
+                    "payload": b"hi",
+                    "timeout_ms": 2000,
+                },
+            },
+        ),
+        (
+            "request_link_put",
+            "control_request",
+            {
+                "op": "link_put",
+                "args": {
+                    "actor": ACTOR,
+                    "contract": "wasmcloud:keyvalue",
+                    "values": {"NAMESPACE": "shop"},
+                },
+            },
+        ),
         ("reply_link_put", "control_reply", {"result": link}),
-        ("reply_call", "control_reply",
-         {"result": {"payload": b"hi", "host": HOST,
-                     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}}),
-        ("request_call_traceparent", "control_request",
-         {"op": "call", "args": {"actor": ACTOR, "operation": "Echo.Echo", "payload": b"hi",
-                                 "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-"
-                                                "00f067aa0ba902b7-01"}}),
-        ("request_trace", "control_request",
-         {"op": "trace", "args": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}}),
+        (
+            "reply_call",
+            "control_reply",
+            {
+                "result": {
+                    "payload": b"hi",
+                    "host": HOST,
+                    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                }
+            },
+        ),
+        (
+            "request_call_traceparent",
+            "control_request",
+            {
+                "op": "call",
+                "args": {
+                    "actor": ACTOR,
+                    "operation": "Echo.Echo",
+                    "payload": b"hi",
+                    "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                },
+            },
+        ),
+        (
+            "request_trace",
+            "control_request",
+            {"op": "trace", "args": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}},
+        ),
         ("request_spans_last", "control_request", {"op": "spans", "args": {"last": 5}}),
-        ("reply_trace", "control_reply",
-         {"result": {"traces": [{"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "spans": [
-             {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "a3ce929d0e0e4736",
-              "parent_id": "00f067aa0ba902b7", "name": "call Echo.Echo", "kind": "client",
-              "host": HOST, "start_ns": 1764000000000000000,
-              "end_ns": 1764000000001500000, "status": "ok",
-              "attributes": {"actor": ACTOR, "operation": "Echo.Echo",
-                             "answered_by": HOST}}]}],
-             "hosts": [HOST], "unanswered": []}}),
+        (
+            "reply_trace",
+            "control_reply",
+            {
+                "result": {
+                    "traces": [
+                        {
+                            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                            "spans": [
+                                {
+                                    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                                    "span_id": "a3ce929d0e0e4736",
+                                    "parent_id": "00f067aa0ba902b7",
+                                    "name": "call Echo.Echo",
+                                    "kind": "client",
+                                    "host": HOST,
+                                    "start_ns": 1764000000000000000,
+                                    "end_ns": 1764000000001500000,
+                                    "status": "ok",
+                                    "attributes": {
+                                        "actor": ACTOR,
+                                        "operation": "Echo.Echo",
+                                        "answered_by": HOST,
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                    "hosts": [HOST],
+                    "unanswered": [],
+                }
+            },
+        ),
         ("reply_module_get", "control_reply", {"result": module}),
         ("reply_nil", "control_reply", {"result": None}),
-        ("error_unknown_op", "control_error",
-         {"code": int(ErrorCode.UNSUPPORTED), "error": "unknown control op 'nope'"}),
-        ("error_invalid_count", "control_error",
-         {"code": int(ErrorCode.INVALID),
-          "error": "argument 'count' must be a whole number from 1 to 1000"}),
-        ("event_host_joined", "control_event",
-         {"event": {"kind": "host_joined", "at_unix_ms": 1764000000000, "host": HOST,
-                    "address": "127.0.0.1:4222", "incarnation": 1}}),
-        ("event_actor_started", "control_event",  # as event_to_dict orders a control event
-         {"event": {"at_unix_ms": 1764000000000, "kind": "actor_started", "actor": ACTOR,
-                    "host": HOST, "name": "echo", "count": 2}}),
+        (
+            "error_unknown_op",
+            "control_error",
+            {"code": int(ErrorCode.UNSUPPORTED), "error": "unknown control op 'nope'"},
+        ),
+        (
+            "error_invalid_count",
+            "control_error",
+            {
+                "code": int(ErrorCode.INVALID),
+                "error": "argument 'count' must be a whole number from 1 to 1000",
+            },
+        ),
+        (
+            "event_host_joined",
+            "control_event",
+            {
+                "event": {
+                    "kind": "host_joined",
+                    "at_unix_ms": 1764000000000,
+                    "host": HOST,
+                    "address": "127.0.0.1:4222",
+                    "incarnation": 1,
+                }
+            },
+        ),
+        (
+            "event_actor_started",
+            "control_event",  # as event_to_dict orders a control event
+            {
+                "event": {
+                    "at_unix_ms": 1764000000000,
+                    "kind": "actor_started",
+                    "actor": ACTOR,
+                    "host": HOST,
+                    "name": "echo",
+                    "count": 2,
+                }
+            },
+        ),
     ]
     vectors = []
     for name, kind, fields in messages:
         body = _encode(kind, _out(fields))
-        vectors.append({"name": name, "kind": kind, "fields": _out(fields),
-                        "msgpack_hex": body.hex(),
-                        "framed_hex": (struct.pack(">I", len(body)) + body).hex()})
+        vectors.append(
+            {
+                "name": name,
+                "kind": kind,
+                "fields": _out(fields),
+                "msgpack_hex": body.hex(),
+                "framed_hex": (struct.pack(">I", len(body)) + body).hex(),
+            }
+        )
     data = json.loads(VECTORS.read_text())
     data["control"] = vectors
     data["control_description"] = (
         "Control requests, replies and events (proto/spec/rpc.md, 'Control'): msgpack maps, "
-        "keys in the order shown; fields use JSON with {\"$bin\": hex} for a msgpack bin; "
+        'keys in the order shown; fields use JSON with {"$bin": hex} for a msgpack bin; '
         "framed_hex is the Unix-socket form (4-byte big-endian length + body)."
     )
     VECTORS.write_text(json.dumps(data, indent=2) + "\n")

@@ -40,8 +40,9 @@ async def count_events(args: Mapping[str, Any]) -> AsyncIterator[Mapping[str, An
 
 
 async def test_requests_errors_and_streams(nursery: trio.Nursery, tmp_path: Path) -> None:
-    path = await nursery.start(api.serve_unix, tmp_path / "control.sock", dispatch,
-                               {"events": count_events})
+    path = await nursery.start(
+        api.serve_unix, tmp_path / "control.sock", dispatch, {"events": count_events}
+    )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     client = api.ControlClient(path)
     assert await client.request("echo", x=1, blob=b"\x00\xff") == {
@@ -133,8 +134,9 @@ async def test_a_request_over_the_size_limit_fails_before_it_is_sent(
 async def test_a_reply_over_the_size_limit_is_sent_as_a_too_large_error(
     nursery: trio.Nursery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = await nursery.start(api.serve_unix, tmp_path / "control.sock", dispatch,
-                               {"events": count_events})
+    path = await nursery.start(
+        api.serve_unix, tmp_path / "control.sock", dispatch, {"events": count_events}
+    )
     monkeypatch.setattr(api, "MAX_MESSAGE_BYTES", 1024 * 1024)
     stream = await trio.open_unix_socket(str(path))
     async with stream:
@@ -146,8 +148,9 @@ async def test_a_reply_over_the_size_limit_is_sent_as_a_too_large_error(
             assert length < 1024  # the host never put the 2 MiB reply on the socket
             body = await api._read_exactly(stream, length)
     assert body is not None
-    with pytest.raises(api.ControlError, match=r"reply to 'big' is 2097\d{3} bytes, over the 1 MiB"
-                       ) as info:
+    with pytest.raises(
+        api.ControlError, match=r"reply to 'big' is 2097\d{3} bytes, over the 1 MiB"
+    ) as info:
         api.decode_reply(body)
     assert info.value.code == ErrorCode.TOO_LARGE
     client = api.ControlClient(path)
@@ -162,8 +165,9 @@ def test_a_channel_3_reply_over_the_size_limit_is_a_too_large_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(api, "MAX_MESSAGE_BYTES", 1024 * 1024)
-    reply = trio.run(api.handle_request, api.encode_request("big", {"n": 2 * 1024 * 1024}),
-                     dispatch)
+    reply = trio.run(
+        api.handle_request, api.encode_request("big", {"n": 2 * 1024 * 1024}), dispatch
+    )
     with pytest.raises(api.ControlError, match="reply to 'big' is") as info:
         api.decode_reply(reply)
     assert info.value.code == ErrorCode.TOO_LARGE
@@ -171,7 +175,10 @@ def test_a_channel_3_reply_over_the_size_limit_is_a_too_large_error(
 
 KEYS = st.sampled_from(["op", "args", "ok", "code", "error", "result"]) | st.text(max_size=5)
 VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=10)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.text(max_size=10)
     | st.binary(max_size=10),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
     max_leaves=12,

@@ -545,7 +545,10 @@ def test_apply_refuses_to_replace_a_link_made_by_hand_unless_forced(
     ops = ops_on(lattice)
     [shown] = ops.app_diff({"manifest": manifest.canonical()})["replaced_links"]
     assert (shown["contract"], shown["link_name"], shown["old"], shown["new"]) == (
-        "wasmcloud:httpserver", "default", {"ADDRESS": "127.0.0.1:8080"}, {"PORT": "8081"}
+        "wasmcloud:httpserver",
+        "default",
+        {"ADDRESS": "127.0.0.1:8080"},
+        {"PORT": "8081"},
     )
     before = lattice.dirs[A].snapshot()
     err = error_of(ops.apply, apply_args(manifest, modules))
@@ -571,8 +574,9 @@ def test_links_the_application_wrote_itself_are_not_reported(
     ops.apply(apply_args(manifest, modules))
     # what the reconciler does for the app's link: the definition plus its record
     actor = manifest.actors[0].actor_id
-    spec = LinkSpec("kvcounter", "counter", actor, "wasmcloud:httpserver", "default",
-                    (("PORT", "8081"),))
+    spec = LinkSpec(
+        "kvcounter", "counter", actor, "wasmcloud:httpserver", "default", (("PORT", "8081"),)
+    )
     _hand_link(lattice, manifest, {"PORT": "8081"})
     lattice.dirs[A].put(LINKS_NS, link_record_key(spec), encode_link(spec))
     v2, _ = load(app_dir, MANIFEST.replace("v0.1.0", "v0.2.0").replace('"8081"', '"8082"'))

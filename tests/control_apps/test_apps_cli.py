@@ -298,8 +298,9 @@ def test_hand_made_link_is_shown_by_diff_and_kept_unless_apply_is_forced(
     path = app_dir / "kvcounter.yaml"
     actor = load_manifest(path, inspect_image=actor_id_from_claims).actors[0].actor_id
     assert actor is not None
-    hand = LinkDefinition(actor, "wasmcloud:httpserver", "default", "builtin",
-                          {"ADDRESS": "127.0.0.1:8080"})
+    hand = LinkDefinition(
+        actor, "wasmcloud:httpserver", "default", "builtin", {"ADDRESS": "127.0.0.1:8080"}
+    )
     host.lattice.dirs[A].put_link(hand)
     diff = host.run("app", "diff", str(path))
     assert diff.exit_code == 0, diff.output

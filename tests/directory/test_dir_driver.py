@@ -46,8 +46,14 @@ async def test_failing_link_changes_and_ticks_do_not_stop_the_driver() -> None:
         raise AssertionError("no peers here")
 
     driver = DirectoryDriver(
-        directory, links=links, send=send, emit=emitted.append, load=lambda: 0.0,
-        forget_host=lambda _id: None, live_ids=lambda: {me}, rng=random.Random(1),
+        directory,
+        links=links,
+        send=send,
+        emit=emitted.append,
+        load=lambda: 0.0,
+        forget_host=lambda _id: None,
+        live_ids=lambda: {me},
+        rng=random.Random(1),
     )
     actor = "M" + "A" * 55
     tick, ticks = directory.tick, []
@@ -73,4 +79,6 @@ async def test_failing_link_changes_and_ticks_do_not_stop_the_driver() -> None:
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
     assert [e["contract"] for e in emitted if e["kind"] == "link_put"] == [
-        "wasmcloud:httpserver", "wasmcloud:messaging"]
+        "wasmcloud:httpserver",
+        "wasmcloud:messaging",
+    ]

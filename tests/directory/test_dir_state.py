@@ -501,8 +501,7 @@ def test_a_link_to_a_call_alias_is_stored_gossiped_and_deleted(pair):
 def test_link_keys_keep_the_old_form_and_never_collide():
     # every key written before call-alias links is unchanged
     assert link_key(ACTOR, "wasmcloud:keyvalue", "") == f"{ACTOR}/wasmcloud:keyvalue/default"
-    assert parse_link_key(f"{ACTOR}/wasmcloud:keyvalue/a/b") == (
-        ACTOR, "wasmcloud:keyvalue", "a/b")
+    assert parse_link_key(f"{ACTOR}/wasmcloud:keyvalue/a/b") == (ACTOR, "wasmcloud:keyvalue", "a/b")
     # a contract id with '/' cannot be confused with a link name holding one
     assert link_key(ACTOR, "x/y", "z") != link_key(ACTOR, "x", "y/z")
     assert link_key(ACTOR, "x/y", "z") != link_key(ACTOR, "x%2Fy", "z")

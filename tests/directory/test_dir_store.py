@@ -75,9 +75,7 @@ def full_disk(monkeypatch):
     return Switch
 
 
-def test_a_refused_local_write_fails_typed_and_leaves_a_log_that_loads(
-    tmp_path, clock, full_disk
-):
+def test_a_refused_local_write_fails_typed_and_leaves_a_log_that_loads(tmp_path, clock, full_disk):
     d = restart(tmp_path, clock)
     d.config_put("a", "1")
     full_disk.on = True
@@ -89,9 +87,7 @@ def test_a_refused_local_write_fails_typed_and_leaves_a_log_that_loads(
     assert restart(tmp_path, clock).items("config") == [("a", "1"), ("c", "3")]
 
 
-def test_entries_from_peers_are_kept_in_memory_when_the_disk_refuses(
-    tmp_path, clock, full_disk
-):
+def test_entries_from_peers_are_kept_in_memory_when_the_disk_refuses(tmp_path, clock, full_disk):
     d = restart(tmp_path, clock)
     full_disk.on = True
     stamp = Stamp(int(clock() * 1000), 0, NB)

@@ -372,8 +372,10 @@ def _generate_link_keys() -> None:  # pragma: no cover - run by hand when the sp
         "link_keys: the LWW key (namespace link) of the link (actor_id, contract_id, "
         "link_name); a contract id holding '/' (a call alias) is escaped after an empty field."
     )
-    data["link_keys"] = [{"name": n, "actor_id": a, "contract_id": c, "link_name": ln,
-                          "key": link_key(a, c, ln)} for n, a, c, ln in cases]
+    data["link_keys"] = [
+        {"name": n, "actor_id": a, "contract_id": c, "link_name": ln, "key": link_key(a, c, ln)}
+        for n, a, c, ln in cases
+    ]
     VECTORS.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -382,8 +384,17 @@ def _generate_state() -> None:  # pragma: no cover - run by hand when the spec c
     a = HostStateMap(HOST_A, ga)
     a.set("addr", "10.0.0.5:4222")
     a.set("labels", {"zone": "east"})
-    a.set(f"actor/{ACTOR}", {"id": ACTOR, "name": "echo", "caps": ["wasmcloud:keyvalue"],
-                             "call_alias": "", "issuer": "", "instances": 1})
+    a.set(
+        f"actor/{ACTOR}",
+        {
+            "id": ACTOR,
+            "name": "echo",
+            "caps": ["wasmcloud:keyvalue"],
+            "call_alias": "",
+            "issuer": "",
+            "instances": 1,
+        },
+    )
     a.set(f"actor/{ACTOR}", None)
     b = HostStateMap(HOST_B, gb)
     b.set("version", "0.1.0")
@@ -404,33 +415,75 @@ def _generate_state() -> None:  # pragma: no cover - run by hand when the spec c
     answers = []
     for name, request in requests:
         answer = _answer(hosts, lww, request)
-        answers.append({"name": name, "answerer": HOST_C, "state": message_out(state),
-                        "request": message_out(request), "answer_hex": answer.hex(),
-                        "answer": message_out(FullState(*_decoded_parts(answer)))})
+        answers.append(
+            {
+                "name": name,
+                "answerer": HOST_C,
+                "state": message_out(state),
+                "request": message_out(request),
+                "answer_hex": answer.hex(),
+                "answer": message_out(FullState(*_decoded_parts(answer))),
+            }
+        )
     entries = [
-        ("link", LwwEntry("link", f"{ACTOR}/wasmcloud:keyvalue/default", Stamp(T, 0, HOST_A),
-                          {"actor_id": ACTOR, "contract_id": "wasmcloud:keyvalue",
-                           "link_name": "default", "provider_id": "",
-                           "values": {"NAMESPACE": "shop"}})),
+        (
+            "link",
+            LwwEntry(
+                "link",
+                f"{ACTOR}/wasmcloud:keyvalue/default",
+                Stamp(T, 0, HOST_A),
+                {
+                    "actor_id": ACTOR,
+                    "contract_id": "wasmcloud:keyvalue",
+                    "link_name": "default",
+                    "provider_id": "",
+                    "values": {"NAMESPACE": "shop"},
+                },
+            ),
+        ),
         ("tombstone", LwwEntry("config", "db", Stamp(T, 1, HOST_A), None)),
-        ("non_ascii_and_bin", LwwEntry("config", "grüße", Stamp(T, 2, HOST_B),
-                                       {"text": "日本", "raw": b"\x00\xff", "n": -1, "f": 0.5})),
+        (
+            "non_ascii_and_bin",
+            LwwEntry(
+                "config",
+                "grüße",
+                Stamp(T, 2, HOST_B),
+                {"text": "日本", "raw": b"\x00\xff", "n": -1, "f": 0.5},
+            ),
+        ),
     ]
     lines = [{"name": n, "entry": _lww_out(e), "line": entry_to_json(e)} for n, e in entries]
     pairs = [
-        ("later_wall_ms", LwwEntry("config", "k", Stamp(T, 9, HOST_B), "old"),
-         LwwEntry("config", "k", Stamp(T + 1, 0, HOST_A), "new")),
-        ("same_time_greater_writer", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "a"),
-         LwwEntry("config", "k", Stamp(T, 3, HOST_B), "b")),
-        ("equal_stamps_tombstone_wins", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "zzz"),
-         LwwEntry("config", "k", Stamp(T, 3, HOST_A), None)),
-        ("equal_stamps_greater_bytes", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "b"),
-         LwwEntry("config", "k", Stamp(T, 3, HOST_A), "ab")),
-        ("equal_stamps_bin_beats_str", LwwEntry("config", "k", Stamp(T, 3, HOST_A), "zz"),
-         LwwEntry("config", "k", Stamp(T, 3, HOST_A), b"a")),
+        (
+            "later_wall_ms",
+            LwwEntry("config", "k", Stamp(T, 9, HOST_B), "old"),
+            LwwEntry("config", "k", Stamp(T + 1, 0, HOST_A), "new"),
+        ),
+        (
+            "same_time_greater_writer",
+            LwwEntry("config", "k", Stamp(T, 3, HOST_A), "a"),
+            LwwEntry("config", "k", Stamp(T, 3, HOST_B), "b"),
+        ),
+        (
+            "equal_stamps_tombstone_wins",
+            LwwEntry("config", "k", Stamp(T, 3, HOST_A), "zzz"),
+            LwwEntry("config", "k", Stamp(T, 3, HOST_A), None),
+        ),
+        (
+            "equal_stamps_greater_bytes",
+            LwwEntry("config", "k", Stamp(T, 3, HOST_A), "b"),
+            LwwEntry("config", "k", Stamp(T, 3, HOST_A), "ab"),
+        ),
+        (
+            "equal_stamps_bin_beats_str",
+            LwwEntry("config", "k", Stamp(T, 3, HOST_A), "zz"),
+            LwwEntry("config", "k", Stamp(T, 3, HOST_A), b"a"),
+        ),
     ]
-    order = [{"name": n, "a": _lww_out(a), "b": _lww_out(b),
-              "winner": "b" if wins(b, a) else "a"} for n, a, b in pairs]
+    order = [
+        {"name": n, "a": _lww_out(a), "b": _lww_out(b), "winner": "b" if wins(b, a) else "a"}
+        for n, a, b in pairs
+    ]
     data = _data()
     data["state_description"] = (
         "sync_answers: the FULL_STATE (answer_hex) that host `answerer`, holding exactly "

@@ -88,7 +88,7 @@ def test_a_strangers_flood_of_services_with_our_public_tag_stays_bounded() -> No
     peer = disc._accept(service({"id": "NPEER", "v": "1", "lt": tag}, addrs=many))
     assert peer is not None and len(peer[1]) == MAX_PEER_ADDRESSES
     for i in range(MAX_PEERS + 10):
-        disc._remember(f"N{i}.{TYPE}", ("N%d" % i, [("10.0.0.1", 7000)]))
+        disc._remember(f"N{i}.{TYPE}", (f"N{i}", [("10.0.0.1", 7000)]))
     assert len(disc.peers) == MAX_PEERS and disc.stats.peers_forgotten == 10
     assert f"N{MAX_PEERS + 9}.{TYPE}" in disc.peers and f"N0.{TYPE}" not in disc.peers
 

@@ -50,8 +50,9 @@ def test_a_stale_block_is_found_and_rewritten(tmp_path: Path) -> None:
 
 def test_a_block_can_embed_a_plot_which_is_checked_too(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "toy.py").write_text("PARAMS = {'a': [1, 2]}\ndef run(seed, a):\n"
-                                     "    return {'v': seed * a}\n")
+    (tmp_path / "toy.py").write_text(
+        "PARAMS = {'a': [1, 2]}\ndef run(seed, a):\n    return {'v': seed * a}\n"
+    )
     (tmp_path / "docs").mkdir()
     doc = tmp_path / "docs" / "doc.md"
     doc.write_text("<!-- sim: toy.py --seeds 2 --plot v=docs/img/v.svg -->\n<!-- /sim -->\n")

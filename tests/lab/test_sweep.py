@@ -211,13 +211,15 @@ def test_a_failing_seed_is_printed_with_a_replay_command_that_reproduces_it(
         (["--param", "d=1"], "run() takes no parameter 'd' (it takes: a, b, c, fail_seed)"),
         (["--param", "a"], "expected name=value"),
         (["--seeds", "0"], "0 is not in the range x>=1"),
-    (["--dask"], "Option '--dask' requires an argument"),
+        (["--dask"], "Option '--dask' requires an argument"),
         (["--dask", "nowhere"], "--dask nowhere: not a scheduler address (missing port number"),
-    (["--param", "a=1,2,1"], "--param a: the value 1 is given twice"),
+        (["--param", "a=1,2,1"], "--param a: the value 1 is given twice"),
         (["--param", "a=1,"], "--param 'a=1,': an empty value (a stray comma?)"),
         (["--param", "a=[1,2],[3"], "--param 'a=[1,2],[3': '[1' is not valid JSON"),
-        (["--param", "a=1", "--seeds", "1", "--metrics", "v,hits", "--out", "m", "-j", "1"],
-         "metrics 'hits': no observation has such a field (fields: v, hit, tag)"),
+        (
+            ["--param", "a=1", "--seeds", "1", "--metrics", "v,hits", "--out", "m", "-j", "1"],
+            "metrics 'hits': no observation has such a field (fields: v, hit, tag)",
+        ),
     ],
 )
 def test_bad_sweep_arguments_are_one_line_errors(
@@ -241,12 +243,14 @@ def test_a_missing_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("def run(seed:\n", "bad.py line 1: the scenario does not load: SyntaxError: '(' was"),
-        ("import os\nfrom meshhost.sim import Nope\n", "bad.py line 2: the scenario does not load: "
-         "ImportError: cannot import name 'Nope'"),
+        (
+            "import os\nfrom meshhost.sim import Nope\n",
+            "bad.py line 2: the scenario does not load: ImportError: cannot import name 'Nope'",
+        ),
         ("PARAMS = {}\n", "a scenario needs a function run(seed, **params)"),
         ("PARAMS = {'a': 3}\ndef run(seed, a): pass", "must be a non-empty list"),
         ("SEEDS = 0\ndef run(seed): pass", "SEEDS must be a whole number >= 1"),
-    ("PARAMS = {'a': ['x', 'y', 'x']}\ndef run(seed, a): pass", "the value 'x' is given twice"),
+        ("PARAMS = {'a': ['x', 'y', 'x']}\ndef run(seed, a): pass", "the value 'x' is given twice"),
         ("METRICS = 'v'\ndef run(seed): pass", "METRICS must be a list of field names, got 'v'"),
         ("X = 1\ndef run(seed): pass", "X must be a string, got 1"),
     ],

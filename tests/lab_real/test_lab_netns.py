@@ -54,12 +54,27 @@ def test_a_3_of_10_partition_on_real_hosts_is_compared_with_the_simulator_and_ch
     tmp_path: Path,
 ) -> None:
     require_netns()
-    path = scenario(tmp_path, title="3 of 10 cut for 5 s", hosts=10, profile="local",
-                    minority=3, settle_s=1, cut_s=5, horizon_s=25, calls_every_s=0.5,
-                    call_deadline_s=3, sim_seeds=4)
+    path = scenario(
+        tmp_path,
+        title="3 of 10 cut for 5 s",
+        hosts=10,
+        profile="local",
+        minority=3,
+        settle_s=1,
+        cut_s=5,
+        horizon_s=25,
+        calls_every_s=0.5,
+        call_deadline_s=3,
+        sim_seeds=4,
+    )
     out = tmp_path / "out"
-    done = subprocess.run(lab("run", str(path), "--out", str(out), "--timeout", "240", "--json"),
-                          capture_output=True, text=True, timeout=300, env=ENV)
+    done = subprocess.run(
+        lab("run", str(path), "--out", str(out), "--timeout", "240", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result = json.loads(done.stdout)
     print(done.stderr)
@@ -89,15 +104,28 @@ def test_every_namespace_and_process_is_gone_however_the_run_ends(
     tmp_path: Path, ending: str
 ) -> None:
     require_netns()
-    path = scenario(tmp_path, hosts=2, minority=1, settle_s=1, cut_s=120, horizon_s=10,
-                    calls_every_s=0, sim_seeds=0)
+    path = scenario(
+        tmp_path,
+        hosts=2,
+        minority=1,
+        settle_s=1,
+        cut_s=120,
+        horizon_s=10,
+        calls_every_s=0,
+        sim_seeds=0,
+    )
     out = tmp_path / "out"
     limit = "20" if ending == "timeout" else "200"
     # A background job's shell ignores SIGINT and its children inherit that:
     # give the lab the terminal's default, as a Ctrl-C at a prompt finds it.
-    proc = subprocess.Popen(lab("run", str(path), "--out", str(out), "--timeout", limit),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        lab("run", str(path), "--out", str(out), "--timeout", limit),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         assert proc.stderr is not None
         if ending == "timeout":
@@ -141,12 +169,27 @@ def test_a_one_way_cut_loses_only_the_minoritys_packets_and_loss_needs_nft(
     other and all come back after the heal.  Loss runs with nft and is skipped,
     saying why, without it."""
     require_netns()
-    path = scenario(tmp_path, hosts=3, minority=1, one_way=True, settle_s=1, cut_s=4,
-                    horizon_s=25, loss_percent=5, calls_every_s=1, call_deadline_s=3,
-                    sim_seeds=2)
+    path = scenario(
+        tmp_path,
+        hosts=3,
+        minority=1,
+        one_way=True,
+        settle_s=1,
+        cut_s=4,
+        horizon_s=25,
+        loss_percent=5,
+        calls_every_s=1,
+        call_deadline_s=3,
+        sim_seeds=2,
+    )
     out = tmp_path / "out"
-    done = subprocess.run(lab("run", str(path), "--out", str(out), "--timeout", "180", "--json"),
-                          capture_output=True, text=True, timeout=240, env=ENV)
+    done = subprocess.run(
+        lab("run", str(path), "--out", str(out), "--timeout", "180", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=ENV,
+    )
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "(one-way)" in done.stderr
     real = {r["host"]: r for r in csv.DictReader((out / "real" / "observations.csv").open())}

@@ -30,8 +30,15 @@ def signed_example(name: str) -> tuple[bytes, str]:
     return examples.signed(name, ISSUER, module), module.public_key
 
 
-def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes = SECRET,
-              lattice: str = "lab", **settings: object) -> Host:
+def make_host(
+    tmp: Path,
+    i: int,
+    *,
+    seeds: tuple[str, ...] = (),
+    secret: bytes = SECRET,
+    lattice: str = "lab",
+    **settings: object,
+) -> Host:
     data = tmp / f"h{i}"
     data.mkdir(mode=0o700, exist_ok=True)  # as Host.open makes it (it refuses others)
     cfg = config_mod.load(
@@ -53,8 +60,14 @@ def make_host(tmp: Path, i: int, *, seeds: tuple[str, ...] = (), secret: bytes =
     else:
         identity = nkeys.generate(nkeys.Prefix.SERVER, os.urandom)
         write_private(seed_file, identity.encoded_seed)
-    return Host(cfg, identity=identity, keyring=Keyring.create(lattice, [secret]),
-                data_dir=data, options=HostOptions(), rng=random.Random(i))
+    return Host(
+        cfg,
+        identity=identity,
+        keyring=Keyring.create(lattice, [secret]),
+        data_dir=data,
+        options=HostOptions(),
+        rng=random.Random(i),
+    )
 
 
 COUNTER_MANIFEST = """\
@@ -97,8 +110,7 @@ HTTP_COMPONENT = """\
 """
 
 
-def counter_manifest(instances: int, *, version: str = "v1", http_port: int | None = None
-                     ) -> str:
+def counter_manifest(instances: int, *, version: str = "v1", http_port: int | None = None) -> str:
     """A manifest of kvcounter (``./kvcounter.wasm``) linked to key-value (and HTTP)."""
     text = COUNTER_MANIFEST.replace("INSTANCES", str(instances)).replace("VERSION", version)
     http = http_port is not None
@@ -122,8 +134,9 @@ def client(host: Host) -> ControlClient:
     return ControlClient(host.data_dir / CONTROL_SOCKET)
 
 
-async def wait_until(predicate: Callable[[], bool], what: str,
-                     timeout_s: float = DEADLINE_S) -> None:
+async def wait_until(
+    predicate: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S
+) -> None:
     with trio.move_on_after(timeout_s):
         while not predicate():
             await trio.sleep(0.05)
@@ -137,8 +150,16 @@ def alive(host: Host) -> set[str]:
 
 def http_request(path: str = "/", host_header: str = "test") -> bytes:
     """A msgpack wasmcloud:httpserver HttpRequest, as the HTTP provider sends it."""
-    return msgpack.packb({"method": "GET", "path": path, "queryString": "",
-                          "header": {"host": [host_header]}, "body": b""}, use_bin_type=True)
+    return msgpack.packb(
+        {
+            "method": "GET",
+            "path": path,
+            "queryString": "",
+            "header": {"host": [host_header]},
+            "body": b"",
+        },
+        use_bin_type=True,
+    )
 
 
 def count_of(response: bytes) -> int:

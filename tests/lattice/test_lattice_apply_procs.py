@@ -72,22 +72,53 @@ def test_apply_kill_and_rebalance(tmp_path: Path) -> None:
             host.start()
         wait("the lattice forms", lambda: all(len(h.alive_view()) == 3 for h in hosts))
         applied = subprocess.run(
-            [sys.executable, "-m", "meshhost", "apply", str(manifest), "--data-dir",
-             str(hosts[0].data_dir), "--lattice", "demo", "--json"],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "meshhost",
+                "apply",
+                str(manifest),
+                "--data-dir",
+                str(hosts[0].data_dir),
+                "--lattice",
+                "demo",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert applied.returncode == 0, applied.stdout + applied.stderr
         assert json.loads(applied.stdout)["app"] == "counter"
 
-        placed_s = wait("4 instances run", lambda: [managed(h) for h in hosts].count(-1) == 0
-                        and sum(managed(h) for h in hosts) == 4)
+        placed_s = wait(
+            "4 instances run",
+            lambda: (
+                [managed(h) for h in hosts].count(-1) == 0 and sum(managed(h) for h in hosts) == 4
+            ),
+        )
         spread = sorted(managed(h) for h in hosts)
         assert spread == [1, 1, 2], spread
         wait("HTTP is served", lambda: http_ok(http_port))
 
         status = subprocess.run(
-            [sys.executable, "-m", "meshhost", "app", "status", "counter", "--data-dir",
-             str(hosts[1].data_dir), "--lattice", "demo", "--json"],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "meshhost",
+                "app",
+                "status",
+                "counter",
+                "--data-dir",
+                str(hosts[1].data_dir),
+                "--lattice",
+                "demo",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["app"] == "counter"
 
@@ -110,14 +141,18 @@ def test_apply_kill_and_rebalance(tmp_path: Path) -> None:
 
         victim.start()
         wait("the victim is back", lambda: all(len(h.alive_view()) == 3 for h in hosts))
-        back_s = wait("the spread rebalances with the victim's share back",
-                      lambda: managed(victim) > 0 and sum(max(managed(h), 0) for h in hosts) == 4,
-                      timeout_s=45)
+        back_s = wait(
+            "the spread rebalances with the victim's share back",
+            lambda: managed(victim) > 0 and sum(max(managed(h), 0) for h in hosts) == 4,
+            timeout_s=45,
+        )
         assert sorted(managed(h) for h in hosts) == [1, 1, 2]
         assert http_ok(http_port)
-        print(f"\napply -> 4 running {placed_s:.1f} s; kill -9 -> 4 on survivors {moved_s:.1f} s "
-              f"(HTTP failures seen at {[round(t, 1) for t in outages]} s); "
-              f"restart -> rebalanced {back_s:.1f} s")
+        print(
+            f"\napply -> 4 running {placed_s:.1f} s; kill -9 -> 4 on survivors {moved_s:.1f} s "
+            f"(HTTP failures seen at {[round(t, 1) for t in outages]} s); "
+            f"restart -> rebalanced {back_s:.1f} s"
+        )
     finally:
         for host in hosts:
             host.stop()

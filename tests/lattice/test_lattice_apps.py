@@ -31,8 +31,11 @@ def manifest_args(tmp_path: Path, instances: int) -> dict:
     path = tmp_path / "app.yaml"
     path.write_text(counter_manifest(instances))
     manifest = load_manifest(path, inspect_image=actor_id_from_claims)
-    return {"manifest": manifest.canonical(), "source": str(path),
-            "modules": {sha256_hex(wasm): wasm}}
+    return {
+        "manifest": manifest.canonical(),
+        "source": str(path),
+        "modules": {sha256_hex(wasm): wasm},
+    }
 
 
 async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Path) -> None:
@@ -52,14 +55,25 @@ async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Pat
         await wait_until(lambda: sum(running(hosts).values()) == 4, "4 instances run")
         assert sorted(running(hosts).values()) == [1, 1, 2]  # spread over all three
         # the manifest's link works everywhere: call from each host
-        await wait_until(lambda: all(h.actors.dispatcher.links.get(
-            actor_id, "wasmcloud:keyvalue", "default") for h in hosts), "link everywhere")
-        await wait_until(lambda: all(len(h.directory.hosts_running(actor_id)) == 3
-                                     for h in hosts), "every host knows every placement")
+        await wait_until(
+            lambda: all(
+                h.actors.dispatcher.links.get(actor_id, "wasmcloud:keyvalue", "default")
+                for h in hosts
+            ),
+            "link everywhere",
+        )
+        await wait_until(
+            lambda: all(len(h.directory.hosts_running(actor_id)) == 3 for h in hosts),
+            "every host knows every placement",
+        )
         for h in hosts:
-            answer = await client(h).request("call", actor=actor_id,
-                                             operation="HttpServer.HandleRequest",
-                                             payload=http_request(), timeout_ms=5000)
+            answer = await client(h).request(
+                "call",
+                actor=actor_id,
+                operation="HttpServer.HandleRequest",
+                payload=http_request(),
+                timeout_ms=5000,
+            )
             assert count_of(answer["payload"]) >= 1
         states = []
         with trio.move_on_after(10):
@@ -72,19 +86,34 @@ async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Pat
         victim = next(m for m in members if running([m.host])[m.host.host_id] == 2)
         victim.scope.cancel()
         survivors = [m.host for m in members if m is not victim]
-        await wait_until(lambda: sum(running(survivors).values()) == 4,
-                         "4 instances run on the survivors", timeout_s=30)
+        await wait_until(
+            lambda: sum(running(survivors).values()) == 4,
+            "4 instances run on the survivors",
+            timeout_s=30,
+        )
 
         # scale down by applying a new version: extras stop, nothing else moves
-        await client(survivors[0]).request("apply", **{
-            **manifest_args(tmp_path, 2),
-            "manifest": load_manifest(_versioned(tmp_path, 2, "v2"),
-                                  inspect_image=actor_id_from_claims).canonical()})
+        await client(survivors[0]).request(
+            "apply",
+            **{
+                **manifest_args(tmp_path, 2),
+                "manifest": load_manifest(
+                    _versioned(tmp_path, 2, "v2"), inspect_image=actor_id_from_claims
+                ).canonical(),
+            },
+        )
         await wait_until(lambda: sum(running(survivors).values()) == 2, "scaled to 2")
         await client(survivors[1]).request("app_delete", name="counter")
         await wait_until(lambda: sum(running(survivors).values()) == 0, "deleted: none run")
-        await wait_until(lambda: not any(h.actors.dispatcher.links.get(
-            actor_id, "wasmcloud:keyvalue", "default") for h in survivors), "link removed")
+        await wait_until(
+            lambda: (
+                not any(
+                    h.actors.dispatcher.links.get(actor_id, "wasmcloud:keyvalue", "default")
+                    for h in survivors
+                )
+            ),
+            "link removed",
+        )
         nursery.cancel_scope.cancel()
 
 
@@ -103,7 +132,8 @@ async def _lone_host(nursery: trio.Nursery, tmp_path: Path):
 
 
 async def test_an_unexpected_failure_to_start_is_retried_and_the_host_keeps_reconciling(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     async with trio.open_nursery() as nursery:
         host = await _lone_host(nursery, tmp_path)
         start = host.actors.start
@@ -117,14 +147,16 @@ async def test_an_unexpected_failure_to_start_is_retried_and_the_host_keeps_reco
 
         host.actors.start = start_with_a_bug_once
         await client(host).request("apply", **manifest_args(tmp_path, 2))
-        await wait_until(lambda: sum(running([host]).values()) == 2,
-                         "2 instances run after the retry", timeout_s=15)
+        await wait_until(
+            lambda: sum(running([host]).values()) == 2,
+            "2 instances run after the retry",
+            timeout_s=15,
+        )
         assert failures and host.reconcile_driver.actions_failed >= 1
         nursery.cancel_scope.cancel()
 
 
-async def test_a_reconcile_round_that_raises_is_retried_and_the_host_lives(
-        tmp_path: Path) -> None:
+async def test_a_reconcile_round_that_raises_is_retried_and_the_host_lives(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         host = await _lone_host(nursery, tmp_path)
         driver = host.reconcile_driver
@@ -139,8 +171,11 @@ async def test_a_reconcile_round_that_raises_is_retried_and_the_host_lives(
 
         driver._update = update_with_a_bug_twice
         await client(host).request("apply", **manifest_args(tmp_path, 1))
-        await wait_until(lambda: sum(running([host]).values()) == 1,
-                         "the instance runs once the rounds stop failing", timeout_s=15)
+        await wait_until(
+            lambda: sum(running([host]).values()) == 1,
+            "the instance runs once the rounds stop failing",
+            timeout_s=15,
+        )
         assert len(failures) == 2 and driver.rounds_failed == 2
         assert failures[1] - failures[0] >= 0.9  # retried after a pause, not in a spin
         nursery.cancel_scope.cancel()

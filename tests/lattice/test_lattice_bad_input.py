@@ -59,16 +59,21 @@ async def test_garbage_on_every_surface_gets_typed_errors_and_the_host_answers_o
         kv, kv_id = signed_example("kvcounter")
         await client(a).request("start", module=kv)
         await client(a).request("link_put", actor=kv_id, contract="wasmcloud:keyvalue")
-        await client(a).request("link_put", actor=kv_id, contract="wasmcloud:httpserver",
-                                values={"ADDRESS": "127.0.0.1:0", "TIMEOUT_MS": "300"})
+        await client(a).request(
+            "link_put",
+            actor=kv_id,
+            contract="wasmcloud:httpserver",
+            values={"ADDRESS": "127.0.0.1:0", "TIMEOUT_MS": "300"},
+        )
         link = a.actors.dispatcher.links.get(kv_id, "wasmcloud:httpserver", "default")
         await wait_until(lambda: a.actors.httpserver.bound_address(link) is not None, "listens")
         http_addr = a.actors.httpserver.bound_address(link)
         await wait_until(lambda: bool(b.directory.hosts_running(echo_id)), "b sees the echo")
 
         async def answers_normally() -> None:
-            reply = await client(b).request("call", actor=echo_id, operation="Echo",
-                                            payload=b"hi", timeout_ms=5000)
+            reply = await client(b).request(
+                "call", actor=echo_id, operation="Echo", payload=b"hi", timeout_ms=5000
+            )
             assert (reply["payload"], reply["host"]) == (b"hi", a.host_id)
             page = await raw_exchange(http_addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             assert page.startswith(b"HTTP/1.1 200 ")

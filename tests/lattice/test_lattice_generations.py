@@ -51,14 +51,20 @@ async def test_an_old_actor_serves_http_across_hosts_through_its_own_contract_id
         ids = {a.host.host_id, b.host.host_id}
         await wait_until(lambda: alive(a.host) == ids and alive(b.host) == ids, "both see both")
         module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
-        wasm = sign_module(wat_to_wasm((WAT / fixture).read_text()), issuer=ISSUER,
-                           subject=module, name=generation, caps=(kv, http_contract),
-                           now=time.time())
+        wasm = sign_module(
+            wat_to_wasm((WAT / fixture).read_text()),
+            issuer=ISSUER,
+            subject=module,
+            name=generation,
+            caps=(kv, http_contract),
+            now=time.time(),
+        )
         actor = module.public_key
         await client(b.host).request("start", module=wasm)
         await client(b.host).request("link_put", actor=actor, contract=kv, values={})
-        await client(b.host).request("link_put", actor=actor, contract=http_contract,
-                                     values={"ADDRESS": "127.0.0.1:0"})
+        await client(b.host).request(
+            "link_put", actor=actor, contract=http_contract, values={"ADDRESS": "127.0.0.1:0"}
+        )
         await wait_until(lambda: bool(a.host.directory.hosts_running(actor)), "a sees it")
 
         async def port_on_a() -> int | None:

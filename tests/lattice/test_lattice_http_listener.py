@@ -50,10 +50,13 @@ async def test_a_failed_listener_is_restarted_on_its_port_and_inventory_says_so(
         await nursery.start(a.serve)
         kv, kv_id = signed_example("kvcounter")
         await client(a).request("start", module=kv)
-        await client(a).request("link_put", actor=kv_id, contract="wasmcloud:keyvalue",
-                                values={})
-        await client(a).request("link_put", actor=kv_id, contract="wasmcloud:httpserver",
-                                values={"ADDRESS": "127.0.0.1:0"})
+        await client(a).request("link_put", actor=kv_id, contract="wasmcloud:keyvalue", values={})
+        await client(a).request(
+            "link_put",
+            actor=kv_id,
+            contract="wasmcloud:httpserver",
+            values={"ADDRESS": "127.0.0.1:0"},
+        )
 
         async def listeners() -> list[dict[str, object]]:
             return (await client(a).request("inventory"))["http"]
@@ -66,9 +69,15 @@ async def test_a_failed_listener_is_restarted_on_its_port_and_inventory_says_so(
         # The accept loop fails, and the port cannot be had back for a while.
         fail_accept[0] = bind_fails[0] = True
         await trio.to_thread.run_sync(lambda: get_quietly(port))
-        await wait_until(lambda: a.actors.httpserver.listener_state(
-            a.actors.dispatcher.links.for_contract("wasmcloud:httpserver")[0]) == "restarting",
-            "the listener is restarting")
+        await wait_until(
+            lambda: (
+                a.actors.httpserver.listener_state(
+                    a.actors.dispatcher.links.for_contract("wasmcloud:httpserver")[0]
+                )
+                == "restarting"
+            ),
+            "the listener is restarting",
+        )
         (down,) = await listeners()
         assert down["state"] == "restarting" and "injected" in str(down["error"])
         assert down["address"] == first["address"]

@@ -30,14 +30,16 @@ def signed_tester() -> tuple[bytes, str]:
     """The runtime tests' waPC actor (echo, spin, ...), signed with a fresh actor key."""
     text = TEST_ACTOR.read_text().replace("MODULE", "wapc").replace("START", "wapc_init")
     subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
-    module = sign_module(wasmtime.wat2wasm(text), issuer=ISSUER, subject=subject,
-                         name="tester", now=time.time())
+    module = sign_module(
+        wasmtime.wat2wasm(text), issuer=ISSUER, subject=subject, name="tester", now=time.time()
+    )
     return module, subject.public_key
 
 
 async def call(host, actor: str, operation: str, payload: bytes) -> bytes:
-    answer = await client(host).request("call", actor=actor, operation=operation,
-                                        payload=payload, timeout_ms=20_000)
+    answer = await client(host).request(
+        "call", actor=actor, operation=operation, payload=payload, timeout_ms=20_000
+    )
     return answer["payload"]
 
 
@@ -52,9 +54,11 @@ async def test_each_limit_bites_at_a_per_actor_value_and_not_at_the_default(
         assert await call(a, free_id, "fill", GROWN) == b""
         assert await call(a, free_id, "spin", SPIN) == b""
 
-        cases = [({"max_memory_mib": 1}, "fill", GROWN, "memory at the cap of 1048576 bytes"),
-                 ({"max_cpu_time_ms": 5}, "spin", SPIN, "CPU time"),
-                 ({"max_call_time_ms": 5}, "spin", SPIN, "deadline")]
+        cases = [
+            ({"max_memory_mib": 1}, "fill", GROWN, "memory at the cap of 1048576 bytes"),
+            ({"max_cpu_time_ms": 5}, "spin", SPIN, "CPU time"),
+            ({"max_call_time_ms": 5}, "spin", SPIN, "deadline"),
+        ]
         for limits, operation, payload, says in cases:
             module, actor_id = signed_tester()
             await client(a).request("start", module=module, limits=limits)
@@ -73,8 +77,11 @@ async def test_each_limit_bites_at_a_per_actor_value_and_not_at_the_default(
 
         inventory = {x["id"]: x for x in (await client(a).request("inventory"))["actors"]}
         assert inventory[free_id]["limits"] == {
-            "max_memory_mib": 64, "max_cpu_time_ms": 2000, "max_call_time_ms": 30_000,
-            "max_instances": 1000}
+            "max_memory_mib": 64,
+            "max_cpu_time_ms": 2000,
+            "max_call_time_ms": 30_000,
+            "max_instances": 1000,
+        }
         assert inventory[few_id]["limits"]["max_instances"] == 2
         assert inventory[few_id]["instances"] == 1
 
@@ -114,13 +121,15 @@ async def test_limits_travel_with_a_forwarded_start_and_fill_in_from_that_hosts_
     async with trio.open_nursery() as nursery:
         a = make_host(tmp_path, 0)
         addr = await nursery.start(a.serve)
-        b = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",),
-                      actor_limits={"max_cpu_time_ms": 5})
+        b = make_host(
+            tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",), actor_limits={"max_cpu_time_ms": 5}
+        )
         await nursery.start(b.serve)
         await wait_until(lambda: alive(a) == alive(b) == {a.host_id, b.host_id}, "joined")
         module, actor_id = signed_tester()
-        started = await client(a).request("start", module=module, host=b.host_id,
-                                          limits={"max_memory_mib": 1})
+        started = await client(a).request(
+            "start", module=module, host=b.host_id, limits={"max_memory_mib": 1}
+        )
         assert started["host"] == b.host_id
         inventory = await client(a).request("inventory", host=b.host_id)
         (row,) = inventory["actors"]
@@ -165,16 +174,24 @@ async def test_a_manifests_component_limits_reach_the_instances_it_starts(
     path.write_text(MANIFEST)
     manifest = load_manifest(path, inspect_image=actor_id_from_claims)
     assert manifest.component("tester").limits == (
-        ("max_call_time_ms", 5000), ("max_memory_mib", 1))
+        ("max_call_time_ms", 5000),
+        ("max_memory_mib", 1),
+    )
     async with trio.open_nursery() as nursery:
         a = make_host(tmp_path, 0)
         await nursery.start(a.serve)
-        await client(a).request("apply", manifest=manifest.canonical(), source=str(path),
-                                modules={sha256_hex(module): module})
+        await client(a).request(
+            "apply",
+            manifest=manifest.canonical(),
+            source=str(path),
+            modules={sha256_hex(module): module},
+        )
         # managed_running() counts an instance from when its start begins (so the
         # reconciler does not start it twice); the inventory lists it once loaded.
-        await wait_until(lambda: [r["instances"] for r in a.actors.inventory()["actors"]] == [2],
-                         "2 instances loaded")
+        await wait_until(
+            lambda: [r["instances"] for r in a.actors.inventory()["actors"]] == [2],
+            "2 instances loaded",
+        )
         (row,) = (await client(a).request("inventory"))["actors"]
         assert row["limits"]["max_memory_mib"] == 1
         assert row["limits"]["max_call_time_ms"] == 5000

@@ -36,10 +36,21 @@ async def test_everything_a_host_writes_is_for_its_owner_only(tmp_path: Path) ->
             await nursery.start(host.serve)
             kv, kv_id = signed_example("kvcounter")
             await client(host).request("start", module=kv)
-            await client(host).request("link_put", actor=kv_id, contract="wasmcloud:keyvalue",
-                                       link_name="default", provider="", values={})
-            await client(host).request("call", actor=kv_id, operation="HttpServer.HandleRequest",
-                                       payload=http_request(), timeout_ms=10_000)
+            await client(host).request(
+                "link_put",
+                actor=kv_id,
+                contract="wasmcloud:keyvalue",
+                link_name="default",
+                provider="",
+                values={},
+            )
+            await client(host).request(
+                "call",
+                actor=kv_id,
+                operation="HttpServer.HandleRequest",
+                payload=http_request(),
+                timeout_ms=10_000,
+            )
             written = modes(host.data_dir)
             nursery.cancel_scope.cancel()
     finally:
@@ -56,8 +67,15 @@ async def test_everything_a_host_writes_is_for_its_owner_only(tmp_path: Path) ->
 
 
 def _config(data_dir: Path) -> config_mod.HostConfig:
-    return config_mod.load(overrides={"profile": "local", "data_dir": str(data_dir),
-                                      "mdns": False, "bind": "127.0.0.1"}, environ={})
+    return config_mod.load(
+        overrides={
+            "profile": "local",
+            "data_dir": str(data_dir),
+            "mdns": False,
+            "bind": "127.0.0.1",
+        },
+        environ={},
+    )
 
 
 @pytest.mark.parametrize("mode", [0o755, 0o750, 0o701])
@@ -109,13 +127,30 @@ def test_up_refuses_it_in_one_line_and_exits_1(tmp_path: Path) -> None:
     data_dir.mkdir(mode=0o755)
     data_dir.chmod(0o755)
     env = {**os.environ, "MESHHOST_LATTICE_SECRET": encode_secret(bytes(32))}
-    done = subprocess.run([sys.executable, "-m", "meshhost", "up", "--data-dir", str(data_dir),
-                           "--no-mdns", "--bind", "127.0.0.1", "--port", "0"],
-                          capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meshhost",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--no-mdns",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert done.stderr.strip().splitlines() == [
         f"error: data dir {data_dir} can be read by other users (mode 0755); it holds this "
-        f"host's key and the lattice secret. Make it private: chmod 700 {data_dir}"]
+        f"host's key and the lattice secret. Make it private: chmod 700 {data_dir}"
+    ]
 
 
 def test_a_data_dir_made_by_the_host_is_private_with_its_parents(tmp_path: Path) -> None:

@@ -78,8 +78,20 @@ class BridgedLattice(ProcLattice):
         self.spaces[name] = netns
         address = f"{SUBNET}.{len(self.spaces)}"
         port = f"p{len(self.spaces)}"
-        run_in(self.netns, "ip", "link", "add", port, "type", "veth",
-               "peer", "name", "eth0", "netns", str(netns.holder.pid))
+        run_in(
+            self.netns,
+            "ip",
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            str(netns.holder.pid),
+        )
         run_in(self.netns, "ip", "link", "set", port, "master", BRIDGE, "up")
         run_in(netns, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
         run_in(netns, "ip", "link", "set", "eth0", "up")
@@ -125,4 +137,3 @@ class BridgedLattice(ProcLattice):
         """IPv4 multicast groups joined on ``device`` in ``name``'s namespace."""
         out = run_in(self.spaces[name], "ip", "-4", "maddr", "show", "dev", device)
         return {line.split()[1] for line in out.splitlines() if line.strip().startswith("inet ")}
-

@@ -66,23 +66,27 @@ def test_a_manifest_spreads_over_namespaces_serves_http_everywhere_survives_kill
     bridged: BridgedLattice, modules: dict[str, tuple[Path, str]], tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    hosts = [bridged.add(name, extra_args=("--label", f"zone={zone}"))
-             for name, zone in ZONES.items()]
+    hosts = [
+        bridged.add(name, extra_args=("--label", f"zone={zone}")) for name, zone in ZONES.items()
+    ]
     a, b, c = hosts
     client = bridged.attach("client")
     bridged.wait_for(lambda: all(h.status() for h in hosts), "every host wrote its status")
     ids = {h.host_id for h in hosts}
-    bridged.wait_for(lambda: all(h.alive_ids() == ids for h in hosts),
-                     "a, b and c see each other alive")
+    bridged.wait_for(
+        lambda: all(h.alive_ids() == ids for h in hosts), "a, b and c see each other alive"
+    )
     timings = {"formed": time.monotonic() - started}
 
     def spread(of: list[HostProc] = hosts) -> dict[str, int]:
-        return dict(zip([h.name for h in of], parallel(*(lambda h=h: managed(h) for h in of)),
-                        strict=True))
+        return dict(
+            zip([h.name for h in of], parallel(*(lambda h=h: managed(h) for h in of)), strict=True)
+        )
 
     def get(host: HostProc) -> dict[str, Any]:
-        return bridged.http_get(f"http://{bridged.addresses[host.name]}:{PORT}/",
-                                timeout_s=3.0, netns=client)
+        return bridged.http_get(
+            f"http://{bridged.addresses[host.name]}:{PORT}/", timeout_s=3.0, netns=client
+        )
 
     def answers(host: HostProc) -> bool:
         got = get(host)
@@ -96,10 +100,14 @@ def test_a_manifest_spreads_over_namespaces_serves_http_everywhere_survives_kill
         """`app status` on ``via`` says deployed, desired == running == ``expected`` per host."""
         result = app_status(via)
         by_id = {h.host_id: h.name for h in hosts}
-        rows = {by_id[r["host"]]: (r["desired"], r["running"]) for r in result["rows"]
-                if r["desired"] or r["running"]}
+        rows = {
+            by_id[r["host"]]: (r["desired"], r["running"])
+            for r in result["rows"]
+            if r["desired"] or r["running"]
+        }
         return result["state"] == "deployed" and rows == {
-            name: (n, n) for name, n in expected.items() if n}
+            name: (n, n) for name, n in expected.items() if n
+        }
 
     # apply -> 2 on the only zone=a host, 1 on each zone=b host.
     manifest = counter_manifest(tmp_path, modules["kvcounter"][0])
@@ -109,8 +117,10 @@ def test_a_manifest_spreads_over_namespaces_serves_http_everywhere_survives_kill
     first = {"a": 2, "b": 1, "c": 1}
     bridged.wait_for(lambda: spread() == first, f"the instances run as {first}")
     timings["apply -> spread"] = time.monotonic() - applied_at
-    bridged.wait_for(lambda: all(parallel(*(lambda h=h: answers(h) for h in hosts))),
-                     f"a client GETs 200 from every host's own address on port {PORT}")
+    bridged.wait_for(
+        lambda: all(parallel(*(lambda h=h: answers(h) for h in hosts))),
+        f"a client GETs 200 from every host's own address on port {PORT}",
+    )
     timings["apply -> HTTP on all 3"] = time.monotonic() - applied_at
     for name in ZONES:
         assert ("tcp", "0.0.0.0", PORT) in bridged.sockets(name), bridged.sockets(name)
@@ -129,7 +139,8 @@ def test_a_manifest_spreads_over_namespaces_serves_http_everywhere_survives_kill
     while rounds_after < 3:
         assert time.monotonic() - killed_at < 30, (
             f"c's instance did not reappear on b within 30 s: {spread([a, b])}\n"
-            + bridged.diagnostics())
+            + bridged.diagnostics()
+        )
         got = parallel(lambda: get(a), lambda: get(b), lambda: spread([a, b]))
         assert got[2]["a"] == 2, f"a lost an instance to c's death: {got[2]}"
         for host, answer in zip((a, b), got[:2], strict=True):
@@ -141,9 +152,11 @@ def test_a_manifest_spreads_over_namespaces_serves_http_everywhere_survives_kill
         rounds_after += reappeared_s is not None
     timings["kill -9 -> reappear"] = reappeared_s or 0.0
     assert not failures, (
-        f"{len(failures)} of {requests} GETs to the survivors failed after c's kill -9: {failures}")
-    print(f"\n{requests} GETs to a and b from c's kill -9 until 3 rounds after it reappeared: "
-          "all 200")
+        f"{len(failures)} of {requests} GETs to the survivors failed after c's kill -9: {failures}"
+    )
+    print(
+        f"\n{requests} GETs to a and b from c's kill -9 until 3 rounds after it reappeared: all 200"
+    )
     bridged.wait_for(lambda: settled(a, after_kill), "`app status` on a says deployed, 2/2")
 
     # c restarted on its data dir: it rejoins and takes its instance back from b.
@@ -162,9 +175,10 @@ def test_a_manifest_spreads_over_namespaces_serves_http_everywhere_survives_kill
     deleted_at = time.monotonic()
     bridged.wait_for(lambda: spread() == {"a": 0, "b": 0, "c": 0}, "no instance runs anywhere")
     bridged.wait_for(lambda: all(h.links() == [] for h in hosts), "no host has a link left")
-    bridged.wait_for(lambda: not any(port == PORT for name in ZONES
-                                     for _, _, port in bridged.sockets(name)),
-                     f"no host listens on port {PORT}")
+    bridged.wait_for(
+        lambda: not any(port == PORT for name in ZONES for _, _, port in bridged.sockets(name)),
+        f"no host listens on port {PORT}",
+    )
     timings["delete -> all stopped"] = time.monotonic() - deleted_at
     for host in hosts:
         assert get(host)["status"] is None, f"{host.name} still answers on port {PORT}"

@@ -27,9 +27,19 @@ def test_up_without_any_usable_interface_fails_with_one_clear_error(
     tmp_path: Path, discovery: list[str]
 ) -> None:
     require_bridge_tools()
-    argv = ["unshare", "-n", sys.executable, "-m", "meshhost", "up", "--data-dir",
-            str(tmp_path / "host"), "--mdns-service-type",
-            f"_mh-{secrets.token_hex(3)}._udp.local.", *discovery]
+    argv = [
+        "unshare",
+        "-n",
+        sys.executable,
+        "-m",
+        "meshhost",
+        "up",
+        "--data-dir",
+        str(tmp_path / "host"),
+        "--mdns-service-type",
+        f"_mh-{secrets.token_hex(3)}._udp.local.",
+        *discovery,
+    ]
     env = clean_env(MESHHOST_LATTICE_SECRET=encode_secret(bytes(32)))
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)

@@ -44,9 +44,11 @@ def test_a_partition_is_detected_heals_by_itself_and_a_kill_9_leaves_the_others_
         if set(a.view().values()) == {"alive", "dead"} and a.alive_ids() == {a.host_id}:
             noticed.setdefault("a", time.monotonic() - cut_at)
         return len(noticed) == 2
+
     bridged.wait_for(both_sides_notice, "b and c declare a dead and a declares b and c dead")
-    print(f"partition detected by b and c in {noticed['b and c']:.2f} s, "
-          f"by a in {noticed['a']:.2f} s")
+    print(
+        f"partition detected by b and c in {noticed['b and c']:.2f} s, by a in {noticed['a']:.2f} s"
+    )
 
     # Each side changes something the other cannot hear about yet.
     a.cli("start", str(kv_path)).ok()
@@ -62,21 +64,27 @@ def test_a_partition_is_detected_heals_by_itself_and_a_kill_9_leaves_the_others_
     bridged.wait_for(lambda: a.links() == expected, "the link made on c during the cut reaches a")
 
     def actor_on_a_known_everywhere() -> bool:
-        return all({r["id"]: r["actors"] for r in h.cli("hosts", "--json").json()}.get(
-            a.host_id) == 1 for h in (b, c))
-    bridged.wait_for(actor_on_a_known_everywhere,
-                     "b and c list the actor a started during the cut")
+        return all(
+            {r["id"]: r["actors"] for r in h.cli("hosts", "--json").json()}.get(a.host_id) == 1
+            for h in (b, c)
+        )
+
+    bridged.wait_for(actor_on_a_known_everywhere, "b and c list the actor a started during the cut")
     converged_s = time.monotonic() - healed_at
-    print(f"after the heal: lattice re-formed in {reformed_s:.2f} s, "
-          f"links and actors converged in {converged_s:.2f} s")
+    print(
+        f"after the heal: lattice re-formed in {reformed_s:.2f} s, "
+        f"links and actors converged in {converged_s:.2f} s"
+    )
     assert b.links() == expected and c.links() == expected
 
     # kill -9 of a: b and c notice and keep serving; the echo lives on c.
     a.cli("start", str(echo_path)).ok()
     a.kill9()
     killed_at = time.monotonic()
-    bridged.wait_for(lambda: b.view().get(a.host_id) == "dead"
-                     and c.view().get(a.host_id) == "dead", "b and c declare the killed a dead")
+    bridged.wait_for(
+        lambda: b.view().get(a.host_id) == "dead" and c.view().get(a.host_id) == "dead",
+        "b and c declare the killed a dead",
+    )
     print(f"kill -9 detected by b and c in {time.monotonic() - killed_at:.2f} s")
     for _ in range(3):
         answer = b.call(echo_id, "Echo", "still here").json()

@@ -26,8 +26,10 @@ def test_a_host_on_two_networks_says_which_address_it_advertises_and_joins_once_
     run_in(netns, "ip", "addr", "add", f"{OTHER_NETWORK}/24", "dev", "m0")
     run_in(netns, "ip", "link", "set", "m0", "up")
     b = bridged.add("b", netns=netns)
-    bridged.wait_for(lambda: b.status() is not None and "--advertise" in b.log.read_text(),
-                     "b is up and has warned about its address")
+    bridged.wait_for(
+        lambda: b.status() is not None and "--advertise" in b.log.read_text(),
+        "b is up and has warned about its address",
+    )
     assert b.status()["addr"][0] == OTHER_NETWORK  # type: ignore[index]
     warning = next(line for line in b.log.read_text().splitlines() if "--advertise" in line)
     assert "no default route" in warning, warning
@@ -40,6 +42,7 @@ def test_a_host_on_two_networks_says_which_address_it_advertises_and_joins_once_
     b.start()
     bridged.wait_for(lambda: b.status() is not None, "b restarted with --advertise")
     ids = {a.host_id, b.host_id}
-    bridged.wait_for(lambda: a.alive_ids() == ids and b.alive_ids() == ids,
-                     "a and b see each other alive")
+    bridged.wait_for(
+        lambda: a.alive_ids() == ids and b.alive_ids() == ids, "a and b see each other alive"
+    )
     assert b.status()["addr"][0] == bridged.addresses["b"]  # type: ignore[index]

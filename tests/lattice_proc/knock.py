@@ -37,14 +37,21 @@ READ_S = 10.0
 
 def message_1(secret_text: str, lattice: str) -> bytes:
     psk = derive(decode_secret(secret_text), NOISE_PSK, lattice)
-    hs = HandshakeState(PROTOCOL_NAME, initiator=True, prologue=prologue(lattice),
-                        s=os.urandom(32), psks=[psk], random_bytes=os.urandom)
+    hs = HandshakeState(
+        PROTOCOL_NAME,
+        initiator=True,
+        prologue=prologue(lattice),
+        s=os.urandom(32),
+        psks=[psk],
+        random_bytes=os.urandom,
+    )
     msg = hs.write_message(b"")
     return len(msg).to_bytes(2, "big") + msg
 
 
-def exchange(addr: tuple[str, int], record: bytes, *, until_eof: bool,
-             half_close: bool = False) -> tuple[int, bool]:
+def exchange(
+    addr: tuple[str, int], record: bytes, *, until_eof: bool, half_close: bool = False
+) -> tuple[int, bool]:
     """Send ``record`` (then end our side, if ``half_close``); return (bytes received,
     whether the host closed in time).  Without ``until_eof``, return as soon as any
     byte arrives."""
@@ -79,21 +86,48 @@ def main() -> None:
         n, secret = int(rest[0]), rest[1]
         records = [message_1(secret, lattice) for _ in range(16)]
         with ThreadPoolExecutor(max_workers=64) as pool:
-            results = list(pool.map(
-                lambda i: exchange(addr, records[i % len(records)], until_eof=True), range(n)))
-        print(json.dumps({"connections": n, "bytes_back": sum(r[0] for r in results),
-                          "closed": sum(r[1] for r in results),
-                          "hung": sum(not r[1] for r in results)}))
+            results = list(
+                pool.map(
+                    lambda i: exchange(addr, records[i % len(records)], until_eof=True), range(n)
+                )
+            )
+        print(
+            json.dumps(
+                {
+                    "connections": n,
+                    "bytes_back": sum(r[0] for r in results),
+                    "closed": sum(r[1] for r in results),
+                    "hung": sum(not r[1] for r in results),
+                }
+            )
+        )
     elif mode == "garbage":
         n, valid = int(rest[0]), message_1(rest[1], lattice)
-        shapes = [os.urandom(64), (4000).to_bytes(2, "big") + os.urandom(10),
-                  valid[: len(valid) // 2], b""]
+        shapes = [
+            os.urandom(64),
+            (4000).to_bytes(2, "big") + os.urandom(10),
+            valid[: len(valid) // 2],
+            b"",
+        ]
         with ThreadPoolExecutor(max_workers=64) as pool:
-            results = list(pool.map(lambda i: exchange(
-                addr, shapes[i % len(shapes)], until_eof=True, half_close=True), range(n)))
-        print(json.dumps({"connections": n, "bytes_back": sum(r[0] for r in results),
-                          "closed": sum(r[1] for r in results),
-                          "hung": sum(not r[1] for r in results)}))
+            results = list(
+                pool.map(
+                    lambda i: exchange(
+                        addr, shapes[i % len(shapes)], until_eof=True, half_close=True
+                    ),
+                    range(n),
+                )
+            )
+        print(
+            json.dumps(
+                {
+                    "connections": n,
+                    "bytes_back": sum(r[0] for r in results),
+                    "closed": sum(r[1] for r in results),
+                    "hung": sum(not r[1] for r in results),
+                }
+            )
+        )
     elif mode == "replay":
         record = message_1(rest[0], lattice)
         first, _ = exchange(addr, record, until_eof=False)
@@ -104,9 +138,15 @@ def main() -> None:
         records = [message_1(secret, lattice) for _ in range(n)]
         with ThreadPoolExecutor(max_workers=n) as pool:
             results = list(pool.map(lambda r: exchange(addr, r, until_eof=False), records))
-        print(json.dumps({"answered": sum(r[0] > 0 for r in results),
-                          "silent": sum(r[0] == 0 and r[1] for r in results),
-                          "hung": sum(not r[1] for r in results)}))
+        print(
+            json.dumps(
+                {
+                    "answered": sum(r[0] > 0 for r in results),
+                    "silent": sum(r[0] == 0 and r[1] for r in results),
+                    "hung": sum(not r[1] for r in results),
+                }
+            )
+        )
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

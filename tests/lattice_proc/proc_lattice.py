@@ -28,7 +28,6 @@ from typing import Any
 
 import msgpack
 import pytest
-from systools import require_netns
 
 from meshhost import examples
 from meshhost.identity.keyring import encode_secret
@@ -95,14 +94,23 @@ def build_sleeper(out_dir: Path) -> tuple[Path, str]:
     from meshhost.identity.claims import sign_module
     from meshhost.runtime import wat_to_wasm
 
-    request = msgpack.packb({"subject": SLEEP_SUBJECT, "body": b"", "timeoutMs": SLEEP_MS},
-                            use_bin_type=True)
+    request = msgpack.packb(
+        {"subject": SLEEP_SUBJECT, "body": b"", "timeoutMs": SLEEP_MS}, use_bin_type=True
+    )
     text = _SLEEPER_WAT.replace('"REQUEST"', '"' + "".join(f"\\{b:02x}" for b in request) + '"')
     text = text.replace("(i32.const LEN)", f"(i32.const {len(request)})")
     issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
     module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
-    signed = sign_module(wat_to_wasm(text), issuer=issuer, subject=module, name="sleeper",
-                         caps=("wasmcloud:messaging",), rev=1, ver="0.1.0", now=time.time())
+    signed = sign_module(
+        wat_to_wasm(text),
+        issuer=issuer,
+        subject=module,
+        name="sleeper",
+        caps=("wasmcloud:messaging",),
+        rev=1,
+        ver="0.1.0",
+        now=time.time(),
+    )
     path = out_dir / "sleeper.wasm"
     path.write_bytes(signed)
     return path, module.public_key
@@ -126,9 +134,11 @@ class CliResult:
     elapsed_s: float
 
     def describe(self) -> str:
-        return (f"`meshhost {' '.join(self.argv)}` exited {self.returncode} after "
-                f"{self.elapsed_s:.2f} s\nstdout: {self.stdout[-2000:]}\n"
-                f"stderr: {self.stderr[-2000:]}")
+        return (
+            f"`meshhost {' '.join(self.argv)}` exited {self.returncode} after "
+            f"{self.elapsed_s:.2f} s\nstdout: {self.stdout[-2000:]}\n"
+            f"stderr: {self.stderr[-2000:]}"
+        )
 
     def ok(self) -> CliResult:
         assert self.returncode == 0, self.describe()
@@ -147,20 +157,36 @@ class CliResult:
         return self.stderr.strip()
 
 
-def run_cli(args: list[str], *, timeout_s: float, env: dict[str, str] | None = None,
-            stdin: bytes | None = None) -> CliResult:
+def run_cli(
+    args: list[str],
+    *,
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> CliResult:
     """``python -m meshhost ARGS``; a command that outlives ``timeout_s`` fails the test."""
     argv = [sys.executable, "-m", "meshhost", *args]
     started = time.monotonic()
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=timeout_s,
-                              env=env or clean_env(COLUMNS="200"), input=stdin)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=timeout_s,
+            env=env or clean_env(COLUMNS="200"),
+            input=stdin,
+        )
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(
             f"`meshhost {' '.join(args)}` hung: no exit within {timeout_s} s\n"
-            f"stdout: {exc.stdout!r}\nstderr: {exc.stderr!r}") from None
-    return CliResult(list(args), done.returncode, done.stdout.decode(errors="replace"),
-                     done.stderr.decode(errors="replace"), time.monotonic() - started)
+            f"stdout: {exc.stdout!r}\nstderr: {exc.stderr!r}"
+        ) from None
+    return CliResult(
+        list(args),
+        done.returncode,
+        done.stdout.decode(errors="replace"),
+        done.stderr.decode(errors="replace"),
+        time.monotonic() - started,
+    )
 
 
 def parallel(*thunks: Callable[[], Any]) -> list[Any]:
@@ -176,7 +202,9 @@ class Netns:
     def __init__(self) -> None:
         self.holder = subprocess.Popen(
             ["unshare", "-n", "sh", "-c", "ip link set lo up && echo ready && exec sleep 86400"],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.holder.stdout is not None
         ready, _, _ = select.select([self.holder.stdout], [], [], NETNS_READY_S)
         line = self.holder.stdout.readline() if ready else ""
@@ -191,8 +219,9 @@ class Netns:
 
     def run(self, argv: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run([*self.enter, *argv], capture_output=True, text=True,
-                                  timeout=timeout_s)
+            return subprocess.run(
+                [*self.enter, *argv], capture_output=True, text=True, timeout=timeout_s
+            )
         except subprocess.TimeoutExpired:
             raise AssertionError(f"{argv} in the namespace: no exit within {timeout_s} s") from None
 
@@ -217,9 +246,17 @@ except Exception as e:
 class HostProc:
     """One ``meshhost up`` process (restartable on the same data dir)."""
 
-    def __init__(self, lattice: ProcLattice, name: str, secret: str, lattice_name: str,
-                 extra_args: tuple[str, ...] = (), json_output: bool = True,
-                 netns: Netns | None = None, profile: str | None = "local") -> None:
+    def __init__(
+        self,
+        lattice: ProcLattice,
+        name: str,
+        secret: str,
+        lattice_name: str,
+        extra_args: tuple[str, ...] = (),
+        json_output: bool = True,
+        netns: Netns | None = None,
+        profile: str | None = "local",
+    ) -> None:
         self.lattice = lattice
         self.netns = netns
         """The namespace it runs in; None: the lattice's own."""
@@ -258,8 +295,8 @@ class HostProc:
             log.write(f"--- start {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
             self.popen = subprocess.Popen(
-                argv, stdout=log, stderr=log,
-                env=clean_env(MESHHOST_LATTICE_SECRET=self.secret))
+                argv, stdout=log, stderr=log, env=clean_env(MESHHOST_LATTICE_SECRET=self.secret)
+            )
         return self
 
     @property
@@ -283,8 +320,9 @@ class HostProc:
         try:
             return self.popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.name} did not exit within {timeout_s} s\n"
-                                 f"{self.log_tail()}") from None
+            raise AssertionError(
+                f"{self.name} did not exit within {timeout_s} s\n{self.log_tail()}"
+            ) from None
 
     def terminate(self, timeout_s: float = 15.0) -> int:
         """SIGTERM (graceful leave); returns the exit code."""
@@ -335,23 +373,33 @@ class HostProc:
 
     # -- CLI ------------------------------------------------------------------
 
-    def cli(self, *args: str, timeout_s: float = 10.0 + CLI_MARGIN_S,
-            stdin: bytes | None = None) -> CliResult:
+    def cli(
+        self, *args: str, timeout_s: float = 10.0 + CLI_MARGIN_S, stdin: bytes | None = None
+    ) -> CliResult:
         """``meshhost ARGS --data-dir <this host's data dir>``."""
-        return run_cli([*args, "--data-dir", str(self.data_dir)], timeout_s=timeout_s,
-                       stdin=stdin)
+        return run_cli([*args, "--data-dir", str(self.data_dir)], timeout_s=timeout_s, stdin=stdin)
 
     def links(self) -> list[tuple[str, str, str]]:
         """``link list --json`` as (actor, contract, link name) rows."""
-        return [(x["actor"], x["contract"], x["link_name"])
-                for x in self.cli("link", "list", "--json").json()]
+        return [
+            (x["actor"], x["contract"], x["link_name"])
+            for x in self.cli("link", "list", "--json").json()
+        ]
 
-    def call(self, actor: str, operation: str, payload: str = "", *,
-             deadline_s: float = 10.0, as_json: bool = True) -> CliResult:
+    def call(
+        self,
+        actor: str,
+        operation: str,
+        payload: str = "",
+        *,
+        deadline_s: float = 10.0,
+        as_json: bool = True,
+    ) -> CliResult:
         """``meshhost call --timeout deadline_s [--json]``, bounded by deadline + margin."""
         args = ["call", actor, operation, payload, "--timeout", str(deadline_s)]
-        return self.cli(*args, *(["--json"] if as_json else []),
-                        timeout_s=deadline_s + CLI_MARGIN_S)
+        return self.cli(
+            *args, *(["--json"] if as_json else []), timeout_s=deadline_s + CLI_MARGIN_S
+        )
 
 
 class ProcLattice:
@@ -382,15 +430,31 @@ class ProcLattice:
         if self.netns is not None:
             self.netns.close()
 
-    def add(self, name: str, *, secret: str | None = None, start: bool = True,
-            extra_args: tuple[str, ...] = (), json_output: bool = True,
-            netns: Netns | None = None, profile: str | None = "local") -> HostProc:
+    def add(
+        self,
+        name: str,
+        *,
+        secret: str | None = None,
+        start: bool = True,
+        extra_args: tuple[str, ...] = (),
+        json_output: bool = True,
+        netns: Netns | None = None,
+        profile: str | None = "local",
+    ) -> HostProc:
         """A host (started unless ``start=False``); ``extra_args`` go to `meshhost up`;
         ``json_output=False`` runs it as a person would, printing for a terminal;
         ``netns`` is the namespace to run in (default: the lattice's own) and
         ``profile=None`` leaves the default timing profile."""
-        host = HostProc(self, name, secret or self.secret, self.lattice_name, extra_args,
-                        json_output, netns, profile)
+        host = HostProc(
+            self,
+            name,
+            secret or self.secret,
+            self.lattice_name,
+            extra_args,
+            json_output,
+            netns,
+            profile,
+        )
         self.hosts.append(host)
         if start:
             host.start()
@@ -402,12 +466,15 @@ class ProcLattice:
         hosts = [self.add(name) for name in names]
         self.wait_for(lambda: all(h.status() for h in hosts), "every host wrote its status")
         ids = {h.host_id for h in hosts}
-        self.wait_for(lambda: all(h.alive_ids() == ids for h in hosts),
-                      f"each of {', '.join(names)} sees all of them alive")
+        self.wait_for(
+            lambda: all(h.alive_ids() == ids for h in hosts),
+            f"each of {', '.join(names)} sees all of them alive",
+        )
         return hosts, time.monotonic() - started
 
-    def wait_for(self, predicate: Callable[[], bool], what: str,
-                 timeout_s: float = WAIT_S) -> float:
+    def wait_for(
+        self, predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S
+    ) -> float:
         """Poll ``predicate``; seconds it took, or fail saying what and showing every host."""
         start = time.monotonic()
         while time.monotonic() - start < timeout_s:
@@ -416,8 +483,9 @@ class ProcLattice:
                 self.timings.append((what, took))
                 return took
             time.sleep(POLL_S)
-        raise AssertionError(f"timed out after {timeout_s} s waiting until {what}\n"
-                             + self.diagnostics())
+        raise AssertionError(
+            f"timed out after {timeout_s} s waiting until {what}\n" + self.diagnostics()
+        )
 
     def diagnostics(self) -> str:
         parts = [f"waits so far: {self.report_timings()}"]
@@ -433,14 +501,17 @@ class ProcLattice:
 
     # -- inside the namespace ----------------------------------------------------
 
-    def http_get(self, url: str, timeout_s: float = 3.0, netns: Netns | None = None
-                 ) -> dict[str, Any]:
+    def http_get(
+        self, url: str, timeout_s: float = 3.0, netns: Netns | None = None
+    ) -> dict[str, Any]:
         """GET ``url`` from inside ``netns`` (default: the lattice's own namespace):
         {status, body} or {status: None, error}."""
         netns = netns or self.netns
         assert netns is not None
-        done = netns.run([sys.executable, "-c", _HTTP_GET, url, str(timeout_s)],
-                              timeout_s=timeout_s + CLI_MARGIN_S)
+        done = netns.run(
+            [sys.executable, "-c", _HTTP_GET, url, str(timeout_s)],
+            timeout_s=timeout_s + CLI_MARGIN_S,
+        )
         assert done.returncode == 0, done.stderr
         result: dict[str, Any] = json.loads(done.stdout)
         return result
@@ -455,8 +526,13 @@ class ProcLattice:
 
 def http_request_payload(path: Path, host_header: str = "cli") -> str:
     """Write a msgpack wasmcloud:httpserver HttpRequest to ``path``; ``@path`` for `call`."""
-    request = {"method": "GET", "path": "/", "queryString": "",
-               "header": {"host": [host_header]}, "body": b""}
+    request = {
+        "method": "GET",
+        "path": "/",
+        "queryString": "",
+        "header": {"host": [host_header]},
+        "body": b"",
+    }
     path.write_bytes(msgpack.packb(request, use_bin_type=True))
     return f"@{path}"
 

@@ -14,8 +14,9 @@ from proc_lattice import CliResult, HostProc, ProcLattice, http_request_payload,
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 
-def poll_call(lattice: ProcLattice, host: HostProc, actor: str, operation: str, payload: str,
-              until, what: str) -> tuple[CliResult, float]:
+def poll_call(
+    lattice: ProcLattice, host: HostProc, actor: str, operation: str, payload: str, until, what: str
+) -> tuple[CliResult, float]:
     """Call from ``host`` until ``until(result)``; (that result, seconds it took)."""
     last: list[CliResult] = []
 
@@ -40,8 +41,15 @@ def test_an_actor_started_on_a_answers_calls_from_b_and_c(
     started = a.cli("start", str(echo_path), "--json").json()
     assert started["actor"] == echo_id and started["host"] == a.host_id
 
-    _, spread_s = poll_call(lattice, b, echo_id, "Echo", "x", lambda r: r.returncode == 0,
-                            "b can call the echo started on a")
+    _, spread_s = poll_call(
+        lattice,
+        b,
+        echo_id,
+        "Echo",
+        "x",
+        lambda r: r.returncode == 0,
+        "b can call the echo started on a",
+    )
     print(f"echo on a callable from b {spread_s:.2f} s after `start` returned")
     from_b, from_c, plain, hosts, inventory = parallel(
         lambda: b.call(echo_id, "Echo", "hello from b").json(),
@@ -55,8 +63,7 @@ def test_an_actor_started_on_a_answers_calls_from_b_and_c(
     assert from_b["host"] == a.host_id and bytes.fromhex(from_b["payload"]) == b"hello from b"
     assert from_c["host"] == a.host_id and bytes.fromhex(from_c["payload"]) == b"hello from c"
     assert plain.stdout == "plain" and f"answered by {a.host_id[:12]}" in plain.stderr
-    assert {r["id"]: r["state"] for r in hosts} == {
-        h.host_id: "alive" for h in (a, b, c)}, hosts
+    assert {r["id"]: r["state"] for r in hosts} == {h.host_id: "alive" for h in (a, b, c)}, hosts
     assert {r["id"]: r["actors"] for r in hosts}[a.host_id] == 1
     assert inventory["host"] == a.host_id
     assert [(x["id"], x["instances"]) for x in inventory["actors"]] == [(echo_id, 1)]
@@ -72,14 +79,27 @@ def test_a_link_made_on_c_lets_the_counter_on_a_count_calls_from_b(
 
     a.cli("start", str(kv_path)).ok()
     # Before any link the actor is denied key-value: a clear error, not a hang.
-    denied, _ = poll_call(lattice, b, kv_id, operation, request,
-                          lambda r: r.returncode == 1 and "link" in r.stderr,
-                          "b's call reaches the counter on a and is refused key-value")
+    denied, _ = poll_call(
+        lattice,
+        b,
+        kv_id,
+        operation,
+        request,
+        lambda r: r.returncode == 1 and "link" in r.stderr,
+        "b's call reaches the counter on a and is refused key-value",
+    )
     assert "wasmcloud:keyvalue" in denied.failed_cleanly()
 
     c.cli("link", "put", kv_id, "wasmcloud:keyvalue").ok()
-    first, linked_s = poll_call(lattice, b, kv_id, operation, request,
-                                lambda r: r.returncode == 0, "the link made on c reaches a")
+    first, linked_s = poll_call(
+        lattice,
+        b,
+        kv_id,
+        operation,
+        request,
+        lambda r: r.returncode == 0,
+        "the link made on c reaches a",
+    )
     print(f"link put on c took effect on a within {linked_s:.2f} s")
     assert first.json()["host"] == a.host_id
     counted = [kv_count(first)]

@@ -33,8 +33,9 @@ def test_http_is_served_and_another_host_takes_the_port_after_kill_9_of_its_hold
     url = f"http://127.0.0.1:{port}/hello"
     parallel(
         lambda: c.cli("link", "put", kv_id, "wasmcloud:keyvalue").ok(),
-        lambda: b.cli("link", "put", kv_id, "wasmcloud:httpserver",
-                      "--value", f"ADDRESS=127.0.0.1:{port}").ok(),
+        lambda: b.cli(
+            "link", "put", kv_id, "wasmcloud:httpserver", "--value", f"ADDRESS=127.0.0.1:{port}"
+        ).ok(),
     )
 
     answers: list[dict] = []
@@ -61,5 +62,7 @@ def test_http_is_served_and_another_host_takes_the_port_after_kill_9_of_its_hold
     new_pid = lattice.tcp_listener_pid(port)
     assert new_pid in by_pid and new_pid != holder_pid, (holder_pid, new_pid)
     assert json.loads(answers[0]["body"])["count"] >= 1
-    print(f"HTTP port {port}: held by {holder.name}; after its kill -9, "
-          f"{by_pid[new_pid].name} served it {takeover_s:.2f} s later")
+    print(
+        f"HTTP port {port}: held by {holder.name}; after its kill -9, "
+        f"{by_pid[new_pid].name} served it {takeover_s:.2f} s later"
+    )

@@ -60,7 +60,8 @@ class CallLoop(threading.Thread):
             began = time.monotonic()
             try:
                 outcome: CliResult | AssertionError = self.caller.call(
-                    self.actor, "Echo", f"call {n}", deadline_s=DEADLINE_S)
+                    self.actor, "Echo", f"call {n}", deadline_s=DEADLINE_S
+                )
             except AssertionError as hung:  # run_cli's subprocess timeout: the call hung
                 outcome = hung
             self.calls.append((began, time.monotonic(), outcome))
@@ -78,26 +79,37 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
     parallel(
         *(lambda h=h: h.cli("start", str(echo_path)).ok() for h in (a, c)),
         *(lambda h=h: h.cli("start", str(sleeper_path), "--count", "2").ok() for h in (a, c)),
-        lambda: b.cli("link", "put", sleeper_id, "wasmcloud:messaging",
-                      "--value", f"SUBSCRIPTION={SLEEP_SUBJECT}").ok(),
+        lambda: b.cli(
+            "link",
+            "put",
+            sleeper_id,
+            "wasmcloud:messaging",
+            "--value",
+            f"SUBSCRIPTION={SLEEP_SUBJECT}",
+        ).ok(),
     )
 
     def b_sees_both() -> bool:
         rows = b.cli("hosts", "--json").json()
         return {r["id"]: r["actors"] for r in rows} == {a.host_id: 3, b.host_id: 0, c.host_id: 3}
+
     lattice.wait_for(b_sees_both, "b sees echo and the sleeper on a and on c", timeout_s=15)
 
     # Someone follows a's events: when a dies the follower must say so and fail.
     follower = subprocess.Popen(
         [sys.executable, "-m", "meshhost", "events", "--data-dir", str(a.data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     loops = [CallLoop(b, echo_id) for _ in range(LOOPS)]
     sleeps: list[tuple[float, CliResult | AssertionError]] = []
 
     def sleep_call() -> None:
         try:
-            outcome: CliResult | AssertionError = b.call(sleeper_id, "Sleep",
-                                                         deadline_s=SLEEP_DEADLINE_S)
+            outcome: CliResult | AssertionError = b.call(
+                sleeper_id, "Sleep", deadline_s=SLEEP_DEADLINE_S
+            )
         except AssertionError as hung:
             outcome = hung
         sleeps.append((time.monotonic(), outcome))
@@ -107,23 +119,34 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
         loop.start()
     try:
         # Kill a once it has answered an echo and while it runs a Sleep.
-        lattice.wait_for(lambda: all(loop.calls for loop in loops) and any(
-            isinstance(o, CliResult) and o.returncode == 0 and o.json()["host"] == a.host_id
-            for loop in loops for _, _, o in list(loop.calls)), "a has answered an echo")
+        lattice.wait_for(
+            lambda: (
+                all(loop.calls for loop in loops)
+                and any(
+                    isinstance(o, CliResult) and o.returncode == 0 and o.json()["host"] == a.host_id
+                    for loop in loops
+                    for _, _, o in list(loop.calls)
+                )
+            ),
+            "a has answered an echo",
+        )
         for thread in sleepers:
             thread.start()
-        lattice.wait_for(lambda: a.stat("actors.in_flight") >= 1 or bool(sleeps),
-                         "a runs a Sleep call")
+        lattice.wait_for(
+            lambda: a.stat("actors.in_flight") >= 1 or bool(sleeps), "a runs a Sleep call"
+        )
         assert not sleeps, "a Sleep call ended before a was seen running one"
         killed_at = time.monotonic()
         a.kill9()
-        detect_s = lattice.wait_for(lambda: b.view().get(a.host_id) == "dead",
-                                    "b declares the killed host dead")
+        detect_s = lattice.wait_for(
+            lambda: b.view().get(a.host_id) == "dead", "b declares the killed host dead"
+        )
         detected_at = time.monotonic()
         lattice.wait_for(
             lambda: all(loop.count_since(detected_at) >= CALLS_AFTER_DETECTION for loop in loops),
             f"each loop made {CALLS_AFTER_DETECTION} calls after the detection",
-            timeout_s=CALLS_AFTER_DETECTION * (DEADLINE_S + CLI_MARGIN_S) + 5)
+            timeout_s=CALLS_AFTER_DETECTION * (DEADLINE_S + CLI_MARGIN_S) + 5,
+        )
     finally:
         for loop in loops:
             loop.stop.set()
@@ -156,10 +179,12 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
             assert began < detected_at, f"a call after the detection failed: {errors[-1]}"
     during = [o for began, _, o in calls if killed_at <= began < detected_at]
     slowest = max(end - began for began, end, _ in calls)
-    print(f"kill -9 detected by b after {detect_s:.2f} s; {len(calls)} calls "
-          f"({len(during)} between the kill and the detection), answered by "
-          f"a={answered.get(a.host_id, 0)} c={answered.get(c.host_id, 0)}, "
-          f"{len(errors)} clear errors {errors}, slowest CLI call {slowest:.2f} s")
+    print(
+        f"kill -9 detected by b after {detect_s:.2f} s; {len(calls)} calls "
+        f"({len(during)} between the kill and the detection), answered by "
+        f"a={answered.get(a.host_id, 0)} c={answered.get(c.host_id, 0)}, "
+        f"{len(errors)} clear errors {errors}, slowest CLI call {slowest:.2f} s"
+    )
 
     # The Sleep calls: a's were cut by the kill and must be answered by c (the
     # kill loses the connection at once) or fail clearly, within their deadline.
@@ -174,8 +199,10 @@ def test_kill_9_of_a_serving_host_fails_calls_over_or_fails_them_clearly_and_non
             slept.append(round(answer["ms"]))
         else:
             sleep_errors.append(f"{outcome.failed_cleanly()} after {outcome.elapsed_s:.2f} s")
-    print(f"Sleep calls in flight at the kill: answered by c in {sorted(slept)} ms; "
-          f"failed clearly: {sleep_errors}")
+    print(
+        f"Sleep calls in flight at the kill: answered by c in {sorted(slept)} ms; "
+        f"failed clearly: {sleep_errors}"
+    )
 
     # The dead host's own CLI says plainly that nothing runs there.
     stale = a.cli("hosts").failed_cleanly()
@@ -190,12 +217,14 @@ def test_calls_to_a_frozen_host_fail_over_on_timeout_within_the_deadline(
     """SIGSTOP, unlike SIGKILL, leaves a's sockets open: only a timeout can tell."""
     (a, b, c), _ = lattice.start_hosts("a", "b", "c")
     echo_path, echo_id = modules["echo"]
-    parallel(lambda: a.cli("start", str(echo_path)).ok(),
-             lambda: c.cli("start", str(echo_path)).ok())
+    parallel(
+        lambda: a.cli("start", str(echo_path)).ok(), lambda: c.cli("start", str(echo_path)).ok()
+    )
 
     def b_sees_both() -> bool:
         rows = b.cli("hosts", "--json").json()
         return {r["id"]: r["actors"] for r in rows} == {a.host_id: 1, b.host_id: 0, c.host_id: 1}
+
     lattice.wait_for(b_sees_both, "b sees echo on a and on c", timeout_s=15)
 
     # b's router picks a or c at random (equal load): call until one call has tried a,
@@ -205,7 +234,8 @@ def test_calls_to_a_frozen_host_fail_over_on_timeout_within_the_deadline(
     answers = []
     try:
         while len(answers) < FROZEN_MAX_CALLS and not any(
-                x["ms"] >= FAILOVER_SEEN_MS for x in answers):
+            x["ms"] >= FAILOVER_SEEN_MS for x in answers
+        ):
             answers.append(b.call(echo_id, "Echo", "x", deadline_s=DEADLINE_S).json())
         answers.append(b.call(echo_id, "Echo", "x", deadline_s=DEADLINE_S).json())
     finally:
@@ -213,7 +243,8 @@ def test_calls_to_a_frozen_host_fail_over_on_timeout_within_the_deadline(
     assert [x["host"] for x in answers] == [c.host_id] * len(answers), answers
     assert all(x["ms"] < DEADLINE_S * 1000 for x in answers), answers
     assert any(x["ms"] >= FAILOVER_SEEN_MS for x in answers), (
-        f"in {FROZEN_MAX_CALLS} calls b never tried the frozen host: {answers}")
+        f"in {FROZEN_MAX_CALLS} calls b never tried the frozen host: {answers}"
+    )
     print(f"calls while a was frozen answered by c in {[x['ms'] for x in answers]} ms")
     # Thawed, a refutes any suspicion and is alive again everywhere.
     ids = {a.host_id, b.host_id, c.host_id}

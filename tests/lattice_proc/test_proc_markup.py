@@ -21,19 +21,27 @@ def test_a_peer_label_and_user_keys_with_brackets_are_printed_verbatim(
 ) -> None:
     person = lattice.add("person", json_output=False)
     peer = lattice.add("peer", extra_args=("--label", "zone=[/oops]", "--label", "x=[bold]y"))
-    lattice.wait_for(lambda: person.status() is not None and peer.status() is not None,
-                     "both hosts wrote their status")
-    lattice.wait_for(lambda: person.alive_ids() == {person.host_id, peer.host_id},
-                     "the person's host sees the labelled peer alive")
-    lattice.wait_for(lambda: "zone=[/oops]" in person.log.read_text(errors="replace"),
-                     "the person's host printed the peer's label as it is", timeout_s=5)
+    lattice.wait_for(
+        lambda: person.status() is not None and peer.status() is not None,
+        "both hosts wrote their status",
+    )
+    lattice.wait_for(
+        lambda: person.alive_ids() == {person.host_id, peer.host_id},
+        "the person's host sees the labelled peer alive",
+    )
+    lattice.wait_for(
+        lambda: "zone=[/oops]" in person.log.read_text(errors="replace"),
+        "the person's host printed the peer's label as it is",
+        timeout_s=5,
+    )
     assert person.running, person.log_tail()
 
     put = person.cli("config", "put", "[/k]", "[red]v").ok()
     assert "[/k]" in put.stdout, put.describe()
     echo_id = modules["echo"][1]
-    person.cli("link", "put", echo_id, "wasmcloud:messaging",
-               "--value", "SUBSCRIPTION=[/topic]").ok()
+    person.cli(
+        "link", "put", echo_id, "wasmcloud:messaging", "--value", "SUBSCRIPTION=[/topic]"
+    ).ok()
     got, missing, hosts, links = parallel(
         lambda: person.cli("config", "get", "[/k]").ok(),
         lambda: person.cli("config", "get", "[red]x"),

@@ -57,21 +57,25 @@ def test_secret_holder_deployer_and_admin_and_a_revoked_actor_stops_everywhere(
 
     a.cli("operator", "add", deployer, "--role", "deployer", "--operator-key", admin_file).ok()
     lattice.wait_for(
-        lambda: any(o["key"] == deployer for o in
-                    b.cli("operator", "list", "--json").json()), "b learns the deployer")
+        lambda: any(o["key"] == deployer for o in b.cli("operator", "list", "--json").json()),
+        "b learns the deployer",
+    )
     # a forwards the signed op to b, which checks it itself
     a.cli("start", str(echo_path), "--host", b.host_id, "--operator-key", deployer_file).ok()
     a.cli("start", str(echo_path), "--host", a.host_id, "--operator-key", deployer_file).ok()
-    refused = a.cli("link", "put", echo_id, "wasmcloud:keyvalue",
-                    "--operator-key", deployer_file).failed_cleanly()
+    refused = a.cli(
+        "link", "put", echo_id, "wasmcloud:keyvalue", "--operator-key", deployer_file
+    ).failed_cleanly()
     assert "needs role admin" in refused and "has role deployer" in refused, refused
     # the secret-only CLI is still served: calls need no role
     assert a.call(echo_id, "Echo", "hi", as_json=False).ok().stdout == "hi"
 
     revoked_at = time.monotonic()
     a.cli("revoke", "add", echo_id, "--operator-key", admin_file).ok()
-    lattice.wait_for(lambda: actors_on(a, echo_id) == 0 and actors_on(b, echo_id) == 0,
-                     "every host stops the revoked actor")
+    lattice.wait_for(
+        lambda: actors_on(a, echo_id) == 0 and actors_on(b, echo_id) == 0,
+        "every host stops the revoked actor",
+    )
     print(f"revoked actor stopped on both hosts after {time.monotonic() - revoked_at:.2f} s")
 
     # the revocation survives a restart, and the restarted host refuses the actor
@@ -79,8 +83,9 @@ def test_secret_holder_deployer_and_admin_and_a_revoked_actor_stops_everywhere(
     b.start()
     lattice.wait_for(lambda: b.status() is not None, "b restarted")
     assert echo_id in json.loads(b.cli("revoke", "list", "--json").ok().stdout)
-    refused = b.cli("start", str(echo_path), "--host", b.host_id,
-                    "--operator-key", deployer_file).failed_cleanly()
+    refused = b.cli(
+        "start", str(echo_path), "--host", b.host_id, "--operator-key", deployer_file
+    ).failed_cleanly()
     assert "revoked" in refused, refused
 
 
@@ -90,7 +95,8 @@ def test_issuer_allow_list_per_host_flag_and_lattice_wide(
     _, admin_file = with_admin(lattice)
     echo_path, echo_id = modules["echo"]
     examples_issuer = nkeys.from_seed(
-        (echo_path.parent / "issuer.seed").read_text().strip()).public_key
+        (echo_path.parent / "issuer.seed").read_text().strip()
+    ).public_key
     other_issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom).public_key
     a = lattice.add("a")
     b = lattice.add("b", extra_args=("--allowed-issuer", other_issuer))
@@ -112,8 +118,10 @@ def test_issuer_allow_list_per_host_flag_and_lattice_wide(
     refused = a.cli("start", str(echo_path), "--host", a.host_id, *key).failed_cleanly()
     assert "allow-list" in refused, refused
     a.cli("issuer", "add", examples_issuer, *key).ok()
-    lattice.wait_for(lambda: examples_issuer in b.cli("issuer", "list", "--json").json()["lattice"],
-                     "b learns the lattice-wide allow-list")
+    lattice.wait_for(
+        lambda: examples_issuer in b.cli("issuer", "list", "--json").json()["lattice"],
+        "b learns the lattice-wide allow-list",
+    )
     a.cli("start", str(echo_path), "--host", a.host_id, *key).ok()
 
 
@@ -147,22 +155,27 @@ def test_a_host_away_during_a_revocation_learns_it_before_running_the_actor_agai
     manifest.write_text(ECHO_DAEMON.replace("IMAGE", str(echo_path)))
     (a, b), _ = lattice.start_hosts("a", "b")
     a.cli("apply", str(manifest), *key).ok()
-    lattice.wait_for(lambda: actors_on(a, echo_id) == 1 == actors_on(b, echo_id),
-                     "the daemon runs echo on both hosts")
+    lattice.wait_for(
+        lambda: actors_on(a, echo_id) == 1 == actors_on(b, echo_id),
+        "the daemon runs echo on both hosts",
+    )
 
     assert b.terminate() == 0  # b is away while echo is revoked
     a.cli("revoke", "add", echo_id, *key).ok()
     lattice.wait_for(lambda: actors_on(a, echo_id) == 0, "a stops the revoked echo")
     restarted_at = b.log.stat().st_size
     b.start()
-    lattice.wait_for(lambda: b.status() is not None and a.host_id in b.alive_ids(),
-                     "b is back and sees a")
-    lattice.wait_for(lambda: echo_id in b.cli("revoke", "list", "--json").json(),
-                     "b learned the revocation")
+    lattice.wait_for(
+        lambda: b.status() is not None and a.host_id in b.alive_ids(), "b is back and sees a"
+    )
+    lattice.wait_for(
+        lambda: echo_id in b.cli("revoke", "list", "--json").json(), "b learned the revocation"
+    )
     time.sleep(2.0)  # a reconcile round of b's after joining
     since_restart = b.log.read_bytes()[restarted_at:].decode(errors="replace")
-    started = [line for line in since_restart.splitlines()
-               if "actor_started" in line and echo_id in line]
+    started = [
+        line for line in since_restart.splitlines() if "actor_started" in line and echo_id in line
+    ]
     assert not started, since_restart[-3000:]
     assert actors_on(b, echo_id) == 0
 
@@ -184,31 +197,55 @@ def test_a_secret_holders_forged_entries_are_refused_and_the_admins_spread_every
     a.cli("link", "put", echo_id, "wasmcloud:keyvalue", *key).ok()
     a.cli("apply", str(admins), *key).ok()
     messaging = (echo_id, "wasmcloud:messaging", "default")  # the manifest's linkdef
-    lattice.wait_for(lambda: {(echo_id, "wasmcloud:keyvalue", "default"), messaging}
-                     <= set(b.links()) and actors_on(b, echo_id) == 1,
-                     "the admin's link, manifest and its link reach b, which runs echo")
+    lattice.wait_for(
+        lambda: (
+            {(echo_id, "wasmcloud:keyvalue", "default"), messaging} <= set(b.links())
+            and actors_on(b, echo_id) == 1
+        ),
+        "the admin's link, manifest and its link reach b, which runs echo",
+    )
 
     rogues = lattice.root / "rogue.yaml"
     rogues.write_text(ECHO_DAEMON.replace("IMAGE", str(echo_path)).replace("echoes", "rogue"))
-    forged_link = {"actor_id": echo_id, "contract_id": "wasmcloud:httpserver",
-                   "link_name": "default", "provider_id": "",
-                   "values": {"ADDRESS": "0.0.0.0:8099"}}
-    monkeypatch.setenv("ROGUE_ENTRIES", json.dumps([
-        ["link", f"{echo_id}/wasmcloud:httpserver/default", forged_link],
-        ["config", "rogue", "1"],
-        ["control.manifests", "rogue@v1", {"text": load_manifest(rogues).canonical().decode()}],
-        ["control.deployments", "rogue", {"text": "v1"}],
-    ]))
+    forged_link = {
+        "actor_id": echo_id,
+        "contract_id": "wasmcloud:httpserver",
+        "link_name": "default",
+        "provider_id": "",
+        "values": {"ADDRESS": "0.0.0.0:8099"},
+    }
+    monkeypatch.setenv(
+        "ROGUE_ENTRIES",
+        json.dumps(
+            [
+                ["link", f"{echo_id}/wasmcloud:httpserver/default", forged_link],
+                ["config", "rogue", "1"],
+                [
+                    "control.manifests",
+                    "rogue@v1",
+                    {"text": load_manifest(rogues).canonical().decode()},
+                ],
+                ["control.deployments", "rogue", {"text": "v1"}],
+            ]
+        ),
+    )
     rogue = lattice.add("rogue", start=False)
     rogue.program = (str(Path(__file__).with_name("rogue_host.py")),)
     rogue.start()
     forged = (echo_id, "wasmcloud:httpserver", "default")
-    lattice.wait_for(lambda: rogue.status() is not None and forged in rogue.links()
-                     and {a.host_id, b.host_id} <= rogue.alive_ids(),
-                     "the rogue host joined holding its forged link")
+    lattice.wait_for(
+        lambda: (
+            rogue.status() is not None
+            and forged in rogue.links()
+            and {a.host_id, b.host_id} <= rogue.alive_ids()
+        ),
+        "the rogue host joined holding its forged link",
+    )
     report = "without a valid operator signature"
-    lattice.wait_for(lambda: report in a.log.read_text() and report in b.log.read_text(),
-                     "a and b refuse the rogue's entries and report it")
+    lattice.wait_for(
+        lambda: report in a.log.read_text() and report in b.log.read_text(),
+        "a and b refuse the rogue's entries and report it",
+    )
     time.sleep(3.0)  # another anti-entropy pull (every 2 s) each, to be sure
     for host in (a, b):
         assert forged not in host.links(), host.name
@@ -220,8 +257,10 @@ def test_a_secret_holders_forged_entries_are_refused_and_the_admins_spread_every
     # the admin's next change still reaches every host, the rogue one included
     a.cli("link", "put", echo_id, "wasmcloud:httpclient", *key).ok()
     new = (echo_id, "wasmcloud:httpclient", "default")
-    lattice.wait_for(lambda: all(new in h.links() for h in (a, b, rogue)),
-                     "the admin's new link reaches every host")
+    lattice.wait_for(
+        lambda: all(new in h.links() for h in (a, b, rogue)),
+        "the admin's new link reaches every host",
+    )
 
 
 LINKDEF = """\

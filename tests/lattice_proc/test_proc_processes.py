@@ -44,14 +44,18 @@ def test_two_processes_serve_calls_and_stop_together(
 ) -> None:
     a = lattice.add("a", extra_args=("--processes", "2"))
     b = lattice.add("b")
-    lattice.wait_for(lambda: bool(worker_events(a)) and b.status() is not None,
-                     "a announces its worker and b is up")
+    lattice.wait_for(
+        lambda: bool(worker_events(a)) and b.status() is not None,
+        "a announces its worker and b is up",
+    )
     worker = worker_events(a)[0]
     worker_id, worker_pid = str(worker["id"]), int(str(worker["pid"]))
     assert worker["worker"] == 1 and worker_id != a.host_id
     assert (a.data_dir / "workers" / "1" / "host.seed").exists()
-    lattice.wait_for(lambda: b.alive_ids() == {a.host_id, worker_id, b.host_id},
-                     "b sees the primary and the worker alive")
+    lattice.wait_for(
+        lambda: b.alive_ids() == {a.host_id, worker_id, b.host_id},
+        "b sees the primary and the worker alive",
+    )
 
     echo_path, echo_id = modules["echo"]
     for host_id in (a.host_id, worker_id):

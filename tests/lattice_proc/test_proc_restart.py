@@ -21,8 +21,9 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 OPERATION = "HttpServer.HandleRequest"
 
 
-def count_from(lattice: ProcLattice, caller: HostProc, actor: str, request: str,
-               what: str) -> CliResult:
+def count_from(
+    lattice: ProcLattice, caller: HostProc, actor: str, request: str, what: str
+) -> CliResult:
     """The first answered call from ``caller`` (polling while the actor's location spreads)."""
     answered: list[CliResult] = []
     last: list[CliResult] = []
@@ -58,15 +59,18 @@ def test_a_restarted_host_rejoins_with_its_links_and_kv_data(
     ids = {a_id, b.host_id, c.host_id}
     rejoin_s = lattice.wait_for(
         lambda: all(h.alive_ids() == ids for h in (a, b, c)),
-        "the restarted host (same key) is alive in every view")
+        "the restarted host (same key) is alive in every view",
+    )
     print(f"host restarted after kill -9 alive in every view {rejoin_s:.2f} s after its start")
     assert a.status()["host_id"] == a_id
 
     expected = [(kv_id, "wasmcloud:keyvalue", "default")]
     assert a.links() == expected
     # The restart stopped the actor: the others must not keep the old incarnation's list.
-    lattice.wait_for(lambda: {r["id"]: r["actors"] for r in b.cli("hosts", "--json").json()}
-                     .get(a_id) == 0, "b sees no actor on the restarted host")
+    lattice.wait_for(
+        lambda: {r["id"]: r["actors"] for r in b.cli("hosts", "--json").json()}.get(a_id) == 0,
+        "b sees no actor on the restarted host",
+    )
     a.cli("start", str(kv_path)).ok()
     again = count_from(lattice, b, kv_id, request, "b reaches the counter started again on a")
     assert again.json()["host"] == a_id

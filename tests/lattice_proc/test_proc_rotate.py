@@ -42,8 +42,10 @@ def test_rotating_the_secret_under_load_fails_no_call_and_locks_out_the_old_secr
     lattice.wait_for(lambda: all(h.alive_ids() == ids for h in hosts), "a, b, c see each other")
     echo_path, echo_id = modules["echo"]
     a.cli("start", str(echo_path)).ok()
-    lattice.wait_for(lambda: all(h.call(echo_id, "Echo", "x").returncode == 0 for h in (b, c)),
-                     "b and c reach the echo on a")
+    lattice.wait_for(
+        lambda: all(h.call(echo_id, "Echo", "x").returncode == 0 for h in (b, c)),
+        "b and c reach the echo on a",
+    )
 
     stop = threading.Event()
     calls: list[tuple[str, int, str]] = []
@@ -60,8 +62,13 @@ def test_rotating_the_secret_under_load_fails_no_call_and_locks_out_the_old_secr
                 payload = f"{host_name}{i}".encode()
                 try:
                     with trio.fail_after(15):
-                        answer = await client.request("call", actor=echo_id, operation="Echo",
-                                                      payload=payload, timeout_ms=10_000)
+                        answer = await client.request(
+                            "call",
+                            actor=echo_id,
+                            operation="Echo",
+                            payload=payload,
+                            timeout_ms=10_000,
+                        )
                     ok = payload in answer["payload"]
                     calls.append((host_name, 0 if ok else 1, repr(answer)[:300]))
                 except Exception as exc:  # every failure is a finding: keep it
@@ -76,8 +83,9 @@ def test_rotating_the_secret_under_load_fails_no_call_and_locks_out_the_old_secr
     try:
         lattice.wait_for(lambda: len(calls) >= 20, "calls are flowing")
         during = len(calls)
-        rotated = a.cli("lattice", "rotate", "--json", "--out", str(tmp_path / "new.secret"),
-                        timeout_s=180).json()
+        rotated = a.cli(
+            "lattice", "rotate", "--json", "--out", str(tmp_path / "new.secret"), timeout_s=180
+        ).json()
         settled = len(calls)
         lattice.wait_for(lambda: len(calls) >= settled + 20, "calls go on after the rotation")
     finally:
@@ -103,8 +111,10 @@ def test_rotating_the_secret_under_load_fails_no_call_and_locks_out_the_old_secr
     # A restart keeps the new secret: b comes back from its file and rejoins.
     b.terminate()
     b.start()
-    lattice.wait_for(lambda: b.status() is not None and b.alive_ids() == ids,
-                     "b restarted from its secret file and sees a and c")
+    lattice.wait_for(
+        lambda: b.status() is not None and b.alive_ids() == ids,
+        "b restarted from its secret file and sees a and c",
+    )
     assert b.call(echo_id, "Echo", "after restart").returncode == 0
 
     # A host with only the old secret is a stranger now.
@@ -114,10 +124,13 @@ def test_rotating_the_secret_under_load_fails_no_call_and_locks_out_the_old_secr
     old = lattice.add("old", secret=lattice.secret, extra_args=("--seed", f"{addr[0]}:{addr[1]}"))
     assert decode_secret(old.secret) == old_secret != new_secret
     lattice.wait_for(lambda: old.status() is not None, "the old-secret host is up")
-    lattice.wait_for(lambda: a.stat("seal.bad_auth") > bad_auth,
-                     "a drops the old-secret host's packets")
+    lattice.wait_for(
+        lambda: a.stat("seal.bad_auth") > bad_auth, "a drops the old-secret host's packets"
+    )
     time.sleep(3)  # several probe and join rounds of the local profile
     assert old.alive_ids() == {old.host_id}
     assert old.host_id not in a.view() and all(old.host_id not in h.view() for h in (b, c))
-    print(f"a refused {a.stat('transport.handshake_failures') - refused} handshakes and "
-          f"{a.stat('seal.bad_auth') - bad_auth} packets from the old-secret host")
+    print(
+        f"a refused {a.stat('transport.handshake_failures') - refused} handshakes and "
+        f"{a.stat('seal.bad_auth') - bad_auth} packets from the old-secret host"
+    )

@@ -26,15 +26,22 @@ def test_a_host_with_the_wrong_secret_sees_nothing_and_is_never_seen(
     echo_path, echo_id = modules["echo"]
     a.cli("start", str(echo_path)).ok()
     addr = a.status()["addr"]
-    stranger = lattice.add("stranger", secret=other["secret"],
-                           extra_args=("--seed", f"{addr[0]}:{addr[1]}"))
+    stranger = lattice.add(
+        "stranger", secret=other["secret"], extra_args=("--seed", f"{addr[0]}:{addr[1]}")
+    )
     lattice.wait_for(lambda: stranger.status() is not None, "the stranger is up")
-    lattice.wait_for(lambda: a.stat("seal.bad_auth") >= 1,
-                     "a receives (and drops) the stranger's packets")
-    lattice.wait_for(lambda: stranger.stat("mdns.other_lattice") >= 1,
-                     "the stranger hears (and ignores) the lattice's mDNS records")
-    lattice.wait_for(lambda: b.call(echo_id, "Echo", "x", deadline_s=3).returncode == 0,
-                     "the lattice itself works: b calls the echo on a", timeout_s=15)
+    lattice.wait_for(
+        lambda: a.stat("seal.bad_auth") >= 1, "a receives (and drops) the stranger's packets"
+    )
+    lattice.wait_for(
+        lambda: stranger.stat("mdns.other_lattice") >= 1,
+        "the stranger hears (and ignores) the lattice's mDNS records",
+    )
+    lattice.wait_for(
+        lambda: b.call(echo_id, "Echo", "x", deadline_s=3).returncode == 0,
+        "the lattice itself works: b calls the echo on a",
+        timeout_s=15,
+    )
 
     seen_by_stranger, seen_by_a, seen_by_b, call, inventory = parallel(
         lambda: stranger.cli("hosts", "--json").json(),
@@ -50,5 +57,7 @@ def test_a_host_with_the_wrong_secret_sees_nothing_and_is_never_seen(
     assert "no live host" in inventory.failed_cleanly()
     assert stranger.alive_ids() == {stranger.host_id}
     assert stranger.host_id not in a.view() and stranger.host_id not in b.view()
-    print(f"a dropped {a.stat('seal.bad_auth')} packets sealed with the wrong secret; "
-          f"stranger ignored {stranger.stat('mdns.other_lattice')} mDNS records of the lattice")
+    print(
+        f"a dropped {a.stat('seal.bad_auth')} packets sealed with the wrong secret; "
+        f"stranger ignored {stranger.stat('mdns.other_lattice')} mDNS records of the lattice"
+    )

@@ -29,7 +29,10 @@ def test_host_stop_drains_the_call_in_flight_and_the_others_see_it_leave(
     (a, b, c), _ = lattice.start_hosts("a", "b", "c")
     follower = subprocess.Popen(
         [sys.executable, "-m", "meshhost", "events", "--data-dir", str(c.data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         stop_while_a_call_runs(lattice, modules, a, b, c)
     finally:
@@ -44,17 +47,27 @@ def test_host_stop_drains_the_call_in_flight_and_the_others_see_it_leave(
     assert follower.returncode == 130 and "Traceback" not in err, err  # 128 + SIGINT
     events = [json.loads(line) for line in out.splitlines()]
     assert {"kind": "host_left", "host": a.host_id} in [
-        {k: e.get(k) for k in ("kind", "host")} for e in events], events
+        {k: e.get(k) for k in ("kind", "host")} for e in events
+    ], events
 
 
-def stop_while_a_call_runs(lattice: ProcLattice, modules: dict[str, tuple[Path, str]],
-                           a: HostProc, b: HostProc, c: HostProc) -> None:
+def stop_while_a_call_runs(
+    lattice: ProcLattice,
+    modules: dict[str, tuple[Path, str]],
+    a: HostProc,
+    b: HostProc,
+    c: HostProc,
+) -> None:
     sleeper_path, sleeper_id = modules["sleeper"]
     a.cli("start", str(sleeper_path), "--count", "2").ok()
-    a.cli("link", "put", sleeper_id, "wasmcloud:messaging",
-          "--value", f"SUBSCRIPTION={SLEEP_SUBJECT}").ok()
-    lattice.wait_for(lambda: b.call(sleeper_id, "Ping", deadline_s=3).returncode == 0,
-                     "b can call the sleeper on a", timeout_s=15)
+    a.cli(
+        "link", "put", sleeper_id, "wasmcloud:messaging", "--value", f"SUBSCRIPTION={SLEEP_SUBJECT}"
+    ).ok()
+    lattice.wait_for(
+        lambda: b.call(sleeper_id, "Ping", deadline_s=3).returncode == 0,
+        "b can call the sleeper on a",
+        timeout_s=15,
+    )
 
     outcome: list[CliResult | AssertionError] = []
     answered_at: list[float] = []
@@ -69,8 +82,11 @@ def stop_while_a_call_runs(lattice: ProcLattice, modules: dict[str, tuple[Path, 
     caller = threading.Thread(target=sleep_call, daemon=True)
     caller.start()
     try:
-        lattice.wait_for(lambda: a.stat("actors.in_flight") >= 1 or bool(outcome),
-                         "a runs the Sleep call", timeout_s=15)
+        lattice.wait_for(
+            lambda: a.stat("actors.in_flight") >= 1 or bool(outcome),
+            "a runs the Sleep call",
+            timeout_s=15,
+        )
         assert not outcome, f"the Sleep call ended before it was seen in flight: {outcome}"
         stop = a.cli("host", "stop").ok()
         stopped_at = time.monotonic()
@@ -87,9 +103,12 @@ def stop_while_a_call_runs(lattice: ProcLattice, modules: dict[str, tuple[Path, 
     assert a.wait_exit(timeout_s=20) == 0, a.log_tail()
     lattice.wait_for(
         lambda: b.view().get(a.host_id) == "left" and c.view().get(a.host_id) == "left",
-        "b and c see a as left")
-    print(f"host stop: the call in flight answered {answered_at[0] - stopped_at:.2f} s after "
-          f"the stop command returned; b and c saw a as left within "
-          f"{time.monotonic() - stopped_at:.2f} s of it")
+        "b and c see a as left",
+    )
+    print(
+        f"host stop: the call in flight answered {answered_at[0] - stopped_at:.2f} s after "
+        f"the stop command returned; b and c saw a as left within "
+        f"{time.monotonic() - stopped_at:.2f} s of it"
+    )
     gone = b.call(sleeper_id, "Sleep", deadline_s=3).failed_cleanly()
     assert "no host in lattice 'default' runs actor" in gone, gone

@@ -37,8 +37,10 @@ def cpu_s(pid: int) -> float:
 def knock(lattice: ProcLattice, host: HostProc, *args: str, timeout_s: float = 120) -> Any:
     assert lattice.netns is not None
     addr = host.status()["addr"]  # type: ignore[index]
-    done = lattice.netns.run([sys.executable, str(KNOCK), addr[0], str(addr[1]),
-                              lattice.lattice_name, *args], timeout_s=timeout_s + CLI_MARGIN_S)
+    done = lattice.netns.run(
+        [sys.executable, str(KNOCK), addr[0], str(addr[1]), lattice.lattice_name, *args],
+        timeout_s=timeout_s + CLI_MARGIN_S,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -61,8 +63,9 @@ def test_a_stranger_gets_no_byte_a_replay_gets_nothing_and_a_flood_costs_little(
     replay = knock(lattice, host, "replay", lattice.secret)
     assert replay["first"] > 0, "the genuine message 1 got no message 2"
     assert replay == {"first": replay["first"], "second": 0, "second_closed": True}
-    lattice.wait_for(lambda: host.stat("transport.handshakes_replayed") == 1,
-                     "the host counts the replay")
+    lattice.wait_for(
+        lambda: host.stat("transport.handshakes_replayed") == 1, "the host counts the replay"
+    )
 
     idle_start, idle_wall = cpu_s(host.pid), time.monotonic()
     time.sleep(2.0)
@@ -71,11 +74,15 @@ def test_a_stranger_gets_no_byte_a_replay_gets_nothing_and_a_flood_costs_little(
     flood = knock(lattice, host, "stranger", str(FLOOD), stranger)
     spent, took = cpu_s(host.pid) - before, time.monotonic() - wall
     assert flood == {"connections": FLOOD, "bytes_back": 0, "closed": FLOOD, "hung": 0}
-    print(f"{FLOOD} wrong-PSK handshakes cost the host {spent:.3f} s CPU over {took:.1f} s "
-          f"(idle: {idle_rate * took:.3f} s for as long)")
+    print(
+        f"{FLOOD} wrong-PSK handshakes cost the host {spent:.3f} s CPU over {took:.1f} s "
+        f"(idle: {idle_rate * took:.3f} s for as long)"
+    )
     assert spent < CPU_BUDGET_S + idle_rate * took
-    lattice.wait_for(lambda: host.stat("transport.handshake_failures") >= FLOOD,
-                     "the host counts every refused handshake")
+    lattice.wait_for(
+        lambda: host.stat("transport.handshake_failures") >= FLOOD,
+        "the host counts every refused handshake",
+    )
     assert host.stat("transport.handshakes_completed") == 0
     assert host.running
 
@@ -83,19 +90,21 @@ def test_a_stranger_gets_no_byte_a_replay_gets_nothing_and_a_flood_costs_little(
 def test_connections_over_the_per_source_rate_are_closed_unanswered(
     lattice: ProcLattice, tmp_path: Path
 ) -> None:
-    host = start_one(lattice, tmp_path,
-                     "handshake_rate_per_s = 0.5\nhandshake_burst = 20\n")
+    host = start_one(lattice, tmp_path, "handshake_rate_per_s = 0.5\nhandshake_burst = 20\n")
     burst = knock(lattice, host, "burst", "60", lattice.secret)
     assert burst["hung"] == 0, burst
     # 20 at once, plus one every 2 s while the 60 arrive.
     assert 20 <= burst["answered"] < 40 and burst["answered"] + burst["silent"] == 60, burst
-    lattice.wait_for(lambda: host.stat("transport.connections_refused_rate") >= 20,
-                     "the host counts the refused connections")
+    lattice.wait_for(
+        lambda: host.stat("transport.connections_refused_rate") >= 20,
+        "the host counts the refused connections",
+    )
     refused = host.stat("transport.connections_refused_rate")
     families = host.cli("metrics", "--json").json()["metrics"]
     (family,) = [f for f in families if f["name"] == "meshhost_transport_connections_refused"]
-    by_reason = {s["labels"]["reason"]: s["value"] for s in family["samples"]
-                 if s["name"].endswith("_total")}
+    by_reason = {
+        s["labels"]["reason"]: s["value"] for s in family["samples"] if s["name"].endswith("_total")
+    }
     assert by_reason["rate"] >= refused and by_reason["replay"] == 0
     assert host.running
 
@@ -116,8 +125,10 @@ def test_bad_handshakes_by_the_thousand_add_a_few_log_lines_and_the_host_still_s
     assert flood["bytes_back"] == 0 and flood["hung"] == 0, flood
     garbage = knock(lattice, host, "garbage", str(FLOOD), lattice.secret)
     assert garbage["bytes_back"] == 0 and garbage["hung"] == 0, garbage
-    lattice.wait_for(lambda: host.stat("transport.handshake_failures") >= FLOOD,
-                     "the host counts the refused handshakes")
+    lattice.wait_for(
+        lambda: host.stat("transport.handshake_failures") >= FLOOD,
+        "the host counts the refused handshakes",
+    )
 
     added = host.log.read_text(errors="replace").splitlines()[before:]
     print(f"{2 * FLOOD} bad connections added {len(added)} log lines:\n" + "\n".join(added))
@@ -125,5 +136,7 @@ def test_bad_handshakes_by_the_thousand_add_a_few_log_lines_and_the_host_still_s
     # Still serving: a new host joins it and both see each other alive.
     assert host.running
     other = lattice.add("b")
-    lattice.wait_for(lambda: host.alive_ids() == other.alive_ids() == {host.host_id, other.host_id},
-                     "a new host finds and joins the flooded one")
+    lattice.wait_for(
+        lambda: host.alive_ids() == other.alive_ids() == {host.host_id, other.host_id},
+        "a new host finds and joins the flooded one",
+    )

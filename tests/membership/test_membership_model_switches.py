@@ -85,8 +85,13 @@ def test_models_and_defaults():
 
 def _cores(n, config):
     cores = [
-        Swim(KeyPair(Prefix.SERVER, bytes([i + 1]) * 32), (f"10.0.0.{i + 1}", 7946), config,
-             random.Random(i), T0)
+        Swim(
+            KeyPair(Prefix.SERVER, bytes([i + 1]) * 32),
+            (f"10.0.0.{i + 1}", 7946),
+            config,
+            random.Random(i),
+            T0,
+        )
         for i in range(n)
     ]
     for core in cores:
@@ -128,7 +133,7 @@ def test_awareness_switch(on):
 
 @pytest.mark.parametrize("on", [True, False])
 def test_suspicion_switch(on):
-    a, b, c, d, e = _cores(5, dataclasses.replace(CFG, lifeguard_suspicion=on))
+    a, b, c, _d, e = _cores(5, dataclasses.replace(CFG, lifeguard_suspicion=on))
     a.receive_datagram(encode(Suspect(e.id, e.incarnation, b.id)), b.addr, T0)
     s = a._members[e.id].suspicion
     before = s.deadline
@@ -149,8 +154,13 @@ def test_buddy_switch(on):
     a._queue.clear()  # the suspicion's own gossip is spent
     log = []
     _run_alone(a, T0 + 1.0, log)
-    pings = [parts for _, d, data in log if d == b.addr
-             for parts in [decode_packet(data, 1200)[0]] if any(type(p) is Ping for p in parts)]
+    pings = [
+        parts
+        for _, d, data in log
+        if d == b.addr
+        for parts in [decode_packet(data, 1200)[0]]
+        if any(type(p) is Ping for p in parts)
+    ]
     assert pings
     assert all(any(type(p) is Suspect and p.node == b.id for p in parts) is on for parts in pings)
 
@@ -160,8 +170,9 @@ def test_nacks_switch(on):
     a, *_ = _cores(5, dataclasses.replace(CFG, lifeguard_nacks=on, lifeguard_awareness=True))
     log = []
     _run_alone(a, T0 + 0.99 + CFG.probe_timeout_s, log)  # the first probe and its timeout
-    indirect = [m for _, _, data in log for m in decode_packet(data, 1200)[0]
-                if type(m) is IndirectPing]
+    indirect = [
+        m for _, _, data in log for m in decode_packet(data, 1200)[0] if type(m) is IndirectPing
+    ]
     assert len(indirect) == CFG.indirect_checks
     assert all(m.want_nack is on for m in indirect)
     _run_alone(a, T0 + 2.0)
@@ -172,7 +183,7 @@ def test_nacks_switch(on):
 
 @pytest.mark.parametrize("on", [True, False])
 def test_refute_at_once_switch(on):
-    a, b, c = _cores(3, dataclasses.replace(CFG, refute_at_once=on))
+    a, _b, c = _cores(3, dataclasses.replace(CFG, refute_at_once=on))
     before = c.incarnation
     c.receive_datagram(encode(Suspect(c.id, c.incarnation, a.id)), a.addr, T0)
     assert c.incarnation == before + 1  # refutes either way (by gossip)
@@ -183,8 +194,12 @@ def test_refute_at_once_switch(on):
     packet = encode_compound([encode(Ping(7, c.id, a.id)), encode(Suspect(c.id, before + 1, a.id))])
     c.receive_datagram(packet, a.addr, T0 + 5)
     assert c.incarnation == before + 2
-    (ack,) = [parts for d, data in c.datagrams_to_send()
-              for parts in [decode_packet(data, 1200)[0]] if any(type(m) is Ack for m in parts)]
+    (ack,) = [
+        parts
+        for d, data in c.datagrams_to_send()
+        for parts in [decode_packet(data, 1200)[0]]
+        if any(type(m) is Ack for m in parts)
+    ]
     assert any(type(m) is Alive and m.incarnation == before + 2 for m in ack) is on
 
 
@@ -198,8 +213,12 @@ def test_last_chance_switch(on):
     events = _run_alone(a, T0 + 5, log)
     dead = [t for t, ev in events if type(ev) is MemberDead and ev.member.id == b.id]
     assert dead == [pytest.approx(T0 + 4.0)]  # k = 0 at three hosts: the minimum, 4 s
-    reminders = [t for t, d, data in log if d == b.addr
-                 and Suspect in (kinds := [type(m) for m in decode_packet(data, 1200)[0]])
-                 and Ping not in kinds]
+    reminders = [
+        t
+        for t, d, data in log
+        if d == b.addr
+        and Suspect in (kinds := [type(m) for m in decode_packet(data, 1200)[0]])
+        and Ping not in kinds
+    ]
     assert (pytest.approx(T0 + 4.0 - CFG.probe_timeout_s) in reminders) is on
     assert a.member(b.id).state is MemberState.DEAD

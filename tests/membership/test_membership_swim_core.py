@@ -500,8 +500,12 @@ def test_a_suspect_that_sends_to_us_is_told_at_once_and_refutes():
     assert a.member(c.id).state is MemberState.SUSPECT
     # c sends a any packet (here an alive it already sent): a tells c at once
     a.receive_datagram(c._self_entry.alive_bytes, c.addr, net.now)
-    told = [msgs for dst, data in a.datagrams_to_send() if dst == c.addr
-            for msgs in [decode_packet(data, LIMIT)[0]]]
+    told = [
+        msgs
+        for dst, data in a.datagrams_to_send()
+        if dst == c.addr
+        for msgs in [decode_packet(data, LIMIT)[0]]
+    ]
     assert any(type(m) is Suspect and m.node == c.id for msgs in told for m in msgs)
     for msgs in told:
         for m in msgs:

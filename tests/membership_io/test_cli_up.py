@@ -47,8 +47,9 @@ def test_lattice_new_install_makes_a_data_dir_that_up_accepts(tmp_path: Path) ->
     data_dir = tmp_path / "xdg" / "meshhost" / "lat"
     old = os.umask(0o022)
     try:
-        result = CliRunner().invoke(main, ["lattice", "new", "--lattice", "lat", "--install",
-                                           "--data-dir", str(data_dir)])
+        result = CliRunner().invoke(
+            main, ["lattice", "new", "--lattice", "lat", "--install", "--data-dir", str(data_dir)]
+        )
     finally:
         os.umask(old)
     assert result.exit_code == 0, result.output

@@ -184,8 +184,11 @@ def test_open_creates_a_private_host_key_and_needs_a_secret(tmp_path: Path) -> N
     assert ring.primary == OTHER
 
 
-@pytest.mark.parametrize("content", [b"\xff\xfe\x00garbage", b"SUgarbage\n", b""],
-                         ids=["not-text", "not-a-seed", "empty"])
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe\x00garbage", b"SUgarbage\n", b""],
+    ids=["not-text", "not-a-seed", "empty"],
+)
 def test_a_damaged_host_key_is_named_with_what_to_do(tmp_path: Path, content: bytes) -> None:
     cfg = config_mod.load(overrides={"data_dir": str(tmp_path)}, environ={})
     (tmp_path / "host.seed").write_bytes(content)

@@ -23,24 +23,31 @@ SEED = ("127.0.0.1", 7946)
 
 def test_each_failure_is_said_in_words_a_person_can_act_on() -> None:
     def say(error: BaseException | None, **kwargs: object) -> str:
-        return join_trouble([SEED], {SEED: [SEED]}, {SEED: error} if error else {},
-                            mdns=False, **kwargs)  # type: ignore[arg-type]
+        return join_trouble(
+            [SEED], {SEED: [SEED]}, {SEED: error} if error else {}, mdns=False, **kwargs
+        )  # type: ignore[arg-type]
 
     assert say(HandshakeRefused("x")) == (
-        "seed 127.0.0.1:7946 closed our handshake without answering: different lattice secret?")
+        "seed 127.0.0.1:7946 closed our handshake without answering: different lattice secret?"
+    )
     assert say(ConnectFailed("x", "connection refused")) == (
-        "no answer from seed 127.0.0.1:7946: connection refused (is a host running there?)")
+        "no answer from seed 127.0.0.1:7946: connection refused (is a host running there?)"
+    )
     assert say(ConnectFailed("x", "timed out")) == "no answer from seed 127.0.0.1:7946: timed out"
     assert "did not reply in time" in say(RequestTimeout("x"))
     assert say(None) == "no answer from seed 127.0.0.1:7946 yet"
-    unresolved = join_trouble([("db.invalid", 7946)], {
-        ("db.invalid", 7946): "does not resolve to an IPv4 address (Name or service not known)"
-    }, {}, mdns=False)
+    unresolved = join_trouble(
+        [("db.invalid", 7946)],
+        {("db.invalid", 7946): "does not resolve to an IPv4 address (Name or service not known)"},
+        {},
+        mdns=False,
+    )
     assert unresolved.startswith("seed db.invalid:7946 does not resolve")
     alone = join_trouble([], {}, {}, mdns=True, mdns_service_type="_mh-x._udp.local.")
     assert alone.startswith("no mDNS peer yet (_mh-x._udp.local.)")
     assert join_trouble([], {}, {}, mdns=False, addr=SEED) == (
-        "no seeds to join and mDNS is off: waiting for hosts started with --seed 127.0.0.1:7946")
+        "no seeds to join and mDNS is off: waiting for hosts started with --seed 127.0.0.1:7946"
+    )
 
 
 def _free_port() -> int:
@@ -52,10 +59,24 @@ def _free_port() -> int:
 def _up(tmp_path: Path, name: str, secret: bytes, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHHOST_")}
     env["MESHHOST_LATTICE_SECRET"] = encode_secret(secret)
-    argv = [sys.executable, "-m", "meshhost", "up", "--json", "--no-mdns", "--bind", "127.0.0.1",
-            "--profile", "local", "--data-dir", str(tmp_path / name), *args]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=env)
+    argv = [
+        sys.executable,
+        "-m",
+        "meshhost",
+        "up",
+        "--json",
+        "--no-mdns",
+        "--bind",
+        "127.0.0.1",
+        "--profile",
+        "local",
+        "--data-dir",
+        str(tmp_path / name),
+        *args,
+    ]
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+    )
 
 
 def _event(proc: subprocess.Popen[str], kind: str) -> dict[str, object]:
@@ -85,10 +106,11 @@ def test_a_host_with_a_wrong_secret_or_a_dead_seed_says_why(tmp_path: Path) -> N
         procs += [stranger, lonely]
         assert _event(stranger, "join_trouble")["reason"] == (
             f"seed 127.0.0.1:{port} closed our handshake without answering: "
-            "different lattice secret?")
+            "different lattice secret?"
+        )
         assert _event(lonely, "join_trouble")["reason"] == (
-            f"no answer from seed 127.0.0.1:{dead}: connection refused "
-            "(is a host running there?)")
+            f"no answer from seed 127.0.0.1:{dead}: connection refused (is a host running there?)"
+        )
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

@@ -28,8 +28,7 @@ ADMIN_LINE = "# admin " + nkeys.generate(nkeys.Prefix.OPERATOR, lambda n: bytes(
 
 
 def open_host(tmp_path: Path, *, from_env: bool = False) -> Host:
-    cfg = config_mod.load(overrides={"data_dir": str(tmp_path / "d"), "lattice": "lab"},
-                          environ={})
+    cfg = config_mod.load(overrides={"data_dir": str(tmp_path / "d"), "lattice": "lab"}, environ={})
     if from_env:
         return Host.open(cfg, secret_text=encode_secret(OLD))
     secret_file = tmp_path / "lattice.secret"
@@ -44,8 +43,13 @@ async def test_a_rotation_on_one_host_step_by_step_with_the_file_kept_in_step(
     assert host.secret_path is not None
     old_id, new_id = key_id(OLD, "lab"), key_id(NEW, "lab")
     listed = await keyring_op(host, "keyring_list", {})
-    assert listed == {"host": host.host_id, "lattice": "lab", "primary": old_id, "keys": [old_id],
-                      "file": str(host.secret_path)}
+    assert listed == {
+        "host": host.host_id,
+        "lattice": "lab",
+        "primary": old_id,
+        "keys": [old_id],
+        "file": str(host.secret_path),
+    }
 
     view = await keyring_op(host, "keyring_install", {"secret": encode_secret(NEW)})
     assert (view["primary"], view["keys"], view["saved"]) == (old_id, [old_id, new_id], True)
@@ -122,9 +126,22 @@ async def test_rotate_stops_at_a_step_some_host_did_not_acknowledge(tmp_path: Pa
         ids = {a.host_id, b.host_id}
         await wait_until(lambda: alive_view(a) == ids == alive_view(b), "a and b see each other")
         done = await trio.run_process(
-            [sys.executable, "-m", "meshhost", "lattice", "rotate", "--json",
-             "--data-dir", str(a.data_dir), "--timeout", "20"],
-            capture_stdout=True, capture_stderr=True, check=False)
+            [
+                sys.executable,
+                "-m",
+                "meshhost",
+                "lattice",
+                "rotate",
+                "--json",
+                "--data-dir",
+                str(a.data_dir),
+                "--timeout",
+                "20",
+            ],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
         out, err = done.stdout.decode(), done.stderr.decode()
         assert done.returncode == 1, (out, err)
         assert "Traceback" not in err and "step 'install' did not reach" in err
@@ -143,9 +160,16 @@ async def test_rotate_stops_at_a_step_some_host_did_not_acknowledge(tmp_path: Pa
 async def test_without_an_admin_key_a_secret_holder_cannot_rotate(tmp_path: Path) -> None:
     """A lattice whose secret file names an admin: an unsigned keyring_install (what a
     holder of the secret alone can send) is denied, and the keyring and file stay."""
-    cfg = config_mod.load(overrides={
-        "data_dir": str(tmp_path / "d"), "lattice": "lab", "profile": "local",
-        "bind": "127.0.0.31", "mdns": False}, environ={})
+    cfg = config_mod.load(
+        overrides={
+            "data_dir": str(tmp_path / "d"),
+            "lattice": "lab",
+            "profile": "local",
+            "bind": "127.0.0.31",
+            "mdns": False,
+        },
+        environ={},
+    )
     secret_file = tmp_path / "lattice.secret"
     secret_file.write_text(encode_secret(OLD) + "\n" + ADMIN_LINE + "\n")
     host = Host.open(cfg, secret_file=secret_file)

@@ -17,11 +17,15 @@ METRICS_ARGS = ("--metrics", "127.0.0.1:0")
 def start_monitored(lattice: ProcLattice, *names: str) -> list[HostProc]:
     """Hosts serving /metrics on a free loopback port; waits until all see each other."""
     hosts = [lattice.add(name, extra_args=METRICS_ARGS) for name in names]
-    lattice.wait_for(lambda: all(h.status() and h.status()["metrics_addr"] for h in hosts),
-                     "every host wrote its status with its metrics address")
+    lattice.wait_for(
+        lambda: all(h.status() and h.status()["metrics_addr"] for h in hosts),
+        "every host wrote its status with its metrics address",
+    )
     ids = {h.host_id for h in hosts}
-    lattice.wait_for(lambda: all(h.alive_ids() == ids for h in hosts),
-                     f"each of {', '.join(names)} sees all of them alive")
+    lattice.wait_for(
+        lambda: all(h.alive_ids() == ids for h in hosts),
+        f"each of {', '.join(names)} sees all of them alive",
+    )
     return hosts
 
 
@@ -36,12 +40,12 @@ class Scrape:
     """One parsed /metrics page: ``value(name, **labels)`` sums the matching samples."""
 
     def __init__(self, text: str) -> None:
-        self.samples = [s for family in text_string_to_metric_families(text)
-                        for s in family.samples]
+        self.samples = [
+            s for family in text_string_to_metric_families(text) for s in family.samples
+        ]
 
     def value(self, name: str, **labels: str) -> float:
-        return sum(s.value for s in self.samples
-                   if s.name == name and _matches(s.labels, labels))
+        return sum(s.value for s in self.samples if s.name == name and _matches(s.labels, labels))
 
     def names(self) -> set[str]:
         return {s.name for s in self.samples}
@@ -57,8 +61,9 @@ def scrape(lattice: ProcLattice, host: HostProc) -> Scrape:
     return Scrape(answer["body"])
 
 
-def control_calls(host: HostProc, actor: str, operation: str, payload: bytes, count: int
-                  ) -> list[object]:
+def control_calls(
+    host: HostProc, actor: str, operation: str, payload: bytes, count: int
+) -> list[object]:
     """``count`` calls through ``host``'s control socket, back to back (faster than the CLI):
     each result's answering host id, or the ControlError it raised."""
     client = ControlClient(host.data_dir / CONTROL_SOCKET)
@@ -67,8 +72,9 @@ def control_calls(host: HostProc, actor: str, operation: str, payload: bytes, co
         out: list[object] = []
         for _ in range(count):
             try:
-                reply = await client.request("call", actor=actor, operation=operation,
-                                             payload=payload, timeout_ms=5000)
+                reply = await client.request(
+                    "call", actor=actor, operation=operation, payload=payload, timeout_ms=5000
+                )
                 out.append(reply["host"])
             except Exception as exc:
                 out.append(exc)

@@ -15,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 
 from lattice_helpers import Member, client, make_host
 
-VECTORS = json.loads(
-    (Path(__file__).parents[2] / "proto" / "vectors" / "rpc.json").read_text())["cloudevents"]
+VECTORS = json.loads((Path(__file__).parents[2] / "proto" / "vectors" / "rpc.json").read_text())[
+    "cloudevents"
+]
 REQUIRED = {"specversion", "type", "source", "id", "time", "datacontenttype"}
 
 
@@ -32,8 +33,16 @@ async def test_meshhost_events_prints_cloudevents_of_a_running_host(tmp_path: Pa
         member = Member(make_host(tmp_path, 0))
         await nursery.start(member.run)
         actor = "MB2ZQB6ZYZZBH5SLPJ7KXA5E2ZV3L3QPVM4GPGKN2EYAXJ5RWFOPHQZO"
-        argv = [sys.executable, "-m", "meshhost", "events", "--format", "cloudevents",
-                "--data-dir", str(member.host.data_dir)]
+        argv = [
+            sys.executable,
+            "-m",
+            "meshhost",
+            "events",
+            "--format",
+            "cloudevents",
+            "--data-dir",
+            str(member.host.data_dir),
+        ]
         process = await trio.lowlevel.open_process(argv, stdout=-1)
         assert process.stdout is not None
         try:
@@ -43,7 +52,8 @@ async def test_meshhost_events_prints_cloudevents_of_a_running_host(tmp_path: Pa
                 while not any(e["type"].endswith("linkdef_set") for e in lines):
                     # the CLI takes a moment to subscribe: write until its line comes
                     await client(member.host).request(
-                        "link_put", actor=actor, contract="wasmcloud:keyvalue")
+                        "link_put", actor=actor, contract="wasmcloud:keyvalue"
+                    )
                     with trio.move_on_after(1):
                         buffer += await process.stdout.receive_some()
                     *done, buffer = buffer.split(b"\n")

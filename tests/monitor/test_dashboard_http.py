@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
 from lattice_helpers import Member, client, make_host, signed_example
 
 
-def fetch(addr: tuple[str, int], path: str, method: str = "GET") -> tuple[int, dict[str, str],
-                                                                           bytes]:
+def fetch(
+    addr: tuple[str, int], path: str, method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(addr[0], addr[1], timeout=10)
     try:
         conn.request(method, path)
@@ -123,7 +124,8 @@ async def test_a_host_without_monitoring_still_shows_its_view(tmp_path: Path) ->
 
 
 async def test_an_event_while_the_state_is_gathered_rebuilds_it_at_once(
-    monkeypatch: Any, autojump_clock: trio.testing.MockClock,
+    monkeypatch: Any,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A host event while the state is being gathered (its snapshots can take up to
     PEER_TIMEOUT_S when a host just died) makes the next rebuild at once, not a whole
@@ -164,15 +166,25 @@ async def test_a_loopback_dashboard_refuses_other_host_names_dns_rebinding() -> 
     from meshhost.monitor.dashboard import _Hub, dashboard_app
 
     async def status(bind: str, host_header: bytes) -> int:
-        app = dashboard_app(SimpleNamespace(options=SimpleNamespace(  # type: ignore[arg-type]
-            dashboard_address=(bind, 8090))), _Hub())
+        app = dashboard_app(
+            SimpleNamespace(
+                options=SimpleNamespace(  # type: ignore[arg-type]
+                    dashboard_address=(bind, 8090)
+                )
+            ),
+            _Hub(),
+        )
         sent: list[dict[str, Any]] = []
 
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "method": "GET", "path": "/nope",
-                 "headers": [(b"host", host_header)]}
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/nope",
+            "headers": [(b"host", host_header)],
+        }
         await app(scope, None, send)  # type: ignore[arg-type]
         return int(sent[0]["status"])
 
@@ -187,8 +199,11 @@ async def test_a_loopback_metrics_listener_refuses_other_host_names_too() -> Non
 
     from meshhost.monitor.http import monitoring_app
 
-    host = SimpleNamespace(monitor=SimpleNamespace(registry=None), host_id="NHOST",
-                           options=SimpleNamespace(metrics_address=("127.0.0.1", 9090)))
+    host = SimpleNamespace(
+        monitor=SimpleNamespace(registry=None),
+        host_id="NHOST",
+        options=SimpleNamespace(metrics_address=("127.0.0.1", 9090)),
+    )
     app = monitoring_app(host)  # type: ignore[arg-type]
 
     async def status(host_header: bytes) -> int:
@@ -197,8 +212,16 @@ async def test_a_loopback_metrics_listener_refuses_other_host_names_too() -> Non
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        await app({"type": "http", "method": "GET", "path": "/healthz",
-                   "headers": [(b"host", host_header)]}, None, send)  # type: ignore[arg-type]
+        await app(
+            {
+                "type": "http",
+                "method": "GET",
+                "path": "/healthz",
+                "headers": [(b"host", host_header)],
+            },
+            None,
+            send,
+        )  # type: ignore[arg-type]
         return int(sent[0]["status"])
 
     assert await status(b"evil.example:9090") == 421

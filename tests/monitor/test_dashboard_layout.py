@@ -31,19 +31,57 @@ LONG = "a-very-long-actor-name-" + "that-goes-on-" * 6 + "without-a-break"
 
 def fake_state(count: int) -> dict[str, Any]:
     ids = [f"N{i:02d}" + "X" * 53 for i in range(count)]
-    hosts = [{
-        "id": h, "address": f"127.0.0.1:{7946 + i}", "state": "alive", "incarnation": 1,
-        "labels": {"zone": XSS}, "local": i == 0, "reachable": True, "health": 0,
-        "view": {o: "alive" for o in ids},
-        "actors": [{"id": "M" + "A" * 55, "name": LONG, "instances": 2, "calls_per_s": 1.5,
-                    "errors_per_s": 0.0, "p50_ms": 1.0, "p99_ms": 2.0, "calls_total": 9},
-                   {"id": "M" + "B" * 55, "name": XSS, "instances": 1, "calls_per_s": 0.0,
-                    "errors_per_s": 0.0, "p50_ms": 0.0, "p99_ms": 0.0, "calls_total": 0}],
-    } for i, h in enumerate(ids)]
-    return {"lattice": "t", "served_by": ids[0], "hosts": hosts,
-            "links": [{"actor": "M" + "A" * 55, "contract": "wasmcloud:httpserver",
-                       "link_name": XSS, "provider": ""}],
-            "actor_names": {"M" + "A" * 55: LONG, "M" + "B" * 55: XSS}, "apps": []}
+    hosts = [
+        {
+            "id": h,
+            "address": f"127.0.0.1:{7946 + i}",
+            "state": "alive",
+            "incarnation": 1,
+            "labels": {"zone": XSS},
+            "local": i == 0,
+            "reachable": True,
+            "health": 0,
+            "view": {o: "alive" for o in ids},
+            "actors": [
+                {
+                    "id": "M" + "A" * 55,
+                    "name": LONG,
+                    "instances": 2,
+                    "calls_per_s": 1.5,
+                    "errors_per_s": 0.0,
+                    "p50_ms": 1.0,
+                    "p99_ms": 2.0,
+                    "calls_total": 9,
+                },
+                {
+                    "id": "M" + "B" * 55,
+                    "name": XSS,
+                    "instances": 1,
+                    "calls_per_s": 0.0,
+                    "errors_per_s": 0.0,
+                    "p50_ms": 0.0,
+                    "p99_ms": 0.0,
+                    "calls_total": 0,
+                },
+            ],
+        }
+        for i, h in enumerate(ids)
+    ]
+    return {
+        "lattice": "t",
+        "served_by": ids[0],
+        "hosts": hosts,
+        "links": [
+            {
+                "actor": "M" + "A" * 55,
+                "contract": "wasmcloud:httpserver",
+                "link_name": XSS,
+                "provider": "",
+            }
+        ],
+        "actor_names": {"M" + "A" * 55: LONG, "M" + "B" * 55: XSS},
+        "apps": [],
+    }
 
 
 class PageHandler(SimpleHTTPRequestHandler):
@@ -107,8 +145,14 @@ def browser(tmp_path: Path) -> Any:
 
     options = webdriver.ChromeOptions()
     options.binary_location = subprocess.check_output(["which", "chromium"], text=True).strip()
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--window-size=1280,1400", f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--window-size=1280,1400",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     service = Service(subprocess.check_output(["which", "chromedriver"], text=True).strip())
     return webdriver.Chrome(options=options, service=service)
@@ -157,7 +201,7 @@ def test_many_hosts_and_long_names_stay_inside_the_page(
         assert n["x"] >= 0 and n["y"] >= 0, n
         assert n["x"] + n["w"] <= width and n["y"] + n["h"] <= height, n
     for i, a in enumerate(found["nodes"]):
-        for b in found["nodes"][i + 1:]:
+        for b in found["nodes"][i + 1 :]:
             gap = ((a["cx"] - b["cx"]) ** 2 + (a["cy"] - b["cy"]) ** 2) ** 0.5
             assert gap > a["r"] + b["r"], (a, b)
     assert found["overflowing"] == 0 and not found["pageWide"]

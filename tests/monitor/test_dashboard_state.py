@@ -28,8 +28,12 @@ class StallingHost:
         self.states = {A: "alive", B: "alive"}
 
     def status(self) -> dict[str, Any]:
-        return {"members": [{"id": i, "addr": "127.0.0.1:1", "state": s, "incarnation": 1,
-                             "labels": {}} for i, s in self.states.items()]}
+        return {
+            "members": [
+                {"id": i, "addr": "127.0.0.1:1", "state": s, "incarnation": 1, "labels": {}}
+                for i, s in self.states.items()
+            ]
+        }
 
     async def send_to_host(self, host_id: str, *_: Any) -> bytes:
         await trio.sleep(0.5)
@@ -44,4 +48,3 @@ async def test_the_state_shows_a_host_that_turned_suspect_while_it_was_asked(
     state = await dashboard.gather_state(StallingHost())  # type: ignore[arg-type]
     b = next(h for h in state["hosts"] if h["id"] == B)
     assert (b["state"], b["reachable"]) == ("suspect", False)
-

@@ -17,21 +17,32 @@ from meshhost.errors import ConfigError
 from meshhost.monitor.http import parse_listen_address
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("9090", ("127.0.0.1", 9090)),
-    ("0.0.0.0:9090", ("0.0.0.0", 9090)),
-    ("127.0.0.2:0", ("127.0.0.2", 0)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("9090", ("127.0.0.1", 9090)),
+        ("0.0.0.0:9090", ("0.0.0.0", 9090)),
+        ("127.0.0.2:0", ("127.0.0.2", 0)),
+    ],
+)
 def test_a_metrics_address_is_a_port_on_loopback_or_an_ipv4_and_port(
     text: str, expected: tuple[str, int]
 ) -> None:
     assert parse_listen_address(text) == expected
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("", "port"), ("http", "port"), ("70000", "port"), ("-1", "port"),
-    ("localhost:9090", "IPv4"), ("::1:9090", "IPv4"), ("1.2.3:80", "IPv4"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "port"),
+        ("http", "port"),
+        ("70000", "port"),
+        ("-1", "port"),
+        ("localhost:9090", "IPv4"),
+        ("::1:9090", "IPv4"),
+        ("1.2.3:80", "IPv4"),
+    ],
+)
 def test_a_bad_metrics_address_is_refused_by_name(text: str, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         parse_listen_address(text)
@@ -66,8 +77,7 @@ def _leaves(group: BaseException) -> list[BaseException]:
     return [group]
 
 
-async def test_the_metrics_op_refuses_a_bad_argument_and_an_unknown_host(tmp_path: Path
-                                                                         ) -> None:
+async def test_the_metrics_op_refuses_a_bad_argument_and_an_unknown_host(tmp_path: Path) -> None:
     host = lone_host(tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(host.serve)

@@ -24,20 +24,33 @@ from meshhost.monitor import SCHEMA, snapshot
 
 
 def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:
-    cfg = config_mod.load(overrides={
-        "profile": "local", "lattice": "mon", "bind": "127.0.0.71", "mdns": False,
-        "seeds": seeds, "data_dir": str(tmp)}, environ={})
-    return Host(cfg, identity=nkeys.generate(nkeys.Prefix.SERVER, os.urandom),
-                keyring=Keyring.create("mon", [bytes(range(32))]), data_dir=tmp,
-                options=HostOptions(monitor=monitor, metrics_address=("127.0.0.71", 0)
-                                    if monitor else None), rng=random.Random(1))
+    cfg = config_mod.load(
+        overrides={
+            "profile": "local",
+            "lattice": "mon",
+            "bind": "127.0.0.71",
+            "mdns": False,
+            "seeds": seeds,
+            "data_dir": str(tmp),
+        },
+        environ={},
+    )
+    return Host(
+        cfg,
+        identity=nkeys.generate(nkeys.Prefix.SERVER, os.urandom),
+        keyring=Keyring.create("mon", [bytes(range(32))]),
+        data_dir=tmp,
+        options=HostOptions(
+            monitor=monitor, metrics_address=("127.0.0.71", 0) if monitor else None
+        ),
+        rng=random.Random(1),
+    )
 
 
 async def http_get(addr: tuple[str, int], path: str) -> tuple[int, bytes]:
     stream = await trio.open_tcp_stream(*addr)
     async with stream:
-        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n"
-                              .encode())
+        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
         data = b""
         while chunk := await stream.receive_some(65536):
             data += chunk
@@ -68,8 +81,18 @@ async def test_a_monitored_host_serves_metrics_health_and_a_snapshot(tmp_path: P
         assert status == 200
         text = body.decode()
         calls = values(text, "meshhost_invocations_total")
-        key = tuple(sorted({"host": host.host_id, "lattice": "mon", "actor": actor_id,
-                            "operation": "Echo", "where": "local", "outcome": "ok"}.items()))
+        key = tuple(
+            sorted(
+                {
+                    "host": host.host_id,
+                    "lattice": "mon",
+                    "actor": actor_id,
+                    "operation": "Echo",
+                    "where": "local",
+                    "outcome": "ok",
+                }.items()
+            )
+        )
         assert calls[key] == 5
         assert sum(values(text, "meshhost_actor_calls_total").values()) == 5
         [compiles] = values(text, "meshhost_runtime_compiles_total").values()

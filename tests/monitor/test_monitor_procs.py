@@ -29,9 +29,12 @@ def test_counters_of_three_hosts_follow_calls_a_failover_and_a_denial(
     b.cli("start", str(echo_path)).ok()
     b.cli("start", str(kv_path)).ok()
     lattice.wait_for(
-        lambda: {r["id"]: r["actors"] for r in c.cli("hosts", "--json").json()}
-        == {a.host_id: 1, b.host_id: 2, c.host_id: 0},
-        "c sees echo on a and b, the counter on b")
+        lambda: (
+            {r["id"]: r["actors"] for r in c.cli("hosts", "--json").json()}
+            == {a.host_id: 1, b.host_id: 2, c.host_id: 0}
+        ),
+        "c sees echo on a and b, the counter on b",
+    )
 
     # Calls: every one made by c is counted once by c (remote, ok) and once by
     # the host that ran it (peer c).
@@ -44,12 +47,14 @@ def test_counters_of_three_hosts_follow_calls_a_failover_and_a_denial(
     assert after["c"].value(made, **labels) - before["c"].value(made, **labels) == 20
     ran = "meshhost_actor_calls_total"
     for h in (a, b):
-        delta = (after[h.name].value(ran, actor=echo_id, peer=c.host_id, outcome="ok")
-                 - before[h.name].value(ran, actor=echo_id, peer=c.host_id, outcome="ok"))
+        delta = after[h.name].value(ran, actor=echo_id, peer=c.host_id, outcome="ok") - before[
+            h.name
+        ].value(ran, actor=echo_id, peer=c.host_id, outcome="ok")
         assert delta == answered.count(h.host_id), (h.name, delta, answered)
-    assert (after["c"].value("meshhost_invocation_duration_seconds_count", actor=echo_id)
-            - before["c"].value("meshhost_invocation_duration_seconds_count", actor=echo_id)
-            ) == 20
+    assert (
+        after["c"].value("meshhost_invocation_duration_seconds_count", actor=echo_id)
+        - before["c"].value("meshhost_invocation_duration_seconds_count", actor=echo_id)
+    ) == 20
     assert after["a"].value("meshhost_actor_instances", actor=echo_id) == 1
     assert after["c"].value("meshhost_members", state="alive") == 3
     assert after["c"].value("meshhost_transport_sessions") >= 2
@@ -71,10 +76,11 @@ def test_counters_of_three_hosts_follow_calls_a_failover_and_a_denial(
     assert set(answered) == {b.host_id}
     c_end, b_end = scrape(lattice, c), scrape(lattice, b)
     assert c_end.value("meshhost_invocation_failovers_total", actor=echo_id) >= 1
-    assert c_end.value("meshhost_invocation_retries_total", actor=echo_id,
-                       reason="failover") >= 1
-    assert (b_end.value(ran, actor=echo_id, peer=c.host_id)
-            - after["b"].value(ran, actor=echo_id, peer=c.host_id)) == 30
+    assert c_end.value("meshhost_invocation_retries_total", actor=echo_id, reason="failover") >= 1
+    assert (
+        b_end.value(ran, actor=echo_id, peer=c.host_id)
+        - after["b"].value(ran, actor=echo_id, peer=c.host_id)
+    ) == 30
 
     # `meshhost metrics` from c answers for b (forwarded), with the same figures.
     forwarded = c.cli("metrics", "--host", b.host_id[:8], "--json").json()

@@ -45,8 +45,12 @@ class PtyTop:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "meshhost", "top", "--data-dir", str(data_dir)],
-            stdin=slave, stdout=slave, stderr=slave, preexec_fn=_own_terminal,
-            env=clean_env(TERM="xterm-256color"))
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            preexec_fn=_own_terminal,
+            env=clean_env(TERM="xterm-256color"),
+        )
         os.close(slave)
         self.seen = ""
 
@@ -81,8 +85,10 @@ class PtyTop:
         if code is None:
             state = open(f"/proc/{self.proc.pid}/status").read().split("\n")[2]
             canon = bool(termios.tcgetattr(self.master)[3] & termios.ICANON)
-            raise AssertionError(f"top did not exit within {timeout_s} s ({state}, "
-                                 f"canonical={canon}):\n{self.seen[-300:]}")
+            raise AssertionError(
+                f"top did not exit within {timeout_s} s ({state}, "
+                f"canonical={canon}):\n{self.seen[-300:]}"
+            )
         return code
 
     def close(self) -> None:
@@ -98,8 +104,10 @@ def test_top_shows_hosts_and_call_rates_and_quits_on_q_and_ctrl_c(
     a, b = start_monitored(lattice, "a", "b")
     echo_path, echo_id = modules["echo"]
     a.cli("start", str(echo_path)).ok()
-    lattice.wait_for(lambda: control_calls(b, echo_id, "Echo", b"x", 1) == [a.host_id],
-                     "b can call the echo on a")
+    lattice.wait_for(
+        lambda: control_calls(b, echo_id, "Echo", b"x", 1) == [a.host_id],
+        "b can call the echo on a",
+    )
     stop = threading.Event()
 
     def traffic() -> None:
@@ -112,9 +120,14 @@ def test_top_shows_hosts_and_call_rates_and_quits_on_q_and_ctrl_c(
     try:
         rate = re.compile(r"echo\W+1\W+1\W+(\d+\.\d)")
         screen = top.read_until(
-            lambda text: a.host_id[:12] in text and b.host_id[:12] in text
-            and any(float(x) > 0 for x in rate.findall(text)) and "actor_started" in text,
-            "both hosts, a non-zero call rate of echo and its start among recent events")
+            lambda text: (
+                a.host_id[:12] in text
+                and b.host_id[:12] in text
+                and any(float(x) > 0 for x in rate.findall(text))
+                and "actor_started" in text
+            ),
+            "both hosts, a non-zero call rate of echo and its start among recent events",
+        )
         assert "recent events" in screen
         top.press(b"q")
         assert top.wait() == 0, top.seen[-2000:]
@@ -133,8 +146,13 @@ def test_top_shows_hosts_and_call_rates_and_quits_on_q_and_ctrl_c(
 
 
 def test_live_top_without_a_host_is_one_error_line(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "meshhost", "top", "--data-dir", str(tmp_path)],
-                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                            env=clean_env())
+    result = subprocess.run(
+        [sys.executable, "-m", "meshhost", "top", "--data-dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: no meshhost host is running"), result.stderr

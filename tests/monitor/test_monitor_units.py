@@ -52,15 +52,25 @@ def test_observed_calls_are_exposed_as_prometheus_counters_and_histograms() -> N
     metrics.failover("MACTOR")
     metrics.retry("MACTOR", "hedge")
     text = generate_latest(metrics.registry).decode()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(text) for s in f.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
 
     def get(name: str, **labels: str) -> float:
-        return samples[(name, tuple(sorted({"host": "NHOST", "lattice": "lab",
-                                            **labels}.items())))]
+        return samples[(name, tuple(sorted({"host": "NHOST", "lattice": "lab", **labels}.items())))]
 
-    assert get("meshhost_invocations_total", actor="MACTOR", operation="Echo",
-               where="remote", outcome="ok") == 4
+    assert (
+        get(
+            "meshhost_invocations_total",
+            actor="MACTOR",
+            operation="Echo",
+            where="remote",
+            outcome="ok",
+        )
+        == 4
+    )
     assert get("meshhost_invocation_deadline_exceeded_total", actor="MACTOR") == 1
     hist = "meshhost_invocation_duration_seconds"
     assert get(hist + "_count", actor="MACTOR", where="remote") == 4
@@ -69,10 +79,18 @@ def test_observed_calls_are_exposed_as_prometheus_counters_and_histograms() -> N
     assert get(hist + "_bucket", actor="MACTOR", where="remote", le="0.0005") == 3
     assert get(hist + "_bucket", actor="MACTOR", where="remote", le="+Inf") == 4
     assert len(CALL_BUCKETS) + 1 == sum(
-        1 for name, labels in samples
-        if name == hist + "_bucket" and ("where", "remote") in labels)
-    assert get("meshhost_actor_calls_total", actor="MACTOR", operation="Echo", peer="NPEER",
-               outcome="ok") == 1
+        1 for name, labels in samples if name == hist + "_bucket" and ("where", "remote") in labels
+    )
+    assert (
+        get(
+            "meshhost_actor_calls_total",
+            actor="MACTOR",
+            operation="Echo",
+            peer="NPEER",
+            outcome="ok",
+        )
+        == 1
+    )
     assert get("meshhost_invocation_failovers_total", actor="MACTOR") == 1
     assert get("meshhost_invocation_retries_total", actor="MACTOR", reason="hedge") == 1
 
@@ -87,13 +105,20 @@ def test_made_up_names_cannot_grow_the_series_without_bound(
         metrics.invocation(f"actor-{i}", f"op-{i}", "none", "not_found", 0.001)
         metrics.ran("MACTOR", f"op-{i}", "NPEER", "ok", 0.001)
     text = generate_latest(metrics.registry).decode()
-    made = [s for f in text_string_to_metric_families(text) for s in f.samples
-            if s.name == "meshhost_invocations_total"]
+    made = [
+        s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "meshhost_invocations_total"
+    ]
     assert limit < len(made) <= limit + 101
     assert sum(s.value for s in made) == limit + 1000  # nothing lost, only folded
-    assert any(s.labels["actor"] == "_other" and s.labels["operation"] == "_other"
-               for s in made)
-    ran = [s for f in text_string_to_metric_families(text) for s in f.samples
-           if s.name == "meshhost_actor_calls_total"]
+    assert any(s.labels["actor"] == "_other" and s.labels["operation"] == "_other" for s in made)
+    ran = [
+        s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "meshhost_actor_calls_total"
+    ]
     assert len(ran) == limit + 1
     assert [s.value for s in ran if s.labels["operation"] == "_other"] == [1000]

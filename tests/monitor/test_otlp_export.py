@@ -22,7 +22,8 @@ from meshhost.monitor.otlp import otlp_traces_url
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
-    reason="the otel extra is part of the test extra: pip install -e '.[test]'")
+    reason="the otel extra is part of the test extra: pip install -e '.[test]'",
+)
 
 
 class Receiver(http.server.ThreadingHTTPServer):
@@ -43,8 +44,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         request = trace_service_pb2.ExportTraceServiceRequest()
         request.ParseFromString(body)  # raises on anything that is not OTLP protobuf
         for resource_spans in request.resource_spans:
-            resource = {a.key: a.value.string_value
-                        for a in resource_spans.resource.attributes}
+            resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     self.server.spans.append((resource, span))
@@ -63,8 +63,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def test_the_otlp_url_gets_the_traces_path_and_bad_urls_are_refused() -> None:
     assert otlp_traces_url("http://127.0.0.1:4318") == "http://127.0.0.1:4318/v1/traces"
-    assert otlp_traces_url("https://c.example:443/x/v1/traces") == \
-        "https://c.example:443/x/v1/traces"
+    assert (
+        otlp_traces_url("https://c.example:443/x/v1/traces") == "https://c.example:443/x/v1/traces"
+    )
     for bad in ("127.0.0.1:4318", "ftp://h/", "http://"):
         with pytest.raises(ConfigError, match="OTLP endpoint"):
             otlp_traces_url(bad)
@@ -82,8 +83,9 @@ async def test_a_hosts_spans_reach_an_otlp_receiver(tmp_path: Path) -> None:
             await nursery.start(Member(host).run)
             echo, echo_id = signed_example("echo")
             await client(host).request("start", module=echo)
-            answer = await client(host).request("call", actor=echo_id, operation="Echo",
-                                                payload=b"hi")
+            answer = await client(host).request(
+                "call", actor=echo_id, operation="Echo", payload=b"hi"
+            )
             trace_id = bytes.fromhex(answer["trace_id"])
             with trio.fail_after(20):  # exported every 2 s
                 while len([s for _, s in receiver.spans if s.trace_id == trace_id]) < 2:
@@ -111,8 +113,20 @@ async def test_a_hosts_spans_reach_an_otlp_receiver(tmp_path: Path) -> None:
 def test_up_refuses_a_bad_otlp_url_before_starting(tmp_path: Path) -> None:
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "meshhost", "up", "--otlp", "127.0.0.1:4318",
-                           "--data-dir", str(tmp_path / "h")], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meshhost",
+            "up",
+            "--otlp",
+            "127.0.0.1:4318",
+            "--data-dir",
+            str(tmp_path / "h"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert "give an http:// or https:// URL" in done.stderr and "Traceback" not in done.stderr

@@ -25,18 +25,21 @@ def test_the_w3c_example_traceparent_round_trips() -> None:
     assert format_traceparent(ctx) == text
 
 
-@pytest.mark.parametrize("text", [
-    "",
-    "garbage",
-    f"00-{TRACE}-{PARENT}",                    # no flags
-    f"00-{TRACE.upper()}-{PARENT}-01",         # upper-case hex
-    f"00-{'0' * 32}-{PARENT}-01",              # all-zero trace id
-    f"00-{TRACE}-{'0' * 16}-01",               # all-zero parent id
-    f"ff-{TRACE}-{PARENT}-01",                 # version ff is invalid
-    f"00-{TRACE}-{PARENT}-01-extra",           # version 00 has exactly four fields
-    f"00-{TRACE[:-1]}-{PARENT}-01",            # short trace id
-    f"0g-{TRACE}-{PARENT}-01",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "garbage",
+        f"00-{TRACE}-{PARENT}",  # no flags
+        f"00-{TRACE.upper()}-{PARENT}-01",  # upper-case hex
+        f"00-{'0' * 32}-{PARENT}-01",  # all-zero trace id
+        f"00-{TRACE}-{'0' * 16}-01",  # all-zero parent id
+        f"ff-{TRACE}-{PARENT}-01",  # version ff is invalid
+        f"00-{TRACE}-{PARENT}-01-extra",  # version 00 has exactly four fields
+        f"00-{TRACE[:-1]}-{PARENT}-01",  # short trace id
+        f"0g-{TRACE}-{PARENT}-01",
+    ],
+)
 def test_a_malformed_traceparent_is_ignored(text: str) -> None:
     assert parse_traceparent(text) is None
 
@@ -69,11 +72,17 @@ def test_recent_traces_rank_by_their_first_span() -> None:
 
 
 def test_a_span_survives_its_wire_form_and_garbage_is_refused() -> None:
-    s = Span(b"t" * 16, b"s" * 8, b"p" * 8, "n", "client", "N1", 1, 2, "timeout",
-             (("actor", "M1"),))
+    s = Span(
+        b"t" * 16, b"s" * 8, b"p" * 8, "n", "client", "N1", 1, 2, "timeout", (("actor", "M1"),)
+    )
     assert span_from_dict(s.to_dict()) == s
-    for bad in (None, [], {"trace_id": "zz"}, {**s.to_dict(), "start_ns": "soon"},
-                {**s.to_dict(), "attributes": [1]}):
+    for bad in (
+        None,
+        [],
+        {"trace_id": "zz"},
+        {**s.to_dict(), "start_ns": "soon"},
+        {**s.to_dict(), "attributes": [1]},
+    ):
         with pytest.raises(ValueError):
             span_from_dict(bad)
 
@@ -88,10 +97,20 @@ def test_the_tree_nests_children_and_an_unknown_parent_makes_a_root() -> None:
     assert forest[0].children[0].children[0].span is grandchild
 
 
-@pytest.mark.parametrize("args", [
-    {}, {"last": 0}, {"last": "3"}, {"last": 101}, {"trace_id": "xyz"}, {"trace_id": 7},
-    {"trace_id": TRACE, "last": 2}, {"trace_ids": []}, {"trace_ids": "abc"},
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"last": 0},
+        {"last": "3"},
+        {"last": 101},
+        {"trace_id": "xyz"},
+        {"trace_id": 7},
+        {"trace_id": TRACE, "last": 2},
+        {"trace_ids": []},
+        {"trace_ids": "abc"},
+    ],
+)
 def test_bad_trace_arguments_are_refused_with_a_reason(args: dict[str, object]) -> None:
     with pytest.raises(TraceArgsError):
         parse_args(args)

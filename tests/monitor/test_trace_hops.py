@@ -30,9 +30,13 @@ pytestmark = pytest.mark.slow
 
 
 async def meshhost_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
-    done = await trio.run_process([sys.executable, "-m", "meshhost", *args],
-                                  capture_stdout=True, capture_stderr=True, check=False,
-                                  env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    done = await trio.run_process(
+        [sys.executable, "-m", "meshhost", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr.decode()
     return done
 
@@ -60,16 +64,24 @@ async def test_a_call_across_three_hosts_is_one_tree_from_meshhost_trace(tmp_pat
         await client(c.host).request("link_put", actor=front_id, contract=back_id)
         await client(c.host).request("link_put", actor=back_id, contract=KEYVALUE)
         await wait_until(
-            lambda: bool(c.host.directory.hosts_running(front_id))
-            and bool(a.host.directory.hosts_running(back_id))
-            and a.host.actors.dispatcher.links.get(front_id, back_id, "default") is not None
-            and b.host.actors.dispatcher.links.get(back_id, KEYVALUE, "default") is not None,
-            "actors and links known everywhere")
-        inner = frame("default", KEYVALUE, "KeyValue.Set",
-                      msgpack.packb({"key": "k", "value": "v", "expires": 0}))
+            lambda: (
+                bool(c.host.directory.hosts_running(front_id))
+                and bool(a.host.directory.hosts_running(back_id))
+                and a.host.actors.dispatcher.links.get(front_id, back_id, "default") is not None
+                and b.host.actors.dispatcher.links.get(back_id, KEYVALUE, "default") is not None
+            ),
+            "actors and links known everywhere",
+        )
+        inner = frame(
+            "default",
+            KEYVALUE,
+            "KeyValue.Set",
+            msgpack.packb({"key": "k", "value": "v", "expires": 0}),
+        )
         request = frame("default", back_id, "call", inner)
-        answer = await client(c.host).request("call", actor=front_id, operation="call",
-                                              payload=request, timeout_ms=10_000)
+        answer = await client(c.host).request(
+            "call", actor=front_id, operation="call", payload=request, timeout_ms=10_000
+        )
         trace_id = answer["trace_id"]
         assert len(trace_id) == 32
 
@@ -90,10 +102,10 @@ async def test_a_call_across_three_hosts_is_one_tree_from_meshhost_trace(tmp_pat
             (node,) = node.children
         ha, hb, hc = a.host.host_id, b.host.host_id, c.host.host_id
         assert chain == [
-            ("client", hc, "call call", front_id),          # the CLI's call, from c
-            ("server", ha, "front call", front_id),         # front ran on a
-            ("client", ha, "call call", back_id),           # front called back
-            ("server", hb, "back call", back_id),           # back ran on b
+            ("client", hc, "call call", front_id),  # the CLI's call, from c
+            ("server", ha, "front call", front_id),  # front ran on a
+            ("client", ha, "call call", back_id),  # front called back
+            ("server", hb, "back call", back_id),  # back ran on b
             ("internal", hb, "wasmcloud:keyvalue KeyValue.Set", back_id),  # the provider on b
         ], chain
         for parent, child in itertools.pairwise(spans):
@@ -107,11 +119,20 @@ async def test_a_call_across_three_hosts_is_one_tree_from_meshhost_trace(tmp_pat
         assert "wasmcloud:keyvalue KeyValue.Set" in text and "5 spans on 3 hosts" in text
         payload_file = tmp_path / "request.bin"
         payload_file.write_bytes(request)
-        done = await meshhost_cli("call", front_id, "call", f"@{payload_file}", "--trace",
-                                  "--json", "--data-dir", data_dir)
+        done = await meshhost_cli(
+            "call",
+            front_id,
+            "call",
+            f"@{payload_file}",
+            "--trace",
+            "--json",
+            "--data-dir",
+            data_dir,
+        )
         traced = json.loads(done.stdout)
         assert len(traced["trace"]["traces"][0]["spans"]) == 5
-        last = json.loads((await meshhost_cli("trace", "--last", "1", "--json",
-                                              "--data-dir", data_dir)).stdout)
+        last = json.loads(
+            (await meshhost_cli("trace", "--last", "1", "--json", "--data-dir", data_dir)).stdout
+        )
         assert [t["trace_id"] for t in last["traces"]] == [traced["trace_id"]]
         nursery.cancel_scope.cancel()

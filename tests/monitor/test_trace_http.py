@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 def get(url: str, traceparent: str | None) -> int:
-    request = urllib.request.Request(url, headers={"traceparent": traceparent} if traceparent
-                                     else {})
+    request = urllib.request.Request(
+        url, headers={"traceparent": traceparent} if traceparent else {}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         return int(answer.status)
 
@@ -42,8 +43,12 @@ async def test_an_http_request_with_traceparent_continues_its_trace(tmp_path: Pa
         await control.request("start", module=counter)
         port = free_port()
         await control.request("link_put", actor=counter_id, contract="wasmcloud:keyvalue")
-        await control.request("link_put", actor=counter_id, contract="wasmcloud:httpserver",
-                              values={"ADDRESS": f"127.0.0.1:{port}"})
+        await control.request(
+            "link_put",
+            actor=counter_id,
+            contract="wasmcloud:httpserver",
+            values={"ADDRESS": f"127.0.0.1:{port}"},
+        )
         url = f"http://127.0.0.1:{port}/"
         assert host.actors is not None
 

@@ -25,16 +25,26 @@ async def test_a_published_message_continues_the_publishers_trace(tmp_path: Path
         await client(a.host).request("start", module=publisher)
         await client(b.host).request("start", module=subscriber)
         await client(a.host).request("link_put", actor=pub_id, contract=MESSAGING)
-        await client(a.host).request("link_put", actor=sub_id, contract=MESSAGING,
-                                     values={"SUBSCRIPTION": "events.>"})
+        await client(a.host).request(
+            "link_put", actor=sub_id, contract=MESSAGING, values={"SUBSCRIPTION": "events.>"}
+        )
         await client(a.host).request("link_put", actor=sub_id, contract=KEYVALUE)
-        await wait_until(lambda: len(b.host.actors.dispatcher.links) == 3
-                         and len(a.host.actors.dispatcher.links) == 3
-                         and bool(a.host.directory.hosts_running(sub_id)), "links and actors")
+        await wait_until(
+            lambda: (
+                len(b.host.actors.dispatcher.links) == 3
+                and len(a.host.actors.dispatcher.links) == 3
+                and bool(a.host.directory.hosts_running(sub_id))
+            ),
+            "links and actors",
+        )
         msg = PubMessage("events.x", None, b"payload").encode()
         answer = await client(a.host).request(
-            "call", actor=pub_id, operation="call",
-            payload=frame("", MESSAGING, "Messaging.Publish", msg), timeout_ms=5000)
+            "call",
+            actor=pub_id,
+            operation="call",
+            payload=frame("", MESSAGING, "Messaging.Publish", msg),
+            timeout_ms=5000,
+        )
         trace_id = answer["trace_id"]
 
         async def spans() -> list:
@@ -42,8 +52,7 @@ async def test_a_published_message_continues_the_publishers_trace(tmp_path: Path
             return [span_from_dict(s) for s in result["traces"][0]["spans"]]
 
         with trio.fail_after(10):  # the delivery runs after the publish call answered
-            while not any(s.kind == "server" and s.host == b.host.host_id
-                          for s in await spans()):
+            while not any(s.kind == "server" and s.host == b.host.host_id for s in await spans()):
                 await trio.sleep(0.1)
         (root,) = build_tree(await spans())
         chain = []

@@ -14,10 +14,18 @@ HOST = "N" + "H" * 55
 
 
 def span(i: int, parent: str) -> dict[str, object]:
-    return {"trace_id": "ab" * 16, "span_id": f"{i:016x}", "parent_id": parent,
-            "name": f"call Operation.WithALongName{i}", "kind": "client" if i % 2 else "server",
-            "host": HOST, "start_ns": 10**18 + i * 1000, "end_ns": 10**18 + 10**6 + i * 1000,
-            "status": "ok", "attributes": {"actor": "M" + "A" * 55}}
+    return {
+        "trace_id": "ab" * 16,
+        "span_id": f"{i:016x}",
+        "parent_id": parent,
+        "name": f"call Operation.WithALongName{i}",
+        "kind": "client" if i % 2 else "server",
+        "host": HOST,
+        "start_ns": 10**18 + i * 1000,
+        "end_ns": 10**18 + 10**6 + i * 1000,
+        "status": "ok",
+        "attributes": {"actor": "M" + "A" * 55},
+    }
 
 
 def test_a_piped_trace_keeps_every_hops_host_and_time(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,9 +40,13 @@ def test_a_piped_trace_keeps_every_hops_host_and_time(capsys: pytest.CaptureFixt
 
 def test_a_hop_whose_host_died_since_is_named(capsys: pytest.CaptureFixture[str]) -> None:
     dead = "N" + "D" * 55
-    client = {**span(1, ""), "kind": "client", "attributes": {"actor": "M" + "A" * 55,
-                                                              "answered_by": dead}}
-    print_traces({"traces": [{"trace_id": "ab" * 16, "spans": [client]}],
-                  "hosts": [HOST], "unanswered": []})
+    client = {
+        **span(1, ""),
+        "kind": "client",
+        "attributes": {"actor": "M" + "A" * 55, "answered_by": dead},
+    }
+    print_traces(
+        {"traces": [{"trace_id": "ab" * 16, "spans": [client]}], "hosts": [HOST], "unanswered": []}
+    )
     out = capsys.readouterr().out
     assert "NDDDDDDDDDDD… answered calls of this trace but is no longer a live member" in out

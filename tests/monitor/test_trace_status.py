@@ -26,8 +26,13 @@ async def test_spans_record_failures_and_an_explicit_traceparent(tmp_path: Path)
         control = client(member.host)
         echo, echo_id = signed_example("echo")
         await control.request("start", module=echo)
-        answer = await control.request("call", actor=echo_id, operation="Echo", payload=b"x",
-                                       traceparent=f"00-{TRACE}-{PARENT}-01")
+        answer = await control.request(
+            "call",
+            actor=echo_id,
+            operation="Echo",
+            payload=b"x",
+            traceparent=f"00-{TRACE}-{PARENT}-01",
+        )
         assert answer["trace_id"] == TRACE
         (entry,) = (await control.request("trace", trace_id=TRACE))["traces"]
         (root,) = [s for s in entry["spans"] if s["kind"] == "client"]
@@ -54,9 +59,24 @@ async def test_call_trace_prints_the_trace_of_a_failed_call_too(tmp_path: Path) 
         await nursery.start(member.run)
         missing = "M" + "A" * 55
         done = await trio.run_process(
-            [sys.executable, "-m", "meshhost", "call", missing, "Echo", "--trace", "--timeout",
-             "0.5", "--json", "--data-dir", str(member.host.data_dir)],
-            capture_stdout=True, capture_stderr=True, check=False)
+            [
+                sys.executable,
+                "-m",
+                "meshhost",
+                "call",
+                missing,
+                "Echo",
+                "--trace",
+                "--timeout",
+                "0.5",
+                "--json",
+                "--data-dir",
+                str(member.host.data_dir),
+            ],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
         assert done.returncode == 1 and b"error:" in done.stderr
         traced = json.loads(done.stdout)
         (entry,) = traced["trace"]["traces"]

@@ -31,12 +31,22 @@ class FakeHost:
     async def dispatch(self, op: str, args: Mapping[str, Any], auth: Any = None) -> Any:
         self.seen.append((op, dict(args), auth))
         if op == "auth_info":
-            return {"lattice": "lab", "open": self.open, "host": "NHOST",
-                    "admin_key_file": str(self.admin_file)}
+            return {
+                "lattice": "lab",
+                "open": self.open,
+                "host": "NHOST",
+                "admin_key_file": str(self.admin_file),
+            }
         if op == "hosts":
             return []  # a host alone with no peer yet (what `top` asks first)
-        return {"stopped": 1, "hosts": ["NHOST"], "kind": "revoke", "subject": ACTOR,
-                "value": "revoked", "digest": "d"}
+        return {
+            "stopped": 1,
+            "hosts": ["NHOST"],
+            "kind": "revoke",
+            "subject": ACTOR,
+            "value": "revoked",
+            "digest": "d",
+        }
 
 
 @pytest.fixture
@@ -64,7 +74,8 @@ def _run(*args: str, env: dict[str, str] | None = None) -> Any:
 
 
 def test_the_admin_key_beside_the_secret_signs_ops_that_need_a_role(
-        fake: FakeHost, tmp_path: Path) -> None:
+    fake: FakeHost, tmp_path: Path
+) -> None:
     fake.admin_file.write_text(ADMIN.encoded_seed + "\n")
     result = _run("stop", ACTOR, "--data-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
@@ -80,12 +91,14 @@ def test_the_admin_key_beside_the_secret_signs_ops_that_need_a_role(
 
 
 def test_an_explicit_key_file_wins_and_a_bad_one_is_one_clear_line(
-        fake: FakeHost, tmp_path: Path) -> None:
+    fake: FakeHost, tmp_path: Path
+) -> None:
     other = nkeys.generate(nkeys.Prefix.USER, os.urandom)
     key = tmp_path / "me.nk"
     key.write_text(f"# my key\n{other.encoded_seed}\n")
-    assert _run("stop", ACTOR, "--data-dir", str(tmp_path), "--operator-key", str(key)
-                ).exit_code == 0
+    assert (
+        _run("stop", ACTOR, "--data-dir", str(tmp_path), "--operator-key", str(key)).exit_code == 0
+    )
     assert fake.seen[-1][2]["key"] == other.public_key
     fake.admin_file.write_text(ADMIN.encoded_seed + "\n")
     assert _run("stop", ACTOR, "--data-dir", str(tmp_path)).exit_code == 0
@@ -97,13 +110,15 @@ def test_an_explicit_key_file_wins_and_a_bad_one_is_one_clear_line(
 
 @pytest.mark.parametrize("fake", [True], indirect=True)
 def test_operators_of_an_open_lattice_are_explained(fake: FakeHost, tmp_path: Path) -> None:
-    result = _run("operator", "add", ADMIN.public_key, "--role", "deployer",
-                  "--data-dir", str(tmp_path))
+    result = _run(
+        "operator", "add", ADMIN.public_key, "--role", "deployer", "--data-dir", str(tmp_path)
+    )
     assert result.exit_code == 1 and "has no admin key" in result.output
 
 
 def test_rotate_without_an_admin_key_fails_before_asking_any_host(
-        fake: FakeHost, tmp_path: Path) -> None:
+    fake: FakeHost, tmp_path: Path
+) -> None:
     out = tmp_path / "new.secret"
     result = _run("lattice", "rotate", "--out", str(out), "--data-dir", str(tmp_path))
     assert result.exit_code == 1 and "needs an admin operator key" in result.output
@@ -112,7 +127,8 @@ def test_rotate_without_an_admin_key_fails_before_asking_any_host(
 
 
 def test_top_and_events_take_json_as_every_read_command_does(
-        fake: FakeHost, tmp_path: Path) -> None:
+    fake: FakeHost, tmp_path: Path
+) -> None:
     import json
 
     result = _run("top", "--json", "--data-dir", str(tmp_path))
@@ -122,7 +138,8 @@ def test_top_and_events_take_json_as_every_read_command_does(
 
 
 def test_an_operator_key_other_users_can_read_is_warned_about(
-        fake: FakeHost, tmp_path: Path) -> None:
+    fake: FakeHost, tmp_path: Path
+) -> None:
     key = tmp_path / "me.nk"
     key.write_text(ADMIN.encoded_seed + "\n")
     key.chmod(0o644)

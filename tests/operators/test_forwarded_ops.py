@@ -27,20 +27,32 @@ ADMIN = nkeys.KeyPair(nkeys.Prefix.OPERATOR, bytes([1] * 32))
 
 
 def make_host(tmp: Path, i: int, seeds: tuple[str, ...] = ()) -> Host:
-    cfg = config_mod.load(overrides={
-        "profile": "local", "lattice": "lab", "bind_host": f"127.0.0.{40 + i}", "mdns": False,
-        "seeds": seeds, "data_dir": str(tmp / f"h{i}")}, environ={})
+    cfg = config_mod.load(
+        overrides={
+            "profile": "local",
+            "lattice": "lab",
+            "bind_host": f"127.0.0.{40 + i}",
+            "mdns": False,
+            "seeds": seeds,
+            "data_dir": str(tmp / f"h{i}"),
+        },
+        environ={},
+    )
     (tmp / f"h{i}").mkdir(exist_ok=True)
-    host = Host(cfg, identity=nkeys.generate(nkeys.Prefix.SERVER, random.Random(i).randbytes),
-                keyring=Keyring.create("lab", [SECRET]), data_dir=tmp / f"h{i}",
-                options=HostOptions(), rng=random.Random(i))
+    host = Host(
+        cfg,
+        identity=nkeys.generate(nkeys.Prefix.SERVER, random.Random(i).randbytes),
+        keyring=Keyring.create("lab", [SECRET]),
+        data_dir=tmp / f"h{i}",
+        options=HostOptions(),
+        rng=random.Random(i),
+    )
     host.bootstrap_admins = (ADMIN.public_key,)
     return host
 
 
 def signed(op: str, args: dict[str, Any], pair: nkeys.KeyPair = ADMIN) -> dict[str, Any]:
-    return sign_request(pair, "lab", op, args, ts_ms=int(time.time() * 1000),
-                        nonce=os.urandom(16))
+    return sign_request(pair, "lab", op, args, ts_ms=int(time.time() * 1000), nonce=os.urandom(16))
 
 
 async def test_the_applying_host_refuses_unsigned_forged_altered_replayed_and_rerouted_ops(
@@ -55,10 +67,12 @@ async def test_the_applying_host_refuses_unsigned_forged_altered_replayed_and_re
             while b.host_id not in a.alive_ids():
                 await trio.sleep(0.05)
 
-        async def send(op: str, args: dict[str, Any], auth: Any = None,
-                       route: str | None = None) -> Any:
-            reply = await a.send_to_host(b.host_id, CHANNEL,
-                                         encode_request(op, args, auth=auth, route=route), 10)
+        async def send(
+            op: str, args: dict[str, Any], auth: Any = None, route: str | None = None
+        ) -> Any:
+            reply = await a.send_to_host(
+                b.host_id, CHANNEL, encode_request(op, args, auth=auth, route=route), 10
+            )
             return decode_reply(reply).get("result")
 
         # a secret holder is refused every op that changes the lattice, told which role
@@ -110,15 +124,17 @@ async def test_a_statement_dated_too_early_to_count_is_refused_not_stored(tmp_pa
         await nursery.start(a.serve)
         assert a.control is not None and a.security is not None
 
-        async def put(signer: nkeys.KeyPair, kind: StatementKind, subject: str, value: str,
-                      at_ms: int) -> Any:
+        async def put(
+            signer: nkeys.KeyPair, kind: StatementKind, subject: str, value: str, at_ms: int
+        ) -> Any:
             statement = sign_statement(signer, "lab", kind, subject, value, at_ms)
             args = {"statement": statement.encoded()}
-            return await a.control.dispatch("security_put", args,
-                                            auth=signed("security_put", args, signer))
+            return await a.control.dispatch(
+                "security_put", args, auth=signed("security_put", args, signer)
+            )
 
         await put(ADMIN, StatementKind.ROLE, new.public_key, "admin", now)
-        with pytest.raises(ControlError, match="was not stored: it is dated .* would not take"):
+        with pytest.raises(ControlError, match=r"was not stored: it is dated .* would not take"):
             await put(new, StatementKind.ROLE, ADMIN.public_key, "none", now - 5000)
         assert a.security.state().role_of(ADMIN.public_key) == Role.ADMIN
         assert len(a.security.statements()) == 1

@@ -29,9 +29,16 @@ def _driver(live: set[str], synced: list[bool]) -> ReconcileDriver:
     async def send(*_: Any) -> bytes:
         raise AssertionError("nothing to send")
 
-    return ReconcileDriver("NA", _Directory(), _Actors(),  # type: ignore[arg-type]
-                           members=lambda: [], live_ids=lambda: live, send=send,
-                           emit=lambda _event: None, synced=lambda: synced[0])
+    return ReconcileDriver(
+        "NA",
+        _Directory(),
+        _Actors(),  # type: ignore[arg-type]
+        members=lambda: [],
+        live_ids=lambda: live,
+        send=send,
+        emit=lambda _event: None,
+        synced=lambda: synced[0],
+    )
 
 
 def test_a_host_with_peers_waits_for_its_first_pull_before_planning() -> None:

@@ -29,7 +29,8 @@ from meshhost.identity.operators import (
 )
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[2] / "proto" / "vectors" / "operators.json").read_text())
+    (Path(__file__).resolve().parents[2] / "proto" / "vectors" / "operators.json").read_text()
+)
 LATTICE = "default"
 ADMIN = nkeys.KeyPair(nkeys.Prefix.OPERATOR, bytes(range(32)))
 DEPLOYER = nkeys.KeyPair(nkeys.Prefix.USER, bytes(range(32, 64)))
@@ -51,20 +52,27 @@ def test_request_signing_bytes_and_signature_match_the_vectors(vector: dict[str,
     pair = nkeys.from_seed(vector["seed"])
     args, nonce = _args(vector["args"]), bytes.fromhex(vector["nonce"])
     assert pair.public_key == vector["key"]
-    signed = request_signing_bytes(vector["lattice"], vector["op"], args, vector["key"],
-                                   vector["ts_ms"], nonce)
+    signed = request_signing_bytes(
+        vector["lattice"], vector["op"], args, vector["key"], vector["ts_ms"], nonce
+    )
     assert signed.hex() == vector["signing_bytes"]
-    auth = sign_request(pair, vector["lattice"], vector["op"], args, ts_ms=vector["ts_ms"],
-                        nonce=nonce)
+    auth = sign_request(
+        pair, vector["lattice"], vector["op"], args, ts_ms=vector["ts_ms"], nonce=nonce
+    )
     assert auth["sig"].hex() == vector["sig"]
     nkeys.verify(vector["key"], signed, bytes.fromhex(vector["sig"]))
 
 
 @pytest.mark.parametrize("vector", VECTORS["statements"], ids=lambda v: v["kind"])
 def test_statements_match_the_vectors_and_decode(vector: dict[str, Any]) -> None:
-    statement = sign_statement(nkeys.from_seed(vector["seed"]), vector["lattice"],
-                               StatementKind(vector["kind"]), vector["subject"], vector["value"],
-                               vector["at_ms"])
+    statement = sign_statement(
+        nkeys.from_seed(vector["seed"]),
+        vector["lattice"],
+        StatementKind(vector["kind"]),
+        vector["subject"],
+        vector["value"],
+        vector["at_ms"],
+    )
     assert statement.body.hex() == vector["body"]
     assert statement.signature.hex() == vector["sig"]
     assert statement.encoded().hex() == vector["encoded"]
@@ -73,8 +81,9 @@ def test_statements_match_the_vectors_and_decode(vector: dict[str, Any]) -> None
 
 
 def test_canonical_sorts_map_keys_by_their_encoding_and_refuses_other_types() -> None:
-    assert canonical({"bb": 1, "a": 2, "c": 3}) == bytes.fromhex("83a161 02 a163 03 a26262 01"
-                                                                 .replace(" ", ""))
+    assert canonical({"bb": 1, "a": 2, "c": 3}) == bytes.fromhex(
+        "83a161 02 a163 03 a26262 01".replace(" ", "")
+    )
     assert canonical(1.5) == bytes.fromhex("cb3ff8000000000000")
     with pytest.raises(DecodeError):
         canonical({1: 2})
@@ -100,8 +109,14 @@ def test_statement_subjects_and_values_are_checked() -> None:
     with pytest.raises(IdentityError, match=r"operator key \(O… or U…\)"):
         sign_statement(ADMIN, LATTICE, StatementKind.ROLE, ACTOR, "admin", NOW)
     with pytest.raises(IdentityError, match="operator key"):
-        sign_statement(nkeys.KeyPair(nkeys.Prefix.ACCOUNT, bytes(32)), LATTICE,
-                       StatementKind.REVOKE, ACTOR, "revoked", NOW)
+        sign_statement(
+            nkeys.KeyPair(nkeys.Prefix.ACCOUNT, bytes(32)),
+            LATTICE,
+            StatementKind.REVOKE,
+            ACTOR,
+            "revoked",
+            NOW,
+        )
 
 
 # -- the request check -------------------------------------------------------------------
@@ -111,26 +126,31 @@ def _state(*statements: Any) -> Any:
     return evaluate([ADMIN.public_key], statements)
 
 
-def _auth(pair: nkeys.KeyPair, op: str, args: dict[str, Any], ts: int = NOW,
-          nonce: bytes = b"n" * 16) -> dict[str, Any]:
+def _auth(
+    pair: nkeys.KeyPair, op: str, args: dict[str, Any], ts: int = NOW, nonce: bytes = b"n" * 16
+) -> dict[str, Any]:
     return sign_request(pair, LATTICE, op, args, ts_ms=ts, nonce=nonce)
 
 
 def test_roles_unsigned_other_role_and_deny_by_default() -> None:
     authz = Authorizer(LATTICE)
-    grant = sign_statement(ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key, "deployer",
-                           NOW)
+    grant = sign_statement(ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key, "deployer", NOW)
     state = _state(grant)
     assert authz.check("hosts", {}, None, state, NOW) is None  # read-only: the secret is enough
-    with pytest.raises(NotAuthorized, match=r"'start' needs role deployer: .*not signed.*"
-                                            r"meshhost operator add KEY --role deployer"):
+    with pytest.raises(
+        NotAuthorized,
+        match=r"'start' needs role deployer: .*not signed.*"
+        r"meshhost operator add KEY --role deployer",
+    ):
         authz.check("start", {}, None, state, NOW)
     args = {"actor": ACTOR}
-    assert authz.check("stop", args, _auth(DEPLOYER, "stop", args), state, NOW) == \
-        DEPLOYER.public_key
+    assert (
+        authz.check("stop", args, _auth(DEPLOYER, "stop", args), state, NOW) == DEPLOYER.public_key
+    )
     with pytest.raises(NotAuthorized, match=r"needs role admin: operator U.* has role deployer"):
-        authz.check("link_put", args, _auth(DEPLOYER, "link_put", args, nonce=b"m" * 16),
-                    state, NOW)
+        authz.check(
+            "link_put", args, _auth(DEPLOYER, "link_put", args, nonce=b"m" * 16), state, NOW
+        )
     assert required_role("some_new_op") == Role.ADMIN  # an op nobody declared needs admin
     assert OP_ROLES["metrics"] is None and OP_ROLES["trace"] is None
 
@@ -160,8 +180,9 @@ def test_nonces_are_forgotten_only_once_their_requests_are_stale() -> None:
     authz = Authorizer(LATTICE, max_skew_ms=1000, max_nonces=2)
     state = _state()
     for i in range(2):
-        authz.check("config_del", {}, _auth(ADMIN, "config_del", {}, nonce=bytes([i]) * 16),
-                    state, NOW)
+        authz.check(
+            "config_del", {}, _auth(ADMIN, "config_del", {}, nonce=bytes([i]) * 16), state, NOW
+        )
     with pytest.raises(NotAuthorized, match="too many"):
         authz.check("config_del", {}, _auth(ADMIN, "config_del", {}, nonce=b"z" * 16), state, NOW)
     late = _auth(ADMIN, "config_del", {}, ts=NOW + 1500, nonce=b"z" * 16)
@@ -224,16 +245,25 @@ def test_the_directory_admits_only_statements_signed_by_an_admin_under_their_dig
     assert security.admit(LwwEntry(SECURITY_NS, good.digest, stamp, good.encoded()))
     # with an admin, other namespaces need an operator's signature too (test_signed_entries.py)
     assert not security.admit(LwwEntry("link", "x", stamp, b"anything"))
-    directory.merge_remote_state("NPEER", encode(FullState((), (
-        LwwEntry(SECURITY_NS, forged.digest, stamp, forged.encoded()),
-        LwwEntry(SECURITY_NS, good.digest, stamp, good.encoded()),
-    ))))
+    directory.merge_remote_state(
+        "NPEER",
+        encode(
+            FullState(
+                (),
+                (
+                    LwwEntry(SECURITY_NS, forged.digest, stamp, forged.encoded()),
+                    LwwEntry(SECURITY_NS, good.digest, stamp, good.encoded()),
+                ),
+            )
+        ),
+    )
     security.changed()
     assert security.state().revoked == {ACTOR}
     assert directory.refused_entries == 1
     assert security.refusal(ACTOR, ISSUER) is not None
-    assert security.refusal(nkeys.KeyPair(nkeys.Prefix.MODULE, bytes(32)).public_key,
-                            ISSUER) is None
+    assert (
+        security.refusal(nkeys.KeyPair(nkeys.Prefix.MODULE, bytes(32)).public_key, ISSUER) is None
+    )
 
 
 def test_a_grant_and_its_grantees_statement_in_one_merge_are_both_admitted() -> None:
@@ -244,8 +274,12 @@ def test_a_grant_and_its_grantees_statement_in_one_merge_are_both_admitted() -> 
     grant = sign_statement(ADMIN, LATTICE, StatementKind.ROLE, new.public_key, "admin", NOW)
     revoke = sign_statement(new, LATTICE, StatementKind.REVOKE, ACTOR, "revoked", NOW + 1)
     stamp = Stamp(NOW + 10, 0, "NPEER")
-    state = encode(FullState((), tuple(
-        LwwEntry(SECURITY_NS, st.digest, stamp, st.encoded()) for st in (grant, revoke))))
+    state = encode(
+        FullState(
+            (),
+            tuple(LwwEntry(SECURITY_NS, st.digest, stamp, st.encoded()) for st in (grant, revoke)),
+        )
+    )
     directory.merge_remote_state("NPEER", state)
     directory.merge_remote_state("NPEER", state)  # again: what we hold is admitted as is
     security.changed()

@@ -43,15 +43,17 @@ NOW = 1_765_000_000_000
 PEER = "NPEER"
 
 
-def _signed(pair: nkeys.KeyPair, ns: str, key: str, value: object, stamp: Stamp,
-            lattice: str = LATTICE) -> LwwEntry:
+def _signed(
+    pair: nkeys.KeyPair, ns: str, key: str, value: object, stamp: Stamp, lattice: str = LATTICE
+) -> LwwEntry:
     data = None if value is None else encode_value(value)
     sig = sign_entry(pair, lattice, ns, key, stamp.packed(), stamp.node, data)
     return LwwEntry(ns, key, stamp, value, (pair.public_key, sig))
 
 
-def _host(admins: tuple[str, ...] = (ADMIN.public_key,), store: MemoryStore | None = None
-          ) -> tuple[Directory, LatticeSecurity]:
+def _host(
+    admins: tuple[str, ...] = (ADMIN.public_key,), store: MemoryStore | None = None
+) -> tuple[Directory, LatticeSecurity]:
     directory = Directory("NHOST", clock=lambda: NOW / 1000 + 1, store=store)
     security = LatticeSecurity(LATTICE, admins, directory)
     directory.admit = security.admit
@@ -79,10 +81,12 @@ def test_only_a_valid_signature_by_the_namespaces_role_at_that_time_is_held() ->
     assert security.admit(good)
     assert not security.admit(LwwEntry("config", "db", stamp, "postgres://x"))  # unsigned
     assert not security.admit(LwwEntry("config", "db", stamp, "evil", good.auth))  # altered
-    assert not security.admit(LwwEntry("config", "db", Stamp(NOW + 1, 0, PEER), "postgres://x",
-                                       good.auth))  # re-stamped: the stamp is signed
-    assert not security.admit(LwwEntry("config", "db", Stamp(NOW, 0, "NOTHER"), "postgres://x",
-                                       good.auth))  # another writer
+    assert not security.admit(
+        LwwEntry("config", "db", Stamp(NOW + 1, 0, PEER), "postgres://x", good.auth)
+    )  # re-stamped: the stamp is signed
+    assert not security.admit(
+        LwwEntry("config", "db", Stamp(NOW, 0, "NOTHER"), "postgres://x", good.auth)
+    )  # another writer
     assert not security.admit(_signed(ADMIN, "config", "db", "x", stamp, lattice="other"))
     assert not security.admit(LwwEntry("config", "db", stamp, None, good.auth))  # tombstone
     assert security.admit(_signed(ADMIN, "config", "db", None, stamp))  # a signed tombstone
@@ -90,8 +94,9 @@ def test_only_a_valid_signature_by_the_namespaces_role_at_that_time_is_held() ->
     assert not security.admit(_signed(DEPLOYER, "config", "db", "x", stamp))
     assert not security.admit(_signed(DEPLOYER, MANIFESTS_NS, "app@1", b"{}", stamp))
     later = NOW + 60_000
-    grant = sign_statement(ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key, "deployer",
-                           later)
+    grant = sign_statement(
+        ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key, "deployer", later
+    )
     security.add(grant)
     assert security.role_at(DEPLOYER.public_key, later) == Role.DEPLOYER
     after = Stamp(later + 5, 0, PEER)
@@ -100,19 +105,31 @@ def test_only_a_valid_signature_by_the_namespaces_role_at_that_time_is_held() ->
     # the role counts from the grant on: entries stamped before it stay refused
     assert not security.admit(_signed(DEPLOYER, MANIFESTS_NS, "app@1", b"{}", stamp))
     # an admin removed later keeps the entries it signed while it was one
-    security.add(sign_statement(ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key,
-                                "none", later + 100))
+    security.add(
+        sign_statement(ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key, "none", later + 100)
+    )
     assert security.admit(_signed(DEPLOYER, MANIFESTS_NS, "app@1", b"{}", after))
-    assert not security.admit(_signed(DEPLOYER, MANIFESTS_NS, "app@1", b"{}",
-                                      Stamp(later + 200, 0, PEER)))
-    assert verify_entry(LATTICE, ADMIN.public_key, good.auth[1], "config", "db", stamp.packed(),
-                        PEER, encode_value("postgres://x"))
+    assert not security.admit(
+        _signed(DEPLOYER, MANIFESTS_NS, "app@1", b"{}", Stamp(later + 200, 0, PEER))
+    )
+    assert verify_entry(
+        LATTICE,
+        ADMIN.public_key,
+        good.auth[1],
+        "config",
+        "db",
+        stamp.packed(),
+        PEER,
+        encode_value("postgres://x"),
+    )
 
 
 def test_an_unsigned_entry_from_its_writer_is_dropped_counted_and_reported_once() -> None:
     directory, _ = _host()
-    forged = [LwwEntry(LINK_NS, f"M/wasmcloud:keyvalue/n{i}", Stamp(NOW, i, PEER), {"v": i})
-              for i in range(3)]
+    forged = [
+        LwwEntry(LINK_NS, f"M/wasmcloud:keyvalue/n{i}", Stamp(NOW, i, PEER), {"v": i})
+        for i in range(3)
+    ]
     for entry in forged:
         directory.notify_message(PEER, encode(LwwDelta((entry,))))
     directory.merge_remote_state(PEER, encode(FullState((), tuple(forged))))
@@ -124,11 +141,22 @@ def test_an_unsigned_entry_from_its_writer_is_dropped_counted_and_reported_once(
 
 def test_an_entry_arriving_with_its_signers_grant_is_held_whatever_the_order() -> None:
     directory, _ = _host()
-    grant = sign_statement(ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key, "deployer",
-                           NOW - 1000)
+    grant = sign_statement(
+        ADMIN, LATTICE, StatementKind.ROLE, DEPLOYER.public_key, "deployer", NOW - 1000
+    )
     manifest = _signed(DEPLOYER, MANIFESTS_NS, "app@1", b"{}", Stamp(NOW, 0, PEER))
-    directory.merge_remote_state(PEER, encode(FullState((), (
-        manifest, LwwEntry(SECURITY_NS, grant.digest, Stamp(NOW, 1, PEER), grant.encoded())))))
+    directory.merge_remote_state(
+        PEER,
+        encode(
+            FullState(
+                (),
+                (
+                    manifest,
+                    LwwEntry(SECURITY_NS, grant.digest, Stamp(NOW, 1, PEER), grant.encoded()),
+                ),
+            )
+        ),
+    )
     assert directory.get(MANIFESTS_NS, "app@1") == b"{}"
     assert directory.refused_entries == 0
 
@@ -136,8 +164,13 @@ def test_an_entry_arriving_with_its_signers_grant_is_held_whatever_the_order() -
 def test_entries_loaded_from_disk_pass_the_same_check() -> None:
     store = MemoryStore()
     signed = _signed(ADMIN, "config", "kept", "yes", Stamp(NOW, 0, PEER))
-    store.append([signed, LwwEntry("config", "forged", Stamp(NOW, 1, PEER), "no"),
-                  LwwEntry(LINK_NS, "M/x:y/default", Stamp(NOW, 2, PEER), {"a": "b"})])
+    store.append(
+        [
+            signed,
+            LwwEntry("config", "forged", Stamp(NOW, 1, PEER), "no"),
+            LwwEntry(LINK_NS, "M/x:y/default", Stamp(NOW, 2, PEER), {"a": "b"}),
+        ]
+    )
     directory, security = _host(store=store)
     assert security.revalidate() == 2
     assert directory.items("config") == [("kept", "yes")] and directory.items(LINK_NS) == []
@@ -150,14 +183,17 @@ def test_a_staged_write_changes_nothing_until_signed_and_committed() -> None:
         directory.config_put("db", "x")
     assert directory.config_get("db") is None and directory.pending_broadcasts == 0
     [asked] = staging.missing
-    sig = sign_entry(ADMIN, LATTICE, "config", "db", asked.stamp.packed(), asked.stamp.node,
-                     encode_value("x"))
-    wrong = sign_entry(ADMIN, LATTICE, "config", "db", asked.stamp.packed(), asked.stamp.node,
-                       encode_value("y"))
+    sig = sign_entry(
+        ADMIN, LATTICE, "config", "db", asked.stamp.packed(), asked.stamp.node, encode_value("x")
+    )
+    wrong = sign_entry(
+        ADMIN, LATTICE, "config", "db", asked.stamp.packed(), asked.stamp.node, encode_value("y")
+    )
     for signature, held in ((wrong, None), (sig, "x")):
-        staging = Staging(check=security.check_entry,
-                          provided={("config", "db"): (asked.stamp.packed(),
-                                                       (ADMIN.public_key, signature))})
+        staging = Staging(
+            check=security.check_entry,
+            provided={("config", "db"): (asked.stamp.packed(), (ADMIN.public_key, signature))},
+        )
         with directory.staged(staging):
             directory.config_put("db", "x")
         assert bool(staging.missing) == (held is None)
@@ -174,14 +210,27 @@ WRITER = "NAC2XUMQT7W6VA6F2RUP3JGGX3BLSOOIPSYMXKF5VZXR3TPPANMFXGD4"  # any host 
 
 
 def _vector_entries() -> list[tuple[str, LwwEntry]]:
-    link = {"actor_id": "MBCXXX", "contract_id": "wasmcloud:keyvalue", "link_name": "default",
-            "provider_id": "", "values": {"NAMESPACE": "shop"}}
+    link = {
+        "actor_id": "MBCXXX",
+        "contract_id": "wasmcloud:keyvalue",
+        "link_name": "default",
+        "provider_id": "",
+        "values": {"NAMESPACE": "shop"},
+    }
     return [
-        ("link_put", _signed(ADMIN, LINK_NS, "MBCXXX/wasmcloud:keyvalue/default", link,
-                             Stamp(NOW, 0, WRITER))),
+        (
+            "link_put",
+            _signed(
+                ADMIN, LINK_NS, "MBCXXX/wasmcloud:keyvalue/default", link, Stamp(NOW, 0, WRITER)
+            ),
+        ),
         ("config_tombstone", _signed(ADMIN, "config", "db", None, Stamp(NOW, 1, WRITER))),
-        ("manifest_by_deployer", _signed(DEPLOYER, MANIFESTS_NS, "shop@v1",
-                                         b'{"name":"shop"}' * 40, Stamp(NOW, 2, WRITER))),
+        (
+            "manifest_by_deployer",
+            _signed(
+                DEPLOYER, MANIFESTS_NS, "shop@v1", b'{"name":"shop"}' * 40, Stamp(NOW, 2, WRITER)
+            ),
+        ),
     ]
 
 
@@ -189,13 +238,17 @@ def _vector_of(name: str, entry: LwwEntry) -> dict[str, Any]:
     assert entry.auth is not None
     value = None if entry.value is None else encode_value(entry.value)
     out: dict[str, Any] = {
-        "name": name, "lattice": LATTICE, "ns": entry.ns, "key": entry.key,
-        "stamp": entry.stamp.packed(), "writer": entry.stamp.node,
+        "name": name,
+        "lattice": LATTICE,
+        "ns": entry.ns,
+        "key": entry.key,
+        "stamp": entry.stamp.packed(),
+        "writer": entry.stamp.node,
         "value_msgpack": None if value is None else value.hex(),
         "signer": entry.auth[0],
-        "signing_bytes": entry_signing_bytes(LATTICE, entry.ns, entry.key,
-                                             entry.stamp.packed(), entry.stamp.node,
-                                             value).hex(),
+        "signing_bytes": entry_signing_bytes(
+            LATTICE, entry.ns, entry.key, entry.stamp.packed(), entry.stamp.node, value
+        ).hex(),
         "sig": entry.auth[1].hex(),
         "lww_delta": encode(LwwDelta((entry,))).hex(),
         "log_line": entry_to_json(entry),
@@ -227,11 +280,12 @@ def _generate() -> None:  # pragma: no cover
     data["entries"] = [_vector_of(name, entry) for name, entry in _vector_entries()]
     data["description"] = (
         "Signed control requests, security statements and signed directory entries "
-        "(proto/spec/operators.md). Args use {\"bin\": hex} for msgpack bin values. "
+        '(proto/spec/operators.md). Args use {"bin": hex} for msgpack bin values. '
         "entries: the bytes an operator signs for a lattice-wide entry, the signature "
         "(ADMIN and DEPLOYER seeds: bytes 0..31 and 32..63, kinds O and U), and the "
         "entry as an LWW_DELTA, as LWW_CHUNK pieces of at most 460 bytes, and as its "
-        "lww.jsonl line.")
+        "lww.jsonl line."
+    )
     VECTORS.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -277,8 +331,9 @@ def test_unsigned_links_are_held_exactly_while_a_deployed_manifest_declares_them
     manifest = parse_manifest(DERIVED_APP.replace("ACTOR_ID", actor), check_images=False)
     declared = LinkDefinition(actor, "wasmcloud:keyvalue", "default", "", {"NAMESPACE": "shop"})
     key = link_key(actor, "wasmcloud:keyvalue", "default")
-    spec = LinkSpec("shop", "cart", actor, "wasmcloud:keyvalue", "default",
-                    (("NAMESPACE", "shop"),))
+    spec = LinkSpec(
+        "shop", "cart", actor, "wasmcloud:keyvalue", "default", (("NAMESPACE", "shop"),)
+    )
     record_key, record = link_record_key(spec), encode_link(spec)
 
     def unsigned(ns: str, k: str, value: object, n: int) -> LwwEntry:
@@ -286,8 +341,10 @@ def test_unsigned_links_are_held_exactly_while_a_deployed_manifest_declares_them
 
     assert not security.admit(unsigned(LINK_NS, key, declared.to_dict(), 0))  # not deployed
     stamp = Stamp(NOW, 0, PEER)
-    for entry in (_signed(ADMIN, MANIFESTS_NS, "shop@v1", manifest.canonical(), stamp),
-                  _signed(ADMIN, DEPLOYMENTS_NS, "shop", b"v1", stamp)):
+    for entry in (
+        _signed(ADMIN, MANIFESTS_NS, "shop@v1", manifest.canonical(), stamp),
+        _signed(ADMIN, DEPLOYMENTS_NS, "shop", b"v1", stamp),
+    ):
         directory.merge_remote_state(PEER, encode(FullState((), (entry,))))
     assert directory.get(DEPLOYMENTS_NS, "shop") == b"v1"
     assert security.admit(unsigned(LINK_NS, key, declared.to_dict(), 1))
@@ -295,17 +352,31 @@ def test_unsigned_links_are_held_exactly_while_a_deployed_manifest_declares_them
     altered = dict(declared.to_dict(), values={"NAMESPACE": "other"})
     assert not security.admit(unsigned(LINK_NS, key, altered, 2))
     assert not security.admit(unsigned(LINK_NS, key, None, 2))  # declared: no unsigned delete
-    directory.merge_remote_state(PEER, encode(FullState((), (
-        unsigned(LINK_NS, key, declared.to_dict(), 1),))))
+    directory.merge_remote_state(
+        PEER, encode(FullState((), (unsigned(LINK_NS, key, declared.to_dict(), 1),)))
+    )
     assert directory.link(actor, "wasmcloud:keyvalue") == declared
     # undeployed (signed tombstone): the reconciler's unsigned delete is now held
-    directory.merge_remote_state(PEER, encode(FullState((), (
-        _signed(ADMIN, DEPLOYMENTS_NS, "shop", None, Stamp(NOW + 200, 0, PEER)),))))
+    directory.merge_remote_state(
+        PEER,
+        encode(
+            FullState(
+                (), (_signed(ADMIN, DEPLOYMENTS_NS, "shop", None, Stamp(NOW + 200, 0, PEER)),)
+            )
+        ),
+    )
     assert not security.admit(unsigned(LINK_NS, key, declared.to_dict(), 300))
-    directory.merge_remote_state(PEER, encode(FullState((), (
-        LwwEntry(LINK_NS, key, Stamp(NOW + 300, 0, PEER), None),))))
+    directory.merge_remote_state(
+        PEER, encode(FullState((), (LwwEntry(LINK_NS, key, Stamp(NOW + 300, 0, PEER), None),)))
+    )
     assert directory.link(actor, "wasmcloud:keyvalue") is None
     # an admin's (signed) link is never deleted without a signature
-    directory.merge_remote_state(PEER, encode(FullState((), (
-        _signed(ADMIN, LINK_NS, key, declared.to_dict(), Stamp(NOW + 400, 0, PEER)),))))
+    directory.merge_remote_state(
+        PEER,
+        encode(
+            FullState(
+                (), (_signed(ADMIN, LINK_NS, key, declared.to_dict(), Stamp(NOW + 400, 0, PEER)),)
+            )
+        ),
+    )
     assert not security.admit(LwwEntry(LINK_NS, key, Stamp(NOW + 500, 0, PEER), None))

@@ -67,12 +67,18 @@ def test_an_envelope_from_a_host_without_tracing_is_read_with_no_parent_span() -
         ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 99], "hops 99 outside"),
         ([1, b"i" * 16, "N", "", "M", "op", b"", -1, b"t" * 16, 0], "must not be negative"),
         ([1, b"i" * 16, "N", "", "M", b"op", b"", 1, b"t" * 16, 0], "operation must be str"),
-        ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, b"s" * 9, 1],
-         "parent_span is longer than 8"),
-        ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, "span", 1],
-         "parent_span must be bytes"),
-        ([1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, b"s" * 8, 256],
-         "trace_flags 256 outside"),
+        (
+            [1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, b"s" * 9, 1],
+            "parent_span is longer than 8",
+        ),
+        (
+            [1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, "span", 1],
+            "parent_span must be bytes",
+        ),
+        (
+            [1, b"i" * 16, "N", "", "M", "op", b"", 1, b"t" * 16, 0, b"s" * 8, 256],
+            "trace_flags 256 outside",
+        ),
     ],
 )
 def test_bad_invocations_name_the_field(fields: list[object], match: str) -> None:

@@ -139,8 +139,10 @@ async def test_the_first_of_two_slow_hosts_to_answer_wins(
     took = trio.current_time() - start
     # B first: answers at 3 s; C first: B is hedged in at 2.5 s and answers at 5.5 s,
     # after C's 3.5 s answer.  Either way the earlier answer is taken.
-    assert (answer, took) in ((b"B:x", pytest.approx(3, abs=0.01)),
-                              (b"C:x", pytest.approx(3.5, abs=0.01)))
+    assert (answer, took) in (
+        (b"B:x", pytest.approx(3, abs=0.01)),
+        (b"C:x", pytest.approx(3.5, abs=0.01)),
+    )
 
 
 async def test_actor_failure_is_the_answer_and_is_not_retried() -> None:
@@ -276,5 +278,4 @@ async def test_a_failed_call_is_counted_where_it_was_answered() -> None:
     lat.state["A"] = "dead"
     with pytest.raises(MeshError):
         await lat.invokers["B"].invoke("M1", "Echo", b"", timeout_s=5)
-    assert seen == [("local", "actor_failed"), ("remote", "actor_failed"),
-                    ("none", "unavailable")]
+    assert seen == [("local", "actor_failed"), ("remote", "actor_failed"), ("none", "unavailable")]

@@ -9,9 +9,9 @@ from meshhost.errors import ErrorCode
 from meshhost.rpc import envelope
 from meshhost.rpc.envelope import Invocation, InvocationResult
 
-VECTORS = json.loads(
-    (Path(__file__).parents[2] / "proto" / "vectors" / "rpc.json").read_text()
-)["vectors"]
+VECTORS = json.loads((Path(__file__).parents[2] / "proto" / "vectors" / "rpc.json").read_text())[
+    "vectors"
+]
 
 BYTES_FIELDS = {"id", "trace_id", "payload", "parent_span"}
 

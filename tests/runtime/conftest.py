@@ -40,8 +40,9 @@ class RecordingHandler:
     calls: list[tuple[str, str, str, str, bytes]] = field(default_factory=list)
     logs: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def host_call(self, actor: ActorRef, binding: str, namespace: str, operation: str,
-                  payload: bytes) -> bytes:
+    def host_call(
+        self, actor: ActorRef, binding: str, namespace: str, operation: str, payload: bytes
+    ) -> bytes:
         self.calls.append((actor.actor_id, binding, namespace, operation, payload))
         answer = self.answers.get((namespace, operation), b"reply:" + payload)
         if isinstance(answer, BaseException):
@@ -65,8 +66,7 @@ def sign(issuer: nkeys.KeyPair) -> Callable[..., bytes]:
 
     def _sign(wasm: bytes, name: str = "test-actor", **kw: object) -> bytes:
         subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
-        return sign_module(wasm, issuer=issuer, subject=subject, name=name, now=time.time(),
-                           **kw)  # type: ignore[arg-type]
+        return sign_module(wasm, issuer=issuer, subject=subject, name=name, now=time.time(), **kw)  # type: ignore[arg-type]
 
     return _sign
 
@@ -79,8 +79,9 @@ def handler() -> RecordingHandler:
 @pytest.fixture
 def limits() -> ActorLimits:
     """Tight limits so limit tests finish fast."""
-    return ActorLimits(memory_bytes=4 * 1024 * 1024, max_instances=2, cpu_time_s=0.2,
-                       deadline_s=5.0)
+    return ActorLimits(
+        memory_bytes=4 * 1024 * 1024, max_instances=2, cpu_time_s=0.2, deadline_s=5.0
+    )
 
 
 @pytest.fixture

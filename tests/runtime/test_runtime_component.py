@@ -98,8 +98,9 @@ def test_component_importing_wasi_p2_gets_an_empty_wasi_context(runtime, sign, c
 def test_component_fuel_limit(tmp_path, handler, component):
     from meshhost.runtime import ActorLimits, Runtime
 
-    with Runtime(tmp_path, handler, limits=ActorLimits(fuel=200_000, cpu_time_s=10.0),
-                 consume_fuel=True) as rt:
+    with Runtime(
+        tmp_path, handler, limits=ActorLimits(fuel=200_000, cpu_time_s=10.0), consume_fuel=True
+    ) as rt:
         actor = rt.load(component)
         with pytest.raises(ActorLimitExceeded) as info:
             rt.call_sync(actor.actor_id, "spin", b"")

@@ -46,8 +46,9 @@ class KeyValue:
 
 def _request(host: str, extra_headers: dict | None = None) -> bytes:
     header = {"accept": ["*/*"], "host": [host], **(extra_headers or {})}
-    return msgpack.packb({"method": "GET", "path": "/", "queryString": "",
-                          "header": header, "body": b""})
+    return msgpack.packb(
+        {"method": "GET", "path": "/", "queryString": "", "header": header, "body": b""}
+    )
 
 
 def test_kvcounter_counts_and_names_the_host(tmp_path, kvcounter):
@@ -60,15 +61,21 @@ def test_kvcounter_counts_and_names_the_host(tmp_path, kvcounter):
         assert actor.actor_id == actor_id
         assert set(actor.ref.caps) == {"wasmcloud:keyvalue", "wasmcloud:httpserver"}
         for expected in (1, 2, 3):
-            raw = rt.call_sync(actor_id, "HttpServer.HandleRequest",
-                               _request("node-a:8080", {"x-long": ["y" * 300]}))
+            raw = rt.call_sync(
+                actor_id,
+                "HttpServer.HandleRequest",
+                _request("node-a:8080", {"x-long": ["y" * 300]}),
+            )
             response = msgpack.unpackb(raw)
             assert response["statusCode"] == 200
             assert response["header"] == {"content-type": ["application/json"]}
             assert json.loads(response["body"]) == {"count": expected, "host": "node-a:8080"}
         kv.values["counter"] = 100_000
-        body = json.loads(msgpack.unpackb(rt.call_sync(
-            actor_id, "HttpServer.HandleRequest", _request('evil"\\host')))["body"])
+        body = json.loads(
+            msgpack.unpackb(
+                rt.call_sync(actor_id, "HttpServer.HandleRequest", _request('evil"\\host'))
+            )["body"]
+        )
         assert body == {"count": 100_001, "host": "evil??host"}
     assert kv.seen[0] == ("default", "wasmcloud:keyvalue", "KeyValue.Increment")
 
@@ -83,8 +90,13 @@ def test_kvcounter_prefers_the_meshhost_host_header(tmp_path, kvcounter):
         raw = rt.call_sync(actor_id, "HttpServer.HandleRequest", _request("node-a", headers))
         assert json.loads(msgpack.unpackb(raw)["body"])["host"] == "NABC123"
         # header order must not matter
-        request = {"method": "GET", "path": "/", "queryString": "", "body": b"",
-                   "header": {"x-meshhost-host": ["NFIRST"], "host": ["later"]}}
+        request = {
+            "method": "GET",
+            "path": "/",
+            "queryString": "",
+            "body": b"",
+            "header": {"x-meshhost-host": ["NFIRST"], "host": ["later"]},
+        }
         raw = rt.call_sync(actor_id, "HttpServer.HandleRequest", msgpack.packb(request))
         assert json.loads(msgpack.unpackb(raw)["body"])["host"] == "NFIRST"
         # no host header at all
@@ -126,8 +138,9 @@ async def test_kvcounter_with_the_real_policy_and_keyvalue_provider(tmp_path, kv
         with pytest.raises(ActorError) as info:
             await rt.invoke(actor_id, "HttpServer.HandleRequest", _request("h1"))
         assert "wasmcloud:keyvalue" in str(info.value)
-        await dispatcher.put_link(LinkDefinition(actor_id=actor_id,
-                                                 contract_id="wasmcloud:keyvalue"))
+        await dispatcher.put_link(
+            LinkDefinition(actor_id=actor_id, contract_id="wasmcloud:keyvalue")
+        )
         for expected in (1, 2):
             raw = await rt.invoke(actor_id, "HttpServer.HandleRequest", _request("h1"))
             assert json.loads(msgpack.unpackb(raw)["body"]) == {"count": expected, "host": "h1"}
@@ -136,23 +149,39 @@ async def test_kvcounter_with_the_real_policy_and_keyvalue_provider(tmp_path, kv
 
 _text = st.text(max_size=30)
 _headers = st.dictionaries(_text, st.lists(_text, max_size=3), max_size=5)
-_scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(),
-                    _text, st.binary(max_size=20), st.lists(st.integers(0, 300), max_size=3))
+_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(),
+    _text,
+    st.binary(max_size=20),
+    st.lists(st.integers(0, 300), max_size=3),
+)
 _extra = st.dictionaries(_text, _scalar, max_size=3)
 
 
 @given(headers=_headers, extra=_extra, body=st.binary(max_size=100))
 def test_kvcounter_reads_any_well_formed_request(kv_runtime, headers, extra, body):
     rt, actor_id = kv_runtime
-    request = {**extra, "method": "POST", "path": "/x", "queryString": "a=1",
-               "header": headers, "body": body}
-    response = msgpack.unpackb(rt.call_sync(actor_id, "HttpServer.HandleRequest",
-                                            msgpack.packb(request)))
+    request = {
+        **extra,
+        "method": "POST",
+        "path": "/x",
+        "queryString": "a=1",
+        "header": headers,
+        "body": body,
+    }
+    response = msgpack.unpackb(
+        rt.call_sync(actor_id, "HttpServer.HandleRequest", msgpack.packb(request))
+    )
     host = headers.get("x-meshhost-host", []) or headers.get("host", [])
     expected = host[0] if host else ""
     got = json.loads(response["body"])["host"]
-    assert got == "".join("?" if c in '"\\' or ord(c) < 0x20 else c
-                          for c in expected.encode()[:256].decode("utf-8", "ignore"))
+    assert got == "".join(
+        "?" if c in '"\\' or ord(c) < 0x20 else c
+        for c in expected.encode()[:256].decode("utf-8", "ignore")
+    )
 
 
 @given(st.binary(max_size=200))
@@ -165,8 +194,9 @@ def test_kvcounter_survives_garbage_requests(kv_runtime, data):
     except ActorRuntimeError:
         pass  # a typed failure of this call only
     # and the actor still answers
-    response = msgpack.unpackb(rt.call_sync(actor_id, "HttpServer.HandleRequest",
-                                            _request("still-here")))
+    response = msgpack.unpackb(
+        rt.call_sync(actor_id, "HttpServer.HandleRequest", _request("still-here"))
+    )
     assert json.loads(response["body"])["host"] == "still-here"
 
 

@@ -171,8 +171,12 @@ def test_calls_never_share_an_instance_and_extra_callers_wait(tmp_path, handler,
     with Runtime(tmp_path, handler, limits=limits) as rt:
         actor = rt.load(test_actor)
         results: list[bytes] = []
-        threads = [threading.Thread(target=lambda: results.append(
-            rt.call_sync(actor.actor_id, "host", b""))) for _ in range(2)]
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(rt.call_sync(actor.actor_id, "host", b""))
+            )
+            for _ in range(2)
+        ]
         for t in threads:
             t.start()
         assert entered.acquire(timeout=5) and entered.acquire(timeout=5)
@@ -186,8 +190,7 @@ def test_calls_never_share_an_instance_and_extra_callers_wait(tmp_path, handler,
         assert actor.pool.live == 2
 
 
-async def test_a_looping_actor_does_not_stop_other_actors(runtime, test_actor, sign,
-                                                          compile_wat):
+async def test_a_looping_actor_does_not_stop_other_actors(runtime, test_actor, sign, compile_wat):
     looper = runtime.load(test_actor)
     other = runtime.load(sign(compile_wat("test_actor", MODULE="wapc", START="wapc_init")))
     async with trio.open_nursery() as nursery:

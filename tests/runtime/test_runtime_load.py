@@ -41,23 +41,24 @@ def test_expired_claims_never_start(runtime, sign, compile_wat):
     wasm = compile_wat("test_actor", MODULE="wapc", START="wapc_init")
     issuer = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom)
     subject = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
-    old = sign_module(wasm, issuer=issuer, subject=subject, name="old", expires_in_s=10,
-                      now=time.time() - 3600)
+    old = sign_module(
+        wasm, issuer=issuer, subject=subject, name="old", expires_in_s=10, now=time.time() - 3600
+    )
     with pytest.raises(ClaimsExpired):
         runtime.load(old)
 
 
 def test_issuer_outside_allow_list_never_starts(tmp_path, handler, test_actor):
     other = nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom).public_key
-    with Runtime(tmp_path, handler, allowed_issuers=[other]) as rt, \
-            pytest.raises(IssuerNotAllowed):
+    with Runtime(tmp_path, handler, allowed_issuers=[other]) as rt, pytest.raises(IssuerNotAllowed):
         rt.load(test_actor)
 
 
 def test_claims_become_the_actor_ref(runtime, sign, compile_wat, issuer):
     wasm = compile_wat("test_actor", MODULE="wapc", START="wapc_init")
-    actor = runtime.load(sign(wasm, name="kv-counter", caps=["wasmcloud:keyvalue"],
-                              call_alias="demo/counter"))
+    actor = runtime.load(
+        sign(wasm, name="kv-counter", caps=["wasmcloud:keyvalue"], call_alias="demo/counter")
+    )
     assert actor.ref.actor_id.startswith("M")
     assert actor.ref.name == "kv-counter"
     assert actor.ref.caps == ("wasmcloud:keyvalue",)
@@ -171,8 +172,10 @@ def fuzz_runtime(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fuzz_keys():
-    return (nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
-            nkeys.generate(nkeys.Prefix.MODULE, os.urandom))
+    return (
+        nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
+        nkeys.generate(nkeys.Prefix.MODULE, os.urandom),
+    )
 
 
 @given(st.binary(max_size=300))
@@ -193,8 +196,9 @@ def _section(section_id: int, content: bytes) -> bytes:
 
 
 @given(st.lists(st.tuples(st.integers(1, 12), st.binary(max_size=40)), max_size=4))
-def test_signed_garbage_modules_fail_to_load_with_actor_load_error(fuzz_runtime, fuzz_keys,
-                                                                   sections):
+def test_signed_garbage_modules_fail_to_load_with_actor_load_error(
+    fuzz_runtime, fuzz_keys, sections
+):
     wasm = b"\0asm\x01\0\0\0" + b"".join(_section(i, c) for i, c in sections)
     issuer, subject = fuzz_keys
     signed = sign_module(wasm, issuer=issuer, subject=subject, name="fuzz", now=time.time())
@@ -206,9 +210,14 @@ def test_not_yet_valid_claims_never_start(runtime, compile_wat):
     from meshhost.errors import ClaimsNotYetValid
 
     wasm = compile_wat("test_actor", MODULE="wapc", START="wapc_init")
-    early = sign_module(wasm, issuer=nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
-                        subject=nkeys.generate(nkeys.Prefix.MODULE, os.urandom), name="early",
-                        not_before_s=3600, now=time.time())
+    early = sign_module(
+        wasm,
+        issuer=nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
+        subject=nkeys.generate(nkeys.Prefix.MODULE, os.urandom),
+        name="early",
+        not_before_s=3600,
+        now=time.time(),
+    )
     with pytest.raises(ClaimsNotYetValid):
         runtime.load(early)
 

@@ -96,9 +96,13 @@ def shared_runtime(tmp_path_factory):
 
     source = (Path(__file__).parent / "wat" / "test_actor.wat").read_text()
     wasm = wasmtime.wat2wasm(source.replace("MODULE", "wapc").replace("START", "wapc_init"))
-    signed = sign_module(wasm, issuer=nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
-                         subject=nkeys.generate(nkeys.Prefix.MODULE, os.urandom), name="fuzz",
-                         now=time.time())
+    signed = sign_module(
+        wasm,
+        issuer=nkeys.generate(nkeys.Prefix.ACCOUNT, os.urandom),
+        subject=nkeys.generate(nkeys.Prefix.MODULE, os.urandom),
+        name="fuzz",
+        now=time.time(),
+    )
 
     class Quiet:
         def host_call(self, *args):
@@ -120,8 +124,14 @@ def test_trim_stray_trailer_never_raises_and_only_drops_one_zero(data):
 _INT64 = st.integers(min_value=-(2**63), max_value=2**64 - 1)
 
 
-@given(st.one_of(st.dictionaries(st.text(), _INT64), st.lists(st.text()),
-                 st.dictionaries(st.text(), st.binary()), st.lists(_INT64, min_size=16)))
+@given(
+    st.one_of(
+        st.dictionaries(st.text(), _INT64),
+        st.lists(st.text()),
+        st.dictionaries(st.text(), st.binary()),
+        st.lists(_INT64, min_size=16),
+    )
+)
 def test_trim_stray_trailer_repairs_a_msgpack_map_or_array_with_a_trailing_zero(value):
     packed = msgpack.packb(value)
     assert trim_stray_trailer(packed + b"\x00") == packed
@@ -136,8 +146,15 @@ def test_trim_stray_trailer_leaves_scalars_alone(value):
 
 def test_public_surface():
     assert set(meshhost.runtime.__all__) == {
-        "EPOCH_TICK_S", "ActorLimits", "ActorRef", "Engine", "HostCallHandler",
-        "LoadedActor", "Runtime", "current_deadline", "wat_to_wasm",
+        "EPOCH_TICK_S",
+        "ActorLimits",
+        "ActorRef",
+        "Engine",
+        "HostCallHandler",
+        "LoadedActor",
+        "Runtime",
+        "current_deadline",
+        "wat_to_wasm",
     }
     for name in meshhost.runtime.__all__:
         assert hasattr(meshhost.runtime, name)
@@ -156,8 +173,13 @@ def test_only_the_runtime_package_imports_wasmtime():
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             if any(n == "wasmtime" or n.startswith("wasmtime.") for n in names):
                 offenders.append(str(path))
     assert offenders == []

@@ -51,8 +51,7 @@ def test_denied_host_call_returns_host_error_to_guest(runtime, test_actor, handl
     assert runtime.call_sync(actor.actor_id, "echo", b"still fine") == b"still fine"
 
 
-def test_unexpected_handler_exception_is_logged_and_reported(runtime, test_actor, handler,
-                                                             caplog):
+def test_unexpected_handler_exception_is_logged_and_reported(runtime, test_actor, handler, caplog):
     actor = runtime.load(test_actor)
     handler.answers[("test:ns", "Test.Op")] = ZeroDivisionError("boom")
     with pytest.raises(ActorError, match="ZeroDivisionError: boom"):
@@ -206,8 +205,8 @@ def test_assemblyscript_env_imports_abort_with_the_guest_message(runtime, sign, 
       (import "wapc" "__guest_request" (func $req (param i32 i32)))
       (import "wapc" "__guest_response" (func $resp (param i32 i32)))
       (memory (export "memory") 1)
-      (data (i32.const 60) "{as_string('bad input')}")
-      (data (i32.const 124) "{as_string('assembly/index.ts')}")
+      (data (i32.const 60) "{as_string("bad input")}")
+      (data (i32.const 124) "{as_string("assembly/index.ts")}")
       (func (export "_start"))
       (func (export "__guest_call") (param $op i32) (param $len i32) (result i32)
         (call $req (i32.const 1024) (i32.const 2048))

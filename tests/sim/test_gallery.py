@@ -22,8 +22,15 @@ def _gallery():
 def test_gallery_entry_writes_csv_and_plot_with_reference(tmp_path):
     gallery = _gallery()
     out = tmp_path / "out"
-    rows = gallery.build("kill9_detection", out, tmp_path / "work", jobs=1, seeds=1,
-                         overrides={"n": [10]}, log=lambda *a, **k: None)
+    rows = gallery.build(
+        "kill9_detection",
+        out,
+        tmp_path / "work",
+        jobs=1,
+        seeds=1,
+        overrides={"n": [10]},
+        log=lambda *a, **k: None,
+    )
     assert [r["metric"] for r in rows] == ["detect_s"]
     with open(out / "kill9_detection.csv") as f:
         (row,) = list(csv.DictReader(f))

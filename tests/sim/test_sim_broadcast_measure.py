@@ -25,9 +25,11 @@ def test_a_host_that_declared_the_origin_dead_counts_when_it_learns_the_news():
     assert stray.core.member(origin.node_id).state is MemberState.DEAD
     joined = []
     sim.observers.append(
-        lambda s, h, ev: joined.append(h.index)
-        if type(ev) is MemberJoined and ev.member.id == origin.node_id
-        else None
+        lambda s, h, ev: (
+            joined.append(h.index)
+            if type(ev) is MemberJoined and ev.member.id == origin.node_id
+            else None
+        )
     )
     seen = watch_meta(sim, origin, b"rev-2")
     sim.heal()

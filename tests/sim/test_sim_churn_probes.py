@@ -47,9 +47,11 @@ def test_first_detection_per_ping_in_both_definitions():
         crash = sim.now
         first_suspect = []
         sim.observers.append(
-            lambda s, h, ev, v=victim, f=first_suspect: f.append(s.now)
-            if type(ev) is MemberSuspect and ev.member.id == v.node_id and not f
-            else None
+            lambda s, h, ev, v=victim, f=first_suspect: (
+                f.append(s.now)
+                if type(ev) is MemberSuspect and ev.member.id == v.node_id and not f
+                else None
+            )
         )
         sim.crash(victim)
         sim.run_for(10.0, stop=lambda f=first_suspect: bool(f))

@@ -95,8 +95,10 @@ def test_a_sweep_of_the_scenario_reports_what_each_run_returned(tmp_path: Path) 
     lines = (tmp_path / "observations.csv").read_text().splitlines()
     assert lines[0].startswith("scenario,n,sizes,cut_s,one_way,seed,obs,")
     assert lines[1].startswith('custom_partition,8,"[4,4]",30,False,1,0,')
-    assert "| 8 | [4, 4] | 30 | False | views_split | 2 | 0 | 1.00 [1.00, 1.00]" in (
-        tmp_path / "report.md").read_text()
+    assert (
+        "| 8 | [4, 4] | 30 | False | views_split | 2 | 0 | 1.00 [1.00, 1.00]"
+        in (tmp_path / "report.md").read_text()
+    )
 
 
 def test_placement_helpers_follow_each_hosts_own_view(script: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 """Fault models of the simulator: bursty (Gilbert-Elliott) loss and slow hosts (CPU)."""
 
+import itertools
 import random
 
 import pytest
@@ -26,7 +27,7 @@ def test_gilbert_elliott_loses_its_mean_share_in_bursts():
         assert sum(lost) / len(lost) == pytest.approx(0.1, abs=0.02)
 
     def after_loss(lost):
-        pairs = [b for a, b in zip(lost, lost[1:], strict=False) if a]
+        pairs = [b for a, b in itertools.pairwise(lost) if a]
         return sum(pairs) / len(pairs)
 
     assert after_loss(plain) < 0.15  # independent: a loss says nothing about the next
@@ -36,8 +37,11 @@ def test_gilbert_elliott_loses_its_mean_share_in_bursts():
 
 @pytest.mark.parametrize(
     "kw",
-    [{"mean_good_s": 0.0, "mean_bad_s": 1.0}, {"mean_good_s": 1.0, "mean_bad_s": float("inf")},
-     {"mean_good_s": 1.0, "mean_bad_s": 1.0, "loss_bad": 1.5}],
+    [
+        {"mean_good_s": 0.0, "mean_bad_s": 1.0},
+        {"mean_good_s": 1.0, "mean_bad_s": float("inf")},
+        {"mean_good_s": 1.0, "mean_bad_s": 1.0, "loss_bad": 1.5},
+    ],
 )
 def test_gilbert_elliott_refuses_bad_parameters(kw):
     with pytest.raises(ValueError, match="GilbertElliott"):
@@ -95,9 +99,11 @@ def test_a_very_slow_host_is_suspected_and_a_fast_one_not():
             sim.set_cpu(slow, service_s, queue_limit=4)
         hits = []
         sim.observers.append(
-            lambda s, h, ev: hits.append(h.index)
-            if type(ev) is MemberSuspect and ev.member.id == slow.node_id
-            else None
+            lambda s, h, ev: (
+                hits.append(h.index)
+                if type(ev) is MemberSuspect and ev.member.id == slow.node_id
+                else None
+            )
         )
         sim.run_for(30.0)
         return hits

@@ -76,9 +76,9 @@ def test_a_crash_is_detected_the_same_over_either_build(bootstrap):
     victim = sim.hosts[7]
     dead = set()
     sim.observers.append(
-        lambda s, h, ev: dead.add(h.index)
-        if type(ev) is MemberDead and ev.member.id == victim.node_id
-        else None
+        lambda s, h, ev: (
+            dead.add(h.index) if type(ev) is MemberDead and ev.member.id == victim.node_id else None
+        )
     )
     sim.crash(victim)
     sim.run_for(60.0, stop=lambda: len(dead) == 39)

@@ -23,8 +23,9 @@ async def echo(peer_id: str, channel: int, payload: bytes) -> bytes:
 async def main(soft: int) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    transport = Transport(host_key(1), "tcp-test", PSK, TransportConfig(), echo,
-                          random_bytes=seeded_random_bytes(1))
+    transport = Transport(
+        host_key(1), "tcp-test", PSK, TransportConfig(), echo, random_bytes=seeded_random_bytes(1)
+    )
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(transport.serve, "127.0.0.1", 0)
         print(addr[1], flush=True)

@@ -9,7 +9,13 @@ import meshhost.transport as transport
 
 PACKAGE = Path(transport.__file__).parent
 CORES = (
-    "noise.py", "frames.py", "handshake.py", "records.py", "session.py", "backoff.py", "guard.py"
+    "noise.py",
+    "frames.py",
+    "handshake.py",
+    "records.py",
+    "session.py",
+    "backoff.py",
+    "guard.py",
 )
 BANNED = {"trio", "socket", "time", "os", "random", "select", "asyncio", "threading"}
 ALLOWED = {

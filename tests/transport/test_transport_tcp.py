@@ -368,8 +368,10 @@ def test_silent_connections_make_way_under_a_low_open_file_limit() -> None:
     soft = 400
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("fd_limited_host.py")), str(soft)],
-        stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
     silent: list[socket.socket] = []
     try:
         assert server.stdout is not None

@@ -17,8 +17,8 @@ rather than a silent "no such link".
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -169,8 +169,7 @@ class Provider:
             self._link_errors[link.key] = str(exc)
             raise
         except Exception as exc:  # as in handle(): a refused link, not a crashed host
-            error = ProviderError(
-                f"{link.describe()} failed: {type(exc).__name__}: {exc}")
+            error = ProviderError(f"{link.describe()} failed: {type(exc).__name__}: {exc}")
             self._link_errors[link.key] = str(error)
             raise error from exc
 

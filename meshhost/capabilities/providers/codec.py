@@ -234,8 +234,10 @@ def convert(value: Any, kind: Kind, what: str) -> Any:
             return headers
     elif kind is Kind.STR_MAP:
         if isinstance(value, dict):
-            return {convert(k, Kind.STR, f"{what} key"): convert(v, Kind.STR, f"{what}[{k!r}]")
-                    for k, v in value.items()}
+            return {
+                convert(k, Kind.STR, f"{what} key"): convert(v, Kind.STR, f"{what}[{k!r}]")
+                for k, v in value.items()
+            }
     raise PayloadDecodeError(f"{what}: expected {kind.value}, got {_type_name(value)}")
 
 

@@ -192,26 +192,36 @@ class HttpClientProvider(Provider):
         if lg.generation_of(ctx.link.contract_id) == "wascc":
             # waSCC's PerformRequest sends its server Request; `path` holds the URL (the
             # waSCC http-client provider's own test passes the server URL as path)
-            old = lg.Shape(f"{ctx.link.contract_id} {lg.OLD_HTTP_REQUEST.name}",
-                           lg.OLD_HTTP_REQUEST.fields).decode(payload)
+            old = lg.Shape(
+                f"{ctx.link.contract_id} {lg.OLD_HTTP_REQUEST.name}", lg.OLD_HTTP_REQUEST.fields
+            ).decode(payload)
             url = old["path"]
             if old["query_string"]:
                 url += ("&" if "?" in url else "?") + old["query_string"]
-            args = {"method": old["method"], "url": url, "headers": old["header"],
-                    "body": old["body"]}
+            args = {
+                "method": old["method"],
+                "url": url,
+                "headers": old["header"],
+                "body": old["body"],
+            }
         else:
-            args = lg.Shape(f"{ctx.link.contract_id} {lg.OLD_CLIENT_REQUEST.name}",
-                            lg.OLD_CLIENT_REQUEST.fields).decode(payload)
-        request = HttpClientRequest(args["method"], args["url"],
-                                    {k: (v,) for k, v in args["headers"].items()}, args["body"])
+            args = lg.Shape(
+                f"{ctx.link.contract_id} {lg.OLD_CLIENT_REQUEST.name}", lg.OLD_CLIENT_REQUEST.fields
+            ).decode(payload)
+        request = HttpClientRequest(
+            args["method"], args["url"], {k: (v,) for k, v in args["headers"].items()}, args["body"]
+        )
         response = HttpResponse.decode(self.op_request(ctx, request.encode()))
         try:
             status = HTTPStatus(response.status_code).phrase
         except ValueError:
             status = ""
         return lg.OLD_HTTP_RESPONSE.encode(
-            status_code=response.status_code, status=status,
-            header={k: ",".join(v) for k, v in response.header.items()}, body=response.body)
+            status_code=response.status_code,
+            status=status,
+            header={k: ",".join(v) for k, v in response.header.items()},
+            body=response.body,
+        )
 
     def _send(
         self,

@@ -205,8 +205,12 @@ async def serve_http(
         counts.refused += 1
         now = trio.current_time()
         if now - refusal_logged_at >= REFUSAL_LOG_EVERY_S:
-            log.warning("httpserver: %s %s; refusing one (%d refused since the last note)",
-                        where, why, refused)
+            log.warning(
+                "httpserver: %s %s; refusing one (%d refused since the last note)",
+                where,
+                why,
+                refused,
+            )
             refused, refusal_logged_at = 0, now
 
     async def serve_one(stream: trio.SocketStream) -> None:
@@ -233,8 +237,7 @@ async def serve_http(
                 # hypercorn would hold a connection the client closed until
                 # its keep-alive timer ends: end it (and free the slot) now.
                 nursery.start_soon(_close_when_gone, guard, nursery.cancel_scope)
-                await TCPServer(wrapped, config, context, ConnectionState({}),
-                                guard)  # type: ignore[arg-type]
+                await TCPServer(wrapped, config, context, ConnectionState({}), guard)  # type: ignore[arg-type]
                 nursery.cancel_scope.cancel()
         finally:
             open_connections -= 1
@@ -256,8 +259,9 @@ async def serve_http(
     try:
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as accepting:
-                accepting.start_soon(partial(trio.serve_listeners, connection, [listener],
-                                             handler_nursery=handlers))
+                accepting.start_soon(
+                    partial(trio.serve_listeners, connection, [listener], handler_nursery=handlers)
+                )
                 task_status.started((bound[0], bound[1]))
                 await stop.wait()
                 accepting.cancel_scope.cancel()

@@ -212,15 +212,14 @@ def parse_settings(link: LinkDefinition) -> ServerSettings:
             raise LinkConfigError(f"{link.describe()}: timeout_ms must be > 0")
     size_text: Any = link.value("max_content_len", json_config.get("max_content_len"))
     max_len = DEFAULT_MAX_CONTENT_LEN if size_text is None else parse_size(link, size_text)
-    max_connections = _connections(link, json_config, "max_connections",
-                                   DEFAULT_MAX_CONNECTIONS)
-    per_source = _connections(link, json_config, "max_connections_per_source",
-                              DEFAULT_MAX_CONNECTIONS_PER_SOURCE)
+    max_connections = _connections(link, json_config, "max_connections", DEFAULT_MAX_CONNECTIONS)
+    per_source = _connections(
+        link, json_config, "max_connections_per_source", DEFAULT_MAX_CONNECTIONS_PER_SOURCE
+    )
     return ServerSettings(host, port, timeout_s, max_len, max_connections, per_source)
 
 
-def _connections(link: LinkDefinition, json_config: dict[str, Any], key: str,
-                 default: int) -> int:
+def _connections(link: LinkDefinition, json_config: dict[str, Any], key: str, default: int) -> int:
     raw: Any = link.value(key, json_config.get(key))
     if raw is None:
         return default
@@ -304,8 +303,12 @@ class HttpServerProvider(Provider):
         if listener is None or listener.bound is None:
             return None
         host, port = listener.bound
-        return {"address": f"{host}:{port}", "state": listener.state,
-                "error": listener.error, "restarts": listener.restarts}
+        return {
+            "address": f"{host}:{port}",
+            "state": listener.state,
+            "error": listener.error,
+            "restarts": listener.restarts,
+        }
 
     async def on_put_link(self, link: LinkDefinition) -> None:
         settings = parse_settings(link)
@@ -352,8 +355,11 @@ class HttpServerProvider(Provider):
                 if first:
                     task_status.started()
                 else:
-                    log.info("httpserver: listener for %s serves again on %s",
-                             listener.link.describe(), bound)
+                    log.info(
+                        "httpserver: listener for %s serves again on %s",
+                        listener.link.describe(),
+                        bound,
+                    )
 
         failures = 0
         try:
@@ -377,8 +383,10 @@ class HttpServerProvider(Provider):
                 except Exception as exc:
                     if listener.bound is None:
                         raise  # an OSError from bind: nursery.start hands it to on_put_link
-                    log.exception("httpserver: listener for %s failed; restarting it",
-                                  listener.link.describe())
+                    log.exception(
+                        "httpserver: listener for %s failed; restarting it",
+                        listener.link.describe(),
+                    )
                     listener.state, listener.error = "restarting", _reason(exc)
                     listener.restarts += 1
                 failures = 1 if trio.current_time() - began >= RESTART_RESET_S else failures + 1
@@ -397,8 +405,9 @@ class HttpServerProvider(Provider):
             if scope["type"] == "websocket":
                 await receive()  # websocket.connect
                 status, headers, body = _plain(501, WEBSOCKET_REFUSAL)
-                await send({"type": "websocket.http.response.start", "status": status,
-                            "headers": headers})
+                await send(
+                    {"type": "websocket.http.response.start", "status": status, "headers": headers}
+                )
                 await send({"type": "websocket.http.response.body", "body": body})
                 return
             if scope["type"] != "http":
@@ -408,23 +417,29 @@ class HttpServerProvider(Provider):
             if answer is None:  # the client went away before sending its body
                 return
             status, headers, body = answer
-            self.observer.http_request(listener.link.actor_id, status,
-                                       time.perf_counter() - started)
+            self.observer.http_request(
+                listener.link.actor_id, status, time.perf_counter() - started
+            )
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
         return app
 
-    async def _call(self, actor_id: str, request: HttpRequest, old: bool,
-                    timeout_s: float) -> bytes:
+    async def _call(
+        self, actor_id: str, request: HttpRequest, old: bool, timeout_s: float
+    ) -> bytes:
         """Invoke the actor with wasmbus' request, or the older generations' (``old``):
         op ``HandleRequest``, ``Request {method, path, queryString, header: map<str, str>
         (repeated headers joined with ", "), body}``."""
         if not old:
             return await self._invoke(actor_id, HANDLE_REQUEST, request.encode(), timeout_s)
         payload = lg.OLD_HTTP_REQUEST.encode(
-            method=request.method, path=request.path, query_string=request.query_string,
-            header={k: ", ".join(v) for k, v in request.header.items()}, body=request.body)
+            method=request.method,
+            path=request.path,
+            query_string=request.query_string,
+            header={k: ", ".join(v) for k, v in request.header.items()},
+            body=request.body,
+        )
         return await self._invoke(actor_id, lg.OLD_HANDLE_REQUEST, payload, timeout_s)
 
     async def _handle(
@@ -477,7 +492,8 @@ class HttpServerProvider(Provider):
                     answer = await self._call(actor_id, request, old, settings.timeout_s)
                 except MeshError as exc:
                     if listener.link.contract_id == lg.WASCC_HTTP_SERVER or (
-                            not lg.is_missing_handler(exc)):
+                        not lg.is_missing_handler(exc)
+                    ):
                         raise
                     # a wasmCloud 0.1x actor (or one that moved on to wasmbus)
                     old = not old
@@ -526,9 +542,11 @@ class HttpServerProvider(Provider):
 def _old_response(answer: bytes) -> HttpResponse:
     """waSCC / wasmCloud 0.1x ``Response {statusCode, status, header, body}`` as an HttpResponse."""
     fields = lg.OLD_HTTP_RESPONSE.decode(answer)
-    return HttpResponse(status_code=fields["status_code"],
-                        header={k: (v,) for k, v in fields["header"].items()},
-                        body=fields["body"])
+    return HttpResponse(
+        status_code=fields["status_code"],
+        header={k: (v,) for k, v in fields["header"].items()},
+        body=fields["body"],
+    )
 
 
 def _reason(exc: BaseException) -> str:

@@ -34,7 +34,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
-from meshhost.datadir import make_private_dir
 from meshhost.capabilities.contracts import (
     KEYVALUE,
     GetResponse,
@@ -56,6 +55,7 @@ from meshhost.capabilities.providers.kv_legacy import (
     LegacyKeyValueOps,
     edit_list_rows,
 )
+from meshhost.datadir import make_private_dir
 from meshhost.errors import LinkConfigError, ProviderError, ProviderPayloadTooLarge
 
 __all__ = ["MAX_KEY_BYTES", "MAX_VALUE_BYTES", "KeyValueProvider", "namespace_for"]

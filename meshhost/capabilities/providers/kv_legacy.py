@@ -97,8 +97,9 @@ class LegacyKeyValueOps:
 
     def legacy_add(self: _KV, ctx: CallContext, payload: bytes) -> bytes:
         req = LegacyKeyValueOps._what(ctx, lg.ADD).decode(payload)
-        new = decode_value(self.op_increment(ctx, IncrementRequest(**req).encode()), Kind.I32,
-                           "increment")
+        new = decode_value(
+            self.op_increment(ctx, IncrementRequest(**req).encode()), Kind.I32, "increment"
+        )
         return lg.ADD_RESPONSE.encode(value=new)
 
     def legacy_set(self: _KV, ctx: CallContext, payload: bytes) -> bytes:
@@ -114,7 +115,8 @@ class LegacyKeyValueOps:
     def legacy_range(self: _KV, ctx: CallContext, payload: bytes) -> bytes:
         req = LegacyKeyValueOps._what(ctx, lg.RANGE).decode(payload)
         values = self.op_list_range(
-            ctx, ListRangeRequest(req["key"], req["start"], req["stop"]).encode())
+            ctx, ListRangeRequest(req["key"], req["start"], req["stop"]).encode()
+        )
         return _values(values)
 
     def legacy_push(self: _KV, ctx: CallContext, payload: bytes) -> bytes:
@@ -151,8 +153,9 @@ class LegacyKeyValueOps:
 
     def legacy_key_exists(self: _KV, ctx: CallContext, payload: bytes) -> bytes:
         key = self._key(ctx, payload)
-        exists = decode_value(self.op_contains(ctx, encode_value(key, Kind.STR)), Kind.BOOL,
-                              "contains")
+        exists = decode_value(
+            self.op_contains(ctx, encode_value(key, Kind.STR)), Kind.BOOL, "contains"
+        )
         return lg.GET_RESPONSE.encode(value="", exists=exists)
 
 
@@ -174,10 +177,13 @@ def edit_list_rows(db: sqlite3.Connection, key: str, value: str, *, push_front: 
     """
     if push_front:
         (first,) = db.execute("SELECT MIN(pos) FROM list_items WHERE key = ?", (key,)).fetchone()
-        db.execute("INSERT INTO list_items (key, pos, value) VALUES (?, ?, ?)",
-                   (key, 0 if first is None else first - 1, value))
+        db.execute(
+            "INSERT INTO list_items (key, pos, value) VALUES (?, ?, ?)",
+            (key, 0 if first is None else first - 1, value),
+        )
         (size,) = db.execute("SELECT COUNT(*) FROM list_items WHERE key = ?", (key,)).fetchone()
         return int(size)
-    removed = db.execute("DELETE FROM list_items WHERE key = ? AND value = ?",
-                         (key, value)).rowcount
+    removed = db.execute(
+        "DELETE FROM list_items WHERE key = ? AND value = ?", (key, value)
+    ).rowcount
     return int(removed)

@@ -58,14 +58,16 @@ class LoggingProvider(Provider):
         """``WriteLog`` of waSCC (numeric level, ``body``) or wasmCloud 0.1x (``text``)."""
         what = f"{ctx.link.contract_id} "
         if lg.generation_of(ctx.link.contract_id) == "wascc":
-            req = lg.Shape(what + lg.WASCC_WRITE_LOG.name,
-                           lg.WASCC_WRITE_LOG.fields).decode(payload)
+            req = lg.Shape(what + lg.WASCC_WRITE_LOG.name, lg.WASCC_WRITE_LOG.fields).decode(
+                payload
+            )
             level = lg.WASCC_LOG_LEVELS.get(req["level"], "info")
             if level is not None:
                 self._log(ctx, level, req["body"])
         else:
-            args = lg.Shape(what + lg.WASMCLOUD_WRITE_LOG.name,
-                            lg.WASMCLOUD_WRITE_LOG.fields).decode(payload)
+            args = lg.Shape(
+                what + lg.WASMCLOUD_WRITE_LOG.name, lg.WASMCLOUD_WRITE_LOG.fields
+            ).decode(payload)
             self._log(ctx, args["level"], args["text"])
         return b""
 

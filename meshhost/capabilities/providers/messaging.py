@@ -273,14 +273,17 @@ class MessagingProvider(Provider):
         INCOMING_TRACEPARENT.set(delivery.traceparent)  # this task's own context
         try:
             try:
-                await self._invoke(delivery.actor_id, delivery.operation, delivery.payload,
-                                   self._delivery_timeout_s)
+                await self._invoke(
+                    delivery.actor_id,
+                    delivery.operation,
+                    delivery.payload,
+                    self._delivery_timeout_s,
+                )
             except MeshError as exc:
                 if delivery.fallback is None or not lg.is_missing_handler(exc):
                     raise
                 operation, payload = delivery.fallback  # a wasmCloud 0.1x subscriber
-                await self._invoke(delivery.actor_id, operation, payload,
-                                   self._delivery_timeout_s)
+                await self._invoke(delivery.actor_id, operation, payload, self._delivery_timeout_s)
                 with self._lock:  # call it the way it answered first, next time
                     if operation == lg.WASMCLOUD_HANDLE_MESSAGE:
                         self._old_subscribers.add(delivery.actor_id)
@@ -355,20 +358,34 @@ class MessagingProvider(Provider):
             queued += 1
         targets = self._targets(subject)
         payload = SubMessage(subject, reply_to, body).encode()
-        old_payload = lg.BROKER_MESSAGE.encode(subject=subject, reply_to=reply_to or "",
-                                               body=body)
+        old_payload = lg.BROKER_MESSAGE.encode(subject=subject, reply_to=reply_to or "", body=body)
         traceparent = self.current_traceparent() if targets else ""
         for actor_id, contract_id in targets:
             if contract_id == lg.WASCC_MESSAGING:
-                delivery = _Delivery(actor_id, old_payload, subject, lg.WASCC_DELIVER_MESSAGE,
-                                     traceparent=traceparent)
+                delivery = _Delivery(
+                    actor_id,
+                    old_payload,
+                    subject,
+                    lg.WASCC_DELIVER_MESSAGE,
+                    traceparent=traceparent,
+                )
             elif actor_id in self._old_subscribers:
-                delivery = _Delivery(actor_id, old_payload, subject, lg.WASMCLOUD_HANDLE_MESSAGE,
-                                     fallback=(HANDLE_MESSAGE, payload), traceparent=traceparent)
+                delivery = _Delivery(
+                    actor_id,
+                    old_payload,
+                    subject,
+                    lg.WASMCLOUD_HANDLE_MESSAGE,
+                    fallback=(HANDLE_MESSAGE, payload),
+                    traceparent=traceparent,
+                )
             else:
-                delivery = _Delivery(actor_id, payload, subject,
-                                     fallback=(lg.WASMCLOUD_HANDLE_MESSAGE, old_payload),
-                                     traceparent=traceparent)
+                delivery = _Delivery(
+                    actor_id,
+                    payload,
+                    subject,
+                    fallback=(lg.WASMCLOUD_HANDLE_MESSAGE, old_payload),
+                    traceparent=traceparent,
+                )
             self.bridge.run_sync(self._enqueue, delivery, what="Messaging.Publish")
         return queued + len(targets)
 
@@ -413,8 +430,9 @@ class MessagingProvider(Provider):
 
     def legacy_publish(self, ctx: CallContext, payload: bytes) -> bytes:
         """``Publish``: waSCC BrokerMessage (no answer) / 0.1x PublishArgs (PublishResponse)."""
-        msg = lg.Shape(f"{ctx.link.contract_id} {lg.BROKER_MESSAGE.name}",
-                       lg.BROKER_MESSAGE.fields).decode(payload)
+        msg = lg.Shape(
+            f"{ctx.link.contract_id} {lg.BROKER_MESSAGE.name}", lg.BROKER_MESSAGE.fields
+        ).decode(payload)
         self.publish_sync(msg["subject"], msg["body"], msg["reply_to"] or None)
         if lg.generation_of(ctx.link.contract_id) == "wascc":
             return b""
@@ -422,12 +440,15 @@ class MessagingProvider(Provider):
 
     def legacy_request(self, ctx: CallContext, payload: bytes) -> bytes:
         """``Request``: waSCC answers the reply's raw body, 0.1x a BrokerMessage."""
-        args = lg.Shape(f"{ctx.link.contract_id} {lg.REQUEST_ARGS.name}",
-                        lg.REQUEST_ARGS.fields).decode(payload)
+        args = lg.Shape(
+            f"{ctx.link.contract_id} {lg.REQUEST_ARGS.name}", lg.REQUEST_ARGS.fields
+        ).decode(payload)
         timeout_ms = min(max(args["timeout"], 0), 0xFFFF_FFFF)
-        reply = ReplyMessage.decode(self.op_request(
-            ctx, RequestMessage(args["subject"], args["body"], timeout_ms).encode()))
+        reply = ReplyMessage.decode(
+            self.op_request(ctx, RequestMessage(args["subject"], args["body"], timeout_ms).encode())
+        )
         if lg.generation_of(ctx.link.contract_id) == "wascc":
             return reply.body  # "the broker plugin applies no wrapper" (wascc-actor)
-        return lg.BROKER_MESSAGE.encode(subject=reply.subject, reply_to=reply.reply_to or "",
-                                        body=reply.body)
+        return lg.BROKER_MESSAGE.encode(
+            subject=reply.subject, reply_to=reply.reply_to or "", body=reply.body
+        )

@@ -105,8 +105,7 @@ class NumberGenProvider(Provider):
         return None
 
     def _result(self, guid: str | None = None, sequence: int = 0, random: int = 0) -> bytes:
-        return lg.GENERATOR_RESULT.encode(guid=guid, sequence_number=sequence,
-                                          random_number=random)
+        return lg.GENERATOR_RESULT.encode(guid=guid, sequence_number=sequence, random_number=random)
 
     def legacy_guid(self, ctx: CallContext, payload: bytes) -> bytes:
         guid = str(uuid.UUID(bytes=self._random_bytes(16), version=4))
@@ -122,9 +121,13 @@ class NumberGenProvider(Provider):
         if args["min"] >= args["max"]:
             raise ProviderError(
                 f"RequestRandom: min {args['min']} must be less than max {args['max']} "
-                "(the range excludes max)")
-        n = decode_value(self.op_in_range(ctx, RangeLimit(args["min"], args["max"] - 1).encode()),
-                         Kind.U32, "random")
+                "(the range excludes max)"
+            )
+        n = decode_value(
+            self.op_in_range(ctx, RangeLimit(args["min"], args["max"] - 1).encode()),
+            Kind.U32,
+            "random",
+        )
         return self._result(random=n) if request is not None else encode_value(n, Kind.U32)
 
     def legacy_sequence(self, ctx: CallContext, payload: bytes) -> bytes:

@@ -39,8 +39,12 @@ History = Sequence[dict[str, Any]]
 
 
 def _verdict(result: CheckResult, **extra: Any) -> dict[str, Any]:
-    return {"ok": result.valid, "violations": list(result.violations), **dict(result.counts),
-            **extra}
+    return {
+        "ok": result.valid,
+        "violations": list(result.violations),
+        **dict(result.counts),
+        **extra,
+    }
 
 
 def _calls(history: History) -> list[dict[str, Any]]:
@@ -70,8 +74,7 @@ def check_directory(history: History) -> dict[str, Any]:
         return {"ok": False, "violations": ["no directory was read after the heal"]}
     states: dict[str, dict[str, Any]] = {}
     for host, view in views[-1].items():
-        state: dict[str, Any] = {f"link {' '.join(link)}": "linked"
-                                 for link in view["links"] or []}
+        state: dict[str, Any] = {f"link {' '.join(link)}": "linked" for link in view["links"] or []}
         state.update({f"config {k}": v for k, v in view["config"].items() if v is not None})
         states[host] = state
     writes = []
@@ -85,35 +88,56 @@ def check_directory(history: History) -> dict[str, Any]:
 
 
 def check_counter(history: History) -> dict[str, Any]:
-    acked = sorted((e for e in history if e["op"] == "call" and e["outcome"] == "ok"
-                    and e["count"] is not None), key=lambda e: e["end"])
+    acked = sorted(
+        (
+            e
+            for e in history
+            if e["op"] == "call" and e["outcome"] == "ok" and e["count"] is not None
+        ),
+        key=lambda e: e["end"],
+    )
     violations = []
     seen: dict[int, dict[str, Any]] = {}
     for e in acked:
         other = seen.get(e["count"])
         if other is not None:
-            violations.append(f"count {e['count']} acknowledged twice (calls from "
-                              f"{other['host']} and {e['host']}): an increment was lost")
+            violations.append(
+                f"count {e['count']} acknowledged twice (calls from "
+                f"{other['host']} and {e['host']}): an increment was lost"
+            )
         seen.setdefault(e["count"], e)
         before = [a["count"] for a in acked if a["end"] < e["start"]]
         if before and e["count"] <= max(before):
-            violations.append(f"call from {e['host']} at {e['start']:.2f} s saw {e['count']}, "
-                              f"but {max(before)} was acknowledged before it started")
+            violations.append(
+                f"call from {e['host']} at {e['start']:.2f} s saw {e['count']}, "
+                f"but {max(before)} was acknowledged before it started"
+            )
     final = [e for e in acked if e["phase"] == "final"]
     if not acked:
-        return {"ok": False, "violations": ["no call was acknowledged: nothing to check"],
-                "acknowledged": 0}
+        return {
+            "ok": False,
+            "violations": ["no call was acknowledged: nothing to check"],
+            "acknowledged": 0,
+        }
     if not final:
         violations.append("the final read was not answered: cannot tell whether writes survived")
     unacked = sum(1 for e in history if e["op"] == "call" and e["outcome"] != "ok")
     top = max(e["count"] for e in acked)
-    return {"ok": not violations, "violations": violations, "acknowledged": len(acked),
-            "final": final[-1]["count"] if final else None,
-            "applied_unacknowledged": top - len(acked), "unacknowledged_calls": unacked}
+    return {
+        "ok": not violations,
+        "violations": violations,
+        "acknowledged": len(acked),
+        "final": final[-1]["count"] if final else None,
+        "applied_unacknowledged": top - len(acked),
+        "unacknowledged_calls": unacked,
+    }
 
 
 def check_all(history: History) -> dict[str, Any]:
     """Every check; ``ok`` only if all pass."""
-    checks = {"invocations": check_invocations(history),
-              "counter": check_counter(history), "directory": check_directory(history)}
+    checks = {
+        "invocations": check_invocations(history),
+        "counter": check_counter(history),
+        "directory": check_directory(history),
+    }
     return {"ok": all(c["ok"] for c in checks.values()), **checks}

@@ -70,21 +70,32 @@ def _values(rows: Sequence[dict[str, str]], metric: str, host: str) -> list[floa
 
 def _summary(values: list[float], prefix: str) -> dict[str, Any]:
     if not values:
-        return {f"{prefix}_n": 0, f"{prefix}_median": None, f"{prefix}_min": None,
-                f"{prefix}_max": None}
-    return {f"{prefix}_n": len(values), f"{prefix}_median": round(statistics.median(values), 3),
-            f"{prefix}_min": round(min(values), 3), f"{prefix}_max": round(max(values), 3)}
+        return {
+            f"{prefix}_n": 0,
+            f"{prefix}_median": None,
+            f"{prefix}_min": None,
+            f"{prefix}_max": None,
+        }
+    return {
+        f"{prefix}_n": len(values),
+        f"{prefix}_median": round(statistics.median(values), 3),
+        f"{prefix}_min": round(min(values), 3),
+        f"{prefix}_max": round(max(values), 3),
+    }
 
 
-def compare(sim: Path, real: Path, out: Path, metrics: Sequence[str], title: str = ""
-            ) -> list[dict[str, Any]]:
+def compare(
+    sim: Path, real: Path, out: Path, metrics: Sequence[str], title: str = ""
+) -> list[dict[str, Any]]:
     """Write ``out/compare.csv`` and ``out/compare.png|svg``; returns the CSV's rows."""
     sim_rows, real_rows = read_observations(sim), read_observations(real)
     for name, rows in (("simulated", sim_rows), ("real", real_rows)):
         absent = [m for m in metrics if m not in rows[0]]
         if absent:
-            raise LabError(f"the {name} observations have no column {', '.join(absent)} "
-                           f"(they have: {', '.join(rows[0])})")
+            raise LabError(
+                f"the {name} observations have no column {', '.join(absent)} "
+                f"(they have: {', '.join(rows[0])})"
+            )
     if "host" in sim_rows[0] and "host" in real_rows[0]:
         hosts = sorted({r["host"] for r in sim_rows} | {r["host"] for r in real_rows})
     else:
@@ -94,10 +105,14 @@ def compare(sim: Path, real: Path, out: Path, metrics: Sequence[str], title: str
     for metric in metrics:
         for host in hosts:
             s, r = _values(sim_rows, metric, host), _values(real_rows, metric, host)
-            row = {"metric": metric, "host": host, "side": side.get(host, ""),
-                   **_summary(s, "sim"), **_summary(r, "real")}
-            row["gap_s"] = (round(row["real_median"] - row["sim_median"], 3)
-                            if s and r else None)
+            row = {
+                "metric": metric,
+                "host": host,
+                "side": side.get(host, ""),
+                **_summary(s, "sim"),
+                **_summary(r, "real"),
+            }
+            row["gap_s"] = round(row["real_median"] - row["sim_median"], 3) if s and r else None
             table.append(row)
     out.mkdir(parents=True, exist_ok=True)
     write_rows(out / "compare.csv", table)
@@ -105,28 +120,50 @@ def compare(sim: Path, real: Path, out: Path, metrics: Sequence[str], title: str
     return table
 
 
-def _plot(sim_rows: Sequence[dict[str, str]], real_rows: Sequence[dict[str, str]],
-          hosts: list[str], metrics: Sequence[str], out: Path, title: str) -> None:
+def _plot(
+    sim_rows: Sequence[dict[str, str]],
+    real_rows: Sequence[dict[str, str]],
+    hosts: list[str],
+    metrics: Sequence[str],
+    out: Path,
+    title: str,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6.0, 0.7 * len(hosts) + 2),
-                                                          2.6 * len(metrics)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(metrics),
+        1,
+        figsize=(max(6.0, 0.7 * len(hosts) + 2), 2.6 * len(metrics)),
+        squeeze=False,
+        sharex=True,
+    )
     positions = range(len(hosts))
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         sims = [_values(sim_rows, metric, h) for h in hosts]
         shown = [(p - 0.18, v) for p, v in zip(positions, sims, strict=True) if v]
         if shown:
-            ax.boxplot([v for _, v in shown], positions=[p for p, _ in shown], widths=0.3,
-                       patch_artist=True, boxprops={"facecolor": "#9ecae1"},
-                       medianprops={"color": "#08519c"}, flierprops={"markersize": 3})
+            ax.boxplot(
+                [v for _, v in shown],
+                positions=[p for p, _ in shown],
+                widths=0.3,
+                patch_artist=True,
+                boxprops={"facecolor": "#9ecae1"},
+                medianprops={"color": "#08519c"},
+                flierprops={"markersize": 3},
+            )
         for p, host in zip(positions, hosts, strict=True):
             reals = _values(real_rows, metric, host)
-            ax.scatter([p + 0.18] * len(reals), reals, color="#d62728", s=18, zorder=3,
-                       label="real" if p == 0 else None)
+            ax.scatter(
+                [p + 0.18] * len(reals),
+                reals,
+                color="#d62728",
+                s=18,
+                zorder=3,
+                label="real" if p == 0 else None,
+            )
         ax.set_ylabel(f"{metric}")
         ax.grid(axis="y", alpha=0.3)
     axes[-1, 0].set_xticks(list(positions), hosts)

@@ -40,13 +40,21 @@ def _clear(folder: Path) -> None:
     if not folder.exists():
         return
     if not (folder / "pids.json").exists():
-        raise LabError(f"{folder} exists and is not an earlier lab run's folder: "
-                       "choose another --out")
+        raise LabError(
+            f"{folder} exists and is not an earlier lab run's folder: choose another --out"
+        )
     shutil.rmtree(folder)
 
 
-def run_lab(scenario: LabScenario, out: Path, *, timeout_s: float, sim_seeds: int,
-            say: Callable[[str], None], runs: int = 1) -> dict[str, Any]:
+def run_lab(
+    scenario: LabScenario,
+    out: Path,
+    *,
+    timeout_s: float,
+    sim_seeds: int,
+    say: Callable[[str], None],
+    runs: int = 1,
+) -> dict[str, Any]:
     """Run everything; returns {checks, compare rows, notes}.  LabError on a failed run.
 
     ``runs`` real runs, one after the other, each under its own ``timeout_s``;
@@ -76,5 +84,9 @@ def run_lab(scenario: LabScenario, out: Path, *, timeout_s: float, sim_seeds: in
         formed.append(real.formed_s)
         write_observations(out / "real", rows)  # after each run: a later failure keeps these
     table = compare(out / "sim", out / "real", out, METRICS, scenario.title) if sim_rows else []
-    return {"checks": {"ok": all(c["ok"] for c in per_run), "runs": per_run},
-            "compare": table, "notes": notes, "formed_s": formed}
+    return {
+        "checks": {"ok": all(c["ok"] for c in per_run), "runs": per_run},
+        "compare": table,
+        "notes": notes,
+        "formed_s": formed,
+    }

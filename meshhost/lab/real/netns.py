@@ -55,12 +55,16 @@ def pdeathsig() -> None:
 def missing_tools() -> str | None:
     """Why this machine cannot run a lab (root, tools), or None if it can."""
     if os.geteuid() != 0:
-        return (f"meshhost lab run needs root to make network namespaces (running as uid "
-                f"{os.geteuid()}): run it as root, e.g. under sudo")
+        return (
+            f"meshhost lab run needs root to make network namespaces (running as uid "
+            f"{os.geteuid()}): run it as root, e.g. under sudo"
+        )
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
-        return (f"meshhost lab run needs {', '.join(missing)}: install them with "
-                "`apt-get install iproute2 util-linux`")
+        return (
+            f"meshhost lab run needs {', '.join(missing)}: install them with "
+            "`apt-get install iproute2 util-linux`"
+        )
     return None
 
 
@@ -74,14 +78,19 @@ class Namespace:
     def __init__(self) -> None:
         self.holder = subprocess.Popen(
             ["unshare", "-n", "sh", "-c", "ip link set lo up && echo ready && exec sleep 86400"],
-            stdout=subprocess.PIPE, text=True, preexec_fn=pdeathsig)
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=pdeathsig,
+        )
         assert self.holder.stdout is not None
         ready, _, _ = select.select([self.holder.stdout], [], [], READY_S)
         line = self.holder.stdout.readline() if ready else ""
         if line.strip() != "ready":
             self.close()
-            raise LabError(f"a network namespace did not come up within {READY_S:g} s "
-                           "(`unshare -n` needs root and a kernel with network namespaces)")
+            raise LabError(
+                f"a network namespace did not come up within {READY_S:g} s "
+                "(`unshare -n` needs root and a kernel with network namespaces)"
+            )
 
     @property
     def pid(self) -> int:
@@ -94,11 +103,11 @@ class Namespace:
 
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         try:
-            done = subprocess.run([*self.enter, *argv], capture_output=True, text=True,
-                                  timeout=IP_TIMEOUT_S)
+            done = subprocess.run(
+                [*self.enter, *argv], capture_output=True, text=True, timeout=IP_TIMEOUT_S
+            )
         except subprocess.TimeoutExpired:
-            raise LabError(f"`{' '.join(argv)}` did not finish within {IP_TIMEOUT_S:g} s"
-                           ) from None
+            raise LabError(f"`{' '.join(argv)}` did not finish within {IP_TIMEOUT_S:g} s") from None
         if check and done.returncode != 0:
             raise LabError(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
         return done
@@ -143,8 +152,19 @@ class Hub:
         self.spaces[name] = ns
         index = len(self.spaces)
         address = f"{SUBNET}.{index}"
-        self.hub.run("ip", "link", "add", f"p{index}", "type", "veth",
-                     "peer", "name", "eth0", "netns", str(ns.pid))
+        self.hub.run(
+            "ip",
+            "link",
+            "add",
+            f"p{index}",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            str(ns.pid),
+        )
         self.hub.run("ip", "link", "set", f"p{index}", "master", "br0", "up")
         ns.run("ip", "addr", "add", f"{address}/24", "dev", "eth0")
         ns.run("ip", "link", "set", "eth0", "up")
@@ -164,8 +184,9 @@ class Hub:
         majority = [n for n in self.spaces if n not in minority]
         for name in minority:
             for other in majority:
-                self.spaces[name].run("ip", "route", "add", "blackhole",
-                                      f"{self.addresses[other]}/32")
+                self.spaces[name].run(
+                    "ip", "route", "add", "blackhole", f"{self.addresses[other]}/32"
+                )
 
     def heal(self, minority: Sequence[str], one_way: bool) -> None:
         assert self.hub is not None
@@ -176,15 +197,38 @@ class Hub:
         majority = [n for n in self.spaces if n not in minority]
         for name in minority:
             for other in majority:
-                self.spaces[name].run("ip", "route", "del", "blackhole",
-                                      f"{self.addresses[other]}/32")
+                self.spaces[name].run(
+                    "ip", "route", "del", "blackhole", f"{self.addresses[other]}/32"
+                )
 
     def set_loss(self, percent: float) -> None:
         """Drop ``percent`` % of the packets arriving at every host (nftables)."""
         for ns in self.spaces.values():
             ns.run("nft", "add", "table", "inet", "lab")
-            ns.run("nft", "add", "chain", "inet", "lab", "in",
-                   "{ type filter hook input priority 0 ; }")
-            ns.run("nft", "add", "rule", "inet", "lab", "in", "iifname", "eth0",
-                   "numgen", "random", "mod", "100", "<", str(round(percent)), "drop")
+            ns.run(
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "lab",
+                "in",
+                "{ type filter hook input priority 0 ; }",
+            )
+            ns.run(
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "lab",
+                "in",
+                "iifname",
+                "eth0",
+                "numgen",
+                "random",
+                "mod",
+                "100",
+                "<",
+                str(round(percent)),
+                "drop",
+            )
         self.loss_percent = percent

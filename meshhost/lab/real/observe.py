@@ -101,14 +101,16 @@ def observations(
             heal: float | None = max((back_at[h] for h in lost), default=heal_at) - heal_at
         else:
             heal = None
-        rows.append({
-            **base,
-            "host": host,
-            "side": "minority" if mine else "majority",
-            "suspect_s": _round(None if first_down is None else first_down - cut_at),
-            "detect_s": _round(detect),
-            "all_dead_s": _round(all_dead),
-            "heal_s": _round(heal),
-            "false_dead": false_dead,
-        })
+        rows.append(
+            {
+                **base,
+                "host": host,
+                "side": "minority" if mine else "majority",
+                "suspect_s": _round(None if first_down is None else first_down - cut_at),
+                "detect_s": _round(detect),
+                "all_dead_s": _round(all_dead),
+                "heal_s": _round(heal),
+                "false_dead": false_dead,
+            }
+        )
     return rows

@@ -132,8 +132,14 @@ def cli(host: Host, *args: str, timeout_s: float) -> dict[str, Any]:
     """``meshhost ARGS --data-dir`` of ``host``: {rc, out, err, hung} (never raises)."""
     argv = [sys.executable, "-m", "meshhost", *args, "--data-dir", str(host.data_dir)]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
-                              env=_clean_env(COLUMNS="200"), preexec_fn=pdeathsig)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_clean_env(COLUMNS="200"),
+            preexec_fn=pdeathsig,
+        )
     except subprocess.TimeoutExpired:
         return {"rc": None, "out": "", "err": "", "hung": True}
     return {"rc": done.returncode, "out": done.stdout, "err": done.stderr, "hung": False}
@@ -142,8 +148,13 @@ def cli(host: Host, *args: str, timeout_s: float) -> dict[str, Any]:
 def _http_request(path: Path) -> str:
     import msgpack
 
-    request = {"method": "GET", "path": "/", "queryString": "", "header": {"host": ["lab"]},
-               "body": b""}
+    request = {
+        "method": "GET",
+        "path": "/",
+        "queryString": "",
+        "header": {"host": ["lab"]},
+        "body": b"",
+    }
     path.write_bytes(msgpack.packb(request, use_bin_type=True))
     return f"@{path}"
 
@@ -186,8 +197,11 @@ class _Lab:
 
     def write_pids(self) -> None:
         """Every process this run holds, for whoever checks the cleanup."""
-        pids = {"lab": os.getpid(), "namespaces": self.hub.pids(),
-                "hosts": [h.popen.pid for h in self.hosts.values() if h.popen]}
+        pids = {
+            "lab": os.getpid(),
+            "namespaces": self.hub.pids(),
+            "hosts": [h.popen.pid for h in self.hosts.values() if h.popen],
+        }
         (self.out / "pids.json").write_text(json.dumps(pids))
 
     # -- hosts -----------------------------------------------------------------
@@ -202,39 +216,74 @@ class _Lab:
         names = self.s.host_names()
         for name in names:
             ns = self.hub.attach(name)
-            self.hosts[name] = Host(name, ns, self.hub.addresses[name], self.out / "data" / name,
-                                    logs / f"{name}.status.json", logs / f"{name}.log")
+            self.hosts[name] = Host(
+                name,
+                ns,
+                self.hub.addresses[name],
+                self.out / "data" / name,
+                logs / f"{name}.status.json",
+                logs / f"{name}.log",
+            )
         self.write_pids()
         if self.s.loss_percent:
             if nft_available():
                 self.hub.set_loss(self.s.loss_percent)
             else:
-                self.say(f"loss_percent={self.s.loss_percent:g} skipped: `nft` is not installed "
-                         "(apt-get install nftables); the run goes on without loss")
+                self.say(
+                    f"loss_percent={self.s.loss_percent:g} skipped: `nft` is not installed "
+                    "(apt-get install nftables); the run goes on without loss"
+                )
         seeds = [self.hub.addresses[n] for n in names[:SEEDS]]
         started = time.monotonic()
         for host in self.hosts.values():
-            argv = [*host.ns.enter, sys.executable, "-m", "meshhost", "up", "--json",
-                    "--lattice", self.lattice, "--profile", self.s.profile,
-                    "--data-dir", str(host.data_dir), "--status-file", str(host.status_file),
-                    "--port", str(PORT), "--advertise", host.address, "--no-mdns"]
+            argv = [
+                *host.ns.enter,
+                sys.executable,
+                "-m",
+                "meshhost",
+                "up",
+                "--json",
+                "--lattice",
+                self.lattice,
+                "--profile",
+                self.s.profile,
+                "--data-dir",
+                str(host.data_dir),
+                "--status-file",
+                str(host.status_file),
+                "--port",
+                str(PORT),
+                "--advertise",
+                host.address,
+                "--no-mdns",
+            ]
             for seed in seeds:
                 if seed != host.address:
                     argv += ["--seed", f"{seed}:{PORT}"]
             with host.log.open("ab") as log:
                 host.popen = subprocess.Popen(
-                    argv, stdout=log, stderr=log, preexec_fn=pdeathsig,
-                    env=_clean_env(MESHHOST_LATTICE_SECRET=self.secret))
+                    argv,
+                    stdout=log,
+                    stderr=log,
+                    preexec_fn=pdeathsig,
+                    env=_clean_env(MESHHOST_LATTICE_SECRET=self.secret),
+                )
         self.write_pids()
-        self.wait(lambda: all(h.status() for h in self.hosts.values()), FORM_S,
-                  "every host wrote its status file")
+        self.wait(
+            lambda: all(h.status() for h in self.hosts.values()),
+            FORM_S,
+            "every host wrote its status file",
+        )
         for host in self.hosts.values():
             status = host.status()
             assert status is not None
             host.host_id = str(status["host_id"])
         ids = {h.host_id for h in self.hosts.values()}
-        self.wait(lambda: all(h.alive_ids() == ids for h in self.hosts.values()), FORM_S,
-                  f"all {len(ids)} hosts see each other alive")
+        self.wait(
+            lambda: all(h.alive_ids() == ids for h in self.hosts.values()),
+            FORM_S,
+            f"all {len(ids)} hosts see each other alive",
+        )
         return time.monotonic() - started
 
     def wait(self, predicate: Callable[[], bool], bound_s: float, what: str) -> float | None:
@@ -243,13 +292,16 @@ class _Lab:
         while time.monotonic() - start < bound_s:
             for host in self.hosts.values():
                 if host.popen is not None and host.popen.poll() is not None:
-                    raise LabError(f"host {host.name} exited ({host.popen.returncode}) while "
-                                   f"waiting until {what}; its log: {host.log}")
+                    raise LabError(
+                        f"host {host.name} exited ({host.popen.returncode}) while "
+                        f"waiting until {what}; its log: {host.log}"
+                    )
             if predicate():
                 return time.monotonic() - start
             _sleep(POLL_S)
-        raise LabError(f"timed out after {bound_s:g} s waiting until {what} "
-                       f"(logs in {self.out / 'logs'})")
+        raise LabError(
+            f"timed out after {bound_s:g} s waiting until {what} (logs in {self.out / 'logs'})"
+        )
 
     def stop_hosts(self) -> None:
         for host in self.hosts.values():
@@ -269,14 +321,27 @@ class _Lab:
         for args in (("start", str(path)), ("link", "put", actor, "wasmcloud:keyvalue")):
             done = cli(first, *args, timeout_s=10 + CLI_MARGIN_S)
             if done["rc"] != 0:
-                raise LabError(f"`meshhost {' '.join(args)}` on {first.name} failed: "
-                               f"{done['err'].strip()}")
-        self.record({"op": "link_put", "host": first.name, "phase": self.phase,
-                     "time": round(time.time() - self.t0, 3), "actor": actor,
-                     "contract": "wasmcloud:keyvalue", "link_name": "default", "outcome": "ok"})
+                raise LabError(
+                    f"`meshhost {' '.join(args)}` on {first.name} failed: {done['err'].strip()}"
+                )
+        self.record(
+            {
+                "op": "link_put",
+                "host": first.name,
+                "phase": self.phase,
+                "time": round(time.time() - self.t0, 3),
+                "actor": actor,
+                "contract": "wasmcloud:keyvalue",
+                "link_name": "default",
+                "outcome": "ok",
+            }
+        )
         linked = [(actor, "wasmcloud:keyvalue", "default")]
-        self.wait(lambda: all(v == linked for v in self.each(self.links).values()), FORM_S,
-                  "every host holds kvcounter's link")
+        self.wait(
+            lambda: all(v == linked for v in self.each(self.links).values()),
+            FORM_S,
+            "every host holds kvcounter's link",
+        )
         return actor
 
     def links(self, host: Host) -> list[tuple[str, str, str]] | None:
@@ -292,23 +357,40 @@ class _Lab:
     def invoke(self, host: Host, actor: str, payload: str) -> dict[str, Any]:
         deadline = self.s.call_deadline_s
         start = time.time()
-        done = cli(host, "call", actor, "HttpServer.HandleRequest", payload,
-                   "--timeout", str(deadline), "--json", timeout_s=deadline + CLI_MARGIN_S)
+        done = cli(
+            host,
+            "call",
+            actor,
+            "HttpServer.HandleRequest",
+            payload,
+            "--timeout",
+            str(deadline),
+            "--json",
+            timeout_s=deadline + CLI_MARGIN_S,
+        )
         end = time.time()
         if done["hung"]:
             outcome = "hung"
         elif done["rc"] == 0:
             outcome = "ok"
-        elif done["rc"] == 1 and done["err"].startswith("error: ") \
-                and "Traceback" not in done["err"]:
+        elif (
+            done["rc"] == 1 and done["err"].startswith("error: ") and "Traceback" not in done["err"]
+        ):
             outcome = "fail"
         else:
             outcome = "crash"
-        entry = {"op": "call", "host": host.name, "phase": self.phase,
-                 "start": round(start - self.t0, 3), "end": round(end - self.t0, 3),
-                 "deadline_s": deadline, "margin_s": CLI_MARGIN_S, "outcome": outcome,
-                 "count": _count(done["out"]) if outcome == "ok" else None,
-                 "error": done["err"].strip()[:300] or None}
+        entry = {
+            "op": "call",
+            "host": host.name,
+            "phase": self.phase,
+            "start": round(start - self.t0, 3),
+            "end": round(end - self.t0, 3),
+            "deadline_s": deadline,
+            "margin_s": CLI_MARGIN_S,
+            "outcome": outcome,
+            "count": _count(done["out"]) if outcome == "ok" else None,
+            "error": done["err"].strip()[:300] or None,
+        }
         self.record(entry)
         return entry
 
@@ -337,10 +419,18 @@ class _Lab:
 
     def config_put(self, host: Host, key: str, value: str) -> None:
         done = cli(host, "config", "put", key, value, timeout_s=10 + CLI_MARGIN_S)
-        self.record({"op": "config_put", "host": host.name, "phase": self.phase,
-                     "time": round(time.time() - self.t0, 3), "key": key,
-                     "value": value, "outcome": "ok" if done["rc"] == 0 else "fail",
-                     "error": done["err"].strip()[:300] or None})
+        self.record(
+            {
+                "op": "config_put",
+                "host": host.name,
+                "phase": self.phase,
+                "time": round(time.time() - self.t0, 3),
+                "key": key,
+                "value": value,
+                "outcome": "ok" if done["rc"] == 0 else "fail",
+                "error": done["err"].strip()[:300] or None,
+            }
+        )
 
     def config_get(self, host: Host, key: str) -> str | None:
         done = cli(host, "config", "get", key, "--json", timeout_s=CLI_MARGIN_S)
@@ -357,8 +447,12 @@ class _Lab:
     def directory(self) -> dict[str, dict[str, Any]]:
         """Each host's links and the values of the keys written during the run."""
         keys = sorted({e["key"] for e in self.history if e["op"] == "config_put"})
-        return self.each(lambda host: {"links": self.links(host),
-                                       "config": {k: self.config_get(host, k) for k in keys}})
+        return self.each(
+            lambda host: {
+                "links": self.links(host),
+                "config": {k: self.config_get(host, k) for k in keys},
+            }
+        )
 
     def each(self, read: Callable[[Host], Any]) -> dict[str, Any]:
         """``read`` of every host, a few at once: each read is a CLI process (~1 s)."""
@@ -382,8 +476,10 @@ class _Lab:
         self.hub.cut(minority, self.s.one_way)
         cut_at = time.time()
         self.phase = "cut"
-        self.say(f"cut {', '.join(minority)} from the other {len(majority)} hosts"
-                 f"{' (one-way)' if self.s.one_way else ''} for {self.s.cut_s:g} s")
+        self.say(
+            f"cut {', '.join(minority)} from the other {len(majority)} hosts"
+            f"{' (one-way)' if self.s.one_way else ''} for {self.s.cut_s:g} s"
+        )
         self.config_put(self.hosts[majority[0]], "lab.majority", f"written-during-cut-{cut_at:.0f}")
         self.config_put(self.hosts[minority[0]], "lab.minority", f"written-during-cut-{cut_at:.0f}")
         _sleep(max(0.0, cut_at + self.s.cut_s - time.time()))
@@ -393,8 +489,11 @@ class _Lab:
         self.say("cut removed")
         ids = {h.host_id for h in self.hosts.values()}
         try:
-            took = self.wait(lambda: all(h.alive_ids() == ids for h in self.hosts.values()),
-                             self.s.horizon_s, "every host sees every host alive again")
+            took = self.wait(
+                lambda: all(h.alive_ids() == ids for h in self.hosts.values()),
+                self.s.horizon_s,
+                "every host sees every host alive again",
+            )
             self.say(f"one view again {took:.1f} s after the heal")
         except LabError as exc:
             notes.append(str(exc))
@@ -404,16 +503,17 @@ class _Lab:
         self.invoke(self.hosts[majority[0]], actor, _http_request(self.out / "request.msgpack"))
         dir_deadline = time.monotonic() + self.s.horizon_s
         views = self.directory()
-        while time.monotonic() < dir_deadline and len(
-                {json.dumps(v, sort_keys=True) for v in views.values()}) > 1:
+        while (
+            time.monotonic() < dir_deadline
+            and len({json.dumps(v, sort_keys=True) for v in views.values()}) > 1
+        ):
             _sleep(1.0)
             views = self.directory()
         self.record({"op": "directory", "phase": "final", "views": views})
         self.say(f"directory read on every host {time.time() - heal_at:.1f} s after the heal")
         end_at = time.time()
         seen = self.read_events()
-        base = {"scenario": self.s.name, "mode": "real", "seed": self.run_number,
-                **self.s.params()}
+        base = {"scenario": self.s.name, "mode": "real", "seed": self.run_number, **self.s.params()}
         if self.s.loss_percent and not self.hub.loss_percent:
             base["loss_percent"] = 0.0
         rows = observations(seen, self.s.host_names(), minority, cut_at, heal_at, end_at, base)
@@ -432,8 +532,9 @@ class _Lab:
                 except ValueError:
                     continue
                 if record.get("event") in MEMBER_EVENTS and record.get("id") in by_id:
-                    seen.append(Seen(float(record["time"]), host.name, record["event"],
-                                     by_id[record["id"]]))
+                    seen.append(
+                        Seen(float(record["time"]), host.name, record["event"], by_id[record["id"]])
+                    )
         return seen
 
     def close(self) -> None:
@@ -447,6 +548,7 @@ class _Lab:
 @contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
     """Raise LabTimeout in this (main) thread after ``seconds``; SIGTERM acts as Ctrl-C."""
+
     def stop(exc: BaseException) -> None:
         if not _STOPPED:
             _STOPPED.append(exc)
@@ -475,8 +577,9 @@ def _time_limit(seconds: float) -> Iterator[None]:
         _STOPPED.clear()
 
 
-def run_real(scenario: LabScenario, out: Path, *, timeout_s: float, say: Say,
-             run_number: int = 1) -> RealRun:
+def run_real(
+    scenario: LabScenario, out: Path, *, timeout_s: float, say: Say, run_number: int = 1
+) -> RealRun:
     """Run ``scenario`` on real hosts; everything is cleaned up however this ends.
 
     ``run_number`` is the ``seed`` column of its rows (real runs are numbered 1..)."""

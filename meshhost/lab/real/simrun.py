@@ -16,8 +16,13 @@ from meshhost.lab.real.spec import LabScenario
 
 __all__ = ["simulate"]
 
-KINDS = {"MemberJoined": "joined", "MemberAlive": "alive", "MemberSuspect": "suspect",
-         "MemberDead": "dead", "MemberLeft": "left"}
+KINDS = {
+    "MemberJoined": "joined",
+    "MemberAlive": "alive",
+    "MemberSuspect": "suspect",
+    "MemberDead": "dead",
+    "MemberLeft": "left",
+}
 
 
 def simulate(scenario: LabScenario, seed: int) -> list[dict[str, Any]]:
@@ -27,8 +32,9 @@ def simulate(scenario: LabScenario, seed: int) -> list[dict[str, Any]]:
     from meshhost.sim.invariants import view_disagreements
 
     config = PROFILES[scenario.profile]().membership
-    network = NetworkModel(LinkModel(loss=scenario.loss_percent / 100)) \
-        if scenario.loss_percent else None
+    network = (
+        NetworkModel(LinkModel(loss=scenario.loss_percent / 100)) if scenario.loss_percent else None
+    )
     sim, _ = build_cluster(seed, scenario.hosts, config, network=network)
     names = scenario.host_names()
     by_id = {h.node_id: names[h.index] for h in sim.hosts}

@@ -65,12 +65,16 @@ class LabScenario:
         return [f"h{i + 1:02d}" for i in range(self.hosts)]
 
     def minority_names(self) -> list[str]:
-        return self.host_names()[self.hosts - self.minority:]
+        return self.host_names()[self.hosts - self.minority :]
 
 
 _NUMBERS = {
-    "settle_s": (0.0, 600.0), "cut_s": (0.1, 600.0), "horizon_s": (1.0, 600.0),
-    "loss_percent": (0.0, 99.0), "calls_every_s": (0.0, 60.0), "call_deadline_s": (0.1, 60.0),
+    "settle_s": (0.0, 600.0),
+    "cut_s": (0.1, 600.0),
+    "horizon_s": (1.0, 600.0),
+    "loss_percent": (0.0, 99.0),
+    "calls_every_s": (0.0, 60.0),
+    "call_deadline_s": (0.1, 60.0),
 }
 
 
@@ -85,8 +89,7 @@ def _number(spec: dict[str, Any], key: str, where: str) -> float:
 def _whole(spec: dict[str, Any], key: str, low: int, high: int, where: str) -> int:
     value = spec[key]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise LabError(f"{where}: {key} must be a whole number from {low} to {high}, "
-                       f"got {value!r}")
+        raise LabError(f"{where}: {key} must be a whole number from {low} to {high}, got {value!r}")
     return value
 
 
@@ -97,8 +100,9 @@ def scenario_from_mapping(spec: object, name: str, where: str) -> LabScenario:
     known = set(LabScenario.__dataclass_fields__) - {"name"}
     unknown = sorted(map(str, set(spec) - known))
     if unknown:
-        raise LabError(f"{where}: unknown keys {', '.join(unknown)} "
-                       f"(known: {', '.join(sorted(known))})")
+        raise LabError(
+            f"{where}: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
     if "hosts" not in spec:
         raise LabError(f"{where}: say how many hosts (hosts: 10)")
     fields: dict[str, Any] = {"name": name}
@@ -114,8 +118,10 @@ def scenario_from_mapping(spec: object, name: str, where: str) -> LabScenario:
             fields[key] = _number(spec, key, where)
     if "profile" in spec:
         if spec["profile"] not in PROFILE_NAMES:
-            raise LabError(f"{where}: profile must be one of {', '.join(PROFILE_NAMES)}, "
-                           f"got {spec['profile']!r}")
+            raise LabError(
+                f"{where}: profile must be one of {', '.join(PROFILE_NAMES)}, "
+                f"got {spec['profile']!r}"
+            )
         fields["profile"] = spec["profile"]
     if "one_way" in spec:
         if not isinstance(spec["one_way"], bool):
