@@ -7,7 +7,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice_proc"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from proc_lattice import ProcLattice, build_modules, require_netns
+from proc_lattice import ProcLattice, build_modules
+from systools import require_netns
 
 
 @pytest.fixture(scope="session")
