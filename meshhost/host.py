@@ -46,15 +46,15 @@ import trio
 
 from meshhost import __version__
 from meshhost.actorhost import ActorHost
+from meshhost.apps.manifest import actor_id_from_claims
+from meshhost.apps.ops import AppOps
+from meshhost.apps.reconcile_loop import ReconcileDriver
 from meshhost.capabilities import ActorCallMode, PolicyConfig
 from meshhost.config import HostConfig, check_ipv4
 from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import handle_request, serve_unix
-from meshhost.control.appops import AppOps
 from meshhost.control.authz import Authorizer
-from meshhost.control.driver import ReconcileDriver
 from meshhost.control.hostops import HostControl, event_to_dict
-from meshhost.control.manifest import actor_id_from_claims
 from meshhost.control.security import SECURITY_NS, LatticeSecurity
 from meshhost.datadir import (
     CONTROL_SOCKET,

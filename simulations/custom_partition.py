@@ -15,8 +15,8 @@ from the true one just before the heal), `one_view_s` / `placement_s`
     meshhost sim run simulations/custom_partition.py --param 'sizes=[10,10,10],[14,14]'
 """
 
+from meshhost.apps import parse_manifest
 from meshhost.config import PROFILES
-from meshhost.control import parse_manifest
 from meshhost.sim import (
     build_cluster,
     cut_groups,

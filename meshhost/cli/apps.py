@@ -5,7 +5,7 @@ The manifest file is read and validated here, on the machine that has it
 reported with its ``file:line:column: field: problem`` before any host is
 asked. The host receives the canonical manifest and the actor modules
 (``modules: {sha256: bytes}``) and validates both again
-(``meshhost.control.appops``). Exit codes: 0 ok, 1 invalid manifest, unknown
+(``meshhost.apps.ops``). Exit codes: 0 ok, 1 invalid manifest, unknown
 application or no host, 2 usage.
 """
 
@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlparse
 import click
 from rich.markup import escape
 
+from meshhost.apps.manifest import Manifest, actor_id_from_claims, load_manifest
+from meshhost.apps.ops import describe_replaced_link
 from meshhost.cli import main
 from meshhost.cli.lattice import _request, host_options
 from meshhost.cli.output import (
@@ -32,8 +34,6 @@ from meshhost.cli.output import (
     stdout,
 )
 from meshhost.control.api import MAX_MESSAGE_BYTES
-from meshhost.control.appops import describe_replaced_link
-from meshhost.control.manifest import Manifest, actor_id_from_claims, load_manifest
 from meshhost.errors import LocalProtocolError, ManifestError
 from meshhost.identity import short_id
 

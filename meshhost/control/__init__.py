@@ -1,147 +1,15 @@
-"""Control plane: declarative manifests reconciled without a leader.
+"""Control API: how a CLI or a peer asks a host to do something.
 
-* :mod:`~meshhost.control.manifest` — parse and validate wadm-style OAM
-  manifests (YAML) into an immutable :class:`Manifest` with a canonical form.
-* :mod:`~meshhost.control.placement` — :func:`compute_placement`: every host
-  computes the same desired placement from (deployed manifests, members with
-  labels) by rendezvous hashing.
-* :mod:`~meshhost.control.reconcile` — :func:`reconcile`: the sans-IO core
-  that turns (desired, what this host runs, manifest links in the directory)
-  into start/stop/link actions for this host's share only.
-* :mod:`~meshhost.control.reconciler` — :class:`Reconciler`, the same core
-  with a join gate, debounce, periodic resync and start back-off, driven
-  by ``update(..., now)`` / ``get_timer()`` / ``handle_timer(now)``.
-* :mod:`~meshhost.control.store` — where manifests, deployments and owned
-  links live in the directory, and the writes ``apply``/``delete`` make.
-* :mod:`~meshhost.control.status` — desired-vs-running status and diffs.
+* :mod:`~meshhost.control.api` — the request/reply codec, the Unix socket
+  server and client, and the lattice channel constant.
+* :mod:`~meshhost.control.hostops` — the host operations behind the socket
+  (inventory, start/stop/scale, links, config, labels, claims, events, and
+  forwarding to other hosts).
+* :mod:`~meshhost.control.authz` — operator roles and signed requests.
+* :mod:`~meshhost.control.security` — lattice-wide trust state (operators,
+  issuer policy, revocations) in the directory.
+* :mod:`~meshhost.control.keyops` — lattice keyring rotation ops.
 
-CLI design (built on these functions by the host/CLI layer)::
-
-    meshhost apply FILE [--json]
-        load_manifest(FILE, inspect_image=<claims subject reader>); print
-        Manifest.warnings; read control.manifests/<name>@<version>;
-        apply_writes(...) (refuses same version with other content); do the
-        writes on any host (local socket or over the lattice).
-    meshhost app list [--json]
-        store.app_summaries(keys of control.manifests, control.deployments
-        items): NAME, deployed VERSION, stored versions; plus the state
-        from status() for deployed ones.
-    meshhost app get NAME [--version V] [--json]
-        decode_manifest(...).to_yaml() (or .to_document() as JSON); default
-        version: the deployed one.
-    meshhost app status NAME [--json]
-        status(manifest, compute_placement(deployed, host_views(members,
-        labels)), inventory from the directory's per-host state):
-        one row per component and host: desired, running, ok/starting/stopping,
-        plus problems (unsatisfied spreads, link conflicts); exit 0 even when
-        failed (state is data), 1 when NAME is unknown.
-    meshhost app delete NAME [--version V]
-        delete_writes(...); instances stop as hosts reconcile.
-    meshhost app diff FILE [--json]
-        diff(deployed manifest or None, load_manifest(FILE)) field by field,
-        and placement_diff(current placement, placement with FILE deployed):
-        which instances would start/stop on which host. Nothing is written.
+Declarative applications (manifests, placement, reconcile) live in
+:mod:`meshhost.apps`; the application ops are answered there too.
 """
-
-import importlib
-import sys
-import types
-from typing import Any
-
-# Imported on first use (PEP 562): `meshhost.control.api` is loaded by every CLI
-# command, and must not pull in yaml and the reconciler with it.
-_EXPORTS = {
-    "Component": "manifest",
-    "ComponentType": "manifest",
-    "Linkdef": "manifest",
-    "Manifest": "manifest",
-    "Scaler": "manifest",
-    "ScalerKind": "manifest",
-    "Spread": "manifest",
-    "decode_manifest": "manifest",
-    "load_manifest": "manifest",
-    "parse_manifest": "manifest",
-    "HostState": "placement",
-    "HostView": "placement",
-    "LinkSpec": "placement",
-    "Placement": "placement",
-    "Unsatisfied": "placement",
-    "Workload": "placement",
-    "component_key": "placement",
-    "compute_placement": "placement",
-    "Action": "reconcile",
-    "DeleteLink": "reconcile",
-    "PutLink": "reconcile",
-    "StartActor": "reconcile",
-    "StopActor": "reconcile",
-    "reconcile": "reconcile",
-    "Reconciler": "reconciler",
-    "ReconcilerConfig": "reconciler",
-    "AppState": "status",
-    "AppStatus": "status",
-    "Change": "status",
-    "StatusRow": "status",
-    "diff": "status",
-    "placement_diff": "status",
-    "status": "status",
-}
-
-
-class _Package(types.ModuleType):
-    """Keeps the exported functions ``status`` and ``reconcile`` what this package's
-    ``status`` and ``reconcile`` mean, as the eager imports did: loading the
-    submodule of the same name would otherwise set the attribute to the module."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-__all__ = [
-    "Action",
-    "AppState",
-    "AppStatus",
-    "Change",
-    "Component",
-    "ComponentType",
-    "DeleteLink",
-    "HostState",
-    "HostView",
-    "LinkSpec",
-    "Linkdef",
-    "Manifest",
-    "Placement",
-    "PutLink",
-    "Reconciler",
-    "ReconcilerConfig",
-    "Scaler",
-    "ScalerKind",
-    "Spread",
-    "StartActor",
-    "StatusRow",
-    "StopActor",
-    "Unsatisfied",
-    "Workload",
-    "component_key",
-    "compute_placement",
-    "decode_manifest",
-    "diff",
-    "load_manifest",
-    "parse_manifest",
-    "placement_diff",
-    "reconcile",
-    "status",
-]

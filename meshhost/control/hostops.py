@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from meshhost.actorhost import ActorHost
+from meshhost.apps.ops import APP_OPS
 from meshhost.capabilities import LinkDefinition
 from meshhost.capabilities.policy import is_actor_key
 from meshhost.config import limits_with
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
-from meshhost.control.appops import APP_OPS
 from meshhost.control.keyops import KEYRING_OPS, keyring_op
 from meshhost.control.security import SECURITY_NS, LatticeSecurity
 from meshhost.datadir import admin_key_path

@@ -19,10 +19,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from meshhost.capabilities.links import LinkDefinition
-from meshhost.control.manifest import ComponentType
-from meshhost.control.placement import LinkSpec
-from meshhost.control.store import (
+from meshhost.apps.manifest import ComponentType
+from meshhost.apps.placement import LinkSpec
+from meshhost.apps.store import (
     DEPLOYMENTS_NS,
     LINKS_NS,
     MANIFESTS_NS,
@@ -30,6 +29,7 @@ from meshhost.control.store import (
     encode_link,
     link_record_key,
 )
+from meshhost.capabilities.links import LinkDefinition
 from meshhost.directory.codec import encode_value
 from meshhost.directory.state import LINK_NS, link_key
 from meshhost.errors import ActorRevoked, DecodeError, IssuerNotAllowed, NkeyError, SignatureError

@@ -9,7 +9,7 @@ Theory of operation.  Two kinds of data, two merge rules:
   drops its state here, and stale gossip cannot bring it back.
 * **Lattice-wide entries** (:mod:`lww`): link definitions (namespace
   ``link``), config (``config``), deployed manifests (``control.*``, see
-  ``meshhost/control/store.py``) and any other namespace, as a
+  ``meshhost/apps/store.py``) and any other namespace, as a
   last-writer-wins map stamped with a hybrid logical clock (:mod:`hlc`),
   deletes as tombstones collected after a horizon.  Every
   change is written to the :class:`~meshhost.directory.store.EntryStore`

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from meshhost.control.manifest import Manifest
-from meshhost.control.placement import HostView, Placement, compute_placement, host_views
+from meshhost.apps.manifest import Manifest
+from meshhost.apps.placement import HostView, Placement, compute_placement, host_views
 from meshhost.sim.loop import Simulator
 
 __all__ = ["Labels", "host_placements", "placement_disagreements", "true_placement"]

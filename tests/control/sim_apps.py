@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshhost.control import Component, ComponentType, Manifest, Scaler, ScalerKind, Spread
+from meshhost.apps import Component, ComponentType, Manifest, Scaler, ScalerKind, Spread
 
 
 def actor(name: str, scaler: Scaler) -> Component:

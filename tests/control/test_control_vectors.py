@@ -7,9 +7,9 @@ from pathlib import Path
 
 import msgpack
 
-from meshhost.control import decode_manifest
-from meshhost.control.manifest import parse_manifest
-from meshhost.control.store import decode_link, encode_link, link_record_key, manifest_key
+from meshhost.apps import decode_manifest
+from meshhost.apps.manifest import parse_manifest
+from meshhost.apps.store import decode_link, encode_link, link_record_key, manifest_key
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[2] / "proto" / "vectors" / "control.json").read_text()

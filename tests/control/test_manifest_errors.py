@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshhost.control import load_manifest, parse_manifest
-from meshhost.control.yamlsource import MAX_MANIFEST_BYTES
+from meshhost.apps import load_manifest, parse_manifest
+from meshhost.apps.yamlsource import MAX_MANIFEST_BYTES
 from meshhost.errors import LocalProtocolError, ManifestError, ManifestTooLarge
 
 

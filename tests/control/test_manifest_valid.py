@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshhost.control import (
+from meshhost.apps import (
     ComponentType,
     ScalerKind,
     decode_manifest,
     load_manifest,
     parse_manifest,
 )
-from meshhost.control.manifest import actor_id_from_claims
+from meshhost.apps.manifest import actor_id_from_claims
 from meshhost.errors import ManifestError, MeshError, StoredManifestInvalid
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "manifests"

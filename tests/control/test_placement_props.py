@@ -7,7 +7,7 @@ import random
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from meshhost.control import (
+from meshhost.apps import (
     Component,
     ComponentType,
     HostState,
@@ -19,8 +19,8 @@ from meshhost.control import (
     component_key,
     compute_placement,
 )
-from meshhost.control.manifest import Linkdef
-from meshhost.control.placement import hrw_rank, link_writers, split_by_weight
+from meshhost.apps.manifest import Linkdef
+from meshhost.apps.placement import hrw_rank, link_writers, split_by_weight
 
 LABELS = {"zone": ["a", "b", "c"], "role": ["web", "edge"]}
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from meshhost.control import HostView, compute_placement, decode_manifest
-from meshhost.control.manifest import parse_manifest
-from meshhost.control.placement import Placement, hrw_rank, link_writers
+from meshhost.apps import HostView, compute_placement, decode_manifest
+from meshhost.apps.manifest import parse_manifest
+from meshhost.apps.placement import Placement, hrw_rank, link_writers
 from meshhost.identity.nkeys import Prefix, generate
 
 VECTORS = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "control.json"

@@ -11,8 +11,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-import meshhost.control as control
-from meshhost.control import (
+import meshhost.apps as apps
+from meshhost.apps import (
     Component,
     ComponentType,
     DeleteLink,
@@ -28,8 +28,8 @@ from meshhost.control import (
     compute_placement,
     reconcile,
 )
-from meshhost.control.manifest import Linkdef
-from meshhost.control.placement import LINK_WRITERS
+from meshhost.apps.manifest import Linkdef
+from meshhost.apps.placement import LINK_WRITERS
 
 ACTOR = "M" + "A" * 55
 
@@ -174,13 +174,13 @@ def test_all_hosts_together_reach_exactly_the_requested_count(
 
 
 def test_public_exports() -> None:
-    assert sorted(control.__all__) == control.__all__
-    for name in control.__all__:
-        assert hasattr(control, name), name
+    assert sorted(apps.__all__) == apps.__all__
+    for name in apps.__all__:
+        assert hasattr(apps, name), name
 
 
 CORES = [
-    "reconcile.py",
+    "plan.py",
     "reconciler.py",
     "placement.py",
     "manifest.py",
@@ -192,7 +192,7 @@ BANNED = {"trio", "socket", "time", "random", "zeroconf", "wasmtime", "threading
 
 
 def test_cores_import_no_io_clock_or_randomness() -> None:
-    folder = Path(control.__file__).parent
+    folder = Path(apps.__file__).parent
     for name in CORES:
         tree = ast.parse((folder / name).read_text())
         for node in ast.walk(tree):
@@ -204,7 +204,7 @@ def test_cores_import_no_io_clock_or_randomness() -> None:
                 continue
             assert not roots & BANNED, f"{name} imports {roots & BANNED}"
     code = (
-        "import sys, meshhost.control; "
+        "import sys, meshhost.apps; "
         "print(sorted({'trio', 'wasmtime', 'zeroconf'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -212,7 +212,7 @@ def test_cores_import_no_io_clock_or_randomness() -> None:
 
 
 def test_host_views_from_membership_snapshots() -> None:
-    from meshhost.control.placement import host_views
+    from meshhost.apps.placement import host_views
     from meshhost.membership import Member, MemberState
 
     members = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshhost.control import (
+from meshhost.apps import (
     Component,
     ComponentType,
     HostView,

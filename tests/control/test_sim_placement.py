@@ -32,7 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sim_apps import APPS
 
-from meshhost.control import (
+from meshhost.apps import (
     HostState,
     HostView,
     Placement,

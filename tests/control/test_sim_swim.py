@@ -30,8 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sim_apps import APPS
 
-from meshhost.config import MembershipConfig
-from meshhost.control import (
+from meshhost.apps import (
     HostView,
     Placement,
     StartActor,
@@ -39,6 +38,7 @@ from meshhost.control import (
     compute_placement,
     reconcile,
 )
+from meshhost.config import MembershipConfig
 from meshhost.membership import MemberEvent
 from meshhost.sim import SimHost, Simulator, build_cluster, swim_factory
 

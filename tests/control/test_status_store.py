@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshhost.control import (
+from meshhost.apps import (
     AppState,
     HostView,
     LinkSpec,
@@ -18,7 +18,7 @@ from meshhost.control import (
     placement_diff,
     status,
 )
-from meshhost.control.store import (
+from meshhost.apps.store import (
     DEPLOYMENTS_NS,
     MANIFESTS_NS,
     AppSummary,

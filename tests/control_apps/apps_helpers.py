@@ -7,7 +7,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from meshhost.control.placement import HostView
+from meshhost.apps.placement import HostView
 from meshhost.directory import Directory
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from apps_helpers import HOSTS, Lattice
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshhost.control.appops import APP_OPS, AppOps
-from meshhost.control.manifest import Component, ComponentType, Manifest, Scaler, ScalerKind, Spread
+from meshhost.apps.manifest import Component, ComponentType, Manifest, Scaler, ScalerKind, Spread
+from meshhost.apps.ops import APP_OPS, AppOps
 from meshhost.errors import MeshError
 
 A = HOSTS[0]

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from apps_helpers import HOSTS, MANIFEST, Lattice
 
+from meshhost.apps.manifest import Manifest, actor_id_from_claims, load_manifest
+from meshhost.apps.ops import APP_OPS, AppOps, running_from_directory
+from meshhost.apps.placement import HostView, compute_placement
+from meshhost.apps.store import DEPLOYMENTS_NS, MANIFESTS_NS
 from meshhost.control import api
-from meshhost.control.appops import APP_OPS, AppOps, running_from_directory
-from meshhost.control.manifest import Manifest, actor_id_from_claims, load_manifest
-from meshhost.control.placement import HostView, compute_placement
-from meshhost.control.store import DEPLOYMENTS_NS, MANIFESTS_NS
 from meshhost.directory import ActorSummary
 from meshhost.errors import (
     ControlArgumentError,
@@ -507,7 +507,7 @@ def test_exact_counts_replace_derived_ones_only_for_their_hosts(
 
 def test_appops_imports_neither_trio_nor_the_host() -> None:
     code = (
-        "import sys, meshhost.control.appops; "
+        "import sys, meshhost.apps.ops; "
         "print(sorted({'trio', 'meshhost.host', 'wasmtime'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -566,8 +566,8 @@ def test_apply_refuses_to_replace_a_link_made_by_hand_unless_forced(
 def test_links_the_application_wrote_itself_are_not_reported(
     lattice: Lattice, app_dir: Path
 ) -> None:
-    from meshhost.control.placement import LinkSpec
-    from meshhost.control.store import LINKS_NS, encode_link, link_record_key
+    from meshhost.apps.placement import LinkSpec
+    from meshhost.apps.store import LINKS_NS, encode_link, link_record_key
 
     manifest, modules = load(app_dir)
     ops = ops_on(lattice)

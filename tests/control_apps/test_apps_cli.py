@@ -18,11 +18,11 @@ import trio
 from apps_helpers import HOSTS, MANIFEST, ROOT, Lattice
 from click.testing import CliRunner, Result
 
+from meshhost.apps.manifest import actor_id_from_claims, load_manifest
+from meshhost.apps.ops import AppOps
+from meshhost.apps.store import DEPLOYMENTS_NS, MANIFESTS_NS
 from meshhost.cli import main
 from meshhost.control import api
-from meshhost.control.appops import AppOps
-from meshhost.control.manifest import actor_id_from_claims, load_manifest
-from meshhost.control.store import DEPLOYMENTS_NS, MANIFESTS_NS
 from meshhost.errors import ManifestError
 
 A, B, C = HOSTS

@@ -16,7 +16,7 @@ from lattice_helpers import (
     wait_until,
 )
 
-from meshhost.control.manifest import actor_id_from_claims, load_manifest
+from meshhost.apps.manifest import actor_id_from_claims, load_manifest
 from meshhost.modstore import sha256_hex
 
 

@@ -12,8 +12,8 @@ import trio
 import wasmtime
 from lattice_helpers import ISSUER, alive, client, make_host, wait_until
 
+from meshhost.apps.manifest import actor_id_from_claims, load_manifest
 from meshhost.control.api import ControlError
-from meshhost.control.manifest import actor_id_from_claims, load_manifest
 from meshhost.errors import ErrorCode
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module

@@ -16,7 +16,7 @@ from typing import Any
 
 from proc_lattice import HostProc, ProcLattice
 
-from meshhost.control.manifest import load_manifest
+from meshhost.apps.manifest import load_manifest
 from meshhost.identity import nkeys
 
 

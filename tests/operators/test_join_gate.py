@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshhost.control.appops import APP_OPS
+from meshhost.apps.ops import APP_OPS
+from meshhost.apps.reconcile_loop import JOIN_GRACE_S, SYNC_WAIT_S, ReconcileDriver
 from meshhost.control.authz import OP_ROLES
-from meshhost.control.driver import JOIN_GRACE_S, SYNC_WAIT_S, ReconcileDriver
 from meshhost.control.hostops import HostControl
 from meshhost.control.keyops import KEYRING_OPS
 

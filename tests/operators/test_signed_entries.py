@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from meshhost.apps.store import MANIFESTS_NS
 from meshhost.control.security import SECURITY_NS, LatticeSecurity
-from meshhost.control.store import MANIFESTS_NS
 from meshhost.directory import Directory, MemoryStore, PeerMisbehaved, Staging
 from meshhost.directory.chunks import Reassembler, split
 from meshhost.directory.codec import (
@@ -320,10 +320,10 @@ def test_unsigned_links_are_held_exactly_while_a_deployed_manifest_declares_them
     """The reconciler writes a manifest's links unsigned; a peer holds such a link only
     when a deployed (signed) manifest declares it, value and all, and deletes it only
     once none does and what it replaces was unsigned too."""
+    from meshhost.apps.manifest import parse_manifest
+    from meshhost.apps.placement import LinkSpec
+    from meshhost.apps.store import DEPLOYMENTS_NS, LINKS_NS, encode_link, link_record_key
     from meshhost.capabilities.links import LinkDefinition
-    from meshhost.control.manifest import parse_manifest
-    from meshhost.control.placement import LinkSpec
-    from meshhost.control.store import DEPLOYMENTS_NS, LINKS_NS, encode_link, link_record_key
     from meshhost.directory.state import link_key
 
     directory, security = _host()

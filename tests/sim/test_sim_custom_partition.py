@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from meshhost.apps import parse_manifest
 from meshhost.config import PROFILES
-from meshhost.control import parse_manifest
 from meshhost.sim import (
     build_cluster,
     cut_groups,

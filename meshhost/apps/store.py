@@ -30,8 +30,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meshhost.control.manifest import MAX_CANONICAL_BYTES, Manifest, decode_manifest
-from meshhost.control.placement import LinkSpec
+from meshhost.apps.manifest import MAX_CANONICAL_BYTES, Manifest, decode_manifest
+from meshhost.apps.placement import LinkSpec
 from meshhost.errors import (
     ManifestNotFound,
     ManifestTooLarge,

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from meshhost.control.manifest import BUILTIN_CONTRACTS, ComponentType, Manifest, Pairs, ScalerKind
+from meshhost.apps.manifest import BUILTIN_CONTRACTS, ComponentType, Manifest, Pairs, ScalerKind
 from meshhost.errors import LocalProtocolError
 
 if TYPE_CHECKING:

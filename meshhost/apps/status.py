@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshhost.control.manifest import Manifest
-from meshhost.control.placement import Placement
+from meshhost.apps.manifest import Manifest
+from meshhost.apps.placement import Placement
 
 __all__ = [
     "AppState",

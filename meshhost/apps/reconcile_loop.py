@@ -1,6 +1,6 @@
 """The trio side of the leaderless reconciler on a running host.
 
-Feeds the sans-IO :class:`~meshhost.control.reconciler.Reconciler` what this
+Feeds the sans-IO :class:`~meshhost.apps.reconciler.Reconciler` what this
 host knows (deployed manifests and manifest-owned links from the directory,
 members with labels from membership, the instances this host runs for
 manifests) whenever any of it may have changed, and carries out the actions
@@ -32,13 +32,11 @@ from urllib.parse import unquote, urlparse
 
 import trio
 
-from meshhost.capabilities import LinkDefinition
-from meshhost.control.api import CHANNEL, decode_reply, encode_request
-from meshhost.control.manifest import Manifest
-from meshhost.control.placement import HostView, LinkSpec, Workload, host_views
-from meshhost.control.reconcile import Action, DeleteLink, PutLink, StartActor, StopActor
-from meshhost.control.reconciler import Reconciler, ReconcilerConfig
-from meshhost.control.store import (
+from meshhost.apps.manifest import Manifest
+from meshhost.apps.placement import HostView, LinkSpec, Workload, host_views
+from meshhost.apps.plan import Action, DeleteLink, PutLink, StartActor, StopActor
+from meshhost.apps.reconciler import Reconciler, ReconcilerConfig
+from meshhost.apps.store import (
     DEPLOYMENTS_NS,
     LINKS_NS,
     MANIFESTS_NS,
@@ -48,6 +46,8 @@ from meshhost.control.store import (
     encode_link,
     link_record_key,
 )
+from meshhost.capabilities import LinkDefinition
+from meshhost.control.api import CHANNEL, decode_reply, encode_request
 from meshhost.errors import MeshError, StoredManifestInvalid
 from meshhost.identity import short_id
 from meshhost.modstore import sha256_hex

@@ -82,8 +82,8 @@ from urllib.parse import unquote
 
 import yaml
 
+from meshhost.apps.yamlsource import MAX_MANIFEST_BYTES, Node, compose_text, from_python
 from meshhost.config import LIMIT_BOUNDS
-from meshhost.control.yamlsource import MAX_MANIFEST_BYTES, Node, compose_text, from_python
 from meshhost.errors import ManifestError, ManifestTooLarge, MeshError, StoredManifestInvalid
 
 __all__ = [
@@ -1151,7 +1151,7 @@ class _Validator:
                     "give at least one a positive weight",
                 )
             if len(spreads) > 1:
-                from meshhost.control.placement import split_by_weight  # no import cycle
+                from meshhost.apps.placement import split_by_weight  # no import cycle
 
                 counts = split_by_weight(instances, [s.weight for s in spreads])
                 for spread, count, node_ in zip(spreads, counts, spread_nodes, strict=True):

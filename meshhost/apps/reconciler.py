@@ -1,6 +1,6 @@
 """The reconciler as a sans-IO object a host driver can feed and drain.
 
-:func:`~meshhost.control.reconcile.reconcile` is the pure rule; this class adds
+:func:`~meshhost.apps.plan.reconcile` is the pure rule; this class adds
 the timing every host needs around it, without reading a clock (``now`` is
 always passed in) — the shape of the other cores: ``update(..., now)``,
 ``get_timer()``, ``handle_timer(now) -> actions``.
@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from meshhost.control.manifest import Manifest
-from meshhost.control.placement import HostView, LinkSpec, Placement, compute_placement
-from meshhost.control.reconcile import Action, StartActor, reconcile
+from meshhost.apps.manifest import Manifest
+from meshhost.apps.placement import HostView, LinkSpec, Placement, compute_placement
+from meshhost.apps.plan import Action, StartActor, reconcile
 from meshhost.errors import ConfigError
 
 __all__ = ["Reconciler", "ReconcilerConfig"]

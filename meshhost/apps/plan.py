@@ -1,7 +1,7 @@
 """The leaderless reconciler: what this host must start, stop, link and unlink.
 
 Sans-IO core. Inputs are plain values — the desired :class:`Placement`
-(computed by :func:`~meshhost.control.placement.compute_placement` from the
+(computed by :func:`~meshhost.apps.placement.compute_placement` from the
 deployed manifests and this host's membership view), what this host runs, and
 the manifest-owned links the directory holds; the output is a list of
 actions for the host driver to carry out. No clock, no randomness, no I/O:
@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from meshhost.control.placement import LinkSpec, Placement, Workload, link_writers
+from meshhost.apps.placement import LinkSpec, Placement, Workload, link_writers
 
 __all__ = [
     "Action",

@@ -4,20 +4,20 @@ One :class:`AppOps` per host answers ``apply``, ``app_list``, ``app_get``,
 ``app_status``, ``app_delete`` and ``app_diff`` (proto/spec/rpc.md,
 "Control"; user guide in docs/manifests.md). It reads and writes the
 ``control.*`` namespaces of the lattice-wide directory through the pure
-functions of :mod:`meshhost.control.store`; the reconcilers of every host
+functions of :mod:`meshhost.apps.store`; the reconcilers of every host
 then pick the change up from the directory. Nothing here imports trio or the
 host: what it needs comes in through the constructor.
 
 Contracts of the injected callables:
 
 * ``members()`` — this host's membership view as placement
-  :class:`~meshhost.control.placement.HostView` s (id, labels, state), e.g.
+  :class:`~meshhost.apps.placement.HostView` s (id, labels, state), e.g.
   ``placement.host_views(swim_members, directory.host_labels())``. Dead and
   left members may be included; placement ignores them. It must be the same
   view the reconciler uses, so ``app status`` shows what hosts act on.
 * ``running()`` — managed instances as ``{host_id: {component_key:
   count}}``, where ``component_key`` is the key
-  :func:`~meshhost.control.placement.component_key` makes
+  :func:`~meshhost.apps.placement.component_key` makes
   (``app/component@<16 hex of the module sha256>``), the same keys the
   placement and the reconciler (``Reconciler.update(running=...)``) use.
   Give exact counts for the hosts you know exactly (at least this host:
@@ -54,16 +54,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from meshhost.control.manifest import ComponentType, Manifest, ScalerKind, decode_manifest
-from meshhost.control.placement import (
+from meshhost.apps.manifest import ComponentType, Manifest, ScalerKind, decode_manifest
+from meshhost.apps.placement import (
     HostView,
     LinkSpec,
     Placement,
     Workload,
     compute_placement,
 )
-from meshhost.control.status import diff, placement_diff, status
-from meshhost.control.store import (
+from meshhost.apps.status import diff, placement_diff, status
+from meshhost.apps.store import (
     DEPLOYMENTS_NS,
     LINKS_NS,
     MANIFESTS_NS,
