@@ -15,6 +15,7 @@ version may add fields); fewer elements than the table needs is an error.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ import msgpack
 
 from meshhost.errors import MembershipDecodeError
 from meshhost.membership.state import MemberState
+from meshhost.wire import Limits, Reader
 
 __all__ = [
     "ALIVE_SIGNING_CONTEXT",
@@ -297,60 +299,39 @@ def encode_push_pull(sender: str, join: bool, entries: list[bytes], user_state: 
 
 # -- decoding -------------------------------------------------------------
 
-_DECODE_ERRORS = (
-    ValueError,
-    TypeError,
-    OverflowError,
-    UnicodeDecodeError,
-    msgpack.ExtraData,
-    msgpack.FormatError,
-    msgpack.StackError,
+_wire = Reader(MembershipDecodeError)
+
+
+@functools.lru_cache(maxsize=8)
+def _packet_limits(max_bytes: int) -> Limits:
+    # No maps anywhere in a membership message; a packet is at most max_bytes.
+    return Limits(
+        max_bytes=max_bytes,
+        max_bin=max_bytes,
+        max_str=max_bytes,
+        max_array=MAX_COMPOUND_PARTS,
+        max_map=0,
+    )
+
+
+_PUSH_PULL_LIMITS = Limits(
+    max_bytes=MAX_PUSH_PULL_BYTES,
+    max_bin=MAX_USER_STATE_BYTES,
+    max_str=MAX_HOST_CHARS,
+    max_array=MAX_PUSH_PULL_MEMBERS,
+    max_map=0,
 )
 
 
-def _unpack(data: bytes, *, max_bin: int, max_str: int, max_array: int) -> Any:
-    try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            max_bin_len=max_bin,
-            max_str_len=max_str,
-            max_array_len=max_array,
-            max_map_len=0,
-            max_ext_len=0,
-            strict_map_key=True,
-        )
-    except _DECODE_ERRORS as exc:
-        raise MembershipDecodeError(f"membership message is not valid msgpack: {exc}") from None
-
-
-def _uint(value: Any, limit: int, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= limit:
-        raise MembershipDecodeError(f"{what} must be an integer in 0..{limit}, got {value!r}")
-    return value
-
-
-def _text(value: Any, limit: int, what: str) -> str:
-    if type(value) is not str or len(value) > limit:
-        raise MembershipDecodeError(f"{what} must be text of at most {limit} characters")
-    return value
-
-
 def _node(value: Any, what: str) -> str:
-    if type(value) is not str or not 0 < len(value) <= MAX_ID_CHARS:
-        raise MembershipDecodeError(f"{what} must be a host id (1..{MAX_ID_CHARS} characters)")
-    return value
-
-
-def _bin(value: Any, limit: int, what: str) -> bytes:
-    if type(value) is not bytes or len(value) > limit:
-        raise MembershipDecodeError(f"{what} must be binary of at most {limit} bytes")
-    return value
+    return _wire.text(value, what, MAX_ID_CHARS, 1)
 
 
 def _addr(host: Any, port: Any, what: str) -> Addr:
-    return (_text(host, MAX_HOST_CHARS, f"{what} host"), _uint(port, 65535, f"{what} port"))
+    return (
+        _wire.text(host, f"{what} host", MAX_HOST_CHARS),
+        _wire.uint(port, f"{what} port", 65535),
+    )
 
 
 def _need(fields: list[Any], n: int, name: str) -> None:
@@ -361,11 +342,9 @@ def _need(fields: list[Any], n: int, name: str) -> None:
 def _alive(f: list[Any], offset: int = 1) -> Alive:
     node = _node(f[offset], "alive node")
     addr = _addr(f[offset + 1], f[offset + 2], "alive")
-    inc = _uint(f[offset + 3], MAX_U64, "alive incarnation")
-    meta = _bin(f[offset + 4], MAX_META_BYTES, "alive meta")
-    sig = f[offset + 5]
-    if type(sig) is not bytes or len(sig) != SIGNATURE_BYTES:
-        raise MembershipDecodeError("alive signature must be 64 bytes")
+    inc = _wire.uint(f[offset + 3], "alive incarnation", MAX_U64)
+    meta = _wire.binary(f[offset + 4], "alive meta", MAX_META_BYTES)
+    sig = _wire.binary(f[offset + 5], "alive signature", SIGNATURE_BYTES, SIGNATURE_BYTES)
     return Alive(node, addr, inc, meta, sig)
 
 
@@ -379,13 +358,13 @@ def _message(f: Any, max_user: int) -> Message | None:
     if kind == MessageType.PING:
         _need(f, 4, "ping")
         return Ping(
-            _uint(f[1], MAX_U32, "ping seq"),
-            _text(f[2], MAX_ID_CHARS, "ping target"),
+            _wire.uint(f[1], "ping seq", MAX_U32),
+            _wire.text(f[2], "ping target", MAX_ID_CHARS),
             _node(f[3], "ping source"),
         )
     if kind == MessageType.ACK:
         _need(f, 2, "ack")
-        return Ack(_uint(f[1], MAX_U32, "ack seq"))
+        return Ack(_wire.uint(f[1], "ack seq", MAX_U32))
     if kind == MessageType.ALIVE:
         _need(f, 7, "alive")
         return _alive(f)
@@ -393,33 +372,31 @@ def _message(f: Any, max_user: int) -> Message | None:
         _need(f, 4, "suspect")
         return Suspect(
             _node(f[1], "suspect node"),
-            _uint(f[2], MAX_U64, "suspect incarnation"),
+            _wire.uint(f[2], "suspect incarnation", MAX_U64),
             _node(f[3], "suspect sender"),
         )
     if kind == MessageType.DEAD:
         _need(f, 4, "dead")
         return Dead(
             _node(f[1], "dead node"),
-            _uint(f[2], MAX_U64, "dead incarnation"),
+            _wire.uint(f[2], "dead incarnation", MAX_U64),
             _node(f[3], "dead sender"),
         )
     if kind == MessageType.INDIRECT_PING:
         _need(f, 7, "indirect ping")
-        if type(f[6]) is not bool:
-            raise MembershipDecodeError("indirect ping want_nack must be a boolean")
         return IndirectPing(
-            _uint(f[1], MAX_U32, "indirect ping seq"),
+            _wire.uint(f[1], "indirect ping seq", MAX_U32),
             _node(f[2], "indirect ping target"),
             _addr(f[3], f[4], "indirect ping target"),
             _node(f[5], "indirect ping requester"),
-            f[6],
+            _wire.boolean(f[6], "indirect ping want_nack"),
         )
     if kind == MessageType.NACK:
         _need(f, 2, "nack")
-        return Nack(_uint(f[1], MAX_U32, "nack seq"))
+        return Nack(_wire.uint(f[1], "nack seq", MAX_U32))
     if kind == MessageType.USER:
         _need(f, 3, "user")
-        return User(_node(f[1], "user sender"), _bin(f[2], max_user, "user payload"))
+        return User(_node(f[1], "user sender"), _wire.binary(f[2], "user payload", max_user))
     if kind in (MessageType.COMPOUND, MessageType.PUSH_PULL):
         raise MembershipDecodeError(f"message type {kind} cannot appear here")
     return None
@@ -433,16 +410,10 @@ def decode_packet(data: bytes, max_bytes: int) -> tuple[list[Message], int]:
     anything malformed or larger than ``max_bytes``; nothing partial is
     returned.
     """
-    if len(data) > max_bytes:
-        raise MembershipDecodeError(
-            f"membership packet of {len(data)} bytes exceeds the {max_bytes}-byte limit"
-        )
-    top = _unpack(data, max_bin=max_bytes, max_str=max_bytes, max_array=MAX_COMPOUND_PARTS)
+    top = _wire.unpack(data, _packet_limits(max_bytes), "membership packet")
     if type(top) is list and top and top[0] == MessageType.COMPOUND and type(top[0]) is int:
         _need(top, 2, "compound")
-        parts = top[1]
-        if type(parts) is not list:
-            raise MembershipDecodeError("compound parts must be an array")
+        parts = _wire.array(top[1], "compound parts")
     else:
         parts = [top]
     out: list[Message] = []
@@ -459,38 +430,22 @@ def decode_packet(data: bytes, max_bytes: int) -> tuple[list[Message], int]:
 _STATES = tuple(MemberState)
 
 
+def _push_pull_entry(e: Any) -> PushPullEntry:
+    e = _wire.array(e, "push-pull member", 8)
+    alive = _alive(e, 0)
+    state_raw = _wire.uint(e[6], "push-pull member state", len(_STATES) - 1)
+    inc = _wire.uint(e[7], "push-pull member incarnation", MAX_U64)
+    return PushPullEntry(alive, _STATES[state_raw], inc)
+
+
 def decode_push_pull(data: bytes) -> PushPull:
     """Decode a push-pull state; raises ``MembershipDecodeError`` if malformed."""
-    if len(data) > MAX_PUSH_PULL_BYTES:
-        raise MembershipDecodeError(
-            f"push-pull state of {len(data)} bytes exceeds {MAX_PUSH_PULL_BYTES} bytes"
-        )
-    f = _unpack(
-        data,
-        max_bin=MAX_USER_STATE_BYTES,
-        max_str=MAX_HOST_CHARS,
-        max_array=MAX_PUSH_PULL_MEMBERS,
-    )
+    f = _wire.unpack(data, _PUSH_PULL_LIMITS, "push-pull state")
     if type(f) is not list or not f or f[0] != MessageType.PUSH_PULL or type(f[0]) is not int:
         raise MembershipDecodeError("not a push-pull message")
     _need(f, 5, "push-pull")
     sender = _node(f[1], "push-pull sender")
-    if type(f[2]) is not bool:
-        raise MembershipDecodeError("push-pull join flag must be a boolean")
-    raw = f[3]
-    if type(raw) is not list:
-        raise MembershipDecodeError("push-pull members must be an array")
-    entries = []
-    for e in raw:
-        if type(e) is not list:
-            raise MembershipDecodeError("push-pull member must be an array")
-        _need(e, 8, "push-pull member")
-        alive = _alive(e, 0)
-        state_raw = _uint(e[6], 255, "push-pull member state")
-        if state_raw >= len(_STATES):
-            raise MembershipDecodeError(f"unknown member state {state_raw}")
-        state = _STATES[state_raw]
-        inc = _uint(e[7], MAX_U64, "push-pull member incarnation")
-        entries.append(PushPullEntry(alive, state, inc))
-    user_state = _bin(f[4], MAX_USER_STATE_BYTES, "push-pull user state")
-    return PushPull(sender, f[2], tuple(entries), user_state)
+    join = _wire.boolean(f[2], "push-pull join flag")
+    entries = _wire.list_of(f[3], "push-pull members", _push_pull_entry)
+    user_state = _wire.binary(f[4], "push-pull user state", MAX_USER_STATE_BYTES)
+    return PushPull(sender, join, tuple(entries), user_state)
