@@ -13,14 +13,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-import msgpack
-
 from meshhost.directory.codec import (
     MAX_CHUNKS,
     MAX_VALUE_BYTES,
     LwwChunk,
     LwwEntry,
-    check_value,
+    decode_value,
     encode,
     encode_value,
 )
@@ -106,24 +104,7 @@ class Reassembler:
             return None
         del self._partials[ident]
         data = b"".join(partial.parts[i] for i in range(partial.count))
-        try:
-            value = msgpack.unpackb(
-                data,
-                raw=False,
-                strict_map_key=True,
-                max_bin_len=MAX_VALUE_BYTES,
-                max_str_len=MAX_VALUE_BYTES,
-                max_array_len=MAX_VALUE_BYTES,
-                max_map_len=MAX_VALUE_BYTES,
-                max_ext_len=0,
-            )
-            check_value(value)
-        except DirectoryValueError as exc:
-            raise DirectoryDecodeError(f"chunked value is invalid: {exc}") from None
-        except Exception as exc:  # msgpack raises many types for bad input
-            raise DirectoryDecodeError(
-                f"chunked value is not msgpack: {type(exc).__name__}"
-            ) from None
+        value = decode_value(data, "chunked value")
         if value is None:
             raise DirectoryDecodeError("a chunked value cannot be a tombstone")
         return LwwEntry(chunk.ns, chunk.key, chunk.stamp, value, chunk.auth)

@@ -38,6 +38,7 @@ import msgpack
 
 from meshhost.directory.hlc import Stamp
 from meshhost.errors import DecodeError, DirectoryDecodeError, DirectoryValueError
+from meshhost.wire import Limits, Reader
 
 __all__ = [
     "MAX_CHUNKS",
@@ -63,6 +64,7 @@ __all__ = [
     "decode_piggyback",
     "decode_state",
     "decode_sync_request",
+    "decode_value",
     "encode",
     "encode_value",
     "to_fields",
@@ -292,47 +294,36 @@ def encode(message: Message) -> bytes:
 # --- decoding ---------------------------------------------------------------
 
 
-def _unpack(data: bytes, max_bytes: int, what: str) -> Any:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DirectoryDecodeError(f"{what} must be bytes, got {type(data).__name__}")
-    if len(data) > max_bytes:
-        raise DirectoryDecodeError(f"{what} is {len(data)} bytes; the limit is {max_bytes}")
-    try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            max_bin_len=MAX_VALUE_BYTES,
-            max_str_len=MAX_VALUE_BYTES,
-            max_array_len=MAX_ARRAY_LEN,
-            max_map_len=MAX_ARRAY_LEN,
-            max_ext_len=0,
-        )
-    except Exception as exc:  # msgpack raises many types for bad input; all mean the same
-        raise DirectoryDecodeError(f"{what} is not valid msgpack: {type(exc).__name__}") from None
+_wire = Reader(DirectoryDecodeError)
+
+
+def _limits(max_bytes: int) -> Limits:
+    return Limits(
+        max_bytes=max_bytes,
+        max_bin=MAX_VALUE_BYTES,
+        max_str=MAX_VALUE_BYTES,
+        max_array=MAX_ARRAY_LEN,
+        max_map=MAX_ARRAY_LEN,
+    )
+
+
+_PIGGYBACK_LIMITS = _limits(MAX_PIGGYBACK_BYTES)
+_STATE_LIMITS = _limits(MAX_STATE_BYTES)
+# One value on its own (reassembled from chunks, or read back from the store):
+# it came out of a state message, so that message's bounds hold.
+_VALUE_LIMITS = _STATE_LIMITS
 
 
 def _array(obj: Any, min_len: int, what: str) -> list[Any]:
-    if not isinstance(obj, list):
-        raise DirectoryDecodeError(f"{what} must be an array")
-    if len(obj) < min_len:
-        raise DirectoryDecodeError(f"{what} has {len(obj)} elements; needs {min_len}")
-    return obj
+    return _wire.array(obj, what, min_len)
 
 
 def _str(obj: Any, what: str) -> str:
-    if not isinstance(obj, str):
-        raise DirectoryDecodeError(f"{what} must be a string")
-    if len(obj) > MAX_KEY_CHARS:
-        raise DirectoryDecodeError(f"{what} is longer than {MAX_KEY_CHARS} characters")
-    return obj
+    return _wire.text(obj, what, MAX_KEY_CHARS)
 
 
 def _uint(obj: Any, what: str) -> int:
-    if type(obj) is not int or not 0 <= obj <= MAX_INT:
-        raise DirectoryDecodeError(f"{what} must be an unsigned 64-bit integer")
-    return obj
+    return _wire.uint(obj, what, MAX_INT)
 
 
 def _value(obj: Any, what: str) -> Value:
@@ -341,6 +332,11 @@ def _value(obj: Any, what: str) -> Value:
     except DirectoryValueError as exc:
         raise DirectoryDecodeError(str(exc)) from None
     return obj
+
+
+def decode_value(data: bytes, what: str = "value") -> Value:
+    """One msgpack-encoded value (see :func:`check_value`); raises DirectoryDecodeError."""
+    return _value(_wire.unpack(data, _VALUE_LIMITS, what), what)
 
 
 def _section(obj: Any) -> HostSection:
@@ -382,9 +378,7 @@ def _auth(obj: Any, what: str) -> EntryAuth | None:
     if obj is None:
         return None
     f = _array(obj, 2, what)
-    if not isinstance(f[1], bytes) or len(f[1]) != 64:
-        raise DirectoryDecodeError(f"{what} signature must be 64 bytes of bin")
-    return _str(f[0], f"{what} key"), f[1]
+    return _str(f[0], f"{what} key"), _wire.binary(f[1], f"{what} signature", 64, 64)
 
 
 def _message(fields: Any) -> Message:
@@ -417,10 +411,9 @@ def _message(fields: Any) -> Message:
             raise DirectoryDecodeError(
                 f"chunk {index} of {count} is out of range (max {MAX_CHUNKS})"
             )
-        if not isinstance(f[7], bytes):
-            raise DirectoryDecodeError("chunk data must be bin")
+        data = _wire.binary(f[7], "chunk data", MAX_VALUE_BYTES)
         auth = _auth(f[8], "chunk auth") if len(f) > 8 else None
-        return LwwChunk(ns, key, stamp, index, count, f[7], auth)
+        return LwwChunk(ns, key, stamp, index, count, data, auth)
     if kind == MessageType.SYNC_REQUEST:
         _array(f, 2, "SYNC_REQUEST")
         digest = []
@@ -442,7 +435,7 @@ def decode_piggyback(data: bytes) -> HostDelta | LwwDelta | LwwChunk:
 
     Raises DirectoryDecodeError for anything else, including FULL_STATE.
     """
-    message = _message(_unpack(data, MAX_PIGGYBACK_BYTES, "piggyback message"))
+    message = _message(_wire.unpack(data, _PIGGYBACK_LIMITS, "piggyback message"))
     if isinstance(message, FullState | SyncRequest):
         raise DirectoryDecodeError(f"{type(message).__name__} is not valid piggybacked")
     return message
@@ -450,7 +443,7 @@ def decode_piggyback(data: bytes) -> HostDelta | LwwDelta | LwwChunk:
 
 def decode_state(data: bytes) -> FullState:
     """Decode a push-pull payload; raises DirectoryDecodeError unless it is FULL_STATE."""
-    message = _message(_unpack(data, MAX_STATE_BYTES, "push-pull state"))
+    message = _message(_wire.unpack(data, _STATE_LIMITS, "push-pull state"))
     if not isinstance(message, FullState):
         raise DirectoryDecodeError("push-pull state must be a FULL_STATE message")
     return message
@@ -458,7 +451,7 @@ def decode_state(data: bytes) -> FullState:
 
 def decode_sync_request(data: bytes) -> SyncRequest:
     """Decode a sync request; raises DirectoryDecodeError unless it is SYNC_REQUEST."""
-    message = _message(_unpack(data, MAX_STATE_BYTES, "sync request"))
+    message = _message(_wire.unpack(data, _STATE_LIMITS, "sync request"))
     if not isinstance(message, SyncRequest):
         raise DirectoryDecodeError("a sync request must be a SYNC_REQUEST message")
     return message
@@ -466,4 +459,4 @@ def decode_sync_request(data: bytes) -> SyncRequest:
 
 def decode_any(data: bytes) -> Message:
     """Decode any directory message (for tools and golden vectors)."""
-    return _message(_unpack(data, MAX_STATE_BYTES, "directory message"))
+    return _message(_wire.unpack(data, _STATE_LIMITS, "directory message"))

@@ -33,16 +33,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgpack
-
 from meshhost.datadir import make_private_dir, replace_atomically
-from meshhost.directory.codec import LwwEntry, check_value, encode_value
+from meshhost.directory.codec import LwwEntry, decode_value, encode_value
 from meshhost.directory.hlc import Stamp
 from meshhost.errors import (
     DecodeError,
+    DirectoryDecodeError,
     DirectoryStoreCorrupt,
     DirectoryStoreFailed,
-    DirectoryValueError,
 )
 
 __all__ = ["COMPACT_MIN_RECORDS", "LOG_NAME", "EntryStore", "FileStore", "MemoryStore"]
@@ -159,12 +157,9 @@ def entry_from_json(line: str) -> LwwEntry:
     if not isinstance(value, str):
         raise ValueError("value must be base64 text or null")
     try:
-        decoded = msgpack.unpackb(base64.b64decode(value, validate=True), raw=False)
-        check_value(decoded)
-    except (binascii.Error, DirectoryValueError, ValueError, msgpack.ExtraData) as exc:
+        decoded = decode_value(base64.b64decode(value, validate=True), "stored value")
+    except (binascii.Error, DirectoryDecodeError) as exc:
         raise ValueError(f"value does not decode: {exc}") from None
-    except Exception as exc:  # msgpack raises many types for bad input
-        raise ValueError(f"value does not decode: {type(exc).__name__}") from None
     if decoded is None:
         raise ValueError("value encodes nil; tombstones are written as null")
     return LwwEntry(ns, key, stamp, decoded, auth)

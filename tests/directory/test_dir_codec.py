@@ -178,7 +178,7 @@ def test_malformed_messages_are_rejected_with_a_reason(fields, match):
 def test_push_pull_accepts_only_full_state_and_sizes_are_checked_first():
     with pytest.raises(DirectoryDecodeError, match="must be a FULL_STATE"):
         decode_state(encode(LwwDelta(())))
-    with pytest.raises(DirectoryDecodeError, match="the limit is"):
+    with pytest.raises(DirectoryDecodeError, match="exceeds the 65535-byte limit"):
         decode_piggyback(b"\x00" * (MAX_PIGGYBACK_BYTES + 1))
     with pytest.raises(DirectoryDecodeError, match="must be bytes"):
         decode_piggyback("text")  # type: ignore[arg-type]
