@@ -72,6 +72,7 @@ from meshhost.discovery.diagnose import join_trouble
 from meshhost.discovery.mdns import local_ipv4_addresses
 from meshhost.errors import (
     ConfigError,
+    DecodeError,
     ErrorCode,
     HostUnreachable,
     KeyringError,
@@ -101,6 +102,7 @@ from meshhost.membership.messages import MAX_META_BYTES
 from meshhost.membership.udp import PUSH_PULL_CHANNEL, MembershipDriver, wall_clock_offset
 from meshhost.monitor import HostMetrics, RecentEvents
 from meshhost.transport import Transport
+from meshhost.wire import Limits, Reader
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +251,10 @@ def encode_meta(labels: dict[str, str]) -> bytes:
     return meta
 
 
+_META_WIRE = Reader(DecodeError)
+_META_LIMITS = Limits(max_bytes=MAX_META_BYTES, max_str=MAX_META_BYTES)
+
+
 def decode_meta(meta: bytes) -> dict[str, Any]:
     """Inverse of :func:`encode_meta`: ``{"labels": {text: text}}``.
 
@@ -258,8 +264,8 @@ def decode_meta(meta: bytes) -> dict[str, Any]:
     if not meta:
         return {}
     try:
-        value = msgpack.unpackb(meta, raw=False, max_str_len=MAX_META_BYTES)
-    except (ValueError, msgpack.UnpackException):
+        value = _META_WIRE.unpack(meta, _META_LIMITS, "host metadata")
+    except DecodeError:
         return {}
     labels = value.get("labels") if isinstance(value, dict) else None
     if not isinstance(labels, dict):

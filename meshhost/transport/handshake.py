@@ -26,6 +26,7 @@ import msgpack
 
 from meshhost.errors import HandshakeRejected, IdentityError, NkeyError, UnsupportedVersion
 from meshhost.identity.nkeys import KeyPair, Prefix, decode_public, verify
+from meshhost.wire import Limits, Reader
 
 __all__ = [
     "FEATURES",
@@ -62,13 +63,14 @@ MAX_WINDOW_BYTES = 1 << 30
 _MAX_LIST = 16  # entries in versions/features: plenty for years of evolution
 _MAX_FEATURE_CHARS = 32
 
-_UNPACK_LIMITS: dict[str, Any] = {
-    "max_bin_len": 64,
-    "max_str_len": 128,
-    "max_array_len": _MAX_LIST,
-    "max_map_len": 16,
-    "max_ext_len": 0,
-}
+_LIMITS = Limits(
+    max_bytes=MAX_PAYLOAD_BYTES,
+    max_bin=64,
+    max_str=128,
+    max_array=_MAX_LIST,
+    max_map=16,
+)  # no depth bound: a newer minor version may add a nested key we ignore
+_wire = Reader(HandshakeRejected)
 
 
 def prologue(lattice: str) -> bytes:
@@ -107,15 +109,12 @@ def encode_hello(hello: HelloPayload) -> bytes:
     return packed
 
 
-def _field(obj: dict[Any, Any], key: str, kind: type) -> Any:
-    if key not in obj:
-        raise HandshakeRejected(f"handshake payload lacks {key!r}")
-    value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise HandshakeRejected(
-            f"handshake payload field {key!r} must be {kind.__name__}, got {type(value).__name__}"
-        )
-    return value
+def _version(value: Any) -> int:
+    return _wire.integer(value, "version", 1, (1 << 16) - 1)
+
+
+def _feature(value: Any) -> str:
+    return _wire.text(value, "feature", _MAX_FEATURE_CHARS)
 
 
 def decode_hello(data: bytes, static_public: bytes) -> HelloPayload:
@@ -125,32 +124,16 @@ def decode_hello(data: bytes, static_public: bytes) -> HelloPayload:
     signature must cover exactly that key.  Raises HandshakeRejected (an
     unauthenticated or malformed payload) and nothing else.
     """
-    if len(data) > MAX_PAYLOAD_BYTES:
-        raise HandshakeRejected(f"handshake payload of {len(data)} bytes is over the limit")
-    try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
-    except Exception as exc:  # msgpack raises many types for garbage input
-        raise HandshakeRejected(f"handshake payload is not valid msgpack: {exc}") from None
-    if not isinstance(obj, dict):
-        raise HandshakeRejected("handshake payload must be a map")
-    host = _field(obj, "host", str)
-    sig = _field(obj, "sig", bytes)
-    versions = _field(obj, "versions", list)
-    features = _field(obj, "features", list)
-    port = _field(obj, "port", int)
-    window = _field(obj, "window", int)
-    if not all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1 << 16 for v in versions
-    ):
-        raise HandshakeRejected("handshake versions must be small positive integers")
-    if not all(isinstance(f, str) and len(f) <= _MAX_FEATURE_CHARS for f in features):
-        raise HandshakeRejected("handshake features must be short strings")
-    if not 0 <= port <= 65535:
-        raise HandshakeRejected(f"handshake port {port} is not a TCP port")
-    if not MIN_WINDOW_BYTES <= window <= MAX_WINDOW_BYTES:
-        raise HandshakeRejected(
-            f"handshake window {window} is outside {MIN_WINDOW_BYTES}..{MAX_WINDOW_BYTES}"
-        )
+    w = "handshake payload"
+    obj = _wire.mapping(_wire.unpack(data, _LIMITS, w), w)
+    host = _wire.text(_wire.required(obj, "host", w), "handshake host", 128)
+    sig = _wire.binary(_wire.required(obj, "sig", w), "handshake sig", 64)
+    versions = _wire.list_of(_wire.required(obj, "versions", w), "handshake versions", _version)
+    features = _wire.list_of(_wire.required(obj, "features", w), "handshake features", _feature)
+    port = _wire.uint(_wire.required(obj, "port", w), "handshake port", 65535)
+    window = _wire.integer(
+        _wire.required(obj, "window", w), "handshake window", MIN_WINDOW_BYTES, MAX_WINDOW_BYTES
+    )
     try:
         decode_public(host, Prefix.SERVER)
     except NkeyError as exc:
