@@ -118,10 +118,10 @@ class TextFormatter(logging.Formatter):
     """``NBX4ABCD2EFG… 12:00:01 WARNING meshhost.host: message`` (UTC time); before the
     host's key is loaded (a config warning) the line has no host part."""
 
-    converter = time.gmtime
-
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+        # Set on the instance: as a class attribute a plain function would be a method.
+        self.converter = time.gmtime
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)

@@ -248,7 +248,8 @@ def top(once: bool, data_dir: Path | None, lattice: str, as_json: bool) -> None:
             exit_by_signal(signal.SIGINT)
         # A MeshError (no host, the host went away) comes wrapped the same way: unwrap it
         # so that fails_cleanly prints its one line instead of a group traceback.
-        failed = exc.split(MeshError)[0]
+        group = exc.split(MeshError)[0]
+        failed: BaseException | None = group
         while isinstance(failed, BaseExceptionGroup):
             failed = failed.exceptions[0]
         if failed is not None:

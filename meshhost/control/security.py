@@ -143,7 +143,7 @@ class LatticeSecurity:
             return False
         wanted = self._wanted_entries()
         if entry.value is not None:
-            return wanted.get((entry.ns, entry.key)) == entry.value
+            return bool(wanted.get((entry.ns, entry.key)) == entry.value)
         if (entry.ns, entry.key) in wanted:
             return False
         held = self.directory.entry(entry.ns, entry.key)

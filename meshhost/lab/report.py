@@ -118,21 +118,15 @@ def write_outputs(
     rows = observation_rows(scenario, result)
     observed = [obs for cell in result.cells for obs in cell.observations]
     metrics = scenario.metrics or metric_names(observed)
-    fields = dict.fromkeys(k for obs in observed for k in obs)
-    unknown = [m for m in metrics if observed and m not in fields]
+    observed_fields = dict.fromkeys(k for obs in observed for k in obs)
+    unknown = [m for m in metrics if observed and m not in observed_fields]
     if unknown:  # a typo (--metrics detect for detect_s) gave rows of nothing
         raise ScenarioError(
             f"metrics {', '.join(map(repr, unknown))}: no observation has such a field "
-            f"(fields: {', '.join(fields)}); the finished cells are kept, so the same "
+            f"(fields: {', '.join(observed_fields)}); the finished cells are kept, so the same "
             "command with the names corrected reruns nothing"
         )
-    fields = [
-        "scenario",
-        *params,
-        "seed",
-        "obs",
-        *fields,
-    ]
+    fields = ["scenario", *params, "seed", "obs", *observed_fields]
     (out / "observations.csv").write_text(_csv(rows, fields))
     (out / "observations.jsonl").write_text(
         "".join(json.dumps(r, sort_keys=False) + "\n" for r in rows)

@@ -452,6 +452,7 @@ class Swim:
 
     def alive_ids(self) -> set[str]:
         """Ids of hosts we hold as alive (not suspect), ourselves included."""
+        ids: set[str]
         if self._shared:
             ids = self._live.to_set()
             ids.difference_update(
@@ -1043,7 +1044,7 @@ class Swim:
             while self._probe_index < len(self._probe_list):
                 node = self._probe_list[self._probe_index]
                 self._probe_index += 1
-                e = self._members.get(node)
+                e: _Entry | None = self._members.get(node)
                 if e is not None and (e.state is ALIVE or e.state is SUSPECT):
                     return e
             self._reap(now)
@@ -1060,7 +1061,7 @@ class Swim:
             order = self._lazy_order
             assert order is not None
             while (node := order.next(self._rng)) is not None:
-                e = self._members.get(node)
+                e: _Entry | None = self._members.get(node)
                 if e is not None and (e.state is ALIVE or e.state is SUSPECT):
                     return e
             self._reap(now)

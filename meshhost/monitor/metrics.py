@@ -549,14 +549,14 @@ def _directory(host: Host, base: list[str]) -> Iterator[Any]:
         ["direction"],
         [([*base, "in"], driver.sync_bytes_received), ([*base, "out"], driver.sync_bytes_sent)],
     )
-    lag = _since(driver.last_pull_at)
+    age = _since(driver.last_pull_at)
     yield _gauge(
         "meshhost_directory_sync_age_seconds",
         "Seconds since a peer last "
         "answered a directory pull (how stale this host's view may be); no sample "
         "before the first.",
         [],
-        [] if lag is None else [(base, lag)],
+        [] if age is None else [(base, age)],
     )
 
 

@@ -163,8 +163,8 @@ class WapcProgram:
         self.starts = [
             name
             for name in START_FUNCTIONS
-            if isinstance(exports.get(name), wasmtime.FuncType) and _sig(exports[name]) == ((), ())
-        ]  # type: ignore[arg-type]
+            if isinstance(fn := exports.get(name), wasmtime.FuncType) and _sig(fn) == ((), ())
+        ]
 
     def instantiate(
         self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits, engine: Engine

@@ -139,10 +139,11 @@ def build_cluster(
         raise ValueError(f"clock_drift must be in [0, 1), got {clock_drift!r}")
     sim = Simulator(seed, network)
 
-    def clock() -> dict[str, float]:
+    def clock() -> tuple[float, float]:
+        """A host's (clock offset, clock drift)."""
         offset = sim.rng.uniform(-clock_skew_s, clock_skew_s) if clock_skew_s else 0.0
         drift = sim.rng.uniform(-clock_drift, clock_drift) if clock_drift else 0.0
-        return {"clock_offset": offset, "clock_drift": drift}
+        return offset, drift
 
     inv = SwimInvariants(invariant_window_s(config, n)).install(sim) if invariants else None
 
@@ -162,8 +163,8 @@ def build_cluster(
 
         factory = swim_factory(config, seeds=first_seeds)
 
-        def boot(clk: dict[str, float]) -> None:
-            sim.add_host(factory, **clk)
+        def boot(clk: tuple[float, float]) -> None:
+            sim.add_host(factory, clock_offset=clk[0], clock_drift=clk[1])
 
         for i in range(n):
             sim.at(i * 0.01, boot, clock())
@@ -171,7 +172,10 @@ def build_cluster(
         wait_for_one_view(sim, 120.0)
         return sim, inv
     factory = swim_factory(config, seeds=lambda h: restart_seeds(h) if h.restarts else [])
-    hosts = [sim.add_host(factory, start=False, **clock()) for _ in range(n)]
+    hosts = []
+    for _ in range(n):
+        offset, drift = clock()
+        hosts.append(sim.add_host(factory, start=False, clock_offset=offset, clock_drift=drift))
     for h in hosts:
         h.start(sim.now)  # pumped below, once every host is acquainted
     cores = [h.core for h in hosts]

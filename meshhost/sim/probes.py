@@ -58,10 +58,9 @@ class ProbeLog:
         except MembershipDecodeError:
             return
         for m in msgs:
-            t = type(m)
-            if t is Ping and dst == target.addr and m.target in ("", target.node_id):
+            if isinstance(m, Ping) and dst == target.addr and m.target in ("", target.node_id):
                 self.pings.append((sim.now, host.index, m.seq))
-            elif t is Ack and host is target:
+            elif isinstance(m, Ack) and host is target:
                 self.acks.append((sim.now, dst, m.seq))
 
     def first_ping_after(self, t: float) -> float | None:
