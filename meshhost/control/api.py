@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # (request_blocking) must not pay ~50 ms of start-up for it.
 
 from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, PayloadTooLarge
+from meshhost.wire import Limits, Reader
 
 __all__ = [
     "CHANNEL",
@@ -52,13 +53,14 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest control message: room for a big actor module in `start`."""
 MAX_OP_CHARS = 64
 _HEADER = struct.Struct(">I")
-_UNPACK_LIMITS: dict[str, Any] = {
-    "max_bin_len": MAX_MESSAGE_BYTES,
-    "max_str_len": 1024 * 1024,
-    "max_array_len": 100_000,
-    "max_map_len": 100_000,
-    "max_ext_len": 0,
-}
+_LIMITS = Limits(
+    max_bytes=MAX_MESSAGE_BYTES,
+    max_bin=MAX_MESSAGE_BYTES,
+    max_str=1024 * 1024,
+    max_array=100_000,
+    max_map=100_000,
+)
+_wire = Reader(DecodeError)
 
 Dispatch = Callable[..., Awaitable[Any]]
 """``await dispatch(op, args, **meta)``; ``meta`` holds ``auth``/``route`` only when sent."""
@@ -74,13 +76,6 @@ class ControlError(MeshError):
         self.code = code
         self.sign = sign
         """With code ``sign``: the entries the operator must sign (operators.md)."""
-
-
-def _unpack(data: bytes, what: str) -> Any:
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
-    except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError) as exc:
-        raise DecodeError(f"{what} is not valid msgpack: {exc}") from None
 
 
 def _pack(value: Any) -> bytes:
@@ -123,21 +118,17 @@ def decode_request(data: bytes) -> tuple[str, dict[str, Any]]:
 def decode_envelope(data: bytes) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Return ``(op, args, meta)``, ``meta`` holding ``auth`` and ``route`` when sent;
     raises DecodeError for anything malformed (the signature is checked by the host)."""
-    value = _unpack(data, "control request")
+    w = "control request"
+    value = _wire.unpack(data, _LIMITS, w)
     if not isinstance(value, dict):
         raise DecodeError("control request must be a map with 'op' and 'args'")
-    op, args = value.get("op"), value.get("args", {})
-    if not isinstance(op, str) or not op or len(op) > MAX_OP_CHARS:
-        raise DecodeError("control request 'op' must be a short non-empty string")
-    if not isinstance(args, dict):
-        raise DecodeError("control request 'args' must be a map")
+    op = _wire.text(_wire.required(value, "op", w), "control request 'op'", MAX_OP_CHARS, 1)
+    args = _wire.mapping(value.get("args", {}), "control request 'args'")
     meta: dict[str, Any] = {}
     if value.get("auth") is not None:
         meta["auth"] = value["auth"]
     if value.get("route") is not None:
-        if not isinstance(value["route"], str):
-            raise DecodeError("control request 'route' must be a host id")
-        meta["route"] = value["route"]
+        meta["route"] = _wire.text(value["route"], "control request 'route'", MAX_MESSAGE_BYTES)
     return op, args, meta
 
 
@@ -172,7 +163,7 @@ def _fit(data: bytes, what: str) -> bytes:
 
 def decode_reply(data: bytes) -> dict[str, Any]:
     """Return the reply map; raises ControlError when the host reported a failure."""
-    value = _unpack(data, "control reply")
+    value = _wire.unpack(data, _LIMITS, "control reply")
     if not isinstance(value, dict) or not isinstance(value.get("ok"), bool):
         raise DecodeError("control reply must be a map with a boolean 'ok'")
     if not value["ok"]:
