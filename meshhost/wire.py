@@ -61,6 +61,10 @@ def _length_limit(n: int | None) -> int:
     return -1 if n is None else n  # msgpack: -1 = bounded by the input's length
 
 
+def _clamped(limit: int | None, n: int) -> int | None:
+    return None if limit is None else min(limit, n)
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """How much one decode may hold, checked before anything is allocated.
@@ -83,7 +87,8 @@ class Limits:
     max_depth: int | None = None
     strict_map_key: bool = True
     trailing_zeros: bool = False
-    _unpackb: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
+    _unpackb: Callable[..., Any] = field(init=False, repr=False, compare=False)
+    _clamp: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unpackb = partial(
@@ -98,6 +103,11 @@ class Limits:
             max_ext_len=self.max_ext,
         )
         object.__setattr__(self, "_unpackb", unpackb)
+        # msgpack allocates an array's or map's slots from its header before
+        # reading the elements, so an input shorter than the count limit
+        # gets its own length as the limit (every element takes >= 1 byte).
+        counts = [n for n in (self.max_array, self.max_map) if n is not None]
+        object.__setattr__(self, "_clamp", max(counts, default=0))
 
 
 class Reader:
@@ -127,8 +137,16 @@ class Reader:
             raise self.error(
                 f"{what} of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit"
             )
+        n = len(data)
         try:
-            value = limits._unpackb(data)
+            if n < limits._clamp:
+                value = limits._unpackb(
+                    data,
+                    max_array_len=_length_limit(_clamped(limits.max_array, n)),
+                    max_map_len=_length_limit(_clamped(limits.max_map, n)),
+                )
+            else:
+                value = limits._unpackb(data)
         except msgpack.ExtraData as extra:
             if limits.trailing_zeros and not any(extra.extra):
                 value = extra.unpacked

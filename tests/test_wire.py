@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import msgpack
@@ -147,3 +148,18 @@ def test_optional_treats_missing_and_nil_alike() -> None:
     assert R.optional({"a": None}, "a", 7) == 7
     assert R.optional({}, "a", 7) == 7
     assert R.optional({"a": 0}, "a", 7) == 0
+
+
+@pytest.mark.parametrize("header", [b"\xdd\x00\x0f\x42\x40", b"\xdf\x00\x0f\x42\x40"])
+def test_a_count_larger_than_the_input_is_refused_before_allocation(header: bytes) -> None:
+    # An array/map header claiming 1,000,000 elements in 5 bytes: msgpack would
+    # allocate the slots first (8 MB for a list) unless the limit is the input's length.
+    limits = Limits(max_bytes=1 << 20, max_array=1_000_000, max_map=1_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(_LayerError, match=r"exceeds max_(array|map)_len"):
+            R.unpack(header, limits, "claim")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000

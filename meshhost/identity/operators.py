@@ -38,6 +38,7 @@ import msgpack
 
 from meshhost.errors import DecodeError, IdentityError, NkeyError, SignatureError
 from meshhost.identity import nkeys
+from meshhost.wire import Limits, Reader
 
 __all__ = [
     "ADMIN_LINE",
@@ -381,22 +382,21 @@ def sign_statement(
     return Statement(kind, subject, value, at_ms, signer.public_key, signature, body)
 
 
+_wire = Reader(DecodeError)
+_STATEMENT_LIMITS = Limits(max_bytes=MAX_STATEMENT_BYTES, max_depth=MAX_CANONICAL_DEPTH + 1)
+
+
 def decode_statement(lattice: str, data: Any) -> Statement:
     """Parse and verify a stored statement; raises DecodeError or SignatureError."""
     if not isinstance(data, bytes) or len(data) > MAX_STATEMENT_BYTES:
         raise DecodeError(f"a security statement is at most {MAX_STATEMENT_BYTES} bytes of msgpack")
-    try:
-        outer = msgpack.unpackb(data, raw=False, strict_map_key=True)
-        body, signature = outer
-        fields = msgpack.unpackb(body, raw=False, strict_map_key=True)
-    except (ValueError, TypeError, msgpack.FormatError, msgpack.StackError):
-        raise DecodeError("a security statement is canonical msgpack [body, sig]") from None
-    if (
-        not isinstance(body, bytes)
-        or not isinstance(signature, bytes)
-        or not isinstance(fields, dict)
-        or fields.get("v") != 1
-    ):
+    outer = _wire.unpack(data, _STATEMENT_LIMITS, "security statement")
+    if type(outer) is not list or len(outer) != 2:
+        raise DecodeError("a security statement is canonical msgpack [body, sig]")
+    body = _wire.binary(outer[0], "security statement body", MAX_STATEMENT_BYTES)
+    signature = _wire.binary(outer[1], "security statement signature", MAX_STATEMENT_BYTES)
+    fields = _wire.unpack(body, _STATEMENT_LIMITS, "security statement body")
+    if not isinstance(fields, dict) or fields.get("v") != 1:
         raise DecodeError("a security statement is [body, sig] with a version-1 body")
     try:
         kind = StatementKind(fields.get("kind"))

@@ -36,6 +36,7 @@ from typing import Any
 import msgpack
 
 from meshhost.errors import PayloadDecodeError
+from meshhost.wire import Limits, Reader
 
 __all__ = [
     "MAX_COLLECTION_ITEMS",
@@ -115,6 +116,17 @@ class Field:
     kind: Kind
 
 
+_wire = Reader(PayloadDecodeError)
+_LIMITS = Limits(
+    max_bytes=MAX_PAYLOAD_BYTES,
+    max_array=MAX_COLLECTION_ITEMS,
+    max_map=MAX_COLLECTION_ITEMS,
+    max_depth=MAX_DEPTH,
+    strict_map_key=False,  # rmp_serde writes any key type; we read only string keys
+    trailing_zeros=True,  # one real AssemblyScript actor appends a 0x00
+)
+
+
 def unpack(payload: bytes, what: str) -> Any:
     """Decode one msgpack value from ``payload`` with size limits.
 
@@ -136,42 +148,7 @@ def unpack(payload: bytes, what: str) -> Any:
         )
     if len(data) >= 2 and data[0] == MSGPACK_PREFIX:
         data = data[1:]
-    limit = min(len(data), MAX_COLLECTION_ITEMS)
-    try:
-        value = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=False,
-            use_list=True,
-            max_str_len=len(data),
-            max_bin_len=len(data),
-            max_array_len=limit,
-            max_map_len=limit,
-            max_ext_len=0,
-        )
-    except msgpack.ExtraData as extra:
-        if any(extra.extra):
-            raise PayloadDecodeError(
-                f"{what}: {len(extra.extra)} unexpected bytes after the msgpack value"
-            ) from None
-        value = extra.unpacked
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise PayloadDecodeError(f"{what}: not valid msgpack ({exc})") from None
-    except RecursionError:
-        raise PayloadDecodeError(f"{what}: msgpack nested too deeply") from None
-    _check_depth(value, what)
-    return value
-
-
-def _check_depth(value: Any, what: str) -> None:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, list | dict):
-            if depth > MAX_DEPTH:
-                raise PayloadDecodeError(f"{what}: msgpack nested deeper than {MAX_DEPTH} levels")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children if isinstance(child, list | dict))
+    return _wire.unpack(data, _LIMITS, what)
 
 
 def _type_name(value: Any) -> str:
