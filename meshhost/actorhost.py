@@ -72,7 +72,7 @@ from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import Invocation
 from meshhost.rpc.inline import InlineGate
 from meshhost.rpc.invoker import Invoker
-from meshhost.rpc.router import Placement, Router
+from meshhost.rpc.router import Candidate, Router
 from meshhost.runtime import ActorLimits, LoadedActor, Runtime, current_deadline
 from meshhost.runtime.api import MIB
 
@@ -695,7 +695,7 @@ class ActorHost:
                 attributes,
             )
 
-    def _locate(self, target: str) -> tuple[str, list[Placement]]:
+    def _locate(self, target: str) -> tuple[str, list[Candidate]]:
         actor_id = target
         if not is_actor_key(target):
             local = next(
@@ -705,7 +705,7 @@ class ActorHost:
             actor_id = local or (summary.id if summary is not None else target)
         is_live = self._is_live
         placements = [
-            Placement(loc.host_id, loc.instances, loc.load, alive=is_live(loc.host_id))
+            Candidate(loc.host_id, loc.instances, loc.load, alive=is_live(loc.host_id))
             for loc in self.directory.hosts_running(actor_id)
         ]
         return actor_id, placements

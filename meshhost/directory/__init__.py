@@ -20,7 +20,7 @@ from meshhost.directory.events import (
     StoreFailed,
 )
 from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
-from meshhost.directory.records import ActorLocation, ActorSummary, HostView, ProviderRecord
+from meshhost.directory.records import ActorLocation, ActorSummary, HostRecord, ProviderRecord
 from meshhost.directory.state import (
     CONFIG_NS,
     LINK_NS,
@@ -49,9 +49,9 @@ __all__ = [
     "EntryStore",
     "Event",
     "FileStore",
+    "HostRecord",
     "HostRemoved",
     "HostStateChanged",
-    "HostView",
     "HybridClock",
     "LinkDeleted",
     "LinkPut",

@@ -28,7 +28,7 @@ __all__ = [
     "VERSION_KEY",
     "ActorLocation",
     "ActorSummary",
-    "HostView",
+    "HostRecord",
     "ProviderRecord",
 ]
 
@@ -133,7 +133,7 @@ class ActorLocation(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class HostView:
+class HostRecord:
     """Everything the directory knows about one host."""
 
     host_id: str
@@ -146,8 +146,8 @@ class HostView:
     providers: tuple[ProviderRecord, ...] = ()
 
     @classmethod
-    def build(cls, host_id: str, generation: int, items: Mapping[str, Any]) -> HostView:
-        """Assemble a view from one host's live (key, value) pairs, skipping bad values."""
+    def build(cls, host_id: str, generation: int, items: Mapping[str, Any]) -> HostRecord:
+        """Assemble the record from one host's live (key, value) pairs, skipping bad values."""
         actors: dict[str, tuple[ActorSummary, int]] = {}
         providers: list[ProviderRecord] = []
         for key, value in items.items():

@@ -83,7 +83,7 @@ from meshhost.directory.events import (
 from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
 from meshhost.directory.hoststate import ApplyResult, HostStateMap
 from meshhost.directory.lww import LwwMap
-from meshhost.directory.records import ActorLocation, ActorSummary, HostView, ProviderRecord
+from meshhost.directory.records import ActorLocation, ActorSummary, HostRecord, ProviderRecord
 from meshhost.directory.store import EntryStore
 from meshhost.errors import (
     ClockDriftError,
@@ -705,12 +705,12 @@ class Directory:
                 out[host_id] = {}
         return out
 
-    def host(self, host_id: str) -> HostView | None:
+    def host(self, host_id: str) -> HostRecord | None:
         """Everything known about one host, or None."""
         generation = self._hosts.generation_of(host_id)
         if generation is None:
             return None
-        return HostView.build(host_id, generation, dict(self._hosts.items(host_id)))
+        return HostRecord.build(host_id, generation, dict(self._hosts.items(host_id)))
 
     def snapshot(self) -> tuple[dict[Any, Any], dict[Any, Any]]:
         """(host state, lattice-wide entries) as comparable plain data (tests, tools)."""

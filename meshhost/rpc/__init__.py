@@ -2,6 +2,6 @@
 
 from meshhost.rpc.envelope import CHANNEL, Invocation, InvocationResult
 from meshhost.rpc.invoker import Invoker
-from meshhost.rpc.router import Placement, Router
+from meshhost.rpc.router import Candidate, Router
 
-__all__ = ["CHANNEL", "Invocation", "InvocationResult", "Invoker", "Placement", "Router"]
+__all__ = ["CHANNEL", "Candidate", "Invocation", "InvocationResult", "Invoker", "Router"]

@@ -57,7 +57,7 @@ from meshhost.rpc.envelope import (
     encode_invocation,
     encode_result,
 )
-from meshhost.rpc.router import Placement, Router
+from meshhost.rpc.router import Candidate, Router
 from meshhost.transport.deadlines import Deadlines
 
 __all__ = ["Invoker", "Locator", "Sender"]
@@ -84,7 +84,7 @@ class Sender(Protocol):
 class Locator(Protocol):
     """Resolves a target (``M…`` key or call alias) to (actor id, placements)."""
 
-    def __call__(self, target: str) -> tuple[str, list[Placement]]: ...
+    def __call__(self, target: str) -> tuple[str, list[Candidate]]: ...
 
 
 Refresh = Callable[[float], Awaitable[None]]
@@ -223,7 +223,7 @@ class Invoker:
         self,
         target: str,
         actor_id: str,
-        placements: list[Placement],
+        placements: list[Candidate],
         operation: str,
         payload: bytes,
         timeout_s: float,
@@ -472,7 +472,7 @@ class Invoker:
         self,
         target: str,
         actor_id: str,
-        placements: list[Placement],
+        placements: list[Candidate],
         tried: list[str],
         last_error: MeshError | None,
     ) -> MeshError:

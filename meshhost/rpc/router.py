@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["Placement", "Router"]
+__all__ = ["Candidate", "Router"]
 
 PROBATION_INITIAL_S = 5.0
 """First probation after a failure: outlasts a typical call deadline, so a hung
@@ -36,7 +36,7 @@ PROBATION_MAX_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
-class Placement:
+class Candidate:
     """One host that runs the target actor, as the directory and membership see it."""
 
     host_id: str
@@ -61,7 +61,7 @@ class Router:
         self._rng = rng
         self._health: dict[str, _Health] = {}
 
-    def candidates(self, placements: list[Placement], now: float) -> list[str]:
+    def candidates(self, placements: list[Candidate], now: float) -> list[str]:
         """Return host ids to try, in order; empty when no live host runs the actor."""
         if len(placements) == 1:  # the common case, on every call's hot path
             only = placements[0]
@@ -116,10 +116,10 @@ class Router:
         health = self._health.get(host_id)
         return health is not None and health.probation_until > now
 
-    def _cost(self, p: Placement) -> float:
+    def _cost(self, p: Candidate) -> float:
         return (self.in_flight(p.host_id) + 1) / p.instances + p.load
 
-    def _two_choices(self, placements: list[Placement]) -> Placement:
+    def _two_choices(self, placements: list[Candidate]) -> Candidate:
         if len(placements) == 1:
             return placements[0]
         a, b = self._rng.sample(placements, 2)

@@ -31,7 +31,7 @@ costs no more than the window in buffers.
 
 Errors: a peer's bad bytes never raise out of ``receive_data``; the session
 closes itself (sending CLOSE with a code when it can) and emits
-:class:`SessionClosed` carrying the typed error.  Misuse by the caller raises
+:class:`SessionEnded` carrying the typed error.  Misuse by the caller raises
 ``LocalProtocolError`` subclasses.
 
 State table (``_TRANSITIONS``): initiator START -start-> WAIT_MSG2 -msg->
@@ -60,10 +60,8 @@ from meshhost.errors import (
     PeerMismatch,
     PeerUnavailable,
     RemoteProtocolError,
+    SessionClosed,
     UnsupportedVersion,
-)
-from meshhost.errors import (
-    SessionClosed as SessionClosedError,
 )
 from meshhost.identity.nkeys import KeyPair
 from meshhost.transport import frames as fr
@@ -99,7 +97,7 @@ __all__ = [
     "RequestReceived",
     "ResponseReceived",
     "Session",
-    "SessionClosed",
+    "SessionEnded",
     "State",
 ]
 
@@ -194,7 +192,7 @@ class RequestCancelled:
 
 
 @dataclass(frozen=True, slots=True)
-class SessionClosed:
+class SessionEnded:
     """The session is over. ``error`` is what to raise to callers still waiting."""
 
     code: ErrorCode
@@ -209,7 +207,7 @@ Event = (
     | ResponseReceived
     | RequestFailed
     | RequestCancelled
-    | SessionClosed
+    | SessionEnded
 )
 
 
@@ -568,7 +566,7 @@ class Session:
             self._emit(fr.encode_frame(fr.Ping(opaque & 0xFFFFFFFFFFFFFFFF)))
 
     def close(self, code: ErrorCode = ErrorCode.OK, message: str = "") -> None:
-        """Close gracefully: send CLOSE (if open) and emit SessionClosed. Idempotent."""
+        """Close gracefully: send CLOSE (if open) and emit SessionEnded. Idempotent."""
         if self.state is State.CLOSED:
             return
         if self.state is State.OPEN:
@@ -577,7 +575,7 @@ class Session:
             code,
             message,
             by_peer=False,
-            error=SessionClosedError(
+            error=SessionClosed(
                 f"session closed by us: {code.name.lower()}{': ' + message if message else ''}",
                 code,
             ),
@@ -593,7 +591,7 @@ class Session:
                 ErrorCode.UNAVAILABLE,
                 "connection lost",
                 by_peer=True,
-                error=SessionClosedError(f"connection to {who} lost", ErrorCode.UNAVAILABLE),
+                error=SessionClosed(f"connection to {who} lost", ErrorCode.UNAVAILABLE),
             )
         else:
             # After message 1 the responder either answers message 2 or, when
@@ -610,7 +608,7 @@ class Session:
 
     def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes read from the connection. Never raises for bad peer input:
-        the session closes itself and emits SessionClosed instead."""
+        the session closes itself and emits SessionEnded instead."""
         if self.state is State.CLOSED or not data:
             return
         try:
@@ -859,7 +857,7 @@ class Session:
                 frame.code,
                 frame.message,
                 by_peer=True,
-                error=SessionClosedError(message, frame.code),
+                error=SessionClosed(message, frame.code),
             )
         elif isinstance(frame, fr.Rekey):
             recv = self._recv
@@ -1071,7 +1069,7 @@ class Session:
         self._ready.clear()
         self._in = bytearray()
         self._buffered = 0
-        self._events.append(SessionClosed(code, message, by_peer, error))
+        self._events.append(SessionEnded(code, message, by_peer, error))
 
 
 class _Mismatch(RemoteProtocolError):

@@ -105,10 +105,8 @@ from meshhost.errors import (
     PeerUnavailable,
     RemoteError,
     RequestTimeout,
+    SessionClosed,
     TransportClosed,
-)
-from meshhost.errors import (
-    SessionClosed as SessionClosedError,
 )
 from meshhost.identity.nkeys import KeyPair, Prefix
 from meshhost.transport.backoff import backoff_delay
@@ -123,7 +121,7 @@ from meshhost.transport.session import (
     RequestReceived,
     ResponseReceived,
     Session,
-    SessionClosed,
+    SessionEnded,
     State,
 )
 
@@ -590,7 +588,7 @@ class Transport:
                 session.close(ErrorCode.UNAVAILABLE, "no handshake message 1 in time")
             if session.is_closed:
                 closed = session.next_event()
-                assert isinstance(closed, SessionClosed)
+                assert isinstance(closed, SessionEnded)
                 self.stats["handshake_failures"] += 1
                 self._count_handshake_failure(closed.code)
                 self._count_close(closed.code)
@@ -979,7 +977,7 @@ class Transport:
         if not conn.session.is_closed:
             conn.session.connection_lost()
             self._process_events(conn)
-        self._fail_waiters(conn, SessionClosedError("connection closed", ErrorCode.UNAVAILABLE))
+        self._fail_waiters(conn, SessionClosed("connection closed", ErrorCode.UNAVAILABLE))
 
     def _fail_waiters(self, conn: _Connection, error: BaseException) -> None:
         waiters, conn.waiters = conn.waiters, {}
@@ -1012,7 +1010,7 @@ class Transport:
                     scope.cancel()
             elif isinstance(event, HandshakeComplete):
                 self._on_open(conn, event)
-            elif isinstance(event, SessionClosed):
+            elif isinstance(event, SessionEnded):
                 self._on_closed(conn, event)
 
     def _on_open(self, conn: _Connection, event: HandshakeComplete) -> None:
@@ -1058,7 +1056,7 @@ class Transport:
         conn.flush()
         self._process_events(conn)
 
-    def _on_closed(self, conn: _Connection, event: SessionClosed) -> None:
+    def _on_closed(self, conn: _Connection, event: SessionEnded) -> None:
         code = event.code
         self._count_close(code)
         who = conn.peer_id or f"{conn.remote[0]}:{conn.remote[1]}"
@@ -1096,7 +1094,7 @@ class Transport:
         else:
             # Whatever went wrong inside the session, a caller sees the session end.
             by = "peer" if event.by_peer else "us"
-            error = SessionClosedError(
+            error = SessionClosed(
                 f"session with {who} closed by {by}: {code.name.lower()}: {event.message}", code
             )
             error.__cause__ = event.error

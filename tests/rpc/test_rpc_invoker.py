@@ -14,7 +14,7 @@ from meshhost.errors import (
     NoHostForActor,
     RemoteInvocationError,
 )
-from meshhost.rpc import Invocation, Invoker, Placement, Router
+from meshhost.rpc import Candidate, Invocation, Invoker, Router
 
 
 class ActorFailed(MeshError):
@@ -54,9 +54,9 @@ class Lattice:
                 await trio.sleep(delay)
             return await self.invokers[target].handle(host, data)
 
-        def locate(target: str) -> tuple[str, list[Placement]]:
+        def locate(target: str) -> tuple[str, list[Candidate]]:
             return target, [
-                Placement(h, 1, alive=self.state[h] != "gone") for h in sorted(self.runs_actor)
+                Candidate(h, 1, alive=self.state[h] != "gone") for h in sorted(self.runs_actor)
             ]
 
         return Invoker(
@@ -182,7 +182,7 @@ async def test_a_placement_gossip_missed_is_found_by_asking_peers_once() -> None
     known = {"B": False}
     real_locate = invoker._locate
 
-    def locate(target: str) -> tuple[str, list[Placement]]:
+    def locate(target: str) -> tuple[str, list[Candidate]]:
         actor, placements = real_locate(target)
         return actor, [p for p in placements if known[p.host_id]]
 

@@ -20,7 +20,7 @@ from transport_pair import PSK, host_key, make_session, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.transport import tcp
-from meshhost.transport.session import ResponseReceived, Session, SessionClosed
+from meshhost.transport.session import ResponseReceived, Session, SessionEnded
 from meshhost.transport.tcp import Transport
 
 LATTICE = "reader-test"
@@ -89,7 +89,7 @@ async def test_cancel_landing_on_the_reader_mid_body_keeps_the_cipher_in_step(
                 assert data, "the host hung up"
                 session.receive_data(data)
                 while (event := session.next_event()) is not None:
-                    assert not isinstance(event, SessionClosed), event
+                    assert not isinstance(event, SessionEnded), event
                     assert isinstance(event, ResponseReceived), event
                     replies[event.request_id] = event.payload
         assert jumped.is_set()

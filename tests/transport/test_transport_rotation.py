@@ -13,7 +13,7 @@ from meshhost.config import TransportConfig
 from meshhost.errors import LocalProtocolError, NoiseError, NoiseUsageError, PeerUnavailable
 from meshhost.identity.keyring import NOISE_PSK, Keyring, derive
 from meshhost.transport.noise import HandshakeState
-from meshhost.transport.session import MAX_PSKS, HandshakeComplete, SessionClosed
+from meshhost.transport.session import MAX_PSKS, HandshakeComplete, SessionEnded
 from meshhost.transport.tcp import Transport
 
 LATTICE = "rotation-test"
@@ -91,7 +91,7 @@ def test_initiator_with_an_unaccepted_psk_is_refused_and_knows_why() -> None:
     responder = make_session(False, 2, psk=PSK_A, lattice=LATTICE, accepted_psks=(PSK_B,))
     initiator.start()
     _, er = pump(initiator, responder)
-    assert isinstance(er[-1], SessionClosed) and "any of our lattice secrets" in er[-1].message
+    assert isinstance(er[-1], SessionEnded) and "any of our lattice secrets" in er[-1].message
     initiator.connection_lost()  # the responder hangs up without a word
     assert initiator.psk_refused and initiator.is_closed
 

@@ -35,13 +35,13 @@ from meshhost.transport.session import (
     RequestReceived,
     ResponseReceived,
     Session,
-    SessionClosed,
+    SessionEnded,
     State,
 )
 
 
-def _closed(events: list[object]) -> SessionClosed:
-    found = [e for e in events if isinstance(e, SessionClosed)]
+def _closed(events: list[object]) -> SessionEnded:
+    found = [e for e in events if isinstance(e, SessionEnded)]
     assert len(found) == 1, events
     return found[0]
 
@@ -356,7 +356,7 @@ def _assert_only_typed(session: Session, chunks: list[bytes]) -> None:
     for chunk in chunks:
         session.receive_data(chunk)  # must never raise
     for event in drain(session):
-        if isinstance(event, SessionClosed):
+        if isinstance(event, SessionEnded):
             assert event.error is None or isinstance(event.error, MeshError)
 
 
@@ -443,6 +443,6 @@ def test_small_requests_may_overtake_a_streamed_body() -> None:
     r2 = a.send_request(1, b"small")
     r3 = a.send_request(1, os.urandom(200_000))
     ea, eb = pump(a, b)
-    assert not any(isinstance(e, SessionClosed) for e in ea + eb)
+    assert not any(isinstance(e, SessionEnded) for e in ea + eb)
     received = {e.request_id: e.payload for e in eb if isinstance(e, RequestReceived)}
     assert received[r1] == big and received[r2] == b"small" and len(received[r3]) == 200_000

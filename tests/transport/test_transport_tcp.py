@@ -484,7 +484,7 @@ async def test_authenticated_peer_replaying_a_frame_is_disconnected() -> None:
         await stream.send_all(record)  # the same record again: a replay
         await read_events()
         # The host answers the replay with a CLOSE naming the protocol error.
-        assert [type(e).__name__ for e in events] == ["ResponseReceived", "SessionClosed"]
+        assert [type(e).__name__ for e in events] == ["ResponseReceived", "SessionEnded"]
         closed = events[1]
         assert closed.code == ErrorCode.PROTOCOL and closed.by_peer  # type: ignore[attr-defined]
         assert a.stats["closed_protocol"] == 1 and a.stats["protocol_errors"] == 1
