@@ -45,13 +45,14 @@ from meshhost import examples
 from meshhost.cli import main
 from meshhost.cli.lattice import sign_entries
 from meshhost.cli.output import exit_by_signal, stdout
-from meshhost.control.api import ControlClient, ControlError
+from meshhost.control.api import MAX_MESSAGE_BYTES, ControlClient, ControlError
 from meshhost.control.authz import required_role
 from meshhost.datadir import CONTROL_SOCKET, admin_key_path, write_private
-from meshhost.errors import ErrorCode, LocalProtocolError, MeshError
+from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError
 from meshhost.identity import nkeys, short_id
 from meshhost.identity.keyring import encode_secret, generate_secret
 from meshhost.identity.operators import ADMIN_LINE, NONCE_BYTES, sign_request
+from meshhost.wire import Limits, Reader
 
 HOSTS = 3
 LATTICE = "demo"
@@ -225,6 +226,9 @@ def _request_bytes(caller: str) -> bytes:
     return packed
 
 
+_ANSWER_LIMITS = Limits(max_bytes=MAX_MESSAGE_BYTES)
+
+
 def _call_from(host: DemoHost, actor: str, names: dict[str, str]) -> str:
     """Call the actor from ``host``; a line saying who answered, or why it failed."""
     started = time.monotonic()
@@ -239,10 +243,13 @@ def _call_from(host: DemoHost, actor: str, names: dict[str, str]) -> str:
     except (ControlError, LocalProtocolError) as exc:
         return f"[red]✗[/] from {host.name}: {exc}"
     ms = (time.monotonic() - started) * 1000
-    answer = msgpack.unpackb(result["payload"], raw=False)
-    body = json.loads(answer["body"])
+    try:
+        answer = Reader(DecodeError).unpack(result["payload"], _ANSWER_LIMITS, "the answer")
+        count = json.loads(answer["body"])["count"]
+    except (DecodeError, ValueError, KeyError, TypeError) as exc:
+        return f"[red]✗[/] from {host.name}: the kvcounter's answer is unreadable ({exc})"
     where = names.get(result["host"], short_id(result["host"]))
-    return f"[green]✓[/] from {host.name}: count={body['count']}, run by {where} ({ms:.0f} ms)"
+    return f"[green]✓[/] from {host.name}: count={count}, run by {where} ({ms:.0f} ms)"
 
 
 def _free_tcp_port() -> int:

@@ -34,6 +34,7 @@ from meshhost.cli.output import (
     stdout,
 )
 from meshhost.control.api import (
+    MAX_MESSAGE_BYTES,
     ControlClient,
     ControlError,
     request_blocking,
@@ -44,11 +45,14 @@ from meshhost.datadir import CONTROL_SOCKET, default_data_dir
 from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, NotAuthorized
 from meshhost.identity import nkeys, short_id
 from meshhost.identity.operators import NONCE_BYTES, check_operator_key, sign_entry, sign_request
+from meshhost.wire import Limits, Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 OPERATOR_KEY_ENV = "MESHHOST_OPERATOR_KEY"
+_ANSWER_LIMITS = Limits(max_bytes=MAX_MESSAGE_BYTES)
+"""`call --msgpack`: an answer is at most one control message."""
 _operator_key_file: list[Path] = []
 """``--operator-key`` of the running command (a click callback fills it)."""
 
@@ -726,9 +730,9 @@ def call(
     decoded: Any = answer
     if as_msgpack:
         try:
-            decoded = msgpack.unpackb(answer, raw=False)
-        except (ValueError, msgpack.ExtraData) as exc:
-            raise click.ClickException(f"the answer is not msgpack: {exc}") from None
+            decoded = Reader(DecodeError).unpack(answer, _ANSWER_LIMITS, "the answer")
+        except DecodeError as exc:
+            raise click.ClickException(f"not msgpack: {exc}") from None
     trace_id = result.get("trace_id", "")
     spans = _request(data_dir, lattice, "trace", trace_id=trace_id) if show_trace else None
     if as_json:

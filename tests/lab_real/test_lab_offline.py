@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from meshhost.errors import LabError
@@ -414,3 +416,16 @@ def test_several_real_runs_are_numbered_checked_one_by_one_and_compared_together
     with pytest.raises(LabError, match="is not an earlier lab run's folder"):
         lab.run_lab(spec, tmp_path, timeout_s=60, sim_seeds=1, say=lambda m: None, runs=1)
     assert (tmp_path / "real" / "run-1" / "history.jsonl").exists()
+
+
+def test_the_counter_is_read_from_a_call_answer_and_garbage_reads_as_none() -> None:
+    from meshhost.lab.real.runner import _count
+
+    def answer(payload: bytes) -> str:
+        return json.dumps({"payload": payload.hex()})
+
+    ok = msgpack.packb({"statusCode": 200, "body": b'{"count": 7}'}, use_bin_type=True)
+    assert _count(answer(ok)) == 7
+    for bad in (b"\xc1", ok + b"\x01", msgpack.packb([1, 2]), b"\x81\x01\x02", b""):
+        assert _count(answer(bad)) is None
+    assert _count("not json") is None

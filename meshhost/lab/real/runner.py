@@ -161,14 +161,16 @@ def _http_request(path: Path) -> str:
 
 def _count(out: str) -> int | None:
     """The counter in kvcounter's answer (``call --json``), None if unreadable."""
-    import msgpack
+    from meshhost.errors import DecodeError
+    from meshhost.wire import Limits, Reader
 
     try:
-        answer = msgpack.unpackb(bytes.fromhex(json.loads(out)["payload"]), raw=False)
+        payload = bytes.fromhex(json.loads(out)["payload"])
+        answer = Reader(DecodeError).unpack(payload, Limits(max_bytes=len(payload)), "answer")
         if answer.get("statusCode") != 200:
             return None
         return int(json.loads(answer["body"])["count"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (DecodeError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
