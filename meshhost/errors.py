@@ -222,6 +222,12 @@ class HopLimitExceeded(InvocationError):
     code = ErrorCode.INVALID
 
 
+class InvalidInvocation(InvocationError):
+    """A call that cannot be sent to another host as given (a name over the wire limit)."""
+
+    code = ErrorCode.INVALID
+
+
 class RemoteInvocationError(InvocationError):
     """The host that ran the call answered with an error; ``code`` is the wire code it sent."""
 

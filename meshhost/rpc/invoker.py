@@ -42,6 +42,7 @@ from meshhost.errors import (
     ErrorCode,
     HopLimitExceeded,
     HostUnreachable,
+    InvalidInvocation,
     MeshError,
     NoHostForActor,
     RemoteInvocationError,
@@ -51,11 +52,10 @@ from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc.envelope import (
     MAX_HOPS,
     Invocation,
-    InvocationResult,
     decode_invocation,
     decode_result,
     encode_invocation,
-    encode_result,
+    encode_result_fields,
 )
 from meshhost.rpc.router import Candidate, Router
 from meshhost.transport.deadlines import Deadlines
@@ -523,7 +523,11 @@ class Invoker:
                 except MeshError as exc:
                     setattr(exc, _ANSWERED_BY, self.host_id)  # ran here: counted as local
                     raise
-            data = await self._send(host, encode_invocation(inv), timeout_s)
+            try:
+                body = encode_invocation(inv)
+            except ValueError as exc:  # a name over the wire limit: the caller's input
+                raise InvalidInvocation(f"cannot send this call to another host: {exc}") from None
+            data = await self._send(host, body, timeout_s)
             reachable = True
             result = decode_result(data)
             if result.code != ErrorCode.OK:
@@ -543,6 +547,4 @@ class Invoker:
                 payload = await self._run_local(inv)
             except MeshError as exc:
                 code, error = exc.code, str(exc)
-        return encode_result(
-            InvocationResult(id=inv.id, code=code, payload=payload, error=error, host=self.host_id)
-        )
+        return encode_result_fields(inv.id, code, payload, error, self.host_id)

@@ -30,6 +30,7 @@ from meshhost.wire import Limits, Reader
 
 __all__ = [
     "FEATURES",
+    "HANDSHAKE_VERSION",
     "MAX_PAYLOAD_BYTES",
     "MAX_WINDOW_BYTES",
     "MIN_WINDOW_BYTES",
@@ -44,12 +45,20 @@ __all__ = [
     "sign_static",
 ]
 
-PROTOCOL_VERSION = 2
-"""Major protocol version; also bound into the Noise prologue.  Version 2 moved
+PROTOCOL_VERSION = 3
+"""Major protocol version, negotiated in the handshake payloads.  Version 2 moved
 the PSK to message 1 (``XXpsk0``; version 1 was ``XXpsk3``, whose responder
-sent its hello to anyone who knew the lattice name)."""
-VERSIONS: tuple[int, ...] = (2,)
+sent its hello to anyone who knew the lattice name); version 3 carries
+invocations as fixed binary headers instead of msgpack envelopes
+(proto/spec/rpc.md).  A host speaks one version: a peer of another is refused
+at the handshake (proto/spec/transport.md, "Versions")."""
+VERSIONS: tuple[int, ...] = (PROTOCOL_VERSION,)
 """Versions this implementation speaks."""
+HANDSHAKE_VERSION = 2
+"""The version named in the Noise prologue: the handshake's own format, unchanged
+since version 2.  It is not ``PROTOCOL_VERSION`` so that a peer of protocol 2
+completes the handshake and is refused with a reason, instead of failing
+message 1 like a stranger without the lattice secret."""
 FEATURES: tuple[str, ...] = ("stream", "rekey")
 """Features this implementation supports (strings, append-only meaning)."""
 SIGNATURE_CONTEXT = b"meshhost/1 transport noise static key\x00"
@@ -74,8 +83,8 @@ _wire = Reader(HandshakeRejected)
 
 
 def prologue(lattice: str) -> bytes:
-    """The Noise prologue: protocol major version and lattice name."""
-    return b"meshhost/%d\x00" % PROTOCOL_VERSION + lattice.encode("utf-8")
+    """The Noise prologue: handshake format version and lattice name."""
+    return b"meshhost/%d\x00" % HANDSHAKE_VERSION + lattice.encode("utf-8")
 
 
 def sign_static(identity: KeyPair, static_public: bytes) -> bytes:
@@ -148,12 +157,23 @@ def decode_hello(data: bytes, static_public: bytes) -> HelloPayload:
     return HelloPayload(host, bytes(sig), tuple(versions), tuple(features), port, window)
 
 
-def negotiate(peer: HelloPayload) -> tuple[int, tuple[str, ...]]:
-    """Return (highest common version, common features); raise UnsupportedVersion."""
-    common = set(VERSIONS) & set(peer.versions)
+def negotiate(peer: HelloPayload, ours: tuple[int, ...] = VERSIONS) -> tuple[int, tuple[str, ...]]:
+    """Return (highest common version, common features); raise UnsupportedVersion
+    with a message an operator can act on."""
+    common = set(ours) & set(peer.versions)
     if not common:
+        theirs = ", ".join(str(v) for v in peer.versions) or "none"
+        older = max(peer.versions, default=0) < max(ours)
         raise UnsupportedVersion(
-            f"peer speaks protocol versions {list(peer.versions)}, we speak {list(VERSIONS)}"
+            f"host {peer.host} speaks meshhost protocol {theirs}, this host speaks "
+            f"{', '.join(str(v) for v in ours)}: "
+            + (
+                "upgrade meshhost on that host (every host of a lattice runs a release "
+                "of the same protocol version)"
+                if older
+                else "upgrade meshhost on this host (every host of a lattice runs a "
+                "release of the same protocol version)"
+            )
         )
     features = tuple(f for f in FEATURES if f in peer.features)
     return max(common), features

@@ -297,6 +297,10 @@ class Session:
     replayed message 1) closes the connection without a word, like a wrong PSK.
     """
 
+    versions: tuple[int, ...] = VERSIONS
+    """Protocol versions offered and accepted (a class attribute: tests play an
+    older peer by overriding it)."""
+
     def __init__(
         self,
         *,
@@ -601,6 +605,15 @@ class Session:
                 "peer closed the connection during the handshake: it does not share our "
                 "lattice secret, or it refused us (connection limit, shutting down)"
             )
+            if self.state is State.WAIT_MSG3:
+                # It read our hello and hung up: what an older host does when it
+                # cannot speak our version (it cannot tell us why before message 3).
+                message = (
+                    "peer closed the connection after reading our hello: it may speak "
+                    f"another meshhost protocol version (this host speaks "
+                    f"{', '.join(map(str, self.versions))}; its log says which), or it "
+                    "expected another host at this address"
+                )
             error = HandshakeRefused(message) if self.psk_refused else PeerUnavailable(message)
             self._closed(ErrorCode.UNAVAILABLE, message, by_peer=True, error=error)
 
@@ -725,7 +738,7 @@ class Session:
             HelloPayload(
                 host=identity.host_id,
                 sig=identity.signature,
-                versions=VERSIONS,
+                versions=self.versions,
                 features=FEATURES,
                 port=self._listen_port,
                 window=self._config.stream_window_bytes,
@@ -759,7 +772,7 @@ class Session:
         rs = hs.remote_static
         assert rs is not None
         hello = decode_hello(payload, rs)
-        self.version, self.features = negotiate(hello)
+        self.version, self.features = negotiate(hello, self.versions)
         self.peer_id = hello.host
         self.peer_port = hello.port
         self._peer_window = hello.window

@@ -96,8 +96,11 @@ def test_hello_vectors(vector: dict[str, Any]) -> None:
     assert decode_hello(bytes.fromhex(vector["msgpack_hex"]), static) == hello
 
 
-def transcript_pair(config: TransportConfig) -> tuple[Session, Session]:
-    """Replay the handshake of the transcript vector, checking every record."""
+def transcript_pair(
+    config: TransportConfig, record: list[str] | None = None
+) -> tuple[Session, Session]:
+    """Replay the handshake of the transcript vector, checking every record (or,
+    given ``record``, appending each record's hex to it: the generator)."""
     t = VECTORS["transcript"]
     sessions = []
     for role, seed in (("initiator", t["initiator_seed"]), ("responder", t["responder_seed"])):
@@ -118,7 +121,10 @@ def transcript_pair(config: TransportConfig) -> tuple[Session, Session]:
     for i, expected in enumerate(t["records_hex"]):
         writer, reader = (a, b) if i % 2 == 0 else (b, a)
         out = bytes(writer.data_to_send())
-        assert out.hex() == expected, f"record {i}"
+        if record is None:
+            assert out.hex() == expected, f"record {i}"
+        else:
+            record.append(out.hex())
         reader.receive_data(out)
     return a, b
 
@@ -241,3 +247,66 @@ def test_hello_with_a_non_host_key_is_rejected() -> None:
     hello = HelloPayload(account.public_key, account.sign(b"x"), (1,), (), 0, 65536)
     with pytest.raises(HandshakeRejected, match="not a host key"):
         decode_hello(encode_hello(hello), ident.static.public)
+
+
+def _generate() -> None:  # pragma: no cover
+    """Regenerate what depends on the hello's bytes (``python test_transport_frames.py``):
+    the hello vectors' ``versions``, the handshake transcript and the session
+    records (new keys); frame plaintexts stay as they are."""
+    from meshhost.transport.handshake import VERSIONS
+
+    data = json.loads(VECTORS_PATH.read_text())
+    for vector in data["hello"]:
+        f = vector["fields"]
+        f["versions"] = list(VERSIONS)
+        hello = HelloPayload(
+            f["host"],
+            bytes.fromhex(f["sig_hex"]),
+            tuple(f["versions"]),
+            tuple(f["features"]),
+            f["port"],
+            f["window"],
+        )
+        vector["msgpack_hex"] = encode_hello(hello).hex()
+    VECTORS["hello"] = data["hello"]
+    records: list[str] = []
+    v = data["session"]
+    a, b = transcript_pair(TransportConfig(rekey_after_messages=v["rekey_after_messages"]), records)
+    data["transcript"]["records_hex"] = records
+    data["transcript"]["handshake_hash_hex"] = a.handshake_hash.hex()
+    for session in (a, b):
+        while session.next_event() is not None:
+            pass
+    steps = iter(v["steps"])
+
+    def step(sender: Session, receiver: Session) -> None:
+        out = bytes(sender.data_to_send())
+        vector = next(steps)
+        pos, cut = 0, []
+        while pos < len(out):
+            size = fr.RECORD_HEADER.unpack_from(out, pos)[0] + 2
+            cut.append(out[pos : pos + size])
+            pos += size
+        assert len(cut) == len(vector["records"]), vector["name"]
+        for rec, raw in zip(vector["records"], cut, strict=True):
+            rec["record_hex"] = raw.hex()
+        receiver.receive_data(out)
+        while receiver.next_event() is not None:
+            pass
+
+    rid = a.send_request(1, b"hello", 1000)
+    step(a, b)
+    b.send_response(rid, b"world")
+    step(b, a)
+    rid2 = b.send_request(3, b"after rekey", 0)
+    step(b, a)
+    a.send_response(rid2, b"ok")
+    step(a, b)
+    a.ping(7)
+    step(a, b)
+    step(b, a)
+    VECTORS_PATH.write_text(json.dumps(data, indent=1) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _generate()

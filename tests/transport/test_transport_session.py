@@ -25,6 +25,7 @@ from meshhost.errors import (
     MeshError,
     PeerMismatch,
     PeerUnavailable,
+    UnsupportedVersion,
 )
 from meshhost.transport import frames as fr
 from meshhost.transport.session import (
@@ -59,8 +60,8 @@ def _record(session: Session, plaintext: bytes) -> bytes:
 def test_handshake_authenticates_both_hosts() -> None:
     a, b, ea, eb = open_pair()
     assert a.state is State.OPEN and b.state is State.OPEN
-    assert ea == [HandshakeComplete(host_key(2).public_key, 2, ("stream", "rekey"), 1002)]
-    assert eb == [HandshakeComplete(host_key(1).public_key, 2, ("stream", "rekey"), 1001)]
+    assert ea == [HandshakeComplete(host_key(2).public_key, 3, ("stream", "rekey"), 1002)]
+    assert eb == [HandshakeComplete(host_key(1).public_key, 3, ("stream", "rekey"), 1001)]
     assert a.handshake_hash == b.handshake_hash and len(a.handshake_hash) == 64
 
 
@@ -111,6 +112,34 @@ def test_wrong_lattice_name_is_rejected_at_the_first_message() -> None:
     assert isinstance(closed.error, HandshakeRejected)
     assert closed.code == ErrorCode.UNAUTHENTICATED and "lattice name" in closed.message
     assert not any(isinstance(e, HandshakeComplete) for e in ea)
+
+
+def test_a_protocol_2_peer_is_refused_with_a_reason_on_both_sides() -> None:
+    # The prologue names the handshake format (unchanged since 2), so an older
+    # host completes message 1 and learns why it is refused, instead of
+    # failing like a stranger without the lattice secret.
+    a = make_session(True, 1)
+    old = make_session(False, 2)
+    old.versions = (2,)  # a protocol-2 host, as the previous release offered
+    a.start()
+    ea, _ = pump(a, old)
+    closed = _closed(ea)
+    assert isinstance(closed.error, UnsupportedVersion)
+    assert closed.code == ErrorCode.UNSUPPORTED
+    assert f"host {host_key(2).public_key} speaks meshhost protocol 2" in closed.message
+    assert "this host speaks 3: upgrade meshhost on that host" in closed.message
+    old.connection_lost()  # what the older host sees: we hang up after its hello
+    # ...and the other way round: an older initiator reads our hello and hangs up.
+    old_initiator = make_session(True, 1)
+    old_initiator.versions = (2,)
+    b = make_session(False, 2)
+    old_initiator.start()
+    ea, eb = pump(old_initiator, b)
+    assert "upgrade meshhost on this host" in _closed(ea).message
+    b.connection_lost()
+    closed = _closed(eb + drain(b))
+    assert closed.code == ErrorCode.UNAVAILABLE and not b.psk_refused
+    assert "another meshhost protocol version (this host speaks 3" in closed.message
 
 
 def test_identity_signature_mismatch_is_rejected() -> None:

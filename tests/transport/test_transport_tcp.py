@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from meshhost.errors import (
     RequestTimeout,
     TransportClosed,
 )
+from meshhost.transport.session import Session
 from meshhost.transport.tcp import Transport
 
 LATTICE = "tcp-test"
@@ -227,6 +229,42 @@ async def test_wrong_psk_wrong_lattice_and_wrong_peer_are_rejected_and_others_st
         assert a.stats["handshake_failures"] == 2
         assert a.stats["closed_unauthenticated"] == 2
         assert a.stats["requests_received"] == 1
+
+
+def _protocol_2(transport: Transport) -> Transport:
+    """Make ``transport`` offer only protocol 2, as the previous release did."""
+    new_session = transport._new_session
+
+    def older(**kwargs: object) -> Session:
+        session = new_session(**kwargs)  # type: ignore[arg-type]
+        session.versions = (2,)
+        return session
+
+    transport._new_session = older  # type: ignore[method-assign]
+    return transport
+
+
+async def test_a_protocol_2_host_is_refused_logged_and_counted_both_ways(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "meshhost.transport")
+    a = make(1)
+    old = _protocol_2(make(2))
+    async with serving(a, old) as (addr_a, addr_old):
+        # The caller's error (a dial failure, PeerUnavailable) carries the reason.
+        with pytest.raises(PeerUnavailable, match="speaks meshhost protocol 2, this host"):
+            await a.request(addr_old, 1, b"hi", timeout_s=5)
+        assert a.stats["handshake_failed_unsupported"] == 1
+        assert "upgrade meshhost on that host" in caplog.text
+        with pytest.raises(PeerUnavailable, match="upgrade meshhost on this host"):
+            await old.request(addr_a, 1, b"hi", timeout_s=5)
+        for _ in range(100):  # the refused side notices the hang-up on its own time
+            if a.stats.get("handshake_failed_unavailable"):
+                break
+            await trio.sleep(0.05)
+        assert a.stats.get("handshake_failed_unavailable") == 1
+        assert "another meshhost protocol version (this host speaks 3" in caplog.text
+        assert a.stats["requests_received"] == old.stats["requests_received"] == 0
 
 
 async def _raw(addr: tuple[str, int], data: bytes) -> bytes:
