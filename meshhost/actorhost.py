@@ -51,36 +51,37 @@ from meshhost.capabilities import (
 from meshhost.capabilities.policy import ActorIdentity, is_actor_key
 from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT
 from meshhost.config import ActorLimitsConfig, limits_with
-from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
-from meshhost.control.api import decode_reply, encode_request
 from meshhost.directory import ActorSummary, Directory
 from meshhost.errors import (
     ActorLimitExceeded,
     ActorNotFound,
     ActorTrapped,
+    ControlArgumentError,
     DeadlineExceeded,
     HostShuttingDown,
     HostUnreachable,
     LocalProtocolError,
     MeshError,
+    ModuleNotStored,
 )
 from meshhost.identity import short_id
 from meshhost.identity.claims import verify_module
 from meshhost.modstore import ModuleStore
 from meshhost.monitor.spans import SAMPLED, SpanRing, TraceContext, parse_traceparent
 from meshhost.observe import NULL_OBSERVER, Observer
+from meshhost.rpc import peer
 from meshhost.rpc.envelope import Invocation
 from meshhost.rpc.inline import InlineGate
 from meshhost.rpc.invoker import Invoker
 from meshhost.rpc.router import Candidate, Router
 from meshhost.runtime import ActorLimits, LoadedActor, Runtime, current_deadline
 from meshhost.runtime.api import MIB
+from meshhost.transport import channels
 
 __all__ = ["ActorHost", "HostSender"]
 
 log = logging.getLogger(__name__)
 
-INVOCATION_CHANNEL = 1
 DEFAULT_CALL_TIMEOUT_S = 10.0
 """Deadline of a provider-started or actor-to-actor call when none is known."""
 DRAIN_POLL_S = 0.05
@@ -711,7 +712,7 @@ class ActorHost:
         return actor_id, placements
 
     async def _send_invocation(self, host_id: str, data: bytes, timeout_s: float) -> bytes:
-        return await self._send(host_id, INVOCATION_CHANNEL, data, timeout_s)
+        return await self._send(host_id, channels.INVOCATION, data, timeout_s)
 
     # -- hooks for providers and guests -----------------------------------------
 
@@ -728,10 +729,35 @@ class ActorHost:
         host_id = parts[1] if len(parts) > 2 else ""
         if not self._is_live(host_id):
             raise HostUnreachable(f"no live host {short_id(host_id)} owns inbox {subject}")
-        request = encode_request(
-            "messaging_reply", {"subject": subject, "reply_to": reply_to, "body": body}
+        args = {"subject": subject, "reply_to": reply_to, "body": body}
+        await peer.request(self._send, host_id, "messaging_reply", args, DEFAULT_CALL_TIMEOUT_S)
+
+    def peer_ops(self) -> peer.PeerOps:
+        """What peers (only) may ask this host: proto/spec/rpc.md, "Peer operations"."""
+        return peer.PeerOps(
+            {"messaging_reply": self._peer_messaging_reply, "module_get": self._peer_module_get}
         )
-        decode_reply(await self._send(host_id, CONTROL_CHANNEL, request, DEFAULT_CALL_TIMEOUT_S))
+
+    async def _peer_messaging_reply(self, args: Mapping[str, Any]) -> int:
+        """A reply published on another host to one of our messaging inboxes."""
+        subject = _text_arg(args, "subject")
+        reply_to = args.get("reply_to")
+        body = args.get("body", b"")
+        if not isinstance(body, bytes):
+            raise ControlArgumentError("argument 'body' must be bytes")
+        if reply_to == "":
+            reply_to = None
+        if reply_to is not None and not isinstance(reply_to, str):
+            raise ControlArgumentError("argument 'reply_to' must be text")
+        return await self.messaging.publish(subject, body, reply_to)
+
+    async def _peer_module_get(self, args: Mapping[str, Any]) -> bytes:
+        """The stored module with SHA-256 ``sha256`` (a peer must start that actor)."""
+        digest = _text_arg(args, "sha256")
+        module = await trio.to_thread.run_sync(self.modules.get, digest)
+        if module is None:
+            raise ModuleNotStored(f"this host has no module {digest}")
+        return module
 
     def _resolve_for_guest(self, target: str) -> ResolvedActor | None:
         """Actor-to-actor calls (on the calling guest's worker thread)."""
@@ -821,6 +847,17 @@ def _check_instances(actor_id: str, name: str, running: _Running, total: int) ->
             f"{total} instances would be over its limit of {limit} on this host (max_instances)",
             "instances",
         )
+
+
+def _text_arg(args: Mapping[str, Any], name: str) -> str:
+    """A required non-empty text argument of a peer op."""
+    value = args.get(name)
+    if value is None or value == "":
+        what = "is required" if value is None else "must not be empty"
+        raise ControlArgumentError(f"argument {name!r} {what}")
+    if not isinstance(value, str):
+        raise ControlArgumentError(f"argument {name!r} must be text, got {type(value).__name__}")
+    return value
 
 
 def _current_invocation_id() -> bytes | None:

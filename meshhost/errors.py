@@ -645,6 +645,12 @@ class UnknownControlOp(LocalProtocolError):
     code = ErrorCode.UNSUPPORTED
 
 
+class ModuleNotStored(LocalProtocolError):
+    """A peer asked for a module (by digest) this host does not store."""
+
+    code = ErrorCode.NOT_FOUND
+
+
 class ModuleStoreFailed(MeshError):
     """The host could not keep an actor module (disk full, read-only, ...)."""
 

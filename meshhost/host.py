@@ -51,7 +51,6 @@ from meshhost.apps.ops import AppOps
 from meshhost.apps.reconcile_loop import ReconcileDriver
 from meshhost.capabilities import ActorCallMode, PolicyConfig
 from meshhost.config import HostConfig, check_ipv4
-from meshhost.control.api import CHANNEL as CONTROL_CHANNEL
 from meshhost.control.api import handle_request, serve_unix
 from meshhost.control.authz import Authorizer
 from meshhost.control.hostops import HostControl, event_to_dict
@@ -66,7 +65,7 @@ from meshhost.datadir import (
     write_private,
 )
 from meshhost.directory import Directory, FileStore
-from meshhost.directory.driver import SYNC_CHANNEL, DirectoryDriver
+from meshhost.directory.driver import DirectoryDriver
 from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery, StaticSeeds
 from meshhost.discovery.diagnose import join_trouble
 from meshhost.discovery.mdns import local_ipv4_addresses
@@ -99,9 +98,9 @@ from meshhost.membership import (
     Swim,
 )
 from meshhost.membership.messages import MAX_META_BYTES
-from meshhost.membership.udp import PUSH_PULL_CHANNEL, MembershipDriver, wall_clock_offset
+from meshhost.membership.udp import MembershipDriver, wall_clock_offset
 from meshhost.monitor import HostMetrics, RecentEvents
-from meshhost.transport import Transport
+from meshhost.transport import Transport, channels
 from meshhost.wire import Limits, Reader
 
 log = logging.getLogger(__name__)
@@ -123,7 +122,6 @@ LEAVE_GRACE_S = 1.0
 """How long a graceful shutdown lets the leave intent spread before closing."""
 DRAIN_S = 5.0
 """How long a graceful shutdown lets calls in flight finish."""
-INVOCATION_CHANNEL = 1
 JOIN_PATIENCE_S = 5.0
 """A host alone this long after start says why (seeds failing, no mDNS peer)."""
 JOIN_CHECK_S = 1.0
@@ -691,8 +689,9 @@ class Host:
             rng=random.Random(self._rng.getrandbits(64)),
         )
         self.actors.invoker.refresh = self.directory_driver.pull_some
-        self.handlers[INVOCATION_CHANNEL] = self.actors.invoker.handle
-        self.handlers[SYNC_CHANNEL] = self.directory_driver.handle_sync
+        self.handlers[channels.INVOCATION] = self.actors.invoker.handle
+        self.handlers[channels.PEER] = self.actors.peer_ops().handle
+        self.handlers[channels.DIRECTORY_SYNC] = self.directory_driver.handle_sync
         await nursery.start(self.actors.serve)
         await nursery.start(self.directory_driver.serve)
         await self._start_reconciler(nursery)
@@ -763,7 +762,7 @@ class Host:
         async def from_peer(peer_id: str, data: bytes) -> bytes:
             return await handle_request(data, control.dispatch_from_peer)
 
-        self.handlers[CONTROL_CHANNEL] = from_peer
+        self.handlers[channels.CONTROL] = from_peer
         path = self.data_dir / CONTROL_SOCKET
         try:
             await nursery.start(serve_unix, path, control.dispatch, {"events": control.events})
@@ -840,7 +839,7 @@ class Host:
             clock_offset=offset,
             sock=udp,
         )
-        self.handlers.setdefault(PUSH_PULL_CHANNEL, self.membership.handle_push_pull)
+        self.handlers.setdefault(channels.PUSH_PULL, self.membership.handle_push_pull)
         await nursery.start(self.membership.serve)
 
     def _advertise_host(self) -> str:

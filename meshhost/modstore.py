@@ -3,7 +3,7 @@
 A host keeps every module it was asked to run, so it can scale or restart
 an actor without the file it came from, and so peers that must start the
 same actor (a manifest placed an instance on them) can fetch it by digest
-(control op ``module_get``).  Files are written atomically; a file whose
+(peer op ``module_get``, transport channel 5).  Files are written atomically; a file whose
 bytes no longer match its name is ignored and removed.
 """
 

@@ -10,7 +10,7 @@ delete application links in the directory.
 Modules: a component names its image by path and SHA-256.  The host looks in
 its own module store first, then reads the image path (the manifest was
 applied on this machine, or a shared file system), then asks peers for the
-module by digest (control op ``module_get`` on channel 3): the host where
+module by digest (peer op ``module_get`` on transport channel 5): the host where
 the manifest was applied always has it.
 
 Join gate: the reconciler plans nothing until membership has settled, so a
@@ -47,10 +47,10 @@ from meshhost.apps.store import (
     link_record_key,
 )
 from meshhost.capabilities import LinkDefinition
-from meshhost.control.api import CHANNEL, decode_reply, encode_request
 from meshhost.errors import MeshError, StoredManifestInvalid
 from meshhost.identity import short_id
 from meshhost.modstore import sha256_hex
+from meshhost.rpc import peer
 
 if TYPE_CHECKING:
     from meshhost.actorhost import ActorHost
@@ -296,13 +296,9 @@ class ReconcileDriver:
                 continue
             tried.append(host_id)
             try:
-                reply = await self._send(
-                    host_id,
-                    CHANNEL,
-                    encode_request("module_get", {"sha256": digest}),
-                    FETCH_TIMEOUT_S,
+                module = await peer.request(
+                    self._send, host_id, "module_get", {"sha256": digest}, FETCH_TIMEOUT_S
                 )
-                module = decode_reply(reply).get("result")
             except MeshError as exc:
                 log.debug("module %s not from %s: %s", digest[:12], short_id(host_id), exc)
                 continue

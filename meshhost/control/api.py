@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 # (request_blocking) must not pay ~50 ms of start-up for it.
 
 from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, PayloadTooLarge
+from meshhost.transport import channels
 from meshhost.wire import Limits, Reader
 
 __all__ = [
@@ -47,8 +48,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CHANNEL = 3
-"""Transport channel for control requests between hosts."""
+CHANNEL = channels.CONTROL
+"""Transport channel for control requests between hosts (from the one registry)."""
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest control message: room for a big actor module in `start`."""
 MAX_OP_CHARS = 64

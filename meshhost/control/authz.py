@@ -55,9 +55,6 @@ OP_ROLES: dict[str, Role | None] = {
     "version": None,
     "spans": None,
     "keyring_list": None,
-    # between hosts: a peer fetching a module or passing a messaging reply
-    "module_get": None,
-    "messaging_reply": None,
     # change what runs where
     "start": Role.DEPLOYER,
     "stop": Role.DEPLOYER,

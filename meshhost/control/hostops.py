@@ -655,23 +655,3 @@ class HostControl:
             "value": statement.value,
             "digest": statement.digest,
         }
-
-    # -- between hosts -------------------------------------------------------------
-
-    async def op_messaging_reply(self, args: Mapping[str, Any]) -> int:
-        """A reply published on another host to one of our messaging inboxes."""
-        subject = _text(args, "subject") or ""
-        body = args.get("body", b"")
-        if not isinstance(body, bytes):
-            raise _invalid("argument 'body' must be bytes")
-        return await self.actors.messaging.publish(
-            subject, body, _text(args, "reply_to", required=False)
-        )
-
-    async def op_module_get(self, args: Mapping[str, Any]) -> bytes:
-        """The stored module with SHA-256 ``sha256`` (a peer must start that actor)."""
-        digest = _text(args, "sha256") or ""
-        module = await trio.to_thread.run_sync(self.actors.modules.get, digest)
-        if module is None:
-            raise ControlError(ErrorCode.NOT_FOUND, f"this host has no module {digest}")
-        return module

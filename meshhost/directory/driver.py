@@ -49,12 +49,13 @@ from meshhost.directory.state import Directory
 from meshhost.errors import MeshError
 from meshhost.identity import short_id
 from meshhost.membership import MemberAlive, MemberDead, MemberJoined, MemberLeft
+from meshhost.transport import channels
 
 __all__ = ["SYNC_CHANNEL", "DirectoryDriver"]
 
 log = logging.getLogger(__name__)
 
-SYNC_CHANNEL = 4
+SYNC_CHANNEL = channels.DIRECTORY_SYNC
 TICK_S = 1.0
 LINK_RESYNC_S = 1.0
 ANTI_ENTROPY_S = 2.0

@@ -43,6 +43,7 @@ import trio
 from meshhost.config import MembershipConfig
 from meshhost.errors import LocalProtocolError, MembershipDecodeError, MeshError
 from meshhost.identity.keyring import Keyring
+from meshhost.transport import channels
 
 __all__ = [
     "EVENT_BUFFER",
@@ -56,8 +57,8 @@ __all__ = [
 
 Addr = tuple[str, int]
 
-PUSH_PULL_CHANNEL = 2
-"""Transport channel number of push-pull requests (append-only registry in spec/transport.md)."""
+PUSH_PULL_CHANNEL = channels.PUSH_PULL
+"""Transport channel number of push-pull requests (from the one registry)."""
 EVENT_BUFFER = 4096
 """Membership events buffered for the host; beyond it events are dropped and
 counted (the host can always read ``core.members()`` for the current truth)."""

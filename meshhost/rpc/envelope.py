@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from meshhost.errors import DecodeError, ErrorCode
+from meshhost.transport import channels
 
 __all__ = [
     "CHANNEL",
@@ -32,8 +33,8 @@ __all__ = [
     "encode_result_fields",
 ]
 
-CHANNEL = 1
-"""Transport channel that carries invocations."""
+CHANNEL = channels.INVOCATION
+"""Transport channel that carries invocations (from the one registry)."""
 
 MAX_HOPS = 8
 """An actor may call an actor that calls an actor...; a chain longer than this is a loop."""

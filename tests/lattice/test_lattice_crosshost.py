@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import msgpack
+import pytest
 import trio
 from lattice_helpers import (
     ISSUER,
@@ -21,10 +22,13 @@ from lattice_helpers import (
 )
 
 from meshhost.capabilities.contracts import PubMessage, ReplyMessage, RequestMessage, SubMessage
-from meshhost.control.api import ControlError
+from meshhost.control.api import ControlError, decode_reply, encode_request
+from meshhost.errors import ErrorCode, RemoteError
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
+from meshhost.rpc import peer
 from meshhost.runtime import wat_to_wasm
+from meshhost.transport import channels
 
 CAPS_WAT = Path(__file__).resolve().parents[1] / "capabilities" / "wat" / "caps_actor.wat"
 ECHO_WAT = Path(__file__).resolve().parents[2] / "meshhost" / "examples" / "echo.wat"
@@ -191,7 +195,7 @@ async def test_a_reply_published_on_another_host_reaches_the_requester(tmp_path:
     The responder is stood in for by a hook on a's delivery path that publishes
     the reply on host b, so the reply crosses the lattice the real way: b's
     provider sees an inbox that is not its own and forwards it to a over
-    control channel 3.
+    the peer channel (5).
     """
     async with trio.open_nursery() as nursery:
         a, b = await two_hosts(nursery, tmp_path)
@@ -301,4 +305,39 @@ async def test_an_actor_calls_another_by_call_alias_through_a_link_across_hosts(
             ),
             "the delete reached b",
         )
+        nursery.cancel_scope.cancel()
+
+
+async def test_peer_ops_answer_peers_only_on_their_own_channel(tmp_path: Path) -> None:
+    """module_get and messaging_reply: a peer gets them on channel 5; neither the
+    local control socket nor a peer's control channel (3) answers them."""
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path)
+        module, _ = signed_example("echo")
+        digest = await trio.to_thread.run_sync(a.host.actors.modules.put, module)
+        got = await peer.request(
+            b.host.send_to_host, a.host.host_id, "module_get", {"sha256": digest}, 5.0
+        )
+        assert got == module
+        with pytest.raises(RemoteError) as missing:
+            await peer.request(
+                b.host.send_to_host, a.host.host_id, "module_get", {"sha256": "00" * 32}, 5.0
+            )
+        assert missing.value.code == ErrorCode.NOT_FOUND
+        with pytest.raises(RemoteError) as control_op:  # no control op on the peer channel
+            await peer.request(b.host.send_to_host, a.host.host_id, "hosts", {}, 5.0)
+        assert control_op.value.code == ErrorCode.UNSUPPORTED
+        for op, args in [
+            ("module_get", {"sha256": digest}),
+            ("messaging_reply", {"subject": f"_INBOX.{a.host.host_id}.x", "body": b"hi"}),
+        ]:
+            with pytest.raises(ControlError) as local:
+                await client(a.host).request(op, **args)
+            assert local.value.code == ErrorCode.UNSUPPORTED, op
+            reply = await b.host.send_to_host(
+                a.host.host_id, channels.CONTROL, encode_request(op, args), 5.0
+            )
+            with pytest.raises(ControlError) as remote:
+                decode_reply(reply)
+            assert remote.value.code == ErrorCode.UNSUPPORTED, op
         nursery.cancel_scope.cancel()
