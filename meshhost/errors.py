@@ -17,6 +17,7 @@ its own section.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from meshhost.identity import short_id
 
@@ -657,9 +658,41 @@ class ModuleStoreFailed(MeshError):
     code = ErrorCode.UNAVAILABLE
 
 
+class ControlError(MeshError):
+    """A control request failed on the host; ``code`` is the wire code it sent."""
+
+    def __init__(self, code: ErrorCode, message: str, *, sign: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.remote_code = code
+        self.code = code
+        self.sign = sign
+        """With code ``sign``: the entries the operator must sign (operators.md)."""
+
+
+class TraceArgsError(ControlArgumentError):
+    """The ``trace``/``spans`` arguments are malformed (the caller answers ``invalid``)."""
+
+
+# --- host: one process serving the lattice ------------------------------------
+
+
+class HostBusy(MeshError):
+    """Another running process uses this data directory."""
+
+
+class UnknownChannel(MeshError):
+    """A peer sent a request on a transport channel this host does not serve."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
 # --- lab: scenarios on real hosts in network namespaces -------------------------
 
 
 class LabError(MeshError):
     """``meshhost lab`` cannot run or compare: a bad scenario, a missing tool or root,
     hosts that did not form, the overall time limit; the message says which."""
+
+
+class LabTimeout(LabError):
+    """The whole run outlived ``--timeout``."""

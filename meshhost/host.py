@@ -72,10 +72,9 @@ from meshhost.discovery.mdns import local_ipv4_addresses
 from meshhost.errors import (
     ConfigError,
     DecodeError,
-    ErrorCode,
+    HostBusy,
     HostUnreachable,
     KeyringError,
-    MeshError,
     NkeyError,
     PeerMismatch,
     PeerUnavailable,
@@ -84,6 +83,7 @@ from meshhost.errors import (
     RequestTimeout,
     SessionClosed,
     TransportClosed,
+    UnknownChannel,
 )
 from meshhost.identity import nkeys, short_id
 from meshhost.identity.keyring import Keyring, encode_secret, load_secrets, read_secret_file
@@ -109,8 +109,6 @@ __all__ = [
     "LOCK_FILE",
     "ChannelHandler",
     "Host",
-    "HostBusy",
-    "UnknownChannel",
     "load_identity",
     "load_keyring",
 ]
@@ -150,16 +148,6 @@ def _warn_if_others_can_read(path: Path) -> None:
             mode,
             path,
         )
-
-
-class HostBusy(MeshError):
-    """Another running process uses this data directory."""
-
-
-class UnknownChannel(MeshError):
-    """A peer sent a request on a transport channel this host does not serve."""
-
-    code = ErrorCode.UNSUPPORTED
 
 
 def load_identity(data_dir: Path) -> nkeys.KeyPair:

@@ -45,10 +45,10 @@ from meshhost import examples
 from meshhost.cli import main
 from meshhost.cli.lattice import sign_entries
 from meshhost.cli.output import exit_by_signal, stdout
-from meshhost.control.api import MAX_MESSAGE_BYTES, ControlClient, ControlError
+from meshhost.control.api import MAX_MESSAGE_BYTES, ControlClient
 from meshhost.control.authz import required_role
 from meshhost.datadir import CONTROL_SOCKET, admin_key_path, write_private
-from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError
+from meshhost.errors import ControlError, DecodeError, ErrorCode, LocalProtocolError, MeshError
 from meshhost.identity import nkeys, short_id
 from meshhost.identity.keyring import encode_secret, generate_secret
 from meshhost.identity.operators import ADMIN_LINE, NONCE_BYTES, sign_request

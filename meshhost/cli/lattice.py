@@ -36,13 +36,19 @@ from meshhost.cli.output import (
 from meshhost.control.api import (
     MAX_MESSAGE_BYTES,
     ControlClient,
-    ControlError,
     request_blocking,
     request_blocking_signed,
 )
 from meshhost.control.authz import required_role
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir
-from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, NotAuthorized
+from meshhost.errors import (
+    ControlError,
+    DecodeError,
+    ErrorCode,
+    LocalProtocolError,
+    MeshError,
+    NotAuthorized,
+)
 from meshhost.identity import nkeys, short_id
 from meshhost.identity.operators import NONCE_BYTES, check_operator_key, sign_entry, sign_request
 from meshhost.wire import Limits, Reader

@@ -26,10 +26,10 @@ import trio
 from meshhost.cli.host import lattice_group
 from meshhost.cli.lattice import Signer, _client, host_options
 from meshhost.cli.output import PlainTable, emit_json, fail, fails_cleanly, json_option, stdout
-from meshhost.control.api import ControlClient, ControlError
+from meshhost.control.api import ControlClient
 from meshhost.control.keyops import key_id
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir, write_private
-from meshhost.errors import LocalProtocolError, MeshError
+from meshhost.errors import ControlError, LocalProtocolError, MeshError
 from meshhost.identity import short_id
 from meshhost.identity.keyring import decode_secret, encode_secret, generate_secret
 

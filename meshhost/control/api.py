@@ -29,14 +29,21 @@ if TYPE_CHECKING:
 # trio itself is imported where it is used: the CLI's plain requests
 # (request_blocking) must not pay ~50 ms of start-up for it.
 
-from meshhost.errors import DecodeError, ErrorCode, LocalProtocolError, MeshError, PayloadTooLarge
+from meshhost.errors import (
+    ControlError,
+    DecodeError,
+    ErrorCode,
+    LocalProtocolError,
+    MeshError,
+    PayloadTooLarge,
+)
 from meshhost.transport import channels
 from meshhost.wire import Limits, Reader
 
 __all__ = [
     "CHANNEL",
     "ControlClient",
-    "ControlError",
+    "ControlError",  # defined in meshhost.errors; callers of this API catch it from here too
     "decode_reply",
     "decode_request",
     "encode_reply",
@@ -66,17 +73,6 @@ _wire = Reader(DecodeError)
 Dispatch = Callable[..., Awaitable[Any]]
 """``await dispatch(op, args, **meta)``; ``meta`` holds ``auth``/``route`` only when sent."""
 Streamer = Callable[[Mapping[str, Any]], AsyncGenerator[Mapping[str, Any], None]]
-
-
-class ControlError(MeshError):
-    """A control request failed on the host; ``code`` is the wire code it sent."""
-
-    def __init__(self, code: ErrorCode, message: str, *, sign: list[Any] | None = None) -> None:
-        super().__init__(message)
-        self.remote_code = code
-        self.code = code
-        self.sign = sign
-        """With code ``sign``: the entries the operator must sign (operators.md)."""
 
 
 def _pack(value: Any) -> bytes:

@@ -27,19 +27,21 @@ from meshhost.apps.ops import APP_OPS
 from meshhost.capabilities import LinkDefinition
 from meshhost.capabilities.policy import is_actor_key
 from meshhost.config import limits_with
-from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
+from meshhost.control.api import CHANNEL, decode_reply, encode_request
 from meshhost.control.keyops import KEYRING_OPS, keyring_op
 from meshhost.control.security import SECURITY_NS, LatticeSecurity
 from meshhost.datadir import admin_key_path
 from meshhost.directory import Staging
 from meshhost.directory.codec import encode_value
 from meshhost.errors import (
+    ControlError,
     DecodeError,
     ErrorCode,
     MeshError,
     NkeyError,
     NotAuthorized,
     SignatureError,
+    TraceArgsError,
 )
 from meshhost.identity import short_id
 from meshhost.identity.operators import Role, decode_statement
@@ -503,7 +505,7 @@ class HostControl:
         """This host's own spans of some traces (the ``trace`` op asks every host)."""
         try:
             return tracing.local_spans(self.actors.spans, args)
-        except tracing.TraceArgsError as exc:
+        except TraceArgsError as exc:
             raise _invalid(str(exc)) from None
 
     async def op_trace(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -524,7 +526,7 @@ class HostControl:
                 peers=sorted(live),
                 ask=ask,
             )
-        except tracing.TraceArgsError as exc:
+        except TraceArgsError as exc:
             raise _invalid(str(exc)) from None
 
     # -- links and config ----------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from meshhost.errors import TraceArgsError
 from meshhost.monitor.spans import Span, SpanRing, span_from_dict
 
 __all__ = ["MAX_LAST", "SpanNode", "build_tree", "gather_trace", "local_spans", "parse_args"]
@@ -31,10 +32,6 @@ MAX_TRACE_IDS = 100
 
 Ask = Callable[[str, dict[str, Any]], Awaitable[Any]]
 """``await ask(host_id, args)``: the ``spans`` op's result on that host."""
-
-
-class TraceArgsError(ValueError):
-    """The ``trace``/``spans`` arguments are malformed (the caller answers ``invalid``)."""
 
 
 def _trace_ids(value: Any) -> list[bytes]:

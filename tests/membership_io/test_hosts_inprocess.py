@@ -11,8 +11,8 @@ import pytest
 import trio
 
 from meshhost import config as config_mod
-from meshhost.errors import ConfigError, KeyringError
-from meshhost.host import Host, HostBusy, HostOptions, load_keyring
+from meshhost.errors import ConfigError, HostBusy, KeyringError
+from meshhost.host import Host, HostOptions, load_keyring
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring, encode_secret
 from meshhost.membership import MemberDead, MemberJoined, MemberState

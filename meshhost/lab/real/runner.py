@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshhost.errors import LabError
+from meshhost.errors import LabError, LabTimeout
 from meshhost.lab.real.netns import Hub, Namespace, missing_tools, nft_available, pdeathsig
 from meshhost.lab.real.observe import Seen, observations
 from meshhost.lab.real.spec import LabScenario
@@ -57,10 +57,6 @@ SEEDS = 3
 MEMBER_EVENTS = {"joined", "alive", "suspect", "dead", "left"}
 
 Say = Callable[[str], None]
-
-
-class LabTimeout(LabError):
-    """The whole run outlived ``--timeout``."""
 
 
 _STOPPED: list[BaseException] = []
