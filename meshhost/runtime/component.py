@@ -39,10 +39,10 @@ from ctypes import byref, c_void_p
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 from wasmtime import component as wcomponent
 
 from meshhost.errors import ActorError, ActorLoadError
+from meshhost.runtime import _raw
 from meshhost.runtime.api import ActorLimits, ActorRef, HostCallHandler
 from meshhost.runtime.engine import Engine
 from meshhost.runtime.instance import GuestInstance, HostAbort
@@ -60,14 +60,14 @@ HOST_INTERFACE = "meshhost:actor/host@0.1.0"
 HANDLER_INTERFACE = "meshhost:actor/handler@0.1.0"
 WASI_PREFIX = "wasi:"
 
-_V = ffi.wasmtime_component_val_t
+_V = _raw.ComponentVal
 _VSIZE = ctypes.sizeof(_V)
 _VAL_OFFSET = _V.of.offset  # where a u8 sits inside the 32-byte struct
-_KIND_BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
-_KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value
-_KIND_STRING = ffi.WASMTIME_COMPONENT_STRING.value
-_KIND_LIST = ffi.WASMTIME_COMPONENT_LIST.value
-_KIND_RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
+_KIND_BOOL = _raw.KIND_BOOL
+_KIND_U8 = _raw.KIND_U8
+_KIND_STRING = _raw.KIND_STRING
+_KIND_LIST = _raw.KIND_LIST
+_KIND_RESULT = _raw.KIND_RESULT
 _U8_KIND_BYTE = bytes([_KIND_U8])
 
 _current = threading.local()
@@ -79,8 +79,8 @@ _current = threading.local()
 def lower_bytes(data: bytes, out: Any) -> None:
     """Write ``data`` into the C value ``out`` as a ``list<u8>`` (bulk, see module doc)."""
     n = len(data)
-    lst = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(byref(lst), n)
+    lst = _raw.vallist_t()
+    _raw.vallist_new_uninit(byref(lst), n)
     if n:
         buf = bytearray(_VSIZE * n)
         buf[0::_VSIZE] = _U8_KIND_BYTE * n
@@ -101,7 +101,7 @@ def lift_bytes(val: Any) -> bytes:
 
 def lower_str(text: str, out: Any) -> None:
     out.kind = _KIND_STRING
-    out.of.string = ffi.str_to_capi(text)
+    out.of.string = _raw.str_to_capi(text)
 
 
 def lift_str(val: Any) -> str:
@@ -112,15 +112,12 @@ def lift_str(val: Any) -> str:
 def _clear(val: Any) -> None:
     """Drop a C value's contents and leave it as a plain bool, so a later
     overwrite by wasmtime never frees it twice."""
-    ffi.wasmtime_component_val_delete(byref(val))
+    _raw.val_delete(byref(val))
     val.kind = _KIND_BOOL
     val.of.boolean = False
 
 
-def _error_ptr(message: str) -> int:
-    return (
-        ctypes.cast(ffi.wasmtime_error_new(message.encode("utf-8", "replace")), c_void_p).value or 0
-    )
+_error_ptr = _raw.component_error
 
 
 # -- host functions ---------------------------------------------------------------------
@@ -156,7 +153,7 @@ def _host_call_impl(
         result = results[0]
         result.kind = _KIND_RESULT
         result.of.result.is_ok = ok
-        result.of.result.val = ffi.wasmtime_component_val_new(byref(inner))
+        result.of.result.val = _raw.val_new(byref(inner))
         return 0
     except HostAbort as exc:
         return _error_ptr(str(exc))
@@ -176,9 +173,8 @@ def _log_impl(
         return _error_ptr(f"meshhost host.log failed: {type(exc).__name__}: {exc}")
 
 
-_HOST_CALL = ffi.wasmtime_component_func_callback_t(_host_call_impl)
-_LOG = ffi.wasmtime_component_func_callback_t(_log_impl)
-_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, c_void_p))
+_HOST_CALL = _raw.COMPONENT_CALLBACK(_host_call_impl)
+_LOG = _raw.COMPONENT_CALLBACK(_log_impl)
 
 
 def _make_linker(engine: Engine, wasi: bool) -> wcomponent.Linker:
@@ -187,17 +183,7 @@ def _make_linker(engine: Engine, wasi: bool) -> wcomponent.Linker:
         linker.add_wasip2()
     with linker.root() as root, root.add_instance(HOST_INTERFACE) as host:
         for name, callback in (("call", _HOST_CALL), ("log", _LOG)):
-            raw = name.encode()
-            err = ffi.wasmtime_component_linker_instance_add_func(
-                host.ptr(),
-                ctypes.create_string_buffer(raw),
-                len(raw),
-                callback,
-                None,
-                _NO_FINALIZER,
-            )
-            if err:
-                raise wasmtime.WasmtimeError._from_ptr(err)
+            _raw.component_linker_add_func(host, name, callback)
     return linker
 
 
@@ -293,10 +279,10 @@ class ComponentInstance(GuestInstance):
             len(params) == 2
             and isinstance(params[0], wcomponent.String)
             and isinstance(params[1], wcomponent.ListType)
-            and params[1]._is_bytes()
+            and _raw.list_is_bytes(params[1])
             and isinstance(result, wcomponent.ResultType)
             and isinstance(result.ok, wcomponent.ListType)
-            and result.ok._is_bytes()
+            and _raw.list_is_bytes(result.ok)
             and isinstance(result.err, wcomponent.String)
         )
         if not ok:
@@ -316,15 +302,12 @@ class ComponentInstance(GuestInstance):
         outer = getattr(_current, "instance", None)
         _current.instance = self
         try:
-            err = ffi.wasmtime_component_func_call(
-                byref(self._func._func), self.store._context(), params, 2, byref(result), 1
-            )
+            message = _raw.component_func_call(self._func, self.store, params, 2, result)
         finally:
             _current.instance = outer
             _clear(params[0])
             _clear(params[1])
-        if err:
-            message = str(wasmtime.WasmtimeError._from_ptr(err))
+        if message is not None:
             raise self.failure(message, _code_from_message(message))
         try:
             return self._lift_result(operation)

@@ -74,7 +74,7 @@ class GuestInstance:
         self.engine = engine
         self.store = wasmtime.Store(engine.wasm)
         self.store.set_limits(memory_size=limits.memory_bytes, table_elements=limits.table_elements)
-        self.ctx: int = ctypes.cast(self.store._context(), c_void_p).value or 0
+        self.ctx: int = ctypes.cast(_raw.store_context(self.store), c_void_p).value or 0
         # Per-call state, reset by begin().
         self.deadline = 0.0
         self.deadline_total_s = 0.0

@@ -225,7 +225,7 @@ class WapcInstance(GuestInstance):
         self.host_error = b""
         self.wasi = wasi.WasiState()
 
-        context = self.store._context()
+        context = _raw.store_context(self.store)
         self._funcs: list[Any] = []  # the externs, in import order
         imported: wasmtime.Memory | None = None
         for family, name, ty in program.imports:
@@ -238,7 +238,7 @@ class WapcInstance(GuestInstance):
                         actor.actor_id, actor.name, f"cannot be instantiated: {exc}"
                     ) from None
                 self._memory = imported
-                self._mem_addr = ctypes.addressof(imported._memory)
+                self._mem_addr = _raw.memory_address(imported)
                 self._funcs.append(imported)
                 continue
             if family == "wapc":
@@ -250,9 +250,7 @@ class WapcInstance(GuestInstance):
             env = next(_ENV_IDS)
             _HOST_FUNCS[env] = fn
             self._env_ids.append(env)
-            raw = wasmtime._ffi.wasmtime_func_t()
-            _raw.func_new_unchecked(context, ty.ptr(), _trampoline, env, raw)
-            self._funcs.append(wasmtime.Func._from_raw(raw))
+            self._funcs.append(_raw.new_host_func(context, ty, _trampoline, env))
 
         self.begin(time.monotonic() + limits.deadline_s)
         if engine.consume_fuel:
@@ -271,11 +269,11 @@ class WapcInstance(GuestInstance):
         memory = imported or exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
         self._memory = memory
-        self._mem_addr = ctypes.addressof(memory._memory)
+        self._mem_addr = _raw.memory_address(memory)
         guest_call = exports["__guest_call"]
         assert isinstance(guest_call, wasmtime.Func)
         self._guest_call = guest_call  # keeps the func struct alive
-        self._call_addr = ctypes.addressof(guest_call._func)
+        self._call_addr = _raw.func_address(guest_call)
         self._vals = (ctypes.c_uint64 * 4)()  # 2 params / 1 result, 16 bytes each
         self._vals_addr = ctypes.addressof(self._vals)
         self._trap = ctypes.c_void_p()
@@ -293,20 +291,14 @@ class WapcInstance(GuestInstance):
         self._trap.value = None
         err = _raw.call_unchecked(self.ctx, func_addr, self._vals_addr, nvals, self._trap_addr)
         if err:
-            error = wasmtime.WasmtimeError._from_ptr(
-                ctypes.cast(err, ctypes.POINTER(wasmtime._ffi.wasmtime_error_t))
-            )
-            raise self.failure(str(error), None)
+            raise self.failure(_raw.error_message(err), None)
         if self._trap.value:
-            trap = wasmtime.Trap._from_ptr(
-                ctypes.cast(self._trap.value, ctypes.POINTER(wasmtime._ffi.wasm_trap_t))
-            )
-            raise self.failure(trap.message, trap.trap_code)
+            raise self.failure(*_raw.trap_details(self._trap.value))
 
     def _run_start(self, name: str, func: wasmtime.Func) -> None:
         self.begin(time.monotonic() + self.limits.deadline_s)
         try:
-            self._invoke(ctypes.addressof(func._func), 0)
+            self._invoke(_raw.func_address(func), 0)
         except ActorRuntimeError as exc:
             if self.exit_code == 0:  # WASI programs may proc_exit(0) at the end of _start
                 return
@@ -365,17 +357,10 @@ class WapcInstance(GuestInstance):
         ctx = _raw.caller_context(caller)
         mem = self._mem_addr
         if mem is None:  # a start section runs before we know the export
-            ext = wasmtime._ffi.wasmtime_extern_t()
-            name = b"memory"
-            found = wasmtime._ffi.wasmtime_caller_export_get(
-                ctypes.cast(caller, ctypes.POINTER(wasmtime._ffi.wasmtime_caller_t)),
-                name,
-                len(name),
-                ctypes.byref(ext),
-            )
-            if not found or ext.kind != wasmtime._ffi.WASMTIME_EXTERN_MEMORY:
+            early = _raw.caller_memory(caller)
+            if early is None:
                 raise self._violate("has no memory export to exchange data through")
-            self._early_mem = ext.of.memory
+            self._early_mem = early
             mem = ctypes.addressof(self._early_mem)
         return _raw.memory_data(ctx, mem) or 0, _raw.memory_data_size(ctx, mem)
 
