@@ -500,10 +500,6 @@ class ActorHost:
         """The actor whose instances run for manifest component ``key`` here, or None."""
         return next((a for a, r in self._running.items() if r.managed.get(key)), None)
 
-    def running_digest(self, actor_id: str) -> str | None:
-        running = self._running.get(actor_id)
-        return running.digest if running is not None else None
-
     # -- calls -----------------------------------------------------------------------
 
     async def invoke(

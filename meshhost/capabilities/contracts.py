@@ -12,7 +12,7 @@ msgpack bytes a wasmCloud actor would produce.  See proto/spec/capabilities.md.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 from meshhost.capabilities.providers.codec import Field, Kind, decode_struct, encode_struct
 
@@ -70,15 +70,8 @@ class _Message:
         """Decode from msgpack; raises PayloadDecodeError naming the message and field."""
         return cls(**decode_struct(payload, cls.FIELDS, cls.WHAT))
 
-    @classmethod
-    def from_fields(cls, values: dict[str, Any]) -> Self:
-        return cls(**values)
-
     def encode(self) -> bytes:
         return encode_struct({f.attr: getattr(self, f.attr) for f in self.FIELDS}, self.FIELDS)
-
-    def to_fields(self) -> dict[str, Any]:
-        return {f.attr: getattr(self, f.attr) for f in self.FIELDS}
 
 
 # --- wasmcloud:keyvalue (KeyValue service, version 0.1.1) -------------------

@@ -154,10 +154,6 @@ class LinkTable:
         with self._lock:
             return [link for link in self._links.values() if link.contract_id == contract_id]
 
-    def for_actor(self, actor_id: str) -> list[LinkDefinition]:
-        with self._lock:
-            return [link for link in self._links.values() if link.actor_id == actor_id]
-
     def snapshot(self) -> list[LinkDefinition]:
         with self._lock:
             return list(self._links.values())

@@ -63,14 +63,6 @@ class Prefix(enum.IntEnum):
     def letter(self) -> str:
         return _ALPHABET[self.value >> 3]
 
-    @classmethod
-    def from_letter(cls, letter: str) -> Prefix:
-        for prefix in PUBLIC_PREFIXES:
-            if prefix.letter == letter.upper():
-                return prefix
-        names = ", ".join(f"{p.letter} ({p.name.lower()})" for p in PUBLIC_PREFIXES)
-        raise NkeyPrefixError(f"unknown key kind {letter!r}; expected one of {names}")
-
 
 PUBLIC_PREFIXES = tuple(p for p in Prefix if p not in (Prefix.SEED, Prefix.PRIVATE))
 _KIND_NAMES = {Prefix.SERVER: "host", Prefix.MODULE: "module (actor)"}

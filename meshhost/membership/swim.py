@@ -435,14 +435,6 @@ class Swim:
         e = self._members.get(node_id)
         return None if e is None else e.alive.addr
 
-    def alive_members(self) -> list[Member]:
-        """Hosts alive or suspect (not yet declared dead), ourselves included."""
-        peek = self._peek
-        out = [peek(i).snapshot() for i in self._live]
-        if not self._left:
-            out.append(self._self_entry.snapshot())
-        return out
-
     def live_ids(self) -> set[str]:
         """Ids of hosts alive or suspect, ourselves included (cheap)."""
         ids = self._live.to_set() if self._shared else set(self._live.items)
@@ -1342,12 +1334,6 @@ class Swim:
         if self._shared:
             return self._members.peek(node)  # type: ignore[no-any-return]
         return self._members.get(node)  # type: ignore[no-any-return]
-
-    def _peek(self, node: str) -> _Entry:
-        """The record of ``node`` (known), without making a shared one our own."""
-        if self._shared:
-            return self._members.peek(node)  # type: ignore[no-any-return]
-        return self._members[node]  # type: ignore[no-any-return]
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & SEQ_MASK

@@ -66,11 +66,6 @@ CACHE_DIR_NAME = "modules"
 """Compiled-module cache under the host's data dir (see meshhost/datadir.py)."""
 
 
-class _Instance(Protocol):
-    def call(self, operation: str, payload: bytes, deadline: float) -> bytes: ...
-    def close(self) -> None: ...
-
-
 class _Program(Protocol):
     def instantiate(
         self, actor: ActorRef, handler: HostCallHandler, limits: ActorLimits, engine: Engine

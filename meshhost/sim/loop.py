@@ -380,8 +380,3 @@ class Simulator:
             return
         host.core.merge_push_pull(reply, from_addr, host.local(self.now))
         self.pump(host)
-
-    # -- inspection ------------------------------------------------------------
-
-    def live_hosts(self) -> list[SimHost]:
-        return [h for h in self.hosts if h.up]

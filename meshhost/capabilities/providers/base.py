@@ -75,10 +75,6 @@ class TrioBridge:
         self._token = None
         self._trio_thread = None
 
-    @property
-    def attached(self) -> bool:
-        return self._token is not None
-
     def on_trio_thread(self) -> bool:
         return self._trio_thread == threading.get_ident()
 
