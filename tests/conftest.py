@@ -2,8 +2,6 @@
 
 import os
 import signal
-import sys
-from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
@@ -23,7 +21,3 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 # Handled here (not ignored), the child processes get the default again at exec.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-# systools (the one check for system tools and root, see its docstring) is
-# imported by name from test directories all over the suite.
-sys.path.insert(0, str(Path(__file__).resolve().parent))

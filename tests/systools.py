@@ -8,8 +8,7 @@ tool (``.ci/run``) and runs as root, so there a missing tool is a broken CI
 setup, never a reason to run less.
 
 Every test that needs a tool or root calls :func:`require_tools` or
-:func:`require_netns` (the root ``conftest.py`` puts this module on
-``sys.path``).
+:func:`require_netns` (``from tests.systools import require_tools``).
 """
 
 from __future__ import annotations

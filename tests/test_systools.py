@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import systools
+
+from tests import systools
 
 ABSENT = "meshhost-no-such-tool"
 

@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from systools import require_netns, require_tools, unavailable
+
+from tests.systools import require_netns, require_tools, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

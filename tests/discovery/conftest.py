@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from systools import require_netns
+
+from tests.systools import require_netns
 
 
 @pytest.fixture

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-# Test helper modules live in fixtures/ (no packages under importlib mode).
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
 from meshhost.identity import nkeys
 from meshhost.identity.nkeys import KeyPair, Prefix

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from mh_wasmgen import BASE_MODULE
 
 from meshhost.cli import main
 from meshhost.identity import claims, nkeys, wasm
 from meshhost.identity.nkeys import KeyPair, Prefix
+from tests.identity.fixtures.mh_wasmgen import BASE_MODULE
 
 ISSUER = KeyPair(Prefix.ACCOUNT, bytes(range(32)))
 SUBJECT = KeyPair(Prefix.MODULE, bytes(range(100, 132)))

@@ -11,15 +11,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mh_wasmgen import (
-    BASE_MODULE,
-    BASE_SECTIONS,
-    NAME_SECTION,
-    assemble,
-    canonical,
-    custom,
-    modules,
-)
 
 from meshhost.errors import (
     ClaimsError,
@@ -36,6 +27,15 @@ from meshhost.errors import (
 )
 from meshhost.identity import claims, wasm
 from meshhost.identity.nkeys import KeyPair, Prefix
+from tests.identity.fixtures.mh_wasmgen import (
+    BASE_MODULE,
+    BASE_SECTIONS,
+    NAME_SECTION,
+    assemble,
+    canonical,
+    custom,
+    modules,
+)
 
 VECTORS = Path(__file__).parents[2] / "proto" / "vectors" / "claims.json"
 NOW = 1_760_000_000.0
@@ -571,7 +571,7 @@ def test_meshhost_golden_signed_module() -> None:
 
 
 def test_component_binaries_are_signed_and_verified() -> None:
-    from mh_wasmgen import COMPONENT_HEADER
+    from tests.identity.fixtures.mh_wasmgen import COMPONENT_HEADER
 
     inner = assemble([*BASE_SECTIONS, NAME_SECTION], [5, 1, 1, 1, 1, 2])
     component = assemble(

@@ -7,7 +7,10 @@ import itertools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mh_wasmgen import (
+
+from meshhost.errors import MeshError, WasmFormatError
+from meshhost.identity import wasm
+from tests.identity.fixtures.mh_wasmgen import (
     BASE_MODULE,
     BASE_SECTIONS,
     COMPONENT_HEADER,
@@ -19,9 +22,6 @@ from mh_wasmgen import (
     leb,
     modules,
 )
-
-from meshhost.errors import MeshError, WasmFormatError
-from meshhost.identity import wasm
 
 CLAIMS = ("jwt", "wasmcloud_jwt")
 

@@ -1,7 +1,6 @@
 """Membership wire codec: golden vectors, round trips, and hostile bytes."""
 
 import json
-import sys
 from pathlib import Path
 
 import msgpack
@@ -33,9 +32,7 @@ from meshhost.membership.messages import (
 )
 from meshhost.membership.signing import AliveVerifier, sign_alive
 from meshhost.membership.state import MemberState
-
-sys.path.insert(0, str(Path(__file__).parent))
-from membership_vectors import entry, message
+from tests.membership.membership_vectors import entry, message
 
 VECTORS = Path(__file__).parents[2] / "proto" / "vectors" / "membership.json"
 LIMIT = 1200

@@ -1,14 +1,10 @@
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice_proc"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from proc_lattice import ProcLattice, build_modules
-from systools import require_netns
+from tests.lattice.processes.proc_lattice import ProcLattice, build_modules
+from tests.systools import require_netns
 
 
 @pytest.fixture(scope="session")

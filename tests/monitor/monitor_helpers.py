@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import trio
-from proc_lattice import HostProc, ProcLattice
 from prometheus_client.parser import text_string_to_metric_families
 
 from meshhost.control.api import ControlClient
 from meshhost.datadir import CONTROL_SOCKET
+from tests.lattice.processes.proc_lattice import HostProc, ProcLattice
 
 METRICS_ARGS = ("--metrics", "127.0.0.1:0")
 

@@ -10,10 +10,7 @@ import pytest
 import trio
 
 from meshhost.monitor.cloudevents import to_cloudevent
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import Member, client, make_host
+from tests.lattice.inprocess.lattice_helpers import Member, client, make_host
 
 VECTORS = json.loads((Path(__file__).parents[2] / "proto" / "vectors" / "rpc.json").read_text())[
     "cloudevents"

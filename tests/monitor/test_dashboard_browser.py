@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from systools import require_tools
 
 from meshhost import examples
 from meshhost.identity.keyring import encode_secret
+from tests.systools import require_tools
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,7 @@ from typing import Any
 import trio
 import trio.testing
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import Member, client, make_host, signed_example
+from tests.lattice.inprocess.lattice_helpers import Member, client, make_host, signed_example
 
 
 def fetch(

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from systools import require_tools
+
+from tests.systools import require_tools
 
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 LONG = "a-very-long-actor-name-" + "that-goes-on-" * 6 + "without-a-break"

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import trio
 from click.testing import CliRunner
-from test_monitor_inprocess import lone_host
 
 from meshhost.cli import main
 from meshhost.control.api import ControlClient, ControlError
 from meshhost.datadir import CONTROL_SOCKET
 from meshhost.errors import ConfigError
 from meshhost.monitor.http import parse_listen_address
+from tests.monitor.test_monitor_inprocess import lone_host
 
 
 @pytest.mark.parametrize(

@@ -6,21 +6,17 @@ import json
 import os
 import random
 import re
-import sys
 from pathlib import Path
 
 import trio
 from prometheus_client.parser import text_string_to_metric_families
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import signed_example
 
 from meshhost import config as config_mod
 from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
 from meshhost.monitor import SCHEMA, snapshot
+from tests.lattice.inprocess.lattice_helpers import signed_example
 
 
 def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:

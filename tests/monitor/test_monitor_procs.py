@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-from monitor_helpers import control_calls, metrics_url, scrape, start_monitored
-from proc_lattice import ProcLattice, http_request_payload
 
 from meshhost.control.api import ControlError
+from tests.lattice.processes.proc_lattice import ProcLattice, http_request_payload
+from tests.monitor.monitor_helpers import control_calls, metrics_url, scrape, start_monitored
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

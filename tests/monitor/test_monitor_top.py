@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 import pytest
-from monitor_helpers import control_calls, start_monitored
-from proc_lattice import ProcLattice, clean_env
+
+from tests.lattice.processes.proc_lattice import ProcLattice, clean_env
+from tests.monitor.monitor_helpers import control_calls, start_monitored
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

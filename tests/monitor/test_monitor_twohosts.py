@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import trio
 from prometheus_client import generate_latest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import alive, client, make_host, signed_example, wait_until
-from monitor_helpers import Scrape
-from test_monitor_inprocess import http_get
-
 from meshhost.host import Host
+from tests.lattice.inprocess.lattice_helpers import (
+    alive,
+    client,
+    make_host,
+    signed_example,
+    wait_until,
+)
+from tests.monitor.monitor_helpers import Scrape
+from tests.monitor.test_monitor_inprocess import http_get
 
 
 def scrape(host: Host) -> Scrape:

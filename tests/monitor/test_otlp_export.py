@@ -13,12 +13,9 @@ from typing import Any
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import Member, client, make_host, signed_example
-
 from meshhost.errors import ConfigError
 from meshhost.monitor.otlp import otlp_traces_url
+from tests.lattice.inprocess.lattice_helpers import Member, client, make_host, signed_example
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",

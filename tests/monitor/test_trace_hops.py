@@ -17,13 +17,10 @@ import msgpack
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import Member, alive, client, make_host, wait_until
-from test_lattice_crosshost import caps_actor, frame
-
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import build_tree
+from tests.lattice.inprocess.lattice_helpers import Member, alive, client, make_host, wait_until
+from tests.lattice.inprocess.test_lattice_crosshost import caps_actor, frame
 
 KEYVALUE = "wasmcloud:keyvalue"
 pytestmark = pytest.mark.slow

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import socket
-import sys
 import urllib.request
 from pathlib import Path
 
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import Member, client, make_host, signed_example
-
 from meshhost.monitor.tracing import build_tree
+from tests.lattice.inprocess.lattice_helpers import Member, client, make_host, signed_example
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lattice"))
-
-from lattice_helpers import client, wait_until
-from test_lattice_crosshost import KEYVALUE, MESSAGING, caps_actor, frame, two_hosts
-
 from meshhost.capabilities.contracts import PubMessage
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import build_tree
+from tests.lattice.inprocess.lattice_helpers import client, wait_until
+from tests.lattice.inprocess.test_lattice_crosshost import (
+    KEYVALUE,
+    MESSAGING,
+    caps_actor,
+    frame,
+    two_hosts,
+)
 
 
 async def test_a_published_message_continues_the_publishers_trace(tmp_path: Path) -> None:

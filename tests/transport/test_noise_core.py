@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from transport_pair import seeded_random_bytes
 
 from meshhost.errors import MeshError, NoiseError, NoiseUsageError
 from meshhost.transport.noise import CipherState, HandshakeState, parse_protocol_name
+from tests.transport.transport_pair import seeded_random_bytes
 
 XX = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b"
 PSK = b"\x07" * 32

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from transport_pair import LATTICE, PSK, host_key, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.errors import ErrorCode, FrameError, HandshakeRejected
 from meshhost.transport import frames as fr
 from meshhost.transport.handshake import HelloPayload, decode_hello, encode_hello
 from meshhost.transport.session import LocalIdentity, Session
+from tests.transport.transport_pair import LATTICE, PSK, host_key, seeded_random_bytes
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "transport.json"
 FRAME_TYPES = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from transport_pair import PSK, host_key, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.errors import ErrorCode, MeshError, RemoteError
 from meshhost.transport.tcp import Transport
+from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes
 
 LATTICE = "handlers-test"
 
@@ -204,9 +204,8 @@ async def test_a_handler_that_is_no_coroutine_function_is_served_too() -> None:
 async def test_replies_to_a_peer_that_reads_late_wait_for_room_then_all_arrive(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    from transport_pair import make_session
-
     from meshhost.transport.session import ResponseReceived
+    from tests.transport.transport_pair import make_session
 
     reply = bytes(range(256)) * 234  # 59904 B: one frame each
 

@@ -9,12 +9,12 @@ from functools import partial
 import pytest
 import trio
 import trio.testing
-from transport_pair import PSK, host_key, open_pair, pump, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.errors import ErrorCode, SessionClosed
 from meshhost.transport.session import ResponseReceived
 from meshhost.transport.tcp import KEEPALIVE_MISSES, Transport
+from tests.transport.transport_pair import PSK, host_key, open_pair, pump, seeded_random_bytes
 
 LATTICE = "keepalive-test"
 

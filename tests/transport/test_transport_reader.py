@@ -16,12 +16,12 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from transport_pair import PSK, host_key, make_session, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.transport import tcp
 from meshhost.transport.session import ResponseReceived, Session, SessionEnded
 from meshhost.transport.tcp import Transport
+from tests.transport.transport_pair import PSK, host_key, make_session, seeded_random_bytes
 
 LATTICE = "reader-test"
 IDLE_S = 120.0

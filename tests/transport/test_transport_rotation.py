@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
-from transport_pair import host_key, make_session, pump, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.errors import LocalProtocolError, NoiseError, NoiseUsageError, PeerUnavailable
@@ -15,6 +14,7 @@ from meshhost.identity.keyring import NOISE_PSK, Keyring, derive
 from meshhost.transport.noise import HandshakeState
 from meshhost.transport.session import MAX_PSKS, HandshakeComplete, SessionEnded
 from meshhost.transport.tcp import Transport
+from tests.transport.transport_pair import host_key, make_session, pump, seeded_random_bytes
 
 LATTICE = "rotation-test"
 SECRET_A, SECRET_B, SECRET_C = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32

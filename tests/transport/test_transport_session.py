@@ -6,16 +6,6 @@ import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transport_pair import (
-    LATTICE,
-    PSK,
-    drain,
-    host_key,
-    make_session,
-    open_pair,
-    pump,
-    seeded_random_bytes,
-)
 
 from meshhost.config import TransportConfig
 from meshhost.errors import (
@@ -38,6 +28,16 @@ from meshhost.transport.session import (
     Session,
     SessionEnded,
     State,
+)
+from tests.transport.transport_pair import (
+    LATTICE,
+    PSK,
+    drain,
+    host_key,
+    make_session,
+    open_pair,
+    pump,
+    seeded_random_bytes,
 )
 
 

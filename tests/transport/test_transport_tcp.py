@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from transport_pair import PSK, host_key, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.errors import (
@@ -32,6 +31,7 @@ from meshhost.errors import (
 )
 from meshhost.transport.session import Session
 from meshhost.transport.tcp import Transport
+from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes
 
 LATTICE = "tcp-test"
 Handler = Callable[[str, int, bytes], Awaitable[bytes]]
@@ -458,7 +458,7 @@ class _ManualPeer:
     """A peer speaking the protocol by hand over a raw TCP stream (for misbehaving)."""
 
     def __init__(self, stream: trio.SocketStream, seed: int = 7, identity: object = None) -> None:
-        from transport_pair import make_session
+        from tests.transport.transport_pair import make_session
 
         self.stream = stream
         self.session = make_session(True, seed, identity=identity, lattice=LATTICE)  # type: ignore[arg-type]
