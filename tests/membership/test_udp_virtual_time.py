@@ -1,6 +1,6 @@
 """The real SWIM core behind the real UDP driver, on trio's fake network in virtual time.
 
-No sockets, no threads: ``trio.testing``'s FakeNet carries the datagrams and
+No sockets, no threads: ``tests/udpnet.py`` carries the datagrams and
 the autojump clock skips idle time, so a LAN-profile failure detection that
 takes seconds runs in milliseconds and the same test always sees the same
 timeline shape.
@@ -14,7 +14,7 @@ import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
-from trio.testing._fake_net import FakeNet
+from udpnet import enable_udp_net
 
 from meshhost.config import MembershipConfig
 from meshhost.identity import nkeys
@@ -47,7 +47,7 @@ async def start_driver(nursery: trio.Nursery, i: int, config: MembershipConfig):
 async def test_five_drivers_converge_and_detect_a_crash_in_virtual_time(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    FakeNet().enable()
+    enable_udp_net()
     config = MembershipConfig()  # LAN numbers
     async with trio.open_nursery() as nursery:
         hosts = [await start_driver(nursery, i, config) for i in range(N)]
