@@ -31,13 +31,14 @@ every ``repropose_interval_s`` so membership retries hosts it gave up on.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ifaddr
 import trio
 from zeroconf import (
-    BadTypeInNameException,
     InterfaceChoice,
     IPVersion,
     NonUniqueNameException,
@@ -46,8 +47,6 @@ from zeroconf import (
     Zeroconf,
 )
 from zeroconf import ServiceBrowser as _ServiceBrowser
-from zeroconf._utils.name import service_type_name
-from zeroconf._utils.net import get_all_addresses
 
 from meshhost.errors import DiscoveryError
 from meshhost.identity.keyring import Keyring, mdns_tag
@@ -104,19 +103,46 @@ class MdnsStats:
     """Services forgotten to stay within MAX_PEERS."""
 
 
+_PROTOCOL_SUFFIXES = ("._udp.local.", "._tcp.local.")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9-]+")
+_LETTER = re.compile(r"[A-Za-z]")
+MAX_SERVICE_NAME_CHARS = 15
+"""RFC 6335 5.1: a service name is at most 15 characters (not counting the ``_``)."""
+
+
+def _service_type_problem(service_type: str) -> str | None:
+    suffix = next((p for p in _PROTOCOL_SUFFIXES if service_type.lower().endswith(p)), None)
+    if suffix is None:
+        return "it must end with '._udp.local.' or '._tcp.local.'"
+    label = service_type[: -len(suffix)]
+    if not label.startswith("_"):
+        return "the service name must start with '_'"
+    name = label[1:]
+    if not 1 <= len(name) <= MAX_SERVICE_NAME_CHARS:
+        return f"the service name must be 1..{MAX_SERVICE_NAME_CHARS} characters"
+    if not _NAME_CHARS.fullmatch(name):
+        return "the service name may hold only letters, digits and '-'"
+    if name[0] == "-" or name[-1] == "-" or "--" in name:
+        return "the service name must not start or end with '-' or hold '--'"
+    if not _LETTER.search(name):
+        return "the service name must hold a letter"
+    return None
+
+
 def check_service_type(service_type: str) -> str:
     """Validate a DNS-SD service type like ``_meshhost._udp.local.``.
 
-    Raises :class:`DiscoveryError` saying what is wrong (labels are at most 15
-    characters, start with ``_``, end with ``._udp.local.`` or ``._tcp.local.``).
+    The rules are RFC 6763 section 7 (``_name._udp`` or ``_name._tcp``, here
+    in ``local.``) and RFC 6335 section 5.1 for the name: 1..15 letters,
+    digits and hyphens, at least one letter, no hyphen at either end or
+    twice in a row.  Raises :class:`DiscoveryError` saying what is wrong.
     """
-    try:
-        service_type_name(service_type, strict=True)
-    except BadTypeInNameException as exc:
+    problem = _service_type_problem(service_type)
+    if problem is not None:
         raise DiscoveryError(
-            f"bad mDNS service type {service_type!r} ({exc}); use the form "
+            f"bad mDNS service type {service_type!r} ({problem}); use the form "
             "'_name._udp.local.' with a name of at most 15 characters"
-        ) from None
+        )
     return service_type
 
 
@@ -127,7 +153,9 @@ def local_ipv4_addresses() -> list[str]:
     network namespace); the caller says so rather than guess ``127.0.0.1``,
     which would only work after ``lo`` is brought up.
     """
-    addrs = sorted(set(get_all_addresses()))
+    addrs = sorted(
+        {ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips if isinstance(ip.ip, str)}
+    )  # ifaddr gives an IPv4 address as str, an IPv6 one as (address, flowinfo, scope_id)
     public = [a for a in addrs if not ipaddress.IPv4Address(a).is_loopback]
     return public or [a for a in addrs if ipaddress.IPv4Address(a).is_loopback]
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zeroconf import ServiceInfo
 
 from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery
-from meshhost.discovery.mdns import MAX_PEER_ADDRESSES, MAX_PEERS, check_service_type
+from meshhost.discovery.mdns import (
+    MAX_PEER_ADDRESSES,
+    MAX_PEERS,
+    check_service_type,
+    local_ipv4_addresses,
+)
 from meshhost.errors import DiscoveryError
 from meshhost.identity.keyring import Keyring, mdns_tag
 
@@ -44,7 +52,14 @@ def test_default_and_per_test_service_types_are_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["_this-label-is-too-long._udp.local.", "meshhost._udp.local.", "_mh._xyz.local."]
+    "bad",
+    [
+        "_this-label-is-too-long._udp.local.",
+        "meshhost._udp.local.",
+        "_mh._xyz.local.",
+        "_._udp.local.",  # zeroconf's own check raised IndexError here, not a clear error
+        "_inst._mh._udp.local.",  # an instance name, not a service type
+    ],
 )
 def test_bad_service_type_is_a_discovery_error(bad: str) -> None:
     with pytest.raises(DiscoveryError, match="service type"):
@@ -126,3 +141,32 @@ def test_a_host_whose_address_changes_reannounces_and_is_proposed_again(run_in_n
     print("new address proposed", report["reproposed_after_s"], "s after the change")
     assert report["first"] == [["127.0.0.1", 41000]]
     assert ["127.0.0.9", 41000] in report["after_change"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.text(alphabet="aZ09-_.", max_size=18), proto=st.sampled_from(["_udp", "_tcp", "_UDP"])
+)
+def test_service_type_check_agrees_with_zeroconfs_own(name: str, proto: str) -> None:
+    # Our check (RFC 6763/6335) replaced zeroconf's private _utils.name.service_type_name;
+    # for every name of the service-type form both accept and refuse the same.
+    from zeroconf import BadTypeInNameException, service_type_name
+
+    service_type = f"_{name}.{proto}.local."
+    try:
+        service_type_name(service_type, strict=True)
+        theirs = "." not in name  # zeroconf also takes instance names; a type has one label
+    except (BadTypeInNameException, IndexError):  # 0.154 raises IndexError for "_._udp.local."
+        theirs = False
+    try:
+        check_service_type(service_type)
+        ours = True
+    except DiscoveryError:
+        ours = False
+    assert ours == theirs, service_type
+
+
+def test_local_addresses_are_ipv4_and_loopback_only_when_nothing_else() -> None:
+    addrs = local_ipv4_addresses()
+    loopback = [ipaddress.IPv4Address(a).is_loopback for a in addrs]
+    assert all(loopback) or not any(loopback)
