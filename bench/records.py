@@ -53,7 +53,9 @@ def seal_public(
     cipher.n = n + 1
 
 
-def open_public(cipher: CipherState, data: bytes | bytearray, start: int, length: int) -> memoryview:
+def open_public(
+    cipher: CipherState, data: bytes | bytearray, start: int, length: int
+) -> memoryview:
     """open_record's contract through pynacl's public API only."""
     k, n = cipher.k, cipher.n
     if k is None or n >= MAX_NONCE:
