@@ -1,6 +1,6 @@
 """The real SWIM core behind the real UDP driver, on trio's fake network in virtual time.
 
-No sockets, no threads: ``tests/udpnet.py`` carries the datagrams and
+No sockets, no threads: ``tests/membership/udpnet.py`` carries the datagrams and
 the autojump clock skips idle time, so a LAN-profile failure detection that
 takes seconds runs in milliseconds and the same test always sees the same
 timeline shape.
@@ -14,13 +14,13 @@ import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
-from udpnet import enable_udp_net
 
 from meshhost.config import MembershipConfig
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
 from meshhost.membership import MemberDead, MemberState, Swim
 from meshhost.membership.udp import MembershipDriver
+from tests.membership.udpnet import enable_udp_net
 
 SECRET = bytes(range(32))
 N = 5
