@@ -35,6 +35,7 @@ from meshhost.capabilities.policy import (
 )
 from meshhost.capabilities.providers.base import CallContext, Provider
 from meshhost.capabilities.providers.codec import Kind, encode_value
+from meshhost.capabilities.providers.logging import log_actor_line
 from meshhost.errors import (
     ActorCallDenied,
     CapabilityDenied,
@@ -52,28 +53,11 @@ __all__ = ["ActorCaller", "ActorResolver", "Dispatcher", "ResolvedActor"]
 log = logging.getLogger(__name__)
 actor_log = logging.getLogger("meshhost.actor")
 
-MAX_CONSOLE_LOG_CHARS = 16 * 1024
 MAX_PROVIDER_OPS = 1000
 """Label sets of ``provider_ops``.  The guest names the operation: one a provider
 does not have counts as ``_other``, and past this many sets any new one does too,
 so made-up names cannot grow memory and every /metrics scrape without bound."""
 OTHER_OPERATION = "_other"
-"""A guest's console line is cut here so a runaway guest cannot flood the host log."""
-
-_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
-
-
-def log_level(level: str) -> int:
-    """Python logging level for a wasmCloud level name (unknown names log at INFO)."""
-    return _LEVELS.get(level.strip().lower(), logging.INFO)
 
 
 class ActorCaller(Protocol):
@@ -315,13 +299,4 @@ class Dispatcher:
 
     def log(self, actor: ActorIdentity, level: str, message: str) -> None:
         """A guest's ``__console_log`` line (not policy-checked, as in wasmCloud)."""
-        if len(message) > MAX_CONSOLE_LOG_CHARS:
-            message = message[:MAX_CONSOLE_LOG_CHARS] + "… (truncated)"
-        actor_log.log(
-            log_level(level),
-            "[%s %s] %s",
-            actor.name,
-            actor.actor_id[:8],
-            message,
-            extra={"actor_id": actor.actor_id, "actor_name": actor.name},
-        )
+        log_actor_line(actor_log, actor, level, message)

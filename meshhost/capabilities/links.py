@@ -12,8 +12,11 @@ thread, so every access takes a lock.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -97,6 +100,24 @@ class LinkDefinition:
 
     def describe(self) -> str:
         return f"link {self.link_name!r} from actor {self.actor_id} to {self.contract_id}"
+
+    def json_configs(self) -> Iterator[tuple[str, Any]]:
+        """The JSON documents of ``config_b64`` (base64, padding optional) and then
+        ``config_json``, as (key, parsed value) for each one the link has, as
+        wasmCloud's providers read them.  Raises LinkConfigError naming the key when
+        one is not valid base64 or JSON (nesting too deep included); what the
+        document must hold is the provider's to check (lazily: the first bad one
+        found is the one reported)."""
+        for key in ("config_b64", "config_json"):
+            raw = self.value(key)
+            if raw is None:
+                continue
+            try:
+                text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
+                parsed = json.loads(text)
+            except (binascii.Error, ValueError, RecursionError) as exc:
+                raise LinkConfigError(f"{self.describe()}: {key} is not valid: {exc}") from None
+            yield key, parsed
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (msgpack/JSON friendly) with wasmCloud's field names."""

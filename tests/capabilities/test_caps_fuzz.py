@@ -194,6 +194,23 @@ def test_link_config_parsers_raise_only_link_config_errors(config: dict[str, str
             pass
 
 
+def test_both_providers_read_config_b64_then_config_json_through_one_decoder() -> None:
+    b64 = base64.b64encode(b'{"address": "127.0.0.1:9", "subscriptions": ["a"]}').decode()
+    link = LinkDefinition(
+        ACTOR,
+        "wasmcloud:any",
+        "default",
+        values={"CONFIG_JSON": '{"subscriptions": ["b"]}', "config_b64": b64.rstrip("=")},
+    )
+    assert [key for key, _ in link.json_configs()] == ["config_b64", "config_json"]
+    assert subscriptions_of(link) == (("a",), ("b",))
+    assert httpserver.parse_settings(link).bind == "127.0.0.1:9"
+    bad = LinkDefinition(ACTOR, "wasmcloud:any", "default", values={"config_b64": "!!"})
+    for parse in (httpserver.parse_settings, subscriptions_of):
+        with pytest.raises(LinkConfigError, match="config_b64 is not valid"):
+            parse(bad)
+
+
 @pytest.mark.parametrize("key", ["config_json", "config_b64"])
 def test_deeply_nested_config_json_is_a_link_config_error(key: str) -> None:
     text = "[" * 3000 + "]" * 3000  # json.loads raises RecursionError, not ValueError

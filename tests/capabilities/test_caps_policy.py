@@ -98,6 +98,19 @@ def test_builtin_logging_needs_the_claim_but_no_link(dispatcher, make_actor, cap
         dispatcher.host_call(make_actor(()), "", LOGGING, "Logging.WriteLog", entry)
 
 
+def test_console_log_and_write_log_map_level_names_alike(dispatcher, make_actor, caplog):
+    actor = make_actor((LOGGING,))
+    names = ["trace", "DEBUG", "info", "warn", "warning", " error ", "critical", "loud"]
+    with caplog.at_level(logging.DEBUG, logger="meshhost.actor"):
+        for name in names:
+            dispatcher.log(actor, name, "console")
+            entry = msgpack.packb({"level": name, "text": "write_log"})
+            dispatcher.host_call(actor, "", LOGGING, "Logging.WriteLog", entry)
+    levels = [r.levelno for r in caplog.records]
+    d, i, w, e, c = logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL
+    assert levels[0::2] == levels[1::2] == [d, d, i, w, w, e, c, i]
+
+
 def test_link_without_a_provider_on_this_host_is_unavailable(dispatcher, make_actor, make_link):
     dispatcher.links.put(make_link(ECHO, "wasmcloud:blobstore"))
     with pytest.raises(ProviderNotAvailable) as info:

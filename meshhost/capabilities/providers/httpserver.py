@@ -43,10 +43,7 @@ the listener (in-flight requests get a short grace period).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import json
 import logging
 import random
 import re
@@ -179,15 +176,7 @@ def parse_size(link: LinkDefinition, text: str) -> int:
 def parse_settings(link: LinkDefinition) -> ServerSettings:
     """Listener settings from a link's config (see the module docstring); raises LinkConfigError."""
     json_config: dict[str, Any] = {}
-    for key in ("config_b64", "config_json"):
-        raw = link.value(key)
-        if raw is None:
-            continue
-        try:
-            text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
-            parsed = json.loads(text)
-        except (binascii.Error, ValueError, RecursionError) as exc:
-            raise LinkConfigError(f"{link.describe()}: {key} is not valid: {exc}") from None
+    for key, parsed in link.json_configs():
         if not isinstance(parsed, dict):
             raise LinkConfigError(f"{link.describe()}: {key} must be a JSON object")
         json_config.update(parsed)

@@ -1,8 +1,9 @@
 """``wasmcloud:builtin:logging``: an actor's ``Logging.WriteLog`` to Python logging.
 
 Input ``LogEntry {level, text}``; no output (empty answer).  Levels are
-wasmCloud's ``debug``, ``info``, ``warn``, ``error`` (``trace`` and
-``warning`` are accepted too; anything else logs at INFO).  Records go to the
+wasmCloud's ``debug``, ``info``, ``warn``, ``error`` (``trace``,
+``warning`` and ``critical`` are accepted too; anything else logs at INFO),
+the same names as a guest's ``__console_log`` (:func:`log_actor_line`).  Records go to the
 ``meshhost.actor`` logger with the actor's name and key.  Like wasmCloud 0.x,
 this contract needs the claim but no link definition (see policy.py).
 
@@ -20,21 +21,41 @@ from typing import ClassVar
 
 from meshhost.capabilities import legacy as lg
 from meshhost.capabilities.contracts import LOGGING, LogEntry
+from meshhost.capabilities.policy import ActorIdentity
 from meshhost.capabilities.providers.base import CallContext, Provider
 
-__all__ = ["MAX_LOG_TEXT_CHARS", "LoggingProvider"]
+__all__ = ["GUEST_LOG_LEVELS", "MAX_LOG_TEXT_CHARS", "LoggingProvider", "log_actor_line"]
 
 MAX_LOG_TEXT_CHARS = 16 * 1024
 """Longer texts are cut, so one actor cannot flood the host's log."""
 
-_LEVELS = {
+GUEST_LOG_LEVELS = {
     "trace": logging.DEBUG,
     "debug": logging.DEBUG,
     "info": logging.INFO,
     "warn": logging.WARNING,
     "warning": logging.WARNING,
     "error": logging.ERROR,
+    "critical": logging.CRITICAL,
 }
+"""Python logging level of a guest's level name (lower case); any other name logs at INFO."""
+
+
+def log_actor_line(
+    logger: logging.Logger, actor: ActorIdentity, level_name: str, text: str
+) -> None:
+    """Log one line an actor wrote (``WriteLog`` or ``__console_log``) under its name
+    and key, at the level its level name says, cut at ``MAX_LOG_TEXT_CHARS``."""
+    if len(text) > MAX_LOG_TEXT_CHARS:
+        text = text[:MAX_LOG_TEXT_CHARS] + "… (truncated)"
+    logger.log(
+        GUEST_LOG_LEVELS.get(level_name.strip().lower(), logging.INFO),
+        "[%s %s] %s",
+        actor.name,
+        actor.actor_id[:8],
+        text,
+        extra={"actor_id": actor.actor_id, "actor_name": actor.name},
+    )
 
 
 class LoggingProvider(Provider):
@@ -72,14 +93,4 @@ class LoggingProvider(Provider):
         return b""
 
     def _log(self, ctx: CallContext, level_name: str, text: str) -> None:
-        if len(text) > MAX_LOG_TEXT_CHARS:
-            text = text[:MAX_LOG_TEXT_CHARS] + "… (truncated)"
-        level = _LEVELS.get(level_name.strip().lower(), logging.INFO)
-        self.logger.log(
-            level,
-            "[%s %s] %s",
-            ctx.actor.name,
-            ctx.actor.actor_id[:8],
-            text,
-            extra={"actor_id": ctx.actor.actor_id, "actor_name": ctx.actor.name},
-        )
+        log_actor_line(self.logger, ctx.actor, level_name, text)

@@ -35,9 +35,6 @@ requesting host.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import os
 import threading
@@ -109,15 +106,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 def subscriptions_of(link: LinkDefinition) -> tuple[tuple[str, ...], ...]:
     """Parsed subscription patterns from a link's config; raises LinkConfigError."""
     texts: list[str] = []
-    for key in ("config_b64", "config_json"):
-        raw = link.value(key)
-        if raw is None:
-            continue
-        try:
-            text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
-            config = json.loads(text)
-        except (binascii.Error, ValueError, RecursionError) as exc:
-            raise LinkConfigError(f"{link.describe()}: {key} is not valid: {exc}") from None
+    for key, config in link.json_configs():
         subs = config.get("subscriptions", []) if isinstance(config, dict) else None
         if not isinstance(subs, list) or not all(isinstance(s, str) for s in subs):
             raise LinkConfigError(f"{link.describe()}: {key} 'subscriptions' must be a list")
