@@ -69,6 +69,7 @@ from meshhost.directory.driver import DirectoryDriver
 from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery, StaticSeeds
 from meshhost.discovery.diagnose import join_trouble
 from meshhost.discovery.mdns import local_ipv4_addresses
+from meshhost.diskwriter import DiskWriter
 from meshhost.errors import (
     ConfigError,
     DecodeError,
@@ -325,6 +326,8 @@ class Host:
         self.reconcile_driver: ReconcileDriver | None = None
         self.app_ops: AppOps | None = None
         self._directory_store: FileStore | None = None
+        self.writer = DiskWriter()
+        """Every durable write of the serving host: a thread, group commit (diskwriter)."""
         self.handlers: dict[int, ChannelHandler] = {}
         """Transport channel -> handler; layers add theirs before :meth:`serve`."""
         self.core: Swim | None = None
@@ -564,10 +567,12 @@ class Host:
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled or :meth:`shutdown`. ``task_status`` gets our address."""
         self._lock()
+        self.writer.start()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self.directory = self._open_directory()
+                # loading may cut a torn line off the log and fsync it: not on the event loop
+                self.directory = await trio.to_thread.run_sync(self._open_directory)
                 await self._start_transport_and_membership(nursery)
                 assert self.membership is not None and self.addr is not None
                 await self._start_actors(nursery)
@@ -620,6 +625,8 @@ class Host:
             self._nursery = None
             for send in self._subscribers:
                 send.close()
+            with trio.CancelScope(shield=True):  # what was queued reaches the disk
+                await trio.to_thread.run_sync(self.writer.close)
             if self._directory_store is not None:
                 self._directory_store.close()
                 self._directory_store = None
@@ -627,7 +634,7 @@ class Host:
 
     def _open_directory(self) -> Directory:
         """The directory with its persisted links, config and manifests."""
-        self._directory_store = FileStore(self.data_dir / "directory")
+        self._directory_store = FileStore(self.data_dir / "directory", self.writer)
         directory = Directory(self.host_id, clock=time.time, store=self._directory_store)
         self.security = LatticeSecurity(
             self.config.lattice, self.bootstrap_admins, directory, self.config.allowed_issuers

@@ -428,7 +428,7 @@ async def _run(
             _watch_signals, host, nursery, as_json, secret_path, stopped_by, running
         )
         if status_file is not None:
-            _write_status(host, status_file)  # exists by the time "started" is printed
+            await _write_status(host, status_file)  # exists by the time "started" is printed
         started = {"event": "started", "id": host.host_id, "addr": f"{addr[0]}:{addr[1]}"}
         metrics = ""
         if host.metrics_addr is not None:
@@ -566,7 +566,7 @@ async def _print_events(
 ) -> None:
     failed = None
     if status_file is not None:
-        failed = _refresh_status(host, status_file, as_json, failed)
+        failed = await _refresh_status(host, status_file, as_json, failed)
     while True:
         event = None
         with trio.move_on_after(STATUS_REFRESH_S):
@@ -577,7 +577,7 @@ async def _print_events(
         if event is not None:
             _report(event, as_json)
         if status_file is not None:
-            failed = _refresh_status(host, status_file, as_json, failed)
+            failed = await _refresh_status(host, status_file, as_json, failed)
 
 
 class _Budget:
@@ -678,21 +678,26 @@ def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
         stdout.print(f"{_VIEW.prefix} {text}" if _VIEW.prefix else text, highlight=False)
 
 
-def _write_status(host: Host, path: Path) -> None:
-    """Raises ConfigError naming the file when it cannot be written."""
+async def _write_status(host: Host, path: Path) -> None:
+    """Raises ConfigError naming the file when it cannot be written.
+
+    The snapshot is taken here; the file is written (and fsync'd) on a
+    thread, never on the event loop.
+    """
+    data = json.dumps(host.status(), sort_keys=True).encode()
     try:
-        replace_atomically(path, [json.dumps(host.status(), sort_keys=True).encode()])
+        await trio.to_thread.run_sync(replace_atomically, path, [data])
     except OSError as exc:
         raise ConfigError(f"cannot write status file {path}: {exc.strerror or exc}") from None
 
 
-def _refresh_status(host: Host, path: Path, as_json: bool, failed: str | None) -> str | None:
+async def _refresh_status(host: Host, path: Path, as_json: bool, failed: str | None) -> str | None:
     """Rewrite the status file while running; a failure (disk full) is said once, not fatal.
 
     Returns the failure in force (None when the write worked).
     """
     try:
-        _write_status(host, path)
+        await _write_status(host, path)
     except ConfigError as exc:
         if str(exc) != failed:
             _say(

@@ -38,6 +38,7 @@ from meshhost.errors import (
     DecodeError,
     ErrorCode,
     MeshError,
+    ModuleStoreFailed,
     NkeyError,
     NotAuthorized,
     SignatureError,
@@ -191,6 +192,30 @@ class HostControl:
         auth: Any = None,
         route: str | None = None,
     ) -> Any:
+        """Run the op; answer only once every durable write it made is on disk.
+
+        Its writes go through the host's disk writer (group commit on a thread,
+        never an fsync on the event loop); the tickets this task submitted are
+        waited for here, so an acknowledged write survives a crash.
+        """
+        writer = self.host.writer
+        with writer.track() as tickets:
+            result = await self._dispatch_now(op, args, forward=forward, auth=auth, route=route)
+        try:
+            await writer.durable(tickets)
+        except MeshError as exc:
+            raise ControlError(exc.code, f"{op!r} was not stored on disk: {exc}") from None
+        return result
+
+    async def _dispatch_now(
+        self,
+        op: str,
+        args: Mapping[str, Any],
+        *,
+        forward: bool,
+        auth: Any = None,
+        route: str | None = None,
+    ) -> Any:
         try:
             # Every host that gets a request checks it: the one the CLI asked and the
             # one a request was forwarded to (which trusts no forwarder).
@@ -245,10 +270,30 @@ class HostControl:
         handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
         if handler is None:
             if op in APP_OPS and self.host.app_ops is not None:
+                if op == "apply":
+                    await self._store_modules(args)
                 return self.host.app_ops.dispatch(op, args)
             raise ControlError(ErrorCode.UNSUPPORTED, f"unknown control op {op!r}")
         _SIGNED.set((signed, auth))
         return await handler(args)
+
+    async def _store_modules(self, args: Mapping[str, Any]) -> None:
+        """Store the modules an ``apply`` carries, on a thread (each is an fsync'd
+        file), before it runs: it then finds them stored and only checks them.
+
+        They are stored by content hash, so one the apply then refuses costs
+        disk space only.  Raises ModuleStoreFailed when the disk refuses.
+        """
+        modules = args.get("modules")
+        if not isinstance(modules, Mapping):
+            return  # apply says what is wrong with the argument
+        blobs = [m for m in modules.values() if isinstance(m, bytes)]
+        store = self.actors.modules
+        for module in blobs:
+            try:
+                await trio.to_thread.run_sync(store.put, module)
+            except ModuleStoreFailed as exc:
+                raise ModuleStoreFailed(f"apply: {exc}; nothing was applied") from None
 
     def _staging(self, op: str, args: Mapping[str, Any], signer: str | None) -> Staging | None:
         """How the lattice-wide writes of a signed op are collected (None: written at once,

@@ -11,11 +11,16 @@ file ``lww.jsonl`` (``proto/spec/directory.md``):
 
 Loading replays the lines through the LWW merge, so their order does not
 matter and a line written twice is harmless.  :meth:`FileStore.append`
-returns only after ``fsync``: a write acknowledged to a caller survives a
-power cut.  A crash can tear only the last line; loading drops a torn last
-line (it was never acknowledged) and cuts it off the file.  Compaction
-writes the live set to a temporary file, fsyncs it and renames it over the
-log, so a crash leaves either the old or the new file.
+returns only after ``fsync``, or, with a :class:`~meshhost.diskwriter.DiskWriter`
+(a serving host), queues the write for the writer thread: whoever
+acknowledges the write waits for it there first, so a write acknowledged to
+a caller survives a power cut.  Entries learnt from peers are written by the
+writer without anyone waiting: as before, they were never acknowledged to
+anyone, and a host that loses them learns them again from its peers.  A
+crash can tear only the last line; loading drops a torn last line (it was
+never acknowledged) and cuts it off the file.  Compaction writes the live
+set to a temporary file, fsyncs it and renames it over the log, so a crash
+leaves either the old or the new file.
 
 This module does file IO; the directory core only sees the small
 :class:`EntryStore` protocol, so the simulator uses :class:`MemoryStore`.
@@ -36,6 +41,7 @@ from typing import Any, Protocol
 from meshhost.datadir import make_private_dir, replace_atomically
 from meshhost.directory.codec import LwwEntry, decode_value, encode_value
 from meshhost.directory.hlc import Stamp
+from meshhost.diskwriter import DiskWriter
 from meshhost.errors import (
     DecodeError,
     DirectoryDecodeError,
@@ -174,13 +180,27 @@ def _fsync_dir(path: Path) -> None:
 
 
 class FileStore:
-    """The JSON-lines log in ``directory`` (created if missing)."""
+    """The JSON-lines log in ``directory`` (created if missing).
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    Without ``writer`` :meth:`append` and :meth:`compact` write and fsync on
+    the calling thread and return once durable.  With a
+    :class:`~meshhost.diskwriter.DiskWriter` (a serving host) they queue the
+    write and return at once; the writer thread writes, and syncs appends
+    queued together with one ``fsync`` (group commit).  Whoever acknowledges
+    a write waits for its ticket (the control API does, through
+    ``DiskWriter.track``).  A failure is then the writer's: the waiter gets
+    the DirectoryStoreFailed, and the log is cut back to its last synced
+    end, so a later append never follows a partial line.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], writer: DiskWriter | None = None) -> None:
         self.directory = Path(directory)
         self.path = self.directory / LOG_NAME
         self._records = 0
         self._handle: Any = None
+        self._writer = writer
+        self._synced_size: int | None = None
+        """Size of the log at its last sync, while writes after it are not synced."""
 
     def load(self) -> list[LwwEntry]:
         """Read the log; raises DirectoryStoreCorrupt naming the file and line."""
@@ -264,41 +284,88 @@ class FileStore:
             make_private_dir(self.directory)
             new = not self.path.exists()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            self._handle = os.fdopen(fd, "a", encoding="utf-8")
+            self._handle = os.fdopen(fd, "ab")
             if new:
-                self._handle.write(self._header())
+                self._handle.write(self._header().encode())
                 self._handle.flush()
                 os.fsync(self._handle.fileno())
                 _fsync_dir(self.directory)
         return self._handle
 
     def append(self, entries: Sequence[LwwEntry]) -> None:
-        """Raises DirectoryStoreFailed when the disk refuses; then nothing was stored."""
+        """Store ``entries``: durable on return without a writer, queued with one.
+
+        Raises DirectoryStoreFailed (without a writer) when the disk refuses;
+        then nothing was stored.
+        """
         if not entries:
             return
+        data = "".join(entry_to_json(e) + "\n" for e in entries).encode()
+        if self._writer is not None:
+            self._records += len(entries)
+            self._writer.append(self, data)
+            return
+        self.write(data)
+        self.sync()
+        self._records += len(entries)
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` to the log file, not synced yet (``AppendLog`` for the writer).
+
+        Raises DirectoryStoreFailed, the partial write cut off, when the disk refuses.
+        """
         size = None
         try:
             handle = self._open()
             size = os.fstat(handle.fileno()).st_size
-            handle.write("".join(entry_to_json(e) + "\n" for e in entries))
+            handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
         except OSError as exc:
-            # Cut what part of the write reached the disk: the next append must
-            # not glue its first line to a partial one in the middle of the log.
-            self._close_quietly()
-            if size is not None:
-                with contextlib.suppress(OSError):
-                    os.truncate(self.path, size)
+            self._cut_back(size)  # earlier writes not synced yet stay, for sync()
             raise DirectoryStoreFailed(
                 f"cannot write the directory log {self.path}: {exc.strerror or exc}"
             ) from None
-        self._records += len(entries)
+        if self._synced_size is None:
+            self._synced_size = size
+
+    def sync(self) -> None:
+        """fsync what :meth:`write` wrote.  Raises DirectoryStoreFailed when the disk
+        refuses; every write since the last sync is then cut off the log."""
+        if self._synced_size is None:
+            return
+        try:
+            os.fsync(self._open().fileno())
+        except OSError as exc:
+            self._cut_back(self._synced_size)
+            self._synced_size = None
+            raise DirectoryStoreFailed(
+                f"cannot write the directory log {self.path}: {exc.strerror or exc}"
+            ) from None
+        self._synced_size = None
+
+    def _cut_back(self, size: int | None) -> None:
+        # Cut what part of the writes reached the disk: the next append must
+        # not glue its first line to a partial one in the middle of the log.
+        self._close_quietly()
+        if size is not None:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)
 
     def compact(self, entries: Iterable[LwwEntry]) -> None:
-        """Raises DirectoryStoreFailed when the disk refuses; the old log is then intact."""
-        self.close()
+        """Replace the log by ``entries``: done on return without a writer, queued with one.
+
+        Raises DirectoryStoreFailed (without a writer) when the disk refuses;
+        the old log is then intact.
+        """
         lines = [self._header(), *(entry_to_json(entry) + "\n" for entry in entries)]
+        self._records = len(lines) - 1
+        if self._writer is not None:
+            self._writer.run(lambda: self._compact_now(lines))
+        else:
+            self._compact_now(lines)
+
+    def _compact_now(self, lines: list[str]) -> None:
+        self.close()
         try:
             make_private_dir(self.directory)
             replace_atomically(self.path, (line.encode() for line in lines))
@@ -307,7 +374,6 @@ class FileStore:
             raise DirectoryStoreFailed(
                 f"cannot compact the directory log {self.path}: {exc.strerror or exc}"
             ) from None
-        self._records = len(lines) - 1
 
     def needs_compaction(self, live_entries: int) -> bool:
         return self._records > max(COMPACT_MIN_RECORDS, 2 * live_entries)
@@ -317,6 +383,7 @@ class FileStore:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+        self._synced_size = None
 
     def _close_quietly(self) -> None:
         handle, self._handle = self._handle, None

@@ -165,7 +165,7 @@ def test_misbehaving_peers_cannot_flood_the_terminal() -> None:
     assert budget.suppressed == 3
 
 
-def test_a_status_file_that_fails_while_running_is_said_once_not_fatal(
+async def test_a_status_file_that_fails_while_running_is_said_once_not_fatal(
     tmp_path: Path, capsys
 ) -> None:
     from meshhost.cli.host import _refresh_status
@@ -175,10 +175,10 @@ def test_a_status_file_that_fails_while_running_is_said_once_not_fatal(
             return {}
 
     path = tmp_path / "gone" / "status.json"  # e.g. a disk that filled up meanwhile
-    failed = _refresh_status(Host(), path, True, None)  # type: ignore[arg-type]
+    failed = await _refresh_status(Host(), path, True, None)  # type: ignore[arg-type]
     assert failed is not None and "cannot write status file" in failed
-    assert _refresh_status(Host(), path, True, failed) == failed  # type: ignore[arg-type]
+    assert await _refresh_status(Host(), path, True, failed) == failed  # type: ignore[arg-type]
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line)["event"] for line in lines] == ["status_failed"]
     path.parent.mkdir()
-    assert _refresh_status(Host(), path, True, failed) is None  # type: ignore[arg-type]
+    assert await _refresh_status(Host(), path, True, failed) is None  # type: ignore[arg-type]
