@@ -177,7 +177,7 @@ async def _round(
 async def _bench(args: argparse.Namespace, root: Path) -> None:
     secret = generate_secret()
     a = _make_host(root / "a", A_IP, secret, ())
-    with FsyncLog({"a": root / "a", "b": root / "b"}) as fsyncs:
+    with FsyncLog({"a": (root / "a").resolve(), "b": (root / "b").resolve()}) as fsyncs:
         fsyncs.trio_thread = threading.get_ident()
         async with trio.open_nursery() as nursery:
             addr_a = await nursery.start(a.serve)
