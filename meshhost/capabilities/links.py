@@ -1,27 +1,23 @@
-"""Link definitions: which provider serves an actor's capability, with what config.
+"""The host's current link table, read by guests on worker threads.
 
-A link definition binds (actor id, contract id, link name) to a provider and
-its configuration values, as in wasmCloud 0.x (``wash ctl link put``).  The
-link name is the *binding* a guest passes to ``__host_call``; the empty
-binding some guests send means ``default``.
-
-:class:`LinkTable` is the host's current view (later filled from the lattice
-directory).  It is read on guest worker threads and written on the trio
-thread, so every access takes a lock.
+:class:`LinkTable` is the host's view of the link definitions the directory
+holds (:mod:`meshhost.directory.links` defines the record).  It is read on
+guest worker threads and written on the trio thread, so every access takes
+a lock.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
+from collections.abc import Iterable
 
-from meshhost.errors import LinkConfigError
+from meshhost.directory.links import (
+    DEFAULT_LINK_NAME,
+    MAX_LINK_VALUES,
+    LinkDefinition,
+    LinkKey,
+    normalize_link_name,
+)
 
 __all__ = [
     "DEFAULT_LINK_NAME",
@@ -31,119 +27,6 @@ __all__ = [
     "LinkTable",
     "normalize_link_name",
 ]
-
-DEFAULT_LINK_NAME = "default"
-
-MAX_LINK_VALUES = 256
-"""Most config entries one link may carry (wasmCloud links carry a handful)."""
-
-MAX_LINK_VALUE_BYTES = 64 * 1024
-"""Largest single config value (a config_json blob fits easily)."""
-
-LinkKey = tuple[str, str, str]
-"""(actor id, contract id, link name)."""
-
-
-def normalize_link_name(binding: str) -> str:
-    """The link name a binding refers to: ``""`` (older guests, actor calls) means ``default``."""
-    return binding or DEFAULT_LINK_NAME
-
-
-@dataclass(frozen=True, slots=True)
-class LinkDefinition:
-    """One link: ``actor_id`` may use ``contract_id`` through ``provider_id`` under ``link_name``.
-
-    ``values`` is the provider configuration (wasmCloud's link "values"); it is
-    copied into a read-only mapping.  Keys are looked up case-insensitively
-    with :meth:`value`, as wasmCloud's providers did.
-    """
-
-    actor_id: str
-    contract_id: str
-    link_name: str = DEFAULT_LINK_NAME
-    provider_id: str = ""
-    values: Mapping[str, str] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "link_name", normalize_link_name(self.link_name))
-        for name in ("actor_id", "contract_id", "link_name", "provider_id"):
-            if not isinstance(getattr(self, name), str):
-                raise LinkConfigError(f"link {name} must be a string")
-        if not self.actor_id or not self.contract_id:
-            raise LinkConfigError("a link needs an actor id and a contract id")
-        if len(self.values) > MAX_LINK_VALUES:
-            raise LinkConfigError(f"a link carries at most {MAX_LINK_VALUES} config values")
-        copied: dict[str, str] = {}
-        for key, value in self.values.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise LinkConfigError("link config keys and values must be strings")
-            if len(value.encode("utf-8", "surrogatepass")) > MAX_LINK_VALUE_BYTES:
-                raise LinkConfigError(
-                    f"link config value {key!r} exceeds {MAX_LINK_VALUE_BYTES} bytes"
-                )
-            copied[key] = value
-        object.__setattr__(self, "values", MappingProxyType(copied))
-
-    @property
-    def key(self) -> LinkKey:
-        return (self.actor_id, self.contract_id, self.link_name)
-
-    def value(self, name: str, default: str | None = None) -> str | None:
-        """Config value ``name``, matched case-insensitively (``ADDRESS`` == ``address``)."""
-        if name in self.values:
-            return self.values[name]
-        folded = name.casefold()
-        for key, value in self.values.items():
-            if key.casefold() == folded:
-                return value
-        return default
-
-    def describe(self) -> str:
-        return f"link {self.link_name!r} from actor {self.actor_id} to {self.contract_id}"
-
-    def json_configs(self) -> Iterator[tuple[str, Any]]:
-        """The JSON documents of ``config_b64`` (base64, padding optional) and then
-        ``config_json``, as (key, parsed value) for each one the link has, as
-        wasmCloud's providers read them.  Raises LinkConfigError naming the key when
-        one is not valid base64 or JSON (nesting too deep included); what the
-        document must hold is the provider's to check (lazily: the first bad one
-        found is the one reported)."""
-        for key in ("config_b64", "config_json"):
-            raw = self.value(key)
-            if raw is None:
-                continue
-            try:
-                text = base64.b64decode(raw + "=" * (-len(raw) % 4)) if key == "config_b64" else raw
-                parsed = json.loads(text)
-            except (binascii.Error, ValueError, RecursionError) as exc:
-                raise LinkConfigError(f"{self.describe()}: {key} is not valid: {exc}") from None
-            yield key, parsed
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (msgpack/JSON friendly) with wasmCloud's field names."""
-        return {
-            "actor_id": self.actor_id,
-            "contract_id": self.contract_id,
-            "link_name": self.link_name,
-            "provider_id": self.provider_id,
-            "values": dict(self.values),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any) -> LinkDefinition:
-        """Inverse of to_dict; raises LinkConfigError on a malformed record."""
-        if not isinstance(data, Mapping):
-            raise LinkConfigError("a link definition must be a map")
-        values = data.get("values", {})
-        if not isinstance(values, Mapping):
-            raise LinkConfigError("link values must be a map of strings")
-        return cls(
-            actor_id=data.get("actor_id", ""),
-            contract_id=data.get("contract_id", ""),
-            link_name=data.get("link_name", DEFAULT_LINK_NAME),
-            provider_id=data.get("provider_id", ""),
-            values=values,
-        )
 
 
 class LinkTable:

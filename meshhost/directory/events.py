@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from meshhost.capabilities.links import LinkDefinition
 from meshhost.directory.codec import Value
+from meshhost.directory.links import LinkDefinition
 
 __all__ = [
     "ActorsChanged",

@@ -43,7 +43,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshhost.capabilities.links import LinkDefinition, normalize_link_name
 from meshhost.directory import records as rec
 from meshhost.directory.broadcast import BroadcastQueue, transmit_limit
 from meshhost.directory.chunks import Reassembler, split
@@ -82,6 +81,7 @@ from meshhost.directory.events import (
 )
 from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
 from meshhost.directory.hoststate import ApplyResult, HostStateMap
+from meshhost.directory.links import LinkDefinition, normalize_link_name
 from meshhost.directory.lww import LwwMap
 from meshhost.directory.records import ActorLocation, ActorSummary, HostRecord, ProviderRecord
 from meshhost.directory.store import EntryStore
