@@ -19,7 +19,18 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from meshhost.identity import short_id
+SHORT_ID_CHARS = 12
+"""Characters of a key kept by :func:`short_id`: 11 after the prefix letter tell
+thousands of hosts apart, and the result is a prefix the CLI accepts for a host."""
+
+
+def short_id(key: str) -> str:
+    """The one way a host (or actor) key is shortened for people: its first 12
+    characters and ``…`` (``NBX4ABCD2EFG…``). Short keys are returned whole.
+
+    It lives here, in the bottom layer, because error messages name keys with
+    it; :mod:`meshhost.identity` exports it too."""
+    return key[:SHORT_ID_CHARS] + "…" if len(key) > SHORT_ID_CHARS + 1 else key
 
 
 class ErrorCode(enum.IntEnum):

@@ -74,7 +74,7 @@ import hashlib
 import json
 import os.path
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -84,7 +84,13 @@ import yaml
 
 from meshhost.apps.yamlsource import MAX_MANIFEST_BYTES, Node, compose_text, from_python
 from meshhost.config import LIMIT_BOUNDS
-from meshhost.errors import ManifestError, ManifestTooLarge, MeshError, StoredManifestInvalid
+from meshhost.errors import (
+    LocalProtocolError,
+    ManifestError,
+    ManifestTooLarge,
+    MeshError,
+    StoredManifestInvalid,
+)
 
 __all__ = [
     "API_VERSION",
@@ -1151,8 +1157,6 @@ class _Validator:
                     "give at least one a positive weight",
                 )
             if len(spreads) > 1:
-                from meshhost.apps.placement import split_by_weight  # no import cycle
-
                 counts = split_by_weight(instances, [s.weight for s in spreads])
                 for spread, count, node_ in zip(spreads, counts, spread_nodes, strict=True):
                     if count == 0 and spread.weight > 0 and instances > 0:
@@ -1204,3 +1208,26 @@ class _Validator:
         if "values" in props:
             values = self.string_map(props["values"], f"{path}.values", "linkdef values")
         return Linkdef(target, contract, link_name, values)
+
+
+def split_by_weight(total: int, weights: Sequence[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` by largest remainder.
+
+    The parts add up to ``total`` exactly (all zero when the weights sum to
+    zero). Ties in remainder go to the larger weight, then the earlier index,
+    so the answer is deterministic. Placement divides a spread scaler's
+    instances with it; it lives here because the manifest's warnings (a spread
+    entry that gets no instance) use the same rule.
+    """
+    weight_sum = sum(weights)
+    if total < 0 or any(w < 0 for w in weights):
+        raise LocalProtocolError("split_by_weight needs non-negative numbers")
+    if weight_sum == 0:
+        return [0] * len(weights)
+    parts = [total * w // weight_sum for w in weights]
+    remainders = [total * w % weight_sum for w in weights]
+    leftover = total - sum(parts)
+    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], -weights[i], i))
+    for index in order[:leftover]:
+        parts[index] += 1
+    return parts

@@ -46,7 +46,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from meshhost.apps.manifest import BUILTIN_CONTRACTS, ComponentType, Manifest, Pairs, ScalerKind
+from meshhost.apps.manifest import (
+    BUILTIN_CONTRACTS,
+    ComponentType,
+    Manifest,
+    Pairs,
+    ScalerKind,
+    split_by_weight,
+)
 from meshhost.errors import LocalProtocolError
 
 if TYPE_CHECKING:
@@ -248,27 +255,6 @@ class Placement(Mapping[str, Mapping[str, int]]):
 
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {host: dict(share) for host, share in self.by_host.items()}
-
-
-def split_by_weight(total: int, weights: Sequence[int]) -> list[int]:
-    """Split ``total`` in proportion to ``weights`` by largest remainder.
-
-    The parts add up to ``total`` exactly (all zero when the weights sum to
-    zero). Ties in remainder go to the larger weight, then the earlier index,
-    so the answer is deterministic.
-    """
-    weight_sum = sum(weights)
-    if total < 0 or any(w < 0 for w in weights):
-        raise LocalProtocolError("split_by_weight needs non-negative numbers")
-    if weight_sum == 0:
-        return [0] * len(weights)
-    parts = [total * w // weight_sum for w in weights]
-    remainders = [total * w % weight_sum for w in weights]
-    leftover = total - sum(parts)
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], -weights[i], i))
-    for index in order[:leftover]:
-        parts[index] += 1
-    return parts
 
 
 @functools.lru_cache(maxsize=1 << 16)

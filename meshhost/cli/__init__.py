@@ -47,7 +47,7 @@ class _Main(click.Group):
             return super().invoke(ctx)
 
 
-COMMAND_MODULES = {
+COMMAND_MODULES: dict[str, str | tuple[str, ...]] = {
     "hosts": "lattice",
     "inventory": "lattice",
     "start": "lattice",
@@ -61,7 +61,7 @@ COMMAND_MODULES = {
     "keys": "keys",
     "claims": "claims",
     "up": "host",
-    "lattice": "host",
+    "lattice": ("host", "rotate"),  # rotate adds `lattice rotate` and `lattice keyring`
     "demo": "demo",
     "apply": "apps",
     "app": "apps",
@@ -74,7 +74,7 @@ COMMAND_MODULES = {
     "sim": "sim",
     "lab": "lab",
 }
-"""Command name -> the module of meshhost.cli that registers it.  A command missing
+"""Command name -> the module(s) of meshhost.cli that register it.  A command missing
 here still works (every module is then loaded); tests/cli/test_cli_imports.py
 says which entry to add."""
 MODULES = tuple(
@@ -96,7 +96,8 @@ class _LazyGroup(_Main):
             # An unknown name loads everything: a command missing from the
             # map is still found (only slower), and click's "no such
             # command" hint sees every name.
-            for name in (module,) if module else MODULES:
+            names = (module,) if isinstance(module, str) else module or MODULES
+            for name in names:
                 importlib.import_module(f"meshhost.cli.{name}")
         return super().get_command(ctx, cmd_name)
 

@@ -805,8 +805,3 @@ def lattice_new(
             highlight=False,
             markup=False,
         )
-
-
-# `lattice rotate` and `lattice keyring` live in their own module and join the
-# `lattice` group here, which the lazy command group loads for `lattice ...`.
-from meshhost.cli import rotate  # noqa: E402,F401

@@ -724,7 +724,7 @@ def call(
             failed_id = trace_arg["traceparent"].split("-")[1]
             with contextlib.suppress(MeshError):
                 failed = _request(data_dir, lattice, "trace", trace_id=failed_id)
-                from meshhost.cli.trace import print_traces
+                from meshhost.cli.tracetree import print_traces
 
                 if as_json:
                     emit_json({"trace_id": failed_id, "trace": failed})
@@ -762,7 +762,7 @@ def call(
         f"[dim]answered by {short_id(result['host'])} in {elapsed_ms:.1f} ms (trace {trace_id})[/]"
     )
     if spans is not None:
-        from meshhost.cli.trace import print_traces
+        from meshhost.cli.tracetree import print_traces
 
         print_traces(spans)
 

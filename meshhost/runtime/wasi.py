@@ -26,15 +26,12 @@ import os
 import struct
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import wasmtime
 
 from meshhost.runtime import _raw
 from meshhost.runtime.instance import HostAbort
-
-if TYPE_CHECKING:
-    from meshhost.runtime.wapc import WapcInstance
 
 __all__ = ["WASI_MODULES", "WasiState", "stub"]
 
@@ -69,6 +66,21 @@ class WasiState:
 
 
 HostFn = Callable[[int, Any], int]
+
+
+class WapcInstance(Protocol):
+    """What a WASI function needs of the waPC instance it serves (a
+    :class:`~meshhost.runtime.wapc.WapcInstance`; a protocol here, so wasi does
+    not import the module that imports it)."""
+
+    wasi: WasiState
+    exit_code: int | None
+
+    def read(self, caller: int, ptr: int, length: int) -> bytes: ...
+
+    def write(self, caller: int, ptr: int, data: bytes) -> None: ...
+
+    def guest_log(self, level: str, message: str) -> None: ...
 
 
 def stub(inst: WapcInstance, name: str, ty: wasmtime.FuncType) -> HostFn:

@@ -168,7 +168,8 @@ def test_every_command_is_found_in_the_module_the_lazy_group_names() -> None:
         for name, command in main.commands.items()
         if name != "version"
     }
-    assert where == COMMAND_MODULES, (
+    first = {name: m if isinstance(m, str) else m[0] for name, m in COMMAND_MODULES.items()}
+    assert where == first, (
         "meshhost.cli.COMMAND_MODULES must name the module of every command "
         f"(command -> module): {where}"
     )
