@@ -28,25 +28,21 @@ per-connection ``TCPServer``, which is what ``serve`` does inside:
 - a connection that fails in any other way is logged and closed; it never
   ends the listener.
 
-It uses hypercorn internals (``TCPServer``, ``WorkerContext``), which is
-why pyproject.toml pins hypercorn to one version.
+hypercorn's per-connection server is an internal of hypercorn; it is reached
+only through :mod:`meshhost.capabilities.providers._hypercorn`.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState
-from hypercorn.utils import wrap_app
+
+from meshhost.capabilities.providers._hypercorn import App, ConnectionServer
 
 __all__ = ["SEND_CHUNK_BYTES", "serve_http"]
 
@@ -60,8 +56,6 @@ REFUSAL_TIMEOUT_S = 1.0
 """How long a connection over the limit is kept: to send it the 503 and read its request."""
 REFUSAL_LOG_EVERY_S = 10.0
 """Refusals are logged at most this often (with a count): a flood must not flood the log."""
-
-App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 class _StallGuard(trio.abc.HalfCloseableStream):
@@ -186,8 +180,7 @@ async def serve_http(
     listener = trio.SocketListener(sock)
     bound = sock.getsockname()
     where = f"{bound[0]}:{bound[1]}"
-    context = WorkerContext(None)
-    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+    server = ConnectionServer(app, config)
     refusals = {
         "total": _refusal("to this listener", max_connections),
         "source": _refusal("from your address", max_per_source),
@@ -237,7 +230,7 @@ async def serve_http(
                 # hypercorn would hold a connection the client closed until
                 # its keep-alive timer ends: end it (and free the slot) now.
                 nursery.start_soon(_close_when_gone, guard, nursery.cancel_scope)
-                await TCPServer(wrapped, config, context, ConnectionState({}), guard)  # type: ignore[arg-type]
+                await server.serve(guard)
                 nursery.cancel_scope.cancel()
         finally:
             open_connections -= 1
@@ -266,7 +259,7 @@ async def serve_http(
                 await stop.wait()
                 accepting.cancel_scope.cancel()
             await listener.aclose()  # the port is free for the next listener at once
-            await context.terminated.set()  # idle keep-alive connections close now
+            await server.close_idle()  # idle keep-alive connections close now
             handlers.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
     finally:
         sock.close()  # also when accepting failed: the restart binds the port again
