@@ -83,7 +83,7 @@ class Limits:
     max_str: int | None = None
     max_array: int | None = None
     max_map: int | None = None
-    max_ext: int = 0
+    max_ext: int | None = 0
     max_depth: int | None = None
     strict_map_key: bool = True
     trailing_zeros: bool = False
@@ -100,7 +100,7 @@ class Limits:
             max_str_len=_length_limit(self.max_str),
             max_array_len=_length_limit(self.max_array),
             max_map_len=_length_limit(self.max_map),
-            max_ext_len=self.max_ext,
+            max_ext_len=_length_limit(self.max_ext),
         )
         object.__setattr__(self, "_unpackb", unpackb)
         # msgpack allocates an array's or map's slots from its header before

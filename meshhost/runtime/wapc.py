@@ -32,18 +32,19 @@ from __future__ import annotations
 import ctypes
 import itertools
 import struct
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import wasmtime
 
-from meshhost.errors import ActorError, ActorLoadError, ActorRuntimeError
+from meshhost.errors import ActorError, ActorLoadError, ActorRuntimeError, DecodeError
 from meshhost.runtime import _raw, wasi
 from meshhost.runtime.api import ActorLimits, ActorRef, HostCallHandler
 from meshhost.runtime.engine import Engine
 from meshhost.runtime.instance import GuestInstance, HostAbort
+from meshhost.wire import Limits, Reader
 
 __all__ = ["START_FUNCTIONS", "WAPC_MODULES", "WapcInstance", "WapcProgram"]
 
@@ -177,6 +178,11 @@ def _is_container(first: int) -> bool:
     return 0x80 <= first <= 0x9F or 0xDC <= first <= 0xDF
 
 
+_ANSWER_WIRE = Reader(DecodeError)
+_ANY_ANSWER = Limits(max_bytes=sys.maxsize, max_ext=None)
+"""The answer is already in guest memory's copy; only whether it parses is asked."""
+
+
 def trim_stray_trailer(response: bytes) -> bytes:
     """Drop one stray ``0x00`` after an otherwise complete msgpack map or array.
 
@@ -188,15 +194,13 @@ def trim_stray_trailer(response: bytes) -> bytes:
     if len(response) < 2 or response[-1] != 0 or not _is_container(response[0]):
         return response
     try:
-        msgpack.unpackb(response)
-    except msgpack.ExtraData:
+        _ANSWER_WIRE.unpack(response, _ANY_ANSWER, "answer")
+    except DecodeError:
         try:
-            msgpack.unpackb(response[:-1])
-        except Exception:
-            return response
+            _ANSWER_WIRE.unpack(response[:-1], _ANY_ANSWER, "answer")
+        except DecodeError:
+            return response  # not msgpack at all: not ours to repair
         return response[:-1]
-    except Exception:
-        return response
     return response
 
 
