@@ -61,6 +61,7 @@ from meshhost.apps.placement import (
     Placement,
     Workload,
     compute_placement,
+    link_specs,
 )
 from meshhost.apps.status import diff, placement_diff, status
 from meshhost.apps.store import (
@@ -391,16 +392,8 @@ class AppOps:
         for component in manifest.actors:
             if component.actor_id is None:
                 continue
-            for link in component.linkdefs:
-                spec = LinkSpec(
-                    manifest.name,
-                    component.name,
-                    component.actor_id,
-                    link.contract_id,
-                    link.link_name,
-                    link.values,
-                )
-                existing = self.directory.link(component.actor_id, link.contract_id, link.link_name)
+            for spec in link_specs(manifest.name, component):
+                existing = self.directory.link(component.actor_id, spec.contract_id, spec.link_name)
                 if existing is None:
                     continue
                 old = dict(existing.values)
@@ -415,7 +408,7 @@ class AppOps:
                     {
                         "actor": component.actor_id,
                         "component": component.name,
-                        "contract": link.contract_id,
+                        "contract": spec.contract_id,
                         "link_name": existing.link_name,
                         "old": old,
                         "new": dict(spec.values),

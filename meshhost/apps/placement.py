@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING
 
 from meshhost.apps.manifest import (
     BUILTIN_CONTRACTS,
+    Component,
     ComponentType,
     Manifest,
     Pairs,
@@ -71,6 +72,7 @@ __all__ = [
     "compute_placement",
     "host_views",
     "hrw_rank",
+    "link_specs",
     "link_writers",
     "split_by_weight",
 ]
@@ -194,6 +196,16 @@ class LinkSpec:
         return LinkDefinition(
             self.actor_id, self.contract_id, self.link_name, self.provider_id, dict(self.values)
         )
+
+
+def link_specs(app: str, component: Component) -> list[LinkSpec]:
+    """The links actor ``component`` of application ``app`` declares, in manifest order."""
+    return [
+        LinkSpec(
+            app, component.name, component.actor_id, link.contract_id, link.link_name, link.values
+        )
+        for link in component.linkdefs
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,15 +365,7 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
                 component.actor_id,
                 component.limits,
             )
-            for link in component.linkdefs:
-                spec = LinkSpec(
-                    manifest.name,
-                    component.name,
-                    component.actor_id,
-                    link.contract_id,
-                    link.link_name,
-                    link.values,
-                )
+            for spec in link_specs(manifest.name, component):
                 if spec.key in links:  # two apps link one actor: the first by name wins
                     owner = links[spec.key].app
                     unsatisfied.append(
@@ -370,7 +374,7 @@ def compute_placement(manifests: Iterable[Manifest], members: Iterable[HostView]
                             component.name,
                             "",
                             0,
-                            f"link {link.contract_id}/{link.link_name} of this actor is already "
+                            f"link {spec.contract_id}/{spec.link_name} of this actor is already "
                             f"set by application {owner!r}; this one is ignored",
                         )
                     )

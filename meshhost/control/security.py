@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from meshhost.apps.manifest import ComponentType
-from meshhost.apps.placement import LinkSpec
+from meshhost.apps.placement import link_specs
 from meshhost.apps.store import (
     DEPLOYMENTS_NS,
     LINKS_NS,
@@ -192,20 +192,12 @@ class LatticeSecurity:
             for component in manifest.components:
                 if component.type is not ComponentType.ACTOR or not component.actor_id:
                     continue
-                for link in component.linkdefs:
-                    spec = LinkSpec(
-                        manifest.name,
-                        component.name,
-                        component.actor_id,
-                        link.contract_id,
-                        link.link_name,
-                        link.values,
-                    )
+                for spec in link_specs(manifest.name, component):
                     definition = LinkDefinition(
-                        component.actor_id, link.contract_id, link.link_name, "", dict(link.values)
+                        component.actor_id, spec.contract_id, spec.link_name, "", dict(spec.values)
                     )
                     wanted[
-                        (LINK_NS, link_key(component.actor_id, link.contract_id, link.link_name))
+                        (LINK_NS, link_key(component.actor_id, spec.contract_id, spec.link_name))
                     ] = definition.to_dict()
                     wanted[(LINKS_NS, link_record_key(spec))] = encode_link(spec)
         self._wanted = (version, wanted)
