@@ -177,16 +177,21 @@ def decode_reply(data: bytes) -> dict[str, Any]:
     return value
 
 
-async def _read_message(stream: trio.abc.ReceiveStream) -> bytes | None:
-    header = await _read_exactly(stream, _HEADER.size)
-    if header is None:
-        return None
+def _body_length(header: bytes) -> int:
+    """The length a message header announces; ControlError (too large) past the limit."""
     (length,) = _HEADER.unpack(header)
     if length > MAX_MESSAGE_BYTES:
         raise ControlError(
             ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}"
         )
-    body = await _read_exactly(stream, length)
+    return int(length)
+
+
+async def _read_message(stream: trio.abc.ReceiveStream) -> bytes | None:
+    header = await _read_exactly(stream, _HEADER.size)
+    if header is None:
+        return None
+    body = await _read_exactly(stream, _body_length(header))
     if body is None:
         raise DecodeError("control connection closed in the middle of a message")
     return body
@@ -350,12 +355,7 @@ def _recv_message(sock: socket.socket) -> bytes | None:
     header = _recv_exactly(sock, _HEADER.size)
     if header is None:
         return None
-    (length,) = _HEADER.unpack(header)
-    if length > MAX_MESSAGE_BYTES:
-        raise ControlError(
-            ErrorCode.TOO_LARGE, f"control message of {length} bytes exceeds {MAX_MESSAGE_BYTES}"
-        )
-    body = _recv_exactly(sock, length)
+    body = _recv_exactly(sock, _body_length(header))
     if body is None:
         raise DecodeError("control connection closed in the middle of a message")
     return body

@@ -829,13 +829,9 @@ class Directory:
 
     def merge_remote_state(self, sender_id: str, data: bytes) -> None:
         """A peer's full state from push-pull.  Never raises on bad bytes."""
-        try:
-            state = decode_state(data)
-        except DecodeError as exc:
-            self._misbehaved(sender_id, exc)
+        state = self._merge_full_state(sender_id, data)
+        if state is None:
             return
-        self._merge_hosts(sender_id, state.hosts)
-        self._merge_lww(sender_id, state.entries)
         # A full state shows what the peer knows of us.  If it is behind (it
         # forgot us while we were cut off or falsely declared dead), others
         # likely are too: gossip our own state again rather than wait for
@@ -851,13 +847,18 @@ class Directory:
 
         Never raises on bad bytes (reported as ``PeerMisbehaved``).
         """
+        self._merge_full_state(sender_id, data)
+
+    def _merge_full_state(self, sender_id: str, data: bytes) -> FullState | None:
+        """Decode and merge a peer's FULL_STATE; None (reported) when it is malformed."""
         try:
             state = decode_state(data)
         except DecodeError as exc:
             self._misbehaved(sender_id, exc)
-            return
+            return None
         self._merge_hosts(sender_id, state.hosts)
         self._merge_lww(sender_id, state.entries)
+        return state
 
     # --- digest-driven pull (transport channel 4) ------------------------------
 
