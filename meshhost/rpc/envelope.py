@@ -14,7 +14,7 @@ specified in proto/spec/rpc.md.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from meshhost.errors import DecodeError, ErrorCode
 from meshhost.transport import channels
@@ -59,9 +59,13 @@ _NO_SPAN = bytes(SPAN_ID_BYTES)
 _CODES = {int(c): c for c in ErrorCode}
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    """One call of ``operation`` on actor ``target`` (an ``M…`` key or a call alias)."""
+class Invocation(NamedTuple):
+    """One call of ``operation`` on actor ``target`` (an ``M…`` key or a call alias).
+
+    A NamedTuple, not a frozen dataclass (as ``TraceContext``): both are
+    immutable, but one is built per call on each side of the hot path and a
+    tuple is made in one C call (~5x faster than a frozen dataclass's
+    field-by-field ``object.__setattr__``)."""
 
     id: bytes
     origin_host: str
@@ -79,9 +83,9 @@ class Invocation:
     """W3C ``trace-flags`` (bit 0: sampled), passed on unchanged."""
 
 
-@dataclass(frozen=True, slots=True)
-class InvocationResult:
-    """The answer: ``code`` OK with ``payload``, or an error code with a message."""
+class InvocationResult(NamedTuple):
+    """The answer: ``code`` OK with ``payload``, or an error code with a message
+    (a NamedTuple for the same reason as ``Invocation``)."""
 
     id: bytes
     code: ErrorCode

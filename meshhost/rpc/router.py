@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Candidate", "Router"]
 
@@ -35,9 +36,9 @@ PROBATION_MAX_S = 30.0
 """Membership declares a dead host within ~20 s on a LAN; no need to wait longer."""
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One host that runs the target actor, as the directory and membership see it."""
+class Candidate(NamedTuple):
+    """One host that runs the target actor, as the directory and membership see it
+    (a NamedTuple: one is built per host per call, see ``envelope.Invocation``)."""
 
     host_id: str
     instances: int

@@ -100,7 +100,7 @@ def test_bad_results_say_what_is_wrong(body: bytes, match: str) -> None:
     ],
 )
 def test_unencodable_invocations_raise_value_error(change: dict[str, object], match: str) -> None:
-    values = {name: getattr(INV, name) for name in INV.__slots__}
+    values = {name: getattr(INV, name) for name in INV._fields}
     values.update(change)
     with pytest.raises(ValueError, match=match):
         envelope.encode_invocation(Invocation(**values))  # type: ignore[arg-type]

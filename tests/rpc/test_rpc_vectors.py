@@ -109,7 +109,7 @@ def _messages() -> list[tuple[str, Invocation | InvocationResult]]:
 
 def _fields(message: Invocation | InvocationResult) -> dict[str, object]:
     out: dict[str, object] = {}
-    for name in message.__slots__:  # type: ignore[union-attr]
+    for name in message._fields:  # type: ignore[union-attr]
         value = getattr(message, name)
         out[name] = (
             value.hex() if isinstance(value, bytes) else int(value) if name == "code" else value
