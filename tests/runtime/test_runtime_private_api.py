@@ -13,7 +13,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import component as wcomponent
 
-from meshhost.runtime import _raw
+from meshhost.runtime import Runtime, _raw, wapc
 
 RUNTIME = Path(_raw.__file__).parent
 PRIVATE = re.compile(
@@ -93,6 +93,27 @@ def test_the_private_attributes_on_live_objects() -> None:
     ):
         assert callable(getattr(cls, name, None)), f"{cls.__name__}.{name} is gone"
     assert "boom" in _raw.error_message(_raw.component_error("boom"))
+
+
+def test_a_host_call_sees_the_store_context_as_its_caller_context(
+    runtime: Runtime, test_actor: bytes
+) -> None:
+    # wapc.py reads guest memory through the store's context during a host call
+    # instead of asking wasmtime_caller_context each time: they must be one pointer.
+    seen: list[tuple[int, int]] = []
+    view = wapc.WapcInstance._memory_view
+
+    def spy(self: wapc.WapcInstance, caller: int) -> tuple[int, int]:
+        seen.append((_raw.caller_context(caller), self.ctx))
+        return view(self, caller)
+
+    wapc.WapcInstance._memory_view = spy  # type: ignore[method-assign]
+    try:
+        actor = runtime.load(test_actor)
+        assert runtime.call_sync(actor.actor_id, "echo", b"hi") == b"hi"
+    finally:
+        wapc.WapcInstance._memory_view = view  # type: ignore[method-assign]
+    assert seen and all(caller == store for caller, store in seen)
 
 
 def test_no_other_runtime_module_touches_wasmtime_privates() -> None:
