@@ -91,15 +91,21 @@ class Router:
 
     def started(self, host_id: str) -> None:
         """A call to ``host_id`` is now in flight."""
-        self._health.setdefault(host_id, _Health()).in_flight += 1
+        health = self._health.get(host_id)  # not setdefault: no _Health built per call
+        if health is None:
+            health = self._health[host_id] = _Health()
+        health.in_flight += 1
 
     def finished(self, host_id: str, *, reachable: bool, now: float) -> None:
         """A call to ``host_id`` ended. ``reachable`` is False on connection loss or time-out."""
-        health = self._health.setdefault(host_id, _Health())
+        health = self._health.get(host_id)
+        if health is None:
+            health = self._health[host_id] = _Health()
         health.in_flight = max(0, health.in_flight - 1)
         if reachable:
-            health.failures = 0
-            health.probation_until = 0.0
+            if health.failures:
+                health.failures = 0
+                health.probation_until = 0.0
             return
         health.failures += 1
         delay = min(PROBATION_MAX_S, PROBATION_INITIAL_S * 2 ** (health.failures - 1))
