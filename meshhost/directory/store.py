@@ -36,18 +36,20 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meshhost.datadir import make_private_dir, replace_atomically
 from meshhost.directory.codec import LwwEntry, decode_value, encode_value
 from meshhost.directory.hlc import Stamp
-from meshhost.diskwriter import DiskWriter
 from meshhost.errors import (
     DecodeError,
     DirectoryDecodeError,
     DirectoryStoreCorrupt,
     DirectoryStoreFailed,
 )
+
+if TYPE_CHECKING:  # the CLI reads this module without loading trio
+    from meshhost.diskwriter import DiskWriter
 
 __all__ = ["COMPACT_MIN_RECORDS", "LOG_NAME", "EntryStore", "FileStore", "MemoryStore"]
 
