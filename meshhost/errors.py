@@ -131,6 +131,11 @@ class SignatureError(IdentityError):
 class WasmFormatError(IdentityError, DecodeError):
     """A WebAssembly binary is malformed (bad magic, truncated section, bad LEB128)."""
 
+    offset: int | None = None
+    """Byte offset of the fault in the binary, when known."""
+    reason: str = ""
+    """What is wrong there, without the offset."""
+
 
 class ClaimsError(IdentityError):
     """Base for problems with an actor's or provider's signed claims."""

@@ -44,7 +44,7 @@ import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from meshhost.apps.manifest import (
     BUILTIN_CONTRACTS,
@@ -120,8 +120,20 @@ class HostView:
         return dict(self.labels)
 
 
+class MemberLike(Protocol):
+    """What placement reads of a membership snapshot (``meshhost.membership.Member``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> enum.Enum:
+        """Named ALIVE, SUSPECT, DEAD or LEFT."""
+        ...
+
+
 def host_views(
-    members: Iterable[object], labels: Mapping[str, Mapping[str, str]]
+    members: Iterable[MemberLike], labels: Mapping[str, Mapping[str, str]]
 ) -> list[HostView]:
     """HostViews from membership snapshots and the directory's host labels.
 
@@ -131,8 +143,8 @@ def host_views(
     """
     views = []
     for member in members:
-        host_id = member.id  # type: ignore[attr-defined]
-        state = HostState(member.state.name.lower())  # type: ignore[attr-defined]
+        host_id = member.id
+        state = HostState(member.state.name.lower())
         views.append(HostView.of(host_id, labels.get(host_id), state))
     return views
 

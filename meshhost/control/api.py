@@ -136,8 +136,8 @@ def encode_reply(
     reply (naming ``op``), since no client would read a message that size."""
     if error is not None:
         reply: dict[str, Any] = {"ok": False, "code": int(error.code), "error": str(error)}
-        if getattr(error, "sign", None) is not None:
-            reply["sign"] = error.sign  # type: ignore[attr-defined]
+        if isinstance(error, ControlError) and error.sign is not None:
+            reply["sign"] = error.sign
         return _pack(reply)
     return _fit(_pack({"ok": True, "result": result}), f"reply to {op!r}")
 

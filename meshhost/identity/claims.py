@@ -503,8 +503,8 @@ def legacy_module_hash(module: bytes) -> str | None:
 def _module_error(exc: WasmFormatError) -> ClaimsModuleMalformed:
     """The same failure, typed as both ClaimsMalformed and WasmFormatError."""
     err = ClaimsModuleMalformed(f"cannot read claims: {exc}")
-    err.offset = getattr(exc, "offset", None)  # type: ignore[attr-defined]
-    err.reason = getattr(exc, "reason", str(exc))  # type: ignore[attr-defined]
+    err.offset = exc.offset
+    err.reason = exc.reason or str(exc)
     return err
 
 

@@ -96,8 +96,8 @@ class Section:
 
 def _fail(offset: int, reason: str) -> WasmFormatError:
     exc = WasmFormatError(f"malformed WebAssembly binary at byte {offset}: {reason}")
-    exc.offset = offset  # type: ignore[attr-defined]
-    exc.reason = reason  # type: ignore[attr-defined]
+    exc.offset = offset
+    exc.reason = reason
     return exc
 
 
@@ -180,7 +180,7 @@ def _sections(data: bytes, base: int) -> tuple[BinaryKind, list[Section]]:
         try:
             size, content_start = read_u32(data, pos + 1)
         except WasmFormatError as exc:
-            raise _fail(base + pos + 1, f"bad section size: {exc.reason}") from None  # type: ignore[attr-defined]
+            raise _fail(base + pos + 1, f"bad section size: {exc.reason}") from None
         end = content_start + size
         if end > total:
             raise _fail(
@@ -195,7 +195,7 @@ def _sections(data: bytes, base: int) -> tuple[BinaryKind, list[Section]]:
             except WasmFormatError as exc:
                 raise _fail(
                     base + content_start,
-                    f"bad custom section name length: {exc.reason}",  # type: ignore[attr-defined]
+                    f"bad custom section name length: {exc.reason}",
                 ) from None
             payload_start = name_start + name_len
             if payload_start > end:
