@@ -35,7 +35,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -51,9 +51,9 @@ from meshhost.apps.ops import AppOps
 from meshhost.apps.reconcile_loop import ReconcileDriver
 from meshhost.capabilities import ActorCallMode, PolicyConfig
 from meshhost.config import HostConfig, check_ipv4
-from meshhost.control.api import handle_request, serve_unix
+from meshhost.control.api import decode_reply, encode_request, handle_request, serve_unix
 from meshhost.control.authz import Authorizer
-from meshhost.control.hostops import HostControl, event_to_dict
+from meshhost.control.hostops import HostControl
 from meshhost.control.security import SECURITY_NS, LatticeSecurity
 from meshhost.datadir import (
     CONTROL_SOCKET,
@@ -101,6 +101,7 @@ from meshhost.membership import (
 from meshhost.membership.messages import MAX_META_BYTES
 from meshhost.membership.udp import MembershipDriver, wall_clock_offset
 from meshhost.monitor import HostMetrics, RecentEvents
+from meshhost.monitor.events import event_to_dict
 from meshhost.transport import Transport, channels
 from meshhost.wire import Limits, Reader
 
@@ -749,6 +750,19 @@ class Host:
             TransportClosed,
         ) as exc:
             raise HostUnreachable(f"host {short_id(host_id)} is unreachable: {exc}") from None
+
+    async def control_request(
+        self, host_id: str, op: str, args: Mapping[str, Any], timeout_s: float
+    ) -> Any:
+        """Ask member ``host_id`` for control op ``op`` (channel 3, unsigned); its result.
+
+        Raises what :meth:`send_to_host` raises, and ControlError with the code the
+        peer sent when it answers with an error.
+        """
+        reply = await self.send_to_host(
+            host_id, channels.CONTROL, encode_request(op, args), timeout_s
+        )
+        return decode_reply(reply).get("result")
 
     async def _start_control(self, nursery: trio.Nursery) -> None:
         """Serve the local CLI on ``control.sock`` in the data dir (mode 0600), and peers."""

@@ -91,13 +91,17 @@ class _LazyGroup(_Main):
     """Imports a command's module when the command is looked up, not at start-up."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands:
-            module = COMMAND_MODULES.get(cmd_name)
+        module = COMMAND_MODULES.get(cmd_name)
+        if isinstance(module, tuple):
+            # a group whose subcommands come from several modules: each is
+            # loaded even when the group itself was registered already
+            for name in module:
+                importlib.import_module(f"meshhost.cli.{name}")
+        elif cmd_name not in self.commands:
             # An unknown name loads everything: a command missing from the
             # map is still found (only slower), and click's "no such
             # command" hint sees every name.
-            names = (module,) if isinstance(module, str) else module or MODULES
-            for name in names:
+            for name in (module,) if module else MODULES:
                 importlib.import_module(f"meshhost.cli.{name}")
         return super().get_command(ctx, cmd_name)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import re
 import time
 from collections.abc import AsyncGenerator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -48,10 +47,12 @@ from meshhost.identity import short_id
 from meshhost.identity.operators import Role, decode_statement
 from meshhost.membership import MemberState
 from meshhost.monitor import tracing
+from meshhost.monitor.events import event_to_dict
+from meshhost.monitor.snapshot import snapshot
 from meshhost.monitor.spans import parse_traceparent
 
 if TYPE_CHECKING:
-    from meshhost.host import Host
+    from meshhost.control.source import ControlledHost
 
 __all__ = ["HostControl", "event_to_dict"]
 
@@ -70,29 +71,6 @@ pass it on (``start`` by labels, ``stop`` everywhere); per trio task, so concurr
 requests never see each other's."""
 HOST_OPS = frozenset({"inventory", "start", "stop", "scale", "host_stop", "metrics"}) | KEYRING_OPS
 """Ops that act on one host and are forwarded when ``host`` names another."""
-
-
-def _kind(event: object) -> str:
-    """``MemberJoined`` -> ``host_joined`` (the event kinds of proto/spec/rpc.md)."""
-    name = type(event).__name__.removeprefix("Member")
-    return "host_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def event_to_dict(event: object) -> dict[str, Any]:
-    """A membership event object or a control event dict as the ``events`` stream sends it."""
-    now = int(time.time() * 1000)
-    if isinstance(event, Mapping):
-        return {"at_unix_ms": now, **event}
-    out: dict[str, Any] = {"kind": _kind(event), "at_unix_ms": now}
-    member = getattr(event, "member", None)
-    if member is not None:
-        out["host"] = member.id
-        out["address"] = f"{member.addr[0]}:{member.addr[1]}"
-        out["incarnation"] = member.incarnation
-    reason = getattr(event, "reason", None)
-    if reason is not None:
-        out["reason"] = str(reason)
-    return out
 
 
 ENTRY_SIGS = "entry_sigs"
@@ -150,7 +128,7 @@ def _link_row(link: LinkDefinition) -> dict[str, Any]:
 class HostControl:
     """Answers control requests for one running host."""
 
-    def __init__(self, host: Host, nursery: trio.Nursery) -> None:
+    def __init__(self, host: ControlledHost, nursery: trio.Nursery) -> None:
         self.host = host
         self.nursery = nursery
 
@@ -435,8 +413,6 @@ class HostControl:
     async def op_metrics(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """This host's figures (:func:`meshhost.monitor.snapshot`); ``metrics: false``
         leaves out the Prometheus families (``top`` polls every host each second)."""
-        from meshhost.monitor import snapshot
-
         with_metrics = args.get("metrics", True)
         if not isinstance(with_metrics, bool):
             raise _invalid("argument 'metrics' must be true or false")

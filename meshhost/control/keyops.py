@@ -35,7 +35,7 @@ from meshhost.identity.keyring import decode_secret, mdns_tag
 from meshhost.transport.session import MAX_PSKS
 
 if TYPE_CHECKING:
-    from meshhost.host import Host
+    from meshhost.control.source import ControlledHost
 
 __all__ = ["KEYRING_OPS", "key_id", "keyring_op"]
 
@@ -49,7 +49,7 @@ def key_id(secret: bytes, lattice: str) -> str:
     return mdns_tag(secret, lattice)
 
 
-def _view(host: Host, saved: bool | None = None) -> dict[str, Any]:
+def _view(host: ControlledHost, saved: bool | None = None) -> dict[str, Any]:
     lattice = host.keyring.lattice
     keys = [key_id(s, lattice) for s in host.keyring.secrets]
     out: dict[str, Any] = {
@@ -64,7 +64,7 @@ def _view(host: Host, saved: bool | None = None) -> dict[str, Any]:
     return out
 
 
-def _find(host: Host, args: Mapping[str, Any]) -> bytes | None:
+def _find(host: ControlledHost, args: Mapping[str, Any]) -> bytes | None:
     kid = args.get("key")
     if not isinstance(kid, str) or not kid:
         raise KeyringError("give the key id (16 hex characters, see `meshhost lattice keyring`)")
@@ -74,12 +74,12 @@ def _find(host: Host, args: Mapping[str, Any]) -> bytes | None:
     return None
 
 
-async def _save(host: Host, secrets: list[bytes]) -> bool:
+async def _save(host: ControlledHost, secrets: list[bytes]) -> bool:
     # A file write (with fsync) does not belong on the event loop.
     return await trio.to_thread.run_sync(host.save_secrets, secrets)
 
 
-async def keyring_op(host: Host, op: str, args: Mapping[str, Any]) -> dict[str, Any]:
+async def keyring_op(host: ControlledHost, op: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """Run one keyring op on ``host``; its keyring afterwards (see the module doc).
 
     Raises ``KeyringError`` (a typed ``MeshError``) for a malformed secret or

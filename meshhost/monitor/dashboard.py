@@ -41,11 +41,12 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 
 from meshhost.capabilities.providers.httplisten import serve_http
-from meshhost.control.api import CHANNEL, decode_reply, encode_request
 from meshhost.errors import ConfigError
+from meshhost.monitor.events import event_to_dict
+from meshhost.monitor.snapshot import snapshot
 
 if TYPE_CHECKING:
-    from meshhost.host import Host
+    from meshhost.monitor.source import MonitoredHost
 
 __all__ = ["REFRESH_S", "gather_state", "serve_dashboard"]
 
@@ -93,10 +94,8 @@ def _finite(value: Any) -> float:
     return number if math.isfinite(number) else 0.0
 
 
-async def _snapshots(host: Host, live: list[str]) -> dict[str, dict[str, Any]]:
+async def _snapshots(host: MonitoredHost, live: list[str]) -> dict[str, dict[str, Any]]:
     """Each live host's monitor snapshot (without Prometheus families); missing: no answer."""
-    from meshhost.monitor.snapshot import snapshot
-
     found: dict[str, dict[str, Any]] = {}
     if host.monitor is not None:
         found[host.host_id] = snapshot(host, with_metrics=False)
@@ -104,8 +103,7 @@ async def _snapshots(host: Host, live: list[str]) -> dict[str, dict[str, Any]]:
         found[host.host_id] = {"members": host.status()["members"], "actors": []}
 
     async def request(host_id: str, op: str, args: dict[str, Any]) -> Any:
-        data = await host.send_to_host(host_id, CHANNEL, encode_request(op, args), PEER_TIMEOUT_S)
-        return decode_reply(data).get("result")
+        return await host.control_request(host_id, op, args, PEER_TIMEOUT_S)
 
     async def ask(host_id: str) -> None:
         with trio.move_on_after(PEER_TIMEOUT_S):
@@ -131,7 +129,7 @@ async def _snapshots(host: Host, live: list[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _apps(host: Host) -> list[dict[str, Any]]:
+def _apps(host: MonitoredHost) -> list[dict[str, Any]]:
     ops = host.app_ops
     if ops is None:
         return []
@@ -172,7 +170,7 @@ def _apps(host: Host) -> list[dict[str, Any]]:
     return apps
 
 
-async def gather_state(host: Host) -> dict[str, Any]:
+async def gather_state(host: MonitoredHost) -> dict[str, Any]:
     """The lattice as ``host`` sees it now, as JSON-able data (see the module docstring)."""
     live = [m["id"] for m in host.status()["members"] if m["state"] in ("alive", "suspect")]
     snaps = await _snapshots(host, live)
@@ -262,7 +260,7 @@ class _Hub:
                 page.close()
 
 
-async def _keep_state(host: Host, hub: _Hub) -> None:
+async def _keep_state(host: MonitoredHost, hub: _Hub) -> None:
     last = b""
     while True:
         # A fresh event before gathering: an event that comes while the state is
@@ -283,9 +281,7 @@ async def _keep_state(host: Host, hub: _Hub) -> None:
         await trio.sleep(0.05)  # a burst of events makes one rebuild, not one each
 
 
-async def _follow_events(host: Host, hub: _Hub) -> None:
-    from meshhost.control.hostops import event_to_dict
-
+async def _follow_events(host: MonitoredHost, hub: _Hub) -> None:
     if host.recent_events is not None:
         hub.events = host.recent_events.list()[-MAX_EVENTS:]
     receive = host.subscribe()
@@ -323,7 +319,9 @@ def names_this_machine(scope: Scope) -> bool:
     return True
 
 
-def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def dashboard_app(
+    host: MonitoredHost, hub: _Hub
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI application (see the module docstring)."""
     files = resources.files("meshhost.monitor") / "static"
 
@@ -419,7 +417,7 @@ def dashboard_app(host: Host, hub: _Hub) -> Callable[[Scope, Receive, Send], Awa
 
 
 async def serve_dashboard(
-    host: Host,
+    host: MonitoredHost,
     address: tuple[str, int],
     *,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
@@ -445,7 +443,7 @@ async def serve_dashboard(
 
 
 def _listener(
-    host: Host, hub: _Hub, config: HypercornConfig, address: tuple[str, int]
+    host: MonitoredHost, hub: _Hub, config: HypercornConfig, address: tuple[str, int]
 ) -> Callable[..., Awaitable[None]]:
     async def run(*, task_status: trio.TaskStatus[tuple[str, int]]) -> None:
         await serve_http(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
-    from meshhost.host import Host
+    from meshhost.monitor.source import MonitoredHost
 
 __all__ = ["CONTROL_PROBE_S", "check_ready", "readiness"]
 
@@ -27,7 +27,7 @@ CONTROL_PROBE_S = 2.0
 """How long ``/readyz`` waits for the control probe."""
 
 
-def readiness(host: Host, *, control: bool | None = None) -> dict[str, Any]:
+def readiness(host: MonitoredHost, *, control: bool | None = None) -> dict[str, Any]:
     """``{"ready", "reason", "checks": {joined, directory, control}}`` from the host's state.
 
     ``control``: the result of a live probe if one was made; otherwise
@@ -52,7 +52,7 @@ def readiness(host: Host, *, control: bool | None = None) -> dict[str, Any]:
     return {"ready": not failing, "reason": "; ".join(failing), "checks": checks}
 
 
-async def check_ready(host: Host) -> dict[str, Any]:
+async def check_ready(host: MonitoredHost) -> dict[str, Any]:
     """:func:`readiness` with a live control probe (``hosts``, within :data:`CONTROL_PROBE_S`)."""
     answered = False
     if host.control is not None:

@@ -28,7 +28,7 @@ from meshhost.monitor.dashboard import is_loopback, names_this_machine
 from meshhost.monitor.health import check_ready
 
 if TYPE_CHECKING:
-    from meshhost.host import Host
+    from meshhost.monitor.source import MonitoredHost
 
 __all__ = ["DEFAULT_BIND", "parse_listen_address", "serve_monitoring"]
 
@@ -73,7 +73,7 @@ def _json(status: int, body: dict[str, Any]) -> tuple[int, bytes]:
     return status, json.dumps(body, sort_keys=True).encode() + b"\n"
 
 
-def monitoring_app(host: Host) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def monitoring_app(host: MonitoredHost) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """The ASGI application of the listener (see the module docstring)."""
     assert host.monitor is not None
     metrics_app = make_asgi_app(host.monitor.registry)
@@ -117,7 +117,7 @@ def monitoring_app(host: Host) -> Callable[[Scope, Receive, Send], Awaitable[Non
 
 
 async def serve_monitoring(
-    host: Host,
+    host: MonitoredHost,
     address: tuple[str, int],
     *,
     stop: trio.Event | None = None,

@@ -37,7 +37,7 @@ from prometheus_client.utils import floatToGoString
 from meshhost.monitor.window import ActorTally, RecentCalls
 
 if TYPE_CHECKING:
-    from meshhost.host import Host
+    from meshhost.monitor.source import MonitoredHost
 
 __all__ = ["CALL_BUCKETS", "HostMetrics"]
 
@@ -98,7 +98,7 @@ class HostMetrics(Collector):
     turns the tallies into counter and histogram families when scraped.
     """
 
-    def __init__(self, host_id: str, lattice: str, host: Host | None = None) -> None:
+    def __init__(self, host_id: str, lattice: str, host: MonitoredHost | None = None) -> None:
         self.host_id = host_id
         self.lattice = lattice
         self.host = host
@@ -334,7 +334,7 @@ def _gauge(
     return family
 
 
-def _membership(host: Host, base: list[str]) -> Iterator[Any]:
+def _membership(host: MonitoredHost, base: list[str]) -> Iterator[Any]:
     core, driver = host.core, host.membership
     if core is None or driver is None:
         return
@@ -412,7 +412,7 @@ def _membership(host: Host, base: list[str]) -> Iterator[Any]:
     )
 
 
-def _transport(host: Host, base: list[str]) -> Iterator[Any]:
+def _transport(host: MonitoredHost, base: list[str]) -> Iterator[Any]:
     t = host.transport
     if t is None:
         return
@@ -513,7 +513,7 @@ def _transport(host: Host, base: list[str]) -> Iterator[Any]:
     )
 
 
-def _directory(host: Host, base: list[str]) -> Iterator[Any]:
+def _directory(host: MonitoredHost, base: list[str]) -> Iterator[Any]:
     d, driver = host.directory, host.directory_driver
     if d is None:
         return
@@ -571,7 +571,7 @@ def _since(at: float | None) -> float | None:
         return None
 
 
-def _runtime(host: Host, base: list[str]) -> Iterator[Any]:
+def _runtime(host: MonitoredHost, base: list[str]) -> Iterator[Any]:
     actors = host.actors
     if actors is None:
         return
@@ -638,7 +638,7 @@ def _runtime(host: Host, base: list[str]) -> Iterator[Any]:
     )
 
 
-def _providers(host: Host, base: list[str]) -> Iterator[Any]:
+def _providers(host: MonitoredHost, base: list[str]) -> Iterator[Any]:
     actors = host.actors
     if actors is None:
         return

@@ -35,10 +35,10 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from meshhost.monitor.metrics import HostMetrics
+from meshhost.monitor.health import readiness
 
 if TYPE_CHECKING:
-    from meshhost.host import Host
+    from meshhost.monitor.source import MetricsView, MonitoredHost
 
 __all__ = ["SCHEMA", "RecentEvents", "metric_families", "snapshot"]
 
@@ -66,7 +66,7 @@ def _number(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
 
 
-def metric_families(metrics: HostMetrics) -> list[dict[str, Any]]:
+def metric_families(metrics: MetricsView) -> list[dict[str, Any]]:
     """Every metric of the host's registry as plain data (see the module docstring)."""
     out = []
     for family in metrics.registry.collect():
@@ -85,10 +85,8 @@ def metric_families(metrics: HostMetrics) -> list[dict[str, Any]]:
     return out
 
 
-def snapshot(host: Host, *, with_metrics: bool = True) -> dict[str, Any]:
+def snapshot(host: MonitoredHost, *, with_metrics: bool = True) -> dict[str, Any]:
     """The figures of ``host`` now (it must be monitored: ``host.monitor`` set)."""
-    from meshhost.monitor.health import readiness  # health reads the host too
-
     metrics = host.monitor
     members = host.status()["members"]
     inventory = host.actors.inventory()["actors"] if host.actors is not None else []

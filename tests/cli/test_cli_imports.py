@@ -173,3 +173,17 @@ def test_every_command_is_found_in_the_module_the_lazy_group_names() -> None:
         "meshhost.cli.COMMAND_MODULES must name the module of every command "
         f"(command -> module): {where}"
     )
+
+
+def test_lattice_subcommands_of_another_module_load_with_the_group() -> None:
+    # `lattice rotate` / `lattice keyring` live in cli/rotate.py: they must be found
+    # even when cli/host.py (which makes the `lattice` group) was imported first.
+    code = (
+        "import meshhost.cli.host\n"
+        "from click.testing import CliRunner\n"
+        "from meshhost.cli import main\n"
+        "for sub in ('rotate', 'keyring'):\n"
+        "    r = CliRunner().invoke(main, ['lattice', sub, '--help'])\n"
+        "    assert r.exit_code == 0, r.output\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

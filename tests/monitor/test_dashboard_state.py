@@ -35,7 +35,7 @@ class StallingHost:
             ]
         }
 
-    async def send_to_host(self, host_id: str, *_: Any) -> bytes:
+    async def control_request(self, host_id: str, *_: Any) -> Any:
         await trio.sleep(0.5)
         self.states[host_id] = "suspect"  # detected while we waited for its answer
         await trio.sleep_forever()
