@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -10,7 +12,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshhost.errors import MeshError
+from meshhost import wire
+from meshhost.capabilities.providers import codec as pcodec
+from meshhost.control import api as capi
+from meshhost.directory import codec as dcodec
+from meshhost.errors import (
+    DecodeError,
+    DirectoryDecodeError,
+    HandshakeRejected,
+    MembershipDecodeError,
+    MeshError,
+    PayloadDecodeError,
+    RemoteError,
+    SignatureError,
+)
+from meshhost.host import decode_meta
+from meshhost.identity import operators
+from meshhost.membership import messages
+from meshhost.rpc import peer
+from meshhost.runtime.wapc import trim_stray_trailer
+from meshhost.transport import handshake
 from meshhost.wire import MAX_U32, Limits, Reader
 
 
@@ -163,3 +184,63 @@ def test_a_count_larger_than_the_input_is_refused_before_allocation(header: byte
     finally:
         tracemalloc.stop()
     assert peak < 1_000_000
+
+
+# --- every codec decodes through meshhost.wire --------------------------------
+
+MESHHOST = Path(wire.__file__).parent
+
+
+def test_no_module_but_wire_calls_msgpacks_unpacker() -> None:
+    # Every decoder bounds and checks its input the same way (issue 13, point 6).
+    call = re.compile(r"msgpack\.(unpackb|unpack|Unpacker|loads)\b|from msgpack import .*unpack")
+    users = sorted(
+        str(p.relative_to(MESHHOST)) for p in MESHHOST.rglob("*.py") if call.search(p.read_text())
+    )
+    assert users == ["wire.py"]
+
+
+_STATIC = bytes(32)
+_CODECS: list[tuple[str, Any, tuple[type[Exception], ...]]] = [
+    ("membership packet", lambda d: messages.decode_packet(d, 1400), (MembershipDecodeError,)),
+    ("membership push-pull", messages.decode_push_pull, (MembershipDecodeError,)),
+    ("directory piggyback", dcodec.decode_piggyback, (DirectoryDecodeError,)),
+    ("directory state", dcodec.decode_state, (DirectoryDecodeError,)),
+    ("directory sync request", dcodec.decode_sync_request, (DirectoryDecodeError,)),
+    ("directory value", dcodec.decode_value, (DirectoryDecodeError,)),
+    ("handshake hello", lambda d: handshake.decode_hello(d, _STATIC), (HandshakeRejected,)),
+    ("control request", capi.decode_envelope, (DecodeError,)),
+    ("control reply", capi.decode_reply, (DecodeError, capi.ControlError)),
+    ("peer request", peer.decode_request, (DecodeError,)),
+    ("peer reply", peer.decode_reply, (DecodeError, RemoteError)),
+    (
+        "operator statement",
+        lambda d: operators.decode_statement("lat", d),
+        (DecodeError, SignatureError),
+    ),
+    ("capability payload", lambda d: pcodec.unpack(d, "payload"), (PayloadDecodeError,)),
+    ("host metadata", decode_meta, ()),
+    ("guest answer trailer", trim_stray_trailer, ()),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=_values,
+    raw=st.binary(max_size=64),
+    tail=st.binary(max_size=2),
+    cut=st.integers(0, 3),
+    use_raw=st.booleans(),
+)
+def test_every_codec_raises_only_its_layers_error_on_garbage(
+    value: Any, raw: bytes, tail: bytes, cut: int, use_raw: bool
+) -> None:
+    packed = msgpack.packb(value, use_bin_type=True)
+    data = raw if use_raw else packed[: max(0, len(packed) - cut)] + tail
+    for name, decode, errors in _CODECS:
+        try:
+            decode(data)
+        except errors:
+            pass
+        except Exception as exc:  # the property under test: name the codec that leaked
+            raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from exc
