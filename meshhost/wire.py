@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, NoReturn, TypeVar
 
 import msgpack
@@ -43,6 +42,7 @@ MAX_I64 = (1 << 63) - 1
 
 T = TypeVar("T")
 
+
 # What msgpack's C and pure-Python unpackers raise for malformed input, and
 # nothing broader: ValueError covers FormatError, StackError, ExtraData,
 # UnicodeDecodeError (raw=False) and strict_map_key; TypeError an
@@ -57,12 +57,12 @@ _MSGPACK_ERRORS = (
 )
 
 
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+_unpackb = msgpack.unpackb
+
+
 def _length_limit(n: int | None) -> int:
     return -1 if n is None else n  # msgpack: -1 = bounded by the input's length
-
-
-def _clamped(limit: int | None, n: int) -> int | None:
-    return None if limit is None else min(limit, n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,27 +87,23 @@ class Limits:
     max_depth: int | None = None
     strict_map_key: bool = True
     trailing_zeros: bool = False
-    _unpackb: Callable[..., Any] = field(init=False, repr=False, compare=False)
-    _clamp: int = field(init=False, repr=False, compare=False)
+    # msgpack's own keyword values (-1: bounded by the input's length), kept
+    # ready: unpack passes them as literal keywords, the cheapest call.
+    _bin: int = field(init=False, repr=False, compare=False)
+    _str: int = field(init=False, repr=False, compare=False)
+    _array: int = field(init=False, repr=False, compare=False)
+    _map: int = field(init=False, repr=False, compare=False)
+    _ext: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        unpackb = partial(
-            msgpack.unpackb,
-            raw=False,
-            use_list=True,
-            strict_map_key=self.strict_map_key,
-            max_bin_len=_length_limit(self.max_bin),
-            max_str_len=_length_limit(self.max_str),
-            max_array_len=_length_limit(self.max_array),
-            max_map_len=_length_limit(self.max_map),
-            max_ext_len=_length_limit(self.max_ext),
-        )
-        object.__setattr__(self, "_unpackb", unpackb)
-        # msgpack allocates an array's or map's slots from its header before
-        # reading the elements, so an input shorter than the count limit
-        # gets its own length as the limit (every element takes >= 1 byte).
-        counts = [n for n in (self.max_array, self.max_map) if n is not None]
-        object.__setattr__(self, "_clamp", max(counts, default=0))
+        for name, value in (
+            ("_bin", self.max_bin),
+            ("_str", self.max_str),
+            ("_array", self.max_array),
+            ("_map", self.max_map),
+            ("_ext", self.max_ext),
+        ):
+            object.__setattr__(self, name, _length_limit(value))
 
 
 class Reader:
@@ -131,22 +127,28 @@ class Reader:
         is longer than ``limits.max_bytes``, is not valid msgpack, breaks a
         length, depth or map-key limit, or has bytes after the value.
         """
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if type(data) is not bytes and not isinstance(data, _BYTES_LIKE):
             raise self.error(f"{what} must be bytes, got {type(data).__name__}")
-        if len(data) > limits.max_bytes:
-            raise self.error(
-                f"{what} of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit"
-            )
         n = len(data)
+        if n > limits.max_bytes:
+            raise self.error(f"{what} of {n} bytes exceeds the {limits.max_bytes}-byte limit")
+        # msgpack allocates an array's or map's slots from its header before
+        # reading the elements, so a count limit above the input's length is
+        # cut to it (every element takes at least one byte).
+        max_array = n if limits._array > n else limits._array
+        max_map = n if limits._map > n else limits._map
         try:
-            if n < limits._clamp:
-                value = limits._unpackb(
-                    data,
-                    max_array_len=_length_limit(_clamped(limits.max_array, n)),
-                    max_map_len=_length_limit(_clamped(limits.max_map, n)),
-                )
-            else:
-                value = limits._unpackb(data)
+            value = _unpackb(
+                data,
+                raw=False,
+                use_list=True,
+                strict_map_key=limits.strict_map_key,
+                max_bin_len=limits._bin,
+                max_str_len=limits._str,
+                max_array_len=max_array,
+                max_map_len=max_map,
+                max_ext_len=limits._ext,
+            )
         except msgpack.ExtraData as extra:
             if limits.trailing_zeros and not any(extra.extra):
                 value = extra.unpacked

@@ -15,7 +15,6 @@ version may add fields); fewer elements than the table needs is an error.
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -300,17 +299,25 @@ def encode_push_pull(sender: str, join: bool, entries: list[bytes], user_state: 
 # -- decoding -------------------------------------------------------------
 
 _wire = Reader(MembershipDecodeError)
+# Bound once: every datagram goes through these (an attribute lookup per field saved).
+_uint, _text, _bin, _bool = _wire.uint, _wire.text, _wire.binary, _wire.boolean
 
 
-@functools.lru_cache(maxsize=8)
+_PACKET_LIMITS: dict[int, Limits] = {}
+"""Per packet size limit (one or two values per process: the profile's)."""
+
+
 def _packet_limits(max_bytes: int) -> Limits:
     # No maps anywhere in a membership message; a packet is at most max_bytes.
-    return Limits(
-        max_bytes=max_bytes,
-        max_bin=max_bytes,
-        max_str=max_bytes,
-        max_array=MAX_COMPOUND_PARTS,
-        max_map=0,
+    return _PACKET_LIMITS.setdefault(
+        max_bytes,
+        Limits(
+            max_bytes=max_bytes,
+            max_bin=max_bytes,
+            max_str=max_bytes,
+            max_array=MAX_COMPOUND_PARTS,
+            max_map=0,
+        ),
     )
 
 
@@ -324,13 +331,15 @@ _PUSH_PULL_LIMITS = Limits(
 
 
 def _node(value: Any, what: str) -> str:
-    return _wire.text(value, what, MAX_ID_CHARS, 1)
+    if type(value) is str and 0 < len(value) <= MAX_ID_CHARS:  # the common case, inline
+        return value
+    return _text(value, what, MAX_ID_CHARS, 1)
 
 
 def _addr(host: Any, port: Any, what: str) -> Addr:
     return (
-        _wire.text(host, f"{what} host", MAX_HOST_CHARS),
-        _wire.uint(port, f"{what} port", 65535),
+        _text(host, f"{what} host", MAX_HOST_CHARS),
+        _uint(port, f"{what} port", 65535),
     )
 
 
@@ -342,9 +351,9 @@ def _need(fields: list[Any], n: int, name: str) -> None:
 def _alive(f: list[Any], offset: int = 1) -> Alive:
     node = _node(f[offset], "alive node")
     addr = _addr(f[offset + 1], f[offset + 2], "alive")
-    inc = _wire.uint(f[offset + 3], "alive incarnation", MAX_U64)
-    meta = _wire.binary(f[offset + 4], "alive meta", MAX_META_BYTES)
-    sig = _wire.binary(f[offset + 5], "alive signature", SIGNATURE_BYTES, SIGNATURE_BYTES)
+    inc = _uint(f[offset + 3], "alive incarnation", MAX_U64)
+    meta = _bin(f[offset + 4], "alive meta", MAX_META_BYTES)
+    sig = _bin(f[offset + 5], "alive signature", SIGNATURE_BYTES, SIGNATURE_BYTES)
     return Alive(node, addr, inc, meta, sig)
 
 
@@ -358,13 +367,13 @@ def _message(f: Any, max_user: int) -> Message | None:
     if kind == MessageType.PING:
         _need(f, 4, "ping")
         return Ping(
-            _wire.uint(f[1], "ping seq", MAX_U32),
-            _wire.text(f[2], "ping target", MAX_ID_CHARS),
+            _uint(f[1], "ping seq", MAX_U32),
+            _text(f[2], "ping target", MAX_ID_CHARS),
             _node(f[3], "ping source"),
         )
     if kind == MessageType.ACK:
         _need(f, 2, "ack")
-        return Ack(_wire.uint(f[1], "ack seq", MAX_U32))
+        return Ack(_uint(f[1], "ack seq", MAX_U32))
     if kind == MessageType.ALIVE:
         _need(f, 7, "alive")
         return _alive(f)
@@ -372,31 +381,31 @@ def _message(f: Any, max_user: int) -> Message | None:
         _need(f, 4, "suspect")
         return Suspect(
             _node(f[1], "suspect node"),
-            _wire.uint(f[2], "suspect incarnation", MAX_U64),
+            _uint(f[2], "suspect incarnation", MAX_U64),
             _node(f[3], "suspect sender"),
         )
     if kind == MessageType.DEAD:
         _need(f, 4, "dead")
         return Dead(
             _node(f[1], "dead node"),
-            _wire.uint(f[2], "dead incarnation", MAX_U64),
+            _uint(f[2], "dead incarnation", MAX_U64),
             _node(f[3], "dead sender"),
         )
     if kind == MessageType.INDIRECT_PING:
         _need(f, 7, "indirect ping")
         return IndirectPing(
-            _wire.uint(f[1], "indirect ping seq", MAX_U32),
+            _uint(f[1], "indirect ping seq", MAX_U32),
             _node(f[2], "indirect ping target"),
             _addr(f[3], f[4], "indirect ping target"),
             _node(f[5], "indirect ping requester"),
-            _wire.boolean(f[6], "indirect ping want_nack"),
+            _bool(f[6], "indirect ping want_nack"),
         )
     if kind == MessageType.NACK:
         _need(f, 2, "nack")
-        return Nack(_wire.uint(f[1], "nack seq", MAX_U32))
+        return Nack(_uint(f[1], "nack seq", MAX_U32))
     if kind == MessageType.USER:
         _need(f, 3, "user")
-        return User(_node(f[1], "user sender"), _wire.binary(f[2], "user payload", max_user))
+        return User(_node(f[1], "user sender"), _bin(f[2], "user payload", max_user))
     if kind in (MessageType.COMPOUND, MessageType.PUSH_PULL):
         raise MembershipDecodeError(f"message type {kind} cannot appear here")
     return None
@@ -410,7 +419,8 @@ def decode_packet(data: bytes, max_bytes: int) -> tuple[list[Message], int]:
     anything malformed or larger than ``max_bytes``; nothing partial is
     returned.
     """
-    top = _wire.unpack(data, _packet_limits(max_bytes), "membership packet")
+    limits = _PACKET_LIMITS.get(max_bytes) or _packet_limits(max_bytes)
+    top = _wire.unpack(data, limits, "membership packet")
     if type(top) is list and top and top[0] == MessageType.COMPOUND and type(top[0]) is int:
         _need(top, 2, "compound")
         parts = _wire.array(top[1], "compound parts")
@@ -433,8 +443,8 @@ _STATES = tuple(MemberState)
 def _push_pull_entry(e: Any) -> PushPullEntry:
     e = _wire.array(e, "push-pull member", 8)
     alive = _alive(e, 0)
-    state_raw = _wire.uint(e[6], "push-pull member state", len(_STATES) - 1)
-    inc = _wire.uint(e[7], "push-pull member incarnation", MAX_U64)
+    state_raw = _uint(e[6], "push-pull member state", len(_STATES) - 1)
+    inc = _uint(e[7], "push-pull member incarnation", MAX_U64)
     return PushPullEntry(alive, _STATES[state_raw], inc)
 
 
@@ -445,7 +455,7 @@ def decode_push_pull(data: bytes) -> PushPull:
         raise MembershipDecodeError("not a push-pull message")
     _need(f, 5, "push-pull")
     sender = _node(f[1], "push-pull sender")
-    join = _wire.boolean(f[2], "push-pull join flag")
+    join = _bool(f[2], "push-pull join flag")
     entries = _wire.list_of(f[3], "push-pull members", _push_pull_entry)
-    user_state = _wire.binary(f[4], "push-pull user state", MAX_USER_STATE_BYTES)
+    user_state = _bin(f[4], "push-pull user state", MAX_USER_STATE_BYTES)
     return PushPull(sender, join, tuple(entries), user_state)
