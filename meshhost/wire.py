@@ -31,7 +31,7 @@ from typing import Any, NoReturn, TypeVar
 
 import msgpack
 
-from meshhost.errors import MeshError
+from meshhost.errors import LocalProtocolError, MeshError
 
 __all__ = ["MAX_I64", "MAX_U32", "MAX_U64", "MIN_I64", "Limits", "Reader"]
 
@@ -96,6 +96,13 @@ class Limits:
     _ext: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.max_bytes < 0 or any(
+            n is not None and n < 0
+            for n in (self.max_bin, self.max_str, self.max_array, self.max_map, self.max_ext)
+        ):
+            raise LocalProtocolError(f"wire limits must not be negative: {self!r}")
+        if self.max_depth is not None and self.max_depth < 1:
+            raise LocalProtocolError(f"wire max_depth must be at least 1: {self!r}")
         for name, value in (
             ("_bin", self.max_bin),
             ("_str", self.max_str),

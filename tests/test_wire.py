@@ -20,6 +20,7 @@ from meshhost.errors import (
     DecodeError,
     DirectoryDecodeError,
     HandshakeRejected,
+    LocalProtocolError,
     MembershipDecodeError,
     MeshError,
     PayloadDecodeError,
@@ -244,3 +245,12 @@ def test_every_codec_raises_only_its_layers_error_on_garbage(
             pass
         except Exception as exc:  # the property under test: name the codec that leaked
             raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_bytes": -1}, {"max_bytes": 1, "max_array": -2}, {"max_bytes": 1, "max_depth": 0}],
+)
+def test_negative_limits_are_refused_when_the_codec_is_written(kwargs: dict[str, int]) -> None:
+    with pytest.raises(LocalProtocolError, match="wire"):
+        Limits(**kwargs)
