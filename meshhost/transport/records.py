@@ -7,8 +7,8 @@ same state object), but calls libsodium through pynacl's own cffi binding
 decrypt straight out of the receive buffer: no temporary per message and
 fewer copies of each 64 KiB chunk than
 ``nacl.bindings.crypto_aead_chacha20poly1305_ietf_*``, which allocate and
-copy: ``bench/records.py`` measured the public API 1.4x slower per 10-64 KiB
-record and 3.6x per 100-byte record.
+copy: ``bench/records.py`` measured the public API 1.2-1.5x slower per
+10-64 KiB record and 2.9-3.6x per 100-byte record (seal + open, two runs).
 
 This is the only module that imports ``nacl._sodium``; it uses ``ffi.NULL``,
 ``ffi.from_buffer`` and ``lib.crypto_aead_chacha20poly1305_ietf_encrypt`` /
