@@ -117,24 +117,6 @@ def test_a_broadcast_reaches_99_9_percent_of_300_hosts_within_2_s():
         assert t999 <= 2.0, f"SEED={seed}"
 
 
-def test_simulator_speed_figure_is_printed():
-    import time
-
-    from meshhost.sim import build_cluster
-
-    start = time.perf_counter()
-    sim, inv = build_cluster(1, 200, LAN)
-    booted = time.perf_counter()
-    sim.run_for(20.0)
-    done = time.perf_counter()
-    print(
-        f"\nsimulator speed: 200 hosts bootstrapped in {booted - start:.2f} s wall; "
-        f"20 s virtual in {done - booted:.2f} s wall, {sim.steps} events, "
-        f"{inv.checks} invariant checks (simulations/speed.py runs 1000 hosts)"
-    )
-    assert sim.steps > 0 and inv.checks > 0
-
-
 def test_every_profile_forms_a_lattice_by_joining_and_detects_a_crash():
     from meshhost.sim import build_cluster
     from meshhost.sim.invariants import view_disagreements
