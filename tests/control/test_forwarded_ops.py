@@ -4,7 +4,6 @@ host: a peer holding only the secret cannot forge, alter, replay or re-route one
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -12,41 +11,21 @@ from typing import Any
 import pytest
 import trio
 
-from meshhost import config as config_mod
 from meshhost.cli.lattice import sign_entries
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
 from meshhost.control.authz import OP_ROLES
 from meshhost.errors import ErrorCode
-from meshhost.host import Host, HostOptions
+from meshhost.host import Host
 from meshhost.identity import nkeys
-from meshhost.identity.keyring import Keyring
 from meshhost.identity.operators import sign_request
+from meshhost.testing import make_host
 
-SECRET = bytes(range(32))
 ADMIN = nkeys.KeyPair(nkeys.Prefix.OPERATOR, bytes([1] * 32))
 
 
-def make_host(tmp: Path, i: int, seeds: tuple[str, ...] = ()) -> Host:
-    cfg = config_mod.load(
-        overrides={
-            "profile": "local",
-            "lattice": "lab",
-            "bind_host": f"127.0.0.{40 + i}",
-            "mdns": False,
-            "seeds": seeds,
-            "data_dir": str(tmp / f"h{i}"),
-        },
-        environ={},
-    )
-    (tmp / f"h{i}").mkdir(exist_ok=True)
-    host = Host(
-        cfg,
-        identity=nkeys.generate(nkeys.Prefix.SERVER, random.Random(i).randbytes),
-        keyring=Keyring.create("lab", [SECRET]),
-        data_dir=tmp / f"h{i}",
-        options=HostOptions(),
-        rng=random.Random(i),
-    )
+def admin_host(tmp: Path, i: int, seeds: tuple[str, ...] = ()) -> Host:
+    """Host ``i`` of a lattice whose bootstrap admin is ``ADMIN``."""
+    host = make_host(tmp, i, seeds=seeds)
     host.bootstrap_admins = (ADMIN.public_key,)
     return host
 
@@ -59,9 +38,9 @@ async def test_the_applying_host_refuses_unsigned_forged_altered_replayed_and_re
     tmp_path: Path,
 ) -> None:
     async with trio.open_nursery() as nursery:
-        a = make_host(tmp_path, 0)
+        a = admin_host(tmp_path, 0)
         addr = await nursery.start(a.serve)
-        b = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",))
+        b = admin_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",))
         await nursery.start(b.serve)
         with trio.fail_after(20):
             while b.host_id not in a.alive_ids():
@@ -120,7 +99,7 @@ async def test_a_statement_dated_too_early_to_count_is_refused_not_stored(tmp_pa
     actor = nkeys.KeyPair(nkeys.Prefix.MODULE, bytes([4] * 32)).public_key
     now = int(time.time() * 1000)
     async with trio.open_nursery() as nursery:
-        a = make_host(tmp_path, 0)
+        a = admin_host(tmp_path, 0)
         await nursery.start(a.serve)
         assert a.control is not None and a.security is not None
 
@@ -156,9 +135,9 @@ async def test_a_peer_cannot_get_entries_signed_through_a_forwarded_op(tmp_path:
     # its choosing, and get the signature back in the retried request: the
     # forwarding host refuses to pass that on.
     async with trio.open_nursery() as nursery:
-        a = make_host(tmp_path, 0)
+        a = admin_host(tmp_path, 0)
         addr = await nursery.start(a.serve)
-        b = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",))
+        b = admin_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",))
         await nursery.start(b.serve)
         with trio.fail_after(20):
             while b.host_id not in a.alive_ids():

@@ -10,7 +10,7 @@ import trio
 from meshhost.control.api import ControlClient, ControlError
 from meshhost.datadir import CONTROL_SOCKET
 from meshhost.errors import ErrorCode
-from tests.lattice.inprocess.test_hosts_inprocess import alive_view, make_host, wait_until
+from meshhost.testing import alive, make_host, wait_until
 
 
 async def test_running_host_answers_hosts_events_and_stop(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ async def test_running_host_answers_hosts_events_and_stop(tmp_path: Path) -> Non
         b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
         await nursery.start(b.serve)
         ids = {a.host_id, b.host_id}
-        await wait_until(lambda: alive_view(a) == ids, "a sees both")
+        await wait_until(lambda: alive(a) == ids, "a sees both")
 
         rows = await client.request("hosts")
         assert {r["id"]: r["state"] for r in rows} == {a.host_id: "alive", b.host_id: "alive"}

@@ -18,8 +18,8 @@ from meshhost.errors import ErrorCode, KeyringError, LatticeSecretError
 from meshhost.host import Host
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import encode_secret, read_secret_file
-from tests.lattice.inprocess.test_hosts_inprocess import SECRET as OLD_IN_PROCESS
-from tests.lattice.inprocess.test_hosts_inprocess import alive_view, make_host, wait_until
+from meshhost.testing import SECRET as OLD_IN_PROCESS
+from meshhost.testing import alive, make_host, wait_until
 
 OLD, NEW = bytes([7]) * 32, bytes([8]) * 32
 ADMIN_LINE = "# admin " + nkeys.generate(nkeys.Prefix.OPERATOR, lambda n: bytes([9]) * n).public_key
@@ -112,7 +112,10 @@ async def test_a_host_with_its_secret_from_the_environment_says_it_did_not_save(
 async def test_rotate_stops_at_a_step_some_host_did_not_acknowledge(tmp_path: Path) -> None:
     """Two hosts in this process; b cannot write its secret file, so `lattice rotate`
     fails at install, names b, and switches nobody (both still seal with the old key)."""
-    a, b = make_host(tmp_path, 0, OLD_IN_PROCESS), make_host(tmp_path, 1, OLD_IN_PROCESS)
+    a, b = (
+        make_host(tmp_path, 0, secret=OLD_IN_PROCESS),
+        make_host(tmp_path, 1, secret=OLD_IN_PROCESS),
+    )
     a.secret_path = tmp_path / "a.secret"
     a.secret_path.write_text(encode_secret(OLD_IN_PROCESS) + "\n")
     b.secret_path = tmp_path / "b.secret"
@@ -122,7 +125,7 @@ async def test_rotate_stops_at_a_step_some_host_did_not_acknowledge(tmp_path: Pa
         b.config = dataclasses.replace(b.config, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
         await nursery.start(b.serve)
         ids = {a.host_id, b.host_id}
-        await wait_until(lambda: alive_view(a) == ids == alive_view(b), "a and b see each other")
+        await wait_until(lambda: alive(a) == ids == alive(b), "a and b see each other")
         done = await trio.run_process(
             [
                 sys.executable,

@@ -23,11 +23,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from meshhost.identity.keyring import encode_secret
+from meshhost.testing import poll_until
 
 STEP_TIMEOUT_S = 25.0
 """Per step; a LOCAL-profile crash is declared dead in well under 10 s."""
@@ -89,12 +89,7 @@ class Proc:
 
 
 def wait_for(predicate, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < STEP_TIMEOUT_S:
-        if predicate():
-            return round(time.monotonic() - start, 2)
-        time.sleep(POLL_S)
-    raise TimeoutError(f"timed out after {STEP_TIMEOUT_S} s waiting until {what}")
+    return round(poll_until(predicate, what, STEP_TIMEOUT_S, interval_s=POLL_S), 2)
 
 
 def main() -> None:
@@ -154,7 +149,7 @@ def main() -> None:
                 p.name: p.status()["stats"].get("mdns.other_lattice", 0) for p in everyone
             }
             report["ok"] = True
-        except TimeoutError as exc:
+        except AssertionError as exc:  # poll_until timed out
             report["error"] = str(exc)
             report["views"] = {p.name: p.view() for p in everyone}
         finally:

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from meshhost.monitor.cloudevents import to_cloudevent
-from tests.lattice.inprocess.lattice_helpers import Member, client, make_host
+from meshhost.testing import Member, client, make_host
 
 VECTORS = json.loads((Path(__file__).parents[2] / "proto" / "vectors" / "rpc.json").read_text())[
     "cloudevents"

@@ -11,7 +11,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from tests.lattice.inprocess.lattice_helpers import Member, client, make_host, signed_example
+from meshhost.testing import Member, client, make_host, signed_example
 
 
 def fetch(

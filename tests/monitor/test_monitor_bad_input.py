@@ -81,7 +81,7 @@ async def test_the_metrics_op_refuses_a_bad_argument_and_an_unknown_host(tmp_pat
     host = lone_host(tmp_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(host.serve)
-        client = ControlClient(tmp_path / CONTROL_SOCKET)
+        client = ControlClient(host.data_dir / CONTROL_SOCKET)
         with pytest.raises(ControlError, match="'metrics' must be true or false"):
             await client.request("metrics", metrics="yes")
         with pytest.raises(ControlError, match="no live host 'NZZZ'"):
@@ -96,5 +96,5 @@ async def test_a_host_without_monitoring_says_so(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(host.serve)
         with pytest.raises(ControlError, match="runs without monitoring"):
-            await ControlClient(tmp_path / CONTROL_SOCKET).request("metrics")
+            await ControlClient(host.data_dir / CONTROL_SOCKET).request("metrics")
         nursery.cancel_scope.cancel()

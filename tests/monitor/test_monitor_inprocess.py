@@ -3,44 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import random
 import re
 from pathlib import Path
 
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshhost import config as config_mod
 from meshhost.host import Host, HostOptions
-from meshhost.identity import nkeys
-from meshhost.identity.keyring import Keyring
 from meshhost.monitor import SCHEMA, snapshot
-from tests.lattice.inprocess.lattice_helpers import signed_example
+from meshhost.testing import host_address, make_host, signed_example
 
 
 def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:
-    cfg = config_mod.load(
-        overrides={
-            "profile": "local",
-            "lattice": "mon",
-            "bind": "127.0.0.71",
-            "mdns": False,
-            "seeds": seeds,
-            "data_dir": str(tmp),
-        },
-        environ={},
-    )
-    return Host(
-        cfg,
-        identity=nkeys.generate(nkeys.Prefix.SERVER, os.urandom),
-        keyring=Keyring.create("mon", [bytes(range(32))]),
-        data_dir=tmp,
-        options=HostOptions(
-            monitor=monitor, metrics_address=("127.0.0.71", 0) if monitor else None
-        ),
-        rng=random.Random(1),
-    )
+    """One host of lattice ``mon`` on 127.0.0.71, counting (and serving /metrics) if ``monitor``."""
+    metrics = (host_address(51), 0) if monitor else None
+    options = HostOptions(monitor=monitor, metrics_address=metrics)
+    return make_host(tmp, 51, seeds=seeds, lattice="mon", options=options)
 
 
 async def http_get(addr: tuple[str, int], path: str) -> tuple[int, bytes]:

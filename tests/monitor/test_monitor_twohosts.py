@@ -8,13 +8,7 @@ import trio
 from prometheus_client import generate_latest
 
 from meshhost.host import Host
-from tests.lattice.inprocess.lattice_helpers import (
-    alive,
-    client,
-    make_host,
-    signed_example,
-    wait_until,
-)
+from meshhost.testing import alive, client, make_host, signed_example, wait_until
 from tests.monitor.monitor_helpers import Scrape
 from tests.monitor.test_monitor_inprocess import http_get
 

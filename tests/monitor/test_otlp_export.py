@@ -15,7 +15,7 @@ import trio
 
 from meshhost.errors import ConfigError
 from meshhost.monitor.otlp import otlp_traces_url
-from tests.lattice.inprocess.lattice_helpers import Member, client, make_host, signed_example
+from meshhost.testing import Member, client, make_host, signed_example
 
 trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",

@@ -9,7 +9,7 @@ import trio
 from meshhost.capabilities.contracts import PubMessage
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import build_tree
-from tests.lattice.inprocess.lattice_helpers import client, wait_until
+from meshhost.testing import client, wait_until
 from tests.lattice.inprocess.test_lattice_crosshost import (
     KEYVALUE,
     MESSAGING,

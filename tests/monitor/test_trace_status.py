@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from meshhost.control.api import ControlError
-from tests.lattice.inprocess.lattice_helpers import Member, client, make_host, signed_example
+from meshhost.testing import Member, client, make_host, signed_example
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"

@@ -10,10 +10,10 @@ import resource
 import sys
 
 import trio
-from transport_pair import PSK, host_key, seeded_random_bytes
 
 from meshhost.config import TransportConfig
 from meshhost.transport.tcp import Transport
+from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes
 
 
 async def echo(peer_id: str, channel: int, payload: bytes) -> bytes:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
-import trio
 
 from meshhost.config import TransportConfig
 from meshhost.errors import LocalProtocolError, NoiseError, NoiseUsageError, PeerUnavailable
@@ -14,7 +10,13 @@ from meshhost.identity.keyring import NOISE_PSK, Keyring, derive
 from meshhost.transport.noise import HandshakeState
 from meshhost.transport.session import MAX_PSKS, HandshakeComplete, SessionEnded
 from meshhost.transport.tcp import Transport
-from tests.transport.transport_pair import host_key, make_session, pump, seeded_random_bytes
+from tests.transport.transport_pair import (
+    host_key,
+    make_session,
+    pump,
+    seeded_random_bytes,
+    serving,
+)
 
 LATTICE = "rotation-test"
 SECRET_A, SECRET_B, SECRET_C = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32
@@ -125,17 +127,6 @@ def make(seed: int, psks: list[bytes]) -> Transport:
         echo,
         random_bytes=seeded_random_bytes(seed),
     )
-
-
-@asynccontextmanager
-async def serving(*transports: Transport) -> AsyncIterator[list[tuple[str, int]]]:
-    async with trio.open_nursery() as nursery:
-        addrs = [await nursery.start(t.serve, "127.0.0.1", 0) for t in transports]
-        try:
-            yield addrs
-        finally:
-            for t in transports:
-                await t.aclose()
 
 
 async def _fresh_session_works(seed: int, psks: list[bytes], to: tuple[str, int]) -> bool:

@@ -9,8 +9,7 @@ import socket
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ from meshhost.errors import (
 )
 from meshhost.transport.session import Session
 from meshhost.transport.tcp import Transport
-from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes
+from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes, serving
 
 LATTICE = "tcp-test"
 Handler = Callable[[str, int, bytes], Awaitable[bytes]]
@@ -61,17 +60,6 @@ def make(
         handler,
         random_bytes=seeded_random_bytes(seed),
     )
-
-
-@asynccontextmanager
-async def serving(*transports: Transport) -> AsyncIterator[list[tuple[str, int]]]:
-    async with trio.open_nursery() as nursery:
-        addrs = [await nursery.start(t.serve, "127.0.0.1", 0) for t in transports]
-        try:
-            yield addrs
-        finally:
-            for t in transports:
-                await t.aclose()
 
 
 async def test_two_hosts_exchange_requests_concurrently_on_one_session() -> None:
@@ -405,10 +393,10 @@ def test_silent_connections_make_way_under_a_low_open_file_limit() -> None:
     # peer could not get in while strangers held silent connections.
     soft = 400
     server = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("fd_limited_host.py")), str(soft)],
+        [sys.executable, "-m", "tests.transport.fd_limited_host", str(soft)],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        cwd=Path(__file__).resolve().parents[2],  # the repository root, where ``tests`` is
     )
     silent: list[socket.socket] = []
     try:

@@ -1,14 +1,18 @@
-"""Helpers: identities and a pair of sans-IO sessions wired back to back."""
+"""Helpers: identities, sans-IO sessions wired back to back, transports serving on loopback."""
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import trio
 
 from meshhost.config import TransportConfig
 from meshhost.identity.nkeys import KeyPair, Prefix, generate
 from meshhost.transport.session import Event, LocalIdentity, Session
+from meshhost.transport.tcp import Transport
 
 LATTICE = "test-lattice"
 PSK = bytes(range(32))
@@ -84,3 +88,20 @@ def open_pair(**kwargs: object) -> tuple[Session, Session, list[Event], list[Eve
     a.start()
     ea, eb = pump(a, b)
     return a, b, ea, eb
+
+
+@asynccontextmanager
+async def serving(*transports: Transport) -> AsyncIterator[list[tuple[str, int]]]:
+    """Serve every transport on 127.0.0.1 (a port the system picks) for the block.
+
+    Yields their addresses, in order, once all of them listen; on leaving the
+    block (normally or by an exception) closes every transport, which ends
+    their sessions and lets the nursery finish.
+    """
+    async with trio.open_nursery() as nursery:
+        addrs = [await nursery.start(t.serve, "127.0.0.1", 0) for t in transports]
+        try:
+            yield addrs
+        finally:
+            for t in transports:
+                await t.aclose()

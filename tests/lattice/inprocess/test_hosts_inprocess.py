@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,53 +11,15 @@ import trio
 
 from meshhost import config as config_mod
 from meshhost.errors import ConfigError, HostBusy, KeyringError
-from meshhost.host import Host, HostOptions, load_keyring
+from meshhost.host import Host, load_keyring
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring, encode_secret
 from meshhost.membership import MemberDead, MemberJoined, MemberState
 from meshhost.membership.messages import Alive, encode
 from meshhost.membership.signing import sign_alive
+from meshhost.testing import SECRET, alive, make_host, wait_until
 
-SECRET = bytes(range(32))
 OTHER = bytes(range(1, 33))
-DEADLINE_S = 20.0
-
-
-def make_host(tmp: Path, i: int, secret: bytes = SECRET, seeds: tuple[str, ...] = ()) -> Host:
-    cfg = config_mod.load(
-        overrides={
-            "profile": "local",
-            "lattice": "lab",
-            "bind": f"127.0.0.{10 + i}",
-            "mdns": False,
-            "seeds": seeds,
-            "data_dir": str(tmp / f"h{i}"),
-            "labels": (("n", str(i)),),
-        },
-        environ={},
-    )
-    (tmp / f"h{i}").mkdir(exist_ok=True)
-    identity = nkeys.generate(nkeys.Prefix.SERVER, random.Random(i).randbytes)
-    return Host(
-        cfg,
-        identity=identity,
-        keyring=Keyring.create("lab", [secret]),
-        data_dir=tmp / f"h{i}",
-        options=HostOptions(),
-        rng=random.Random(100 + i),
-    )
-
-
-async def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = DEADLINE_S):
-    with trio.move_on_after(timeout_s):
-        while not predicate():
-            await trio.sleep(0.05)
-        return
-    raise AssertionError(f"timed out after {timeout_s} s waiting until {what}")
-
-
-def alive_view(host: Host) -> set[str]:
-    return {m.id for m in host.members() if m.state == MemberState.ALIVE}
 
 
 async def test_two_hosts_join_over_a_seed_and_see_each_other(tmp_path: Path) -> None:
@@ -69,7 +30,7 @@ async def test_two_hosts_join_over_a_seed_and_see_each_other(tmp_path: Path) -> 
         events = b.subscribe()
         await nursery.start(b.serve)
         ids = {a.host_id, b.host_id}
-        await wait_until(lambda: alive_view(a) == ids and alive_view(b) == ids, "both see both")
+        await wait_until(lambda: alive(a) == ids and alive(b) == ids, "both see both")
         with trio.fail_after(5):
             first = await events.receive()
         assert isinstance(first, MemberJoined) and first.member.id == a.host_id
@@ -106,7 +67,7 @@ async def test_five_hosts_converge_detect_a_crash_and_ignore_another_lattice(
         stranger = make_host(tmp_path, 9, secret=OTHER, seeds=seed)
         await nursery.start(stranger.serve)
         ids = {h.host_id for h in hosts}
-        await wait_until(lambda: all(alive_view(h) == ids for h in hosts), "five see five")
+        await wait_until(lambda: all(alive(h) == ids for h in hosts), "five see five")
 
         # Crash host 4 without a leave: others must declare it dead.
         crash_scope.cancel()
@@ -135,7 +96,7 @@ async def test_graceful_shutdown_is_seen_as_left(tmp_path: Path) -> None:
         b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
         events = a.subscribe()
         await nursery.start(b.serve)
-        await wait_until(lambda: len(alive_view(a)) == 2, "a sees b")
+        await wait_until(lambda: len(alive(a)) == 2, "a sees b")
         await b.shutdown(leave_timeout_s=0.5)
         left = None
         with trio.fail_after(10):
@@ -218,7 +179,7 @@ async def test_wrong_key_truncated_garbage_oversized_stale_and_forged_change_not
         b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
         await nursery.start(b.serve)
         ids = {a.host_id, b.host_id}
-        await wait_until(lambda: alive_view(a) == ids and alive_view(b) == ids, "both see both")
+        await wait_until(lambda: alive(a) == ids and alive(b) == ids, "both see both")
         before = snapshot(a)
         b_now = a.core.member(b.host_id)
         assert b_now is not None
@@ -273,7 +234,7 @@ async def test_two_live_hosts_rotate_the_secret_without_a_false_suspicion(tmp_pa
         b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
         await nursery.start(b.serve)
         ids = {a.host_id, b.host_id}
-        await wait_until(lambda: alive_view(a) == ids and alive_view(b) == ids, "both see both")
+        await wait_until(lambda: alive(a) == ids and alive(b) == ids, "both see both")
         events = [a.subscribe(), b.subscribe()]
         steps = [
             lambda: a.add_secret(new),
@@ -312,7 +273,7 @@ async def test_new_labels_reach_the_other_host(tmp_path: Path) -> None:
         a_addr = await nursery.start(a.serve)
         b = make_host(tmp_path, 1, seeds=(f"{a_addr[0]}:{a_addr[1]}",))
         await nursery.start(b.serve)
-        await wait_until(lambda: len(alive_view(b)) == 2, "b sees a")
+        await wait_until(lambda: len(alive(b)) == 2, "b sees a")
         a.set_labels({"zone": "eu", "gpu": "yes"})
 
         def b_sees_labels() -> bool:

@@ -8,16 +8,8 @@ import trio
 
 from meshhost.apps.manifest import actor_id_from_claims, load_manifest
 from meshhost.modstore import sha256_hex
-from tests.lattice.inprocess.lattice_helpers import (
-    Member,
-    client,
-    count_of,
-    counter_manifest,
-    http_request,
-    make_host,
-    signed_example,
-    wait_until,
-)
+from meshhost.testing import Member, client, make_host, signed_example, wait_until
+from tests.lattice.inprocess.lattice_helpers import count_of, counter_manifest, http_request
 
 
 def running(hosts) -> dict[str, int]:

@@ -15,13 +15,7 @@ from meshhost.control.api import ControlError, decode_reply
 from meshhost.control.api import _read_message as read_message
 from meshhost.datadir import CONTROL_SOCKET
 from meshhost.errors import ErrorCode, RemoteInvocationError
-from tests.lattice.inprocess.lattice_helpers import (
-    alive,
-    client,
-    make_host,
-    signed_example,
-    wait_until,
-)
+from meshhost.testing import alive, client, make_host, signed_example, wait_until
 
 GARBAGE = [
     b"",

@@ -17,18 +17,9 @@ from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.rpc import peer
 from meshhost.runtime import wat_to_wasm
+from meshhost.testing import ISSUER, Member, alive, client, make_host, signed_example, wait_until
 from meshhost.transport import channels
-from tests.lattice.inprocess.lattice_helpers import (
-    ISSUER,
-    Member,
-    alive,
-    client,
-    count_of,
-    http_request,
-    make_host,
-    signed_example,
-    wait_until,
-)
+from tests.lattice.inprocess.lattice_helpers import count_of, http_request
 
 CAPS_WAT = Path(__file__).resolve().parents[2] / "capabilities" / "wat" / "caps_actor.wat"
 ECHO_WAT = Path(__file__).resolve().parents[3] / "meshhost" / "examples" / "echo.wat"

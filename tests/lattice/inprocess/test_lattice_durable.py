@@ -11,13 +11,7 @@ import pytest
 import trio
 
 from meshhost.directory import Directory, FileStore
-from tests.lattice.inprocess.lattice_helpers import (
-    Member,
-    client,
-    make_host,
-    signed_example,
-    wait_until,
-)
+from meshhost.testing import Member, client, make_host, signed_example, wait_until
 from tests.lattice.inprocess.test_lattice_apps import manifest_args
 
 KEYS = 20

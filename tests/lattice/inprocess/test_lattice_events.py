@@ -7,7 +7,7 @@ from pathlib import Path
 import trio
 
 from meshhost.host import SUBSCRIBER_BUFFER
-from tests.lattice.inprocess.lattice_helpers import client, make_host, signed_example, wait_until
+from meshhost.testing import client, make_host, signed_example, wait_until
 
 
 async def test_an_events_client_that_goes_away_leaves_scale_and_events_working(

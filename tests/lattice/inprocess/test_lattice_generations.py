@@ -19,14 +19,7 @@ import trio
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.runtime import wat_to_wasm
-from tests.lattice.inprocess.lattice_helpers import (
-    ISSUER,
-    Member,
-    alive,
-    client,
-    make_host,
-    wait_until,
-)
+from meshhost.testing import ISSUER, Member, alive, client, make_host, wait_until
 
 WAT = Path(__file__).resolve().parents[2] / "capabilities" / "wat"
 GENERATIONS = {

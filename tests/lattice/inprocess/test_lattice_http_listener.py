@@ -9,7 +9,7 @@ from pathlib import Path
 import trio
 
 from meshhost.capabilities.providers import httplisten
-from tests.lattice.inprocess.lattice_helpers import client, make_host, signed_example, wait_until
+from meshhost.testing import client, make_host, signed_example, wait_until
 
 
 def get(port: int) -> int:

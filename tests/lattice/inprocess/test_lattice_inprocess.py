@@ -17,16 +17,8 @@ from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.rpc.envelope import decode_result
 from meshhost.runtime import wat_to_wasm
-from tests.lattice.inprocess.lattice_helpers import (
-    ISSUER,
-    alive,
-    client,
-    count_of,
-    http_request,
-    make_host,
-    signed_example,
-    wait_until,
-)
+from meshhost.testing import ISSUER, alive, client, make_host, signed_example, wait_until
+from tests.lattice.inprocess.lattice_helpers import count_of, http_request
 
 CAPS_WAT = Path(__file__).resolve().parents[2] / "capabilities" / "wat" / "caps_actor.wat"
 

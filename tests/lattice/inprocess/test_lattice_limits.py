@@ -17,7 +17,7 @@ from meshhost.errors import ErrorCode
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.modstore import sha256_hex
-from tests.lattice.inprocess.lattice_helpers import ISSUER, alive, client, make_host, wait_until
+from meshhost.testing import ISSUER, alive, client, make_host, wait_until
 
 TEST_ACTOR = Path(__file__).resolve().parents[2] / "runtime" / "wat" / "test_actor.wat"
 GROWN = (2).to_bytes(4, "little")

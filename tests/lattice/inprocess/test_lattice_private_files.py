@@ -16,7 +16,8 @@ from meshhost import config as config_mod
 from meshhost.errors import DataDirNotPrivate
 from meshhost.host import Host
 from meshhost.identity.keyring import encode_secret
-from tests.lattice.inprocess.lattice_helpers import client, http_request, make_host, signed_example
+from meshhost.testing import client, make_host, signed_example
+from tests.lattice.inprocess.lattice_helpers import http_request
 from tests.systools import is_root, unavailable
 
 

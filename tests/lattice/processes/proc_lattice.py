@@ -31,6 +31,7 @@ import pytest
 
 from meshhost import examples
 from meshhost.identity.keyring import encode_secret
+from meshhost.testing import poll_until
 
 WAIT_S = 25.0
 """Default bound of a polling wait (formation, detection, propagation)."""
@@ -476,16 +477,9 @@ class ProcLattice:
         self, predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S
     ) -> float:
         """Poll ``predicate``; seconds it took, or fail saying what and showing every host."""
-        start = time.monotonic()
-        while time.monotonic() - start < timeout_s:
-            if predicate():
-                took = time.monotonic() - start
-                self.timings.append((what, took))
-                return took
-            time.sleep(POLL_S)
-        raise AssertionError(
-            f"timed out after {timeout_s} s waiting until {what}\n" + self.diagnostics()
-        )
+        took = poll_until(predicate, what, timeout_s, interval_s=POLL_S, describe=self.diagnostics)
+        self.timings.append((what, took))
+        return took
 
     def diagnostics(self) -> str:
         parts = [f"waits so far: {self.report_timings()}"]

@@ -24,16 +24,12 @@ from meshhost import examples
 from meshhost.cli.demo import DemoHost, _free_port
 from meshhost.datadir import write_private
 from meshhost.identity.keyring import encode_secret, generate_secret
+from meshhost.testing import poll_until
 from tests.lattice.inprocess.lattice_helpers import counter_manifest
 
 
 def wait(what: str, check: Callable[[], bool], timeout_s: float = 30.0) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting until {what}")
+    return poll_until(check, what, timeout_s)
 
 
 def managed(host: DemoHost) -> int:
