@@ -127,8 +127,10 @@ CORES: list[tuple[str, frozenset[str], str]] = [
     ("apps/store.py", frozenset(), ""),
     ("apps/yamlsource.py", frozenset(), ""),
     ("apps/ops.py", frozenset(), ""),
+    ("apps/manifest.py", frozenset(), ""),
+    ("apps/model.py", frozenset(), ""),
     (
-        "apps/manifest.py",
+        "apps/validator.py",
         frozenset({"os"}),
         "os.path.normpath on the image path a manifest names",
     ),
