@@ -409,3 +409,21 @@ def test_a_planted_io_import_in_a_core_is_found(tmp_path: Path) -> None:
         "seeded.py:1 imports os",
         "seeded.py draws os.urandom",
     ]
+
+
+def test_channel_numbers_are_defined_only_in_the_registry() -> None:
+    # transport/channels.py is the one append-only registry; a module that needs
+    # a channel's number takes it from there (an alias is fine, a literal is not)
+    found = []
+    for name, path in module_names(ROOT).items():
+        if name == "meshhost.transport.channels":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(
+                node.value, ast.Constant
+            ):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id.endswith("CHANNEL"):
+                        found.append(f"{name}:{node.lineno} {target.id} = {node.value.value!r}")
+    assert found == [], "\n".join(found)
