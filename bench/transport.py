@@ -34,7 +34,7 @@ import trio
 
 from meshhost.config import TransportConfig
 from meshhost.identity.nkeys import Prefix, generate
-from meshhost.transport.tcp import Transport
+from meshhost.transport.pool import Transport
 
 LATTICE = "bench"
 PSK = hashlib.blake2b(b"bench psk", digest_size=32).digest()
@@ -136,23 +136,24 @@ def _core_round_trip_us(size: int, count: int = 5000) -> float:
             psk=PSK,
             config=config,
             random_bytes=rb,
+            now=0.0,
         )
 
     a, b = session(True, 1), session(False, 2)
     a.start()
     for _ in range(4):  # the handshake: three messages and READY
-        b.receive_data(bytes(a.data_to_send()))
-        a.receive_data(bytes(b.data_to_send()))
+        b.receive_data(bytes(a.data_to_send()), 0.0)
+        a.receive_data(bytes(b.data_to_send()), 0.0)
     while a.next_event() or b.next_event():
         pass
     payload = os.urandom(size)
 
     def one() -> None:
         a.send_request(1, payload, 10_000)
-        b.receive_data(a.data_to_send())
+        b.receive_data(a.data_to_send(), 0.0)
         event = b.next_event()
         b.send_response(event.request_id, event.payload)  # type: ignore[union-attr]
-        a.receive_data(b.data_to_send())
+        a.receive_data(b.data_to_send(), 0.0)
         a.next_event()
 
     for _ in range(200):

@@ -207,7 +207,7 @@ class TransportConfig:
     max_connections: int = 1024
     """Refuse inbound connections beyond this count (at the limit, the oldest
     connection that has not sent a valid handshake message 1 makes way); lowered
-    to leave ``transport.tcp.FD_RESERVE`` of the process's open-file limit."""
+    to leave ``transport.listener.FD_RESERVE`` of the process's open-file limit."""
     rekey_after_messages: int = 1 << 20
     """Rekey each direction's cipher after this many messages."""
     send_buffer_frames: int = 256

@@ -75,7 +75,7 @@ from meshhost.membership import (
     MemberUpdated,
     PeerMisbehaved,
 )
-from meshhost.transport.tcp import raise_open_file_limit
+from meshhost.transport.listener import raise_open_file_limit
 
 SECRET_ENV = "MESHHOST_LATTICE_SECRET"
 STATUS_REFRESH_S = 1.0

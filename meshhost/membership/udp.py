@@ -97,7 +97,7 @@ class SwimCore(Protocol):
 
 
 class PushPullTransport(Protocol):
-    """The slice of :class:`meshhost.transport.tcp.Transport` push-pull uses."""
+    """The slice of :class:`meshhost.transport.pool.Transport` push-pull uses."""
 
     async def request(
         self, addr: Addr, channel: int, payload: bytes, *, timeout_s: float

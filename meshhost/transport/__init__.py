@@ -1,8 +1,10 @@
 """Encrypted transport: Noise XXpsk0 sessions between hosts over TCP.
 
-``Transport`` (``tcp.py``) is what other layers use; ``Session`` is the
-sans-IO core it drives; ``noise`` is the Noise Protocol Framework itself;
-``channels`` numbers the layers that share a session. See
+``Transport`` (``pool.py``: one session per peer, dialing, requests) is what
+other layers use; ``listener.py`` admits inbound connections and
+``connection.py`` drives one connection; ``Session`` is the sans-IO core they
+drive (every protocol rule, timers included); ``noise`` is the Noise Protocol
+Framework itself; ``channels`` numbers the layers that share a session. See
 proto/spec/transport.md for the wire format.
 """
 
@@ -11,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what mypy sees; at run time __getattr__ below loads them
     from meshhost.transport.handshake import PROTOCOL_VERSION
+    from meshhost.transport.pool import RequestHandler, Transport
     from meshhost.transport.session import PROTOCOL_NAME, LocalIdentity, Session
-    from meshhost.transport.tcp import RequestHandler, Transport
 
 # Imported on first use (PEP 562): `meshhost.transport.channels` is read by the
 # CLI's control client, which must not pull in trio and pynacl with it.
@@ -21,8 +23,8 @@ _EXPORTS = {
     "PROTOCOL_NAME": "session",
     "LocalIdentity": "session",
     "Session": "session",
-    "RequestHandler": "tcp",
-    "Transport": "tcp",
+    "RequestHandler": "pool",
+    "Transport": "pool",
 }
 
 

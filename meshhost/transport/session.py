@@ -3,10 +3,14 @@
 Theory of operation.  A :class:`Session` turns bytes from a TCP connection
 into events and application calls into bytes, with no I/O of its own:
 
-* ``receive_data(data)`` feeds bytes read from the socket; afterwards the
-  driver drains ``next_event()`` and sends ``data_to_send()``.
+* ``receive_data(data, now)`` feeds bytes read from the socket; afterwards
+  the driver drains ``next_event()`` and sends ``data_to_send()``.
 * ``send_request`` / ``send_response`` / ``send_error`` / ``cancel`` /
-  ``close`` queue frames; the driver then sends ``data_to_send()``.
+  ``close`` / ``retire`` queue frames; the driver then drains events and
+  sends ``data_to_send()``.
+* ``get_timer()`` says when to call ``handle_timer(now)`` next (or None);
+  the driver re-reads it after every input.  Time comes only as ``now``
+  (any monotonic clock; the driver's), as in aioquic's QuicConnection.
 
 Handshake: ``Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b`` with the prologue
 ``b"meshhost/2\\x00" + lattice`` and the lattice PSK.  The PSK is mixed in
@@ -34,6 +38,28 @@ closes itself (sending CLOSE with a code when it can) and emits
 :class:`SessionEnded` carrying the typed error.  Misuse by the caller raises
 ``LocalProtocolError`` subclasses.
 
+Timers (all in the core, driven by ``now``): the handshake must finish
+within ``handshake_timeout_s`` of the session's creation; an open session
+that has received nothing for ``keepalive_interval_s`` sends PING, and one
+silent for ``KEEPALIVE_MISSES`` intervals closes with ``unavailable``; one
+that carried no application traffic (PING/PONG do not count) for
+``idle_timeout_s`` closes with ``ok`` "idle" when nothing is in flight.
+Idleness is sampled when a timer fires (``activity`` compared with its
+value then), so the hot path reads no clock beyond ``receive_data``'s
+``now``; an idle close may come up to one keepalive interval late.
+
+Duplicates: two sessions between the same two hosts (both dialed at once)
+are ordered by ``tie_key`` (the initiator's host id, then the handshake
+hash), which both ends compute alike; the pool keeps ``survivor(...)`` and
+``retire()``s the others, which stop taking requests and close with ``ok``
+"duplicate session" as soon as nothing is in flight on them.
+
+Size: this module is over the ~800-line mark on purpose.  It is one state
+machine: the handshake, request ids, streams with credit, rekeying and the
+timers all read and change the same state (the state, the ciphers, the
+pending and inbound tables), and the receive hot path (``_on_frame``) reads
+them directly; splitting it would spread one transition table over files.
+
 State table (``_TRANSITIONS``): initiator START -start-> WAIT_MSG2 -msg->
 WAIT_READY -msg-> OPEN; responder WAIT_MSG1 -msg-> WAIT_MSG3 -msg-> OPEN;
 OPEN -msg-> OPEN; any state -close/fail/lost-> CLOSED, which ignores input.
@@ -42,9 +68,10 @@ OPEN -msg-> OPEN; any state -close/fail/lost-> CLOSED, which ignores input.
 from __future__ import annotations
 
 import enum
+import math
 import struct
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from meshhost.config import TransportConfig
@@ -88,7 +115,9 @@ from meshhost.transport.noise import (
 from meshhost.transport.records import open_record, seal_record
 
 __all__ = [
+    "KEEPALIVE_MISSES",
     "PROTOCOL_NAME",
+    "CloseCause",
     "Event",
     "HandshakeComplete",
     "LocalIdentity",
@@ -99,6 +128,7 @@ __all__ = [
     "Session",
     "SessionEnded",
     "State",
+    "survivor",
 ]
 
 PROTOCOL_NAME = "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b"
@@ -115,6 +145,9 @@ MAX_PSKS = 8
 candidate costs three keyed hashes and one Poly1305 check (no X25519) per
 handshake that fails them all."""
 _MAX_RID = (1 << 32) - 1
+KEEPALIVE_MISSES = 3
+"""Nothing received for this many keepalive intervals (two PINGs unanswered)
+ends the session with ``unavailable``: one lost PING on a busy peer is not death."""
 
 _LEN = fr.RECORD_HEADER.pack
 _REQ = struct.Struct("!BBHII")
@@ -191,6 +224,17 @@ class RequestCancelled:
     request_id: int
 
 
+class CloseCause(enum.Enum):
+    """Why a session closed itself, for the driver's counters; OTHER is anything
+    but the core's own timers and duplicate rule (errors, CLOSE, ``close()``)."""
+
+    OTHER = "other"
+    HANDSHAKE_TIMEOUT = "handshake-timeout"
+    KEEPALIVE_TIMEOUT = "keepalive-timeout"
+    IDLE = "idle"
+    DUPLICATE = "duplicate"
+
+
 @dataclass(frozen=True, slots=True)
 class SessionEnded:
     """The session is over. ``error`` is what to raise to callers still waiting."""
@@ -199,6 +243,7 @@ class SessionEnded:
     message: str
     by_peer: bool
     error: MeshError | None
+    cause: CloseCause = CloseCause.OTHER
 
 
 Event = (
@@ -295,6 +340,9 @@ class Session:
     ``fresh_ephemeral`` (responder only) is asked, once message 1 has proven
     the PSK, whether the initiator's ephemeral key is new; ``False`` (a
     replayed message 1) closes the connection without a word, like a wrong PSK.
+    ``now`` is when the connection was made (the handshake deadline counts
+    from it); ``keepalive_interval_s`` defaults to ``min(config's,
+    idle_timeout_s / 4)``, so a silent peer is found out before idleness.
     """
 
     versions: tuple[int, ...] = VERSIONS
@@ -314,7 +362,18 @@ class Session:
         expected_peer: str | None = None,
         accepted_psks: Sequence[bytes] = (),
         fresh_ephemeral: Callable[[bytes], bool] | None = None,
+        now: float,
+        keepalive_interval_s: float | None = None,
     ) -> None:
+        if keepalive_interval_s is None:
+            # TCP's own keepalive waits two hours by default, and a peer whose
+            # packets are dropped (firewall, dead host, cut cable) never sends
+            # a RST or FIN: declare it dead well before the idle timeout.
+            keepalive_interval_s = min(config.keepalive_interval_s, config.idle_timeout_s / 4)
+        if not math.isfinite(keepalive_interval_s) or keepalive_interval_s <= 0:
+            raise LocalProtocolError(
+                f"keepalive_interval_s must be a positive number, got {keepalive_interval_s}"
+            )
         if len(psk) != 32:
             raise LocalProtocolError(f"the lattice PSK must be 32 bytes, got {len(psk)}")
         candidates = [bytes(psk)]
@@ -381,6 +440,19 @@ class Session:
         """Bodies too big for one frame, sent and received in chunks (monitoring)."""
         self._keepalive_records = 0
         self.pongs_received = 0
+        self.pings_sent = 0
+        # Timers (see the module docstring); all times are the driver's ``now``.
+        self._handshake_deadline = now + config.handshake_timeout_s
+        self._keepalive_s = keepalive_interval_s
+        self._idle_s = config.idle_timeout_s
+        self._last_rx = now
+        """When bytes last arrived (liveness; PONGs count)."""
+        self._last_ping = -math.inf
+        self._active_at = now
+        """When application traffic was last noticed (idleness; PINGs do not)."""
+        self._activity_seen = 0
+        self.retiring = False
+        """A duplicate being let go: no new requests; closes once nothing is in flight."""
 
     # -- introspection -------------------------------------------------------
 
@@ -391,6 +463,25 @@ class Session:
     @property
     def is_closed(self) -> bool:
         return self.state is State.CLOSED
+
+    @property
+    def usable(self) -> bool:
+        """Open and not retiring: new requests may be sent on it."""
+        return self.state is State.OPEN and not self.retiring
+
+    @property
+    def keepalive_interval_s(self) -> float:
+        return self._keepalive_s
+
+    @property
+    def tie_key(self) -> tuple[str, bytes]:
+        """Order of duplicate sessions between one pair of hosts; both ends of one
+        session compute the same key (the initiator's host id, the handshake hash).
+        Only for an open session."""
+        peer = self.peer_id
+        if peer is None or self.state is not State.OPEN:
+            raise LocalProtocolError("only an open session has a tie key")
+        return (self._identity.host_id if self.initiator else peer, self.handshake_hash)
 
     @property
     def outstanding(self) -> int:
@@ -418,6 +509,93 @@ class Session:
     def next_event(self) -> Event | None:
         """Pop the oldest event, or None."""
         return self._events.popleft() if self._events else None
+
+    # -- timers --------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must run next (the driver's time), or None once closed.
+
+        Handshaking: the handshake deadline.  Open: the earliest of the next
+        PING, the keepalive death and the idle timeout.  The value changes
+        with input (``receive_data``), so re-read it after each one.
+        """
+        state = self.state
+        if state is State.OPEN:
+            interval = self._keepalive_s
+            last_rx = self._last_rx
+            return min(
+                max(last_rx, self._last_ping) + interval,
+                last_rx + interval * KEEPALIVE_MISSES,
+                self._active_at + self._idle_s,
+            )
+        if state is State.CLOSED:
+            return None
+        return self._handshake_deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever timer is due at ``now`` (nothing if none is; calling early is fine).
+
+        May close the session (SessionEnded with cause HANDSHAKE_TIMEOUT,
+        KEEPALIVE_TIMEOUT or IDLE) or queue a PING (``pings_sent`` grows).
+        Liveness counts any bytes from the peer (PONGs included); idleness
+        counts only application traffic (``activity``), so pings find a dead
+        peer without keeping an unused session open.
+        """
+        state = self.state
+        if state is State.CLOSED:
+            return
+        if state is not State.OPEN:
+            if now >= self._handshake_deadline:
+                if state is State.WAIT_MSG1:
+                    message = "no handshake message 1 in time"
+                else:
+                    message = f"handshake not finished in {self._config.handshake_timeout_s} s"
+                self._closed(
+                    ErrorCode.UNAVAILABLE,
+                    message,
+                    by_peer=False,
+                    error=PeerUnavailable(message),
+                    cause=CloseCause.HANDSHAKE_TIMEOUT,
+                )
+            return
+        interval = self._keepalive_s
+        activity = self.activity
+        if activity != self._activity_seen:
+            self._activity_seen = activity
+            self._active_at = now
+        if now >= self._last_rx + interval * KEEPALIVE_MISSES:
+            silent = now - self._last_rx
+            self._close(
+                ErrorCode.UNAVAILABLE,
+                f"peer silent for {silent:.1f} s despite keepalive pings",
+                CloseCause.KEEPALIVE_TIMEOUT,
+            )
+            return
+        if now >= self._active_at + self._idle_s:
+            if not self._pending and not self._inbound:
+                self._close(ErrorCode.OK, "idle", CloseCause.IDLE)
+                return
+            # Requests in flight have their own deadlines; idleness counts again from now.
+            self._active_at = now
+        if now >= max(self._last_rx, self._last_ping) + interval:
+            self._last_ping = now
+            self.pings_sent += 1
+            self.ping(self.pings_sent)
+
+    # -- duplicates ----------------------------------------------------------
+
+    def retire(self) -> None:
+        """Let this session go in favour of a duplicate: ``usable`` turns False at
+        once, and the session closes with ``ok`` "duplicate session" (cause
+        DUPLICATE) as soon as no request is in flight either way (now, if none
+        is).  Its callers may retry on the survivor.  No-op unless open."""
+        if self.state is State.OPEN and not self.retiring:
+            self.retiring = True
+            self._close_if_retired()
+
+    def _close_if_retired(self) -> None:
+        if self.retiring and not self._pending and not self._inbound and self.is_open:
+            self._close(ErrorCode.OK, "duplicate session", CloseCause.DUPLICATE)
 
     # -- output --------------------------------------------------------------
 
@@ -541,8 +719,11 @@ class Session:
                     )
                 )
             )
+            self._close_if_retired()
             return True
         self._queue_body(_T_RESPONSE, request_id, 0, 0, payload)
+        if self.retiring:
+            self._close_if_retired()
         return True
 
     def send_error(self, request_id: int, code: ErrorCode, message: str) -> bool:
@@ -550,6 +731,7 @@ class Session:
         if self.state is not State.OPEN or self._inbound.pop(request_id, None) is None:
             return False
         self._emit(fr.encode_frame(fr.Error(request_id, ErrorCode(code), message)))
+        self._close_if_retired()
         return True
 
     def cancel(self, request_id: int) -> None:
@@ -562,6 +744,7 @@ class Session:
         self._abort_stream(request_id)
         if self.state is State.OPEN:
             self._emit(fr.encode_frame(fr.Cancel(request_id)))
+            self._close_if_retired()
 
     def ping(self, opaque: int = 0) -> None:
         """Queue a PING (keepalive); the peer answers PONG. No-op unless open."""
@@ -571,6 +754,9 @@ class Session:
 
     def close(self, code: ErrorCode = ErrorCode.OK, message: str = "") -> None:
         """Close gracefully: send CLOSE (if open) and emit SessionEnded. Idempotent."""
+        self._close(code, message, CloseCause.OTHER)
+
+    def _close(self, code: ErrorCode, message: str, cause: CloseCause) -> None:
         if self.state is State.CLOSED:
             return
         if self.state is State.OPEN:
@@ -583,6 +769,7 @@ class Session:
                 f"session closed by us: {code.name.lower()}{': ' + message if message else ''}",
                 code,
             ),
+            cause=cause,
         )
 
     def connection_lost(self) -> None:
@@ -619,11 +806,12 @@ class Session:
 
     # -- input ---------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray) -> None:
-        """Feed bytes read from the connection. Never raises for bad peer input:
-        the session closes itself and emits SessionEnded instead."""
+    def receive_data(self, data: bytes | bytearray, now: float) -> None:
+        """Feed bytes read from the connection at time ``now``. Never raises for
+        bad peer input: the session closes itself and emits SessionEnded instead."""
         if self.state is State.CLOSED or not data:
             return
+        self._last_rx = now
         try:
             if self._in:
                 self._in += data
@@ -646,6 +834,9 @@ class Session:
                 raise _Overloaded("peer does not read what it asks for: output backlog over limit")
         except RemoteProtocolError as exc:
             self._fail(exc)
+            return
+        if self.retiring:
+            self._close_if_retired()
 
     def _check_record_size(self, n: int) -> None:
         if self.state in _HANDSHAKING:
@@ -805,6 +996,8 @@ class Session:
 
     def _opened(self) -> None:
         assert self.peer_id is not None
+        self._active_at = self._last_rx
+        self._activity_seen = self.activity
         self._events.append(
             HandshakeComplete(self.peer_id, self.version, self.features, self.peer_port)
         )
@@ -1072,7 +1265,13 @@ class Session:
         self._closed(code, str(exc), by_peer=False, error=error)
 
     def _closed(
-        self, code: ErrorCode, message: str, *, by_peer: bool, error: MeshError | None
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        by_peer: bool,
+        error: MeshError | None,
+        cause: CloseCause = CloseCause.OTHER,
     ) -> None:
         self.state = State.CLOSED
         self._hs = None
@@ -1082,7 +1281,7 @@ class Session:
         self._ready.clear()
         self._in = bytearray()
         self._buffered = 0
-        self._events.append(SessionEnded(code, message, by_peer, error))
+        self._events.append(SessionEnded(code, message, by_peer, error, cause))
 
 
 class _Mismatch(RemoteProtocolError):
@@ -1095,3 +1294,9 @@ class _Overloaded(RemoteProtocolError):
     """Internal: the peer provokes output faster than it reads it."""
 
     code = ErrorCode.OVERLOADED
+
+
+def survivor(sessions: Iterable[Session]) -> Session:
+    """Of open sessions between the same two hosts, the one both hosts keep
+    (lowest ``tie_key``); raises ValueError for none."""
+    return min(sessions, key=lambda session: session.tie_key)

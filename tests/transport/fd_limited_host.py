@@ -12,7 +12,7 @@ import sys
 import trio
 
 from meshhost.config import TransportConfig
-from meshhost.transport.tcp import Transport
+from meshhost.transport.pool import Transport
 from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes
 
 

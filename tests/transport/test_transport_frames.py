@@ -114,6 +114,7 @@ def transcript_pair(
                 config=config,
                 random_bytes=rb,
                 listen_port=t[f"{role}_port"],
+                now=0.0,
             )
         )
     a, b = sessions
@@ -125,7 +126,7 @@ def transcript_pair(
             assert out.hex() == expected, f"record {i}"
         else:
             record.append(out.hex())
-        reader.receive_data(out)
+        reader.receive_data(out, 0.0)
     return a, b
 
 
@@ -157,7 +158,7 @@ def test_session_records_vector() -> None:
         rekeys = sum(isinstance(f, fr.Rekey) for f in frames)
         assert rekeys == sender.rekeys - seen_rekeys.get(id(sender), 0)
         seen_rekeys[id(sender)] = sender.rekeys
-        receiver.receive_data(out)
+        receiver.receive_data(out, 0.0)
         events = []
         while (event := receiver.next_event()) is not None:
             events.append(event)
@@ -290,7 +291,7 @@ def _generate() -> None:  # pragma: no cover
         assert len(cut) == len(vector["records"]), vector["name"]
         for rec, raw in zip(vector["records"], cut, strict=True):
             rec["record_hex"] = raw.hex()
-        receiver.receive_data(out)
+        receiver.receive_data(out, 0.0)
         while receiver.next_event() is not None:
             pass
 

@@ -8,7 +8,7 @@ import trio.testing
 
 from meshhost.config import TransportConfig
 from meshhost.errors import ErrorCode, MeshError, RemoteError
-from meshhost.transport.tcp import Transport
+from meshhost.transport.pool import Transport
 from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes
 
 LATTICE = "handlers-test"
@@ -226,7 +226,7 @@ async def test_replies_to_a_peer_that_reads_late_wait_for_room_then_all_arrive(
                 await stream.send_all(out)
             data = await stream.receive_some(65536)
             assert data
-            peer.receive_data(data)
+            peer.receive_data(data, 0.0)
         while peer.next_event() is not None:
             pass
         count = 200  # 12 MB of replies: far more than the socket buffers hold
@@ -244,7 +244,7 @@ async def test_replies_to_a_peer_that_reads_late_wait_for_room_then_all_arrive(
         while len(got) < count:
             data = await stream.receive_some(1 << 20)
             assert data
-            peer.receive_data(data)
+            peer.receive_data(data, 0.0)
             if out := bytes(peer.data_to_send()):
                 await stream.send_all(out)
             while (event := peer.next_event()) is not None:

@@ -12,8 +12,8 @@ import trio.testing
 
 from meshhost.config import TransportConfig
 from meshhost.errors import ErrorCode, SessionClosed
-from meshhost.transport.session import ResponseReceived
-from meshhost.transport.tcp import KEEPALIVE_MISSES, Transport
+from meshhost.transport.pool import Transport
+from meshhost.transport.session import KEEPALIVE_MISSES, ResponseReceived
 from tests.transport.transport_pair import PSK, host_key, open_pair, pump, seeded_random_bytes
 
 LATTICE = "keepalive-test"

@@ -18,9 +18,9 @@ import trio
 import trio.testing
 
 from meshhost.config import TransportConfig
-from meshhost.transport import tcp
+from meshhost.transport import connection
+from meshhost.transport.pool import Transport
 from meshhost.transport.session import ResponseReceived, Session, SessionEnded
-from meshhost.transport.tcp import Transport
 from tests.transport.transport_pair import PSK, host_key, make_session, seeded_random_bytes
 
 LATTICE = "reader-test"
@@ -38,7 +38,7 @@ async def _open_manual(stream: trio.SocketStream, seed: int) -> Session:
             await stream.send_all(out)
         data = await stream.receive_some(65536)
         assert data, "the host hung up during the handshake"
-        session.receive_data(data)
+        session.receive_data(data, 0.0)
     while session.next_event() is not None:
         pass
     out = bytes(session.data_to_send())
@@ -52,8 +52,8 @@ async def test_cancel_landing_on_the_reader_mid_body_keeps_the_cipher_in_step(
 ) -> None:
     # Small reads and a checkpoint after every read: the reader is at a
     # checkpoint holding freshly read bytes as often as the code allows.
-    monkeypatch.setattr(tcp, "RECV_BYTES", 256)
-    monkeypatch.setattr(tcp, "YIELD_BYTES", 1)
+    monkeypatch.setattr(connection, "RECV_BYTES", 256)
+    monkeypatch.setattr(connection, "YIELD_BYTES", 1)
     jumped = trio.Event()
 
     async def handler(peer_id: str, channel: int, payload: bytes) -> bytes:
@@ -87,7 +87,7 @@ async def test_cancel_landing_on_the_reader_mid_body_keeps_the_cipher_in_step(
             while len(replies) < 2:
                 data = await stream.receive_some(65536)
                 assert data, "the host hung up"
-                session.receive_data(data)
+                session.receive_data(data, 0.0)
                 while (event := session.next_event()) is not None:
                     assert not isinstance(event, SessionEnded), event
                     assert isinstance(event, ResponseReceived), event

@@ -8,8 +8,8 @@ from meshhost.config import TransportConfig
 from meshhost.errors import LocalProtocolError, NoiseError, NoiseUsageError, PeerUnavailable
 from meshhost.identity.keyring import NOISE_PSK, Keyring, derive
 from meshhost.transport.noise import HandshakeState
+from meshhost.transport.pool import Transport
 from meshhost.transport.session import MAX_PSKS, HandshakeComplete, SessionEnded
-from meshhost.transport.tcp import Transport
 from tests.transport.transport_pair import (
     host_key,
     make_session,

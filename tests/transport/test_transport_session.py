@@ -69,7 +69,7 @@ def test_wrong_psk_is_rejected_at_message_1_without_a_byte_in_reply() -> None:
     a = make_session(True, 1, psk=bytes(32))
     b = make_session(False, 2)
     a.start()
-    b.receive_data(bytes(a.data_to_send()))
+    b.receive_data(bytes(a.data_to_send()), 0.0)
     assert bytes(b.data_to_send()) == b""  # no hello, no CLOSE: nothing at all
     closed = _closed(drain(b))
     assert closed.code == ErrorCode.UNAUTHENTICATED
@@ -93,10 +93,10 @@ def test_a_replayed_message_1_is_dropped_without_a_byte_in_reply() -> None:
     a.start()
     msg1 = bytes(a.data_to_send())
     first = make_session(False, 2, fresh_ephemeral=fresh)
-    first.receive_data(msg1)
+    first.receive_data(msg1, 0.0)
     assert bytes(first.data_to_send())  # message 2 for the genuine initiator
     again = make_session(False, 2, fresh_ephemeral=fresh)
-    again.receive_data(msg1)  # the same bytes, captured and sent again
+    again.receive_data(msg1, 0.0)  # the same bytes, captured and sent again
     assert bytes(again.data_to_send()) == b""
     closed = _closed(drain(again))
     assert again.replayed and "replay" in closed.message
@@ -178,7 +178,7 @@ def test_every_ephemeral_comes_from_random_bytes() -> None:
         b = make_session(False, 2)
         a.start()
         m1 = bytes(a.data_to_send())
-        b.receive_data(m1)
+        b.receive_data(m1, 0.0)
         transcripts.append((m1, bytes(b.data_to_send())))
     assert transcripts[0] == transcripts[1]
 
@@ -220,7 +220,7 @@ def test_large_bodies_stream_within_the_window() -> None:
     first = a.data_to_send(1 << 30)
     assert 128 << 10 < len(first) < (128 << 10) + 4096
     assert not a.data_to_send(1 << 30)
-    b.receive_data(bytes(first))
+    b.receive_data(bytes(first), 0.0)
     ea, eb = pump(a, b)
     (req,) = eb
     assert isinstance(req, RequestReceived) and req.payload == body
@@ -274,7 +274,7 @@ def test_too_many_concurrent_requests_are_refused_as_overloaded() -> None:
 def test_declared_oversized_body_is_refused_before_allocation() -> None:
     a, b, _, _ = open_pair()
     frame = fr.encode_frame(fr.Request(1, 1, 0, b"x" * 10, total=1 << 40))
-    b.receive_data(_record(a, frame))
+    b.receive_data(_record(a, frame), 0.0)
     assert drain(b) == []
     out = bytes(b.data_to_send())
     assert a._recv is not None
@@ -290,13 +290,13 @@ def test_replayed_frame_closes_the_session() -> None:
     a, b, _, _ = open_pair()
     a.send_request(1, b"once")
     record = bytes(a.data_to_send())
-    b.receive_data(record)
+    b.receive_data(record, 0.0)
     assert isinstance(drain(b)[0], RequestReceived)
-    b.receive_data(record)
+    b.receive_data(record, 0.0)
     closed = _closed(drain(b))
     assert closed.code == ErrorCode.PROTOCOL and "replayed" in closed.message
     # b told a why, in a CLOSE frame a can read.
-    a.receive_data(bytes(b.data_to_send()))
+    a.receive_data(bytes(b.data_to_send()), 0.0)
     assert _closed(drain(a)).code == ErrorCode.PROTOCOL
 
 
@@ -306,7 +306,7 @@ def test_reordered_frames_close_the_session() -> None:
     first = bytes(a.data_to_send())
     a.send_request(1, b"second")
     second = bytes(a.data_to_send())
-    b.receive_data(second + first)
+    b.receive_data(second + first, 0.0)
     assert _closed(drain(b)).code == ErrorCode.PROTOCOL
 
 
@@ -315,10 +315,10 @@ def test_truncated_and_tampered_records_close_the_session() -> None:
     a.send_request(1, b"payload")
     record = bytearray(a.data_to_send())
     record[-1] ^= 1
-    b.receive_data(bytes(record))
+    b.receive_data(bytes(record), 0.0)
     assert _closed(drain(b)).code == ErrorCode.PROTOCOL
     _, b2, _, _ = open_pair()
-    b2.receive_data(b"\x00\x05hello")  # shorter than any frame can be
+    b2.receive_data(b"\x00\x05hello", 0.0)  # shorter than any frame can be
     assert _closed(drain(b2)).code == ErrorCode.PROTOCOL
 
 
@@ -334,7 +334,7 @@ def test_malformed_frames_from_a_peer_with_the_keys_close_the_session() -> None:
     ]
     for plaintext in cases:
         a, b, _, _ = open_pair()
-        b.receive_data(_record(a, plaintext))
+        b.receive_data(_record(a, plaintext), 0.0)
         closed = _closed(drain(b))
         assert closed.code in (ErrorCode.PROTOCOL, ErrorCode.UNSUPPORTED), plaintext
         assert isinstance(closed.error, FrameError)
@@ -350,7 +350,7 @@ def test_data_beyond_the_granted_credit_is_a_protocol_error() -> None:
     chunk = b"y" * 60000
 
     def send(frame: fr.Frame) -> None:
-        a.receive_data(_record(b, fr.encode_frame(frame)))
+        a.receive_data(_record(b, fr.encode_frame(frame)), 0.0)
 
     send(fr.Request(2, 1, 0, chunk, total=200_000))
     send(fr.Data(2, chunk, more=True))
@@ -364,17 +364,17 @@ def test_data_beyond_the_granted_credit_is_a_protocol_error() -> None:
 
 def test_oversized_handshake_record_is_refused_before_buffering() -> None:
     b = make_session(False, 2)
-    b.receive_data(b"\xff\xff")  # announces 65535 bytes; nothing more needed to refuse
+    b.receive_data(b"\xff\xff", 0.0)  # announces 65535 bytes; nothing more needed to refuse
     assert _closed(drain(b)).code == ErrorCode.PROTOCOL
 
 
 def test_closed_session_ignores_everything() -> None:
     a, b, _, _ = open_pair()
     b.close(ErrorCode.SHUTTING_DOWN, "bye")
-    a.receive_data(bytes(b.data_to_send()))
+    a.receive_data(bytes(b.data_to_send()), 0.0)
     closed = _closed(drain(a))
     assert (closed.code, closed.message, closed.by_peer) == (ErrorCode.SHUTTING_DOWN, "bye", True)
-    a.receive_data(os.urandom(100))
+    a.receive_data(os.urandom(100), 0.0)
     assert drain(a) == []
 
 
@@ -383,7 +383,7 @@ def test_closed_session_ignores_everything() -> None:
 
 def _assert_only_typed(session: Session, chunks: list[bytes]) -> None:
     for chunk in chunks:
-        session.receive_data(chunk)  # must never raise
+        session.receive_data(chunk, 0.0)  # must never raise
     for event in drain(session):
         if isinstance(event, SessionEnded):
             assert event.error is None or isinstance(event.error, MeshError)
@@ -416,11 +416,11 @@ def _handshake_records() -> list[bytes]:
     b = make_session(False, 2)
     a.start()
     m1 = bytes(a.data_to_send())
-    b.receive_data(m1)
+    b.receive_data(m1, 0.0)
     m2 = bytes(b.data_to_send())
-    a.receive_data(m2)
+    a.receive_data(m2, 0.0)
     m3 = bytes(a.data_to_send())
-    b.receive_data(m3)
+    b.receive_data(m3, 0.0)
     ready = bytes(b.data_to_send())
     return [m1, m2, m3, ready]
 

@@ -28,8 +28,8 @@ from meshhost.errors import (
     RequestTimeout,
     TransportClosed,
 )
+from meshhost.transport.pool import Transport
 from meshhost.transport.session import Session
-from meshhost.transport.tcp import Transport
 from tests.transport.transport_pair import PSK, host_key, seeded_random_bytes, serving
 
 LATTICE = "tcp-test"
@@ -465,7 +465,7 @@ class _ManualPeer:
             if not data:
                 self.session.connection_lost()
                 break
-            self.session.receive_data(data)
+            self.session.receive_data(data, 0.0)
             await self.flush()
 
 
@@ -498,7 +498,7 @@ async def test_authenticated_peer_replaying_a_frame_is_disconnected() -> None:
 
         async def read_events() -> None:
             while chunk := await stream.receive_some(65536):
-                peer.session.receive_data(chunk)
+                peer.session.receive_data(chunk, 0.0)
                 while (event := peer.session.next_event()) is not None:
                     if type(event).__name__ != "HandshakeComplete":
                         events.append(event)

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
+from meshhost.transport.tcp import Transport
 
 from meshhost.config import TransportConfig
 from meshhost.identity.nkeys import KeyPair, Prefix, generate
 from meshhost.transport.session import Event, LocalIdentity, Session
-from meshhost.transport.tcp import Transport
 
 LATTICE = "test-lattice"
 PSK = bytes(range(32))
@@ -38,6 +38,7 @@ def make_session(
     expected_peer: str | None = None,
     accepted_psks: tuple[bytes, ...] = (),
     fresh_ephemeral: Callable[[bytes], bool] | None = None,
+    now: float = 0.0,
 ) -> Session:
     rb = seeded_random_bytes(seed)
     ident = identity or LocalIdentity.create(host_key(seed), rb)
@@ -52,6 +53,7 @@ def make_session(
         expected_peer=expected_peer,
         accepted_psks=accepted_psks,
         fresh_ephemeral=fresh_ephemeral,
+        now=now,
     )
 
 
@@ -72,9 +74,9 @@ def pump(a: Session, b: Session, rounds: int = 10_000) -> tuple[list[Event], lis
         if not da and not db:
             break
         if da:
-            b.receive_data(bytes(da))
+            b.receive_data(bytes(da), 0.0)
         if db:
-            a.receive_data(bytes(db))
+            a.receive_data(bytes(db), 0.0)
         ea += drain(a)
         eb += drain(b)
     ea += drain(a)
