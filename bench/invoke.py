@@ -24,7 +24,8 @@ Who runs what (all on loopback, every server in its own process):
 Measured in shuffled rounds (figures are the median over rounds):
 
 * latency: sequential calls of 100 B and 10 KiB, p50 and p99 per round;
-* throughput at 100 B with 32 calls outstanding: 32 tasks, each making one
+* throughput at 100 B with 32 calls outstanding (``--outstanding 1,8,32``
+  measures each of several windows): that many tasks, each making one
   call at a time until the round's calls are done (raw trio: the 32 tasks
   share one connection; a writer task sends all queued frames at once, a
   reader task hands replies back in order).  For
@@ -103,7 +104,8 @@ HOST_B_IP = "127.0.0.62"
 OPERATION = "Echo"
 SIZES = (100, 10240)
 WINDOW = 32
-"""Calls outstanding in throughput rounds."""
+"""Calls outstanding in throughput rounds (default of ``--outstanding``; the
+summary's throughput targets are at this window)."""
 SUBJECT = "bench.echo"
 SESSION_CHANNEL = 200
 MONITOR_CHANNEL = 201
@@ -269,8 +271,10 @@ async def _sequential(
     return _pct_us(times, 0.5), _pct_us(times, 0.99)
 
 
-async def _concurrent(call: Callable[[bytes], Awaitable[bytes]], size: int, count: int) -> float:
-    """Calls per second of ``count`` calls made by WINDOW trio tasks."""
+async def _concurrent(
+    call: Callable[[bytes], Awaitable[bytes]], size: int, count: int, window: int = WINDOW
+) -> float:
+    """Calls per second of ``count`` calls made by ``window`` trio tasks."""
     payload = os.urandom(size)
     left = count
 
@@ -283,7 +287,7 @@ async def _concurrent(call: Callable[[bytes], Awaitable[bytes]], size: int, coun
 
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
-        for _ in range(WINDOW):
+        for _ in range(window):
             nursery.start_soon(worker)
     return count / (time.perf_counter() - start)
 
@@ -400,7 +404,7 @@ class NatsClient:
 
         return await self.aio.run(go())  # type: ignore[no-any-return]
 
-    async def concurrent(self, size: int, count: int) -> float:
+    async def concurrent(self, size: int, count: int, window: int = WINDOW) -> float:
         async def go() -> float:
             payload = os.urandom(size)
             left = count
@@ -413,7 +417,7 @@ class NatsClient:
                         raise RuntimeError("wrong echo from the NATS responder")
 
             start = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(WINDOW)))
+            await asyncio.gather(*(worker() for _ in range(window)))
             return count / (time.perf_counter() - start)
 
         return await self.aio.run(go())  # type: ignore[no-any-return]
@@ -542,8 +546,10 @@ class Results:
         default_factory=lambda: collections.defaultdict(list)
     )
     """(mode, size) -> per-round (p50, p99) in µs."""
-    tput: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
-    """mode -> per-round calls/s."""
+    tput: dict[tuple[str, int], list[float]] = field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
+    """(mode, calls outstanding) -> per-round calls/s."""
     cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     """(mode, kind) -> [calls, caller CPU s, server-side CPU s per server pid...]."""
 
@@ -670,8 +676,9 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
 
         modes = ["raw", "session", "mesh"] + (["nats"] if nats_client is not None else [])
         placement.apply(pinned=False)
-        plan = [(mode, kind) for mode in modes for kind in ("lat100", "lat10k", "tput")]
-        plan.append(("raw-coalesced", "tput"))
+        tput_kinds = [f"tput{window}" for window in args.outstanding]
+        plan = [(mode, kind) for mode in modes for kind in ("lat100", "lat10k", *tput_kinds)]
+        plan.append(("raw-coalesced", f"tput{WINDOW}"))
         rng = random.Random(os.urandom(8))
         sequential_calls = {"raw": raw.echo, "session": session, "mesh": mesh}
         concurrent_calls = {"raw": raw_mux.echo, "session": session, "mesh": mesh}
@@ -679,19 +686,20 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
             order = plan[:]
             rng.shuffle(order)
             for mode, kind in order:
-                placement.apply(pinned=kind == "tput")
+                placement.apply(pinned=kind.startswith("tput"))
                 pids = [os.getpid(), *servers.pids(mode)]
                 before = [_cpu_s(pid) for pid in pids]
-                if kind == "tput":
+                if kind.startswith("tput"):
+                    window = int(kind[4:])
                     count = args.requests * 2
                     if mode == "raw-coalesced":
                         rate = await raw_throughput(raw_port, 100, count)
                     elif mode == "nats":
                         assert nats_client is not None
-                        rate = await nats_client.concurrent(100, count)
+                        rate = await nats_client.concurrent(100, count, window)
                     else:
-                        rate = await _concurrent(concurrent_calls[mode], 100, count)
-                    results.tput[mode].append(rate)
+                        rate = await _concurrent(concurrent_calls[mode], 100, count, window)
+                    results.tput[(mode, window)].append(rate)
                 else:
                     count = args.requests
                     size = 100 if kind == "lat100" else 10240
@@ -828,20 +836,23 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
             f"{cols[2] / p('raw', 10240, 0):>8.2f}x"
         )
 
-    print(
-        f"\nthroughput, 100 B, {WINDOW} calls outstanding, {args.requests * 2} calls per round,"
-        " median over rounds"
-    )
-    rows = [
-        ("raw", f"raw trio ({WINDOW} tasks, one connection, writer task)"),
-        ("raw-coalesced", f"raw trio (window of {WINDOW}, writes coalesced; reference)"),
-        ("session", f"Noise session echo A -> B ({WINDOW} tasks)"),
-        ("mesh", f"meshhost A -> B ({WINDOW} tasks)"),
-    ]
-    if have_nats:
-        rows.append(("nats", f"nats-server + nats-py ({WINDOW} tasks)"))
-    for mode, label in rows:
-        print(f"throughput {label:<52} {_median(tput[mode]):>9,.0f} calls/s")
+    for window in args.outstanding:
+        print(
+            f"\nthroughput, 100 B, {window} calls outstanding, {args.requests * 2} calls per"
+            " round, median over rounds"
+        )
+        rows = [
+            ("raw", f"raw trio ({window} tasks, one connection, writer task)"),
+            ("raw-coalesced", f"raw trio (window of {window}, writes coalesced; reference)"),
+            ("session", f"Noise session echo A -> B ({window} tasks)"),
+            ("mesh", f"meshhost A -> B ({window} tasks)"),
+        ]
+        if have_nats:
+            rows.append(("nats", f"nats-server + nats-py ({window} tasks)"))
+        for mode, label in rows:
+            if tput.get((mode, window)):
+                rate = _median(tput[(mode, window)])
+                print(f"throughput {label:<52} {rate:>9,.0f} calls/s")
 
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     fewest = min((totals[0] for totals in results.cpu.values()), default=1)
@@ -857,10 +868,11 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
         "session": ["host B"],
         "nats": ["nats-server", "responder"],
     }
-    kinds = {
+    kinds = {f"tput{window}": f"{window} outstanding 100 B" for window in args.outstanding}
+    kinds[f"tput{WINDOW}"] = f"{WINDOW} outstanding 100 B"
+    kinds |= {
         "lat100": "sequential 100 B",
         "lat10k": "sequential 10 KiB",
-        "tput": f"{WINDOW} outstanding 100 B",
     }
     for (mode, kind), totals in sorted(results.cpu.items()):
         calls = totals[0]
@@ -870,7 +882,8 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
         ]
         print(f"cpu {mode:<13} {kinds[kind]:<20} " + "   ".join(parts))
 
-    mesh_rate = _median(tput["mesh"])
+    window = WINDOW if WINDOW in args.outstanding else max(args.outstanding)
+    mesh_rate = _median(tput[("mesh", window)])
     rows_out: list[tuple[str, float, str]] = []
     for size in SIZES:
         ratio = p("mesh", size, 0) / p("raw", size, 0)
@@ -892,7 +905,7 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
                     "yes" if factor >= TARGET_NATS_FACTOR else "NO",
                 )
             )
-        factor = mesh_rate / _median(tput["nats"])
+        factor = mesh_rate / _median(tput[("nats", window)])
         rows_out.append(
             (
                 f"throughput meshhost / NATS >= {TARGET_NATS_FACTOR:.1f}x",
@@ -902,8 +915,8 @@ def _report(args: argparse.Namespace, servers: Servers, results: Results) -> Non
         )
     rows_out.append(
         (
-            f"throughput meshhost / raw trio ({WINDOW} tasks)",
-            mesh_rate / _median(tput["raw"]),
+            f"throughput meshhost / raw trio ({window} tasks)",
+            mesh_rate / _median(tput[("raw", window)]),
             "(no target)",
         )
     )
@@ -949,6 +962,12 @@ def main() -> None:
         action="store_true",
         help="only compare p50 with every host's metrics and tracing on and off",
     )
+    parser.add_argument(
+        "--outstanding",
+        default=str(WINDOW),
+        metavar="N[,N...]",
+        help=f"calls outstanding in throughput rounds, a comma-separated list (default {WINDOW})",
+    )
     parser.add_argument("--host-b", metavar="ROOT", help=argparse.SUPPRESS)
     parser.add_argument(
         "--nats-responder", nargs=2, metavar=("PORT", "ROOT"), help=argparse.SUPPRESS
@@ -964,6 +983,12 @@ def main() -> None:
         args.rounds, args.requests = 2, 50
     if args.rounds < 1 or args.requests < 1:
         parser.error("--rounds and --requests must be at least 1")
+    try:
+        args.outstanding = sorted({int(n) for n in args.outstanding.split(",")})
+    except ValueError:
+        parser.error(f"--outstanding takes numbers separated by commas, got {args.outstanding!r}")
+    if args.outstanding[0] < 1:
+        parser.error("--outstanding: every window must be at least 1")
     root = Path(tempfile.mkdtemp(prefix="meshhost-bench-invoke-"))
     children = Children()
     try:
