@@ -221,14 +221,14 @@ async def test_wrong_psk_wrong_lattice_and_wrong_peer_are_rejected_and_others_st
 
 def _protocol_2(transport: Transport) -> Transport:
     """Make ``transport`` offer only protocol 2, as the previous release did."""
-    new_session = transport._new_session
+    new_session = transport.new_session
 
     def older(**kwargs: object) -> Session:
         session = new_session(**kwargs)  # type: ignore[arg-type]
         session.versions = (2,)
         return session
 
-    transport._new_session = older  # type: ignore[method-assign]
+    transport.new_session = older  # type: ignore[method-assign]
     return transport
 
 
