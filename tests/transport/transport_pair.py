@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import trio
-from meshhost.transport.tcp import Transport
 
 from meshhost.config import TransportConfig
 from meshhost.identity.nkeys import KeyPair, Prefix, generate
+from meshhost.transport.pool import Transport
 from meshhost.transport.session import Event, LocalIdentity, Session
 
 LATTICE = "test-lattice"
