@@ -40,7 +40,12 @@ class InstancePool(Generic[T]):
         self._idle: list[T] = []
         self._live = 0
         self._closed = False
-        self._cond = threading.Condition()
+        # A plain lock taken directly on every call, and a condition over it only
+        # for callers that must wait: Condition's Python-level __enter__ and
+        # notify() cost more than the call they guard (~3 us of 6 under load).
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiting = 0
         self.created = 0
         """Instances made so far (tests check that a bad one was replaced)."""
         self.waits = 0
@@ -58,7 +63,7 @@ class InstancePool(Generic[T]):
         (``time.monotonic()``), :class:`PoolClosed` after :meth:`close`, and
         whatever the factory raises.
         """
-        with self._cond:
+        with self._lock:
             while True:
                 if self._closed:
                     raise PoolClosed
@@ -71,33 +76,39 @@ class InstancePool(Generic[T]):
                 if remaining <= 0:
                     raise PoolTimeout
                 self.waits += 1
-                self._cond.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
         try:
             instance = self._factory()
         except BaseException:
-            with self._cond:
+            with self._lock:
                 self._live -= 1
-                self._cond.notify()
+                if self._waiting:
+                    self._cond.notify()
             raise
-        with self._cond:
+        with self._lock:
             self.created += 1
         return instance
 
     def release(self, instance: T, healthy: bool) -> None:
         """Give the instance back; an unhealthy one (or any after close) is closed."""
-        with self._cond:
+        with self._lock:
             keep = healthy and not self._closed
             if keep:
                 self._idle.append(instance)
             else:
                 self._live -= 1
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
         if not keep:
             instance.close()
 
     def close(self) -> None:
         """Close idle instances now; busy ones are closed when their call ends."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
             self._live -= len(idle)
