@@ -129,8 +129,10 @@ CORES: list[tuple[str, frozenset[str], str]] = [
     ("apps/ops.py", frozenset(), ""),
     ("apps/manifest.py", frozenset(), ""),
     ("apps/model.py", frozenset(), ""),
+    ("apps/validator.py", frozenset(), ""),
+    ("apps/fieldreader.py", frozenset(), ""),
     (
-        "apps/validator.py",
+        "apps/images.py",
         frozenset({"os"}),
         "os.path.normpath on the image path a manifest names",
     ),

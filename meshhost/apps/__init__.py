@@ -1,7 +1,12 @@
 """Applications: declarative manifests reconciled without a leader.
 
 * :mod:`~meshhost.apps.manifest` — parse and validate wadm-style OAM
-  manifests (YAML) into an immutable :class:`Manifest` with a canonical form.
+  manifests (YAML) into an immutable :class:`Manifest` with a canonical form
+  (:mod:`~meshhost.apps.model`); the work is done by
+  :mod:`~meshhost.apps.yamlsource` (text to positioned nodes),
+  :mod:`~meshhost.apps.fieldreader` (typed reads failing at a position),
+  :mod:`~meshhost.apps.validator` (the rules) and
+  :mod:`~meshhost.apps.images` (actor image files).
 * :mod:`~meshhost.apps.placement` — :func:`compute_placement`: every host
   computes the same desired placement from (deployed manifests, members with
   labels) by rendezvous hashing.
@@ -57,13 +62,13 @@ from typing import Any
 # `meshhost.apps.manifest`, the host's reconcile loop) must not pull in yaml
 # and every other part with it.
 _EXPORTS = {
-    "Component": "manifest",
-    "ComponentType": "manifest",
-    "Linkdef": "manifest",
-    "Manifest": "manifest",
-    "Scaler": "manifest",
-    "ScalerKind": "manifest",
-    "Spread": "manifest",
+    "Component": "model",
+    "ComponentType": "model",
+    "Linkdef": "model",
+    "Manifest": "model",
+    "Scaler": "model",
+    "ScalerKind": "model",
+    "Spread": "model",
     "decode_manifest": "manifest",
     "load_manifest": "manifest",
     "parse_manifest": "manifest",

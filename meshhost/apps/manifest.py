@@ -66,9 +66,11 @@ gives the canonical JSON bytes stored in the directory and hashed;
 from peers).
 
 The model itself (:class:`Manifest` and its parts, the limits) is in
-:mod:`meshhost.apps.model` and the walk that validates it in
-:mod:`meshhost.apps.validator`; this module is the entry point and exports
-the model's names too.
+:mod:`meshhost.apps.model`; the walk that validates it in
+:mod:`meshhost.apps.validator`, built on the typed, positioned reads of
+:mod:`meshhost.apps.fieldreader` and the image checks of
+:mod:`meshhost.apps.images`. This module is the entry point and exports the
+model's names too.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from meshhost.apps.manifest import ComponentType, Manifest, ScalerKind, decode_manifest
+from meshhost.apps.manifest import decode_manifest
+from meshhost.apps.model import ComponentType, Manifest, ScalerKind
 from meshhost.apps.placement import (
     HostView,
     LinkSpec,

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from meshhost.apps.manifest import (
+from meshhost.apps.model import (
     BUILTIN_CONTRACTS,
     Component,
     ComponentType,

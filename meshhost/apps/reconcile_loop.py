@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlparse
 
 import trio
 
-from meshhost.apps.manifest import Manifest
+from meshhost.apps.model import Manifest
 from meshhost.apps.placement import HostView, LinkSpec, Workload, host_views
 from meshhost.apps.plan import Action, DeleteLink, PutLink, StartActor, StopActor
 from meshhost.apps.reconciler import Reconciler, ReconcilerConfig

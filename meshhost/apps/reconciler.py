@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from meshhost.apps.manifest import Manifest
+from meshhost.apps.model import Manifest
 from meshhost.apps.placement import HostView, LinkSpec, Placement, compute_placement
 from meshhost.apps.plan import Action, StartActor, reconcile
 from meshhost.errors import ConfigError

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshhost.apps.manifest import Manifest
+from meshhost.apps.model import Manifest
 from meshhost.apps.placement import Placement
 
 __all__ = [

@@ -30,7 +30,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from meshhost.apps.manifest import MAX_CANONICAL_BYTES, Manifest, decode_manifest
+from meshhost.apps.manifest import decode_manifest
+from meshhost.apps.model import MAX_CANONICAL_BYTES, Manifest
 from meshhost.apps.placement import LinkSpec
 from meshhost.errors import (
     ManifestNotFound,

@@ -1,24 +1,26 @@
-"""Validation of a manifest's node tree into a :class:`~meshhost.apps.model.Manifest`.
+"""The manifest validator: an OAM document's node tree to a :class:`Manifest`.
 
-:class:`Validator` walks the YAML (or canonical JSON) node tree of
-:mod:`meshhost.apps.yamlsource` once and raises :class:`ManifestError` at the
-first problem, with ``file:line:column``, the field path and what to do. The
-accepted format and its decisions are documented in
-:mod:`meshhost.apps.manifest`, which is the entry point.
+:class:`Validator` walks the tree :mod:`~meshhost.apps.yamlsource`
+composed, once, with :class:`~meshhost.apps.fieldreader.FieldReader`'s typed
+readers, and applies the rules of the accepted wadm subset (documented in
+:mod:`meshhost.apps.manifest`): names, versions, component types, the
+built-in providers capabilities name, scalers and their spreads, linkdefs
+(resolving actor-to-actor targets to the target's key), and the wadm
+features meshhost refuses with a hint. The first problem raises
+:class:`~meshhost.errors.ManifestError`; advice is collected in ``warnings``.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import os.path
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
-from urllib.parse import unquote
 
+from meshhost.apps.fieldreader import FieldReader, suggest
+from meshhost.apps.images import image_path, read_image
 from meshhost.apps.model import (
     API_VERSION,
     BUILTIN_CONTRACTS,
@@ -27,14 +29,11 @@ from meshhost.apps.model import (
     KIND,
     LATEST_VERSION,
     MAX_COMPONENTS,
-    MAX_IMAGE_BYTES,
     MAX_INSTANCES,
     MAX_INSTANCES_PER_HOST,
     MAX_LABEL_CHARS,
-    MAX_MAP_ITEMS,
     MAX_NAME_CHARS,
     MAX_SPREADS,
-    MAX_TEXT_CHARS,
     MAX_TRAITS,
     MAX_WEIGHT,
     Component,
@@ -49,7 +48,7 @@ from meshhost.apps.model import (
 )
 from meshhost.apps.yamlsource import Node
 from meshhost.config import LIMIT_BOUNDS
-from meshhost.errors import ManifestError, MeshError
+from meshhost.errors import MeshError
 
 __all__ = ["InspectImage", "Validator"]
 
@@ -79,12 +78,12 @@ _VERSION_RE = re.compile(r"[\x21-\x7e]+\Z")
 _CONTRACT_RE = re.compile(r"[a-z0-9_.-]+(:[a-z0-9_.-]+)+\Z")
 _ACTOR_ID_RE = re.compile(r"M[A-Z2-7]{55}\Z")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
-_SCHEME_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://")
-_PLAIN_SCALARS = frozenset({"int", "float", "bool", "timestamp"})
-"""Unquoted scalars taken as written where text is expected (``PORT: 8080``,
-``version: 1.10``, ``version: 2024-05-01``), as wadm 0.x (serde_yaml 0.8) did."""
-_WASM_MAGIC = b"\x00asm"
 _ACTOR_TARGET = "\x00actor:"  # placeholder contract of an actor-call link until resolved
+
+_CONFIG_HINT = {
+    "config": "named config is not supported by meshhost; put provider settings "
+    "in the actor's linkdef 'values'",
+}
 
 
 def _resolve_actor_links(app: str, components: tuple[Component, ...]) -> tuple[Component, ...]:
@@ -104,21 +103,7 @@ def _resolve_actor_links(app: str, components: tuple[Component, ...]) -> tuple[C
     return tuple(resolved)
 
 
-# --- validation ------------------------------------------------------------------------
-
-
-_CONFIG_HINT = {
-    "config": "named config is not supported by meshhost; put provider settings "
-    "in the actor's linkdef 'values'",
-}
-
-
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-class Validator:
+class Validator(FieldReader):
     """Walks the node tree once; the first problem raises ManifestError."""
 
     def __init__(
@@ -128,116 +113,12 @@ class Validator:
         check_images: bool,
         inspect_image: InspectImage | None,
     ) -> None:
-        self.source = source
+        super().__init__(source)
         self.base_dir = base_dir
         self.check_images = check_images
         self.inspect_image = inspect_image
         self.warnings: list[str] = []
-        self.key_of: dict[int, Node] = {}
         self.capabilities: dict[str, tuple[str, str, str]] = {}
-
-    # -- generic helpers
-
-    def fail(self, node: Node | None, path: str, problem: str) -> NoReturn:
-        # A problem with a whole mapping or list is reported at the key that
-        # introduces it ("spread:"), which is where a person looks, not at
-        # its first item.
-        if node is not None and node.kind != "scalar" and id(node) in self.key_of:
-            node = self.key_of[id(node)]
-        raise ManifestError(
-            problem,
-            source=self.source,
-            line=node.line if node else 0,
-            column=node.column if node else 0,
-            field=path,
-        )
-
-    def fields(
-        self,
-        node: Node,
-        path: str,
-        *,
-        required: tuple[str, ...] = (),
-        optional: tuple[str, ...] = (),
-        hints: Mapping[str, str] | None = None,
-        what: str = "",
-    ) -> dict[str, Node]:
-        """Check ``node`` is a mapping with exactly known string keys; return values by key.
-
-        A key with nothing after it (``properties:`` then no fields) counts as
-        an empty mapping, so the message names the missing field.
-        """
-        if node.kind == "scalar" and node.tag == "null" and id(node) in self.key_of:
-            for name in required:
-                self.fail(
-                    self.key_of[id(node)],
-                    f"{path}.{name}" if path else name,
-                    f"required field {name!r} is missing",
-                )
-            return {}
-        if node.kind != "map":
-            self.fail(node, path, f"expected a mapping{what}, got {node.type_name()}")
-        known = list(required + optional)
-        result: dict[str, Node] = {}
-        for key, value in node.value:
-            if key.kind != "scalar" or key.tag != "str":
-                if key.tag == "merge":
-                    self.fail(
-                        key, path, "YAML merge keys ('<<') are not supported; write the fields out"
-                    )
-                self.fail(key, path, f"keys must be text, got {key.type_name()}")
-            name = key.value
-            child = f"{path}.{name}" if path else name
-            if hints and name in hints:
-                self.fail(key, child, hints[name])
-            if name not in known:
-                allowed = ", ".join(known)
-                self.fail(
-                    key,
-                    child,
-                    f"unknown field {name!r}{_suggest(name, known)}"
-                    + ("" if _suggest(name, known) else f" (allowed here: {allowed})"),
-                )
-            result[name] = value
-            self.key_of[id(value)] = key
-        for name in required:
-            if name not in result:
-                self.fail(
-                    node, f"{path}.{name}" if path else name, f"required field {name!r} is missing"
-                )
-        return result
-
-    def text(
-        self,
-        node: Node,
-        path: str,
-        *,
-        scalar_ok: bool = False,
-        limit: int = MAX_TEXT_CHARS,
-        what: str = "text",
-    ) -> str:
-        """A string. ``scalar_ok`` also takes numbers/booleans as written (wadm 0.x did)."""
-        if node.kind == "scalar" and node.tag == "str":
-            value = str(node.value)
-        elif scalar_ok and node.kind == "scalar" and node.tag in _PLAIN_SCALARS:
-            value = node.raw
-        else:
-            self.fail(node, path, f"expected {what}, got {node.type_name()}")
-        if len(value) > limit:
-            self.fail(node, path, f"is {len(value)} characters long; the limit is {limit}")
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                # A JSON or YAML escape such as "\ud800" decodes to a lone surrogate, which
-                # no UTF-8 text holds: canonical bytes and placement hashes could not be made.
-                self.fail(
-                    node,
-                    path,
-                    "holds a lone surrogate escape (like \\ud800), which is not Unicode "
-                    "text; write the character itself or remove the escape",
-                )
-        return value
 
     def name(self, node: Node, path: str, what: str) -> str:
         value = self.text(node, path, what=f"a {what} name (text)")
@@ -252,66 +133,6 @@ class Validator:
                 f"{what} name {value!r} may contain only letters, digits, '-' and '_'",
             )
         return value
-
-    def integer(self, node: Node, path: str, low: int, high: int, what: str) -> int:
-        if node.kind != "scalar" or node.tag != "int" or isinstance(node.value, bool):
-            extra = ""
-            if node.kind == "scalar" and node.tag == "str" and node.value.strip().isdigit():
-                extra = f" (write {node.value.strip()} without quotes)"
-            self.fail(node, path, f"{what} must be a whole number, got {node.type_name()}{extra}")
-        value = int(node.value)
-        if value < low:
-            self.fail(node, path, f"{what} must be at least {low}, got {value}")
-        if value > high:
-            self.fail(node, path, f"{what} must be at most {high}, got {value}")
-        return value
-
-    def string_map(
-        self,
-        node: Node,
-        path: str,
-        what: str,
-        *,
-        key_limit: int = MAX_LABEL_CHARS,
-        value_limit: int = MAX_TEXT_CHARS,
-    ) -> Pairs:
-        """A mapping of text to text (numbers/booleans taken as written), sorted by key."""
-        if node.kind == "scalar" and node.tag == "null":
-            return ()
-        if node.kind != "map":
-            self.fail(
-                node, path, f"{what} must be a mapping of names to values, got {node.type_name()}"
-            )
-        if len(node.value) > MAX_MAP_ITEMS:
-            self.fail(
-                node, path, f"{what} has {len(node.value)} entries; the limit is {MAX_MAP_ITEMS}"
-            )
-        pairs = []
-        for key, value in node.value:
-            key_text = self.text(key, path, scalar_ok=True, limit=key_limit, what="a text key")
-            if not key_text:
-                self.fail(key, path, "keys must not be empty")
-            child = f"{path}.{key_text}"
-            if value.kind != "scalar" or value.tag == "null":
-                self.fail(
-                    value,
-                    child,
-                    f"{what} values must be text, got {value.type_name()}"
-                    + (' (quote it: "...")' if value.tag == "null" else ""),
-                )
-            pairs.append((key_text, self.text(value, child, scalar_ok=True, limit=value_limit)))
-        return tuple(sorted(pairs))
-
-    def sequence(self, node: Node, path: str, what: str, limit: int) -> tuple[Node, ...]:
-        if node.kind == "scalar" and node.tag == "null":
-            return ()
-        if node.kind != "seq":
-            self.fail(
-                node, path, f"{what} must be a list (items start with '- '), got {node.type_name()}"
-            )
-        if len(node.value) > limit:
-            self.fail(node, path, f"{what} has {len(node.value)} items; the limit is {limit}")
-        return tuple(node.value)
 
     # -- the document
 
@@ -427,7 +248,7 @@ class Validator:
                     fields["type"],
                     f"{path}.type",
                     f"unknown component type {type_text!r}"
-                    f"{_suggest(type_text, ['actor', 'component', 'capability'])} "
+                    f"{suggest(type_text, ['actor', 'component', 'capability'])} "
                     "(expected actor, component or capability)",
                 )
             raw.append((item, name, ctype, fields))
@@ -533,7 +354,7 @@ class Validator:
                     t_fields["type"],
                     f"{t_path}.type",
                     f"unknown trait type {t_type!r}"
-                    f"{_suggest(t_type, ['spreadscaler', 'daemonscaler', 'linkdef'])} "
+                    f"{suggest(t_type, ['spreadscaler', 'daemonscaler', 'linkdef'])} "
                     "(meshhost knows spreadscaler, daemonscaler and linkdef)",
                 )
         if ctype is ComponentType.ACTOR and scaler is None:
@@ -554,14 +375,19 @@ class Validator:
             limits=limits,
         )
 
-    # -- images
+    # -- actor images
 
     def actor_image(self, props: dict[str, Node], path: str) -> tuple[str, str | None, str | None]:
         node = props["image"]
         ref = self.text(node, f"{path}.image", what="an image path (text)").strip()
         if not ref:
             self.fail(node, f"{path}.image", "the image is empty; give the path of a .wasm file")
-        file_path = self.image_path(node, f"{path}.image", ref)
+        image_field = f"{path}.image"
+
+        def fail(problem: str) -> NoReturn:
+            self.fail(node, image_field, problem)
+
+        file_path = image_path(ref, self.base_dir, fail)
         sha256 = actor_id = None
         if "sha256" in props:
             sha256 = self.text(
@@ -582,7 +408,7 @@ class Validator:
                     "must be an actor public key: 56 characters starting with 'M'",
                 )
         if self.check_images:
-            module = self.read_image(node, f"{path}.image", file_path)
+            module = read_image(file_path, fail)
             digest = hashlib.sha256(module).hexdigest()
             if sha256 is not None and sha256 != digest:
                 self.fail(
@@ -606,72 +432,6 @@ class Validator:
                 actor_id = found or actor_id
         return file_path.as_uri(), sha256, actor_id
 
-    def image_path(self, node: Node, path: str, ref: str) -> Path:
-        scheme = _SCHEME_RE.match(ref)
-        if scheme and scheme.group(1).lower() == "file":
-            rest = ref[len(scheme.group(0)) :]
-            if rest.startswith("localhost/"):
-                rest = rest[len("localhost") :]
-            raw_path = unquote(rest)
-            if not raw_path:
-                self.fail(node, path, "the file:// URL has no path")
-        elif scheme:
-            self.fail(
-                node,
-                path,
-                f"image {ref!r} uses {scheme.group(1)}://; meshhost is offline and "
-                "never pulls images. Download the module and give its local path or a "
-                "file:// URL",
-            )
-        elif self.looks_like_registry(ref):
-            self.fail(
-                node,
-                path,
-                f"image {ref!r} looks like a registry reference; meshhost is offline and "
-                "never pulls images. Download the module (e.g. 'wash pull') and give its "
-                "local path or a file:// URL",
-            )
-        else:
-            raw_path = ref
-        candidate = Path(raw_path).expanduser()
-        if not candidate.is_absolute():
-            candidate = (self.base_dir or Path.cwd()) / candidate
-        # normpath, not resolve(): keep the user's symlinks, drop "./" and "../".
-        return Path(os.path.normpath(candidate))
-
-    @staticmethod
-    def looks_like_registry(ref: str) -> bool:
-        if ref.startswith(("/", "./", "../", "~")) or ref.endswith(".wasm"):
-            return False
-        first = ref.split("/", 1)[0]
-        # "host.tld/...", "host:5000/...", "localhost/...", or "name:tag"
-        return "." in first or ":" in ref or first == "localhost"
-
-    def read_image(self, node: Node, path: str, file_path: Path) -> bytes:
-        try:
-            if not file_path.exists():
-                self.fail(node, path, f"image file {str(file_path)!r} does not exist")
-            if not file_path.is_file():
-                self.fail(node, path, f"image {str(file_path)!r} is not a file")
-            size = file_path.stat().st_size
-            if size > MAX_IMAGE_BYTES:
-                self.fail(
-                    node,
-                    path,
-                    f"image {str(file_path)!r} is {size} bytes; the limit is {MAX_IMAGE_BYTES}",
-                )
-            module = file_path.read_bytes()
-        except OSError as exc:
-            self.fail(node, path, f"cannot read image {str(file_path)!r}: {exc.strerror or exc}")
-        if not module.startswith(_WASM_MAGIC):
-            self.fail(
-                node,
-                path,
-                f"image {str(file_path)!r} is not a WebAssembly module "
-                "(it does not start with '\\0asm')",
-            )
-        return module
-
     def capability(
         self, props: dict[str, Node], path: str, fields: dict[str, Node]
     ) -> tuple[str, str, str]:
@@ -686,7 +446,7 @@ class Validator:
                     node,
                     f"{path}.contract",
                     f"meshhost has no built-in provider for {contract!r}"
-                    f"{_suggest(contract, list(BUILTIN_CONTRACTS))} (built-in: "
+                    f"{suggest(contract, list(BUILTIN_CONTRACTS))} (built-in: "
                     f"{', '.join(BUILTIN_CONTRACTS)})",
                 )
         else:
@@ -824,7 +584,7 @@ class Validator:
                     target_node,
                     f"{path}.target",
                     f"meshhost has no built-in provider for {target!r}"
-                    f"{_suggest(target, list(BUILTIN_CONTRACTS))}",
+                    f"{suggest(target, list(BUILTIN_CONTRACTS))}",
                 )
             contract, link_name = target, DEFAULT_LINK_NAME
         else:
@@ -833,7 +593,7 @@ class Validator:
                 target_node,
                 f"{path}.target",
                 f"target {target!r} is not a component of this manifest"
-                f"{_suggest(target, names)} (components: {', '.join(names)}) "
+                f"{suggest(target, names)} (components: {', '.join(names)}) "
                 "nor a contract id such as wasmcloud:keyvalue",
             )
         values: Pairs = ()

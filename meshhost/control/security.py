@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from meshhost.apps.manifest import ComponentType
+from meshhost.apps.model import ComponentType
 from meshhost.apps.placement import link_specs
 from meshhost.apps.store import (
     DEPLOYMENTS_NS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from meshhost.apps.manifest import Manifest
+from meshhost.apps.model import Manifest
 from meshhost.apps.placement import HostView, Placement, compute_placement, host_views
 from meshhost.sim.loop import Simulator
 
