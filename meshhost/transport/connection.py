@@ -21,9 +21,18 @@ right after a short read.  Handlers run in that task (``_serve_inbox``): one
 that answers without awaiting costs no task switch; one that awaits keeps
 the task (trio ties a suspended coroutine to it), whose timer cancel scope
 becomes the handler's (deadline, CANCEL), while a parked or new task takes
-over reading, so a slow handler never stalls the session.  Request
-deadlines are fired by one task per transport from a heap (``deadlines.py``)
-instead of a cancel scope per request.
+over reading, so a slow handler never stalls the session.  Running a
+handler's first step by hand is the one use of undocumented trio behaviour;
+it lives in ``stepping.py`` with a test that pins it.  Request deadlines
+are fired by one task per transport from a heap (``deadlines.py``) instead
+of a cancel scope per request.
+
+trio's API: the socket is a plain non-blocking socket read and written with
+``recv``/``send`` when trio's public ``trio.lowlevel.wait_readable`` says so
+(trio's own socket methods do the same, plus a checkpoint per call, which
+is a scheduler pass per read and per write; the writer task uses trio's
+``SocketStream.send_all`` on the same socket for a backlog).  Parking and
+waking tasks uses ``trio.lowlevel.wait_task_rescheduled``/``reschedule``.
 """
 
 from __future__ import annotations
@@ -32,8 +41,7 @@ import logging
 import math
 import socket as _socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from types import CoroutineType
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 import outcome
@@ -51,6 +59,7 @@ from meshhost.transport.session import (
     Session,
     SessionEnded,
 )
+from meshhost.transport.stepping import first_step, resume
 
 __all__ = ["Address", "Connection", "Owner", "RequestHandler", "Retry"]
 
@@ -115,43 +124,6 @@ class _Waiter:
 
         value: bytes = await trio.lowlevel.wait_task_rescheduled(abort)
         return value
-
-
-class _Resume:
-    """Await the rest of a coroutine whose first step already ran in this task.
-
-    ``trap`` is what the coroutine yielded to trio on that step; it is passed
-    on unchanged, so trio cannot tell this from ``await coro`` (the same task
-    runs every step, which is what trio's traps and cancel scopes require).
-    """
-
-    __slots__ = ("coro", "trap")
-
-    def __init__(self, coro: Coroutine[Any, Any, bytes], trap: Any) -> None:
-        self.coro = coro
-        self.trap = trap
-
-    def __await__(self) -> Generator[Any, Any, bytes]:
-        coro, trap = self.coro, self.trap
-        while True:
-            try:
-                sent = yield trap
-            except BaseException as exc:  # delivered into the handler, which decides
-                try:
-                    trap = coro.throw(exc)
-                except StopIteration as stop:
-                    value: bytes = stop.value
-                    return value
-            else:
-                try:
-                    trap = coro.send(sent)
-                except StopIteration as stop:
-                    value = stop.value
-                    return value
-
-
-async def _as_coroutine(awaitable: Awaitable[bytes]) -> bytes:
-    return await awaitable
 
 
 class Connection:
@@ -400,12 +372,13 @@ class Connection:
     ) -> tuple[RequestReceived, Coroutine[Any, Any, bytes], Any] | None:
         """Run waiting requests in the reading task until one's handler blocks.
 
-        A handler is started with ``coro.send(None)``: if it returns without
-        awaiting, it is answered at once.  If it yields to trio, this task
-        keeps it (trio ties a suspended coroutine to its task): the reader's
-        cancel ``scope`` becomes the handler's (deadline, CANCEL), another
-        task takes over reading, and ``(event, coro, trap)`` is returned for
-        ``_finish_handler``.
+        A handler's first step runs here (``stepping.first_step``): if it
+        returns without awaiting, it is answered at once.  If it yields to
+        trio, this task keeps it (trio ties a suspended coroutine to its
+        task): the reader's cancel ``scope`` becomes the handler's (deadline,
+        CANCEL), another task takes over reading, and ``(event, coro, trap)``
+        is returned for ``_finish_handler``, which must follow with no
+        checkpoint in between.
         """
         inbox = self.inbox
         session = self.session
@@ -426,18 +399,18 @@ class Connection:
                 continue
             rid = event.request_id
             try:
-                started = handler(peer, event.channel, event.payload)
-                coro = started if type(started) is CoroutineType else _as_coroutine(started)
-                trap = coro.send(None)
-            except StopIteration as stop:
-                self._answer(event, stop.value)
-                continue
+                value, coro = first_step(handler(peer, event.channel, event.payload))
             except MeshError as exc:
                 session.send_error(rid, ErrorCode(exc.code), str(exc))
                 continue
             except Exception:
                 self._handler_failed(event)
                 continue
+            if coro is None:
+                self._answer(event, value)
+                continue
+            # It waits: keep it in this task (the trap is yielded by ``resume``
+            # in ``_finish_handler``, with no checkpoint in between).
             self.handlers[rid] = scope
             scope.deadline = (
                 trio.current_time() + event.timeout_ms / 1000 if event.timeout_ms else math.inf
@@ -447,7 +420,7 @@ class Connection:
             else:
                 assert self.nursery is not None
                 self.nursery.start_soon(self._reader_task)
-            return event, coro, trap
+            return event, coro, value
         return None
 
     async def _finish_handler(
@@ -460,7 +433,7 @@ class Connection:
         rid = event.request_id
         try:
             try:
-                reply = await _Resume(coro, trap)
+                reply = await resume(coro, trap)
             except MeshError as exc:
                 session.send_error(rid, ErrorCode(exc.code), str(exc))
             except Exception:
