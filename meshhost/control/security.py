@@ -31,7 +31,8 @@ from meshhost.apps.store import (
 )
 from meshhost.capabilities.links import LinkDefinition
 from meshhost.directory.codec import encode_value
-from meshhost.directory.state import LINK_NS, link_key
+from meshhost.directory.links import link_key
+from meshhost.directory.state import LINK_NS
 from meshhost.errors import ActorRevoked, DecodeError, IssuerNotAllowed, NkeyError, SignatureError
 from meshhost.identity.operators import (
     Role,

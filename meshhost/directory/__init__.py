@@ -20,16 +20,10 @@ from meshhost.directory.events import (
     StoreFailed,
 )
 from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
+from meshhost.directory.links import link_key
 from meshhost.directory.records import ActorLocation, ActorSummary, HostRecord, ProviderRecord
-from meshhost.directory.state import (
-    CONFIG_NS,
-    LINK_NS,
-    MANIFEST_NS,
-    Directory,
-    DirectoryConfig,
-    Staging,
-    link_key,
-)
+from meshhost.directory.staging import Staging
+from meshhost.directory.state import CONFIG_NS, LINK_NS, MANIFEST_NS, Directory, DirectoryConfig
 from meshhost.directory.store import EntryStore, FileStore, MemoryStore
 
 __all__ = [

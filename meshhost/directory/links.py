@@ -8,6 +8,10 @@ binding some guests send means ``default``.
 The record lives with the directory, which stores and gossips links
 lattice-wide; the capabilities layer (above) enforces them through its
 :class:`~meshhost.capabilities.links.LinkTable`.
+
+:func:`link_key` and :func:`parse_link_key` are the key a link is stored
+under in the directory's ``link`` namespace (``proto/spec/directory.md``,
+"Link keys"); :func:`link_from_value` reads a stored value back.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ __all__ = [
     "MAX_LINK_VALUES",
     "LinkDefinition",
     "LinkKey",
+    "link_from_value",
+    "link_key",
     "normalize_link_name",
+    "parse_link_key",
 ]
 
 DEFAULT_LINK_NAME = "default"
@@ -142,3 +149,60 @@ class LinkDefinition:
             provider_id=data.get("provider_id", ""),
             values=values,
         )
+
+
+def link_key(actor_id: str, contract_id: str, link_name: str) -> str:
+    """The LWW key of a link (``proto/spec/directory.md``, "Link keys").
+
+    ``<actor id>/<contract id>/<link name>`` when the contract id has no
+    ``/`` (every capability contract id, and every key written before links
+    to call aliases existed, so those keys are unchanged).  A contract id
+    holding ``/`` (a call alias such as ``wasmcloud/echo``) is written after
+    an empty field, with ``%`` as ``%25`` and ``/`` as ``%2F``:
+    ``<actor id>//<escaped contract id>/<link name>``.  A contract id is never
+    empty, so no key of the first form has the empty field: the two forms
+    never collide, and the link name (which may hold ``/``) stays last.
+    The actor id must not contain ``/`` (``put_link`` refuses it).
+    """
+    name = normalize_link_name(link_name)
+    if "/" not in contract_id:
+        return f"{actor_id}/{contract_id}/{name}"
+    escaped = contract_id.replace("%", "%25").replace("/", "%2F")
+    return f"{actor_id}//{escaped}/{name}"
+
+
+def parse_link_key(key: str) -> tuple[str, str, str] | None:
+    """(actor id, contract id, link name) of a key :func:`link_key` wrote, or None.
+
+    Only the canonical form is accepted: ``link_key(*parse_link_key(k)) == k``
+    whenever the result is not None.
+    """
+    actor_id, sep, rest = key.partition("/")
+    if not sep or not actor_id:
+        return None
+    if not rest.startswith("/"):
+        contract_id, sep, name = rest.partition("/")
+        return (actor_id, contract_id, name) if sep and contract_id and name else None
+    escaped, sep, name = rest[1:].partition("/")
+    if not sep or not name:
+        return None
+    parts = escaped.split("%")
+    contract_id = parts[0]
+    for part in parts[1:]:
+        code, tail = part[:2], part[2:]
+        if code not in ("25", "2F"):
+            return None
+        contract_id += ("%" if code == "25" else "/") + tail
+    if "/" not in contract_id:
+        return None  # not canonical: link_key writes such a contract id in the first form
+    return actor_id, contract_id, name
+
+
+def link_from_value(value: Any) -> LinkDefinition | None:
+    """The link a directory value holds, or None (a tombstone, or not a link)."""
+    if value is None:
+        return None
+    try:
+        return LinkDefinition.from_dict(value)
+    except LinkConfigError:
+        return None

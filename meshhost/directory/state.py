@@ -32,24 +32,41 @@ here touches sockets, threads or the system clock.  Events for the router,
 providers and control plane queue up; drain them with :meth:`next_event`.
 Bad bytes from a peer never raise out of the delegate methods: the message
 is dropped, counted in ``bad_messages`` and reported as ``PeerMisbehaved``.
+
+Around this class: the wire messages are in :mod:`codec`, the two maps in
+:mod:`hoststate` and :mod:`lww`, the piggyback queue and large-value pieces
+in :mod:`broadcast` and :mod:`chunks`, link keys in :mod:`links`, the
+actor-by-host index the router reads in :mod:`actorindex`, and a control
+op's staged (operator-signed) writes in :mod:`staging`.
+
+Why this module is long (~930 lines): :class:`Directory` is one state
+machine. Its local writes (own host state, put/delete/commit), its merges of
+peer gossip (piggyback deltas, large-value pieces, push-pull and sync full
+states) and its maintenance all read and change the same two maps, the
+hybrid clock, the durable store, the broadcast queue and the event stream,
+under one rule: every change is stored, then queued, then reported.
+Splitting the merge half into another class would need a mixin or a
+back-reference reaching into that same private state, which hides the rule
+instead of isolating anything; memberlist keeps its delegate's state
+machine in one file for the same reason. Everything that is a concept of
+its own has moved out (the modules above).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from meshhost.directory import records as rec
+from meshhost.directory.actorindex import ActorIndex
 from meshhost.directory.broadcast import BroadcastQueue, transmit_limit
 from meshhost.directory.chunks import Reassembler, split
 from meshhost.directory.codec import (
     MAX_KEY_CHARS,
     MAX_VALUE_BYTES,
-    EntryAuth,
     FullState,
     HostDelta,
     HostSection,
@@ -81,16 +98,21 @@ from meshhost.directory.events import (
 )
 from meshhost.directory.hlc import MAX_DRIFT_MS, HybridClock, Stamp
 from meshhost.directory.hoststate import ApplyResult, HostStateMap
-from meshhost.directory.links import LinkDefinition, normalize_link_name
+from meshhost.directory.links import (
+    LinkDefinition,
+    link_from_value,
+    link_key,
+    parse_link_key,
+)
 from meshhost.directory.lww import LwwMap
 from meshhost.directory.records import ActorLocation, ActorSummary, HostRecord, ProviderRecord
+from meshhost.directory.staging import Staging, active_staging, stage, staged
 from meshhost.directory.store import EntryStore
 from meshhost.errors import (
     ClockDriftError,
     DecodeError,
     DirectoryStoreFailed,
     DirectoryValueError,
-    LinkConfigError,
     LocalProtocolError,
 )
 
@@ -122,33 +144,6 @@ REFUSAL_REPORT_S = 10.0
 MAX_EVENTS = 100_000
 """Undrained events kept; beyond this the oldest are dropped (a stuck consumer
 must not grow memory without bound).  Counted in ``events_dropped``."""
-
-
-@dataclass(slots=True)
-class Staging:
-    """The lattice-wide writes of one control op in a lattice with admins.
-
-    Inside :meth:`Directory.staged`, :meth:`Directory.put` and
-    :meth:`Directory.delete` change nothing: each write is collected, as
-    ``ready`` when the operator already signed it (``provided`` holds its stamp
-    and signature, and ``check`` accepts the entry) or else as ``missing`` with
-    a fresh stamp for the operator to sign.  The caller then applies all of
-    them with :meth:`Directory.commit` or none (``proto/spec/operators.md``,
-    "Signed entries").  Namespaces in ``exempt`` are written at once (security
-    statements carry their own signature).
-    """
-
-    check: Callable[[LwwEntry], bool]
-    provided: dict[tuple[str, str], tuple[int, EntryAuth]]
-    """(ns, key) -> (packed stamp, auth) the operator signed."""
-    exempt: frozenset[str] = frozenset()
-    ready: list[LwwEntry] = field(default_factory=list)
-    missing: list[LwwEntry] = field(default_factory=list)
-
-
-_STAGING: ContextVar[Staging | None] = ContextVar("meshhost_directory_staging", default=None)
-"""The staging of the control op running in this task (a context variable: other
-tasks writing meanwhile, e.g. the reconciler, are not staged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,53 +190,6 @@ class DirectoryConfig:
             raise DirectoryValueError("max_drift_ms must be >= 0")
         if self.load_interval_s < 0:
             raise DirectoryValueError("load_interval_s must be >= 0")
-
-
-def link_key(actor_id: str, contract_id: str, link_name: str) -> str:
-    """The LWW key of a link (``proto/spec/directory.md``, "Link keys").
-
-    ``<actor id>/<contract id>/<link name>`` when the contract id has no
-    ``/`` (every capability contract id, and every key written before links
-    to call aliases existed, so those keys are unchanged).  A contract id
-    holding ``/`` (a call alias such as ``wasmcloud/echo``) is written after
-    an empty field, with ``%`` as ``%25`` and ``/`` as ``%2F``:
-    ``<actor id>//<escaped contract id>/<link name>``.  A contract id is never
-    empty, so no key of the first form has the empty field: the two forms
-    never collide, and the link name (which may hold ``/``) stays last.
-    The actor id must not contain ``/`` (``put_link`` refuses it).
-    """
-    name = normalize_link_name(link_name)
-    if "/" not in contract_id:
-        return f"{actor_id}/{contract_id}/{name}"
-    escaped = contract_id.replace("%", "%25").replace("/", "%2F")
-    return f"{actor_id}//{escaped}/{name}"
-
-
-def parse_link_key(key: str) -> tuple[str, str, str] | None:
-    """(actor id, contract id, link name) of a key :func:`link_key` wrote, or None.
-
-    Only the canonical form is accepted: ``link_key(*parse_link_key(k)) == k``
-    whenever the result is not None.
-    """
-    actor_id, sep, rest = key.partition("/")
-    if not sep or not actor_id:
-        return None
-    if not rest.startswith("/"):
-        contract_id, sep, name = rest.partition("/")
-        return (actor_id, contract_id, name) if sep and contract_id and name else None
-    escaped, sep, name = rest[1:].partition("/")
-    if not sep or not name:
-        return None
-    parts = escaped.split("%")
-    contract_id = parts[0]
-    for part in parts[1:]:
-        code, tail = part[:2], part[2:]
-        if code not in ("25", "2F"):
-            return None
-        contract_id += ("%" if code == "25" else "/") + tail
-    if "/" not in contract_id:
-        return None  # not canonical: link_key writes such a contract id in the first form
-    return actor_id, contract_id, name
 
 
 class Directory:
@@ -310,13 +258,7 @@ class Directory:
                     self._hlc.restore(entry.stamp)  # never reissue a stamp we used before
         start = self._hlc.now(self._now_ms()).packed()
         self._hosts = HostStateMap(host_id, start if generation is None else generation)
-        self._actor_hosts: dict[str, set[str]] = {}
-        self._owner_actors: dict[str, dict[str, tuple[ActorSummary, int]]] = {}
-        # alias -> actor id -> number of hosts claiming it
-        self._aliases: dict[str, dict[str, int]] = {}
-        # caches of hosts_running() and actor(), dropped when actors change
-        self._locations: dict[str, list[ActorLocation]] = {}
-        self._summaries: dict[str, ActorSummary | None] = {}
+        self._actors = ActorIndex(self._hosts)
         self._seen: dict[int, None] = {}  # insertion-ordered: oldest first
         self.duplicates = 0
         """Piggybacked messages skipped because they were applied before."""
@@ -492,14 +434,9 @@ class Directory:
         """A counter that moves whenever an entry of ``ns`` changes (for caches)."""
         return self._lww.changes(ns)
 
-    @contextlib.contextmanager
-    def staged(self, staging: Staging) -> Iterator[Staging]:
+    def staged(self, staging: Staging) -> contextlib.AbstractContextManager[Staging]:
         """Collect this task's writes in ``staging`` instead of applying them."""
-        token = _STAGING.set(staging)
-        try:
-            yield staging
-        finally:
-            _STAGING.reset(token)
+        return staged(staging)
 
     def commit(self, staging: Staging) -> None:
         """Apply the ``ready`` writes of ``staging`` (all of them; durable on return).
@@ -566,44 +503,25 @@ class Directory:
                 stamp = current.stamp.successor(self.host_id)
             except LocalProtocolError as exc:
                 raise DirectoryValueError(f"cannot overwrite {ns}/{key}: {exc}") from None
-        staging = _STAGING.get()
+        staging = active_staging()
         if staging is not None and ns not in staging.exempt:
-            return self._stage(staging, ns, key, value, stamp, current, now_ms)
+            return stage(
+                staging,
+                ns,
+                key,
+                value,
+                stamp,
+                current,
+                now_ms,
+                self.host_id,
+                self.config.max_drift_ms,
+            )
         entry = LwwEntry(ns, key, stamp, value)
         if self._store is not None:
             self._store.append([entry])
         self._lww.merge(entry)
         self._lww_changed(entry, current)
         self._queue_lww(entry)
-        return stamp
-
-    def _stage(
-        self,
-        staging: Staging,
-        ns: str,
-        key: str,
-        value: Value,
-        stamp: Stamp,
-        current: LwwEntry | None,
-        now_ms: int,
-    ) -> Stamp:
-        given = staging.provided.get((ns, key))
-        if given is not None:
-            packed, auth = given
-            try:
-                signed = Stamp.unpack(packed, self.host_id)
-            except DecodeError:
-                signed = None
-            if (
-                signed is not None
-                and (current is None or signed > current.stamp)
-                and signed.wall_ms <= now_ms + self.config.max_drift_ms
-            ):
-                entry = LwwEntry(ns, key, signed, value, auth)
-                if staging.check(entry):
-                    staging.ready.append(entry)
-                    return signed
-        staging.missing.append(LwwEntry(ns, key, stamp, value))
         return stamp
 
     # links, config: typed shortcuts over the generic namespaces
@@ -622,13 +540,13 @@ class Directory:
     def link(
         self, actor_id: str, contract_id: str, link_name: str = "default"
     ) -> LinkDefinition | None:
-        return _link_from(self._lww.get(LINK_NS, link_key(actor_id, contract_id, link_name)))
+        return link_from_value(self._lww.get(LINK_NS, link_key(actor_id, contract_id, link_name)))
 
     def links(self) -> list[LinkDefinition]:
         """Every link definition, sorted by (actor id, contract id, link name)."""
         out = []
         for _, value in self._lww.items(LINK_NS):
-            link = _link_from(value)
+            link = link_from_value(value)
             if link is not None:
                 out.append(link)
         return out
@@ -650,43 +568,15 @@ class Directory:
         On the router's hot path: answered from a per-actor cache that a
         change of a host's actors, load or address invalidates.
         """
-        cached = self._locations.get(actor_id)
-        if cached is None:
-            cached = []
-            for host_id in sorted(self._actor_hosts.get(actor_id, ())):
-                _, instances = self._owner_actors[host_id][actor_id]
-                load = rec.load_of(self._hosts.get(host_id, rec.LOAD_KEY))
-                addr = self._hosts.get(host_id, rec.ADDR_KEY)
-                cached.append(
-                    ActorLocation(host_id, instances, load, addr if isinstance(addr, str) else "")
-                )
-            self._locations[actor_id] = cached
-        return list(cached)
+        return self._actors.hosts_running(actor_id)
 
     def actor(self, actor_id: str) -> ActorSummary | None:
         """The claims summary of an actor some host runs (from the smallest host id), or None."""
-        if actor_id not in self._summaries:
-            hosts = self._actor_hosts.get(actor_id)
-            self._summaries[actor_id] = (
-                self._owner_actors[min(hosts)][actor_id][0] if hosts else None
-            )
-        summary = self._summaries[actor_id]
-        return summary
+        return self._actors.actor(actor_id)
 
     def actor_by_alias(self, alias: str) -> ActorSummary | None:
         """The actor whose ``call_alias`` is ``alias`` (smallest id if several), or None."""
-        ids = self._aliases.get(alias) if alias else None
-        if not ids:
-            return None
-        actor_id = min(ids)
-        summary = self.actor(actor_id)
-        if summary is not None and summary.call_alias == alias:
-            return summary
-        for host_id in sorted(self._actor_hosts.get(actor_id, ())):  # hosts disagree on claims
-            summary = self._owner_actors[host_id][actor_id][0]
-            if summary.call_alias == alias:
-                return summary
-        return None
+        return self._actors.actor_by_alias(alias)
 
     def hosts(self) -> list[str]:
         """Ids of every host whose state we hold, this one included, sorted."""
@@ -751,7 +641,7 @@ class Directory:
         had = host_id in self._hosts
         keys = self._hosts.forget(host_id, block_below=self._hlc.last.packed())
         self._queue.discard(lambda ident: isinstance(ident, tuple) and ident[:2] == ("h", host_id))
-        self._index_owner(host_id)
+        self._actors.reindex(host_id)
         if keys:
             self._emit(HostStateChanged(host_id, tuple(sorted(keys))))
             if any(k.startswith(rec.ACTOR_PREFIX) for k in keys):
@@ -1001,58 +891,20 @@ class Directory:
     def _host_changed(self, owner: str, keys: set[str]) -> None:
         self._emit(HostStateChanged(owner, tuple(sorted(keys))))
         if keys & _LOCATION_KEYS:
-            self._forget_locations(owner)
+            self._actors.forget_locations(owner)
         if any(k.startswith(rec.ACTOR_PREFIX) for k in keys):
-            self._index_owner(owner)
+            self._actors.reindex(owner)
             self._emit(ActorsChanged(owner))
-
-    def _forget_locations(self, owner: str) -> None:
-        """Drop cached hosts_running answers for the actors ``owner`` runs."""
-        for actor_id in self._owner_actors.get(owner, ()):
-            self._locations.pop(actor_id, None)
-
-    def _index_owner(self, owner: str) -> None:
-        self._forget_locations(owner)
-        self._summaries.clear()
-        for actor_id, (summary, _) in self._owner_actors.pop(owner, {}).items():
-            hosts = self._actor_hosts.get(actor_id)
-            if hosts is not None:
-                hosts.discard(owner)
-                if not hosts:
-                    del self._actor_hosts[actor_id]
-            self._count_alias(summary, -1)
-        actors: dict[str, tuple[ActorSummary, int]] = {}
-        for key, value in self._hosts.items(owner):
-            if key.startswith(rec.ACTOR_PREFIX):
-                parsed = ActorSummary.from_value(value)
-                if parsed is not None and parsed[1] > 0 and key == rec.ACTOR_PREFIX + parsed[0].id:
-                    actors[parsed[0].id] = parsed
-        if actors:
-            self._owner_actors[owner] = actors
-            for actor_id, (summary, _) in actors.items():
-                self._actor_hosts.setdefault(actor_id, set()).add(owner)
-                self._locations.pop(actor_id, None)
-                self._count_alias(summary, +1)
-
-    def _count_alias(self, summary: ActorSummary, delta: int) -> None:
-        if not summary.call_alias:
-            return
-        ids = self._aliases.setdefault(summary.call_alias, {})
-        ids[summary.id] = ids.get(summary.id, 0) + delta
-        if ids[summary.id] <= 0:
-            del ids[summary.id]
-            if not ids:
-                del self._aliases[summary.call_alias]
 
     def _lww_changed(self, entry: LwwEntry, previous: LwwEntry | None) -> None:
         if entry.value is None and (previous is None or previous.value is None):
             return  # a tombstone replacing nothing visible: nothing changed for readers
         if entry.ns == LINK_NS:
-            link = _link_from(entry.value)
+            link = link_from_value(entry.value)
             if link is not None:
                 self._emit(LinkPut(link))
                 return
-            old = _link_from(previous.value) if previous is not None else None
+            old = link_from_value(previous.value) if previous is not None else None
             if old is not None:
                 self._emit(LinkDeleted(old.actor_id, old.contract_id, old.link_name))
             else:
@@ -1078,12 +930,3 @@ class Directory:
         for chunk in split(entry, self.config.chunk_bytes):
             self._queue.push(("c", entry.ns, entry.key, chunk.index), encode(chunk))
         # no pieces (enormous key): push-pull carries it
-
-
-def _link_from(value: Value) -> LinkDefinition | None:
-    if value is None:
-        return None
-    try:
-        return LinkDefinition.from_dict(value)
-    except LinkConfigError:
-        return None

@@ -324,7 +324,7 @@ def test_unsigned_links_are_held_exactly_while_a_deployed_manifest_declares_them
     from meshhost.apps.placement import LinkSpec
     from meshhost.apps.store import DEPLOYMENTS_NS, LINKS_NS, encode_link, link_record_key
     from meshhost.capabilities.links import LinkDefinition
-    from meshhost.directory.state import link_key
+    from meshhost.directory.links import link_key
 
     directory, security = _host()
     actor = nkeys.KeyPair(nkeys.Prefix.MODULE, bytes([7] * 32)).public_key

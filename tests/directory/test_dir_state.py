@@ -27,7 +27,7 @@ from meshhost.directory import (
 )
 from meshhost.directory.codec import LwwDelta, LwwEntry, decode_state, encode
 from meshhost.directory.hlc import MAX_DRIFT_MS, MAX_LOGICAL, MAX_WALL_MS, Stamp
-from meshhost.directory.state import link_key, parse_link_key
+from meshhost.directory.links import link_key, parse_link_key
 from meshhost.errors import DirectoryDecodeError, DirectoryValueError
 
 NA, NB, NC = ("N" + c * 55 for c in "ABC")

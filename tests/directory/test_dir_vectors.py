@@ -33,8 +33,8 @@ from meshhost.directory.codec import (
 )
 from meshhost.directory.hlc import Stamp
 from meshhost.directory.hoststate import HostStateMap
+from meshhost.directory.links import link_key, parse_link_key
 from meshhost.directory.lww import LwwMap, wins
-from meshhost.directory.state import link_key, parse_link_key
 from meshhost.directory.store import entry_from_json, entry_to_json
 
 VECTORS = Path(__file__).resolve().parents[2] / "proto" / "vectors" / "directory.json"
