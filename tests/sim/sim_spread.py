@@ -1,6 +1,6 @@
 """Directory spread over the real SWIM core at lattice scale (run by hand).
 
-    python tests/sim/sim_spread.py [--hosts 1000] [--seed 1] [--loss 0.0]
+    python -m tests.sim.sim_spread [--hosts 1000] [--seed 1] [--loss 0.0]
 
 Boots ``--hosts`` simulated hosts already acquainted, lets the boot-time
 gossip (every host's alive and address) settle, then has host 0 start an
@@ -17,11 +17,10 @@ About 13 minutes of CPU each, almost all of it booting and settling.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
-from pathlib import Path
 
 from meshhost.sim.network import LinkModel
+from tests.sim import test_dir_sim as mod
 
 
 def main() -> None:
@@ -31,12 +30,6 @@ def main() -> None:
     parser.add_argument("--loss", type=float, default=0.0)
     parser.add_argument("--settle-s", type=float, default=140.0)
     args = parser.parse_args()
-    spec = importlib.util.spec_from_file_location(
-        "dir_sim", Path(__file__).with_name("test_dir_sim.py")
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     mod.WARM_UP_S = args.settle_s
     started = time.time()
     lattice = mod.Lattice(args.hosts, seed=args.seed, skew_s=0.5)

@@ -4,7 +4,7 @@ Each simulated host runs ``Swim(..., delegate=Directory(...))``; membership
 events are fed to the directory as the host process does (``MemberDead`` /
 ``MemberLeft`` -> ``forget_host``, ``MemberJoined`` -> ``host_alive``).
 Figures are printed (``-s``).  The 1000-host figure comes from
-``tests/sim/sim_spread.py`` (minutes of CPU); here 100 hosts keep the
+``python -m tests.sim.sim_spread`` (minutes of CPU); here 100 hosts keep the
 suite fast.
 """
 
