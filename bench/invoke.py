@@ -175,7 +175,6 @@ async def _serve_host_b(root: Path, secret: bytes) -> None:
     host.handlers[MONITOR_CHANNEL] = monitor
     async with trio.open_nursery() as nursery:
         addr = await nursery.start(host.serve)
-        assert host.actors is not None
         module, actor_id = _signed_echo()
         await host.actors.start(module, 1)
         print(f"READY {addr[0]}:{addr[1]} {actor_id}", flush=True)
@@ -199,7 +198,7 @@ _SPANS_ON: dict[int, SpanRing] = {}
 def set_metrics(host: Host, on: bool) -> None:
     """Monitoring on (calls counted in the host's registry, spans recorded in its ring)
     or off (the null observer, and a ring that records nothing)."""
-    assert host.actors is not None and host.monitor is not None
+    assert host.monitor is not None
     actors = host.actors
     actors.set_observer(host.monitor if on else NULL_OBSERVER)
     own = _SPANS_ON.setdefault(id(actors), actors.spans)
@@ -611,7 +610,6 @@ def _set_affinity(pid: int, cpus: set[int]) -> None:
 
 
 async def _wait_for_actor(host: Host, actor_id: str) -> None:
-    assert host.directory is not None
     with trio.move_on_after(JOIN_TIMEOUT_S):
         while not host.directory.hosts_running(actor_id):
             await trio.sleep(0.02)
@@ -635,7 +633,6 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
     host = _make_host(root / "host-a", HOST_A_IP, secret, (b_addr,))
     async with trio.open_nursery() as nursery:
         await nursery.start(host.serve)
-        assert host.actors is not None
         actors = host.actors
         await _wait_for_actor(host, actor_id)
         if actor_id in {a.actor_id for a in actors.runtime.actors()}:
@@ -644,7 +641,6 @@ async def _bench(args: argparse.Namespace, root: Path, children: Children) -> No
         async def mesh(payload: bytes) -> bytes:
             return await actors.invoke(actor_id, OPERATION, payload, timeout_s=CALL_TIMEOUT_S)
 
-        assert host.directory is not None
         b_id = host.directory.hosts_running(actor_id)[0].host_id
 
         async def session(payload: bytes) -> bytes:
@@ -733,7 +729,6 @@ async def _bench_metrics_cost(args: argparse.Namespace, root: Path, children: Ch
     p50: dict[tuple[str, bool], list[float]] = collections.defaultdict(list)
     async with trio.open_nursery() as nursery:
         await nursery.start(host.serve)
-        assert host.actors is not None and host.directory is not None
         actors = host.actors
         await _wait_for_actor(host, actor_id)
         b_id = host.directory.hosts_running(actor_id)[0].host_id

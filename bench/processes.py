@@ -54,7 +54,6 @@ async def _caller(root: Path, ip: str, seed: str, actor_id: str, hosts: int) -> 
     host = _make_host(root, ip, secret, (seed,))
     async with trio.open_nursery() as nursery:
         await nursery.start(host.serve)
-        assert host.directory is not None and host.actors is not None
         actors = host.actors
         with trio.fail_after(READY_TIMEOUT_S):
             while len(host.directory.hosts_running(actor_id)) < hosts:

@@ -120,7 +120,6 @@ async def _gap_loop(gaps: list[float], stop: trio.Event) -> None:
 async def _round(
     n: int, a: Host, b: Host, puts: int, concurrency: int, fsyncs: FsyncLog
 ) -> dict[str, float]:
-    assert a.directory is not None and b.control is not None
     merges: list[float] = []
     directory = a.directory
     saved = {
@@ -141,7 +140,6 @@ async def _round(
             queue = iter(keys)
 
             async def writer() -> None:
-                assert b.control is not None
                 for key in queue:
                     began = time.perf_counter()
                     await b.control.dispatch("config_put", {"key": key, "value": "v" * 40})

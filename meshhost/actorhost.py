@@ -72,7 +72,7 @@ from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc import peer
 from meshhost.rpc.envelope import Invocation
 from meshhost.rpc.inline import InlineGate
-from meshhost.rpc.invoker import Invoker
+from meshhost.rpc.invoker import Invoker, Refresh
 from meshhost.rpc.router import Candidate, Router
 from meshhost.runtime import ActorLimits, LoadedActor, Runtime, current_deadline
 from meshhost.runtime.api import MIB
@@ -131,6 +131,9 @@ class ActorHost:
         limit_defaults: ActorLimitsConfig | None = None,
         allowed_issuers: tuple[str, ...] = (),
         on_event: EventSink | None = None,
+        observer: Observer | None = None,
+        admission: Callable[[str, str], None] | None = None,
+        refresh: Refresh | None = None,
     ) -> None:
         self.host_id = host_id
         self.lattice = lattice
@@ -174,6 +177,7 @@ class ActorHost:
             locate=self._locate,
             send=self._send_invocation,
             run_local=self.run_local,
+            refresh=refresh,
         )
         self._running: dict[str, _Running] = {}
         self._gate = InlineGate()
@@ -189,9 +193,11 @@ class ActorHost:
         """Failed runs per (actor, kind): ``trap`` or the limit hit (``cpu``, ``memory``,
         ``fuel``, ``deadline``, ``instances``); read by the monitor."""
         self._trio_token: trio.lowlevel.TrioToken | None = None
-        self.admission: Callable[[str, str], None] | None = None
+        self.admission = admission
         """``admission(actor_id, issuer)`` raises when this host must not run the actor
         (revoked, issuer not allowed lattice-wide): checked at every start."""
+        if observer is not None:
+            self.set_observer(observer)
 
     def set_observer(self, observer: Observer) -> None:
         """Report calls made, calls run, starts and HTTP requests to ``observer``."""

@@ -692,6 +692,12 @@ class TraceArgsError(ControlArgumentError):
 # --- host: one process serving the lattice ------------------------------------
 
 
+class HostNotServing(MeshError):
+    """A host's parts were asked for before :meth:`Host.serve` built them."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
 class HostBusy(MeshError):
     """Another running process uses this data directory."""
 

@@ -1,6 +1,13 @@
 """A meshhost host: every layer of one lattice member in one trio nursery.
 
-Composition (one nursery, started by :meth:`Host.serve`)::
+:meth:`Host.serve` first builds every part, fully and in one place
+(:func:`meshhost.hostparts.build_parts`: sockets bound, each part given what
+it depends on), then starts them in one nursery.  Before that, asking for a
+part raises ``HostNotServing``; after it, no part is ``None``
+(``mdns`` and ``seeds`` are ``None`` only when the configuration turns them
+off).  Key and secret files: :mod:`meshhost.hostkeys`.
+
+Composition::
 
     transport   Noise-over-TCP listener on port P         channels 1-4 below
     membership  SWIM core + sealed UDP driver on port P    (same number as TCP)
@@ -27,16 +34,12 @@ withdrawn on the way out.
 
 from __future__ import annotations
 
-import errno
 import fcntl
-import ipaddress
 import logging
 import os
 import random
-import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,39 +47,33 @@ from typing import Any
 import msgpack
 import trio
 
-from meshhost import __version__
 from meshhost.actorhost import ActorHost
-from meshhost.apps.manifest import actor_id_from_claims
 from meshhost.apps.ops import AppOps
 from meshhost.apps.reconcile_loop import ReconcileDriver
-from meshhost.capabilities import ActorCallMode, PolicyConfig
-from meshhost.config import HostConfig, check_ipv4
-from meshhost.control.api import decode_reply, encode_request, handle_request, serve_unix
+from meshhost.config import HostConfig
+from meshhost.control.api import decode_reply, encode_request, serve_unix
 from meshhost.control.authz import Authorizer
 from meshhost.control.hostops import HostControl
 from meshhost.control.security import SECURITY_NS, LatticeSecurity
 from meshhost.datadir import (
     CONTROL_SOCKET,
-    HOST_SEED,
     LATTICE_SECRET,
     check_private,
     default_data_dir,
     make_private_dir,
-    write_private,
 )
-from meshhost.directory import Directory, FileStore
+from meshhost.directory import Directory
 from meshhost.directory.driver import DirectoryDriver
-from meshhost.discovery import DEFAULT_SERVICE_TYPE, MdnsDiscovery, StaticSeeds
+from meshhost.discovery import MdnsDiscovery, StaticSeeds
 from meshhost.discovery.diagnose import join_trouble
-from meshhost.discovery.mdns import local_ipv4_addresses
 from meshhost.diskwriter import DiskWriter
 from meshhost.errors import (
     ConfigError,
     DecodeError,
     HostBusy,
+    HostNotServing,
     HostUnreachable,
     KeyringError,
-    NkeyError,
     PeerMismatch,
     PeerUnavailable,
     RemoteError,
@@ -84,10 +81,17 @@ from meshhost.errors import (
     RequestTimeout,
     SessionClosed,
     TransportClosed,
-    UnknownChannel,
 )
+from meshhost.hostkeys import (
+    load_identity,
+    load_keyring,
+    read_secret_text,
+    warn_if_others_can_read,
+    write_secret_file,
+)
+from meshhost.hostparts import ChannelHandler, HostOptions, HostParts, build_parts
 from meshhost.identity import nkeys, short_id
-from meshhost.identity.keyring import Keyring, encode_secret, load_secrets, read_secret_file
+from meshhost.identity.keyring import Keyring
 from meshhost.identity.operators import bootstrap_admins
 from meshhost.membership import (
     Member,
@@ -99,7 +103,7 @@ from meshhost.membership import (
     Swim,
 )
 from meshhost.membership.messages import MAX_META_BYTES
-from meshhost.membership.udp import MembershipDriver, wall_clock_offset
+from meshhost.membership.udp import MembershipDriver
 from meshhost.monitor import HostMetrics, RecentEvents
 from meshhost.monitor.events import event_to_dict
 from meshhost.transport import Transport, channels
@@ -111,13 +115,14 @@ __all__ = [
     "LOCK_FILE",
     "ChannelHandler",
     "Host",
+    "HostOptions",
+    "decode_meta",
+    "encode_meta",
     "load_identity",
     "load_keyring",
 ]
 
 LOCK_FILE = "host.lock"
-BIND_ATTEMPTS = 16
-"""Port 0: tries to find a number free for both UDP and TCP."""
 LEAVE_GRACE_S = 1.0
 """How long a graceful shutdown lets the leave intent spread before closing."""
 DRAIN_S = 5.0
@@ -130,105 +135,6 @@ SUBSCRIBER_BUFFER = 1024
 """Events buffered per subscriber.  A subscriber that falls further behind
 loses the newer events (counted in ``host.events_dropped``) rather than
 slowing the host: publishing never waits for a subscriber."""
-
-ChannelHandler = Callable[[str, bytes], Awaitable[bytes]]
-"""``async (peer_id, payload) -> reply`` for one transport channel."""
-
-
-def _warn_if_others_can_read(path: Path) -> None:
-    """Log a warning when the lattice secret file is readable by other users
-    (copied with a default umask, say): anyone who reads it joins the lattice."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        return  # loading it already said what is wrong
-    if mode & 0o077:
-        log.warning(
-            "the lattice secret file %s can be read by other users (mode %04o); "
-            "anyone who reads it joins the lattice. Make it private: chmod 600 %s",
-            path,
-            mode,
-            path,
-        )
-
-
-def load_identity(data_dir: Path) -> nkeys.KeyPair:
-    """The host key from ``data_dir/host.seed``; created (0600) on first start."""
-    path = data_dir / HOST_SEED
-    if path.exists():
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-            return nkeys.from_seed(text, nkeys.Prefix.SERVER)
-        except OSError as exc:
-            raise ConfigError(f"cannot read host key {path}: {exc.strerror}") from None
-        except (UnicodeDecodeError, NkeyError) as exc:
-            problem = "it is not text" if isinstance(exc, UnicodeDecodeError) else str(exc)
-            raise ConfigError(
-                f"host key {path} is damaged ({problem}); restore it from a backup to keep "
-                "this host's id, or move it aside and a new key (a new host id) is made"
-            ) from None
-    pair = nkeys.generate(nkeys.Prefix.SERVER, os.urandom)
-    write_private(path, pair.encoded_seed + "\n")
-    return pair
-
-
-_SECRET_FILE_HEADER = (
-    "# lattice secrets, the first is primary (rewritten by `meshhost lattice rotate`)"
-)
-
-
-def load_keyring(
-    lattice: str, data_dir: Path, *, secret_file: Path | None = None, secret_text: str | None = None
-) -> Keyring:
-    """The lattice keyring: from ``secret_text``, else ``secret_file``, else the data dir.
-
-    A file may hold several secrets (first = primary, see proto/spec/keyring.md).
-    Raises ``LatticeSecretError`` for a malformed secret and ``KeyringError``
-    when there is none at all.
-    """
-    if secret_text is not None:
-        return Keyring.create(lattice, load_secrets(secret_text))
-    path = secret_file if secret_file is not None else data_dir / LATTICE_SECRET
-    try:
-        return Keyring.create(lattice, read_secret_file(path))
-    except FileNotFoundError:
-        make = (
-            f"meshhost lattice new --out {path}"
-            if secret_file is not None
-            else f"meshhost lattice new --install --data-dir {data_dir}"
-        )
-        raise KeyringError(
-            f"no lattice secret: {path} does not exist. Create it with `{make}` "
-            "(once, then copy it to every host), or pass --secret-file / set "
-            "MESHHOST_LATTICE_SECRET"
-        ) from None
-
-
-def _read_text(path: Path | None) -> str:
-    """The secret file's text for its ``# admin`` lines ('' when unreadable: the keyring
-    loaded it a moment ago, so that is a race with an edit, not a missing file)."""
-    try:
-        return "" if path is None else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return ""
-
-
-def default_route_ipv4() -> str | None:
-    """The local address of the default route, or None (no route: e.g. a bare namespace).
-
-    Connecting a UDP socket sends nothing; it only asks the kernel which
-    source address it would use, which beats guessing among interfaces
-    (docker bridges, VPNs).
-    """
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere real
-        addr = str(probe.getsockname()[0])
-    except OSError:
-        return None
-    finally:
-        probe.close()
-    return None if ipaddress.IPv4Address(addr).is_unspecified else addr
 
 
 def encode_meta(labels: dict[str, str]) -> bytes:
@@ -262,40 +168,6 @@ def decode_meta(meta: bytes) -> dict[str, Any]:
     return {"labels": text}
 
 
-@dataclass(slots=True)
-class HostOptions:
-    """Settings outside :class:`HostConfig` (process-level, not lattice-level)."""
-
-    mdns_service_type: str = DEFAULT_SERVICE_TYPE
-    """DNS-SD service type; tests use a private one like ``_mh-3f9a2c._udp.local.``."""
-    mdns_interfaces: list[str] | None = None
-    """Interfaces (IPv4 addresses) for mDNS; default: loopback for a loopback host, else all."""
-    advertise_host: str | None = None
-    """Address peers reach us at; default: the bind address if not 0.0.0.0, else the
-    source address of the default route, else the first non-loopback (then loopback)
-    IPv4 address; none at all is a ConfigError."""
-    mdns_announce_interval_s: float = 60.0
-    """Re-announce period (also heals discovery after partitions)."""
-    monitor: bool = True
-    """Count calls, runs and requests for ``meshhost metrics``/``top`` (off: only the
-    layers' own counters exist, nobody can ask for them; benchmarks compare the two)."""
-    metrics_address: tuple[str, int] | None = None
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` there (needs ``monitor``)."""
-    dashboard_address: tuple[str, int] | None = None
-    """Serve the live web dashboard there (meshhost.monitor.dashboard)."""
-    join_patience_s: float | None = None
-    """With no peer after this long, publish a ``join_trouble`` event saying why
-    (``meshhost up``: :data:`JOIN_PATIENCE_S`); None: never (embedders and tests
-    that read events get only the ones they expect)."""
-    otlp_url: str | None = None
-    """Send this host's spans to the OpenTelemetry collector at this OTLP/HTTP traces
-    endpoint (meshhost.monitor.otlp; needs the otel extra); None: spans stay local."""
-
-    def __post_init__(self) -> None:
-        if self.advertise_host is not None:
-            check_ipv4(self.advertise_host, "advertised address (--advertise)")
-
-
 class Host:
     """One meshhost host. Build with :meth:`open`, run with ``nursery.start(host.serve)``."""
 
@@ -318,26 +190,13 @@ class Host:
         """The secret file a rotation rewrites (None: the secret came from the
         environment, and a restart brings back whatever is there)."""
         self.options = options or HostOptions()
-        self._rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
-        self.directory: Directory | None = None
-        """The lattice directory (the membership delegate), once serving."""
-        self.actors: ActorHost | None = None
-        """Actors on this host and calls to actors anywhere, once serving."""
-        self.directory_driver: DirectoryDriver | None = None
-        self.reconcile_driver: ReconcileDriver | None = None
-        self.app_ops: AppOps | None = None
-        self._directory_store: FileStore | None = None
+        self.rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
+        self._parts: HostParts | None = None
         self.writer = DiskWriter()
         """Every durable write of the serving host: a thread, group commit (diskwriter)."""
         self.handlers: dict[int, ChannelHandler] = {}
-        """Transport channel -> handler; layers add theirs before :meth:`serve`."""
-        self.core: Swim | None = None
-        self.membership: MembershipDriver | None = None
-        self.transport: Transport | None = None
-        self.mdns: MdnsDiscovery | None = None
-        self.seeds: StaticSeeds | None = None
-        self.addr: tuple[str, int] | None = None
-        """The membership (and transport) address peers use, once serving."""
+        """Extra transport channel -> handler (e.g. a benchmark's echo); add before
+        :meth:`serve`.  The layers' own channels are in ``parts.handlers``."""
         self.events_dropped = 0
         self._subscribers: list[trio.MemorySendChannel[object]] = []
         self._nursery: trio.Nursery | None = None
@@ -345,8 +204,6 @@ class Host:
         self._failed_ids: set[str] = set()
         self._labels = dict(config.labels)
         self._meta = encode_meta(self._labels)
-        self.control: HostControl | None = None
-        """The control ops, once serving."""
         self.monitor: HostMetrics | None = None
         """This host's metrics registry and observer (None: not monitored)."""
         self.recent_events: RecentEvents | None = None
@@ -359,8 +216,6 @@ class Host:
         """Where the web dashboard is served, once serving (None: not served)."""
         self.bootstrap_admins: tuple[str, ...] = ()
         """Admin keys trusted from the start (``# admin O…`` lines of the secret file)."""
-        self.security: LatticeSecurity | None = None
-        """Operators, lattice-wide issuer allow-list and revocations, once serving."""
         self.authorizer = Authorizer(config.lattice)
 
     @classmethod
@@ -389,13 +244,97 @@ class Host:
             if secret_text is not None
             else (secret_file if secret_file is not None else data_dir / LATTICE_SECRET).absolute()
         )
-        text = secret_text if secret_text is not None else _read_text(secret_path)
+        text = secret_text if secret_text is not None else read_secret_text(secret_path)
         if secret_path is not None:
-            _warn_if_others_can_read(secret_path)
+            warn_if_others_can_read(secret_path)
         host = cls(config, identity=identity, keyring=keyring, data_dir=data_dir, options=options)
         host.bootstrap_admins = tuple(bootstrap_admins(text))
         host.secret_path = secret_path
         return host
+
+    # -- parts (built by serve) -----------------------------------------------
+
+    @property
+    def parts(self) -> HostParts:
+        """Every part of this host (:mod:`meshhost.hostparts`), built by :meth:`serve`
+        before anything runs; they stay after it returns.  Raises HostNotServing
+        before that."""
+        if self._parts is None:
+            raise HostNotServing(
+                f"host {short_id(self.host_id)} is not serving yet: start it with "
+                "`await nursery.start(host.serve)`"
+            )
+        return self._parts
+
+    @property
+    def built(self) -> bool:
+        """True once :meth:`serve` built the parts."""
+        return self._parts is not None
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        """The membership (and transport) address peers use."""
+        return self.parts.addr
+
+    @property
+    def transport(self) -> Transport:
+        return self.parts.transport
+
+    @property
+    def core(self) -> Swim:
+        """The SWIM membership core."""
+        return self.parts.core
+
+    @property
+    def membership(self) -> MembershipDriver:
+        return self.parts.membership
+
+    @property
+    def directory(self) -> Directory:
+        """The lattice directory (the membership delegate)."""
+        return self.parts.directory
+
+    @property
+    def directory_driver(self) -> DirectoryDriver:
+        return self.parts.directory_driver
+
+    @property
+    def security(self) -> LatticeSecurity:
+        """Operators, lattice-wide issuer allow-list and revocations."""
+        return self.parts.security
+
+    @property
+    def actors(self) -> ActorHost:
+        """Actors on this host and calls to actors anywhere."""
+        return self.parts.actors
+
+    @property
+    def reconcile_driver(self) -> ReconcileDriver:
+        return self.parts.reconcile_driver
+
+    @property
+    def app_ops(self) -> AppOps:
+        return self.parts.app_ops
+
+    @property
+    def control(self) -> HostControl:
+        """The control ops (the CLI's socket and peers' channel 3)."""
+        return self.parts.control
+
+    @property
+    def mdns(self) -> MdnsDiscovery | None:
+        """None when the configuration turns mDNS off."""
+        return self.parts.mdns
+
+    @property
+    def seeds(self) -> StaticSeeds | None:
+        """None when the configuration names no seeds."""
+        return self.parts.seeds
+
+    @property
+    def meta(self) -> bytes:
+        """The metadata membership gossips for this host (its labels, encoded)."""
+        return self._meta
 
     # -- queries -------------------------------------------------------------
 
@@ -407,11 +346,11 @@ class Host:
         later is what membership events report."""
         await trio.sleep(patience_s)
         said = None
+        seeds = self.seeds
         while len(self.alive_ids()) <= 1:
-            assert self.membership is not None
             reason = join_trouble(
-                self.seeds.seeds if self.seeds is not None else [],
-                self.seeds.resolved if self.seeds is not None else {},
+                seeds.seeds if seeds is not None else [],
+                seeds.resolved if seeds is not None else {},
                 self.membership.push_pull_errors,
                 mdns=self.config.mdns,
                 mdns_service_type=self.options.mdns_service_type,
@@ -424,11 +363,11 @@ class Host:
 
     def members(self) -> list[Member]:
         """Every host membership knows (ourselves included), any state."""
-        return [] if self.core is None else self.core.members()
+        return [] if self._parts is None else self._parts.core.members()
 
     def alive_ids(self) -> set[str]:
         """Ids of hosts alive or suspect, ourselves included."""
-        return set() if self.core is None else self.core.live_ids()
+        return set() if self._parts is None else self._parts.core.live_ids()
 
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot: who we are and whom we see."""
@@ -436,7 +375,7 @@ class Host:
         return {
             "host_id": self.host_id,
             "lattice": self.config.lattice,
-            "addr": list(self.addr) if self.addr else None,
+            "addr": list(self._parts.addr) if self._parts is not None else None,
             "metrics_addr": list(self.metrics_addr) if self.metrics_addr else None,
             "dashboard_addr": list(self.dashboard_addr) if self.dashboard_addr else None,
             "members": [
@@ -456,28 +395,25 @@ class Host:
     def stats(self) -> dict[str, int]:
         """Counters of every layer, flattened (``udp.*``, ``seal.*``, ``swim.*``, ...)."""
         out: dict[str, int] = {"host.events_dropped": self.events_dropped}
-        if self.membership is not None:
-            for name in self.membership.stats.__slots__:
-                out[f"udp.{name}"] = getattr(self.membership.stats, name)
         ks = self.keyring.stats
         for name in ks.__slots__:
             out[f"seal.{name}"] = getattr(ks, name)
-        if self.core is not None:
-            out.update({f"swim.{k}": v for k, v in self.core.stats.items()})
-        if self.mdns is not None:
-            for name in self.mdns.stats.__slots__:
-                out[f"mdns.{name}"] = getattr(self.mdns.stats, name)
-        if self.transport is not None:
-            out.update({f"transport.{k}": v for k, v in self.transport.stats.items()})
-        if self.directory is not None:
-            out["directory.bad_messages"] = self.directory.bad_messages
-            out["directory.refused_entries"] = self.directory.refused_entries
-            out["directory.events_dropped"] = self.directory.events_dropped
-        if self.directory_driver is not None:
-            out["directory.pulls"] = self.directory_driver.pulls
-            out["directory.pull_failures"] = self.directory_driver.pull_failures
-        if self.actors is not None:
-            out["actors.in_flight"] = self.actors.in_flight
+        parts = self._parts
+        if parts is None:
+            return out  # not serving: only what exists without the layers
+        for name in parts.membership.stats.__slots__:
+            out[f"udp.{name}"] = getattr(parts.membership.stats, name)
+        out.update({f"swim.{k}": v for k, v in parts.core.stats.items()})
+        if parts.mdns is not None:
+            for name in parts.mdns.stats.__slots__:
+                out[f"mdns.{name}"] = getattr(parts.mdns.stats, name)
+        out.update({f"transport.{k}": v for k, v in parts.transport.stats.items()})
+        out["directory.bad_messages"] = parts.directory.bad_messages
+        out["directory.refused_entries"] = parts.directory.refused_entries
+        out["directory.events_dropped"] = parts.directory.events_dropped
+        out["directory.pulls"] = parts.directory_driver.pulls
+        out["directory.pull_failures"] = parts.directory_driver.pull_failures
+        out["actors.in_flight"] = parts.actors.in_flight
         return out
 
     def subscribe(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[object]:
@@ -503,10 +439,9 @@ class Host:
         """
         meta = encode_meta(dict(labels))
         self._labels, self._meta = dict(labels), meta
-        if self.membership is not None:
-            self.membership.update_meta(meta)
-        if self.directory is not None:
-            self.directory.set_labels(self._labels)
+        if self._parts is not None:  # else the builder takes them from here
+            self._parts.membership.update_meta(meta)
+            self._parts.directory.set_labels(self._labels)
 
     # -- key rotation ---------------------------------------------------------
 
@@ -519,8 +454,8 @@ class Host:
         """Rotation step 2 (on every host): seal with ``secret``; mDNS announces its tag."""
         self.keyring.make_primary(secret)
         self._sync_transport_psks()
-        if self.mdns is not None:
-            self.mdns.reannounce()
+        if self._parts is not None and self._parts.mdns is not None:
+            self._parts.mdns.reannounce()
 
     def remove_secret(self, secret: bytes) -> None:
         """Rotation step 3 (on every host): stop accepting ``secret``."""
@@ -538,189 +473,87 @@ class Host:
         """
         if self.secret_path is None:
             return False
-        secrets = self.keyring.secrets if secrets is None else secrets
-        try:
-            kept = [
-                line
-                for line in self.secret_path.read_text(encoding="utf-8").splitlines()
-                if line.strip().startswith("#") and line.strip() != _SECRET_FILE_HEADER
-            ]
-        except (OSError, UnicodeDecodeError):
-            kept = []  # nothing readable to keep; the write below says what is wrong
-        text = _SECRET_FILE_HEADER + "\n"
-        text += "".join(encode_secret(s) + "\n" for s in secrets)
-        text += "".join(line + "\n" for line in kept)
-        try:
-            write_private(self.secret_path, text)
-        except OSError as exc:
-            raise KeyringError(
-                f"cannot write lattice secret file {self.secret_path}: {exc.strerror or exc}"
-            ) from None
+        write_secret_file(self.secret_path, self.keyring.secrets if secrets is None else secrets)
         return True
 
     def _sync_transport_psks(self) -> None:
         """New Noise handshakes dial with the primary and accept every secret."""
-        if self.transport is not None:
-            self.transport.set_psks(self.keyring.noise_psks())
+        if self._parts is not None:  # else the builder reads the keyring
+            self._parts.transport.set_psks(self.keyring.noise_psks())
 
     # -- running --------------------------------------------------------------
 
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Run until cancelled or :meth:`shutdown`. ``task_status`` gets our address."""
+        """Build every part (:func:`meshhost.hostparts.build_parts`), then run them
+        until cancelled or :meth:`shutdown`.  ``task_status`` gets our address."""
         self._lock()
         self.writer.start()
         try:
+            parts = self._parts = await build_parts(self)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                # loading may cut a torn line off the log and fsync it: not on the event loop
-                self.directory = await trio.to_thread.run_sync(self._open_directory)
-                await self._start_transport_and_membership(nursery)
-                assert self.membership is not None and self.addr is not None
-                await self._start_actors(nursery)
-                nursery.start_soon(self._fan_out_events)
-                if self.config.mdns:
-                    self.mdns = MdnsDiscovery(
-                        host_id=self.host_id,
-                        addr=self.addr,
-                        keyring=self.keyring,
-                        service_type=self.options.mdns_service_type,
-                        interfaces=self.options.mdns_interfaces,
-                        announce_interval_s=self.options.mdns_announce_interval_s,
-                    )
-                    await nursery.start(self.mdns.serve, self.membership.join)
-                if self.config.seeds:
-                    self.seeds = StaticSeeds(
-                        self.config.seeds,
-                        interval_s=max(self.config.membership.reconnect_interval_s, 5.0),
-                    )
-                    await nursery.start(self.seeds.serve, self.membership.join)
-                await self._start_control(nursery)
-                if self.options.join_patience_s is not None:
-                    nursery.start_soon(self._watch_join, self.options.join_patience_s)
-                if self.options.metrics_address is not None and self.monitor is not None:
-                    from meshhost.monitor.http import serve_monitoring  # hypercorn: only if asked
-
-                    self.metrics_addr = await nursery.start(
-                        serve_monitoring, self, self.options.metrics_address
-                    )
-                if self.options.dashboard_address is not None:
-                    from meshhost.monitor.dashboard import serve_dashboard
-
-                    self.dashboard_addr = await nursery.start(
-                        serve_dashboard, self, self.options.dashboard_address
-                    )
-                if self.options.otlp_url is not None and self.actors is not None:
-                    from meshhost.monitor.otlp import export_spans  # opentelemetry: if asked
-
-                    await nursery.start(
-                        partial(
-                            export_spans,
-                            self.actors.spans,
-                            self.options.otlp_url,
-                            host_id=self.host_id,
-                            lattice=self.config.lattice,
-                        )
-                    )
-                task_status.started(self.addr)
+                await self._run(parts, nursery)
+                task_status.started(parts.addr)
         finally:
             self._nursery = None
             for send in self._subscribers:
                 send.close()
             with trio.CancelScope(shield=True):  # what was queued reaches the disk
                 await trio.to_thread.run_sync(self.writer.close)
-            if self._directory_store is not None:
-                self._directory_store.close()
-                self._directory_store = None
+            if self._parts is not None:
+                self._parts.store.close()
             self._unlock()
 
-    def _open_directory(self) -> Directory:
-        """The directory with its persisted links, config and manifests."""
-        self._directory_store = FileStore(self.data_dir / "directory", self.writer)
-        directory = Directory(self.host_id, clock=time.time, store=self._directory_store)
-        self.security = LatticeSecurity(
-            self.config.lattice, self.bootstrap_admins, directory, self.config.allowed_issuers
+    async def _run(self, parts: HostParts, nursery: trio.Nursery) -> None:
+        """Start every part in ``nursery``, each one ready when the next starts."""
+        await nursery.start(
+            partial(parts.transport.serve, self.config.bind, parts.addr[1], listener=parts.listener)
         )
-        directory.admit = self.security.admit
-        # entries from disk pass the same check as a peer's (a log written while
-        # the lattice was open, or by hand, must not bypass the operators)
-        self.security.revalidate()
-        return directory
+        await nursery.start(parts.membership.serve)
+        await nursery.start(parts.actors.serve)
+        await nursery.start(parts.directory_driver.serve)
+        await nursery.start(parts.reconcile_driver.serve)
+        nursery.start_soon(self._fan_out_events, parts)
+        if parts.mdns is not None:
+            await nursery.start(parts.mdns.serve, parts.membership.join)
+        if parts.seeds is not None:
+            await nursery.start(parts.seeds.serve, parts.membership.join)
+        path = self.data_dir / CONTROL_SOCKET
+        control = parts.control
+        try:
+            await nursery.start(serve_unix, path, control.dispatch, {"events": control.events})
+        except OSError as exc:  # e.g. a data dir path too long for a Unix socket
+            log.warning(
+                "no control socket at %s: %s; CLI commands cannot reach this host",
+                path,
+                exc.strerror or exc,
+            )
+        if self.options.join_patience_s is not None:
+            nursery.start_soon(self._watch_join, self.options.join_patience_s)
+        if self.options.metrics_address is not None and self.monitor is not None:
+            from meshhost.monitor.http import serve_monitoring  # hypercorn: only if asked
 
-    async def _start_actors(self, nursery: trio.Nursery) -> None:
-        """Runtime, providers, router and the directory driver; channels 1 and 4."""
-        directory, core = self.directory, self.core
-        assert directory is not None and core is not None and self.addr is not None
-        directory.attach_membership(
-            is_live=lambda host_id: host_id in core.live_ids(),
-            member_count=lambda: max(1, len(core.live_ids())),
-        )
-        directory.set_address(f"{self.addr[0]}:{self.addr[1]}")
-        directory.set_labels(self._labels)
-        directory.set_version(__version__)
-        self.actors = ActorHost(
-            host_id=self.host_id,
-            lattice=self.config.lattice,
-            data_dir=self.data_dir,
-            directory=directory,
-            send=self.send_to_host,
-            is_live=core.is_live,
-            rng=self._rng,
-            policy=PolicyConfig(actor_calls=ActorCallMode(self.config.actor_calls)),
-            allowed_issuers=self.config.allowed_issuers,
-            limit_defaults=self.config.actor_limits,
-            on_event=self.publish_event,
-        )
-        if self.monitor is not None:
-            self.actors.set_observer(self.monitor)
-        assert self.security is not None
-        self.actors.admission = self.security.check_actor
-        self.directory_driver = DirectoryDriver(
-            directory,
-            links=self.actors,
-            send=self.send_to_host,
-            emit=self.publish_event,
-            load=lambda: float(self.actors.in_flight) if self.actors else 0.0,
-            forget_host=self.actors.router.forget,
-            live_ids=core.live_ids,
-            rng=random.Random(self._rng.getrandbits(64)),
-        )
-        self.actors.invoker.refresh = self.directory_driver.pull_some
-        self.handlers[channels.INVOCATION] = self.actors.invoker.handle
-        self.handlers[channels.PEER] = self.actors.peer_ops().handle
-        self.handlers[channels.DIRECTORY_SYNC] = self.directory_driver.handle_sync
-        await nursery.start(self.actors.serve)
-        await nursery.start(self.directory_driver.serve)
-        await self._start_reconciler(nursery)
+            self.metrics_addr = await nursery.start(
+                serve_monitoring, self, self.options.metrics_address
+            )
+        if self.options.dashboard_address is not None:
+            from meshhost.monitor.dashboard import serve_dashboard
 
-    async def _start_reconciler(self, nursery: trio.Nursery) -> None:
-        """The leaderless reconciler and the application control ops."""
-        directory, core, actors = self.directory, self.core, self.actors
-        assert directory is not None and core is not None and actors is not None
-        driver = self.reconcile_driver = ReconcileDriver(
-            self.host_id,
-            directory,
-            actors,
-            members=core.members,
-            live_ids=core.live_ids,
-            send=self.send_to_host,
-            emit=self.publish_event,
-            synced=lambda: self.directory_driver is not None and self.directory_driver.synced,
-        )
-        if self.directory_driver is not None:
-            self.directory_driver.on_synced = driver.poke
+            self.dashboard_addr = await nursery.start(
+                serve_dashboard, self, self.options.dashboard_address
+            )
+        if self.options.otlp_url is not None:
+            from meshhost.monitor.otlp import export_spans  # opentelemetry: if asked
 
-        def store_module(digest: str, module: bytes) -> None:
-            actors.modules.put(module)  # AppOps checked the digest
-
-        self.app_ops = AppOps(
-            directory,
-            members=driver.views,
-            running=lambda: {self.host_id: actors.managed_running()},
-            store_module=store_module,
-            has_module=lambda digest: actors.modules.get(digest) is not None,
-            inspect_image=actor_id_from_claims,
-        )
-        await nursery.start(driver.serve)
+            await nursery.start(
+                partial(
+                    export_spans,
+                    parts.actors.spans,
+                    self.options.otlp_url,
+                    host_id=self.host_id,
+                    lattice=self.config.lattice,
+                )
+            )
 
     async def send_to_host(
         self, host_id: str, channel: int, payload: bytes, timeout_s: float
@@ -731,13 +564,14 @@ class Host:
         does not answer within ``timeout_s``, and RemoteInvocationError (with
         the code the peer sent) when it answers with an error.
         """
-        addr = self.core.addr_of(host_id) if self.core is not None else None
-        if addr is None or self.transport is None:
+        parts = self.parts
+        addr = parts.core.addr_of(host_id)
+        if addr is None:
             raise HostUnreachable(
                 f"host {host_id} is not a member of lattice {self.config.lattice!r}"
             )
         try:
-            return await self.transport.request(
+            return await parts.transport.request(
                 addr, channel, payload, timeout_s=timeout_s, expected_peer=host_id
             )
         except RemoteError as exc:
@@ -764,132 +598,32 @@ class Host:
         )
         return decode_reply(reply).get("result")
 
-    async def _start_control(self, nursery: trio.Nursery) -> None:
-        """Serve the local CLI on ``control.sock`` in the data dir (mode 0600), and peers."""
-        control = self.control = HostControl(self, nursery)
-
-        async def from_peer(peer_id: str, data: bytes) -> bytes:
-            return await handle_request(data, control.dispatch_from_peer)
-
-        self.handlers[channels.CONTROL] = from_peer
-        path = self.data_dir / CONTROL_SOCKET
-        try:
-            await nursery.start(serve_unix, path, control.dispatch, {"events": control.events})
-        except OSError as exc:  # e.g. a data dir path too long for a Unix socket
-            log.warning(
-                "no control socket at %s: %s; CLI commands cannot reach this host",
-                path,
-                exc.strerror or exc,
-            )
+    def stop_soon(self) -> None:
+        """Start :meth:`shutdown` in the host's nursery (the ``host_stop`` op: its
+        answer goes out while the host drains)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self.shutdown)
 
     async def shutdown(
         self, leave_timeout_s: float = LEAVE_GRACE_S, drain_timeout_s: float = DRAIN_S
     ) -> None:
         """Drain calls, announce a graceful leave, wait up to ``leave_timeout_s``, stop."""
-        if self.actors is not None:
-            left = await self.actors.drain(drain_timeout_s)
+        parts = self._parts
+        if parts is not None:
+            left = await parts.actors.drain(drain_timeout_s)
             if left:
                 log.warning("stopping with %d call(s) still running", left)
-        if self.membership is not None and self.core is not None and not self.core.left:
-            await self.membership.leave(timeout_s=leave_timeout_s)
-        if self.transport is not None:
+            if not parts.core.left:
+                await parts.membership.leave(timeout_s=leave_timeout_s)
             with trio.move_on_after(leave_timeout_s):
-                await self.transport.aclose()
+                await parts.transport.aclose()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
-    async def _start_transport_and_membership(self, nursery: trio.Nursery) -> None:
-        bind = self.config.bind
-        offset = wall_clock_offset()
-        psk = self.keyring.noise_psks()  # one per secret, primary first
-        for _attempt in range(BIND_ATTEMPTS):
-            udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
-            try:
-                await udp.bind((bind, self.config.port))
-            except OSError as exc:
-                udp.close()
-                raise ConfigError(
-                    f"cannot bind UDP {bind}:{self.config.port}: {exc.strerror}"
-                ) from None
-            port = udp.getsockname()[1]
-            transport = Transport(
-                self.identity,
-                self.config.lattice,
-                psk,
-                self.config.transport,
-                self._handle_request,
-            )
-            try:
-                await nursery.start(transport.serve, bind, port)
-            except OSError as exc:
-                udp.close()
-                if exc.errno == errno.EADDRINUSE and self.config.port == 0:
-                    continue  # the UDP port's TCP twin is taken; try another number
-                raise ConfigError(f"cannot listen on TCP {bind}:{port}: {exc.strerror}") from None
-            break
-        else:  # pragma: no cover - needs BIND_ATTEMPTS collisions in a row
-            raise ConfigError(f"no port free for both UDP and TCP after {BIND_ATTEMPTS} tries")
-        self.transport = transport
-        self.addr = (self._advertise_host(), port)
-        self.core = Swim(
-            self.identity,
-            self.addr,
-            self.config.membership,
-            self._rng,
-            trio.current_time() + offset,
-            meta=self._meta,
-            delegate=self.directory,
-        )
-        self.membership = MembershipDriver(
-            self.core,
-            self.keyring,
-            self.config.membership,
-            transport=transport,
-            clock_offset=offset,
-            sock=udp,
-        )
-        self.handlers.setdefault(channels.PUSH_PULL, self.membership.handle_push_pull)
-        await nursery.start(self.membership.serve)
-
-    def _advertise_host(self) -> str:
-        if self.options.advertise_host:
-            return self.options.advertise_host
-        bind = self.config.bind
-        if not ipaddress.IPv4Address(bind).is_unspecified:
-            return bind
-        routed = default_route_ipv4()
-        if routed is not None:
-            return routed
-        candidates = local_ipv4_addresses()
-        if not candidates:
-            raise ConfigError(
-                "no usable network interface: no interface has an IPv4 address, not even "
-                "loopback (a new network namespace starts with `lo` down); bring one up "
-                "(`ip link set lo up` is enough for hosts on one machine)"
-            )
-        if len(candidates) > 1:
-            # A guess peers may not be able to reach: say so, or the lattice just never forms.
-            log.warning(
-                "no default route to tell which of this machine's addresses (%s) its "
-                "peers reach; advertising %s; if they cannot, give the right one with "
-                "--advertise ADDRESS",
-                ", ".join(candidates),
-                candidates[0],
-            )
-        return candidates[0]
-
-    async def _handle_request(self, peer_id: str, channel: int, payload: bytes) -> bytes:
-        handler = self.handlers.get(channel)
-        if handler is None:
-            raise UnknownChannel(f"this host serves no transport channel {channel}")
-        return await handler(peer_id, payload)
-
-    async def _fan_out_events(self) -> None:
-        assert self.membership is not None
-        async for event in self.membership.events:
+    async def _fan_out_events(self, parts: HostParts) -> None:
+        async for event in parts.membership.events:
             self._note_partition_heal(event)
-            if self.directory_driver is not None:
-                self.directory_driver.on_member_event(event)
+            parts.directory_driver.on_member_event(event)
             self.publish_event(event)
 
     def publish_event(self, event: object) -> None:
@@ -903,20 +637,17 @@ class Host:
         """
         if self.recent_events is not None:
             self.recent_events.add(event_to_dict(event))
-        if (
-            isinstance(event, dict)
-            and event.get("kind") == "entry_changed"
-            and event.get("ns") == SECURITY_NS
-            and self.security is not None
-        ):
-            self.security.changed()
-            if self._nursery is not None and self.actors is not None:
-                self._nursery.start_soon(self._enforce_security)
-        if self.reconcile_driver is not None:
-            if isinstance(event, dict):
-                self.reconcile_driver.on_directory_event(event)
-            else:
-                self.reconcile_driver.on_member_event(event)
+        parts = self._parts
+        if parts is None:  # not built yet: nothing but subscribers to tell
+            pass
+        elif isinstance(event, dict):
+            if event.get("kind") == "entry_changed" and event.get("ns") == SECURITY_NS:
+                parts.security.changed()
+                if self._nursery is not None:
+                    self._nursery.start_soon(self._enforce_security, parts)
+            parts.reconcile_driver.on_directory_event(event)
+        else:
+            parts.reconcile_driver.on_member_event(event)
         for send in list(self._subscribers):
             try:
                 send.send_nowait(event)
@@ -925,11 +656,9 @@ class Host:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(send)
 
-    async def _enforce_security(self) -> None:
+    async def _enforce_security(self, parts: HostParts) -> None:
         """Stop every actor this host may no longer run (revoked, issuer not allowed)."""
-        if self.actors is None or self.security is None:
-            return
-        for actor_id, reason in await self.actors.stop_refused(self.security.refusal):
+        for actor_id, reason in await parts.actors.stop_refused(parts.security.refusal):
             log.warning("stopped actor %s: %s", actor_id, reason)
             self.publish_event({"kind": "actor_refused", "actor": actor_id, "reason": reason})
 
@@ -942,8 +671,8 @@ class Host:
         elif isinstance(event, MemberJoined | MemberAlive):
             if event.member.id in self._failed_ids:
                 self._failed_ids.discard(event.member.id)
-                if self.mdns is not None:
-                    self.mdns.reannounce()
+                if self._parts is not None and self._parts.mdns is not None:
+                    self._parts.mdns.reannounce()
         elif isinstance(event, MemberLeft):
             self._failed_ids.discard(event.member.id)
 

@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("lab", "testing"),
     ("sim", "host", "examples"),
+    ("hostparts", "hostkeys"),
     ("control",),
     ("apps",),
     ("actorhost",),

@@ -455,15 +455,15 @@ async def _run(
 
 
 def security_warnings(host: Host) -> list[str]:
-    """What a person starting this host should know about its lattice's security."""
+    """What a person starting a serving host should know about its lattice's security."""
     warnings = []
-    state = host.security.state() if host.security is not None else None
-    if state is not None and state.open:
+    state = host.security.state()
+    if state.open:
         warnings.append(
             "this lattice has no admin key: any holder of the secret may start, stop and "
             "link actors; a secret from `meshhost lattice new` names one (`# admin O…`)"
         )
-    if not host.config.allowed_issuers and (state is None or not state.issuers):
+    if not host.config.allowed_issuers and not state.issuers:
         warnings.append(
             "the issuer allow-list is empty: actors signed by any issuer will run; restrict "
             "it with `meshhost up --allowed-issuer A…` or `meshhost issuer add A…`"

@@ -28,7 +28,7 @@ from meshhost.capabilities.policy import is_actor_key
 from meshhost.config import limits_with
 from meshhost.control.api import CHANNEL, decode_reply, encode_request
 from meshhost.control.keyops import KEYRING_OPS, keyring_op
-from meshhost.control.security import SECURITY_NS, LatticeSecurity
+from meshhost.control.security import SECURITY_NS
 from meshhost.datadir import admin_key_path
 from meshhost.directory import Staging
 from meshhost.directory.codec import encode_value
@@ -128,14 +128,11 @@ def _link_row(link: LinkDefinition) -> dict[str, Any]:
 class HostControl:
     """Answers control requests for one running host."""
 
-    def __init__(self, host: ControlledHost, nursery: trio.Nursery) -> None:
+    def __init__(self, host: ControlledHost) -> None:
         self.host = host
-        self.nursery = nursery
 
     @property
     def actors(self) -> ActorHost:
-        if self.host.actors is None:
-            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
         return self.host.actors
 
     # -- entry points ----------------------------------------------------------
@@ -157,8 +154,6 @@ class HostControl:
     def authorize(self, op: str, args: Mapping[str, Any], auth: Any) -> str | None:
         """The signer of an op this host may run (None: no key needed); raises NotAuthorized."""
         security = self.host.security
-        if security is None:
-            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
         return self.host.authorizer.check(op, args, auth, security.state(), int(time.time() * 1000))
 
     async def _dispatch(
@@ -214,7 +209,7 @@ class HostControl:
                 return await self._run(op, args, signed, auth)
             # the signatures are for the staging, not an argument of the op itself
             args = {k: v for k, v in args.items() if k != ENTRY_SIGS}
-            with self._directory().staged(staging):
+            with self.host.directory.staged(staging):
                 result = await self._run(op, args, signed, auth)
             if staging.missing:
                 raise ControlError(
@@ -233,7 +228,7 @@ class HostControl:
                         for e in staging.missing
                     ],
                 )
-            self._directory().commit(staging)
+            self.host.directory.commit(staging)
             return result
         except ControlError:
             raise
@@ -247,7 +242,7 @@ class HostControl:
             return await keyring_op(self.host, op, args)
         handler = getattr(self, "op_" + op, None) if op.isidentifier() else None
         if handler is None:
-            if op in APP_OPS and self.host.app_ops is not None:
+            if op in APP_OPS:
                 if op == "apply":
                     await self._store_modules(args)
                 return self.host.app_ops.dispatch(op, args)
@@ -277,7 +272,7 @@ class HostControl:
         """How the lattice-wide writes of a signed op are collected (None: written at once,
         as in an open lattice or by an op that needs no role)."""
         security = self.host.security
-        if signer is None or security is None or security.state().open:
+        if signer is None or security.state().open:
             return None
         provided: dict[tuple[str, str], tuple[int, tuple[str, bytes]]] = {}
         raw = args.get(ENTRY_SIGS)
@@ -371,19 +366,13 @@ class HostControl:
         """An actor's ``M…`` key from the key or a call alias some host runs."""
         if is_actor_key(text):
             return text
-        directory = self.host.directory
-        summary = directory.actor_by_alias(text) if directory is not None else None
+        summary = self.host.directory.actor_by_alias(text)
         if summary is None:
             raise ControlError(
                 ErrorCode.NOT_FOUND,
                 f"no actor with call alias {text!r} runs in the lattice; give its M… key",
             )
         return summary.id
-
-    def _directory(self) -> Any:
-        if self.host.directory is None:
-            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
-        return self.host.directory
 
     # -- hosts -----------------------------------------------------------------
 
@@ -392,7 +381,7 @@ class HostControl:
         directory = self.host.directory
         rows = []
         for m in status["members"]:
-            view = directory.host(m["id"]) if directory is not None else None
+            view = directory.host(m["id"])
             rows.append(
                 {
                     "id": m["id"],
@@ -407,7 +396,7 @@ class HostControl:
         return rows
 
     async def op_host_stop(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        self.nursery.start_soon(self.host.shutdown)
+        self.host.stop_soon()
         return {"host": self.host.host_id}
 
     async def op_metrics(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -457,7 +446,7 @@ class HostControl:
 
     def _pick_host(self, labels: dict[str, str]) -> str:
         """The live host with all ``labels`` running the fewest instances (us on a tie)."""
-        directory = self._directory()
+        directory = self.host.directory
         live = self.host.alive_ids()
         best: tuple[int, int, str] | None = None
         for host_id, host_labels in directory.host_labels().items():
@@ -479,7 +468,7 @@ class HostControl:
             return {"stopped": await self.actors.stop(actor, count), "host": self.host.host_id}
         # No host given: stop it wherever it runs (count: per host).
         stopped, hosts = 0, []
-        for loc in self._directory().hosts_running(actor):
+        for loc in self.host.directory.hosts_running(actor):
             if loc.host_id == self.host.host_id:
                 n = await self.actors.stop(actor, count)
             else:
@@ -558,7 +547,7 @@ class HostControl:
             raise _invalid("argument 'values' must be a map of text to text")
         contract = _text(args, "contract") or ""
         if ":" not in contract and not is_actor_key(contract):
-            directory = self._directory()
+            directory = self.host.directory
             if directory.actor_by_alias(contract) is None:
                 raise _invalid(
                     f"contract {contract!r} is neither a capability contract id "
@@ -575,21 +564,21 @@ class HostControl:
             )
         except MeshError as exc:
             raise _invalid(str(exc)) from None
-        self._directory().put_link(link)
+        self.host.directory.put_link(link)
         return _link_row(link)
 
     async def op_link_del(self, args: Mapping[str, Any]) -> dict[str, Any]:
         actor = self.resolve_actor(_text(args, "actor") or "")
         contract = _text(args, "contract") or ""
         name = _text(args, "link_name", required=False) or "default"
-        if not self._directory().delete_link(actor, contract, name):
+        if not self.host.directory.delete_link(actor, contract, name):
             raise ControlError(
                 ErrorCode.NOT_FOUND, f"no link {actor} -> {contract} ({name}); `meshhost link list`"
             )
         return {"actor": actor, "contract": contract, "link_name": name}
 
     async def op_link_list(self, args: Mapping[str, Any]) -> list[dict[str, Any]]:
-        links = sorted(self._directory().links(), key=lambda link: link.key)
+        links = sorted(self.host.directory.links(), key=lambda link: link.key)
         return [_link_row(link) for link in links]
 
     async def op_config_put(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -597,33 +586,28 @@ class HostControl:
         value = args.get("value")
         if value is None:
             raise _invalid("argument 'value' is required (use config del to remove)")
-        self._directory().config_put(key, value)
+        self.host.directory.config_put(key, value)
         return {"key": key}
 
     async def op_config_get(self, args: Mapping[str, Any]) -> Any:
         key = _text(args, "key") or ""
-        value = self._directory().config_get(key)
+        value = self.host.directory.config_get(key)
         if value is None:
             raise ControlError(ErrorCode.NOT_FOUND, f"no config entry {key!r}")
         return value
 
     async def op_config_del(self, args: Mapping[str, Any]) -> dict[str, Any]:
         key = _text(args, "key") or ""
-        if not self._directory().config_delete(key):
+        if not self.host.directory.config_delete(key):
             raise ControlError(ErrorCode.NOT_FOUND, f"no config entry {key!r}")
         return {"key": key}
 
     # -- operators, issuers, revocations -------------------------------------------
 
-    def _security(self) -> LatticeSecurity:
-        if self.host.security is None:
-            raise ControlError(ErrorCode.UNAVAILABLE, "the host is still starting; try again")
-        return self.host.security
-
     async def op_auth_info(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """What the CLI needs to sign: the lattice name, whether it has admins at all, and
         where the admin key `lattice new` made would be (beside this host's secret file)."""
-        security = self._security()
+        security = self.host.security
         path = self.host.secret_path
         return {
             "lattice": self.host.config.lattice,
@@ -633,7 +617,7 @@ class HostControl:
         }
 
     async def op_security_list(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        state = self._security().state()
+        state = self.host.security.state()
         return {
             "open": state.open,
             "operators": [
@@ -641,7 +625,7 @@ class HostControl:
                 for k, r in sorted(state.roles.items())
             ],
             "issuers": sorted(state.issuers),
-            "host_issuers": list(self._security().host_issuers),
+            "host_issuers": list(self.host.security.host_issuers),
             "revoked": sorted(state.revoked),
             "ignored": state.ignored,
         }
@@ -651,7 +635,7 @@ class HostControl:
 
         The request was checked for role admin already; the statement itself must be
         signed by an admin too, since it is what every other host checks."""
-        security = self._security()
+        security = self.host.security
         data = args.get("statement")
         try:
             statement = decode_statement(self.host.config.lattice, data)

@@ -87,6 +87,7 @@ class DirectoryDriver:
         forget_host: Callable[[str], None],
         live_ids: Callable[[], set[str]],
         rng: random.Random,
+        on_synced: Callable[[], None] | None = None,
     ) -> None:
         self.directory = directory
         self._live_ids = live_ids
@@ -107,7 +108,8 @@ class DirectoryDriver:
         self.synced = False
         """True once a pull from a peer has been merged: this host has the lattice-wide
         state (revocations among it) it may have missed while away."""
-        self.on_synced: Callable[[], None] | None = None
+        self.on_synced = on_synced
+        """Called once, when :attr:`synced` turns True (the reconciler's wake-up)."""
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -204,7 +204,7 @@ class Directory:
     (default: hosts whose state we hold).  ``is_live(id)`` is membership's
     view that a host is alive or suspect (see :meth:`attach_membership`).
     ``generation`` identifies this run of the host; it must grow across
-    restarts (default: the hybrid clock at start).
+    restarts (default: the hybrid clock at start).  ``admit``: see :attr:`admit`.
 
     Persistence: ``store=FileStore(data_dir / "directory")``.  Call
     :meth:`tick` about once a second.  Wiring with SWIM: build the
@@ -224,6 +224,7 @@ class Directory:
         member_count: Callable[[], int] | None = None,
         is_live: Callable[[str], bool] | None = None,
         generation: int | None = None,
+        admit: Callable[[LwwEntry], bool] | None = None,
     ) -> None:
         self.host_id = host_id
         self.config = config or DirectoryConfig()
@@ -241,7 +242,7 @@ class Directory:
         self.events_dropped = 0
         self.on_event: Callable[[], None] | None = None
         """Called (no arguments) after each new event is queued: a driver's wake-up."""
-        self.admit: Callable[[LwwEntry], bool] | None = None
+        self.admit: Callable[[LwwEntry], bool] | None = admit
         """When set, a lattice-wide entry from a peer is merged only if ``admit(entry)``
         (e.g. signed security statements, ``control/security.py``); refused ones are
         counted in ``refused_entries``.  Must be a pure function of the entry and of

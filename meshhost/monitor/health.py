@@ -31,20 +31,19 @@ def readiness(host: MonitoredHost, *, control: bool | None = None) -> dict[str, 
     """``{"ready", "reason", "checks": {joined, directory, control}}`` from the host's state.
 
     ``control``: the result of a live probe if one was made; otherwise
-    whether the control handler is installed.
+    whether the host is built (its control ops exist).
     """
-    core = host.core
-    peers = len(host.alive_ids() - {host.host_id}) if core is not None else 0
-    joined = core is not None and (peers > 0 or not host.config.seeds)
-    driver = host.directory_driver
-    synced = driver is not None and (peers == 0 or driver.pulls > 0)
+    if not host.built:
+        checks = {"joined": False, "directory": False, "control": False}
+        return {"ready": False, "reason": "the host is starting: not serving yet", "checks": checks}
+    peers = len(host.alive_ids() - {host.host_id})
+    joined = peers > 0 or not host.config.seeds
+    synced = peers == 0 or host.directory_driver.pulls > 0
     if control is None:
-        control = host.control is not None
+        control = True  # a built host has its control ops
     checks = {"joined": joined, "directory": synced, "control": control}
     reasons = {
-        "joined": "not joined: no live peer among the static seeds yet"
-        if core is not None
-        else "not joined: membership is not running yet",
+        "joined": "not joined: no live peer among the static seeds yet",
         "directory": "directory not synced: no peer has answered a directory pull yet",
         "control": "control ops do not answer",
     }
@@ -55,7 +54,7 @@ def readiness(host: MonitoredHost, *, control: bool | None = None) -> dict[str, 
 async def check_ready(host: MonitoredHost) -> dict[str, Any]:
     """:func:`readiness` with a live control probe (``hosts``, within :data:`CONTROL_PROBE_S`)."""
     answered = False
-    if host.control is not None:
+    if host.built:
         with trio.move_on_after(CONTROL_PROBE_S):
             try:
                 await host.control.dispatch("hosts", {})

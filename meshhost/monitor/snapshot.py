@@ -89,7 +89,7 @@ def snapshot(host: MonitoredHost, *, with_metrics: bool = True) -> dict[str, Any
     """The figures of ``host`` now (it must be monitored: ``host.monitor`` set)."""
     metrics = host.monitor
     members = host.status()["members"]
-    inventory = host.actors.inventory()["actors"] if host.actors is not None else []
+    inventory = host.actors.inventory()["actors"] if host.built else []
     recent = metrics.recent_figures() if metrics is not None else {}
     actors = []
     for actor in inventory:
@@ -113,7 +113,7 @@ def snapshot(host: MonitoredHost, *, with_metrics: bool = True) -> dict[str, Any
         "lattice": host.config.lattice,
         "at_unix_ms": int(time.time() * 1000),
         "ready": readiness(host),
-        "health": {"score": host.core.awareness if host.core is not None else 0},
+        "health": {"score": host.core.awareness if host.built else 0},
         "members": [
             {"id": m["id"], "address": m["addr"], "state": m["state"], "labels": m["labels"]}
             for m in members

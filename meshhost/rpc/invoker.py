@@ -124,6 +124,7 @@ class Invoker:
         run_local: LocalRunner,
         clock: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        refresh: Refresh | None = None,
     ) -> None:
         self.host_id = host_id
         self.lattice = lattice
@@ -133,8 +134,8 @@ class Invoker:
         self._run_local = run_local
         self._clock = clock
         self._random_bytes = random_bytes
-        self.refresh: Refresh | None = None
-        """Set by the host: used once per call before it reports that no host runs the
+        self.refresh = refresh
+        """Used once per call before it reports that no host runs the
         actor (gossip may have missed this host; see the directory driver)."""
         self._id_prefix = random_bytes(8)
         self._ids = itertools.count(1)  # next() on it is atomic: worker threads draw ids too

@@ -214,19 +214,29 @@ class Transport:
     # -- service -------------------------------------------------------------
 
     async def serve(
-        self, host: str, port: int, *, task_status: Any = trio.TASK_STATUS_IGNORED
+        self,
+        host: str,
+        port: int,
+        *,
+        listener: trio.SocketListener | None = None,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``host:port`` and run every session until ``aclose``.
 
         Start with ``await nursery.start(transport.serve, host, port)``, which
-        returns the bound ``(host, port)`` (useful with port 0).
+        returns the bound ``(host, port)`` (useful with port 0).  ``listener``:
+        one bound already (a host binds its UDP and TCP ports together before
+        it builds its parts); it is closed with the transport.
         """
         if self._nursery is not None or self.closing:
+            if listener is not None:
+                await listener.aclose()
             raise LocalProtocolError("serve() runs once per Transport")
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        listener = listeners[0]
-        for extra in listeners[1:]:
-            await extra.aclose()
+        if listener is None:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+            listener = listeners[0]
+            for extra in listeners[1:]:
+                await extra.aclose()
         bound = listener.socket.getsockname()
         self._listen_port = bound[1]
         try:

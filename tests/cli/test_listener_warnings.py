@@ -7,8 +7,9 @@ from meshhost.cli.host import security_warnings
 
 def _host(metrics=None, dashboard=None):
     # allowed_issuers set: only the listener warnings are under test here
+    state = SimpleNamespace(open=False, issuers=())  # a lattice with an admin key
     return SimpleNamespace(
-        security=None,
+        security=SimpleNamespace(state=lambda: state),
         config=SimpleNamespace(allowed_issuers=["A"]),
         metrics_addr=metrics,
         dashboard_addr=dashboard,

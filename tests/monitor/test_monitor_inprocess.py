@@ -47,7 +47,6 @@ async def test_a_monitored_host_serves_metrics_health_and_a_snapshot(tmp_path: P
     async with trio.open_nursery() as nursery:
         await nursery.start(host.serve)
         assert host.metrics_addr is not None
-        assert host.actors is not None
         await host.actors.start(module)
         for _ in range(5):
             assert await host.actors.invoke(actor_id, "Echo", b"hi") == b"hi"

@@ -105,7 +105,7 @@ async def test_graceful_shutdown_is_seen_as_left(tmp_path: Path) -> None:
                     left = event
                     break
         assert left is not None and not isinstance(left, MemberDead)
-        assert a.core is not None and a.core.member(b.host_id).state == MemberState.LEFT
+        assert a.core.member(b.host_id).state == MemberState.LEFT
         nursery.cancel_scope.cancel()
 
 

@@ -56,7 +56,6 @@ async def test_gossip_merges_and_control_writes_never_fsync_on_the_trio_thread(
         result = await client(b.host).request("apply", **manifest_args(tmp_path, 1))
         assert result["modules_stored"], "apply stored no module"
         directory = a.host.directory
-        assert directory is not None
         await wait_until(
             lambda: all(directory.get("config", f"k{i}") is not None for i in range(KEYS)),
             "a learns every config entry by gossip",

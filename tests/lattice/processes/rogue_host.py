@@ -14,25 +14,25 @@ import json
 import os
 import sys
 
+from meshhost import hostparts
 from meshhost.cli import main
 from meshhost.control import security
-from meshhost.host import Host
 
 security.LatticeSecurity.revalidate = lambda self: 0  # type: ignore[method-assign]
 security.LatticeSecurity.check_entry = lambda self, entry: True  # type: ignore[method-assign]
-_open = Host._open_directory
+_open = hostparts.open_directory
 
 
-def _open_and_forge(self: Host):  # type: ignore[no-untyped-def]
-    directory = _open(self)
+def _open_and_forge(*args, **kwargs):  # type: ignore[no-untyped-def]
+    opened = _open(*args, **kwargs)
     for ns, key, value in json.loads(os.environ.get("ROGUE_ENTRIES", "[]")):
         if isinstance(value, dict) and set(value) == {"text"}:
             value = value["text"].encode()
-        directory.put(ns, key, value)
-    return directory
+        opened[1].put(ns, key, value)
+    return opened
 
 
-Host._open_directory = _open_and_forge  # type: ignore[method-assign]
+hostparts.open_directory = _open_and_forge
 
 if __name__ == "__main__":
     sys.exit(main())
