@@ -10,8 +10,8 @@ import trio
 
 from meshhost.errors import DirectoryStoreCorrupt, ErrorCode, HostNotServing
 from meshhost.hostparts import HostParts
+from meshhost.testing import host_address, make_host
 from meshhost.transport import channels
-from tests.lattice.inprocess.lattice_helpers import make_host
 
 OPTIONAL_BY_CONFIG = {"mdns", "seeds"}
 EXTRA_CHANNEL = 99
@@ -59,7 +59,7 @@ async def test_a_host_that_cannot_build_its_parts_fails_and_frees_its_port(
     tmp_path: Path,
 ) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.20", 0))  # make_host's address for host 0
+        probe.bind((host_address(0), 0))
         port = probe.getsockname()[1]
     host = make_host(tmp_path, 0, port=port)
     log_dir = host.data_dir / "directory"
