@@ -2,7 +2,9 @@
 
 import os
 import signal
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", max_examples=100, deadline=None)
@@ -21,3 +23,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 # Handled here (not ignored), the child processes get the default again at exec.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session")
+def modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Signed example actors (echo, kvcounter, sleeper), built once per session for
+    every folder that starts `meshhost up` processes: name -> (path of the .wasm, actor id)."""
+    from tests.lattice.processes.proc_lattice import build_modules
+
+    return build_modules(tmp_path_factory.mktemp("modules"))

@@ -35,17 +35,10 @@ from meshhost.errors import ActorError
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.runtime import Runtime
+from tests.capabilities.caps_actor import frame
 
 WAT = (Path(__file__).parent / "wat" / "caps_actor.wat").read_text()
 ALL_CAPS = (KEYVALUE, LOGGING, MESSAGING, HTTPSERVER, HTTPCLIENT)
-
-
-def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
-    """The test actor's ``call`` request: length-prefixed host-call arguments, then payload."""
-    out = b""
-    for part in (binding, namespace, operation):
-        out += bytes([len(part)]) + part.encode()
-    return out + payload
 
 
 class Host:

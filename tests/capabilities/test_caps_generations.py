@@ -40,6 +40,7 @@ from meshhost.errors import ActorError
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.runtime import Runtime
+from tests.capabilities.caps_actor import frame
 
 WAT = Path(__file__).parent / "wat"
 FIXTURES = {"wascc": "wascc_actor.wat", "wasmcloud": "wasmcloud_0x_actor.wat"}
@@ -49,13 +50,6 @@ KV = {"wascc": "wascc:keyvalue", "wasmcloud": "wasmcloud:keyvalue"}
 def pack(**fields: object) -> bytes:
     """A struct as rmp_serde ``with_struct_map`` writes it: a map in member order."""
     return msgpack.packb(fields, use_bin_type=True)
-
-
-def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
-    out = b""
-    for part in (binding, namespace, operation):
-        out += bytes([len(part)]) + part.encode()
-    return out + payload
 
 
 class Host:

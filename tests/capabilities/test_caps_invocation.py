@@ -16,19 +16,13 @@ from meshhost.errors import ActorError
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.runtime import Runtime
+from tests.capabilities.caps_actor import frame
 
 WAT = Path(__file__).parent / "wat"
 VECTORS = json.loads(
     (Path(__file__).parents[2] / "proto" / "vectors" / "capabilities.json").read_text()
 )["vectors"]
 INV_ID = bytes(range(16))
-
-
-def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
-    out = b""
-    for part in (binding, namespace, operation):
-        out += bytes([len(part)]) + part.encode()
-    return out + payload
 
 
 def _load(runtime: Runtime, wasm: bytes) -> str:

@@ -20,7 +20,7 @@ import trio
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import build_tree
 from meshhost.testing import Member, alive, client, make_host, wait_until
-from tests.lattice.inprocess.test_lattice_crosshost import caps_actor, frame
+from tests.capabilities.caps_actor import caps_actor, frame
 
 KEYVALUE = "wasmcloud:keyvalue"
 pytestmark = pytest.mark.slow

@@ -10,13 +10,8 @@ from meshhost.capabilities.contracts import PubMessage
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import build_tree
 from meshhost.testing import client, wait_until
-from tests.lattice.inprocess.test_lattice_crosshost import (
-    KEYVALUE,
-    MESSAGING,
-    caps_actor,
-    frame,
-    two_hosts,
-)
+from tests.capabilities.caps_actor import caps_actor, frame
+from tests.lattice.inprocess.test_lattice_crosshost import KEYVALUE, MESSAGING, two_hosts
 
 
 async def test_a_published_message_continues_the_publishers_trace(tmp_path: Path) -> None:

@@ -19,32 +19,11 @@ from meshhost.rpc import peer
 from meshhost.runtime import wat_to_wasm
 from meshhost.testing import ISSUER, Member, alive, client, make_host, signed_example, wait_until
 from meshhost.transport import channels
+from tests.capabilities.caps_actor import caps_actor, frame
 from tests.lattice.inprocess.lattice_helpers import count_of, http_request
 
-CAPS_WAT = Path(__file__).resolve().parents[2] / "capabilities" / "wat" / "caps_actor.wat"
 ECHO_WAT = Path(__file__).resolve().parents[3] / "meshhost" / "examples" / "echo.wat"
 KEYVALUE, MESSAGING = "wasmcloud:keyvalue", "wasmcloud:messaging"
-
-
-def caps_actor(name: str, caps: tuple[str, ...]) -> tuple[bytes, str]:
-    """The capabilities tests' driver actor: op ``call`` makes any host call."""
-    module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
-    wasm = sign_module(
-        wat_to_wasm(CAPS_WAT.read_text()),
-        issuer=ISSUER,
-        subject=module,
-        name=name,
-        caps=caps,
-        now=time.time(),
-    )
-    return wasm, module.public_key
-
-
-def frame(binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
-    out = b""
-    for part in (binding, namespace, operation):
-        out += bytes([len(part)]) + part.encode()
-    return out + payload
 
 
 async def two_hosts(nursery, tmp_path: Path, **settings: object):

@@ -18,9 +18,8 @@ from meshhost.identity.claims import sign_module
 from meshhost.rpc.envelope import decode_result
 from meshhost.runtime import wat_to_wasm
 from meshhost.testing import ISSUER, alive, client, make_host, signed_example, wait_until
+from tests.capabilities.caps_actor import CAPS_WAT
 from tests.lattice.inprocess.lattice_helpers import count_of, http_request
-
-CAPS_WAT = Path(__file__).resolve().parents[2] / "capabilities" / "wat" / "caps_actor.wat"
 
 
 async def start_lattice(nursery: trio.Nursery, tmp_path: Path, n: int = 3):

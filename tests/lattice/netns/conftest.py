@@ -4,13 +4,6 @@ from pathlib import Path
 import pytest
 
 from tests.lattice.netns.bridge_lattice import BridgedLattice, require_bridge_tools
-from tests.lattice.processes.proc_lattice import build_modules
-
-
-@pytest.fixture(scope="session")
-def modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    """Signed example actors, built once: name -> (path of the .wasm, actor id)."""
-    return build_modules(tmp_path_factory.mktemp("modules"))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ import pytest
 from meshhost import examples
 from meshhost.identity.keyring import encode_secret
 from meshhost.testing import poll_until
+from tests.systools import require_netns
 
 WAIT_S = 25.0
 """Default bound of a polling wait (formation, detection, propagation)."""
@@ -536,3 +537,14 @@ def kv_count(result: CliResult) -> int:
     answer = msgpack.unpackb(bytes.fromhex(result.json()["payload"]), raw=False)
     assert answer["statusCode"] == 200, answer
     return int(json.loads(answer["body"])["count"])
+
+
+@pytest.fixture(name="lattice")
+def lattice_fixture(tmp_path: Path) -> Iterator[ProcLattice]:
+    """A private network namespace for `meshhost up` processes; every one is killed after.
+
+    A fixture for the conftest of each folder that uses it (import it there)."""
+    require_netns()
+    with ProcLattice(tmp_path) as lat:
+        yield lat
+        print(f"\nwaits: {lat.report_timings()}")
