@@ -743,6 +743,14 @@ class ActorHost:
     async def _peer_messaging_reply(self, args: Mapping[str, Any]) -> int:
         """A reply published on another host to one of our messaging inboxes."""
         subject = _text_arg(args, "subject")
+        if not self.messaging.owns_inbox(subject):
+            # Only a reply to our own inbox may come this way: any other subject
+            # would let a peer publish to our subscribers, or relay through us to
+            # a third host's inbox under our name (proto/spec/rpc.md).
+            raise ControlArgumentError(
+                f"messaging_reply subject {subject[:80]!r} is not one of this host's "
+                f"inboxes (_INBOX.{self.host_id}.…)"
+            )
         reply_to = args.get("reply_to")
         body = args.get("body", b"")
         if not isinstance(body, bytes):

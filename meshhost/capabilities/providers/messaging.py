@@ -315,6 +315,10 @@ class MessagingProvider(Provider):
 
     # --- publishing --------------------------------------------------------
 
+    def owns_inbox(self, subject: str) -> bool:
+        """Whether ``subject`` is one of this host's reply inboxes (``_INBOX.<tag>.…``)."""
+        return subject.startswith(self._inbox_prefix) and len(subject) > len(self._inbox_prefix)
+
     def publish_sync(self, subject: str, body: bytes, reply_to: str | None = None) -> int:
         """Publish from any thread; returns how many deliveries were queued.
 

@@ -311,3 +311,28 @@ async def test_peer_ops_answer_peers_only_on_their_own_channel(tmp_path: Path) -
                 decode_reply(reply)
             assert remote.value.code == ErrorCode.UNSUPPORTED, op
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peers_messaging_reply_reaches_only_this_hosts_own_inboxes(tmp_path: Path) -> None:
+    """messaging_reply carries a reply to one of the target's inboxes: a peer that
+    names any other subject (a plain subject, a third host's inbox) is refused
+    with ``invalid``, so it can neither publish to the target's subscribers nor
+    relay through it under the target's name."""
+    async with trio.open_nursery() as nursery:
+        a, b = await two_hosts(nursery, tmp_path)
+        target, sender = a.host, b.host
+
+        async def reply_to(subject: str) -> int:
+            args = {"subject": subject, "body": b"hi"}
+            result: int = await peer.request(
+                sender.send_to_host, target.host_id, "messaging_reply", args, 5.0
+            )
+            return result
+
+        assert await reply_to(f"_INBOX.{target.host_id}.never-issued") == 0  # late: dropped
+        for subject in ("orders.new", f"_INBOX.{sender.host_id}.x", "_INBOX.", "_INBOX.N.x"):
+            with pytest.raises(RemoteError) as refused:
+                await reply_to(subject)
+            assert refused.value.code == ErrorCode.INVALID, subject
+            assert "not one of this host's inboxes" in str(refused.value)
+        nursery.cancel_scope.cancel()
