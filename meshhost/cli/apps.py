@@ -23,7 +23,7 @@ from rich.markup import escape
 from meshhost.apps.manifest import Manifest, actor_id_from_claims, load_manifest
 from meshhost.apps.ops import describe_replaced_link
 from meshhost.cli import main
-from meshhost.cli.lattice import _request, host_options
+from meshhost.cli.hostclient import host_options, host_request
 from meshhost.cli.output import (
     PlainTable,
     emit_json,
@@ -114,7 +114,7 @@ def apply(file: Path, force: bool, data_dir: Path | None, lattice: str, as_json:
     }
     if force:
         request["force"] = True
-    result = _request(data_dir, lattice, "apply", **request)
+    result = host_request(data_dir, lattice, "apply", **request)
     problems = result.get("problems", [])
     if as_json:
         emit_json({**result, "warnings": list(manifest.warnings)})
@@ -150,7 +150,7 @@ def app_group() -> None:
 @fails_cleanly
 def app_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """List stored and deployed applications with their state."""
-    rows: list[dict[str, Any]] = _request(data_dir, lattice, "app_list")
+    rows: list[dict[str, Any]] = host_request(data_dir, lattice, "app_list")
     if as_json:
         emit_json(rows)
         return
@@ -185,7 +185,7 @@ def app_get(
     name: str, version: str | None, data_dir: Path | None, lattice: str, as_json: bool
 ) -> None:
     """Print the manifest of application NAME as YAML."""
-    result = _request(data_dir, lattice, "app_get", name=name, version=version)
+    result = host_request(data_dir, lattice, "app_get", name=name, version=version)
     if as_json:
         emit_json(result)
         return
@@ -205,7 +205,7 @@ def app_status(name: str, data_dir: Path | None, lattice: str, as_json: bool) ->
     Exits 1 when the application is failed: part of it cannot be placed on
     any live host (the reasons are printed); 0 otherwise.
     """
-    result = _request(data_dir, lattice, "app_status", name=name)
+    result = host_request(data_dir, lattice, "app_status", name=name)
     if as_json:
         emit_json(result)
         if result["state"] == "failed":
@@ -259,7 +259,7 @@ def app_delete(
     name: str, version: str | None, data_dir: Path | None, lattice: str, as_json: bool
 ) -> None:
     """Undeploy application NAME and forget its stored versions (or one, with --version)."""
-    result = _request(data_dir, lattice, "app_delete", name=name, version=version)
+    result = host_request(data_dir, lattice, "app_delete", name=name, version=version)
     if as_json:
         emit_json(result)
         return
@@ -281,7 +281,7 @@ def app_diff(file: Path, data_dir: Path | None, lattice: str, as_json: bool) -> 
     Nothing is written. Exits 0 whether or not there are changes.
     """
     manifest = _load(file)
-    result = _request(
+    result = host_request(
         data_dir, lattice, "app_diff", manifest=manifest.canonical(), source=str(file)
     )
     if as_json:

@@ -43,7 +43,7 @@ import trio
 
 from meshhost import examples
 from meshhost.cli import main
-from meshhost.cli.lattice import sign_entries
+from meshhost.cli.hostclient import sign_entries
 from meshhost.cli.output import exit_by_signal, stdout
 from meshhost.control.api import MAX_MESSAGE_BYTES, ControlClient
 from meshhost.control.authz import required_role

@@ -1,8 +1,10 @@
 """Commands that talk to a running host over its control socket.
 
-``hosts``, ``inventory``, ``start``, ``stop``, ``scale``, ``link``,
-``config``, ``call``, ``events`` and ``host stop``.  Each finds the local
-host through ``--data-dir`` (or ``--lattice`` for the default data dir).
+``hosts``, ``inventory``, ``start``, ``stop``, ``scale``, ``call``,
+``events`` and ``host stop`` (``link`` and ``config`` are in
+:mod:`meshhost.cli.directory`).  Each finds the local host through
+``--data-dir`` (or ``--lattice`` for the default data dir), see
+:mod:`meshhost.cli.hostclient`.
 """
 
 from __future__ import annotations
@@ -14,228 +16,30 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import msgpack
 
 from meshhost.cli import main
+from meshhost.cli.hostclient import host_client, host_options, host_request
 from meshhost.cli.output import (
     PlainTable,
     emit_json,
     exit_by_signal,
     fails_cleanly,
     json_option,
-    lattice_name_option,
     stderr,
     stdout,
 )
-from meshhost.control.api import (
-    MAX_MESSAGE_BYTES,
-    ControlClient,
-    request_blocking,
-    request_blocking_signed,
-)
-from meshhost.control.authz import required_role
-from meshhost.datadir import CONTROL_SOCKET, default_data_dir
-from meshhost.errors import (
-    ControlError,
-    DecodeError,
-    ErrorCode,
-    LocalProtocolError,
-    MeshError,
-    NotAuthorized,
-)
-from meshhost.identity import nkeys, short_id
-from meshhost.identity.operators import NONCE_BYTES, check_operator_key, sign_entry, sign_request
+from meshhost.control.api import MAX_MESSAGE_BYTES
+from meshhost.errors import ControlError, DecodeError, LocalProtocolError, MeshError
+from meshhost.identity import short_id
 from meshhost.wire import Limits, Reader
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-OPERATOR_KEY_ENV = "MESHHOST_OPERATOR_KEY"
 _ANSWER_LIMITS = Limits(max_bytes=MAX_MESSAGE_BYTES)
 """`call --msgpack`: an answer is at most one control message."""
-_operator_key_file: list[Path] = []
-"""``--operator-key`` of the running command (a click callback fills it)."""
-
-
-def _remember_operator_key(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
-    _operator_key_file[:] = [] if value is None else [value]  # per command, not per process
-
-
-def host_options(func: F) -> F:
-    """--data-dir / --lattice: which local host to talk to; --operator-key: who signs."""
-    func = click.option(
-        "--operator-key",
-        type=click.Path(dir_okay=False, path_type=Path),
-        expose_value=False,
-        callback=_remember_operator_key,
-        help=f"Operator seed file signing control ops (default: ${OPERATOR_KEY_ENV}, then "
-        "the admin key `lattice new` stored beside the host's lattice secret).",
-    )(func)
-    func = click.option(
-        "--lattice",
-        default="default",
-        envvar="MESHHOST_LATTICE",
-        show_default=True,
-        callback=lattice_name_option,
-        help="Lattice name; picks the default data dir.",
-    )(func)
-    func = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="MESHHOST_DATA_DIR",
-        help="Data dir of the local host (default: per lattice, see `meshhost up --help`).",
-    )(func)
-    return func
-
-
-def _client(data_dir: Path | None, lattice: str) -> ControlClient:
-    """A client of the local host that signs the ops needing a role (`lattice rotate`,
-    ...) with the operator key, asking the host what to sign for on first need."""
-    directory = data_dir if data_dir is not None else default_data_dir(lattice)
-    path = directory / CONTROL_SOCKET
-    client = ControlClient(path)
-    signers: list[Signer] = []
-
-    def signer() -> Signer:
-        if not signers:
-            signers.append(Signer.for_host(path))  # one quick blocking request, once
-        return signers[0]
-
-    def sign(op: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
-        if required_role(op) is None:
-            return None
-        return signer().sign(op, args)
-
-    client.sign = sign
-    client.sign_entries = lambda entries: signer().sign_entries(entries)
-    return client
-
-
-def _request(data_dir: Path | None, lattice: str, op: str, **args: Any) -> Any:
-    directory = data_dir if data_dir is not None else default_data_dir(lattice)
-    path = directory / CONTROL_SOCKET
-    if required_role(op) is None:
-        return request_blocking(path, op, **args)
-    return request_blocking_signed(path, op, Signer.for_host(path), **args)
-
-
-def load_operator_key(path: Path) -> nkeys.KeyPair:
-    """The operator key pair in a seed file (``SO…`` or ``SU…``; ``#`` lines ignored)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LocalProtocolError(f"cannot read operator key {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise LocalProtocolError(f"{path} is not an operator seed file (not text)") from None
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if not lines:
-        raise LocalProtocolError(
-            f"{path} holds no operator seed; make one with `meshhost keys gen operator`"
-        )
-    try:
-        pair = nkeys.from_seed(lines[0])
-        check_operator_key(pair.public_key)
-    except MeshError as exc:
-        raise LocalProtocolError(f"{path}: {exc}") from None
-    with contextlib.suppress(OSError):
-        if path.stat().st_mode & 0o077:
-            from rich.markup import escape
-
-            # As ssh says of a private key: whoever else can read it can sign as this
-            # operator. A warning, not a refusal: the command is the owner's own.
-            stderr.print(
-                f"[yellow]warning:[/] operator key {escape(str(path))} can be read "
-                f"by other users, who could sign as {short_id(pair.public_key)}; "
-                f"chmod 600 {escape(str(path))}",
-                highlight=False,
-            )
-    return pair
-
-
-def operator_key(info: Mapping[str, Any]) -> nkeys.KeyPair | None:
-    """The key the CLI signs with: --operator-key, $MESHHOST_OPERATOR_KEY, or the admin key
-    beside the host's secret file (``info`` is the host's ``auth_info``) when readable."""
-    if _operator_key_file:
-        return load_operator_key(_operator_key_file[0])
-    if os.environ.get(OPERATOR_KEY_ENV):
-        return load_operator_key(Path(os.environ[OPERATOR_KEY_ENV]))
-    beside = info.get("admin_key_file")
-    if isinstance(beside, str) and Path(beside).is_file() and os.access(beside, os.R_OK):
-        return load_operator_key(Path(beside))
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Signer:
-    """What the CLI signs control requests with for one host (proto/spec/operators.md)."""
-
-    lattice: str
-    pair: nkeys.KeyPair | None
-    """None: nothing to sign with (or nothing needed: an open lattice)."""
-    open: bool = False
-    """The host's lattice has no admin at all (its secret names none)."""
-
-    @classmethod
-    def for_host(cls, path: Path) -> Signer:
-        """Ask the host at control socket ``path`` what to sign for; load the key."""
-        try:
-            info = dict(request_blocking(path, "auth_info"))
-        except ControlError as exc:
-            if exc.code != ErrorCode.UNSUPPORTED:
-                raise
-            return cls("", None, True)  # a host from before operator keys: nothing to sign
-        is_open = bool(info.get("open"))
-        return cls(str(info.get("lattice", "")), None if is_open else operator_key(info), is_open)
-
-    def sign(self, op: str, args: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The ``auth`` map of one request, or None when there is no key."""
-        if self.pair is None:
-            return None
-        return sign_request(
-            self.pair,
-            self.lattice,
-            op,
-            args,
-            ts_ms=int(time.time() * 1000),
-            nonce=os.urandom(NONCE_BYTES),
-        )
-
-    def sign_entries(self, entries: list[Any]) -> list[Any]:
-        """``entry_sigs`` for the directory entries a host asked us to sign."""
-        return sign_entries(self.pair, self.lattice, entries)
-
-
-def sign_entries(pair: nkeys.KeyPair | None, lattice: str, entries: list[Any]) -> list[Any]:
-    """Sign each ``[ns, key, stamp, writer, value bytes or nil]`` a host sent with code
-    ``sign`` (operators.md, "Signed entries"); raises NotAuthorized without a key."""
-    if pair is None:
-        raise NotAuthorized(
-            "the host asks for its entries to be signed, and there is no "
-            "operator key to sign them with (--operator-key)"
-        )
-    out = []
-    for item in entries:
-        if not (
-            isinstance(item, list)
-            and len(item) == 5
-            and isinstance(item[0], str)
-            and isinstance(item[1], str)
-            and type(item[2]) is int
-            and isinstance(item[3], str)
-            and (item[4] is None or isinstance(item[4], bytes))
-        ):
-            raise DecodeError(
-                "the host asked to sign an entry that is not [ns, key, stamp, writer, value]"
-            )
-        ns, key, stamp, writer, value = item
-        out.append([ns, key, stamp, sign_entry(pair, lattice, ns, key, stamp, writer, value)])
-    return out
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -254,7 +58,7 @@ def _hosts_once_formed(data_dir: Path | None, lattice: str, wait_s: float) -> An
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            rows = _request(data_dir, lattice, "hosts")
+            rows = host_request(data_dir, lattice, "hosts")
         except LocalProtocolError:  # nothing answers on its control socket (yet)
             if time.monotonic() >= deadline:
                 raise
@@ -303,7 +107,7 @@ def hosts(wait_s: float, data_dir: Path | None, lattice: str, as_json: bool) -> 
 @fails_cleanly
 def inventory(host: str | None, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """Actors and providers of HOST (default: the local host)."""
-    inv = _request(data_dir, lattice, "inventory", host=host)
+    inv = host_request(data_dir, lattice, "inventory", host=host)
     if as_json:
         emit_json(inv)
         return
@@ -413,7 +217,7 @@ def start(
         "max_instances": max_instances,
     }
     limits = {name: value for name, value in given.items() if value is not None}
-    result = _request(
+    result = host_request(
         data_dir,
         lattice,
         "start",
@@ -450,7 +254,7 @@ def stop(
     as_json: bool,
 ) -> None:
     """Stop ACTOR (an M… key or call alias)."""
-    result = _request(data_dir, lattice, "stop", actor=actor, host=host, count=count)
+    result = host_request(data_dir, lattice, "stop", actor=actor, host=host, count=count)
     if as_json:
         emit_json(result)
     else:
@@ -496,146 +300,13 @@ def scale(
     actor: str, count: int, host: str | None, data_dir: Path | None, lattice: str, as_json: bool
 ) -> None:
     """Set the number of instances of ACTOR on a host to COUNT."""
-    result = _request(data_dir, lattice, "scale", actor=actor, count=count, host=host)
+    result = host_request(data_dir, lattice, "scale", actor=actor, count=count, host=host)
     if as_json:
         emit_json(result)
     else:
         stdout.print(
             f"{actor} now has {result['count']} instance(s)", highlight=False, markup=False
         )
-
-
-@main.group()
-def link() -> None:
-    """Link definitions: grant an actor a capability with its config."""
-
-
-@link.command("put")
-@click.argument("actor")
-@click.argument("contract")
-@click.option("--name", "link_name", default="default", show_default=True, help="Link name.")
-@click.option("--provider", default="", help="Provider id (default: the built-in provider).")
-@click.option("--value", "values", multiple=True, help="Link config entry KEY=VALUE.")
-@host_options
-@json_option
-@fails_cleanly
-def link_put(
-    actor: str,
-    contract: str,
-    link_name: str,
-    provider: str,
-    values: tuple[str, ...],
-    data_dir: Path | None,
-    lattice: str,
-    as_json: bool,
-) -> None:
-    """Link ACTOR to capability CONTRACT (e.g. wasmcloud:keyvalue), or to another actor:
-    CONTRACT is then its call alias (e.g. wasmcloud/echo) or M… key."""
-    pairs = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--value")
-        pairs[key] = value
-    result = _request(
-        data_dir,
-        lattice,
-        "link_put",
-        actor=actor,
-        contract=contract,
-        link_name=link_name,
-        provider=provider,
-        values=pairs,
-    )
-    if as_json:
-        emit_json(result)
-    else:
-        stdout.print(f"linked {actor} to {contract} ({link_name})", highlight=False, markup=False)
-
-
-@link.command("del")
-@click.argument("actor")
-@click.argument("contract")
-@click.option("--name", "link_name", default="default", show_default=True, help="Link name.")
-@host_options
-@fails_cleanly
-def link_del(
-    actor: str, contract: str, link_name: str, data_dir: Path | None, lattice: str
-) -> None:
-    """Remove the link of ACTOR to CONTRACT."""
-    _request(data_dir, lattice, "link_del", actor=actor, contract=contract, link_name=link_name)
-    stdout.print(f"unlinked {actor} from {contract} ({link_name})", highlight=False, markup=False)
-
-
-@link.command("list")
-@host_options
-@json_option
-@fails_cleanly
-def link_list(data_dir: Path | None, lattice: str, as_json: bool) -> None:
-    """List every link definition in the lattice."""
-    links = _request(data_dir, lattice, "link_list")
-    if as_json:
-        emit_json(links)
-        return
-    stdout.print(links_table(links))
-
-
-def links_table(links: list[dict[str, Any]]) -> PlainTable:
-    """The ``link list`` table. Ids and contracts are never cut: an id folds onto more
-    lines (it must stay whole to be copied into ``link del``), a contract keeps its
-    line, and the values column takes what width is left."""
-    table = PlainTable(title=f"{len(links)} links")
-    table.add_column("ACTOR", overflow="fold")
-    table.add_column("CONTRACT", no_wrap=True)
-    table.add_column("NAME", no_wrap=True)
-    table.add_column("PROVIDER", overflow="fold")
-    table.add_column("VALUES", overflow="fold")
-    for item in links:
-        values = ", ".join(f"{k}={v}" for k, v in sorted(item["values"].items()))
-        table.add_row(
-            item["actor"], item["contract"], item["link_name"], item.get("provider", ""), values
-        )
-    return table
-
-
-@main.group()
-def config() -> None:
-    """Lattice-wide configuration entries."""
-
-
-@config.command("put")
-@click.argument("key")
-@click.argument("value")
-@host_options
-@fails_cleanly
-def config_put(key: str, value: str, data_dir: Path | None, lattice: str) -> None:
-    """Set KEY to VALUE for the whole lattice."""
-    _request(data_dir, lattice, "config_put", key=key, value=value)
-    stdout.print(f"{key} set", highlight=False, markup=False)
-
-
-@config.command("get")
-@click.argument("key")
-@host_options
-@json_option
-@fails_cleanly
-def config_get(key: str, data_dir: Path | None, lattice: str, as_json: bool) -> None:
-    """Print the value of KEY."""
-    value = _request(data_dir, lattice, "config_get", key=key)
-    if as_json:
-        emit_json({"key": key, "value": value})
-    else:
-        click.echo(value)
-
-
-@config.command("del")
-@click.argument("key")
-@host_options
-@fails_cleanly
-def config_del(key: str, data_dir: Path | None, lattice: str) -> None:
-    """Delete KEY."""
-    _request(data_dir, lattice, "config_del", key=key)
-    stdout.print(f"{key} deleted", highlight=False, markup=False)
 
 
 def _read_payload(payload: str | None, as_msgpack: bool) -> bytes:
@@ -709,7 +380,7 @@ def call(
     )
     started = time.perf_counter()
     try:
-        result = _request(
+        result = host_request(
             data_dir,
             lattice,
             "call",
@@ -723,7 +394,7 @@ def call(
         if show_trace:
             failed_id = trace_arg["traceparent"].split("-")[1]
             with contextlib.suppress(MeshError):
-                failed = _request(data_dir, lattice, "trace", trace_id=failed_id)
+                failed = host_request(data_dir, lattice, "trace", trace_id=failed_id)
                 from meshhost.cli.tracetree import print_traces
 
                 if as_json:
@@ -740,7 +411,7 @@ def call(
         except DecodeError as exc:
             raise click.ClickException(f"not msgpack: {exc}") from None
     trace_id = result.get("trace_id", "")
-    spans = _request(data_dir, lattice, "trace", trace_id=trace_id) if show_trace else None
+    spans = host_request(data_dir, lattice, "trace", trace_id=trace_id) if show_trace else None
     if as_json:
         emit_json(
             {
@@ -792,7 +463,7 @@ def events(data_dir: Path | None, lattice: str, event_format: str, as_json: bool
     """
     import trio  # only `events` streams; the other commands make one blocking request
 
-    client = _client(data_dir, lattice)
+    client = host_client(data_dir, lattice)
 
     async def follow() -> None:
         source = ""
@@ -824,5 +495,5 @@ def host_group() -> None:
 @fails_cleanly
 def host_stop(host: str | None, data_dir: Path | None, lattice: str) -> None:
     """Stop HOST gracefully (default: the local host): leave, drain calls, exit."""
-    _request(data_dir, lattice, "host_stop", host=host)
+    host_request(data_dir, lattice, "host_stop", host=host)
     stdout.print("host stopping", highlight=False)

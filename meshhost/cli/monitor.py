@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from meshhost.cli import main
-from meshhost.cli.lattice import _request, host_options
+from meshhost.cli.hostclient import host_options, host_request
 from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stdout
 
 HIDDEN_LABELS = frozenset({"host", "lattice"})
@@ -49,7 +49,7 @@ def metrics(
     host: str | None, name_filter: str | None, data_dir: Path | None, lattice: str, as_json: bool
 ) -> None:
     """Print the metrics of HOST (the figures its /metrics serves), from any host."""
-    snap = _request(data_dir, lattice, "metrics", host=host)
+    snap = host_request(data_dir, lattice, "metrics", host=host)
     if name_filter:
         snap["metrics"] = [f for f in snap["metrics"] if name_filter in f["name"]]
     if as_json:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from meshhost.cli import main
-from meshhost.cli.lattice import Signer, host_options
+from meshhost.cli.hostclient import Signer, host_options
 from meshhost.cli.output import PlainTable, emit_json, fails_cleanly, json_option, stdout
 from meshhost.control.api import request_blocking
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir

@@ -24,7 +24,7 @@ import click
 import trio
 
 from meshhost.cli.host import lattice_group
-from meshhost.cli.lattice import Signer, _client, host_options
+from meshhost.cli.hostclient import Signer, host_client, host_options
 from meshhost.cli.output import PlainTable, emit_json, fail, fails_cleanly, json_option, stdout
 from meshhost.control.api import ControlClient
 from meshhost.control.keyops import key_id
@@ -167,7 +167,7 @@ def rotate(
     the old one; each step must be acknowledged by every live host (and
     written to its secret file) before the next begins.
     """
-    client = _client(data_dir, lattice)
+    client = host_client(data_dir, lattice)
     _need_admin_key(data_dir, lattice)
     # Key ids depend on the lattice name: take the host's, not --lattice (which
     # only picks the default data dir).
@@ -240,7 +240,7 @@ def _need_admin_key(data_dir: Path | None, lattice: str) -> None:
 @fails_cleanly
 def keyring(timeout_s: float, data_dir: Path | None, lattice: str, as_json: bool) -> None:
     """List the lattice secrets (by key id) every live host holds."""
-    client = _client(data_dir, lattice)
+    client = host_client(data_dir, lattice)
     views, errors, gone = trio.run(lambda: _on_every_host(client, "keyring_list", timeout_s))
     if as_json:
         emit_json({"hosts": views, "failed": errors, "not_live": gone})

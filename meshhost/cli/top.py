@@ -33,7 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from meshhost.cli import main
-from meshhost.cli.lattice import _client, host_options
+from meshhost.cli.hostclient import host_client, host_options
 from meshhost.cli.monitor import format_seconds
 from meshhost.cli.output import (
     emit_json,
@@ -215,7 +215,7 @@ def top(once: bool, data_dir: Path | None, lattice: str, as_json: bool) -> None:
 
     Refreshes every second; q quits, Ctrl-C quits with exit code 130.
     """
-    client = _client(data_dir, lattice)
+    client = host_client(data_dir, lattice)
     once = once or as_json
 
     async def run_once() -> None:

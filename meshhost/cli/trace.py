@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from meshhost.cli import main
-from meshhost.cli.lattice import _request, host_options
+from meshhost.cli.hostclient import host_options, host_request
 from meshhost.cli.output import emit_json, fails_cleanly, json_option
 from meshhost.cli.tracetree import print_traces
 from meshhost.errors import LocalProtocolError
@@ -42,7 +42,7 @@ def trace(
     if (trace_id is None) == (last is None):
         raise LocalProtocolError("give a TRACE_ID or --last N (one of them)")
     args: dict[str, Any] = {"trace_id": trace_id} if trace_id else {"last": last}
-    result = _request(data_dir, lattice, "trace", **args)
+    result = host_request(data_dir, lattice, "trace", **args)
     if as_json:
         emit_json(result)
     else:

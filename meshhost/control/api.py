@@ -323,7 +323,7 @@ def request_blocking(
 
 def request_blocking_signed(path: Path, op: str, signer: Any, **args: Any) -> Any:
     """:func:`request_blocking` with the request signed by ``signer`` (``sign(op, args)``
-    and ``sign_entries(entries)``, as ``cli.lattice.Signer``), signing the directory
+    and ``sign_entries(entries)``, as ``cli.hostclient.Signer``), signing the directory
     entries the host asks for in a lattice with admins (code ``sign``)."""
     for round_ in range(MAX_SIGN_ROUNDS + 1):
         try:

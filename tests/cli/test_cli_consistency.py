@@ -11,9 +11,10 @@ from click.testing import CliRunner
 from rich.console import Console
 
 import meshhost.cli.apps as apps_cli
+import meshhost.cli.directory as directory_cli
 import meshhost.cli.lattice as lattice_cli
 from meshhost.cli import main
-from meshhost.cli.lattice import links_table
+from meshhost.cli.directory import links_table
 from meshhost.identity import short_id
 
 HOST_A = "N" + "A" * 55
@@ -119,8 +120,9 @@ def test_tables_use_upper_case_headers_and_one_host_id_shortening(
             "problems": [],
         },
     }
-    monkeypatch.setattr(lattice_cli, "_request", _fake_request(answers))
-    monkeypatch.setattr(apps_cli, "_request", _fake_request(answers))
+    monkeypatch.setattr(lattice_cli, "host_request", _fake_request(answers))
+    monkeypatch.setattr(directory_cli, "host_request", _fake_request(answers))
+    monkeypatch.setattr(apps_cli, "host_request", _fake_request(answers))
     runner = CliRunner()
     headers = {
         ("hosts",): ["HOST", "ADDRESS", "STATE", "ACTORS", "LABELS"],

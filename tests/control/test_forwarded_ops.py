@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 
-from meshhost.cli.lattice import sign_entries
+from meshhost.cli.hostclient import sign_entries
 from meshhost.control.api import CHANNEL, ControlError, decode_reply, encode_request
 from meshhost.control.authz import OP_ROLES
 from meshhost.errors import ErrorCode
