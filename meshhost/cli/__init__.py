@@ -61,7 +61,7 @@ COMMAND_MODULES: dict[str, str | tuple[str, ...]] = {
     "keys": "keys",
     "claims": "claims",
     "up": "host",
-    "lattice": ("host", "rotate"),  # rotate adds `lattice rotate` and `lattice keyring`
+    "lattice": ("secret", "rotate"),  # rotate adds `lattice rotate` and `lattice keyring`
     "demo": "demo",
     "apply": "apps",
     "app": "apps",

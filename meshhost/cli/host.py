@@ -1,4 +1,4 @@
-"""``meshhost up`` (run a host) and ``meshhost lattice new`` (make a lattice secret).
+"""``meshhost up``: run a host (``meshhost lattice new`` is in :mod:`meshhost.cli.secret`).
 
 ``up`` needs nothing but the lattice secret: from ``--secret-file``, the
 ``MESHHOST_LATTICE_SECRET`` environment variable, or ``lattice.secret`` in the
@@ -9,6 +9,7 @@ exit code 130 after SIGINT (Ctrl-C), 0 after SIGTERM (a service manager's
 ordinary stop).
 SIGHUP re-reads the secret file (first line primary, the others accepted):
 that is how a running lattice rotates its secret, see proto/spec/keyring.md.
+How events are shown is :mod:`meshhost.cli.upview`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import json
 import logging
 import os
 import signal
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,68 +26,23 @@ import trio
 from rich.markup import escape
 
 from meshhost import config as config_mod
-from meshhost.cli import main
+from meshhost.cli import main, upview
 from meshhost.cli.logs import LEVELS, HostTag, Verbosity, logging_to
-from meshhost.cli.output import (
-    emit_json,
-    exit_by_signal,
-    fails_cleanly,
-    json_option,
-    lattice_name_option,
-    silence_stdout,
-    stdout,
-)
-from meshhost.cli.workers import (
-    MAX_PROCESSES,
-    Workers,
-    WorkerSettings,
-    seed_address,
-    worker_argv,
-)
-from meshhost.datadir import (
-    admin_key_path,
-    default_data_dir,
-    make_private_dir,
-    replace_atomically,
-    write_private,
-)
+from meshhost.cli.output import exit_by_signal, fails_cleanly, json_option, lattice_name_option
+from meshhost.cli.workers import MAX_PROCESSES, Workers, WorkerSettings, seed_address, worker_argv
+from meshhost.datadir import replace_atomically
 from meshhost.discovery import DEFAULT_SERVICE_TYPE
 from meshhost.discovery.mdns import check_service_type
 from meshhost.errors import ConfigError, KeyringError, LatticeSecretError, MeshError
-from meshhost.identity import nkeys
-from meshhost.identity.keyring import (
-    encode_secret,
-    generate_secret,
-    mdns_tag,
-    read_secret_file,
-)
-from meshhost.identity.operators import ADMIN_LINE
+from meshhost.identity.keyring import read_secret_file
 
 if TYPE_CHECKING:
     from meshhost.host import Host
-from meshhost.membership import (
-    MemberAlive,
-    MemberDead,
-    MemberJoined,
-    MemberLeft,
-    MemberSuspect,
-    MemberUpdated,
-    PeerMisbehaved,
-)
 from meshhost.transport.listener import raise_open_file_limit
 
 SECRET_ENV = "MESHHOST_LATTICE_SECRET"
 STATUS_REFRESH_S = 1.0
 """The status file is rewritten after every event and at least this often."""
-
-_KIND = {
-    MemberJoined: ("joined", "green"),
-    MemberAlive: ("alive", "green"),
-    MemberSuspect: ("suspect", "yellow"),
-    MemberDead: ("dead", "red"),
-    MemberLeft: ("left", "blue"),
-    MemberUpdated: ("updated", "cyan"),
-}
 
 
 @main.command()
@@ -220,7 +174,7 @@ def up(
         raise click.UsageError("give only one of -q, -v and --log-level")
     verbosity = Verbosity.from_flags(quiet, verbose, log_level)
     with logging_to(verbosity, log_format or ("json" if as_json else "text")) as tag:
-        _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = verbosity, "", ""
+        upview.VIEW.verbosity, upview.VIEW.prefix, upview.VIEW.host_id = verbosity, "", ""
         log_args = (("-q",) if quiet else ()) + ("-v",) * verbose
         log_args += ("--log-level", log_level) if log_level is not None else ()
         log_args += (
@@ -231,7 +185,11 @@ def up(
         try:
             _up(tag, as_json=as_json, log_args=log_args, **options)
         finally:
-            _VIEW.verbosity, _VIEW.prefix, _VIEW.host_id = Verbosity(host_level=0), "", ""
+            upview.VIEW.verbosity, upview.VIEW.prefix, upview.VIEW.host_id = (
+                Verbosity(host_level=0),
+                "",
+                "",
+            )
 
 
 def _up(
@@ -336,8 +294,8 @@ def _up(
         if from_env is None:
             raise
         raise type(exc)(f"${SECRET_ENV}, {exc}") from None
-    tag.host_id = _VIEW.host_id = host.host_id
-    _VIEW.prefix = tag.short
+    tag.host_id = upview.VIEW.host_id = host.host_id
+    upview.VIEW.prefix = tag.short
     secret_path = host.secret_path  # None: from the environment, nothing to reload
     check_service_type(mdns_service_type)
     workers = None
@@ -410,7 +368,7 @@ async def _run(
             ]
             running = Workers(
                 argvs,
-                lambda k, started: _say(
+                lambda k, started: upview.say(
                     as_json,
                     {
                         "event": "worker",
@@ -437,7 +395,7 @@ async def _run(
         if host.dashboard_addr is not None:
             started["dashboard"] = f"http://{host.dashboard_addr[0]}:{host.dashboard_addr[1]}/"
             metrics += f"; dashboard on {started['dashboard']}"
-        _say(
+        upview.say(
             as_json,
             started,
             f"[bold]host[/] {host.host_id} on {addr[0]}:{addr[1]} "
@@ -450,7 +408,7 @@ async def _run(
         await _print_events(host, events, status_file, as_json)
         # The host stopped (shutdown after a signal): stop the signal watcher too.
         nursery.cancel_scope.cancel()
-    _say(as_json, {"event": "stopped", "id": host.host_id}, "[bold]stopped[/]")
+    upview.say(as_json, {"event": "stopped", "id": host.host_id}, "[bold]stopped[/]")
     return stopped_by[0] if stopped_by else None
 
 
@@ -514,7 +472,7 @@ async def _watch_signals(
                 continue
             stopped_by.append(signum)
             name = signal.Signals(signum).name
-            _say(as_json, {"event": "leaving", "signal": name}, f"[bold]{name}[/]: leaving")
+            upview.say(as_json, {"event": "leaving", "signal": name}, f"[bold]{name}[/]: leaving")
             if workers is not None:
                 workers.stop()
             break
@@ -545,13 +503,13 @@ def _reload_secrets(host: Host, secret_path: Path | None, as_json: bool) -> None
             raise KeyringError(f"{secret_path} does not exist") from None
         host.reload_secrets(secrets)
     except MeshError as exc:
-        _say(
+        upview.say(
             as_json,
             {"event": "reload_failed", "error": str(exc)},
             f"[red]reload failed:[/] {escape(str(exc))}",
         )
         return
-    _say(
+    upview.say(
         as_json,
         {"event": "secrets_reloaded", "keys": len(host.keyring.secrets)},
         f"[bold]lattice secrets reloaded[/] ({len(host.keyring.secrets)} accepted)",
@@ -575,107 +533,9 @@ async def _print_events(
             except trio.EndOfChannel:
                 return  # the host has stopped
         if event is not None:
-            _report(event, as_json)
+            upview.report(event, as_json)
         if status_file is not None:
             failed = await _refresh_status(host, status_file, as_json, failed)
-
-
-class _Budget:
-    """At most ``limit`` lines per ``window_s``; the rest are only counted."""
-
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit, self.window_s = limit, window_s
-        self.window_start, self.used, self.suppressed = -float("inf"), 0, 0
-
-    def allow(self, now: float) -> bool:
-        if now - self.window_start >= self.window_s:
-            self.window_start, self.used = now, 0
-        self.used += 1
-        if self.used > self.limit:
-            self.suppressed += 1
-            return False
-        return True
-
-
-MISBEHAVED_LINES = _Budget(limit=10, window_s=10.0)
-"""A peer spraying garbage must not flood the terminal; counters keep the total."""
-
-
-def _report(event: object, as_json: bool) -> None:
-    if isinstance(event, dict) and event.get("kind") == "join_trouble":
-        reason = str(event.get("reason", ""))
-        _say(
-            as_json,
-            {"event": "join_trouble", "reason": reason},
-            f"[yellow]no peer yet:[/] {escape(reason)}",
-        )
-        return
-    if isinstance(event, dict):  # actor, link, config and application events
-        kind = str(event.get("kind", "event"))
-        details = " ".join(f"{k}={v}" for k, v in sorted(event.items()) if k != "kind")
-        _say(as_json, {"event": kind, **event}, f"[cyan]{kind:8}[/] {escape(details)}")
-        return
-    if isinstance(event, PeerMisbehaved):
-        if not MISBEHAVED_LINES.allow(time.monotonic()):
-            return
-        _say(
-            as_json,
-            {
-                "event": "misbehaved",
-                "addr": f"{event.addr[0]}:{event.addr[1]}",
-                "reason": event.reason,
-            },
-            f"[magenta]misbehaved[/] {event.addr[0]}:{event.addr[1]} {escape(str(event.reason))}",
-        )
-        return
-    kind, colour = _KIND.get(type(event), ("event", "white"))
-    member = getattr(event, "member", None)
-    if member is None:
-        return
-    from meshhost.host import decode_meta
-
-    labels = decode_meta(member.meta).get("labels", {})
-    addr = f"{member.addr[0]}:{member.addr[1]}"
-    record = {
-        "event": kind,
-        "id": member.id,
-        "addr": addr,
-        "state": member.state.name.lower(),
-        "incarnation": member.incarnation,
-        "labels": labels,
-    }
-    shown = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
-    text = f"[{colour}]{kind:8}[/] {escape(member.id)} {escape(addr)} {escape(shown)}"
-    _say(as_json, record, text.rstrip())
-
-
-class _View:
-    """How ``up`` shows events: set by ``up`` for its run (direct callers of
-    ``_report`` in tests get every event, unprefixed)."""
-
-    def __init__(self) -> None:
-        self.verbosity = Verbosity(host_level=0)  # everything
-        self.prefix = ""
-        self.host_id = ""
-
-
-_VIEW = _View()
-
-
-def _say(as_json: bool, record: dict[str, Any], text: str) -> None:
-    if not _VIEW.verbosity.shows_event(str(record.get("event", ""))):
-        return
-    if as_json:
-        record = {"time": round(time.time(), 3), **record}
-        if _VIEW.host_id:
-            record.setdefault("host", _VIEW.host_id)
-        try:
-            sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
-            sys.stdout.flush()
-        except BrokenPipeError:
-            silence_stdout()  # the host goes on; only its reader is gone
-    else:
-        stdout.print(f"{_VIEW.prefix} {text}" if _VIEW.prefix else text, highlight=False)
 
 
 async def _write_status(host: Host, path: Path) -> None:
@@ -700,108 +560,10 @@ async def _refresh_status(host: Host, path: Path, as_json: bool, failed: str | N
         await _write_status(host, path)
     except ConfigError as exc:
         if str(exc) != failed:
-            _say(
+            upview.say(
                 as_json,
                 {"event": "status_failed", "error": str(exc)},
                 f"[red]status file not updated:[/] {escape(str(exc))}",
             )
         return str(exc)
     return None
-
-
-@main.group("lattice")
-def lattice_group() -> None:
-    """Create lattice secrets."""
-
-
-@lattice_group.command("new")
-@click.option(
-    "--lattice",
-    default="default",
-    show_default=True,
-    help="Lattice name.",
-    callback=lattice_name_option,
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the secret to this file (0600) instead of printing it.",
-)
-@click.option(
-    "--install",
-    is_flag=True,
-    help="Also store it as the lattice secret of the local data dir (see `up --data-dir`).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Data dir for --install (default: $XDG_DATA_HOME/meshhost/LATTICE).",
-)
-@json_option
-@fails_cleanly
-def lattice_new(
-    lattice: str, out: Path | None, install: bool, data_dir: Path | None, as_json: bool
-) -> None:
-    """Make a new lattice secret (32 random bytes, shown as SL...).
-
-    Every host of the lattice needs the same secret; give it to `meshhost up`
-    with --secret-file or MESHHOST_LATTICE_SECRET.
-    """
-    secret = generate_secret()
-    admin = nkeys.generate(nkeys.Prefix.OPERATOR, os.urandom)
-    text = encode_secret(secret)
-    # The admin's public key rides in the secret file, so every host given the file
-    # trusts it; its seed stays beside the file (0600) for the local CLI.
-    file_text = f"{text}\n{ADMIN_LINE}{admin.public_key}\n"
-    targets = []
-    if out is not None:
-        targets.append(out)
-    if install:
-        targets.append((data_dir or default_data_dir(lattice)) / "lattice.secret")
-    for target in targets:
-        for path in (target, admin_key_path(target)):
-            if path.exists():
-                raise click.BadParameter(f"{path} exists; refusing to overwrite a lattice secret")
-    written: list[str] = []
-    if install:
-        # The data dir `up` will use: private from the start, or `up` refuses it.
-        make_private_dir(targets[-1].parent)
-    for target in targets:
-        write_private(target, file_text)
-        write_private(admin_key_path(target), admin.encoded_seed + "\n")
-        written.append(str(target))
-    info: dict[str, Any] = {
-        "lattice": lattice,
-        "mdns_tag": mdns_tag(secret, lattice),
-        "admin_key": admin.public_key,
-    }
-    if out is None:
-        info["secret"] = text
-    if not targets:
-        info["admin_seed"] = admin.encoded_seed
-    if written:
-        info["written_to"] = written
-        info["admin_key_files"] = [str(admin_key_path(t)) for t in targets]
-    if as_json:
-        emit_json(info)
-        return
-    if out is None:
-        stdout.print(f"Lattice secret: {text}", highlight=False)
-        stdout.print("[dim]Every host of the lattice needs it; keep it secret.[/]")
-    stdout.print(f"Admin key: {admin.public_key}", highlight=False)
-    if not targets:
-        stdout.print(f"Admin seed: {admin.encoded_seed}", highlight=False)
-        stdout.print(
-            f"[dim]Put the line `{ADMIN_LINE}{admin.public_key}` under the secret in "
-            "every host's secret file, and the seed in a 0600 file for "
-            "--operator-key.[/]",
-            highlight=False,
-        )
-    for target in targets:
-        stdout.print(f"Secret written to {target}", highlight=False, markup=False)
-        stdout.print(
-            f"Admin operator key written to {admin_key_path(target)} (the CLI "
-            "uses it by itself; keep it where only admins can read it)",
-            highlight=False,
-            markup=False,
-        )

@@ -23,9 +23,9 @@ from typing import Any
 import click
 import trio
 
-from meshhost.cli.host import lattice_group
 from meshhost.cli.hostclient import Signer, host_client, host_options
 from meshhost.cli.output import PlainTable, emit_json, fail, fails_cleanly, json_option, stdout
+from meshhost.cli.secret import lattice_group
 from meshhost.control.api import ControlClient
 from meshhost.control.keyops import key_id
 from meshhost.datadir import CONTROL_SOCKET, default_data_dir, write_private

@@ -177,9 +177,9 @@ def test_every_command_is_found_in_the_module_the_lazy_group_names() -> None:
 
 def test_lattice_subcommands_of_another_module_load_with_the_group() -> None:
     # `lattice rotate` / `lattice keyring` live in cli/rotate.py: they must be found
-    # even when cli/host.py (which makes the `lattice` group) was imported first.
+    # even when cli/secret.py (which makes the `lattice` group) was imported first.
     code = (
-        "import meshhost.cli.host\n"
+        "import meshhost.cli.secret\n"
         "from click.testing import CliRunner\n"
         "from meshhost.cli import main\n"
         "for sub in ('rotate', 'keyring'):\n"

@@ -127,14 +127,14 @@ def _read_until(proc: subprocess.Popen[str], pattern: str, timeout_s: float = 60
 def test_internal_events_need_v_and_routine_ones_are_hidden_by_q(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, flags: tuple[bool, int]
 ) -> None:
-    from meshhost.cli import host as up_cli
+    from meshhost.cli import upview
 
-    monkeypatch.setattr(up_cli, "_VIEW", up_cli._View())
-    up_cli._VIEW.verbosity = Verbosity.from_flags(*flags, None)
-    up_cli._VIEW.prefix, up_cli._VIEW.host_id = short_id(HOST), HOST
-    up_cli._report({"kind": "entry_changed", "ns": "control.links", "key": "k"}, as_json=False)
-    up_cli._report({"kind": "link_put", "actor": "M1", "contract": "c"}, as_json=False)
-    up_cli._report({"kind": "reconcile_failed", "action": "a", "reason": "r"}, as_json=False)
+    monkeypatch.setattr(upview, "VIEW", upview.View())
+    upview.VIEW.verbosity = Verbosity.from_flags(*flags, None)
+    upview.VIEW.prefix, upview.VIEW.host_id = short_id(HOST), HOST
+    upview.report({"kind": "entry_changed", "ns": "control.links", "key": "k"}, as_json=False)
+    upview.report({"kind": "link_put", "actor": "M1", "contract": "c"}, as_json=False)
+    upview.report({"kind": "reconcile_failed", "action": "a", "reason": "r"}, as_json=False)
     lines = capsys.readouterr().out.splitlines()
     quiet, verbose = flags
     assert [line.split()[1] for line in lines] == (
@@ -145,7 +145,7 @@ def test_internal_events_need_v_and_routine_ones_are_hidden_by_q(
         else ["link_put", "reconcile_failed"]
     )
     assert all(line.startswith(short_id(HOST) + " ") for line in lines)
-    up_cli._report({"kind": "link_put", "actor": "M1", "contract": "c"}, as_json=True)
+    upview.report({"kind": "link_put", "actor": "M1", "contract": "c"}, as_json=True)
     if not quiet:
         assert json.loads(capsys.readouterr().out)["host"] == HOST
 

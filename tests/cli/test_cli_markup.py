@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshhost.cli.host import _report
 from meshhost.cli.output import fails_cleanly
+from meshhost.cli.upview import report
 from meshhost.errors import ConfigError
 from meshhost.host import decode_meta, encode_meta
 from meshhost.membership import Member, MemberJoined, MemberState
@@ -22,7 +22,7 @@ def test_a_peer_label_with_markup_is_printed_verbatim(capsys: pytest.CaptureFixt
         1,
         encode_meta({"zone": "[/oops]", "rack": "[bold]x"}),
     )
-    _report(MemberJoined(member), as_json=False)
+    report(MemberJoined(member), as_json=False)
     out = capsys.readouterr().out
     assert "rack=[bold]x zone=[/oops]" in out
 
@@ -49,7 +49,7 @@ def test_a_peer_with_malformed_labels_is_reported_with_its_text_labels(
         1,
         msgpack.packb(meta, use_bin_type=True),
     )
-    _report(MemberJoined(member), as_json=as_json)
+    report(MemberJoined(member), as_json=as_json)
     out = capsys.readouterr().out
     assert "N" + "A" * 55 in out
     assert ("ok" in out) == ("ok" in str(meta))
@@ -87,7 +87,7 @@ def test_an_error_quoting_user_text_is_printed_verbatim(capsys: pytest.CaptureFi
 
 
 def test_actor_and_link_events_are_printed_too(capsys: pytest.CaptureFixture[str]) -> None:
-    _report(
+    report(
         {
             "kind": "link_put",
             "actor": "M" + "B" * 55,

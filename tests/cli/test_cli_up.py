@@ -156,9 +156,9 @@ def test_up_with_a_bad_service_type_says_what_form_to_use(tmp_path: Path) -> Non
 
 
 def test_misbehaving_peers_cannot_flood_the_terminal() -> None:
-    from meshhost.cli.host import _Budget
+    from meshhost.cli.upview import Budget
 
-    budget = _Budget(limit=2, window_s=10.0)
+    budget = Budget(limit=2, window_s=10.0)
     assert [budget.allow(t) for t in (0, 1, 2, 3, 11, 12, 13)] == [
         True, True, False, False, True, True, False,
     ]  # fmt: skip
