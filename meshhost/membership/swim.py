@@ -50,6 +50,16 @@ Driving the core: after any call, drain :meth:`datagrams_to_send` (plaintext
 datagrams; the driver seals them), :meth:`next_event`, and
 :meth:`push_pull_due` (call until ``None``); then re-arm one timer at
 :meth:`get_timer`.
+
+Why this module is long (~1,390 lines): :class:`Swim` is one protocol state
+machine. Probing (direct, indirect, relayed acks and nacks), suspicion and
+its confirmations, incarnations and refutation, joins, leaves and push-pull
+merges all read and change the same member table, probe round and broadcast
+queue, and each message handler is a transition over all of them, as
+memberlist keeps its state machine in one ``state.go``. What stands alone is
+already its own module: the suspicion timer (:mod:`suspicion`), Lifeguard's
+awareness (:mod:`awareness`), the broadcast queue (:mod:`broadcast`), the
+wire messages (:mod:`messages`), signatures (:mod:`signing`) and events.
 """
 
 from __future__ import annotations
