@@ -10,6 +10,8 @@ profile. Everything a test needs to start, stop, restart and ask such hosts::
         b = make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",))
         await nursery.start(b.serve)
         await wait_until(lambda: alive(a) == alive(b) == {a.host_id, b.host_id}, "both see both")
+
+or, the same in one call, ``a, b = await start_lattice(nursery, tmp_path, 2)`` (Members).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -28,6 +31,7 @@ from meshhost.host import Host, HostOptions
 from meshhost.identity import nkeys
 from meshhost.identity.keyring import Keyring
 from meshhost.membership import MemberState
+from meshhost.testing.wait import wait_until
 
 SECRET = bytes(range(32))
 """The lattice secret :func:`make_host` uses unless told otherwise."""
@@ -121,6 +125,26 @@ class Member:
     async def run(self, task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED) -> None:
         with self.scope:
             await self.host.serve(task_status=task_status)
+
+
+async def start_lattice(
+    nursery: trio.Nursery, tmp: Path, count: int, **settings: Any
+) -> list[Member]:
+    """Start hosts 0 to ``count - 1`` of :func:`make_host` as :class:`Member` s in
+    ``nursery``, each joining through host 0, and return them once every one sees
+    all of them alive (or raise ``AssertionError`` after :func:`wait_until`'s
+    deadline). ``settings`` go to every :func:`make_host`.
+    """
+    first = Member(make_host(tmp, 0, **settings))
+    addr = await nursery.start(first.run)
+    members = [first]
+    for i in range(1, count):
+        member = Member(make_host(tmp, i, seeds=(f"{addr[0]}:{addr[1]}",), **settings))
+        await nursery.start(member.run)
+        members.append(member)
+    ids = {m.host.host_id for m in members}
+    await wait_until(lambda: all(alive(m.host) == ids for m in members), "all see all")
+    return members
 
 
 def client(host: Host) -> ControlClient:

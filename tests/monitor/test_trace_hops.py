@@ -19,7 +19,7 @@ import trio
 
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import build_tree
-from meshhost.testing import Member, alive, client, make_host, wait_until
+from meshhost.testing import client, start_lattice, wait_until
 from tests.capabilities.caps_actor import caps_actor, frame
 
 KEYVALUE = "wasmcloud:keyvalue"
@@ -38,22 +38,9 @@ async def meshhost_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     return done
 
 
-async def three_hosts(nursery: trio.Nursery, tmp_path: Path) -> list[Member]:
-    first = Member(make_host(tmp_path, 0))
-    addr = await nursery.start(first.run)
-    members = [first]
-    for i in (1, 2):
-        member = Member(make_host(tmp_path, i, seeds=(f"{addr[0]}:{addr[1]}",)))
-        await nursery.start(member.run)
-        members.append(member)
-    ids = {m.host.host_id for m in members}
-    await wait_until(lambda: all(alive(m.host) == ids for m in members), "all see all")
-    return members
-
-
 async def test_a_call_across_three_hosts_is_one_tree_from_meshhost_trace(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
-        a, b, c = await three_hosts(nursery, tmp_path)
+        a, b, c = await start_lattice(nursery, tmp_path, 3)
         front, front_id = caps_actor("front", ())
         back, back_id = caps_actor("back", (KEYVALUE,))
         await client(a.host).request("start", module=front)

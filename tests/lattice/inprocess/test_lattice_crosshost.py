@@ -17,7 +17,15 @@ from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.rpc import peer
 from meshhost.runtime import wat_to_wasm
-from meshhost.testing import ISSUER, Member, alive, client, make_host, signed_example, wait_until
+from meshhost.testing import (
+    ISSUER,
+    Member,
+    client,
+    make_host,
+    signed_example,
+    start_lattice,
+    wait_until,
+)
 from meshhost.transport import channels
 from tests.capabilities.caps_actor import caps_actor, frame
 from tests.lattice.inprocess.lattice_helpers import count_of, http_request
@@ -26,14 +34,8 @@ ECHO_WAT = Path(__file__).resolve().parents[3] / "meshhost" / "examples" / "echo
 KEYVALUE, MESSAGING = "wasmcloud:keyvalue", "wasmcloud:messaging"
 
 
-async def two_hosts(nursery, tmp_path: Path, **settings: object):
-    a = Member(make_host(tmp_path, 0, **settings))
-    addr = await nursery.start(a.run)
-    b = Member(make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",), **settings))
-    await nursery.start(b.run)
-    ids = {a.host.host_id, b.host.host_id}
-    await wait_until(lambda: alive(a.host) == ids and alive(b.host) == ids, "both see both")
-    return a, b
+async def two_hosts(nursery: trio.Nursery, tmp_path: Path, **settings: object) -> list[Member]:
+    return await start_lattice(nursery, tmp_path, 2, **settings)
 
 
 async def test_remote_actor_call_needs_a_link_then_works(tmp_path: Path) -> None:

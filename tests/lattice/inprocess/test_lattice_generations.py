@@ -19,7 +19,7 @@ import trio
 from meshhost.identity import nkeys
 from meshhost.identity.claims import sign_module
 from meshhost.runtime import wat_to_wasm
-from meshhost.testing import ISSUER, Member, alive, client, make_host, wait_until
+from meshhost.testing import ISSUER, client, start_lattice, wait_until
 
 WAT = Path(__file__).resolve().parents[2] / "capabilities" / "wat"
 GENERATIONS = {
@@ -44,12 +44,7 @@ async def test_an_old_actor_serves_http_across_hosts_through_its_own_contract_id
 ) -> None:
     fixture, kv, http_contract = GENERATIONS[generation]
     async with trio.open_nursery() as nursery:
-        a = Member(make_host(tmp_path, 0))
-        addr = await nursery.start(a.run)
-        b = Member(make_host(tmp_path, 1, seeds=(f"{addr[0]}:{addr[1]}",)))
-        await nursery.start(b.run)
-        ids = {a.host.host_id, b.host.host_id}
-        await wait_until(lambda: alive(a.host) == ids and alive(b.host) == ids, "both see both")
+        a, b = await start_lattice(nursery, tmp_path, 2)
         module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
         wasm = sign_module(
             wat_to_wasm((WAT / fixture).read_text()),
