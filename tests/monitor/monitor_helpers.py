@@ -1,14 +1,18 @@
-"""Hosts started with ``--metrics``, scraped and parsed with prometheus_client.parser."""
+"""Monitored hosts: `meshhost up --metrics` processes scraped and parsed with
+prometheus_client.parser, and one in-process monitored host (:func:`lone_host`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from meshhost.control.api import ControlClient
 from meshhost.datadir import CONTROL_SOCKET
+from meshhost.host import Host, HostOptions
+from meshhost.testing import host_address, make_host
 from tests.lattice.processes.proc_lattice import HostProc, ProcLattice
 
 METRICS_ARGS = ("--metrics", "127.0.0.1:0")
@@ -81,3 +85,21 @@ def control_calls(
         return out
 
     return trio.run(run)
+
+
+def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:
+    """One host of lattice ``mon`` on 127.0.0.71, counting (and serving /metrics) if ``monitor``."""
+    metrics = (host_address(51), 0) if monitor else None
+    options = HostOptions(monitor=monitor, metrics_address=metrics)
+    return make_host(tmp, 51, seeds=seeds, lattice="mon", options=options)
+
+
+async def http_get(addr: tuple[str, int], path: str) -> tuple[int, bytes]:
+    stream = await trio.open_tcp_stream(*addr)
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body

@@ -14,7 +14,7 @@ from meshhost.control.api import ControlClient, ControlError
 from meshhost.datadir import CONTROL_SOCKET
 from meshhost.errors import ConfigError
 from meshhost.monitor.http import parse_listen_address
-from tests.monitor.test_monitor_inprocess import lone_host
+from tests.monitor.monitor_helpers import lone_host
 
 
 @pytest.mark.parametrize(

@@ -9,27 +9,9 @@ from pathlib import Path
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshhost.host import Host, HostOptions
 from meshhost.monitor import SCHEMA, snapshot
-from meshhost.testing import host_address, make_host, signed_example
-
-
-def lone_host(tmp: Path, *, seeds: tuple[str, ...] = (), monitor: bool = True) -> Host:
-    """One host of lattice ``mon`` on 127.0.0.71, counting (and serving /metrics) if ``monitor``."""
-    metrics = (host_address(51), 0) if monitor else None
-    options = HostOptions(monitor=monitor, metrics_address=metrics)
-    return make_host(tmp, 51, seeds=seeds, lattice="mon", options=options)
-
-
-async def http_get(addr: tuple[str, int], path: str) -> tuple[int, bytes]:
-    stream = await trio.open_tcp_stream(*addr)
-    async with stream:
-        await stream.send_all(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
-        data = b""
-        while chunk := await stream.receive_some(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+from meshhost.testing import signed_example
+from tests.monitor.monitor_helpers import http_get, lone_host
 
 
 def values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:

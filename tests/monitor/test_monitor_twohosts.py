@@ -9,8 +9,7 @@ from prometheus_client import generate_latest
 
 from meshhost.host import Host
 from meshhost.testing import alive, client, make_host, signed_example, wait_until
-from tests.monitor.monitor_helpers import Scrape
-from tests.monitor.test_monitor_inprocess import http_get
+from tests.monitor.monitor_helpers import Scrape, http_get
 
 
 def scrape(host: Host) -> Scrape:

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import trio
 
+from meshhost.capabilities import KEYVALUE, MESSAGING
 from meshhost.capabilities.contracts import PubMessage
 from meshhost.monitor.spans import span_from_dict
 from meshhost.monitor.tracing import build_tree
-from meshhost.testing import client, wait_until
+from meshhost.testing import client, start_lattice, wait_until
 from tests.capabilities.caps_actor import caps_actor, frame
-from tests.lattice.inprocess.test_lattice_crosshost import KEYVALUE, MESSAGING, two_hosts
 
 
 async def test_a_published_message_continues_the_publishers_trace(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
-        a, b = await two_hosts(nursery, tmp_path)
+        a, b = await start_lattice(nursery, tmp_path, 2)
         publisher, pub_id = caps_actor("publisher", (MESSAGING,))
         subscriber, sub_id = caps_actor("subscriber", (MESSAGING, KEYVALUE))
         await client(a.host).request("start", module=publisher)

@@ -4,8 +4,13 @@ HTTP request/response shapes (the hosts themselves come from ``meshhost.testing`
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import msgpack
+
+from meshhost.apps.manifest import actor_id_from_claims, load_manifest
+from meshhost.modstore import sha256_hex
 
 COUNTER_MANIFEST = """\
 apiVersion: core.oam.dev/v1beta1
@@ -74,3 +79,17 @@ def count_of(response: bytes) -> int:
     answer = msgpack.unpackb(response, raw=False)
     assert answer["statusCode"] == 200, answer
     return int(json.loads(answer["body"])["count"])
+
+
+def manifest_args(tmp: Path, instances: int, wasm: bytes) -> dict[str, Any]:
+    """The ``apply`` op's arguments for :func:`counter_manifest` ``(instances)``, with
+    ``wasm`` (a signed kvcounter) written to ``tmp`` as its ``./kvcounter.wasm``."""
+    (tmp / "kvcounter.wasm").write_bytes(wasm)
+    path = tmp / "app.yaml"
+    path.write_text(counter_manifest(instances))
+    manifest = load_manifest(path, inspect_image=actor_id_from_claims)
+    return {
+        "manifest": manifest.canonical(),
+        "source": str(path),
+        "modules": {sha256_hex(wasm): wasm},
+    }

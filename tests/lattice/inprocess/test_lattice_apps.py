@@ -7,9 +7,13 @@ from pathlib import Path
 import trio
 
 from meshhost.apps.manifest import actor_id_from_claims, load_manifest
-from meshhost.modstore import sha256_hex
 from meshhost.testing import Member, client, make_host, signed_example, wait_until
-from tests.lattice.inprocess.lattice_helpers import count_of, counter_manifest, http_request
+from tests.lattice.inprocess.lattice_helpers import (
+    count_of,
+    counter_manifest,
+    http_request,
+    manifest_args,
+)
 
 
 def running(hosts) -> dict[str, int]:
@@ -17,22 +21,8 @@ def running(hosts) -> dict[str, int]:
     return {h.host_id: sum(h.actors.managed_running().values()) for h in hosts}
 
 
-def manifest_args(tmp_path: Path, instances: int) -> dict:
-    wasm, _ = signed_example.cached  # the same actor for every version
-    (tmp_path / "kvcounter.wasm").write_bytes(wasm)
-    path = tmp_path / "app.yaml"
-    path.write_text(counter_manifest(instances))
-    manifest = load_manifest(path, inspect_image=actor_id_from_claims)
-    return {
-        "manifest": manifest.canonical(),
-        "source": str(path),
-        "modules": {sha256_hex(wasm): wasm},
-    }
-
-
 async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Path) -> None:
-    signed_example.cached = signed_example("kvcounter")
-    actor_id = signed_example.cached[1]
+    kvcounter, actor_id = signed_example("kvcounter")
     async with trio.open_nursery() as nursery:
         first = Member(make_host(tmp_path, 0))
         addr = await nursery.start(first.run)
@@ -42,7 +32,7 @@ async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Pat
             await nursery.start(member.run)
             members.append(member)
         hosts = [m.host for m in members]
-        result = await client(hosts[1]).request("apply", **manifest_args(tmp_path, 4))
+        result = await client(hosts[1]).request("apply", **manifest_args(tmp_path, 4, kvcounter))
         assert result["app"] == "counter" and result["version"] == "v1"
         await wait_until(lambda: sum(running(hosts).values()) == 4, "4 instances run")
         assert sorted(running(hosts).values()) == [1, 1, 2]  # spread over all three
@@ -88,7 +78,7 @@ async def test_apply_spreads_instances_and_a_lost_host_share_moves(tmp_path: Pat
         await client(survivors[0]).request(
             "apply",
             **{
-                **manifest_args(tmp_path, 2),
+                **manifest_args(tmp_path, 2, kvcounter),
                 "manifest": load_manifest(
                     _versioned(tmp_path, 2, "v2"), inspect_image=actor_id_from_claims
                 ).canonical(),
@@ -116,8 +106,7 @@ def _versioned(tmp_path: Path, instances: int, version: str) -> Path:
 
 
 async def _lone_host(nursery: trio.Nursery, tmp_path: Path):
-    """One running host, and the kvcounter example ready for manifest_args."""
-    signed_example.cached = signed_example("kvcounter")
+    """One running host."""
     member = Member(make_host(tmp_path, 0))
     await nursery.start(member.run)
     return member.host
@@ -138,7 +127,9 @@ async def test_an_unexpected_failure_to_start_is_retried_and_the_host_keeps_reco
             return await start(*args, **kwargs)
 
         host.actors.start = start_with_a_bug_once
-        await client(host).request("apply", **manifest_args(tmp_path, 2))
+        await client(host).request(
+            "apply", **manifest_args(tmp_path, 2, signed_example("kvcounter")[0])
+        )
         await wait_until(
             lambda: sum(running([host]).values()) == 2,
             "2 instances run after the retry",
@@ -162,7 +153,9 @@ async def test_a_reconcile_round_that_raises_is_retried_and_the_host_lives(tmp_p
             return update(now)
 
         driver._update = update_with_a_bug_twice
-        await client(host).request("apply", **manifest_args(tmp_path, 1))
+        await client(host).request(
+            "apply", **manifest_args(tmp_path, 1, signed_example("kvcounter")[0])
+        )
         await wait_until(
             lambda: sum(running([host]).values()) == 1,
             "the instance runs once the rounds stop failing",

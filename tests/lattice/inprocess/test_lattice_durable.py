@@ -12,7 +12,7 @@ import trio
 
 from meshhost.directory import Directory, FileStore
 from meshhost.testing import Member, client, make_host, signed_example, wait_until
-from tests.lattice.inprocess.test_lattice_apps import manifest_args
+from tests.lattice.inprocess.lattice_helpers import manifest_args
 
 KEYS = 20
 
@@ -34,7 +34,7 @@ async def test_gossip_merges_and_control_writes_never_fsync_on_the_trio_thread(
         real(fd)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
-    signed_example.cached = signed_example("kvcounter")
+    kvcounter, _ = signed_example("kvcounter")
     async with trio.open_nursery() as nursery:
         a = Member(host_a)
         addr = await nursery.start(a.run)
@@ -53,7 +53,7 @@ async def test_gossip_merges_and_control_writes_never_fsync_on_the_trio_thread(
         await client(b.host).request(
             "link_put", actor="M" + "A" * 55, contract="wasmcloud:keyvalue", link_name="x"
         )
-        result = await client(b.host).request("apply", **manifest_args(tmp_path, 1))
+        result = await client(b.host).request("apply", **manifest_args(tmp_path, 1, kvcounter))
         assert result["modules_stored"], "apply stored no module"
         directory = a.host.directory
         await wait_until(
