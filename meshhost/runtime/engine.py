@@ -7,7 +7,13 @@ Theory of operation
   guest call the runtime sets the store's deadline to a number of ticks from
   now; running wasm checks the epoch at loop heads and function entries and
   traps with ``TrapCode.INTERRUPT`` once it passes.  One thread serves every
-  store; its cost is one atomic increment per tick.
+  store; its cost is one atomic increment per tick, but each tick also wakes
+  the thread and takes the GIL from the trio loop (200 times a second).  So
+  the thread starts with the first actor (:meth:`Engine.start_ticking`, from
+  ``Runtime.load`` before any guest code runs) and a host that runs no actor
+  (a caller, a gateway) has none.  It then runs until :meth:`Engine.close`:
+  unloading the last actor leaves calls in flight on its old instances, and
+  they still need their limits.
 * **Fuel** (optional, ``consume_fuel=True``) counts instructions instead; it
   is deterministic but makes all guest code ~10-30 % slower, so it is off by
   default.
@@ -86,7 +92,8 @@ class Compiled:
 
 
 class Engine:
-    """The shared wasmtime engine.  Thread-safe; ``close()`` stops the ticker."""
+    """The shared wasmtime engine.  Thread-safe; the epoch ticker starts with
+    :meth:`start_ticking` and ``close()`` stops it."""
 
     def __init__(
         self, cache_dir: Path, *, consume_fuel: bool = False, epoch_tick_s: float = EPOCH_TICK_S
@@ -111,8 +118,26 @@ class Engine:
         self.stats = CacheStats()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, name="meshhost-epoch", daemon=True)
-        self._ticker.start()
+        self._ticker: threading.Thread | None = None
+
+    def start_ticking(self) -> None:
+        """Start the epoch ticker unless it runs (or the engine is closed).
+
+        Must be called before any guest code of this engine runs: without
+        ticks, the epoch deadlines of its calls never pass.  Thread-safe,
+        idempotent.
+        """
+        with self._lock:
+            if self._ticker is not None or self._stop.is_set():
+                return
+            self._ticker = threading.Thread(target=self._tick, name="meshhost-epoch", daemon=True)
+            self._ticker.start()
+
+    @property
+    def ticking(self) -> bool:
+        """Whether the epoch ticker thread runs."""
+        ticker = self._ticker
+        return ticker is not None and ticker.is_alive()
 
     def _tick(self) -> None:
         while not self._stop.wait(self.epoch_tick_s):
@@ -127,9 +152,11 @@ class Engine:
 
     def close(self) -> None:
         """Stop the epoch ticker (running guests then only stop at their fuel limit)."""
-        self._stop.set()
-        if self._ticker.is_alive() and threading.current_thread() is not self._ticker:
-            self._ticker.join(timeout=1.0)
+        with self._lock:
+            self._stop.set()
+            ticker = self._ticker
+        if ticker is not None and ticker.is_alive() and threading.current_thread() is not ticker:
+            ticker.join(timeout=1.0)
 
     def cache_path(self, digest: str, kind: Kind) -> Path:
         return self.cache_dir / f"{digest}.{kind}.{self.fingerprint}.cwasm"

@@ -164,6 +164,8 @@ class Runtime:
         )
         limits = limits or self.limits
         kind = wasmfmt.binary_kind(module)
+        # The first instance runs the guest's start function: its limits need ticks.
+        self.engine.start_ticking()
         try:
             compiled = self.engine.compile(
                 module, "component" if kind is wasmfmt.BinaryKind.COMPONENT else "module"
@@ -237,7 +239,7 @@ class Runtime:
         return list(self._actors.values())
 
     def close(self) -> None:
-        """Unload everything and stop the engine's epoch ticker."""
+        """Unload everything and stop the engine's epoch ticker (if an actor started it)."""
         with self._lock:
             actors, self._actors = list(self._actors.values()), {}
         for actor in actors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -28,6 +29,34 @@ def test_unsigned_module_never_starts(runtime, compile_wat):
         runtime.load(compile_wat("test_actor", MODULE="wapc", START="wapc_init"))
     assert runtime.actors() == []
     assert runtime.engine.stats.compiles == 0
+
+
+def _epoch_threads() -> int:
+    return sum(t.name == "meshhost-epoch" for t in threading.enumerate())
+
+
+def test_the_epoch_ticker_starts_with_the_first_actor_and_stops_on_close(
+    tmp_path, handler, test_actor, compile_wat
+):
+    before = _epoch_threads()
+    runtime = Runtime(tmp_path, handler)
+    try:
+        # an actor-less host (a caller) wakes no thread 200 times a second
+        assert not runtime.engine.ticking and _epoch_threads() == before
+        with pytest.raises(ClaimsMissing):  # a refused module runs nothing: no ticks needed
+            runtime.load(compile_wat("test_actor", MODULE="wapc", START="wapc_init"))
+        assert not runtime.engine.ticking
+        actor = runtime.load(test_actor)
+        assert runtime.engine.ticking and _epoch_threads() == before + 1
+        runtime.load(test_actor)  # one ticker per engine, however many loads
+        assert _epoch_threads() == before + 1
+        runtime.unload(actor.actor_id)  # calls in flight may still need their limits
+        assert runtime.engine.ticking
+    finally:
+        runtime.close()
+    assert not runtime.engine.ticking and _epoch_threads() == before
+    runtime.engine.start_ticking()  # a closed engine stays quiet
+    assert not runtime.engine.ticking
 
 
 def test_tampered_module_never_starts(runtime, test_actor):
