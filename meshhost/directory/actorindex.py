@@ -26,27 +26,33 @@ class ActorIndex:
         # alias -> actor id -> number of hosts claiming it
         self._aliases: dict[str, dict[str, int]] = {}
         # caches of hosts_running() and actor(), dropped when actors change
-        self._locations: dict[str, list[ActorLocation]] = {}
+        self._locations: dict[str, tuple[ActorLocation, ...]] = {}
         self._summaries: dict[str, ActorSummary | None] = {}
 
     def hosts_running(self, actor_id: str) -> list[ActorLocation]:
-        """Hosts that run ``actor_id`` (this one included), sorted by host id.
+        """Hosts that run ``actor_id`` (this one included), sorted by host id."""
+        return list(self.locations(actor_id))
 
-        On the router's hot path: answered from a per-actor cache that a
-        change of a host's actors, load or address invalidates.
+    def locations(self, actor_id: str) -> tuple[ActorLocation, ...]:
+        """:meth:`hosts_running` without the copy, for the router's hot path.
+
+        Answered from a per-actor cache that a change of a host's actors,
+        load or address invalidates: the same tuple object until then, so a
+        caller may keep what it derives from it while ``locations(actor_id)
+        is`` the tuple it derived it from.
         """
         cached = self._locations.get(actor_id)
         if cached is None:
-            cached = []
+            found = []
             for host_id in sorted(self._actor_hosts.get(actor_id, ())):
                 _, instances = self._owner_actors[host_id][actor_id]
                 load = rec.load_of(self._hosts.get(host_id, rec.LOAD_KEY))
                 addr = self._hosts.get(host_id, rec.ADDR_KEY)
-                cached.append(
+                found.append(
                     ActorLocation(host_id, instances, load, addr if isinstance(addr, str) else "")
                 )
-            self._locations[actor_id] = cached
-        return list(cached)
+            cached = self._locations[actor_id] = tuple(found)
+        return cached
 
     def actor(self, actor_id: str) -> ActorSummary | None:
         """The claims summary of an actor some host runs (from the smallest host id), or None."""

@@ -571,6 +571,11 @@ class Directory:
         """
         return self._actors.hosts_running(actor_id)
 
+    def locations(self, actor_id: str) -> tuple[ActorLocation, ...]:
+        """:meth:`hosts_running` without the copy: the same tuple object until the
+        actor's hosts, their load or address change (see ``ActorIndex.locations``)."""
+        return self._actors.locations(actor_id)
+
     def actor(self, actor_id: str) -> ActorSummary | None:
         """The claims summary of an actor some host runs (from the smallest host id), or None."""
         return self._actors.actor(actor_id)

@@ -88,6 +88,25 @@ def test_actor_location_reaches_a_peer_and_answers_router_queries(pair, clock):
     assert len(b.hosts_running(ACTOR)) == 1
 
 
+def test_locations_is_one_object_until_the_actors_hosts_change(pair, clock):
+    # the caller's _locate reuses its candidates while this identity holds
+    a, b = pair
+    a.set_actor(ECHO, 1)
+    gossip(a, b)
+    first = b.locations(ACTOR)
+    assert [(loc.host_id, loc.instances) for loc in first] == [(NA, 1)]
+    assert b.locations(ACTOR) is first and b.hosts_running(ACTOR) == list(first)
+    clock.advance(10)
+    a.set_actor(ECHO, 2)
+    gossip(a, b)
+    second = b.locations(ACTOR)
+    assert second is not first and second[0].instances == 2
+    clock.advance(10)
+    a.set_load(1.5)
+    gossip(a, b)
+    assert b.locations(ACTOR) is not second and b.locations(ACTOR)[0].load == 1.5
+
+
 def test_stopping_an_actor_removes_the_location_everywhere(pair):
     a, b = pair
     a.set_actor(ECHO, 2)
