@@ -21,7 +21,7 @@ __all__ = ["ModuleStore", "sha256_hex"]
 
 log = logging.getLogger(__name__)
 
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -35,8 +35,13 @@ class ModuleStore:
         self.root = root
 
     def _path(self, digest: str) -> Path:
-        if not _DIGEST.match(digest):
-            raise ConfigError(f"module digest must be 64 lower-case hex digits, got {digest!r}")
+        # fullmatch: "$" would also match before a final newline, and a peer's
+        # digest names a file. The message quotes at most 80 characters of it.
+        if not _DIGEST.fullmatch(digest):
+            shown = repr(digest[:80]) + (
+                f" … ({len(digest)} characters)" if len(digest) > 80 else ""
+            )
+            raise ConfigError(f"module digest must be 64 lower-case hex digits, got {shown}")
         return self.root / f"{digest}.wasm"
 
     def put(self, module: bytes) -> str:

@@ -23,6 +23,17 @@ def test_a_module_is_stored_once_under_its_digest(tmp_path: Path) -> None:
         store.get("../../etc/passwd")
 
 
+def test_a_digest_is_exactly_64_hex_digits_and_a_bad_one_is_quoted_short(tmp_path: Path) -> None:
+    """A peer names the digest (module_get): a final newline is not a digest, and the
+    error quotes a long bad digest cut, not whole."""
+    store = ModuleStore(tmp_path)
+    digest = store.put(MODULE)
+    for bad in (digest + "\n", "0" * 64 + "\n", "x" * 100_000):
+        with pytest.raises(ConfigError, match="64 lower-case hex") as info:
+            store.get(bad)
+        assert len(str(info.value)) < 200
+
+
 def test_a_truncated_module_file_is_named_removed_and_missing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
