@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import time
 from pathlib import Path
 
 import msgpack
@@ -14,8 +15,11 @@ import trio
 from meshhost.control.api import ControlError, decode_reply
 from meshhost.control.api import _read_message as read_message
 from meshhost.datadir import CONTROL_SOCKET
-from meshhost.errors import ErrorCode, RemoteInvocationError
+from meshhost.errors import ErrorCode, RemoteError, RemoteInvocationError
+from meshhost.rpc import peer
+from meshhost.rpc.envelope import INVOKE_HEADER, MAX_HOPS, decode_result
 from meshhost.testing import alive, client, make_host, signed_example, wait_until
+from meshhost.transport import channels
 
 GARBAGE = [
     b"",
@@ -90,6 +94,30 @@ async def test_garbage_on_every_surface_gets_typed_errors_and_the_host_answers_o
             with pytest.raises(ControlError) as refused:
                 decode_reply(await b.send_to_host(a.host_id, 3, data, 5.0))
             assert str(refused.value)
+            with pytest.raises(RemoteError) as peer_refused:  # peer ops (channel 5)
+                peer.decode_reply(await b.send_to_host(a.host_id, channels.PEER, data, 5.0))
+            assert peer_refused.value.code in (ErrorCode.PROTOCOL, ErrorCode.UNSUPPORTED)
+        await answers_normally()
+
+        # Well-formed protocol-3 headers with extreme values, from a secret holder.
+        def invoke(deadline_ms: int, hops: int) -> bytes:
+            names = (b.host_id.encode(), b"", echo_id.encode(), b"Echo")
+            head = INVOKE_HEADER.pack(
+                os.urandom(16), os.urandom(16), bytes(8), deadline_ms, hops, 0, *map(len, names)
+            )
+            return head + b"".join(names) + b"hi"
+
+        now_ms = int(time.time() * 1000)
+        for deadline_ms, hops, code, payload in [
+            (0, 0, ErrorCode.TIMEOUT, b""),  # long past: refused unrun
+            (2**64 - 1, 0, ErrorCode.OK, b"hi"),  # far future: the actor's limits bound it
+            (now_ms + 10_000, MAX_HOPS, ErrorCode.OK, b"hi"),  # the last hop still runs
+        ]:
+            result = decode_result(await b.send_to_host(a.host_id, 1, invoke(deadline_ms, hops), 5))
+            assert (result.code, result.payload, result.host) == (code, payload, a.host_id)
+        with pytest.raises(RemoteInvocationError) as loop:
+            await b.send_to_host(a.host_id, 1, invoke(now_ms + 10_000, MAX_HOPS + 1), 5.0)
+        assert loop.value.code == ErrorCode.PROTOCOL and "hops" in str(loop.value)
         await answers_normally()
 
         # The transport and membership ports, unauthenticated.
