@@ -47,7 +47,7 @@ T = TypeVar("T")
 # nothing broader: ValueError covers FormatError, StackError, ExtraData,
 # UnicodeDecodeError (raw=False) and strict_map_key; TypeError an
 # unhashable map key; UnpackException OutOfData; RecursionError deep nesting
-# in the pure-Python fallback.  tests/test_wire.py fuzzes this list.
+# in the pure-Python fallback.  tests/wire/test_wire.py fuzzes this list.
 _MSGPACK_ERRORS = (
     ValueError,
     TypeError,

@@ -2,7 +2,8 @@
 
 Files and folders move (issue 13 moved tests by layer and manifests to
 ``meshhost/apps/``); a doc that still cites the old path sends a reader to
-nothing. This reads README.md, docs/, proto/, bench/ and simulations/ for
+nothing. This reads README.md, docs/, proto/, bench/ and simulations/ (and the
+comments and docstrings of meshhost/, bench/ and simulations/) for
 ``tests/…/test_x.py``-style references (``tests/`` may be left out, as
 docs/security.md does), each with an optional ``::test_name`` (a bare
 ``::test_name`` right after refers to the last file named), and for
@@ -16,6 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("README.md", "docs", "proto", "bench", "simulations", "tests/README.md")
+SOURCES = ("meshhost", "bench", "simulations")
+"""Their comments and docstrings cite tests and modules too."""
 # A test file with at least one folder before it (test_layering.py alone names
 # no place), then optional ::name; or a bare ::test_name continuing the last file.
 TEST_REF = re.compile(
@@ -31,7 +34,9 @@ def _doc_files() -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.md")))
+            files.extend(sorted(path.rglob("*.md")))
+    for name in SOURCES:
+        files.extend(sorted((ROOT / name).rglob("*.py")))
     return files
 
 
@@ -42,7 +47,7 @@ def _test_file(ref: str) -> Path | None:
     return None
 
 
-def test_every_test_file_and_test_the_docs_name_exists() -> None:
+def test_every_test_file_and_test_the_docs_and_comments_name_exists() -> None:
     missing: list[str] = []
     for doc in _doc_files():
         last: Path | None = None

@@ -16,7 +16,7 @@ nothing else in meshhost imports them:
 - ``hypercorn.typing.ConnectionState``: the per-connection ASGI state.
 
 pyproject.toml pins hypercorn to one version, and
-``tests/test_private_apis.py`` fails on an upgrade that changes any of
+``tests/capabilities/test_caps_private_api.py`` fails on an upgrade that changes any of
 these names, signatures or behaviours.
 """
 
