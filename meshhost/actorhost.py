@@ -66,6 +66,7 @@ from meshhost.errors import (
     ActorTrapped,
     ControlArgumentError,
     DeadlineExceeded,
+    HopLimitExceeded,
     HostShuttingDown,
     HostUnreachable,
     LocalProtocolError,
@@ -78,7 +79,7 @@ from meshhost.modstore import ModuleStore
 from meshhost.monitor.spans import SAMPLED, SpanRing, TraceContext, parse_traceparent
 from meshhost.observe import NULL_OBSERVER, Observer
 from meshhost.rpc import peer
-from meshhost.rpc.envelope import Invocation
+from meshhost.rpc.envelope import MAX_HOPS, Invocation
 from meshhost.rpc.inline import InlineGate
 from meshhost.rpc.invoker import Invoker, Refresh
 from meshhost.rpc.router import Candidate, Router
@@ -814,6 +815,9 @@ class ActorHost:
                 # A call of its own (as if it had gone through the invoker): the
                 # callee must not see its caller's invocation id.
                 outer: Invocation | None = getattr(_call_context, "inv", None)
+                hops = outer.hops + 1 if outer else 1
+                if hops > MAX_HOPS:  # as the invoker does for a call to another host
+                    raise HopLimitExceeded(f"call chain to {target} exceeds {MAX_HOPS} hops")
                 inv_id = self.invoker.new_id()
                 _call_context.inv = Invocation(
                     id=inv_id,
@@ -824,7 +828,7 @@ class ActorHost:
                     payload=b"",
                     deadline_unix_ms=outer.deadline_unix_ms if outer else 0,
                     trace_id=outer.trace_id if outer else inv_id,
-                    hops=outer.hops + 1 if outer else 1,
+                    hops=hops,
                 )
                 try:
                     return self.traced(

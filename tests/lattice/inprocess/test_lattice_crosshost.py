@@ -338,3 +338,35 @@ async def test_a_peers_messaging_reply_reaches_only_this_hosts_own_inboxes(tmp_p
             assert refused.value.code == ErrorCode.INVALID, subject
             assert "not one of this host's inboxes" in str(refused.value)
         nursery.cancel_scope.cancel()
+
+
+async def test_an_actor_calling_itself_on_one_host_stops_at_the_hop_limit(tmp_path: Path) -> None:
+    """A call chain on one host counts hops as a chain across hosts does: an actor
+    that calls itself fails at hop 9 with the hop limit's reason, at once, instead
+    of nesting until it runs out of instances and the caller's deadline."""
+    pinger = (ECHO_WAT.parent / "pinger.wat").read_text()
+    self_caller = pinger.replace('"Record")', '"Ping")').replace(
+        "(i32.const 80) (i32.const 6)", "(i32.const 80) (i32.const 4)"
+    )  # calls "Ping" on the alias examples/recorder: its own, below
+    module = nkeys.generate(nkeys.Prefix.MODULE, os.urandom)
+    wasm = sign_module(
+        wat_to_wasm(self_caller),
+        issuer=ISSUER,
+        subject=module,
+        name="selfcaller",
+        call_alias="examples/recorder",
+        now=time.time(),
+    )
+    async with trio.open_nursery() as nursery:
+        a = make_host(tmp_path, 0)
+        await nursery.start(a.serve)
+        actor = module.public_key
+        await client(a).request("start", module=wasm, count=12)  # more than 8 hops need
+        await client(a).request("link_put", actor=actor, contract="examples/recorder")
+        with pytest.raises(ControlError) as failed:
+            await client(a).request(
+                "call", actor=actor, operation="Ping", payload=b"x", timeout_ms=5000
+            )
+        assert failed.value.code == ErrorCode.ACTOR_FAILED, failed.value
+        assert "exceeds 8 hops" in str(failed.value)
+        nursery.cancel_scope.cancel()
