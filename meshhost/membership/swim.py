@@ -360,8 +360,13 @@ class Swim:
         self._set_timer(
             (_RECONNECT, None), now + rng.uniform(0.5, 1.0) * config.reconnect_interval_s
         )
+        # Gossip runs on a fixed grid of ticks at a random phase, as
+        # memberlist's ticker does: news queued while the queue was empty
+        # leaves at the next tick, half an interval later on average, not a
+        # whole interval after it was queued.
+        self._gossip_phase = now + rng.uniform(0, config.gossip_interval_s)
         if delegate is not None:
-            self._set_timer((_GOSSIP, None), now + rng.uniform(0, config.gossip_interval_s))
+            self._set_timer((_GOSSIP, None), self._gossip_phase)
 
     # -- public API ---------------------------------------------------------
 
@@ -693,7 +698,17 @@ class Swim:
     def _broadcast(self, payload: bytes, key: str, now: float) -> None:
         self._queue.queue(payload, key)
         if (_GOSSIP, None) not in self._timers:
-            self._set_timer((_GOSSIP, None), now + self.config.gossip_interval_s)
+            self._set_timer((_GOSSIP, None), self._next_gossip_tick(now))
+
+    def _next_gossip_tick(self, now: float) -> float:
+        """The first gossip tick after ``now`` (ticks: phase + k x interval)."""
+        interval = self.config.gossip_interval_s
+        phase = self._gossip_phase
+        tick = phase + (math.floor((now - phase) / interval) + 1) * interval
+        # Rounding can land the tick we are handling on ``now`` itself.
+        if tick <= now + interval * 1e-9:
+            tick += interval
+        return tick
 
     # -- receiving ----------------------------------------------------------
 
@@ -1154,7 +1169,7 @@ class Swim:
             for target in targets:
                 self._send(target.alive.addr, [])
         if self._queue or has_user:
-            self._set_timer((_GOSSIP, None), now + cfg.gossip_interval_s)
+            self._set_timer((_GOSSIP, None), self._next_gossip_tick(now))
 
     def _gossip_dead_target(self, now: float) -> _Entry | None:
         """Sometimes one host declared dead recently, so it hears it and refutes."""

@@ -518,3 +518,40 @@ def test_a_suspect_that_sends_to_us_is_told_at_once_and_refutes():
     a.datagrams_to_send()
     a.receive_datagram(c._self_entry.alive_bytes, c.addr, net.now)
     assert not [d for d, _ in a.datagrams_to_send() if d == c.addr]
+
+
+def _idle_news_delay(seed: int) -> float:
+    """Seconds from news queued at a random moment on an idle host to its first datagram."""
+    import dataclasses
+
+    # Probes so rare that only gossip can carry the news in the window measured.
+    cfg = dataclasses.replace(CFG, probe_interval_s=1000.0, probe_timeout_s=1.0)
+    net = Net(cfg)
+    a = Swim(key(1), ("10.0.0.1", 7946), cfg, random.Random(seed), net.now)
+    b = net.add(2)
+    net.cores[a.addr] = a
+    net.events[a.id] = []
+    a.join([b.addr], net.now)
+    net.pump()
+    net.run(10)  # the join's gossip is sent out and the queue empties
+    assert a.member(b.id) is not None
+    t = net.now + random.Random(-seed).uniform(0, 5)
+    a.update_meta(b"news", t)
+    while True:
+        due = a.get_timer()
+        assert due is not None and due < t + 10
+        a.handle_timer(due)
+        if a.datagrams_to_send():
+            return due - t
+
+
+def test_news_queued_on_an_idle_host_waits_half_a_gossip_interval_on_average():
+    # Gossip ticks on a fixed grid at a random phase (memberlist's ticker):
+    # the news leaves at the next tick, not a full interval after it was
+    # queued (which made a lossless lattice spread slower than a lossy one,
+    # whose queue is rarely empty).
+    interval = CFG.gossip_interval_s
+    delays = [_idle_news_delay(seed) for seed in range(120)]
+    assert max(delays) <= interval + 1e-9
+    assert 0.4 * interval < sum(delays) / len(delays) < 0.6 * interval
+    assert min(delays) < 0.1 * interval
