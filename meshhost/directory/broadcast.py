@@ -7,6 +7,11 @@ key it updates); queuing a message with the identity of a queued one
 replaces it, so only the newest value of a key waits to be sent.  The queue
 is bounded: during a long partition it drops the messages sent most often
 (push-pull repairs whatever is dropped).
+
+Not the membership queue (``meshhost.membership.broadcast``, which says
+why at length): its keys are bounded by the lattice size and never dropped,
+these are not, and it is read on every ping while this is read once per
+gossip round.
 """
 
 from __future__ import annotations

@@ -5,11 +5,23 @@ next packets that have room, at most ``retransmit_mult * ceil(log10(n + 1))``
 times, after which epidemic spread has, with high probability, reached every
 host (memberlist ``queue.go``).  Items sent fewer times go first, and among
 those the newest first, so fresh news overtakes old news.  A newer item with
-the same key (the host id it is about) replaces the older one, so the queue
-holds at most one item per host plus keyless (user) items: it cannot grow
-without bound during a partition.
+the same key replaces the older one.  The SWIM core keys a host's alive and
+the latest accusation about it (suspect, dead) apart, so the queue holds at
+most two items per host plus keyless (user) items: it cannot grow without
+bound during a partition.
 
-The directory layer may use this class for its own delegate broadcasts.
+Why the directory has its own queue (``meshhost.directory.broadcast``)
+rather than this one: the two differ where it matters to each.  This queue
+sits on every ping and ack, so taking items costs only the items taken
+(buckets by transmit count, no sort), a packet also caps the *number* of
+parts (a compound holds at most 255), and keyed items are never dropped for
+room (a dropped alive or dead is a lost state change; their number is
+bounded by the lattice size anyway).  The directory's keys are unbounded
+(every link and config key), so its queue is bounded as a whole and drops
+the messages sent most often when full, and it discards by predicate (a
+namespace's messages at once); it is read once per gossip round, where its
+sort costs little.  One class with both policies would carry options each
+user has to get right; two small ones, each stating its policy, are kept.
 """
 
 from __future__ import annotations
@@ -60,9 +72,7 @@ class TransmitLimitedQueue:
     def queue(self, payload: bytes, key: str | None = None) -> None:
         """Queue ``payload``; an older item with the same ``key`` is dropped."""
         if key is not None:
-            old = self._by_key.pop(key, None)
-            if old is not None:
-                self._buckets[old.transmits].pop(old.order, None)
+            self.drop(key)
         self._order += 1
         item = _Item(key, payload, self._order)
         self._buckets[0][item.order] = item
@@ -111,6 +121,12 @@ class TransmitLimitedQueue:
                 self._buckets.append({})
             self._buckets[item.transmits][item.order] = item
         return out
+
+    def drop(self, key: str) -> None:
+        """Drop the item queued under ``key``, if any."""
+        old = self._by_key.pop(key, None)
+        if old is not None:
+            self._buckets[old.transmits].pop(old.order, None)
 
     def _forget(self, item: _Item) -> None:
         if item.key is not None:

@@ -310,7 +310,8 @@ class Swim:
         ``stale``, ``duplicate``, ``forged_alive``, ``wrong_target``,
         ``unknown_node``, ``unexpected_ack``, ``refutations``, ``probes``,
         ``probe_failures``, ``sent``, ``push_pull_merged``, ``push_pull_malformed``,
-        ``user_broadcast_dropped``."""
+        ``user_broadcast_dropped``, ``alive_after_accusation`` (an alive at an
+        incarnation first heard of from a suspect or dead: its metadata taken)."""
         self._identity = identity
         self._rng = rng
         self._delegate = delegate
@@ -480,7 +481,7 @@ class Swim:
         """
         # Gossip our alive too (memberlist does at start): the seeds' own
         # re-gossip uses their small early retransmit limits.
-        self._broadcast(self._self_entry.alive_bytes, self.id, now)
+        self._broadcast_alive(self.id, self._self_entry.alive_bytes, now)
         for raw in addrs:
             addr = (str(raw[0]), int(raw[1]))
             if addr == self.addr:
@@ -501,6 +502,8 @@ class Swim:
         self._self_entry.state = LEFT
         self._self_entry.changed = now
         self._self_entry.pp = None
+        # Our leave supersedes our alive: nobody should learn it after this.
+        self._queue.drop(_alive_key(self.id))
         self._broadcast(encode(msg), self.id, now)
         self._cancel((_PROBE, None))
 
@@ -651,7 +654,7 @@ class Swim:
         if not rebroadcast and not self._left:
             # Our join completed: now that we know the lattice's size, gossip
             # our alive again with a retransmit limit to match.
-            self._broadcast(self._self_entry.alive_bytes, self.id, now)
+            self._broadcast_alive(self.id, self._self_entry.alive_bytes, now)
             # And sync once more when the joins around us have settled: gossip
             # at start-up, while every view is small, leaves holes.
             follow_up = now + self._rng.uniform(2.0, 4.0) * self.config.probe_interval_s
@@ -694,6 +697,24 @@ class Swim:
             budget -= len(part)
             room -= 1
         return out
+
+    def _broadcast_alive(
+        self, node: str, payload: bytes, now: float, supersedes: bool = True
+    ) -> None:
+        """Queue ``node``'s signed alive under a key of its own.
+
+        An alive carries the host's metadata; an accusation (suspect, dead)
+        carries only an incarnation.  memberlist queues every message about
+        a host under the host's name, so a suspicion queued after an alive
+        replaces it and the relay stops spreading the metadata (at 1000
+        hosts and 20 % loss, where suspicions never stop, hosts missed an
+        update until push-pull repaired it).  Here an accusation never
+        evicts a queued alive; an alive that ``supersedes`` (it revived the
+        host, so it outranks any queued accusation) drops the accusation.
+        """
+        if supersedes:
+            self._queue.drop(node)
+        self._broadcast(payload, _alive_key(node), now)
 
     def _broadcast(self, payload: bytes, key: str, now: float) -> None:
         self._queue.queue(payload, key)
@@ -816,6 +837,9 @@ class Swim:
             if msg == e.alive:
                 self.stats["duplicate"] += 1
                 return
+            if msg.incarnation == e.incarnation > e.alive.incarnation:
+                self._adopt_alive(e, msg, addr, now, rebroadcast)
+                return
             self.stats["stale"] += 1
             if addr == msg.addr == e.alive.addr and now - e.told_at >= self.config.probe_interval_s:
                 # The host itself announces an older life than we hold (it
@@ -874,7 +898,40 @@ class Swim:
                 if changed:
                     self._emit(MemberUpdated(e.snapshot()))
         if rebroadcast:
-            self._broadcast(e.alive_bytes, node, now)
+            self._broadcast_alive(node, e.alive_bytes, now)
+
+    def _adopt_alive(
+        self, e: _Entry, msg: Alive, addr: Addr | None, now: float, rebroadcast: bool
+    ) -> None:
+        """Take ``msg``'s metadata and address for a host we hold suspect or
+        dead at ``msg``'s incarnation, without changing its state.
+
+        An accusation carries no metadata: a host that hears "suspect X at
+        n" before X's alive at n (which carries the new metadata) knows the
+        incarnation but not the metadata.  SWIM's order (an alive needs a
+        higher incarnation than a suspicion) would drop that alive as stale,
+        and the metadata would wait for push-pull.
+        """
+        node = msg.node
+        if not self._verifier.verify(msg):
+            self._misbehaved(addr, "forged_alive", f"alive for {short_id(node)} not signed by it")
+            return
+        if self._shared:
+            e = self._members.get(node)  # ours now: it changes
+        changed = msg.meta != e.alive.meta or msg.addr != e.alive.addr
+        if msg.addr != e.alive.addr:
+            if self._by_addr.get(e.alive.addr) == node:
+                del self._by_addr[e.alive.addr]
+            self._by_addr[msg.addr] = node
+        e.alive = msg
+        e._wire = None
+        e.pp = None
+        self.stats["alive_after_accusation"] += 1
+        if changed and e.state is SUSPECT:
+            self._emit(MemberUpdated(e.snapshot()))
+        if rebroadcast:
+            # The accusation queued beside it stays: it is as new as this alive.
+            self._broadcast_alive(node, e.alive_bytes, now, supersedes=False)
 
     def _answer_accusation(self, incarnation: int, now: float, addr: Addr | None) -> None:
         """Someone says we are suspect or dead: refute, unless we are leaving."""
@@ -1022,7 +1079,7 @@ class Swim:
         e.incarnation = self._incarnation
         e.changed = now
         e.pp = None
-        self._broadcast(e.alive_bytes, self.id, now)
+        self._broadcast_alive(self.id, e.alive_bytes, now)
 
     def _refute(self, seen: int, now: float) -> None:
         self.stats["refutations"] += 1
@@ -1380,6 +1437,11 @@ class Swim:
             return
         self._misbehaved_pending += 1
         self._events.append(PeerMisbehaved(addr, f"{counter}: {reason}"))
+
+
+def _alive_key(node: str) -> str:
+    """The broadcast-queue key of ``node``'s alive (accusations use ``node``)."""
+    return "alive:" + node
 
 
 def _check_meta(meta: bytes) -> None:

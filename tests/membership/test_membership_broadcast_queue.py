@@ -65,3 +65,12 @@ def test_limit_follows_the_lattice_size():
     while q.get(0, 10):
         sent += 1
     assert sent == 3
+
+
+def test_drop_removes_only_the_item_under_that_key():
+    q = TransmitLimitedQueue(4, lambda: 10)
+    q.queue(b"alive-x", "alive:x")
+    q.queue(b"suspect-x", "x")
+    q.drop("x")
+    q.drop("nothing here")
+    assert q.get(0, 1000) == [b"alive-x"]
