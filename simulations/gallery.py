@@ -16,6 +16,9 @@ compared with:
     ``x`` and ``y`` name observation fields (e.g. ``t`` and ``fraction``),
     ``reference(params, x) -> y`` is the published curve, ``label`` and
     ``source`` as above.
+``RATIOS`` (optional ``cells -> rows``)
+    Rows derived from all the runs at once (Lifeguard's ratio to plain
+    SWIM, with its interval), written to ``<name>_ratio.csv``.
 
 For each entry this runs the sweep (``build/gallery/<name>/<digest of
 meshhost's sources>/``, resumable: a rerun with the same code only computes
@@ -358,6 +361,11 @@ def build(
                 [*params, spec_curve["x"], "mean", "mean_lo", "mean_hi", "seeds", "reference"],
             )
         )
+    ratios = getattr(module, "RATIOS", None)
+    if ratios is not None:
+        # A figure derived from the runs themselves (Lifeguard's "50x fewer").
+        rows = ratios(result.cells)
+        (out / f"{name}_ratio.csv").write_text(_csv(rows, list(rows[0]) if rows else []))
     x = scenario.x if scenario.x in grid else None
     plot(name, scenario.title, module, grid, x, compared, curve, out)
     log(

@@ -44,3 +44,31 @@ def test_gallery_entry_writes_csv_and_plot_with_reference(tmp_path):
     svg = (out / "kill9_detection.svg").read_text()
     assert "memberlist 9.8 s / kinship 9.7 s" in svg  # the reference's legend entry
     assert "stroke-dasharray" in svg  # drawn dashed beside ours
+
+
+def test_lifeguard_ratios_give_an_interval_or_the_bound_a_zero_allows():
+    import math
+    import runpy
+    from types import SimpleNamespace
+
+    ratios = runpy.run_path(str(ROOT / "simulations" / "gallery" / "lifeguard_false_positives.py"))[
+        "RATIOS"
+    ]
+
+    def cell(parts, seed, healthy, any_):
+        obs = {"false_dead_healthy": healthy, "false_dead": any_}
+        return SimpleNamespace(
+            params={"parts": parts, "slow_s": 2.0}, seed=seed, observations=[obs]
+        )
+
+    cells = [cell("none", s, 2, 4) for s in range(1, 41)]
+    cells += [cell("all", s, 0, 1 if s <= 20 else 0) for s in range(1, 41)]
+    rows = {(r["parts"], r["metric"]): r for r in ratios(cells, resamples=2000)}
+    some = rows[("all", "false_dead")]
+    assert some["false_deaths"] == 20 and some["ratio"] == 8.0
+    assert some["ratio_lo"] < 8.0 < some["ratio_hi"] and some["ratio_at_least"] is None
+    zero = rows[("all", "false_dead_healthy")]
+    assert zero["ratio"] is None
+    # SWIM's rate is 2 per run in every resample; zero in 40 runs bounds the rate
+    # at -ln(0.05) / 40, so the ratio is at least 2 / (2.9957 / 40).
+    assert math.isclose(zero["ratio_at_least"], 2 / (-math.log(0.05) / 40))
