@@ -43,6 +43,12 @@ class ActorIndex:
         """
         cached = self._locations.get(actor_id)
         if cached is None:
+            if actor_id not in self._actor_hosts:
+                # Not cached: callers may ask about any id (a typo, a peer's
+                # bogus target), and each would stay in the cache until the
+                # directory changes. () is one object, so callers may still
+                # keep what they derive from it.
+                return ()
             found = []
             for host_id in sorted(self._actor_hosts.get(actor_id, ())):
                 _, instances = self._owner_actors[host_id][actor_id]
@@ -58,11 +64,10 @@ class ActorIndex:
         """The claims summary of an actor some host runs (from the smallest host id), or None."""
         if actor_id not in self._summaries:
             hosts = self._actor_hosts.get(actor_id)
-            self._summaries[actor_id] = (
-                self._owner_actors[min(hosts)][actor_id][0] if hosts else None
-            )
-        summary = self._summaries[actor_id]
-        return summary
+            if not hosts:
+                return None  # not cached, as in locations()
+            self._summaries[actor_id] = self._owner_actors[min(hosts)][actor_id][0]
+        return self._summaries[actor_id]
 
     def actor_by_alias(self, alias: str) -> ActorSummary | None:
         """The actor whose ``call_alias`` is ``alias`` (smallest id if several), or None."""

@@ -107,6 +107,19 @@ def test_locations_is_one_object_until_the_actors_hosts_change(pair, clock):
     assert b.locations(ACTOR) is not second and b.locations(ACTOR)[0].load == 1.5
 
 
+def test_asking_about_unknown_actors_caches_nothing(pair):
+    # a caller (or a peer naming bogus targets) must not grow the directory
+    a, b = pair
+    a.set_actor(ECHO, 1)
+    gossip(a, b)
+    for i in range(2000):
+        bogus = f"M{i:055d}"
+        assert b.locations(bogus) == () and b.actor(bogus) is None
+    index = b._actors
+    assert set(index._locations) <= {ACTOR} and set(index._summaries) <= {ACTOR}
+    assert b.actor(ACTOR) is not None and len(b.locations(ACTOR)) == 1
+
+
 def test_stopping_an_actor_removes_the_location_everywhere(pair):
     a, b = pair
     a.set_actor(ECHO, 2)
