@@ -177,8 +177,6 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matplotlib.rcParams["svg.hashsalt"] = "meshhost-gallery"
-    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, searchable
     reference = getattr(module, "REFERENCE", {})
     spec_curve = getattr(module, "CURVE", None)
     panels: list[tuple[str, Any]] = [(m, reference[m]) for m in reference]
@@ -279,7 +277,10 @@ def plot(
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{name}.png"
     fig.savefig(png, dpi=80, metadata={"Software": None})
-    fig.savefig(out / f"{name}.svg", metadata={"Date": None, "Creator": None})
+    # Per save, not global: other plots in the same process keep their own settings.
+    # svg.fonttype none: text stays text, small and searchable.
+    with matplotlib.rc_context({"svg.hashsalt": "meshhost-gallery", "svg.fonttype": "none"}):
+        fig.savefig(out / f"{name}.svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return png
 

@@ -63,7 +63,6 @@ def plot_summary(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matplotlib.rcParams["svg.hashsalt"] = "meshhost-lab"
     out.mkdir(parents=True, exist_ok=True)
     varying = [k for k, v in grid.items() if len(v) > 1]
     others = [k for k in varying if k != x]
@@ -106,7 +105,11 @@ def plot_summary(
         fig.tight_layout()
         png = out / f"{slug(metric)}.png"
         fig.savefig(png, dpi=100, metadata={"Software": None})
-        fig.savefig(out / f"{slug(metric)}.svg", metadata={"Date": None, "Creator": None})
+        # Settings given per save, not set globally: a plot made earlier in
+        # the same process (the gallery's) must not change this SVG's bytes:
+        # fixed ids, glyphs drawn as paths.
+        with matplotlib.rc_context({"svg.hashsalt": "meshhost-lab", "svg.fonttype": "path"}):
+            fig.savefig(out / f"{slug(metric)}.svg", metadata={"Date": None, "Creator": None})
         plt.close(fig)
         written.append(png)
     return written

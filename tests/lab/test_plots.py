@@ -34,3 +34,19 @@ def test_a_long_title_fits_and_the_axes_name_their_units(
     box, page = ax.title.get_window_extent(renderer), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and box.y1 <= page.y1, (box, page)
     assert ax.get_title().replace("\n", " ") == title
+
+
+def test_a_plot_is_the_same_bytes_whatever_another_plot_set_before(tmp_path: Path) -> None:
+    # The sweep test compares a CLI run's SVG with one made in the test
+    # process; the gallery used to set svg.fonttype/hashsalt globally, so the
+    # bytes depended on which tests ran first.
+    import matplotlib
+
+    rows = [{"a": a, "metric": "v", "mean": a, "mean_lo": a - 1, "mean_hi": a + 1} for a in (1, 2)]
+    grid = {"a": [1, 2]}
+    plot_summary(rows, grid, "a", tmp_path / "clean", "toy")
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "another"}):
+        plot_summary(rows, grid, "a", tmp_path / "after", "toy")
+    clean = (tmp_path / "clean" / "v.svg").read_bytes()
+    assert clean == (tmp_path / "after" / "v.svg").read_bytes()
+    assert matplotlib.rcParams["svg.hashsalt"] is None  # nothing left set globally
