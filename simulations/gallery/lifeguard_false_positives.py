@@ -21,7 +21,7 @@ PARAMS = {
     "parts": ["none", "awareness", "suspicion", "buddy", "nacks", "all", "meshhost"],
     "slow_s": [2.0],
 }
-SEEDS = 80
+SEEDS = 120
 X = "parts"
 METRICS = ["false_dead_healthy", "false_dead"]
 
