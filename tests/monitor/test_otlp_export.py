@@ -13,14 +13,13 @@ from typing import Any
 import pytest
 import trio
 
+# Part of the test extra (the otel exporter brings it): a plain import, so a
+# broken install fails here instead of skipping.
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
 from meshhost.errors import ConfigError
 from meshhost.monitor.otlp import otlp_traces_url
 from meshhost.testing import Member, client, make_host, signed_example
-
-trace_service_pb2 = pytest.importorskip(
-    "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
-    reason="the otel extra is part of the test extra: pip install -e '.[test]'",
-)
 
 
 class Receiver(http.server.ThreadingHTTPServer):
