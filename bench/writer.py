@@ -37,35 +37,13 @@ from typing import Any
 
 import trio
 
-from meshhost import config as config_mod
 from meshhost.host import Host, HostOptions
-from meshhost.identity import nkeys
-from meshhost.identity.keyring import Keyring, generate_secret
+from meshhost.identity.keyring import generate_secret
+from meshhost.testing import make_host
 
 LATTICE = "bench-writer"
-A_IP, B_IP = "127.0.0.71", "127.0.0.72"
-
-
-def _make_host(data_dir: Path, ip: str, secret: bytes, seeds: tuple[str, ...]) -> Host:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    cfg = config_mod.load(
-        overrides={
-            "profile": "local",
-            "lattice": LATTICE,
-            "bind": ip,
-            "mdns": False,
-            "seeds": seeds,
-            "data_dir": str(data_dir),
-        },
-        environ={},
-    )
-    return Host(
-        cfg,
-        identity=nkeys.generate(nkeys.Prefix.SERVER, os.urandom),
-        keyring=Keyring.create(LATTICE, [secret]),
-        data_dir=data_dir,
-        options=HostOptions(monitor=False),
-    )
+# Host numbers of meshhost.testing.make_host: 127.0.0.71 and .72, data dirs h51, h52.
+A, B = 51, 52
 
 
 class FsyncLog:
@@ -174,12 +152,15 @@ async def _round(
 
 async def _bench(args: argparse.Namespace, root: Path) -> None:
     secret = generate_secret()
-    a = _make_host(root / "a", A_IP, secret, ())
-    with FsyncLog({"a": (root / "a").resolve(), "b": (root / "b").resolve()}) as fsyncs:
+    quiet = HostOptions(monitor=False)
+    a = make_host(root, A, secret=secret, lattice=LATTICE, options=quiet)
+    dirs = {"a": (root / f"h{A}").resolve(), "b": (root / f"h{B}").resolve()}
+    with FsyncLog(dirs) as fsyncs:
         fsyncs.trio_thread = threading.get_ident()
         async with trio.open_nursery() as nursery:
             addr_a = await nursery.start(a.serve)
-            b = _make_host(root / "b", B_IP, secret, (f"{addr_a[0]}:{addr_a[1]}",))
+            seeds = (f"{addr_a[0]}:{addr_a[1]}",)
+            b = make_host(root, B, seeds=seeds, secret=secret, lattice=LATTICE, options=quiet)
             await nursery.start(b.serve)
             with trio.fail_after(30):
                 while len(a.alive_ids()) < 2 or len(b.alive_ids()) < 2:
